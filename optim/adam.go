@@ -1,0 +1,113 @@
+package optim
+
+import "math"
+
+// Adam is the Adam optimiser of Kingma & Ba (2015), "Adam: A Method for
+// Stochastic Optimization", Algorithm 1, over a flat parameter vector such as
+// a flows.Params. It keeps one first-moment and one second-moment estimate per
+// parameter and updates the parameters in place.
+//
+// At step t = 1, 2, ... with gradient g, learning rate α = LR (or the rate
+// handed to StepLR), β₁ = Beta1, β₂ = Beta2 and ε = Eps, each coordinate i is
+// updated as
+//
+//	m_i ← β₁·m_i + (1 − β₁)·g_i
+//	v_i ← β₂·v_i + (1 − β₂)·g_i²
+//	m̂_i = m_i / (1 − β₁ᵗ)
+//	v̂_i = v_i / (1 − β₂ᵗ)
+//	p_i ← p_i − α·m̂_i / (√v̂_i + ε)
+//
+// with m and v starting at zero. The bias corrections m̂ and v̂ undo the pull
+// of that zero start, so the first step moves every coordinate by almost
+// exactly α·sign(g_i), whatever the gradient's scale. (ε is added after the
+// square root, as in Algorithm 1, not inside it.)
+//
+// The fields may be changed between steps. Beta1 and Beta2 must lie in
+// [0, 1) and Eps must be non-negative; with Eps = 0 a coordinate whose
+// gradient has always been zero becomes NaN.
+//
+// Make an Adam with NewAdam. An Adam holds mutable state: it is not safe for
+// concurrent use, and each parameter vector needs its own.
+type Adam struct {
+	// LR is the learning rate α used by Step.
+	LR float64
+	// Beta1 is the decay rate β₁ of the first-moment (mean) estimate.
+	Beta1 float64
+	// Beta2 is the decay rate β₂ of the second-moment (uncentred variance) estimate.
+	Beta2 float64
+	// Eps is ε, added to √v̂ to keep the division finite.
+	Eps float64
+
+	m, v []float64 // moment estimates, one per parameter
+	t    int       // steps taken
+}
+
+// NewAdam returns an Adam for n parameters with the defaults of the paper:
+// LR 1e-3, Beta1 0.9, Beta2 0.999 and Eps 1e-8. It panics if n is negative.
+func NewAdam(n int) *Adam {
+	if n < 0 {
+		panic("optim: NewAdam: negative parameter count")
+	}
+	return &Adam{
+		LR:    1e-3,
+		Beta1: 0.9,
+		Beta2: 0.999,
+		Eps:   1e-8,
+		m:     make([]float64, n),
+		v:     make([]float64, n),
+	}
+}
+
+// Step takes one Adam step at learning rate a.LR: it updates the moment
+// estimates from grad and moves p in place. It reads but never modifies grad.
+// It panics if len(p) or len(grad) differs from the parameter count given to
+// NewAdam, or if Beta1, Beta2 or Eps are out of range. Step does not allocate.
+func (a *Adam) Step(p, grad []float64) {
+	a.StepLR(p, grad, a.LR)
+}
+
+// StepLR is Step at learning rate lr instead of a.LR, for learning-rate
+// schedules:
+//
+//	opt.StepLR(p, grad, sched(opt.Steps(), total))
+func (a *Adam) StepLR(p, grad []float64, lr float64) {
+	if len(p) != len(a.m) || len(grad) != len(a.m) {
+		panic("optim: Adam.Step: parameter or gradient length differs from the optimiser's parameter count")
+	}
+	if !(a.Beta1 >= 0 && a.Beta1 < 1) || !(a.Beta2 >= 0 && a.Beta2 < 1) {
+		panic("optim: Adam.Step: Beta1 and Beta2 must lie in [0, 1)")
+	}
+	if !(a.Eps >= 0) {
+		panic("optim: Adam.Step: Eps must be non-negative")
+	}
+	a.t++
+	b1, b2, eps := a.Beta1, a.Beta2, a.Eps
+	// With the bias corrections c = 1 − βᵗ folded into constants,
+	// α·(m/c₁)/(√(v/c₂) + ε) = step·m/(√v·r + ε), one division per entry.
+	c1 := 1 - math.Pow(b1, float64(a.t))
+	c2 := 1 - math.Pow(b2, float64(a.t))
+	step := lr / c1
+	r := 1 / math.Sqrt(c2)
+	m := a.m
+	v := a.v[:len(m)]
+	p, grad = p[:len(m)], grad[:len(m)] // let the compiler drop bounds checks
+	for i, g := range grad {
+		mi := b1*m[i] + (1-b1)*g
+		vi := b2*v[i] + (1-b2)*g*g
+		m[i], v[i] = mi, vi
+		p[i] -= step * mi / (math.Sqrt(vi)*r + eps)
+	}
+}
+
+// Steps returns the number of steps taken since NewAdam or the last Reset:
+// the t of the last update, and the step index (counting from 0) that a
+// Schedule should be given for the next one.
+func (a *Adam) Steps() int { return a.t }
+
+// Reset zeroes the moment estimates and the step count, as if a were new.
+// The hyperparameters LR, Beta1, Beta2 and Eps are kept.
+func (a *Adam) Reset() {
+	clear(a.m)
+	clear(a.v)
+	a.t = 0
+}

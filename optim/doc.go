@@ -1,0 +1,73 @@
+// Package optim trains the models of package flows: the Adam optimiser over
+// flat parameter vectors, global-norm gradient clipping, learning-rate
+// schedules, and a negative log-likelihood helper that turns a
+// flows.Distribution and a batch into a loss and its gradient.
+//
+// # Parameters and gradients
+//
+// A model's parameters are one flat flows.Params ([]float64), and gradients
+// share its layout, so everything here works on plain slices: an [Adam]
+// holds one moment pair per entry, and [ClipGlobalNorm] treats the whole
+// gradient as one vector.
+//
+// # Adam
+//
+// [NewAdam] makes the optimiser for n parameters with the paper's defaults
+// (LR 1e-3, Beta1 0.9, Beta2 0.999, Eps 1e-8). [Adam.Step] updates the
+// parameters in place, without allocating, following Algorithm 1 of Kingma &
+// Ba (2015) with bias correction; [Adam.StepLR] does the same at a given
+// learning rate, for schedules. The state (moments and step count) lives in
+// the Adam value; [Adam.Reset] clears it.
+//
+// # Clipping
+//
+// [ClipGlobalNorm] rescales a gradient whose Euclidean norm exceeds a bound
+// and returns the norm it had, computed without overflow. A returned NaN or
+// +Inf means the gradient holds non-finite entries: skip that step.
+//
+// # Schedules
+//
+// A [Schedule] maps (step, totalSteps) to a learning rate: [Constant],
+// [Cosine] (half-cosine decay from an initial to a final rate) and
+// [WarmupCosine] (a linear warmup first). Give it [Adam.Steps], the number
+// of steps already taken.
+//
+// # Loss
+//
+// [NLL] returns the mean negative log-likelihood of a batch (one sample per
+// row of a *mat.Dense) and writes its gradient with respect to the
+// parameters into a buffer, overwriting it. [NLLValue] returns the loss alone,
+// for validation. Both reject a batch holding a NaN or Inf with an error
+// naming the first bad row and column before calling the model, and report a
+// non-finite loss as an error naming the first row whose log density is not
+// finite; NLL then zeroes the gradient. Misuse (a nil or empty batch, a
+// gradient buffer of the wrong length) panics with an "optim:" message.
+//
+// # A training loop
+//
+// With a distribution d, its initial parameters p (say from a flows.Flow)
+// and a function batch(i) returning the i-th training batch, a loop in the
+// style of jax-flows reads:
+//
+//	grad := make(flows.Params, len(p))
+//	opt := optim.NewAdam(len(p))
+//	sched := optim.WarmupCosine(1e-3, 1e-5, 100)
+//	const total = 5000
+//	for i := range total {
+//		loss, err := optim.NLL(d, p, batch(i), grad)
+//		if err != nil {
+//			return err // bad data, or the model diverged
+//		}
+//		if norm := optim.ClipGlobalNorm(grad, 100); math.IsNaN(norm) || math.IsInf(norm, 0) {
+//			return errors.New("non-finite gradient")
+//		}
+//		opt.StepLR(p, grad, sched(opt.Steps(), total))
+//		if i%500 == 0 {
+//			val, _ := optim.NLLValue(d, p, validation)
+//			log.Printf("step %d: train NLL %.4f, validation NLL %.4f", i, loss, val)
+//		}
+//	}
+//
+// Nothing in this package keeps global state or prints; an Adam is the only
+// mutable value, and it is not safe for concurrent use.
+package optim
