@@ -52,6 +52,13 @@ type Bijection struct {
 	// without data-dependent initialisation leave it nil; Serial and Flow
 	// pass the batch through such layers with Direct. See InitFromData.
 	InitFromData func(p Params, x *mat.Dense) *mat.Dense
+
+	// UpdateState, when not nil, updates the layer's non-trainable state
+	// held in p (BatchNorm's running averages) from the training batch x,
+	// in place, and returns the batch as the layer maps it. Such state
+	// receives zero gradient. Layers without state leave it nil; Serial and
+	// Flow pass the batch through such layers with Direct. See UpdateState.
+	UpdateState func(p Params, x *mat.Dense) *mat.Dense
 }
 
 // InitFunc makes a Bijection for rows of width dim. It returns the initial

@@ -24,6 +24,10 @@ type Distribution struct {
 	// InitFromData, when not nil, sets data-dependent parameters in p from
 	// the batch x. Flow provides it when its bijection does. See InitFromData.
 	InitFromData func(p Params, x *mat.Dense)
+
+	// UpdateState, when not nil, updates non-trainable state in p (running
+	// averages) from the training batch x. See UpdateState.
+	UpdateState func(p Params, x *mat.Dense)
 }
 
 // DistInitFunc makes a Distribution over rows of width dim. It returns the
@@ -38,5 +42,15 @@ type DistInitFunc func(key Key, dim int) (Params, Distribution, error)
 func InitFromData(d Distribution, p Params, x *mat.Dense) {
 	if d.InitFromData != nil {
 		d.InitFromData(p, x)
+	}
+}
+
+// UpdateState updates the non-trainable state of d (BatchNorm's running
+// averages, in any layer of a Flow's Serial stack) from the training batch
+// x, in place in p. It does nothing when d has none. A training loop calls
+// it once per step, with the step's batch, after the optimiser's update.
+func UpdateState(d Distribution, p Params, x *mat.Dense) {
+	if d.UpdateState != nil {
+		d.UpdateState(p, x)
 	}
 }

@@ -70,6 +70,12 @@ func Flow(bijection InitFunc, prior DistInitFunc) DistInitFunc {
 				b.InitFromData(bp, x)
 			}
 		}
+		if b.UpdateState != nil {
+			d.UpdateState = func(p Params, x *mat.Dense) {
+				bp, _ := split(p)
+				b.UpdateState(bp, x)
+			}
+		}
 		return p, d, nil
 	}
 }

@@ -13,7 +13,8 @@ import (
 // Its parameters are the layers' parameter vectors concatenated in order;
 // each layer sees its own slice. The log-det is the sum of the layers'.
 // InitFromData initialises the layers in order, each on the batch as the
-// layers before it map it, so an ActNorm anywhere in the stack is reached.
+// layers before it map it, so an ActNorm anywhere in the stack is reached;
+// UpdateState does the same for running statistics.
 // An init error from layer i is returned as "flows: Serial layer i: …".
 func Serial(layers ...InitFunc) InitFunc {
 	return func(key Key, dim int) (Params, Bijection, error) {
@@ -96,31 +97,44 @@ func serial(bs []Bijection, offs []int, dim int) Bijection {
 			return runVJP(p, x, false)
 		},
 	}
-	hasInverseVJP, hasInit := true, false
+	hasInverseVJP := true
 	for _, c := range bs {
 		hasInverseVJP = hasInverseVJP && c.InverseVJP != nil
-		hasInit = hasInit || c.InitFromData != nil
 	}
 	if hasInverseVJP {
 		b.InverseVJP = func(p Params, z *mat.Dense) (*mat.Dense, []float64, Pullback) {
 			return runVJP(p, z, true)
 		}
 	}
-	if hasInit {
-		b.InitFromData = func(p Params, x *mat.Dense) *mat.Dense {
-			checkParams("Serial", p, np)
-			checkWidth("Serial", x, dim)
-			for i, c := range bs {
-				if c.InitFromData != nil {
-					x = c.InitFromData(view(p, i), x)
-				} else {
-					x, _ = c.Direct(view(p, i), x)
-				}
-			}
-			return x
-		}
-	}
+	b.InitFromData = thread(bs, view, np, dim, func(c Bijection) func(Params, *mat.Dense) *mat.Dense { return c.InitFromData })
+	b.UpdateState = thread(bs, view, np, dim, func(c Bijection) func(Params, *mat.Dense) *mat.Dense { return c.UpdateState })
 	return b
+}
+
+// thread returns a function that runs hook (InitFromData or UpdateState) of
+// each layer in order on the batch as the layers before it map it, passing
+// the batch through layers without the hook by Direct; or nil when no layer
+// has the hook.
+func thread(bs []Bijection, view func(Params, int) Params, np, dim int, hook func(Bijection) func(Params, *mat.Dense) *mat.Dense) func(Params, *mat.Dense) *mat.Dense {
+	found := false
+	for _, c := range bs {
+		found = found || hook(c) != nil
+	}
+	if !found {
+		return nil
+	}
+	return func(p Params, x *mat.Dense) *mat.Dense {
+		checkParams("Serial", p, np)
+		checkWidth("Serial", x, dim)
+		for i, c := range bs {
+			if h := hook(c); h != nil {
+				x = h(view(p, i), x)
+			} else {
+				x, _ = c.Direct(view(p, i), x)
+			}
+		}
+		return x
+	}
 }
 
 // addTo adds src into dst elementwise.

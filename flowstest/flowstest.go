@@ -27,8 +27,8 @@
 //   - deterministic: the same call twice gives the same bits;
 //   - concurrent: calls from many goroutines at once agree with serial calls
 //     (run the tests with -race to also catch data races);
-//   - initfromdata: a data-dependent initialisation, when present, returns
-//     what Direct returns at the parameters it sets.
+//   - initfromdata: a data-dependent initialisation or state update, when
+//     present, returns what Direct returns at the parameters it sets.
 //
 // For a distribution it checks init, the pullback of the log density, that
 // inputs are unmodified, that sampling is deterministic per key, and in one
@@ -574,17 +574,25 @@ func concurrently(f func() bool) error {
 }
 
 func (c *bijCase) checkInitFromData() error {
-	if c.bj.InitFromData == nil {
-		return nil
+	for _, h := range []struct {
+		name string
+		fn   func(flows.Params, *mat.Dense) *mat.Dense
+	}{{"InitFromData", c.bj.InitFromData}, {"UpdateState", c.bj.UpdateState}} {
+		if h.fn == nil {
+			continue
+		}
+		p := slices.Clone(c.p)
+		x0 := mat.DenseCopyOf(c.x)
+		z := h.fn(p, c.x)
+		if !mat.Equal(x0, c.x) {
+			return fmt.Errorf("%s modified its batch", h.name)
+		}
+		want, _ := c.bj.Direct(p, c.x)
+		if err := matClose(h.name+" output vs Direct at the parameters it set", z, want, exactTol, exactTol); err != nil {
+			return err
+		}
 	}
-	p := slices.Clone(c.p)
-	x0 := mat.DenseCopyOf(c.x)
-	z := c.bj.InitFromData(p, c.x)
-	if !mat.Equal(x0, c.x) {
-		return errors.New("InitFromData modified its batch")
-	}
-	want, _ := c.bj.Direct(p, c.x)
-	return matClose("InitFromData output vs Direct at the parameters it set", z, want, exactTol, exactTol)
+	return nil
 }
 
 // Nets
