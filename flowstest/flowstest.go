@@ -24,6 +24,7 @@
 //     log-det, agree with central finite differences, and add into the
 //     parameter gradient instead of overwriting it;
 //   - unmodified: no function writes to its inputs or parameters;
+//   - views: strided views (mat.Dense.Slice) give what contiguous copies give;
 //   - deterministic: the same call twice gives the same bits;
 //   - concurrent: calls from many goroutines at once agree with serial calls
 //     (run the tests with -race to also catch data races);
@@ -238,6 +239,7 @@ func bijectionChecks(b Bijection) []check {
 		{"jacobian", c.checkJacobian},
 		{"pullback", func() error { return c.checkPullback(false) }},
 		{"unmodified", c.checkUnmodified},
+		{"views", c.checkViews},
 		{"deterministic", c.checkDeterministic},
 		{"concurrent", c.checkConcurrent},
 		{"initfromdata", c.checkInitFromData},
@@ -283,18 +285,67 @@ func panicsWithFlows(f func()) (err error) {
 
 func (c *bijCase) checkWidth() error {
 	wrong := normalBatch(inputKey, 2, c.Dim+1)
-	fns := map[string]func(){
-		"Direct":    func() { c.bj.Direct(c.p, wrong) },
-		"Inverse":   func() { c.bj.Inverse(c.p, wrong) },
-		"DirectVJP": func() { c.bj.DirectVJP(c.p, wrong) },
+	fns := []struct {
+		name string
+		fn   func()
+	}{
+		{"Direct", func() { c.bj.Direct(c.p, wrong) }},
+		{"Inverse", func() { c.bj.Inverse(c.p, wrong) }},
+		{"DirectVJP", func() { c.bj.DirectVJP(c.p, wrong) }},
+	}
+	if c.bj.InverseVJP != nil {
+		fns = append(fns, struct {
+			name string
+			fn   func()
+		}{"InverseVJP", func() { c.bj.InverseVJP(c.p, wrong) }})
 	}
 	var errs []error
-	for _, name := range []string{"Direct", "Inverse", "DirectVJP"} {
-		if err := panicsWithFlows(fns[name]); err != nil {
-			errs = append(errs, fmt.Errorf("%s on a batch of width %d: %v", name, c.Dim+1, err))
+	for _, f := range fns {
+		if err := panicsWithFlows(f.fn); err != nil {
+			errs = append(errs, fmt.Errorf("%s on a batch of width %d: %v", f.name, c.Dim+1, err))
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkViews runs every pass on a strided view of the batch (a column slice
+// of a wider matrix, as users get from mat.Dense.Slice) and compares with
+// the contiguous batch: layers must honour the stride.
+func (c *bijCase) checkViews() error {
+	wide := mat.NewDense(c.Rows, c.Dim+2, nil)
+	view := wide.Slice(0, c.Rows, 1, 1+c.Dim).(*mat.Dense)
+	view.Copy(c.x)
+	z, ld := c.bj.Direct(c.p, c.x)
+	zv, ldv := c.bj.Direct(c.p, view)
+	if !mat.Equal(z, zv) || !slices.Equal(ld, ldv) {
+		return errors.New("Direct on a strided view differs from Direct on a copy")
+	}
+	zw := mat.NewDense(c.Rows, c.Dim+3, nil)
+	zview := zw.Slice(0, c.Rows, 2, 2+c.Dim).(*mat.Dense)
+	zview.Copy(z)
+	x1, il1 := c.bj.Inverse(c.p, z)
+	x2, il2 := c.bj.Inverse(c.p, zview)
+	if !mat.Equal(x1, x2) || !slices.Equal(il1, il2) {
+		return errors.New("Inverse on a strided view differs from Inverse on a copy")
+	}
+	dz := normalBatch(cotanKey, c.Rows, c.Dim)
+	dzw := mat.NewDense(c.Rows, c.Dim+1, nil)
+	dzview := dzw.Slice(0, c.Rows, 1, 1+c.Dim).(*mat.Dense)
+	dzview.Copy(dz)
+	dl := make([]float64, c.Rows)
+	for i := range dl {
+		dl[i] = 1
+	}
+	_, _, back := c.bj.DirectVJP(c.p, c.x)
+	dp1 := make(flows.Params, len(c.p))
+	dx1 := back(dz, dl, dp1)
+	_, _, backv := c.bj.DirectVJP(c.p, view)
+	dp2 := make(flows.Params, len(c.p))
+	dx2 := backv(dzview, dl, dp2)
+	if !mat.Equal(dx1, dx2) || !slices.Equal(dp1, dp2) {
+		return errors.New("the Direct pullback on strided views differs from that on copies")
+	}
+	return nil
 }
 
 func (c *bijCase) checkRoundTrip() error {
@@ -623,7 +674,14 @@ func netChecks(n Net) []check {
 			return nil
 		}},
 		{"width", func() error {
-			return panicsWithFlows(func() { net.Apply(p, normalBatch(inputKey, 2, n.In+1)) })
+			wrong := normalBatch(inputKey, 2, n.In+1)
+			if err := panicsWithFlows(func() { net.Apply(p, wrong) }); err != nil {
+				return fmt.Errorf("Apply: %v", err)
+			}
+			if err := panicsWithFlows(func() { net.ApplyVJP(p, wrong) }); err != nil {
+				return fmt.Errorf("ApplyVJP: %v", err)
+			}
+			return nil
 		}},
 		{"vjp", func() error {
 			y, _ := net.ApplyVJP(p, x)
@@ -634,8 +692,15 @@ func netChecks(n Net) []check {
 		}},
 		{"pullback", func() error {
 			_, back := net.ApplyVJP(p, x)
+			const sentinel = 0.5
 			dp := make(flows.Params, len(p))
+			for i := range dp {
+				dp[i] = sentinel
+			}
 			dx := back(dy, dp)
+			for i := range dp {
+				dp[i] -= sentinel // the pullback must add into dp
+			}
 			loss := func(p flows.Params, x *mat.Dense) float64 { return dot(net.Apply(p, x), dy) }
 			return gradCheck("Apply", loss, p, x, dx, dp)
 		}},
