@@ -318,7 +318,7 @@ func (c *bijCase) checkViews() error {
 	z, ld := c.bj.Direct(c.p, c.x)
 	zv, ldv := c.bj.Direct(c.p, view)
 	if !mat.Equal(z, zv) || !slices.Equal(ld, ldv) {
-		return errors.New("Direct on a strided view differs from Direct on a copy")
+		return errors.New("the Direct pass on a strided view differs from Direct on a copy")
 	}
 	zw := mat.NewDense(c.Rows, c.Dim+3, nil)
 	zview := zw.Slice(0, c.Rows, 2, 2+c.Dim).(*mat.Dense)
@@ -326,7 +326,7 @@ func (c *bijCase) checkViews() error {
 	x1, il1 := c.bj.Inverse(c.p, z)
 	x2, il2 := c.bj.Inverse(c.p, zview)
 	if !mat.Equal(x1, x2) || !slices.Equal(il1, il2) {
-		return errors.New("Inverse on a strided view differs from Inverse on a copy")
+		return errors.New("the Inverse pass on a strided view differs from Inverse on a copy")
 	}
 	dz := normalBatch(cotanKey, c.Rows, c.Dim)
 	dzw := mat.NewDense(c.Rows, c.Dim+1, nil)
@@ -543,10 +543,10 @@ func (c *bijCase) checkUnmodified() error {
 		}
 	}
 	if !mat.Equal(zc, z) {
-		return errors.New("Inverse modified its input")
+		return errors.New("the Inverse pass modified its input")
 	}
 	if !mat.Equal(x0, c.x) {
-		return errors.New("Direct or DirectVJP modified its input")
+		return errors.New("the Direct pass (or DirectVJP) modified its input")
 	}
 	if !slices.Equal(p0, c.p) {
 		return errors.New("a pass modified the parameters")
@@ -558,12 +558,12 @@ func (c *bijCase) checkDeterministic() error {
 	z1, l1 := c.bj.Direct(c.p, c.x)
 	z2, l2 := c.bj.Direct(c.p, c.x)
 	if !mat.Equal(z1, z2) || !slices.Equal(l1, l2) {
-		return errors.New("Direct gave different results on the same input")
+		return errors.New("the Direct pass gave different results on the same input")
 	}
 	x1, il1 := c.bj.Inverse(c.p, z1)
 	x2, il2 := c.bj.Inverse(c.p, z1)
 	if !mat.Equal(x1, x2) || !slices.Equal(il1, il2) {
-		return errors.New("Inverse gave different results on the same input")
+		return errors.New("the Inverse pass gave different results on the same input")
 	}
 	return nil
 }
@@ -676,7 +676,7 @@ func netChecks(n Net) []check {
 		{"width", func() error {
 			wrong := normalBatch(inputKey, 2, n.In+1)
 			if err := panicsWithFlows(func() { net.Apply(p, wrong) }); err != nil {
-				return fmt.Errorf("Apply: %v", err)
+				return fmt.Errorf("the Apply pass: %v", err)
 			}
 			if err := panicsWithFlows(func() { net.ApplyVJP(p, wrong) }); err != nil {
 				return fmt.Errorf("ApplyVJP: %v", err)
