@@ -8,7 +8,7 @@ import (
 )
 
 // affineCouplingBound is the default bound S on the log-scale of
-// AffineCoupling: |s| < S per dimension per layer.
+// AffineCoupling and AffineCouplingSplit: |s| < S per dimension per layer.
 const affineCouplingBound = 3
 
 // AffineCoupling returns a RealNVP affine coupling layer (Dinh et al., 2017)
@@ -30,7 +30,9 @@ const affineCouplingBound = 3
 // scale within (e⁻³, e³)), so a training step cannot blow up the scale,
 // while its slope 1 at 0 leaves small outputs as in the unbounded form. In
 // floating point a saturated tanh gives |s| = 3 exactly, never more. Use
-// AffineCouplingBound for another bound.
+// AffineCouplingBound for another bound, AffineCouplingSplit for separate
+// scale and shift nets, and AdditiveCoupling for the volume-preserving
+// shift-only form.
 //
 // The parameters are exactly the net's, in the net's layout (for MLP,
 // the layers' [W | b] in order). The net is made with in = d1 and out = 2·d2
@@ -56,6 +58,51 @@ func AffineCouplingBound(net NetInitFunc, bound float64) InitFunc {
 	return affineCoupling("AffineCouplingBound", net, bound)
 }
 
+// AffineCouplingSplit is AffineCoupling with the raw log-scale and the
+// shift made by two separate nets, as in jax-flows' AffineCouplingSplit:
+//
+//	raw = scale(x1),  t = shift(x1)   (each net: d1 → d2 columns)
+//	s   = S·tanh(raw/S)               (S = 3)
+//	z2  = x2·exp(s) + t,   logDet = Σ_j s_j
+//
+// with the same split, bound, Inverse and gradients as AffineCoupling.
+//
+// Parameter layout: [scale net's parameters | shift net's parameters], each
+// in its net's own layout. The scale net is made from key.Split(2)[0] and
+// the shift net from key.Split(2)[1]. Nets that start with zero output, as
+// MLP does, make the layer the identity at init.
+//
+// Init returns an error for dim < 2 or a nil net, and passes on either
+// net's init errors. DirectVJP and InverseVJP are both provided. The
+// functions panic for a batch without dim columns or parameters of the
+// wrong length.
+func AffineCouplingSplit(scale, shift NetInitFunc) InitFunc {
+	const who = "AffineCouplingSplit"
+	return func(key Key, dim int) (Params, Bijection, error) {
+		if scale == nil || shift == nil {
+			return nil, Bijection{}, fmt.Errorf("flows: %s: nil scale or shift net", who)
+		}
+		d1, d2, err := couplingDims(who, dim)
+		if err != nil {
+			return nil, Bijection{}, err
+		}
+		keys := key.Split(2)
+		ps, ns, err := initConditioner(who, "scale conditioner", scale, keys[0], d1, d2)
+		if err != nil {
+			return nil, Bijection{}, err
+		}
+		pt, nt, err := initConditioner(who, "shift conditioner", shift, keys[1], d1, d2)
+		if err != nil {
+			return nil, Bijection{}, err
+		}
+		p := make(Params, 0, len(ps)+len(pt))
+		p = append(append(p, ps...), pt...)
+		net := concatNets(who, "scale conditioner", "shift conditioner", ns, nt, len(ps), d2, d2)
+		c := &coupling{who: who, net: net, dim: dim, d1: d1, d2: d2, np: len(p), k: affineKernel(affineCouplingBound)}
+		return p, c.bijection(), nil
+	}
+}
+
 // affineCoupling builds AffineCoupling and AffineCouplingBound; who names
 // the layer in errors and panics.
 func affineCoupling(who string, net NetInitFunc, bound float64) InitFunc {
@@ -66,65 +113,193 @@ func affineCoupling(who string, net NetInitFunc, bound float64) InitFunc {
 		if !(bound > 0) || math.IsInf(bound, 1) {
 			return nil, Bijection{}, fmt.Errorf("flows: %s: log-scale bound %v, want positive and finite", who, bound)
 		}
-		if dim < 2 {
-			return nil, Bijection{}, fmt.Errorf("flows: %s: dimension %d, want at least 2", who, dim)
-		}
-		d1 := dim / 2
-		d2 := dim - d1
-		p, nt, err := net(key, d1, 2*d2)
-		if err != nil {
-			return nil, Bijection{}, fmt.Errorf("flows: %s: conditioner: %w", who, err)
-		}
-		if nt.Apply == nil || nt.ApplyVJP == nil {
-			return nil, Bijection{}, fmt.Errorf("flows: %s: conditioner net lacks Apply or ApplyVJP", who)
-		}
-		c := &affineCouplingLayer{who: who, net: nt, dim: dim, d1: d1, d2: d2, np: len(p), bound: bound}
-		return p, Bijection{
-			Direct: func(p Params, x *mat.Dense) (*mat.Dense, []float64) {
-				z, ld, _ := c.forward(p, x, false, false)
-				return z, ld
-			},
-			Inverse: func(p Params, z *mat.Dense) (*mat.Dense, []float64) {
-				x, ld, _ := c.forward(p, z, true, false)
-				return x, ld
-			},
-			DirectVJP: func(p Params, x *mat.Dense) (*mat.Dense, []float64, Pullback) {
-				return c.forward(p, x, false, true)
-			},
-			InverseVJP: func(p Params, z *mat.Dense) (*mat.Dense, []float64, Pullback) {
-				return c.forward(p, z, true, true)
-			},
-		}, nil
+		return newCoupling(who, net, key, dim, affineKernel(bound))
 	}
 }
 
-// affineCouplingLayer holds a coupling's immutable shape.
-type affineCouplingLayer struct {
-	who         string
-	net         Net
-	dim, d1, d2 int
-	np          int
-	bound       float64
-}
-
-// forward runs the coupling on u (n×dim), Direct when !inverse and Inverse
-// when inverse, and returns the output, the log-det and, when vjp, the
-// pullback (else nil).
-//
-// Both directions share one shape: with [raw | t] = net(u1), th = tanh(raw/S)
-// and s = S·th,
+// affineKernel is the element-wise part of the affine couplings. The
+// conditioner's row is [raw (d2) | t (d2)]; with th = tanh(raw/S) and
+// s = S·th,
 //
 //	Direct:  v2 = u2·e + t,    e = exp(s),   logDet =  Σ s
 //	Inverse: v2 = (u2 − t)·e,  e = exp(−s),  logDet = −Σ s
 //
-// The pullback keeps th, e and w = u2·e (Direct) or v2 (Inverse), the
-// u2-dependent factor of ∂v2/∂s, in n×d2 buffers of its own, so it never
-// depends on the caller's matrices after forward returns.
-func (c *affineCouplingLayer) forward(p Params, u *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback) {
+// It keeps, per row, [th (d2) | e (d2) | w (d2)] with w = u2·e (Direct) or
+// v2 (Inverse), the u2-dependent factor of ∂v2/∂s.
+//
+// Writing g = dL/dv2 and σ = ±1 for Direct/Inverse:
+//
+//	Direct:  ∂v2/∂u2 = e,  ∂v2/∂t = 1,   ∂v2/∂s = u2·e = w
+//	Inverse: ∂v2/∂u2 = e,  ∂v2/∂t = −e,  ∂v2/∂s = −(u2 − t)·e = −w
+//	∂logDet/∂s = σ,   ∂s/∂raw = 1 − th²,
+//
+// so du2 = g·e, dt = g (Direct) or −g·e (Inverse), ds = σ·(g·w + dLogDet),
+// draw = ds·(1 − th²).
+func affineKernel(S float64) couplingKernel {
+	return couplingKernel{
+		width: 2,
+		keep:  3,
+		forward: func(v2, u2, y, keep []float64, inverse bool) float64 {
+			d2 := len(u2)
+			sign := 1.0
+			if inverse {
+				sign = -1
+			}
+			var sum float64
+			for j := 0; j < d2; j++ {
+				tj := math.Tanh(y[j] / S)
+				s := S * tj
+				ej := math.Exp(sign * s)
+				t := y[d2+j]
+				// wj is ∓∂v2/∂s: u2·e for Direct, v2 itself for Inverse.
+				var v, wj float64
+				if inverse {
+					v = (u2[j] - t) * ej
+					wj = v
+				} else {
+					wj = u2[j] * ej
+					v = wj + t
+				}
+				v2[j] = v
+				sum += s
+				if keep != nil {
+					keep[j], keep[d2+j], keep[2*d2+j] = tj, ej, wj
+				}
+			}
+			return sign * sum
+		},
+		back: func(du2, dy, g2, keep []float64, dLogDet float64, inverse bool) {
+			d2 := len(g2)
+			sign := 1.0
+			if inverse {
+				sign = -1
+			}
+			th, e, w := keep[:d2], keep[d2:2*d2], keep[2*d2:3*d2]
+			for j, g := range g2 {
+				du2[j] = g * e[j]
+				ds := sign * (g*w[j] + dLogDet)
+				dy[j] = ds * (1 - th[j]*th[j])
+				if inverse {
+					dy[d2+j] = -g * e[j]
+				} else {
+					dy[d2+j] = g
+				}
+			}
+		},
+	}
+}
+
+// The machinery below is shared by every coupling layer (AffineCoupling,
+// AffineCouplingBound, AffineCouplingSplit, AdditiveCoupling): the split
+// into [u1 | u2], the conditioner call on u1, the shape checks, and the
+// pullback's plumbing (the pass-through gradient of u1 plus the
+// conditioner's pullback). A coupling differs only in its couplingKernel.
+
+// couplingKernel is the element-wise part of a coupling layer: how one
+// row's transformed half u2 (d2 columns) maps to v2, given the
+// conditioner's output row y (width·d2 columns). Its functions are pure.
+type couplingKernel struct {
+	// width is the conditioner's output columns per transformed column.
+	width int
+
+	// keep is how many values per transformed column forward keeps for
+	// back (0 when back needs none).
+	keep int
+
+	// forward sets v2 from u2 and y for Direct (or Inverse, when inverse)
+	// and returns the row's log-det. keep is nil when no pullback is
+	// wanted, else the row's keep·d2 values for back to read.
+	forward func(v2, u2, y, keep []float64, inverse bool) float64
+
+	// back sets du2 = dL/du2 and dy = dL/dy (the whole row, width·d2)
+	// from g2 = dL/dv2, the row's dL/dlogDet and what forward kept.
+	back func(du2, dy, g2, keep []float64, dLogDet float64, inverse bool)
+}
+
+// coupling holds a coupling layer's immutable shape: its conditioner net
+// maps d1 columns to k.width·d2 and holds all np parameters.
+type coupling struct {
+	who         string
+	net         Net
+	dim, d1, d2 int
+	np          int
+	k           couplingKernel
+}
+
+// couplingDims returns the split of dim into the d1 conditioning and d2
+// transformed columns, or an init error naming who for dim < 2.
+func couplingDims(who string, dim int) (d1, d2 int, err error) {
+	if dim < 2 {
+		return 0, 0, fmt.Errorf("flows: %s: dimension %d, want at least 2", who, dim)
+	}
+	return dim / 2, dim - dim/2, nil
+}
+
+// initConditioner makes a conditioner net from in to out columns and checks
+// that it has both functions; what names it in errors.
+func initConditioner(who, what string, net NetInitFunc, key Key, in, out int) (Params, Net, error) {
+	p, nt, err := net(key, in, out)
+	if err != nil {
+		return nil, Net{}, fmt.Errorf("flows: %s: %s: %w", who, what, err)
+	}
+	if nt.Apply == nil || nt.ApplyVJP == nil {
+		return nil, Net{}, fmt.Errorf("flows: %s: %s net lacks Apply or ApplyVJP", who, what)
+	}
+	return p, nt, nil
+}
+
+// newCoupling makes a coupling layer with one conditioner made by net
+// (d1 → k.width·d2, all the layer's parameters) and the kernel k.
+func newCoupling(who string, net NetInitFunc, key Key, dim int, k couplingKernel) (Params, Bijection, error) {
+	if net == nil {
+		return nil, Bijection{}, fmt.Errorf("flows: %s: nil net", who)
+	}
+	d1, d2, err := couplingDims(who, dim)
+	if err != nil {
+		return nil, Bijection{}, err
+	}
+	p, nt, err := initConditioner(who, "conditioner", net, key, d1, k.width*d2)
+	if err != nil {
+		return nil, Bijection{}, err
+	}
+	c := &coupling{who: who, net: nt, dim: dim, d1: d1, d2: d2, np: len(p), k: k}
+	return p, c.bijection(), nil
+}
+
+// bijection returns the layer's functions, all four through forward.
+func (c *coupling) bijection() Bijection {
+	return Bijection{
+		Direct: func(p Params, x *mat.Dense) (*mat.Dense, []float64) {
+			z, ld, _ := c.forward(p, x, false, false)
+			return z, ld
+		},
+		Inverse: func(p Params, z *mat.Dense) (*mat.Dense, []float64) {
+			x, ld, _ := c.forward(p, z, true, false)
+			return x, ld
+		},
+		DirectVJP: func(p Params, x *mat.Dense) (*mat.Dense, []float64, Pullback) {
+			return c.forward(p, x, false, true)
+		},
+		InverseVJP: func(p Params, z *mat.Dense) (*mat.Dense, []float64, Pullback) {
+			return c.forward(p, z, true, true)
+		},
+	}
+}
+
+// forward runs the coupling on u (n×dim), Direct when !inverse and Inverse
+// when inverse, and returns the output, the log-det and, when vjp, the
+// pullback (else nil). The output is [u1 | v2], v2 from the kernel.
+//
+// The pullback keeps the kernel's values in a buffer of its own, and the
+// conditioner's pullback its own, so it never depends on the caller's
+// matrices after forward returns.
+func (c *coupling) forward(p Params, u *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback) {
 	checkParams(c.who, p, c.np)
 	checkWidth(c.who, u, c.dim)
 	n, _ := u.Dims()
 	d1, d2, dim := c.d1, c.d2, c.dim
+	wy := c.k.width * d2 // conditioner output columns
+	wk := c.k.keep * d2  // kept values per row
 
 	// The conditioner's input, u1, as a contiguous copy: the net sees a
 	// plain matrix and its pullback may keep it.
@@ -141,51 +316,27 @@ func (c *affineCouplingLayer) forward(p Params, u *mat.Dense, inverse, vjp bool)
 	} else {
 		y = c.net.Apply(p, u1m)
 	}
-	if r, cols := y.Dims(); r != n || cols != 2*d2 {
-		panic(fmt.Sprintf("flows: %s: conditioner returned %d×%d, want %d×%d", c.who, r, cols, n, 2*d2))
+	if r, cols := y.Dims(); r != n || cols != wy {
+		panic(fmt.Sprintf("flows: %s: conditioner returned %d×%d, want %d×%d", c.who, r, cols, n, wy))
 	}
 	yr := y.RawMatrix()
 
 	out := make([]float64, n*dim)
 	logDet := make([]float64, n)
-	var th, e, w []float64
+	var kept []float64
 	if vjp {
-		buf := make([]float64, 3*n*d2)
-		th, e, w = buf[:n*d2], buf[n*d2:2*n*d2], buf[2*n*d2:]
-	}
-	S := c.bound
-	sign := 1.0
-	if inverse {
-		sign = -1
+		kept = make([]float64, n*wk)
 	}
 	for i := 0; i < n; i++ {
 		urow := ur.Data[i*ur.Stride : i*ur.Stride+dim]
-		yrow := yr.Data[i*yr.Stride : i*yr.Stride+2*d2]
+		yrow := yr.Data[i*yr.Stride : i*yr.Stride+wy]
 		orow := out[i*dim : (i+1)*dim]
 		copy(orow[:d1], urow[:d1])
-		var sum float64
-		for j := 0; j < d2; j++ {
-			tj := math.Tanh(yrow[j] / S)
-			s := S * tj
-			ej := math.Exp(sign * s)
-			t := yrow[d2+j]
-			// wj is ∓∂v2/∂s: u2·e for Direct, v2 itself for Inverse.
-			var v, wj float64
-			if inverse {
-				v = (urow[d1+j] - t) * ej
-				wj = v
-			} else {
-				wj = urow[d1+j] * ej
-				v = wj + t
-			}
-			orow[d1+j] = v
-			sum += s
-			if vjp {
-				k := i*d2 + j
-				th[k], e[k], w[k] = tj, ej, wj
-			}
+		var krow []float64
+		if vjp {
+			krow = kept[i*wk : (i+1)*wk]
 		}
-		logDet[i] = sign * sum
+		logDet[i] = c.k.forward(orow[d1:], urow[d1:], yrow, krow, inverse)
 	}
 	if !vjp {
 		return mat.NewDense(n, dim, out), logDet, nil
@@ -193,38 +344,19 @@ func (c *affineCouplingLayer) forward(p Params, u *mat.Dense, inverse, vjp bool)
 
 	back := func(dv *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
 		checkPullback(c.who, dv, dLogDet, dp, n, dim, c.np)
-		// Writing g = dL/dv and σ = ±1 for Direct/Inverse, with v2 as above:
-		//
-		//   Direct:  ∂v2/∂u2 = e,  ∂v2/∂t = 1,   ∂v2/∂s = u2·e = w
-		//   Inverse: ∂v2/∂u2 = e,  ∂v2/∂t = −e,  ∂v2/∂s = −(u2 − t)·e = −w
-		//   ∂logDet/∂s = σ,   ∂s/∂raw = 1 − th²,
-		//
-		// so du2 = g2·e, dt = g2 (Direct) or −g2·e (Inverse),
-		// ds = σ·(g2·w + dLogDet), draw = ds·(1 − th²); the net pulls
-		// dy = [draw | dt] back to du1 (added to g1, the pass-through
-		// term) and to dp.
+		// The kernel gives du2 and dy = dL/d(conditioner output); the net
+		// pulls dy back to du1 (added to g1, the pass-through term) and
+		// to dp.
 		gr := dv.RawMatrix()
 		du := make([]float64, n*dim)
-		dy := make([]float64, n*2*d2)
+		dy := make([]float64, n*wy)
 		for i := 0; i < n; i++ {
 			grow := gr.Data[i*gr.Stride : i*gr.Stride+dim]
 			drow := du[i*dim : (i+1)*dim]
-			dyrow := dy[i*2*d2 : (i+1)*2*d2]
 			copy(drow[:d1], grow[:d1])
-			for j := 0; j < d2; j++ {
-				k := i*d2 + j
-				g := grow[d1+j]
-				drow[d1+j] = g * e[k]
-				ds := sign * (g*w[k] + dLogDet[i])
-				dyrow[j] = ds * (1 - th[k]*th[k])
-				if inverse {
-					dyrow[d2+j] = -g * e[k]
-				} else {
-					dyrow[d2+j] = g
-				}
-			}
+			c.k.back(drow[d1:], dy[i*wy:(i+1)*wy], grow[d1:], kept[i*wk:(i+1)*wk], dLogDet[i], inverse)
 		}
-		du1 := netBack(mat.NewDense(n, 2*d2, dy), dp)
+		du1 := netBack(mat.NewDense(n, wy, dy), dp)
 		if r, cols := du1.Dims(); r != n || cols != d1 {
 			panic(fmt.Sprintf("flows: %s: conditioner pullback returned %d×%d, want %d×%d", c.who, r, cols, n, d1))
 		}
@@ -238,4 +370,66 @@ func (c *affineCouplingLayer) forward(p Params, u *mat.Dense, inverse, vjp bool)
 		return mat.NewDense(n, dim, du)
 	}
 	return mat.NewDense(n, dim, out), logDet, back
+}
+
+// concatNets returns the net x ↦ [a(x) | b(x)], with outA + outB output
+// columns and parameters [a's (na) | b's]: AffineCouplingSplit's two nets
+// seen as one conditioner. who, nameA and nameB label its panics. Its
+// pullback splits dy into contiguous halves, pulls each back through its
+// own net into its own part of dp, and returns the sum of the two dx.
+func concatNets(who, nameA, nameB string, a, b Net, na, outA, outB int) Net {
+	parts := func(p Params) (Params, Params) { return p[:na:na], p[na:] }
+	// join copies ya and yb side by side into a new n×(outA+outB) matrix.
+	join := func(ya, yb *mat.Dense, n int) *mat.Dense {
+		checkNetOut(who, nameA+" returned", ya, n, outA)
+		checkNetOut(who, nameB+" returned", yb, n, outB)
+		w := outA + outB
+		y := make([]float64, n*w)
+		ar, br := ya.RawMatrix(), yb.RawMatrix()
+		for i := 0; i < n; i++ {
+			copy(y[i*w:i*w+outA], ar.Data[i*ar.Stride:i*ar.Stride+outA])
+			copy(y[i*w+outA:(i+1)*w], br.Data[i*br.Stride:i*br.Stride+outB])
+		}
+		return mat.NewDense(n, w, y)
+	}
+	return Net{
+		Apply: func(p Params, x *mat.Dense) *mat.Dense {
+			pa, pb := parts(p)
+			n, _ := x.Dims()
+			return join(a.Apply(pa, x), b.Apply(pb, x), n)
+		},
+		ApplyVJP: func(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
+			pa, pb := parts(p)
+			n, in := x.Dims()
+			ya, backA := a.ApplyVJP(pa, x)
+			yb, backB := b.ApplyVJP(pb, x)
+			back := func(dy *mat.Dense, dp Params) *mat.Dense {
+				checkNetOut(who, "pullback gradient", dy, n, outA+outB)
+				dr := dy.RawMatrix()
+				dya := make([]float64, n*outA)
+				dyb := make([]float64, n*outB)
+				for i := 0; i < n; i++ {
+					row := dr.Data[i*dr.Stride : i*dr.Stride+outA+outB]
+					copy(dya[i*outA:(i+1)*outA], row[:outA])
+					copy(dyb[i*outB:(i+1)*outB], row[outA:])
+				}
+				dpa, dpb := parts(dp)
+				dxa := backA(mat.NewDense(n, outA, dya), dpa)
+				dxb := backB(mat.NewDense(n, outB, dyb), dpb)
+				checkNetOut(who, nameA+" pullback returned", dxa, n, in)
+				checkNetOut(who, nameB+" pullback returned", dxb, n, in)
+				dx := mat.NewDense(n, in, nil)
+				dx.Add(dxa, dxb)
+				return dx
+			}
+			return join(ya, yb, n), back
+		},
+	}
+}
+
+// checkNetOut panics with a flows: message when m is not r×c.
+func checkNetOut(who, what string, m *mat.Dense, r, c int) {
+	if mr, mc := m.Dims(); mr != r || mc != c {
+		panic(fmt.Sprintf("flows: %s: %s %d×%d, want %d×%d", who, what, mr, mc, r, c))
+	}
 }

@@ -292,3 +292,185 @@ func BenchmarkAffineCoupling(b *testing.B) {
 		})
 	}
 }
+
+func TestAffineCouplingSplitConformance(t *testing.T) {
+	for _, act := range []flows.Activation{flows.ReLU, flows.Tanh} {
+		for _, dim := range []int{2, 3, 5} {
+			flowstest.TestBijection(t, flowstest.Bijection{
+				Name: fmt.Sprintf("AffineCouplingSplit/%v/dim=%d", act, dim),
+				// Different shapes, so a mix-up of the two nets'
+				// parameter ranges cannot go unnoticed.
+				Init: flows.AffineCouplingSplit(flows.MLP([]int{8, 8}, act), flows.MLP([]int{6}, act)),
+				Dim:  dim,
+			})
+		}
+	}
+}
+
+func TestAffineCouplingSplitIdentityAtInit(t *testing.T) {
+	net := flows.MLP([]int{16, 16}, flows.ReLU)
+	checkIdentityAtInit(t, "AffineCouplingSplit", flows.AffineCouplingSplit(net, net), []int{2, 3, 7})
+}
+
+// TestAffineCouplingSplitMatchesAffineCoupling checks, with nets of fixed
+// output, that separate scale and shift nets give bit for bit what one net
+// with output [raw | t] gives in AffineCoupling, in every pass.
+func TestAffineCouplingSplitMatchesAffineCoupling(t *testing.T) {
+	raw := []float64{40, -0.3, 0.7}
+	shift := []float64{0.5, -2, 3}
+	_, split, err := flows.AffineCouplingSplit(affineTestNet(raw, nil), affineTestNet(nil, shift))(flows.NewKey(1), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, one, err := flows.AffineCoupling(affineTestNet(raw, shift))(flows.NewKey(1), 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := couplingTestBatch(3, 5)
+	dz := couplingTestBatch(3, 5)
+	dz.Scale(-0.25, dz)
+	dl := []float64{1, -2, 0.5}
+	for _, pass := range []struct {
+		name   string
+		f, g   func(flows.Params, *mat.Dense) (*mat.Dense, []float64, flows.Pullback)
+		fd, gd func(flows.Params, *mat.Dense) (*mat.Dense, []float64)
+	}{
+		{"Direct", split.DirectVJP, one.DirectVJP, split.Direct, one.Direct},
+		{"Inverse", split.InverseVJP, one.InverseVJP, split.Inverse, one.Inverse},
+	} {
+		zs, lds, bs := pass.f(nil, x)
+		zo, ldo, bo := pass.g(nil, x)
+		zp, ldp := pass.fd(nil, x)
+		dxs, dxo := bs(dz, dl, flows.Params{}), bo(dz, dl, flows.Params{})
+		if !mat.Equal(zs, zo) || !mat.Equal(zp, zo) || !equalParams(lds, ldo) || !equalParams(ldp, ldo) || !mat.Equal(dxs, dxo) {
+			t.Errorf("%s: AffineCouplingSplit differs from AffineCoupling with the nets' outputs side by side", pass.name)
+		}
+	}
+}
+
+// TestAffineCouplingSplitLayout checks the parameter layout [scale net's |
+// shift net's], each net drawn from its own half of key.Split(2): moving
+// only the shift net's parameters leaves the log-det at 0, moving only the
+// scale net's makes z2 = x2·exp(s) with no shift.
+func TestAffineCouplingSplitLayout(t *testing.T) {
+	const dim = 5
+	d1, d2 := dim/2, dim-dim/2
+	scale, shift := flows.MLP([]int{8, 8}, flows.Tanh), flows.MLP([]int{6}, flows.Tanh)
+	key := flows.NewKey(11)
+	p, bj, err := flows.AffineCouplingSplit(scale, shift)(key, dim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := key.Split(2)
+	ps, _, _ := scale(keys[0], d1, d2)
+	pt, _, _ := shift(keys[1], d1, d2)
+	if !equalParams(p, append(append(flows.Params(nil), ps...), pt...)) {
+		t.Fatalf("parameters are not [scale net's (%d) | shift net's (%d)] from key.Split(2)", len(ps), len(pt))
+	}
+	x := couplingTestBatch(4, dim)
+	move := func(lo, hi int) flows.Params {
+		q := append(flows.Params(nil), p...)
+		for i := lo; i < hi; i++ {
+			q[i] += 0.3 * float64(i%5-2)
+		}
+		return q
+	}
+
+	z, ld := bj.Direct(move(len(ps), len(p)), x) // the shift net only
+	for i, v := range ld {
+		if v != 0 {
+			t.Errorf("shift net moved: log-det[%d] = %v, want 0", i, v)
+		}
+	}
+	if mat.Equal(z, x) {
+		t.Error("shift net moved: z = x, want a shift")
+	}
+
+	z, ld = bj.Direct(move(0, len(ps)), x) // the scale net only
+	for i := 0; i < 4; i++ {
+		sum := 0.0
+		for j := d1; j < dim; j++ {
+			sum += logAbsRatio(z.At(i, j), x.At(i, j))
+		}
+		// z2/x2 = exp(s) exactly up to rounding in exp and the product.
+		if d := sum - ld[i]; d > 1e-12 || d < -1e-12 || ld[i] == 0 {
+			t.Errorf("scale net moved: row %d: Σ log(z2/x2) = %v, log-det %v", i, sum, ld[i])
+		}
+	}
+}
+
+// logAbsRatio is log|a/b|.
+func logAbsRatio(a, b float64) float64 { return math.Log(math.Abs(a / b)) }
+
+func TestAffineCouplingSplitInitErrors(t *testing.T) {
+	net := flows.MLP([]int{4}, flows.Tanh)
+	bad := flows.MLP([]int{0}, flows.Tanh)
+	const pre = "flows: AffineCouplingSplit: "
+	for _, tc := range []struct {
+		name string
+		init flows.InitFunc
+		dim  int
+		pre  string
+	}{
+		{"dim 1", flows.AffineCouplingSplit(net, net), 1, pre},
+		{"dim 0", flows.AffineCouplingSplit(net, net), 0, pre},
+		{"bad scale net", flows.AffineCouplingSplit(bad, net), 4, pre + "scale conditioner: flows: MLP: "},
+		{"bad shift net", flows.AffineCouplingSplit(net, bad), 4, pre + "shift conditioner: flows: MLP: "},
+		{"nil scale net", flows.AffineCouplingSplit(nil, net), 4, pre},
+		{"nil shift net", flows.AffineCouplingSplit(net, nil), 4, pre},
+		{"in Serial", flows.Serial(flows.AffineCouplingSplit(net, net)), 1, "flows: Serial layer 0: " + pre},
+	} {
+		_, _, err := tc.init(flows.NewKey(1), tc.dim)
+		if err == nil || !strings.HasPrefix(err.Error(), tc.pre) {
+			t.Errorf("%s: error %v, want one starting %q", tc.name, err, tc.pre)
+		}
+	}
+}
+
+func TestAffineCouplingSplitPanics(t *testing.T) {
+	net := flows.MLP([]int{4}, flows.Tanh)
+	p, bj, err := flows.AffineCouplingSplit(net, net)(flows.NewKey(1), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := couplingTestBatch(2, 3)
+	_, _, back := bj.DirectVJP(p, x)
+	dp := make(flows.Params, len(p))
+	for name, f := range map[string]func(){
+		"Direct wrong width":     func() { bj.Direct(p, mat.NewDense(2, 2, nil)) },
+		"InverseVJP wrong width": func() { bj.InverseVJP(p, mat.NewDense(2, 4, nil)) },
+		"Direct short params":    func() { bj.Direct(p[:len(p)-1], x) },
+		"pullback wrong dz":      func() { back(mat.NewDense(3, 3, nil), []float64{0, 0}, dp) },
+		"pullback long dp":       func() { back(mat.NewDense(2, 3, nil), []float64{0, 0}, append(dp, 0)) },
+	} {
+		if msg := panicMessage(f); !strings.HasPrefix(msg, "flows: AffineCouplingSplit") {
+			t.Errorf("%s: panic %q, want one starting \"flows: AffineCouplingSplit\"", name, msg)
+		}
+	}
+}
+
+// TestAffineCouplingSplitView checks that strided views (of the batch and
+// of the pullback's gradient) give what plain copies give.
+func TestAffineCouplingSplitView(t *testing.T) {
+	p, bj, err := flows.AffineCouplingSplit(flows.MLP([]int{6}, flows.Tanh), flows.MLP([]int{5}, flows.ReLU))(flows.NewKey(3), 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range p {
+		p[i] += 0.1 * float64(i%7-3)
+	}
+	wide := mat.NewDense(3, 5, []float64{1, 2, 3, 9, 9, -1, 0.5, 2, 9, 9, 0.3, -0.7, -1, 9, 9})
+	view := wide.Slice(0, 3, 0, 3).(*mat.Dense)
+	plain := mat.DenseCopyOf(view)
+	dl := []float64{0.5, -1, 2}
+	for _, vjp := range []func(flows.Params, *mat.Dense) (*mat.Dense, []float64, flows.Pullback){bj.DirectVJP, bj.InverseVJP} {
+		zv, ldv, bv := vjp(p, view)
+		zp, ldp, bp := vjp(p, plain)
+		dpv, dpp := make(flows.Params, len(p)), make(flows.Params, len(p))
+		dxv := bv(wide.Slice(0, 3, 2, 5).(*mat.Dense), dl, dpv)
+		dxp := bp(mat.DenseCopyOf(wide.Slice(0, 3, 2, 5)), dl, dpp)
+		if !mat.Equal(zv, zp) || !equalParams(ldv, ldp) || !mat.Equal(dxv, dxp) || !equalParams(dpv, dpp) {
+			t.Error("a strided view gives different results from a copy")
+		}
+	}
+}
