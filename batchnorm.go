@@ -1,0 +1,448 @@
+package flows
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// BatchNormConfig configures BatchNorm.
+type BatchNormConfig struct {
+	// Momentum is the weight of the new batch in the running averages,
+	// running ← (1 − Momentum)·running + Momentum·batch. It must lie in
+	// (0, 1]; 0.1 is usual (a decay of 0.9 in the other convention).
+	Momentum float64
+
+	// Eps is added to the variance before the square root and the log. It
+	// must be positive; 1e-5 is usual.
+	Eps float64
+
+	// Train selects the training map, which normalises with the statistics
+	// of the batch it is given, instead of the evaluation map, which uses the
+	// running averages. The two have the same parameter layout, so one
+	// parameter vector serves a model built each way.
+	Train bool
+}
+
+// BatchNorm returns the init function of the batch normalisation bijection of
+// Masked Autoregressive Flow (Papamakarios, Pavlakou and Murray 2017,
+// "Masked Autoregressive Flow for Density Estimation", appendix B):
+//
+//	z_j = (x_j − m_j)/√(v_j + ε)·exp(logGamma_j) + beta_j
+//	logDet = Σ_j logGamma_j − ½·log(v_j + ε)
+//
+// per row, where m and v are a per-column mean and variance.
+//
+// Parameter layout (4·dim entries):
+//
+//	[logGamma (dim) | beta (dim) | runningMean (dim) | runningVar (dim)]
+//
+// logGamma and beta are trainable and start at 0. runningMean and runningVar
+// are non-trainable state, kept in the vector so that it holds the whole
+// model (saving the vector saves the state) and nothing is hidden in a
+// closure; they start at 0 and 1. Every pullback adds exactly zero to their gradient, in
+// either mode and direction, so an optimiser (Adam, clipping) leaves them
+// where they are; they change only through the Bijection's UpdateState.
+//
+// Modes. The mode is fixed when the layer is built, by cfg.Train:
+//
+//   - Training (Train: true): Direct and DirectVJP use the mean and the
+//     biased variance (divisor n, as in the paper) of each column of the
+//     batch they are given, so rows interact, and the pullback goes through
+//     the batch statistics, the log-det's dependence on v included. The
+//     batch must have at least 2 rows (a single row has no variance): a
+//     smaller batch panics. UpdateState(p, x) moves the running averages
+//     toward the batch's statistics,
+//     running ← (1 − Momentum)·running + Momentum·batch statistic,
+//     in place in p, and returns Direct(p, x). (The running variance is the
+//     average of biased batch variances, so with Momentum 1 the evaluation
+//     map after UpdateState(p, x) is the training map of x.)
+//   - Evaluation (Train: false): Direct uses runningMean and runningVar for m
+//     and v; it is then an elementwise affine map, row by row, for any batch
+//     size. There is no UpdateState: evaluation never moves the state.
+//
+// Inverse (and InverseVJP) always uses the running averages, in both modes,
+// and is exact and usable before any Direct call. In training mode it is
+// therefore the inverse of the evaluation map, not of the training map: the
+// batch statistics that produced a z cannot be known from z. Sampling from a
+// flow, and evaluating densities after training, use the evaluation map;
+// build the model for density evaluation with Train: false (same
+// configuration otherwise) and pass it the trained parameter vector.
+//
+// A training loop calls flows.UpdateState on the Flow once per step, after
+// the optimiser's step, with the step's batch; Serial and Flow thread it to
+// every BatchNorm in the stack, each seeing the batch as the layers before
+// it (in training mode) map it:
+//
+//	model := func(train bool) flows.DistInitFunc {
+//		bn := flows.BatchNorm(flows.BatchNormConfig{Momentum: 0.1, Eps: 1e-5, Train: train})
+//		return flows.Flow(flows.Serial(layer1, bn, layer2), flows.Normal())
+//	}
+//	p, train, _ := model(true)(key, dim)
+//	_, eval, _ := model(false)(key, dim)
+//	for step := range steps {
+//		optim.NLL(train, p, batch, grad)
+//		opt.Step(p, grad)
+//		flows.UpdateState(train, p, batch)
+//	}
+//	logp := eval.LogPDF(p, x) // running averages
+//
+// The running variance (after adding ε) must stay positive: the evaluation
+// map and Inverse panic otherwise. BatchNorm returns an error when dim < 1,
+// when Momentum is not in (0, 1] or when Eps is not positive (or either is
+// NaN). All functions are safe for concurrent use; UpdateState writes p and
+// so must not run concurrently with other uses of the same vector.
+func BatchNorm(cfg BatchNormConfig) InitFunc {
+	return func(_ Key, dim int) (Params, Bijection, error) {
+		if err := checkDim("BatchNorm", dim, 1); err != nil {
+			return nil, Bijection{}, err
+		}
+		if !(cfg.Momentum > 0 && cfg.Momentum <= 1) {
+			return nil, Bijection{}, fmt.Errorf("flows: BatchNorm: momentum %v, need 0 < momentum ≤ 1 (0.1 is usual)", cfg.Momentum)
+		}
+		if !(cfg.Eps > 0) || math.IsInf(cfg.Eps, 1) {
+			return nil, Bijection{}, fmt.Errorf("flows: BatchNorm: eps %v, need a finite eps > 0 (1e-5 is usual)", cfg.Eps)
+		}
+		bn := &batchNorm{dim: dim, cfg: cfg}
+		p := make(Params, 4*dim)
+		for j := range dim {
+			p[3*dim+j] = 1
+		}
+		b := Bijection{Inverse: bn.inverse, InverseVJP: bn.inverseVJP}
+		if cfg.Train {
+			b.Direct, b.DirectVJP, b.UpdateState = bn.directTrain, bn.directTrainVJP, bn.updateState
+		} else {
+			b.Direct, b.DirectVJP = bn.directEval, bn.directEvalVJP
+		}
+		return p, b, nil
+	}
+}
+
+// batchNorm holds BatchNorm's fixed configuration; it is never modified
+// after init.
+type batchNorm struct {
+	dim int
+	cfg BatchNormConfig
+}
+
+const bnWho = "BatchNorm"
+
+// split returns the four blocks of the parameter (or gradient) layout.
+func (bn *batchNorm) split(p Params) (logGamma, beta, mean, variance []float64) {
+	d := bn.dim
+	return p[:d:d], p[d : 2*d : 2*d], p[2*d : 3*d : 3*d], p[3*d : 4*d : 4*d]
+}
+
+// evalAffine returns, for the evaluation map z = (x − μ)·a + β, the
+// per-column factor a_j = exp(logGamma_j)/√(runningVar_j + ε) and the log-det
+// Σ_j log a_j. It panics when a running variance is not above −ε.
+func (bn *batchNorm) evalAffine(p Params) (a []float64, ld float64) {
+	logGamma, _, _, variance := bn.split(p)
+	a = make([]float64, bn.dim)
+	for j, lg := range logGamma {
+		s := variance[j] + bn.cfg.Eps
+		if !(s > 0) || math.IsInf(s, 1) {
+			panic(fmt.Sprintf("flows: BatchNorm: running variance %v in column %d: need runningVar + eps > 0 and finite", variance[j], j))
+		}
+		a[j] = math.Exp(lg) / math.Sqrt(s)
+		ld += lg - 0.5*math.Log(s)
+	}
+	return a, ld
+}
+
+// evalForward computes the evaluation map z = (x − μ)·a + β.
+func (bn *batchNorm) evalForward(p Params, x *mat.Dense) (z []float64, n int, a []float64, ld float64) {
+	checkWidth(bnWho, x, bn.dim)
+	checkParams(bnWho, p, 4*bn.dim)
+	a, ld = bn.evalAffine(p)
+	_, beta, mean, _ := bn.split(p)
+	xs, n, _ := rawRows(x)
+	d := bn.dim
+	z = make([]float64, n*d)
+	for i := 0; i < n; i++ {
+		xr, zr := xs[i*d:(i+1)*d], z[i*d:(i+1)*d]
+		for j := range zr {
+			zr[j] = (xr[j]-mean[j])*a[j] + beta[j]
+		}
+	}
+	return z, n, a, ld
+}
+
+func (bn *batchNorm) directEval(p Params, x *mat.Dense) (*mat.Dense, []float64) {
+	z, n, _, ld := bn.evalForward(p, x)
+	return mat.NewDense(n, bn.dim, z), bnRepeat(n, ld)
+}
+
+func (bn *batchNorm) directEvalVJP(p Params, x *mat.Dense) (*mat.Dense, []float64, Pullback) {
+	z, n, a, ld := bn.evalForward(p, x)
+	d := bn.dim
+	_, beta, _, _ := bn.split(p)
+	// The pullback needs z − β = (x − μ)·a; keep a private copy.
+	zc := make([]float64, len(z))
+	for i := 0; i < n; i++ {
+		for j := 0; j < d; j++ {
+			zc[i*d+j] = z[i*d+j] - beta[j]
+		}
+	}
+	back := func(dz *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
+		checkPullback(bnWho, dz, dLogDet, dp, n, d, 4*d)
+		g, _, _ := rawRows(dz)
+		dLogGamma, dBeta, _, _ := bn.split(dp)
+		// z_ij = (x_ij − μ_j)·a_j + β_j with a_j = e^{logGamma_j}/√(σ²_j + ε)
+		// and logDet_i = Σ_j log a_j, so
+		//   ∂L/∂x_ij        = g_ij·a_j
+		//   ∂L/∂β_j         = Σ_i g_ij
+		//   ∂L/∂logGamma_j  = Σ_i g_ij·(z_ij − β_j) + Σ_i dLogDet_i
+		// (∂a_j/∂logGamma_j = a_j). The running statistics are state: they
+		// get no gradient (stop-gradient).
+		var sumLD float64
+		for _, v := range dLogDet {
+			sumLD += v
+		}
+		for j := range dLogGamma {
+			dLogGamma[j] += sumLD
+		}
+		dx := make([]float64, n*d)
+		for i := 0; i < n; i++ {
+			gr, cr, dxr := g[i*d:(i+1)*d], zc[i*d:(i+1)*d], dx[i*d:(i+1)*d]
+			for j := range dxr {
+				dxr[j] = gr[j] * a[j]
+				dBeta[j] += gr[j]
+				dLogGamma[j] += gr[j] * cr[j]
+			}
+		}
+		return mat.NewDense(n, d, dx)
+	}
+	return mat.NewDense(n, d, z), bnRepeat(n, ld), back
+}
+
+// inverseForward computes the inverse of the evaluation map,
+// x = (z − β)/a + μ, with log-det −Σ_j log a_j.
+func (bn *batchNorm) inverseForward(p Params, z *mat.Dense) (x []float64, n int, a []float64, ld float64) {
+	checkWidth(bnWho, z, bn.dim)
+	checkParams(bnWho, p, 4*bn.dim)
+	a, ld = bn.evalAffine(p)
+	_, beta, mean, _ := bn.split(p)
+	zs, n, _ := rawRows(z)
+	d := bn.dim
+	inv := make([]float64, d)
+	for j := range inv {
+		inv[j] = 1 / a[j]
+	}
+	x = make([]float64, n*d)
+	for i := 0; i < n; i++ {
+		zr, xr := zs[i*d:(i+1)*d], x[i*d:(i+1)*d]
+		for j := range xr {
+			xr[j] = (zr[j]-beta[j])*inv[j] + mean[j]
+		}
+	}
+	return x, n, inv, -ld
+}
+
+func (bn *batchNorm) inverse(p Params, z *mat.Dense) (*mat.Dense, []float64) {
+	x, n, _, ld := bn.inverseForward(p, z)
+	return mat.NewDense(n, bn.dim, x), bnRepeat(n, ld)
+}
+
+func (bn *batchNorm) inverseVJP(p Params, z *mat.Dense) (*mat.Dense, []float64, Pullback) {
+	x, n, inv, ld := bn.inverseForward(p, z)
+	d := bn.dim
+	_, _, mean, _ := bn.split(p)
+	// The pullback needs x − μ = (z − β)/a; keep a private copy.
+	xc := make([]float64, len(x))
+	for i := 0; i < n; i++ {
+		for j := 0; j < d; j++ {
+			xc[i*d+j] = x[i*d+j] - mean[j]
+		}
+	}
+	back := func(dx *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
+		checkPullback(bnWho, dx, dLogDet, dp, n, d, 4*d)
+		g, _, _ := rawRows(dx)
+		dLogGamma, dBeta, _, _ := bn.split(dp)
+		// x_ij = (z_ij − β_j)·e^{−logGamma_j}·√(σ²_j + ε) + μ_j and
+		// logDet_i = −Σ_j log a_j, so
+		//   ∂L/∂z_ij        = g_ij/a_j
+		//   ∂L/∂β_j         = −Σ_i g_ij/a_j
+		//   ∂L/∂logGamma_j  = −Σ_i g_ij·(x_ij − μ_j) − Σ_i dLogDet_i.
+		// The running statistics get no gradient (stop-gradient).
+		var sumLD float64
+		for _, v := range dLogDet {
+			sumLD += v
+		}
+		for j := range dLogGamma {
+			dLogGamma[j] -= sumLD
+		}
+		dz := make([]float64, n*d)
+		for i := 0; i < n; i++ {
+			gr, cr, dzr := g[i*d:(i+1)*d], xc[i*d:(i+1)*d], dz[i*d:(i+1)*d]
+			for j := range dzr {
+				v := gr[j] * inv[j]
+				dzr[j] = v
+				dBeta[j] -= v
+				dLogGamma[j] -= gr[j] * cr[j]
+			}
+		}
+		return mat.NewDense(n, d, dz)
+	}
+	return mat.NewDense(n, d, x), bnRepeat(n, ld), back
+}
+
+// bnBatch is the training map's pass over one batch.
+type bnBatch struct {
+	n              int
+	mean, variance []float64 // batch statistics (biased variance)
+	r              []float64 // 1/√(v_j + ε)
+	xhat           []float64 // (x − m)·r, n×dim
+	z              []float64 // xhat·e^{logGamma} + β, n×dim
+	ld             float64   // Σ_j logGamma_j − ½·log(v_j + ε)
+}
+
+// trainForward computes the training map of x with its batch statistics.
+func (bn *batchNorm) trainForward(p Params, x *mat.Dense) bnBatch {
+	checkWidth(bnWho, x, bn.dim)
+	checkParams(bnWho, p, 4*bn.dim)
+	xs, n, _ := rawRows(x)
+	if n < 2 {
+		panic(fmt.Sprintf("flows: BatchNorm: training mode needs a batch of at least 2 rows for its variance, got %d (use Train: false to evaluate single rows)", n))
+	}
+	d := bn.dim
+	logGamma, beta, _, _ := bn.split(p)
+	b := bnBatch{
+		n:        n,
+		mean:     make([]float64, d),
+		variance: make([]float64, d),
+		r:        make([]float64, d),
+		xhat:     make([]float64, n*d),
+		z:        make([]float64, n*d),
+	}
+	// Two passes (mean, then squared deviations) for accuracy.
+	for i := 0; i < n; i++ {
+		for j, v := range xs[i*d : (i+1)*d] {
+			b.mean[j] += v
+		}
+	}
+	for j := range b.mean {
+		b.mean[j] /= float64(n)
+	}
+	for i := 0; i < n; i++ {
+		for j, v := range xs[i*d : (i+1)*d] {
+			c := v - b.mean[j]
+			b.variance[j] += c * c
+		}
+	}
+	gamma := make([]float64, d)
+	for j := range b.variance {
+		b.variance[j] /= float64(n)
+		s := b.variance[j] + bn.cfg.Eps
+		b.r[j] = 1 / math.Sqrt(s)
+		gamma[j] = math.Exp(logGamma[j])
+		b.ld += logGamma[j] - 0.5*math.Log(s)
+	}
+	for i := 0; i < n; i++ {
+		xr, hr, zr := xs[i*d:(i+1)*d], b.xhat[i*d:(i+1)*d], b.z[i*d:(i+1)*d]
+		for j := range zr {
+			h := (xr[j] - b.mean[j]) * b.r[j]
+			hr[j] = h
+			zr[j] = h*gamma[j] + beta[j]
+		}
+	}
+	return b
+}
+
+func (bn *batchNorm) directTrain(p Params, x *mat.Dense) (*mat.Dense, []float64) {
+	b := bn.trainForward(p, x)
+	return mat.NewDense(b.n, bn.dim, b.z), bnRepeat(b.n, b.ld)
+}
+
+func (bn *batchNorm) directTrainVJP(p Params, x *mat.Dense) (*mat.Dense, []float64, Pullback) {
+	b := bn.trainForward(p, x)
+	n, d := b.n, bn.dim
+	logGamma, _, _, _ := bn.split(p)
+	gamma := make([]float64, d)
+	for j, lg := range logGamma {
+		gamma[j] = math.Exp(lg)
+	}
+	// The returned z is the caller's; the pullback uses only xhat, r and
+	// gamma, which nothing else sees.
+	z := mat.NewDense(n, d, b.z)
+	back := func(dz *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
+		checkPullback(bnWho, dz, dLogDet, dp, n, d, 4*d)
+		g, _, _ := rawRows(dz)
+		dLogGamma, dBeta, _, _ := bn.split(dp)
+		// Per column (index j dropped), with x̂_i = (x_i − m)·r,
+		// r = (v + ε)^{−½}, m = (1/n)Σ x_i, v = (1/n)Σ (x_i − m)²:
+		//   z_i = x̂_i·γ + β,  logDet_k = logGamma − ½·log(v + ε) for every k.
+		// Let a_i = g_i·γ = ∂L/∂x̂_i and Λ = Σ_k dLogDet_k. Then
+		//   ∂L/∂β        = Σ_i g_i
+		//   ∂L/∂logGamma = Σ_i a_i·x̂_i + Λ
+		// and, through x̂ (the usual batch-norm backward, since m and v
+		// depend on every row: ∂x̂_k/∂x_i = r·(δ_ki − 1/n − x̂_k·x̂_i/n)),
+		//   Σ_k a_k·∂x̂_k/∂x_i = r·(a_i − mean(a) − x̂_i·mean(a·x̂)),
+		// and through the log-det, ∂v/∂x_i = 2(x_i − m)/n (the m term
+		// vanishes as Σ_k (x_k − m) = 0), so
+		//   ∂(−½Λ·log(v + ε))/∂x_i = −Λ·(x_i − m)/(n(v + ε)) = −r·x̂_i·Λ/n.
+		// Together
+		//   ∂L/∂x_i = r·(a_i − mean(a) − x̂_i·(mean(a·x̂) + Λ/n)).
+		// The running statistics are state: they get no gradient.
+		var lambda float64
+		for _, v := range dLogDet {
+			lambda += v
+		}
+		fn := float64(n)
+		sumA := make([]float64, d)  // Σ_i a_i
+		sumAH := make([]float64, d) // Σ_i a_i·x̂_i
+		for i := 0; i < n; i++ {
+			gr, hr := g[i*d:(i+1)*d], b.xhat[i*d:(i+1)*d]
+			for j := range gr {
+				a := gr[j] * gamma[j]
+				dBeta[j] += gr[j]
+				sumA[j] += a
+				sumAH[j] += a * hr[j]
+			}
+		}
+		for j := range dLogGamma {
+			dLogGamma[j] += sumAH[j] + lambda
+			sumA[j] /= fn                       // now mean(a)
+			sumAH[j] = (sumAH[j] + lambda) / fn // now mean(a·x̂) + Λ/n
+		}
+		dx := make([]float64, n*d)
+		for i := 0; i < n; i++ {
+			gr, hr, dxr := g[i*d:(i+1)*d], b.xhat[i*d:(i+1)*d], dx[i*d:(i+1)*d]
+			for j := range dxr {
+				dxr[j] = b.r[j] * (gr[j]*gamma[j] - sumA[j] - hr[j]*sumAH[j])
+			}
+		}
+		return mat.NewDense(n, d, dx)
+	}
+	return z, bnRepeat(n, b.ld), back
+}
+
+// updateState is the training mode's UpdateState: it moves the running
+// averages toward the batch statistics of x and returns the training map
+// of x.
+func (bn *batchNorm) updateState(p Params, x *mat.Dense) *mat.Dense {
+	b := bn.trainForward(p, x)
+	_, _, mean, variance := bn.split(p)
+	mom := bn.cfg.Momentum
+	for j := range mean {
+		if mom == 1 {
+			// Exactly the batch statistics, even from non-finite state.
+			mean[j], variance[j] = b.mean[j], b.variance[j]
+			continue
+		}
+		mean[j] = (1-mom)*mean[j] + mom*b.mean[j]
+		variance[j] = (1-mom)*variance[j] + mom*b.variance[j]
+	}
+	return mat.NewDense(b.n, bn.dim, b.z)
+}
+
+// bnRepeat returns a new slice of n copies of v: the per-row log-det of a
+// layer whose Jacobian does not depend on the row.
+func bnRepeat(n int, v float64) []float64 {
+	s := make([]float64, n)
+	for i := range s {
+		s[i] = v
+	}
+	return s
+}
