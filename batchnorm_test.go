@@ -52,58 +52,29 @@ func bnColumnStats(x *mat.Dense) (mean, variance []float64) {
 	return mean, variance
 }
 
-// bnWithState adapts BatchNorm to the conformance suite. The suite treats
-// every parameter as trainable and compares the gradient of each with
-// finite differences, but BatchNorm's running statistics are state that by
-// design gets zero gradient (a stop-gradient; see
-// TestBatchNormStateGetsNoGradient) although the evaluation map and
-// Inverse depend on it. So the adapter's parameters are the trainable
-// [logGamma | beta] only, and the running statistics are fixed to mean and
-// variance. The pullback adds into the caller's gradient through a
-// full-layout scratch vector.
-func bnWithState(cfg flows.BatchNormConfig, mean, variance []float64) flows.InitFunc {
-	return func(key flows.Key, dim int) (flows.Params, flows.Bijection, error) {
-		p, b, err := flows.BatchNorm(cfg)(key, dim)
-		if err != nil {
-			return nil, flows.Bijection{}, err
+// bnState lists BatchNorm's state entries, [runningMean | runningVar], for
+// the suite: they must get exactly zero gradient.
+func bnState(dim int) []int {
+	idx := make([]int, 2*dim)
+	for i := range idx {
+		idx[i] = 2*dim + i
+	}
+	return idx
+}
+
+// bnPerturb moves logGamma and beta away from the identity and sets the
+// running statistics to the given values.
+func bnPerturb(mean, variance []float64) func(flows.Key, flows.Params) flows.Params {
+	return func(key flows.Key, p flows.Params) flows.Params {
+		dim := len(mean)
+		q := slices.Clone(p)
+		rng := key.Rand()
+		for i := range 2 * dim {
+			q[i] += 0.2 * rng.NormFloat64()
 		}
-		full := func(q flows.Params) flows.Params {
-			if len(q) != 2*dim {
-				panic("flows: bnWithState: wrong parameter count")
-			}
-			f := make(flows.Params, 4*dim)
-			copy(f, q)
-			copy(f[2*dim:3*dim], mean)
-			copy(f[3*dim:], variance)
-			return f
-		}
-		wrap := func(back flows.Pullback) flows.Pullback {
-			return func(dz *mat.Dense, dLogDet []float64, dq flows.Params) *mat.Dense {
-				df := make(flows.Params, 4*dim)
-				copy(df, dq)
-				dx := back(dz, dLogDet, df)
-				copy(dq, df[:2*dim])
-				return dx
-			}
-		}
-		a := flows.Bijection{
-			Direct:  func(q flows.Params, x *mat.Dense) (*mat.Dense, []float64) { return b.Direct(full(q), x) },
-			Inverse: func(q flows.Params, z *mat.Dense) (*mat.Dense, []float64) { return b.Inverse(full(q), z) },
-			DirectVJP: func(q flows.Params, x *mat.Dense) (*mat.Dense, []float64, flows.Pullback) {
-				z, ld, back := b.DirectVJP(full(q), x)
-				return z, ld, wrap(back)
-			},
-			InverseVJP: func(q flows.Params, z *mat.Dense) (*mat.Dense, []float64, flows.Pullback) {
-				x, ld, back := b.InverseVJP(full(q), z)
-				return x, ld, wrap(back)
-			},
-		}
-		if b.UpdateState != nil {
-			// The update lands in a scratch vector; the suite checks the
-			// batch it returns.
-			a.UpdateState = func(q flows.Params, x *mat.Dense) *mat.Dense { return b.UpdateState(full(q), x) }
-		}
-		return slices.Clone(p[:2*dim]), a, nil
+		copy(q[2*dim:3*dim], mean)
+		copy(q[3*dim:], variance)
+		return q
 	}
 }
 
@@ -117,8 +88,10 @@ func TestBatchNormEvalConformance(t *testing.T) {
 		}
 		flowstest.TestBijection(t, flowstest.Bijection{
 			Name: fmt.Sprintf("BatchNorm/eval/dim=%d", dim),
-			Init: bnWithState(bnEvalCfg, mean, variance),
-			Dim:  dim,
+			Init:    flows.BatchNorm(bnEvalCfg),
+			Dim:     dim,
+			State:   bnState(dim),
+			Perturb: bnPerturb(mean, variance),
 		})
 	}
 }
@@ -142,8 +115,10 @@ func TestBatchNormTrainConformance(t *testing.T) {
 		b.UpdateState(p, x)
 		flowstest.TestBijection(t, flowstest.Bijection{
 			Name:       fmt.Sprintf("BatchNorm/train/dim=%d", dim),
-			Init:       bnWithState(bnTrainCfg, p[2*dim:3*dim], p[3*dim:]),
+			Init:       flows.BatchNorm(bnTrainCfg),
 			Dim:        dim,
+			State:      bnState(dim),
+			Perturb:    bnPerturb(p[2*dim:3*dim], p[3*dim:]),
 			Rows:       rows,
 			Inputs:     func(_ flows.Key, n, d int) *mat.Dense { return bnBatch(11, n, d) },
 			RowCoupled: true,

@@ -111,7 +111,7 @@ func distributionChecks(d Distribution) []check {
 				dp[i] -= sentinel
 			}
 			loss := func(p flows.Params, x *mat.Dense) float64 { return floatsDot(dist.LogPDF(p, x), dl) }
-			return gradCheck("LogPDF", loss, p, x, dx, dp)
+			return gradCheck("LogPDF", loss, p, x, dx, dp, nil)
 		}},
 		{"unmodified", func() error {
 			x0, pc := mat.DenseCopyOf(x), slices.Clone(p)

@@ -113,6 +113,11 @@ type Bijection struct {
 	// training mode): the per-row Jacobian check is then skipped, and the
 	// layer must test its log-det itself.
 	RowCoupled bool
+
+	// State lists the indices of parameters that are non-trainable state
+	// (BatchNorm's running statistics): the default Perturb leaves them
+	// alone, and every pullback must give them exactly zero gradient.
+	State []int
 }
 
 // Net describes a conditioner net to check.
@@ -220,7 +225,14 @@ func (b *Bijection) fill() {
 		b.Inputs = normalBatch
 	}
 	if b.Perturb == nil {
-		b.Perturb = defaultPerturb
+		state := b.State
+		b.Perturb = func(key flows.Key, p flows.Params) flows.Params {
+			q := defaultPerturb(key, p)
+			for _, k := range state {
+				q[k] = p[k]
+			}
+			return q
+		}
 	}
 }
 
@@ -458,12 +470,18 @@ func (c *bijCase) checkPullback(inverse bool) error {
 	for i := range dp {
 		dp[i] -= sentinel // the pullback must add into dp
 	}
-	return gradCheck(what, loss, c.p, in, dx, dp)
+	var errs []error
+	for _, k := range c.State {
+		if dp[k] != 0 {
+			errs = append(errs, fmt.Errorf("%s: state parameter %d has gradient %g, want exactly 0", what, k, dp[k]))
+		}
+	}
+	return errors.Join(append(errs, gradCheck(what, loss, c.p, in, dx, dp, c.State))...)
 }
 
 // gradCheck compares dx and dp with central finite differences of loss at
 // (p, x), for every input entry and for up to maxParamChecks parameters.
-func gradCheck(what string, loss func(flows.Params, *mat.Dense) float64, p flows.Params, x *mat.Dense, dx *mat.Dense, dp flows.Params) error {
+func gradCheck(what string, loss func(flows.Params, *mat.Dense) float64, p flows.Params, x *mat.Dense, dx *mat.Dense, dp flows.Params, skip []int) error {
 	var errs []error
 	xs := mat.DenseCopyOf(x)
 	n, d := xs.Dims()
@@ -483,6 +501,9 @@ func gradCheck(what string, loss func(flows.Params, *mat.Dense) float64, p flows
 	}
 	ps := slices.Clone(p)
 	for _, k := range pick(len(p)) {
+		if slices.Contains(skip, k) {
+			continue
+		}
 		v := ps[k]
 		h := fdStep * math.Max(1, math.Abs(v))
 		ps[k] = v + h
@@ -702,7 +723,7 @@ func netChecks(n Net) []check {
 				dp[i] -= sentinel // the pullback must add into dp
 			}
 			loss := func(p flows.Params, x *mat.Dense) float64 { return dot(net.Apply(p, x), dy) }
-			return gradCheck("Apply", loss, p, x, dx, dp)
+			return gradCheck("Apply", loss, p, x, dx, dp, nil)
 		}},
 		{"unmodified", func() error {
 			x0, pc, dyc := mat.DenseCopyOf(x), slices.Clone(p), mat.DenseCopyOf(dy)

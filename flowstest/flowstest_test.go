@@ -121,6 +121,15 @@ func TestSuiteCatchesBugs(t *testing.T) {
 	}
 }
 
+// TestSuiteCatchesStateGradient declares a trained parameter of the
+// reference layer as state: its non-zero gradient must be reported.
+func TestSuiteCatchesStateGradient(t *testing.T) {
+	err := flowstest.CheckBijection(flowstest.Bijection{Name: "state", Init: correct.init(), Dim: 3, State: []int{0}})
+	if err == nil || !strings.Contains(err.Error(), "state parameter 0") {
+		t.Errorf("a state parameter with a gradient passed: %v", err)
+	}
+}
+
 // TestSuiteCatchesWrongSampler gives a distribution whose sampler is off
 // (scale 1.2 instead of 1) and checks that both goodness-of-fit tests fail,
 // and that the correct sampler passes them.
