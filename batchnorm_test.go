@@ -87,7 +87,7 @@ func TestBatchNormEvalConformance(t *testing.T) {
 			mean[j], variance[j] = 0.7-0.4*float64(j), 0.3+0.8*float64(j)
 		}
 		flowstest.TestBijection(t, flowstest.Bijection{
-			Name: fmt.Sprintf("BatchNorm/eval/dim=%d", dim),
+			Name:    fmt.Sprintf("BatchNorm/eval/dim=%d", dim),
 			Init:    flows.BatchNorm(bnEvalCfg),
 			Dim:     dim,
 			State:   bnState(dim),
