@@ -179,6 +179,13 @@ func TestRQSRoundTrip(t *testing.T) {
 			th := rqsRandTheta(rng, c, 1+2*rng.Float64())
 			xs := rqsRefKnots(c, th[:K], c.MinBinWidth)
 			ys := rqsRefKnots(c, th[K:2*K], c.MinBinHeight)
+			// The inverse maps each y-knot to its x-knot (up to the
+			// rounding of the reference's own cumulative sums).
+			for k, yk := range ys {
+				if xb, _ := c.rqsInverse(th, yk); math.Abs(xb-xs[k]) > 1e-12*c.Bound {
+					t.Fatalf("K=%d: inverse of y-knot %d = %v, want x-knot %v", K, k, xb, xs[k])
+				}
+			}
 			pts := []float64{-c.Bound, c.Bound, math.Nextafter(c.Bound, 0), math.Nextafter(-c.Bound, 0),
 				math.Nextafter(c.Bound, 10), math.Nextafter(-c.Bound, -10), 0}
 			pts = append(pts, xs...)
