@@ -68,6 +68,29 @@
 //		}
 //	}
 //
+// # Fitting
+//
+// [Fit] runs such a loop for you, in the spirit of FlowJAX's fit_to_data:
+// it checks the data for NaN and Inf (naming the row and column), holds out
+// a random tenth of the rows for validation, shuffles the rest every epoch
+// into minibatches, steps Adam on the clipped gradient of [NLL] at the rate
+// of a [Schedule] (constant by default), updates BatchNorm's running
+// statistics, and stops early when the validation NLL has not improved for
+// [FitConfig.Patience] epochs, leaving the best epoch's parameters in p. A
+// loss that turns non-finite ends it with an error naming the epoch and step,
+// with p restored to the best parameters so far. The zero [FitConfig] works;
+// each field documents its default. Fit does not run the data-dependent
+// initialisation; do that once before:
+//
+//	flows.InitFromData(d, p, x)
+//	res, err := optim.Fit(flows.NewKey(1), d, p, x, optim.FitConfig{
+//		Epochs:   200,
+//		Schedule: optim.Cosine(1e-3, 1e-5),
+//	})
+//
+// The same key, data and configuration give the same parameters, bit for
+// bit, on every GOMAXPROCS.
+//
 // Nothing in this package keeps global state or prints; an Adam is the only
 // mutable value, and it is not safe for concurrent use.
 package optim

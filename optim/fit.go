@@ -1,0 +1,427 @@
+package optim
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/gonormflows/flows"
+)
+
+// Defaults of FitConfig, used for fields left at zero.
+const (
+	defaultEpochs      = 100
+	defaultBatchSize   = 256
+	defaultLR          = 1e-3
+	defaultClipNorm    = 5
+	defaultValFraction = 0.1
+	defaultPatience    = 5
+
+	// valChunk is the most validation rows evaluated in one LogPDF call.
+	valChunk = 4096
+)
+
+// FitConfig configures Fit. The zero value is a usable configuration: every
+// field left at zero takes the default given in its comment, in the manner of
+// FlowJAX's fit_to_data. For ClipNorm, ValFraction and Patience a negative
+// value turns the feature off.
+type FitConfig struct {
+	// Epochs is the most passes over the training rows (default 100).
+	// Early stopping may end the fit sooner. It must not be negative.
+	Epochs int
+
+	// BatchSize is the number of rows per step (default 256). It is capped
+	// at the number of training rows. It must not be negative.
+	BatchSize int
+
+	// LR is the constant learning rate used when Schedule is nil
+	// (default 1e-3). It must be finite and not negative, and must be left
+	// at zero when Schedule is set.
+	LR float64
+
+	// Schedule, when not nil, gives the learning rate of each step, called
+	// as Schedule(step, totalSteps) with step counting from 0 over the whole
+	// fit and totalSteps = Epochs × steps per epoch (the length of the fit
+	// if it is not stopped early). For example optim.Cosine(1e-3, 0), or
+	// optim.WarmupCosine(1e-3, 1e-5, 100). Nil means Constant(LR).
+	Schedule Schedule
+
+	// ClipNorm is the bound on the global Euclidean norm of each step's
+	// gradient (default 5, as in FlowJAX). A negative value or +Inf turns
+	// clipping off; NaN is an error.
+	ClipNorm float64
+
+	// ValFraction is the fraction of the rows of x held out for validation
+	// and early stopping (default 0.1): round(ValFraction·n) rows, at least
+	// one. It must be below 1. A negative value holds out no rows: then
+	// there is no early stopping and Fit keeps the last parameters.
+	ValFraction float64
+
+	// Patience is the number of consecutive epochs without a new lowest
+	// validation NLL after which the fit stops (default 5). A negative
+	// value turns early stopping off; the parameters of the best epoch are
+	// still the ones kept.
+	Patience int
+
+	// Progress, when not nil, is called after every epoch, once the epoch's
+	// validation NLL is known and before the stopping decision. While it
+	// runs, p holds the parameters at the end of that epoch; it must not
+	// change them.
+	Progress func(Progress)
+}
+
+// Progress reports the state of a Fit after an epoch, to FitConfig.Progress.
+type Progress struct {
+	// Epoch is the epoch just completed, counting from 1.
+	Epoch int
+	// Step is the number of optimiser steps taken so far, over all epochs.
+	Step int
+	// Steps is the number of steps a fit of FitConfig.Epochs epochs takes.
+	Steps int
+	// LR is the learning rate of the epoch's last step.
+	LR float64
+	// TrainNLL is the mean of the epoch's minibatch losses.
+	TrainNLL float64
+	// ValNLL is the mean NLL of the validation rows at the end of the
+	// epoch, or NaN when there are none.
+	ValNLL float64
+	// Elapsed is the wall-clock time since Fit was called.
+	Elapsed time.Duration
+	// Best reports that the parameters at the end of this epoch are now
+	// the ones Fit will keep: the validation NLL is the lowest so far
+	// (strictly), or, without validation rows, always.
+	Best bool
+}
+
+// FitResult summarises a Fit. After an error it describes the epochs that
+// completed before it.
+type FitResult struct {
+	// Epochs is the number of epochs completed.
+	Epochs int
+	// Steps is the number of optimiser steps taken.
+	Steps int
+	// BestEpoch is the epoch (counting from 1) whose final parameters p
+	// holds when Fit returns, or 0 when p holds the initial parameters
+	// (after an error in the first epoch). Without validation rows it is
+	// the last epoch completed.
+	BestEpoch int
+	// BestValNLL is the validation NLL of BestEpoch's parameters, exactly
+	// as NLLValue computes it on the validation rows taken in the order of
+	// ValRows (in chunks of at most 4096 rows, when there are more). It is
+	// NaN without validation rows, or when BestEpoch is 0.
+	BestValNLL float64
+	// TrainNLL holds the mean minibatch loss of each epoch: TrainNLL[i] is
+	// epoch i+1's.
+	TrainNLL []float64
+	// ValNLL holds the validation NLL at the end of each epoch, or is nil
+	// without validation rows.
+	ValNLL []float64
+	// Stopped reports that the fit ended early because Patience ran out.
+	Stopped bool
+	// ValRows lists the rows of x held out for validation, in the order in
+	// which they were evaluated; nil when there are none. The other rows
+	// were the training rows.
+	ValRows []int
+}
+
+// Fit trains the distribution d with parameters p on the rows of x by
+// minimising the mean negative log-likelihood with Adam, in the spirit of
+// FlowJAX's fit_to_data, and updates p in place. It returns a summary of the
+// fit, and an error for a bad configuration, bad data, or a fit that
+// diverged.
+//
+// # The data
+//
+// x holds one example per row. A NaN or Inf anywhere in x is an error that
+// names its row and column, returned before any step. The rows are split
+// once, by a random permutation: the last round(ValFraction·n) rows of the
+// permutation (at least one, unless ValFraction is negative) are held out for
+// validation (FitResult.ValRows) and the others are the training rows.
+//
+// # Epochs and steps
+//
+// Each epoch shuffles the training rows anew and walks through them in
+// minibatches of BatchSize consecutive rows of that order; a last, partial
+// minibatch is dropped (its rows are seen in other epochs' orders), so every
+// step sees BatchSize rows and an epoch takes ⌊training rows / BatchSize⌋
+// steps. The rows are copied into one batch matrix reused by every step. A
+// step is
+//
+//	loss, err := NLL(d, p, batch, grad)
+//	ClipGlobalNorm(grad, ClipNorm)
+//	adam.StepLR(p, grad, Schedule(step, totalSteps))
+//	flows.UpdateState(d, p, batch) // BatchNorm's running statistics, if any
+//
+// with an Adam from NewAdam, its default moments and ε. After each epoch, Fit
+// evaluates the validation NLL (with d.LogPDF, in chunks of at most 4096 rows,
+// averaged with weights proportional to the chunks' sizes) and calls
+// Progress.
+//
+// # Early stopping
+//
+// Fit keeps a copy of the parameters of the epoch with the lowest validation
+// NLL so far. When Patience consecutive epochs bring no lower validation NLL,
+// the fit stops (FitResult.Stopped). Whether it stops early or runs all its
+// epochs, Fit copies the best epoch's parameters back into p before it
+// returns. Without validation rows there is no early stopping and p keeps the
+// parameters of the last epoch.
+//
+// # Divergence
+//
+// A minibatch loss or gradient that is not finite, or a non-finite validation
+// NLL, ends the fit with an error naming the epoch and step (counting from 1;
+// the step over the whole fit). p is then restored to the best parameters so
+// far, as when the fit ends: those of the best epoch completed (the last one
+// without validation rows), or the initial parameters if the first epoch
+// failed. The parameters that diverged are not kept.
+//
+// # Determinism
+//
+// The key alone decides the split and the shuffles: the same key, d, p, x and
+// configuration give the same parameters, bit for bit, on every GOMAXPROCS.
+// Fit runs nothing concurrently of its own.
+//
+// # Initialisation
+//
+// Fit does not run the data-dependent initialisation of d (ActNorm's). Run it
+// once before the first Fit, with a representative batch:
+//
+//	p, d, err := flows.Flow(bijection, flows.Normal())(flows.NewKey(0), dim)
+//	if err != nil { ... }
+//	flows.InitFromData(d, p, x)
+//	res, err := optim.Fit(flows.NewKey(1), d, p, x, optim.FitConfig{})
+//
+// # Errors and panics
+//
+// A configuration out of range (a negative Epochs or BatchSize, a bad LR,
+// LR set together with Schedule, a NaN ClipNorm, a ValFraction of 1 or more
+// or NaN), too few rows to leave a training row, bad data, and divergence are
+// errors; p is unchanged by the first three. Misuse panics with an "optim:"
+// message: a nil or empty x, or a d without LogPDFVJP (or without LogPDF when
+// rows are held out for validation). Fit cannot check that len(p) matches d;
+// d's own functions panic when it does not.
+func Fit(key flows.Key, d flows.Distribution, p flows.Params, x *mat.Dense, cfg FitConfig) (FitResult, error) {
+	start := time.Now()
+	if x == nil {
+		panic("optim: Fit: nil data")
+	}
+	if x.IsEmpty() {
+		panic("optim: Fit: empty data")
+	}
+	if d.LogPDFVJP == nil {
+		panic("optim: Fit: distribution has no LogPDFVJP")
+	}
+	c, sched, err := cfg.resolve()
+	if err != nil {
+		return FitResult{BestValNLL: math.NaN()}, err
+	}
+	if err := checkData(x); err != nil {
+		return FitResult{BestValNLL: math.NaN()}, err
+	}
+
+	n, dim := x.Dims()
+	nVal := 0
+	if c.ValFraction > 0 {
+		nVal = max(1, int(math.Round(c.ValFraction*float64(n))))
+		if d.LogPDF == nil {
+			panic("optim: Fit: distribution has no LogPDF to evaluate the validation rows")
+		}
+	}
+	nTrain := n - nVal
+	if nTrain < 1 {
+		return FitResult{BestValNLL: math.NaN()}, fmt.Errorf("optim: Fit: %d rows of data leave no training row after holding out %d for validation", n, nVal)
+	}
+	batchSize := min(c.BatchSize, nTrain)
+	perEpoch := nTrain / batchSize
+	total := c.Epochs * perEpoch
+
+	splitKey, epochKey := key.Split2()
+	perm := splitKey.Rand().Perm(n)
+	trainRows := perm[:nTrain:nTrain]
+	res := FitResult{BestValNLL: math.NaN()}
+	var valX *mat.Dense
+	if nVal > 0 {
+		res.ValRows = perm[nTrain:]
+		valX = mat.NewDense(nVal, dim, nil)
+		for i, r := range res.ValRows {
+			copy(valX.RawRowView(i), x.RawRowView(r))
+		}
+	}
+
+	batch := mat.NewDense(batchSize, dim, nil)
+	order := make([]int, nTrain)
+	grad := make(flows.Params, len(p))
+	best := append(flows.Params(nil), p...)
+	opt := NewAdam(len(p))
+	bestVal := math.Inf(1)
+	fruitless := 0
+	// fail restores the best parameters and wraps a divergence error.
+	fail := func(format string, args ...any) (FitResult, error) {
+		copy(p, best)
+		return res, fmt.Errorf(format, args...)
+	}
+
+	for epoch := 1; epoch <= c.Epochs; epoch++ {
+		copy(order, trainRows)
+		rng := epochKey.Fold(uint64(epoch)).Rand()
+		rng.Shuffle(nTrain, func(i, j int) { order[i], order[j] = order[j], order[i] })
+
+		var lossSum, lr float64
+		for b := range perEpoch {
+			rows := order[b*batchSize : (b+1)*batchSize]
+			for i, r := range rows {
+				copy(batch.RawRowView(i), x.RawRowView(r))
+			}
+			step := opt.Steps() + 1
+			loss, err := NLL(d, p, batch, grad)
+			if err != nil {
+				return fail("optim: Fit: epoch %d, step %d: the training loss is not finite: %w", epoch, step, err)
+			}
+			if norm := ClipGlobalNorm(grad, c.ClipNorm); math.IsNaN(norm) || math.IsInf(norm, 0) {
+				return fail("optim: Fit: epoch %d, step %d: the gradient is not finite (norm %v)", epoch, step, norm)
+			}
+			lr = sched(opt.Steps(), total)
+			if math.IsNaN(lr) || math.IsInf(lr, 0) || lr < 0 {
+				return fail("optim: Fit: epoch %d, step %d: the schedule gave learning rate %v", epoch, step, lr)
+			}
+			opt.StepLR(p, grad, lr)
+			flows.UpdateState(d, p, batch)
+			res.Steps = opt.Steps()
+			lossSum += loss
+		}
+		trainNLL := lossSum / float64(perEpoch)
+
+		valNLL, improved := math.NaN(), true
+		if nVal > 0 {
+			valNLL, err = validationNLL(d, p, valX, res.ValRows)
+			if err != nil {
+				return fail("optim: Fit: epoch %d, step %d: %w", epoch, res.Steps, err)
+			}
+			improved = valNLL < bestVal
+		}
+		res.Epochs = epoch
+		res.TrainNLL = append(res.TrainNLL, trainNLL)
+		if nVal > 0 {
+			res.ValNLL = append(res.ValNLL, valNLL)
+		}
+		if improved {
+			copy(best, p)
+			bestVal = valNLL
+			res.BestEpoch, res.BestValNLL = epoch, valNLL
+			fruitless = 0
+		} else {
+			fruitless++
+		}
+		if c.Progress != nil {
+			c.Progress(Progress{
+				Epoch:    epoch,
+				Step:     res.Steps,
+				Steps:    total,
+				LR:       lr,
+				TrainNLL: trainNLL,
+				ValNLL:   valNLL,
+				Elapsed:  time.Since(start),
+				Best:     improved,
+			})
+		}
+		if nVal > 0 && c.Patience >= 0 && fruitless >= c.Patience {
+			res.Stopped = epoch < c.Epochs
+			break
+		}
+	}
+	copy(p, best)
+	return res, nil
+}
+
+// resolve returns cfg with its defaults filled in and the schedule to use, or
+// an error naming the first field out of range.
+func (cfg FitConfig) resolve() (FitConfig, Schedule, error) {
+	c := cfg
+	switch {
+	case c.Epochs < 0:
+		return c, nil, fmt.Errorf("optim: Fit: Epochs is %d, want ≥ 0", c.Epochs)
+	case c.Epochs == 0:
+		c.Epochs = defaultEpochs
+	}
+	switch {
+	case c.BatchSize < 0:
+		return c, nil, fmt.Errorf("optim: Fit: BatchSize is %d, want ≥ 0", c.BatchSize)
+	case c.BatchSize == 0:
+		c.BatchSize = defaultBatchSize
+	}
+	if math.IsNaN(c.LR) || math.IsInf(c.LR, 0) || c.LR < 0 {
+		return c, nil, fmt.Errorf("optim: Fit: LR is %v, want a finite rate ≥ 0", c.LR)
+	}
+	sched := c.Schedule
+	switch {
+	case sched != nil && c.LR != 0:
+		return c, nil, fmt.Errorf("optim: Fit: both LR (%v) and Schedule are set; the schedule gives the rates, so leave LR at 0", c.LR)
+	case sched == nil:
+		if c.LR == 0 {
+			c.LR = defaultLR
+		}
+		sched = Constant(c.LR)
+	}
+	switch {
+	case math.IsNaN(c.ClipNorm):
+		return c, nil, fmt.Errorf("optim: Fit: ClipNorm is NaN")
+	case c.ClipNorm == 0:
+		c.ClipNorm = defaultClipNorm
+	case c.ClipNorm < 0:
+		c.ClipNorm = math.Inf(1) // no clipping
+	}
+	switch {
+	case math.IsNaN(c.ValFraction) || c.ValFraction >= 1:
+		return c, nil, fmt.Errorf("optim: Fit: ValFraction is %v, want < 1 (negative for no validation)", c.ValFraction)
+	case c.ValFraction == 0:
+		c.ValFraction = defaultValFraction
+	}
+	if c.Patience == 0 {
+		c.Patience = defaultPatience
+	}
+	return c, sched, nil
+}
+
+// checkData returns an error naming the first row and column (in row-major
+// order) of x holding a NaN or an Inf, or nil when there is none.
+func checkData(x *mat.Dense) error {
+	raw := x.RawMatrix()
+	for i := range raw.Rows {
+		for j, v := range raw.Data[i*raw.Stride : i*raw.Stride+raw.Cols] {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return fmt.Errorf("optim: Fit: row %d, column %d of x is %v", i, j, v)
+			}
+		}
+	}
+	return nil
+}
+
+// validationNLL returns the mean NLL of the rows of valX under d, evaluated
+// in chunks of at most valChunk rows and weighted by their sizes, so that a
+// single chunk gives exactly NLLValue's result. rows maps the rows of valX to
+// those of x, for the error naming a row whose log density is not finite;
+// the error has no "optim:" prefix, which the caller adds.
+func validationNLL(d flows.Distribution, p flows.Params, valX *mat.Dense, rows []int) (float64, error) {
+	n, dim := valX.Dims()
+	var val float64
+	for lo := 0; lo < n; lo += valChunk {
+		hi := min(lo+valChunk, n)
+		logp := d.LogPDF(p, valX.Slice(lo, hi, 0, dim).(*mat.Dense))
+		if len(logp) != hi-lo {
+			panic("optim: Fit: LogPDF returned a log density count different from the batch's row count")
+		}
+		for i, v := range logp {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return math.NaN(), fmt.Errorf("the validation NLL is not finite: the log density of row %d of x is %v", rows[lo+i], v)
+			}
+		}
+		loss, err := meanNLL(logp)
+		if err != nil {
+			return loss, fmt.Errorf("the validation NLL is not finite: %w", err)
+		}
+		val += loss * (float64(hi-lo) / float64(n))
+	}
+	return val, nil
+}
