@@ -1,0 +1,562 @@
+package flows
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+)
+
+// Errors of ReadModel and Load. Every error they return for a bad file
+// wraps exactly one of these (test with errors.Is) and says more: the byte
+// offset where a truncated file ends, the stored and computed checksums,
+// the versions, the parameter counts, the index of a non-finite number.
+var (
+	// ErrNotModelFile: the data does not start with the magic bytes.
+	ErrNotModelFile = errors.New("flows: not a model file")
+	// ErrTruncated: the file ends before the end its own fields imply.
+	ErrTruncated = errors.New("flows: model file is truncated")
+	// ErrChecksum: the bytes do not match their checksum (the file was
+	// damaged after it was written).
+	ErrChecksum = errors.New("flows: model file checksum mismatch")
+	// ErrNewerFormat: the file is in a format version newer than this
+	// library reads.
+	ErrNewerFormat = errors.New("flows: model file format is newer than this library")
+	// ErrParamCount: the file's configuration builds a model with a
+	// different number of parameters than the file holds.
+	ErrParamCount = errors.New("flows: model file parameter count does not match its configuration")
+	// ErrNonFinite: a parameter, mean or scale in the file is NaN or ±Inf.
+	ErrNonFinite = errors.New("flows: model file holds a non-finite number")
+	// ErrMalformed: the file is intact (its checksum matches) but its
+	// contents are not a valid model (an unknown kind, bad JSON, a zero
+	// scale, trailing bytes).
+	ErrMalformed = errors.New("flows: malformed model file")
+)
+
+// The file format; see Model.Save.
+const (
+	fileMagic   = "GOFLOWS\n"
+	fileVersion = 1
+	// maxHeaderLen bounds the JSON header, which is a few hundred bytes;
+	// a larger length field is damage, not a header.
+	maxHeaderLen = 1 << 20
+)
+
+// castagnoli is the CRC-32C table.
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// fileHeader is the JSON header of the file format.
+type fileHeader struct {
+	Kind       string  `json:"kind"`
+	Dim        int     `json:"dim"`
+	Layers     int     `json:"layers"`
+	Hidden     []int   `json:"hidden"`
+	Activation string  `json:"activation"`
+	Bins       int     `json:"bins,omitempty"`
+	Bound      float64 `json:"bound,omitempty"`
+	Seed       uint64  `json:"seed,string"`
+}
+
+// activationByName returns the Activation whose String is name.
+func activationByName(name string) (Activation, bool) {
+	for a := Activation(0); a.valid(); a++ {
+		if a.String() == name {
+			return a, true
+		}
+	}
+	return 0, false
+}
+
+// fileError is an error about a model file: it wraps one of the Err
+// sentinels and names the file when it has a path.
+type fileError struct {
+	path string // empty for a stream
+	kind error  // one of the Err sentinels
+	msg  string
+}
+
+func (e *fileError) Error() string {
+	where := "model file"
+	if e.path != "" {
+		where += " " + e.path
+	}
+	return "flows: " + where + ": " + e.msg
+}
+
+func (e *fileError) Unwrap() error { return e.kind }
+
+func fileErrorf(kind error, format string, args ...any) *fileError {
+	return &fileError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+// checkSavable returns an error when m cannot be written as a file that
+// Load accepts: an invalid or incomplete Config, a standardisation of the
+// wrong length or not finite, a parameter vector whose length differs from
+// what the Config builds, or a non-finite parameter.
+func (m *Model) checkSavable() error {
+	cfg, spec, err := m.Config.withDefaults()
+	if err != nil {
+		return err
+	}
+	if !configEqual(cfg, m.Config) {
+		return fmt.Errorf("flows: Save: Config has zero fields; use the Config of a model made by NewModel")
+	}
+	for i, v := range m.Params {
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("flows: Save: parameter %d is %v", i, v)
+		}
+	}
+	// Rebuilding checks Dim, Mean and Scale (through Standardize's init)
+	// and gives the parameter count the file must have.
+	b, err := buildModel(cfg, spec, m.Dim, m.Mean, m.Scale)
+	if err != nil {
+		return fmt.Errorf("flows: Save: %w", err)
+	}
+	if len(b.Params) != len(m.Params) {
+		return fmt.Errorf("flows: Save: Config builds %d parameters, Params has %d", len(b.Params), len(m.Params))
+	}
+	return nil
+}
+
+// configEqual reports whether a and b are the same configuration.
+func configEqual(a, b Config) bool {
+	return a.Kind == b.Kind && a.Layers == b.Layers && slices.Equal(a.Hidden, b.Hidden) &&
+		a.Activation == b.Activation && a.Bins == b.Bins && a.Bound == b.Bound && a.Seed == b.Seed
+}
+
+// Save writes the model to the file at path, atomically: it writes to a new
+// temporary file in the same directory, fsyncs it, renames it over path and
+// fsyncs the directory, so a crash or an error at any point leaves either
+// the old file whole or the new one whole, never a mix; on an error the
+// temporary file (".<name>.tmp-…" next to path) is removed. The file keeps
+// the permissions of the file it replaces, or gets 0644 less the umask when
+// new. A symbolic link at path is followed: the file it points to is
+// replaced and the link kept. Save refuses, before touching the disk, a model that Load would refuse
+// (a non-finite parameter, a parameter count that the Config does not build).
+//
+// # File format, version 1
+//
+// All integers and floats are little-endian; floats are IEEE-754 binary64,
+// written bit for bit. With J the length of the JSON header, d = Dim and
+// P the number of parameters:
+//
+//	offset          size  field
+//	0               8     magic "GOFLOWS\n" (47 4F 46 4C 4F 57 53 0A)
+//	8               4     format version, uint32 = 1
+//	12              4     J, uint32 (1 ≤ J ≤ 2²⁰)
+//	16              J     header, UTF-8 JSON (see below)
+//	16+J            8·d   Mean, float64 × d
+//	16+J+8d         8·d   Scale, float64 × d
+//	16+J+16d        8     P, uint64
+//	24+J+16d        8·P   Params, float64 × P
+//	24+J+16d+8P     4     CRC-32C (Castagnoli) of bytes [0, 24+J+16d+8P), uint32
+//
+// and the file ends there (28+J+16d+8P bytes). The header is one JSON
+// object with exactly these members:
+//
+//	{"kind":"realnvp","dim":2,"layers":5,"hidden":[64,64],"activation":"ReLU","seed":"0"}
+//
+// kind is the Config's Kind; activation the Activation's name as String
+// gives it; seed the Config's Seed as a decimal string (exact beyond 2⁵³);
+// bins and bound (numbers) appear only for spline kinds. Every default is
+// written out, so a file does not depend on this library's defaults. The
+// parameters are in Dist's layout; Dist itself is not stored but rebuilt
+// by Load from the header, Mean and Scale, with NewKey(seed) (which also
+// redraws the layers' fixed structure, such as InvertibleLinear's
+// permutation).
+//
+// The file stores the configuration, not the layers: Load rebuilds them
+// with this library's constructors. So a release that changes a kind's
+// architecture, a layer's parameter layout, or what a layer draws from its
+// key must write a new format version. Every later version will also start
+// with the magic and a uint32 version and end with the CRC-32C of everything
+// before it, so a reader can tell a damaged file (checksum mismatch) from a
+// newer one. CRC-32C detects
+// accidental damage (every burst of up to 32 bits, and all but 2⁻³² of the
+// rest); it is not a defence against deliberate tampering.
+func (m *Model) Save(path string) error {
+	if err := m.checkSavable(); err != nil {
+		return err
+	}
+	return writeFileAtomic(path, func(w io.Writer) error {
+		_, err := m.writeTo(w)
+		return err
+	})
+}
+
+// WriteTo writes the model to w in the file format described at Save, and
+// returns the number of bytes written. It writes nothing and returns an
+// error for a model that Save refuses.
+func (m *Model) WriteTo(w io.Writer) (int64, error) {
+	if err := m.checkSavable(); err != nil {
+		return 0, err
+	}
+	return m.writeTo(w)
+}
+
+// crcWriter writes to w, counting the bytes and updating a CRC-32C, and
+// keeps the first error.
+type crcWriter struct {
+	w   io.Writer
+	n   int64
+	crc uint32
+	err error
+}
+
+func (c *crcWriter) write(b []byte) {
+	if c.err != nil {
+		return
+	}
+	n, err := c.w.Write(b)
+	c.n += int64(n)
+	c.crc = crc32.Update(c.crc, castagnoli, b[:n])
+	c.err = err
+}
+
+// writeFloats writes vs as float64 LE in chunks.
+func (c *crcWriter) writeFloats(vs []float64) {
+	var buf [4096]byte
+	b := buf[:0]
+	for _, v := range vs {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+		if len(b) == len(buf) {
+			c.write(b)
+			b = buf[:0]
+		}
+	}
+	c.write(b)
+}
+
+// writeTo writes m, which checkSavable accepted, in the file format.
+func (m *Model) writeTo(w io.Writer) (int64, error) {
+	c := m.Config
+	hdr, err := json.Marshal(fileHeader{
+		Kind: string(c.Kind), Dim: m.Dim, Layers: c.Layers, Hidden: c.Hidden,
+		Activation: c.Activation.String(), Bins: c.Bins, Bound: c.Bound, Seed: c.Seed,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("flows: WriteTo: %w", err)
+	}
+	cw := &crcWriter{w: w}
+	head := make([]byte, 0, 16)
+	head = append(head, fileMagic...)
+	head = binary.LittleEndian.AppendUint32(head, fileVersion)
+	head = binary.LittleEndian.AppendUint32(head, uint32(len(hdr)))
+	cw.write(head)
+	cw.write(hdr)
+	cw.writeFloats(m.Mean)
+	cw.writeFloats(m.Scale)
+	cw.write(binary.LittleEndian.AppendUint64(nil, uint64(len(m.Params))))
+	cw.writeFloats(m.Params)
+	cw.write(binary.LittleEndian.AppendUint32(nil, cw.crc))
+	if cw.err != nil {
+		return cw.n, fmt.Errorf("flows: WriteTo: %w", cw.err)
+	}
+	return cw.n, nil
+}
+
+// tempCounter makes temporary file names unique within the process.
+var tempCounter atomic.Uint64
+
+// createTemp creates a new file next to path, named ".<base>.tmp-<id>",
+// with mode 0644 less the umask (os.CreateTemp would give 0600).
+func createTemp(path string) (*os.File, error) {
+	dir, base := filepath.Split(path)
+	for range 1000 {
+		id := strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(tempCounter.Add(1), 36) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+		f, err := os.OpenFile(filepath.Join(dir, "."+base+".tmp-"+id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+		if !errors.Is(err, os.ErrExist) {
+			return f, err
+		}
+	}
+	return nil, fmt.Errorf("could not find an unused temporary name next to %s", path)
+}
+
+// writeFileAtomic writes path through write, atomically (see Save).
+func writeFileAtomic(path string, write func(io.Writer) error) error {
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
+		target, err := filepath.EvalSymlinks(path)
+		if err != nil {
+			return fmt.Errorf("flows: Save: %w", err)
+		}
+		path = target
+	}
+	var mode os.FileMode // 0: keep the mode the new file was created with
+	if fi, err := os.Stat(path); err == nil {
+		if !fi.Mode().IsRegular() {
+			return fmt.Errorf("flows: Save: %s is not a regular file", path)
+		}
+		mode = fi.Mode().Perm()
+	}
+	f, err := createTemp(path)
+	if err != nil {
+		return fmt.Errorf("flows: Save: %w", err)
+	}
+	tmp := f.Name()
+	closed, renamed := false, false
+	defer func() {
+		if !closed {
+			f.Close()
+		}
+		if !renamed {
+			os.Remove(tmp)
+		}
+	}()
+	bw := bufio.NewWriterSize(f, 1<<16)
+	if err := write(bw); err != nil {
+		return fmt.Errorf("flows: Save %s: %w", path, err)
+	}
+	if err := bw.Flush(); err != nil {
+		return fmt.Errorf("flows: Save %s: %w", path, err)
+	}
+	if mode != 0 && runtime.GOOS != "windows" {
+		if err := f.Chmod(mode); err != nil {
+			return fmt.Errorf("flows: Save %s: %w", path, err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("flows: Save %s: %w", path, err)
+	}
+	closed = true
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("flows: Save %s: %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("flows: Save: %w", err)
+	}
+	renamed = true
+	if runtime.GOOS == "windows" {
+		return nil // directories cannot be fsynced there
+	}
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return fmt.Errorf("flows: Save %s: the file is written but its directory could not be synced: %w", path, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("flows: Save %s: the file is written but its directory could not be synced: %w", path, err)
+	}
+	return nil
+}
+
+// Load reads a model saved by Save. It rebuilds Dist from the file's
+// configuration and standardisation and fills in the saved parameters, so
+// the loaded model gives bit for bit the log densities and samples of the
+// saved one.
+//
+// For a file that is not an intact model of a format this library reads,
+// it returns an error that names the file and wraps one of ErrNotModelFile,
+// ErrTruncated (with the byte offset where the file ends and the section it
+// ends in), ErrChecksum, ErrNewerFormat, ErrParamCount, ErrNonFinite or
+// ErrMalformed. Errors opening or reading the file are returned as they
+// come, wrapped. The whole file is read into memory. Load checks a file for
+// damage, not for malice: the header's configuration decides how large a
+// model it builds, so load files only from sources you trust.
+func Load(path string) (*Model, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("flows: Load: %w", err)
+	}
+	m, err := decodeModel(data)
+	if fe, ok := err.(*fileError); ok {
+		fe.path = path
+	}
+	return m, err
+}
+
+// ReadModel reads a model written by WriteTo (or Save) from r, to its end,
+// and returns it as Load does, with the same errors.
+func ReadModel(r io.Reader) (*Model, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("flows: ReadModel: %w", err)
+	}
+	return decodeModel(data)
+}
+
+// decodeModel parses a whole model file.
+//
+// The checksum covers everything, but a damaged file and a truncated one
+// both fail it, so when it fails the layout is parsed anyway: if every field
+// read before the end is consistent (the header parses, the parameter count
+// is the one the header builds) and the file simply ends early, the error
+// is ErrTruncated at that offset; otherwise it is ErrChecksum.
+func decodeModel(data []byte) (*Model, error) {
+	n := len(data)
+	if n < len(fileMagic) {
+		if bytes.HasPrefix([]byte(fileMagic), data) {
+			return nil, fileErrorf(ErrTruncated, "truncated: the file ends at byte offset %d, inside the magic (bytes 0 to 8)", n)
+		}
+		return nil, fileErrorf(ErrNotModelFile, "not a model file: it does not start with %q", fileMagic)
+	}
+	if string(data[:len(fileMagic)]) != fileMagic {
+		return nil, fileErrorf(ErrNotModelFile, "not a model file: it does not start with %q", fileMagic)
+	}
+	if n < 12 {
+		return nil, fileErrorf(ErrTruncated, "truncated: the file ends at byte offset %d, inside the format version (bytes 8 to 12)", n)
+	}
+	version := binary.LittleEndian.Uint32(data[8:])
+	var stored, computed uint32
+	crcOK := false
+	if n >= 16 {
+		stored = binary.LittleEndian.Uint32(data[n-4:])
+		computed = crc32.Checksum(data[:n-4], castagnoli)
+		crcOK = stored == computed
+	}
+	if !crcOK {
+		if version == fileVersion {
+			if _, err := parseV1(data); errors.Is(err, ErrTruncated) {
+				return nil, err
+			}
+		}
+		if n < 16 {
+			return nil, fileErrorf(ErrChecksum, "checksum mismatch: the file (%d bytes) is too short to hold a checksum", n)
+		}
+		return nil, fileErrorf(ErrChecksum, "checksum mismatch: stored CRC-32C %08x, computed %08x: the file is damaged", stored, computed)
+	}
+	switch {
+	case version == 0:
+		return nil, fileErrorf(ErrMalformed, "format version 0 does not exist")
+	case version > fileVersion:
+		return nil, fileErrorf(ErrNewerFormat, "format version %d is newer than this library's %d", version, fileVersion)
+	}
+	return parseV1(data)
+}
+
+// fileReader reads the sections of a version 1 file in order.
+type fileReader struct {
+	data []byte
+	off  int
+}
+
+// next returns the next size bytes (size ≥ 0), the section called what, or
+// an ErrTruncated error saying where the file ends.
+func (r *fileReader) next(size int, what string) ([]byte, error) {
+	if size > len(r.data)-r.off {
+		return nil, fileErrorf(ErrTruncated, "truncated: the file ends at byte offset %d, inside the %s (bytes %d to %d)", len(r.data), what, r.off, r.off+size)
+	}
+	b := r.data[r.off : r.off+size]
+	r.off += size
+	return b, nil
+}
+
+// floats reads count float64 values, the section called section, each an
+// item, and checks that they are finite.
+func (r *fileReader) floats(count int, section, item string) ([]float64, error) {
+	if count < 0 || count > (len(r.data)-r.off)/8 {
+		return nil, fileErrorf(ErrTruncated, "truncated: the file ends at byte offset %d, inside the %s (bytes %d to %d)",
+			len(r.data), section, r.off, uint64(r.off)+8*uint64(count))
+	}
+	b, err := r.next(8*count, section)
+	if err != nil {
+		return nil, err
+	}
+	vs := make([]float64, count)
+	for i := range vs {
+		vs[i] = math.Float64frombits(binary.LittleEndian.Uint64(b[8*i:]))
+		if math.IsNaN(vs[i]) || math.IsInf(vs[i], 0) {
+			return nil, fileErrorf(ErrNonFinite, "%s %d is %v (at byte offset %d)", item, i, vs[i], r.off-len(b)+8*i)
+		}
+	}
+	return vs, nil
+}
+
+// parseV1 parses a version 1 file (see Save) and builds its model.
+func parseV1(data []byte) (*Model, error) {
+	r := &fileReader{data: data, off: 12}
+	b, err := r.next(4, "header length")
+	if err != nil {
+		return nil, err
+	}
+	hlen := binary.LittleEndian.Uint32(b)
+	if hlen == 0 || hlen > maxHeaderLen {
+		return nil, fileErrorf(ErrMalformed, "header length %d is not in [1, %d]", hlen, maxHeaderLen)
+	}
+	if int(hlen) > len(data)-r.off {
+		// Either the file ends inside the header, or the length field is
+		// damaged: a complete JSON object that ends before the claimed
+		// length tells the second from the first.
+		dec := json.NewDecoder(bytes.NewReader(data[r.off:]))
+		var v map[string]any
+		if dec.Decode(&v) == nil && dec.InputOffset() < int64(hlen) {
+			return nil, fileErrorf(ErrMalformed, "header length %d, but the header ends after %d bytes", hlen, dec.InputOffset())
+		}
+	}
+	hb, err := r.next(int(hlen), "header")
+	if err != nil {
+		return nil, err
+	}
+	var h fileHeader
+	dec := json.NewDecoder(bytes.NewReader(hb))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil {
+		return nil, fileErrorf(ErrMalformed, "header: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, fileErrorf(ErrMalformed, "header: data after the JSON object")
+	}
+	act, ok := activationByName(h.Activation)
+	if !ok {
+		return nil, fileErrorf(ErrMalformed, "header: unknown activation %q", h.Activation)
+	}
+	cfg := Config{Kind: Kind(h.Kind), Layers: h.Layers, Hidden: h.Hidden, Activation: act, Bins: h.Bins, Bound: h.Bound, Seed: h.Seed}
+	full, spec, err := cfg.withDefaults()
+	if err != nil {
+		return nil, fileErrorf(ErrMalformed, "header: %v", err)
+	}
+	if !configEqual(full, cfg) {
+		return nil, fileErrorf(ErrMalformed, "header: configuration %+v is incomplete", cfg)
+	}
+	if h.Dim < 1 {
+		return nil, fileErrorf(ErrMalformed, "header: dim %d, want at least 1", h.Dim)
+	}
+	mean, err := r.floats(h.Dim, "mean", "mean")
+	if err != nil {
+		return nil, err
+	}
+	scale, err := r.floats(h.Dim, "scale", "scale")
+	if err != nil {
+		return nil, err
+	}
+	for j, s := range scale {
+		if !(s > 0) {
+			return nil, fileErrorf(ErrMalformed, "scale %d is %v, want positive", j, s)
+		}
+	}
+	b, err = r.next(8, "parameter count")
+	if err != nil {
+		return nil, err
+	}
+	count := binary.LittleEndian.Uint64(b)
+	m, err := buildModel(cfg, spec, h.Dim, mean, scale)
+	if err != nil {
+		return nil, fileErrorf(ErrMalformed, "%v", err)
+	}
+	if count != uint64(len(m.Params)) {
+		return nil, fileErrorf(ErrParamCount, "config builds %d parameters, file has %d", len(m.Params), count)
+	}
+	params, err := r.floats(len(m.Params), "parameters", "parameter")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := r.next(4, "checksum"); err != nil {
+		return nil, err
+	}
+	if r.off != len(data) {
+		return nil, fileErrorf(ErrMalformed, "%d bytes after the checksum", len(data)-r.off)
+	}
+	copy(m.Params, params)
+	return m, nil
+}
