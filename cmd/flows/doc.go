@@ -1,0 +1,73 @@
+// Command flows fits normalizing flows to the rows of a CSV file, draws
+// samples from them, scores rows by their log density (for anomaly
+// detection) and draws 2-D models. It is one static binary:
+//
+//	go install github.com/gonormflows/flows/cmd/flows@latest
+//
+// Usage:
+//
+//	flows fit data.csv -o model.flow [--columns a,b] [--kind maf] [--epochs 100] ...
+//	flows sample model.flow [-n 1000] [-o samples.csv] [--seed 0] [--names a,b]
+//	flows score model.flow data.csv [--columns a,b] [--top 10] [-o scores.csv]
+//	flows plot model.flow [data.csv] -o plot.png [--columns x,y] [-n 1000]
+//	flows help [command]
+//	flows version
+//
+// Flags may come before or after the file names, with one dash or two
+// (-o and --o are the same flag); "flows help fit" lists a command's flags
+// and their defaults.
+//
+// # Reading CSV
+//
+// A CSV file holds one example a row. Its first row is a header when one of
+// its cells is not a number while the cell below it is (--header yes or no
+// overrides this); a UTF-8 byte order mark is ignored, and "-" reads
+// standard input. --columns picks the columns to use, by header name or by
+// index counting from 0 (names first), in the order given: --columns
+// price,size or --columns 0,2. Columns that are not picked may hold
+// anything. --delimiter sets another separator, such as ';' or '\t'.
+//
+// Every picked cell must be a finite number. Errors name the file, the line
+// (from 1) and the column (from 0, as --columns counts), for example
+//
+//	flows fit: data.csv:17: column 3 ("price"): "abc" is not a number
+//
+// and likewise a NaN or Inf cell, an empty cell, a row with a different
+// number of columns than the first, an empty file, a header without data,
+// an unknown column name, and a selection that does not have the model's
+// number of columns.
+//
+// # Commands
+//
+// fit fits a ready-made flow (--kind maf, realnvp, glow, nsf-coupling or
+// nsf-autoregressive, with --layers, --hidden, --activation, --bins and
+// --bound; see flows.Config) with optim.Fit (--epochs, --batch, --lr,
+// --val, --patience, --seed) and writes it with Model.Save. A progress bar
+// with the training and validation negative log-likelihood is drawn on
+// standard error when it is a terminal, unless --quiet. The model file
+// does not record column names: a model's columns are the picked columns
+// in the order picked, which fit prints when it is done; give score and
+// plot the same columns in the same order.
+//
+// sample writes -n rows drawn from a model as CSV, with a header row (x0,
+// x1, ... or --names), to standard output or -o.
+//
+// score writes, for every data row of a CSV file, "row,line,log_density"
+// and the row's picked values: row counts data rows from 0, line is the
+// row's line in the file, and log_density is in nats, in the data's units.
+// The lower it is, the less likely the row; --top k keeps the k least
+// likely rows, lowest first.
+//
+// plot draws a model of two columns: a heat map of its density, samples
+// from it and, given a CSV file, the data, as PNG (or SVG or PDF by the
+// name's extension).
+//
+// # Outputs and exit status
+//
+// Outputs are computed in full before anything is written, and files are
+// written atomically (a temporary file in the same directory, renamed over
+// the target at the end), so a command that fails leaves no output file
+// behind and an existing one unchanged. An output may not be one of the
+// command's inputs. The exit status is 0 on success and 1 on any error,
+// which is printed on standard error.
+package main

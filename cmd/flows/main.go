@@ -1,0 +1,351 @@
+package main
+
+import (
+	"encoding/csv"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/vbauerster/mpb/v8/cwriter"
+)
+
+// env is what a command may touch besides the files named on its command
+// line: the standard streams, and whether standard error is a terminal (the
+// progress bar is drawn only then).
+type env struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	stderrTTY      bool
+}
+
+// command is one subcommand: its usage, its flags and what it runs.
+type command struct {
+	name  string
+	args  string // the positional arguments, for the usage line
+	short string // one line for the list of commands
+	long  string // the paragraph of "flows help NAME"
+	nArgs [2]int // the least and most number of positional arguments
+	flags func(fs *flag.FlagSet) func(e *env, args []string) error
+}
+
+// commands lists the subcommands in the order help shows them.
+var commands = []*command{fitCommand, sampleCommand, scoreCommand, plotCommand, versionCommand}
+
+// usageError is an error in the command line (a flag, a missing argument);
+// its message is followed by a pointer to the command's help.
+type usageError struct {
+	cmd string
+	msg string
+}
+
+func (e *usageError) Error() string { return e.msg }
+
+// usagef returns a usageError of the command cmd.
+func usagef(cmd, format string, args ...any) error {
+	return &usageError{cmd: cmd, msg: fmt.Sprintf(format, args...)}
+}
+
+func main() {
+	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, stderrTTY: cwriter.IsTerminal(int(os.Stderr.Fd()))}
+	os.Exit(run(e, os.Args[1:]))
+}
+
+// run runs the command line args (without the program name) and returns the
+// exit status: 0 on success, 1 on any error, which it prints on e.stderr.
+func run(e *env, args []string) int {
+	if len(args) == 0 {
+		mainUsage(e.stderr)
+		return 1
+	}
+	name := args[0]
+	switch name {
+	case "help", "-h", "-help", "--help":
+		if len(args) > 1 && name == "help" {
+			c := lookup(args[1])
+			if c == nil {
+				fmt.Fprintf(e.stderr, "flows help: unknown command %q\n", args[1])
+				mainUsage(e.stderr)
+				return 1
+			}
+			commandUsage(e.stdout, c)
+			return 0
+		}
+		mainUsage(e.stdout)
+		return 0
+	case "-version", "--version":
+		name = "version"
+	}
+	c := lookup(name)
+	if c == nil {
+		fmt.Fprintf(e.stderr, "flows: unknown command %q\n", name)
+		mainUsage(e.stderr)
+		return 1
+	}
+	fs := flag.NewFlagSet("flows "+c.name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard) // errors are printed below, usage on request
+	do := c.flags(fs)
+	pos, err := parseInterspersed(fs, args[1:])
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		commandUsage(e.stdout, c)
+		return 0
+	case err != nil:
+		// The flag package names flags with one dash; help uses two for
+		// long names.
+		err = usagef(c.name, "%s", longFlag.ReplaceAllString(err.Error(), " --$1"))
+	case len(pos) < c.nArgs[0]:
+		err = usagef(c.name, "%s needs %s", c.name, c.args)
+	case len(pos) > c.nArgs[1]:
+		err = usagef(c.name, "too many arguments: %s", strings.Join(pos[c.nArgs[1]:], " "))
+	default:
+		err = do(e, pos)
+	}
+	if err != nil {
+		msg := err.Error()
+		if !strings.HasPrefix(msg, "flows: ") {
+			msg = "flows " + c.name + ": " + msg
+		}
+		fmt.Fprintln(e.stderr, msg)
+		var ue *usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(e.stderr, "Run 'flows help %s' for usage.\n", c.name)
+		}
+		return 1
+	}
+	return 0
+}
+
+// longFlag matches a long flag name after a space in a message of package
+// flag: " -columns".
+var longFlag = regexp.MustCompile(` -([A-Za-z][A-Za-z0-9]+)\b`)
+
+// lookup returns the command called name, or nil.
+func lookup(name string) *command {
+	for _, c := range commands {
+		if c.name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// parseInterspersed parses the flags of args, which may come before, between
+// or after the positional arguments (flows fit data.csv -o m.flow), and
+// returns the positional arguments in order. Everything after "--" is
+// positional, and so is "-" (standard input).
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			return pos, nil
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+}
+
+// mainUsage prints the overview of "flows help".
+func mainUsage(w io.Writer) {
+	fmt.Fprint(w, `flows fits normalizing flows to the rows of a CSV file, samples from them,
+scores rows by their log density and draws 2-D models.
+
+Usage:
+	flows <command> [arguments]
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "\t%-8s %s\n", c.name, c.short)
+	}
+	fmt.Fprint(w, `
+Run 'flows help <command>' for a command's flags.
+
+Quick start:
+	flows fit data.csv -o model.flow
+	flows sample model.flow -n 1000 -o samples.csv
+	flows score model.flow data.csv --top 10
+	flows plot model.flow data.csv -o plot.png
+`)
+}
+
+// commandUsage prints the help of c: usage line, paragraph and flags, with
+// two dashes for long flag names (one or two both work).
+func commandUsage(w io.Writer, c *command) {
+	fmt.Fprintf(w, "Usage: flows %s [flags] %s\n\n%s\n", c.name, c.args, strings.TrimSpace(c.long))
+	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
+	c.flags(fs)
+	var lines [][2]string
+	fs.VisitAll(func(f *flag.Flag) {
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		kind, usage := flag.UnquoteUsage(f)
+		head := dash + f.Name
+		if kind != "" {
+			head += " " + kind
+		}
+		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
+			usage += " (default " + f.DefValue + ")"
+		}
+		lines = append(lines, [2]string{head, usage})
+	})
+	if len(lines) == 0 {
+		return
+	}
+	sort.SliceStable(lines, func(i, j int) bool {
+		return strings.TrimLeft(lines[i][0], "-") < strings.TrimLeft(lines[j][0], "-")
+	})
+	fmt.Fprintln(w, "\nFlags:")
+	for _, l := range lines {
+		fmt.Fprintf(w, "  %s\n    \t%s\n", l[0], strings.ReplaceAll(l[1], "\n", "\n    \t"))
+	}
+}
+
+// listFlag is a flag holding a comma-separated list, parsed as one CSV
+// record so that a name with a comma can be quoted: --columns '"a,b",c'.
+type listFlag []string
+
+func (l *listFlag) String() string {
+	if l == nil {
+		return ""
+	}
+	return strings.Join(*l, ",")
+}
+
+func (l *listFlag) Set(s string) error {
+	r := csv.NewReader(strings.NewReader(s))
+	rec, err := r.Read()
+	if err != nil {
+		return fmt.Errorf("not a comma-separated list: %v", err)
+	}
+	for i := range rec {
+		rec[i] = strings.TrimSpace(rec[i])
+		if rec[i] == "" {
+			return fmt.Errorf("item %d of %q is empty", i+1, s)
+		}
+	}
+	*l = rec
+	return nil
+}
+
+// intsFlag is a flag holding a comma-separated list of positive integers.
+type intsFlag []int
+
+func (l *intsFlag) String() string {
+	if l == nil {
+		return ""
+	}
+	s := make([]string, len(*l))
+	for i, v := range *l {
+		s[i] = strconv.Itoa(v)
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *intsFlag) Set(s string) error {
+	var out []int
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || v < 1 {
+			return fmt.Errorf("%q is not a list of positive integers", s)
+		}
+		out = append(out, v)
+	}
+	*l = out
+	return nil
+}
+
+// rangeFlag is a flag holding an interval "lo,hi" with lo < hi.
+type rangeFlag struct {
+	lo, hi float64
+	set    bool
+}
+
+func (r *rangeFlag) String() string {
+	if r == nil || !r.set {
+		return ""
+	}
+	return fmt.Sprintf("%g,%g", r.lo, r.hi)
+}
+
+func (r *rangeFlag) Set(s string) error {
+	lo, hi, ok := strings.Cut(s, ",")
+	a, err1 := strconv.ParseFloat(strings.TrimSpace(lo), 64)
+	b, err2 := strconv.ParseFloat(strings.TrimSpace(hi), 64)
+	if !ok || err1 != nil || err2 != nil || !(a < b) || isInfOrNaN(a) || isInfOrNaN(b) {
+		return fmt.Errorf("%q is not an interval LO,HI of finite numbers with LO < HI", s)
+	}
+	r.lo, r.hi, r.set = a, b, true
+	return nil
+}
+
+// csvFlags are the flags of every command that reads a CSV file.
+type csvFlags struct {
+	columns   listFlag
+	header    string
+	delimiter string
+}
+
+// add defines the flags on fs.
+func (c *csvFlags) add(fs *flag.FlagSet) {
+	fs.Var(&c.columns, "columns", "the `list` of columns to use, by header name or 0-based index, in the\nmodel's column order (default all columns)")
+	fs.StringVar(&c.header, "header", "auto", "`auto|yes|no`: whether the first row is a header; auto takes it for\none when a cell is not a number while the cell below it is")
+	fs.StringVar(&c.delimiter, "delimiter", ",", "the field delimiter, one `character` (\\t for a tab)")
+}
+
+// options returns the csvOptions of the flags, or a usage error.
+func (c *csvFlags) options(cmd string) (csvOptions, error) {
+	o := csvOptions{columns: c.columns}
+	switch c.header {
+	case "auto", "yes", "no":
+		o.header = c.header
+	default:
+		return o, usagef(cmd, "--header %q: want auto, yes or no", c.header)
+	}
+	d := c.delimiter
+	if d == `\t` || d == "tab" {
+		d = "\t"
+	}
+	runes := []rune(d)
+	if len(runes) != 1 || runes[0] == '"' || runes[0] == '\r' || runes[0] == '\n' {
+		return o, usagef(cmd, "--delimiter %q: want one character other than a quote or a line break", c.delimiter)
+	}
+	o.comma = runes[0]
+	return o, nil
+}
+
+// versionCommand prints the module version the binary was built from.
+var versionCommand = &command{
+	name:  "version",
+	short: "print the version of flows",
+	long:  "Version prints the version of the module github.com/gonormflows/flows that the\nbinary was built from, as go install records it.",
+	flags: func(fs *flag.FlagSet) func(*env, []string) error {
+		return func(e *env, _ []string) error {
+			v := "(unknown version)"
+			if bi, ok := debug.ReadBuildInfo(); ok {
+				v = bi.Main.Version
+				if v == "" || v == "(devel)" {
+					v = "(devel)"
+				}
+				v += " " + bi.GoVersion
+			}
+			fmt.Fprintln(e.stdout, "flows", v)
+			return nil
+		}
+	},
+}
