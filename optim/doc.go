@@ -91,6 +91,17 @@
 // The same key, data and configuration give the same parameters, bit for
 // bit, on every GOMAXPROCS.
 //
+// # Variational inference
+//
+// To fit a flow to a target known only up to a constant, p̃ (a Target: its
+// unnormalised log density and gradient), [ReverseKL] estimates
+// E_q[log q − log p̃] by the reparameterisation trick: z ~ N(0, I) from a
+// key, x = Inverse(z), with the gradient pulled back through the
+// bijection's InverseVJP. [FitVI] runs Adam on it, with optional annealing
+// of the target. [ImportanceLogWeights], [LogMeanExp] and [ImportanceESS]
+// give the importance weights p̃/q, an estimate of log Z and the effective
+// sample size. See examples/energy.
+//
 // Nothing in this package keeps global state or prints; an Adam is the only
 // mutable value, and it is not safe for concurrent use.
 package optim
