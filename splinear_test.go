@@ -283,14 +283,18 @@ func TestNeuralSplineAutoregressiveExtremes(t *testing.T) {
 				moderate := name == "init" || name == "perturbed"
 				// The backward error Direct(Inverse(z)) − z: a few ulps
 				// of B for moderate parameters. With huge weights the
-				// knots of input i are ~1e8-sized numbers computed by
-				// the dense MADE pass (Direct) and the incremental one
-				// (Inverse) in different summation orders, so they
-				// differ by ~1e-8 absolute, which moves g by up to
-				// ~1e-8·B: 1e-6·B still catches a wrong bin or input.
+				// knot parameters of input i are ~1e8-sized numbers
+				// computed by the dense MADE pass (Direct) and the
+				// incremental one (Inverse) in different summation
+				// orders, which depend on the matrix kernel: they differ
+				// by ~1e-8 absolute or more, and the softmax over logits
+				// spread by ~1e8 turns that into knot shifts of up to
+				// ~1e-5·B (2e-5·B measured with gonum's kernel). 1e-3·B
+				// still catches a wrong bin, branch or input; precision
+				// at ordinary parameters is the conformance suite's job.
 				bwd := 1e-12
 				if !moderate {
-					bwd = 1e-6
+					bwd = 1e-3
 				}
 				// As for the coupling: ReLU nets on inputs of 1e300
 				// overflow inside the MADE, whose own pullback then gives
@@ -314,12 +318,29 @@ func TestNeuralSplineAutoregressiveExtremes(t *testing.T) {
 					full = 0
 				}
 				nsfCheckFinite(t, what, bj, p, x, bound, tol, full, act == flows.Tanh)
-				nsfCheckFinite(t, what+"/x≤1e6", bj, p, nsfRowsWithin(x, 0, dim, 1e6), bound, tol, bwd, true)
+				// With ReLU and huge weights, inputs up to 1e6 give knot
+				// parameters up to ~1e16, whose rounding (O(1) absolute,
+				// different in the dense and incremental passes) moves
+				// knots by O(B): only finiteness is promised there.
+				bwd6 := bwd
+				if !moderate && act != flows.Tanh {
+					bwd6 = 0
+				}
+				nsfCheckFinite(t, what+"/x≤1e6", bj, p, nsfRowsWithin(x, 0, dim, 1e6), bound, tol, bwd6, true)
 				if moderate {
 					tol = 1e-9
 				}
 				nsfCheckFinite(t, what+"/x≤10", bj, p, nsfRowsWithin(x, 0, dim, 10), bound, tol, bwd, true)
-				nsfCheckFinite(t, what+"/knots", bj, p, nsfARKnotRows(net, p, dim, bins, bound), bound, tol, bwd, true)
+				// Rows built to sit exactly on knots put some ReLU
+				// pre-activations at rounding level, where the dense and
+				// incremental passes (different summation orders) can
+				// fall on opposite sides of the kink: log g′ then differs
+				// by ~1e-8 relative (measured with gonum's kernel).
+				bwdK := bwd
+				if act != flows.Tanh {
+					bwdK = max(bwd, 1e-8)
+				}
+				nsfCheckFinite(t, what+"/knots", bj, p, nsfARKnotRows(net, p, dim, bins, bound), bound, tol, bwdK, true)
 			}
 		}
 	}
