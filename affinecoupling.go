@@ -217,13 +217,14 @@ type couplingKernel struct {
 }
 
 // coupling holds a coupling layer's immutable shape: its conditioner net
-// maps d1 columns to k.width·d2 and holds all np parameters.
+// maps d1 + cdim columns to k.width·d2 and holds all np parameters.
 type coupling struct {
 	who         string
 	net         Net
 	dim, d1, d2 int
 	np          int
 	k           couplingKernel
+	cdim        int // context columns fed to the conditioner after u1 (0: unconditional)
 }
 
 // couplingDims returns the split of dim into the d1 conditioning and d2
@@ -288,27 +289,55 @@ func (c *coupling) bijection() Bijection {
 
 // forward runs the coupling on u (n×dim), Direct when !inverse and Inverse
 // when inverse, and returns the output, the log-det and, when vjp, the
-// pullback (else nil). The output is [u1 | v2], v2 from the kernel.
+// pullback (else nil). The output is [u1 | v2], v2 from the kernel. It is
+// forwardCtx without a context.
+func (c *coupling) forward(p Params, u *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback) {
+	out, logDet, back := c.forwardCtx(p, u, nil, inverse, vjp)
+	if back == nil {
+		return out, logDet, nil
+	}
+	return out, logDet, func(dv *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
+		du, _ := back(dv, dLogDet, dp)
+		return du
+	}
+}
+
+// forwardCtx is forward with an optional context ctx (n×c.cdim, or nil when
+// c.cdim is 0): the conditioner sees the row [u1 | ctx] (d1 + cdim
+// columns), so the scale and shift of u2 depend on both. Its pullback
+// splits the conditioner's input gradient into the u1 part (added to the
+// pass-through term) and dctx, which it returns (nil when c.cdim is 0).
+// With no context every value is computed exactly as before, bit for bit.
 //
 // The pullback keeps the kernel's values in a buffer of its own, and the
 // conditioner's pullback its own, so it never depends on the caller's
-// matrices after forward returns.
-func (c *coupling) forward(p Params, u *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback) {
+// matrices after forwardCtx returns.
+func (c *coupling) forwardCtx(p Params, u, ctx *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, CondPullback) {
 	checkParams(c.who, p, c.np)
 	checkWidth(c.who, u, c.dim)
 	n, _ := u.Dims()
-	d1, d2, dim := c.d1, c.d2, c.dim
+	if c.cdim > 0 {
+		checkContext(c.who, ctx, n, c.cdim)
+	}
+	d1, d2, dim, cd := c.d1, c.d2, c.dim, c.cdim
 	wy := c.k.width * d2 // conditioner output columns
 	wk := c.k.keep * d2  // kept values per row
+	win := d1 + cd       // conditioner input columns
 
-	// The conditioner's input, u1, as a contiguous copy: the net sees a
-	// plain matrix and its pullback may keep it.
+	// The conditioner's input, [u1 | ctx], as a contiguous copy: the net
+	// sees a plain matrix and its pullback may keep it.
 	ur := u.RawMatrix()
-	u1 := make([]float64, n*d1)
+	u1 := make([]float64, n*win)
 	for i := 0; i < n; i++ {
-		copy(u1[i*d1:(i+1)*d1], ur.Data[i*ur.Stride:i*ur.Stride+d1])
+		copy(u1[i*win:i*win+d1], ur.Data[i*ur.Stride:i*ur.Stride+d1])
 	}
-	u1m := mat.NewDense(n, d1, u1)
+	if cd > 0 {
+		cr := ctx.RawMatrix()
+		for i := 0; i < n; i++ {
+			copy(u1[i*win+d1:(i+1)*win], cr.Data[i*cr.Stride:i*cr.Stride+cd])
+		}
+	}
+	u1m := mat.NewDense(n, win, u1)
 	var y *mat.Dense
 	var netBack NetPullback
 	if vjp {
@@ -342,11 +371,11 @@ func (c *coupling) forward(p Params, u *mat.Dense, inverse, vjp bool) (*mat.Dens
 		return mat.NewDense(n, dim, out), logDet, nil
 	}
 
-	back := func(dv *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
+	back := func(dv *mat.Dense, dLogDet []float64, dp Params) (*mat.Dense, *mat.Dense) {
 		checkPullback(c.who, dv, dLogDet, dp, n, dim, c.np)
 		// The kernel gives du2 and dy = dL/d(conditioner output); the net
-		// pulls dy back to du1 (added to g1, the pass-through term) and
-		// to dp.
+		// pulls dy back to [du1 | dctx]: du1 is added to g1, the
+		// pass-through term, dctx is returned, and dp receives the rest.
 		gr := dv.RawMatrix()
 		du := make([]float64, n*dim)
 		dy := make([]float64, n*wy)
@@ -357,8 +386,8 @@ func (c *coupling) forward(p Params, u *mat.Dense, inverse, vjp bool) (*mat.Dens
 			c.k.back(drow[d1:], dy[i*wy:(i+1)*wy], grow[d1:], kept[i*wk:(i+1)*wk], dLogDet[i], inverse)
 		}
 		du1 := netBack(mat.NewDense(n, wy, dy), dp)
-		if r, cols := du1.Dims(); r != n || cols != d1 {
-			panic(fmt.Sprintf("flows: %s: conditioner pullback returned %d×%d, want %d×%d", c.who, r, cols, n, d1))
+		if r, cols := du1.Dims(); r != n || cols != win {
+			panic(fmt.Sprintf("flows: %s: conditioner pullback returned %d×%d, want %d×%d", c.who, r, cols, n, win))
 		}
 		dr := du1.RawMatrix()
 		for i := 0; i < n; i++ {
@@ -367,7 +396,15 @@ func (c *coupling) forward(p Params, u *mat.Dense, inverse, vjp bool) (*mat.Dens
 				drow[j] += v
 			}
 		}
-		return mat.NewDense(n, dim, du)
+		var dctx *mat.Dense
+		if cd > 0 {
+			dc := make([]float64, n*cd)
+			for i := 0; i < n; i++ {
+				copy(dc[i*cd:(i+1)*cd], dr.Data[i*dr.Stride+d1:i*dr.Stride+win])
+			}
+			dctx = mat.NewDense(n, cd, dc)
+		}
+		return mat.NewDense(n, dim, du), dctx
 	}
 	return mat.NewDense(n, dim, out), logDet, back
 }

@@ -141,6 +141,13 @@ type madeNet struct {
 	perm, pos  []int // perm[t] is the input at position t; pos[i] the position of input i
 	keepPre    bool
 	inc        madeIncShape
+
+	// Context (newCondMADE): cdim context columns enter layer l's
+	// pre-activation through the weights at ctxOff[l] (cdim×out_l,
+	// row-major), or not at all when ctxOff[l] < 0; ctxOff is nil
+	// without a context.
+	cdim   int
+	ctxOff []int
 }
 
 // newMADE builds a MADE; who names the layer in errors ("flows: who: …")
@@ -281,12 +288,22 @@ type madeTape struct {
 	wm     []float64   // masked weights
 	inputs [][]float64 // inputs[l]: layer l's input (n×in_l); inputs[0] a copy of x
 	pres   [][]float64 // pre-activations of the hidden layers, kept only when act needs them
+	ctx    []float64   // a copy of the context (n×cdim), nil without one
+	wc     []float64   // a copy of the context weights, p[ctxOff[firstCtx()]:np]
 }
 
 // forward is the dense (parallel) pass on x (n×in, row-major, not
 // modified). It returns y (n×out, a new slice) and, when tape, what the
 // pullback needs.
 func (m *madeNet) forward(p Params, x []float64, n int, tape bool) ([]float64, *madeTape) {
+	return m.forwardCtx(p, x, nil, n, tape)
+}
+
+// forwardCtx is forward with the context ctx (n×m.cdim, row-major, not
+// modified; nil when m.cdim is 0): layer l's pre-activation gains
+// ctx·Wc_l for every layer with context weights. Without a context every
+// value is computed as forward always did.
+func (m *madeNet) forwardCtx(p Params, x, ctx []float64, n int, tape bool) ([]float64, *madeTape) {
 	wm := m.maskedWeights(p)
 	last := len(m.layers) - 1
 	var t *madeTape
@@ -294,6 +311,10 @@ func (m *madeNet) forward(p Params, x []float64, n int, tape bool) ([]float64, *
 	if tape {
 		t = &madeTape{n: n, wm: wm, inputs: make([][]float64, len(m.layers))}
 		t.inputs[0] = slices.Clone(x[:n*m.in])
+		if ctx != nil {
+			t.ctx = slices.Clone(ctx[:n*m.cdim])
+			t.wc = slices.Clone(p[m.ctxOff[m.firstCtx()]:m.np])
+		}
 		if m.keepPre {
 			t.pres = make([][]float64, last)
 		}
@@ -310,6 +331,9 @@ func (m *madeNet) forward(p Params, x []float64, n int, tape bool) ([]float64, *
 			c = scratch[l%2][:n*li.out]
 		}
 		li.affine(p, wm, h, n, c)
+		if ctx != nil {
+			m.addCtx(p, l, ctx, n, c)
+		}
 		post := c
 		if tape && m.keepPre {
 			t.pres[l] = c
@@ -323,7 +347,31 @@ func (m *madeNet) forward(p Params, x []float64, n int, tape bool) ([]float64, *
 	}
 	y := make([]float64, n*m.out)
 	m.layers[last].affine(p, wm, h, n, y)
+	if ctx != nil {
+		m.addCtx(p, last, ctx, n, y)
+	}
 	return y, t
+}
+
+// firstCtx is the first layer with context weights (they sit together at
+// the end of p, from ctxOff[firstCtx()]).
+func (m *madeNet) firstCtx() int {
+	for l, off := range m.ctxOff {
+		if off >= 0 {
+			return l
+		}
+	}
+	return -1
+}
+
+// addCtx adds ctx·Wc_l (n×out_l) into c, when layer l has context weights.
+func (m *madeNet) addCtx(p Params, l int, ctx []float64, n int, c []float64) {
+	off := m.ctxOff[l]
+	if off < 0 {
+		return
+	}
+	out := m.layers[l].out
+	linalg.Gemm(false, false, n, out, m.cdim, 1, ctx[:n*m.cdim], p[off:off+m.cdim*out], 1, c[:n*out])
 }
 
 // backward is the pullback of the dense pass: given g = dL/dy (n×out,
@@ -337,10 +385,31 @@ func (m *madeNet) forward(p Params, x []float64, n int, tape bool) ([]float64, *
 //
 // and for a hidden layer x_{l+1} = act(a_l), so g_{l−1} = dx_l ⊙ act'(a_{l−1}).
 func (m *madeNet) backward(t *madeTape, g []float64, dp Params) []float64 {
+	dx, _ := m.backwardCtx(t, g, dp)
+	return dx
+}
+
+// backwardCtx is backward that also returns dL/dctx (n×cdim, new; nil
+// without a context). For a layer with context weights, whose
+// pre-activation gains ctx·Wc_l, with g_l = dL/d(pre-activation):
+//
+//	dWc_l += ctxᵀ·g_l,   dctx += g_l·Wc_lᵀ.
+func (m *madeNet) backwardCtx(t *madeTape, g []float64, dp Params) ([]float64, []float64) {
 	n := t.n
 	scratch := make([]float64, m.maxW)
+	var dctx []float64
+	if t.ctx != nil {
+		dctx = make([]float64, n*m.cdim)
+	}
 	for l := len(m.layers) - 1; l >= 0; l-- {
 		li := m.layers[l]
+		if t.ctx != nil && m.ctxOff[l] >= 0 {
+			off := m.ctxOff[l]
+			w0 := m.ctxOff[m.firstCtx()]
+			wc := t.wc[off-w0 : off-w0+m.cdim*li.out]
+			linalg.Gemm(true, false, m.cdim, li.out, n, 1, t.ctx, g[:n*li.out], 1, dp[off:off+m.cdim*li.out])
+			linalg.Gemm(false, true, n, m.cdim, li.out, 1, g[:n*li.out], wc, 1, dctx)
+		}
 		s := scratch[:li.in*li.out]
 		linalg.Gemm(true, false, li.in, li.out, n, 1, t.inputs[l], g, 0, s)
 		dW := dp[li.w:li.b]
@@ -366,7 +435,7 @@ func (m *madeNet) backward(t *madeTape, g []float64, dp Params) []float64 {
 		}
 		g = dh
 	}
-	return g
+	return g, dctx
 }
 
 // apply is Net.Apply.
@@ -502,6 +571,13 @@ type madeInc struct {
 
 	lvBuf, preBuf [][]float64 // the buffers behind lv and pre, for the largest n
 	outBuf        []float64
+
+	// Context (setContext): ctx is this chunk's context (n×cdim, a private
+	// copy), wc a copy of the context weights, and ctxT[l] (out_l×n, by
+	// original column) layer l's per-row context term ctx·Wc_l,
+	// transposed; ctxT is nil without a context.
+	ctx, wc []float64
+	ctxT    [][]float64
 }
 
 // madeIncBack is one reverse sweep's state, separate from the forward's so
@@ -509,6 +585,7 @@ type madeInc struct {
 type madeIncBack struct {
 	grad [][]float64 // grad[v]: the gradient of lv[v], same layout
 	scr  []float64   // scratch for weight-block gradients
+	gctx [][]float64 // gctx[l]: the gradient of ctxT[l], same layout (nil without a context)
 }
 
 // incBlocks copies the weight blocks of the incremental evaluation from p,
@@ -600,6 +677,11 @@ func (s *madeInc) group(l, b int, dst []float64) bool {
 		for r := range row {
 			row[r] = bias
 		}
+		if s.ctxT != nil && s.ctxT[l] != nil {
+			for r, v := range s.ctxT[l][j*n : (j+1)*n] {
+				row[r] += v
+			}
+		}
 	}
 	linalg.Gemm(true, false, bl.cols, n, bl.rows, 1, s.blk[bl.off:bl.off+bl.rows*bl.cols], s.lv[l][:bl.rows*n], 1, dst[:bl.cols*n])
 	return true
@@ -651,11 +733,25 @@ func (s *madeInc) reuseBack(gb *madeIncBack) *madeIncBack {
 			}
 		}
 		gb.scr = make([]float64, maxBlock)
+		if s.ctxT != nil {
+			gb.gctx = make([][]float64, len(s.ctxT))
+			for l, ct := range s.ctxT {
+				if ct != nil {
+					gb.gctx[l] = make([]float64, len(ct))
+				}
+			}
+		}
 		return gb
 	}
 	for v, x := range s.lv {
 		gb.grad[v] = gb.grad[v][:len(x)]
 		clear(gb.grad[v])
+	}
+	for l, ct := range s.ctxT {
+		if ct != nil {
+			gb.gctx[l] = gb.gctx[l][:len(ct)]
+			clear(gb.gctx[l])
+		}
 	}
 	return gb
 }
@@ -681,6 +777,12 @@ func (s *madeInc) backGroup(gb *madeIncBack, l, b int, g []float64, dp Params) {
 			sum += v
 		}
 		dp[li.b+j] += sum
+	}
+	if gb.gctx != nil && gb.gctx[l] != nil {
+		// Each column belongs to one group, visited once per sweep.
+		for c, j := range grp {
+			copy(gb.gctx[l][j*n:(j+1)*n], g[c*n:(c+1)*n])
+		}
 	}
 	if bl.rows == 0 {
 		return
@@ -723,4 +825,122 @@ func (s *madeInc) backHidden(gb *madeIncBack, b int, dp Params) {
 // inputs') gradient.
 func (s *madeInc) backOutput(gb *madeIncBack, b int, g []float64, dp Params) {
 	s.backGroup(gb, len(s.m.layers)-1, b, g, dp)
+}
+
+// newCondMADE is newMADE with cdim ≥ 0 context columns. The context has
+// degree 0 in the mask recipe: it may feed every unit. It enters the first
+// layer (every hidden unit, or every output when there are no hidden
+// layers) and, when there are hidden layers, the output layer directly as
+// well, so that the outputs of the first input in the ordering (which see
+// no hidden unit) still depend on it. In both places it adds ctx·Wc_l to
+// the layer's pre-activation. Parameter layout: newMADE's, then
+//
+//	[… | Wc_0 (cdim×out_0) | Wc_L (cdim×out), when there are hidden layers]
+//
+// with Wc_0 into hidden units drawn like the hidden weights (uniform on
+// (−a, a), the fan-in counting the context) and the output weights zero, so
+// the outputs are still identically zero at init. With cdim 0 it is
+// exactly newMADE.
+func newCondMADE(who string, cfg MADEConfig, key Key, in, out, cdim int) (Params, *madeNet, error) {
+	p, m, err := newMADE(who, cfg, key, in, out)
+	if err != nil || cdim == 0 {
+		return p, m, err
+	}
+	if cdim < 0 {
+		return nil, nil, fmt.Errorf("flows: %s: context dimension %d", who, cdim)
+	}
+	L := len(m.layers)
+	m.cdim = cdim
+	m.ctxOff = make([]int, L)
+	for l := range m.ctxOff {
+		m.ctxOff[l] = -1
+	}
+	rng := key.Fold(0x636f6e74657874).Rand() // "context": a stream apart from newMADE's
+	for _, l := range []int{0, L - 1} {
+		if m.ctxOff[l] >= 0 {
+			continue // L == 1: one layer is both
+		}
+		li := m.layers[l]
+		m.ctxOff[l] = len(p)
+		w := make([]float64, cdim*li.out)
+		if l < L-1 {
+			var a float64
+			if cfg.Act == Tanh {
+				a = math.Sqrt(6 / float64(li.in+cdim+li.out))
+			} else {
+				a = math.Sqrt(6 / float64(li.in+cdim))
+			}
+			for i := range w {
+				w[i] = a * (2*rng.Float64() - 1)
+			}
+		}
+		p = append(p, w...)
+	}
+	m.np = len(p)
+	return p, m, nil
+}
+
+// setContext gives the incremental evaluation its chunk's context, ctx
+// (s.n×cdim, row-major; copied), at parameters p, and computes the
+// per-row context terms ctxT[l] = (ctx·Wc_l)ᵀ that group adds to the
+// pre-activations. Call it after newIncBlocks or reset, before the sweep.
+func (s *madeInc) setContext(p Params, ctx []float64) {
+	m, n := s.m, s.n
+	cd := m.cdim
+	s.ctx = slices.Clone(ctx[:n*cd])
+	s.wc = slices.Clone(p[m.ctxOff[m.firstCtx()]:m.np])
+	w0 := m.ctxOff[m.firstCtx()]
+	if s.ctxT == nil {
+		s.ctxT = make([][]float64, len(m.layers))
+	}
+	for l, off := range m.ctxOff {
+		if off < 0 {
+			continue
+		}
+		out := m.layers[l].out
+		wc := s.wc[off-w0 : off-w0+cd*out]
+		ct := make([]float64, out*n)
+		for j := 0; j < out; j++ {
+			row := ct[j*n : (j+1)*n]
+			for r := range row {
+				v := 0.0
+				for k := 0; k < cd; k++ {
+					v += s.ctx[r*cd+k] * wc[k*out+j]
+				}
+				row[r] = v
+			}
+		}
+		s.ctxT[l] = ct
+	}
+}
+
+// ctxBack finishes a reverse sweep's context part: from gb.gctx, the
+// gradients of the per-row context terms, it adds dWc_l += ctxᵀ·gctx_lᵀ
+// into dp and sets dctx (s.n×cdim, row-major) to Σ_l gctx_lᵀ·Wc_lᵀ.
+func (s *madeInc) ctxBack(gb *madeIncBack, dp Params, dctx []float64) {
+	m, n := s.m, s.n
+	cd := m.cdim
+	w0 := m.ctxOff[m.firstCtx()]
+	clear(dctx[:n*cd])
+	for l, off := range m.ctxOff {
+		if off < 0 {
+			continue
+		}
+		out := m.layers[l].out
+		wc := s.wc[off-w0 : off-w0+cd*out]
+		dw := dp[off : off+cd*out]
+		g := gb.gctx[l]
+		for j := 0; j < out; j++ {
+			gj := g[j*n : (j+1)*n]
+			for k := 0; k < cd; k++ {
+				sum := 0.0
+				w := wc[k*out+j]
+				for r, v := range gj {
+					sum += s.ctx[r*cd+k] * v
+					dctx[r*cd+k] += v * w
+				}
+				dw[k*out+j] += sum
+			}
+		}
+	}
 }

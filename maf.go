@@ -95,15 +95,55 @@ func MAF(cfg MADEConfig) InitFunc {
 type mafLayer struct {
 	m   *madeNet
 	dim int
+	who string // "MAF" when empty
+}
+
+// name is the layer's name in panics.
+func (f *mafLayer) name() string {
+	if f.who == "" {
+		return "MAF"
+	}
+	return f.who
+}
+
+// dropCtx turns a conditional pullback into a plain one.
+func dropCtx(back CondPullback) Pullback {
+	if back == nil {
+		return nil
+	}
+	return func(dz *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
+		dx, _ := back(dz, dLogDet, dp)
+		return dx
+	}
 }
 
 // direct is Direct (and, when vjp, DirectVJP): one dense MADE pass.
 func (f *mafLayer) direct(p Params, x *mat.Dense, vjp bool) (*mat.Dense, []float64, Pullback) {
+	z, ld, back := f.directCtx(p, x, nil, vjp)
+	return z, ld, dropCtx(back)
+}
+
+// ctxRows checks the context of a batch of n rows (when the layer has one)
+// and returns its rows, row-major; nil without a context.
+func (f *mafLayer) ctxRows(c *mat.Dense, n int) []float64 {
+	if f.m.cdim == 0 {
+		return nil
+	}
+	checkContext(f.name(), c, n, f.m.cdim)
+	cs, _, _ := rawRows(c)
+	return cs
+}
+
+// directCtx is direct given the context c (nil for an unconditional MAF):
+// the MADE's pre-activations gain the context terms (see newCondMADE), and
+// the pullback also returns dc (nil without a context).
+func (f *mafLayer) directCtx(p Params, x, c *mat.Dense, vjp bool) (*mat.Dense, []float64, CondPullback) {
 	m, dim := f.m, f.dim
-	checkParams("MAF", p, m.np)
-	checkWidth("MAF", x, dim)
+	checkParams(f.name(), p, m.np)
+	checkWidth(f.name(), x, dim)
 	xs, n, _ := rawRows(x)
-	y, tape := m.forward(p, xs, n, vjp)
+	cs := f.ctxRows(c, n)
+	y, tape := m.forwardCtx(p, xs, cs, n, vjp)
 	z := make([]float64, n*dim)
 	ld := make([]float64, n)
 	// For the pullback: e = exp(−α), th = tanh(raw/S) and a copy of z.
@@ -134,8 +174,8 @@ func (f *mafLayer) direct(p Params, x *mat.Dense, vjp bool) (*mat.Dense, []float
 	if !vjp {
 		return mat.NewDense(n, dim, z), ld, nil
 	}
-	back := func(dz *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
-		checkPullback("MAF", dz, dLogDet, dp, n, dim, m.np)
+	back := func(dz *mat.Dense, dLogDet []float64, dp Params) (*mat.Dense, *mat.Dense) {
+		checkPullback(f.name(), dz, dLogDet, dp, n, dim, m.np)
 		// With g = dL/dz, gl = dL/dlogDet, e = exp(−α):
 		//
 		//   ∂z_i/∂x_i (direct) = e_i,  ∂z_i/∂μ_i = −e_i,  ∂z_i/∂α_i = −z_i,
@@ -157,11 +197,14 @@ func (f *mafLayer) direct(p Params, x *mat.Dense, vjp bool) (*mat.Dense, []float
 				dy[r*2*dim+dim+i] = da * (1 - th[k]*th[k])
 			}
 		}
-		dx := m.backward(tape, dy, dp)
+		dx, dctx := m.backwardCtx(tape, dy, dp)
 		for k, gk := range g[:n*dim] {
 			dx[k] += gk * e[k]
 		}
-		return mat.NewDense(n, dim, dx)
+		if dctx == nil {
+			return mat.NewDense(n, dim, dx), nil
+		}
+		return mat.NewDense(n, dim, dx), mat.NewDense(n, m.cdim, dctx)
 	}
 	return mat.NewDense(n, dim, z), ld, back
 }
@@ -200,10 +243,20 @@ func (f *mafLayer) direct(p Params, x *mat.Dense, vjp bool) (*mat.Dense, []float
 // that triangular system, done without forming J. The pullback thus costs
 // one incremental pass, like the forward.
 func (f *mafLayer) inverse(p Params, z *mat.Dense, vjp bool) (*mat.Dense, []float64, Pullback) {
+	x, ld, back := f.inverseCtx(p, z, nil, vjp)
+	return x, ld, dropCtx(back)
+}
+
+// inverseCtx is inverse given the context c (nil for an unconditional
+// MAF): each chunk's incremental evaluation adds the context terms, and the
+// pullback also returns dc (nil without a context).
+func (f *mafLayer) inverseCtx(p Params, z, ctx *mat.Dense, vjp bool) (*mat.Dense, []float64, CondPullback) {
 	m, dim := f.m, f.dim
-	checkParams("MAF", p, m.np)
-	checkWidth("MAF", z, dim)
+	checkParams(f.name(), p, m.np)
+	checkWidth(f.name(), z, dim)
 	zs, n, _ := rawRows(z)
+	cs := f.ctxRows(ctx, n)
+	cd := m.cdim
 	blk := m.incBlocks(p)
 	x := make([]float64, n*dim)
 	ld := make([]float64, n)
@@ -220,6 +273,9 @@ func (f *mafLayer) inverse(p Params, z *mat.Dense, vjp bool) (*mat.Dense, []floa
 		} else {
 			s.reset(nc)
 		}
+		if cs != nil {
+			s.setContext(p, cs[r0*cd:(r0+nc)*cd])
+		}
 		c := &mafInvChunk{s: s, r0: r0}
 		f.inverseChunk(c, zs[r0*dim:(r0+nc)*dim], x[r0*dim:(r0+nc)*dim], ld[r0:r0+nc], vjp)
 		if vjp {
@@ -229,17 +285,27 @@ func (f *mafLayer) inverse(p Params, z *mat.Dense, vjp bool) (*mat.Dense, []floa
 	if !vjp {
 		return mat.NewDense(n, dim, x), ld, nil
 	}
-	back := func(dx *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
-		checkPullback("MAF", dx, dLogDet, dp, n, dim, m.np)
+	back := func(dx *mat.Dense, dLogDet []float64, dp Params) (*mat.Dense, *mat.Dense) {
+		checkPullback(f.name(), dx, dLogDet, dp, n, dim, m.np)
 		g, _, _ := rawRows(dx)
 		dz := make([]float64, n*dim)
+		var dc []float64
+		if cs != nil {
+			dc = make([]float64, n*cd)
+		}
 		var gb *madeIncBack // the first chunk is the largest: its buffers serve the rest
 		for _, c := range chunks {
 			nc := c.s.n
 			gb = c.s.reuseBack(gb)
 			f.inverseChunkBack(c, gb, g[c.r0*dim:(c.r0+nc)*dim], dLogDet[c.r0:c.r0+nc], dz[c.r0*dim:(c.r0+nc)*dim], dp)
+			if dc != nil {
+				c.s.ctxBack(gb, dp, dc[c.r0*cd:(c.r0+nc)*cd])
+			}
 		}
-		return mat.NewDense(n, dim, dz)
+		if dc == nil {
+			return mat.NewDense(n, dim, dz), nil
+		}
+		return mat.NewDense(n, dim, dz), mat.NewDense(n, cd, dc)
 	}
 	return mat.NewDense(n, dim, x), ld, back
 }
@@ -322,5 +388,64 @@ func (f *mafLayer) inverseChunkBack(c *mafInvChunk, gb *madeIncBack, g, dLogDet,
 			gO[n+r] = da * (1 - c.th[k]*c.th[k])
 		}
 		s.backOutput(gb, b, gO, dp)
+	}
+}
+
+// CondMAF is MAF conditioned on a context: the MADE also reads the context
+// c (contextDim columns, degree 0 in the mask recipe, so every output may
+// depend on it), entering every first-layer unit and, when cfg has hidden
+// layers, every output directly (see below), so that
+//
+//	[μ | raw] = MADE(x; c),   α = S·tanh(raw/S),
+//	z_i = (x_i − μ_i)·exp(−α_i),   logDet = −Σ_i α_i,
+//
+// with MAF's dense Direct, sequential Inverse (the context terms are
+// computed once per call and added to the pre-activations at each step),
+// and both pullbacks, which also return dc.
+//
+// Parameter layout: MAF's (the MADE's, made with in = dim, out = 2·dim),
+// followed by the context weights
+//
+//	[… | Wc_0 (contextDim×h_0) | Wc_L (contextDim×2·dim)]
+//
+// (only [… | Wc_0 (contextDim×2·dim)] without hidden layers), entering as
+// pre-activation += c·Wc. The weights into outputs start at zero, so the
+// layer starts as the identity for every context. The direct context
+// weights into the outputs are what lets μ and α of the first input of the
+// ordering, which no hidden unit reaches, depend on c.
+//
+// Init returns an error for dim < 1, contextDim < 1 or a bad cfg; the
+// functions panic for a batch or context of the wrong shape.
+func CondMAF(cfg MADEConfig) CondInitFunc {
+	cfg.Hidden = slices.Clone(cfg.Hidden) // the caller may reuse its slice
+	const who = "CondMAF"
+	return func(key Key, dim, contextDim int) (Params, CondBijection, error) {
+		if err := checkDim(who, dim, 1); err != nil {
+			return nil, CondBijection{}, err
+		}
+		if err := checkContextDim(who, contextDim); err != nil {
+			return nil, CondBijection{}, err
+		}
+		p, m, err := newCondMADE(who, cfg, key, dim, 2*dim, contextDim)
+		if err != nil {
+			return nil, CondBijection{}, err
+		}
+		f := &mafLayer{m: m, dim: dim, who: who}
+		return p, CondBijection{
+			Direct: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64) {
+				z, ld, _ := f.directCtx(p, x, c, false)
+				return z, ld
+			},
+			Inverse: func(p Params, z, c *mat.Dense) (*mat.Dense, []float64) {
+				x, ld, _ := f.inverseCtx(p, z, c, false)
+				return x, ld
+			},
+			DirectVJP: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64, CondPullback) {
+				return f.directCtx(p, x, c, true)
+			},
+			InverseVJP: func(p Params, z, c *mat.Dense) (*mat.Dense, []float64, CondPullback) {
+				return f.inverseCtx(p, z, c, true)
+			},
+		}, nil
 	}
 }
