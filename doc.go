@@ -76,6 +76,16 @@
 // The same key gives the same parameters and the same samples, bit for bit,
 // on every GOMAXPROCS.
 //
+// # Conditional flows
+//
+// Beside each layer with a conditioner network stands a conditional form
+// (CondAffineCoupling, CondAdditiveCoupling, CondMAF, …) whose functions
+// take a per-example context c (a matrix with one row per example) fed to
+// the conditioner. CondSerial stacks them, Conditional lifts an
+// unconditional layer (Reverse, ActNorm) into such a stack, and CondFlow
+// gives log p(x | c), sampling given c, and pullbacks that also return the
+// gradient with respect to c. Unconditional code never sees a context.
+//
 // # Errors
 //
 // An init function returns an error when the layer cannot work at the
