@@ -115,3 +115,29 @@ func Example_training() {
 	// Output:
 	// NLL went down: true
 }
+
+// A conditional flow: log p(x | c) and samples given c. (The README's
+// "Conditional flows" section.)
+func ExampleCondFlow() {
+	const dim, contextDim = 2, 3
+	init := flows.CondFlow(flows.CondSerial(
+		flows.CondAffineCoupling(flows.MLP([]int{64, 64}, flows.ReLU)),
+		flows.Conditional(flows.Reverse()),
+		flows.CondMAF(flows.MADEConfig{Hidden: []int{64, 64}}),
+	), flows.Normal())
+	params, model, err := init(flows.NewKey(0), dim, contextDim)
+	if err != nil {
+		panic(err)
+	}
+	x := mat.NewDense(2, dim, []float64{0, 0, 1, -1})
+	context := mat.NewDense(2, contextDim, []float64{1, 0, 0, 0, 0, 1}) // one row per example
+	logPDFs := model.LogPDF(params, x, context)
+	samples := model.Sample(flows.NewKey(1), params, context)
+
+	// At init every layer is the identity, whatever the context.
+	fmt.Printf("%.4f %.4f\n", logPDFs[0], -math.Log(2*math.Pi))
+	fmt.Println(samples.Dims())
+	// Output:
+	// -1.8379 -1.8379
+	// 2 2
+}
