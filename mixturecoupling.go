@@ -804,3 +804,33 @@ func lmixKernel(k int) couplingKernel {
 		},
 	}
 }
+
+// CondLogisticMixtureCoupling is the conditional form of
+// LogisticMixtureCoupling: the conditioner net also reads the context c
+// (contextDim columns), so every transformed column's mixture and affine
+// parameters depend on x1 and c. The conditioner sees the row [x1 | c]
+// (net: d1 + contextDim → the same output columns as
+// LogisticMixtureCoupling's, in the same layout), and the map, its
+// Inverse, its limits and both pullbacks (which also return dc) are
+// LogisticMixtureCoupling's.
+//
+// The parameters are exactly the net's, made with in = d1 + contextDim
+// (for MLP, the first layer's weight rows for x1 come first, then those
+// for c). A net that starts with zero output, as MLP does, gives the same
+// initial mixture as LogisticMixtureCoupling's for every context, so the
+// layer starts as the identity (up to rounding) whatever the context.
+//
+// Init returns an error for dim < 2, contextDim < 1, a nil net or
+// components < 1 (errors start "flows: CondLogisticMixtureCoupling:"), and
+// passes on the net's init errors. The functions panic for a batch without
+// dim columns, a context that is not n×contextDim, or parameters of the
+// wrong length.
+func CondLogisticMixtureCoupling(net NetInitFunc, components int) CondInitFunc {
+	const who = "CondLogisticMixtureCoupling"
+	return func(key Key, dim, contextDim int) (Params, CondBijection, error) {
+		if components < 1 {
+			return nil, CondBijection{}, fmt.Errorf("flows: %s: %d components, want at least 1", who, components)
+		}
+		return newCondCoupling(who, net, key, dim, contextDim, lmixKernel(components))
+	}
+}

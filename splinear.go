@@ -319,3 +319,233 @@ func (f *splineAR) inverse(p Params, z *mat.Dense, vjp bool) (*mat.Dense, []floa
 	}
 	return mat.NewDense(n, dim, x), ld, back
 }
+
+// CondNeuralSplineAutoregressive is the conditional form of
+// NeuralSplineAutoregressive: the MADE also reads the context c
+// (contextDim columns, degree 0 in the mask recipe, so every output may
+// depend on it), as in CondMAF, entering every first-layer unit and, when
+// made has hidden layers, every output directly, so that
+//
+//	θ_i[k] = MADE(x; c)[k·dim + i],   k = 0, …, P−1
+//	z_i    = g(x_i; θ_i),   logDet = Σ_i log g′(x_i; θ_i),
+//
+// with NeuralSplineAutoregressive's splines, output layout, dense Direct,
+// sequential Inverse (the context terms are computed once per call and
+// added to the pre-activations at each step), handling of non-finite MADE
+// outputs, and both pullbacks, which also return dc.
+//
+// Parameter layout: NeuralSplineAutoregressive's (the MADE's, made with
+// in = dim, out = P·dim), followed by the context weights
+//
+//	[… | Wc_0 (contextDim×h_0) | Wc_L (contextDim×P·dim)]
+//
+// (only [… | Wc_0 (contextDim×P·dim)] without hidden layers), entering as
+// pre-activation += c·Wc. The weights into the outputs start at zero, as
+// does the MADE's last layer, so θ = 0 for every context and the layer
+// starts as the identity (up to rounding, a few ulps of B) whatever the
+// context. The direct context weights into the outputs are what lets the
+// knots of the first input of the ordering, which no hidden unit reaches,
+// depend on c; with dim 1 the one spline's knots are an affine function of
+// c.
+//
+// DirectVJP and InverseVJP are both provided, so
+// CondInvert(CondNeuralSplineAutoregressive(…)) is the conditional inverse
+// autoregressive spline flow and trains through InverseVJP.
+//
+// Init returns an error starting "flows: CondNeuralSplineAutoregressive:"
+// for dim < 1, contextDim < 1, an invalid cfg (wrapping SplineConfig's
+// error) or a bad made (see MADE). The functions panic for a batch without
+// dim columns, a context that is not n×contextDim, or parameters of the
+// wrong length. The pullbacks keep private copies of what they need, so
+// they may be called after the batch, the context or the parameters
+// change, any number of times, from any goroutine.
+func CondNeuralSplineAutoregressive(made MADEConfig, cfg SplineConfig) CondInitFunc {
+	const who = "CondNeuralSplineAutoregressive"
+	made.Hidden = slices.Clone(made.Hidden) // the caller may reuse its slice
+	return func(key Key, dim, contextDim int) (Params, CondBijection, error) {
+		if err := checkDim(who, dim, 1); err != nil {
+			return nil, CondBijection{}, err
+		}
+		if err := checkContextDim(who, contextDim); err != nil {
+			return nil, CondBijection{}, err
+		}
+		if err := cfg.validate(); err != nil {
+			return nil, CondBijection{}, fmt.Errorf("flows: %s: %w", who, err)
+		}
+		c := cfg.withDefaults()
+		P := c.NumParams()
+		p, m, err := newCondMADE(who, made, key, dim, P*dim, contextDim)
+		if err != nil {
+			return nil, CondBijection{}, err
+		}
+		f := &splineAR{m: m, dim: dim, np: P, cfg: c}
+		return p, CondBijection{
+			Direct: func(p Params, x, ctx *mat.Dense) (*mat.Dense, []float64) {
+				z, ld, _ := f.directCtx(who, p, x, ctx, false)
+				return z, ld
+			},
+			Inverse: func(p Params, z, ctx *mat.Dense) (*mat.Dense, []float64) {
+				x, ld, _ := f.inverseCtx(who, p, z, ctx, false)
+				return x, ld
+			},
+			DirectVJP: func(p Params, x, ctx *mat.Dense) (*mat.Dense, []float64, CondPullback) {
+				return f.directCtx(who, p, x, ctx, true)
+			},
+			InverseVJP: func(p Params, z, ctx *mat.Dense) (*mat.Dense, []float64, CondPullback) {
+				return f.inverseCtx(who, p, z, ctx, true)
+			},
+		}, nil
+	}
+}
+
+// directCtx is direct for the conditional layer (who names it in panics):
+// the MADE's pre-activations gain the context terms (see newCondMADE), and
+// the pullback also returns dc, from the MADE's backwardCtx.
+func (f *splineAR) directCtx(who string, p Params, x, ctx *mat.Dense, vjp bool) (*mat.Dense, []float64, CondPullback) {
+	m, dim, np, c := f.m, f.dim, f.np, f.cfg
+	checkParams(who, p, m.np)
+	checkWidth(who, x, dim)
+	xs, n, _ := rawRows(x)
+	checkContext(who, ctx, n, m.cdim)
+	cs, _, _ := rawRows(ctx)
+	y, tape := m.forwardCtx(p, xs, cs, n, vjp)
+	w := np * dim // MADE output columns
+	z := make([]float64, n*dim)
+	ld := make([]float64, n)
+	var arr [6 * rqsStackBins]float64
+	th, _ := f.buffers(arr[:])
+	for r := 0; r < n; r++ {
+		yr := y[r*w : (r+1)*w]
+		xr := xs[r*dim : (r+1)*dim]
+		zr := z[r*dim : (r+1)*dim]
+		sum := 0.0
+		for i, xi := range xr {
+			f.gather(th, yr[i:], dim)
+			v, l := c.rqsForward(th, xi)
+			zr[i] = v
+			sum += l
+		}
+		ld[r] = sum
+	}
+	if !vjp {
+		return mat.NewDense(n, dim, z), ld, nil
+	}
+	// The tape holds private copies of x (its inputs[0]) and of the
+	// context; y is ours.
+	xc := tape.inputs[0]
+	back := func(dz *mat.Dense, dLogDet []float64, dp Params) (*mat.Dense, *mat.Dense) {
+		checkPullback(who, dz, dLogDet, dp, n, dim, m.np)
+		// As in direct: the spline pullbacks give the diagonal term and
+		// dL/dθ; the MADE pulls dθ back to the parameters, to x and to c.
+		g, _, _ := rawRows(dz)
+		var arr [6 * rqsStackBins]float64
+		th, dth := f.buffers(arr[:])
+		dy := make([]float64, n*w)
+		ddiag := make([]float64, n*dim)
+		for r := 0; r < n; r++ {
+			yr := y[r*w : (r+1)*w]
+			gl := dLogDet[r]
+			for i := 0; i < dim; i++ {
+				fixed := f.gather(th, yr[i:], dim)
+				clear(dth)
+				_, _, ddiag[r*dim+i] = c.rqsForwardVJP(th, xc[r*dim+i], g[r*dim+i], gl, dth)
+				f.scatter(dy[r*w+i:], dth, yr[i:], dim, fixed)
+			}
+		}
+		dx, dctx := m.backwardCtx(tape, dy, dp)
+		for k, v := range ddiag {
+			dx[k] += v
+		}
+		if dctx == nil { // n == 0 rows
+			dctx = make([]float64, n*m.cdim)
+		}
+		return mat.NewDense(n, dim, dx), mat.NewDense(n, m.cdim, dctx)
+	}
+	return mat.NewDense(n, dim, z), ld, back
+}
+
+// inverseCtx is inverse for the conditional layer (who names it in
+// panics): the incremental evaluation is given the context once
+// (setContext) before the dim sequential steps, and the pullback, after
+// the reverse sweep, turns the gradients of the context terms into dWc and
+// dc (ctxBack).
+func (f *splineAR) inverseCtx(who string, p Params, z, ctx *mat.Dense, vjp bool) (*mat.Dense, []float64, CondPullback) {
+	m, dim, np, c := f.m, f.dim, f.np, f.cfg
+	checkParams(who, p, m.np)
+	checkWidth(who, z, dim)
+	zs, n, _ := rawRows(z)
+	checkContext(who, ctx, n, m.cdim)
+	cs, _, _ := rawRows(ctx)
+	cd := m.cdim
+	s := m.newInc(p, n, vjp)
+	s.setContext(p, cs)
+	ld := make([]float64, n)
+	var thKeep, zc []float64
+	if vjp {
+		thKeep = make([]float64, dim*np*n)
+		zc = slices.Clone(zs[:n*dim])
+	}
+	var arr [6 * rqsStackBins]float64
+	th, _ := f.buffers(arr[:])
+	xT := s.lv[0]
+	for b := 1; b <= dim; b++ {
+		o := s.output(b)
+		i := m.perm[b-1]
+		xrow := xT[(b-1)*n : b*n]
+		for r := range xrow {
+			f.gather(th, o[r:], n)
+			v, l := c.rqsInverse(th, zs[r*dim+i])
+			xrow[r] = v
+			ld[r] += l
+		}
+		if vjp {
+			copy(thKeep[(b-1)*np*n:b*np*n], o[:np*n])
+		}
+		if b < dim {
+			s.hidden(b)
+		}
+	}
+	x := make([]float64, n*dim)
+	for t, i := range m.perm {
+		for r, v := range xT[t*n : (t+1)*n] {
+			x[r*dim+i] = v
+		}
+	}
+	if !vjp {
+		return mat.NewDense(n, dim, x), ld, nil
+	}
+	back := func(dx *mat.Dense, dLogDet []float64, dp Params) (*mat.Dense, *mat.Dense) {
+		checkPullback(who, dx, dLogDet, dp, n, dim, m.np)
+		g, _, _ := rawRows(dx)
+		gb := s.newBack()
+		gxT := gb.grad[0]
+		for t, i := range m.perm {
+			row := gxT[t*n : (t+1)*n]
+			for r := range row {
+				row[r] = g[r*dim+i]
+			}
+		}
+		var arr [6 * rqsStackBins]float64
+		th, dth := f.buffers(arr[:])
+		dz := make([]float64, n*dim)
+		gO := make([]float64, np*n)
+		for b := dim; b >= 1; b-- {
+			if b < dim {
+				s.backHidden(gb, b, dp)
+			}
+			i := m.perm[b-1]
+			ob := thKeep[(b-1)*np*n : b*np*n]
+			for r, gr := range gxT[(b-1)*n : b*n] {
+				fixed := f.gather(th, ob[r:], n)
+				clear(dth)
+				_, _, dz[r*dim+i] = c.rqsInverseVJP(th, zc[r*dim+i], gr, dLogDet[r], dth)
+				f.scatter(gO[r:], dth, ob[r:], n, fixed)
+			}
+			s.backOutput(gb, b, gO, dp)
+		}
+		dc := make([]float64, n*cd)
+		s.ctxBack(gb, dp, dc)
+		return mat.NewDense(n, dim, dz), mat.NewDense(n, cd, dc)
+	}
+	return mat.NewDense(n, dim, x), ld, back
+}

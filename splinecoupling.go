@@ -183,3 +183,41 @@ func splineMaskGrad(raw, dth []float64) {
 		}
 	}
 }
+
+// CondNeuralSplineCoupling is the conditional form of NeuralSplineCoupling:
+// the conditioner net also reads the context c (contextDim columns), so the
+// knots of every transformed column depend on x1 and c,
+//
+//	[θ_0 | … | θ_{d2−1}] = net([x1 | c])   (net: d1 + contextDim → d2·P columns)
+//	z1 = x1,   z2_j = g(x2_j; θ_j),   logDet = Σ_j log g′(x2_j; θ_j),
+//
+// with NeuralSplineCoupling's split, spline, output layout, Inverse,
+// bounds and handling of non-finite conditioner outputs, and both
+// pullbacks, which also return dc.
+//
+// The parameters are exactly the net's, made with in = d1 + contextDim
+// (the net's input row is [x1 | c]: for MLP, the first layer's weight rows
+// for x1 come first, then those for c) and out = d2·P. A net that starts
+// with zero output, as MLP does, gives θ = 0 for every context, so the
+// layer starts as the identity (up to rounding, a few ulps of B) whatever
+// the context.
+//
+// Stack it with Conditional(Reverse()) (or another permutation) between
+// layers, in CondSerial:
+//
+//	CondSerial(CondNeuralSplineCoupling(net, cfg), Conditional(Reverse()), CondNeuralSplineCoupling(net, cfg), …)
+//
+// Init returns an error for dim < 2, contextDim < 1, a nil net or an
+// invalid cfg (errors start "flows: CondNeuralSplineCoupling:", wrapping
+// SplineConfig's), and passes on the net's init errors. The functions
+// panic for a batch without dim columns, a context that is not
+// n×contextDim, or parameters of the wrong length.
+func CondNeuralSplineCoupling(net NetInitFunc, cfg SplineConfig) CondInitFunc {
+	const who = "CondNeuralSplineCoupling"
+	return func(key Key, dim, contextDim int) (Params, CondBijection, error) {
+		if err := cfg.validate(); err != nil {
+			return nil, CondBijection{}, fmt.Errorf("flows: %s: %w", who, err)
+		}
+		return newCondCoupling(who, net, key, dim, contextDim, splineKernel(cfg.withDefaults()))
+	}
+}
