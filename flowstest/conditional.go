@@ -519,7 +519,7 @@ func condDistributionChecks(d CondDistribution) []check {
 			s2 := dist.Sample(flows.NewKey(7), p, ctx)
 			s3 := dist.Sample(flows.NewKey(8), p, ctx)
 			if r, c := s1.Dims(); r != d.Rows || c != d.Dim {
-				return fmt.Errorf("Sample with %d contexts is %d×%d, want %d×%d", d.Rows, r, c, d.Rows, d.Dim)
+				return fmt.Errorf("sampling with %d contexts is %d×%d, want %d×%d", d.Rows, r, c, d.Rows, d.Dim)
 			}
 			if err := finiteMat("sample", s1); err != nil {
 				return err
