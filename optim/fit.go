@@ -351,26 +351,9 @@ func (cfg FitConfig) resolve() (FitConfig, Schedule, error) {
 	case c.BatchSize == 0:
 		c.BatchSize = defaultBatchSize
 	}
-	if math.IsNaN(c.LR) || math.IsInf(c.LR, 0) || c.LR < 0 {
-		return c, nil, fmt.Errorf("optim: Fit: LR is %v, want a finite rate ≥ 0", c.LR)
-	}
-	sched := c.Schedule
-	switch {
-	case sched != nil && c.LR != 0:
-		return c, nil, fmt.Errorf("optim: Fit: both LR (%v) and Schedule are set; the schedule gives the rates, so leave LR at 0", c.LR)
-	case sched == nil:
-		if c.LR == 0 {
-			c.LR = defaultLR
-		}
-		sched = Constant(c.LR)
-	}
-	switch {
-	case math.IsNaN(c.ClipNorm):
-		return c, nil, fmt.Errorf("optim: Fit: ClipNorm is NaN")
-	case c.ClipNorm == 0:
-		c.ClipNorm = defaultClipNorm
-	case c.ClipNorm < 0:
-		c.ClipNorm = math.Inf(1) // no clipping
+	sched, err := resolveRate("Fit", &c.LR, c.Schedule, &c.ClipNorm, defaultClipNorm)
+	if err != nil {
+		return c, nil, err
 	}
 	switch {
 	case math.IsNaN(c.ValFraction) || c.ValFraction >= 1:
@@ -424,4 +407,32 @@ func validationNLL(d flows.Distribution, p flows.Params, valX *mat.Dense, rows [
 		val += loss * (float64(hi-lo) / float64(n))
 	}
 	return val, nil
+}
+
+// resolveRate fills in the learning-rate and clipping settings shared by Fit
+// and FitVI: the schedule to use (Constant(*lr) when sched is nil, *lr
+// defaulting to defaultLR), and *clip (0 → defaultClip, negative → no
+// clipping). It returns an error naming who when a setting is out of range.
+func resolveRate(who string, lr *float64, sched Schedule, clip *float64, defaultClip float64) (Schedule, error) {
+	if math.IsNaN(*lr) || math.IsInf(*lr, 0) || *lr < 0 {
+		return nil, fmt.Errorf("optim: %s: LR is %v, want a finite rate ≥ 0", who, *lr)
+	}
+	switch {
+	case sched != nil && *lr != 0:
+		return nil, fmt.Errorf("optim: %s: both LR (%v) and Schedule are set; the schedule gives the rates, so leave LR at 0", who, *lr)
+	case sched == nil:
+		if *lr == 0 {
+			*lr = defaultLR
+		}
+		sched = Constant(*lr)
+	}
+	switch {
+	case math.IsNaN(*clip):
+		return nil, fmt.Errorf("optim: %s: ClipNorm is NaN", who)
+	case *clip == 0:
+		*clip = defaultClip
+	case *clip < 0:
+		*clip = math.Inf(1) // no clipping
+	}
+	return sched, nil
 }

@@ -415,28 +415,8 @@ func (cfg VIConfig) resolve() (VIConfig, Schedule, error) {
 	case c.Samples == 0:
 		c.Samples = defaultVISamples
 	}
-	if math.IsNaN(c.LR) || math.IsInf(c.LR, 0) || c.LR < 0 {
-		return c, nil, fmt.Errorf("optim: FitVI: LR is %v, want a finite rate ≥ 0", c.LR)
-	}
-	sched := c.Schedule
-	switch {
-	case sched != nil && c.LR != 0:
-		return c, nil, fmt.Errorf("optim: FitVI: both LR (%v) and Schedule are set; the schedule gives the rates, so leave LR at 0", c.LR)
-	case sched == nil:
-		if c.LR == 0 {
-			c.LR = defaultLR
-		}
-		sched = Constant(c.LR)
-	}
-	switch {
-	case math.IsNaN(c.ClipNorm):
-		return c, nil, fmt.Errorf("optim: FitVI: ClipNorm is NaN")
-	case c.ClipNorm == 0:
-		c.ClipNorm = defaultVIClipNorm
-	case c.ClipNorm < 0:
-		c.ClipNorm = math.Inf(1)
-	}
-	return c, sched, nil
+	sched, err := resolveRate("FitVI", &c.LR, c.Schedule, &c.ClipNorm, defaultVIClipNorm)
+	return c, sched, err
 }
 
 // viCheckTarget panics with an "optim:" message naming who when t cannot be
