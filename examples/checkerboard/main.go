@@ -25,6 +25,7 @@ import (
 
 	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/examples/internal/figs"
+	"github.com/gonormflows/flows/examples/internal/toy"
 	"github.com/gonormflows/flows/optim"
 )
 
@@ -41,30 +42,10 @@ func main() {
 	}
 }
 
-// checkerboard draws n points of the checkerboard density as defined in
-// the FFJORD paper's code: x1 ~ U[−2, 2), x2 = U[0, 1) − 2·Bernoulli(½) +
-// (⌊x1⌋ mod 2), both times 2. The mod is the mathematical one (⌊x1⌋ = −1
-// gives 1, as numpy's % does), so the squares alternate across 0.
-func checkerboard(key flows.Key, n int) *mat.Dense {
-	rng := key.Rand()
-	x := mat.NewDense(n, 2, nil)
-	for i := 0; i < n; i++ {
-		x1 := 4*rng.Float64() - 2
-		x2 := rng.Float64() - 2*float64(rng.IntN(2))
-		m := math.Mod(math.Floor(x1), 2)
-		if m < 0 {
-			m += 2
-		}
-		x.Set(i, 0, 2*x1)
-		x.Set(i, 1, 2*(x2+m))
-	}
-	return x
-}
-
 func run(epochs int, seed uint64, out string) error {
 	keys := flows.NewKey(seed).Split(5)
 	const nTrain = 65536
-	train, test := checkerboard(keys[0], nTrain), checkerboard(keys[1], 8192)
+	train, test := toy.Checkerboard(keys[0], nTrain), toy.Checkerboard(keys[1], 8192)
 
 	// Eight spline couplings, each transforming one coordinate given the
 	// other (Reverse between them), each conditioner a ReLU MLP with two
