@@ -157,63 +157,8 @@ func (f *splineAR) buffers(arr []float64) (th, dth []float64) {
 // columns k·dim + i, so the knots of one spline are gathered with stride
 // dim.
 func (f *splineAR) direct(p Params, x *mat.Dense, vjp bool) (*mat.Dense, []float64, Pullback) {
-	m, dim, np, c := f.m, f.dim, f.np, f.cfg
-	checkParams(splineARWho, p, m.np)
-	checkWidth(splineARWho, x, dim)
-	xs, n, _ := rawRows(x)
-	y, tape := m.forward(p, xs, n, vjp)
-	w := np * dim // MADE output columns
-	z := make([]float64, n*dim)
-	ld := make([]float64, n)
-	var arr [6 * rqsStackBins]float64
-	th, _ := f.buffers(arr[:])
-	for r := 0; r < n; r++ {
-		yr := y[r*w : (r+1)*w]
-		xr := xs[r*dim : (r+1)*dim]
-		zr := z[r*dim : (r+1)*dim]
-		sum := 0.0
-		for i, xi := range xr {
-			f.gather(th, yr[i:], dim)
-			v, l := c.rqsForward(th, xi)
-			zr[i] = v
-			sum += l
-		}
-		ld[r] = sum
-	}
-	if !vjp {
-		return mat.NewDense(n, dim, z), ld, nil
-	}
-	// The tape holds a private copy of x (its inputs[0]); y is ours.
-	xc := tape.inputs[0]
-	back := func(dz *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
-		checkPullback(splineARWho, dz, dLogDet, dp, n, dim, m.np)
-		// z_i = g(x_i; θ_i(x_<i)), so with g_i = dL/dz_i and gl = dL/dlogDet
-		// the spline's pullback gives the diagonal term ∂L/∂x_i at fixed θ
-		// and dL/dθ_i; the MADE pulls dy = [dL/dθ] back to the parameters
-		// and to x (the strictly triangular part of ∂z/∂x), and the two are
-		// added.
-		g, _, _ := rawRows(dz)
-		var arr [6 * rqsStackBins]float64
-		th, dth := f.buffers(arr[:])
-		dy := make([]float64, n*w)
-		ddiag := make([]float64, n*dim)
-		for r := 0; r < n; r++ {
-			yr := y[r*w : (r+1)*w]
-			gl := dLogDet[r]
-			for i := 0; i < dim; i++ {
-				fixed := f.gather(th, yr[i:], dim)
-				clear(dth)
-				_, _, ddiag[r*dim+i] = c.rqsForwardVJP(th, xc[r*dim+i], g[r*dim+i], gl, dth)
-				f.scatter(dy[r*w+i:], dth, yr[i:], dim, fixed)
-			}
-		}
-		dx := m.backward(tape, dy, dp)
-		for k, v := range ddiag {
-			dx[k] += v
-		}
-		return mat.NewDense(n, dim, dx)
-	}
-	return mat.NewDense(n, dim, z), ld, back
+	z, ld, back := f.directCtx(splineARWho, p, x, nil, vjp)
+	return z, ld, withoutContext(back)
 }
 
 // inverse is Inverse (and, when vjp, InverseVJP): dim sequential steps of
@@ -244,80 +189,20 @@ func (f *splineAR) direct(p Params, x *mat.Dense, vjp bool) (*mat.Dense, []float
 // implicit-function theorem gives, done without forming the Jacobian. The
 // pullback costs one incremental pass, like the forward.
 func (f *splineAR) inverse(p Params, z *mat.Dense, vjp bool) (*mat.Dense, []float64, Pullback) {
-	m, dim, np, c := f.m, f.dim, f.np, f.cfg
-	checkParams(splineARWho, p, m.np)
-	checkWidth(splineARWho, z, dim)
-	zs, n, _ := rawRows(z)
-	s := m.newInc(p, n, vjp)
-	ld := make([]float64, n)
-	// For the pullback: the MADE outputs of every step (np×n at position
-	// b−1, as output returns them) and a private copy of z.
-	var thKeep, zc []float64
-	if vjp {
-		thKeep = make([]float64, dim*np*n)
-		zc = slices.Clone(zs[:n*dim])
+	x, ld, back := f.inverseCtx(splineARWho, p, z, nil, vjp)
+	return x, ld, withoutContext(back)
+}
+
+// withoutContext turns the pullback of a pass without context (m.cdim 0,
+// dc nil) into a plain Pullback; nil stays nil.
+func withoutContext(back CondPullback) Pullback {
+	if back == nil {
+		return nil
 	}
-	var arr [6 * rqsStackBins]float64
-	th, _ := f.buffers(arr[:])
-	xT := s.lv[0]
-	for b := 1; b <= dim; b++ {
-		o := s.output(b) // np rows of n: row k is θ_i[k] for every row of the batch
-		i := m.perm[b-1]
-		xrow := xT[(b-1)*n : b*n]
-		for r := range xrow {
-			f.gather(th, o[r:], n)
-			v, l := c.rqsInverse(th, zs[r*dim+i])
-			xrow[r] = v
-			ld[r] += l
-		}
-		if vjp {
-			copy(thKeep[(b-1)*np*n:b*np*n], o[:np*n])
-		}
-		if b < dim {
-			s.hidden(b)
-		}
+	return func(dz *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
+		dx, _ := back(dz, dLogDet, dp)
+		return dx
 	}
-	x := make([]float64, n*dim)
-	for t, i := range m.perm {
-		for r, v := range xT[t*n : (t+1)*n] {
-			x[r*dim+i] = v
-		}
-	}
-	if !vjp {
-		return mat.NewDense(n, dim, x), ld, nil
-	}
-	back := func(dx *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
-		checkPullback(splineARWho, dx, dLogDet, dp, n, dim, m.np)
-		g, _, _ := rawRows(dx)
-		gb := s.newBack()
-		gxT := gb.grad[0]
-		for t, i := range m.perm {
-			row := gxT[t*n : (t+1)*n]
-			for r := range row {
-				row[r] = g[r*dim+i]
-			}
-		}
-		var arr [6 * rqsStackBins]float64
-		th, dth := f.buffers(arr[:])
-		dz := make([]float64, n*dim)
-		gO := make([]float64, np*n)
-		for b := dim; b >= 1; b-- {
-			if b < dim {
-				s.backHidden(gb, b, dp)
-			}
-			i := m.perm[b-1]
-			ob := thKeep[(b-1)*np*n : b*np*n]
-			for r, gr := range gxT[(b-1)*n : b*n] {
-				fixed := f.gather(th, ob[r:], n)
-				clear(dth)
-				_, _, dz[r*dim+i] = c.rqsInverseVJP(th, zc[r*dim+i], gr, dLogDet[r], dth)
-				f.scatter(gO[r:], dth, ob[r:], n, fixed)
-			}
-			s.backOutput(gb, b, gO, dp)
-		}
-		return mat.NewDense(n, dim, dz)
-	}
-	return mat.NewDense(n, dim, x), ld, back
 }
 
 // CondNeuralSplineAutoregressive is the conditional form of
@@ -406,8 +291,11 @@ func (f *splineAR) directCtx(who string, p Params, x, ctx *mat.Dense, vjp bool) 
 	checkParams(who, p, m.np)
 	checkWidth(who, x, dim)
 	xs, n, _ := rawRows(x)
-	checkContext(who, ctx, n, m.cdim)
-	cs, _, _ := rawRows(ctx)
+	var cs []float64 // nil for the unconditional layer (m.cdim 0)
+	if m.cdim > 0 {
+		checkContext(who, ctx, n, m.cdim)
+		cs, _, _ = rawRows(ctx)
+	}
 	y, tape := m.forwardCtx(p, xs, cs, n, vjp)
 	w := np * dim // MADE output columns
 	z := make([]float64, n*dim)
@@ -435,8 +323,11 @@ func (f *splineAR) directCtx(who string, p Params, x, ctx *mat.Dense, vjp bool) 
 	xc := tape.inputs[0]
 	back := func(dz *mat.Dense, dLogDet []float64, dp Params) (*mat.Dense, *mat.Dense) {
 		checkPullback(who, dz, dLogDet, dp, n, dim, m.np)
-		// As in direct: the spline pullbacks give the diagonal term and
-		// dL/dθ; the MADE pulls dθ back to the parameters, to x and to c.
+		// z_i = g(x_i; θ_i(x_<i, c)), so with g_i = dL/dz_i and
+		// gl = dL/dlogDet the spline's pullback gives the diagonal term
+		// ∂L/∂x_i at fixed θ and dL/dθ_i; the MADE pulls dy = [dL/dθ] back
+		// to the parameters, to x (the strictly triangular part of ∂z/∂x)
+		// and to c, and the two x terms are added.
 		g, _, _ := rawRows(dz)
 		var arr [6 * rqsStackBins]float64
 		th, dth := f.buffers(arr[:])
@@ -456,6 +347,9 @@ func (f *splineAR) directCtx(who string, p Params, x, ctx *mat.Dense, vjp bool) 
 		for k, v := range ddiag {
 			dx[k] += v
 		}
+		if m.cdim == 0 {
+			return mat.NewDense(n, dim, dx), nil
+		}
 		if dctx == nil { // n == 0 rows
 			dctx = make([]float64, n*m.cdim)
 		}
@@ -474,11 +368,16 @@ func (f *splineAR) inverseCtx(who string, p Params, z, ctx *mat.Dense, vjp bool)
 	checkParams(who, p, m.np)
 	checkWidth(who, z, dim)
 	zs, n, _ := rawRows(z)
-	checkContext(who, ctx, n, m.cdim)
-	cs, _, _ := rawRows(ctx)
 	cd := m.cdim
+	var cs []float64 // nil for the unconditional layer (cd 0)
+	if cd > 0 {
+		checkContext(who, ctx, n, cd)
+		cs, _, _ = rawRows(ctx)
+	}
 	s := m.newInc(p, n, vjp)
-	s.setContext(p, cs)
+	if cd > 0 {
+		s.setContext(p, cs)
+	}
 	ld := make([]float64, n)
 	var thKeep, zc []float64
 	if vjp {
@@ -542,6 +441,9 @@ func (f *splineAR) inverseCtx(who string, p Params, z, ctx *mat.Dense, vjp bool)
 				f.scatter(gO[r:], dth, ob[r:], n, fixed)
 			}
 			s.backOutput(gb, b, gO, dp)
+		}
+		if cd == 0 {
+			return mat.NewDense(n, dim, dz), nil
 		}
 		dc := make([]float64, n*cd)
 		s.ctxBack(gb, dp, dc)
