@@ -1,0 +1,267 @@
+// Command asm generates the amd64 micro-kernels of package linalg with avo.
+//
+// It lives in its own module so that the main module does not depend on
+// avo. Regenerate from internal/linalg with
+//
+//	go generate
+//
+// which runs
+//
+//	go run -C asm . -out ../kernel_amd64.s -stubs ../kernel_amd64_stub.go -pkg linalg
+//
+// Both kernels compute one register-blocked MR×NR tile of C from a panel of
+// A whose element (i, p) is a[i·lda + p·adk] and a panel of B whose step p
+// is the NR contiguous doubles at b[p·ldb] (see ../gemm.go: packed panels,
+// or panels read in place from a or b):
+//
+//	acc[i][j] = Σ_p a[i·lda+p·adk] · b[p·ldb+j]      (p = 0 … k-1, in order, one FMA each)
+//	c[i·ldc+j] = alpha·acc[i][j] + beta·c[i·ldc+j]   (c is not read when beta is 0)
+//
+// Every element's arithmetic is the same in both kernels (one accumulator
+// per element, FMAs in increasing p, then one multiply and one FMA), so the
+// AVX2 and the AVX-512 kernel give bit-identical results.
+package main
+
+import (
+	"fmt"
+
+	. "github.com/mmcloughlin/avo/build"
+	. "github.com/mmcloughlin/avo/operand"
+	. "github.com/mmcloughlin/avo/reg"
+)
+
+// kernel describes one micro-kernel.
+type kernel struct {
+	name   string
+	doc    []string
+	mr, nr int           // tile rows and columns
+	lanes  int           // doubles per vector register
+	vec    []VecPhysical // the vector registers, by number
+	bcst   bool          // broadcast A through the FMA's memory operand (AVX-512)
+}
+
+var ymm = []VecPhysical{Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11, Y12, Y13, Y14, Y15}
+
+var zmm = []VecPhysical{
+	Z0, Z1, Z2, Z3, Z4, Z5, Z6, Z7, Z8, Z9, Z10, Z11, Z12, Z13, Z14, Z15,
+	Z16, Z17, Z18, Z19, Z20, Z21, Z22, Z23, Z24, Z25, Z26, Z27, Z28, Z29, Z30, Z31,
+}
+
+func main() {
+	ConstraintExpr("amd64,!purego") // avo v0.5 takes the old +build syntax
+
+	gen(kernel{
+		name: "kernel6x8AVX2",
+		doc: []string{
+			"kernel6x8AVX2 computes a 6×8 tile of C with AVX2 and FMA3.",
+			"Step p of the k loop reads a[i·lda + p·adk] for rows i < 6 and",
+			"b[p·ldb : p·ldb+8]; c holds the tile's rows at stride ldc.",
+			"",
+			"Registers: Y0–Y11 hold the 48 accumulators, row i in Y(2i) (columns 0–3)",
+			"and Y(2i+1) (columns 4–7); Y12, Y13 hold the current row of the B panel;",
+			"Y14 holds a broadcast element of the A panel. Per k step: 2 loads,",
+			"6 broadcasts, 12 FMAs, so 12 independent FMA chains hide the FMA latency",
+			"(4 cycles × 2 pipes needs at least 8). The final update reuses Y12–Y14",
+			"for alpha, beta and scratch.",
+		},
+		mr: 6, nr: 8, lanes: 4, vec: ymm,
+	})
+
+	gen(kernel{
+		name: "kernel12x16AVX512",
+		doc: []string{
+			"kernel12x16AVX512 computes a 12×16 tile of C with AVX-512F.",
+			"Step p of the k loop reads a[i·lda + p·adk] for rows i < 12 and",
+			"b[p·ldb : p·ldb+16]; c holds the tile's rows at stride ldc.",
+			"",
+			"Registers: Z0–Z23 hold the 192 accumulators, row i in Z(2i) (columns 0–7)",
+			"and Z(2i+1) (columns 8–15); Z24, Z25 hold the current row of the B panel.",
+			"Each element of the A panel is broadcast straight from memory by the FMA",
+			"(embedded broadcast), so per k step: 2 loads and 24 FMAs, with 24",
+			"independent FMA chains. The final update reuses Z24–Z26 for alpha, beta, scratch.",
+		},
+		mr: 12, nr: 16, lanes: 8, vec: zmm, bcst: true,
+	})
+
+	Generate()
+}
+
+// gen emits one kernel.
+func gen(kn kernel) {
+	TEXT(kn.name, NOSPLIT, "func(k int, a []float64, lda, adk int, b []float64, ldb int, c []float64, ldc int, alpha, beta float64)")
+	Pragma("noescape")
+	Doc(kn.doc...)
+
+	nv := kn.nr / kn.lanes // vector registers per tile row
+	nacc := kn.mr * nv
+	acc := func(i, v int) VecPhysical { return kn.vec[i*nv+v] }
+	bReg := kn.vec[nacc : nacc+nv]
+	aReg := kn.vec[nacc+nv] // only without embedded broadcast
+	vsize := 8 * kn.lanes   // bytes per vector register
+
+	Comment(
+		"Element (i, p) of the A panel is at a + (i·lda + p·adk)·8: rows 0–3 are",
+		"addressed from AX, rows 4–7 from R13, rows 8–11 from DI, as base,",
+		"base+R11, base+2·R11, base+R12 with R11 = lda·8, R12 = 3·lda·8; each k",
+		"step adds R8 = adk·8 to the bases. Step p of the B panel is at",
+		"BX + p·ldb·8: R9, R10 hold ldb·8, 3·ldb·8, so four steps are addressed",
+		"without adds. CX counts k steps; DX is the current row of the C tile,",
+		"SI is ldc·8.",
+	)
+	Load(Param("k"), RCX)
+	Load(Param("a").Base(), RAX)
+	Load(Param("b").Base(), RBX)
+	Load(Param("c").Base(), RDX)
+	Load(Param("ldc"), RSI)
+	SHLQ(U8(3), RSI)
+	Load(Param("lda"), R11)
+	SHLQ(U8(3), R11)
+	LEAQ(Mem{Base: R11, Index: R11, Scale: 2}, R12)
+	aBase := []GPPhysical{RAX, R13, RDI}[:(kn.mr+3)/4]
+	for g := 1; g < len(aBase); g++ {
+		LEAQ(Mem{Base: aBase[g-1], Index: R11, Scale: 4}, aBase[g])
+	}
+	Load(Param("ldb"), R9)
+	SHLQ(U8(3), R9)
+	LEAQ(Mem{Base: R9, Index: R9, Scale: 2}, R10)
+
+	Comment("Zero the accumulators.")
+	for i := 0; i < nacc; i++ {
+		if kn.lanes == 8 {
+			VPXORQ(kn.vec[i], kn.vec[i], kn.vec[i])
+		} else {
+			VXORPD(kn.vec[i], kn.vec[i], kn.vec[i])
+		}
+	}
+
+	Comment("Prefetch the C tile (first and last byte of each row) for the final update.")
+	MOVQ(RDX, R8)
+	for i := 0; i < kn.mr; i++ {
+		PREFETCHT0(Mem{Base: R8})
+		PREFETCHT0(Mem{Base: R8, Disp: 8*kn.nr - 1})
+		if i < kn.mr-1 {
+			ADDQ(RSI, R8)
+		}
+	}
+	Load(Param("adk"), R8)
+	SHLQ(U8(3), R8)
+
+	// aAt returns the address of row i of the A panel at the current step.
+	aAt := func(i int) Mem {
+		m := Mem{Base: aBase[i/4]}
+		switch i % 4 {
+		case 1:
+			m.Index, m.Scale = R11, 1
+		case 2:
+			m.Index, m.Scale = R11, 2
+		case 3:
+			m.Index, m.Scale = R12, 1
+		}
+		return m
+	}
+	// bAt returns the address of byte disp of the B panel, u (0…3) steps on.
+	bAt := func(u, disp int) Mem {
+		m := Mem{Base: RBX, Disp: disp}
+		switch u {
+		case 1:
+			m.Index, m.Scale = R9, 1
+		case 2:
+			m.Index, m.Scale = R9, 2
+		case 3:
+			m.Index, m.Scale = R10, 1
+		}
+		return m
+	}
+	// step emits one k step, u steps past BX (and at the A bases, which it
+	// then advances).
+	step := func(u int) {
+		for v := 0; v < nv; v++ {
+			VMOVUPD(bAt(u, vsize*v), bReg[v])
+		}
+		for i := 0; i < kn.mr; i++ {
+			if kn.bcst {
+				for v := 0; v < nv; v++ {
+					VFMADD231PD_BCST(aAt(i), bReg[v], acc(i, v))
+				}
+			} else {
+				VBROADCASTSD(aAt(i), aReg)
+				for v := 0; v < nv; v++ {
+					VFMADD231PD(bReg[v], aReg, acc(i, v))
+				}
+			}
+		}
+		for _, r := range aBase {
+			ADDQ(R8, r)
+		}
+	}
+
+	Comment("Main loop: four k steps per iteration.")
+	CMPQ(RCX, U32(4))
+	JB(LabelRef(kn.name + "_tail"))
+	Label(kn.name + "_loop")
+	for u := 0; u < 4; u++ {
+		step(u)
+	}
+	LEAQ(Mem{Base: RBX, Index: R9, Scale: 4}, RBX)
+	SUBQ(U32(4), RCX)
+	CMPQ(RCX, U32(4))
+	JAE(LabelRef(kn.name + "_loop"))
+
+	Comment("Remaining k steps, one at a time.")
+	Label(kn.name + "_tail")
+	TESTQ(RCX, RCX)
+	JZ(LabelRef(kn.name + "_update"))
+	Label(kn.name + "_tailloop")
+	step(0)
+	ADDQ(R9, RBX)
+	DECQ(RCX)
+	JNZ(LabelRef(kn.name + "_tailloop"))
+
+	Label(kn.name + "_update")
+	alphaReg, betaReg, tmp := kn.vec[nacc], kn.vec[nacc+1], kn.vec[nacc+2]
+	alpha, err := Param("alpha").Resolve()
+	check(err)
+	beta, err := Param("beta").Resolve()
+	check(err)
+	VBROADCASTSD(alpha.Addr, alphaReg)
+	Comment("beta is ±0 exactly when its bits shifted left by one are zero; then C is not read (as BLAS).")
+	MOVQ(beta.Addr, R8)
+	SHLQ(U8(1), R8)
+	JNZ(LabelRef(kn.name + "_beta"))
+
+	Comment("c = alpha·acc")
+	for i := 0; i < kn.mr; i++ {
+		for v := 0; v < nv; v++ {
+			VMULPD(alphaReg, acc(i, v), acc(i, v))
+			VMOVUPD(acc(i, v), Mem{Base: RDX, Disp: vsize * v})
+		}
+		if i < kn.mr-1 {
+			ADDQ(RSI, RDX)
+		}
+	}
+	VZEROUPPER()
+	RET()
+
+	Comment("c = alpha·acc + beta·c")
+	Label(kn.name + "_beta")
+	VBROADCASTSD(beta.Addr, betaReg)
+	for i := 0; i < kn.mr; i++ {
+		for v := 0; v < nv; v++ {
+			cm := Mem{Base: RDX, Disp: vsize * v}
+			VMULPD(cm, betaReg, tmp)
+			VFMADD231PD(alphaReg, acc(i, v), tmp)
+			VMOVUPD(tmp, cm)
+		}
+		if i < kn.mr-1 {
+			ADDQ(RSI, RDX)
+		}
+	}
+	VZEROUPPER()
+	RET()
+}
+
+func check(err error) {
+	if err != nil {
+		panic(fmt.Sprint("asm: ", err))
+	}
+}

@@ -1,0 +1,58 @@
+//go:build amd64 && !purego
+
+package linalg
+
+import "golang.org/x/sys/cpu"
+
+// The assembly kernels (generated into kernel_amd64.s by asm/asm.go).
+var (
+	avx512Kernel = &kernelInfo{name: "avx512", mr: 12, nr: 16, fn: kernel12x16AVX512}
+	avx2Kernel   = &kernelInfo{name: "avx2", mr: 6, nr: 8, fn: kernel6x8AVX2}
+)
+
+// hasAVX512, hasAVX2 report what the CPU and the OS support (x/sys/cpu
+// checks CPUID and, through XGETBV, that the OS saves the vector state).
+var (
+	hasAVX512 = cpu.X86.HasAVX512F
+	hasAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+)
+
+func init() {
+	switch {
+	case hasAVX512:
+		defaultKernel = avx512Kernel
+	case hasAVX2:
+		defaultKernel = avx2Kernel
+	default:
+		defaultKernel = goKernel
+	}
+}
+
+// kernels lists the kernels this CPU runs, best first (for tests).
+func kernels() []*kernelInfo {
+	var ks []*kernelInfo
+	if hasAVX512 {
+		ks = append(ks, avx512Kernel)
+	}
+	if hasAVX2 {
+		ks = append(ks, avx2Kernel)
+	}
+	return append(ks, goKernel)
+}
+
+// pickKernel chooses the kernel for an m×n product. On an AVX-512 CPU the
+// 6×8 AVX2 kernel is used when padding c to its tiles costs at most half
+// as many multiply-adds as padding to 12×16 tiles (n ≤ 8, or m ≤ 6, say):
+// it is as fast per FMA on CPUs that split 512-bit FMAs in two (AMD Zen 4)
+// and no worse than the wasted padding on CPUs that do not. Both kernels
+// give bit-identical results, so the choice never changes c.
+func pickKernel(m, n int) *kernelInfo {
+	if defaultKernel == avx512Kernel && hasAVX2 &&
+		2*roundUp(m, 6)*roundUp(n, 8) <= roundUp(m, 12)*roundUp(n, 16) {
+		return avx2Kernel
+	}
+	return defaultKernel
+}
+
+// roundUp rounds n up to a multiple of mult.
+func roundUp(n, mult int) int { return blocks(n, mult) * mult }
