@@ -30,8 +30,27 @@ import (
 // blocks depends only on the shape, and each element's sum runs over k in
 // one fixed order, so the result is bit-identical for any number of
 // workers (and any GOMAXPROCS).
+//
+// Built with the openblas tag (see openblas.go), Gemm calls OpenBLAS instead.
 func Gemm(ta, tb bool, m, n, k int, alpha float64, a []float64, b []float64, beta float64, c []float64) {
+	if backend != nil {
+		backend(ta, tb, m, n, k, alpha, a, b, beta, c)
+		return
+	}
 	gemm(nil, ta, tb, m, n, k, alpha, a, b, beta, c, Workers())
+}
+
+// backend, when not nil, replaces our kernel in Gemm: the openblas build
+// sets it to OpenBLAS's dgemm.
+var backend func(ta, tb bool, m, n, k int, alpha float64, a []float64, b []float64, beta float64, c []float64)
+
+// Backend names what computes Gemm's products: "openblas" in the openblas
+// build, else "flows/" followed by the kernel (see Kernel).
+func Backend() string {
+	if backend != nil {
+		return "openblas"
+	}
+	return "flows/" + Kernel()
 }
 
 // GemmSerial is Gemm computed on the calling goroutine alone, for callers
