@@ -265,25 +265,26 @@ func mafStack(b *testing.B, dim, h int) (flows.Params, flows.Bijection) {
 	return p, bj
 }
 
-// BenchmarkMAFStep times a training step's work, DirectVJP and its
-// pullback, of a five-layer MAF stack (see mafStack).
+// mafFlow is the benchmarks' MAF: five MAF layers, each MADE with two hidden
+// ReLU layers of width h, reversal between layers, standard normal prior.
+func mafFlow(h int) flows.DistInitFunc {
+	cfg := flows.MADEConfig{Hidden: []int{h, h}, Act: flows.ReLU}
+	var layers []flows.InitFunc
+	for l := 0; l < 5; l++ {
+		if l > 0 {
+			layers = append(layers, flows.Reverse())
+		}
+		layers = append(layers, flows.MAF(cfg))
+	}
+	return flows.Flow(flows.Serial(layers...), flows.Normal())
+}
+
+// BenchmarkMAFStep times one training step (log density, gradient, Adam)
+// of mafFlow at the dim/hidden/batch sizes of the performance issue.
 func BenchmarkMAFStep(b *testing.B) {
-	for _, c := range []struct{ dim, h, n int }{{8, 128, 256}, {8, 512, 1024}, {64, 128, 256}, {64, 512, 1024}} {
-		b.Run(fmt.Sprintf("dim=%d/hidden=%d/batch=%d", c.dim, c.h, c.n), func(b *testing.B) {
-			p, bj := mafStack(b, c.dim, c.h)
-			x := mafNormal(flows.NewKey(3), c.n, c.dim, 1)
-			dz := mafNormal(flows.NewKey(4), c.n, c.dim, 1)
-			dl := make([]float64, c.n)
-			for i := range dl {
-				dl[i] = 1
-			}
-			dp := make(flows.Params, len(p))
-			b.ReportAllocs()
-			for b.Loop() {
-				_, _, back := bj.DirectVJP(p, x)
-				back(dz, dl, dp)
-			}
-			b.ReportMetric(float64(c.n)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+	for _, s := range benchSizes {
+		b.Run(fmt.Sprintf("dim=%d/hidden=%d/batch=%d", s.dim, s.hidden, s.batch), func(b *testing.B) {
+			benchStep(b, mafFlow(s.hidden), s.dim, s.batch)
 		})
 	}
 }
