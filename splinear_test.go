@@ -37,7 +37,7 @@ func TestNeuralSplineAutoregressiveConformance(t *testing.T) {
 						Init:    flows.NeuralSplineAutoregressive(cfg, flows.SplineConfig{Bins: bins, Bound: bound}),
 						Dim:     dim,
 						Rows:    8,
-						Perturb: nsfPerturb(sd),
+						Perturb: perturbBy(sd),
 					})
 				}
 			}
@@ -125,7 +125,7 @@ func TestNeuralSplineAutoregressiveFormula(t *testing.T) {
 		if !slices.Equal(p, pm) {
 			t.Fatalf("%s: the layer's parameters differ from MADE's with the same key", name)
 		}
-		p = nsfPerturb(0.3)(flows.NewKey(52), p)
+		p = perturbBy(0.3)(flows.NewKey(52), p)
 		const n = 7
 		theta := func(y *mat.Dense, r, i int) []float64 {
 			th := make([]float64, P)
@@ -326,11 +326,11 @@ func TestNeuralSplineAutoregressiveExtremes(t *testing.T) {
 				if !moderate && act != flows.Tanh {
 					bwd6 = 0
 				}
-				nsfCheckFinite(t, what+"/x≤1e6", bj, p, nsfRowsWithin(x, 0, dim, 1e6), bound, tol, bwd6, true)
+				nsfCheckFinite(t, what+"/x≤1e6", bj, p, rowsWithin(x, 0, dim, 1e6), bound, tol, bwd6, true)
 				if moderate {
 					tol = 1e-9
 				}
-				nsfCheckFinite(t, what+"/x≤10", bj, p, nsfRowsWithin(x, 0, dim, 10), bound, tol, bwd, true)
+				nsfCheckFinite(t, what+"/x≤10", bj, p, rowsWithin(x, 0, dim, 10), bound, tol, bwd, true)
 				// Rows built to sit exactly on knots put some ReLU
 				// pre-activations at rounding level, where the dense and
 				// incremental passes (different summation orders) can

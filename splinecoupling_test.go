@@ -45,7 +45,7 @@ func TestNeuralSplineCouplingConformance(t *testing.T) {
 						Init:    flows.NeuralSplineCoupling(flows.MLP([]int{8, 8}, act), flows.SplineConfig{Bins: bins, Bound: bound}),
 						Dim:     dim,
 						Rows:    8,
-						Perturb: nsfPerturb(sd),
+						Perturb: perturbBy(sd),
 					})
 				}
 			}
@@ -70,7 +70,7 @@ func TestNeuralSplineCouplingConformance(t *testing.T) {
 // N(0, 0.2²) with ReLU nets, and by N(0, 0.5²) to N(0, 1)), against
 // Richardson-extrapolated central differences at steps down to 1e-9,
 // which resolve the inverse's large curvature there (see
-// nsfFineGradCheck).
+// fineGradCheck).
 func TestNeuralSplineSteepGradients(t *testing.T) {
 	for _, c := range []struct {
 		name string
@@ -88,7 +88,7 @@ func TestNeuralSplineSteepGradients(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p := nsfPerturb(c.sd)(flows.NewKey(3), p0)
+		p := perturbBy(c.sd)(flows.NewKey(3), p0)
 		x := nsfNormal(flows.NewKey(2), 8, c.dim, 1)
 		for _, inverse := range []bool{false, true} {
 			fwd, vjp, in, what := bj.Direct, bj.DirectVJP, x, c.name+"/Direct"
@@ -96,99 +96,8 @@ func TestNeuralSplineSteepGradients(t *testing.T) {
 				fwd, vjp, what = bj.Inverse, bj.InverseVJP, c.name+"/Inverse"
 				in, _ = bj.Direct(p, x)
 			}
-			nsfFineGradCheck(t, what, fwd, vjp, p, in)
+			fineGradCheck(t, what, fwd, vjp, p, in)
 		}
-	}
-}
-
-// nsfFineGradCheck compares the pullback of f at (p, x) for
-// L = Σ dz∘f(x) + Σ dl∘logDet with Richardson-extrapolated central
-// differences, R(h) = (4·C(h/2) − C(h))/3, in which the h² truncation term
-// of the central difference C cancels. Where a spline is nearly flat
-// (g′ ~ 1e-6 after a large perturbation) the inverse's derivatives grow
-// like 1/g′ⁿ and no single step suits every entry: a coarse step leaves
-// truncation error, a fine one rounding error (≈ eps·|L|/h). So R is taken
-// at h = 1e-5, …, 1e-9 (times max(1, |v|)) and the analytic value must
-// match the closest of them, to 1e-5 absolute plus 1e-5 relative (a
-// parameter's gradient sums rows whose terms reach 1e5 and partly cancel,
-// so its differences carry errors of ~1e-10 of those terms). A wrong term,
-// an error of the order of the gradient, matches none of them. Every
-// input, and up to 200 parameters drawn at random, are checked.
-func nsfFineGradCheck(t *testing.T, what string, f func(flows.Params, *mat.Dense) (*mat.Dense, []float64), vjp func(flows.Params, *mat.Dense) (*mat.Dense, []float64, flows.Pullback), p flows.Params, x *mat.Dense) {
-	t.Helper()
-	n, dim := x.Dims()
-	dz := nsfNormal(flows.NewKey(4), n, dim, 1)
-	dl := make([]float64, n)
-	rng := flows.NewKey(5).Rand()
-	for i := range dl {
-		dl[i] = rng.NormFloat64()
-	}
-	loss := func(p flows.Params, x *mat.Dense) float64 {
-		z, ld := f(p, x)
-		s := 0.0
-		for i := 0; i < n; i++ {
-			for j := 0; j < dim; j++ {
-				s += z.At(i, j) * dz.At(i, j)
-			}
-			s += ld[i] * dl[i]
-		}
-		return s
-	}
-	_, _, back := vjp(p, x)
-	dp := make(flows.Params, len(p))
-	dx := back(dz, dl, dp)
-	// closest returns the extrapolated difference nearest to a.
-	closest := func(a float64, set func(float64), v float64) float64 {
-		c := func(h float64) float64 {
-			set(v + h)
-			lp := loss(p, x)
-			set(v - h)
-			lm := loss(p, x)
-			set(v)
-			return (lp - lm) / (2 * h)
-		}
-		best := math.Inf(1)
-		for _, h := range []float64{1e-5, 1e-6, 1e-7, 1e-8, 1e-9} {
-			h *= math.Max(1, math.Abs(v))
-			if r := (4*c(h/2) - c(h)) / 3; math.Abs(r-a) < math.Abs(best-a) {
-				best = r
-			}
-		}
-		return best
-	}
-	bad := 0
-	report := func(name string, got, want float64) {
-		if math.Abs(got-want) > 1e-5+1e-5*math.Abs(want) {
-			if bad++; bad <= 10 {
-				t.Errorf("%s: %s = %.10g, extrapolated differences %.10g", what, name, got, want)
-			}
-		}
-	}
-	xs := mat.DenseCopyOf(x)
-	x = xs
-	for i := 0; i < n; i++ {
-		for j := 0; j < dim; j++ {
-			want := closest(dx.At(i, j), func(v float64) { xs.Set(i, j, v) }, xs.At(i, j))
-			report(fmt.Sprintf("d/dx[%d,%d]", i, j), dx.At(i, j), want)
-		}
-	}
-	p = slices.Clone(p)
-	ks := flows.NewKey(6).Rand().Perm(len(p))
-	for _, k := range ks[:min(len(ks), 200)] {
-		want := closest(dp[k], func(v float64) { p[k] = v }, p[k])
-		report(fmt.Sprintf("d/dparams[%d]", k), dp[k], want)
-	}
-}
-
-// nsfPerturb returns a Perturb that adds N(0, sd²) to every parameter.
-func nsfPerturb(sd float64) func(flows.Key, flows.Params) flows.Params {
-	return func(key flows.Key, p flows.Params) flows.Params {
-		rng := key.Rand()
-		q := slices.Clone(p)
-		for i := range q {
-			q[i] += sd * rng.NormFloat64()
-		}
-		return q
 	}
 }
 
@@ -345,7 +254,7 @@ func TestNeuralSplineCouplingFormula(t *testing.T) {
 		if !slices.Equal(p, pn) {
 			t.Fatalf("dim %d: the layer's parameters differ from its net's", c.dim)
 		}
-		p = nsfPerturb(0.5)(flows.NewKey(22), p)
+		p = perturbBy(0.5)(flows.NewKey(22), p)
 		x := nsfNormal(flows.NewKey(23), 9, c.dim, 1.5)
 		z, ld := bj.Direct(p, x)
 		x1 := mat.DenseCopyOf(x.Slice(0, 9, 0, d1))
@@ -507,11 +416,11 @@ func nsfExtremeBatch(vs []float64, dim int) *mat.Dense {
 // lastW entries before the lastB biases) set to ±v and v for
 // v = 1e3, 1e8 (random signs, and all equal), and biases ±v too.
 func nsfExtremeParams(p flows.Params, lastW, lastB int) map[string]flows.Params {
-	out := map[string]flows.Params{"init": slices.Clone(p), "perturbed": nsfPerturb(0.5)(flows.NewKey(31), p)}
+	out := map[string]flows.Params{"init": slices.Clone(p), "perturbed": perturbBy(0.5)(flows.NewKey(31), p)}
 	rng := flows.NewKey(32).Rand()
 	w0 := len(p) - lastB - lastW
 	for _, v := range []float64{1e3, 1e8} {
-		signed := nsfPerturb(0.5)(flows.NewKey(33), p)
+		signed := perturbBy(0.5)(flows.NewKey(33), p)
 		equal := slices.Clone(signed)
 		for i := w0; i < w0+lastW; i++ {
 			signed[i] = v * float64(1-2*rng.IntN(2))
@@ -547,16 +456,16 @@ func nsfCheckFinite(t *testing.T, what string, bj flows.Bijection, p flows.Param
 		dl[i] = 1 - 2*float64(i%2)
 	}
 	z, ld := bj.Direct(p, x)
-	nsfFiniteMat(t, what+": Direct", z, ld)
+	finiteMat(t, what+": Direct", z, ld)
 	xi, ild := bj.Inverse(p, x)
-	nsfFiniteMat(t, what+": Inverse", xi, ild)
+	finiteMat(t, what+": Inverse", xi, ild)
 	for name, f := range map[string]func(flows.Params, *mat.Dense) (*mat.Dense, []float64, flows.Pullback){"DirectVJP": bj.DirectVJP, "InverseVJP": bj.InverseVJP} {
 		out, l, back := f(p, x)
-		nsfFiniteMat(t, what+": "+name, out, l)
+		finiteMat(t, what+": "+name, out, l)
 		dp := make(flows.Params, len(p))
 		dx := back(dz, dl, dp)
 		if gradsToo {
-			nsfFiniteMat(t, what+": "+name+" pullback", dx, dp)
+			finiteMat(t, what+": "+name+" pullback", dx, dp)
 		}
 	}
 	// The log-dets at xb: to 1e-9 when the knots of both passes agree to
@@ -583,24 +492,6 @@ func nsfCheckFinite(t *testing.T, what string, bj flows.Bijection, p flows.Param
 		// |ℓ′| up to ~1/(narrowest bin) ≈ 1e3 for B ≥ 1: 1e3·fwdTol.
 		if fwdTol > 0 && math.Abs(bld[r]+ld[r]) > 1e3*fwdTol*math.Max(1, math.Abs(ld[r])) {
 			t.Fatalf("%s: row %d: inverse log-det %v at z, direct %v at x", what, r, bld[r], ld[r])
-		}
-	}
-}
-
-// nsfFiniteMat fails t unless every entry of m and v is finite.
-func nsfFiniteMat(t *testing.T, what string, m *mat.Dense, v []float64) {
-	t.Helper()
-	r, c := m.Dims()
-	for i := 0; i < r; i++ {
-		for j := 0; j < c; j++ {
-			if x := m.At(i, j); math.IsNaN(x) || math.IsInf(x, 0) {
-				t.Fatalf("%s: entry [%d,%d] is %v", what, i, j, x)
-			}
-		}
-	}
-	for i, x := range v {
-		if math.IsNaN(x) || math.IsInf(x, 0) {
-			t.Fatalf("%s: vector entry %d is %v", what, i, x)
 		}
 	}
 }
@@ -650,34 +541,17 @@ func TestNeuralSplineCouplingExtremes(t *testing.T) {
 				nsfCheckFinite(t, what, bj, p, x, bound, tol, 1e-12, grads)
 				// Conditioning inputs up to 1e6: finite gradients for
 				// every net.
-				nsfCheckFinite(t, what+"/x1≤1e6", bj, p, nsfRowsWithin(x, 0, d1, 1e6), bound, tol, 1e-12, true)
+				nsfCheckFinite(t, what+"/x1≤1e6", bj, p, rowsWithin(x, 0, d1, 1e6), bound, tol, 1e-12, true)
 				// Moderate conditioning inputs: also the forward round
 				// trip, for moderate parameters.
 				if moderate {
 					tol = 1e-9
 				}
-				nsfCheckFinite(t, what+"/x1≤10", bj, p, nsfRowsWithin(x, 0, d1, 10), bound, tol, 1e-12, true)
+				nsfCheckFinite(t, what+"/x1≤10", bj, p, rowsWithin(x, 0, d1, 10), bound, tol, 1e-12, true)
 				nsfCheckFinite(t, what+"/knots", bj, p, xk, bound, tol, 1e-12, true)
 			}
 		}
 	}
-}
-
-// nsfRowsWithin returns the rows of x whose columns [a, b) are all within
-// ±limit.
-func nsfRowsWithin(x *mat.Dense, a, b int, limit float64) *mat.Dense {
-	n, dim := x.Dims()
-	var rows []float64
-	for r := 0; r < n; r++ {
-		ok := true
-		for j := a; j < b; j++ {
-			ok = ok && math.Abs(x.At(r, j)) <= limit
-		}
-		if ok {
-			rows = append(rows, x.RawRowView(r)...)
-		}
-	}
-	return mat.NewDense(len(rows)/dim, dim, rows)
 }
 
 // nsfCouplingKnotRows returns, for the moderate rows of x (|x1| ≤ 10),
@@ -686,7 +560,7 @@ func nsfRowsWithin(x *mat.Dense, a, b int, limit float64) *mat.Dense {
 // neighbouring floats). x-knots test Direct, y-knots Inverse.
 func nsfCouplingKnotRows(net flows.Net, p flows.Params, x *mat.Dense, d1, d2, bins int, bound float64) *mat.Dense {
 	P := 3*bins - 1
-	src := nsfRowsWithin(x, 0, d1, 10)
+	src := rowsWithin(x, 0, d1, 10)
 	n, dim := src.Dims()
 	y := net.Apply(p, mat.DenseCopyOf(src.Slice(0, n, 0, d1)))
 	var rows []float64
