@@ -214,32 +214,9 @@ func (c *condCase) checkVJPAgrees() error {
 // checkJacobian compares the log-det with log|det ∂z/∂x| by central
 // differences in x, row by row, with the row's context held fixed.
 func (c *condCase) checkJacobian() error {
-	d := c.Dim
-	for i := 0; i < c.Rows; i++ {
-		row := mat.NewDense(1, d, mat.Row(nil, i, c.x))
-		ctx := mat.NewDense(1, c.ContextDim, mat.Row(nil, i, c.c))
-		_, ld := c.bj.Direct(c.p, row, ctx)
-		jac := mat.NewDense(d, d, nil)
-		for j := 0; j < d; j++ {
-			v := row.At(0, j)
-			h := fdStep * math.Max(1, math.Abs(v))
-			row.Set(0, j, v+h)
-			zp, _ := c.bj.Direct(c.p, row, ctx)
-			row.Set(0, j, v-h)
-			zm, _ := c.bj.Direct(c.p, row, ctx)
-			row.Set(0, j, v)
-			for k := 0; k < d; k++ {
-				jac.Set(k, j, (zp.At(0, k)-zm.At(0, k))/(2*h))
-			}
-		}
-		var lu mat.LU
-		lu.Factorize(jac)
-		logAbs, _ := lu.LogDet()
-		if !(math.Abs(logAbs-ld[0]) <= logDetTol*math.Max(1, math.Abs(logAbs))) {
-			return fmt.Errorf("row %d: log-det %.12g, log|det ∂z/∂x| by finite differences %.12g", i, ld[0], logAbs)
-		}
-	}
-	return nil
+	return jacobianLogDets(c.x, func(i int, row *mat.Dense) (*mat.Dense, []float64) {
+		return c.bj.Direct(c.p, row, mat.NewDense(1, c.ContextDim, mat.Row(nil, i, c.c)))
+	})
 }
 
 // checkPullback compares the pullback of Direct (or Inverse) with central
