@@ -52,8 +52,9 @@ package linalg
 // alpha·(one FMA per step in increasing p, from zero) + beta'·c. That
 // depends only on k (the k-blocking) and not on the task partition, on
 // which goroutine ran a task, on how many ran, on whether a panel was
-// packed or read in place, or on which assembly kernel ran (both do the
-// same arithmetic per element). The partition depends only on the shape.
+// packed or read in place, or on which kernel ran (the assembly kernels and
+// the Go one do the same arithmetic per element, FMA for FMA). The
+// partition depends only on the shape.
 
 import (
 	"runtime"

@@ -26,6 +26,7 @@ func init() {
 	default:
 		defaultKernel = goKernel
 	}
+	forceKernel(kernels())
 }
 
 // kernels lists the kernels this CPU runs, best first (for tests).
@@ -47,7 +48,7 @@ func kernels() []*kernelInfo {
 // and no worse than the wasted padding on CPUs that do not. Both kernels
 // give bit-identical results, so the choice never changes c.
 func pickKernel(m, n int) *kernelInfo {
-	if defaultKernel == avx512Kernel && hasAVX2 &&
+	if defaultKernel == avx512Kernel && !forced && hasAVX2 &&
 		2*roundUp(m, 6)*roundUp(n, 8) <= roundUp(m, 12)*roundUp(n, 16) {
 		return avx2Kernel
 	}

@@ -1,5 +1,7 @@
 package linalg
 
+import "math"
+
 // goKernel is the portable micro-kernel, used where no assembly kernel runs.
 var goKernel = &kernelInfo{name: "go", mr: 4, nr: 4, fn: kernel4x4Go}
 
@@ -7,9 +9,10 @@ var goKernel = &kernelInfo{name: "go", mr: 4, nr: 4, fn: kernel4x4Go}
 // i < 4 and b[p·ldb:p·ldb+4]) with the same contract as the assembly kernels: 16
 // accumulators in locals, one multiply-add per element per k step in
 // increasing order, then c = alpha·acc + beta·c, not reading c when beta is 0.
-// (The compiler may fuse the multiply-adds where the architecture has FMA,
-// as on arm64; on amd64 it does not, so results differ from the assembly
-// kernels' in the last bits.)
+// Every multiply-add is an explicit math.FMA in the assembly kernels' order
+// (acc = fma(a, b, acc); c = fma(alpha, acc, beta·c)), so the result is
+// bit-identical to theirs on every architecture: math.FMA is exact by
+// definition, in hardware where the CPU has FMA and in software where not.
 func kernel4x4Go(k int, a []float64, lda, adk int, b []float64, ldb int, c []float64, ldc int, alpha, beta float64) {
 	var c00, c01, c02, c03 float64
 	var c10, c11, c12, c13 float64
@@ -23,22 +26,22 @@ func kernel4x4Go(k int, a []float64, lda, adk int, b []float64, ldb int, c []flo
 		bp := (*[4]float64)(b[p*ldb:])
 		a0, a1, a2, a3 := a0s[p*adk], a1s[p*adk], a2s[p*adk], a3s[p*adk]
 		b0, b1, b2, b3 := bp[0], bp[1], bp[2], bp[3]
-		c00 += a0 * b0
-		c01 += a0 * b1
-		c02 += a0 * b2
-		c03 += a0 * b3
-		c10 += a1 * b0
-		c11 += a1 * b1
-		c12 += a1 * b2
-		c13 += a1 * b3
-		c20 += a2 * b0
-		c21 += a2 * b1
-		c22 += a2 * b2
-		c23 += a2 * b3
-		c30 += a3 * b0
-		c31 += a3 * b1
-		c32 += a3 * b2
-		c33 += a3 * b3
+		c00 = math.FMA(a0, b0, c00)
+		c01 = math.FMA(a0, b1, c01)
+		c02 = math.FMA(a0, b2, c02)
+		c03 = math.FMA(a0, b3, c03)
+		c10 = math.FMA(a1, b0, c10)
+		c11 = math.FMA(a1, b1, c11)
+		c12 = math.FMA(a1, b2, c12)
+		c13 = math.FMA(a1, b3, c13)
+		c20 = math.FMA(a2, b0, c20)
+		c21 = math.FMA(a2, b1, c21)
+		c22 = math.FMA(a2, b2, c22)
+		c23 = math.FMA(a2, b3, c23)
+		c30 = math.FMA(a3, b0, c30)
+		c31 = math.FMA(a3, b1, c31)
+		c32 = math.FMA(a3, b2, c32)
+		c33 = math.FMA(a3, b3, c33)
 	}
 	update4(c[0*ldc:0*ldc+4], c00, c01, c02, c03, alpha, beta)
 	update4(c[1*ldc:1*ldc+4], c10, c11, c12, c13, alpha, beta)
@@ -53,8 +56,8 @@ func update4(c []float64, x0, x1, x2, x3, alpha, beta float64) {
 		r[0], r[1], r[2], r[3] = alpha*x0, alpha*x1, alpha*x2, alpha*x3
 		return
 	}
-	r[0] = alpha*x0 + beta*r[0]
-	r[1] = alpha*x1 + beta*r[1]
-	r[2] = alpha*x2 + beta*r[2]
-	r[3] = alpha*x3 + beta*r[3]
+	r[0] = math.FMA(alpha, x0, beta*r[0])
+	r[1] = math.FMA(alpha, x1, beta*r[1])
+	r[2] = math.FMA(alpha, x2, beta*r[2])
+	r[3] = math.FMA(alpha, x3, beta*r[3])
 }

@@ -2,7 +2,10 @@
 
 package linalg
 
-func init() { defaultKernel = goKernel }
+func init() {
+	defaultKernel = goKernel
+	forceKernel(kernels())
+}
 
 // kernels lists the kernels this build runs (for tests).
 func kernels() []*kernelInfo { return []*kernelInfo{goKernel} }

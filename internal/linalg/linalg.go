@@ -13,6 +13,7 @@ package linalg
 
 import (
 	"fmt"
+	"os"
 	"runtime"
 	"sync/atomic"
 )
@@ -80,8 +81,30 @@ func Workers() int {
 }
 
 // Kernel names the micro-kernel this process uses: "avx512" (12×16 tiles),
-// "avx2" (6×8, AVX2 and FMA3) or "go" (4×4, portable).
+// "avx2" (6×8, AVX2 and FMA3) or "go" (4×4, portable). Every kernel gives
+// bit-identical products, so the choice changes speed, never results.
 func Kernel() string { return defaultKernel.name }
+
+// KernelEnv is the environment variable that forces a micro-kernel by name
+// ("avx512", "avx2" or "go") for the whole process, when the CPU runs it:
+// the tests use it to check that every kernel gives the same bits. An
+// unknown or unsupported name is ignored (Kernel tells which one runs).
+const KernelEnv = "FLOWS_KERNEL"
+
+// forced reports that KernelEnv chose the kernel; pickKernel then uses it
+// for every shape.
+var forced bool
+
+// forceKernel makes the kernel named by KernelEnv the default, if it is
+// among the kernels this CPU runs.
+func forceKernel(available []*kernelInfo) {
+	name := os.Getenv(KernelEnv)
+	for _, kn := range available {
+		if name != "" && kn.name == name {
+			defaultKernel, forced = kn, true
+		}
+	}
+}
 
 // gemm is Gemm with kn's micro-kernel (nil: the one pickKernel chooses) on at
 // most workers goroutines.
@@ -159,14 +182,17 @@ func small(ta, tb bool, m, n, k int, alpha float64, a, b []float64, beta float64
 			if beta == 0 {
 				c[i*n+j] = alpha * s
 			} else {
-				c[i*n+j] = alpha*s + beta*c[i*n+j]
+				c[i*n+j] = float64(alpha*s) + float64(beta*c[i*n+j])
 			}
 		}
 	}
 }
 
 // dot returns Σ_p x[p·sx]·y[p·sy] over p < k, with four partial sums
-// (steps p ≡ 0, 1, 2, 3 mod 4) added as (s0+s1)+(s2+s3).
+// (steps p ≡ 0, 1, 2, 3 mod 4) added as (s0+s1)+(s2+s3). Every product is
+// rounded before it is added (the float64 conversions forbid the compiler
+// to fuse them into FMAs, as it may on arm64), so the result is the same on
+// every architecture.
 func dot(x []float64, sx int, y []float64, sy int, k int) float64 {
 	var s0, s1, s2, s3 float64
 	k4 := k &^ 3
@@ -174,21 +200,21 @@ func dot(x []float64, sx int, y []float64, sy int, k int) float64 {
 		x, y = x[:k], y[:k]
 		for p := 0; p < k4; p += 4 {
 			xp, yp := (*[4]float64)(x[p:]), (*[4]float64)(y[p:])
-			s0 += xp[0] * yp[0]
-			s1 += xp[1] * yp[1]
-			s2 += xp[2] * yp[2]
-			s3 += xp[3] * yp[3]
+			s0 += float64(xp[0] * yp[0])
+			s1 += float64(xp[1] * yp[1])
+			s2 += float64(xp[2] * yp[2])
+			s3 += float64(xp[3] * yp[3])
 		}
 	} else {
 		for p := 0; p < k4; p += 4 {
-			s0 += x[p*sx] * y[p*sy]
-			s1 += x[(p+1)*sx] * y[(p+1)*sy]
-			s2 += x[(p+2)*sx] * y[(p+2)*sy]
-			s3 += x[(p+3)*sx] * y[(p+3)*sy]
+			s0 += float64(x[p*sx] * y[p*sy])
+			s1 += float64(x[(p+1)*sx] * y[(p+1)*sy])
+			s2 += float64(x[(p+2)*sx] * y[(p+2)*sy])
+			s3 += float64(x[(p+3)*sx] * y[(p+3)*sy])
 		}
 	}
 	for p := k4; p < k; p++ {
-		s0 += x[p*sx] * y[p*sy]
+		s0 += float64(x[p*sx] * y[p*sy])
 	}
 	return (s0 + s1) + (s2 + s3)
 }
