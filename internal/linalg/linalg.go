@@ -13,6 +13,7 @@ package linalg
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"sync/atomic"
@@ -27,10 +28,11 @@ import (
 //
 // Products of at least 2¹⁸ multiply-adds are split over up to Workers()
 // goroutines; tiny ones (at most 2048 multiply-adds, or at most 16
-// elements of c) are computed as plain dot products. The split of c into
-// blocks depends only on the shape, and each element's sum runs over k in
-// one fixed order, so the result is bit-identical for any number of
-// workers (and any GOMAXPROCS).
+// elements of c) are computed element by element without tiling. Every
+// element of c gets the same arithmetic, whatever the path, kernel or
+// split: FMAs over k in one fixed order that depends only on k. So the
+// result is bit-identical for any number of workers (and any GOMAXPROCS),
+// any kernel, and any number of other rows or columns in the product.
 //
 // Built with the openblas tag (see openblas.go), Gemm calls OpenBLAS instead.
 func Gemm(ta, tb bool, m, n, k int, alpha float64, a []float64, b []float64, beta float64, c []float64) {
@@ -154,17 +156,20 @@ func scale(c []float64, beta float64) {
 }
 
 // Products this small skip packing and tiling: c is computed element by
-// element as dot products (see small).
+// element (see small).
 const (
 	smallMACs   = 1 << 11 // at most this many multiply-adds in all
 	smallOutput = 16      // or at most this many elements of c
 )
 
-// small computes the product as m·n dot products of length k. For tiny
-// products (or tiny outputs with long k) this beats packing panels whose
-// padding and set-up would cost more than the arithmetic. Each dot product
-// keeps four partial sums (steps p ≡ 0, 1, 2, 3 mod 4), added as
-// (s0+s1)+(s2+s3) at the end; the order depends only on k.
+// small computes the product element by element, for tiny products (or tiny
+// outputs with long k), where packing panels whose padding and set-up would
+// cost more than the arithmetic. It does exactly the kernels' arithmetic
+// (see gemm.go): per k-block, one FMA per step from zero in increasing p,
+// then c = fma(alpha, acc, beta'·c) (alpha·acc when beta' is 0). So every
+// element of c is the same, bit for bit, whichever path computes it: a
+// row's result never depends on the other rows of its batch. Four elements
+// of a row of c run at once, as four independent FMA chains.
 func small(ta, tb bool, m, n, k int, alpha float64, a, b []float64, beta float64, c []float64) {
 	// Element (i, p) of op(a) is a[i·ai + p·ap]; (p, j) of op(b) is
 	// b[p·bp + j·bj].
@@ -176,45 +181,51 @@ func small(ta, tb bool, m, n, k int, alpha float64, a, b []float64, beta float64
 	if tb {
 		bp, bj = 1, k
 	}
-	for i := range m {
-		for j := range n {
-			s := dot(a[i*ai:], ap, b[j*bj:], bp, k)
-			if beta == 0 {
-				c[i*n+j] = alpha * s
-			} else {
-				c[i*n+j] = float64(alpha*s) + float64(beta*c[i*n+j])
+	nkb := blocks(k, kcMax)
+	kc := blocks(k, nkb)
+	for p0 := 0; p0 < k; p0 += kc {
+		p1 := min(p0+kc, k)
+		bt := beta
+		if p0 > 0 {
+			bt = 1
+		}
+		for i := range m {
+			ar := a[i*ai:]
+			cr := c[i*n : (i+1)*n]
+			j := 0
+			for ; j+4 <= n; j += 4 {
+				var s0, s1, s2, s3 float64
+				b0, b1, b2, b3 := b[j*bj:], b[(j+1)*bj:], b[(j+2)*bj:], b[(j+3)*bj:]
+				for p := p0; p < p1; p++ {
+					x := ar[p*ap]
+					s0 = math.FMA(x, b0[p*bp], s0)
+					s1 = math.FMA(x, b1[p*bp], s1)
+					s2 = math.FMA(x, b2[p*bp], s2)
+					s3 = math.FMA(x, b3[p*bp], s3)
+				}
+				update(cr[j:], s0, alpha, bt)
+				update(cr[j+1:], s1, alpha, bt)
+				update(cr[j+2:], s2, alpha, bt)
+				update(cr[j+3:], s3, alpha, bt)
+			}
+			for ; j < n; j++ {
+				var s float64
+				bc := b[j*bj:]
+				for p := p0; p < p1; p++ {
+					s = math.FMA(ar[p*ap], bc[p*bp], s)
+				}
+				update(cr[j:], s, alpha, bt)
 			}
 		}
 	}
 }
 
-// dot returns Σ_p x[p·sx]·y[p·sy] over p < k, with four partial sums
-// (steps p ≡ 0, 1, 2, 3 mod 4) added as (s0+s1)+(s2+s3). Every product is
-// rounded before it is added (the float64 conversions forbid the compiler
-// to fuse them into FMAs, as it may on arm64), so the result is the same on
-// every architecture.
-func dot(x []float64, sx int, y []float64, sy int, k int) float64 {
-	var s0, s1, s2, s3 float64
-	k4 := k &^ 3
-	if sx == 1 && sy == 1 {
-		x, y = x[:k], y[:k]
-		for p := 0; p < k4; p += 4 {
-			xp, yp := (*[4]float64)(x[p:]), (*[4]float64)(y[p:])
-			s0 += float64(xp[0] * yp[0])
-			s1 += float64(xp[1] * yp[1])
-			s2 += float64(xp[2] * yp[2])
-			s3 += float64(xp[3] * yp[3])
-		}
-	} else {
-		for p := 0; p < k4; p += 4 {
-			s0 += float64(x[p*sx] * y[p*sy])
-			s1 += float64(x[(p+1)*sx] * y[(p+1)*sy])
-			s2 += float64(x[(p+2)*sx] * y[(p+2)*sy])
-			s3 += float64(x[(p+3)*sx] * y[(p+3)*sy])
-		}
+// update sets c[0] = alpha·acc + beta·c[0] as the kernels do: fma(alpha,
+// acc, beta·c), or alpha·acc without reading c when beta is 0.
+func update(c []float64, acc, alpha, beta float64) {
+	if beta == 0 {
+		c[0] = alpha * acc
+		return
 	}
-	for p := k4; p < k; p++ {
-		s0 += float64(x[p*sx] * y[p*sy])
-	}
-	return (s0 + s1) + (s2 + s3)
+	c[0] = math.FMA(alpha, acc, beta*c[0])
 }
