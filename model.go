@@ -2,6 +2,7 @@ package flows
 
 import (
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -86,6 +87,8 @@ type kindSpec struct {
 	why    string
 	// splines says the kind uses Config.Bins and Config.Bound.
 	splines bool
+	// linear says each block holds an InvertibleLinear.
+	linear bool
 	// block returns the layers of one block, given a Config with its
 	// defaults filled in.
 	block func(c Config) []InitFunc
@@ -100,7 +103,7 @@ var kinds = map[Kind]kindSpec{
 		},
 	},
 	KindGlow: {
-		minDim: 2, why: "its coupling layers split the columns in two",
+		minDim: 2, why: "its coupling layers split the columns in two", linear: true,
 		block: func(c Config) []InitFunc {
 			return []InitFunc{ActNorm(), InvertibleLinear(), AffineCoupling(MLP(c.Hidden, c.Activation))}
 		},
@@ -112,7 +115,7 @@ var kinds = map[Kind]kindSpec{
 		},
 	},
 	KindNSFCoupling: {
-		minDim: 2, why: "its coupling layers split the columns in two", splines: true,
+		minDim: 2, why: "its coupling layers split the columns in two", splines: true, linear: true,
 		block: func(c Config) []InitFunc {
 			spline := SplineConfig{Bins: c.Bins, Bound: c.Bound}
 			return []InitFunc{NeuralSplineCoupling(MLP(c.Hidden, c.Activation), spline), InvertibleLinear()}
@@ -180,6 +183,42 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 		c.Bins, c.Bound = 0, 0
 	}
 	return c, spec, nil
+}
+
+// leastParams returns a lower bound on the parameters of a model of c
+// (defaults filled in) for dim columns, saturating at MaxUint64. Every
+// kind's block holds a conditioner net from at least dim/2 columns through
+// c.Hidden to at least dim − dim/2 columns (times 3·Bins − 1 knot
+// parameters for the spline kinds), and an InvertibleLinear (dim² − dim
+// parameters at least) when spec.linear. Load checks it before building a
+// model from a file's header.
+func (c Config) leastParams(spec kindSpec, dim int) uint64 {
+	var sum uint64
+	add := func(a, b uint64) { // sum += a·b, saturating
+		if b != 0 && a > math.MaxUint64/b || sum+a*b < sum {
+			sum = math.MaxUint64
+			return
+		}
+		sum += a * b
+	}
+	in, out := uint64(dim/2), uint64(dim-dim/2)
+	if spec.splines {
+		out *= uint64(max(3*c.Bins-1, 0))
+	}
+	prev := in
+	for _, h := range c.Hidden {
+		add(prev, uint64(h)) // weights
+		add(1, uint64(h))    // biases
+		prev = uint64(h)
+	}
+	add(prev, out)
+	if spec.linear {
+		add(uint64(dim), uint64(max(dim-1, 0)))
+	}
+	perBlock := sum
+	sum = 0
+	add(uint64(c.Layers), perBlock)
+	return sum
 }
 
 // Model is a ready-made normalizing flow: a Standardize layer fixed from

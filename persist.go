@@ -52,6 +52,10 @@ const (
 	// maxHeaderLen bounds the JSON header, which is a few hundred bytes;
 	// a larger length field is damage, not a header.
 	maxHeaderLen = 1 << 20
+	// A file too short to hold its parameters is built, only to tell
+	// truncation from a damaged parameter count, when its configuration
+	// needs at most this many parameters or one per byte of the file.
+	minDiagnoseParams = 1 << 16
 )
 
 // castagnoli is the CRC-32C table.
@@ -540,6 +544,20 @@ func parseV1(data []byte) (*Model, error) {
 		return nil, err
 	}
 	count := binary.LittleEndian.Uint64(b)
+	// The header decides how large a model Load builds: before building
+	// it, check that its configuration cannot need more parameters than
+	// the file says it holds, and, when the file is too short to hold
+	// them, that the model is small next to the file before building it
+	// just to tell a truncated file from a damaged count. So a damaged or hostile header
+	// cannot make Load allocate much more than the file's size implies.
+	least := cfg.leastParams(spec, h.Dim)
+	if least > count {
+		return nil, fileErrorf(ErrParamCount, "config builds at least %d parameters, file has %d", least, count)
+	}
+	if count > uint64(len(data)-r.off)/8 && least > max(minDiagnoseParams, uint64(len(data))) {
+		return nil, fileErrorf(ErrTruncated, "truncated: the file ends at byte offset %d, inside the parameters (bytes %d to %d)",
+			len(data), r.off, uint64(r.off)+8*count)
+	}
 	m, err := buildModel(cfg, spec, h.Dim, mean, scale)
 	if err != nil {
 		return nil, fileErrorf(ErrMalformed, "%v", err)

@@ -1,0 +1,493 @@
+package flows
+
+// Pins: what a refactor must not change.
+//
+// testdata/pins/layers.json holds, for every layer and distribution
+// constructor, a SHA-256 of the bits of everything its functions compute at
+// fixed keys on fixed inputs (outputs, log-dets, samples and gradients).
+// testdata/models/ holds a model file of every kind with the log densities
+// and samples it must give, bit for bit. A change that moves any of these is
+// a change of behaviour: of a layer's parameter layout, of its key use, or
+// of its arithmetic. Regenerate with
+//
+//	go test -run 'TestPinned' -update-pins .
+//
+// only for such a deliberate change, say why in the commit, and bump the
+// model-file format (with a tested migration) when saved models would load
+// into a different function.
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"testing"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+var updatePins = flag.Bool("update-pins", false, "rewrite testdata/pins and testdata/models (a deliberate, documented change only)")
+
+// pinHash accumulates the bits of matrices and vectors.
+type pinHash map[string]string
+
+func hashFloats(vs ...[]float64) string {
+	h := sha256.New()
+	var b [8]byte
+	for _, v := range vs {
+		for _, x := range v {
+			binary.LittleEndian.PutUint64(b[:], math.Float64bits(x))
+			h.Write(b[:])
+		}
+		h.Write([]byte{0xff})
+	}
+	return hex.EncodeToString(h.Sum(nil))[:32]
+}
+
+func denseRows(m *mat.Dense) []float64 {
+	if m == nil {
+		return nil
+	}
+	r, c := m.Dims()
+	out := make([]float64, 0, r*c)
+	for i := range r {
+		out = append(out, m.RawRowView(i)...)
+	}
+	return out
+}
+
+func pinBatch(key Key, n, dim int, unit bool) *mat.Dense {
+	rng := key.Rand()
+	x := mat.NewDense(n, dim, nil)
+	for i := range n {
+		for j := range dim {
+			v := rng.NormFloat64()
+			if unit {
+				v = 1 / (1 + math.Exp(-v))
+			}
+			x.Set(i, j, v)
+		}
+	}
+	return x
+}
+
+// pinPerturb moves the first k parameters (all when k < 0) by N(0, 0.3²).
+func pinPerturb(p Params, k int) Params {
+	q := slices.Clone(p)
+	if k < 0 {
+		k = len(q)
+	}
+	rng := NewKey(12).Rand()
+	for i := range q[:k] {
+		q[i] += 0.3 * rng.NormFloat64()
+	}
+	return q
+}
+
+type pinLayer struct {
+	name    string
+	init    InitFunc
+	dim     int
+	rows    int
+	unit    bool // inputs in (0, 1)
+	perturb int  // parameters to perturb, -1 all
+}
+
+type pinCondLayer struct {
+	name string
+	init CondInitFunc
+	dim  int
+	cdim int
+	rows int
+}
+
+func pinLayers() []pinLayer {
+	mlp := MLP([]int{8, 8}, Tanh)
+	made := MADEConfig{Hidden: []int{8, 8}, Act: ReLU}
+	madeRand := MADEConfig{Hidden: []int{7}, Act: SiLU, Order: RandomOrder}
+	spline := SplineConfig{Bins: 5, Bound: 2.5}
+	return []pinLayer{
+		{"AffineCoupling", AffineCoupling(mlp), 3, 7, false, -1},
+		{"AffineCouplingBound", AffineCouplingBound(MLP([]int{6}, ReLU), 2), 4, 7, false, -1},
+		{"AffineCouplingSplit", AffineCouplingSplit(MLP([]int{5}, ELU), MLP([]int{5}, LeakyReLU)), 3, 7, false, -1},
+		{"AdditiveCoupling", AdditiveCoupling(mlp), 3, 7, false, -1},
+		{"ActNorm", ActNorm(), 3, 7, false, -1},
+		{"InvertibleLinear", InvertibleLinear(), 4, 7, false, -1},
+		{"FixedInvertibleLinear", FixedInvertibleLinear(), 4, 7, false, -1},
+		{"MAF", MAF(made), 3, 7, false, -1},
+		{"MAF/random-order", MAF(madeRand), 4, 300, false, -1},
+		{"MAF/dim1", MAF(made), 1, 7, false, -1},
+		{"NeuralSplineCoupling", NeuralSplineCoupling(mlp, spline), 3, 7, false, -1},
+		{"NeuralSplineAutoregressive", NeuralSplineAutoregressive(made, spline), 3, 7, false, -1},
+		{"NeuralSplineAutoregressive/random-order", NeuralSplineAutoregressive(madeRand, spline), 4, 300, false, -1},
+		{"LogisticMixtureCoupling", LogisticMixtureCoupling(mlp, 3), 3, 7, false, -1},
+		{"BatchNorm/eval", BatchNorm(BatchNormConfig{Momentum: 0.1, Eps: 1e-5}), 3, 7, false, 6},
+		{"BatchNorm/train", BatchNorm(BatchNormConfig{Momentum: 0.1, Eps: 1e-5, Train: true}), 3, 7, false, 6},
+		{"Sigmoid", Sigmoid(), 3, 7, false, -1},
+		{"Logit", Logit(), 3, 7, true, -1},
+		{"Standardize", Standardize([]float64{1, -2, 0.5}, []float64{2, 0.25, 1}), 3, 7, false, -1},
+		{"Reverse", Reverse(), 3, 7, false, -1},
+		{"Shuffle", Shuffle(), 5, 7, false, -1},
+		{"Invert(MAF)", Invert(MAF(made)), 3, 7, false, -1},
+		{"Serial", Serial(ActNorm(), AffineCoupling(mlp), Reverse(), MAF(made), InvertibleLinear()), 3, 7, false, -1},
+	}
+}
+
+func pinCondLayers() []pinCondLayer {
+	mlp := MLP([]int{8}, Tanh)
+	made := MADEConfig{Hidden: []int{8, 8}, Act: ReLU}
+	spline := SplineConfig{Bins: 4}
+	return []pinCondLayer{
+		{"CondAffineCoupling", CondAffineCoupling(mlp), 3, 2, 7},
+		{"CondAffineCouplingBound", CondAffineCouplingBound(mlp, 1.5), 3, 2, 7},
+		{"CondAffineCouplingSplit", CondAffineCouplingSplit(MLP([]int{4}, ReLU), mlp), 3, 2, 7},
+		{"CondAdditiveCoupling", CondAdditiveCoupling(mlp), 3, 2, 7},
+		{"CondMAF", CondMAF(made), 3, 2, 300},
+		{"CondMAF/no-hidden", CondMAF(MADEConfig{}), 3, 1, 7},
+		{"CondNeuralSplineCoupling", CondNeuralSplineCoupling(mlp, spline), 3, 2, 7},
+		{"CondNeuralSplineAutoregressive", CondNeuralSplineAutoregressive(made, spline), 3, 2, 7},
+		{"CondLogisticMixtureCoupling", CondLogisticMixtureCoupling(mlp, 2), 3, 2, 7},
+		{"CondInvert(CondMAF)", CondInvert(CondMAF(made)), 3, 2, 7},
+		{"CondSerial", CondSerial(Conditional(ActNorm()), CondAffineCoupling(mlp), Conditional(Reverse()), CondMAF(made)), 3, 2, 7},
+	}
+}
+
+// pinBijection computes the hashes of one layer's functions.
+func pinBijection(l pinLayer) (pinHash, error) {
+	p0, b, err := l.init(NewKey(20261130), l.dim)
+	if err != nil {
+		return nil, err
+	}
+	h := pinHash{"init": hashFloats(p0)}
+	p := pinPerturb(p0, l.perturb)
+	x := pinBatch(NewKey(11), l.rows, l.dim, l.unit)
+	dz := pinBatch(NewKey(13), l.rows, l.dim, false)
+	dl := denseRows(pinBatch(NewKey(14), l.rows, 1, false))
+	z, ld := b.Direct(p, x)
+	h["z"], h["ld"] = hashFloats(denseRows(z)), hashFloats(ld)
+	xi, ild := b.Inverse(p, z)
+	h["x"], h["ild"] = hashFloats(denseRows(xi)), hashFloats(ild)
+	_, _, back := b.DirectVJP(p, x)
+	dp := make(Params, len(p))
+	dx := back(dz, dl, dp)
+	h["dx"], h["dp"] = hashFloats(denseRows(dx)), hashFloats(dp)
+	if b.InverseVJP != nil {
+		_, _, iback := b.InverseVJP(p, z)
+		idp := make(Params, len(p))
+		idz := iback(dz, dl, idp)
+		h["idz"], h["idp"] = hashFloats(denseRows(idz)), hashFloats(idp)
+	}
+	if b.InitFromData != nil {
+		q := slices.Clone(p)
+		y := b.InitFromData(q, x)
+		h["initfromdata"] = hashFloats(q, denseRows(y))
+	}
+	if b.UpdateState != nil {
+		q := slices.Clone(p)
+		y := b.UpdateState(q, x)
+		h["updatestate"] = hashFloats(q, denseRows(y))
+	}
+	return h, nil
+}
+
+func pinCondBijection(l pinCondLayer) (pinHash, error) {
+	p0, b, err := l.init(NewKey(20261130), l.dim, l.cdim)
+	if err != nil {
+		return nil, err
+	}
+	h := pinHash{"init": hashFloats(p0)}
+	p := pinPerturb(p0, -1)
+	x := pinBatch(NewKey(11), l.rows, l.dim, false)
+	c := pinBatch(NewKey(15), l.rows, l.cdim, false)
+	dz := pinBatch(NewKey(13), l.rows, l.dim, false)
+	dl := denseRows(pinBatch(NewKey(14), l.rows, 1, false))
+	z, ld := b.Direct(p, x, c)
+	h["z"], h["ld"] = hashFloats(denseRows(z)), hashFloats(ld)
+	xi, ild := b.Inverse(p, z, c)
+	h["x"], h["ild"] = hashFloats(denseRows(xi)), hashFloats(ild)
+	_, _, back := b.DirectVJP(p, x, c)
+	dp := make(Params, len(p))
+	dx, dc := back(dz, dl, dp)
+	h["dx"], h["dp"], h["dc"] = hashFloats(denseRows(dx)), hashFloats(dp), hashFloats(denseRows(dc))
+	if b.InverseVJP != nil {
+		_, _, iback := b.InverseVJP(p, z, c)
+		idp := make(Params, len(p))
+		idz, idc := iback(dz, dl, idp)
+		h["idz"], h["idp"], h["idc"] = hashFloats(denseRows(idz)), hashFloats(idp), hashFloats(denseRows(idc))
+	}
+	if b.InitFromData != nil {
+		q := slices.Clone(p)
+		y := b.InitFromData(q, x, c)
+		h["initfromdata"] = hashFloats(q, denseRows(y))
+	}
+	return h, nil
+}
+
+type pinDist struct {
+	name string
+	init DistInitFunc
+	dim  int
+}
+
+func pinDists() []pinDist {
+	covs := []*mat.SymDense{
+		mat.NewSymDense(2, []float64{1, 0.3, 0.3, 0.5}),
+		mat.NewSymDense(2, []float64{0.4, -0.1, -0.1, 2}),
+	}
+	return []pinDist{
+		{"Normal", Normal(), 3},
+		{"DiagNormal", DiagNormal(), 3},
+		{"GMM", GMM([][]float64{{0, 1}, {-1, 0.5}}, covs, []float64{0.3, 0.7}), 2},
+		{"GMMRandom", GMMRandom(3), 2},
+		{"Flow", Flow(Serial(AffineCoupling(MLP([]int{8}, Tanh)), Reverse(), MAF(MADEConfig{Hidden: []int{6}})), DiagNormal()), 3},
+	}
+}
+
+func pinDistribution(d pinDist) (pinHash, error) {
+	p0, dist, err := d.init(NewKey(20261130), d.dim)
+	if err != nil {
+		return nil, err
+	}
+	h := pinHash{"init": hashFloats(p0)}
+	p := pinPerturb(p0, -1)
+	if d.name == "GMM" || d.name == "GMMRandom" {
+		p = p0 // keep the covariances valid
+	}
+	x := pinBatch(NewKey(11), 9, d.dim, false)
+	h["logpdf"] = hashFloats(dist.LogPDF(p, x))
+	h["sample"] = hashFloats(denseRows(dist.Sample(NewKey(16), p, 11)))
+	lp, back := dist.LogPDFVJP(p, x)
+	dp := make(Params, len(p))
+	dx := back(denseRows(pinBatch(NewKey(14), 9, 1, false)), dp)
+	h["vjp"] = hashFloats(lp, denseRows(dx), dp)
+	return h, nil
+}
+
+func pinCondDistribution() (pinHash, error) {
+	made := MADEConfig{Hidden: []int{8}}
+	p0, dist, err := CondFlow(CondSerial(CondAffineCoupling(MLP([]int{8}, Tanh)), Conditional(Reverse()), CondMAF(made)), DiagNormal())(NewKey(20261130), 3, 2)
+	if err != nil {
+		return nil, err
+	}
+	h := pinHash{"init": hashFloats(p0)}
+	p := pinPerturb(p0, -1)
+	x := pinBatch(NewKey(11), 9, 3, false)
+	c := pinBatch(NewKey(15), 9, 2, false)
+	h["logpdf"] = hashFloats(dist.LogPDF(p, x, c))
+	h["sample"] = hashFloats(denseRows(dist.Sample(NewKey(16), p, c)))
+	lp, back := dist.LogPDFVJP(p, x, c)
+	dp := make(Params, len(p))
+	dx, dc := back(denseRows(pinBatch(NewKey(14), 9, 1, false)), dp)
+	h["vjp"] = hashFloats(lp, denseRows(dx), denseRows(dc), dp)
+	return h, nil
+}
+
+// allPins computes every layer and distribution pin.
+func allPins(t *testing.T) map[string]pinHash {
+	t.Helper()
+	pins := map[string]pinHash{}
+	add := func(name string, h pinHash, err error) {
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if _, dup := pins[name]; dup {
+			t.Fatalf("%s pinned twice", name)
+		}
+		pins[name] = h
+	}
+	for _, l := range pinLayers() {
+		h, err := pinBijection(l)
+		add("layer/"+l.name, h, err)
+	}
+	for _, l := range pinCondLayers() {
+		h, err := pinCondBijection(l)
+		add("layer/"+l.name, h, err)
+	}
+	for _, d := range pinDists() {
+		h, err := pinDistribution(d)
+		add("dist/"+d.name, h, err)
+	}
+	h, err := pinCondDistribution()
+	add("dist/CondFlow", h, err)
+	return pins
+}
+
+const layerPinFile = "testdata/pins/layers.json"
+
+func TestPinnedLayers(t *testing.T) {
+	got := allPins(t)
+	if *updatePins {
+		writeJSON(t, layerPinFile, got)
+		return
+	}
+	var want map[string]pinHash
+	readJSON(t, layerPinFile, &want)
+	names := make([]string, 0, len(want))
+	for n := range want {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		g, ok := got[n]
+		if !ok {
+			t.Errorf("%s: pinned, but no longer computed", n)
+			continue
+		}
+		for item, w := range want[n] {
+			if g[item] != w {
+				t.Errorf("%s: %s changed (hash %s, pinned %s)", n, item, g[item], w)
+			}
+		}
+		for item := range g {
+			if _, ok := want[n][item]; !ok {
+				t.Errorf("%s: %s is computed but not pinned", n, item)
+			}
+		}
+	}
+	for n := range got {
+		if _, ok := want[n]; !ok {
+			t.Errorf("%s: computed but not pinned (run with -update-pins once it is right)", n)
+		}
+	}
+}
+
+// Model files.
+
+// modelPin is what one pinned model file must give.
+type modelPin struct {
+	File       string   `json:"file"`
+	Probe      []string `json:"probe"`      // rows, float64 bits in hex, row-major
+	LogPDF     []string `json:"logpdf"`     // per probe row
+	SampleSeed uint64   `json:"sampleSeed"` // Sample(NewKey(SampleSeed), n)
+	Sample     []string `json:"sample"`     // row-major
+}
+
+const modelPinFile = "testdata/models/pins.json"
+
+func bitsHex(vs []float64) []string {
+	out := make([]string, len(vs))
+	for i, v := range vs {
+		out[i] = fmt.Sprintf("%016x", math.Float64bits(v))
+	}
+	return out
+}
+
+func hexBits(t *testing.T, ss []string) []float64 {
+	t.Helper()
+	out := make([]float64, len(ss))
+	for i, s := range ss {
+		var u uint64
+		if _, err := fmt.Sscanf(s, "%x", &u); err != nil {
+			t.Fatalf("bad pin %q: %v", s, err)
+		}
+		out[i] = math.Float64frombits(u)
+	}
+	return out
+}
+
+// pinnedModels makes the pinned model files: every kind, fitted a little to
+// a fixed three-column table so that no parameter is at its initial value.
+func pinnedModels(t *testing.T) map[string]*Model {
+	t.Helper()
+	rng := NewKey(21).Rand()
+	data := mat.NewDense(200, 3, nil)
+	for i := range 200 {
+		a, b := rng.NormFloat64(), rng.NormFloat64()
+		data.SetRow(i, []float64{10 + 2*a, a*a - 1 + 0.3*b, math.Sin(3*a) + 0.1*rng.NormFloat64()})
+	}
+	models := map[string]*Model{}
+	for _, k := range []Kind{KindRealNVP, KindGlow, KindMAF, KindNSFCoupling, KindNSFAutoregressive} {
+		m, err := NewModel(Config{Kind: k, Layers: 2, Hidden: []int{8, 8}, Activation: Tanh, Seed: 5}, data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := NewKey(22).Rand()
+		for i := range m.Params {
+			m.Params[i] += 0.05 * rng.NormFloat64()
+		}
+		models[string(k)] = m
+	}
+	return models
+}
+
+func TestPinnedModelFiles(t *testing.T) {
+	if *updatePins {
+		pins := map[string]modelPin{}
+		probe := pinBatch(NewKey(23), 6, 3, false)
+		probe.Scale(3, probe)
+		probe.Set(0, 0, 1e6)
+		for kind, m := range pinnedModels(t) {
+			file := kind + ".flow"
+			if err := m.Save(filepath.Join("testdata/models", file)); err != nil {
+				t.Fatal(err)
+			}
+			pins[kind] = modelPin{
+				File:       file,
+				Probe:      bitsHex(denseRows(probe)),
+				LogPDF:     bitsHex(m.LogPDF(probe)),
+				SampleSeed: 24,
+				Sample:     bitsHex(denseRows(m.Sample(NewKey(24), 5))),
+			}
+		}
+		writeJSON(t, modelPinFile, pins)
+		return
+	}
+	var pins map[string]modelPin
+	readJSON(t, modelPinFile, &pins)
+	if len(pins) != 5 {
+		t.Fatalf("%d pinned model files, want one of each of the 5 kinds", len(pins))
+	}
+	for kind, pin := range pins {
+		t.Run(kind, func(t *testing.T) {
+			m, err := Load(filepath.Join("testdata/models", pin.File))
+			if err != nil {
+				t.Fatal(err)
+			}
+			probe := hexBits(t, pin.Probe)
+			x := mat.NewDense(len(probe)/m.Dim, m.Dim, probe)
+			for i, v := range m.LogPDF(x) {
+				if want := hexBits(t, pin.LogPDF)[i]; math.Float64bits(v) != math.Float64bits(want) {
+					t.Errorf("log density of probe row %d = %v, pinned %v", i, v, want)
+				}
+			}
+			want := hexBits(t, pin.Sample)
+			for i, v := range denseRows(m.Sample(NewKey(pin.SampleSeed), len(want)/m.Dim)) {
+				if math.Float64bits(v) != math.Float64bits(want[i]) {
+					t.Errorf("sample entry %d = %v, pinned %v", i, v, want[i])
+				}
+			}
+		})
+	}
+}
+
+func writeJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}
