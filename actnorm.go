@@ -42,7 +42,7 @@ const actNormConstTol = 1e-12
 //
 // It returns an error when dim < 1.
 func ActNorm() InitFunc {
-	return func(_ Key, dim int) (Params, Bijection, error) {
+	return func(_ Key, dim, _ int) (Params, Bijection, error) {
 		if dim < 1 {
 			return nil, Bijection{}, fmt.Errorf("flows: ActNorm: dim must be at least 1, got %d", dim)
 		}
@@ -98,23 +98,23 @@ func ActNorm() InitFunc {
 			return x, n, scale, ld
 		}
 
-		direct := func(p Params, x *mat.Dense) (*mat.Dense, []float64) {
+		direct := func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
 			z, n, _, ld := forward(p, x)
 			return mat.NewDense(n, dim, z), repeatedLogDet(n, ld)
 		}
 
-		inverse := func(p Params, z *mat.Dense) (*mat.Dense, []float64) {
+		inverse := func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) {
 			x, n, _, ld := backward(p, z)
 			return mat.NewDense(n, dim, x), repeatedLogDet(n, ld)
 		}
 
-		directVJP := func(p Params, x *mat.Dense) (*mat.Dense, []float64, Pullback) {
+		directVJP := func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
 			z, n, inv, ld := forward(p, x)
 			// The pullback keeps its own copy of z, so the caller may
 			// modify the returned batch.
 			zk := append([]float64(nil), z...)
-			back := func(dz *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
-				checkPullback(who, dz, dLogDet, dp, n, dim, np)
+			back := func(dz *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
+				checkPullback(who, dz, dLogDet, dp, nil, n, dim, np, 0)
 				g, _, _ := rawRows(dz)
 				dLogScale, dBias := split(dp)
 				// z_ij = (x_ij − b_j)·e^{−s_j} and logDet_i = −Σ_j s_j, so
@@ -144,14 +144,14 @@ func ActNorm() InitFunc {
 			return mat.NewDense(n, dim, z), repeatedLogDet(n, ld), back
 		}
 
-		inverseVJP := func(p Params, z *mat.Dense) (*mat.Dense, []float64, Pullback) {
+		inverseVJP := func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
 			checkWidth(who, z, dim)
 			// The pullback needs z itself; keep a private copy.
 			zs, _, _ := rawRows(z)
 			zk := append([]float64(nil), zs...)
 			x, n, scale, ld := backward(p, z)
-			back := func(dx *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
-				checkPullback(who, dx, dLogDet, dp, n, dim, np)
+			back := func(dx *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
+				checkPullback(who, dx, dLogDet, dp, nil, n, dim, np, 0)
 				g, _, _ := rawRows(dx)
 				dLogScale, dBias := split(dp)
 				// x_ij = z_ij·e^{s_j} + b_j and logDet_i = +Σ_j s_j, so
@@ -180,7 +180,7 @@ func ActNorm() InitFunc {
 			return mat.NewDense(n, dim, x), repeatedLogDet(n, ld), back
 		}
 
-		initFromData := func(p Params, x *mat.Dense) *mat.Dense {
+		initFromData := func(p Params, x, _ *mat.Dense) *mat.Dense {
 			if x != nil && x.IsEmpty() {
 				panic("flows: ActNorm: InitFromData needs a batch of at least one row")
 			}
@@ -216,7 +216,7 @@ func ActNorm() InitFunc {
 					logScale[j] = math.Log(std)
 				}
 			}
-			z, _ := direct(p, x)
+			z, _ := direct(p, x, nil)
 			return z
 		}
 

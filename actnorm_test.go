@@ -22,7 +22,7 @@ func TestActNormConformance(t *testing.T) {
 }
 
 func TestActNormInitIsIdentity(t *testing.T) {
-	p, bj, err := flows.ActNorm()(flows.NewKey(1), 3)
+	p, bj, err := flows.ActNorm()(flows.NewKey(1), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -30,7 +30,7 @@ func TestActNormInitIsIdentity(t *testing.T) {
 		t.Fatalf("len(p) = %d, want 6", len(p))
 	}
 	x := mat.NewDense(2, 3, []float64{1, -2, 3, 0.5, 7, -1})
-	z, ld := bj.Direct(p, x)
+	z, ld := bj.Direct(p, x, nil)
 	if !mat.Equal(z, x) {
 		t.Errorf("Direct at init = %v, want the identity", mat.Formatted(z))
 	}
@@ -43,7 +43,7 @@ func TestActNormInitIsIdentity(t *testing.T) {
 
 func TestActNormBadDim(t *testing.T) {
 	for _, dim := range []int{0, -1} {
-		if _, _, err := flows.ActNorm()(flows.NewKey(1), dim); err == nil {
+		if _, _, err := flows.ActNorm()(flows.NewKey(1), dim, 0); err == nil {
 			t.Errorf("dim %d: no error", dim)
 		}
 	}
@@ -67,19 +67,19 @@ func TestActNormInitFromData(t *testing.T) {
 	}
 	xCopy := mat.DenseCopyOf(x)
 
-	p, bj, err := flows.ActNorm()(flows.NewKey(1), dim)
+	p, bj, err := flows.ActNorm()(flows.NewKey(1), dim, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if bj.InitFromData == nil {
 		t.Fatal("ActNorm has no InitFromData")
 	}
-	z := bj.InitFromData(p, x)
+	z := bj.InitFromData(p, x, nil)
 	if !mat.Equal(x, xCopy) {
 		t.Error("InitFromData modified its batch")
 	}
 	// The returned batch is what Direct gives at the parameters set.
-	zd, _ := bj.Direct(p, x)
+	zd, _ := bj.Direct(p, x, nil)
 	if !mat.EqualApprox(z, zd, 1e-12) {
 		t.Error("InitFromData's batch differs from Direct's")
 	}
@@ -127,14 +127,14 @@ func TestActNormInitFromData(t *testing.T) {
 	// A large constant (rounding makes its computed variance non-zero but
 	// tiny) is still treated as constant.
 	c := mat.NewDense(3, 1, []float64{0.1 + 1e6, 0.1 + 1e6, 0.1 + 1e6})
-	pc, bc, _ := flows.ActNorm()(flows.NewKey(1), 1)
-	if zc := bc.InitFromData(pc, c); pc[0] != 0 || math.Abs(zc.At(0, 0)) > 1e-6 {
+	pc, bc, _ := flows.ActNorm()(flows.NewKey(1), 1, 0)
+	if zc := bc.InitFromData(pc, c, nil); pc[0] != 0 || math.Abs(zc.At(0, 0)) > 1e-6 {
 		t.Errorf("large constant: logScale %v, z %v", pc[0], zc.At(0, 0))
 	}
 	// A single row is constant in every column.
 	one := mat.NewDense(1, dim, []float64{1, 2, 3, 4})
-	p1, b1, _ := flows.ActNorm()(flows.NewKey(1), dim)
-	z1 := b1.InitFromData(p1, one)
+	p1, b1, _ := flows.ActNorm()(flows.NewKey(1), dim, 0)
+	z1 := b1.InitFromData(p1, one, nil)
 	for j := 0; j < dim; j++ {
 		if p1[j] != 0 || z1.At(0, j) != 0 {
 			t.Errorf("single row: column %d: logScale %v, z %v; want 0, 0", j, p1[j], z1.At(0, j))
@@ -143,19 +143,19 @@ func TestActNormInitFromData(t *testing.T) {
 }
 
 func TestActNormPanics(t *testing.T) {
-	p, bj, err := flows.ActNorm()(flows.NewKey(1), 3)
+	p, bj, err := flows.ActNorm()(flows.NewKey(1), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wrong := mat.NewDense(2, 4, nil)
 	for name, f := range map[string]func(){
-		"Direct":              func() { bj.Direct(p, wrong) },
-		"Inverse":             func() { bj.Inverse(p, wrong) },
-		"DirectVJP":           func() { bj.DirectVJP(p, wrong) },
-		"InverseVJP":          func() { bj.InverseVJP(p, wrong) },
-		"InitFromData":        func() { bj.InitFromData(p, wrong) },
-		"InitFromData empty":  func() { bj.InitFromData(p, &mat.Dense{}) },
-		"Direct short params": func() { bj.Direct(p[:5], mat.NewDense(2, 3, nil)) },
+		"Direct":              func() { bj.Direct(p, wrong, nil) },
+		"Inverse":             func() { bj.Inverse(p, wrong, nil) },
+		"DirectVJP":           func() { bj.DirectVJP(p, wrong, nil) },
+		"InverseVJP":          func() { bj.InverseVJP(p, wrong, nil) },
+		"InitFromData":        func() { bj.InitFromData(p, wrong, nil) },
+		"InitFromData empty":  func() { bj.InitFromData(p, &mat.Dense{}, nil) },
+		"Direct short params": func() { bj.Direct(p[:5], mat.NewDense(2, 3, nil), nil) },
 	} {
 		msg := layerPanicMessage(f)
 		if !strings.Contains(msg, "flows: ActNorm") {

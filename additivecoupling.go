@@ -26,41 +26,31 @@ package flows
 // DirectVJP and InverseVJP are both provided. The functions panic for a
 // batch without dim columns or parameters of the wrong length.
 func AdditiveCoupling(net NetInitFunc) InitFunc {
-	return func(key Key, dim int) (Params, Bijection, error) {
-		return newCoupling("AdditiveCoupling", net, key, dim, additiveKernel)
+	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
+		return newCoupling("AdditiveCoupling", net, key, dim, contextDim, Shift(), paramMajor)
 	}
 }
 
-// additiveKernel is the element-wise part of AdditiveCoupling: the
-// conditioner's row is t (d2), and
+// Shift returns the shift transformer of NICE's additive coupling:
 //
-//	Direct:  v2 = u2 + t,   Inverse: v2 = u2 − t,   logDet = 0,
+//	θ = [t],   y = x + t,   log f′ = 0,
 //
-// so du2 = g and dt = g (Direct) or −g (Inverse), with g = dL/dv2; the
-// log-det is constant and its gradient drops out. Nothing is kept.
-var additiveKernel = couplingKernel{
-	width: 1,
-	keep:  0,
-	forward: func(v2, u2, t, _ []float64, inverse bool) float64 {
-		if inverse {
-			for j, u := range u2 {
-				v2[j] = u - t[j]
-			}
-		} else {
-			for j, u := range u2 {
-				v2[j] = u + t[j]
-			}
-		}
-		return 0
-	},
-	back: func(du2, dt, g2, _ []float64, _ float64, inverse bool) {
-		copy(du2, g2)
-		if inverse {
-			for j, g := range g2 {
-				dt[j] = -g
-			}
-		} else {
-			copy(dt, g2)
-		}
-	},
+// which preserves volume; its inverse is x = y − t. θ = 0 is the identity.
+func Shift() Transformer {
+	return Transformer{
+		Name:    "Shift",
+		Params:  1,
+		Forward: func(th []float64, x float64) (float64, float64) { return x + th[0], 0 },
+		Inverse: func(th []float64, y float64) (float64, float64) { return y - th[0], 0 },
+		// ∂y/∂x = 1, ∂y/∂t = 1; the log-det is constant.
+		ForwardVJP: func(_ []float64, _, _, gy, _ float64, dth []float64) float64 {
+			dth[0] += gy
+			return gy
+		},
+		// ∂x/∂y = 1, ∂x/∂t = −1.
+		InverseVJP: func(_ []float64, _, _, gx, _ float64, dth []float64) float64 {
+			dth[0] += -gx
+			return gx
+		},
+	}
 }

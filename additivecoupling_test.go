@@ -54,15 +54,15 @@ func couplingTestBatch(n, dim int) *mat.Dense {
 func checkIdentityAtInit(t *testing.T, name string, init flows.InitFunc, dims []int) {
 	t.Helper()
 	for _, dim := range dims {
-		p, bj, err := init(flows.NewKey(4), dim)
+		p, bj, err := init(flows.NewKey(4), dim, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		x := couplingTestBatch(3, dim)
-		z, ld := bj.Direct(p, x)
-		xi, ild := bj.Inverse(p, x)
-		zv, ldv, _ := bj.DirectVJP(p, x)
-		xv, ildv, _ := bj.InverseVJP(p, x)
+		z, ld := bj.Direct(p, x, nil)
+		xi, ild := bj.Inverse(p, x, nil)
+		zv, ldv, _ := bj.DirectVJP(p, x, nil)
+		xv, ildv, _ := bj.InverseVJP(p, x, nil)
 		for what, m := range map[string]*mat.Dense{"Direct": z, "Inverse": xi, "DirectVJP": zv, "InverseVJP": xv} {
 			if !mat.Equal(m, x) {
 				t.Errorf("%s dim %d: %s at init is not the identity:\n%v", name, dim, what, mat.Formatted(m))
@@ -88,13 +88,13 @@ func TestAdditiveCouplingIdentityAtInit(t *testing.T) {
 // rest].
 func TestAdditiveCouplingFormula(t *testing.T) {
 	shift := []float64{0.5, -2, 3}
-	_, bj, err := flows.AdditiveCoupling(affineTestNet(nil, shift))(flows.NewKey(1), 5)
+	_, bj, err := flows.AdditiveCoupling(affineTestNet(nil, shift))(flows.NewKey(1), 5, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	x := couplingTestBatch(2, 5)
-	z, ld := bj.Direct(nil, x)
-	xr, ild := bj.Inverse(nil, z)
+	z, ld := bj.Direct(nil, x, nil)
+	xr, ild := bj.Inverse(nil, z, nil)
 	for i := 0; i < 2; i++ {
 		for j := 0; j < 5; j++ {
 			want := x.At(i, j)
@@ -120,7 +120,7 @@ func TestAdditiveCouplingFormula(t *testing.T) {
 // at parameters far from the identity.
 func TestAdditiveCouplingNICELogDetZero(t *testing.T) {
 	for _, dim := range []int{2, 3, 6} {
-		p, bj, err := niceStack(flows.MLP([]int{8}, flows.ReLU))(flows.NewKey(7), dim)
+		p, bj, err := niceStack(flows.MLP([]int{8}, flows.ReLU))(flows.NewKey(7), dim, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -129,13 +129,13 @@ func TestAdditiveCouplingNICELogDetZero(t *testing.T) {
 			p[i] += rng.NormFloat64()
 		}
 		x := couplingTestBatch(4, dim)
-		z, ld := bj.Direct(p, x)
+		z, ld := bj.Direct(p, x, nil)
 		if mat.Equal(z, x) {
 			t.Fatalf("dim %d: the perturbed stack is the identity; the test checks nothing", dim)
 		}
-		_, ild := bj.Inverse(p, z)
-		_, ldv, _ := bj.DirectVJP(p, x)
-		_, ildv, _ := bj.InverseVJP(p, z)
+		_, ild := bj.Inverse(p, z, nil)
+		_, ldv, _ := bj.DirectVJP(p, x, nil)
+		_, ildv, _ := bj.InverseVJP(p, z, nil)
 		for _, l := range [][]float64{ld, ild, ldv, ildv} {
 			for _, v := range l {
 				if v != 0 {
@@ -161,7 +161,7 @@ func TestAdditiveCouplingInitErrors(t *testing.T) {
 		{"nil net", flows.AdditiveCoupling(nil), 4, "flows: AdditiveCoupling: "},
 		{"in Serial", flows.Serial(flows.Reverse(), flows.AdditiveCoupling(net)), 1, "flows: Serial layer 1: flows: AdditiveCoupling: "},
 	} {
-		_, _, err := tc.init(flows.NewKey(1), tc.dim)
+		_, _, err := tc.init(flows.NewKey(1), tc.dim, 0)
 		if err == nil || !strings.HasPrefix(err.Error(), tc.pre) {
 			t.Errorf("%s: error %v, want one starting %q", tc.name, err, tc.pre)
 		}
@@ -169,24 +169,24 @@ func TestAdditiveCouplingInitErrors(t *testing.T) {
 }
 
 func TestAdditiveCouplingPanics(t *testing.T) {
-	p, bj, err := flows.AdditiveCoupling(flows.MLP([]int{4}, flows.Tanh))(flows.NewKey(1), 3)
+	p, bj, err := flows.AdditiveCoupling(flows.MLP([]int{4}, flows.Tanh))(flows.NewKey(1), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	x := couplingTestBatch(2, 3)
-	_, _, back := bj.DirectVJP(p, x)
-	_, _, iback := bj.InverseVJP(p, x)
+	_, _, back := bj.DirectVJP(p, x, nil)
+	_, _, iback := bj.InverseVJP(p, x, nil)
 	dp := make(flows.Params, len(p))
 	for name, f := range map[string]func(){
-		"Direct wrong width":     func() { bj.Direct(p, mat.NewDense(2, 2, nil)) },
-		"Inverse wrong width":    func() { bj.Inverse(p, mat.NewDense(2, 4, nil)) },
-		"DirectVJP nil batch":    func() { bj.DirectVJP(p, nil) },
-		"InverseVJP wrong width": func() { bj.InverseVJP(p, mat.NewDense(2, 2, nil)) },
-		"Inverse long params":    func() { bj.Inverse(append(p[:len(p):len(p)], 0), x) },
-		"pullback wrong dz":      func() { back(mat.NewDense(2, 2, nil), []float64{0, 0}, dp) },
-		"pullback short dLogDet": func() { iback(mat.NewDense(2, 3, nil), []float64{0}, dp) },
-		"pullback nil dLogDet":   func() { back(mat.NewDense(2, 3, nil), nil, dp) },
-		"pullback short dp":      func() { back(mat.NewDense(2, 3, nil), []float64{0, 0}, dp[:1]) },
+		"Direct wrong width":     func() { bj.Direct(p, mat.NewDense(2, 2, nil), nil) },
+		"Inverse wrong width":    func() { bj.Inverse(p, mat.NewDense(2, 4, nil), nil) },
+		"DirectVJP nil batch":    func() { bj.DirectVJP(p, nil, nil) },
+		"InverseVJP wrong width": func() { bj.InverseVJP(p, mat.NewDense(2, 2, nil), nil) },
+		"Inverse long params":    func() { bj.Inverse(append(p[:len(p):len(p)], 0), x, nil) },
+		"pullback wrong dz":      func() { back(mat.NewDense(2, 2, nil), []float64{0, 0}, dp, nil) },
+		"pullback short dLogDet": func() { iback(mat.NewDense(2, 3, nil), []float64{0}, dp, nil) },
+		"pullback nil dLogDet":   func() { back(mat.NewDense(2, 3, nil), nil, dp, nil) },
+		"pullback short dp":      func() { back(mat.NewDense(2, 3, nil), []float64{0, 0}, dp[:1], nil) },
 	} {
 		if msg := panicMessage(f); !strings.HasPrefix(msg, "flows: AdditiveCoupling") {
 			t.Errorf("%s: panic %q, want one starting \"flows: AdditiveCoupling\"", name, msg)

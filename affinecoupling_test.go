@@ -46,7 +46,7 @@ func TestAffineCouplingConformance(t *testing.T) {
 // identity at init, in both directions, with a zero log-det.
 func TestAffineCouplingIdentityAtInit(t *testing.T) {
 	for _, dim := range []int{2, 3, 7} {
-		p, bj, err := flows.AffineCoupling(flows.MLP([]int{16, 16}, flows.ReLU))(flows.NewKey(4), dim)
+		p, bj, err := flows.AffineCoupling(flows.MLP([]int{16, 16}, flows.ReLU))(flows.NewKey(4), dim, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -56,8 +56,8 @@ func TestAffineCouplingIdentityAtInit(t *testing.T) {
 				x.Set(i, j, float64(i*dim+j)-4.5)
 			}
 		}
-		z, ld := bj.Direct(p, x)
-		xi, ild := bj.Inverse(p, x)
+		z, ld := bj.Direct(p, x, nil)
+		xi, ild := bj.Inverse(p, x, nil)
 		for name, m := range map[string]*mat.Dense{"Direct": z, "Inverse": xi} {
 			if !mat.Equal(m, x) {
 				t.Errorf("dim %d: %s at init is not the identity:\n%v", dim, name, mat.Formatted(m))
@@ -105,7 +105,7 @@ func affineTestNet(raw, shift []float64) flows.NetInitFunc {
 func TestAffineCouplingFormula(t *testing.T) {
 	raw := []float64{1e300, -1e6, 0.7}
 	shift := []float64{0.5, -2, 3}
-	_, bj, err := flows.AffineCoupling(affineTestNet(raw, shift))(flows.NewKey(1), 5)
+	_, bj, err := flows.AffineCoupling(affineTestNet(raw, shift))(flows.NewKey(1), 5, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -113,7 +113,7 @@ func TestAffineCouplingFormula(t *testing.T) {
 		1, 2, 3, 4, 5,
 		-1, -2, -3, -4, -5,
 	})
-	z, ld := bj.Direct(nil, x)
+	z, ld := bj.Direct(nil, x, nil)
 	s := []float64{3, -3, 3 * math.Tanh(0.7/3)}
 	for i := 0; i < 2; i++ {
 		sum := 0.0
@@ -135,7 +135,7 @@ func TestAffineCouplingFormula(t *testing.T) {
 			t.Errorf("logDet[%d] = %v exceeds the bound 3·d2", i, ld[i])
 		}
 	}
-	xr, ild := bj.Inverse(nil, z)
+	xr, ild := bj.Inverse(nil, z, nil)
 	for i := 0; i < 2; i++ {
 		if ild[i] != -ld[i] {
 			t.Errorf("inverse logDet[%d] = %v, want %v", i, ild[i], -ld[i])
@@ -148,7 +148,7 @@ func TestAffineCouplingFormula(t *testing.T) {
 	}
 
 	// An MLP conditioner with enormous weights: every |s| stays ≤ 3.
-	p, bjm, err := flows.AffineCoupling(flows.MLP([]int{8}, flows.ReLU))(flows.NewKey(2), 4)
+	p, bjm, err := flows.AffineCoupling(flows.MLP([]int{8}, flows.ReLU))(flows.NewKey(2), 4, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestAffineCouplingFormula(t *testing.T) {
 		p[i] = 1e8 * float64(i%5-2)
 	}
 	xs := mat.NewDense(3, 4, []float64{1, 2, 1, 1, -3, 0.5, 1, 1, 0.1, -0.2, 1, 1})
-	zs, lds, back := bjm.DirectVJP(p, xs)
+	zs, lds, back := bjm.DirectVJP(p, xs, nil)
 	for i := 0; i < 3; i++ {
 		for j := 2; j < 4; j++ {
 			// x2 = 1 so z2 − t = exp(s); t is unknown here, so bound the
@@ -172,7 +172,7 @@ func TestAffineCouplingFormula(t *testing.T) {
 	dp := make(flows.Params, len(p))
 	dz := mat.NewDense(3, 4, nil)
 	dz.Apply(func(int, int, float64) float64 { return 1 }, dz)
-	dx := back(dz, []float64{1, 1, 1}, dp)
+	dx := back(dz, []float64{1, 1, 1}, dp, nil)
 	for _, v := range append(dp, dx.RawMatrix().Data...) {
 		if math.IsNaN(v) {
 			t.Fatal("NaN gradient at saturated scales")
@@ -197,34 +197,34 @@ func TestAffineCouplingInitErrors(t *testing.T) {
 		{"bound Inf", flows.AffineCouplingBound(net, math.Inf(1)), 4, "flows: AffineCouplingBound: "},
 		{"bound dim 1", flows.AffineCouplingBound(net, 2), 1, "flows: AffineCouplingBound: "},
 	} {
-		_, _, err := tc.init(flows.NewKey(1), tc.dim)
+		_, _, err := tc.init(flows.NewKey(1), tc.dim, 0)
 		if err == nil || !strings.HasPrefix(err.Error(), tc.pre) {
 			t.Errorf("%s: error %v, want one starting %q", tc.name, err, tc.pre)
 		}
 	}
-	if _, _, err := flows.AffineCouplingBound(net, 0.5)(flows.NewKey(1), 2); err != nil {
+	if _, _, err := flows.AffineCouplingBound(net, 0.5)(flows.NewKey(1), 2, 0); err != nil {
 		t.Errorf("bound 0.5 at dim 2: %v", err)
 	}
 }
 
 func TestAffineCouplingPanics(t *testing.T) {
-	p, bj, err := flows.AffineCoupling(flows.MLP([]int{4}, flows.Tanh))(flows.NewKey(1), 3)
+	p, bj, err := flows.AffineCoupling(flows.MLP([]int{4}, flows.Tanh))(flows.NewKey(1), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	x := mat.NewDense(2, 3, []float64{1, 2, 3, 4, 5, 6})
-	_, _, back := bj.DirectVJP(p, x)
-	_, _, iback := bj.InverseVJP(p, x)
+	_, _, back := bj.DirectVJP(p, x, nil)
+	_, _, iback := bj.InverseVJP(p, x, nil)
 	dp := make(flows.Params, len(p))
 	for name, f := range map[string]func(){
-		"Direct wrong width":     func() { bj.Direct(p, mat.NewDense(2, 2, nil)) },
-		"Inverse wrong width":    func() { bj.Inverse(p, mat.NewDense(2, 4, nil)) },
-		"DirectVJP wrong width":  func() { bj.DirectVJP(p, mat.NewDense(2, 4, nil)) },
-		"InverseVJP wrong width": func() { bj.InverseVJP(p, mat.NewDense(2, 2, nil)) },
-		"Direct short params":    func() { bj.Direct(p[:1], x) },
-		"pullback wrong dz":      func() { back(mat.NewDense(2, 2, nil), []float64{0, 0}, dp) },
-		"pullback short dLogDet": func() { back(mat.NewDense(2, 3, nil), []float64{0}, dp) },
-		"pullback short dp":      func() { iback(mat.NewDense(2, 3, nil), []float64{0, 0}, dp[:1]) },
+		"Direct wrong width":     func() { bj.Direct(p, mat.NewDense(2, 2, nil), nil) },
+		"Inverse wrong width":    func() { bj.Inverse(p, mat.NewDense(2, 4, nil), nil) },
+		"DirectVJP wrong width":  func() { bj.DirectVJP(p, mat.NewDense(2, 4, nil), nil) },
+		"InverseVJP wrong width": func() { bj.InverseVJP(p, mat.NewDense(2, 2, nil), nil) },
+		"Direct short params":    func() { bj.Direct(p[:1], x, nil) },
+		"pullback wrong dz":      func() { back(mat.NewDense(2, 2, nil), []float64{0, 0}, dp, nil) },
+		"pullback short dLogDet": func() { back(mat.NewDense(2, 3, nil), []float64{0}, dp, nil) },
+		"pullback short dp":      func() { iback(mat.NewDense(2, 3, nil), []float64{0, 0}, dp[:1], nil) },
 	} {
 		if msg := panicMessage(f); !strings.HasPrefix(msg, "flows: AffineCoupling") {
 			t.Errorf("%s: panic %q, want one starting \"flows: AffineCoupling\"", name, msg)
@@ -235,7 +235,7 @@ func TestAffineCouplingPanics(t *testing.T) {
 // TestAffineCouplingView checks that strided views (of the batch and of
 // the pullback's gradient) give what plain copies give.
 func TestAffineCouplingView(t *testing.T) {
-	p, bj, err := flows.AffineCoupling(flows.MLP([]int{6}, flows.Tanh))(flows.NewKey(3), 3)
+	p, bj, err := flows.AffineCoupling(flows.MLP([]int{6}, flows.Tanh))(flows.NewKey(3), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -246,12 +246,12 @@ func TestAffineCouplingView(t *testing.T) {
 	view := wide.Slice(0, 3, 0, 3).(*mat.Dense)
 	plain := mat.DenseCopyOf(view)
 	dl := []float64{0.5, -1, 2}
-	for _, vjp := range []func(flows.Params, *mat.Dense) (*mat.Dense, []float64, flows.Pullback){bj.DirectVJP, bj.InverseVJP} {
-		zv, ldv, bv := vjp(p, view)
-		zp, ldp, bp := vjp(p, plain)
+	for _, vjp := range []func(flows.Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64, flows.Pullback){bj.DirectVJP, bj.InverseVJP} {
+		zv, ldv, bv := vjp(p, view, nil)
+		zp, ldp, bp := vjp(p, plain, nil)
 		dpv, dpp := make(flows.Params, len(p)), make(flows.Params, len(p))
-		dxv := bv(wide.Slice(0, 3, 2, 5).(*mat.Dense), dl, dpv)
-		dxp := bp(mat.DenseCopyOf(wide.Slice(0, 3, 2, 5)), dl, dpp)
+		dxv := bv(wide.Slice(0, 3, 2, 5).(*mat.Dense), dl, dpv, nil)
+		dxp := bp(mat.DenseCopyOf(wide.Slice(0, 3, 2, 5)), dl, dpp, nil)
 		if !mat.Equal(zv, zp) || !equalParams(ldv, ldp) || !mat.Equal(dxv, dxp) || !equalParams(dpv, dpp) {
 			t.Error("a strided view gives different results from a copy")
 		}
@@ -265,7 +265,7 @@ func BenchmarkAffineCoupling(b *testing.B) {
 	const dim, n = 8, 256
 	for _, act := range []flows.Activation{flows.ReLU, flows.Tanh} {
 		b.Run(fmt.Sprintf("dim=%d/hidden=128x128/batch=%d/%v", dim, n, act), func(b *testing.B) {
-			p, bj, err := flows.AffineCoupling(flows.MLP([]int{128, 128}, act))(flows.NewKey(1), dim)
+			p, bj, err := flows.AffineCoupling(flows.MLP([]int{128, 128}, act))(flows.NewKey(1), dim, 0)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -285,8 +285,8 @@ func BenchmarkAffineCoupling(b *testing.B) {
 			dp := make(flows.Params, len(p))
 			b.ReportAllocs()
 			for b.Loop() {
-				_, _, back := bj.DirectVJP(p, x)
-				back(dz, dl, dp)
+				_, _, back := bj.DirectVJP(p, x, nil)
+				back(dz, dl, dp, nil)
 			}
 			b.ReportMetric(float64(b.N)*n/b.Elapsed().Seconds(), "samples/s")
 		})
@@ -318,11 +318,11 @@ func TestAffineCouplingSplitIdentityAtInit(t *testing.T) {
 func TestAffineCouplingSplitMatchesAffineCoupling(t *testing.T) {
 	raw := []float64{40, -0.3, 0.7}
 	shift := []float64{0.5, -2, 3}
-	_, split, err := flows.AffineCouplingSplit(affineTestNet(raw, nil), affineTestNet(nil, shift))(flows.NewKey(1), 5)
+	_, split, err := flows.AffineCouplingSplit(affineTestNet(raw, nil), affineTestNet(nil, shift))(flows.NewKey(1), 5, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, one, err := flows.AffineCoupling(affineTestNet(raw, shift))(flows.NewKey(1), 5)
+	_, one, err := flows.AffineCoupling(affineTestNet(raw, shift))(flows.NewKey(1), 5, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,16 +332,16 @@ func TestAffineCouplingSplitMatchesAffineCoupling(t *testing.T) {
 	dl := []float64{1, -2, 0.5}
 	for _, pass := range []struct {
 		name   string
-		f, g   func(flows.Params, *mat.Dense) (*mat.Dense, []float64, flows.Pullback)
-		fd, gd func(flows.Params, *mat.Dense) (*mat.Dense, []float64)
+		f, g   func(flows.Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64, flows.Pullback)
+		fd, gd func(flows.Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64)
 	}{
 		{"Direct", split.DirectVJP, one.DirectVJP, split.Direct, one.Direct},
 		{"Inverse", split.InverseVJP, one.InverseVJP, split.Inverse, one.Inverse},
 	} {
-		zs, lds, bs := pass.f(nil, x)
-		zo, ldo, bo := pass.g(nil, x)
-		zp, ldp := pass.fd(nil, x)
-		dxs, dxo := bs(dz, dl, flows.Params{}), bo(dz, dl, flows.Params{})
+		zs, lds, bs := pass.f(nil, x, nil)
+		zo, ldo, bo := pass.g(nil, x, nil)
+		zp, ldp := pass.fd(nil, x, nil)
+		dxs, dxo := bs(dz, dl, flows.Params{}, nil), bo(dz, dl, flows.Params{}, nil)
 		if !mat.Equal(zs, zo) || !mat.Equal(zp, zo) || !equalParams(lds, ldo) || !equalParams(ldp, ldo) || !mat.Equal(dxs, dxo) {
 			t.Errorf("%s: AffineCouplingSplit differs from AffineCoupling with the nets' outputs side by side", pass.name)
 		}
@@ -357,7 +357,7 @@ func TestAffineCouplingSplitLayout(t *testing.T) {
 	d1, d2 := dim/2, dim-dim/2
 	scale, shift := flows.MLP([]int{8, 8}, flows.Tanh), flows.MLP([]int{6}, flows.Tanh)
 	key := flows.NewKey(11)
-	p, bj, err := flows.AffineCouplingSplit(scale, shift)(key, dim)
+	p, bj, err := flows.AffineCouplingSplit(scale, shift)(key, dim, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +376,7 @@ func TestAffineCouplingSplitLayout(t *testing.T) {
 		return q
 	}
 
-	z, ld := bj.Direct(move(len(ps), len(p)), x) // the shift net only
+	z, ld := bj.Direct(move(len(ps), len(p)), x, nil) // the shift net only
 	for i, v := range ld {
 		if v != 0 {
 			t.Errorf("shift net moved: log-det[%d] = %v, want 0", i, v)
@@ -386,7 +386,7 @@ func TestAffineCouplingSplitLayout(t *testing.T) {
 		t.Error("shift net moved: z = x, want a shift")
 	}
 
-	z, ld = bj.Direct(move(0, len(ps)), x) // the scale net only
+	z, ld = bj.Direct(move(0, len(ps)), x, nil) // the scale net only
 	for i := 0; i < 4; i++ {
 		sum := 0.0
 		for j := d1; j < dim; j++ {
@@ -420,7 +420,7 @@ func TestAffineCouplingSplitInitErrors(t *testing.T) {
 		{"nil shift net", flows.AffineCouplingSplit(net, nil), 4, pre},
 		{"in Serial", flows.Serial(flows.AffineCouplingSplit(net, net)), 1, "flows: Serial layer 0: " + pre},
 	} {
-		_, _, err := tc.init(flows.NewKey(1), tc.dim)
+		_, _, err := tc.init(flows.NewKey(1), tc.dim, 0)
 		if err == nil || !strings.HasPrefix(err.Error(), tc.pre) {
 			t.Errorf("%s: error %v, want one starting %q", tc.name, err, tc.pre)
 		}
@@ -429,19 +429,19 @@ func TestAffineCouplingSplitInitErrors(t *testing.T) {
 
 func TestAffineCouplingSplitPanics(t *testing.T) {
 	net := flows.MLP([]int{4}, flows.Tanh)
-	p, bj, err := flows.AffineCouplingSplit(net, net)(flows.NewKey(1), 3)
+	p, bj, err := flows.AffineCouplingSplit(net, net)(flows.NewKey(1), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	x := couplingTestBatch(2, 3)
-	_, _, back := bj.DirectVJP(p, x)
+	_, _, back := bj.DirectVJP(p, x, nil)
 	dp := make(flows.Params, len(p))
 	for name, f := range map[string]func(){
-		"Direct wrong width":     func() { bj.Direct(p, mat.NewDense(2, 2, nil)) },
-		"InverseVJP wrong width": func() { bj.InverseVJP(p, mat.NewDense(2, 4, nil)) },
-		"Direct short params":    func() { bj.Direct(p[:len(p)-1], x) },
-		"pullback wrong dz":      func() { back(mat.NewDense(3, 3, nil), []float64{0, 0}, dp) },
-		"pullback long dp":       func() { back(mat.NewDense(2, 3, nil), []float64{0, 0}, append(dp, 0)) },
+		"Direct wrong width":     func() { bj.Direct(p, mat.NewDense(2, 2, nil), nil) },
+		"InverseVJP wrong width": func() { bj.InverseVJP(p, mat.NewDense(2, 4, nil), nil) },
+		"Direct short params":    func() { bj.Direct(p[:len(p)-1], x, nil) },
+		"pullback wrong dz":      func() { back(mat.NewDense(3, 3, nil), []float64{0, 0}, dp, nil) },
+		"pullback long dp":       func() { back(mat.NewDense(2, 3, nil), []float64{0, 0}, append(dp, 0), nil) },
 	} {
 		if msg := panicMessage(f); !strings.HasPrefix(msg, "flows: AffineCouplingSplit") {
 			t.Errorf("%s: panic %q, want one starting \"flows: AffineCouplingSplit\"", name, msg)
@@ -452,7 +452,7 @@ func TestAffineCouplingSplitPanics(t *testing.T) {
 // TestAffineCouplingSplitView checks that strided views (of the batch and
 // of the pullback's gradient) give what plain copies give.
 func TestAffineCouplingSplitView(t *testing.T) {
-	p, bj, err := flows.AffineCouplingSplit(flows.MLP([]int{6}, flows.Tanh), flows.MLP([]int{5}, flows.ReLU))(flows.NewKey(3), 3)
+	p, bj, err := flows.AffineCouplingSplit(flows.MLP([]int{6}, flows.Tanh), flows.MLP([]int{5}, flows.ReLU))(flows.NewKey(3), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -463,12 +463,12 @@ func TestAffineCouplingSplitView(t *testing.T) {
 	view := wide.Slice(0, 3, 0, 3).(*mat.Dense)
 	plain := mat.DenseCopyOf(view)
 	dl := []float64{0.5, -1, 2}
-	for _, vjp := range []func(flows.Params, *mat.Dense) (*mat.Dense, []float64, flows.Pullback){bj.DirectVJP, bj.InverseVJP} {
-		zv, ldv, bv := vjp(p, view)
-		zp, ldp, bp := vjp(p, plain)
+	for _, vjp := range []func(flows.Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64, flows.Pullback){bj.DirectVJP, bj.InverseVJP} {
+		zv, ldv, bv := vjp(p, view, nil)
+		zp, ldp, bp := vjp(p, plain, nil)
 		dpv, dpp := make(flows.Params, len(p)), make(flows.Params, len(p))
-		dxv := bv(wide.Slice(0, 3, 2, 5).(*mat.Dense), dl, dpv)
-		dxp := bp(mat.DenseCopyOf(wide.Slice(0, 3, 2, 5)), dl, dpp)
+		dxv := bv(wide.Slice(0, 3, 2, 5).(*mat.Dense), dl, dpv, nil)
+		dxp := bp(mat.DenseCopyOf(wide.Slice(0, 3, 2, 5)), dl, dpp, nil)
 		if !mat.Equal(zv, zp) || !equalParams(ldv, ldp) || !mat.Equal(dxv, dxp) || !equalParams(dpv, dpp) {
 			t.Error("a strided view gives different results from a copy")
 		}

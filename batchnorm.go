@@ -79,12 +79,12 @@ type BatchNormConfig struct {
 //		bn := flows.BatchNorm(flows.BatchNormConfig{Momentum: 0.1, Eps: 1e-5, Train: train})
 //		return flows.Flow(flows.Serial(layer1, bn, layer2), flows.Normal())
 //	}
-//	p, train, _ := model(true)(key, dim)
-//	_, eval, _ := model(false)(key, dim)
+//	p, train, _ := model(true)(key, dim, 0)
+//	_, eval, _ := model(false)(key, dim, 0)
 //	for step := range steps {
-//		optim.NLL(train, p, batch, grad)
+//		optim.NLL(train, p, batch, nil, grad)
 //		opt.Step(p, grad)
-//		flows.UpdateState(train, p, batch)
+//		flows.UpdateState(train, p, batch, nil)
 //	}
 //	logp := eval.LogPDF(p, x) // running averages
 //
@@ -94,7 +94,7 @@ type BatchNormConfig struct {
 // NaN). All functions are safe for concurrent use; UpdateState writes p and
 // so must not run concurrently with other uses of the same vector.
 func BatchNorm(cfg BatchNormConfig) InitFunc {
-	return func(_ Key, dim int) (Params, Bijection, error) {
+	return func(_ Key, dim, _ int) (Params, Bijection, error) {
 		if err := checkDim("BatchNorm", dim, 1); err != nil {
 			return nil, Bijection{}, err
 		}
@@ -169,12 +169,12 @@ func (bn *batchNorm) evalForward(p Params, x *mat.Dense) (z []float64, n int, a 
 	return z, n, a, ld
 }
 
-func (bn *batchNorm) directEval(p Params, x *mat.Dense) (*mat.Dense, []float64) {
+func (bn *batchNorm) directEval(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
 	z, n, _, ld := bn.evalForward(p, x)
 	return mat.NewDense(n, bn.dim, z), bnRepeat(n, ld)
 }
 
-func (bn *batchNorm) directEvalVJP(p Params, x *mat.Dense) (*mat.Dense, []float64, Pullback) {
+func (bn *batchNorm) directEvalVJP(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
 	z, n, a, ld := bn.evalForward(p, x)
 	d := bn.dim
 	_, beta, _, _ := bn.split(p)
@@ -185,8 +185,8 @@ func (bn *batchNorm) directEvalVJP(p Params, x *mat.Dense) (*mat.Dense, []float6
 			zc[i*d+j] = z[i*d+j] - beta[j]
 		}
 	}
-	back := func(dz *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
-		checkPullback(bnWho, dz, dLogDet, dp, n, d, 4*d)
+	back := func(dz *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
+		checkPullback(bnWho, dz, dLogDet, dp, nil, n, d, 4*d, 0)
 		g, _, _ := rawRows(dz)
 		dLogGamma, dBeta, _, _ := bn.split(dp)
 		// z_ij = (x_ij − μ_j)·a_j + β_j with a_j = e^{logGamma_j}/√(σ²_j + ε)
@@ -240,12 +240,12 @@ func (bn *batchNorm) inverseForward(p Params, z *mat.Dense) (x []float64, n int,
 	return x, n, inv, -ld
 }
 
-func (bn *batchNorm) inverse(p Params, z *mat.Dense) (*mat.Dense, []float64) {
+func (bn *batchNorm) inverse(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) {
 	x, n, _, ld := bn.inverseForward(p, z)
 	return mat.NewDense(n, bn.dim, x), bnRepeat(n, ld)
 }
 
-func (bn *batchNorm) inverseVJP(p Params, z *mat.Dense) (*mat.Dense, []float64, Pullback) {
+func (bn *batchNorm) inverseVJP(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
 	x, n, inv, ld := bn.inverseForward(p, z)
 	d := bn.dim
 	_, _, mean, _ := bn.split(p)
@@ -256,8 +256,8 @@ func (bn *batchNorm) inverseVJP(p Params, z *mat.Dense) (*mat.Dense, []float64, 
 			xc[i*d+j] = x[i*d+j] - mean[j]
 		}
 	}
-	back := func(dx *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
-		checkPullback(bnWho, dx, dLogDet, dp, n, d, 4*d)
+	back := func(dx *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
+		checkPullback(bnWho, dx, dLogDet, dp, nil, n, d, 4*d, 0)
 		g, _, _ := rawRows(dx)
 		dLogGamma, dBeta, _, _ := bn.split(dp)
 		// x_ij = (z_ij − β_j)·e^{−logGamma_j}·√(σ²_j + ε) + μ_j and
@@ -350,12 +350,12 @@ func (bn *batchNorm) trainForward(p Params, x *mat.Dense) bnBatch {
 	return b
 }
 
-func (bn *batchNorm) directTrain(p Params, x *mat.Dense) (*mat.Dense, []float64) {
+func (bn *batchNorm) directTrain(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
 	b := bn.trainForward(p, x)
 	return mat.NewDense(b.n, bn.dim, b.z), bnRepeat(b.n, b.ld)
 }
 
-func (bn *batchNorm) directTrainVJP(p Params, x *mat.Dense) (*mat.Dense, []float64, Pullback) {
+func (bn *batchNorm) directTrainVJP(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
 	b := bn.trainForward(p, x)
 	n, d := b.n, bn.dim
 	logGamma, _, _, _ := bn.split(p)
@@ -366,8 +366,8 @@ func (bn *batchNorm) directTrainVJP(p Params, x *mat.Dense) (*mat.Dense, []float
 	// The returned z is the caller's; the pullback uses only xhat, r and
 	// gamma, which nothing else sees.
 	z := mat.NewDense(n, d, b.z)
-	back := func(dz *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
-		checkPullback(bnWho, dz, dLogDet, dp, n, d, 4*d)
+	back := func(dz *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
+		checkPullback(bnWho, dz, dLogDet, dp, nil, n, d, 4*d, 0)
 		g, _, _ := rawRows(dz)
 		dLogGamma, dBeta, _, _ := bn.split(dp)
 		// Per column (index j dropped), with x̂_i = (x_i − m)·r,
@@ -421,7 +421,7 @@ func (bn *batchNorm) directTrainVJP(p Params, x *mat.Dense) (*mat.Dense, []float
 // updateState is the training mode's UpdateState: it moves the running
 // averages toward the batch statistics of x and returns the training map
 // of x.
-func (bn *batchNorm) updateState(p Params, x *mat.Dense) *mat.Dense {
+func (bn *batchNorm) updateState(p Params, x, _ *mat.Dense) *mat.Dense {
 	b := bn.trainForward(p, x)
 	_, _, mean, variance := bn.split(p)
 	mom := bn.cfg.Momentum

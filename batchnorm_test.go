@@ -108,11 +108,11 @@ func TestBatchNormTrainConformance(t *testing.T) {
 	for _, dim := range []int{1, 3} {
 		const rows = 6
 		x := bnBatch(11, rows, dim)
-		p, b, err := flows.BatchNorm(flows.BatchNormConfig{Momentum: 1, Eps: 1e-5, Train: true})(flows.NewKey(1), dim)
+		p, b, err := flows.BatchNorm(flows.BatchNormConfig{Momentum: 1, Eps: 1e-5, Train: true})(flows.NewKey(1), dim, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b.UpdateState(p, x)
+		b.UpdateState(p, x, nil)
 		flowstest.TestBijection(t, flowstest.Bijection{
 			Name:       fmt.Sprintf("BatchNorm/train/dim=%d", dim),
 			Init:       flows.BatchNorm(bnTrainCfg),
@@ -130,11 +130,11 @@ func TestBatchNormTrainConformance(t *testing.T) {
 // modes share them.
 func TestBatchNormInit(t *testing.T) {
 	const dim = 3
-	pt, bt, err := flows.BatchNorm(bnTrainCfg)(flows.NewKey(1), dim)
+	pt, bt, err := flows.BatchNorm(bnTrainCfg)(flows.NewKey(1), dim, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pe, be, err := flows.BatchNorm(bnEvalCfg)(flows.NewKey(2), dim)
+	pe, be, err := flows.BatchNorm(bnEvalCfg)(flows.NewKey(2), dim, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,14 +169,14 @@ func TestBatchNormBadConfig(t *testing.T) {
 		{flows.BatchNormConfig{}, 2},
 		{bnTrainCfg, 0},
 	} {
-		_, _, err := flows.BatchNorm(c.cfg)(flows.NewKey(1), c.dim)
+		_, _, err := flows.BatchNorm(c.cfg)(flows.NewKey(1), c.dim, 0)
 		if err == nil {
 			t.Errorf("%+v at dim %d: no error", c.cfg, c.dim)
 		} else if !strings.HasPrefix(err.Error(), "flows: BatchNorm: ") {
 			t.Errorf("%+v at dim %d: error %q lacks the flows: BatchNorm: prefix", c.cfg, c.dim, err)
 		}
 	}
-	if _, _, err := flows.BatchNorm(flows.BatchNormConfig{Momentum: 1, Eps: 1e-5, Train: true})(flows.NewKey(1), 1); err != nil {
+	if _, _, err := flows.BatchNorm(flows.BatchNormConfig{Momentum: 1, Eps: 1e-5, Train: true})(flows.NewKey(1), 1, 0); err != nil {
 		t.Errorf("momentum 1: %v", err)
 	}
 }
@@ -196,21 +196,21 @@ func bnPanics(f func()) (msg string) {
 // one row (no variance) and the evaluation map takes it.
 func TestBatchNormSmallBatch(t *testing.T) {
 	one := mat.NewDense(1, 2, []float64{1, 2})
-	pt, bt, _ := flows.BatchNorm(bnTrainCfg)(flows.NewKey(1), 2)
+	pt, bt, _ := flows.BatchNorm(bnTrainCfg)(flows.NewKey(1), 2, 0)
 	for name, f := range map[string]func(){
-		"Direct":      func() { bt.Direct(pt, one) },
-		"DirectVJP":   func() { bt.DirectVJP(pt, one) },
-		"UpdateState": func() { bt.UpdateState(pt, one) },
+		"Direct":      func() { bt.Direct(pt, one, nil) },
+		"DirectVJP":   func() { bt.DirectVJP(pt, one, nil) },
+		"UpdateState": func() { bt.UpdateState(pt, one, nil) },
 	} {
 		if msg := bnPanics(f); !strings.HasPrefix(msg, "flows: BatchNorm: ") {
 			t.Errorf("training %s on one row: panic %q, want a flows: BatchNorm: message", name, msg)
 		}
 	}
-	if msg := bnPanics(func() { bt.Inverse(pt, one) }); msg != "" {
+	if msg := bnPanics(func() { bt.Inverse(pt, one, nil) }); msg != "" {
 		t.Errorf("training Inverse on one row panicked: %s", msg)
 	}
-	pe, be, _ := flows.BatchNorm(bnEvalCfg)(flows.NewKey(1), 2)
-	if msg := bnPanics(func() { be.Direct(pe, one) }); msg != "" {
+	pe, be, _ := flows.BatchNorm(bnEvalCfg)(flows.NewKey(1), 2, 0)
+	if msg := bnPanics(func() { be.Direct(pe, one, nil) }); msg != "" {
 		t.Errorf("evaluation Direct on one row panicked: %s", msg)
 	}
 }
@@ -218,11 +218,11 @@ func TestBatchNormSmallBatch(t *testing.T) {
 func TestBatchNormBadRunningVariance(t *testing.T) {
 	x := bnBatch(3, 4, 2)
 	for _, v := range []float64{-1, -1e-5, math.NaN(), math.Inf(1)} {
-		p, b, _ := flows.BatchNorm(bnEvalCfg)(flows.NewKey(1), 2)
+		p, b, _ := flows.BatchNorm(bnEvalCfg)(flows.NewKey(1), 2, 0)
 		p[7] = v
 		for name, f := range map[string]func(){
-			"Direct":  func() { b.Direct(p, x) },
-			"Inverse": func() { b.Inverse(p, x) },
+			"Direct":  func() { b.Direct(p, x, nil) },
+			"Inverse": func() { b.Inverse(p, x, nil) },
 		} {
 			if msg := bnPanics(f); !strings.HasPrefix(msg, "flows: BatchNorm: ") {
 				t.Errorf("running variance %v, %s: panic %q, want a flows: BatchNorm: message", v, name, msg)
@@ -241,11 +241,11 @@ func TestBatchNormTrainMap(t *testing.T) {
 	for i := 0; i < n; i++ {
 		x.Set(i, 2, 4.25) // constant column
 	}
-	p, b, _ := flows.BatchNorm(bnTrainCfg)(flows.NewKey(1), dim)
+	p, b, _ := flows.BatchNorm(bnTrainCfg)(flows.NewKey(1), dim, 0)
 	copy(p, []float64{0.3, -0.2, 0.1, 1.5, -0.5, 2}) // logGamma, beta
 	copy(p[2*dim:], []float64{9, 9, 9, 7, 7, 7})     // running stats, unused
 	mean, variance := bnColumnStats(x)
-	z, ld := b.Direct(p, x)
+	z, ld := b.Direct(p, x, nil)
 	wantLD := 0.0
 	for j := 0; j < dim; j++ {
 		wantLD += p[j] - 0.5*math.Log(variance[j]+eps)
@@ -280,7 +280,7 @@ func TestBatchNormTrainPullback(t *testing.T) {
 	for _, n := range []int{2, 3, 9} {
 		const dim = 2
 		x := bnBatch(uint64(20+n), n, dim)
-		p, b, _ := flows.BatchNorm(bnTrainCfg)(flows.NewKey(1), dim)
+		p, b, _ := flows.BatchNorm(bnTrainCfg)(flows.NewKey(1), dim, 0)
 		copy(p, []float64{0.4, -0.3, 0.2, -1})
 		dz := bnBatch(uint64(40+n), n, dim)
 		dl := make([]float64, n)
@@ -288,7 +288,7 @@ func TestBatchNormTrainPullback(t *testing.T) {
 			dl[i] = 0.5 - 0.3*float64(i)
 		}
 		loss := func(p flows.Params, x *mat.Dense) float64 {
-			z, ld := b.Direct(p, x)
+			z, ld := b.Direct(p, x, nil)
 			s := 0.0
 			for i := 0; i < n; i++ {
 				s += dl[i] * ld[i]
@@ -298,9 +298,9 @@ func TestBatchNormTrainPullback(t *testing.T) {
 			}
 			return s
 		}
-		_, _, back := b.DirectVJP(p, x)
+		_, _, back := b.DirectVJP(p, x, nil)
 		dp := make(flows.Params, len(p))
-		dx := back(dz, dl, dp)
+		dx := back(dz, dl, dp, nil)
 		// Central differences with h = 1e-5 on O(1) curvature are good to
 		// ~1e-9; 1e-6 absolute plus 1e-5 relative catches any wrong term.
 		check := func(what string, got, want float64) {
@@ -334,7 +334,7 @@ func TestBatchNormTrainPullback(t *testing.T) {
 		}
 		// The log-det alone: its gradient to x is not zero in training
 		// mode (it depends on the batch variance).
-		dx2 := back(mat.NewDense(n, dim, nil), dl, make(flows.Params, len(p)))
+		dx2 := back(mat.NewDense(n, dim, nil), dl, make(flows.Params, len(p)), nil)
 		if mat.Norm(dx2, 2) == 0 {
 			t.Errorf("n=%d: the log-det has no gradient to x", n)
 		}
@@ -351,18 +351,18 @@ func TestBatchNormStateGetsNoGradient(t *testing.T) {
 	dz := bnBatch(9, n, dim)
 	dl := []float64{1, -2, 0.5, 3, -1}
 	for _, cfg := range []flows.BatchNormConfig{bnTrainCfg, bnEvalCfg} {
-		p, b, _ := flows.BatchNorm(cfg)(flows.NewKey(1), dim)
+		p, b, _ := flows.BatchNorm(cfg)(flows.NewKey(1), dim, 0)
 		for j := 0; j < dim; j++ {
 			p[2*dim+j], p[3*dim+j] = 1+float64(j), 2+float64(j)
 		}
-		_, _, back := b.DirectVJP(p, x)
-		_, _, iback := b.InverseVJP(p, x)
+		_, _, back := b.DirectVJP(p, x, nil)
+		_, _, iback := b.InverseVJP(p, x, nil)
 		for name, bk := range map[string]flows.Pullback{"DirectVJP": back, "InverseVJP": iback} {
 			dp := make(flows.Params, len(p))
 			for k := range dp {
 				dp[k] = 0.25
 			}
-			bk(dz, dl, dp)
+			bk(dz, dl, dp, nil)
 			for k := 2 * dim; k < 4*dim; k++ {
 				if dp[k] != 0.25 {
 					t.Errorf("train=%v %s: state gradient dp[%d] moved by %v", cfg.Train, name, k, dp[k]-0.25)
@@ -385,17 +385,17 @@ func TestBatchNormStateGetsNoGradient(t *testing.T) {
 func TestBatchNormUpdateState(t *testing.T) {
 	const dim, mom, eps = 2, 0.3, 1e-5
 	cfg := flows.BatchNormConfig{Momentum: mom, Eps: eps, Train: true}
-	p, train, _ := flows.BatchNorm(cfg)(flows.NewKey(1), dim)
+	p, train, _ := flows.BatchNorm(cfg)(flows.NewKey(1), dim, 0)
 	cfg.Train = false
-	_, eval, _ := flows.BatchNorm(cfg)(flows.NewKey(1), dim)
+	_, eval, _ := flows.BatchNorm(cfg)(flows.NewKey(1), dim, 0)
 	copy(p, []float64{0.2, -0.1, 0.5, 1})
 	wantMean, wantVar := []float64{0, 0}, []float64{1, 1}
 	var x *mat.Dense
 	for step := range 3 {
 		x = bnBatch(uint64(50+step), 4+step, dim)
 		x0 := mat.DenseCopyOf(x)
-		want, _ := train.Direct(p, x)
-		got := train.UpdateState(p, x)
+		want, _ := train.Direct(p, x, nil)
+		got := train.UpdateState(p, x, nil)
 		if !mat.Equal(got, want) {
 			t.Errorf("step %d: UpdateState returned a batch other than the training map's", step)
 		}
@@ -419,7 +419,7 @@ func TestBatchNormUpdateState(t *testing.T) {
 		}
 	}
 	// Evaluation uses the running averages.
-	z, ld := eval.Direct(p, x)
+	z, ld := eval.Direct(p, x, nil)
 	wantLD := 0.0
 	for j := 0; j < dim; j++ {
 		wantLD += p[j] - 0.5*math.Log(wantVar[j]+eps)
@@ -435,13 +435,13 @@ func TestBatchNormUpdateState(t *testing.T) {
 			}
 		}
 	}
-	zt, _ := train.Direct(p, x)
+	zt, _ := train.Direct(p, x, nil)
 	if mat.EqualApprox(z, zt, 1e-3) {
 		t.Error("the evaluation map agrees with the training map: it is not using the running averages")
 	}
 	// The inverse in either mode undoes the evaluation map.
 	for name, b := range map[string]flows.Bijection{"train": train, "eval": eval} {
-		back, ild := b.Inverse(p, z)
+		back, ild := b.Inverse(p, z, nil)
 		if !mat.EqualApprox(back, x, 1e-12) {
 			t.Errorf("%s Inverse does not undo the evaluation map", name)
 		}
@@ -459,19 +459,19 @@ func TestBatchNormUpdateState(t *testing.T) {
 func TestBatchNormMomentumOne(t *testing.T) {
 	const dim = 3
 	cfg := flows.BatchNormConfig{Momentum: 1, Eps: 1e-5, Train: true}
-	p, train, _ := flows.BatchNorm(cfg)(flows.NewKey(1), dim)
+	p, train, _ := flows.BatchNorm(cfg)(flows.NewKey(1), dim, 0)
 	cfg.Train = false
-	_, eval, _ := flows.BatchNorm(cfg)(flows.NewKey(1), dim)
+	_, eval, _ := flows.BatchNorm(cfg)(flows.NewKey(1), dim, 0)
 	copy(p, []float64{0.1, 0.2, 0.3, -1, 0, 1})
 	x := bnBatch(60, 5, dim)
-	zt := train.UpdateState(p, x)
-	ze, lde := eval.Direct(p, x)
-	_, ldt := train.Direct(p, x)
+	zt := train.UpdateState(p, x, nil)
+	ze, lde := eval.Direct(p, x, nil)
+	_, ldt := train.Direct(p, x, nil)
 	if !mat.EqualApprox(zt, ze, 1e-13) || !floatsClose(ldt, lde, 1e-13) {
 		t.Error("with momentum 1 the evaluation map after UpdateState differs from the training map")
 	}
 	// And then the training map's round trip holds on this batch.
-	back, _ := train.Inverse(p, zt)
+	back, _ := train.Inverse(p, zt, nil)
 	if !mat.EqualApprox(back, x, 1e-12) {
 		t.Error("Inverse(Direct(x)) ≠ x with the running statistics equal to x's")
 	}
@@ -495,8 +495,8 @@ func floatsClose(a, b []float64, tol float64) bool {
 func TestBatchNormInverseBeforeDirect(t *testing.T) {
 	z := mat.NewDense(1, 2, []float64{1, -2})
 	for _, cfg := range []flows.BatchNormConfig{bnTrainCfg, bnEvalCfg} {
-		p, b, _ := flows.BatchNorm(cfg)(flows.NewKey(1), 2)
-		x, ld := b.Inverse(p, z)
+		p, b, _ := flows.BatchNorm(cfg)(flows.NewKey(1), 2, 0)
+		x, ld := b.Inverse(p, z, nil)
 		s := math.Sqrt(1 + cfg.Eps)
 		if math.Abs(x.At(0, 0)-s) > 1e-15 || math.Abs(x.At(0, 1)+2*s) > 1e-15 || math.Abs(ld[0]-math.Log(1+cfg.Eps)) > 1e-15 {
 			t.Errorf("train=%v: Inverse at init = %v (log-det %v)", cfg.Train, mat.Formatted(x), ld[0])
@@ -509,7 +509,7 @@ func TestBatchNormInverseBeforeDirect(t *testing.T) {
 // statistics live in each call, not in the layer.
 func TestBatchNormConcurrentTrain(t *testing.T) {
 	const n, dim = 16, 4
-	p, b, _ := flows.BatchNorm(bnTrainCfg)(flows.NewKey(1), dim)
+	p, b, _ := flows.BatchNorm(bnTrainCfg)(flows.NewKey(1), dim, 0)
 	for k := range 2 * dim {
 		p[k] = 0.1 * float64(k-dim)
 	}
@@ -519,10 +519,10 @@ func TestBatchNormConcurrentTrain(t *testing.T) {
 		dl[i] = float64(i%3) - 1
 	}
 	run := func(x *mat.Dense) (*mat.Dense, []float64, *mat.Dense, flows.Params) {
-		z, ld := b.Direct(p, x)
-		_, _, back := b.DirectVJP(p, x)
+		z, ld := b.Direct(p, x, nil)
+		_, _, back := b.DirectVJP(p, x, nil)
 		dp := make(flows.Params, len(p))
-		return z, ld, back(dz, dl, dp), dp
+		return z, ld, back(dz, dl, dp, nil), dp
 	}
 	var wg sync.WaitGroup
 	errs := make([]string, 16)
@@ -539,7 +539,7 @@ func TestBatchNormConcurrentTrain(t *testing.T) {
 					errs[w] = "results changed between calls"
 				}
 			}
-			ze, lde := b.Direct(p, bnBatch(uint64(100+w%4), n, dim))
+			ze, lde := b.Direct(p, bnBatch(uint64(100+w%4), n, dim), nil)
 			if !mat.Equal(ze, z0) || !slices.Equal(lde, ld0) {
 				errs[w] = "results differ from another goroutine's on the same batch"
 			}
@@ -566,11 +566,11 @@ func TestBatchNormFlowTraining(t *testing.T) {
 		bn := flows.BatchNorm(flows.BatchNormConfig{Momentum: 0.05, Eps: 1e-5, Train: train})
 		return flows.Flow(flows.Serial(bn, flows.Reverse(), bn), flows.Normal())
 	}
-	p, train, err := model(true)(flows.NewKey(1), dim)
+	p, train, err := model(true)(flows.NewKey(1), dim, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, eval, err := model(false)(flows.NewKey(1), dim)
+	_, eval, err := model(false)(flows.NewKey(1), dim, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -598,7 +598,7 @@ func TestBatchNormFlowTraining(t *testing.T) {
 	}
 	for step := range steps {
 		x := draw(batch)
-		if _, err := optim.NLL(train, p, x, grad); err != nil {
+		if _, err := optim.NLL(train, p, x, nil, grad); err != nil {
 			t.Fatal(err)
 		}
 		before := state(p)
@@ -606,7 +606,7 @@ func TestBatchNormFlowTraining(t *testing.T) {
 		if !slices.Equal(state(p), before) {
 			t.Fatalf("step %d: the optimiser moved the running statistics", step)
 		}
-		flows.UpdateState(train, p, x)
+		flows.UpdateState(train, p, x, nil)
 	}
 	// The first layer's running mean and variance track the data.
 	for j := 0; j < dim; j++ {
@@ -630,7 +630,7 @@ func TestBatchNormFlowTraining(t *testing.T) {
 	// Held-out NLL under the evaluation model is close to the entropy of
 	// the data distribution, Σ_j ½·log(2πe·sd_j²) (the best possible).
 	test := draw(4000)
-	nll, err := optim.NLLValue(eval, p, test)
+	nll, err := optim.NLLValue(eval, p, test, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -646,7 +646,7 @@ func TestBatchNormFlowTraining(t *testing.T) {
 	// The training model's density on the same rows is batch-dependent; the
 	// evaluation model's is per row: a single row gives the same value.
 	one := test.Slice(0, 1, 0, dim).(*mat.Dense)
-	if a, b := eval.LogPDF(p, one)[0], eval.LogPDF(p, test)[0]; math.Abs(a-b) > 1e-12 {
+	if a, b := eval.LogPDF(p, one, nil)[0], eval.LogPDF(p, test, nil)[0]; math.Abs(a-b) > 1e-12 {
 		t.Errorf("evaluation log density of a row depends on the batch: %v vs %v", a, b)
 	}
 }

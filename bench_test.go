@@ -18,17 +18,17 @@ var benchSizes = []struct{ dim, hidden, batch int }{
 // benchStep times one training step (log density, gradient, Adam update) of
 // model on a standard-normal batch, reporting samples/s and ms/step.
 func benchStep(b *testing.B, init flows.DistInitFunc, dim, batch int) {
-	p, model, err := init(flows.NewKey(1), dim)
+	p, model, err := init(flows.NewKey(1), dim, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
-	_, normal, _ := flows.Normal()(flows.NewKey(0), dim)
-	data := normal.Sample(flows.NewKey(2), nil, batch)
+	_, normal, _ := flows.Normal()(flows.NewKey(0), dim, 0)
+	data := normal.Sample(flows.NewKey(2), nil, batch, nil)
 	grad := make(flows.Params, len(p))
 	opt := optim.NewAdam(len(p))
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := optim.NLL(model, p, data, grad); err != nil {
+		if _, err := optim.NLL(model, p, data, nil, grad); err != nil {
 			b.Fatal(err)
 		}
 		opt.Step(p, grad)
@@ -40,13 +40,13 @@ func benchStep(b *testing.B, init flows.DistInitFunc, dim, batch int) {
 
 // benchSample times drawing n samples from model.
 func benchSample(b *testing.B, init flows.DistInitFunc, dim, n int) {
-	p, model, err := init(flows.NewKey(1), dim)
+	p, model, err := init(flows.NewKey(1), dim, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		model.Sample(flows.NewKey(3), p, n)
+		model.Sample(flows.NewKey(3), p, n, nil)
 	}
 	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
 }

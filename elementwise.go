@@ -48,7 +48,7 @@ const LogitClip = 0x1p-40
 // log-det. NaN inputs give NaN outputs. DirectVJP and InverseVJP are
 // provided; there is no data-dependent initialisation.
 func Sigmoid() InitFunc {
-	return func(_ Key, dim int) (Params, Bijection, error) {
+	return func(_ Key, dim, _ int) (Params, Bijection, error) {
 		if err := checkDim("Sigmoid", dim, 1); err != nil {
 			return nil, Bijection{}, err
 		}
@@ -79,7 +79,7 @@ func Sigmoid() InitFunc {
 // exact log-det. DirectVJP and InverseVJP are provided; there is no
 // data-dependent initialisation.
 func Logit() InitFunc {
-	return func(_ Key, dim int) (Params, Bijection, error) {
+	return func(_ Key, dim, _ int) (Params, Bijection, error) {
 		if err := checkDim("Logit", dim, 1); err != nil {
 			return nil, Bijection{}, err
 		}
@@ -178,8 +178,8 @@ func elementwise(who string, dim int, fwd, inv elemMap) Bijection {
 	vjp := func(f elemMap, p Params, m *mat.Dense) (*mat.Dense, []float64, Pullback) {
 		out, logDet, dy, dld := run(f, p, m, true)
 		n := len(logDet)
-		back := func(g *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
-			checkPullback(who, g, dLogDet, dp, n, dim, 0)
+		back := func(g *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
+			checkPullback(who, g, dLogDet, dp, nil, n, dim, 0, 0)
 			gs, _, _ := rawRows(g)
 			// y_ij = f(x_ij) and logDet_i = Σ_j ld(x_ij), so
 			//   ∂L/∂x_ij = g_ij·f′(x_ij) + dLogDet_i·ld′(x_ij).
@@ -194,15 +194,15 @@ func elementwise(who string, dim int, fwd, inv elemMap) Bijection {
 		return out, logDet, back
 	}
 	return Bijection{
-		Direct: func(p Params, x *mat.Dense) (*mat.Dense, []float64) {
+		Direct: func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
 			z, ld, _, _ := run(fwd, p, x, false)
 			return z, ld
 		},
-		Inverse: func(p Params, z *mat.Dense) (*mat.Dense, []float64) {
+		Inverse: func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) {
 			x, ld, _, _ := run(inv, p, z, false)
 			return x, ld
 		},
-		DirectVJP:  func(p Params, x *mat.Dense) (*mat.Dense, []float64, Pullback) { return vjp(fwd, p, x) },
-		InverseVJP: func(p Params, z *mat.Dense) (*mat.Dense, []float64, Pullback) { return vjp(inv, p, z) },
+		DirectVJP:  func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) { return vjp(fwd, p, x) },
+		InverseVJP: func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) { return vjp(inv, p, z) },
 	}
 }

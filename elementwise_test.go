@@ -38,7 +38,7 @@ func TestSigmoidLogitConformance(t *testing.T) {
 
 func TestSigmoidLogitBadDim(t *testing.T) {
 	for _, init := range []flows.InitFunc{flows.Sigmoid(), flows.Logit()} {
-		if _, _, err := init(flows.NewKey(1), 0); err == nil {
+		if _, _, err := init(flows.NewKey(1), 0, 0); err == nil {
 			t.Error("dim 0: no error")
 		}
 	}
@@ -48,7 +48,7 @@ func TestSigmoidLogitBadDim(t *testing.T) {
 // and the pullbacks of Σz and Σ logDet with respect to x.
 func elemPass(t *testing.T, init flows.InitFunc, inverse bool, xs []float64) (z, ld, dz, dld []float64) {
 	t.Helper()
-	p, bj, err := init(flows.NewKey(1), 1)
+	p, bj, err := init(flows.NewKey(1), 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,13 +58,13 @@ func elemPass(t *testing.T, init flows.InitFunc, inverse bool, xs []float64) (z,
 	if inverse {
 		vjp = bj.InverseVJP
 	}
-	zm, ld, back := vjp(p, x)
+	zm, ld, back := vjp(p, x, nil)
 	ones := make([]float64, n)
 	for i := range ones {
 		ones[i] = 1
 	}
-	dzm := back(mat.NewDense(n, 1, ones), make([]float64, n), flows.Params{})
-	dldm := back(mat.NewDense(n, 1, nil), ones, flows.Params{})
+	dzm := back(mat.NewDense(n, 1, ones), make([]float64, n), flows.Params{}, nil)
+	dldm := back(mat.NewDense(n, 1, nil), ones, flows.Params{}, nil)
 	return mat.Col(nil, 0, zm), ld, mat.Col(nil, 0, dzm), mat.Col(nil, 0, dldm)
 }
 

@@ -23,11 +23,11 @@ func ExampleModel() {
 		X.Set(i, 1, 0.01*a*a+0.001*rng.NormFloat64())
 	}
 
-	model, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: 4, Hidden: []int{32, 32}}, X)
+	model, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: 4, Hidden: []int{32, 32}}, X, nil)
 	if err != nil {
 		panic(err)
 	}
-	res, err := optim.Fit(flows.NewKey(2), model.Dist, model.Params, X, optim.FitConfig{Epochs: 30, LR: 3e-3})
+	res, err := optim.Fit(flows.NewKey(2), model.Dist, model.Params, X, nil, optim.FitConfig{Epochs: 30, LR: 3e-3})
 	if err != nil {
 		panic(err)
 	}
@@ -44,10 +44,10 @@ func ExampleModel() {
 
 	// Log densities for anomaly scores: a typical row and an outlier.
 	rows := mat.NewDense(2, 2, []float64{100, 0, 100, 0.05})
-	scores := loaded.LogPDF(rows)
+	scores := loaded.LogPDF(rows, nil)
 	fmt.Println("validation NLL recorded:", len(res.ValNLL) > 0)
 	fmt.Println("outlier scores lower:", scores[1] < scores[0]-10)
-	fmt.Println("loaded model is bit-identical:", slices.Equal(loaded.LogPDF(X), model.LogPDF(X)))
+	fmt.Println("loaded model is bit-identical:", slices.Equal(loaded.LogPDF(X, nil), model.LogPDF(X, nil)))
 	// Output:
 	// validation NLL recorded: true
 	// outlier scores lower: true

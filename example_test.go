@@ -17,14 +17,14 @@ func ExampleSerial() {
 		flows.InvertibleLinear(),
 		flows.ActNorm(),
 	)
-	params, layer, err := init(flows.NewKey(0), 5)
+	params, layer, err := init(flows.NewKey(0), 5, 0)
 	if err != nil {
 		panic(err)
 	}
 	inputs := mat.NewDense(2, 5, []float64{1, 2, 3, 4, 5, -1, 0, 1, 0, -1})
 
-	transformed, logDetDirect := layer.Direct(params, inputs)
-	reconstructed, logDetInverse := layer.Inverse(params, transformed)
+	transformed, logDetDirect := layer.Direct(params, inputs, nil)
+	reconstructed, logDetInverse := layer.Inverse(params, transformed, nil)
 
 	fmt.Println(mat.EqualApprox(inputs, reconstructed, 1e-12))
 	fmt.Printf("%.6f\n", logDetDirect[0]+logDetInverse[0])
@@ -36,12 +36,12 @@ func ExampleSerial() {
 // A distribution: log densities and samples. (The README's
 // "Distributions" section.)
 func ExampleNormal() {
-	params, normal, err := flows.Normal()(flows.NewKey(0), 2)
+	params, normal, err := flows.Normal()(flows.NewKey(0), 2, 0)
 	if err != nil {
 		panic(err)
 	}
-	logPDFs := normal.LogPDF(params, mat.NewDense(1, 2, []float64{0, 0}))
-	samples := normal.Sample(flows.NewKey(1), params, 3)
+	logPDFs := normal.LogPDF(params, mat.NewDense(1, 2, []float64{0, 0}), nil)
+	samples := normal.Sample(flows.NewKey(1), params, 3, nil)
 
 	fmt.Printf("log p(0) = %.4f = −log 2π\n", logPDFs[0])
 	fmt.Println(samples.Dims())
@@ -59,13 +59,13 @@ func ExampleFlow() {
 		flows.ActNorm(),
 	)
 	prior := flows.Normal()
-	params, model, err := flows.Flow(bijection, prior)(flows.NewKey(0), 5)
+	params, model, err := flows.Flow(bijection, prior)(flows.NewKey(0), 5, 0)
 	if err != nil {
 		panic(err)
 	}
 	inputs := mat.NewDense(1, 5, []float64{0, 0, 0, 0, 0})
-	logPDFs := model.LogPDF(params, inputs)
-	samples := model.Sample(flows.NewKey(1), params, 100)
+	logPDFs := model.LogPDF(params, inputs, nil)
+	samples := model.Sample(flows.NewKey(1), params, 100, nil)
 
 	// At init every layer is volume-preserving, so the flow's density at
 	// the origin is the standard normal's.
@@ -83,7 +83,7 @@ func Example_training() {
 		flows.Serial(flows.ActNorm(), flows.AffineCoupling(flows.MLP([]int{32}, flows.Tanh)), flows.Reverse(),
 			flows.AffineCoupling(flows.MLP([]int{32}, flows.Tanh))),
 		flows.Normal(),
-	)(flows.NewKey(0), 2)
+	)(flows.NewKey(0), 2, 0)
 	if err != nil {
 		panic(err)
 	}
@@ -95,35 +95,35 @@ func Example_training() {
 		X.Set(i, 0, 3+a)
 		X.Set(i, 1, -1+0.8*a+0.3*rng.NormFloat64())
 	}
-	flows.InitFromData(model, params, X) // ActNorm's data-dependent init
+	flows.InitFromData(model, params, X, nil) // ActNorm's data-dependent init
 
-	before, _ := optim.NLLValue(model, params, X)
+	before, _ := optim.NLLValue(model, params, X, nil)
 	grad := make(flows.Params, len(params))
 	opt := optim.NewAdam(len(params))
 	batchSize := 64
 	for epoch := 0; epoch < 30; epoch++ {
 		for b := 0; b < 512; b += batchSize {
 			batch := X.Slice(b, b+batchSize, 0, 2).(*mat.Dense)
-			if _, err := optim.NLL(model, params, batch, grad); err != nil {
+			if _, err := optim.NLL(model, params, batch, nil, grad); err != nil {
 				panic(err)
 			}
 			opt.Step(params, grad)
 		}
 	}
-	after, _ := optim.NLLValue(model, params, X)
+	after, _ := optim.NLLValue(model, params, X, nil)
 	fmt.Println("NLL went down:", after < before-0.5)
 	// Output:
 	// NLL went down: true
 }
 
-// A conditional flow: log p(x | c) and samples given c. (The README's
-// "Conditional flows" section.)
-func ExampleCondFlow() {
+// A conditional flow: log p(x | c) and samples given c, from the same layers
+// given a context width. (The README's "Conditional flows" section.)
+func ExampleFlow_conditional() {
 	const dim, contextDim = 2, 3
-	init := flows.CondFlow(flows.CondSerial(
-		flows.CondAffineCoupling(flows.MLP([]int{64, 64}, flows.ReLU)),
-		flows.Conditional(flows.Reverse()),
-		flows.CondMAF(flows.MADEConfig{Hidden: []int{64, 64}}),
+	init := flows.Flow(flows.Serial(
+		flows.AffineCoupling(flows.MLP([]int{64, 64}, flows.ReLU)),
+		flows.Reverse(),
+		flows.MAF(flows.MADEConfig{Hidden: []int{64, 64}}),
 	), flows.Normal())
 	params, model, err := init(flows.NewKey(0), dim, contextDim)
 	if err != nil {
@@ -132,7 +132,7 @@ func ExampleCondFlow() {
 	x := mat.NewDense(2, dim, []float64{0, 0, 1, -1})
 	context := mat.NewDense(2, contextDim, []float64{1, 0, 0, 0, 0, 1}) // one row per example
 	logPDFs := model.LogPDF(params, x, context)
-	samples := model.Sample(flows.NewKey(1), params, context)
+	samples := model.Sample(flows.NewKey(1), params, 2, context)
 
 	// At init every layer is the identity, whatever the context.
 	fmt.Printf("%.4f %.4f\n", logPDFs[0], -math.Log(2*math.Pi))

@@ -33,7 +33,7 @@ import (
 //
 // Each call costs about 2·n·dim² flops. It returns an error when dim < 1.
 func FixedInvertibleLinear() InitFunc {
-	return func(key Key, dim int) (Params, Bijection, error) {
+	return func(key Key, dim, _ int) (Params, Bijection, error) {
 		const who = "FixedInvertibleLinear"
 		if err := checkDim(who, dim, 1); err != nil {
 			return nil, Bijection{}, err
@@ -57,8 +57,8 @@ func FixedInvertibleLinear() InitFunc {
 		// and the log-det gradient contributes nothing. It needs nothing
 		// from the forward pass.
 		vjp := func(n int, transpose bool) Pullback {
-			return func(dout *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
-				checkPullback(who, dout, dLogDet, dp, n, dim, 0)
+			return func(dout *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
+				checkPullback(who, dout, dLogDet, dp, nil, n, dim, 0, 0)
 				g, _, _ := rawRows(dout)
 				din := make([]float64, n*dim)
 				linalg.Gemm(false, !transpose, n, dim, dim, 1, g, w, 0, din)
@@ -67,14 +67,14 @@ func FixedInvertibleLinear() InitFunc {
 		}
 
 		return Params{}, Bijection{
-			Direct:  func(p Params, x *mat.Dense) (*mat.Dense, []float64) { return apply(p, x, false) },
-			Inverse: func(p Params, z *mat.Dense) (*mat.Dense, []float64) { return apply(p, z, true) },
-			DirectVJP: func(p Params, x *mat.Dense) (*mat.Dense, []float64, Pullback) {
+			Direct:  func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) { return apply(p, x, false) },
+			Inverse: func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) { return apply(p, z, true) },
+			DirectVJP: func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
 				z, ld := apply(p, x, false)
 				n, _ := z.Dims()
 				return z, ld, vjp(n, false)
 			},
-			InverseVJP: func(p Params, z *mat.Dense) (*mat.Dense, []float64, Pullback) {
+			InverseVJP: func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
 				x, ld := apply(p, z, true)
 				n, _ := x.Dims()
 				return x, ld, vjp(n, true)

@@ -24,7 +24,7 @@ func TestFixedInvertibleLinearConformance(t *testing.T) {
 // of the identity (z = I·W = W).
 func fixedLinMatrix(t *testing.T, key flows.Key, dim int) *mat.Dense {
 	t.Helper()
-	p, bj, err := flows.FixedInvertibleLinear()(key, dim)
+	p, bj, err := flows.FixedInvertibleLinear()(key, dim, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -35,7 +35,7 @@ func fixedLinMatrix(t *testing.T, key flows.Key, dim int) *mat.Dense {
 	for i := 0; i < dim; i++ {
 		eye.Set(i, i, 1)
 	}
-	w, ld := bj.Direct(p, eye)
+	w, ld := bj.Direct(p, eye, nil)
 	for i, v := range ld {
 		if v != 0 {
 			t.Errorf("logDet[%d] = %v, want 0", i, v)
@@ -108,7 +108,7 @@ func TestFixedInvertibleLinearHaarSigns(t *testing.T) {
 
 func TestFixedInvertibleLinearBadDim(t *testing.T) {
 	for _, dim := range []int{0, -1} {
-		if _, _, err := flows.FixedInvertibleLinear()(flows.NewKey(1), dim); err == nil {
+		if _, _, err := flows.FixedInvertibleLinear()(flows.NewKey(1), dim, 0); err == nil {
 			t.Errorf("dim %d: no error", dim)
 		}
 	}

@@ -6,26 +6,36 @@ import (
 	"gonum.org/v1/gonum/mat"
 )
 
-// Flow is the distribution of x = f⁻¹(z) for z drawn from prior, where f is
-// the bijection's Direct map: a normalizing flow. Its log density is
+// Flow is the distribution of x = f⁻¹(z; c) for z drawn from prior, where f
+// is the bijection's Direct map: a normalizing flow, conditional when the
+// context width is positive. Its log density is
 //
-//	log p(x) = log p_prior(Direct(x)) + logDet(x),
+//	log p(x | c) = log p_prior(Direct(x; c)) + logDet(x; c),
 //
-// and it samples by drawing from the prior and applying Inverse.
+// and it samples by drawing from the prior and applying Inverse(·; c).
 //
 // Parameter layout: [bijection's parameters | prior's parameters], so a
-// trainable prior trains with the rest. The pullback of LogPDF reaches both
-// parts, and through the bijection's log-det as well as its output.
-// When the bijection has a data-dependent initialisation (ActNorm anywhere
-// in a Serial stack), the flow's InitFromData runs it.
+// trainable prior trains with the rest. Keys: the bijection is made with
+// key.Split2()'s first key and the prior with its second. The prior is made
+// with the same context width; the priors of this package ignore the
+// context, so all of the dependence on c is in the bijection's layers.
+//
+// The pullback of LogPDF reaches both parts, through the bijection's
+// log-det as well as its output, and the context through every layer that
+// reads it. Latent is the bijection's Direct. When the bijection has a
+// data-dependent initialisation (ActNorm anywhere in a Serial stack), the
+// flow's InitFromData runs it; likewise UpdateState.
 func Flow(bijection InitFunc, prior DistInitFunc) DistInitFunc {
-	return func(key Key, dim int) (Params, Distribution, error) {
+	return func(key Key, dim, contextDim int) (Params, Distribution, error) {
+		if bijection == nil || prior == nil {
+			return nil, Distribution{}, fmt.Errorf("flows: Flow: nil bijection or prior")
+		}
 		kb, kp := key.Split2()
-		pb, b, err := bijection(kb, dim)
+		pb, b, err := bijection(kb, dim, contextDim)
 		if err != nil {
 			return nil, Distribution{}, fmt.Errorf("flows: Flow bijection: %w", err)
 		}
-		pp, prior, err := prior(kp, dim)
+		pp, prior, err := prior(kp, dim, contextDim)
 		if err != nil {
 			return nil, Distribution{}, fmt.Errorf("flows: Flow prior: %w", err)
 		}
@@ -38,42 +48,47 @@ func Flow(bijection InitFunc, prior DistInitFunc) DistInitFunc {
 			return p[:nb:nb], p[nb:]
 		}
 		d := Distribution{
-			LogPDF: func(p Params, x *mat.Dense) []float64 {
+			LogPDF: func(p Params, x, c *mat.Dense) []float64 {
 				bp, priorp := split(p)
-				z, ld := b.Direct(bp, x)
-				lp := prior.LogPDF(priorp, z)
+				z, ld := b.Direct(bp, x, c)
+				lp := prior.LogPDF(priorp, z, c)
 				addTo(lp, ld)
 				return lp
 			},
-			Sample: func(key Key, p Params, n int) *mat.Dense {
+			Sample: func(key Key, p Params, n int, c *mat.Dense) *mat.Dense {
 				bp, priorp := split(p)
-				x, _ := b.Inverse(bp, prior.Sample(key, priorp, n))
+				x, _ := b.Inverse(bp, prior.Sample(key, priorp, n, c), c)
 				return x
 			},
-			LogPDFVJP: func(p Params, x *mat.Dense) ([]float64, DistPullback) {
+			LogPDFVJP: func(p Params, x, c *mat.Dense) ([]float64, DistPullback) {
 				bp, priorp := split(p)
-				z, ld, bback := b.DirectVJP(bp, x)
-				lp, pback := prior.LogPDFVJP(priorp, z)
+				z, ld, bback := b.DirectVJP(bp, x, c)
+				lp, pback := prior.LogPDFVJP(priorp, z, c)
 				addTo(lp, ld)
-				return lp, func(dLogp []float64, dp Params) *mat.Dense {
+				return lp, func(dLogp []float64, dp Params, dc *mat.Dense) *mat.Dense {
 					checkParams("Flow pullback", dp, np)
 					// log p = prior(z) + logDet: the prior's pullback gives
 					// dL/dz, and the log-det receives dLogp unchanged.
-					dz := pback(dLogp, dp[nb:])
-					return bback(dz, dLogp, dp[:nb:nb])
+					dz := pback(dLogp, dp[nb:], dc)
+					return bback(dz, dLogp, dp[:nb:nb], dc)
 				}
+			},
+			Latent: func(p Params, x, c *mat.Dense) *mat.Dense {
+				bp, _ := split(p)
+				z, _ := b.Direct(bp, x, c)
+				return z
 			},
 		}
 		if b.InitFromData != nil {
-			d.InitFromData = func(p Params, x *mat.Dense) {
+			d.InitFromData = func(p Params, x, c *mat.Dense) {
 				bp, _ := split(p)
-				b.InitFromData(bp, x)
+				b.InitFromData(bp, x, c)
 			}
 		}
 		if b.UpdateState != nil {
-			d.UpdateState = func(p Params, x *mat.Dense) {
+			d.UpdateState = func(p Params, x, c *mat.Dense) {
 				bp, _ := split(p)
-				b.UpdateState(bp, x)
+				b.UpdateState(bp, x, c)
 			}
 		}
 		return p, d, nil

@@ -91,13 +91,13 @@ func TestStacks(t *testing.T) {
 // initialisation is reached through Flow and Serial, behind another layer
 // (jax-flows' Flow could not reach it).
 func TestInitFromDataThroughFlow(t *testing.T) {
-	p, model, err := flows.Flow(flows.Serial(flows.Reverse(), flows.ActNorm()), flows.Normal())(flows.NewKey(1), 2)
+	p, model, err := flows.Flow(flows.Serial(flows.Reverse(), flows.ActNorm()), flows.Normal())(flows.NewKey(1), 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// Columns with means (5, −3) and standard deviations (2, 0.5).
 	x := mat.NewDense(4, 2, []float64{3, -3.5, 7, -2.5, 3, -2.5, 7, -3.5})
-	flows.InitFromData(model, p, x)
+	flows.InitFromData(model, p, x, nil)
 	// Reverse swaps the columns, so ActNorm sees (−3, 5) with sd (0.5, 2):
 	// layout [logScale | bias].
 	want := []float64{math.Log(0.5), math.Log(2), -3, 5}
@@ -112,7 +112,7 @@ func TestInitFromDataThroughFlow(t *testing.T) {
 // scaled data: only the prior has parameters, so its mean and scale must
 // move to the data's.
 func TestTrainablePriorTrains(t *testing.T) {
-	p, model, err := flows.Flow(flows.Reverse(), flows.DiagNormal())(flows.NewKey(1), 2)
+	p, model, err := flows.Flow(flows.Reverse(), flows.DiagNormal())(flows.NewKey(1), 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestTrainablePriorTrains(t *testing.T) {
 	sched := optim.Cosine(0.05, 1e-4)
 	const steps = 1500
 	for range steps {
-		if _, err := optim.NLL(model, p, x, grad); err != nil {
+		if _, err := optim.NLL(model, p, x, nil, grad); err != nil {
 			t.Fatal(err)
 		}
 		opt.StepLR(p, grad, sched(opt.Steps(), steps))
@@ -149,18 +149,18 @@ func TestTrainablePriorTrains(t *testing.T) {
 }
 
 func TestSerialNamesFailingLayer(t *testing.T) {
-	_, _, err := flows.Serial(flows.Reverse(), flows.AffineCoupling(flows.MLP([]int{4}, flows.ReLU)))(flows.NewKey(1), 1)
+	_, _, err := flows.Serial(flows.Reverse(), flows.AffineCoupling(flows.MLP([]int{4}, flows.ReLU)))(flows.NewKey(1), 1, 0)
 	if err == nil || !strings.Contains(err.Error(), "Serial layer 1") || !strings.Contains(err.Error(), "AffineCoupling") {
 		t.Errorf("error %v does not name layer 1 and AffineCoupling", err)
 	}
-	_, _, err = flows.Flow(realNVP(2, 4), flows.Normal())(flows.NewKey(1), 1)
+	_, _, err = flows.Flow(realNVP(2, 4), flows.Normal())(flows.NewKey(1), 1, 0)
 	if err == nil || !strings.Contains(err.Error(), "Serial layer 0") {
 		t.Errorf("Flow error %v does not name the layer", err)
 	}
 }
 
 func TestWrongWidthPanicNamesWidth(t *testing.T) {
-	p, b, err := realNVP(2, 4)(flows.NewKey(1), 3)
+	p, b, err := realNVP(2, 4)(flows.NewKey(1), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -170,5 +170,5 @@ func TestWrongWidthPanicNamesWidth(t *testing.T) {
 			t.Errorf("panic %q does not start with flows: and name the width 3", msg)
 		}
 	}()
-	b.Direct(p, mat.NewDense(2, 4, nil))
+	b.Direct(p, mat.NewDense(2, 4, nil), nil)
 }

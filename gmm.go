@@ -54,7 +54,7 @@ func GMM(means [][]float64, covariances []*mat.SymDense, weights []float64) Dist
 		}
 	}
 	ws := slices.Clone(weights)
-	return func(_ Key, dim int) (Params, Distribution, error) {
+	return func(_ Key, dim, _ int) (Params, Distribution, error) {
 		p, err := gmmParams(dim, ms, cs, ws)
 		if err != nil {
 			return nil, Distribution{}, err
@@ -68,7 +68,7 @@ func GMM(means [][]float64, covariances []*mat.SymDense, weights []float64) Dist
 // covariances, and means drawn from N(0, I) with the key, which breaks the
 // symmetry between components. Init returns an error when k < 1.
 func GMMRandom(k int) DistInitFunc {
-	return func(key Key, dim int) (Params, Distribution, error) {
+	return func(key Key, dim, _ int) (Params, Distribution, error) {
 		if err := checkDim("GMM", dim, 1); err != nil {
 			return nil, Distribution{}, err
 		}
@@ -281,7 +281,7 @@ func gmmDistribution(k, dim int) Distribution {
 	// (a triangular solve), log p(x_i) = logsumexp_c a_ic, computed by
 	// subtracting the largest a_ic so that a point far from every
 	// component (‖u‖² ≈ 1e6) still gives a finite log density.
-	logPDFVJP := func(p Params, x *mat.Dense) ([]float64, DistPullback) {
+	logPDFVJP := func(p Params, x, _ *mat.Dense) ([]float64, DistPullback) {
 		checkParams("GMM", p, np)
 		checkWidth("GMM", x, dim)
 		n, _ := x.Dims()
@@ -320,7 +320,7 @@ func gmmDistribution(k, dim int) Distribution {
 		}
 		r := a
 
-		back := func(dLogp []float64, dp Params) *mat.Dense {
+		back := func(dLogp []float64, dp Params, _ *mat.Dense) *mat.Dense {
 			checkDistPullback("GMM", dLogp, dp, n, np)
 			// Since log p = logsumexp_c a_c, ∂ log p/∂θ = Σ_c r_c ∂a_c/∂θ.
 			//
@@ -382,14 +382,14 @@ func gmmDistribution(k, dim int) Distribution {
 	}
 
 	return Distribution{
-		LogPDF: func(p Params, x *mat.Dense) []float64 {
-			lp, _ := logPDFVJP(p, x)
+		LogPDF: func(p Params, x, _ *mat.Dense) []float64 {
+			lp, _ := logPDFVJP(p, x, nil)
 			return lp
 		},
 		// Sample draws, for each row, the component by the inverse CDF of
 		// the weights softmax(logits) at a uniform from the key, then
 		// x = μ_c + L_c ε with ε ~ N(0, I).
-		Sample: func(key Key, p Params, n int) *mat.Dense {
+		Sample: func(key Key, p Params, n int, _ *mat.Dense) *mat.Dense {
 			checkParams("GMM", p, np)
 			if n < 0 {
 				panic("flows: GMM: negative sample count")

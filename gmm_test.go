@@ -107,12 +107,12 @@ func TestGMMComponentChoice(t *testing.T) {
 	weights := []float64{0.7, 0.2, 0.1}
 	means := [][]float64{{-20, 0}, {0, 20}, {20, 0}}
 	eye := mat.NewSymDense(2, []float64{1, 0, 0, 1})
-	p, d, err := flows.GMM(means, []*mat.SymDense{eye, eye, eye}, weights)(flows.NewKey(1), 2)
+	p, d, err := flows.GMM(means, []*mat.SymDense{eye, eye, eye}, weights)(flows.NewKey(1), 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	const n = 10000
-	s := d.Sample(flows.NewKey(2024), p, n)
+	s := d.Sample(flows.NewKey(2024), p, n, nil)
 	counts := make([]float64, len(weights))
 	for i := range n {
 		best, bestD := 0, math.Inf(1)
@@ -154,7 +154,7 @@ func TestGMMLogPDFMatchesIndependent(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dim := len(tc.m.means[0])
-			p, d, err := tc.m.init()(flows.NewKey(1), dim)
+			p, d, err := tc.m.init()(flows.NewKey(1), dim, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -176,7 +176,7 @@ func TestGMMLogPDFMatchesIndependent(t *testing.T) {
 			for i, pt := range tc.pts {
 				x.SetRow(i, pt)
 			}
-			got := d.LogPDF(p, x)
+			got := d.LogPDF(p, x, nil)
 			for i, pt := range tc.pts {
 				terms := make([]float64, len(tc.m.weights))
 				for c, w := range tc.m.weights {
@@ -211,7 +211,7 @@ func TestGMMLogPDFMatchesIndependent(t *testing.T) {
 func TestGMMComponents(t *testing.T) {
 	for _, m := range []mixture{gmm1D, gmm2D, gmm4D} {
 		dim := len(m.means[0])
-		p, _, err := m.init()(flows.NewKey(1), dim)
+		p, _, err := m.init()(flows.NewKey(1), dim, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -251,7 +251,7 @@ func TestGMMInitErrors(t *testing.T) {
 		f(&m)
 		return m.init()
 	}
-	if _, _, err := good.init()(flows.NewKey(1), 2); err != nil {
+	if _, _, err := good.init()(flows.NewKey(1), 2, 0); err != nil {
 		t.Fatalf("a valid mixture failed: %v", err)
 	}
 	for _, tc := range []struct {
@@ -286,7 +286,7 @@ func TestGMMInitErrors(t *testing.T) {
 		{"GMMRandom(0)", flows.GMMRandom(0), 2, "0 components"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p, _, err := tc.init(flows.NewKey(1), tc.dim)
+			p, _, err := tc.init(flows.NewKey(1), tc.dim, 0)
 			if err == nil {
 				t.Fatalf("no error (parameters %v)", p)
 			}
@@ -304,13 +304,13 @@ func TestGMMCopiesArguments(t *testing.T) {
 	covs := []*mat.SymDense{mat.NewSymDense(1, []float64{1}), mat.NewSymDense(1, []float64{2})}
 	weights := []float64{0.25, 0.75}
 	init := flows.GMM(means, covs, weights)
-	p0, _, err := init(flows.NewKey(1), 1)
+	p0, _, err := init(flows.NewKey(1), 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	means[0][0], weights[0] = 100, -1
 	covs[1].SetSym(0, 0, -5)
-	p1, _, err := init(flows.NewKey(1), 1)
+	p1, _, err := init(flows.NewKey(1), 1, 0)
 	if err != nil || !floats.Equal(p0, p1) {
 		t.Errorf("changing the arguments changed the init: %v (err %v), was %v", p1, err, p0)
 	}
@@ -320,14 +320,14 @@ func TestGMMCopiesArguments(t *testing.T) {
 // log density (where exp of every component's term underflows) and finite
 // gradients, with the right asymptotics.
 func TestGMMFarAway(t *testing.T) {
-	p, d, err := gmm2D.init()(flows.NewKey(1), 2)
+	p, d, err := gmm2D.init()(flows.NewKey(1), 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	x := mat.NewDense(2, 2, []float64{1e3, -1e3, -1e3, 5e2})
-	lp, back := d.LogPDFVJP(p, x)
+	lp, back := d.LogPDFVJP(p, x, nil)
 	dp := make(flows.Params, len(p))
-	dx := back([]float64{1, 1}, dp)
+	dx := back([]float64{1, 1}, dp, nil)
 	for i, v := range lp {
 		// ½‖u‖² is at least ½(1e3)²/λ_max(Σ) with λ_max < 2 for every
 		// component: the value is large, negative and finite.
@@ -343,7 +343,7 @@ func TestGMMFarAway(t *testing.T) {
 }
 
 func TestGMMMisuse(t *testing.T) {
-	p, d, err := gmm2D.init()(flows.NewKey(1), 2)
+	p, d, err := gmm2D.init()(flows.NewKey(1), 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,12 +352,12 @@ func TestGMMMisuse(t *testing.T) {
 		name string
 		f    func()
 	}{
-		{"short params LogPDF", func() { d.LogPDF(p[1:], x) }},
-		{"short params Sample", func() { d.Sample(flows.NewKey(1), p[1:], 3) }},
-		{"negative n", func() { d.Sample(flows.NewKey(1), p, -1) }},
+		{"short params LogPDF", func() { d.LogPDF(p[1:], x, nil) }},
+		{"short params Sample", func() { d.Sample(flows.NewKey(1), p[1:], 3, nil) }},
+		{"negative n", func() { d.Sample(flows.NewKey(1), p, -1, nil) }},
 		{"short dp", func() {
-			_, back := d.LogPDFVJP(p, x)
-			back([]float64{1}, make(flows.Params, len(p)-1))
+			_, back := d.LogPDFVJP(p, x, nil)
+			back([]float64{1}, make(flows.Params, len(p)-1), nil)
 		}},
 		{"GMMComponents wrong length", func() { flows.GMMComponents(p, 2, 2) }},
 	} {

@@ -27,7 +27,7 @@ import (
 // match the closest of them to 1e-5 absolute plus 1e-5 relative. A wrong term, an error of the order of the gradient, matches
 // none of them. Every input, and up to 200 parameters drawn at random, are
 // checked.
-func fineGradCheck(t *testing.T, what string, f func(flows.Params, *mat.Dense) (*mat.Dense, []float64), vjp func(flows.Params, *mat.Dense) (*mat.Dense, []float64, flows.Pullback), p flows.Params, x *mat.Dense) {
+func fineGradCheck(t *testing.T, what string, f func(flows.Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64), vjp func(flows.Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64, flows.Pullback), p flows.Params, x *mat.Dense) {
 	t.Helper()
 	n, dim := x.Dims()
 	dz := nsfNormal(flows.NewKey(4), n, dim, 1)
@@ -37,7 +37,7 @@ func fineGradCheck(t *testing.T, what string, f func(flows.Params, *mat.Dense) (
 		dl[i] = rng.NormFloat64()
 	}
 	loss := func(p flows.Params, x *mat.Dense) float64 {
-		z, ld := f(p, x)
+		z, ld := f(p, x, nil)
 		s := 0.0
 		for i := 0; i < n; i++ {
 			for j := 0; j < dim; j++ {
@@ -47,9 +47,9 @@ func fineGradCheck(t *testing.T, what string, f func(flows.Params, *mat.Dense) (
 		}
 		return s
 	}
-	_, _, back := vjp(p, x)
+	_, _, back := vjp(p, x, nil)
 	dp := make(flows.Params, len(p))
-	dx := back(dz, dl, dp)
+	dx := back(dz, dl, dp, nil)
 	xs := mat.DenseCopyOf(x)
 	p = slices.Clone(p)
 	// closest returns the extrapolated difference nearest to a.

@@ -15,7 +15,7 @@ func (m *Model) LogProb(x []float64) float64 {
 	if len(x) != m.Dim {
 		panic(fmt.Sprintf("flows: Model.LogProb: point has %d values, want %d", len(x), m.Dim))
 	}
-	return m.LogPDF(mat.NewDense(1, m.Dim, x))[0]
+	return m.LogPDF(mat.NewDense(1, m.Dim, x), nil)[0]
 }
 
 // Rander returns a sampler of the model whose random stream is determined
@@ -50,7 +50,7 @@ func (r *ModelRander) Rand(x []float64) []float64 {
 		panic(fmt.Sprintf("flows: ModelRander.Rand: destination has %d values, want %d", len(x), d))
 	}
 	key := KeyFrom(r.rng.Uint64(), r.rng.Uint64())
-	copy(x, r.model.Sample(key, 1).RawRowView(0))
+	copy(x, r.model.Sample(key, 1, nil).RawRowView(0))
 	return x
 }
 

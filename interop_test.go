@@ -31,7 +31,7 @@ func interopModel(t *testing.T) *flows.Model {
 		x.Set(i, 0, 0.5+2*rng.NormFloat64())
 		x.Set(i, 1, -1+2*rng.NormFloat64())
 	}
-	m, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: 3, Hidden: []int{16, 16}, Activation: flows.Tanh}, x)
+	m, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: 3, Hidden: []int{16, 16}, Activation: flows.Tanh}, x, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,8 +43,8 @@ func interopModel(t *testing.T) *flows.Model {
 
 func TestInteropLogProb(t *testing.T) {
 	m := interopModel(t)
-	x := m.Sample(flows.NewKey(1), 20)
-	want := m.LogPDF(x)
+	x := m.Sample(flows.NewKey(1), 20, nil)
+	want := m.LogPDF(x, nil)
 	for i := range 20 {
 		row := slices.Clone(x.RawRowView(i))
 		if got := m.LogProb(row); got != want[i] {
@@ -161,7 +161,7 @@ func TestInteropIID(t *testing.T) {
 	const n = 5000
 	a := mat.NewDense(n, 2, nil)
 	samplemv.IID{Dist: m.Rander(flows.NewKey(44))}.Sample(a)
-	b := m.Sample(flows.NewKey(45), n)
+	b := m.Sample(flows.NewKey(45), n, nil)
 	again := mat.NewDense(n, 2, nil)
 	samplemv.IID{Dist: m.Rander(flows.NewKey(44))}.Sample(again)
 	if !mat.Equal(a, again) {
@@ -186,5 +186,5 @@ func TestInteropIID(t *testing.T) {
 	}
 	check("mean of x0", mat.Col(nil, 0, a), mat.Col(nil, 0, b))
 	check("mean of x1", mat.Col(nil, 1, a), mat.Col(nil, 1, b))
-	check("mean log density", m.LogPDF(a), m.LogPDF(b))
+	check("mean log density", m.LogPDF(a, nil), m.LogPDF(b, nil))
 }

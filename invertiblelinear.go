@@ -48,7 +48,7 @@ import (
 //
 // It returns an error when dim < 1.
 func InvertibleLinear() InitFunc {
-	return func(key Key, dim int) (Params, Bijection, error) {
+	return func(key Key, dim, _ int) (Params, Bijection, error) {
 		const who = "InvertibleLinear"
 		if dim < 1 {
 			return nil, Bijection{}, fmt.Errorf("flows: %s: dim must be at least 1, got %d", who, dim)
@@ -93,24 +93,24 @@ func InvertibleLinear() InitFunc {
 			return x, n, f
 		}
 
-		direct := func(p Params, x *mat.Dense) (*mat.Dense, []float64) {
+		direct := func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
 			z, n, _, _ := forward(p, x)
 			return mat.NewDense(n, dim, z), repeatedLogDet(n, logDetOf(p))
 		}
 
-		inverse := func(p Params, z *mat.Dense) (*mat.Dense, []float64) {
+		inverse := func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) {
 			x, n, _ := backward(p, z)
 			return mat.NewDense(n, dim, x), repeatedLogDet(n, -logDetOf(p))
 		}
 
-		directVJP := func(p Params, x *mat.Dense) (*mat.Dense, []float64, Pullback) {
+		directVJP := func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
 			z, n, f, w := forward(p, x)
 			ld := logDetOf(p)
 			// A private copy of x: the caller may modify its batch later.
 			xs, _, _ := rawRows(x)
 			xk := append([]float64(nil), xs...)
-			back := func(dz *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
-				checkPullback(who, dz, dLogDet, dp, n, dim, np)
+			back := func(dz *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
+				checkPullback(who, dz, dLogDet, dp, nil, n, dim, np, 0)
 				g, _, _ := rawRows(dz)
 				// z = x·W, logDet_i = Σ_j logAbsS_j:
 				//   dL/dx = G·Wᵀ
@@ -126,13 +126,13 @@ func InvertibleLinear() InitFunc {
 			return mat.NewDense(n, dim, z), repeatedLogDet(n, ld), back
 		}
 
-		inverseVJP := func(p Params, z *mat.Dense) (*mat.Dense, []float64, Pullback) {
+		inverseVJP := func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
 			x, n, f := backward(p, z)
 			ld := -logDetOf(p)
 			// A private copy of x: the caller owns the returned batch.
 			xk := append([]float64(nil), x...)
-			back := func(dx *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
-				checkPullback(who, dx, dLogDet, dp, n, dim, np)
+			back := func(dx *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
+				checkPullback(who, dx, dLogDet, dp, nil, n, dim, np, 0)
 				g, _, _ := rawRows(dx)
 				// x = z·V with V = W⁻¹, logDet_i = −Σ_j logAbsS_j.
 				//   dL/dz = G·Vᵀ = G·W⁻ᵀ = ((G·P)·L⁻ᵀ)·U'⁻ᵀ   (solves)

@@ -29,7 +29,7 @@ func invLinWeight(bj flows.Bijection, p flows.Params, dim int) *mat.Dense {
 	for i := 0; i < dim; i++ {
 		id.Set(i, i, 1)
 	}
-	w, _ := bj.Direct(p, id)
+	w, _ := bj.Direct(p, id, nil)
 	return w
 }
 
@@ -46,7 +46,7 @@ func invLinPerturbed(key flows.Key, p flows.Params) flows.Params {
 
 func TestInvertibleLinearInitOrthogonal(t *testing.T) {
 	for _, dim := range []int{1, 2, 3, 6, 32} {
-		p, bj, err := flows.InvertibleLinear()(flows.NewKey(uint64(dim)), dim)
+		p, bj, err := flows.InvertibleLinear()(flows.NewKey(uint64(dim)), dim, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -69,7 +69,7 @@ func TestInvertibleLinearInitOrthogonal(t *testing.T) {
 				}
 			}
 		}
-		_, ld := bj.Direct(p, mat.NewDense(1, dim, nil))
+		_, ld := bj.Direct(p, mat.NewDense(1, dim, nil), nil)
 		if math.Abs(ld[0]) > 1e-12 {
 			t.Errorf("dim %d: log|det W| = %v at init, want 0", dim, ld[0])
 		}
@@ -78,9 +78,9 @@ func TestInvertibleLinearInitOrthogonal(t *testing.T) {
 
 func TestInvertibleLinearDeterministic(t *testing.T) {
 	const dim = 5
-	p1, b1, _ := flows.InvertibleLinear()(flows.NewKey(3), dim)
-	p2, b2, _ := flows.InvertibleLinear()(flows.NewKey(3), dim)
-	p3, b3, _ := flows.InvertibleLinear()(flows.NewKey(4), dim)
+	p1, b1, _ := flows.InvertibleLinear()(flows.NewKey(3), dim, 0)
+	p2, b2, _ := flows.InvertibleLinear()(flows.NewKey(3), dim, 0)
+	p3, b3, _ := flows.InvertibleLinear()(flows.NewKey(4), dim, 0)
 	if !slices.Equal(p1, p2) {
 		t.Error("same key, different parameters")
 	}
@@ -99,7 +99,7 @@ func TestInvertibleLinearDeterministic(t *testing.T) {
 // scaled permutation matrix.
 func TestInvertibleLinearLayout(t *testing.T) {
 	const dim = 6
-	p, bj, _ := flows.InvertibleLinear()(flows.NewKey(11), dim)
+	p, bj, _ := flows.InvertibleLinear()(flows.NewKey(11), dim, 0)
 	q := make(flows.Params, len(p))
 	for j := 0; j < dim; j++ {
 		q[len(q)-dim+j] = math.Log(float64(j + 2))
@@ -132,7 +132,7 @@ func TestInvertibleLinearLayout(t *testing.T) {
 // W, at parameters away from the orthogonal initial point.
 func TestInvertibleLinearInverseMatchesGonum(t *testing.T) {
 	for _, dim := range []int{1, 2, 3, 6, 17} {
-		p0, bj, err := flows.InvertibleLinear()(flows.NewKey(uint64(100+dim)), dim)
+		p0, bj, err := flows.InvertibleLinear()(flows.NewKey(uint64(100+dim)), dim, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -150,7 +150,7 @@ func TestInvertibleLinearInverseMatchesGonum(t *testing.T) {
 				z.Set(i, j, rng.NormFloat64())
 			}
 		}
-		x, ld := bj.Inverse(p, z)
+		x, ld := bj.Inverse(p, z, nil)
 		var want mat.Dense
 		want.Mul(z, &winv)
 		// Two backward-stable computations of z·W⁻¹; cond(W) stays small
@@ -166,7 +166,7 @@ func TestInvertibleLinearInverseMatchesGonum(t *testing.T) {
 				t.Errorf("dim %d: inverse logDet[%d] = %v, want −log|det W| = %v", dim, i, v, -logAbsDet)
 			}
 		}
-		_, ldd := bj.Direct(p, z)
+		_, ldd := bj.Direct(p, z, nil)
 		if math.Abs(ldd[0]-logAbsDet) > 1e-10 {
 			t.Errorf("dim %d: direct logDet = %v, want log|det W| = %v", dim, ldd[0], logAbsDet)
 		}
@@ -175,27 +175,27 @@ func TestInvertibleLinearInverseMatchesGonum(t *testing.T) {
 
 func TestInvertibleLinearBadDim(t *testing.T) {
 	for _, dim := range []int{0, -2} {
-		if _, _, err := flows.InvertibleLinear()(flows.NewKey(1), dim); err == nil {
+		if _, _, err := flows.InvertibleLinear()(flows.NewKey(1), dim, 0); err == nil {
 			t.Errorf("dim %d: no error", dim)
 		}
 	}
 }
 
 func TestInvertibleLinearPanics(t *testing.T) {
-	p, bj, err := flows.InvertibleLinear()(flows.NewKey(1), 3)
+	p, bj, err := flows.InvertibleLinear()(flows.NewKey(1), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	wrong := mat.NewDense(2, 2, nil)
-	_, _, back := bj.DirectVJP(p, mat.NewDense(2, 3, nil))
+	_, _, back := bj.DirectVJP(p, mat.NewDense(2, 3, nil), nil)
 	for name, f := range map[string]func(){
-		"Direct":              func() { bj.Direct(p, wrong) },
-		"Inverse":             func() { bj.Inverse(p, wrong) },
-		"DirectVJP":           func() { bj.DirectVJP(p, wrong) },
-		"InverseVJP":          func() { bj.InverseVJP(p, wrong) },
-		"Direct nil":          func() { bj.Direct(p, nil) },
-		"Direct short params": func() { bj.Direct(p[:8], mat.NewDense(2, 3, nil)) },
-		"pullback width":      func() { back(mat.NewDense(2, 2, nil), make([]float64, 2), make(flows.Params, len(p))) },
+		"Direct":              func() { bj.Direct(p, wrong, nil) },
+		"Inverse":             func() { bj.Inverse(p, wrong, nil) },
+		"DirectVJP":           func() { bj.DirectVJP(p, wrong, nil) },
+		"InverseVJP":          func() { bj.InverseVJP(p, wrong, nil) },
+		"Direct nil":          func() { bj.Direct(p, nil, nil) },
+		"Direct short params": func() { bj.Direct(p[:8], mat.NewDense(2, 3, nil), nil) },
+		"pullback width":      func() { back(mat.NewDense(2, 2, nil), make([]float64, 2), make(flows.Params, len(p)), nil) },
 	} {
 		msg := layerPanicMessage(f)
 		if !strings.Contains(msg, "flows: InvertibleLinear") {
@@ -207,7 +207,7 @@ func TestInvertibleLinearPanics(t *testing.T) {
 func BenchmarkInvertibleLinear(b *testing.B) {
 	const n = 256
 	for _, dim := range []int{8, 64} {
-		p, bj, err := flows.InvertibleLinear()(flows.NewKey(1), dim)
+		p, bj, err := flows.InvertibleLinear()(flows.NewKey(1), dim, 0)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -221,14 +221,14 @@ func BenchmarkInvertibleLinear(b *testing.B) {
 		b.Run(fmt.Sprintf("Direct/dim=%d/n=%d", dim, n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				bj.Direct(p, x)
+				bj.Direct(p, x, nil)
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
 		})
 		b.Run(fmt.Sprintf("Inverse/dim=%d/n=%d", dim, n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				bj.Inverse(p, x)
+				bj.Inverse(p, x, nil)
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
 		})
@@ -241,7 +241,7 @@ func BenchmarkInvertibleLinear(b *testing.B) {
 func TestActNormInvertibleLinearStridedViews(t *testing.T) {
 	const n, dim = 4, 3
 	for name, init := range map[string]flows.InitFunc{"ActNorm": flows.ActNorm(), "InvertibleLinear": flows.InvertibleLinear()} {
-		p0, bj, err := init(flows.NewKey(5), dim)
+		p0, bj, err := init(flows.NewKey(5), dim, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -261,13 +261,13 @@ func TestActNormInvertibleLinearStridedViews(t *testing.T) {
 			if dir == "Inverse" {
 				vjp = bj.InverseVJP
 			}
-			yv, _, backV := vjp(p, view)
-			yf, _, backF := vjp(p, flat)
+			yv, _, backV := vjp(p, view, nil)
+			yf, _, backF := vjp(p, flat, nil)
 			if !mat.Equal(yv, yf) {
 				t.Errorf("%s %s: output of a view differs from that of a copy", name, dir)
 			}
 			dpV, dpF := make(flows.Params, len(p)), make(flows.Params, len(p))
-			gv, gf := backV(view, dl, dpV), backF(flat, dl, dpF)
+			gv, gf := backV(view, dl, dpV, nil), backF(flat, dl, dpF, nil)
 			if !mat.Equal(gv, gf) || !slices.Equal(dpV, dpF) {
 				t.Errorf("%s %s: pullback of a view gradient differs from that of a copy", name, dir)
 			}

@@ -57,13 +57,13 @@ func TestMAFConformance(t *testing.T) {
 func TestMAFIdentityAtInit(t *testing.T) {
 	for _, dim := range []int{1, 2, 7} {
 		for _, order := range madeOrders {
-			p, bj, err := flows.MAF(flows.MADEConfig{Hidden: []int{16, 16}, Act: flows.ReLU, Order: order})(flows.NewKey(9), dim)
+			p, bj, err := flows.MAF(flows.MADEConfig{Hidden: []int{16, 16}, Act: flows.ReLU, Order: order})(flows.NewKey(9), dim, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			x := mafNormal(flows.NewKey(10), 20, dim, 3)
-			for name, f := range map[string]func(flows.Params, *mat.Dense) (*mat.Dense, []float64){"Direct": bj.Direct, "Inverse": bj.Inverse} {
-				z, ld := f(p, x)
+			for name, f := range map[string]func(flows.Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64){"Direct": bj.Direct, "Inverse": bj.Inverse} {
+				z, ld := f(p, x, nil)
 				if !mat.Equal(z, x) {
 					t.Errorf("dim %d, %v: %s at init is not the identity", dim, order, name)
 				}
@@ -101,7 +101,7 @@ func TestMAFMatchesMADE(t *testing.T) {
 		name := fmt.Sprintf("dim=%d/hidden=%v/%v/%v", c.dim, c.hidden, c.act, c.order)
 		cfg := flows.MADEConfig{Hidden: c.hidden, Act: c.act, Order: c.order}
 		key := flows.NewKey(11)
-		p, bj, err := flows.MAF(cfg)(key, c.dim)
+		p, bj, err := flows.MAF(cfg)(key, c.dim, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -131,7 +131,7 @@ func TestMAFMatchesMADE(t *testing.T) {
 			return mu, alpha
 		}
 
-		z, ld := bj.Direct(p, x)
+		z, ld := bj.Direct(p, x, nil)
 		mu, alpha := muAlpha(x)
 		for r := 0; r < n; r++ {
 			sum := 0.0
@@ -161,7 +161,7 @@ func TestMAFMatchesMADE(t *testing.T) {
 			xi = next
 		}
 		_, alphaFinal := muAlpha(xi)
-		got, ild := bj.Inverse(p, zi)
+		got, ild := bj.Inverse(p, zi, nil)
 		for r := 0; r < n; r++ {
 			sum := 0.0
 			for i := 0; i < c.dim; i++ {
@@ -181,7 +181,7 @@ func TestMAFMatchesMADE(t *testing.T) {
 // TestMAFViews checks that strided views give the same answers as copies.
 func TestMAFViews(t *testing.T) {
 	const dim = 3
-	p, bj, err := flows.MAF(flows.MADEConfig{Hidden: []int{6}, Act: flows.Tanh})(flows.NewKey(1), dim)
+	p, bj, err := flows.MAF(flows.MADEConfig{Hidden: []int{6}, Act: flows.Tanh})(flows.NewKey(1), dim, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -192,20 +192,20 @@ func TestMAFViews(t *testing.T) {
 	big := mafNormal(flows.NewKey(3), 6, 5, 1)
 	view := big.Slice(1, 5, 1, 4).(*mat.Dense)
 	cp := mat.DenseCopyOf(view)
-	for name, f := range map[string]func(flows.Params, *mat.Dense) (*mat.Dense, []float64){"Direct": bj.Direct, "Inverse": bj.Inverse} {
-		a, la := f(p, view)
-		b, lb := f(p, cp)
+	for name, f := range map[string]func(flows.Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64){"Direct": bj.Direct, "Inverse": bj.Inverse} {
+		a, la := f(p, view, nil)
+		b, lb := f(p, cp, nil)
 		if !mat.Equal(a, b) || !slices.Equal(la, lb) {
 			t.Errorf("%s: a strided view and its copy disagree", name)
 		}
 	}
-	for name, f := range map[string]func(flows.Params, *mat.Dense) (*mat.Dense, []float64, flows.Pullback){"DirectVJP": bj.DirectVJP, "InverseVJP": bj.InverseVJP} {
-		_, _, backA := f(p, cp)
-		_, _, backB := f(p, cp)
+	for name, f := range map[string]func(flows.Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64, flows.Pullback){"DirectVJP": bj.DirectVJP, "InverseVJP": bj.InverseVJP} {
+		_, _, backA := f(p, cp, nil)
+		_, _, backB := f(p, cp, nil)
 		dl := []float64{1, -1, 0.5, 2}
 		dpA, dpB := make(flows.Params, len(p)), make(flows.Params, len(p))
-		dxA := backA(view, dl, dpA)
-		dxB := backB(mat.DenseCopyOf(view), dl, dpB)
+		dxA := backA(view, dl, dpA, nil)
+		dxB := backB(mat.DenseCopyOf(view), dl, dpB, nil)
 		if !mat.Equal(dxA, dxB) || !slices.Equal(dpA, dpB) {
 			t.Errorf("%s: pullback of a strided view and of its copy disagree", name)
 		}
@@ -223,7 +223,7 @@ func TestMAFInitErrors(t *testing.T) {
 		{flows.MADEConfig{Act: flows.Activation(-1)}, 2, "activation"},
 		{flows.MADEConfig{Order: flows.Order(-1)}, 2, "order"},
 	} {
-		_, _, err := flows.MAF(c.cfg)(flows.NewKey(1), c.dim)
+		_, _, err := flows.MAF(c.cfg)(flows.NewKey(1), c.dim, 0)
 		if err == nil || !strings.HasPrefix(err.Error(), "flows: MAF: ") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("MAF(%+v) at dim %d: error %v, want \"flows: MAF: …%s…\"", c.cfg, c.dim, err, c.want)
 		}
@@ -254,7 +254,7 @@ func mafStack(b *testing.B, dim, h int) (flows.Params, flows.Bijection) {
 		}
 		layers = append(layers, flows.MAF(cfg))
 	}
-	p, bj, err := flows.Serial(layers...)(flows.NewKey(1), dim)
+	p, bj, err := flows.Serial(layers...)(flows.NewKey(1), dim, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -299,7 +299,7 @@ func BenchmarkMAFSample(b *testing.B) {
 			z := mafNormal(flows.NewKey(5), n, c.dim, 1)
 			b.ReportAllocs()
 			for b.Loop() {
-				bj.Inverse(p, z)
+				bj.Inverse(p, z, nil)
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
 		})
@@ -317,7 +317,7 @@ func BenchmarkMAFDensity(b *testing.B) {
 			x := mafNormal(flows.NewKey(5), n, c.dim, 1)
 			b.ReportAllocs()
 			for b.Loop() {
-				bj.Direct(p, x)
+				bj.Direct(p, x, nil)
 			}
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
 		})

@@ -81,7 +81,7 @@ func TestLogisticMixtureCouplingSteepGradients(t *testing.T) {
 		{"Tanh/K=3/large", flows.Tanh, 4, 3, 1},
 		{"Tanh/K=1/large", flows.Tanh, 3, 1, 1},
 	} {
-		p0, bj, err := flows.LogisticMixtureCoupling(flows.MLP([]int{8, 8}, c.act), c.k)(flows.NewKey(20260101), c.dim)
+		p0, bj, err := flows.LogisticMixtureCoupling(flows.MLP([]int{8, 8}, c.act), c.k)(flows.NewKey(20260101), c.dim, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -91,7 +91,7 @@ func TestLogisticMixtureCouplingSteepGradients(t *testing.T) {
 			fwd, vjp, in, what := bj.Direct, bj.DirectVJP, x, c.name+"/Direct"
 			if inverse {
 				fwd, vjp, what = bj.Inverse, bj.InverseVJP, c.name+"/Inverse"
-				in, _ = bj.Direct(p, x)
+				in, _ = bj.Direct(p, x, nil)
 			}
 			fineGradCheck(t, what, fwd, vjp, p, in)
 		}
@@ -131,13 +131,13 @@ func TestLogisticMixtureCouplingIdentityAtInit(t *testing.T) {
 	vs := []float64{0, 5e-324, -1e-300, 1e-8, 0.25, -1, 2.5, -7, 30, -36, 100, -745, 1e3, -1e6, 1e300, -1e300}
 	for _, dim := range []int{2, 3, 6} {
 		for _, k := range []int{1, 3, 5} {
-			p, bj, err := flows.LogisticMixtureCoupling(flows.MLP([]int{16, 16}, flows.ReLU), k)(flows.NewKey(4), dim)
+			p, bj, err := flows.LogisticMixtureCoupling(flows.MLP([]int{16, 16}, flows.ReLU), k)(flows.NewKey(4), dim, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			x := lmcPairs(vs, dim)
-			for name, f := range map[string]func(flows.Params, *mat.Dense) (*mat.Dense, []float64){"Direct": bj.Direct, "Inverse": bj.Inverse} {
-				z, ld := f(p, x)
+			for name, f := range map[string]func(flows.Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64){"Direct": bj.Direct, "Inverse": bj.Inverse} {
+				z, ld := f(p, x, nil)
 				n, _ := x.Dims()
 				for i := 0; i < n; i++ {
 					for j := 0; j < dim; j++ {
@@ -207,7 +207,7 @@ func TestLogisticMixtureCouplingFormula(t *testing.T) {
 	const dim, k = 5, 3
 	d1, d2 := dim/2, dim-dim/2
 	w := 3*k + 2
-	p, bj, err := flows.LogisticMixtureCoupling(flows.MLP(nil, flows.Tanh), k)(flows.NewKey(1), dim)
+	p, bj, err := flows.LogisticMixtureCoupling(flows.MLP(nil, flows.Tanh), k)(flows.NewKey(1), dim, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -219,8 +219,8 @@ func TestLogisticMixtureCouplingFormula(t *testing.T) {
 		p[i] = 0.7 * rng.NormFloat64()
 	}
 	x := lmcScaledNormal(2)(flows.NewKey(3), 7, dim)
-	z, ld := bj.Direct(p, x)
-	xb, ild := bj.Inverse(p, z)
+	z, ld := bj.Direct(p, x, nil)
+	xb, ild := bj.Inverse(p, z, nil)
 	for r := 0; r < 7; r++ {
 		x1 := x.RawRowView(r)[:d1]
 		out := make([]float64, d2*w) // x1·W + b, W row-major d1×(d2·w)
@@ -269,7 +269,7 @@ func TestLogisticMixtureCouplingInitErrors(t *testing.T) {
 		{flows.LogisticMixtureCoupling(mlp, -3), 2, "-3 components"},
 		{flows.LogisticMixtureCoupling(flows.MLP([]int{0}, flows.Tanh), 2), 2, "hidden"},
 	} {
-		_, _, err := c.init(flows.NewKey(1), c.dim)
+		_, _, err := c.init(flows.NewKey(1), c.dim, 0)
 		if err == nil {
 			t.Errorf("want an error about %q, got none", c.want)
 			continue
@@ -278,20 +278,20 @@ func TestLogisticMixtureCouplingInitErrors(t *testing.T) {
 			t.Errorf("error %q, want a \"flows: LogisticMixtureCoupling: \" error about %q", msg, c.want)
 		}
 	}
-	_, _, err := flows.Serial(flows.Reverse(), flows.LogisticMixtureCoupling(mlp, 0))(flows.NewKey(1), 3)
+	_, _, err := flows.Serial(flows.Reverse(), flows.LogisticMixtureCoupling(mlp, 0))(flows.NewKey(1), 3, 0)
 	if err == nil || !strings.Contains(err.Error(), "Serial layer 1") {
 		t.Errorf("Serial: error %v, want one naming layer 1", err)
 	}
 }
 
 func TestLogisticMixtureCouplingPanics(t *testing.T) {
-	p, bj, err := flows.LogisticMixtureCoupling(flows.MLP([]int{4}, flows.Tanh), 2)(flows.NewKey(1), 3)
+	p, bj, err := flows.LogisticMixtureCoupling(flows.MLP([]int{4}, flows.Tanh), 2)(flows.NewKey(1), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, f := range map[string]func(){
-		"width":  func() { bj.Direct(p, mat.NewDense(2, 4, nil)) },
-		"params": func() { bj.Inverse(p[1:], mat.NewDense(2, 3, nil)) },
+		"width":  func() { bj.Direct(p, mat.NewDense(2, 4, nil), nil) },
+		"params": func() { bj.Inverse(p[1:], mat.NewDense(2, 3, nil), nil) },
 	} {
 		func() {
 			defer func() {
@@ -359,21 +359,21 @@ func lmcCheckFinite(t *testing.T, what string, bj flows.Bijection, p flows.Param
 	for i := range dl {
 		dl[i] = 1 - 2*float64(i%2)
 	}
-	z, ld := bj.Direct(p, x)
+	z, ld := bj.Direct(p, x, nil)
 	finiteMat(t, what+": Direct", z, ld)
-	xi, ild := bj.Inverse(p, x)
+	xi, ild := bj.Inverse(p, x, nil)
 	finiteMat(t, what+": Inverse", xi, ild)
-	for name, f := range map[string]func(flows.Params, *mat.Dense) (*mat.Dense, []float64, flows.Pullback){"DirectVJP": bj.DirectVJP, "InverseVJP": bj.InverseVJP} {
-		out, l, back := f(p, x)
+	for name, f := range map[string]func(flows.Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64, flows.Pullback){"DirectVJP": bj.DirectVJP, "InverseVJP": bj.InverseVJP} {
+		out, l, back := f(p, x, nil)
 		finiteMat(t, what+": "+name, out, l)
 		dp := make(flows.Params, len(p))
-		dx := back(dz, dl, dp)
+		dx := back(dz, dl, dp, nil)
 		if gradsToo {
 			finiteMat(t, what+": "+name+" pullback", dx, dp)
 		}
 	}
-	xb, _ := bj.Inverse(p, z)
-	zb, _ := bj.Direct(p, xb)
+	xb, _ := bj.Inverse(p, z, nil)
+	zb, _ := bj.Direct(p, xb, nil)
 	for r := 0; r < n; r++ {
 		for j := 0; j < dim; j++ {
 			v, w := x.At(r, j), z.At(r, j)
@@ -397,7 +397,7 @@ func TestLogisticMixtureCouplingExtremes(t *testing.T) {
 				const hidden = 8
 				d1, d2 := dim/2, dim-dim/2
 				w := 3*k + 2
-				p0, bj, err := flows.LogisticMixtureCoupling(flows.MLP([]int{hidden, hidden}, act), k)(flows.NewKey(5), dim)
+				p0, bj, err := flows.LogisticMixtureCoupling(flows.MLP([]int{hidden, hidden}, act), k)(flows.NewKey(5), dim, 0)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -433,7 +433,7 @@ func TestLogisticMixtureCouplingNoNaN(t *testing.T) {
 	vs := []float64{0, 1, -1e3, 1e300, -1e300, math.MaxFloat64, -math.MaxFloat64, math.SmallestNonzeroFloat64}
 	for _, act := range []flows.Activation{flows.Tanh, flows.ReLU} {
 		const dim, d1, k, hidden = 2, 1, 2, 4
-		p0, bj, err := flows.LogisticMixtureCoupling(flows.MLP([]int{hidden}, act), k)(flows.NewKey(6), dim)
+		p0, bj, err := flows.LogisticMixtureCoupling(flows.MLP([]int{hidden}, act), k)(flows.NewKey(6), dim, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -444,10 +444,10 @@ func TestLogisticMixtureCouplingNoNaN(t *testing.T) {
 			for i := range dl {
 				dl[i] = 1
 			}
-			for fname, f := range map[string]func(flows.Params, *mat.Dense) (*mat.Dense, []float64, flows.Pullback){"DirectVJP": bj.DirectVJP, "InverseVJP": bj.InverseVJP} {
-				out, l, back := f(p, x)
+			for fname, f := range map[string]func(flows.Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64, flows.Pullback){"DirectVJP": bj.DirectVJP, "InverseVJP": bj.InverseVJP} {
+				out, l, back := f(p, x, nil)
 				dp := make(flows.Params, len(p))
-				dx := back(dz, dl, dp)
+				dx := back(dz, dl, dp, nil)
 				for i := range dl {
 					for j := 0; j < dim; j++ {
 						if math.IsNaN(out.At(i, j)) || j >= d1 && math.IsNaN(dx.At(i, j)) {

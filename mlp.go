@@ -3,6 +3,7 @@ package flows
 import (
 	"fmt"
 	"math"
+	"strings"
 
 	"gonum.org/v1/gonum/mat"
 
@@ -44,6 +45,34 @@ func (a Activation) String() string {
 		return "SiLU"
 	}
 	return fmt.Sprintf("Activation(%d)", int(a))
+}
+
+// Activations lists the activations, in the order of their constants.
+func Activations() []Activation { return []Activation{ReLU, Tanh, ELU, LeakyReLU, SiLU} }
+
+// MarshalText returns the activation's name, as String gives it; model
+// files and configurations store activations by name.
+func (a Activation) MarshalText() ([]byte, error) {
+	if !a.valid() {
+		return nil, fmt.Errorf("flows: unknown activation %d", int(a))
+	}
+	return []byte(a.String()), nil
+}
+
+// UnmarshalText sets a to the activation named text, in any case ("relu",
+// "ReLU"), or returns an error listing the names.
+func (a *Activation) UnmarshalText(text []byte) error {
+	for _, b := range Activations() {
+		if strings.EqualFold(b.String(), string(text)) {
+			*a = b
+			return nil
+		}
+	}
+	names := make([]string, 0, 5)
+	for _, b := range Activations() {
+		names = append(names, b.String())
+	}
+	return fmt.Errorf("flows: unknown activation %q; want one of %s", text, strings.Join(names, ", "))
 }
 
 // valid reports whether a is one of the declared activations.

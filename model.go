@@ -1,5 +1,10 @@
 package flows
 
+// Ready-made flows: the one list of architectures (kinds), activations and
+// configuration fields that Model, the model-file format and the command
+// line all read. Adding an architecture is one entry of the kinds table:
+// NewModel, Load, Kinds and the CLI's --kind pick it up from there.
+
 import (
 	"fmt"
 	"math"
@@ -13,34 +18,122 @@ import (
 type Kind string
 
 // The architectures NewModel builds. Each is a stack of Config.Layers
-// blocks after a Standardize layer, with a standard normal prior.
+// blocks after a Standardize layer, with a standard normal prior; Kinds
+// lists them with what they need.
 const (
 	// KindRealNVP is RealNVP (Dinh et al., 2017): blocks of
-	// [AffineCoupling(MLP(Hidden, Activation)), Reverse]. It needs at
-	// least 2 columns.
+	// [AffineCoupling(MLP(Hidden, Activation)), Reverse].
 	KindRealNVP Kind = "realnvp"
 	// KindGlow is Glow (Kingma & Dhariwal, 2018) on vectors: blocks of
 	// [ActNorm, InvertibleLinear, AffineCoupling(MLP(Hidden, Activation))].
-	// NewModel runs ActNorm's data-dependent initialisation on the data. It
-	// needs at least 2 columns.
+	// NewModel runs ActNorm's data-dependent initialisation on the data.
 	KindGlow Kind = "glow"
 	// KindMAF is a masked autoregressive flow (Papamakarios et al., 2017):
 	// blocks of [MAF(MADEConfig{Hidden, Activation, NaturalOrder}),
-	// Reverse]. It works from 1 column up; each hidden width should be at
-	// least dim−1 (see MADE).
+	// Reverse]. Each hidden width should be at least dim−1 (see MADE).
 	KindMAF Kind = "maf"
 	// KindNSFCoupling is a rational-quadratic neural spline flow with
 	// coupling layers, RQ-NSF (C) (Durkan et al., 2019): blocks of
 	// [NeuralSplineCoupling(MLP(Hidden, Activation), SplineConfig{Bins,
-	// Bound}), InvertibleLinear]. It needs at least 2 columns.
+	// Bound}), InvertibleLinear].
 	KindNSFCoupling Kind = "nsf-coupling"
 	// KindNSFAutoregressive is a rational-quadratic neural spline flow with
 	// autoregressive layers, RQ-NSF (AR): blocks of
 	// [NeuralSplineAutoregressive(MADEConfig{Hidden, Activation,
-	// NaturalOrder}, SplineConfig{Bins, Bound}), Reverse]. It works from 1
-	// column up; each hidden width should be at least dim−1.
+	// NaturalOrder}, SplineConfig{Bins, Bound}), Reverse].
 	KindNSFAutoregressive Kind = "nsf-autoregressive"
 )
+
+// KindInfo describes a ready-made architecture, for help texts and checks.
+type KindInfo struct {
+	// Kind is the architecture's name.
+	Kind Kind
+	// Summary is one line on what it is.
+	Summary string
+	// MinDim is the fewest data columns it works with.
+	MinDim int
+	// Splines reports that it uses Config.Bins and Config.Bound.
+	Splines bool
+}
+
+// kindSpec is how NewModel builds one Kind.
+type kindSpec struct {
+	KindInfo
+	// why says why MinDim, for the error.
+	why string
+	// linear says each block holds an InvertibleLinear (for leastParams).
+	linear bool
+	// block returns the layers of one block, given a Config with its
+	// defaults filled in.
+	block func(c Config) []InitFunc
+}
+
+// kinds is the table of architectures, in the order Kinds lists them.
+var kinds = []kindSpec{
+	{
+		KindInfo: KindInfo{Kind: KindMAF, Summary: "masked autoregressive flow (affine)", MinDim: 1},
+		block: func(c Config) []InitFunc {
+			return []InitFunc{MAF(MADEConfig{Hidden: c.Hidden, Act: c.Activation}), Reverse()}
+		},
+	},
+	{
+		KindInfo: KindInfo{Kind: KindRealNVP, Summary: "RealNVP: affine couplings and reversals", MinDim: 2},
+		why:      "its coupling layers split the columns in two",
+		block: func(c Config) []InitFunc {
+			return []InitFunc{AffineCoupling(MLP(c.Hidden, c.Activation)), Reverse()}
+		},
+	},
+	{
+		KindInfo: KindInfo{Kind: KindGlow, Summary: "Glow: ActNorm, invertible linear maps and affine couplings", MinDim: 2},
+		why:      "its coupling layers split the columns in two", linear: true,
+		block: func(c Config) []InitFunc {
+			return []InitFunc{ActNorm(), InvertibleLinear(), AffineCoupling(MLP(c.Hidden, c.Activation))}
+		},
+	},
+	{
+		KindInfo: KindInfo{Kind: KindNSFCoupling, Summary: "neural spline flow: spline couplings and invertible linear maps", MinDim: 2, Splines: true},
+		why:      "its coupling layers split the columns in two", linear: true,
+		block: func(c Config) []InitFunc {
+			spline := SplineConfig{Bins: c.Bins, Bound: c.Bound}
+			return []InitFunc{NeuralSplineCoupling(MLP(c.Hidden, c.Activation), spline), InvertibleLinear()}
+		},
+	},
+	{
+		KindInfo: KindInfo{Kind: KindNSFAutoregressive, Summary: "neural spline flow: autoregressive splines and reversals", MinDim: 1, Splines: true},
+		block: func(c Config) []InitFunc {
+			spline := SplineConfig{Bins: c.Bins, Bound: c.Bound}
+			return []InitFunc{NeuralSplineAutoregressive(MADEConfig{Hidden: c.Hidden, Act: c.Activation}, spline), Reverse()}
+		},
+	},
+}
+
+// Kinds lists the ready-made architectures NewModel builds.
+func Kinds() []KindInfo {
+	out := make([]KindInfo, len(kinds))
+	for i, k := range kinds {
+		out[i] = k.KindInfo
+	}
+	return out
+}
+
+// kindSpecOf returns the table entry of k.
+func kindSpecOf(k Kind) (kindSpec, bool) {
+	for _, s := range kinds {
+		if s.Kind == k {
+			return s, true
+		}
+	}
+	return kindSpec{}, false
+}
+
+// kindNames lists the known kinds, quoted, for error messages.
+func kindNames() string {
+	names := make([]string, len(kinds))
+	for i, k := range kinds {
+		names[i] = fmt.Sprintf("%q", string(k.Kind))
+	}
+	return strings.Join(names, ", ")
+}
 
 // Defaults for the zero fields of Config.
 const (
@@ -52,98 +145,44 @@ const (
 // defaultHidden is the default of Config.Hidden.
 var defaultHidden = []int{64, 64}
 
-// Config describes a ready-made flow for NewModel. Zero fields take
+// Config describes a ready-made flow for NewModel; a model file stores it as
+// its header (the JSON names are the field tags). Zero fields take
 // defaults: 5 layers (blocks), hidden widths [64 64], ReLU (the zero
-// Activation), and for the spline kinds (KindNSFCoupling,
-// KindNSFAutoregressive) 8 bins and bound 3. Kind has no default.
+// Activation), and for the spline kinds 8 bins and bound 3. Kind has no
+// default.
 type Config struct {
-	// Kind is the architecture (KindRealNVP, KindGlow, KindMAF,
-	// KindNSFCoupling or KindNSFAutoregressive).
-	Kind Kind
+	// Kind is the architecture (see Kinds).
+	Kind Kind `json:"kind"`
 	// Layers is the number of blocks (default 5).
-	Layers int
+	Layers int `json:"layers"`
 	// Hidden holds the hidden widths of every conditioner net (default
 	// [64 64]); an empty slice means the default.
-	Hidden []int
+	Hidden []int `json:"hidden"`
 	// Activation is the conditioner nets' nonlinearity (default ReLU).
-	Activation Activation
+	Activation Activation `json:"activation"`
 	// Bins and Bound configure the splines of the spline kinds (defaults 8
 	// and 3; see SplineConfig): each spline acts on [−Bound, Bound] of the
 	// standardised data and is the identity outside. Other kinds ignore
 	// them, and NewModel sets them to zero.
-	Bins  int
-	Bound float64
+	Bins  int     `json:"bins,omitempty"`
+	Bound float64 `json:"bound,omitempty"`
 	// Seed makes the initial key, NewKey(Seed). The key also draws
 	// structure that is not a parameter (InvertibleLinear's permutation and
 	// signs), so a saved model records it.
-	Seed uint64
-}
-
-// kindSpec is how NewModel builds one Kind: adding an architecture is one
-// entry of the kinds table.
-type kindSpec struct {
-	// minDim is the least number of columns the blocks work with, and why.
-	minDim int
-	why    string
-	// splines says the kind uses Config.Bins and Config.Bound.
-	splines bool
-	// linear says each block holds an InvertibleLinear.
-	linear bool
-	// block returns the layers of one block, given a Config with its
-	// defaults filled in.
-	block func(c Config) []InitFunc
-}
-
-// kinds is the table of architectures NewModel knows.
-var kinds = map[Kind]kindSpec{
-	KindRealNVP: {
-		minDim: 2, why: "its coupling layers split the columns in two",
-		block: func(c Config) []InitFunc {
-			return []InitFunc{AffineCoupling(MLP(c.Hidden, c.Activation)), Reverse()}
-		},
-	},
-	KindGlow: {
-		minDim: 2, why: "its coupling layers split the columns in two", linear: true,
-		block: func(c Config) []InitFunc {
-			return []InitFunc{ActNorm(), InvertibleLinear(), AffineCoupling(MLP(c.Hidden, c.Activation))}
-		},
-	},
-	KindMAF: {
-		minDim: 1,
-		block: func(c Config) []InitFunc {
-			return []InitFunc{MAF(MADEConfig{Hidden: c.Hidden, Act: c.Activation}), Reverse()}
-		},
-	},
-	KindNSFCoupling: {
-		minDim: 2, why: "its coupling layers split the columns in two", splines: true, linear: true,
-		block: func(c Config) []InitFunc {
-			spline := SplineConfig{Bins: c.Bins, Bound: c.Bound}
-			return []InitFunc{NeuralSplineCoupling(MLP(c.Hidden, c.Activation), spline), InvertibleLinear()}
-		},
-	},
-	KindNSFAutoregressive: {
-		minDim: 1, splines: true,
-		block: func(c Config) []InitFunc {
-			spline := SplineConfig{Bins: c.Bins, Bound: c.Bound}
-			return []InitFunc{NeuralSplineAutoregressive(MADEConfig{Hidden: c.Hidden, Act: c.Activation}, spline), Reverse()}
-		},
-	},
-}
-
-// kindNames lists the known kinds, sorted, for error messages.
-func kindNames() string {
-	names := make([]string, 0, len(kinds))
-	for k := range kinds {
-		names = append(names, fmt.Sprintf("%q", string(k)))
-	}
-	slices.Sort(names)
-	return strings.Join(names, ", ")
+	Seed uint64 `json:"seed,string"`
+	// Columns names the data columns, in order: optional, and when given,
+	// one name per column. A model file records them, so that tools pick
+	// a model's columns from a table by name.
+	Columns []string `json:"columns,omitempty"`
+	// Context names the context columns of a conditional model, in order:
+	// optional, and when given, one name per context column.
+	Context []string `json:"context,omitempty"`
 }
 
 // withDefaults returns c with its zero fields replaced by their defaults,
 // or an error naming the field that cannot work.
 func (c Config) withDefaults() (Config, kindSpec, error) {
-	spec, ok := kinds[c.Kind]
+	spec, ok := kindSpecOf(c.Kind)
 	if !ok {
 		if c.Kind == "" {
 			return c, spec, fmt.Errorf("flows: Config: no Kind; want one of %s", kindNames())
@@ -169,7 +208,7 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 	if !c.Activation.valid() {
 		return c, spec, fmt.Errorf("flows: Config: unknown activation %v", c.Activation)
 	}
-	if spec.splines {
+	if spec.Splines {
 		if c.Bins == 0 {
 			c.Bins = defaultBins
 		}
@@ -182,7 +221,34 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 	} else {
 		c.Bins, c.Bound = 0, 0
 	}
+	c.Columns, c.Context = slices.Clone(c.Columns), slices.Clone(c.Context)
 	return c, spec, nil
+}
+
+// equal reports whether c and d are the same configuration.
+func (c Config) equal(d Config) bool {
+	return c.Kind == d.Kind && c.Layers == d.Layers && slices.Equal(c.Hidden, d.Hidden) &&
+		c.Activation == d.Activation && c.Bins == d.Bins && c.Bound == d.Bound && c.Seed == d.Seed &&
+		slices.Equal(c.Columns, d.Columns) && slices.Equal(c.Context, d.Context)
+}
+
+// checkNames returns an error when names is given but does not name each of
+// n columns once.
+func checkNames(what string, names []string, n int) error {
+	if len(names) == 0 {
+		return nil
+	}
+	if len(names) != n {
+		return fmt.Errorf("flows: Config: %d %s names for %d columns", len(names), what, n)
+	}
+	seen := make(map[string]bool, n)
+	for _, s := range names {
+		if seen[s] {
+			return fmt.Errorf("flows: Config: %s name %q given twice", what, s)
+		}
+		seen[s] = true
+	}
+	return nil
 }
 
 // leastParams returns a lower bound on the parameters of a model of c
@@ -202,7 +268,7 @@ func (c Config) leastParams(spec kindSpec, dim int) uint64 {
 		sum += a * b
 	}
 	in, out := uint64(dim/2), uint64(dim-dim/2)
-	if spec.splines {
+	if spec.Splines {
 		out *= uint64(max(3*c.Bins-1, 0))
 	}
 	prev := in
@@ -223,95 +289,188 @@ func (c Config) leastParams(spec kindSpec, dim int) uint64 {
 
 // Model is a ready-made normalizing flow: a Standardize layer fixed from
 // the training data, Config.Layers blocks of the Config's architecture, and
-// a standard normal prior. Make one with NewModel, train it by giving Dist
-// and Params to package optim, and keep it with Save.
+// a standard normal prior; with context columns, a conditional flow
+// p(x | c) whose context is standardised the same way before the layers
+// read it. Make one with NewModel, train it with Fit (or by giving Dist and
+// Params to package optim), and keep it with Save.
 //
-// Config, Dim, Mean and Scale describe the model; Dist is built from them
-// when the model is made (or loaded), so changing them afterwards does not
-// change Dist. Params is the one vector that training changes, in place.
+// Config, Dim, ContextDim and the standardisations describe the model; Dist
+// is built from them when the model is made (or loaded), so changing them
+// afterwards does not change Dist. Params is the one vector that training
+// changes, in place.
 //
 // Model's methods read the model and are safe for concurrent use while
 // nothing changes Params.
 type Model struct {
 	// Config is the configuration, with its defaults filled in.
 	Config Config
-	// Dim is the number of columns of the data.
-	Dim int
+	// Dim is the number of data columns; ContextDim the number of context
+	// columns (0 for an unconditional model).
+	Dim, ContextDim int
 	// Mean and Scale are the fixed standardisation of the first layer,
 	// z = (x − Mean)/Scale column by column (see Standardize).
 	Mean, Scale []float64
+	// ContextMean and ContextScale standardise the context the same way
+	// before the layers read it; nil without a context.
+	ContextMean, ContextScale []float64
 	// Params holds the trainable parameters in Dist's layout.
 	Params Params
-	// Dist is the flow. It is not saved: Load rebuilds it from Config,
-	// Dim, Mean and Scale.
+	// Dist is the flow, taking contexts in the data's units. It is not
+	// saved: Load rebuilds it from the rest.
 	Dist Distribution
 }
 
-// NewModel makes a model of the data's dimension from cfg (zero fields
-// take the defaults documented on Config): it computes the standardisation
-// from data (StandardizeFrom), builds Standardize followed by cfg.Layers
-// blocks of cfg.Kind and a Normal prior, draws the initial parameters from
-// NewKey(cfg.Seed), and runs the data-dependent initialisation
-// (InitFromData, which sets Glow's ActNorm layers) on data. The learned
-// layers start at the identity (Glow's at a linear map), so the initial
-// density is a Gaussian fitted to the data. For example
+// NewModel makes a model of the data x (n×dim) from cfg (zero fields take
+// the defaults documented on Config), conditional on the context c (n rows
+// of contextDim columns, one per row of x) when c is not nil: it computes
+// the standardisations from x and c (StandardizeFrom), builds Standardize
+// followed by cfg.Layers blocks of cfg.Kind and a Normal prior, draws the
+// initial parameters from NewKey(cfg.Seed), and runs the data-dependent
+// initialisation (InitFromData, which sets Glow's ActNorm layers) on x. The
+// learned layers start at the identity (Glow's at a linear map), so the
+// initial density is a Gaussian fitted to the data. For example
 //
-//	m, err := flows.NewModel(flows.Config{Kind: flows.KindRealNVP, Layers: 8}, x)
+//	m, err := flows.NewModel(flows.Config{Kind: flows.KindRealNVP, Layers: 8}, x, nil)
 //
-// It returns an error for an invalid cfg, for a nil or empty data, for a
-// NaN or ±Inf in the data (naming its row and column), and when the kind
-// needs more columns than the data has.
-func NewModel(cfg Config, data *mat.Dense) (*Model, error) {
+// It returns an error for an invalid cfg, for a nil or empty x, for a NaN or
+// ±Inf in x or c (naming its row and column), for a c whose rows differ
+// from x's, for names in cfg that do not match the columns, and when the
+// kind needs more columns than x has.
+func NewModel(cfg Config, x, c *mat.Dense) (*Model, error) {
 	cfg, spec, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err
 	}
-	mean, scale, err := StandardizeFrom(data)
+	mean, scale, err := StandardizeFrom(x)
 	if err != nil {
 		return nil, err
 	}
-	m, err := buildModel(cfg, spec, len(mean), mean, scale)
+	var cmean, cscale []float64
+	if c != nil {
+		if r, _ := c.Dims(); r != x.RawMatrix().Rows {
+			return nil, fmt.Errorf("flows: NewModel: %d context rows for %d data rows", r, x.RawMatrix().Rows)
+		}
+		if cmean, cscale, err = StandardizeFrom(c); err != nil {
+			return nil, fmt.Errorf("flows: NewModel: context: %w", err)
+		}
+	}
+	m, err := buildModel(cfg, spec, len(mean), mean, scale, cmean, cscale)
 	if err != nil {
 		return nil, err
 	}
-	InitFromData(m.Dist, m.Params, data)
+	InitFromData(m.Dist, m.Params, x, c)
 	return m, nil
 }
 
 // buildModel makes the model of cfg (defaults filled in) for dim columns
-// with the given standardisation, with the initial parameters of
-// NewKey(cfg.Seed).
-func buildModel(cfg Config, spec kindSpec, dim int, mean, scale []float64) (*Model, error) {
-	if dim < spec.minDim {
-		return nil, fmt.Errorf("flows: kind %q needs at least %d columns (%s), not %d", string(cfg.Kind), spec.minDim, spec.why, dim)
+// with the given standardisations (cmean and cscale nil without a context),
+// with the initial parameters of NewKey(cfg.Seed).
+func buildModel(cfg Config, spec kindSpec, dim int, mean, scale, cmean, cscale []float64) (*Model, error) {
+	if dim < spec.MinDim {
+		return nil, fmt.Errorf("flows: kind %q needs at least %d columns (%s), not %d", string(cfg.Kind), spec.MinDim, spec.why, dim)
+	}
+	cdim := len(cmean)
+	if len(cscale) != cdim {
+		return nil, fmt.Errorf("flows: %d context means and %d scales", cdim, len(cscale))
+	}
+	if err := checkNames("column", cfg.Columns, dim); err != nil {
+		return nil, err
+	}
+	if err := checkNames("context", cfg.Context, cdim); err != nil {
+		return nil, err
 	}
 	layers := []InitFunc{Standardize(mean, scale)}
 	for range cfg.Layers {
 		layers = append(layers, spec.block(cfg)...)
 	}
-	p, d, err := Flow(Serial(layers...), Normal())(NewKey(cfg.Seed), dim)
+	p, d, err := Flow(Serial(layers...), Normal())(NewKey(cfg.Seed), dim, cdim)
 	if err != nil {
 		return nil, fmt.Errorf("flows: kind %q: %w", string(cfg.Kind), err)
 	}
+	if cdim > 0 {
+		if d, err = standardizedContext(d, cmean, cscale); err != nil {
+			return nil, err
+		}
+	}
 	return &Model{
-		Config: cfg,
-		Dim:    dim,
-		Mean:   slices.Clone(mean),
-		Scale:  slices.Clone(scale),
-		Params: p,
-		Dist:   d,
+		Config:       cfg,
+		Dim:          dim,
+		ContextDim:   cdim,
+		Mean:         slices.Clone(mean),
+		Scale:        slices.Clone(scale),
+		ContextMean:  slices.Clone(cmean),
+		ContextScale: slices.Clone(cscale),
+		Params:       p,
+		Dist:         d,
 	}, nil
 }
 
-// LogPDF returns the log density of each row of x (n×Dim) under the model,
-// in the data's units (the standardisation's log-det included). It panics
-// for a batch without Dim columns.
-func (m *Model) LogPDF(x *mat.Dense) []float64 {
-	return m.Dist.LogPDF(m.Params, x)
+// standardizedContext returns d reading its context in the data's units:
+// every function maps c to (c − mean)/scale, column by column, before d
+// sees it, and the pullbacks scale d's context gradient by 1/scale.
+func standardizedContext(d Distribution, mean, scale []float64) (Distribution, error) {
+	cdim := len(mean)
+	std, err := newFixedAffine("context standardisation", mean, scale)
+	if err != nil {
+		return Distribution{}, err
+	}
+	conv := func(c *mat.Dense) *mat.Dense {
+		if c == nil {
+			return nil
+		}
+		return std.apply(c, false)
+	}
+	// back adds the gradient of the standardised context into dc.
+	back := func(dc *mat.Dense, f func(dcs *mat.Dense)) {
+		if dc == nil {
+			f(nil)
+			return
+		}
+		n, _ := dc.Dims()
+		dcs := mat.NewDense(n, cdim, nil)
+		f(dcs)
+		dc.Add(dc, std.pullback(dcs, false))
+	}
+	out := Distribution{
+		LogPDF: func(p Params, x, c *mat.Dense) []float64 { return d.LogPDF(p, x, conv(c)) },
+		Sample: func(key Key, p Params, n int, c *mat.Dense) *mat.Dense { return d.Sample(key, p, n, conv(c)) },
+		LogPDFVJP: func(p Params, x, c *mat.Dense) ([]float64, DistPullback) {
+			lp, b := d.LogPDFVJP(p, x, conv(c))
+			return lp, func(dLogp []float64, dp Params, dc *mat.Dense) (dx *mat.Dense) {
+				back(dc, func(dcs *mat.Dense) { dx = b(dLogp, dp, dcs) })
+				return dx
+			}
+		},
+		Latent: func(p Params, x, c *mat.Dense) *mat.Dense { return d.Latent(p, x, conv(c)) },
+	}
+	if d.InitFromData != nil {
+		out.InitFromData = func(p Params, x, c *mat.Dense) { d.InitFromData(p, x, conv(c)) }
+	}
+	if d.UpdateState != nil {
+		out.UpdateState = func(p Params, x, c *mat.Dense) { d.UpdateState(p, x, conv(c)) }
+	}
+	return out, nil
 }
 
-// Sample draws n rows (n×Dim) from the model, in the data's units. The same
-// key and parameters give the same rows, bit for bit.
-func (m *Model) Sample(key Key, n int) *mat.Dense {
-	return m.Dist.Sample(key, m.Params, n)
+// LogPDF returns the log density of each row of x (n×Dim) under the model,
+// given the context c (n×ContextDim; nil for an unconditional model), in the
+// data's units (the standardisation's log-det included). It panics for a
+// batch without Dim columns or a context of the wrong shape.
+func (m *Model) LogPDF(x, c *mat.Dense) []float64 {
+	return m.Dist.LogPDF(m.Params, x, c)
+}
+
+// Sample draws n rows (n×Dim) from the model, in the data's units, row i
+// given row i of c (n×ContextDim; nil for an unconditional model). The same
+// key, parameters and contexts give the same rows, bit for bit.
+func (m *Model) Sample(key Key, n int, c *mat.Dense) *mat.Dense {
+	return m.Dist.Sample(key, m.Params, n, c)
+}
+
+// Latent maps each row of x (given its context, as for LogPDF) to the
+// latent space, where the model's prior is the standard normal: a row far
+// from the origin there is one the model finds unusual, and a column of
+// the result is a learned, standardised feature of the data.
+func (m *Model) Latent(x, c *mat.Dense) *mat.Dense {
+	return m.Dist.Latent(m.Params, x, c)
 }

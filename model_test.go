@@ -42,7 +42,7 @@ var allKinds = []flows.Kind{flows.KindRealNVP, flows.KindGlow, flows.KindMAF, fl
 var oneColumn = map[flows.Kind]bool{flows.KindMAF: true, flows.KindNSFAutoregressive: true}
 
 func TestModelDefaults(t *testing.T) {
-	m, err := flows.NewModel(flows.Config{Kind: flows.KindRealNVP}, modelData(1, 50, 3))
+	m, err := flows.NewModel(flows.Config{Kind: flows.KindRealNVP}, modelData(1, 50, 3), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,11 +67,11 @@ func TestModelDefaults(t *testing.T) {
 func TestModelInitialDensity(t *testing.T) {
 	x := modelData(2, 200, 3)
 	for _, kind := range []flows.Kind{flows.KindRealNVP, flows.KindMAF, flows.KindNSFAutoregressive} {
-		m, err := flows.NewModel(smallConfig(kind), x)
+		m, err := flows.NewModel(smallConfig(kind), x, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := m.LogPDF(x)
+		got := m.LogPDF(x, nil)
 		for i := range 200 {
 			want := 0.0
 			for j := range 3 {
@@ -93,12 +93,12 @@ func TestModelInitialDensity(t *testing.T) {
 // it changes the parameters.
 func TestModelGlowInit(t *testing.T) {
 	x := modelData(3, 300, 2)
-	m, err := flows.NewModel(smallConfig(flows.KindGlow), x)
+	m, err := flows.NewModel(smallConfig(flows.KindGlow), x, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	again := slices.Clone(m.Params)
-	flows.InitFromData(m.Dist, again, x)
+	flows.InitFromData(m.Dist, again, x, nil)
 	for i := range again {
 		// ActNorm recomputes the same means and log standard deviations
 		// of the same batch: equal up to a few ulps of O(1) values.
@@ -110,7 +110,7 @@ func TestModelGlowInit(t *testing.T) {
 	for i := range 300 {
 		other.Set(i, 1, other.At(i, 1)+3*other.At(i, 0)) // more correlation
 	}
-	flows.InitFromData(m.Dist, again, other)
+	flows.InitFromData(m.Dist, again, other, nil)
 	if slices.Equal(again, m.Params) {
 		t.Error("InitFromData on other data changed nothing: the test cannot tell whether NewModel ran it")
 	}
@@ -119,12 +119,12 @@ func TestModelGlowInit(t *testing.T) {
 func TestModelDim1(t *testing.T) {
 	x := modelData(5, 100, 1)
 	for _, kind := range allKinds {
-		m, err := flows.NewModel(smallConfig(kind), x)
+		m, err := flows.NewModel(smallConfig(kind), x, nil)
 		if oneColumn[kind] {
 			if err != nil {
 				t.Fatalf("%s on 1 column: %v", kind, err)
 			}
-			if lp := m.LogPDF(x); len(lp) != 100 || math.IsNaN(lp[0]) {
+			if lp := m.LogPDF(x, nil); len(lp) != 100 || math.IsNaN(lp[0]) {
 				t.Errorf("%s: LogPDF = %v…", kind, lp[:1])
 			}
 			continue
@@ -150,17 +150,17 @@ func TestModelConfigErrors(t *testing.T) {
 		{flows.Config{Kind: flows.KindNSFCoupling, Bins: 1}, `kind "nsf-coupling": flows: spline: Bins must be at least 2`},
 		{flows.Config{Kind: flows.KindNSFAutoregressive, Bound: -1}, "Bound must be positive"},
 	} {
-		_, err := flows.NewModel(c.cfg, x)
+		_, err := flows.NewModel(c.cfg, x, nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "flows: ") {
 			t.Errorf("%+v: err = %v, want one containing %q", c.cfg, err, c.want)
 		}
 	}
 	x.Set(7, 1, math.NaN())
-	_, err := flows.NewModel(flows.Config{Kind: flows.KindMAF}, x)
+	_, err := flows.NewModel(flows.Config{Kind: flows.KindMAF}, x, nil)
 	if err == nil || !strings.Contains(err.Error(), "row 7, column 1") {
 		t.Errorf("NaN in data: err = %v, want one naming row 7, column 1", err)
 	}
-	if _, err := flows.NewModel(flows.Config{Kind: flows.KindMAF}, nil); err == nil {
+	if _, err := flows.NewModel(flows.Config{Kind: flows.KindMAF}, nil, nil); err == nil {
 		t.Error("nil data: no error")
 	}
 }
@@ -168,21 +168,21 @@ func TestModelConfigErrors(t *testing.T) {
 func TestModelDeterministic(t *testing.T) {
 	x := modelData(8, 50, 3)
 	for _, kind := range allKinds {
-		a, err := flows.NewModel(smallConfig(kind), x)
+		a, err := flows.NewModel(smallConfig(kind), x, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := flows.NewModel(smallConfig(kind), x)
+		b, _ := flows.NewModel(smallConfig(kind), x, nil)
 		if !slices.Equal(a.Params, b.Params) {
 			t.Errorf("%s: same seed, different parameters", kind)
 		}
 		cfg := smallConfig(kind)
 		cfg.Seed++
-		c, _ := flows.NewModel(cfg, x)
+		c, _ := flows.NewModel(cfg, x, nil)
 		if slices.Equal(a.Params, c.Params) {
 			t.Errorf("%s: different seeds, same parameters", kind)
 		}
-		if !mat.Equal(a.Sample(flows.NewKey(1), 5), b.Sample(flows.NewKey(1), 5)) {
+		if !mat.Equal(a.Sample(flows.NewKey(1), 5, nil), b.Sample(flows.NewKey(1), 5, nil)) {
 			t.Errorf("%s: same key, different samples", kind)
 		}
 	}
@@ -196,7 +196,7 @@ func TestModelDistribution(t *testing.T) {
 		for _, dim := range []int{1, 2} {
 			// Data near the origin with unit scale, so the density lies
 			// well inside the suite's integration box.
-			m, err := flows.NewModel(flows.Config{Kind: kind, Layers: 2, Hidden: []int{8}, Activation: flows.Tanh}, standardNormalData(9, 200, dim))
+			m, err := flows.NewModel(flows.Config{Kind: kind, Layers: 2, Hidden: []int{8}, Activation: flows.Tanh}, standardNormalData(9, 200, dim), nil)
 			if dim == 1 && !oneColumn[kind] {
 				if err == nil {
 					t.Errorf("%s accepts 1 column", kind)
@@ -208,7 +208,7 @@ func TestModelDistribution(t *testing.T) {
 			}
 			flowstest.TestDistribution(t, flowstest.Distribution{
 				Name: fmt.Sprintf("%s/dim=%d", kind, dim),
-				Init: func(flows.Key, int) (flows.Params, flows.Distribution, error) {
+				Init: func(flows.Key, int, int) (flows.Params, flows.Distribution, error) {
 					return slices.Clone(m.Params), m.Dist, nil
 				},
 				Dim: dim,
@@ -255,20 +255,20 @@ func TestModelTrains(t *testing.T) {
 		x.Set(i, 1, a*a+0.3*rng.NormFloat64())
 	}
 	for _, kind := range allKinds {
-		m, err := flows.NewModel(flows.Config{Kind: kind, Layers: 4, Hidden: []int{16, 16}, Activation: flows.Tanh, Seed: 1}, x)
+		m, err := flows.NewModel(flows.Config{Kind: kind, Layers: 4, Hidden: []int{16, 16}, Activation: flows.Tanh, Seed: 1}, x, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
 		grad := make(flows.Params, len(m.Params))
 		adam := optim.NewAdam(len(m.Params))
 		adam.LR = 3e-3
-		first, err := optim.NLL(m.Dist, m.Params, x, grad)
+		first, err := optim.NLL(m.Dist, m.Params, x, nil, grad)
 		if err != nil {
 			t.Fatal(err)
 		}
 		last := first
 		for range 300 {
-			if last, err = optim.NLL(m.Dist, m.Params, x, grad); err != nil {
+			if last, err = optim.NLL(m.Dist, m.Params, x, nil, grad); err != nil {
 				t.Fatal(err)
 			}
 			adam.Step(m.Params, grad)

@@ -12,11 +12,11 @@ var logSqrt2Pi = 0.5 * math.Log(2*math.Pi)
 // Normal is the standard normal distribution N(0, I) over rows of width dim,
 // the usual prior of a Flow. It has no parameters.
 func Normal() DistInitFunc {
-	return func(_ Key, dim int) (Params, Distribution, error) {
+	return func(_ Key, dim, _ int) (Params, Distribution, error) {
 		if err := checkDim("Normal", dim, 1); err != nil {
 			return nil, Distribution{}, err
 		}
-		logPDF := func(p Params, x *mat.Dense) []float64 {
+		logPDF := func(p Params, x, _ *mat.Dense) []float64 {
 			checkParams("Normal", p, 0)
 			checkWidth("Normal", x, dim)
 			n, _ := x.Dims()
@@ -32,14 +32,14 @@ func Normal() DistInitFunc {
 		}
 		return Params{}, Distribution{
 			LogPDF: logPDF,
-			Sample: func(key Key, p Params, n int) *mat.Dense {
+			Sample: func(key Key, p Params, n int, _ *mat.Dense) *mat.Dense {
 				checkParams("Normal", p, 0)
 				return standardNormal(key, n, dim)
 			},
-			LogPDFVJP: func(p Params, x *mat.Dense) ([]float64, DistPullback) {
-				lp := logPDF(p, x)
+			LogPDFVJP: func(p Params, x, _ *mat.Dense) ([]float64, DistPullback) {
+				lp := logPDF(p, x, nil)
 				n := len(lp)
-				return lp, func(dLogp []float64, dp Params) *mat.Dense {
+				return lp, func(dLogp []float64, dp Params, _ *mat.Dense) *mat.Dense {
 					checkDistPullback("Normal", dLogp, dp, n, 0)
 					// ∂ log p / ∂x = −x.
 					dx := mat.NewDense(n, dim, nil)
@@ -60,12 +60,12 @@ func Normal() DistInitFunc {
 // scale, N(μ, diag(σ²)), starting at the standard normal. Parameter layout:
 // [μ (dim) | log σ (dim)].
 func DiagNormal() DistInitFunc {
-	return func(_ Key, dim int) (Params, Distribution, error) {
+	return func(_ Key, dim, _ int) (Params, Distribution, error) {
 		if err := checkDim("DiagNormal", dim, 1); err != nil {
 			return nil, Distribution{}, err
 		}
 		np := 2 * dim
-		logPDFVJP := func(p Params, x *mat.Dense) ([]float64, DistPullback) {
+		logPDFVJP := func(p Params, x, _ *mat.Dense) ([]float64, DistPullback) {
 			checkParams("DiagNormal", p, np)
 			checkWidth("DiagNormal", x, dim)
 			mu, logSigma := p[:dim], p[dim:]
@@ -83,7 +83,7 @@ func DiagNormal() DistInitFunc {
 				}
 				lp[i] = base - 0.5*s
 			}
-			back := func(dLogp []float64, dp Params) *mat.Dense {
+			back := func(dLogp []float64, dp Params, _ *mat.Dense) *mat.Dense {
 				checkDistPullback("DiagNormal", dLogp, dp, n, np)
 				// With u = (x−μ)/σ: ∂/∂x = −u/σ, ∂/∂μ = u/σ, ∂/∂log σ = u² − 1.
 				dx := mat.NewDense(n, dim, nil)
@@ -103,11 +103,11 @@ func DiagNormal() DistInitFunc {
 			return lp, back
 		}
 		return make(Params, np), Distribution{
-			LogPDF: func(p Params, x *mat.Dense) []float64 {
-				lp, _ := logPDFVJP(p, x)
+			LogPDF: func(p Params, x, _ *mat.Dense) []float64 {
+				lp, _ := logPDFVJP(p, x, nil)
 				return lp
 			},
-			Sample: func(key Key, p Params, n int) *mat.Dense {
+			Sample: func(key Key, p Params, n int, _ *mat.Dense) *mat.Dense {
 				checkParams("DiagNormal", p, np)
 				x := standardNormal(key, n, dim)
 				for i := 0; i < n; i++ {

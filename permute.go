@@ -8,7 +8,7 @@ import (
 // coupling layers it makes consecutive layers transform opposite halves.
 // It has no parameters and log-det zero.
 func Reverse() InitFunc {
-	return func(_ Key, dim int) (Params, Bijection, error) {
+	return func(_ Key, dim, _ int) (Params, Bijection, error) {
 		if err := checkDim("Reverse", dim, 1); err != nil {
 			return nil, Bijection{}, err
 		}
@@ -23,7 +23,7 @@ func Reverse() InitFunc {
 // Shuffle permutes the columns by a fixed permutation drawn from the key at
 // init: z_j = x_{perm[j]}. It has no parameters and log-det zero.
 func Shuffle() InitFunc {
-	return func(key Key, dim int) (Params, Bijection, error) {
+	return func(key Key, dim, _ int) (Params, Bijection, error) {
 		if err := checkDim("Shuffle", dim, 1); err != nil {
 			return nil, Bijection{}, err
 		}
@@ -50,21 +50,21 @@ func permutation(name string, perm []int) Bijection {
 		}
 		return y
 	}
-	apply := func(idx []int) func(Params, *mat.Dense) (*mat.Dense, []float64) {
-		return func(p Params, x *mat.Dense) (*mat.Dense, []float64) {
+	apply := func(idx []int) func(Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64) {
+		return func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
 			checkParams(name, p, 0)
 			checkWidth(name, x, dim)
 			n, _ := x.Dims()
 			return gather(x, idx), make([]float64, n)
 		}
 	}
-	applyVJP := func(idx, back []int) func(Params, *mat.Dense) (*mat.Dense, []float64, Pullback) {
-		return func(p Params, x *mat.Dense) (*mat.Dense, []float64, Pullback) {
+	applyVJP := func(idx, back []int) func(Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64, Pullback) {
+		return func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
 			checkParams(name, p, 0)
 			checkWidth(name, x, dim)
 			n, _ := x.Dims()
-			pb := func(dz *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
-				checkPullback(name, dz, dLogDet, dp, n, dim, 0)
+			pb := func(dz *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
+				checkPullback(name, dz, dLogDet, dp, nil, n, dim, 0, 0)
 				// The pullback of a gather by idx is the gather by its inverse.
 				return gather(dz, back)
 			}

@@ -1,5 +1,57 @@
 package flows
 
+// Model files.
+//
+// # File format, version 2
+//
+// All integers and floats are little-endian; floats are IEEE-754 binary64,
+// written bit for bit. With J the length of the JSON header, d = Dim,
+// e = ContextDim and P the number of parameters:
+//
+//	offset             size  field
+//	0                  8     magic "GOFLOWS\n" (47 4F 46 4C 4F 57 53 0A)
+//	8                  4     format version, uint32 = 2
+//	12                 4     J, uint32 (1 ≤ J ≤ 2²⁰)
+//	16                 J     header, UTF-8 JSON (see below)
+//	16+J               8·d   Mean, float64 × d
+//	16+J+8d            8·d   Scale, float64 × d
+//	16+J+16d           8·e   ContextMean, float64 × e
+//	16+J+16d+8e        8·e   ContextScale, float64 × e
+//	16+J+16d+16e       8     P, uint64
+//	24+J+16d+16e       8·P   Params, float64 × P
+//	24+J+16d+16e+8P    4     CRC-32C (Castagnoli) of every byte before it, uint32
+//
+// and the file ends there. The header is one JSON object: the Config, by
+// its JSON field names, with "dim" and, for a conditional model,
+// "contextDim":
+//
+//	{"kind":"realnvp","layers":5,"hidden":[64,64],"activation":"ReLU","seed":"0","columns":["a","b"],"dim":2}
+//
+// activation is the Activation's name; seed the Config's Seed as a decimal
+// string (exact beyond 2⁵³); bins and bound appear only for spline kinds,
+// columns and context only when the model has names. Every default is
+// written out, so a file does not depend on this library's defaults. The
+// parameters are in Dist's layout; Dist itself is not stored but rebuilt by
+// Load from the header and the standardisations, with NewKey(seed) (which
+// also redraws the layers' fixed structure, such as InvertibleLinear's
+// permutation).
+//
+// Version 1, written before conditional models and column names, is
+// version 2 without the context sections, with a header of kind, dim,
+// layers, hidden, activation, bins, bound and seed only; Load reads it as
+// the same model with no names and no context.
+//
+// The file stores the configuration, not the layers: Load rebuilds them
+// with this library's constructors. So a release that changes a kind's
+// architecture, a layer's parameter layout, or what a layer draws from its
+// key must write a new format version, and read the old one by a tested
+// migration (testdata/models pins a file of every kind). Every later version
+// will also start with the magic and a uint32 version and end with the
+// CRC-32C of everything before it, so a reader can tell a damaged file
+// (checksum mismatch) from a newer one. CRC-32C detects accidental damage
+// (every burst of up to 32 bits, and all but 2⁻³² of the rest); it is not a
+// defence against deliberate tampering.
+
 import (
 	"bufio"
 	"bytes"
@@ -13,7 +65,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -48,7 +99,7 @@ var (
 // The file format; see Model.Save.
 const (
 	fileMagic   = "GOFLOWS\n"
-	fileVersion = 1
+	fileVersion = 2
 	// maxHeaderLen bounds the JSON header, which is a few hundred bytes;
 	// a larger length field is damage, not a header.
 	maxHeaderLen = 1 << 20
@@ -61,26 +112,12 @@ const (
 // castagnoli is the CRC-32C table.
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// fileHeader is the JSON header of the file format.
+// fileHeader is the JSON header of the file format: the Config and the
+// widths.
 type fileHeader struct {
-	Kind       string  `json:"kind"`
-	Dim        int     `json:"dim"`
-	Layers     int     `json:"layers"`
-	Hidden     []int   `json:"hidden"`
-	Activation string  `json:"activation"`
-	Bins       int     `json:"bins,omitempty"`
-	Bound      float64 `json:"bound,omitempty"`
-	Seed       uint64  `json:"seed,string"`
-}
-
-// activationByName returns the Activation whose String is name.
-func activationByName(name string) (Activation, bool) {
-	for a := Activation(0); a.valid(); a++ {
-		if a.String() == name {
-			return a, true
-		}
-	}
-	return 0, false
+	Config
+	Dim        int `json:"dim"`
+	ContextDim int `json:"contextDim,omitempty"`
 }
 
 // fileError is an error about a model file: it wraps one of the Err
@@ -106,7 +143,7 @@ func fileErrorf(kind error, format string, args ...any) *fileError {
 }
 
 // checkSavable returns an error when m cannot be written as a file that
-// Load accepts: an invalid or incomplete Config, a standardisation of the
+// Load accepts: an invalid or incomplete Config, standardisations of the
 // wrong length or not finite, a parameter vector whose length differs from
 // what the Config builds, or a non-finite parameter.
 func (m *Model) checkSavable() error {
@@ -114,7 +151,7 @@ func (m *Model) checkSavable() error {
 	if err != nil {
 		return err
 	}
-	if !configEqual(cfg, m.Config) {
+	if !cfg.equal(m.Config) {
 		return fmt.Errorf("flows: Save: Config has zero fields; use the Config of a model made by NewModel")
 	}
 	for i, v := range m.Params {
@@ -122,9 +159,13 @@ func (m *Model) checkSavable() error {
 			return fmt.Errorf("flows: Save: parameter %d is %v", i, v)
 		}
 	}
-	// Rebuilding checks Dim, Mean and Scale (through Standardize's init)
-	// and gives the parameter count the file must have.
-	b, err := buildModel(cfg, spec, m.Dim, m.Mean, m.Scale)
+	if len(m.ContextMean) != m.ContextDim {
+		return fmt.Errorf("flows: Save: %d context means for %d context columns", len(m.ContextMean), m.ContextDim)
+	}
+	// Rebuilding checks Dim, the standardisations (through their
+	// constructors) and the names, and gives the parameter count the file
+	// must have.
+	b, err := buildModel(cfg, spec, m.Dim, m.Mean, m.Scale, m.ContextMean, m.ContextScale)
 	if err != nil {
 		return fmt.Errorf("flows: Save: %w", err)
 	}
@@ -134,62 +175,16 @@ func (m *Model) checkSavable() error {
 	return nil
 }
 
-// configEqual reports whether a and b are the same configuration.
-func configEqual(a, b Config) bool {
-	return a.Kind == b.Kind && a.Layers == b.Layers && slices.Equal(a.Hidden, b.Hidden) &&
-		a.Activation == b.Activation && a.Bins == b.Bins && a.Bound == b.Bound && a.Seed == b.Seed
-}
-
-// Save writes the model to the file at path, atomically: it writes to a new
-// temporary file in the same directory, fsyncs it, renames it over path and
-// fsyncs the directory, so a crash or an error at any point leaves either
-// the old file whole or the new one whole, never a mix; on an error the
-// temporary file (".<name>.tmp-…" next to path) is removed. The file keeps
-// the permissions of the file it replaces, or gets 0644 less the umask when
-// new. A symbolic link at path is followed: the file it points to is
-// replaced and the link kept. Save refuses, before touching the disk, a model that Load would refuse
-// (a non-finite parameter, a parameter count that the Config does not build).
-//
-// # File format, version 1
-//
-// All integers and floats are little-endian; floats are IEEE-754 binary64,
-// written bit for bit. With J the length of the JSON header, d = Dim and
-// P the number of parameters:
-//
-//	offset          size  field
-//	0               8     magic "GOFLOWS\n" (47 4F 46 4C 4F 57 53 0A)
-//	8               4     format version, uint32 = 1
-//	12              4     J, uint32 (1 ≤ J ≤ 2²⁰)
-//	16              J     header, UTF-8 JSON (see below)
-//	16+J            8·d   Mean, float64 × d
-//	16+J+8d         8·d   Scale, float64 × d
-//	16+J+16d        8     P, uint64
-//	24+J+16d        8·P   Params, float64 × P
-//	24+J+16d+8P     4     CRC-32C (Castagnoli) of bytes [0, 24+J+16d+8P), uint32
-//
-// and the file ends there (28+J+16d+8P bytes). The header is one JSON
-// object with exactly these members:
-//
-//	{"kind":"realnvp","dim":2,"layers":5,"hidden":[64,64],"activation":"ReLU","seed":"0"}
-//
-// kind is the Config's Kind; activation the Activation's name as String
-// gives it; seed the Config's Seed as a decimal string (exact beyond 2⁵³);
-// bins and bound (numbers) appear only for spline kinds. Every default is
-// written out, so a file does not depend on this library's defaults. The
-// parameters are in Dist's layout; Dist itself is not stored but rebuilt
-// by Load from the header, Mean and Scale, with NewKey(seed) (which also
-// redraws the layers' fixed structure, such as InvertibleLinear's
-// permutation).
-//
-// The file stores the configuration, not the layers: Load rebuilds them
-// with this library's constructors. So a release that changes a kind's
-// architecture, a layer's parameter layout, or what a layer draws from its
-// key must write a new format version. Every later version will also start
-// with the magic and a uint32 version and end with the CRC-32C of everything
-// before it, so a reader can tell a damaged file (checksum mismatch) from a
-// newer one. CRC-32C detects
-// accidental damage (every burst of up to 32 bits, and all but 2⁻³² of the
-// rest); it is not a defence against deliberate tampering.
+// Save writes the model to the file at path (the format is described in
+// persist.go), atomically: it writes a new temporary file in the same
+// directory, fsyncs it, renames it over path and fsyncs the directory, so a
+// crash or an error at any point leaves either the old file whole or the
+// new one whole, never a mix; on an error the temporary file (".<name>.tmp-…"
+// next to path) is removed. The file keeps the permissions of the file it
+// replaces, or gets 0644 less the umask when new. A symbolic link at path
+// is followed: the file it points to is replaced and the link kept. Save
+// refuses, before touching the disk, a model that Load would refuse (a
+// non-finite parameter, a parameter count that the Config does not build).
 func (m *Model) Save(path string) error {
 	if err := m.checkSavable(); err != nil {
 		return err
@@ -245,11 +240,7 @@ func (c *crcWriter) writeFloats(vs []float64) {
 
 // writeTo writes m, which checkSavable accepted, in the file format.
 func (m *Model) writeTo(w io.Writer) (int64, error) {
-	c := m.Config
-	hdr, err := json.Marshal(fileHeader{
-		Kind: string(c.Kind), Dim: m.Dim, Layers: c.Layers, Hidden: c.Hidden,
-		Activation: c.Activation.String(), Bins: c.Bins, Bound: c.Bound, Seed: c.Seed,
-	})
+	hdr, err := json.Marshal(fileHeader{Config: m.Config, Dim: m.Dim, ContextDim: m.ContextDim})
 	if err != nil {
 		return 0, fmt.Errorf("flows: WriteTo: %w", err)
 	}
@@ -262,6 +253,8 @@ func (m *Model) writeTo(w io.Writer) (int64, error) {
 	cw.write(hdr)
 	cw.writeFloats(m.Mean)
 	cw.writeFloats(m.Scale)
+	cw.writeFloats(m.ContextMean)
+	cw.writeFloats(m.ContextScale)
 	cw.write(binary.LittleEndian.AppendUint64(nil, uint64(len(m.Params))))
 	cw.writeFloats(m.Params)
 	cw.write(binary.LittleEndian.AppendUint32(nil, cw.crc))
@@ -420,8 +413,8 @@ func decodeModel(data []byte) (*Model, error) {
 		crcOK = stored == computed
 	}
 	if !crcOK {
-		if version == fileVersion {
-			if _, err := parseV1(data); errors.Is(err, ErrTruncated) {
+		if version >= 1 && version <= fileVersion {
+			if _, err := parse(data, version); errors.Is(err, ErrTruncated) {
 				return nil, err
 			}
 		}
@@ -436,7 +429,7 @@ func decodeModel(data []byte) (*Model, error) {
 	case version > fileVersion:
 		return nil, fileErrorf(ErrNewerFormat, "format version %d is newer than this library's %d", version, fileVersion)
 	}
-	return parseV1(data)
+	return parse(data, version)
 }
 
 // fileReader reads the sections of a version 1 file in order.
@@ -477,8 +470,9 @@ func (r *fileReader) floats(count int, section, item string) ([]float64, error) 
 	return vs, nil
 }
 
-// parseV1 parses a version 1 file (see Save) and builds its model.
-func parseV1(data []byte) (*Model, error) {
+// parse parses a file of the given version (see the file comment) and
+// builds its model.
+func parse(data []byte, version uint32) (*Model, error) {
 	r := &fileReader{data: data, off: 12}
 	b, err := r.next(4, "header length")
 	if err != nil {
@@ -511,20 +505,22 @@ func parseV1(data []byte) (*Model, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fileErrorf(ErrMalformed, "header: data after the JSON object")
 	}
-	act, ok := activationByName(h.Activation)
-	if !ok {
-		return nil, fileErrorf(ErrMalformed, "header: unknown activation %q", h.Activation)
+	if version == 1 && (h.Columns != nil || h.Context != nil || h.ContextDim != 0) {
+		return nil, fileErrorf(ErrMalformed, "header: a version 1 file has no column names or context")
 	}
-	cfg := Config{Kind: Kind(h.Kind), Layers: h.Layers, Hidden: h.Hidden, Activation: act, Bins: h.Bins, Bound: h.Bound, Seed: h.Seed}
+	cfg := h.Config
 	full, spec, err := cfg.withDefaults()
 	if err != nil {
 		return nil, fileErrorf(ErrMalformed, "header: %v", err)
 	}
-	if !configEqual(full, cfg) {
+	if !full.equal(cfg) {
 		return nil, fileErrorf(ErrMalformed, "header: configuration %+v is incomplete", cfg)
 	}
 	if h.Dim < 1 {
 		return nil, fileErrorf(ErrMalformed, "header: dim %d, want at least 1", h.Dim)
+	}
+	if h.ContextDim < 0 {
+		return nil, fileErrorf(ErrMalformed, "header: contextDim %d, want at least 0", h.ContextDim)
 	}
 	mean, err := r.floats(h.Dim, "mean", "mean")
 	if err != nil {
@@ -537,6 +533,20 @@ func parseV1(data []byte) (*Model, error) {
 	for j, s := range scale {
 		if !(s > 0) {
 			return nil, fileErrorf(ErrMalformed, "scale %d is %v, want positive", j, s)
+		}
+	}
+	var cmean, cscale []float64
+	if h.ContextDim > 0 {
+		if cmean, err = r.floats(h.ContextDim, "context mean", "context mean"); err != nil {
+			return nil, err
+		}
+		if cscale, err = r.floats(h.ContextDim, "context scale", "context scale"); err != nil {
+			return nil, err
+		}
+		for j, s := range cscale {
+			if !(s > 0) {
+				return nil, fileErrorf(ErrMalformed, "context scale %d is %v, want positive", j, s)
+			}
 		}
 	}
 	b, err = r.next(8, "parameter count")
@@ -558,7 +568,7 @@ func parseV1(data []byte) (*Model, error) {
 		return nil, fileErrorf(ErrTruncated, "truncated: the file ends at byte offset %d, inside the parameters (bytes %d to %d)",
 			len(data), r.off, uint64(r.off)+8*count)
 	}
-	m, err := buildModel(cfg, spec, h.Dim, mean, scale)
+	m, err := buildModel(cfg, spec, h.Dim, mean, scale, cmean, cscale)
 	if err != nil {
 		return nil, fileErrorf(ErrMalformed, "%v", err)
 	}

@@ -14,9 +14,10 @@ import (
 // TestLeastParams checks that the bound Load applies before building a
 // model never exceeds what a configuration really builds.
 func TestLeastParams(t *testing.T) {
-	for kind, spec := range kinds {
+	for _, spec := range kinds {
+		kind := spec.Kind
 		for _, dim := range []int{1, 2, 3, 5, 8} {
-			if dim < spec.minDim {
+			if dim < spec.MinDim {
 				continue
 			}
 			for _, hidden := range [][]int{{1}, {7}, {16, 3}, {4, 9, 2}} {
@@ -25,7 +26,7 @@ func TestLeastParams(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					m, err := buildModel(cfg, spec, dim, make([]float64, dim), slices.Repeat([]float64{1}, dim))
+					m, err := buildModel(cfg, spec, dim, make([]float64, dim), slices.Repeat([]float64{1}, dim), nil, nil)
 					if err != nil {
 						t.Fatal(err)
 					}
@@ -72,7 +73,7 @@ func FuzzReadModel(f *testing.F) {
 		if err != nil {
 			t.Fatalf("written model does not read back: %v", err)
 		}
-		if !configEqual(m.Config, m2.Config) || !slices.Equal(m.Params, m2.Params) ||
+		if !m.Config.equal(m2.Config) || !slices.Equal(m.Params, m2.Params) ||
 			!slices.Equal(m.Mean, m2.Mean) || !slices.Equal(m.Scale, m2.Scale) {
 			t.Fatal("model changed in a write and read")
 		}

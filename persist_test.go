@@ -34,7 +34,7 @@ func persistModel(t *testing.T, kind Kind, dim int) *Model {
 			x.Set(i, j, 10*float64(j)+float64(j+1)*rng.NormFloat64())
 		}
 	}
-	m, err := NewModel(Config{Kind: kind, Layers: 3, Hidden: []int{16, 16}, Activation: SiLU, Seed: 1<<63 + 12345}, x)
+	m, err := NewModel(Config{Kind: kind, Layers: 3, Hidden: []int{16, 16}, Activation: SiLU, Seed: 1<<63 + 12345}, x, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func fixCRC(b []byte) []byte {
 // parameters, and the same log densities and samples, bit for bit.
 func sameModel(t *testing.T, a, b *Model) {
 	t.Helper()
-	if !configEqual(a.Config, b.Config) || a.Dim != b.Dim {
+	if !a.Config.equal(b.Config) || a.Dim != b.Dim {
 		t.Fatalf("loaded %+v dim %d, saved %+v dim %d", b.Config, b.Dim, a.Config, a.Dim)
 	}
 	bits := func(v []float64) []uint64 {
@@ -86,11 +86,11 @@ func sameModel(t *testing.T, a, b *Model) {
 			t.Fatalf("%s differ after the round trip", c.what)
 		}
 	}
-	x := a.Sample(NewKey(99), 50)
-	if !slices.Equal(bits(a.LogPDF(x)), bits(b.LogPDF(x))) {
+	x := a.Sample(NewKey(99), 50, nil)
+	if !slices.Equal(bits(a.LogPDF(x, nil)), bits(b.LogPDF(x, nil))) {
 		t.Fatal("log densities differ after the round trip")
 	}
-	if !slices.Equal(bits(x.RawMatrix().Data), bits(b.Sample(NewKey(99), 50).RawMatrix().Data)) {
+	if !slices.Equal(bits(x.RawMatrix().Data), bits(b.Sample(NewKey(99), 50, nil).RawMatrix().Data)) {
 		t.Fatal("samples differ after the round trip")
 	}
 }
@@ -139,11 +139,11 @@ func TestSaveFormat(t *testing.T) {
 	if string(b[:8]) != "GOFLOWS\n" {
 		t.Errorf("magic %q", b[:8])
 	}
-	if v := binary.LittleEndian.Uint32(b[8:]); v != 1 {
+	if v := binary.LittleEndian.Uint32(b[8:]); v != 2 {
 		t.Errorf("version %d", v)
 	}
 	j := int(binary.LittleEndian.Uint32(b[12:]))
-	want := `{"kind":"realnvp","dim":2,"layers":3,"hidden":[16,16],"activation":"SiLU","seed":"9223372036854788153"}`
+	want := `{"kind":"realnvp","layers":3,"hidden":[16,16],"activation":"SiLU","seed":"9223372036854788153","dim":2}`
 	if got := string(b[16 : 16+j]); got != want {
 		t.Errorf("header\n%s\nwant\n%s", got, want)
 	}
@@ -166,7 +166,7 @@ func TestSaveFormat(t *testing.T) {
 	s := persistModel(t, KindNSFCoupling, 2)
 	b = encode(t, s)
 	j = int(binary.LittleEndian.Uint32(b[12:]))
-	want = `{"kind":"nsf-coupling","dim":2,"layers":3,"hidden":[16,16],"activation":"SiLU","bins":8,"bound":3,"seed":"9223372036854788153"}`
+	want = `{"kind":"nsf-coupling","layers":3,"hidden":[16,16],"activation":"SiLU","bins":8,"bound":3,"seed":"9223372036854788153","dim":2}`
 	if got := string(b[16 : 16+j]); got != want {
 		t.Errorf("header\n%s\nwant\n%s", got, want)
 	}
@@ -252,13 +252,13 @@ func TestLoadFlippedByte(t *testing.T) {
 
 func TestLoadNewerVersion(t *testing.T) {
 	b := encode(t, persistModel(t, KindMAF, 2))
-	binary.LittleEndian.PutUint32(b[8:], 2)
+	binary.LittleEndian.PutUint32(b[8:], 3)
 	_, err := ReadModel(bytes.NewReader(fixCRC(b)))
-	if !errors.Is(err, ErrNewerFormat) || !strings.Contains(err.Error(), "format version 2 is newer than this library's 1") {
+	if !errors.Is(err, ErrNewerFormat) || !strings.Contains(err.Error(), "format version 3 is newer than this library's 2") {
 		t.Errorf("err = %v", err)
 	}
 	// Without the fixed checksum the same edit is damage.
-	binary.LittleEndian.PutUint32(b[8:], 3)
+	binary.LittleEndian.PutUint32(b[8:], 4)
 	if _, err := ReadModel(bytes.NewReader(b)); !errors.Is(err, ErrChecksum) {
 		t.Errorf("bumped version, stale checksum: err = %v, want ErrChecksum", err)
 	}

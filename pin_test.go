@@ -100,9 +100,12 @@ type pinLayer struct {
 	perturb int  // parameters to perturb, -1 all
 }
 
+// pinCondLayer is a layer given a context. Until the one-family change the
+// conditional layers were separate constructors (CondAffineCoupling, …,
+// CondSerial with Conditional(…) lifts); their pins keep those names.
 type pinCondLayer struct {
 	name string
-	init CondInitFunc
+	init InitFunc
 	dim  int
 	cdim int
 	rows int
@@ -145,23 +148,23 @@ func pinCondLayers() []pinCondLayer {
 	made := MADEConfig{Hidden: []int{8, 8}, Act: ReLU}
 	spline := SplineConfig{Bins: 4}
 	return []pinCondLayer{
-		{"CondAffineCoupling", CondAffineCoupling(mlp), 3, 2, 7},
-		{"CondAffineCouplingBound", CondAffineCouplingBound(mlp, 1.5), 3, 2, 7},
-		{"CondAffineCouplingSplit", CondAffineCouplingSplit(MLP([]int{4}, ReLU), mlp), 3, 2, 7},
-		{"CondAdditiveCoupling", CondAdditiveCoupling(mlp), 3, 2, 7},
-		{"CondMAF", CondMAF(made), 3, 2, 300},
-		{"CondMAF/no-hidden", CondMAF(MADEConfig{}), 3, 1, 7},
-		{"CondNeuralSplineCoupling", CondNeuralSplineCoupling(mlp, spline), 3, 2, 7},
-		{"CondNeuralSplineAutoregressive", CondNeuralSplineAutoregressive(made, spline), 3, 2, 7},
-		{"CondLogisticMixtureCoupling", CondLogisticMixtureCoupling(mlp, 2), 3, 2, 7},
-		{"CondInvert(CondMAF)", CondInvert(CondMAF(made)), 3, 2, 7},
-		{"CondSerial", CondSerial(Conditional(ActNorm()), CondAffineCoupling(mlp), Conditional(Reverse()), CondMAF(made)), 3, 2, 7},
+		{"CondAffineCoupling", AffineCoupling(mlp), 3, 2, 7},
+		{"CondAffineCouplingBound", AffineCouplingBound(mlp, 1.5), 3, 2, 7},
+		{"CondAffineCouplingSplit", AffineCouplingSplit(MLP([]int{4}, ReLU), mlp), 3, 2, 7},
+		{"CondAdditiveCoupling", AdditiveCoupling(mlp), 3, 2, 7},
+		{"CondMAF", MAF(made), 3, 2, 300},
+		{"CondMAF/no-hidden", MAF(MADEConfig{}), 3, 1, 7},
+		{"CondNeuralSplineCoupling", NeuralSplineCoupling(mlp, spline), 3, 2, 7},
+		{"CondNeuralSplineAutoregressive", NeuralSplineAutoregressive(made, spline), 3, 2, 7},
+		{"CondLogisticMixtureCoupling", LogisticMixtureCoupling(mlp, 2), 3, 2, 7},
+		{"CondInvert(CondMAF)", Invert(MAF(made)), 3, 2, 7},
+		{"CondSerial", Serial(ActNorm(), AffineCoupling(mlp), Reverse(), MAF(made)), 3, 2, 7},
 	}
 }
 
 // pinBijection computes the hashes of one layer's functions.
 func pinBijection(l pinLayer) (pinHash, error) {
-	p0, b, err := l.init(NewKey(20261130), l.dim)
+	p0, b, err := l.init(NewKey(20261130), l.dim, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -170,28 +173,28 @@ func pinBijection(l pinLayer) (pinHash, error) {
 	x := pinBatch(NewKey(11), l.rows, l.dim, l.unit)
 	dz := pinBatch(NewKey(13), l.rows, l.dim, false)
 	dl := denseRows(pinBatch(NewKey(14), l.rows, 1, false))
-	z, ld := b.Direct(p, x)
+	z, ld := b.Direct(p, x, nil)
 	h["z"], h["ld"] = hashFloats(denseRows(z)), hashFloats(ld)
-	xi, ild := b.Inverse(p, z)
+	xi, ild := b.Inverse(p, z, nil)
 	h["x"], h["ild"] = hashFloats(denseRows(xi)), hashFloats(ild)
-	_, _, back := b.DirectVJP(p, x)
+	_, _, back := b.DirectVJP(p, x, nil)
 	dp := make(Params, len(p))
-	dx := back(dz, dl, dp)
+	dx := back(dz, dl, dp, nil)
 	h["dx"], h["dp"] = hashFloats(denseRows(dx)), hashFloats(dp)
 	if b.InverseVJP != nil {
-		_, _, iback := b.InverseVJP(p, z)
+		_, _, iback := b.InverseVJP(p, z, nil)
 		idp := make(Params, len(p))
-		idz := iback(dz, dl, idp)
+		idz := iback(dz, dl, idp, nil)
 		h["idz"], h["idp"] = hashFloats(denseRows(idz)), hashFloats(idp)
 	}
 	if b.InitFromData != nil {
 		q := slices.Clone(p)
-		y := b.InitFromData(q, x)
+		y := b.InitFromData(q, x, nil)
 		h["initfromdata"] = hashFloats(q, denseRows(y))
 	}
 	if b.UpdateState != nil {
 		q := slices.Clone(p)
-		y := b.UpdateState(q, x)
+		y := b.UpdateState(q, x, nil)
 		h["updatestate"] = hashFloats(q, denseRows(y))
 	}
 	return h, nil
@@ -214,12 +217,14 @@ func pinCondBijection(l pinCondLayer) (pinHash, error) {
 	h["x"], h["ild"] = hashFloats(denseRows(xi)), hashFloats(ild)
 	_, _, back := b.DirectVJP(p, x, c)
 	dp := make(Params, len(p))
-	dx, dc := back(dz, dl, dp)
+	dc := mat.NewDense(l.rows, l.cdim, nil)
+	dx := back(dz, dl, dp, dc)
 	h["dx"], h["dp"], h["dc"] = hashFloats(denseRows(dx)), hashFloats(dp), hashFloats(denseRows(dc))
 	if b.InverseVJP != nil {
 		_, _, iback := b.InverseVJP(p, z, c)
 		idp := make(Params, len(p))
-		idz, idc := iback(dz, dl, idp)
+		idc := mat.NewDense(l.rows, l.cdim, nil)
+		idz := iback(dz, dl, idp, idc)
 		h["idz"], h["idp"], h["idc"] = hashFloats(denseRows(idz)), hashFloats(idp), hashFloats(denseRows(idc))
 	}
 	if b.InitFromData != nil {
@@ -251,7 +256,7 @@ func pinDists() []pinDist {
 }
 
 func pinDistribution(d pinDist) (pinHash, error) {
-	p0, dist, err := d.init(NewKey(20261130), d.dim)
+	p0, dist, err := d.init(NewKey(20261130), d.dim, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -261,18 +266,18 @@ func pinDistribution(d pinDist) (pinHash, error) {
 		p = p0 // keep the covariances valid
 	}
 	x := pinBatch(NewKey(11), 9, d.dim, false)
-	h["logpdf"] = hashFloats(dist.LogPDF(p, x))
-	h["sample"] = hashFloats(denseRows(dist.Sample(NewKey(16), p, 11)))
-	lp, back := dist.LogPDFVJP(p, x)
+	h["logpdf"] = hashFloats(dist.LogPDF(p, x, nil))
+	h["sample"] = hashFloats(denseRows(dist.Sample(NewKey(16), p, 11, nil)))
+	lp, back := dist.LogPDFVJP(p, x, nil)
 	dp := make(Params, len(p))
-	dx := back(denseRows(pinBatch(NewKey(14), 9, 1, false)), dp)
+	dx := back(denseRows(pinBatch(NewKey(14), 9, 1, false)), dp, nil)
 	h["vjp"] = hashFloats(lp, denseRows(dx), dp)
 	return h, nil
 }
 
 func pinCondDistribution() (pinHash, error) {
 	made := MADEConfig{Hidden: []int{8}}
-	p0, dist, err := CondFlow(CondSerial(CondAffineCoupling(MLP([]int{8}, Tanh)), Conditional(Reverse()), CondMAF(made)), DiagNormal())(NewKey(20261130), 3, 2)
+	p0, dist, err := Flow(Serial(AffineCoupling(MLP([]int{8}, Tanh)), Reverse(), MAF(made)), DiagNormal())(NewKey(20261130), 3, 2)
 	if err != nil {
 		return nil, err
 	}
@@ -281,10 +286,11 @@ func pinCondDistribution() (pinHash, error) {
 	x := pinBatch(NewKey(11), 9, 3, false)
 	c := pinBatch(NewKey(15), 9, 2, false)
 	h["logpdf"] = hashFloats(dist.LogPDF(p, x, c))
-	h["sample"] = hashFloats(denseRows(dist.Sample(NewKey(16), p, c)))
+	h["sample"] = hashFloats(denseRows(dist.Sample(NewKey(16), p, 9, c)))
 	lp, back := dist.LogPDFVJP(p, x, c)
 	dp := make(Params, len(p))
-	dx, dc := back(denseRows(pinBatch(NewKey(14), 9, 1, false)), dp)
+	dc := mat.NewDense(9, 2, nil)
+	dx := back(denseRows(pinBatch(NewKey(14), 9, 1, false)), dp, dc)
 	h["vjp"] = hashFloats(lp, denseRows(dx), denseRows(dc), dp)
 	return h, nil
 }
@@ -404,7 +410,7 @@ func pinnedModels(t *testing.T) map[string]*Model {
 	}
 	models := map[string]*Model{}
 	for _, k := range []Kind{KindRealNVP, KindGlow, KindMAF, KindNSFCoupling, KindNSFAutoregressive} {
-		m, err := NewModel(Config{Kind: k, Layers: 2, Hidden: []int{8, 8}, Activation: Tanh, Seed: 5}, data)
+		m, err := NewModel(Config{Kind: k, Layers: 2, Hidden: []int{8, 8}, Activation: Tanh, Seed: 5}, data, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -431,9 +437,9 @@ func TestPinnedModelFiles(t *testing.T) {
 			pins[kind] = modelPin{
 				File:       file,
 				Probe:      bitsHex(denseRows(probe)),
-				LogPDF:     bitsHex(m.LogPDF(probe)),
+				LogPDF:     bitsHex(m.LogPDF(probe, nil)),
 				SampleSeed: 24,
-				Sample:     bitsHex(denseRows(m.Sample(NewKey(24), 5))),
+				Sample:     bitsHex(denseRows(m.Sample(NewKey(24), 5, nil))),
 			}
 		}
 		writeJSON(t, modelPinFile, pins)
@@ -452,13 +458,13 @@ func TestPinnedModelFiles(t *testing.T) {
 			}
 			probe := hexBits(t, pin.Probe)
 			x := mat.NewDense(len(probe)/m.Dim, m.Dim, probe)
-			for i, v := range m.LogPDF(x) {
+			for i, v := range m.LogPDF(x, nil) {
 				if want := hexBits(t, pin.LogPDF)[i]; math.Float64bits(v) != math.Float64bits(want) {
 					t.Errorf("log density of probe row %d = %v, pinned %v", i, v, want)
 				}
 			}
 			want := hexBits(t, pin.Sample)
-			for i, v := range denseRows(m.Sample(NewKey(pin.SampleSeed), len(want)/m.Dim)) {
+			for i, v := range denseRows(m.Sample(NewKey(pin.SampleSeed), len(want)/m.Dim, nil)) {
 				if math.Float64bits(v) != math.Float64bits(want[i]) {
 					t.Errorf("sample entry %d = %v, pinned %v", i, v, want[i])
 				}

@@ -8,17 +8,23 @@ import (
 
 // Serial composes layers into one bijection that applies them in order:
 // Serial(a, b) maps x to b(a(x)) in the Direct direction (like jax-flows and
-// unlike distrax's Chain), and Inverse undoes b first, then a.
+// unlike distrax's Chain), and Inverse undoes b first, then a. Every layer
+// sees the same context.
 //
 // Its parameters are the layers' parameter vectors concatenated in order;
-// each layer sees its own slice. The log-det is the sum of the layers'.
-// InitFromData initialises the layers in order, each on the batch as the
-// layers before it map it, so an ActNorm anywhere in the stack is reached;
-// UpdateState does the same for running statistics.
-// An init error from layer i is returned as "flows: Serial layer i: …".
+// each layer sees its own slice, and layer i is made with key.Split(len)[i].
+// The log-det is the sum of the layers'; since the context enters every
+// layer, its gradient is the sum of theirs (each pullback adds into the one
+// dc). InitFromData initialises the layers in order, each on the batch as
+// the layers before it map it, so an ActNorm anywhere in the stack is
+// reached; UpdateState does the same for running statistics. An init error
+// from layer i is returned as "flows: Serial layer i: …".
 func Serial(layers ...InitFunc) InitFunc {
-	return func(key Key, dim int) (Params, Bijection, error) {
+	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
 		if err := checkDim("Serial", dim, 1); err != nil {
+			return nil, Bijection{}, err
+		}
+		if err := checkContextDim("Serial", contextDim); err != nil {
 			return nil, Bijection{}, err
 		}
 		keys := key.Split(len(layers))
@@ -26,7 +32,10 @@ func Serial(layers ...InitFunc) InitFunc {
 		offs := make([]int, len(layers)+1)
 		var p Params
 		for i, init := range layers {
-			pi, b, err := init(keys[i], dim)
+			if init == nil {
+				return nil, Bijection{}, fmt.Errorf("flows: Serial layer %d: nil layer", i)
+			}
+			pi, b, err := init(keys[i], dim, contextDim)
 			if err != nil {
 				return nil, Bijection{}, fmt.Errorf("flows: Serial layer %d: %w", i, err)
 			}
@@ -34,80 +43,106 @@ func Serial(layers ...InitFunc) InitFunc {
 			p = append(p, pi...)
 			offs[i+1] = len(p)
 		}
-		return p, serial(bs, offs, dim), nil
+		s := &serial{bs: bs, offs: offs, dim: dim, cdim: contextDim}
+		return p, s.bijection(), nil
 	}
 }
 
-func serial(bs []Bijection, offs []int, dim int) Bijection {
-	np := offs[len(bs)]
-	view := func(p Params, i int) Params { return p[offs[i]:offs[i+1]:offs[i+1]] }
-	// run applies fs in order (or reverse order), summing log-dets.
-	run := func(p Params, x *mat.Dense, inverse bool) (*mat.Dense, []float64) {
-		checkParams("Serial", p, np)
-		checkWidth("Serial", x, dim)
-		n, _ := x.Dims()
-		total := make([]float64, n)
-		for k := range bs {
-			i := k
-			f := bs[i].Direct
-			if inverse {
-				i = len(bs) - 1 - k
-				f = bs[i].Inverse
-			}
-			var ld []float64
-			x, ld = f(view(p, i), x)
-			addTo(total, ld)
-		}
-		return x, total
+// serial holds a Serial stack's immutable shape.
+type serial struct {
+	bs        []Bijection
+	offs      []int // layer i's parameters are p[offs[i]:offs[i+1]]
+	dim, cdim int
+}
+
+// view returns layer i's slice of p.
+func (s *serial) view(p Params, i int) Params {
+	return p[s.offs[i]:s.offs[i+1]:s.offs[i+1]]
+}
+
+// check checks a call's shapes and returns the batch's rows.
+func (s *serial) check(p Params, x, c *mat.Dense) int {
+	checkParams("Serial", p, s.offs[len(s.bs)])
+	checkWidth("Serial", x, s.dim)
+	n, _ := x.Dims()
+	checkContext("Serial", c, n, s.cdim)
+	return n
+}
+
+// order returns the index of the layer that runs k-th, in the Direct
+// direction or, when inverse, the Inverse one.
+func (s *serial) order(k int, inverse bool) int {
+	if inverse {
+		return len(s.bs) - 1 - k
 	}
-	runVJP := func(p Params, x *mat.Dense, inverse bool) (*mat.Dense, []float64, Pullback) {
-		checkParams("Serial", p, np)
-		checkWidth("Serial", x, dim)
-		n, _ := x.Dims()
-		total := make([]float64, n)
-		backs := make([]Pullback, len(bs))
-		order := make([]int, len(bs))
-		for k := range bs {
-			i := k
-			f := bs[i].DirectVJP
-			if inverse {
-				i = len(bs) - 1 - k
-				f = bs[i].InverseVJP
-			}
-			order[k] = i
-			var ld []float64
-			x, ld, backs[k] = f(view(p, i), x)
-			addTo(total, ld)
+	return k
+}
+
+// run applies the layers in order (or reverse order), summing log-dets.
+func (s *serial) run(p Params, x, c *mat.Dense, inverse bool) (*mat.Dense, []float64) {
+	n := s.check(p, x, c)
+	total := make([]float64, n)
+	for k := range s.bs {
+		i := s.order(k, inverse)
+		f := s.bs[i].Direct
+		if inverse {
+			f = s.bs[i].Inverse
 		}
-		back := func(dz *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
-			checkPullback("Serial", dz, dLogDet, dp, n, dim, np)
-			// Every layer's log-det enters the total with weight one, so
-			// each receives dLogDet unchanged.
-			for k := len(bs) - 1; k >= 0; k-- {
-				dz = backs[k](dz, dLogDet, view(dp, order[k]))
-			}
-			return dz
-		}
-		return x, total, back
+		var ld []float64
+		x, ld = f(s.view(p, i), x, c)
+		addTo(total, ld)
 	}
+	return x, total
+}
+
+// runVJP is run with the layers' pullbacks, chained in reverse.
+func (s *serial) runVJP(p Params, x, c *mat.Dense, inverse bool) (*mat.Dense, []float64, Pullback) {
+	n := s.check(p, x, c)
+	total := make([]float64, n)
+	backs := make([]Pullback, len(s.bs))
+	for k := range s.bs {
+		i := s.order(k, inverse)
+		f := s.bs[i].DirectVJP
+		if inverse {
+			f = s.bs[i].InverseVJP
+		}
+		var ld []float64
+		x, ld, backs[k] = f(s.view(p, i), x, c)
+		addTo(total, ld)
+	}
+	np := s.offs[len(s.bs)]
+	back := func(dz *mat.Dense, dLogDet []float64, dp Params, dc *mat.Dense) *mat.Dense {
+		checkPullback("Serial", dz, dLogDet, dp, dc, n, s.dim, np, s.cdim)
+		// Every layer's log-det enters the total with weight one, so each
+		// receives dLogDet unchanged, and each adds its share of dL/dc.
+		for k := len(s.bs) - 1; k >= 0; k-- {
+			dz = backs[k](dz, dLogDet, s.view(dp, s.order(k, inverse)), dc)
+		}
+		return dz
+	}
+	return x, total, back
+}
+
+// bijection returns the stack's functions.
+func (s *serial) bijection() Bijection {
 	b := Bijection{
-		Direct:  func(p Params, x *mat.Dense) (*mat.Dense, []float64) { return run(p, x, false) },
-		Inverse: func(p Params, z *mat.Dense) (*mat.Dense, []float64) { return run(p, z, true) },
-		DirectVJP: func(p Params, x *mat.Dense) (*mat.Dense, []float64, Pullback) {
-			return runVJP(p, x, false)
+		Direct:  func(p Params, x, c *mat.Dense) (*mat.Dense, []float64) { return s.run(p, x, c, false) },
+		Inverse: func(p Params, z, c *mat.Dense) (*mat.Dense, []float64) { return s.run(p, z, c, true) },
+		DirectVJP: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64, Pullback) {
+			return s.runVJP(p, x, c, false)
 		},
 	}
 	hasInverseVJP := true
-	for _, c := range bs {
-		hasInverseVJP = hasInverseVJP && c.InverseVJP != nil
+	for _, l := range s.bs {
+		hasInverseVJP = hasInverseVJP && l.InverseVJP != nil
 	}
 	if hasInverseVJP {
-		b.InverseVJP = func(p Params, z *mat.Dense) (*mat.Dense, []float64, Pullback) {
-			return runVJP(p, z, true)
+		b.InverseVJP = func(p Params, z, c *mat.Dense) (*mat.Dense, []float64, Pullback) {
+			return s.runVJP(p, z, c, true)
 		}
 	}
-	b.InitFromData = thread(bs, view, np, dim, func(c Bijection) func(Params, *mat.Dense) *mat.Dense { return c.InitFromData })
-	b.UpdateState = thread(bs, view, np, dim, func(c Bijection) func(Params, *mat.Dense) *mat.Dense { return c.UpdateState })
+	b.InitFromData = s.thread(func(l Bijection) func(Params, *mat.Dense, *mat.Dense) *mat.Dense { return l.InitFromData })
+	b.UpdateState = s.thread(func(l Bijection) func(Params, *mat.Dense, *mat.Dense) *mat.Dense { return l.UpdateState })
 	return b
 }
 
@@ -115,22 +150,21 @@ func serial(bs []Bijection, offs []int, dim int) Bijection {
 // each layer in order on the batch as the layers before it map it, passing
 // the batch through layers without the hook by Direct; or nil when no layer
 // has the hook.
-func thread(bs []Bijection, view func(Params, int) Params, np, dim int, hook func(Bijection) func(Params, *mat.Dense) *mat.Dense) func(Params, *mat.Dense) *mat.Dense {
+func (s *serial) thread(hook func(Bijection) func(Params, *mat.Dense, *mat.Dense) *mat.Dense) func(Params, *mat.Dense, *mat.Dense) *mat.Dense {
 	found := false
-	for _, c := range bs {
-		found = found || hook(c) != nil
+	for _, l := range s.bs {
+		found = found || hook(l) != nil
 	}
 	if !found {
 		return nil
 	}
-	return func(p Params, x *mat.Dense) *mat.Dense {
-		checkParams("Serial", p, np)
-		checkWidth("Serial", x, dim)
-		for i, c := range bs {
-			if h := hook(c); h != nil {
-				x = h(view(p, i), x)
+	return func(p Params, x, c *mat.Dense) *mat.Dense {
+		s.check(p, x, c)
+		for i, l := range s.bs {
+			if h := hook(l); h != nil {
+				x = h(s.view(p, i), x, c)
 			} else {
-				x, _ = c.Direct(view(p, i), x)
+				x, _ = l.Direct(s.view(p, i), x, c)
 			}
 		}
 		return x
@@ -145,16 +179,20 @@ func addTo(dst, src []float64) {
 }
 
 // Invert swaps the directions of a layer: Invert(f)'s Direct is f's Inverse
-// and its Inverse is f's Direct. IAF is Invert(MAF(...)): sampling then takes
-// one pass and density evaluation takes dim passes.
+// and its Inverse is f's Direct, at the same context. IAF is
+// Invert(MAF(...)): sampling then takes one pass and density evaluation
+// takes dim passes.
 //
 // Invert(f) has a DirectVJP (and so can be trained by maximum likelihood)
 // only when f has an InverseVJP; when f lacks one, init returns an error.
 // Data-dependent initialisation does not carry over: it is defined for f's
 // Direct direction.
 func Invert(layer InitFunc) InitFunc {
-	return func(key Key, dim int) (Params, Bijection, error) {
-		p, b, err := layer(key, dim)
+	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
+		if layer == nil {
+			return nil, Bijection{}, fmt.Errorf("flows: Invert: nil layer")
+		}
+		p, b, err := layer(key, dim, contextDim)
 		if err != nil {
 			return nil, Bijection{}, err
 		}

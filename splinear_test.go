@@ -80,13 +80,13 @@ func TestNeuralSplineAutoregressiveIdentityAtInit(t *testing.T) {
 	for _, dim := range []int{1, 2, 7} {
 		for _, order := range []flows.Order{flows.NaturalOrder, flows.RandomOrder} {
 			bound := 2.0
-			p, bj, err := flows.NeuralSplineAutoregressive(flows.MADEConfig{Hidden: []int{16, 16}, Act: flows.ReLU, Order: order}, flows.SplineConfig{Bins: 8, Bound: bound})(flows.NewKey(9), dim)
+			p, bj, err := flows.NeuralSplineAutoregressive(flows.MADEConfig{Hidden: []int{16, 16}, Act: flows.ReLU, Order: order}, flows.SplineConfig{Bins: 8, Bound: bound})(flows.NewKey(9), dim, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			x := nsfGrid(dim, bound)
-			for name, f := range map[string]func(flows.Params, *mat.Dense) (*mat.Dense, []float64){"Direct": bj.Direct, "Inverse": bj.Inverse} {
-				z, ld := f(p, x)
+			for name, f := range map[string]func(flows.Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64){"Direct": bj.Direct, "Inverse": bj.Inverse} {
+				z, ld := f(p, x, nil)
 				nsfCheckIdentity(t, fmt.Sprintf("dim %d, %v: %s", dim, order, name), x, z, ld, bound)
 			}
 		}
@@ -114,7 +114,7 @@ func TestNeuralSplineAutoregressiveFormula(t *testing.T) {
 		cfg := flows.SplineConfig{Bins: c.bins, Bound: c.bound}
 		P := cfg.NumParams()
 		key := flows.NewKey(51)
-		p, bj, err := flows.NeuralSplineAutoregressive(c.made, cfg)(key, c.dim)
+		p, bj, err := flows.NeuralSplineAutoregressive(c.made, cfg)(key, c.dim, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -136,7 +136,7 @@ func TestNeuralSplineAutoregressiveFormula(t *testing.T) {
 		}
 
 		x := nsfNormal(flows.NewKey(53), n, c.dim, 1)
-		z, ld := bj.Direct(p, x)
+		z, ld := bj.Direct(p, x, nil)
 		y := net.Apply(p, x)
 		for r := 0; r < n; r++ {
 			sum := 0.0
@@ -155,14 +155,14 @@ func TestNeuralSplineAutoregressiveFormula(t *testing.T) {
 
 		// g⁻¹ of one spline: a dim-1 layer with no hidden layer, whose
 		// output (its knots) is its last biases, set to θ.
-		p1, one, err := flows.NeuralSplineAutoregressive(flows.MADEConfig{}, cfg)(key, 1)
+		p1, one, err := flows.NeuralSplineAutoregressive(flows.MADEConfig{}, cfg)(key, 1, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
 		inv1 := func(th []float64, v float64) (float64, float64) {
 			q := slices.Clone(p1)
 			copy(q[len(q)-P:], th)
-			xo, l := one.Inverse(q, mat.NewDense(1, 1, []float64{v}))
+			xo, l := one.Inverse(q, mat.NewDense(1, 1, []float64{v}), nil)
 			return xo.At(0, 0), l[0]
 		}
 		zi := nsfNormal(flows.NewKey(54), n, c.dim, 1)
@@ -181,7 +181,7 @@ func TestNeuralSplineAutoregressiveFormula(t *testing.T) {
 			}
 			xi = next
 		}
-		got, ild := bj.Inverse(p, zi)
+		got, ild := bj.Inverse(p, zi, nil)
 		for r := 0; r < n; r++ {
 			for i := 0; i < c.dim; i++ {
 				// The incremental MADE sums the same products in another
@@ -213,7 +213,7 @@ func TestNeuralSplineAutoregressiveInitErrors(t *testing.T) {
 		{flows.NeuralSplineAutoregressive(flows.MADEConfig{Order: flows.Order(7)}, flows.SplineConfig{}), 2, "order"},
 		{flows.NeuralSplineAutoregressive(flows.MADEConfig{Act: flows.Activation(9)}, flows.SplineConfig{}), 2, "activation"},
 	} {
-		_, _, err := c.init(flows.NewKey(1), c.dim)
+		_, _, err := c.init(flows.NewKey(1), c.dim, 0)
 		if err == nil {
 			t.Errorf("want an error about %q, got none", c.want)
 			continue
@@ -229,25 +229,25 @@ func TestNeuralSplineAutoregressiveInitErrors(t *testing.T) {
 func TestNeuralSplineAutoregressiveCopiesHidden(t *testing.T) {
 	hidden := []int{4}
 	init := flows.NeuralSplineAutoregressive(flows.MADEConfig{Hidden: hidden}, flows.SplineConfig{})
-	p1, _, _ := init(flows.NewKey(1), 3)
+	p1, _, _ := init(flows.NewKey(1), 3, 0)
 	hidden[0] = 40
-	p2, _, _ := init(flows.NewKey(1), 3)
+	p2, _, _ := init(flows.NewKey(1), 3, 0)
 	if len(p1) != len(p2) {
 		t.Fatalf("parameters changed from %d to %d with the caller's slice", len(p1), len(p2))
 	}
 }
 
 func TestNeuralSplineAutoregressivePanics(t *testing.T) {
-	p, bj, err := flows.NeuralSplineAutoregressive(flows.MADEConfig{Hidden: []int{4}}, flows.SplineConfig{})(flows.NewKey(1), 3)
+	p, bj, err := flows.NeuralSplineAutoregressive(flows.MADEConfig{Hidden: []int{4}}, flows.SplineConfig{})(flows.NewKey(1), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, f := range map[string]func(){
-		"width":  func() { bj.Direct(p, mat.NewDense(2, 4, nil)) },
-		"params": func() { bj.Inverse(p[1:], mat.NewDense(2, 3, nil)) },
+		"width":  func() { bj.Direct(p, mat.NewDense(2, 4, nil), nil) },
+		"params": func() { bj.Inverse(p[1:], mat.NewDense(2, 3, nil), nil) },
 		"pullback": func() {
-			_, _, back := bj.InverseVJP(p, mat.NewDense(2, 3, nil))
-			back(mat.NewDense(3, 3, nil), make([]float64, 2), make(flows.Params, len(p)))
+			_, _, back := bj.InverseVJP(p, mat.NewDense(2, 3, nil), nil)
+			back(mat.NewDense(3, 3, nil), make([]float64, 2), make(flows.Params, len(p)), nil)
 		},
 	} {
 		func() {
@@ -272,7 +272,7 @@ func TestNeuralSplineAutoregressiveExtremes(t *testing.T) {
 			cfg := flows.SplineConfig{Bins: bins, Bound: bound}
 			P := cfg.NumParams()
 			made := flows.MADEConfig{Hidden: []int{hidden, hidden}, Act: act}
-			p0, bj, err := flows.NeuralSplineAutoregressive(made, cfg)(flows.NewKey(5), dim)
+			p0, bj, err := flows.NeuralSplineAutoregressive(made, cfg)(flows.NewKey(5), dim, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -84,7 +84,7 @@ func TestNeuralSplineSteepGradients(t *testing.T) {
 		{"NSAR/ReLU/K=8/large", flows.NeuralSplineAutoregressive(flows.MADEConfig{Hidden: []int{8, 8}, Act: flows.ReLU}, flows.SplineConfig{Bins: 8, Bound: 3}), 3, 0.5},
 		{"NSAR/Tanh/K=6/large", flows.NeuralSplineAutoregressive(flows.MADEConfig{Hidden: []int{8}, Act: flows.Tanh, Order: flows.RandomOrder}, flows.SplineConfig{Bins: 6, Bound: 2}), 4, 1},
 	} {
-		p0, bj, err := c.init(flows.NewKey(20260101), c.dim)
+		p0, bj, err := c.init(flows.NewKey(20260101), c.dim, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -94,7 +94,7 @@ func TestNeuralSplineSteepGradients(t *testing.T) {
 			fwd, vjp, in, what := bj.Direct, bj.DirectVJP, x, c.name+"/Direct"
 			if inverse {
 				fwd, vjp, what = bj.Inverse, bj.InverseVJP, c.name+"/Inverse"
-				in, _ = bj.Direct(p, x)
+				in, _ = bj.Direct(p, x, nil)
 			}
 			fineGradCheck(t, what, fwd, vjp, p, in)
 		}
@@ -119,13 +119,13 @@ func TestNeuralSplineCouplingDistribution(t *testing.T) {
 func TestNeuralSplineCouplingIdentityAtInit(t *testing.T) {
 	for _, dim := range []int{2, 3, 6} {
 		for _, bound := range []float64{1, 3} {
-			p, bj, err := flows.NeuralSplineCoupling(flows.MLP([]int{16, 16}, flows.ReLU), flows.SplineConfig{Bins: 8, Bound: bound})(flows.NewKey(4), dim)
+			p, bj, err := flows.NeuralSplineCoupling(flows.MLP([]int{16, 16}, flows.ReLU), flows.SplineConfig{Bins: 8, Bound: bound})(flows.NewKey(4), dim, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			x := nsfGrid(dim, bound)
-			for name, f := range map[string]func(flows.Params, *mat.Dense) (*mat.Dense, []float64){"Direct": bj.Direct, "Inverse": bj.Inverse} {
-				z, ld := f(p, x)
+			for name, f := range map[string]func(flows.Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64){"Direct": bj.Direct, "Inverse": bj.Inverse} {
+				z, ld := f(p, x, nil)
 				nsfCheckIdentity(t, fmt.Sprintf("dim %d, B=%g: %s", dim, bound, name), x, z, ld, bound)
 			}
 		}
@@ -242,7 +242,7 @@ func TestNeuralSplineCouplingFormula(t *testing.T) {
 		P := cfg.NumParams()
 		key := flows.NewKey(21)
 		mlp := flows.MLP([]int{8}, flows.Tanh)
-		p, bj, err := flows.NeuralSplineCoupling(mlp, cfg)(key, c.dim)
+		p, bj, err := flows.NeuralSplineCoupling(mlp, cfg)(key, c.dim, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -256,7 +256,7 @@ func TestNeuralSplineCouplingFormula(t *testing.T) {
 		}
 		p = perturbBy(0.5)(flows.NewKey(22), p)
 		x := nsfNormal(flows.NewKey(23), 9, c.dim, 1.5)
-		z, ld := bj.Direct(p, x)
+		z, ld := bj.Direct(p, x, nil)
 		x1 := mat.DenseCopyOf(x.Slice(0, 9, 0, d1))
 		y := net.Apply(p, x1)
 		for r := 0; r < 9; r++ {
@@ -299,12 +299,12 @@ func nsfNormal(key flows.Key, n, dim int, scale float64) *mat.Dense {
 // init (the identity) the gradient of a log-likelihood-like loss reaches
 // the net's last layer, which jax-flows' version ignored.
 func TestNeuralSplineCouplingParamsUsed(t *testing.T) {
-	p, bj, err := flows.NeuralSplineCoupling(flows.MLP([]int{8}, flows.ReLU), flows.SplineConfig{})(flows.NewKey(1), 4)
+	p, bj, err := flows.NeuralSplineCoupling(flows.MLP([]int{8}, flows.ReLU), flows.SplineConfig{})(flows.NewKey(1), 4, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	x := nsfNormal(flows.NewKey(2), 16, 4, 1)
-	z, _, back := bj.DirectVJP(p, x)
+	z, _, back := bj.DirectVJP(p, x, nil)
 	dz := mat.NewDense(16, 4, nil)
 	dz.Scale(-1, z) // d/dz of −½|z|²
 	dl := make([]float64, 16)
@@ -312,7 +312,7 @@ func TestNeuralSplineCouplingParamsUsed(t *testing.T) {
 		dl[i] = 1
 	}
 	dp := make(flows.Params, len(p))
-	back(dz, dl, dp)
+	back(dz, dl, dp, nil)
 	// The last layer is the final 8×(2·23) weights and 46 biases.
 	last := dp[len(dp)-(8+1)*2*23:]
 	nonzero := 0
@@ -341,7 +341,7 @@ func TestNeuralSplineCouplingInitErrors(t *testing.T) {
 		{flows.NeuralSplineCoupling(mlp, flows.SplineConfig{MinDerivative: 2}), 2, "MinDerivative"},
 		{flows.NeuralSplineCoupling(flows.MLP([]int{0}, flows.Tanh), flows.SplineConfig{}), 2, "hidden"},
 	} {
-		_, _, err := c.init(flows.NewKey(1), c.dim)
+		_, _, err := c.init(flows.NewKey(1), c.dim, 0)
 		if err == nil {
 			t.Errorf("want an error about %q, got none", c.want)
 			continue
@@ -351,20 +351,20 @@ func TestNeuralSplineCouplingInitErrors(t *testing.T) {
 		}
 	}
 	// Errors inside a stack name the layer.
-	_, _, err := flows.Serial(flows.Reverse(), flows.NeuralSplineCoupling(mlp, flows.SplineConfig{Bins: 1}))(flows.NewKey(1), 3)
+	_, _, err := flows.Serial(flows.Reverse(), flows.NeuralSplineCoupling(mlp, flows.SplineConfig{Bins: 1}))(flows.NewKey(1), 3, 0)
 	if err == nil || !strings.Contains(err.Error(), "Serial layer 1") {
 		t.Errorf("Serial: error %v, want one naming layer 1", err)
 	}
 }
 
 func TestNeuralSplineCouplingPanics(t *testing.T) {
-	p, bj, err := flows.NeuralSplineCoupling(flows.MLP([]int{4}, flows.Tanh), flows.SplineConfig{})(flows.NewKey(1), 3)
+	p, bj, err := flows.NeuralSplineCoupling(flows.MLP([]int{4}, flows.Tanh), flows.SplineConfig{})(flows.NewKey(1), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, f := range map[string]func(){
-		"width":  func() { bj.Direct(p, mat.NewDense(2, 4, nil)) },
-		"params": func() { bj.Inverse(p[1:], mat.NewDense(2, 3, nil)) },
+		"width":  func() { bj.Direct(p, mat.NewDense(2, 4, nil), nil) },
+		"params": func() { bj.Inverse(p[1:], mat.NewDense(2, 3, nil), nil) },
 	} {
 		func() {
 			defer func() {
@@ -455,15 +455,15 @@ func nsfCheckFinite(t *testing.T, what string, bj flows.Bijection, p flows.Param
 	for i := range dl {
 		dl[i] = 1 - 2*float64(i%2)
 	}
-	z, ld := bj.Direct(p, x)
+	z, ld := bj.Direct(p, x, nil)
 	finiteMat(t, what+": Direct", z, ld)
-	xi, ild := bj.Inverse(p, x)
+	xi, ild := bj.Inverse(p, x, nil)
 	finiteMat(t, what+": Inverse", xi, ild)
-	for name, f := range map[string]func(flows.Params, *mat.Dense) (*mat.Dense, []float64, flows.Pullback){"DirectVJP": bj.DirectVJP, "InverseVJP": bj.InverseVJP} {
-		out, l, back := f(p, x)
+	for name, f := range map[string]func(flows.Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64, flows.Pullback){"DirectVJP": bj.DirectVJP, "InverseVJP": bj.InverseVJP} {
+		out, l, back := f(p, x, nil)
 		finiteMat(t, what+": "+name, out, l)
 		dp := make(flows.Params, len(p))
-		dx := back(dz, dl, dp)
+		dx := back(dz, dl, dp, nil)
 		if gradsToo {
 			finiteMat(t, what+": "+name+" pullback", dx, dp)
 		}
@@ -473,8 +473,8 @@ func nsfCheckFinite(t *testing.T, what string, bj flows.Bijection, p flows.Param
 	// log g′ moves by up to that over the narrowest bin (2e-3·B) per
 	// spline, so 100·bwdTol (1e-4 for 1e-6) covers a few splines.
 	ldTol := max(1e-9, 100*bwdTol)
-	xb, bld := bj.Inverse(p, z)
-	zb, ldb := bj.Direct(p, xb)
+	xb, bld := bj.Inverse(p, z, nil)
+	zb, ldb := bj.Direct(p, xb, nil)
 	for r := 0; r < n; r++ {
 		for j := 0; j < dim; j++ {
 			v, w := x.At(r, j), z.At(r, j)
@@ -506,7 +506,7 @@ func TestNeuralSplineCouplingExtremes(t *testing.T) {
 			cfg := flows.SplineConfig{Bins: bins, Bound: bound}
 			P := cfg.NumParams()
 			d1, d2 := dim/2, dim-dim/2
-			p0, bj, err := flows.NeuralSplineCoupling(flows.MLP([]int{hidden, hidden}, act), cfg)(flows.NewKey(5), dim)
+			p0, bj, err := flows.NeuralSplineCoupling(flows.MLP([]int{hidden, hidden}, act), cfg)(flows.NewKey(5), dim, 0)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -27,7 +27,7 @@ import (
 // or a non-empty parameter vector.
 func Standardize(mean, scale []float64) InitFunc {
 	mean, scale = slices.Clone(mean), slices.Clone(scale)
-	return func(_ Key, dim int) (Params, Bijection, error) {
+	return func(_ Key, dim, _ int) (Params, Bijection, error) {
 		const who = "Standardize"
 		if err := checkDim(who, dim, 1); err != nil {
 			return nil, Bijection{}, err
@@ -35,77 +35,100 @@ func Standardize(mean, scale []float64) InitFunc {
 		if len(mean) != dim || len(scale) != dim {
 			return nil, Bijection{}, fmt.Errorf("flows: %s: %d means and %d scales for dimension %d", who, len(mean), len(scale), dim)
 		}
-		logScale := 0.0
-		for j := range dim {
-			if math.IsNaN(mean[j]) || math.IsInf(mean[j], 0) {
-				return nil, Bijection{}, fmt.Errorf("flows: %s: mean %d is %v, want a finite number", who, j, mean[j])
-			}
-			if !(scale[j] > 0) || math.IsInf(scale[j], 1) {
-				return nil, Bijection{}, fmt.Errorf("flows: %s: scale %d is %v, want a positive finite number", who, j, scale[j])
-			}
-			logScale += math.Log(scale[j])
+		f, err := newFixedAffine(who, mean, scale)
+		if err != nil {
+			return nil, Bijection{}, err
 		}
-
-		// apply maps m elementwise: (m − mean)/scale, or m·scale + mean
-		// when inverse; its log-det is ∓Σ log scale for every row.
-		apply := func(p Params, m *mat.Dense, inverse bool) (*mat.Dense, []float64) {
+		pass := func(p Params, m *mat.Dense, inverse bool) (*mat.Dense, []float64) {
 			checkParams(who, p, 0)
 			checkWidth(who, m, dim)
 			n, _ := m.Dims()
-			out := mat.NewDense(n, dim, nil)
-			ld := -logScale
-			if inverse {
-				ld = logScale
-			}
-			lds := make([]float64, n)
-			for i := range n {
-				src, dst := m.RawRowView(i), out.RawRowView(i)
-				for j, v := range src {
-					if inverse {
-						dst[j] = v*scale[j] + mean[j]
-					} else {
-						dst[j] = (v - mean[j]) / scale[j]
-					}
-				}
-				lds[i] = ld
-			}
-			return out, lds
+			return f.apply(m, inverse), repeatedLogDet(n, f.logDet(inverse))
 		}
-
-		// vjp is the pullback of apply: the map is elementwise linear with
-		// slope 1/scale (Direct) or scale (Inverse) and a constant log-det,
-		// so dL/din = dL/dout · slope and the log-det term adds nothing.
-		vjp := func(n int, inverse bool) Pullback {
-			return func(dout *mat.Dense, dLogDet []float64, dp Params) *mat.Dense {
-				checkPullback(who, dout, dLogDet, dp, n, dim, 0)
-				din := mat.NewDense(n, dim, nil)
-				for i := range n {
-					src, dst := dout.RawRowView(i), din.RawRowView(i)
-					for j, g := range src {
-						if inverse {
-							dst[j] = g * scale[j]
-						} else {
-							dst[j] = g / scale[j]
-						}
-					}
-				}
-				return din
+		vjp := func(p Params, m *mat.Dense, inverse bool) (*mat.Dense, []float64, Pullback) {
+			out, ld := pass(p, m, inverse)
+			n := len(ld)
+			return out, ld, func(dout *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
+				checkPullback(who, dout, dLogDet, dp, nil, n, dim, 0, 0)
+				return f.pullback(dout, inverse)
 			}
 		}
-
 		return Params{}, Bijection{
-			Direct:  func(p Params, x *mat.Dense) (*mat.Dense, []float64) { return apply(p, x, false) },
-			Inverse: func(p Params, z *mat.Dense) (*mat.Dense, []float64) { return apply(p, z, true) },
-			DirectVJP: func(p Params, x *mat.Dense) (*mat.Dense, []float64, Pullback) {
-				z, ld := apply(p, x, false)
-				return z, ld, vjp(len(ld), false)
-			},
-			InverseVJP: func(p Params, z *mat.Dense) (*mat.Dense, []float64, Pullback) {
-				x, ld := apply(p, z, true)
-				return x, ld, vjp(len(ld), true)
-			},
+			Direct:     func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) { return pass(p, x, false) },
+			Inverse:    func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) { return pass(p, z, true) },
+			DirectVJP:  func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) { return vjp(p, x, false) },
+			InverseVJP: func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) { return vjp(p, z, true) },
 		}, nil
 	}
+}
+
+// fixedAffine is the columnwise map z = (x − mean)/scale (and its inverse
+// x = z·scale + mean) of Standardize and of a Model's context.
+type fixedAffine struct {
+	mean, scale []float64
+	logScale    float64 // Σ log scale
+}
+
+// newFixedAffine checks mean and scale (finite; positive and finite) and
+// returns their map; who names it in errors.
+func newFixedAffine(who string, mean, scale []float64) (*fixedAffine, error) {
+	f := &fixedAffine{mean: slices.Clone(mean), scale: slices.Clone(scale)}
+	for j := range mean {
+		if math.IsNaN(mean[j]) || math.IsInf(mean[j], 0) {
+			return nil, fmt.Errorf("flows: %s: mean %d is %v, want a finite number", who, j, mean[j])
+		}
+		if !(scale[j] > 0) || math.IsInf(scale[j], 1) {
+			return nil, fmt.Errorf("flows: %s: scale %d is %v, want a positive finite number", who, j, scale[j])
+		}
+		f.logScale += math.Log(scale[j])
+	}
+	return f, nil
+}
+
+// logDet is the map's log-determinant per row: −Σ log scale, or +Σ for the
+// inverse.
+func (f *fixedAffine) logDet(inverse bool) float64 {
+	if inverse {
+		return f.logScale
+	}
+	return -f.logScale
+}
+
+// apply returns (m − mean)/scale, or m·scale + mean when inverse, as a new
+// matrix.
+func (f *fixedAffine) apply(m *mat.Dense, inverse bool) *mat.Dense {
+	n, d := m.Dims()
+	out := mat.NewDense(n, d, nil)
+	for i := range n {
+		src, dst := m.RawRowView(i), out.RawRowView(i)
+		for j, v := range src {
+			if inverse {
+				dst[j] = v*f.scale[j] + f.mean[j]
+			} else {
+				dst[j] = (v - f.mean[j]) / f.scale[j]
+			}
+		}
+	}
+	return out
+}
+
+// pullback returns dL/din from dL/dout: the map is elementwise linear with
+// slope 1/scale (or scale when inverse) and a constant log-det, so the
+// log-det adds nothing.
+func (f *fixedAffine) pullback(dout *mat.Dense, inverse bool) *mat.Dense {
+	n, d := dout.Dims()
+	din := mat.NewDense(n, d, nil)
+	for i := range n {
+		src, dst := dout.RawRowView(i), din.RawRowView(i)
+		for j, g := range src {
+			if inverse {
+				dst[j] = g * f.scale[j]
+			} else {
+				dst[j] = g / f.scale[j]
+			}
+		}
+	}
+	return din
 }
 
 // StandardizeFrom returns the column means and population standard

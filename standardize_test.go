@@ -23,7 +23,7 @@ func TestStandardizeConformance(t *testing.T) {
 
 func TestStandardizeValues(t *testing.T) {
 	mean, scale := []float64{1, -2}, []float64{2, 0.5}
-	p, b, err := flows.Standardize(mean, scale)(flows.NewKey(0), 2)
+	p, b, err := flows.Standardize(mean, scale)(flows.NewKey(0), 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestStandardizeValues(t *testing.T) {
 	}
 	mean[0] = 100 // the layer keeps its own copy
 	x := mat.NewDense(2, 2, []float64{3, -2, 1, -1})
-	z, ld := b.Direct(p, x)
+	z, ld := b.Direct(p, x, nil)
 	want := []float64{1, 0, 0, 2}
 	for i, v := range z.RawMatrix().Data {
 		if v != want[i] {
@@ -63,7 +63,7 @@ func TestStandardizeInitErrors(t *testing.T) {
 		{"nan scale", []float64{0}, []float64{math.NaN()}, 1, "scale 0 is NaN"},
 		{"nan mean", []float64{math.NaN()}, []float64{1}, 1, "mean 0 is NaN"},
 	} {
-		_, _, err := flows.Standardize(c.mean, c.scale)(flows.NewKey(0), c.dim)
+		_, _, err := flows.Standardize(c.mean, c.scale)(flows.NewKey(0), c.dim, 0)
 		if err == nil || !strings.HasPrefix(err.Error(), "flows: ") || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: err = %v, want a flows: error containing %q", c.name, err, c.want)
 		}

@@ -19,14 +19,16 @@ type Distribution struct {
 	Init flows.DistInitFunc
 	Dim  int
 
-	// Rows, Inputs and Perturb are as for Bijection.
-	Rows    int
-	Inputs  func(key flows.Key, n, dim int) *mat.Dense
-	Perturb func(key flows.Key, p flows.Params) flows.Params
+	// ContextDim, Rows, Inputs, Contexts and Perturb are as for Bijection.
+	ContextDim int
+	Rows       int
+	Inputs     func(key flows.Key, n, dim int) *mat.Dense
+	Contexts   func(key flows.Key, n, contextDim int) *mat.Dense
+	Perturb    func(key flows.Key, p flows.Params) flows.Params
 
 	// Box is the half-width of the square [−Box, Box]^Dim over which a 1-D
-	// or 2-D density is integrated and its samples binned (default 8). The
-	// mass outside it must be below 1e-3.
+	// or 2-D density is integrated and its samples binned (default 8), at
+	// the first test context. The mass outside it must be below 1e-3.
 	Box float64
 }
 
@@ -69,29 +71,43 @@ func distributionChecks(d Distribution) []check {
 	if d.Box == 0 {
 		d.Box = 8
 	}
-	p0, dist, err := d.Init(initKey, d.Dim)
+	p0, dist, err := d.Init(initKey, d.Dim, d.ContextDim)
 	if err != nil {
-		return []check{{"init", func() error { return fmt.Errorf("init at dim %d: %v", d.Dim, err) }}}
+		return []check{{"init", func() error {
+			return fmt.Errorf("init at dim %d, context %d: %v", d.Dim, d.ContextDim, err)
+		}}}
 	}
 	p := d.Perturb(perturbKey, p0)
 	x := d.Inputs(inputKey, d.Rows, d.Dim)
+	ctx := contexts(d.Contexts, d.Rows, d.ContextDim)
+	// sampleCtx is the context of n samples: the test contexts, cycled.
+	sampleCtx := func(n int) *mat.Dense {
+		if ctx == nil {
+			return nil
+		}
+		m := mat.NewDense(n, d.ContextDim, nil)
+		for i := range n {
+			m.SetRow(i, ctx.RawRowView(i%d.Rows))
+		}
+		return m
+	}
 	checks := []check{
 		{"init", func() error {
-			p1, _, err := d.Init(initKey, d.Dim)
+			p1, _, err := d.Init(initKey, d.Dim, d.ContextDim)
 			if err != nil || !slices.Equal(p0, p1) {
 				return errors.New("the same key gave different parameters")
 			}
 			return nil
 		}},
 		{"width", func() error {
-			return panicsWithFlows(func() { dist.LogPDF(p, normalBatch(inputKey, 2, d.Dim+1)) })
+			return panicsWithFlows(func() { dist.LogPDF(p, normalBatch(inputKey, 2, d.Dim+1), sampleCtx(2)) })
 		}},
 		{"vjp", func() error {
-			lp := dist.LogPDF(p, x)
+			lp := dist.LogPDF(p, x, ctx)
 			if err := finiteVec("LogPDF", lp); err != nil {
 				return err
 			}
-			lp2, _ := dist.LogPDFVJP(p, x)
+			lp2, _ := dist.LogPDFVJP(p, x, ctx)
 			return vecClose("LogPDFVJP vs LogPDF", lp2, lp, exactTol, exactTol)
 		}},
 		{"pullback", func() error {
@@ -100,35 +116,33 @@ func distributionChecks(d Distribution) []check {
 			for i := range dl {
 				dl[i] = rng.NormFloat64()
 			}
-			_, back := dist.LogPDFVJP(p, x)
-			const sentinel = 0.5
-			dp := make(flows.Params, len(p))
-			for i := range dp {
-				dp[i] = sentinel
-			}
-			dx := back(dl, dp)
-			for i := range dp {
-				dp[i] -= sentinel
-			}
-			loss := func(p flows.Params, x *mat.Dense) float64 { return floatsDot(dist.LogPDF(p, x), dl) }
-			return gradCheck("LogPDF", loss, p, x, dx, dp, nil)
+			_, back := dist.LogPDFVJP(p, x, ctx)
+			dp, dc := sentinelParams(len(p)), sentinelContext(d.Rows, d.ContextDim)
+			dx := back(dl, dp, dc)
+			unsentinel(dp)
+			unsentinelContext(dc)
+			loss := func(p flows.Params, x, c *mat.Dense) float64 { return floatsDot(dist.LogPDF(p, x, c), dl) }
+			return gradCheck("LogPDF", loss, p, x, ctx, dx, dc, dp, nil)
 		}},
 		{"unmodified", func() error {
-			x0, pc := mat.DenseCopyOf(x), slices.Clone(p)
-			lp, back := dist.LogPDFVJP(p, x)
+			x0, c0, pc := mat.DenseCopyOf(x), denseOrNil(ctx), slices.Clone(p)
+			lp, back := dist.LogPDFVJP(p, x, ctx)
 			dl := slices.Clone(lp)
-			back(dl, make(flows.Params, len(p)))
-			dist.LogPDF(p, x)
-			dist.Sample(flows.NewKey(9), p, 3)
-			if !mat.Equal(x0, x) || !slices.Equal(pc, p) || !slices.Equal(dl, lp) {
-				return errors.New("a call modified its inputs, parameters or gradient")
+			back(dl, make(flows.Params, len(p)), zeroGrad(d.Rows, d.ContextDim))
+			dist.LogPDF(p, x, ctx)
+			dist.Sample(flows.NewKey(9), p, d.Rows, ctx)
+			if dist.Latent != nil {
+				dist.Latent(p, x, ctx)
+			}
+			if !mat.Equal(x0, x) || !equalMats(c0, ctx) || !slices.Equal(pc, p) || !slices.Equal(dl, lp) {
+				return errors.New("a call modified its inputs, context, parameters or gradient")
 			}
 			return nil
 		}},
 		{"sample", func() error {
-			s1 := dist.Sample(flows.NewKey(7), p, 11)
-			s2 := dist.Sample(flows.NewKey(7), p, 11)
-			s3 := dist.Sample(flows.NewKey(8), p, 11)
+			s1 := dist.Sample(flows.NewKey(7), p, 11, sampleCtx(11))
+			s2 := dist.Sample(flows.NewKey(7), p, 11, sampleCtx(11))
+			s3 := dist.Sample(flows.NewKey(8), p, 11, sampleCtx(11))
 			if r, c := s1.Dims(); r != 11 || c != d.Dim {
 				return fmt.Errorf("Sample(n=11) is %d×%d, want 11×%d", r, c, d.Dim)
 			}
@@ -143,46 +157,92 @@ func distributionChecks(d Distribution) []check {
 			}
 			return nil
 		}},
+		{"latent", func() error {
+			if dist.Latent == nil {
+				return nil
+			}
+			z := dist.Latent(p, x, ctx)
+			if r, c := z.Dims(); r != d.Rows || c != d.Dim {
+				return fmt.Errorf("Latent is %d×%d, want %d×%d", r, c, d.Rows, d.Dim)
+			}
+			return finiteMat("Latent", z)
+		}},
 		{"concurrent", func() error {
 			dl := make([]float64, d.Rows)
 			for i := range dl {
 				dl[i] = 1
 			}
-			once := func() ([]float64, *mat.Dense, flows.Params, *mat.Dense) {
-				lp, back := dist.LogPDFVJP(p, x)
-				dp := make(flows.Params, len(p))
-				return lp, back(dl, dp), dp, dist.Sample(flows.NewKey(7), p, 5)
+			once := func() ([]float64, *mat.Dense, *mat.Dense, flows.Params, *mat.Dense) {
+				lp, back := dist.LogPDFVJP(p, x, ctx)
+				dp, dc := make(flows.Params, len(p)), zeroGrad(d.Rows, d.ContextDim)
+				dx := back(dl, dp, dc)
+				return lp, dx, dc, dp, dist.Sample(flows.NewKey(7), p, 5, sampleCtx(5))
 			}
-			l0, dx0, dp0, s0 := once()
+			l0, dx0, dc0, dp0, s0 := once()
 			return concurrently(func() bool {
-				l, dx, dp, s := once()
-				return slices.Equal(l, l0) && mat.Equal(dx, dx0) && slices.Equal(dp, dp0) && mat.Equal(s, s0)
+				l, dx, dc, dp, s := once()
+				return slices.Equal(l, l0) && mat.Equal(dx, dx0) && equalMats(dc, dc0) && slices.Equal(dp, dp0) && mat.Equal(s, s0)
 			})
 		}},
 	}
-	switch d.Dim {
-	case 1:
-		checks = append(checks, check{"integral", func() error { return integral1D(dist, p, d.Box) }},
-			check{"goodnessoffit", func() error { return ks1D(dist, p, d.Box) }})
-	case 2:
-		checks = append(checks, check{"integral", func() error { return integral2D(dist, p, d.Box) }},
-			check{"goodnessoffit", func() error { return chiSquare2D(dist, p, d.Box) }})
+	// At one fixed context, the integral and goodness-of-fit checks apply.
+	if d.Dim == 1 || d.Dim == 2 {
+		var row []float64
+		if ctx != nil {
+			row = mat.Row(nil, 0, ctx)
+		}
+		fixed := fixContext(dist, row)
+		integral, gof := integral1D, ks1D
+		if d.Dim == 2 {
+			integral, gof = integral2D, chiSquare2D
+		}
+		checks = append(checks,
+			check{"integral", func() error { return integral(fixed, p, d.Box) }},
+			check{"goodnessoffit", func() error { return gof(fixed, p, d.Box) }})
 	}
 	return checks
 }
 
+// fixedDist is a distribution at one fixed context: its log density and
+// sampler take no context.
+type fixedDist struct {
+	logPDF func(p flows.Params, x *mat.Dense) []float64
+	sample func(key flows.Key, p flows.Params, n int) *mat.Dense
+}
+
+// fixContext returns d at the fixed context row c (nil for none).
+func fixContext(d flows.Distribution, c []float64) fixedDist {
+	repeat := func(n int) *mat.Dense {
+		if c == nil {
+			return nil
+		}
+		m := mat.NewDense(n, len(c), nil)
+		for i := 0; i < n; i++ {
+			m.SetRow(i, c)
+		}
+		return m
+	}
+	return fixedDist{
+		logPDF: func(p flows.Params, x *mat.Dense) []float64 {
+			n, _ := x.Dims()
+			return d.LogPDF(p, x, repeat(n))
+		},
+		sample: func(key flows.Key, p flows.Params, n int) *mat.Dense { return d.Sample(key, p, n, repeat(n)) },
+	}
+}
+
 // grid1D returns the log density at the midpoints of n equal cells of
 // [−box, box], and the cell width.
-func grid1D(dist flows.Distribution, p flows.Params, box float64, n int) ([]float64, float64) {
+func grid1D(dist fixedDist, p flows.Params, box float64, n int) ([]float64, float64) {
 	h := 2 * box / float64(n)
 	x := mat.NewDense(n, 1, nil)
 	for i := 0; i < n; i++ {
 		x.Set(i, 0, -box+(float64(i)+0.5)*h)
 	}
-	return dist.LogPDF(p, x), h
+	return dist.logPDF(p, x), h
 }
 
-func integral1D(dist flows.Distribution, p flows.Params, box float64) error {
+func integral1D(dist fixedDist, p flows.Params, box float64) error {
 	lp, h := grid1D(dist, p, box, 4000)
 	mass := 0.0
 	for _, v := range lp {
@@ -196,14 +256,14 @@ func integral1D(dist flows.Distribution, p flows.Params, box float64) error {
 
 // ks1D compares samples with the CDF obtained by integrating the density:
 // the Kolmogorov–Smirnov statistic must be below its critical value.
-func ks1D(dist flows.Distribution, p flows.Params, box float64) error {
+func ks1D(dist fixedDist, p flows.Params, box float64) error {
 	const cells = 4000
 	lp, h := grid1D(dist, p, box, cells)
 	cdf := make([]float64, cells+1) // cdf[i] = P(X < −box + i·h), up to the outside mass
 	for i, v := range lp {
 		cdf[i+1] = cdf[i] + math.Exp(v)*h
 	}
-	s := dist.Sample(flows.NewKey(42), p, gofSamples)
+	s := dist.sample(flows.NewKey(42), p, gofSamples)
 	xs := mat.Col(nil, 0, s)
 	sort.Float64s(xs)
 	F := func(x float64) float64 {
@@ -234,7 +294,7 @@ func ks1D(dist flows.Distribution, p flows.Params, box float64) error {
 
 const grid2D = 400 // quadrature points per axis
 
-func integral2D(dist flows.Distribution, p flows.Params, box float64) error {
+func integral2D(dist fixedDist, p flows.Params, box float64) error {
 	cell := cellMass2D(dist, p, box, 1)
 	if math.Abs(cell[0]-1) > massTol {
 		return fmt.Errorf("density integrates to %.6f over [−%g, %g]², want 1", cell[0], box, box)
@@ -245,7 +305,7 @@ func integral2D(dist flows.Distribution, p flows.Params, box float64) error {
 // cellMass2D integrates the density over a bins×bins partition of the box by
 // the midpoint rule on a grid2D×grid2D grid; cells are numbered row-major
 // with the first coordinate as the row.
-func cellMass2D(dist flows.Distribution, p flows.Params, box float64, bins int) []float64 {
+func cellMass2D(dist fixedDist, p flows.Params, box float64, bins int) []float64 {
 	h := 2 * box / grid2D
 	x := mat.NewDense(grid2D*grid2D, 2, nil)
 	for i := 0; i < grid2D; i++ {
@@ -254,7 +314,7 @@ func cellMass2D(dist flows.Distribution, p flows.Params, box float64, bins int) 
 			x.Set(i*grid2D+j, 1, -box+(float64(j)+0.5)*h)
 		}
 	}
-	lp := dist.LogPDF(p, x)
+	lp := dist.logPDF(p, x)
 	mass := make([]float64, bins*bins)
 	for i := 0; i < grid2D; i++ {
 		for j := 0; j < grid2D; j++ {
@@ -266,10 +326,10 @@ func cellMass2D(dist flows.Distribution, p flows.Params, box float64, bins int) 
 
 // chiSquare2D bins samples on a 16×16 grid over the box (plus one cell for
 // outside it) and compares the counts with the density's cell masses.
-func chiSquare2D(dist flows.Distribution, p flows.Params, box float64) error {
+func chiSquare2D(dist fixedDist, p flows.Params, box float64) error {
 	const bins = 16
 	mass := cellMass2D(dist, p, box, bins)
-	s := dist.Sample(flows.NewKey(42), p, gofSamples)
+	s := dist.sample(flows.NewKey(42), p, gofSamples)
 	counts := make([]float64, bins*bins+1)
 	for i := 0; i < gofSamples; i++ {
 		a, b := s.At(i, 0), s.At(i, 1)

@@ -1,7 +1,7 @@
-// Package flowstest is the conformance suite that every bijection, net and
-// distribution of package flows passes, published so that users who write
-// their own layer can check its hand-written gradients the same way, in the
-// spirit of testing/fstest and net/http/httptest.
+// Package flowstest is the conformance suite that every bijection,
+// transformer, net and distribution of package flows passes, published so
+// that users who write their own can check their hand-written gradients the
+// same way, in the spirit of testing/fstest and net/http/httptest.
 //
 // Adding a layer to the suite is one line in a test:
 //
@@ -9,37 +9,45 @@
 //		flowstest.TestBijection(t, flowstest.Bijection{Name: "MyLayer", Init: MyLayer(), Dim: 3})
 //	}
 //
-// For a bijection the suite checks, at parameters moved away from their
-// initial values (so that layers which start as the identity are checked
-// somewhere they are not):
+// Set ContextDim to check it given a context as well (a layer should pass
+// with and without one). For a bijection the suite checks, at parameters
+// moved away from their initial values (so that layers which start as the
+// identity are checked somewhere they are not):
 //
 //   - init: the same key gives the same parameters, bit for bit;
-//   - width: a batch of the wrong width panics with a "flows:" message;
+//   - width: a batch of the wrong width panics with a "flows:" message, and
+//     so does a context of the wrong shape, for a layer that reads it;
 //   - roundtrip: Inverse(Direct(x)) ≈ x, and the inverse log-det is the
 //     negative of the direct one;
 //   - vjp: DirectVJP (and InverseVJP) give what Direct (and Inverse) give;
-//   - jacobian: the log-det equals log|det J| of a finite-difference Jacobian;
+//   - jacobian: the log-det equals log|det J| of a finite-difference
+//     Jacobian in x, row by row, at the row's context;
 //   - pullback: the pullback of Direct (and of Inverse, when the layer has
-//     one), gradients to inputs and parameters including through the
-//     log-det, agree with central finite differences, and add into the
-//     parameter gradient instead of overwriting it;
-//   - unmodified: no function writes to its inputs or parameters;
-//   - views: strided views (mat.Dense.Slice) give what contiguous copies give;
+//     one), gradients to inputs, contexts and parameters including through
+//     the log-det, agree with central finite differences, and add into the
+//     parameter and context gradients instead of overwriting them;
+//   - state: parameters listed as state get exactly zero gradient;
+//   - unmodified: no function writes to its inputs, context or parameters;
+//   - views: strided views (mat.Dense.Slice) give what contiguous copies
+//     give;
 //   - deterministic: the same call twice gives the same bits;
 //   - concurrent: calls from many goroutines at once agree with serial calls
 //     (run the tests with -race to also catch data races);
 //   - initfromdata: a data-dependent initialisation or state update, when
 //     present, returns what Direct returns at the parameters it sets.
 //
-// For a distribution it checks init, the pullback of the log density, that
-// inputs are unmodified, that sampling is deterministic per key, and in one
-// and two dimensions that the density integrates to one and that samples
-// follow the density (Kolmogorov–Smirnov in 1-D, chi-square in 2-D, both at
-// a fixed seed and a 0.1% level).
+// For a distribution it checks init, the pullback of the log density (to x,
+// the context and the parameters), that inputs are unmodified, that
+// sampling is deterministic per key, and in one and two dimensions, at a
+// fixed context, that the density integrates to one and that samples follow
+// the density (Kolmogorov–Smirnov in 1-D, chi-square in 2-D, both at a
+// fixed seed and a 0.1% level). For a transformer (TestTransformer) it
+// checks the scalar map itself and runs the bijection suite on a coupling
+// and a masked autoregressive layer over it, with and without a context.
 //
 // Every check also exists as a function returning an error (CheckBijection,
-// CheckNet, CheckDistribution), used by the suite's own tests to prove that a
-// perturbed log-det or pullback is caught.
+// CheckTransformer, CheckNet, CheckDistribution), used by the suite's own
+// tests to prove that a perturbed log-det or pullback is caught.
 package flowstest
 
 import (
@@ -97,12 +105,21 @@ type Bijection struct {
 	Init flows.InitFunc // the layer under test
 	Dim  int            // input dimension
 
+	// ContextDim is the width of the context the layer is made with and
+	// given (default 0: none).
+	ContextDim int
+
 	// Rows is the batch size (default 5).
 	Rows int
 
 	// Inputs draws the test batch; the default draws standard normal
 	// entries. Layers with a restricted domain (Logit) provide their own.
 	Inputs func(key flows.Key, n, dim int) *mat.Dense
+
+	// Contexts draws the context batch (default: standard normal entries;
+	// one-hot labels are a fine choice too, the finite differences move
+	// them off the simplex harmlessly).
+	Contexts func(key flows.Key, n, contextDim int) *mat.Dense
 
 	// Perturb returns the parameters to check at, given the initial ones.
 	// The default adds N(0, 0.2²) to every entry, which moves layers that
@@ -179,7 +196,15 @@ func runAll(checks []check) error {
 	return errors.Join(errs...)
 }
 
-// defaults
+// Fixed keys: the suite is deterministic.
+var (
+	initKey    = flows.NewKey(20260101)
+	inputKey   = flows.NewKey(2)
+	perturbKey = flows.NewKey(3)
+	cotanKey   = flows.NewKey(4)
+	pickKey    = flows.NewKey(5)
+	contextKey = flows.NewKey(6)
+)
 
 func normalBatch(key flows.Key, n, dim int) *mat.Dense {
 	rng := key.Rand()
@@ -201,84 +226,26 @@ func defaultPerturb(key flows.Key, p flows.Params) flows.Params {
 	return q
 }
 
-// Fixed keys: the suite is deterministic.
-var (
-	initKey    = flows.NewKey(20260101)
-	inputKey   = flows.NewKey(2)
-	perturbKey = flows.NewKey(3)
-	cotanKey   = flows.NewKey(4)
-	pickKey    = flows.NewKey(5)
-)
-
-type bijCase struct {
-	Bijection
-	p  flows.Params
-	bj flows.Bijection
-	x  *mat.Dense
+// contexts draws a context batch of n rows, or returns nil for width 0.
+func contexts(draw func(flows.Key, int, int) *mat.Dense, n, cdim int) *mat.Dense {
+	if cdim == 0 {
+		return nil
+	}
+	if draw == nil {
+		draw = normalBatch
+	}
+	return draw(contextKey, n, cdim)
 }
 
-func (b *Bijection) fill() {
-	if b.Rows == 0 {
-		b.Rows = 5
+// zeroGrad returns a zero n×cdim context gradient, or nil for width 0.
+func zeroGrad(n, cdim int) *mat.Dense {
+	if cdim == 0 {
+		return nil
 	}
-	if b.Inputs == nil {
-		b.Inputs = normalBatch
-	}
-	if b.Perturb == nil {
-		state := b.State
-		b.Perturb = func(key flows.Key, p flows.Params) flows.Params {
-			q := defaultPerturb(key, p)
-			for _, k := range state {
-				q[k] = p[k]
-			}
-			return q
-		}
-	}
+	return mat.NewDense(n, cdim, nil)
 }
 
-func bijectionChecks(b Bijection) []check {
-	b.fill()
-	p0, bj, err := b.Init(initKey, b.Dim)
-	if err != nil {
-		return []check{{"init", func() error { return fmt.Errorf("init at dim %d: %v", b.Dim, err) }}}
-	}
-	c := &bijCase{Bijection: b, p: b.Perturb(perturbKey, p0), bj: bj, x: b.Inputs(inputKey, b.Rows, b.Dim)}
-	checks := []check{
-		{"init", func() error { return checkInit(b, p0) }},
-		{"width", c.checkWidth},
-		{"roundtrip", c.checkRoundTrip},
-		{"vjp", c.checkVJPAgrees},
-		{"jacobian", c.checkJacobian},
-		{"pullback", func() error { return c.checkPullback(false) }},
-		{"unmodified", c.checkUnmodified},
-		{"views", c.checkViews},
-		{"deterministic", c.checkDeterministic},
-		{"concurrent", c.checkConcurrent},
-		{"initfromdata", c.checkInitFromData},
-	}
-	if bj.InverseVJP != nil {
-		checks = append(checks, check{"inversepullback", func() error { return c.checkPullback(true) }})
-	}
-	return checks
-}
-
-func checkInit(b Bijection, p0 flows.Params) error {
-	p1, _, err := b.Init(initKey, b.Dim)
-	if err != nil {
-		return fmt.Errorf("second init failed: %v", err)
-	}
-	if !slices.Equal(p0, p1) {
-		return errors.New("the same key gave different parameters")
-	}
-	for _, v := range p0 {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return errors.New("initial parameters are not finite")
-		}
-	}
-	return nil
-}
-
-// panics reports whether f panics with a message starting "flows:".
+// panicsWithFlows reports whether f panics with a message starting "flows:".
 func panicsWithFlows(f func()) (err error) {
 	defer func() {
 		r := recover()
@@ -293,341 +260,6 @@ func panicsWithFlows(f func()) (err error) {
 	}()
 	f()
 	return nil
-}
-
-func (c *bijCase) checkWidth() error {
-	wrong := normalBatch(inputKey, 2, c.Dim+1)
-	fns := []struct {
-		name string
-		fn   func()
-	}{
-		{"Direct", func() { c.bj.Direct(c.p, wrong) }},
-		{"Inverse", func() { c.bj.Inverse(c.p, wrong) }},
-		{"DirectVJP", func() { c.bj.DirectVJP(c.p, wrong) }},
-	}
-	if c.bj.InverseVJP != nil {
-		fns = append(fns, struct {
-			name string
-			fn   func()
-		}{"InverseVJP", func() { c.bj.InverseVJP(c.p, wrong) }})
-	}
-	var errs []error
-	for _, f := range fns {
-		if err := panicsWithFlows(f.fn); err != nil {
-			errs = append(errs, fmt.Errorf("%s on a batch of width %d: %v", f.name, c.Dim+1, err))
-		}
-	}
-	return errors.Join(errs...)
-}
-
-// checkViews runs every pass on a strided view of the batch (a column slice
-// of a wider matrix, as users get from mat.Dense.Slice) and compares with
-// the contiguous batch: layers must honour the stride.
-func (c *bijCase) checkViews() error {
-	wide := mat.NewDense(c.Rows, c.Dim+2, nil)
-	view := wide.Slice(0, c.Rows, 1, 1+c.Dim).(*mat.Dense)
-	view.Copy(c.x)
-	z, ld := c.bj.Direct(c.p, c.x)
-	zv, ldv := c.bj.Direct(c.p, view)
-	if !mat.Equal(z, zv) || !slices.Equal(ld, ldv) {
-		return errors.New("the Direct pass on a strided view differs from Direct on a copy")
-	}
-	zw := mat.NewDense(c.Rows, c.Dim+3, nil)
-	zview := zw.Slice(0, c.Rows, 2, 2+c.Dim).(*mat.Dense)
-	zview.Copy(z)
-	x1, il1 := c.bj.Inverse(c.p, z)
-	x2, il2 := c.bj.Inverse(c.p, zview)
-	if !mat.Equal(x1, x2) || !slices.Equal(il1, il2) {
-		return errors.New("the Inverse pass on a strided view differs from Inverse on a copy")
-	}
-	dz := normalBatch(cotanKey, c.Rows, c.Dim)
-	dzw := mat.NewDense(c.Rows, c.Dim+1, nil)
-	dzview := dzw.Slice(0, c.Rows, 1, 1+c.Dim).(*mat.Dense)
-	dzview.Copy(dz)
-	dl := make([]float64, c.Rows)
-	for i := range dl {
-		dl[i] = 1
-	}
-	_, _, back := c.bj.DirectVJP(c.p, c.x)
-	dp1 := make(flows.Params, len(c.p))
-	dx1 := back(dz, dl, dp1)
-	_, _, backv := c.bj.DirectVJP(c.p, view)
-	dp2 := make(flows.Params, len(c.p))
-	dx2 := backv(dzview, dl, dp2)
-	if !mat.Equal(dx1, dx2) || !slices.Equal(dp1, dp2) {
-		return errors.New("the Direct pullback on strided views differs from that on copies")
-	}
-	return nil
-}
-
-func (c *bijCase) checkRoundTrip() error {
-	z, ld := c.bj.Direct(c.p, c.x)
-	if err := finiteMat("Direct output", z); err != nil {
-		return err
-	}
-	if err := finiteVec("Direct log-det", ld); err != nil {
-		return err
-	}
-	if err := shape("Direct", z, ld, c.Rows, c.Dim); err != nil {
-		return err
-	}
-	x2, ild := c.bj.Inverse(c.p, z)
-	if err := shape("Inverse", x2, ild, c.Rows, c.Dim); err != nil {
-		return err
-	}
-	if err := matClose("Inverse(Direct(x)) vs x", x2, c.x, 0, roundTripTol); err != nil {
-		return err
-	}
-	neg := make([]float64, len(ld))
-	for i, v := range ld {
-		neg[i] = -v
-	}
-	return vecClose("inverse log-det vs −direct log-det", ild, neg, roundTripTol, roundTripTol)
-}
-
-func (c *bijCase) checkVJPAgrees() error {
-	z, ld := c.bj.Direct(c.p, c.x)
-	z2, ld2, _ := c.bj.DirectVJP(c.p, c.x)
-	if err := matClose("DirectVJP z vs Direct z", z2, z, exactTol, exactTol); err != nil {
-		return err
-	}
-	if err := vecClose("DirectVJP log-det vs Direct log-det", ld2, ld, exactTol, exactTol); err != nil {
-		return err
-	}
-	if c.bj.InverseVJP != nil {
-		x, ild := c.bj.Inverse(c.p, z)
-		x2, ild2, _ := c.bj.InverseVJP(c.p, z)
-		if err := matClose("InverseVJP x vs Inverse x", x2, x, exactTol, exactTol); err != nil {
-			return err
-		}
-		if err := vecClose("InverseVJP log-det vs Inverse log-det", ild2, ild, exactTol, exactTol); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func (c *bijCase) checkJacobian() error {
-	if c.RowCoupled {
-		return nil
-	}
-	return jacobianLogDets(c.x, func(i int, row *mat.Dense) (*mat.Dense, []float64) {
-		return c.bj.Direct(c.p, row)
-	})
-}
-
-// jacobianLogDets compares, for each row i of x, the log-det that direct
-// returns for that row alone (a 1×dim batch) with log|det J| of its
-// central finite-difference Jacobian.
-func jacobianLogDets(x *mat.Dense, direct func(i int, row *mat.Dense) (*mat.Dense, []float64)) error {
-	n, d := x.Dims()
-	for i := 0; i < n; i++ {
-		row := mat.NewDense(1, d, mat.Row(nil, i, x))
-		_, ld := direct(i, row)
-		jac := mat.NewDense(d, d, nil)
-		for j := 0; j < d; j++ {
-			v := row.At(0, j)
-			h := fdStep * math.Max(1, math.Abs(v))
-			row.Set(0, j, v+h)
-			zp, _ := direct(i, row)
-			row.Set(0, j, v-h)
-			zm, _ := direct(i, row)
-			row.Set(0, j, v)
-			for k := 0; k < d; k++ {
-				jac.Set(k, j, (zp.At(0, k)-zm.At(0, k))/(2*h))
-			}
-		}
-		var lu mat.LU
-		lu.Factorize(jac)
-		logAbs, _ := lu.LogDet()
-		if !(math.Abs(logAbs-ld[0]) <= logDetTol*math.Max(1, math.Abs(logAbs))) {
-			return fmt.Errorf("row %d: log-det %.12g, log|det J| by finite differences %.12g", i, ld[0], logAbs)
-		}
-	}
-	return nil
-}
-
-// checkPullback compares the pullback of Direct (or Inverse) with central
-// finite differences of L = Σ dz∘z + Σ dl∘logDet.
-func (c *bijCase) checkPullback(inverse bool) error {
-	fwd, vjp, in := c.bj.Direct, c.bj.DirectVJP, c.x
-	what := "Direct"
-	if inverse {
-		fwd, vjp, what = c.bj.Inverse, c.bj.InverseVJP, "Inverse"
-		in, _ = c.bj.Direct(c.p, c.x) // check where the inverse maps back to the test batch
-	}
-	rng := cotanKey.Rand()
-	dz := normalBatch(cotanKey, c.Rows, c.Dim)
-	dl := make([]float64, c.Rows)
-	for i := range dl {
-		dl[i] = rng.NormFloat64()
-	}
-	loss := func(p flows.Params, x *mat.Dense) float64 {
-		z, ld := fwd(p, x)
-		return dot(z, dz) + floatsDot(ld, dl)
-	}
-	_, _, back := vjp(c.p, in)
-	const sentinel = 0.5
-	dp := make(flows.Params, len(c.p))
-	for i := range dp {
-		dp[i] = sentinel
-	}
-	dx := back(dz, dl, dp)
-	if r, cc := dx.Dims(); r != c.Rows || cc != c.Dim {
-		return fmt.Errorf("%s pullback returned dx of %d×%d, want %d×%d", what, r, cc, c.Rows, c.Dim)
-	}
-	for i := range dp {
-		dp[i] -= sentinel // the pullback must add into dp
-	}
-	var errs []error
-	for _, k := range c.State {
-		if dp[k] != 0 {
-			errs = append(errs, fmt.Errorf("%s: state parameter %d has gradient %g, want exactly 0", what, k, dp[k]))
-		}
-	}
-	return errors.Join(append(errs, gradCheck(what, loss, c.p, in, dx, dp, c.State))...)
-}
-
-// gradCheck compares dx and dp with central finite differences of loss at
-// (p, x), for every input entry and for up to maxParamChecks parameters.
-func gradCheck(what string, loss func(flows.Params, *mat.Dense) float64, p flows.Params, x *mat.Dense, dx *mat.Dense, dp flows.Params, skip []int) error {
-	var errs []error
-	xs := mat.DenseCopyOf(x)
-	n, d := xs.Dims()
-	for i := 0; i < n; i++ {
-		for j := 0; j < d; j++ {
-			v := xs.At(i, j)
-			h := fdStep * math.Max(1, math.Abs(v))
-			xs.Set(i, j, v+h)
-			lp := loss(p, xs)
-			xs.Set(i, j, v-h)
-			lm := loss(p, xs)
-			xs.Set(i, j, v)
-			if err := gradClose(fmt.Sprintf("%s: d/dx[%d,%d]", what, i, j), dx.At(i, j), (lp-lm)/(2*h)); err != nil {
-				errs = append(errs, err)
-			}
-		}
-	}
-	ps := slices.Clone(p)
-	for _, k := range pick(len(p)) {
-		if slices.Contains(skip, k) {
-			continue
-		}
-		v := ps[k]
-		h := fdStep * math.Max(1, math.Abs(v))
-		ps[k] = v + h
-		lp := loss(ps, x)
-		ps[k] = v - h
-		lm := loss(ps, x)
-		ps[k] = v
-		if err := gradClose(fmt.Sprintf("%s: d/dparams[%d]", what, k), dp[k], (lp-lm)/(2*h)); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(errs) > 10 {
-		errs = append(errs[:10], fmt.Errorf("and %d more", len(errs)-10))
-	}
-	return errors.Join(errs...)
-}
-
-// pick returns the parameter indices to check: all of them, or
-// maxParamChecks drawn without replacement from a fixed key.
-func pick(n int) []int {
-	if n <= maxParamChecks {
-		idx := make([]int, n)
-		for i := range idx {
-			idx[i] = i
-		}
-		return idx
-	}
-	idx := pickKey.Rand().Perm(n)[:maxParamChecks]
-	slices.Sort(idx)
-	return idx
-}
-
-func gradClose(what string, got, want float64) error {
-	if math.Abs(got-want) <= gradAbs+gradRel*math.Abs(want) {
-		return nil
-	}
-	return fmt.Errorf("%s = %.10g, finite differences %.10g", what, got, want)
-}
-
-func (c *bijCase) checkUnmodified() error {
-	x0, p0 := mat.DenseCopyOf(c.x), slices.Clone(c.p)
-	z, ld, back := c.bj.DirectVJP(c.p, c.x)
-	c.bj.Direct(c.p, c.x)
-	dz := mat.DenseCopyOf(z)
-	dl := slices.Clone(ld)
-	back(dz, dl, make(flows.Params, len(c.p)))
-	if !mat.Equal(dz, z) || !slices.Equal(dl, ld) {
-		return errors.New("the Direct pullback modified its gradient arguments")
-	}
-	zc := mat.DenseCopyOf(z)
-	c.bj.Inverse(c.p, z)
-	if c.bj.InverseVJP != nil {
-		x, ild, iback := c.bj.InverseVJP(c.p, z)
-		dx, dil := mat.DenseCopyOf(x), slices.Clone(ild)
-		iback(dx, dil, make(flows.Params, len(c.p)))
-		if !mat.Equal(dx, x) || !slices.Equal(dil, ild) {
-			return errors.New("the Inverse pullback modified its gradient arguments")
-		}
-	}
-	if !mat.Equal(zc, z) {
-		return errors.New("the Inverse pass modified its input")
-	}
-	if !mat.Equal(x0, c.x) {
-		return errors.New("the Direct pass (or DirectVJP) modified its input")
-	}
-	if !slices.Equal(p0, c.p) {
-		return errors.New("a pass modified the parameters")
-	}
-	return nil
-}
-
-func (c *bijCase) checkDeterministic() error {
-	z1, l1 := c.bj.Direct(c.p, c.x)
-	z2, l2 := c.bj.Direct(c.p, c.x)
-	if !mat.Equal(z1, z2) || !slices.Equal(l1, l2) {
-		return errors.New("the Direct pass gave different results on the same input")
-	}
-	x1, il1 := c.bj.Inverse(c.p, z1)
-	x2, il2 := c.bj.Inverse(c.p, z1)
-	if !mat.Equal(x1, x2) || !slices.Equal(il1, il2) {
-		return errors.New("the Inverse pass gave different results on the same input")
-	}
-	return nil
-}
-
-// outcome is everything one serial or concurrent run computes.
-type outcome struct {
-	z, x, dx *mat.Dense
-	ld, ild  []float64
-	dp       flows.Params
-}
-
-func (c *bijCase) once(dz *mat.Dense, dl []float64) outcome {
-	var o outcome
-	o.z, o.ld = c.bj.Direct(c.p, c.x)
-	o.x, o.ild = c.bj.Inverse(c.p, o.z)
-	_, _, back := c.bj.DirectVJP(c.p, c.x)
-	o.dp = make(flows.Params, len(c.p))
-	o.dx = back(dz, dl, o.dp)
-	return o
-}
-
-func (o outcome) equal(q outcome) bool {
-	return mat.Equal(o.z, q.z) && mat.Equal(o.x, q.x) && mat.Equal(o.dx, q.dx) &&
-		slices.Equal(o.ld, q.ld) && slices.Equal(o.ild, q.ild) && slices.Equal(o.dp, q.dp)
-}
-
-func (c *bijCase) checkConcurrent() error {
-	dz := normalBatch(cotanKey, c.Rows, c.Dim)
-	dl := make([]float64, c.Rows)
-	for i := range dl {
-		dl[i] = float64(i) - 1.5
-	}
-	want := c.once(dz, dl)
-	return concurrently(func() bool { return c.once(dz, dl).equal(want) })
 }
 
 // concurrently runs f on several goroutines at once and reports an error if
@@ -650,28 +282,6 @@ func concurrently(f func() bool) error {
 	wg.Wait()
 	if slices.Contains(bad, true) {
 		return errors.New("concurrent calls disagree with a serial call")
-	}
-	return nil
-}
-
-func (c *bijCase) checkInitFromData() error {
-	for _, h := range []struct {
-		name string
-		fn   func(flows.Params, *mat.Dense) *mat.Dense
-	}{{"InitFromData", c.bj.InitFromData}, {"UpdateState", c.bj.UpdateState}} {
-		if h.fn == nil {
-			continue
-		}
-		p := slices.Clone(c.p)
-		x0 := mat.DenseCopyOf(c.x)
-		z := h.fn(p, c.x)
-		if !mat.Equal(x0, c.x) {
-			return fmt.Errorf("%s modified its batch", h.name)
-		}
-		want, _ := c.bj.Direct(p, c.x)
-		if err := matClose(h.name+" output vs Direct at the parameters it set", z, want, exactTol, exactTol); err != nil {
-			return err
-		}
 	}
 	return nil
 }
@@ -722,17 +332,11 @@ func netChecks(n Net) []check {
 		}},
 		{"pullback", func() error {
 			_, back := net.ApplyVJP(p, x)
-			const sentinel = 0.5
-			dp := make(flows.Params, len(p))
-			for i := range dp {
-				dp[i] = sentinel
-			}
+			dp := sentinelParams(len(p))
 			dx := back(dy, dp)
-			for i := range dp {
-				dp[i] -= sentinel // the pullback must add into dp
-			}
-			loss := func(p flows.Params, x *mat.Dense) float64 { return dot(net.Apply(p, x), dy) }
-			return gradCheck("Apply", loss, p, x, dx, dp, nil)
+			unsentinel(dp) // the pullback must add into dp
+			loss := func(p flows.Params, x, _ *mat.Dense) float64 { return dot(net.Apply(p, x), dy) }
+			return gradCheck("Apply", loss, p, x, nil, dx, nil, dp, nil)
 		}},
 		{"unmodified", func() error {
 			x0, pc, dyc := mat.DenseCopyOf(x), slices.Clone(p), mat.DenseCopyOf(dy)
@@ -760,6 +364,50 @@ func netChecks(n Net) []check {
 }
 
 // small helpers
+
+// gradSentinel is what the suite puts in a gradient buffer before a
+// pullback, to check that the pullback adds into it.
+const gradSentinel = 0.5
+
+func sentinelParams(n int) flows.Params {
+	dp := make(flows.Params, n)
+	for i := range dp {
+		dp[i] = gradSentinel
+	}
+	return dp
+}
+
+func unsentinel(dp []float64) {
+	for i := range dp {
+		dp[i] -= gradSentinel
+	}
+}
+
+// sentinelContext returns an n×cdim context gradient filled with the
+// sentinel, or nil for width 0.
+func sentinelContext(n, cdim int) *mat.Dense {
+	if cdim == 0 {
+		return nil
+	}
+	dc := mat.NewDense(n, cdim, nil)
+	for i := range n {
+		for j := range cdim {
+			dc.Set(i, j, gradSentinel)
+		}
+	}
+	return dc
+}
+
+// unsentinelContext subtracts the sentinel from every entry of dc.
+func unsentinelContext(dc *mat.Dense) {
+	if dc == nil {
+		return
+	}
+	n, _ := dc.Dims()
+	for i := range n {
+		unsentinel(dc.RawRowView(i))
+	}
+}
 
 func dot(a, b *mat.Dense) float64 {
 	r, c := a.Dims()
@@ -837,4 +485,12 @@ func vecClose(what string, got, want []float64, abs, rel float64) error {
 		}
 	}
 	return nil
+}
+
+// equalMats reports whether a and b are both nil or equal.
+func equalMats(a, b *mat.Dense) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return mat.Equal(a, b)
 }

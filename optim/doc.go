@@ -54,7 +54,7 @@
 //	sched := optim.WarmupCosine(1e-3, 1e-5, 100)
 //	const total = 5000
 //	for i := range total {
-//		loss, err := optim.NLL(d, p, batch(i), grad)
+//		loss, err := optim.NLL(d, p, batch(i), nil, grad)
 //		if err != nil {
 //			return err // bad data, or the model diverged
 //		}
@@ -83,7 +83,7 @@
 // initialisation; do that once before:
 //
 //	flows.InitFromData(d, p, x)
-//	res, err := optim.Fit(flows.NewKey(1), d, p, x, optim.FitConfig{
+//	res, err := optim.Fit(flows.NewKey(1), d, p, x, nil, optim.FitConfig{
 //		Epochs:   200,
 //		Schedule: optim.Cosine(1e-3, 1e-5),
 //	})

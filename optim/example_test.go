@@ -14,7 +14,7 @@ import (
 // gradients. A real model would be a flows.Flow; the training loop is the
 // same.
 func normal() flows.Distribution {
-	logPDF := func(p flows.Params, x *mat.Dense) []float64 {
+	logPDF := func(p flows.Params, x, c *mat.Dense) []float64 {
 		n, _ := x.Dims()
 		logp := make([]float64, n)
 		for i := range logp {
@@ -25,8 +25,8 @@ func normal() flows.Distribution {
 	}
 	return flows.Distribution{
 		LogPDF: logPDF,
-		LogPDFVJP: func(p flows.Params, x *mat.Dense) ([]float64, flows.DistPullback) {
-			back := func(dLogp []float64, dp flows.Params) *mat.Dense {
+		LogPDFVJP: func(p flows.Params, x, _ *mat.Dense) ([]float64, flows.DistPullback) {
+			back := func(dLogp []float64, dp flows.Params, _ *mat.Dense) *mat.Dense {
 				n, _ := x.Dims()
 				dx := mat.NewDense(n, 1, nil)
 				for i := range n {
@@ -37,7 +37,7 @@ func normal() flows.Distribution {
 				}
 				return dx
 			}
-			return logPDF(p, x), back
+			return logPDF(p, x, nil), back
 		},
 	}
 }
@@ -56,7 +56,7 @@ func Example() {
 	sched := optim.WarmupCosine(0.05, 1e-4, 50)
 	const total = 2000
 	for range total {
-		if _, err := optim.NLL(d, p, train, grad); err != nil {
+		if _, err := optim.NLL(d, p, train, nil, grad); err != nil {
 			fmt.Println(err)
 			return
 		}
@@ -71,13 +71,13 @@ func Example() {
 	}
 	fmt.Printf("μ = %.3f (sample mean %.3f)\n", p[0], mean)
 	fmt.Printf("σ = %.3f (sample std  %.3f)\n", math.Exp(p[1]), math.Sqrt(ss/8))
-	trainNLL, _ := optim.NLLValue(d, p, train)
-	validNLL, _ := optim.NLLValue(d, p, valid)
+	trainNLL, _ := optim.NLLValue(d, p, train, nil)
+	validNLL, _ := optim.NLLValue(d, p, valid, nil)
 	fmt.Printf("NLL: train %.3f, valid %.3f\n", trainNLL, validNLL)
 
 	// A batch with a NaN is rejected before the model sees it.
 	train.Set(5, 0, math.NaN())
-	_, err := optim.NLL(d, p, train, grad)
+	_, err := optim.NLL(d, p, train, nil, grad)
 	fmt.Println(err)
 
 	// Output:

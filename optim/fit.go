@@ -1,5 +1,51 @@
 package optim
 
+// Fit: shuffled minibatches from a key, a validation split, early stopping
+// with the best parameters restored, schedules, clipping and a progress
+// callback.
+//
+// The data. A NaN or Inf anywhere in x (or c) is an error wrapping
+// ErrNonFinite that names its row and column, returned before any step. The
+// rows are split once, by a random permutation: the last
+// round(ValFraction·n) rows of the permutation (at least one, unless
+// ValFraction is negative) are held out for validation (FitResult.ValRows)
+// and the others are the training rows; their contexts go with them.
+//
+// Epochs and steps. Each epoch shuffles the training rows anew and walks
+// through them in minibatches of BatchSize consecutive rows of that order; a
+// last, partial minibatch is dropped (its rows are seen in other epochs'
+// orders), so every step sees BatchSize rows and an epoch takes
+// ⌊training rows / BatchSize⌋ steps. The rows are copied into one batch
+// matrix reused by every step. A step is
+//
+//	loss, err := NLL(d, p, batch, cbatch, grad)
+//	ClipGlobalNorm(grad, ClipNorm)
+//	adam.StepLR(p, grad, Schedule(step, totalSteps))
+//	flows.UpdateState(d, p, batch, cbatch) // BatchNorm's running statistics, if any
+//
+// with an Adam from NewAdam, its default moments and ε. After each epoch,
+// Fit evaluates the validation NLL (with d.LogPDF, in chunks of at most 4096
+// rows, averaged with weights proportional to the chunks' sizes) and calls
+// Progress.
+//
+// Early stopping. Fit keeps a copy of the parameters of the epoch with the
+// lowest validation NLL so far. When Patience consecutive epochs bring no
+// lower validation NLL, the fit stops (FitResult.Stopped). Whether it stops
+// early or runs all its epochs, Fit copies the best epoch's parameters back
+// into p before it returns. Without validation rows there is no early
+// stopping and p keeps the parameters of the last epoch.
+//
+// Divergence. A minibatch loss or gradient that is not finite, or a
+// non-finite validation NLL, ends the fit with an error wrapping
+// ErrDiverged that names the epoch and step (counting from 1; the step over
+// the whole fit). p is then restored to the best parameters so far: those
+// of the best epoch completed (the last one without validation rows), or
+// the initial parameters if the first epoch failed.
+//
+// Determinism. The key alone decides the split and the shuffles: the same
+// key, d, p, x, c and configuration give the same parameters, bit for bit,
+// on every GOMAXPROCS. Fit runs nothing concurrently of its own.
+
 import (
 	"fmt"
 	"math"
@@ -13,11 +59,16 @@ import (
 // Defaults of FitConfig, used for fields left at zero.
 const (
 	defaultEpochs      = 100
-	defaultBatchSize   = 256
 	defaultLR          = 1e-3
 	defaultClipNorm    = 5
 	defaultValFraction = 0.1
-	defaultPatience    = 5
+	defaultPatience    = 10
+
+	// The default batch is a tenth of the training rows, from
+	// minDefaultBatch to maxDefaultBatch: about ten steps an epoch for a
+	// small table, and full-sized batches for a large one.
+	minDefaultBatch = 16
+	maxDefaultBatch = 256
 
 	// valChunk is the most validation rows evaluated in one LogPDF call.
 	valChunk = 4096
@@ -32,8 +83,9 @@ type FitConfig struct {
 	// Early stopping may end the fit sooner. It must not be negative.
 	Epochs int
 
-	// BatchSize is the number of rows per step (default 256). It is capped
-	// at the number of training rows. It must not be negative.
+	// BatchSize is the number of rows per step (default: a tenth of the
+	// training rows, from 16 to 256; see DefaultBatchSize). It is capped at
+	// the number of training rows. It must not be negative.
 	BatchSize int
 
 	// LR is the constant learning rate used when Schedule is nil
@@ -60,7 +112,7 @@ type FitConfig struct {
 	ValFraction float64
 
 	// Patience is the number of consecutive epochs without a new lowest
-	// validation NLL after which the fit stops (default 5). A negative
+	// validation NLL after which the fit stops (default 10). A negative
 	// value turns early stopping off; the parameters of the best epoch are
 	// still the ones kept.
 	Patience int
@@ -126,83 +178,32 @@ type FitResult struct {
 	ValRows []int
 }
 
-// Fit trains the distribution d with parameters p on the rows of x by
+// Fit trains the distribution d with parameters p on the rows of x, given
+// their contexts c (one row per row of x; nil for an unconditional d), by
 // minimising the mean negative log-likelihood with Adam, in the spirit of
-// FlowJAX's fit_to_data, and updates p in place. It returns a summary of the
-// fit, and an error for a bad configuration, bad data, or a fit that
-// diverged.
+// FlowJAX's fit_to_data, and updates p in place: shuffled minibatches from
+// key, a validation split for early stopping, the best epoch's parameters
+// kept (the details are in fit.go's file comment). It returns a summary of
+// the fit, and an error for a bad configuration, for bad data (wrapping
+// ErrNonFinite or ErrTooFewRows), or for a fit that diverged (wrapping
+// ErrDiverged, with p restored to the best parameters so far). The same
+// key, data and configuration give the same parameters, bit for bit, on
+// every GOMAXPROCS.
 //
-// # The data
+// Fit does not run the data-dependent initialisation of d (ActNorm's). Run
+// it once before the first Fit, with a representative batch (flows.NewModel
+// and Model.Fit do):
 //
-// x holds one example per row. A NaN or Inf anywhere in x is an error that
-// names its row and column, returned before any step. The rows are split
-// once, by a random permutation: the last round(ValFraction·n) rows of the
-// permutation (at least one, unless ValFraction is negative) are held out for
-// validation (FitResult.ValRows) and the others are the training rows.
-//
-// # Epochs and steps
-//
-// Each epoch shuffles the training rows anew and walks through them in
-// minibatches of BatchSize consecutive rows of that order; a last, partial
-// minibatch is dropped (its rows are seen in other epochs' orders), so every
-// step sees BatchSize rows and an epoch takes ⌊training rows / BatchSize⌋
-// steps. The rows are copied into one batch matrix reused by every step. A
-// step is
-//
-//	loss, err := NLL(d, p, batch, grad)
-//	ClipGlobalNorm(grad, ClipNorm)
-//	adam.StepLR(p, grad, Schedule(step, totalSteps))
-//	flows.UpdateState(d, p, batch) // BatchNorm's running statistics, if any
-//
-// with an Adam from NewAdam, its default moments and ε. After each epoch, Fit
-// evaluates the validation NLL (with d.LogPDF, in chunks of at most 4096 rows,
-// averaged with weights proportional to the chunks' sizes) and calls
-// Progress.
-//
-// # Early stopping
-//
-// Fit keeps a copy of the parameters of the epoch with the lowest validation
-// NLL so far. When Patience consecutive epochs bring no lower validation NLL,
-// the fit stops (FitResult.Stopped). Whether it stops early or runs all its
-// epochs, Fit copies the best epoch's parameters back into p before it
-// returns. Without validation rows there is no early stopping and p keeps the
-// parameters of the last epoch.
-//
-// # Divergence
-//
-// A minibatch loss or gradient that is not finite, or a non-finite validation
-// NLL, ends the fit with an error naming the epoch and step (counting from 1;
-// the step over the whole fit). p is then restored to the best parameters so
-// far, as when the fit ends: those of the best epoch completed (the last one
-// without validation rows), or the initial parameters if the first epoch
-// failed. The parameters that diverged are not kept.
-//
-// # Determinism
-//
-// The key alone decides the split and the shuffles: the same key, d, p, x and
-// configuration give the same parameters, bit for bit, on every GOMAXPROCS.
-// Fit runs nothing concurrently of its own.
-//
-// # Initialisation
-//
-// Fit does not run the data-dependent initialisation of d (ActNorm's). Run it
-// once before the first Fit, with a representative batch:
-//
-//	p, d, err := flows.Flow(bijection, flows.Normal())(flows.NewKey(0), dim)
+//	p, d, err := flows.Flow(bijection, flows.Normal())(flows.NewKey(0), dim, 0)
 //	if err != nil { ... }
-//	flows.InitFromData(d, p, x)
-//	res, err := optim.Fit(flows.NewKey(1), d, p, x, optim.FitConfig{})
+//	flows.InitFromData(d, p, x, nil)
+//	res, err := optim.Fit(flows.NewKey(1), d, p, x, nil, optim.FitConfig{})
 //
-// # Errors and panics
-//
-// A configuration out of range (a negative Epochs or BatchSize, a bad LR,
-// LR set together with Schedule, a NaN ClipNorm, a ValFraction of 1 or more
-// or NaN), too few rows to leave a training row, bad data, and divergence are
-// errors; p is unchanged by the first three. Misuse panics with an "optim:"
-// message: a nil or empty x, or a d without LogPDFVJP (or without LogPDF when
-// rows are held out for validation). Fit cannot check that len(p) matches d;
-// d's own functions panic when it does not.
-func Fit(key flows.Key, d flows.Distribution, p flows.Params, x *mat.Dense, cfg FitConfig) (FitResult, error) {
+// Misuse panics with an "optim:" message: a nil or empty x, a c whose rows
+// differ from x's, or a d without LogPDFVJP (or without LogPDF when rows
+// are held out for validation). Fit cannot check that len(p) matches d; d's
+// own functions panic when it does not.
+func Fit(key flows.Key, d flows.Distribution, p flows.Params, x, c *mat.Dense, cfg FitConfig) (FitResult, error) {
 	start := time.Now()
 	if x == nil {
 		panic("optim: Fit: nil data")
@@ -213,44 +214,58 @@ func Fit(key flows.Key, d flows.Distribution, p flows.Params, x *mat.Dense, cfg 
 	if d.LogPDFVJP == nil {
 		panic("optim: Fit: distribution has no LogPDFVJP")
 	}
-	c, sched, err := cfg.resolve()
+	n, dim := x.Dims()
+	cdim := 0
+	if c != nil {
+		var cn int
+		cn, cdim = c.Dims()
+		if cn != n {
+			panic(fmt.Sprintf("optim: Fit: %d context rows for %d data rows", cn, n))
+		}
+	}
+	fc, sched, err := cfg.resolve()
 	if err != nil {
 		return FitResult{BestValNLL: math.NaN()}, err
 	}
-	if err := checkData(x); err != nil {
-		return FitResult{BestValNLL: math.NaN()}, err
+	if err := firstNonFinite(x, "x"); err != nil {
+		return FitResult{BestValNLL: math.NaN()}, fmt.Errorf("optim: Fit: %w", err)
+	}
+	if err := firstNonFinite(c, "c"); err != nil {
+		return FitResult{BestValNLL: math.NaN()}, fmt.Errorf("optim: Fit: %w", err)
 	}
 
-	n, dim := x.Dims()
-	nVal := 0
-	if c.ValFraction > 0 {
-		nVal = max(1, int(math.Round(c.ValFraction*float64(n))))
-		if d.LogPDF == nil {
-			panic("optim: Fit: distribution has no LogPDF to evaluate the validation rows")
-		}
+	nVal := ValidationRows(n, fc.ValFraction)
+	if nVal > 0 && d.LogPDF == nil {
+		panic("optim: Fit: distribution has no LogPDF to evaluate the validation rows")
 	}
 	nTrain := n - nVal
 	if nTrain < 1 {
-		return FitResult{BestValNLL: math.NaN()}, fmt.Errorf("optim: Fit: %d rows of data leave no training row after holding out %d for validation", n, nVal)
+		return FitResult{BestValNLL: math.NaN()}, fmt.Errorf("optim: Fit: %d rows of data leave no training row after holding out %d for validation: %w", n, nVal, ErrTooFewRows)
 	}
-	batchSize := min(c.BatchSize, nTrain)
+	batchSize := fc.BatchSize
+	if batchSize == 0 {
+		batchSize = DefaultBatchSize(nTrain)
+	}
+	batchSize = min(batchSize, nTrain)
 	perEpoch := nTrain / batchSize
-	total := c.Epochs * perEpoch
+	total := fc.Epochs * perEpoch
 
 	splitKey, epochKey := key.Split2()
 	perm := splitKey.Rand().Perm(n)
 	trainRows := perm[:nTrain:nTrain]
 	res := FitResult{BestValNLL: math.NaN()}
-	var valX *mat.Dense
+	var valX, valC *mat.Dense
 	if nVal > 0 {
 		res.ValRows = perm[nTrain:]
-		valX = mat.NewDense(nVal, dim, nil)
-		for i, r := range res.ValRows {
-			copy(valX.RawRowView(i), x.RawRowView(r))
-		}
+		valX = gatherRows(x, res.ValRows, dim)
+		valC = gatherRows(c, res.ValRows, cdim)
 	}
 
 	batch := mat.NewDense(batchSize, dim, nil)
+	var cbatch *mat.Dense
+	if c != nil {
+		cbatch = mat.NewDense(batchSize, cdim, nil)
+	}
 	order := make([]int, nTrain)
 	grad := make(flows.Params, len(p))
 	best := append(flows.Params(nil), p...)
@@ -263,7 +278,7 @@ func Fit(key flows.Key, d flows.Distribution, p flows.Params, x *mat.Dense, cfg 
 		return res, fmt.Errorf(format, args...)
 	}
 
-	for epoch := 1; epoch <= c.Epochs; epoch++ {
+	for epoch := 1; epoch <= fc.Epochs; epoch++ {
 		copy(order, trainRows)
 		rng := epochKey.Fold(uint64(epoch)).Rand()
 		rng.Shuffle(nTrain, func(i, j int) { order[i], order[j] = order[j], order[i] })
@@ -273,21 +288,24 @@ func Fit(key flows.Key, d flows.Distribution, p flows.Params, x *mat.Dense, cfg 
 			rows := order[b*batchSize : (b+1)*batchSize]
 			for i, r := range rows {
 				copy(batch.RawRowView(i), x.RawRowView(r))
+				if c != nil {
+					copy(cbatch.RawRowView(i), c.RawRowView(r))
+				}
 			}
 			step := opt.Steps() + 1
-			loss, err := NLL(d, p, batch, grad)
+			loss, err := NLL(d, p, batch, cbatch, grad)
 			if err != nil {
 				return fail("optim: Fit: epoch %d, step %d: the training loss is not finite: %w", epoch, step, err)
 			}
-			if norm := ClipGlobalNorm(grad, c.ClipNorm); math.IsNaN(norm) || math.IsInf(norm, 0) {
-				return fail("optim: Fit: epoch %d, step %d: the gradient is not finite (norm %v)", epoch, step, norm)
+			if norm := ClipGlobalNorm(grad, fc.ClipNorm); math.IsNaN(norm) || math.IsInf(norm, 0) {
+				return fail("optim: Fit: epoch %d, step %d: %w", epoch, step, diverged("the gradient is not finite (norm %v)", norm))
 			}
 			lr = sched(opt.Steps(), total)
 			if math.IsNaN(lr) || math.IsInf(lr, 0) || lr < 0 {
 				return fail("optim: Fit: epoch %d, step %d: the schedule gave learning rate %v", epoch, step, lr)
 			}
 			opt.StepLR(p, grad, lr)
-			flows.UpdateState(d, p, batch)
+			flows.UpdateState(d, p, batch, cbatch)
 			res.Steps = opt.Steps()
 			lossSum += loss
 		}
@@ -295,7 +313,7 @@ func Fit(key flows.Key, d flows.Distribution, p flows.Params, x *mat.Dense, cfg 
 
 		valNLL, improved := math.NaN(), true
 		if nVal > 0 {
-			valNLL, err = validationNLL(d, p, valX, res.ValRows)
+			valNLL, err = validationNLL(d, p, valX, valC, res.ValRows)
 			if err != nil {
 				return fail("optim: Fit: epoch %d, step %d: %w", epoch, res.Steps, err)
 			}
@@ -314,8 +332,8 @@ func Fit(key flows.Key, d flows.Distribution, p flows.Params, x *mat.Dense, cfg 
 		} else {
 			fruitless++
 		}
-		if c.Progress != nil {
-			c.Progress(Progress{
+		if fc.Progress != nil {
+			fc.Progress(Progress{
 				Epoch:    epoch,
 				Step:     res.Steps,
 				Steps:    total,
@@ -326,13 +344,45 @@ func Fit(key flows.Key, d flows.Distribution, p flows.Params, x *mat.Dense, cfg 
 				Best:     improved,
 			})
 		}
-		if nVal > 0 && c.Patience >= 0 && fruitless >= c.Patience {
-			res.Stopped = epoch < c.Epochs
+		if nVal > 0 && fc.Patience >= 0 && fruitless >= fc.Patience {
+			res.Stopped = epoch < fc.Epochs
 			break
 		}
 	}
 	copy(p, best)
 	return res, nil
+}
+
+// ValidationRows returns how many of n rows Fit holds out for validation at
+// the given ValFraction (0 for the default): round(ValFraction·n), at least
+// one, or none for a negative fraction.
+func ValidationRows(n int, valFraction float64) int {
+	switch {
+	case valFraction == 0:
+		valFraction = defaultValFraction
+	case valFraction < 0:
+		return 0
+	}
+	return max(1, int(math.Round(valFraction*float64(n))))
+}
+
+// DefaultBatchSize returns Fit's default batch for nTrain training rows: a
+// tenth of them, from 16 to 256 (Fit caps it at nTrain).
+func DefaultBatchSize(nTrain int) int {
+	return min(maxDefaultBatch, max(minDefaultBatch, nTrain/10))
+}
+
+// gatherRows returns the rows of m listed in rows as a new matrix of w
+// columns, or nil when m is nil.
+func gatherRows(m *mat.Dense, rows []int, w int) *mat.Dense {
+	if m == nil {
+		return nil
+	}
+	out := mat.NewDense(len(rows), w, nil)
+	for i, r := range rows {
+		copy(out.RawRowView(i), m.RawRowView(r))
+	}
+	return out
 }
 
 // resolve returns cfg with its defaults filled in and the schedule to use, or
@@ -345,11 +395,8 @@ func (cfg FitConfig) resolve() (FitConfig, Schedule, error) {
 	case c.Epochs == 0:
 		c.Epochs = defaultEpochs
 	}
-	switch {
-	case c.BatchSize < 0:
+	if c.BatchSize < 0 {
 		return c, nil, fmt.Errorf("optim: Fit: BatchSize is %d, want ≥ 0", c.BatchSize)
-	case c.BatchSize == 0:
-		c.BatchSize = defaultBatchSize
 	}
 	sched, err := resolveRate("Fit", &c.LR, c.Schedule, &c.ClipNorm, defaultClipNorm)
 	if err != nil {
@@ -367,37 +414,28 @@ func (cfg FitConfig) resolve() (FitConfig, Schedule, error) {
 	return c, sched, nil
 }
 
-// checkData returns an error naming the first row and column (in row-major
-// order) of x holding a NaN or an Inf, or nil when there is none.
-func checkData(x *mat.Dense) error {
-	raw := x.RawMatrix()
-	for i := range raw.Rows {
-		for j, v := range raw.Data[i*raw.Stride : i*raw.Stride+raw.Cols] {
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("optim: Fit: row %d, column %d of x is %v", i, j, v)
-			}
-		}
-	}
-	return nil
-}
-
 // validationNLL returns the mean NLL of the rows of valX under d, evaluated
 // in chunks of at most valChunk rows and weighted by their sizes, so that a
 // single chunk gives exactly NLLValue's result. rows maps the rows of valX to
 // those of x, for the error naming a row whose log density is not finite;
 // the error has no "optim:" prefix, which the caller adds.
-func validationNLL(d flows.Distribution, p flows.Params, valX *mat.Dense, rows []int) (float64, error) {
+func validationNLL(d flows.Distribution, p flows.Params, valX, valC *mat.Dense, rows []int) (float64, error) {
 	n, dim := valX.Dims()
 	var val float64
 	for lo := 0; lo < n; lo += valChunk {
 		hi := min(lo+valChunk, n)
-		logp := d.LogPDF(p, valX.Slice(lo, hi, 0, dim).(*mat.Dense))
+		var c *mat.Dense
+		if valC != nil {
+			_, cdim := valC.Dims()
+			c = valC.Slice(lo, hi, 0, cdim).(*mat.Dense)
+		}
+		logp := d.LogPDF(p, valX.Slice(lo, hi, 0, dim).(*mat.Dense), c)
 		if len(logp) != hi-lo {
 			panic("optim: Fit: LogPDF returned a log density count different from the batch's row count")
 		}
 		for i, v := range logp {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return math.NaN(), fmt.Errorf("the validation NLL is not finite: the log density of row %d of x is %v", rows[lo+i], v)
+				return math.NaN(), diverged("the validation NLL is not finite: the log density of row %d of x is %v", rows[lo+i], v)
 			}
 		}
 		loss, err := meanNLL(logp)

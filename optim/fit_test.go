@@ -105,12 +105,12 @@ func fitPanics(t *testing.T, what string, f func()) {
 func TestFitBeatsGaussian(t *testing.T) {
 	keys := flows.NewKey(42).Split(4)
 	train, test := banana(keys[0], 2000), banana(keys[1], 2000)
-	p, d, err := realNVPFlow(3, 32, flows.Tanh, true)(keys[2], 2)
+	p, d, err := realNVPFlow(3, 32, flows.Tanh, true)(keys[2], 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	flows.InitFromData(d, p, train)
-	res, err := optim.Fit(keys[3], d, p, train, optim.FitConfig{
+	flows.InitFromData(d, p, train, nil)
+	res, err := optim.Fit(keys[3], d, p, train, nil, optim.FitConfig{
 		Epochs:    40,
 		BatchSize: 128,
 		Schedule:  optim.Cosine(3e-3, 1e-4),
@@ -118,7 +118,7 @@ func TestFitBeatsGaussian(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	flowNLL, err := optim.NLLValue(d, p, test)
+	flowNLL, err := optim.NLLValue(d, p, test, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,12 +143,12 @@ func TestFitBeatsGaussian(t *testing.T) {
 func TestFitEarlyStoppingRestoresBest(t *testing.T) {
 	keys := flows.NewKey(7).Split(3)
 	x := banana(keys[0], 40)
-	p, d, err := realNVPFlow(2, 64, flows.ReLU, false)(keys[1], 2)
+	p, d, err := realNVPFlow(2, 64, flows.ReLU, false)(keys[1], 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var bestParams, lastParams flows.Params
-	res, err := optim.Fit(keys[2], d, p, x, optim.FitConfig{
+	res, err := optim.Fit(keys[2], d, p, x, nil, optim.FitConfig{
 		Epochs:      1000,
 		BatchSize:   10,
 		LR:          1e-2,
@@ -178,7 +178,7 @@ func TestFitEarlyStoppingRestoresBest(t *testing.T) {
 		t.Errorf("BestValNLL = %v, ValNLL[BestEpoch−1] = %v, want both the minimum %v",
 			res.BestValNLL, res.ValNLL[res.BestEpoch-1], got)
 	}
-	val, err := optim.NLLValue(d, p, rowsOf(x, res.ValRows))
+	val, err := optim.NLLValue(d, p, rowsOf(x, res.ValRows), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +205,7 @@ func TestFitEarlyStoppingRestoresBest(t *testing.T) {
 func TestFitDeterministicAcrossGOMAXPROCS(t *testing.T) {
 	keys := flows.NewKey(3).Split(3)
 	x := banana(keys[0], 1100)
-	p0, d, err := realNVPFlow(3, 64, flows.ReLU, false)(keys[1], 2)
+	p0, d, err := realNVPFlow(3, 64, flows.ReLU, false)(keys[1], 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +216,7 @@ func TestFitDeterministicAcrossGOMAXPROCS(t *testing.T) {
 	for i, procs := range []int{1, 2, 4} {
 		runtime.GOMAXPROCS(procs)
 		p := slices.Clone(p0)
-		res, err := optim.Fit(keys[2], d, p, x, cfg)
+		res, err := optim.Fit(keys[2], d, p, x, nil, cfg)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,11 +243,11 @@ func TestFitDeterministicAcrossGOMAXPROCS(t *testing.T) {
 // untouchableDist is a Distribution whose every function fails the test.
 func untouchableDist(t *testing.T) flows.Distribution {
 	return flows.Distribution{
-		LogPDF: func(flows.Params, *mat.Dense) []float64 {
+		LogPDF: func(flows.Params, *mat.Dense, *mat.Dense) []float64 {
 			t.Error("LogPDF called")
 			return nil
 		},
-		LogPDFVJP: func(flows.Params, *mat.Dense) ([]float64, flows.DistPullback) {
+		LogPDFVJP: func(flows.Params, *mat.Dense, *mat.Dense) ([]float64, flows.DistPullback) {
 			t.Error("LogPDFVJP called")
 			return nil, nil
 		},
@@ -272,7 +272,7 @@ func TestFitRejectsNonFiniteData(t *testing.T) {
 		x.Set(99, 1, math.NaN()) // a later bad entry must not be the one named
 		x.Set(tc.row, tc.col, tc.val)
 		p := flows.Params{1, 2, 3}
-		res, err := optim.Fit(flows.NewKey(2), untouchableDist(t), p, x, optim.FitConfig{
+		res, err := optim.Fit(flows.NewKey(2), untouchableDist(t), p, x, nil, optim.FitConfig{
 			Progress: func(optim.Progress) { t.Error("Progress called") },
 		})
 		if err == nil || err.Error() != tc.want {
@@ -297,30 +297,30 @@ type failing struct {
 
 func (f *failing) dist() flows.Distribution {
 	return flows.Distribution{
-		LogPDF: func(p flows.Params, x *mat.Dense) []float64 {
+		LogPDF: func(p flows.Params, x, c *mat.Dense) []float64 {
 			f.valCalls++
-			lp := f.d.LogPDF(p, x)
+			lp := f.d.LogPDF(p, x, nil)
 			if f.valCalls == f.valAt {
 				lp[3] = math.Inf(-1)
 			}
 			return lp
 		},
-		LogPDFVJP: func(p flows.Params, x *mat.Dense) ([]float64, flows.DistPullback) {
+		LogPDFVJP: func(p flows.Params, x, _ *mat.Dense) ([]float64, flows.DistPullback) {
 			f.calls++
-			lp, back := f.d.LogPDFVJP(p, x)
+			lp, back := f.d.LogPDFVJP(p, x, nil)
 			if f.calls == f.failAt {
 				lp[2] = math.Inf(-1)
 			}
 			if f.calls == f.gradAt {
-				return lp, func(dLogp []float64, dp flows.Params) *mat.Dense {
-					dx := back(dLogp, dp)
+				return lp, func(dLogp []float64, dp flows.Params, _ *mat.Dense) *mat.Dense {
+					dx := back(dLogp, dp, nil)
 					dp[0] = math.NaN()
 					return dx
 				}
 			}
 			return lp, back
 		},
-		UpdateState: func(flows.Params, *mat.Dense) { f.updates++ },
+		UpdateState: func(flows.Params, *mat.Dense, *mat.Dense) { f.updates++ },
 	}
 }
 
@@ -352,14 +352,14 @@ func TestFitNonFiniteLoss(t *testing.T) {
 		{"loss without validation", 11, 0, 0, -1, "epoch 3, step 11: the training loss is not finite", 2, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p0, base, err := flows.DiagNormal()(flows.NewKey(0), 2)
+			p0, base, err := flows.DiagNormal()(flows.NewKey(0), 2, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
 			f := &failing{d: base, failAt: tc.failAt, gradAt: tc.gradAt, valAt: tc.valAt}
 			p := slices.Clone(p0)
 			atEpoch := [][]float64{p0}
-			res, err := optim.Fit(flows.NewKey(1), f.dist(), p, x, optim.FitConfig{
+			res, err := optim.Fit(flows.NewKey(1), f.dist(), p, x, nil, optim.FitConfig{
 				BatchSize:   20,
 				LR:          0.05,
 				ValFraction: tc.valFraction,
@@ -382,7 +382,7 @@ func TestFitNonFiniteLoss(t *testing.T) {
 				t.Errorf("p = %v, want the parameters after epoch %d, %v", p, tc.best, atEpoch[tc.best])
 			}
 			if tc.best > 0 && tc.valFraction > 0 {
-				val, _ := optim.NLLValue(base, p, rowsOf(x, res.ValRows))
+				val, _ := optim.NLLValue(base, p, rowsOf(x, res.ValRows), nil)
 				if val != res.BestValNLL {
 					t.Errorf("validation NLL of p %v, want BestValNLL %v", val, res.BestValNLL)
 				}
@@ -412,7 +412,7 @@ func TestFitScheduleAndProgress(t *testing.T) {
 		x.Set(i, 0, v)
 		rowOf[v] = i
 	}
-	p, d, err := flows.DiagNormal()(flows.NewKey(0), 1)
+	p, d, err := flows.DiagNormal()(flows.NewKey(0), 1, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +423,7 @@ func TestFitScheduleAndProgress(t *testing.T) {
 	var batch *mat.Dense
 	seen := map[int]bool{}
 	updates := 0
-	d.UpdateState = func(_ flows.Params, b *mat.Dense) {
+	d.UpdateState = func(_ flows.Params, b, _ *mat.Dense) {
 		if batch == nil {
 			batch = b
 		} else if b != batch {
@@ -444,7 +444,7 @@ func TestFitScheduleAndProgress(t *testing.T) {
 		}
 		updates++
 	}
-	res, err := optim.Fit(flows.NewKey(1), d, p, x, optim.FitConfig{
+	res, err := optim.Fit(flows.NewKey(1), d, p, x, nil, optim.FitConfig{
 		Epochs:      5,
 		BatchSize:   16,
 		ValFraction: 0.2, // 80 training rows: 5 steps per epoch
@@ -494,13 +494,13 @@ func TestFitScheduleAndProgress(t *testing.T) {
 // no early stopping, and p keeps the last epoch's parameters.
 func TestFitWithoutValidation(t *testing.T) {
 	x := banana(flows.NewKey(1), 50)
-	p, d, err := flows.DiagNormal()(flows.NewKey(0), 2)
+	p, d, err := flows.DiagNormal()(flows.NewKey(0), 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var last flows.Params
 	var bests int
-	res, err := optim.Fit(flows.NewKey(2), d, p, x, optim.FitConfig{
+	res, err := optim.Fit(flows.NewKey(2), d, p, x, nil, optim.FitConfig{
 		Epochs:      7,
 		BatchSize:   1000, // capped at the 50 rows: one step per epoch
 		LR:          0.1,
@@ -531,29 +531,30 @@ func TestFitWithoutValidation(t *testing.T) {
 }
 
 // TestFitZeroConfig checks that the zero FitConfig works: 100 epochs at most
-// of batches of 256, a tenth of the rows held out, early stopping.
+// of batches of a tenth of the training rows (180 of 1800), a tenth of the
+// rows held out, early stopping after 10 epochs without progress.
 func TestFitZeroConfig(t *testing.T) {
 	x := banana(flows.NewKey(1), 2000)
-	p, d, err := flows.DiagNormal()(flows.NewKey(0), 2)
+	p, d, err := flows.DiagNormal()(flows.NewKey(0), 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var progress []optim.Progress
-	res, err := optim.Fit(flows.NewKey(2), d, p, x, optim.FitConfig{
+	res, err := optim.Fit(flows.NewKey(2), d, p, x, nil, optim.FitConfig{
 		Progress: func(pr optim.Progress) { progress = append(progress, pr) },
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Logf("%d epochs, best %d, validation NLL %.4f", res.Epochs, res.BestEpoch, res.BestValNLL)
-	if len(res.ValRows) != 200 || res.Epochs < 1 || res.Epochs > 100 || res.Steps != 7*res.Epochs {
-		t.Errorf("%d validation rows, %d epochs, %d steps; want 200, 1 to 100, 7 a epoch", len(res.ValRows), res.Epochs, res.Steps)
+	if len(res.ValRows) != 200 || res.Epochs < 1 || res.Epochs > 100 || res.Steps != 10*res.Epochs {
+		t.Errorf("%d validation rows, %d epochs, %d steps; want 200, 1 to 100, 10 a epoch", len(res.ValRows), res.Epochs, res.Steps)
 	}
-	if pr := progress[0]; pr.Steps != 700 || pr.LR != 1e-3 {
-		t.Errorf("first Progress %+v, want Steps 700 and LR 1e-3", pr)
+	if pr := progress[0]; pr.Steps != 1000 || pr.LR != 1e-3 {
+		t.Errorf("first Progress %+v, want Steps 1000 and LR 1e-3", pr)
 	}
-	if res.Stopped != (res.Epochs < 100) || (res.Stopped && res.BestEpoch != res.Epochs-5) {
-		t.Errorf("Stopped %v, Epochs %d, BestEpoch %d: want Patience 5", res.Stopped, res.Epochs, res.BestEpoch)
+	if res.Stopped != (res.Epochs < 100) || (res.Stopped && res.BestEpoch != res.Epochs-10) {
+		t.Errorf("Stopped %v, Epochs %d, BestEpoch %d: want Patience 10", res.Stopped, res.Epochs, res.BestEpoch)
 	}
 }
 
@@ -562,7 +563,7 @@ func TestFitZeroConfig(t *testing.T) {
 // panics.
 func TestFitConfigErrors(t *testing.T) {
 	x := banana(flows.NewKey(1), 10)
-	_, d, err := flows.DiagNormal()(flows.NewKey(0), 2)
+	_, d, err := flows.DiagNormal()(flows.NewKey(0), 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -585,7 +586,7 @@ func TestFitConfigErrors(t *testing.T) {
 		{optim.FitConfig{Schedule: func(int, int) float64 { return math.NaN() }}, x, "epoch 1, step 1: the schedule gave learning rate NaN"},
 	} {
 		p := flows.Params{0.5, 0.5, 0.5, 0.5}
-		_, err := optim.Fit(flows.NewKey(1), d, p, tc.x, tc.cfg)
+		_, err := optim.Fit(flows.NewKey(1), d, p, tc.x, nil, tc.cfg)
 		if err == nil || !strings.HasPrefix(err.Error(), "optim: Fit: "+tc.want) {
 			t.Errorf("%+v: error %v, want one starting %q", tc.cfg, err, "optim: Fit: "+tc.want)
 		}
@@ -595,20 +596,20 @@ func TestFitConfigErrors(t *testing.T) {
 	}
 	// A negative ValFraction, ClipNorm and Patience are "off", not errors.
 	p := make(flows.Params, 4)
-	if _, err := optim.Fit(flows.NewKey(1), d, p, x, optim.FitConfig{Epochs: 2, ValFraction: -0.5, ClipNorm: -1, Patience: -1}); err != nil {
+	if _, err := optim.Fit(flows.NewKey(1), d, p, x, nil, optim.FitConfig{Epochs: 2, ValFraction: -0.5, ClipNorm: -1, Patience: -1}); err != nil {
 		t.Errorf("negative ValFraction, ClipNorm and Patience: %v", err)
 	}
 
-	fitPanics(t, "nil x", func() { optim.Fit(flows.NewKey(1), d, p, nil, optim.FitConfig{}) })
-	fitPanics(t, "empty x", func() { optim.Fit(flows.NewKey(1), d, p, &mat.Dense{}, optim.FitConfig{}) })
+	fitPanics(t, "nil x", func() { optim.Fit(flows.NewKey(1), d, p, nil, nil, optim.FitConfig{}) })
+	fitPanics(t, "empty x", func() { optim.Fit(flows.NewKey(1), d, p, &mat.Dense{}, nil, optim.FitConfig{}) })
 	fitPanics(t, "no LogPDFVJP", func() {
-		optim.Fit(flows.NewKey(1), flows.Distribution{LogPDF: d.LogPDF}, p, x, optim.FitConfig{})
+		optim.Fit(flows.NewKey(1), flows.Distribution{LogPDF: d.LogPDF}, p, x, nil, optim.FitConfig{})
 	})
 	fitPanics(t, "no LogPDF with validation", func() {
-		optim.Fit(flows.NewKey(1), flows.Distribution{LogPDFVJP: d.LogPDFVJP}, p, x, optim.FitConfig{})
+		optim.Fit(flows.NewKey(1), flows.Distribution{LogPDFVJP: d.LogPDFVJP}, p, x, nil, optim.FitConfig{})
 	})
 	// Without validation rows LogPDF is not needed.
-	if _, err := optim.Fit(flows.NewKey(1), flows.Distribution{LogPDFVJP: d.LogPDFVJP}, p, x, optim.FitConfig{Epochs: 1, ValFraction: -1}); err != nil {
+	if _, err := optim.Fit(flows.NewKey(1), flows.Distribution{LogPDFVJP: d.LogPDFVJP}, p, x, nil, optim.FitConfig{Epochs: 1, ValFraction: -1}); err != nil {
 		t.Errorf("no LogPDF, no validation: %v", err)
 	}
 }
@@ -627,13 +628,13 @@ func ExampleFit() {
 		flows.AffineCoupling(flows.MLP([]int{32, 32}, flows.Tanh)),
 		flows.Reverse(),
 		flows.AffineCoupling(flows.MLP([]int{32, 32}, flows.Tanh)),
-	), flows.Normal())(keys[2], 2)
+	), flows.Normal())(keys[2], 2, 0)
 	if err != nil {
 		panic(err)
 	}
-	flows.InitFromData(model, p, x) // once, before fitting: Fit does not
+	flows.InitFromData(model, p, x, nil) // once, before fitting: Fit does not
 
-	res, err := optim.Fit(keys[3], model, p, x, optim.FitConfig{
+	res, err := optim.Fit(keys[3], model, p, x, nil, optim.FitConfig{
 		Epochs:    30,
 		BatchSize: 128,
 		Schedule:  optim.Cosine(3e-3, 1e-4),
@@ -641,7 +642,7 @@ func ExampleFit() {
 	if err != nil {
 		panic(err)
 	}
-	flowNLL, _ := optim.NLLValue(model, p, test)
+	flowNLL, _ := optim.NLLValue(model, p, test, nil)
 	fmt.Println("validation rows:", len(res.ValRows))
 	fmt.Println("at most 30 epochs:", res.Epochs <= 30)
 	fmt.Println("beats the Gaussian by half a nat:", flowNLL < gaussianNLL(x, test)-0.5)

@@ -1,7 +1,6 @@
 package optim
 
 import (
-	"errors"
 	"fmt"
 	"math"
 
@@ -11,25 +10,26 @@ import (
 )
 
 // NLL returns the mean negative log-likelihood of the rows of x under d with
-// parameters p,
+// parameters p, given the contexts c (one row per row of x; nil for an
+// unconditional d),
 //
-//	loss = −(1/n)·Σᵢ log d(xᵢ; p)
+//	loss = −(1/n)·Σᵢ log d(xᵢ | cᵢ; p)
 //
 // and writes its gradient with respect to p into grad (overwriting it;
 // len(grad) == len(p)). It evaluates d.LogPDFVJP once and runs its pullback
 // with dLogp = −1/n for every row.
 //
-// A NaN or Inf anywhere in x is an error naming the first bad row and column
-// (counting from 0), checked before any work; the loss returned is then NaN
-// and grad is left untouched. A non-finite loss is also an error: it names
-// the first row whose log density is not finite, the non-finite loss is
-// returned with it, and grad is then zeroed, so a caller that steps anyway
-// moves nowhere.
+// A NaN or Inf anywhere in x or c is an error wrapping ErrNonFinite that
+// names the first bad row and column (counting from 0), checked before any
+// work; the loss returned is then NaN and grad is left untouched. A
+// non-finite loss is an error wrapping ErrDiverged: it names the first row
+// whose log density is not finite, the non-finite loss is returned with it,
+// and grad is then zeroed, so a caller that steps anyway moves nowhere.
 //
 // NLL panics, with an "optim:" message, for misuse: a nil or empty x, a
 // len(grad) different from len(p), a d without LogPDFVJP, or a LogPDFVJP
 // that returns the wrong number of log densities or no pullback.
-func NLL(d flows.Distribution, p flows.Params, x *mat.Dense, grad flows.Params) (float64, error) {
+func NLL(d flows.Distribution, p flows.Params, x, c *mat.Dense, grad flows.Params) (float64, error) {
 	if x == nil {
 		panic("optim: NLL: nil batch")
 	}
@@ -42,11 +42,11 @@ func NLL(d flows.Distribution, p flows.Params, x *mat.Dense, grad flows.Params) 
 	if d.LogPDFVJP == nil {
 		panic("optim: NLL: distribution has no LogPDFVJP")
 	}
-	if err := checkFinite(x); err != nil {
+	if err := checkFinite(x, c); err != nil {
 		return math.NaN(), err
 	}
 	n, _ := x.Dims()
-	logp, back := d.LogPDFVJP(p, x)
+	logp, back := d.LogPDFVJP(p, x, c)
 	if len(logp) != n {
 		panic("optim: NLL: LogPDFVJP returned a log density count different from the batch's row count")
 	}
@@ -63,17 +63,17 @@ func NLL(d flows.Distribution, p flows.Params, x *mat.Dense, grad flows.Params) 
 	for i := range dLogp {
 		dLogp[i] = w
 	}
-	back(dLogp, grad)
+	back(dLogp, grad, nil)
 	return loss, nil
 }
 
 // NLLValue returns the mean negative log-likelihood of the rows of x under d
-// with parameters p, as NLL does, but without a gradient: it calls only
-// d.LogPDF, so it suits validation sets. It returns the same errors as NLL
-// for non-finite entries of x and a non-finite loss, and panics for a nil or
-// empty x, a d without LogPDF, or a LogPDF that returns the wrong number of
-// log densities.
-func NLLValue(d flows.Distribution, p flows.Params, x *mat.Dense) (float64, error) {
+// with parameters p given the contexts c, as NLL does, but without a
+// gradient: it calls only d.LogPDF, so it suits validation sets. It returns
+// the same errors as NLL for non-finite entries of x or c and a non-finite
+// loss, and panics for a nil or empty x, a d without LogPDF, or a LogPDF that
+// returns the wrong number of log densities.
+func NLLValue(d flows.Distribution, p flows.Params, x, c *mat.Dense) (float64, error) {
 	if x == nil {
 		panic("optim: NLLValue: nil batch")
 	}
@@ -83,26 +83,43 @@ func NLLValue(d flows.Distribution, p flows.Params, x *mat.Dense) (float64, erro
 	if d.LogPDF == nil {
 		panic("optim: NLLValue: distribution has no LogPDF")
 	}
-	if err := checkFinite(x); err != nil {
+	if err := checkFinite(x, c); err != nil {
 		return math.NaN(), err
 	}
 	n, _ := x.Dims()
-	logp := d.LogPDF(p, x)
+	logp := d.LogPDF(p, x, c)
 	if len(logp) != n {
 		panic("optim: NLLValue: LogPDF returned a log density count different from the batch's row count")
 	}
 	return meanNLL(logp)
 }
 
-// checkFinite returns an error naming the first row and column (in row-major
-// order) of x that holds a NaN or an Inf, or nil when there is none.
-func checkFinite(x *mat.Dense) error {
-	raw := x.RawMatrix()
+// checkFinite returns an error wrapping ErrNonFinite that names the first
+// row and column (in row-major order) of x, or then of c, that holds a NaN
+// or an Inf, or nil when there is none.
+func checkFinite(x, c *mat.Dense) error {
+	if err := firstNonFinite(x, "the batch"); err != nil {
+		return fmt.Errorf("optim: %w", err)
+	}
+	if err := firstNonFinite(c, "the batch's context"); err != nil {
+		return fmt.Errorf("optim: %w", err)
+	}
+	return nil
+}
+
+// firstNonFinite returns a *NonFiniteError naming the first row and column
+// of m (in row-major order) holding a NaN or an Inf, with where saying what
+// m is, or nil when there is none (or m is nil).
+func firstNonFinite(m *mat.Dense, where string) error {
+	if m == nil || m.IsEmpty() {
+		return nil
+	}
+	raw := m.RawMatrix()
 	for i := 0; i < raw.Rows; i++ {
 		row := raw.Data[i*raw.Stride : i*raw.Stride+raw.Cols]
 		for j, v := range row {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return fmt.Errorf("optim: row %d, column %d of the batch is %v", i, j, v)
+				return &NonFiniteError{Row: i, Column: j, Where: where, Value: v}
 			}
 		}
 	}
@@ -120,7 +137,7 @@ func meanNLL(logp []float64) (float64, error) {
 	loss := -sum / n
 	for i, v := range logp {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return loss, fmt.Errorf("optim: log density of row %d of the batch is %v", i, v)
+			return loss, diverged("optim: log density of row %d of the batch is %v", i, v)
 		}
 	}
 	if math.IsInf(loss, 0) {
@@ -130,7 +147,7 @@ func meanNLL(logp []float64) (float64, error) {
 			loss -= v / n
 		}
 		if math.IsInf(loss, 0) {
-			return loss, errors.New("optim: the mean negative log-likelihood of the batch overflows")
+			return loss, diverged("optim: the mean negative log-likelihood of the batch overflows")
 		}
 	}
 	return loss, nil

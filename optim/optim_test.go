@@ -245,7 +245,7 @@ func TestSchedules(t *testing.T) {
 //	∂/∂log σ = ((x−μ)/σ)² − 1
 //	∂/∂x     = −(x−μ)/σ²
 func gauss1D() flows.Distribution {
-	logPDF := func(p flows.Params, x *mat.Dense) []float64 {
+	logPDF := func(p flows.Params, x, c *mat.Dense) []float64 {
 		n, _ := x.Dims()
 		mu, sigma := p[0], math.Exp(p[1])
 		out := make([]float64, n)
@@ -257,11 +257,11 @@ func gauss1D() flows.Distribution {
 	}
 	return flows.Distribution{
 		LogPDF: logPDF,
-		LogPDFVJP: func(p flows.Params, x *mat.Dense) ([]float64, flows.DistPullback) {
-			logp := logPDF(p, x)
+		LogPDFVJP: func(p flows.Params, x, _ *mat.Dense) ([]float64, flows.DistPullback) {
+			logp := logPDF(p, x, nil)
 			n, _ := x.Dims()
 			mu, sigma := p[0], math.Exp(p[1])
-			back := func(dLogp []float64, dp flows.Params) *mat.Dense {
+			back := func(dLogp []float64, dp flows.Params, _ *mat.Dense) *mat.Dense {
 				dx := mat.NewDense(n, 1, nil)
 				for i := range n {
 					z := (x.At(i, 0) - mu) / sigma
@@ -304,7 +304,7 @@ func TestNLLGaussian(t *testing.T) {
 	}
 
 	grad := flows.Params{1e9, -1e9} // garbage that must be overwritten
-	loss, err := optim.NLL(d, p, x, grad)
+	loss, err := optim.NLL(d, p, x, nil, grad)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,7 +312,7 @@ func TestNLLGaussian(t *testing.T) {
 		t.Errorf("loss = %.17g, want %.17g", loss, wantLoss)
 	}
 	checkClose(t, "analytic gradient", grad, wantGrad, 1e-13)
-	if v, err := optim.NLLValue(d, p, x); err != nil || v != loss {
+	if v, err := optim.NLLValue(d, p, x, nil); err != nil || v != loss {
 		t.Errorf("NLLValue = %.17g, %v; want NLL's %.17g", v, err, loss)
 	}
 
@@ -323,9 +323,9 @@ func TestNLLGaussian(t *testing.T) {
 	for k := range p {
 		q := append(flows.Params(nil), p...)
 		q[k] = p[k] + h
-		up, _ := optim.NLLValue(d, q, x)
+		up, _ := optim.NLLValue(d, q, x, nil)
 		q[k] = p[k] - h
-		down, _ := optim.NLLValue(d, q, x)
+		down, _ := optim.NLLValue(d, q, x, nil)
 		if fd := (up - down) / (2 * h); math.Abs(fd-grad[k]) > 1e-7 {
 			t.Errorf("∂loss/∂p[%d] = %.12g, finite difference %.12g", k, grad[k], fd)
 		}
@@ -333,7 +333,7 @@ func TestNLLGaussian(t *testing.T) {
 
 	// A second call with the same buffer gives the same gradient, not twice it.
 	again := append(flows.Params(nil), grad...)
-	if _, err := optim.NLL(d, p, x, again); err != nil {
+	if _, err := optim.NLL(d, p, x, nil, again); err != nil {
 		t.Fatal(err)
 	}
 	checkClose(t, "gradient of a second call", again, grad, 0)
@@ -343,11 +343,11 @@ func TestNLLGaussian(t *testing.T) {
 // reject bad batches before calling it.
 func untouchable(t *testing.T) flows.Distribution {
 	return flows.Distribution{
-		LogPDF: func(flows.Params, *mat.Dense) []float64 {
+		LogPDF: func(flows.Params, *mat.Dense, *mat.Dense) []float64 {
 			t.Fatal("LogPDF called on a bad batch")
 			return nil
 		},
-		LogPDFVJP: func(flows.Params, *mat.Dense) ([]float64, flows.DistPullback) {
+		LogPDFVJP: func(flows.Params, *mat.Dense, *mat.Dense) ([]float64, flows.DistPullback) {
 			t.Fatal("LogPDFVJP called on a bad batch")
 			return nil, nil
 		},
@@ -370,14 +370,14 @@ func TestNLLNonFiniteBatch(t *testing.T) {
 		x.Set(tc.row, tc.col, tc.val)
 		x.Set(19, 2, math.NaN()) // a later bad entry must not be the one named
 		grad := flows.Params{7, 7}
-		_, err := optim.NLL(untouchable(t), flows.Params{0, 0}, x, grad)
+		_, err := optim.NLL(untouchable(t), flows.Params{0, 0}, x, nil, grad)
 		if err == nil || err.Error() != tc.want {
 			t.Errorf("%s: NLL error = %v, want %q", tc.name, err, tc.want)
 		}
 		if grad[0] != 7 || grad[1] != 7 {
 			t.Errorf("%s: grad changed to %v on a rejected batch", tc.name, grad)
 		}
-		if _, err := optim.NLLValue(untouchable(t), flows.Params{0, 0}, x); err == nil || err.Error() != tc.want {
+		if _, err := optim.NLLValue(untouchable(t), flows.Params{0, 0}, x, nil); err == nil || err.Error() != tc.want {
 			t.Errorf("%s: NLLValue error = %v, want %q", tc.name, err, tc.want)
 		}
 	}
@@ -393,12 +393,12 @@ func TestNLLView(t *testing.T) {
 	}
 	x := big.Slice(0, 4, 0, 1).(*mat.Dense)
 	grad := make(flows.Params, 2)
-	if _, err := optim.NLL(gauss1D(), flows.Params{0, 0}, x, grad); err != nil {
+	if _, err := optim.NLL(gauss1D(), flows.Params{0, 0}, x, nil, grad); err != nil {
 		t.Errorf("NLL on a 4×1 view: %v", err)
 	}
 	y := big.Slice(1, 3, 1, 2).(*mat.Dense)
 	want := "optim: row 0, column 0 of the batch is NaN"
-	if _, err := optim.NLL(untouchable(t), flows.Params{0, 0}, y, grad); err == nil || err.Error() != want {
+	if _, err := optim.NLL(untouchable(t), flows.Params{0, 0}, y, nil, grad); err == nil || err.Error() != want {
 		t.Errorf("NLL on a view of NaNs: error %v, want %q", err, want)
 	}
 }
@@ -409,15 +409,15 @@ func TestNLLNonFiniteLoss(t *testing.T) {
 	base := gauss1D()
 	breakRows := func(bad map[int]float64) flows.Distribution {
 		d := base
-		d.LogPDF = func(p flows.Params, x *mat.Dense) []float64 {
-			logp := base.LogPDF(p, x)
+		d.LogPDF = func(p flows.Params, x, c *mat.Dense) []float64 {
+			logp := base.LogPDF(p, x, nil)
 			for i, v := range bad {
 				logp[i] = v
 			}
 			return logp
 		}
-		d.LogPDFVJP = func(p flows.Params, x *mat.Dense) ([]float64, flows.DistPullback) {
-			logp, back := base.LogPDFVJP(p, x)
+		d.LogPDFVJP = func(p flows.Params, x, _ *mat.Dense) ([]float64, flows.DistPullback) {
+			logp, back := base.LogPDFVJP(p, x, nil)
 			for i, v := range bad {
 				logp[i] = v
 			}
@@ -430,7 +430,7 @@ func TestNLLNonFiniteLoss(t *testing.T) {
 
 	d := breakRows(map[int]float64{2: math.Inf(-1), 5: math.NaN()})
 	grad := flows.Params{3, 4}
-	loss, err := optim.NLL(d, p, x, grad)
+	loss, err := optim.NLL(d, p, x, nil, grad)
 	want := "optim: log density of row 2 of the batch is -Inf"
 	if err == nil || err.Error() != want {
 		t.Errorf("NLL error = %v, want %q", err, want)
@@ -441,12 +441,12 @@ func TestNLLNonFiniteLoss(t *testing.T) {
 	if grad[0] != 0 || grad[1] != 0 {
 		t.Errorf("grad = %v after a non-finite loss, want zeros", grad)
 	}
-	if _, err := optim.NLLValue(d, p, x); err == nil || err.Error() != want {
+	if _, err := optim.NLLValue(d, p, x, nil); err == nil || err.Error() != want {
 		t.Errorf("NLLValue error = %v, want %q", err, want)
 	}
 
 	d = breakRows(map[int]float64{4: math.Inf(-1)})
-	loss, err = optim.NLL(d, p, x, grad)
+	loss, err = optim.NLL(d, p, x, nil, grad)
 	if err == nil || !strings.Contains(err.Error(), "row 4") || !math.IsInf(loss, 1) {
 		t.Errorf("NLL = %g, %v; want +Inf and an error naming row 4", loss, err)
 	}
@@ -456,7 +456,7 @@ func TestNLLNonFiniteLoss(t *testing.T) {
 // finite but whose sum overflows still give a finite mean.
 func TestNLLHugeFiniteLogDensities(t *testing.T) {
 	d := flows.Distribution{
-		LogPDF: func(_ flows.Params, x *mat.Dense) []float64 {
+		LogPDF: func(_ flows.Params, x, _ *mat.Dense) []float64 {
 			n, _ := x.Dims()
 			out := make([]float64, n)
 			for i := range out {
@@ -466,7 +466,7 @@ func TestNLLHugeFiniteLogDensities(t *testing.T) {
 		},
 	}
 	x := mat.NewDense(4, 1, nil)
-	loss, err := optim.NLLValue(d, nil, x)
+	loss, err := optim.NLLValue(d, nil, x, nil)
 	if err != nil || loss != math.MaxFloat64 {
 		t.Errorf("NLLValue = %g, %v; want MaxFloat64, nil", loss, err)
 	}
@@ -475,11 +475,11 @@ func TestNLLHugeFiniteLogDensities(t *testing.T) {
 func TestNLLPanics(t *testing.T) {
 	d := gauss1D()
 	x := mat.NewDense(2, 1, []float64{1, 2})
-	mustPanic(t, "nil batch", func() { optim.NLL(d, flows.Params{0, 0}, nil, make(flows.Params, 2)) })
-	mustPanic(t, "empty batch", func() { optim.NLL(d, flows.Params{0, 0}, &mat.Dense{}, make(flows.Params, 2)) })
-	mustPanic(t, "short grad", func() { optim.NLL(d, flows.Params{0, 0}, x, make(flows.Params, 1)) })
-	mustPanic(t, "NLLValue nil batch", func() { optim.NLLValue(d, flows.Params{0, 0}, nil) })
-	mustPanic(t, "NLLValue empty batch", func() { optim.NLLValue(d, flows.Params{0, 0}, &mat.Dense{}) })
+	mustPanic(t, "nil batch", func() { optim.NLL(d, flows.Params{0, 0}, nil, nil, make(flows.Params, 2)) })
+	mustPanic(t, "empty batch", func() { optim.NLL(d, flows.Params{0, 0}, &mat.Dense{}, nil, make(flows.Params, 2)) })
+	mustPanic(t, "short grad", func() { optim.NLL(d, flows.Params{0, 0}, x, nil, make(flows.Params, 1)) })
+	mustPanic(t, "NLLValue nil batch", func() { optim.NLLValue(d, flows.Params{0, 0}, nil, nil) })
+	mustPanic(t, "NLLValue empty batch", func() { optim.NLLValue(d, flows.Params{0, 0}, &mat.Dense{}, nil) })
 }
 
 // ---------------------------------------------------------------- helpers

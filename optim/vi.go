@@ -10,20 +10,56 @@ import (
 )
 
 // Target is an unnormalised log density log p̃ over rows of width Dim, with
-// its gradient, for ReverseKL and FitVI. Both functions are evaluated on
-// batches with one point per row and must not modify x.
+// its gradient, for ReverseKL and FitVI; with ContextDim > 0 it is a family
+// of targets p̃(x | c), one per context c (a posterior given an
+// observation, say), and the flow learns q(x | c) for all of them at once
+// (amortised variational inference). Its functions are evaluated on batches
+// with one point per row (and one context row per point) and must not
+// modify their arguments.
 type Target struct {
 	// Dim is the width of the rows.
 	Dim int
 
-	// LogDensity returns log p̃(xᵢ) for each row xᵢ of x (n×Dim): the
-	// target's log density up to an additive constant. −Inf (a point where
-	// the density is zero) is not allowed where the flow puts samples: a
-	// sample with a non-finite log density is an error.
-	LogDensity func(x *mat.Dense) []float64
+	// ContextDim is the width of the contexts, 0 for a single target.
+	ContextDim int
 
-	// Grad returns ∇ₓ log p̃(xᵢ) for each row of x, as a new n×Dim matrix.
-	Grad func(x *mat.Dense) *mat.Dense
+	// LogDensity returns log p̃(xᵢ | cᵢ) for each row xᵢ of x (n×Dim), c
+	// being nil without a context: the target's log density up to an
+	// additive constant (which may depend on c). −Inf (a point where the
+	// density is zero) is not allowed where the flow puts samples: a sample
+	// with a non-finite log density is an error.
+	LogDensity func(x, c *mat.Dense) []float64
+
+	// Grad returns ∇ₓ log p̃(xᵢ | cᵢ) for each row of x, as a new n×Dim
+	// matrix.
+	Grad func(x, c *mat.Dense) *mat.Dense
+
+	// Contexts draws n contexts (n×ContextDim) from key: the contexts at
+	// which ReverseKL estimates the loss, so that FitVI fits q(x | c) over
+	// the contexts' distribution. It is required when ContextDim > 0 and
+	// unused otherwise.
+	Contexts func(key flows.Key, n int) *mat.Dense
+}
+
+// contextTag is folded into ReverseKL's key to draw the contexts, apart
+// from the base samples (which come from the key itself).
+const contextTag = 0x6374787473 // "ctxts"
+
+// contexts draws n contexts of t from key, or returns nil without a
+// context; who names the caller in the panic for a Contexts that returns
+// the wrong shape.
+func (t Target) contexts(who string, key flows.Key, n int) *mat.Dense {
+	if t.ContextDim == 0 {
+		return nil
+	}
+	c := t.Contexts(key.Fold(contextTag), n)
+	if c == nil {
+		panic(fmt.Sprintf("optim: %s: Target.Contexts returned nil", who))
+	}
+	if r, cc := c.Dims(); r != n || cc != t.ContextDim {
+		panic(fmt.Sprintf("optim: %s: Target.Contexts returned %d×%d, want %d×%d", who, r, cc, n, t.ContextDim))
+	}
+	return c
 }
 
 // inverseVJPLayers lists the layers of package flows that provide an
@@ -92,15 +128,16 @@ func ReverseKL(key flows.Key, b flows.Bijection, p flows.Params, t Target, n int
 		return math.NaN(), fmt.Errorf("optim: %s: the bijection has no InverseVJP; layers that provide one: %s", who, inverseVJPLayers)
 	}
 	z, logN := viBaseSample(key, t.Dim, n)
-	x, ildet, back := b.InverseVJP(p, z)
-	logp := t.LogDensity(x)
+	c := t.contexts(who, key, n)
+	x, ildet, back := b.InverseVJP(p, z, c)
+	logp := t.LogDensity(x, c)
 	if len(logp) != n {
 		panic(fmt.Sprintf("optim: %s: Target.LogDensity returned %d values for %d rows", who, len(logp), n))
 	}
 	if err := viCheckSamples(who, x, ildet, logp); err != nil {
 		return math.NaN(), err
 	}
-	g := t.Grad(x)
+	g := t.Grad(x, c)
 	if r, c := g.Dims(); r != n || c != t.Dim {
 		panic(fmt.Sprintf("optim: %s: Target.Grad returned %d×%d, want %d×%d", who, r, c, n, t.Dim))
 	}
@@ -129,7 +166,7 @@ func ReverseKL(key flows.Key, b flows.Bijection, p flows.Params, t Target, n int
 	if err != nil {
 		return kl, err
 	}
-	back(dx, dld, grad)
+	back(dx, dld, grad, nil)
 	return kl, nil
 }
 
@@ -162,8 +199,9 @@ func ImportanceLogWeights(key flows.Key, b flows.Bijection, p flows.Params, t Ta
 		panic("optim: ImportanceLogWeights: the bijection has no Inverse")
 	}
 	z, logN := viBaseSample(key, t.Dim, n)
-	x, ildet := b.Inverse(p, z)
-	logp := t.LogDensity(x)
+	c := t.contexts(who, key, n)
+	x, ildet := b.Inverse(p, z, c)
+	logp := t.LogDensity(x, c)
 	if len(logp) != n {
 		panic(fmt.Sprintf("optim: %s: Target.LogDensity returned %d values for %d rows", who, len(logp), n))
 	}
@@ -383,17 +421,19 @@ func FitVI(key flows.Key, b flows.Bijection, p flows.Params, t Target, cfg VICon
 // tempered returns the target β·log p̃, with gradient β·∇log p̃.
 func tempered(t Target, beta float64) Target {
 	return Target{
-		Dim: t.Dim,
-		LogDensity: func(x *mat.Dense) []float64 {
-			lp := append([]float64(nil), t.LogDensity(x)...)
+		Dim:        t.Dim,
+		ContextDim: t.ContextDim,
+		Contexts:   t.Contexts,
+		LogDensity: func(x, c *mat.Dense) []float64 {
+			lp := append([]float64(nil), t.LogDensity(x, c)...)
 			for i := range lp {
 				lp[i] *= beta
 			}
 			return lp
 		},
-		Grad: func(x *mat.Dense) *mat.Dense {
+		Grad: func(x, c *mat.Dense) *mat.Dense {
 			var g mat.Dense
-			g.Scale(beta, t.Grad(x))
+			g.Scale(beta, t.Grad(x, c))
 			return &g
 		},
 	}
@@ -428,18 +468,21 @@ func viCheckTarget(who string, t Target) {
 	if t.LogDensity == nil || t.Grad == nil {
 		panic(fmt.Sprintf("optim: %s: Target has a nil LogDensity or Grad", who))
 	}
+	if t.ContextDim < 0 || t.ContextDim > 0 && t.Contexts == nil {
+		panic(fmt.Sprintf("optim: %s: Target.ContextDim is %d and Contexts is nil, want ContextDim ≥ 0 and Contexts for a positive one", who, t.ContextDim))
+	}
 }
 
 // viBaseSample draws n rows of the standard normal base from key, exactly as
 // flows.Normal's Sample does (and so as a Flow over it samples), and
 // returns them with their log densities log N(z; 0, I).
 func viBaseSample(key flows.Key, dim, n int) (z *mat.Dense, logN []float64) {
-	_, base, err := flows.Normal()(key, dim)
+	_, base, err := flows.Normal()(key, dim, 0)
 	if err != nil {
 		panic("optim: " + err.Error()) // unreachable: dim ≥ 1 is checked
 	}
-	z = base.Sample(key, nil, n)
-	return z, base.LogPDF(nil, z)
+	z = base.Sample(key, nil, n, nil)
+	return z, base.LogPDF(nil, z, nil)
 }
 
 // viCheckSamples returns an error naming the first sample whose x, inverse

@@ -20,7 +20,7 @@ import (
 func viBanana() optim.Target {
 	return optim.Target{
 		Dim: 2,
-		LogDensity: func(x *mat.Dense) []float64 {
+		LogDensity: func(x, _ *mat.Dense) []float64 {
 			n, _ := x.Dims()
 			lp := make([]float64, n)
 			for i := range n {
@@ -30,7 +30,7 @@ func viBanana() optim.Target {
 			}
 			return lp
 		},
-		Grad: func(x *mat.Dense) *mat.Dense {
+		Grad: func(x, _ *mat.Dense) *mat.Dense {
 			n, _ := x.Dims()
 			g := mat.NewDense(n, 2, nil)
 			for i := range n {
@@ -72,7 +72,7 @@ func viGaussian(mu []float64, sigma *mat.SymDense) (optim.Target, float64) {
 	}
 	t := optim.Target{
 		Dim: d,
-		LogDensity: func(x *mat.Dense) []float64 {
+		LogDensity: func(x, _ *mat.Dense) []float64 {
 			c, cp := centred(x)
 			n, _ := x.Dims()
 			lp := make([]float64, n)
@@ -81,7 +81,7 @@ func viGaussian(mu []float64, sigma *mat.SymDense) (optim.Target, float64) {
 			}
 			return lp
 		},
-		Grad: func(x *mat.Dense) *mat.Dense {
+		Grad: func(x, _ *mat.Dense) *mat.Dense {
 			_, cp := centred(x)
 			cp.Scale(-1, cp)
 			return cp
@@ -102,7 +102,7 @@ func viFlow(t *testing.T, perturb float64) (flows.Params, flows.Bijection) {
 		flows.AffineCoupling(flows.MLP([]int{4}, flows.Tanh)),
 		flows.ActNorm(),
 		flows.InvertibleLinear(),
-	)(flows.NewKey(3), 2)
+	)(flows.NewKey(3), 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,20 +173,20 @@ func TestReverseKLGradient(t *testing.T) {
 func TestReverseKLMatchesFlow(t *testing.T) {
 	p, b := viFlow(t, 0.4)
 	target := viBanana()
-	_, d, err := flows.Flow(func(flows.Key, int) (flows.Params, flows.Bijection, error) {
+	_, d, err := flows.Flow(func(flows.Key, int, int) (flows.Params, flows.Bijection, error) {
 		return p, b, nil
-	}, flows.Normal())(flows.NewKey(0), 2)
+	}, flows.Normal())(flows.NewKey(0), 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	key := flows.NewKey(5)
 	const n = 64
 	x, logW := optim.ImportanceLogWeights(key, b, p, target, n)
-	if !mat.Equal(x, d.Sample(key, p, n)) {
+	if !mat.Equal(x, d.Sample(key, p, n, nil)) {
 		t.Fatal("ImportanceLogWeights' samples differ from the Flow's Sample with the same key")
 	}
-	logq := d.LogPDF(p, x)
-	logp := target.LogDensity(x)
+	logq := d.LogPDF(p, x, nil)
+	logp := target.LogDensity(x, nil)
 	sum := 0.0
 	for i := range logW {
 		if want := logp[i] - logq[i]; math.Abs(logW[i]-want) > 1e-9*(1+math.Abs(want)) {
@@ -216,7 +216,7 @@ func TestFitVIGaussian(t *testing.T) {
 		flows.AffineCoupling(flows.MLP([]int{8}, flows.Tanh)),
 		flows.Reverse(),
 		flows.AffineCoupling(flows.MLP([]int{8}, flows.Tanh)),
-	)(flows.NewKey(1), 2)
+	)(flows.NewKey(1), 2, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -335,8 +335,8 @@ func TestReverseKLNonFinite(t *testing.T) {
 	}{
 		{"log density", func(tg optim.Target) optim.Target {
 			ld := tg.LogDensity
-			tg.LogDensity = func(x *mat.Dense) []float64 {
-				lp := ld(x)
+			tg.LogDensity = func(x, _ *mat.Dense) []float64 {
+				lp := ld(x, nil)
 				for i := range lp {
 					if x.At(i, 0) > 0.5 {
 						lp[i] = math.Inf(-1)
@@ -348,8 +348,8 @@ func TestReverseKLNonFinite(t *testing.T) {
 		}, "the target's log density is -Inf"},
 		{"gradient", func(tg optim.Target) optim.Target {
 			gr := tg.Grad
-			tg.Grad = func(x *mat.Dense) *mat.Dense {
-				g := gr(x)
+			tg.Grad = func(x, _ *mat.Dense) *mat.Dense {
+				g := gr(x, nil)
 				n, _ := x.Dims()
 				for i := range n {
 					if x.At(i, 0) > 0.5 {
@@ -385,9 +385,9 @@ func TestReverseKLNonFinite(t *testing.T) {
 	calls := 0
 	tg := viBanana()
 	ld := tg.LogDensity
-	tg.LogDensity = func(x *mat.Dense) []float64 {
+	tg.LogDensity = func(x, _ *mat.Dense) []float64 {
 		calls++
-		lp := ld(x)
+		lp := ld(x, nil)
 		if calls == 3 {
 			lp[4] = math.NaN()
 		}
@@ -510,7 +510,7 @@ func TestFitVIConfigErrors(t *testing.T) {
 // naming the step.
 func TestFitVIAnneal(t *testing.T) {
 	newFlow := func() (flows.Params, flows.Bijection) {
-		p, b, err := flows.Serial(flows.ActNorm(), flows.InvertibleLinear())(flows.NewKey(1), 2)
+		p, b, err := flows.Serial(flows.ActNorm(), flows.InvertibleLinear())(flows.NewKey(1), 2, 0)
 		if err != nil {
 			t.Fatal(err)
 		}

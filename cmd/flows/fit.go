@@ -189,7 +189,7 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 	if err != nil {
 		return err
 	}
-	m, err := flows.NewModel(cfg, t.x)
+	m, err := flows.NewModel(cfg, t.x, nil)
 	if err != nil {
 		return fmt.Errorf("%s: %d %s (%s): %v", t.name, len(t.cols), plural(len(t.cols), "column"),
 			strings.Join(t.names, ", "), strings.TrimPrefix(err.Error(), "flows: "))
@@ -208,7 +208,7 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 		bar = newProgress(e.stderr, f.epochs)
 		fc.Progress = bar.update
 	}
-	res, err := optim.Fit(flows.NewKey(f.seed).Fold(fitKey), m.Dist, m.Params, t.x, fc)
+	res, err := optim.Fit(flows.NewKey(f.seed).Fold(fitKey), m.Dist, m.Params, t.x, nil, fc)
 	bar.finish(err == nil)
 	if err != nil {
 		msg := fmt.Sprintf("%s: the fit failed: %s", t.name, strings.TrimPrefix(err.Error(), "optim: Fit: "))

@@ -76,7 +76,7 @@ func sample(m *flows.Model, key flows.Key, n int) *mat.Dense {
 	x := mat.NewDense(n, m.Dim, nil)
 	for c, lo := 0, 0; lo < n; c, lo = c+1, lo+sampleChunk {
 		hi := min(lo+sampleChunk, n)
-		x.Slice(lo, hi, 0, m.Dim).(*mat.Dense).Copy(m.Sample(key.Fold(uint64(c)), hi-lo))
+		x.Slice(lo, hi, 0, m.Dim).(*mat.Dense).Copy(m.Sample(key.Fold(uint64(c)), hi-lo, nil))
 	}
 	return x
 }
@@ -87,7 +87,7 @@ func logPDF(m *flows.Model, x *mat.Dense) []float64 {
 	out := make([]float64, 0, n)
 	for lo := 0; lo < n; lo += sampleChunk {
 		hi := min(lo+sampleChunk, n)
-		out = append(out, m.LogPDF(x.Slice(lo, hi, 0, d).(*mat.Dense))...)
+		out = append(out, m.LogPDF(x.Slice(lo, hi, 0, d).(*mat.Dense), nil)...)
 	}
 	if len(out) != n {
 		panic(fmt.Sprintf("flows: %d log densities for %d rows", len(out), n))

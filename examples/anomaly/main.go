@@ -243,11 +243,11 @@ func run(path string, seed uint64, out string, epochs int) error {
 // rows are held out for early stopping.
 func fitMAF(key flows.Key, name string, train *mat.Dense, epochs int, seed uint64) (func(*mat.Dense) []float64, error) {
 	start := time.Now()
-	m, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: 2, Hidden: []int{64}, Seed: seed}, train)
+	m, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: 2, Hidden: []int{64}, Seed: seed}, train, nil)
 	if err != nil {
 		return nil, err
 	}
-	fr, err := optim.Fit(key, m.Dist, m.Params, train, optim.FitConfig{
+	fr, err := optim.Fit(key, m.Dist, m.Params, train, nil, optim.FitConfig{
 		Epochs: epochs, BatchSize: 32, LR: 1e-3, ValFraction: 0.2, Patience: 20,
 	})
 	if err != nil {
@@ -256,7 +256,7 @@ func fitMAF(key flows.Key, name string, train *mat.Dense, epochs int, seed uint6
 	fmt.Printf("%s (%d parameters): %d epochs, best %d, validation NLL %.2f nats, %.1fs\n",
 		name, len(m.Params), fr.Epochs, fr.BestEpoch, fr.BestValNLL, time.Since(start).Seconds())
 	return func(x *mat.Dense) []float64 {
-		lp := m.LogPDF(x)
+		lp := m.LogPDF(x, nil)
 		for i := range lp {
 			lp[i] = -lp[i]
 		}

@@ -59,7 +59,7 @@ func run(epochs int, seed uint64, out string) error {
 		}
 		layers = append(layers, flows.NeuralSplineCoupling(flows.MLP([]int{64, 64}, flows.ReLU), spline))
 	}
-	params, model, err := flows.Flow(flows.Serial(layers...), flows.Normal())(keys[2], 2)
+	params, model, err := flows.Flow(flows.Serial(layers...), flows.Normal())(keys[2], 2, 0)
 	if err != nil {
 		return err
 	}
@@ -81,7 +81,7 @@ func run(epochs int, seed uint64, out string) error {
 			for i := 0; i < batch; i++ {
 				xb.SetRow(i, train.RawRowView(perm[b+i]))
 			}
-			loss, err := optim.NLL(model, params, xb, grad)
+			loss, err := optim.NLL(model, params, xb, nil, grad)
 			if err != nil {
 				return fmt.Errorf("epoch %d: %w", epoch, err)
 			}
@@ -89,7 +89,7 @@ func run(epochs int, seed uint64, out string) error {
 			opt.StepLR(params, grad, sched(opt.Steps(), steps))
 			sum += loss
 		}
-		heldOut, err := optim.NLLValue(model, params, test)
+		heldOut, err := optim.NLLValue(model, params, test, nil)
 		if err != nil {
 			return err
 		}
@@ -98,12 +98,12 @@ func run(epochs int, seed uint64, out string) error {
 	fmt.Printf("trained in %.1fs\n", time.Since(start).Seconds())
 
 	box := figs.Box{XMin: -4.5, XMax: 4.5, YMin: -4.5, YMax: 4.5}
-	samples := model.Sample(keys[4], params, 4096)
+	samples := model.Sample(keys[4], params, 4096, nil)
 	if err := figs.Scatter(filepath.Join(out, "samples.png"), "checkerboard: data (blue), RQ-NSF samples (orange)", box, test, samples); err != nil {
 		return err
 	}
 	if err := figs.Density(filepath.Join(out, "density.png"), "checkerboard: RQ-NSF (coupling) density", box, 300,
-		func(x *mat.Dense) []float64 { return model.LogPDF(params, x) }); err != nil {
+		func(x *mat.Dense) []float64 { return model.LogPDF(params, x, nil) }); err != nil {
 		return err
 	}
 	fmt.Println("wrote", filepath.Join(out, "samples.png"), "and", filepath.Join(out, "density.png"))

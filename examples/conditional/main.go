@@ -4,13 +4,12 @@
 // held-out conditional negative log-likelihood, and writes, for each label,
 // the learned density given that label and samples drawn given it.
 //
-// The flow is CondFlow(CondSerial(…), Normal()): blocks of ActNorm and
-// invertible linear mixing (which ignore the label, lifted by Conditional)
-// and affine couplings whose conditioners see [x1 | label]. Training is
-// maximum likelihood with Adam, written directly over LogPDFVJP (optim's
-// NLL takes an unconditional Distribution).
+// The flow is Flow(Serial(…), Normal()) made with a context of three
+// columns, the one-hot label: blocks of ActNorm and invertible linear mixing
+// (which ignore the label) and affine couplings whose conditioners see
+// [x1 | label]. Training is optim.Fit, given the labels as the context.
 //
-//	go run ./examples/conditional [-steps 8000] [-out .]
+//	go run ./examples/conditional [-epochs 170] [-out .]
 package main
 
 import (
@@ -32,11 +31,11 @@ import (
 var labels = []string{"moons", "circles", "8gaussians"}
 
 func main() {
-	steps := flag.Int("steps", 8000, "optimiser steps of 256 rows")
+	epochs := flag.Int("epochs", 170, "passes over the training rows, in steps of 256 rows")
 	seed := flag.Uint64("seed", 1, "seed of every random choice")
 	out := flag.String("out", ".", "folder for the PNGs")
 	flag.Parse()
-	if err := run(*steps, *seed, *out); err != nil {
+	if err := run(*epochs, *seed, *out); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -96,7 +95,7 @@ func oneHot(label, n int) *mat.Dense {
 }
 
 // meanNLL is −mean log p(x | c).
-func meanNLL(d flows.CondDistribution, p flows.Params, x, c *mat.Dense) float64 {
+func meanNLL(d flows.Distribution, p flows.Params, x, c *mat.Dense) float64 {
 	s := 0.0
 	lp := d.LogPDF(p, x, c)
 	for _, v := range lp {
@@ -105,7 +104,7 @@ func meanNLL(d flows.CondDistribution, p flows.Params, x, c *mat.Dense) float64 
 	return s / float64(len(lp))
 }
 
-func run(steps int, seed uint64, out string) error {
+func run(epochs int, seed uint64, out string) error {
 	keys := flows.NewKey(seed).Split(6)
 	const perLabel, perLabelTest = 4096, 1024
 	train, trainC, _ := dataset(keys[0], perLabel)
@@ -113,64 +112,41 @@ func run(steps int, seed uint64, out string) error {
 	nTrain, _ := train.Dims()
 	k := len(labels)
 
-	// Eight blocks of ActNorm → invertible linear mixing → conditional
-	// affine coupling; each conditioner a ReLU MLP with two hidden layers
-	// of 64, fed [x1 | one-hot label].
-	var layers []flows.CondInitFunc
+	// Eight blocks of ActNorm → invertible linear mixing → affine coupling;
+	// each conditioner a ReLU MLP with two hidden layers of 64, fed
+	// [x1 | one-hot label].
+	var layers []flows.InitFunc
 	for range 8 {
 		layers = append(layers,
-			flows.Conditional(flows.ActNorm()),
-			flows.Conditional(flows.InvertibleLinear()),
-			flows.CondAffineCoupling(flows.MLP([]int{64, 64}, flows.ReLU)))
+			flows.ActNorm(),
+			flows.InvertibleLinear(),
+			flows.AffineCoupling(flows.MLP([]int{64, 64}, flows.ReLU)))
 	}
-	params, model, err := flows.CondFlow(flows.CondSerial(layers...), flows.Normal())(keys[2], 2, k)
+	params, model, err := flows.Flow(flows.Serial(layers...), flows.Normal())(keys[2], 2, k)
 	if err != nil {
 		return err
 	}
-	flows.CondInitFromData(model, params, train, trainC)
+	flows.InitFromData(model, params, train, trainC)
 
 	const batch = 256
-	opt := optim.NewAdam(len(params))
-	sched := optim.Cosine(2e-3, 1e-4)
-	grad := make(flows.Params, len(params))
-	dLogp := make([]float64, batch)
-	for i := range dLogp {
-		dLogp[i] = -1.0 / batch // loss = −mean log p(x | c)
-	}
-	rng := keys[3].Rand()
-	xb, cb := mat.NewDense(batch, 2, nil), mat.NewDense(batch, k, nil)
 	start := time.Now()
-	fmt.Printf("%d parameters, %d steps of %d rows, %d training points (%d per label)\n", len(params), steps, batch, nTrain, perLabel)
-	fmt.Println(" step  train NLL  held-out NLL  (nats, conditional)")
-	perm := rng.Perm(nTrain)
-	pos, sum, cnt := 0, 0.0, 0
-	for step := 1; step <= steps; step++ {
-		if pos+batch > nTrain {
-			perm, pos = rng.Perm(nTrain), 0
-		}
-		for i := 0; i < batch; i++ {
-			xb.SetRow(i, train.RawRowView(perm[pos+i]))
-			cb.SetRow(i, trainC.RawRowView(perm[pos+i]))
-		}
-		pos += batch
-		lp, back := model.LogPDFVJP(params, xb, cb)
-		loss := 0.0
-		for _, v := range lp {
-			loss -= v / batch
-		}
-		if math.IsNaN(loss) || math.IsInf(loss, 0) {
-			return fmt.Errorf("step %d: loss %v", step, loss)
-		}
-		clear(grad)
-		back(dLogp, grad)
-		optim.ClipGlobalNorm(grad, 10)
-		opt.StepLR(params, grad, sched(opt.Steps(), steps))
-		sum += loss
-		cnt++
-		if step%(steps/10) == 0 || step == steps {
-			fmt.Printf("%5d  %9.4f  %12.4f\n", step, sum/float64(cnt), meanNLL(model, params, test, testC))
-			sum, cnt = 0, 0
-		}
+	fmt.Printf("%d parameters, %d epochs of %d steps of %d rows, %d training points (%d per label)\n",
+		len(params), epochs, nTrain/batch, batch, nTrain, perLabel)
+	fmt.Println("epoch  train NLL  held-out NLL  (nats, conditional)")
+	_, err = optim.Fit(keys[3], model, params, train, trainC, optim.FitConfig{
+		Epochs:      epochs,
+		BatchSize:   batch,
+		Schedule:    optim.Cosine(2e-3, 1e-4),
+		ClipNorm:    10,
+		ValFraction: -1, // the held-out set is scored separately below
+		Progress: func(pr optim.Progress) {
+			if pr.Epoch%max(1, epochs/10) == 0 || pr.Epoch == epochs {
+				fmt.Printf("%5d  %9.4f  %12.4f\n", pr.Epoch, pr.TrainNLL, meanNLL(model, params, test, testC))
+			}
+		},
+	})
+	if err != nil {
+		return err
 	}
 	fmt.Printf("trained in %.1fs\n", time.Since(start).Seconds())
 
@@ -208,7 +184,7 @@ func run(steps int, seed uint64, out string) error {
 		}); err != nil {
 			return err
 		}
-		samples := model.Sample(sampleKeys[l], params, oneHot(l, perLabelTest))
+		samples := model.Sample(sampleKeys[l], params, perLabelTest, oneHot(l, perLabelTest))
 		smp := filepath.Join(out, fmt.Sprintf("samples_%d_%s.png", l, name))
 		if err := figs.Scatter(smp, fmt.Sprintf("label %d (%s): data (blue), samples given the label (orange)", l, name), box, rows, samples); err != nil {
 			return err

@@ -222,7 +222,7 @@ var energies = []struct {
 func target(e energy) optim.Target {
 	return optim.Target{
 		Dim: 2,
-		LogDensity: func(x *mat.Dense) []float64 {
+		LogDensity: func(x, _ *mat.Dense) []float64 {
 			n, _ := x.Dims()
 			lp := make([]float64, n)
 			for i := range n {
@@ -231,7 +231,7 @@ func target(e energy) optim.Target {
 			}
 			return lp
 		},
-		Grad: func(x *mat.Dense) *mat.Dense {
+		Grad: func(x, _ *mat.Dense) *mat.Dense {
 			n, _ := x.Dims()
 			g := mat.NewDense(n, 2, nil)
 			for i := range n {
@@ -386,7 +386,7 @@ func fitEnergy(k, steps, samples int, seed uint64, out, kind string, anneal floa
 	start := time.Now()
 	e := energies[k]
 	keys := flows.NewKey(seed).Fold(uint64(k)).Split(3)
-	p, b, err := flow(kind)(keys[0], 2)
+	p, b, err := flow(kind)(keys[0], 2, 0)
 	if err != nil {
 		return result{err: err}
 	}
@@ -421,20 +421,20 @@ func fitEnergy(k, steps, samples int, seed uint64, out, kind string, anneal floa
 
 	// The flow's density: flows.Normal has no parameters, so p is also
 	// the parameter vector of Flow(b, Normal()).
-	_, q, err := flows.Flow(func(flows.Key, int) (flows.Params, flows.Bijection, error) {
+	_, q, err := flows.Flow(func(flows.Key, int, int) (flows.Params, flows.Bijection, error) {
 		return p, b, nil
-	}, flows.Normal())(keys[0], 2)
+	}, flows.Normal())(keys[0], 2, 0)
 	if err != nil {
 		return result{err: err}
 	}
 	box := figs.Box{XMin: -4, XMax: 4, YMin: -4, YMax: 4}
 	name := func(s string) string { return filepath.Join(out, e.name+"_"+s+".png") }
 	title := fmt.Sprintf("U%d", k+1)
-	if err := figs.Density(name("target"), title+": target exp(−U)", box, 200, t.LogDensity); err != nil {
+	if err := figs.Density(name("target"), title+": target exp(−U)", box, 200, func(x *mat.Dense) []float64 { return t.LogDensity(x, nil) }); err != nil {
 		return result{err: err}
 	}
 	if err := figs.Density(name("flow"), title+": flow density q ("+kind+")", box, 200,
-		func(x *mat.Dense) []float64 { return q.LogPDF(p, x) }); err != nil {
+		func(x *mat.Dense) []float64 { return q.LogPDF(p, x, nil) }); err != nil {
 		return result{err: err}
 	}
 	if err := figs.Scatter(name("samples"), title+": 2048 samples of q ("+kind+")", box, x.Slice(0, 2048, 0, 2).(*mat.Dense)); err != nil {

@@ -92,13 +92,13 @@ func run(data string, nTrain, nTest, epochs, layers, hidden int, seed uint64, ou
 	xTest, ldTest := preprocess(keys[1], test, nTest)
 	fmt.Printf("MNIST from %s: %d training and %d test images, logit space with λ = %g\n", data, nTrain, nTest, lambda)
 
-	m, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: layers, Hidden: []int{hidden}, Seed: seed}, xTrain)
+	m, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: layers, Hidden: []int{hidden}, Seed: seed}, xTrain, nil)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("MAF: %d blocks, MADE with %d hidden units, %d parameters\n", layers, hidden, len(m.Params))
 	start := time.Now()
-	fr, err := optim.Fit(keys[2], m.Dist, m.Params, xTrain, optim.FitConfig{
+	fr, err := optim.Fit(keys[2], m.Dist, m.Params, xTrain, nil, optim.FitConfig{
 		Epochs:    epochs,
 		BatchSize: 100,
 		Schedule:  optim.WarmupCosine(1e-3, 1e-4, 20),
@@ -117,7 +117,7 @@ func run(data string, nTrain, nTest, epochs, layers, hidden int, seed uint64, ou
 	const chunk = 1000
 	for lo := 0; lo < nTest; lo += chunk {
 		hi := min(lo+chunk, nTest)
-		lp := m.LogPDF(xTest.Slice(lo, hi, 0, dim).(*mat.Dense))
+		lp := m.LogPDF(xTest.Slice(lo, hi, 0, dim).(*mat.Dense), nil)
 		for i, v := range lp {
 			logitLL += v
 			pixelLL += v + ldTest[lo+i] - dim*math.Log(256)
@@ -130,7 +130,7 @@ func run(data string, nTrain, nTest, epochs, layers, hidden int, seed uint64, ou
 	fmt.Printf("test bits/dim (pixel space):        %.3f\n", -pixelLL/(dim*math.Ln2))
 
 	path := filepath.Join(out, "samples.png")
-	if err := writeSamples(path, m.Sample(keys[3], 64)); err != nil {
+	if err := writeSamples(path, m.Sample(keys[3], 64, nil)); err != nil {
 		return err
 	}
 	fmt.Println("wrote", path)

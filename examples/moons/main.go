@@ -42,12 +42,12 @@ func run(epochs int, seed uint64, out string) error {
 		layers = append(layers, flows.ActNorm(), flows.InvertibleLinear(),
 			flows.AffineCoupling(flows.MLP([]int{64, 64}, flows.ReLU)))
 	}
-	params, model, err := flows.Flow(flows.Serial(layers...), flows.Normal())(keys[2], 2)
+	params, model, err := flows.Flow(flows.Serial(layers...), flows.Normal())(keys[2], 2, 0)
 	if err != nil {
 		return err
 	}
 	// ActNorm's data-dependent initialisation, through Flow and Serial.
-	flows.InitFromData(model, params, train)
+	flows.InitFromData(model, params, train, nil)
 
 	const batch = 256
 	steps := epochs * (nTrain / batch)
@@ -66,7 +66,7 @@ func run(epochs int, seed uint64, out string) error {
 			for i := 0; i < batch; i++ {
 				xb.SetRow(i, train.RawRowView(perm[b+i]))
 			}
-			loss, err := optim.NLL(model, params, xb, grad)
+			loss, err := optim.NLL(model, params, xb, nil, grad)
 			if err != nil {
 				return fmt.Errorf("epoch %d: %w", epoch, err)
 			}
@@ -74,7 +74,7 @@ func run(epochs int, seed uint64, out string) error {
 			opt.StepLR(params, grad, sched(opt.Steps(), steps))
 			sum += loss
 		}
-		heldOut, err := optim.NLLValue(model, params, test)
+		heldOut, err := optim.NLLValue(model, params, test, nil)
 		if err != nil {
 			return err
 		}
@@ -83,12 +83,12 @@ func run(epochs int, seed uint64, out string) error {
 	fmt.Printf("trained in %.1fs\n", time.Since(start).Seconds())
 
 	box := figs.Box{XMin: -4, XMax: 4, YMin: -4, YMax: 4}
-	samples := model.Sample(keys[4], params, 2048)
+	samples := model.Sample(keys[4], params, 2048, nil)
 	if err := figs.Scatter(filepath.Join(out, "samples.png"), "two moons: data (blue), flow samples (orange)", box, test, samples); err != nil {
 		return err
 	}
 	if err := figs.Density(filepath.Join(out, "density.png"), "two moons: flow density", box, 200,
-		func(x *mat.Dense) []float64 { return model.LogPDF(params, x) }); err != nil {
+		func(x *mat.Dense) []float64 { return model.LogPDF(params, x, nil) }); err != nil {
 		return err
 	}
 	fmt.Println("wrote", filepath.Join(out, "samples.png"), "and", filepath.Join(out, "density.png"))

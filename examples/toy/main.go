@@ -159,10 +159,10 @@ func run(epochs, nTrain int, seed uint64, out, only string) error {
 			}
 			title := fmt.Sprintf("%s: %s", d.Name, m.label)
 			path := filepath.Join(out, d.Name+"_"+m.name+".png")
-			if err := figs.Density(path, title, box, 200, jb.res.model.LogPDF); err != nil {
+			if err := figs.Density(path, title, box, 200, func(x *mat.Dense) []float64 { return jb.res.model.LogPDF(x, nil) }); err != nil {
 				return err
 			}
-			grid[i][1+j] = figs.DensityPlot(title, box, res, jb.res.model.LogPDF)
+			grid[i][1+j] = figs.DensityPlot(title, box, res, func(x *mat.Dense) []float64 { return jb.res.model.LogPDF(x, nil) })
 		}
 	}
 	gridPath := filepath.Join(out, "toy_grid.png")
@@ -208,11 +208,11 @@ func fit(root flows.Key, d toy.Density, model int, train, test *mat.Dense, epoch
 	cfg := ms.cfg
 	k := root.Fold(uint64(100 + 10*indexOf(d.Name) + model))
 	cfg.Seed, _ = k.Uint64s()
-	m, err := flows.NewModel(cfg, train)
+	m, err := flows.NewModel(cfg, train, nil)
 	if err != nil {
 		return result{err: err}
 	}
-	fr, err := optim.Fit(k.Fold(1), m.Dist, m.Params, train, optim.FitConfig{
+	fr, err := optim.Fit(k.Fold(1), m.Dist, m.Params, train, nil, optim.FitConfig{
 		Epochs:    epochs,
 		BatchSize: 256,
 		Schedule:  optim.Cosine(ms.lr, ms.lr/50),
@@ -221,7 +221,7 @@ func fit(root flows.Key, d toy.Density, model int, train, test *mat.Dense, epoch
 	if err != nil {
 		return result{err: err}
 	}
-	nll, err := optim.NLLValue(m.Dist, m.Params, test)
+	nll, err := optim.NLLValue(m.Dist, m.Params, test, nil)
 	if err != nil {
 		return result{err: err}
 	}

@@ -25,29 +25,29 @@ func oneHot(key flows.Key, n, k int) *mat.Dense {
 func TestCondCouplingConformance(t *testing.T) {
 	for _, dim := range []int{2, 3, 5} {
 		for _, cdim := range []int{1, 3} {
-			flowstest.TestCondBijection(t, flowstest.CondBijection{
+			flowstest.TestBijection(t, flowstest.Bijection{
 				Name:       fmt.Sprintf("CondAffineCoupling/dim=%d/context=%d", dim, cdim),
-				Init:       flows.CondAffineCoupling(flows.MLP([]int{8, 8}, flows.Tanh)),
+				Init:       flows.AffineCoupling(flows.MLP([]int{8, 8}, flows.Tanh)),
 				Dim:        dim,
 				ContextDim: cdim,
 			})
-			flowstest.TestCondBijection(t, flowstest.CondBijection{
+			flowstest.TestBijection(t, flowstest.Bijection{
 				Name:       fmt.Sprintf("CondAdditiveCoupling/dim=%d/context=%d", dim, cdim),
-				Init:       flows.CondAdditiveCoupling(flows.MLP([]int{8}, flows.ReLU)),
+				Init:       flows.AdditiveCoupling(flows.MLP([]int{8}, flows.ReLU)),
 				Dim:        dim,
 				ContextDim: cdim,
 			})
 		}
 	}
-	flowstest.TestCondBijection(t, flowstest.CondBijection{
+	flowstest.TestBijection(t, flowstest.Bijection{
 		Name:       "CondAffineCouplingSplit/dim=4/context=2",
-		Init:       flows.CondAffineCouplingSplit(flows.MLP([]int{6}, flows.Tanh), flows.MLP([]int{6}, flows.ReLU)),
+		Init:       flows.AffineCouplingSplit(flows.MLP([]int{6}, flows.Tanh), flows.MLP([]int{6}, flows.ReLU)),
 		Dim:        4,
 		ContextDim: 2,
 	})
-	flowstest.TestCondBijection(t, flowstest.CondBijection{
+	flowstest.TestBijection(t, flowstest.Bijection{
 		Name:       "CondAffineCouplingBound/1.5/one-hot",
-		Init:       flows.CondAffineCouplingBound(flows.MLP([]int{8}, flows.Tanh), 1.5),
+		Init:       flows.AffineCouplingBound(flows.MLP([]int{8}, flows.Tanh), 1.5),
 		Dim:        3,
 		ContextDim: 3,
 		Contexts:   oneHot,
@@ -56,37 +56,37 @@ func TestCondCouplingConformance(t *testing.T) {
 
 func TestCondSerialConformance(t *testing.T) {
 	net := flows.MLP([]int{8}, flows.Tanh)
-	stack := flows.CondSerial(
-		flows.Conditional(flows.ActNorm()),
-		flows.CondAffineCoupling(net),
-		flows.Conditional(flows.Reverse()),
-		flows.Conditional(flows.InvertibleLinear()),
-		flows.CondAdditiveCoupling(net),
-		flows.Conditional(flows.Reverse()),
-		flows.CondAffineCoupling(net),
+	stack := flows.Serial(
+		flows.ActNorm(),
+		flows.AffineCoupling(net),
+		flows.Reverse(),
+		flows.InvertibleLinear(),
+		flows.AdditiveCoupling(net),
+		flows.Reverse(),
+		flows.AffineCoupling(net),
 	)
 	for _, dim := range []int{2, 3} {
-		flowstest.TestCondBijection(t, flowstest.CondBijection{
+		flowstest.TestBijection(t, flowstest.Bijection{
 			Name: fmt.Sprintf("CondSerial/dim=%d", dim), Init: stack, Dim: dim, ContextDim: 2,
 		})
 	}
-	flowstest.TestCondBijection(t, flowstest.CondBijection{
-		Name: "Conditional(Reverse)", Init: flows.Conditional(flows.Reverse()), Dim: 3, ContextDim: 2,
+	flowstest.TestBijection(t, flowstest.Bijection{
+		Name: "Conditional(Reverse)", Init: flows.Reverse(), Dim: 3, ContextDim: 2,
 	})
-	flowstest.TestCondBijection(t, flowstest.CondBijection{
-		Name: "CondInvert(CondAffineCoupling)", Init: flows.CondInvert(flows.CondAffineCoupling(net)), Dim: 3, ContextDim: 2,
+	flowstest.TestBijection(t, flowstest.Bijection{
+		Name: "CondInvert(CondAffineCoupling)", Init: flows.Invert(flows.AffineCoupling(net)), Dim: 3, ContextDim: 2,
 	})
 }
 
 func TestCondFlowConformance(t *testing.T) {
 	net := flows.MLP([]int{8}, flows.Tanh)
-	stack := flows.CondSerial(
-		flows.CondAffineCoupling(net), flows.Conditional(flows.Reverse()),
-		flows.CondAffineCoupling(net), flows.Conditional(flows.Reverse()),
+	stack := flows.Serial(
+		flows.AffineCoupling(net), flows.Reverse(),
+		flows.AffineCoupling(net), flows.Reverse(),
 	)
 	for _, dim := range []int{2, 3} {
-		flowstest.TestCondDistribution(t, flowstest.CondDistribution{
-			Name: fmt.Sprintf("CondFlow/dim=%d", dim), Init: flows.CondFlow(stack, flows.DiagNormal()), Dim: dim, ContextDim: 2,
+		flowstest.TestDistribution(t, flowstest.Distribution{
+			Name: fmt.Sprintf("CondFlow/dim=%d", dim), Init: flows.Flow(stack, flows.DiagNormal()), Dim: dim, ContextDim: 2,
 		})
 	}
 }
@@ -94,7 +94,7 @@ func TestCondFlowConformance(t *testing.T) {
 // TestCondCouplingIdentityAtInit: an MLP conditioner starts at zero output,
 // so the conditional coupling is exactly the identity whatever the context.
 func TestCondCouplingIdentityAtInit(t *testing.T) {
-	p, b, err := flows.CondAffineCoupling(flows.MLP([]int{16}, flows.ReLU))(flows.NewKey(1), 3, 2)
+	p, b, err := flows.AffineCoupling(flows.MLP([]int{16}, flows.ReLU))(flows.NewKey(1), 3, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,11 +115,11 @@ func TestCondCouplingMatchesUnconditional(t *testing.T) {
 	d1 := dim / 2
 	// A one-layer MLP conditioner (no hidden layers): W is (d1+cdim)×out,
 	// rows [x1 rows | c rows]; zero the context rows.
-	pc, cb, err := flows.CondAffineCoupling(flows.MLP(nil, flows.Tanh))(flows.NewKey(3), dim, cdim)
+	pc, cb, err := flows.AffineCoupling(flows.MLP(nil, flows.Tanh))(flows.NewKey(3), dim, cdim)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pu, ub, err := flows.AffineCoupling(flows.MLP(nil, flows.Tanh))(flows.NewKey(3), dim)
+	pu, ub, err := flows.AffineCoupling(flows.MLP(nil, flows.Tanh))(flows.NewKey(3), dim, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,7 +136,7 @@ func TestCondCouplingMatchesUnconditional(t *testing.T) {
 	x := mat.NewDense(3, dim, []float64{1, 2, 3, 4, -1, 0.5, 2, 0, 0.3, -0.7, 1.1, 2})
 	c := mat.NewDense(3, cdim, []float64{1, 0, 0, 1, 5, -5})
 	zc, ldc, back := cb.DirectVJP(pc, x, c)
-	zu, ldu := ub.Direct(pu, x)
+	zu, ldu := ub.Direct(pu, x, nil)
 	if !mat.Equal(zc, zu) {
 		t.Errorf("conditional z %v, unconditional %v", mat.Formatted(zc), mat.Formatted(zu))
 	}
@@ -148,7 +148,8 @@ func TestCondCouplingMatchesUnconditional(t *testing.T) {
 	}
 	ones := mat.NewDense(3, dim, nil)
 	ones.Apply(func(_, _ int, _ float64) float64 { return 1 }, ones)
-	_, dc := back(ones, []float64{1, 1, 1}, make(flows.Params, len(pc)))
+	dc := mat.NewDense(3, cdim, nil)
+	back(ones, []float64{1, 1, 1}, make(flows.Params, len(pc)), dc)
 	if !mat.Equal(dc, mat.NewDense(3, cdim, nil)) {
 		t.Errorf("dc = %v, want 0 for a conditioner that ignores c", mat.Formatted(dc))
 	}
@@ -160,38 +161,34 @@ func TestCondCouplingMatchesUnconditional(t *testing.T) {
 	}
 }
 
-func TestCondInitErrors(t *testing.T) {
+func TestContextInitErrors(t *testing.T) {
 	net := flows.MLP([]int{4}, flows.ReLU)
 	for _, tc := range []struct {
 		name      string
-		init      flows.CondInitFunc
+		init      flows.InitFunc
 		dim, cdim int
 		want      string
 	}{
-		{"coupling dim 1", flows.CondAffineCoupling(net), 1, 2, "dimension 1"},
-		{"coupling context 0", flows.CondAffineCoupling(net), 2, 0, "context dimension 0"},
-		{"additive context 0", flows.CondAdditiveCoupling(net), 2, 0, "context dimension 0"},
-		{"nil net", flows.CondAffineCoupling(nil), 2, 1, "nil net"},
-		{"bad bound", flows.CondAffineCouplingBound(net, math.Inf(1)), 2, 1, "bound"},
-		{"lift context 0", flows.Conditional(flows.Reverse()), 2, 0, "context dimension 0"},
-		{"serial names the layer", flows.CondSerial(flows.Conditional(flows.Reverse()), flows.CondAffineCoupling(net)), 1, 1, "CondSerial layer 1"},
-		{"split nil", flows.CondAffineCouplingSplit(net, nil), 2, 1, "nil scale or shift"},
+		{"coupling dim 1", flows.AffineCoupling(net), 1, 2, "dimension 1"},
+		{"coupling context −1", flows.AffineCoupling(net), 2, -1, "context dimension -1"},
+		{"MAF context −1", flows.MAF(flows.MADEConfig{}), 2, -1, "context dimension -1"},
+		{"nil net", flows.AffineCoupling(nil), 2, 1, "nil net"},
+		{"bad bound", flows.AffineCouplingBound(net, math.Inf(1)), 2, 1, "bound"},
+		{"serial names the layer", flows.Serial(flows.Reverse(), flows.AffineCoupling(net)), 1, 1, "Serial layer 1"},
+		{"split nil", flows.AffineCouplingSplit(net, nil), 2, 1, "nil shift conditioner net"},
 	} {
 		_, _, err := tc.init(flows.NewKey(1), tc.dim, tc.cdim)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: error %v, want one containing %q", tc.name, err, tc.want)
 		}
 	}
-	if _, _, err := flows.CondFlow(flows.CondAffineCoupling(net), flows.Normal())(flows.NewKey(1), 2, 0); err == nil {
-		t.Error("CondFlow with context dimension 0: no error")
-	}
 }
 
 // TestCondFlowInitFromData checks that ActNorm's data-dependent
-// initialisation reaches through Conditional, CondSerial and CondFlow.
+// initialisation reaches through Serial and Flow given a context.
 func TestCondFlowInitFromData(t *testing.T) {
-	init := flows.CondFlow(flows.CondSerial(flows.Conditional(flows.ActNorm()),
-		flows.CondAffineCoupling(flows.MLP([]int{8}, flows.ReLU))), flows.Normal())
+	init := flows.Flow(flows.Serial(flows.ActNorm(),
+		flows.AffineCoupling(flows.MLP([]int{8}, flows.ReLU))), flows.Normal())
 	p, d, err := init(flows.NewKey(1), 2, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -202,7 +199,7 @@ func TestCondFlowInitFromData(t *testing.T) {
 	x := mat.NewDense(4, 2, []float64{10, 1, 12, 3, 14, 5, 16, 7})
 	c := oneHot(flows.NewKey(2), 4, 3)
 	before := append(flows.Params(nil), p...)
-	flows.CondInitFromData(d, p, x, c)
+	flows.InitFromData(d, p, x, c)
 	changed := false
 	for i := range p {
 		changed = changed || p[i] != before[i]
@@ -214,11 +211,11 @@ func TestCondFlowInitFromData(t *testing.T) {
 
 // TestCondFlowSampleShape: one sample per context row.
 func TestCondFlowSampleShape(t *testing.T) {
-	p, d, err := flows.CondFlow(flows.CondAffineCoupling(flows.MLP([]int{4}, flows.ReLU)), flows.Normal())(flows.NewKey(1), 2, 3)
+	p, d, err := flows.Flow(flows.AffineCoupling(flows.MLP([]int{4}, flows.ReLU)), flows.Normal())(flows.NewKey(1), 2, 3)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := d.Sample(flows.NewKey(2), p, oneHot(flows.NewKey(3), 7, 3))
+	s := d.Sample(flows.NewKey(2), p, 7, oneHot(flows.NewKey(3), 7, 3))
 	if r, c := s.Dims(); r != 7 || c != 2 {
 		t.Errorf("sample is %d×%d, want 7×2", r, c)
 	}
@@ -228,40 +225,40 @@ func TestCondMAFConformance(t *testing.T) {
 	for _, dim := range []int{1, 2, 3} {
 		for _, hidden := range [][]int{nil, {8}, {6, 6}} {
 			for _, cdim := range []int{1, 2} {
-				flowstest.TestCondBijection(t, flowstest.CondBijection{
+				flowstest.TestBijection(t, flowstest.Bijection{
 					Name:       fmt.Sprintf("CondMAF/dim=%d/hidden=%v/context=%d", dim, hidden, cdim),
-					Init:       flows.CondMAF(flows.MADEConfig{Hidden: hidden, Act: flows.Tanh, Order: flows.ReversedOrder}),
+					Init:       flows.MAF(flows.MADEConfig{Hidden: hidden, Act: flows.Tanh, Order: flows.ReversedOrder}),
 					Dim:        dim,
 					ContextDim: cdim,
 				})
 			}
 		}
 	}
-	flowstest.TestCondBijection(t, flowstest.CondBijection{
+	flowstest.TestBijection(t, flowstest.Bijection{
 		Name:       "CondMAF/SiLU/random/one-hot",
-		Init:       flows.CondMAF(flows.MADEConfig{Hidden: []int{7}, Act: flows.SiLU, Order: flows.RandomOrder}),
+		Init:       flows.MAF(flows.MADEConfig{Hidden: []int{7}, Act: flows.SiLU, Order: flows.RandomOrder}),
 		Dim:        4,
 		ContextDim: 3,
 		Contexts:   oneHot,
 	})
 	// More rows than one chunk of the sequential inverse (256), so that
 	// the context terms and their gradients are checked across chunks.
-	flowstest.TestCondBijection(t, flowstest.CondBijection{
+	flowstest.TestBijection(t, flowstest.Bijection{
 		Name:       "CondMAF/chunks",
-		Init:       flows.CondMAF(flows.MADEConfig{Hidden: []int{4}, Act: flows.Tanh}),
+		Init:       flows.MAF(flows.MADEConfig{Hidden: []int{4}, Act: flows.Tanh}),
 		Dim:        2,
 		ContextDim: 1,
 		Rows:       300,
 	})
-	flowstest.TestCondBijection(t, flowstest.CondBijection{
-		Name: "CondInvert(CondMAF)", Init: flows.CondInvert(flows.CondMAF(flows.MADEConfig{Hidden: []int{8}, Act: flows.ReLU})), Dim: 3, ContextDim: 2,
+	flowstest.TestBijection(t, flowstest.Bijection{
+		Name: "CondInvert(CondMAF)", Init: flows.Invert(flows.MAF(flows.MADEConfig{Hidden: []int{8}, Act: flows.ReLU})), Dim: 3, ContextDim: 2,
 	})
-	flowstest.TestCondDistribution(t, flowstest.CondDistribution{
+	flowstest.TestDistribution(t, flowstest.Distribution{
 		Name: "CondFlow(CondMAF)", Dim: 2, ContextDim: 2,
-		Init: flows.CondFlow(flows.CondSerial(
-			flows.CondMAF(flows.MADEConfig{Hidden: []int{8}, Act: flows.Tanh}),
-			flows.Conditional(flows.Reverse()),
-			flows.CondMAF(flows.MADEConfig{Hidden: []int{8}, Act: flows.Tanh}),
+		Init: flows.Flow(flows.Serial(
+			flows.MAF(flows.MADEConfig{Hidden: []int{8}, Act: flows.Tanh}),
+			flows.Reverse(),
+			flows.MAF(flows.MADEConfig{Hidden: []int{8}, Act: flows.Tanh}),
 		), flows.Normal()),
 	})
 }
@@ -270,7 +267,7 @@ func TestCondMAFConformance(t *testing.T) {
 // ordering see no hidden unit, but the direct context weights into the
 // outputs still make its μ and α depend on c.
 func TestCondMAFFirstInputSeesContext(t *testing.T) {
-	p, b, err := flows.CondMAF(flows.MADEConfig{Hidden: []int{8}, Act: flows.Tanh})(flows.NewKey(1), 2, 1)
+	p, b, err := flows.MAF(flows.MADEConfig{Hidden: []int{8}, Act: flows.Tanh})(flows.NewKey(1), 2, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,11 +290,11 @@ func TestCondMAFFirstInputSeesContext(t *testing.T) {
 // no context; its parameters equal MADE's for the same key.
 func TestMAFUnchangedByContextCode(t *testing.T) {
 	cfg := flows.MADEConfig{Hidden: []int{5}, Act: flows.ReLU}
-	pm, _, err := flows.MAF(cfg)(flows.NewKey(3), 3)
+	pm, _, err := flows.MAF(cfg)(flows.NewKey(3), 3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	pc, _, err := flows.CondMAF(cfg)(flows.NewKey(3), 3, 2)
+	pc, _, err := flows.MAF(cfg)(flows.NewKey(3), 3, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -24,25 +24,25 @@ func TestCondNeuralSplineCouplingConformance(t *testing.T) {
 	for _, dim := range []int{2, 3} {
 		for _, cdim := range []int{1, 3} {
 			for _, hidden := range [][]int{{8}, {8, 8}} {
-				flowstest.TestCondBijection(t, flowstest.CondBijection{
+				flowstest.TestBijection(t, flowstest.Bijection{
 					Name:       fmt.Sprintf("CondNeuralSplineCoupling/dim=%d/context=%d/hidden=%v", dim, cdim, hidden),
-					Init:       flows.CondNeuralSplineCoupling(flows.MLP(hidden, flows.Tanh), cfg),
+					Init:       flows.NeuralSplineCoupling(flows.MLP(hidden, flows.Tanh), cfg),
 					Dim:        dim,
 					ContextDim: cdim,
 				})
 			}
 		}
 	}
-	flowstest.TestCondBijection(t, flowstest.CondBijection{
+	flowstest.TestBijection(t, flowstest.Bijection{
 		Name:       "CondNeuralSplineCoupling/one-hot",
-		Init:       flows.CondNeuralSplineCoupling(flows.MLP([]int{8}, flows.Tanh), cfg),
+		Init:       flows.NeuralSplineCoupling(flows.MLP([]int{8}, flows.Tanh), cfg),
 		Dim:        3,
 		ContextDim: 3,
 		Contexts:   oneHot,
 	})
-	flowstest.TestCondBijection(t, flowstest.CondBijection{
+	flowstest.TestBijection(t, flowstest.Bijection{
 		Name:       "CondInvert(CondNeuralSplineCoupling)",
-		Init:       flows.CondInvert(flows.CondNeuralSplineCoupling(flows.MLP([]int{8}, flows.Tanh), cfg)),
+		Init:       flows.Invert(flows.NeuralSplineCoupling(flows.MLP([]int{8}, flows.Tanh), cfg)),
 		Dim:        3,
 		ContextDim: 2,
 	})
@@ -52,9 +52,9 @@ func TestCondLogisticMixtureCouplingConformance(t *testing.T) {
 	for _, dim := range []int{2, 3} {
 		for _, cdim := range []int{1, 3} {
 			for _, hidden := range [][]int{{8}, {8, 8}} {
-				flowstest.TestCondBijection(t, flowstest.CondBijection{
+				flowstest.TestBijection(t, flowstest.Bijection{
 					Name:       fmt.Sprintf("CondLogisticMixtureCoupling/dim=%d/context=%d/hidden=%v", dim, cdim, hidden),
-					Init:       flows.CondLogisticMixtureCoupling(flows.MLP(hidden, flows.Tanh), 3),
+					Init:       flows.LogisticMixtureCoupling(flows.MLP(hidden, flows.Tanh), 3),
 					Dim:        dim,
 					ContextDim: cdim,
 				})
@@ -72,9 +72,9 @@ func TestCondNeuralSplineAutoregressiveConformance(t *testing.T) {
 			for _, hidden := range [][]int{nil, {8}, {8, 8}} {
 				order := orders[n%len(orders)]
 				n++
-				flowstest.TestCondBijection(t, flowstest.CondBijection{
+				flowstest.TestBijection(t, flowstest.Bijection{
 					Name:       fmt.Sprintf("CondNeuralSplineAutoregressive/dim=%d/context=%d/hidden=%v/%v", dim, cdim, hidden, order),
-					Init:       flows.CondNeuralSplineAutoregressive(flows.MADEConfig{Hidden: hidden, Act: flows.Tanh, Order: order}, cfg),
+					Init:       flows.NeuralSplineAutoregressive(flows.MADEConfig{Hidden: hidden, Act: flows.Tanh, Order: order}, cfg),
 					Dim:        dim,
 					ContextDim: cdim,
 					Rows:       8,
@@ -82,16 +82,16 @@ func TestCondNeuralSplineAutoregressiveConformance(t *testing.T) {
 			}
 		}
 	}
-	flowstest.TestCondBijection(t, flowstest.CondBijection{
+	flowstest.TestBijection(t, flowstest.Bijection{
 		Name:       "CondNeuralSplineAutoregressive/SiLU/one-hot",
-		Init:       flows.CondNeuralSplineAutoregressive(flows.MADEConfig{Hidden: []int{7}, Act: flows.SiLU, Order: flows.RandomOrder}, cfg),
+		Init:       flows.NeuralSplineAutoregressive(flows.MADEConfig{Hidden: []int{7}, Act: flows.SiLU, Order: flows.RandomOrder}, cfg),
 		Dim:        4,
 		ContextDim: 3,
 		Contexts:   oneHot,
 	})
-	flowstest.TestCondBijection(t, flowstest.CondBijection{
+	flowstest.TestBijection(t, flowstest.Bijection{
 		Name:       "CondInvert(CondNeuralSplineAutoregressive)",
-		Init:       flows.CondInvert(flows.CondNeuralSplineAutoregressive(flows.MADEConfig{Hidden: []int{8}, Act: flows.Tanh}, cfg)),
+		Init:       flows.Invert(flows.NeuralSplineAutoregressive(flows.MADEConfig{Hidden: []int{8}, Act: flows.Tanh}, cfg)),
 		Dim:        3,
 		ContextDim: 2,
 	})
@@ -100,20 +100,20 @@ func TestCondNeuralSplineAutoregressiveConformance(t *testing.T) {
 func TestCondSplineFlowConformance(t *testing.T) {
 	cfg := flows.SplineConfig{Bins: 4, Bound: 3}
 	net := flows.MLP([]int{8}, flows.Tanh)
-	flowstest.TestCondDistribution(t, flowstest.CondDistribution{
+	flowstest.TestDistribution(t, flowstest.Distribution{
 		Name: "CondFlow(CondNeuralSplineCoupling)", Dim: 2, ContextDim: 2,
-		Init: flows.CondFlow(flows.CondSerial(
-			flows.CondNeuralSplineCoupling(net, cfg),
-			flows.Conditional(flows.Reverse()),
-			flows.CondNeuralSplineCoupling(net, cfg),
+		Init: flows.Flow(flows.Serial(
+			flows.NeuralSplineCoupling(net, cfg),
+			flows.Reverse(),
+			flows.NeuralSplineCoupling(net, cfg),
 		), flows.Normal()),
 	})
-	flowstest.TestCondDistribution(t, flowstest.CondDistribution{
+	flowstest.TestDistribution(t, flowstest.Distribution{
 		Name: "CondFlow(CondNeuralSplineAutoregressive)", Dim: 2, ContextDim: 2,
-		Init: flows.CondFlow(flows.CondSerial(
-			flows.CondNeuralSplineAutoregressive(flows.MADEConfig{Hidden: []int{8}, Act: flows.Tanh}, cfg),
-			flows.Conditional(flows.Reverse()),
-			flows.CondLogisticMixtureCoupling(net, 2),
+		Init: flows.Flow(flows.Serial(
+			flows.NeuralSplineAutoregressive(flows.MADEConfig{Hidden: []int{8}, Act: flows.Tanh}, cfg),
+			flows.Reverse(),
+			flows.LogisticMixtureCoupling(net, 2),
 		), flows.Normal()),
 	})
 }
@@ -121,16 +121,16 @@ func TestCondSplineFlowConformance(t *testing.T) {
 // condSplineLayers are the three new layers, for the shared tests below.
 func condSplineLayers() []struct {
 	name string
-	init flows.CondInitFunc
+	init flows.InitFunc
 } {
 	cfg := flows.SplineConfig{Bins: 4, Bound: 3}
 	return []struct {
 		name string
-		init flows.CondInitFunc
+		init flows.InitFunc
 	}{
-		{"CondNeuralSplineCoupling", flows.CondNeuralSplineCoupling(flows.MLP([]int{8, 8}, flows.ReLU), cfg)},
-		{"CondLogisticMixtureCoupling", flows.CondLogisticMixtureCoupling(flows.MLP([]int{8}, flows.Tanh), 4)},
-		{"CondNeuralSplineAutoregressive", flows.CondNeuralSplineAutoregressive(flows.MADEConfig{Hidden: []int{8, 8}, Act: flows.ReLU, Order: flows.RandomOrder}, cfg)},
+		{"NeuralSplineCoupling", flows.NeuralSplineCoupling(flows.MLP([]int{8, 8}, flows.ReLU), cfg)},
+		{"LogisticMixtureCoupling", flows.LogisticMixtureCoupling(flows.MLP([]int{8}, flows.Tanh), 4)},
+		{"NeuralSplineAutoregressive", flows.NeuralSplineAutoregressive(flows.MADEConfig{Hidden: []int{8, 8}, Act: flows.ReLU, Order: flows.RandomOrder}, cfg)},
 	}
 }
 
@@ -217,11 +217,11 @@ func TestCondNeuralSplineAutoregressiveLayout(t *testing.T) {
 	P := cfg.NumParams()
 	for _, hidden := range [][]int{nil, {h}} {
 		made := flows.MADEConfig{Hidden: hidden, Act: flows.Tanh, Order: flows.RandomOrder}
-		pu, bu, err := flows.NeuralSplineAutoregressive(made, cfg)(flows.NewKey(3), dim)
+		pu, bu, err := flows.NeuralSplineAutoregressive(made, cfg)(flows.NewKey(3), dim, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pc, bc, err := flows.CondNeuralSplineAutoregressive(made, cfg)(flows.NewKey(3), dim, cdim)
+		pc, bc, err := flows.NeuralSplineAutoregressive(made, cfg)(flows.NewKey(3), dim, cdim)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -243,12 +243,12 @@ func TestCondNeuralSplineAutoregressiveLayout(t *testing.T) {
 		clear(pc[len(pu):])
 		x := mat.NewDense(4, dim, []float64{0.1, -1, 2, 1.5, 0.3, -0.7, -2.5, 2.9, 0, 4, -0.2, 1})
 		c := mat.NewDense(4, cdim, []float64{1, -2, 0.5, 3, -1, 0, 7, 7})
-		zu, lu := bu.Direct(pu, x)
+		zu, lu := bu.Direct(pu, x, nil)
 		zc, lc := bc.Direct(pc, x, c)
 		if !mat.Equal(zu, zc) || !slices.Equal(lu, lc) {
 			t.Errorf("hidden=%v: Direct with zero context weights differs from the unconditional layer", hidden)
 		}
-		xu, lu := bu.Inverse(pu, x)
+		xu, lu := bu.Inverse(pu, x, nil)
 		xc, lc := bc.Inverse(pc, x, c)
 		if !mat.EqualApprox(xu, xc, 1e-14) || !slices.EqualFunc(lu, lc, func(a, b float64) bool { return math.Abs(a-b) < 1e-13 }) {
 			t.Errorf("hidden=%v: Inverse with zero context weights differs from the unconditional layer", hidden)
@@ -257,7 +257,8 @@ func TestCondNeuralSplineAutoregressiveLayout(t *testing.T) {
 		_, _, back := bc.DirectVJP(pc, x, c)
 		dz := mat.NewDense(4, dim, nil)
 		dz.Apply(func(i, j int, v float64) float64 { return float64(i - j) }, dz)
-		_, dc := back(dz, []float64{1, 1, 1, 1}, make(flows.Params, len(pc)))
+		dc := mat.NewDense(4, cdim, nil)
+		back(dz, []float64{1, 1, 1, 1}, make(flows.Params, len(pc)), dc)
 		if !mat.Equal(dc, mat.NewDense(4, cdim, nil)) {
 			t.Errorf("hidden=%v: dc = %v with zero context weights, want 0", hidden, mat.Formatted(dc))
 		}
@@ -269,22 +270,19 @@ func TestCondSplineInitErrors(t *testing.T) {
 	made := flows.MADEConfig{Hidden: []int{4}, Act: flows.Tanh}
 	cases := []struct {
 		name     string
-		init     flows.CondInitFunc
+		init     flows.InitFunc
 		dim, cd  int
 		contains string
 	}{
-		{"nsc/dim", flows.CondNeuralSplineCoupling(net, flows.SplineConfig{}), 1, 1, "flows: CondNeuralSplineCoupling: dimension 1"},
-		{"nsc/context", flows.CondNeuralSplineCoupling(net, flows.SplineConfig{}), 2, 0, "flows: CondNeuralSplineCoupling: context dimension 0"},
-		{"nsc/net", flows.CondNeuralSplineCoupling(nil, flows.SplineConfig{}), 2, 1, "flows: CondNeuralSplineCoupling: nil net"},
-		{"nsc/cfg", flows.CondNeuralSplineCoupling(net, flows.SplineConfig{Bins: -1}), 2, 1, "flows: CondNeuralSplineCoupling:"},
-		{"lmix/dim", flows.CondLogisticMixtureCoupling(net, 2), 1, 1, "flows: CondLogisticMixtureCoupling: dimension 1"},
-		{"lmix/context", flows.CondLogisticMixtureCoupling(net, 2), 2, 0, "flows: CondLogisticMixtureCoupling: context dimension 0"},
-		{"lmix/net", flows.CondLogisticMixtureCoupling(nil, 2), 2, 1, "flows: CondLogisticMixtureCoupling: nil net"},
-		{"lmix/components", flows.CondLogisticMixtureCoupling(net, 0), 2, 1, "flows: CondLogisticMixtureCoupling: 0 components"},
-		{"nsar/dim", flows.CondNeuralSplineAutoregressive(made, flows.SplineConfig{}), 0, 1, "flows: CondNeuralSplineAutoregressive: dimension 0"},
-		{"nsar/context", flows.CondNeuralSplineAutoregressive(made, flows.SplineConfig{}), 2, 0, "flows: CondNeuralSplineAutoregressive: context dimension 0"},
-		{"nsar/cfg", flows.CondNeuralSplineAutoregressive(made, flows.SplineConfig{Bins: -1}), 2, 1, "flows: CondNeuralSplineAutoregressive:"},
-		{"nsar/made", flows.CondNeuralSplineAutoregressive(flows.MADEConfig{Hidden: []int{0}}, flows.SplineConfig{}), 2, 1, "flows: CondNeuralSplineAutoregressive:"},
+		{"nsc/dim", flows.NeuralSplineCoupling(net, flows.SplineConfig{}), 1, 1, "flows: NeuralSplineCoupling: dimension 1"},
+		{"nsc/net", flows.NeuralSplineCoupling(nil, flows.SplineConfig{}), 2, 1, "flows: NeuralSplineCoupling: nil net"},
+		{"nsc/cfg", flows.NeuralSplineCoupling(net, flows.SplineConfig{Bins: -1}), 2, 1, "flows: NeuralSplineCoupling:"},
+		{"lmix/dim", flows.LogisticMixtureCoupling(net, 2), 1, 1, "flows: LogisticMixtureCoupling: dimension 1"},
+		{"lmix/net", flows.LogisticMixtureCoupling(nil, 2), 2, 1, "flows: LogisticMixtureCoupling: nil net"},
+		{"lmix/components", flows.LogisticMixtureCoupling(net, 0), 2, 1, "0 components, want at least 1"},
+		{"nsar/dim", flows.NeuralSplineAutoregressive(made, flows.SplineConfig{}), 0, 1, "flows: NeuralSplineAutoregressive: dimension 0"},
+		{"nsar/cfg", flows.NeuralSplineAutoregressive(made, flows.SplineConfig{Bins: -1}), 2, 1, "flows: NeuralSplineAutoregressive:"},
+		{"nsar/made", flows.NeuralSplineAutoregressive(flows.MADEConfig{Hidden: []int{0}}, flows.SplineConfig{}), 2, 1, "flows: NeuralSplineAutoregressive:"},
 	}
 	for _, c := range cases {
 		_, _, err := c.init(flows.NewKey(1), c.dim, c.cd)

@@ -1,0 +1,365 @@
+package flows
+
+// The masked autoregressive layer, written once over any Transformer.
+//
+// Direct, the density direction, is one dense pass of the MADE followed by
+// one transformer per element. Inverse, the sampling direction, runs dim
+// sequential steps of the MADE's incremental evaluation (madeinc.go): at
+// step b (b = 1, …, dim) the input i = perm[b−1] at position b−1 (degree
+// b) is set from the P outputs of degree b, which depend only on the
+// inputs already set,
+//
+//	x_i = f⁻¹(z_i; θ_i),   logDet += log|∂x_i/∂z_i|,
+//
+// and then the hidden units of degree b, which have just become computable,
+// are computed. So all dim steps together cost about one MADE pass
+// restricted to its unmasked weights, not dim passes. Rows are independent:
+// the steps run over chunks of arChunk rows, so that a chunk's hidden values
+// stay in cache while every step's products read them; without a pullback
+// one set of buffers serves every chunk, and the weights are rearranged
+// once per call.
+//
+// The inverse's pullback is reverse-mode differentiation through exactly
+// these steps, in reverse: each quantity (input, hidden group, output group)
+// is computed once, so the reverse sweep visits them in the reverse of the
+// order they were computed, and the gradient of each is complete when it is
+// visited. At step b, in reverse:
+//
+//  1. the hidden groups of degree b are pulled back (top layer first),
+//     completing dL/dx_i (the caller's dx plus what the later steps, whose
+//     parameters read x_i, added);
+//  2. the transformer's inverse pullback gives dz_i and dL/dθ_i;
+//  3. dL/dθ_i is pulled back through the output group of degree b into the
+//     parameters and the hidden units of degree < b.
+//
+// Equivalently, by the implicit-function theorem on Direct(x, θ) = z, with
+// J = ∂z/∂x triangular in the ordering, the sweep is the back-substitution
+// of Jᵀ·dz = dx + gl·∂(log-det)/∂x, done without forming J: the pullback
+// costs one incremental pass, like the forward.
+//
+// The context, when there is one, enters the MADE's first and last layers
+// (see addContext); each chunk's context terms are computed once
+// (setContext) and added at each step, and the pullback turns their
+// gradients into dWc and dc (ctxBack).
+
+import (
+	"slices"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// arChunk is the number of rows the sequential inverse sweeps at a time:
+// a chunk's hidden values (width × arChunk) stay in cache across the dim
+// steps, while the products stay wide enough to run at full speed.
+const arChunk = 256
+
+// MaskedAutoregressive returns a masked autoregressive layer (Papamakarios
+// et al., 2017; Durkan et al., 2019) applying the transformer t to each
+// input with its parameters from a MADE (see MADE for made, the masks and
+// the ordering) that reads the inputs before it in the ordering (and the
+// context, when there is one).
+//
+// With P = t.Params, the MADE is made with in = dim and out = P·dim columns,
+// and input i's parameters θ_i are its outputs for i, which depend only on
+// the inputs before i (and on c):
+//
+//	θ_i[k] = MADE(x; c)[k·dim + i],   k = 0, …, P−1
+//	z_i    = f(x_i; θ_i),   logDet = Σ_i log f′(x_i; θ_i)
+//
+// Direct, the density direction, is one parallel pass of the MADE. Inverse,
+// the sampling direction, computes x_i = f⁻¹(z_i; θ_i) one position of the
+// ordering at a time, dim sequential steps, each computing only what has
+// just become computable, so that all of them cost about one MADE pass.
+// DirectVJP and InverseVJP are both provided, each as cheap as its forward
+// pass; Invert(MaskedAutoregressive(…)) is the inverse autoregressive flow,
+// fast to sample, and trains through InverseVJP.
+//
+// Parameters: exactly those of the MADE, in its layout (see MADE), followed
+// by its context weights when contextDim > 0 (see MAF). The MADE's last
+// layer is zero at init, so θ = 0 and the layer starts as the identity for
+// every transformer of this package, whatever the context. Non-finite MADE
+// outputs are replaced and get no gradient (see Transformer).
+//
+// Stack these layers with a permutation (Reverse, Shuffle) between them, or
+// give them different orders, so that every input is conditioned on the
+// others somewhere in the stack. dim 1 is allowed: the one transformer's
+// parameters are then the MADE's last biases (and a function of c).
+//
+// Init returns an error for dim < 1, a negative contextDim, a bad made (see
+// MADE) or a transformer without its functions. The functions panic for a
+// batch without dim columns, a context that is not n×contextDim, or
+// parameters of the wrong length. The pullbacks keep private copies of what
+// they need, so they may be called after the batch, the context or the
+// parameters change, any number of times, from any goroutine.
+func MaskedAutoregressive(made MADEConfig, t Transformer) InitFunc {
+	made.Hidden = slices.Clone(made.Hidden) // the caller may reuse its slice
+	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
+		return newAutoregressive("MaskedAutoregressive", made, key, dim, contextDim, t)
+	}
+}
+
+// autoregressive holds a masked autoregressive layer's immutable shape.
+type autoregressive struct {
+	who string
+	m   *madeNet
+	t   Transformer
+	dim int
+	at  elementParams // where θ_i sits in a row of the MADE's output
+}
+
+// newAutoregressive makes the layer; who names it in errors and panics.
+func newAutoregressive(who string, made MADEConfig, key Key, dim, contextDim int, t Transformer) (Params, Bijection, error) {
+	if err := checkDim(who, dim, 1); err != nil {
+		return nil, Bijection{}, err
+	}
+	if err := checkContextDim(who, contextDim); err != nil {
+		return nil, Bijection{}, err
+	}
+	if err := t.validate(who); err != nil {
+		return nil, Bijection{}, err
+	}
+	p, m, err := newMADE(who, made, key, dim, t.Params*dim, contextDim)
+	if err != nil {
+		return nil, Bijection{}, err
+	}
+	a := &autoregressive{who: who, m: m, t: t.withInverseVJP(), dim: dim, at: paramMajor(dim, t.Params)}
+	return p, Bijection{
+		Direct: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64) {
+			z, ld, _ := a.direct(p, x, c, false)
+			return z, ld
+		},
+		Inverse: func(p Params, z, c *mat.Dense) (*mat.Dense, []float64) {
+			x, ld, _ := a.inverse(p, z, c, false)
+			return x, ld
+		},
+		DirectVJP: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64, Pullback) {
+			return a.direct(p, x, c, true)
+		},
+		InverseVJP: func(p Params, z, c *mat.Dense) (*mat.Dense, []float64, Pullback) {
+			return a.inverse(p, z, c, true)
+		},
+	}, nil
+}
+
+// check checks a pass's shapes and returns its rows as a contiguous slice,
+// the row count and the context's rows (nil without a context).
+func (a *autoregressive) check(p Params, u, c *mat.Dense) (us []float64, n int, cs []float64) {
+	checkParams(a.who, p, a.m.np)
+	checkWidth(a.who, u, a.dim)
+	us, n, _ = rawRows(u)
+	checkContext(a.who, c, n, a.m.cdim)
+	if a.m.cdim > 0 {
+		cs, _, _ = rawRows(c)
+	}
+	return us, n, cs
+}
+
+// addContextGrad adds the n×cdim gradient g (row-major) into dc, when dc is
+// not nil.
+func addContextGrad(dc *mat.Dense, g []float64, cdim int) {
+	if dc == nil || g == nil {
+		return
+	}
+	r := dc.RawMatrix()
+	for i := range r.Rows {
+		dst := r.Data[i*r.Stride : i*r.Stride+cdim]
+		for j, v := range g[i*cdim : (i+1)*cdim] {
+			dst[j] += v
+		}
+	}
+}
+
+// direct is Direct (and, when vjp, DirectVJP): one dense MADE pass, then
+// one transformer per entry. Row r of the MADE's output holds input i's θ
+// at columns k·dim + i.
+func (a *autoregressive) direct(p Params, x, c *mat.Dense, vjp bool) (*mat.Dense, []float64, Pullback) {
+	m, dim, P := a.m, a.dim, a.t.Params
+	xs, n, cs := a.check(p, x, c)
+	y, tape := m.forward(p, xs, cs, n, vjp)
+	w := P * dim // MADE output columns
+	z := make([]float64, n*dim)
+	ld := make([]float64, n)
+	theta := make([]float64, P)
+	for r := 0; r < n; r++ {
+		yr := y[r*w : (r+1)*w]
+		zr := z[r*dim : (r+1)*dim]
+		sum := 0.0
+		for i, xi := range xs[r*dim : (r+1)*dim] {
+			a.at.gather(theta, yr, i)
+			v, l := a.t.Forward(theta, xi)
+			zr[i] = v
+			sum += l
+		}
+		ld[r] = sum
+	}
+	if !vjp {
+		return mat.NewDense(n, dim, z), ld, nil
+	}
+	// The tape holds private copies of x (its inputs[0]) and of the
+	// context; y is ours; z is copied, since the caller owns the output.
+	xc, zc := tape.inputs[0], slices.Clone(z)
+	back := func(dz *mat.Dense, dLogDet []float64, dp Params, dc *mat.Dense) *mat.Dense {
+		checkPullback(a.who, dz, dLogDet, dp, dc, n, dim, m.np, m.cdim)
+		// z_i = f(x_i; θ_i(x_<i, c)): the transformer's pullback gives the
+		// diagonal term ∂L/∂x_i at fixed θ and dL/dθ_i; the MADE pulls
+		// dy = [dL/dθ] back to the parameters, to x (the strictly
+		// triangular part of ∂z/∂x) and to c, and the two x terms add.
+		g, _, _ := rawRows(dz)
+		dy := make([]float64, n*w)
+		ddiag := make([]float64, n*dim)
+		buf := make([]float64, 2*P)
+		theta, dtheta := buf[:P:P], buf[P:]
+		for r := 0; r < n; r++ {
+			yr := y[r*w : (r+1)*w]
+			gl := dLogDet[r]
+			for i := 0; i < dim; i++ {
+				k := r*dim + i
+				fixed := a.at.gather(theta, yr, i)
+				clear(dtheta)
+				ddiag[k] = a.t.ForwardVJP(theta, xc[k], zc[k], g[k], gl, dtheta)
+				a.at.scatter(dy[r*w:(r+1)*w], dtheta, yr, i, fixed)
+			}
+		}
+		dx, dctx := m.backward(tape, dy, dp)
+		for k, v := range ddiag {
+			dx[k] += v
+		}
+		addContextGrad(dc, dctx, m.cdim)
+		return mat.NewDense(n, dim, dx)
+	}
+	return mat.NewDense(n, dim, z), ld, back
+}
+
+// arChunkState is one chunk of the inverse sweep, kept for its pullback.
+type arChunkState struct {
+	s     *madeInc
+	r0    int       // first row
+	z     []float64 // a private copy of the chunk's inputs (n×dim, row-major)
+	theta []float64 // every step's outputs: step b's P rows of n at (b−1)·P·n
+}
+
+// inverse is Inverse (and, when vjp, InverseVJP): dim sequential steps of
+// the incremental MADE evaluation, over chunks of arChunk rows.
+func (a *autoregressive) inverse(p Params, z, c *mat.Dense, vjp bool) (*mat.Dense, []float64, Pullback) {
+	m, dim := a.m, a.dim
+	zs, n, cs := a.check(p, z, c)
+	cd := m.cdim
+	blk := m.incBlocks(p)
+	x := make([]float64, n*dim)
+	ld := make([]float64, n)
+	var chunks []*arChunkState
+	var s *madeInc
+	for r0 := 0; r0 < n; r0 += arChunk {
+		nc := min(arChunk, n-r0)
+		if vjp || s == nil {
+			s = m.newIncBlocks(p, blk, nc, vjp)
+		} else {
+			s.reset(nc)
+		}
+		if cs != nil {
+			s.setContext(p, cs[r0*cd:(r0+nc)*cd])
+		}
+		ch := &arChunkState{s: s, r0: r0}
+		a.inverseChunk(ch, zs[r0*dim:(r0+nc)*dim], x[r0*dim:(r0+nc)*dim], ld[r0:r0+nc], vjp)
+		if vjp {
+			chunks = append(chunks, ch)
+		}
+	}
+	if !vjp {
+		return mat.NewDense(n, dim, x), ld, nil
+	}
+	back := func(dx *mat.Dense, dLogDet []float64, dp Params, dc *mat.Dense) *mat.Dense {
+		checkPullback(a.who, dx, dLogDet, dp, dc, n, dim, m.np, cd)
+		g, _, _ := rawRows(dx)
+		dz := make([]float64, n*dim)
+		var dcc []float64 // one chunk's context gradient
+		if cs != nil {
+			dcc = make([]float64, min(n, arChunk)*cd)
+		}
+		var gb *madeIncBack // the first chunk is the largest: its buffers serve the rest
+		for _, ch := range chunks {
+			nc := ch.s.n
+			gb = ch.s.reuseBack(gb)
+			a.inverseChunkBack(ch, gb, g[ch.r0*dim:(ch.r0+nc)*dim], dLogDet[ch.r0:ch.r0+nc], dz[ch.r0*dim:(ch.r0+nc)*dim], dp)
+			if cs != nil { // the context weights' gradient, and dc when wanted
+				ch.s.ctxBack(gb, dp, dcc[:nc*cd])
+				if dc != nil {
+					addContextGrad(dc.Slice(ch.r0, ch.r0+nc, 0, cd).(*mat.Dense), dcc[:nc*cd], cd)
+				}
+			}
+		}
+		return mat.NewDense(n, dim, dz)
+	}
+	return mat.NewDense(n, dim, x), ld, back
+}
+
+// inverseChunk runs the dim steps on the rows of z (s.n rows of dim,
+// row-major), writing x and adding into the log-det, and, when vjp,
+// keeping in ch what the pullback needs.
+func (a *autoregressive) inverseChunk(ch *arChunkState, z, x, ld []float64, vjp bool) {
+	m, dim, P, s := a.m, a.dim, a.t.Params, ch.s
+	n := s.n
+	if vjp {
+		ch.z = slices.Clone(z)
+		ch.theta = make([]float64, dim*P*n)
+	}
+	at := elementParams{elem: 1, param: n} // step b's outputs: P rows of n
+	theta := make([]float64, P)
+	xT := s.lv[0]
+	for b := 1; b <= dim; b++ {
+		o := s.output(b)
+		i := m.perm[b-1]
+		xrow := xT[(b-1)*n : b*n]
+		for r := range xrow {
+			at.gather(theta, o, r)
+			v, l := a.t.Inverse(theta, z[r*dim+i])
+			xrow[r] = v
+			ld[r] += l
+		}
+		if vjp {
+			copy(ch.theta[(b-1)*P*n:b*P*n], o[:P*n])
+		}
+		if b < dim {
+			s.hidden(b)
+		}
+	}
+	for t, i := range m.perm {
+		for r, v := range xT[t*n : (t+1)*n] {
+			x[r*dim+i] = v
+		}
+	}
+}
+
+// inverseChunkBack is the pullback of inverseChunk: g = dL/dx and dLogDet
+// for the chunk's rows in, dL/dz out into dz, dL/dparams added into dp.
+func (a *autoregressive) inverseChunkBack(ch *arChunkState, gb *madeIncBack, g, dLogDet, dz []float64, dp Params) {
+	m, dim, P, s := a.m, a.dim, a.t.Params, ch.s
+	n := s.n
+	gxT := gb.grad[0]
+	for t, i := range m.perm {
+		row := gxT[t*n : (t+1)*n]
+		for r := range row {
+			row[r] = g[r*dim+i]
+		}
+	}
+	at := elementParams{elem: 1, param: n}
+	buf := make([]float64, 2*P)
+	theta, dtheta := buf[:P:P], buf[P:]
+	gO := make([]float64, P*n)
+	xT := s.lv[0]
+	for b := dim; b >= 1; b-- {
+		if b < dim {
+			s.backHidden(gb, b, dp)
+		}
+		i := m.perm[b-1]
+		ob := ch.theta[(b-1)*P*n : b*P*n]
+		xrow := xT[(b-1)*n : b*n]
+		for r, gr := range gxT[(b-1)*n : b*n] {
+			fixed := at.gather(theta, ob, r)
+			clear(dtheta)
+			dz[r*dim+i] = a.t.InverseVJP(theta, ch.z[r*dim+i], xrow[r], gr, dLogDet[r], dtheta)
+			at.scatter(gO, dtheta, ob, r, fixed)
+		}
+		s.backOutput(gb, b, gO, dp)
+	}
+}
