@@ -1,0 +1,218 @@
+package flows_test
+
+// The conformance registry: every exported constructor of package flows
+// that returns a layer (InitFunc), a distribution (DistInitFunc), a
+// conditioner net (NetInitFunc) or a transformer has cases here, and every
+// case passes flowstest, layers and distributions both without a context
+// and with one. TestRegistryComplete fails when a constructor is added
+// without cases, as FlowJAX's test suite keeps its bijections in one list.
+// The per-layer test files go further (more widths, extreme inputs, known
+// values); this file is the one place that says "every layer".
+
+import (
+	"fmt"
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"io/fs"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/flowstest"
+	"gonum.org/v1/gonum/mat"
+)
+
+// registryEntry is one constructor's cases. Bijections and distributions
+// are made for a context width, and run at 0 and 2.
+type registryEntry struct {
+	bijections    func(cdim int) []flowstest.Bijection
+	distributions func(cdim int) []flowstest.Distribution
+	nets          []flowstest.Net
+	transformers  []flowstest.Transformer
+}
+
+// bij is one bijection case at context width cdim.
+func bij(name string, init flows.InitFunc, dim int) func(int) []flowstest.Bijection {
+	return func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{{Name: name, Init: init, Dim: dim, ContextDim: cdim}}
+	}
+}
+
+var (
+	regMLP  = flows.MLP([]int{8, 8}, flows.Tanh)
+	regMADE = flows.MADEConfig{Hidden: []int{8, 8}, Act: flows.Tanh, Order: flows.ReversedOrder}
+)
+
+var registry = map[string]registryEntry{
+	"ActNorm":             {bijections: bij("ActNorm", flows.ActNorm(), 3)},
+	"AffineCoupling":      {bijections: bij("AffineCoupling", flows.AffineCoupling(regMLP), 3)},
+	"AffineCouplingBound": {bijections: bij("AffineCouplingBound", flows.AffineCouplingBound(regMLP, 1.5), 4)},
+	"AffineCouplingSplit": {bijections: bij("AffineCouplingSplit", flows.AffineCouplingSplit(regMLP, flows.MLP([]int{6}, flows.ReLU)), 3)},
+	"AdditiveCoupling":    {bijections: bij("AdditiveCoupling", flows.AdditiveCoupling(regMLP), 3)},
+	"BatchNorm": {bijections: func(cdim int) []flowstest.Bijection {
+		const dim, rows = 3, 6
+		cfg := flows.BatchNormConfig{Momentum: 0.1, Eps: 1e-5}
+		train := cfg
+		train.Train = true
+		// The training map's Inverse is the evaluation map's, so the
+		// round trip holds where the running statistics are the test
+		// batch's own (see TestBatchNormTrainConformance).
+		mean, variance := bnColumnStats(bnBatch(11, rows, dim))
+		return []flowstest.Bijection{
+			{Name: "BatchNorm/eval", Init: flows.BatchNorm(cfg), Dim: dim, ContextDim: cdim, State: bnState(dim),
+				Perturb: bnPerturb([]float64{0.5, -0.2, 1}, []float64{0.7, 1.3, 0.4})},
+			{Name: "BatchNorm/train", Init: flows.BatchNorm(train), Dim: dim, ContextDim: cdim, State: bnState(dim),
+				Perturb: bnPerturb(mean, variance), RowCoupled: true, Rows: rows,
+				Inputs: func(_ flows.Key, n, d int) *mat.Dense { return bnBatch(11, n, d) }},
+		}
+	}},
+	"Coupling": {bijections: func(cdim int) []flowstest.Bijection {
+		var bs []flowstest.Bijection
+		for _, t := range []flows.Transformer{flows.Affine(2), flows.Shift(), flows.Spline(flows.SplineConfig{Bins: 5}), flows.LogisticMixture(2)} {
+			bs = append(bs, flowstest.Bijection{Name: "Coupling/" + t.Name, Init: flows.Coupling(regMLP, t), Dim: 3, ContextDim: cdim})
+		}
+		return bs
+	}},
+	"FixedInvertibleLinear": {bijections: bij("FixedInvertibleLinear", flows.FixedInvertibleLinear(), 4)},
+	"Invert": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "Invert(MAF)", Init: flows.Invert(flows.MAF(regMADE)), Dim: 3, ContextDim: cdim},
+			{Name: "Invert(AffineCoupling)", Init: flows.Invert(flows.AffineCoupling(regMLP)), Dim: 3, ContextDim: cdim},
+		}
+	}},
+	"InvertibleLinear": {bijections: bij("InvertibleLinear", flows.InvertibleLinear(), 4)},
+	"Logit": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{{Name: "Logit", Init: flows.Logit(), Dim: 3, ContextDim: cdim, Inputs: unitInputs}}
+	}},
+	"LogisticMixtureCoupling": {bijections: bij("LogisticMixtureCoupling", flows.LogisticMixtureCoupling(regMLP, 3), 3)},
+	"MAF": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "MAF", Init: flows.MAF(regMADE), Dim: 3, ContextDim: cdim},
+			{Name: "MAF/dim=1", Init: flows.MAF(regMADE), Dim: 1, ContextDim: cdim},
+			{Name: "MAF/no-hidden", Init: flows.MAF(flows.MADEConfig{}), Dim: 3, ContextDim: cdim},
+			// More rows than one chunk of the sequential inverse.
+			{Name: "MAF/chunks", Init: flows.MAF(flows.MADEConfig{Hidden: []int{4}, Act: flows.ReLU}), Dim: 2, ContextDim: cdim, Rows: 300},
+		}
+	}},
+	"MaskedAutoregressive": {bijections: func(cdim int) []flowstest.Bijection {
+		var bs []flowstest.Bijection
+		for _, t := range []flows.Transformer{flows.Affine(2), flows.Shift(), flows.Spline(flows.SplineConfig{Bins: 5}), flows.LogisticMixture(2)} {
+			bs = append(bs, flowstest.Bijection{Name: "MaskedAutoregressive/" + t.Name, Init: flows.MaskedAutoregressive(regMADE, t), Dim: 3, ContextDim: cdim})
+		}
+		return bs
+	}},
+	"NeuralSplineAutoregressive": {bijections: bij("NeuralSplineAutoregressive", flows.NeuralSplineAutoregressive(regMADE, flows.SplineConfig{Bins: 4}), 3)},
+	"NeuralSplineCoupling":       {bijections: bij("NeuralSplineCoupling", flows.NeuralSplineCoupling(regMLP, flows.SplineConfig{Bins: 4, Bound: 2}), 3)},
+	"Reverse":                    {bijections: bij("Reverse", flows.Reverse(), 3)},
+	"Serial": {bijections: bij("Serial", flows.Serial(flows.ActNorm(), flows.AffineCoupling(regMLP), flows.Reverse(),
+		flows.InvertibleLinear(), flows.MAF(regMADE)), 3)},
+	"Shuffle":     {bijections: bij("Shuffle", flows.Shuffle(), 5)},
+	"Sigmoid":     {bijections: bij("Sigmoid", flows.Sigmoid(), 3)},
+	"Standardize": {bijections: bij("Standardize", flows.Standardize([]float64{1, -2, 0.5}, []float64{2, 0.25, 1}), 3)},
+
+	"Normal":     {distributions: distCases("Normal", flows.Normal(), 1, 2, 3)},
+	"DiagNormal": {distributions: distCases("DiagNormal", flows.DiagNormal(), 1, 2, 3)},
+	"GMM":        {distributions: distCases("GMM", gmm2D.init(), 2)},
+	"GMMRandom":  {distributions: distCases("GMMRandom", flows.GMMRandom(3), 2)},
+	"Flow": {distributions: func(cdim int) []flowstest.Distribution {
+		// Box 12: the perturbed flows spread wider than the default 8.
+		return []flowstest.Distribution{
+			{Name: "Flow/MAF/dim=1", Init: flows.Flow(flows.MAF(regMADE), flows.DiagNormal()), Dim: 1, ContextDim: cdim, Box: 12},
+			{Name: "Flow/Serial/dim=2", Init: flows.Flow(flows.Serial(flows.AffineCoupling(regMLP), flows.Reverse(), flows.MAF(regMADE)),
+				flows.DiagNormal()), Dim: 2, ContextDim: cdim, Box: 12},
+		}
+	}},
+
+	"MLP":  {nets: []flowstest.Net{{Name: "MLP", Init: regMLP, In: 3, Out: 4}}},
+	"MADE": {nets: []flowstest.Net{{Name: "MADE", Init: flows.MADE(regMADE), In: 3, Out: 6}}},
+
+	"Affine":          {transformers: []flowstest.Transformer{{Name: "Affine", Transformer: flows.Affine(3)}}},
+	"Shift":           {transformers: []flowstest.Transformer{{Name: "Shift", Transformer: flows.Shift()}}},
+	"Spline":          {transformers: []flowstest.Transformer{{Name: "Spline", Transformer: flows.Spline(flows.SplineConfig{Bins: 6, Bound: 2.5})}}},
+	"LogisticMixture": {transformers: []flowstest.Transformer{{Name: "LogisticMixture", Transformer: flows.LogisticMixture(3)}}},
+}
+
+// distCases is one distribution case per dimension at context width cdim.
+func distCases(name string, init flows.DistInitFunc, dims ...int) func(int) []flowstest.Distribution {
+	return func(cdim int) []flowstest.Distribution {
+		var ds []flowstest.Distribution
+		for _, d := range dims {
+			ds = append(ds, flowstest.Distribution{Name: fmt.Sprintf("%s/dim=%d", name, d), Init: init, Dim: d, ContextDim: cdim})
+		}
+		return ds
+	}
+}
+
+// TestConformance runs every registry case through the suite.
+func TestConformance(t *testing.T) {
+	for _, name := range slices.Sorted(func(yield func(string) bool) {
+		for k := range registry {
+			if !yield(k) {
+				return
+			}
+		}
+	}) {
+		e := registry[name]
+		for _, cdim := range []int{0, 2} {
+			if e.bijections != nil {
+				for _, b := range e.bijections(cdim) {
+					b.Name = fmt.Sprintf("%s/context=%d", b.Name, cdim)
+					flowstest.TestBijection(t, b)
+				}
+			}
+			if e.distributions != nil {
+				for _, d := range e.distributions(cdim) {
+					d.Name = fmt.Sprintf("%s/context=%d", d.Name, cdim)
+					flowstest.TestDistribution(t, d)
+				}
+			}
+		}
+		for _, n := range e.nets {
+			flowstest.TestNet(t, n)
+		}
+		for _, tr := range e.transformers {
+			flowstest.TestTransformer(t, tr)
+		}
+	}
+}
+
+// TestRegistryComplete fails for an exported constructor of package flows
+// without conformance cases: every exported function whose result is an
+// InitFunc, DistInitFunc, NetInitFunc or Transformer.
+func TestRegistryComplete(t *testing.T) {
+	fset := token.NewFileSet()
+	pkgs, err := parser.ParseDir(fset, ".", func(fi fs.FileInfo) bool {
+		return !strings.HasSuffix(fi.Name(), "_test.go")
+	}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kinds := map[string]bool{"InitFunc": true, "DistInitFunc": true, "NetInitFunc": true, "Transformer": true}
+	var found []string
+	for _, f := range pkgs["flows"].Files {
+		for _, decl := range f.Decls {
+			fn, ok := decl.(*ast.FuncDecl)
+			if !ok || fn.Recv != nil || !fn.Name.IsExported() || fn.Type.Results == nil || len(fn.Type.Results.List) != 1 {
+				continue
+			}
+			if id, ok := fn.Type.Results.List[0].Type.(*ast.Ident); ok && kinds[id.Name] {
+				found = append(found, fn.Name.Name)
+			}
+		}
+	}
+	if len(found) < 30 {
+		t.Fatalf("found only %d constructors (%v): the parse is wrong", len(found), found)
+	}
+	for _, name := range found {
+		if _, ok := registry[name]; !ok {
+			t.Errorf("%s has no conformance case in the registry (conformance_test.go)", name)
+		}
+	}
+	for name := range registry {
+		if !slices.Contains(found, name) {
+			t.Errorf("the registry has %s, which is not an exported constructor", name)
+		}
+	}
+}
