@@ -225,6 +225,14 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 	return c, spec, nil
 }
 
+// Validate returns an error naming the first field of c that NewModel
+// cannot work with (an unknown Kind, a negative width, bins or a bound that
+// no spline takes), or nil. Zero fields are valid: they take defaults.
+func (c Config) Validate() error {
+	_, _, err := c.withDefaults()
+	return err
+}
+
 // equal reports whether c and d are the same configuration.
 func (c Config) equal(d Config) bool {
 	return c.Kind == d.Kind && c.Layers == d.Layers && slices.Equal(c.Hidden, d.Hidden) &&

@@ -53,7 +53,6 @@ package flows
 // defence against deliberate tampering.
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
@@ -63,11 +62,8 @@ import (
 	"io"
 	"math"
 	"os"
-	"path/filepath"
-	"runtime"
-	"strconv"
-	"sync/atomic"
-	"time"
+
+	"github.com/gonormflows/flows/internal/atomicfile"
 )
 
 // Errors of ReadModel and Load. Every error they return for a bad file
@@ -181,7 +177,7 @@ func (m *Model) checkSavable() error {
 // crash or an error at any point leaves either the old file whole or the
 // new one whole, never a mix; on an error the temporary file (".<name>.tmp-…"
 // next to path) is removed. The file keeps the permissions of the file it
-// replaces, or gets 0644 less the umask when new. A symbolic link at path
+// replaces, or gets 0666 less the umask when new. A symbolic link at path
 // is followed: the file it points to is replaced and the link kept. Save
 // refuses, before touching the disk, a model that Load would refuse (a
 // non-finite parameter, a parameter count that the Config does not build).
@@ -189,10 +185,13 @@ func (m *Model) Save(path string) error {
 	if err := m.checkSavable(); err != nil {
 		return err
 	}
-	return writeFileAtomic(path, func(w io.Writer) error {
+	if err := atomicfile.Write(path, func(w io.Writer) error {
 		_, err := m.writeTo(w)
 		return err
-	})
+	}); err != nil {
+		return fmt.Errorf("flows: Save: %w", err)
+	}
+	return nil
 }
 
 // WriteTo writes the model to w in the file format described at Save, and
@@ -262,90 +261,6 @@ func (m *Model) writeTo(w io.Writer) (int64, error) {
 		return cw.n, fmt.Errorf("flows: WriteTo: %w", cw.err)
 	}
 	return cw.n, nil
-}
-
-// tempCounter makes temporary file names unique within the process.
-var tempCounter atomic.Uint64
-
-// createTemp creates a new file next to path, named ".<base>.tmp-<id>",
-// with mode 0644 less the umask (os.CreateTemp would give 0600).
-func createTemp(path string) (*os.File, error) {
-	dir, base := filepath.Split(path)
-	for range 1000 {
-		id := strconv.Itoa(os.Getpid()) + "-" + strconv.FormatUint(tempCounter.Add(1), 36) + "-" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
-		f, err := os.OpenFile(filepath.Join(dir, "."+base+".tmp-"+id), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
-		if !errors.Is(err, os.ErrExist) {
-			return f, err
-		}
-	}
-	return nil, fmt.Errorf("could not find an unused temporary name next to %s", path)
-}
-
-// writeFileAtomic writes path through write, atomically (see Save).
-func writeFileAtomic(path string, write func(io.Writer) error) error {
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		target, err := filepath.EvalSymlinks(path)
-		if err != nil {
-			return fmt.Errorf("flows: Save: %w", err)
-		}
-		path = target
-	}
-	var mode os.FileMode // 0: keep the mode the new file was created with
-	if fi, err := os.Stat(path); err == nil {
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("flows: Save: %s is not a regular file", path)
-		}
-		mode = fi.Mode().Perm()
-	}
-	f, err := createTemp(path)
-	if err != nil {
-		return fmt.Errorf("flows: Save: %w", err)
-	}
-	tmp := f.Name()
-	closed, renamed := false, false
-	defer func() {
-		if !closed {
-			f.Close()
-		}
-		if !renamed {
-			os.Remove(tmp)
-		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<16)
-	if err := write(bw); err != nil {
-		return fmt.Errorf("flows: Save %s: %w", path, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("flows: Save %s: %w", path, err)
-	}
-	if mode != 0 && runtime.GOOS != "windows" {
-		if err := f.Chmod(mode); err != nil {
-			return fmt.Errorf("flows: Save %s: %w", path, err)
-		}
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("flows: Save %s: %w", path, err)
-	}
-	closed = true
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("flows: Save %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("flows: Save: %w", err)
-	}
-	renamed = true
-	if runtime.GOOS == "windows" {
-		return nil // directories cannot be fsynced there
-	}
-	d, err := os.Open(filepath.Dir(path))
-	if err != nil {
-		return fmt.Errorf("flows: Save %s: the file is written but its directory could not be synced: %w", path, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("flows: Save %s: the file is written but its directory could not be synced: %w", path, err)
-	}
-	return nil
 }
 
 // Load reads a model saved by Save. It rebuilds Dist from the file's

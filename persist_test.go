@@ -19,6 +19,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/gonormflows/flows/internal/atomicfile"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -430,7 +431,7 @@ func TestSaveAtomic(t *testing.T) {
 	next := persistModel(t, KindGlow, 4)
 	for _, limit := range []int{0, 10, 1000, len(encode(t, next)) - 1} {
 		var written int
-		err := writeFileAtomic(path, func(w io.Writer) error {
+		err := atomicfile.Write(path, func(w io.Writer) error {
 			fw := &failingWriter{w: w, limit: limit}
 			n, err := next.writeTo(fw)
 			written = int(n)

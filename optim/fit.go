@@ -126,8 +126,9 @@ type FitConfig struct {
 
 // Progress reports the state of a Fit after an epoch, to FitConfig.Progress.
 type Progress struct {
-	// Epoch is the epoch just completed, counting from 1.
-	Epoch int
+	// Epoch is the epoch just completed, counting from 1, of at most
+	// Epochs (FitConfig.Epochs; early stopping may end the fit sooner).
+	Epoch, Epochs int
 	// Step is the number of optimiser steps taken so far, over all epochs.
 	Step int
 	// Steps is the number of steps a fit of FitConfig.Epochs epochs takes.
@@ -335,6 +336,7 @@ func Fit(key flows.Key, d flows.Distribution, p flows.Params, x, c *mat.Dense, c
 		if fc.Progress != nil {
 			fc.Progress(Progress{
 				Epoch:    epoch,
+				Epochs:   fc.Epochs,
 				Step:     res.Steps,
 				Steps:    total,
 				LR:       lr,

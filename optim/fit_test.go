@@ -651,3 +651,21 @@ func ExampleFit() {
 	// at most 30 epochs: true
 	// beats the Gaussian by half a nat: true
 }
+
+// TestDefaults checks the rules Fit and the command line share: a tenth of
+// the rows held out (at least one), and a batch of a tenth of the training
+// rows from 16 to 256.
+func TestDefaults(t *testing.T) {
+	for _, tc := range []struct{ n, val, batch int }{{400, 40, 36}, {100, 10, 16}, {100000, 10000, 256}, {3, 1, 16}} {
+		val := optim.ValidationRows(tc.n, 0)
+		if val != tc.val {
+			t.Errorf("ValidationRows(%d, 0) = %d, want %d", tc.n, val, tc.val)
+		}
+		if b := optim.DefaultBatchSize(tc.n - val); b != tc.batch {
+			t.Errorf("DefaultBatchSize(%d) = %d, want %d", tc.n-val, b, tc.batch)
+		}
+	}
+	if v := optim.ValidationRows(10, -1); v != 0 {
+		t.Errorf("ValidationRows with a negative fraction = %d, want 0", v)
+	}
+}

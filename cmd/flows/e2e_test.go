@@ -27,7 +27,9 @@ func TestMain(m *testing.M) {
 		os.Exit(2)
 	}
 	flowsBin = filepath.Join(dir, "flows")
-	args := []string{"build", "-o", flowsBin}
+	// -buildvcs=auto: record the commit, as go install does, whatever
+	// GOFLAGS says (TestVersion checks it).
+	args := []string{"build", "-buildvcs=auto", "-o", flowsBin}
 	if raceEnabled {
 		args = append(args, "-race")
 	}
@@ -175,8 +177,8 @@ func TestFitSampleScorePlot(t *testing.T) {
 	// sample: to a file, and to stdout.
 	mustRun(t, dir, "sample", "model.flow", "-n", "123", "-o", "samples.csv")
 	recs := readCSV(t, readText(t, filepath.Join(dir, "samples.csv")))
-	if len(recs) != 124 || strings.Join(recs[0], ",") != "x0,x1" {
-		t.Fatalf("samples.csv: %d records, header %v; want 124, x0,x1", len(recs), recs[0])
+	if len(recs) != 124 || strings.Join(recs[0], ",") != "x,y" {
+		t.Fatalf("samples.csv: %d records, header %v; want 124, the model's names x,y", len(recs), recs[0])
 	}
 	for i, rec := range recs[1:] {
 		if len(rec) != 2 {
@@ -248,11 +250,12 @@ func TestFitSampleScorePlot(t *testing.T) {
 func TestKinds(t *testing.T) {
 	dir := t.TempDir()
 	writeMixture(t, filepath.Join(dir, "data.csv"), 200)
-	for _, k := range kinds {
+	for _, info := range flows.Kinds() {
+		k := info.Kind
 		t.Run(string(k), func(t *testing.T) {
 			args := []string{"fit", "data.csv", "-o", string(k) + ".flow", "--kind", string(k),
 				"--epochs", "1", "--layers", "1", "--hidden", "8", "--activation", "tanh", "--quiet"}
-			if k == flows.KindNSFCoupling || k == flows.KindNSFAutoregressive {
+			if info.Splines {
 				args = append(args, "--bins", "4", "--bound", "4")
 			}
 			mustRun(t, dir, args...)
@@ -360,12 +363,13 @@ func TestErrors(t *testing.T) {
 		{[]string{"fit", "header.csv", "-o", "new.flow"}, []string{"header.csv:1: a header row but no data rows"}, "new.flow"},
 		{[]string{"fit", "quote.csv", "-o", "new.flow"}, []string{"quote.csv:3:"}, "new.flow"},
 		{[]string{"fit", "missing.csv", "-o", "new.flow"}, []string{"missing.csv"}, "new.flow"},
-		{[]string{"score", "model.flow", "three.csv", "-o", "new.csv"}, []string{`three.csv:1: the file has 3 columns ("a", "b", "c"), but model.flow is a model of 2 columns; choose 2 with --columns`}, "new.csv"},
-		{[]string{"score", "model.flow", "three.csv", "--columns", "c", "-o", "new.csv"}, []string{`three.csv:1: --columns selects 1 column ("c"), but model.flow is a model of 2 columns`}, "new.csv"},
-		{[]string{"plot", "model.flow", "three.csv", "-o", "new.png"}, []string{"three.csv:1: the file has 3 columns"}, "new.png"},
+		{[]string{"score", "model.flow", "three.csv", "-o", "new.csv"}, []string{`three.csv:1: model.flow's columns: no column is named "x"; the header has "a", "b", "c"`}, "new.csv"},
+		{[]string{"score", "model.flow", "three.csv", "--columns", "c", "-o", "new.csv"}, []string{`three.csv:1: --columns picks 1 column ("c"), but model.flow is a model of 2 columns; pick 2 with --columns`}, "new.csv"},
+		{[]string{"plot", "model.flow", "three.csv", "-o", "new.png"}, []string{`three.csv:1: model.flow's columns: no column is named "x"`}, "new.png"},
+		{[]string{"score", "model.flow", "noheader.csv", "-o", "new.png"}, []string{`noheader.csv:1: model.flow's columns "x": the file has no header row, so pick columns by 0-based index (0 to 1)`}, "new.png"},
 		{[]string{"score", "model.flow", "three.csv", "--columns", "a,z", "-o", "new.csv"}, []string{`three.csv:1: --columns: no column is named "z"; the header has "a", "b", "c"`}, "new.csv"},
 		{[]string{"score", "model.flow", "three.csv", "--columns", "a,5"}, []string{"three.csv:1: --columns 5: the file has 3 columns, 0 to 2"}, ""},
-		{[]string{"score", "model.flow", "three.csv", "--columns", "a,0"}, []string{`three.csv:1: --columns names column 0 ("a") twice`}, ""},
+		{[]string{"score", "model.flow", "three.csv", "--columns", "a,0"}, []string{`three.csv:1: --columns picks column 0 ("a") twice`}, ""},
 		{[]string{"score", "model.flow", "noheader.csv", "--columns", "x,y"}, []string{`noheader.csv:1: --columns "x": the file has no header row`}, ""},
 		{[]string{"fit", "single.csv", "-o", "new.flow"}, []string{"single.csv: 1 data row: too few to hold out a validation fraction"}, "new.flow"},
 		{[]string{"fit", "one.csv", "--kind", "realnvp", "-o", "new.flow"}, []string{"one.csv: 1 column", "needs at least 2 columns"}, "new.flow"},

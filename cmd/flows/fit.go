@@ -6,20 +6,13 @@ import (
 	"fmt"
 	"math"
 	"strings"
+	"time"
 
 	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/internal/atomicfile"
 	"github.com/gonormflows/flows/optim"
+	"github.com/gonormflows/flows/table"
 )
-
-// kinds are the ready-made architectures, in the order help lists them.
-var kinds = []flows.Kind{flows.KindMAF, flows.KindRealNVP, flows.KindGlow, flows.KindNSFCoupling, flows.KindNSFAutoregressive}
-
-// activations are the conditioner nonlinearities --activation accepts.
-var activations = []flows.Activation{flows.ReLU, flows.Tanh, flows.ELU, flows.LeakyReLU, flows.SiLU}
-
-// fitKey is folded into the seed's key to make the key of the training
-// split and shuffles, apart from the keys that draw the initial parameters.
-const fitKey = 0x666974 // "fit"
 
 // fitFlags are the flags of flows fit.
 type fitFlags struct {
@@ -38,6 +31,7 @@ type fitFlags struct {
 	val        float64
 	patience   int
 	quiet      bool
+	log        string
 }
 
 var fitCommand = &command{
@@ -51,13 +45,15 @@ writes the model with the parameters of its best validation epoch to the -o
 file, atomically: the file is replaced only once the model is complete.
 
 The model's columns are the selected columns in the order --columns gives
-(all columns, in the file's order, by default). The model file does not record
-their names, so give score and plot the same columns in the same order;
-fit prints them when it is done.
+(all columns but the context ones, in the file's order, by default). The
+model file records their names, so that score, sample and plot find them
+in a file by name. With --context, the model is conditional: it models the
+data columns given the context columns, p(x | c).
 
-A progress bar with the training and validation negative log-likelihood
-(nats per row) is drawn on standard error when it is a terminal and
---quiet is not set.
+On a terminal a progress bar shows the epochs, the training and validation
+negative log-likelihood (nats per row) and the time left; elsewhere (a pipe,
+a log file) each epoch is one line on standard error. --log writes the
+epochs as a CSV table. --quiet prints nothing on success.
 
 Kinds: ` + kindList() + `.`,
 	nArgs: [2]int{1, 1},
@@ -69,33 +65,45 @@ Kinds: ` + kindList() + `.`,
 		fs.IntVar(&f.layers, "layers", 5, "the number of blocks of the architecture")
 		fs.Var(&f.hidden, "hidden", "the hidden `widths` of each conditioner network")
 		fs.StringVar(&f.activation, "activation", "relu", "the conditioners' nonlinearity: "+activationList())
-		fs.IntVar(&f.bins, "bins", 8, "the spline bins (nsf-coupling and nsf-autoregressive only)")
-		fs.Float64Var(&f.bound, "bound", 3, "the spline interval [-bound, bound] of the standardised data\n(nsf-coupling and nsf-autoregressive only)")
+		fs.IntVar(&f.bins, "bins", 8, "the spline bins ("+splineKinds()+" only)")
+		fs.Float64Var(&f.bound, "bound", 3, "the spline interval [-bound, bound] of the standardised data\n("+splineKinds()+" only)")
 		fs.IntVar(&f.epochs, "epochs", 100, "the most passes over the training rows")
 		fs.IntVar(&f.batch, "batch", 0, "the rows per optimiser step (default a tenth of the training rows,\nfrom 16 to 256)")
 		fs.Float64Var(&f.lr, "lr", 1e-3, "the learning rate of Adam")
 		fs.Uint64Var(&f.seed, "seed", 0, "the seed of the initial parameters, the validation split and the shuffles")
 		fs.Float64Var(&f.val, "val", 0.1, "the fraction of rows held out for validation and early stopping\n(0: none, and the last epoch's parameters are kept)")
 		fs.IntVar(&f.patience, "patience", 10, "stop after this many epochs without a better validation NLL (0: never)")
-		fs.BoolVar(&f.quiet, "quiet", false, "print nothing on success: no progress bar, no summary")
+		fs.BoolVar(&f.quiet, "quiet", false, "print nothing on success: no progress, no summary")
+		fs.StringVar(&f.log, "log", "", "write one CSV row per epoch (epoch, step, lr, train and validation NLL,\nseconds, best) to this `file`")
 		return func(e *env, args []string) error { return f.run(e, fs, args[0]) }
 	},
 }
 
-// kindList lists the kinds for help and errors.
+// kindList lists the kinds for help and errors, as the library lists them.
 func kindList() string {
-	s := make([]string, len(kinds))
-	for i, k := range kinds {
-		s[i] = string(k)
+	var s []string
+	for _, k := range flows.Kinds() {
+		s = append(s, string(k.Kind))
 	}
 	return strings.Join(s, ", ")
 }
 
+// splineKinds lists the kinds that use splines.
+func splineKinds() string {
+	var s []string
+	for _, k := range flows.Kinds() {
+		if k.Splines {
+			s = append(s, string(k.Kind))
+		}
+	}
+	return strings.Join(s, " and ")
+}
+
 // activationList lists the activations for help.
 func activationList() string {
-	s := make([]string, len(activations))
-	for i, a := range activations {
-		s[i] = strings.ToLower(a.String())
+	var s []string
+	for _, a := range flows.Activations() {
+		s = append(s, strings.ToLower(a.String()))
 	}
 	return strings.Join(s, ", ")
 }
@@ -109,39 +117,31 @@ func (f *fitFlags) config(fs *flag.FlagSet) (flows.Config, optim.FitConfig, erro
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 
 	cfg := flows.Config{Kind: flows.Kind(f.kind), Layers: f.layers, Hidden: f.hidden, Seed: f.seed}
-	known, spline := false, false
-	for _, k := range kinds {
-		if k == cfg.Kind {
-			known = true
-			spline = k == flows.KindNSFCoupling || k == flows.KindNSFAutoregressive
+	var info *flows.KindInfo
+	for _, k := range flows.Kinds() {
+		if k.Kind == cfg.Kind {
+			info = &k
 		}
 	}
-	if !known {
+	if info == nil {
 		return usage("--kind %q: want one of %s", f.kind, kindList())
 	}
-	act := -1
-	for _, a := range activations {
-		if strings.EqualFold(a.String(), f.activation) {
-			act = int(a)
-		}
-	}
-	if act < 0 {
+	if err := cfg.Activation.UnmarshalText([]byte(f.activation)); err != nil {
 		return usage("--activation %q: want one of %s", f.activation, activationList())
 	}
-	cfg.Activation = flows.Activation(act)
 	if f.layers < 1 {
 		return usage("--layers %d: want at least 1", f.layers)
 	}
-	if spline {
-		if f.bins < 1 {
-			return usage("--bins %d: want at least 1", f.bins)
-		}
-		if !(f.bound > 0) || math.IsInf(f.bound, 0) {
-			return usage("--bound %v: want a positive number", f.bound)
-		}
+	if info.Splines {
 		cfg.Bins, cfg.Bound = f.bins, f.bound
 	} else if set["bins"] || set["bound"] {
-		return usage("--bins and --bound apply to the spline kinds only (nsf-coupling, nsf-autoregressive), not %s", f.kind)
+		return usage("--bins and --bound apply to the spline kinds only (%s), not %s", splineKinds(), f.kind)
+	}
+	if err := cfg.Validate(); err != nil {
+		// The library's checks, in the flags' words.
+		msg := strings.TrimPrefix(err.Error(), "flows: Config: ")
+		msg = strings.Replace(msg, "kind \""+f.kind+"\": flows: spline: ", "", 1)
+		return usage("%s", msg)
 	}
 
 	fc := optim.FitConfig{Epochs: f.epochs, BatchSize: f.batch, LR: f.lr, ValFraction: f.val, Patience: f.patience}
@@ -179,50 +179,56 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 	if f.out == "" || f.out == "-" {
 		return usagef("fit", "no model file: give one with -o model.flow")
 	}
-	if err := checkNotInput(f.out, path); err != nil {
-		return err
-	}
-	if err := checkWritable(f.out); err != nil {
-		return err
+	for _, out := range []string{f.out, f.log} {
+		if out == "" {
+			continue
+		}
+		if err := checkNotInput(out, path); err != nil {
+			return err
+		}
+		if err := atomicfile.CheckWritable(out); err != nil {
+			return err
+		}
 	}
 	t, err := readTable(e, path, opt)
 	if err != nil {
 		return err
 	}
-	m, err := flows.NewModel(cfg, t.x, nil)
+	cfg.Columns, cfg.Context = t.Names, t.ContextNames
+	n := t.Rows()
+	m, err := flows.NewModel(cfg, t.X, t.C)
 	if err != nil {
-		return fmt.Errorf("%s: %d %s (%s): %v", t.name, len(t.cols), plural(len(t.cols), "column"),
-			strings.Join(t.names, ", "), strings.TrimPrefix(err.Error(), "flows: "))
+		return fmt.Errorf("%s: %d %s (%s): %v", path, len(t.Names), plural(len(t.Names), "column"),
+			joinNames(t.Names), strings.TrimPrefix(err.Error(), "flows: "))
 	}
 
-	n := t.x.RawMatrix().Rows
-	if f.val > 0 && n-max(1, int(math.Round(f.val*float64(n)))) < 1 {
-		return fmt.Errorf("%s: %d data %s: too few to hold out a validation fraction; add rows or use --val 0",
-			t.name, n, plural(n, "row"))
-	}
-	if fc.BatchSize == 0 {
-		fc.BatchSize = autoBatch(n, f.val)
-	}
-	var bar *progress // nil: no bar, and finish does nothing
-	if e.stderrTTY && !f.quiet {
-		bar = newProgress(e.stderr, f.epochs)
-		fc.Progress = bar.update
-	}
-	res, err := optim.Fit(flows.NewKey(f.seed).Fold(fitKey), m.Dist, m.Params, t.x, nil, fc)
-	bar.finish(err == nil)
+	report, done, err := f.reporter(e)
 	if err != nil {
-		msg := fmt.Sprintf("%s: the fit failed: %s", t.name, strings.TrimPrefix(err.Error(), "optim: Fit: "))
-		if strings.Contains(msg, "not finite") {
-			msg += "; try a smaller --lr, or another --seed"
+		return err
+	}
+	fc.Progress = report
+	res, err := optim.FitModel(m, t.X, t.C, fc)
+	if err := done(err); err != nil {
+		return err
+	}
+	if err != nil {
+		switch {
+		case errors.Is(err, optim.ErrTooFewRows):
+			return fmt.Errorf("%s: %d data %s: too few to hold out a validation fraction; add rows or use --val 0", path, n, plural(n, "row"))
+		case errors.Is(err, optim.ErrDiverged):
+			return fmt.Errorf("%s: the fit failed: %s; try a smaller --lr, or another --seed", path, strings.TrimPrefix(err.Error(), "optim: Fit: "))
 		}
-		return errors.New(msg)
+		return fmt.Errorf("%s: the fit failed: %s", path, strings.TrimPrefix(err.Error(), "optim: Fit: "))
 	}
 	if err := m.Save(f.out); err != nil {
 		return err
 	}
 	if !f.quiet {
-		fmt.Fprintf(e.stderr, "wrote %s: %s, %d %s in this order: %s\n", f.out, cfg.Kind,
-			len(t.names), plural(len(t.names), "column"), strings.Join(t.names, ", "))
+		what := fmt.Sprintf("%d %s in this order: %s", len(t.Names), plural(len(t.Names), "column"), joinNames(t.Names))
+		if len(t.ContextNames) > 0 {
+			what += fmt.Sprintf("; given %d context %s: %s", len(t.ContextNames), plural(len(t.ContextNames), "column"), joinNames(t.ContextNames))
+		}
+		fmt.Fprintf(e.stderr, "wrote %s: %s, %s\n", f.out, cfg.Kind, what)
 		fmt.Fprintf(e.stderr, "%d %s, %d %s", n, plural(n, "row"), res.Epochs, plural(res.Epochs, "epoch"))
 		if res.Stopped {
 			fmt.Fprint(e.stderr, " (stopped early)")
@@ -238,14 +244,77 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 	return nil
 }
 
-// autoBatch is the default batch size for n rows of which the fraction val
-// is held out: a tenth of the training rows, from 16 to 256, so that a
-// small file still gets about ten steps an epoch (optim.Fit caps it at the
-// number of training rows).
-func autoBatch(n int, val float64) int {
-	train := n
-	if val > 0 {
-		train -= max(1, int(math.Round(val*float64(n))))
+// reporter returns the fit's Progress callback: the bar on a terminal, a
+// line per epoch elsewhere, nothing with --quiet, and the --log table; and
+// done, to call with the fit's error when it returns, which ends the bar
+// and commits the log (it returns the log's error).
+func (f *fitFlags) reporter(e *env) (func(optim.Progress), func(error) error, error) {
+	var report []func(optim.Progress)
+	var bar *progress
+	switch {
+	case f.quiet:
+	case e.stderrTTY:
+		bar = newProgress(e.stderr, f.epochs)
+		report = append(report, bar.update)
+	default:
+		report = append(report, func(p optim.Progress) { fmt.Fprintln(e.stderr, epochLine(p)) })
 	}
-	return min(256, max(16, train/10))
+	var log *output
+	var tw *table.Writer
+	if f.log != "" {
+		var err error
+		if log, err = openOutput(e, f.log); err != nil {
+			return nil, nil, err
+		}
+		if tw, err = table.NewWriter(log.w, []string{"epoch", "step", "lr", "train_nll", "val_nll", "seconds", "best"}); err != nil {
+			log.finish(err)
+			return nil, nil, err
+		}
+		report = append(report, func(p optim.Progress) {
+			best := 0.0
+			if p.Best {
+				best = 1
+			}
+			tw.WriteRow([]float64{float64(p.Epoch), float64(p.Step), p.LR, p.TrainNLL, p.ValNLL, p.Elapsed.Seconds(), best})
+		})
+	}
+	done := func(err error) error {
+		bar.finish(err == nil)
+		if log == nil {
+			return nil
+		}
+		if err := tw.Flush(); err != nil {
+			return log.finish(err)
+		}
+		// The log of a failed fit is kept too: it shows how it failed.
+		return log.finish(nil)
+	}
+	return func(p optim.Progress) {
+		for _, r := range report {
+			r(p)
+		}
+	}, done, nil
+}
+
+// epochLine is the log line of one epoch, for standard error when it is not
+// a terminal:
+//
+//	epoch 12/100: train NLL 1.2345, validation NLL 1.3012 (best), lr 0.001, 3.2s, at most 24s left
+//
+// (at most: early stopping may end the fit sooner).
+func epochLine(p optim.Progress) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "epoch %d/%d: train NLL %.4f", p.Epoch, p.Epochs, p.TrainNLL)
+	if !math.IsNaN(p.ValNLL) {
+		fmt.Fprintf(&b, ", validation NLL %.4f", p.ValNLL)
+		if p.Best {
+			b.WriteString(" (best)")
+		}
+	}
+	fmt.Fprintf(&b, ", lr %.3g, %s", p.LR, p.Elapsed.Round(100*time.Millisecond))
+	if p.Step > 0 && p.Step < p.Steps {
+		left := time.Duration(float64(p.Elapsed) * float64(p.Steps-p.Step) / float64(p.Step))
+		fmt.Fprintf(&b, ", at most %s left", left.Round(time.Second))
+	}
+	return b.String()
 }

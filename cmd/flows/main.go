@@ -7,12 +7,15 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"regexp"
 	"runtime/debug"
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 
+	"github.com/gonormflows/flows/internal/atomicfile"
 	"github.com/vbauerster/mpb/v8/cwriter"
 )
 
@@ -54,6 +57,20 @@ func usagef(cmd, format string, args ...any) error {
 
 func main() {
 	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, stderrTTY: cwriter.IsTerminal(int(os.Stderr.Fd()))}
+	// An interrupted command removes the temporary file it was writing:
+	// its output is then as it was, and nothing is left behind.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		s := <-sig
+		atomicfile.RemoveAll()
+		fmt.Fprintf(e.stderr, "flows: %v: stopped; no output was written\n", s)
+		code := 130 // the shells' status for SIGINT
+		if s == syscall.SIGTERM {
+			code = 143
+		}
+		os.Exit(code)
+	}()
 	os.Exit(run(e, os.Args[1:]))
 }
 
@@ -294,58 +311,94 @@ func (r *rangeFlag) Set(s string) error {
 	return nil
 }
 
-// csvFlags are the flags of every command that reads a CSV file.
-type csvFlags struct {
-	columns   listFlag
-	header    string
-	delimiter string
+// floatsFlag is a flag holding a comma-separated list of finite numbers.
+type floatsFlag []float64
+
+func (l *floatsFlag) String() string {
+	if l == nil {
+		return ""
+	}
+	s := make([]string, len(*l))
+	for i, v := range *l {
+		s[i] = strconv.FormatFloat(v, 'g', -1, 64)
+	}
+	return strings.Join(s, ",")
 }
 
-// add defines the flags on fs.
-func (c *csvFlags) add(fs *flag.FlagSet) {
-	fs.Var(&c.columns, "columns", "the `list` of columns to use, by header name or 0-based index, in the\nmodel's column order (default all columns)")
-	fs.StringVar(&c.header, "header", "auto", "`auto|yes|no`: whether the first row is a header; auto takes it for\none when a cell is not a number while the cell below it is")
-	fs.StringVar(&c.delimiter, "delimiter", ",", "the field delimiter, one `character` (\\t for a tab)")
+func (l *floatsFlag) Set(s string) error {
+	var out []float64
+	for _, f := range strings.Split(s, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || isInfOrNaN(v) {
+			return fmt.Errorf("%q is not a list of finite numbers", s)
+		}
+		out = append(out, v)
+	}
+	*l = out
+	return nil
 }
 
-// options returns the csvOptions of the flags, or a usage error.
-func (c *csvFlags) options(cmd string) (csvOptions, error) {
-	o := csvOptions{columns: c.columns}
-	switch c.header {
-	case "auto", "yes", "no":
-		o.header = c.header
-	default:
-		return o, usagef(cmd, "--header %q: want auto, yes or no", c.header)
+// trimmed is an error whose message drops the library's "flows: " prefix
+// and the function it names (the command names itself), and which wraps
+// the library's error.
+type trimmed struct {
+	msg string
+	err error
+}
+
+func (e *trimmed) Error() string { return e.msg }
+func (e *trimmed) Unwrap() error { return e.err }
+
+// trimFlows returns err with the library's prefixes dropped: "flows: Load:
+// open m.flow: …" becomes "open m.flow: …", "flows: model file m.flow: …"
+// becomes "model file m.flow: …".
+func trimFlows(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "flows: ")
+	for _, fn := range []string{"Load: ", "Save: ", "ReadModel: "} {
+		msg = strings.TrimPrefix(msg, fn)
 	}
-	d := c.delimiter
-	if d == `\t` || d == "tab" {
-		d = "\t"
-	}
-	runes := []rune(d)
-	if len(runes) != 1 || runes[0] == '"' || runes[0] == '\r' || runes[0] == '\n' {
-		return o, usagef(cmd, "--delimiter %q: want one character other than a quote or a line break", c.delimiter)
-	}
-	o.comma = runes[0]
-	return o, nil
+	return &trimmed{msg: msg, err: err}
 }
 
 // versionCommand prints the module version the binary was built from.
 var versionCommand = &command{
 	name:  "version",
 	short: "print the version of flows",
-	long:  "Version prints the version of the module github.com/gonormflows/flows that the\nbinary was built from, as go install records it.",
+	long: `Version prints the version of the module github.com/gonormflows/flows that the
+binary was built from, as go install records it, and, for a build from a
+clone, the commit and whether the tree had changes beside it.`,
 	flags: func(fs *flag.FlagSet) func(*env, []string) error {
 		return func(e *env, _ []string) error {
-			v := "(unknown version)"
-			if bi, ok := debug.ReadBuildInfo(); ok {
-				v = bi.Main.Version
-				if v == "" || v == "(devel)" {
-					v = "(devel)"
-				}
-				v += " " + bi.GoVersion
-			}
-			fmt.Fprintln(e.stdout, "flows", v)
+			fmt.Fprintln(e.stdout, "flows", version())
 			return nil
 		}
 	},
+}
+
+// version describes the build: the module version (a release tag from go
+// install, or "devel"), the VCS revision and time with "+changes" for a
+// modified tree, and the Go version.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return "(unknown version)"
+	}
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	settings := map[string]string{}
+	for _, s := range bi.Settings {
+		settings[s.Key] = s.Value
+	}
+	if rev := settings["vcs.revision"]; rev != "" {
+		v += " " + rev[:min(12, len(rev))]
+		if t := settings["vcs.time"]; t != "" {
+			v += " " + t
+		}
+		if settings["vcs.modified"] == "true" {
+			v += "+changes"
+		}
+	}
+	return v + " " + bi.GoVersion
 }

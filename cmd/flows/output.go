@@ -2,119 +2,64 @@ package main
 
 import (
 	"bufio"
-	"encoding/csv"
-	"errors"
 	"fmt"
 	"io"
 	"math"
-	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"runtime"
-	"strconv"
+
+	"github.com/gonormflows/flows/internal/atomicfile"
 )
 
-// writeOutput writes an output of a command through write: to e.stdout when
-// path is "" or "-", else to the file at path, atomically (writeFileAtomic).
-// Commands compute everything before they call it, so that a failure leaves
-// nothing behind.
-func writeOutput(e *env, path string, write func(w io.Writer) error) error {
-	if path == "" || path == "-" {
-		bw := bufio.NewWriterSize(e.stdout, 1<<16)
-		if err := write(bw); err != nil {
-			return err
-		}
-		return bw.Flush()
-	}
-	return writeFileAtomic(path, write)
+// output is where a command writes its result: standard output, or a file
+// written atomically, so that a command that fails (or is interrupted)
+// leaves the file as it was.
+type output struct {
+	w *bufio.Writer
+	f *atomicfile.File // nil for standard output
 }
 
-// writeFileAtomic writes the file at path through write: into a new
-// temporary file in the same directory (".<name>.tmp-<random>"), which is
-// synced and renamed over path only when everything was written, so that
-// path holds either its old contents or the whole new ones, never a part;
-// on an error the temporary file is removed. A new file gets mode 0666 less
-// the umask, a replaced one keeps its mode, and a symbolic link at path is
-// followed (the file it points to is replaced).
-func writeFileAtomic(path string, write func(w io.Writer) error) (err error) {
-	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSymlink != 0 {
-		if path, err = filepath.EvalSymlinks(path); err != nil {
-			return err
-		}
+// openOutput opens the output at path: standard output for "" or "-", else
+// a new temporary file next to path (its errors name path).
+func openOutput(e *env, path string) (*output, error) {
+	if path == "" || path == "-" {
+		return &output{w: bufio.NewWriterSize(e.stdout, 1<<16)}, nil
 	}
-	var keepMode os.FileMode
-	if fi, err := os.Stat(path); err == nil {
-		if !fi.Mode().IsRegular() {
-			return fmt.Errorf("%s is not a regular file", path)
-		}
-		keepMode = fi.Mode().Perm()
-	}
-	f, err := createTemp(path)
+	f, err := atomicfile.Create(path)
 	if err != nil {
+		return nil, err
+	}
+	return &output{w: bufio.NewWriterSize(f, 1<<16), f: f}, nil
+}
+
+// finish ends the output: when err is nil it flushes and, for a file,
+// commits it; otherwise it abandons the file. It returns err, or the
+// error of flushing or committing.
+func (o *output) finish(err error) error {
+	if err != nil {
+		if o.f != nil {
+			o.f.Abort()
+		}
 		return err
 	}
-	tmp := f.Name()
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(tmp)
+	if err := o.w.Flush(); err != nil {
+		if o.f != nil {
+			o.f.Abort()
 		}
-	}()
-	bw := bufio.NewWriterSize(f, 1<<16)
-	if err := write(bw); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if keepMode != 0 && runtime.GOOS != "windows" {
-		if err := f.Chmod(keepMode); err != nil {
-			return err
-		}
-	}
-	if err := f.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
 		return err
 	}
-	if runtime.GOOS != "windows" {
-		// Make the rename durable; the file is complete either way.
-		if d, err := os.Open(filepath.Dir(path)); err == nil {
-			d.Sync()
-			d.Close()
-		}
+	if o.f != nil {
+		return o.f.Commit()
 	}
 	return nil
 }
 
-// createTemp creates a new, empty temporary file next to path, with mode
-// 0666 less the umask (os.CreateTemp would give 0600).
-func createTemp(path string) (*os.File, error) {
-	dir, base := filepath.Split(path)
-	for range 100 {
-		name := filepath.Join(dir, "."+base+".tmp-"+strconv.FormatUint(rand.Uint64(), 36))
-		f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o666)
-		if !errors.Is(err, os.ErrExist) {
-			return f, err
-		}
-	}
-	return nil, fmt.Errorf("no unused temporary file name next to %s", path)
-}
-
-// checkWritable returns an error when a file cannot be created in the
-// directory of path, so that a long fit does not end in a failed write.
-func checkWritable(path string) error {
-	f, err := createTemp(path)
+// writeOutput writes an output through write (see openOutput and finish).
+func writeOutput(e *env, path string, write func(w io.Writer) error) error {
+	o, err := openOutput(e, path)
 	if err != nil {
-		return fmt.Errorf("cannot write %s: %w", path, err)
+		return err
 	}
-	name := f.Name()
-	f.Close()
-	return os.Remove(name)
+	return o.finish(write(o.w))
 }
 
 // checkNotInput returns an error when the output path is one of the input
@@ -138,27 +83,5 @@ func checkNotInput(out string, inputs ...string) error {
 	return nil
 }
 
-// formatFloat formats v in the shortest form that reads back exactly.
-func formatFloat(v float64) string {
-	return strconv.FormatFloat(v, 'g', -1, 64)
-}
-
 // isInfOrNaN reports whether v is not a finite number.
 func isInfOrNaN(v float64) bool { return math.IsNaN(v) || math.IsInf(v, 0) }
-
-// writeCSV writes a header and the rows that row(i, buf) gives, for i in
-// [0, n), as CSV to w; row fills buf (len(header) cells) and returns it.
-func writeCSV(w io.Writer, header []string, n int, row func(i int, buf []string) []string) error {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(header); err != nil {
-		return err
-	}
-	buf := make([]string, len(header))
-	for i := range n {
-		if err := cw.Write(row(i, buf)); err != nil {
-			return err
-		}
-	}
-	cw.Flush()
-	return cw.Error()
-}

@@ -88,26 +88,31 @@ func (f *plotFlags) run(e *env, args []string) error {
 	if err := checkNotInput(f.out, args...); err != nil {
 		return err
 	}
-	m, err := flows.Load(args[0])
+	m, err := loadModel(args[0])
 	if err != nil {
 		return err
+	}
+	if m.ContextDim > 0 {
+		return fmt.Errorf("%s is a conditional model; plot draws unconditional ones", args[0])
 	}
 	if m.Dim != 2 {
 		return fmt.Errorf("%s is a model of %d %s; plot draws models of 2", args[0], m.Dim, plural(m.Dim, "column"))
 	}
-	names := []string{"x0", "x1"}
+	names := m.Config.Columns
+	if len(names) == 0 {
+		names = []string{"x0", "x1"}
+	}
 	var data *mat.Dense
 	if len(args) == 2 {
-		opt.dim, opt.model = 2, args[0]
-		t, err := readTable(e, args[1], opt)
+		t, err := readTable(e, args[1], forModel(opt, m, args[0]))
 		if err != nil {
 			return err
 		}
-		data, names = t.x, t.names
+		data, names = t.X, t.Names
 	}
 	var samples *mat.Dense
 	if f.n > 0 {
-		samples = sample(m, flows.NewKey(f.seed), f.n)
+		samples = m.Sample(flows.NewKey(f.seed), f.n, nil)
 	}
 
 	// The box: from the data, or else the samples.
@@ -146,7 +151,7 @@ func (f *plotFlags) run(e *env, args []string) error {
 	if _, err := wt.WriteTo(&buf); err != nil {
 		return err
 	}
-	return writeFileAtomic(f.out, func(w io.Writer) error {
+	return writeOutput(e, f.out, func(w io.Writer) error {
 		_, err := w.Write(buf.Bytes())
 		return err
 	})
@@ -209,7 +214,7 @@ func drawPlot(m *flows.Model, title string, names []string, xlim, ylim rangeFlag
 			x.Set(r*g.n+c, 1, g.Y(r))
 		}
 	}
-	g.z = logPDF(m, x)
+	g.z = m.LogPDF(x, nil)
 	top := 0.0
 	for i, v := range g.z {
 		v = math.Exp(v)

@@ -3,52 +3,68 @@ package main
 import (
 	"flag"
 	"fmt"
-	"io"
 	"strconv"
 
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/table"
 )
 
-// sampleChunk is the most rows drawn by one Model.Sample call, which bounds
-// the memory of the conditioners' intermediate matrices.
-const sampleChunk = 1 << 14
+// sampleBlock is how many rows one key draws: block b of a sample comes
+// from the seed's key folded with b, whatever chunkRows is, so the rows
+// depend on the seed alone.
+const sampleBlock = 1 << 12
 
 var sampleCommand = &command{
 	name:  "sample",
 	args:  "model.flow",
 	short: "draw rows from a model, as CSV",
-	long: `Sample draws -n rows from the model and writes them as CSV with a header row,
-to standard output or to the -o file (atomically). The columns are in the
-model's order; the model file does not record their names, so the header is
-x0, x1, ... unless --names gives it. The same --seed gives the same rows.`,
+	long: `Sample draws -n rows from the model and writes them as CSV with a header row
+of the model's column names (x0, x1, ... for a model without names, or
+--names), to standard output or to the -o file (atomically). The same --seed
+gives the same rows. Rows are drawn and written in chunks, so -n may be far
+larger than memory.
+
+A conditional model needs its context: --given lists one context row's
+values (all -n rows are drawn given it), or --contexts names a CSV file
+whose rows are the contexts (one row drawn per context row, -n ignored; its
+columns found by the model's context names, or as --context picks them).`,
 	nArgs: [2]int{1, 1},
 	flags: func(fs *flag.FlagSet) func(*env, []string) error {
 		var (
-			n     int
-			out   string
-			seed  uint64
-			names listFlag
+			n        int
+			out      string
+			seed     uint64
+			names    listFlag
+			given    floatsFlag
+			contexts string
+			c        csvFlags
 		)
 		fs.IntVar(&n, "n", 1000, "the number of rows to draw")
 		fs.StringVar(&out, "o", "", "the CSV `file` to write (default standard output)")
 		fs.Uint64Var(&seed, "seed", 0, "the seed of the draw")
-		fs.Var(&names, "names", "the header, one `name` per column of the model (default x0,x1,...)")
+		fs.Var(&names, "names", "the header, one `name` per column of the model (default the model's names)")
+		fs.Var(&given, "given", "a conditional model's context, one `list` of values for every row")
+		fs.StringVar(&contexts, "contexts", "", "a CSV `file` of contexts: one row drawn per context row")
+		c.add(fs)
 		return func(e *env, args []string) error {
 			if n < 1 {
 				return usagef("sample", "-n %d: want at least 1", n)
 			}
-			if err := checkNotInput(out, args[0]); err != nil {
+			if err := checkNotInput(out, args[0], contexts); err != nil {
 				return err
 			}
-			m, err := flows.Load(args[0])
+			m, err := loadModel(args[0])
 			if err != nil {
 				return err
 			}
-			header := make([]string, m.Dim)
-			for j := range header {
-				header[j] = "x" + strconv.Itoa(j)
+			header := m.Config.Columns
+			if len(header) == 0 {
+				header = make([]string, m.Dim)
+				for j := range header {
+					header[j] = "x" + strconv.Itoa(j)
+				}
 			}
 			if names != nil {
 				if len(names) != m.Dim {
@@ -57,40 +73,80 @@ x0, x1, ... unless --names gives it. The same --seed gives the same rows.`,
 				}
 				header = names
 			}
-			x := sample(m, flows.NewKey(seed), n)
-			return writeOutput(e, out, func(w io.Writer) error {
-				return writeCSV(w, header, n, func(i int, buf []string) []string {
-					for j, v := range x.RawRowView(i) {
-						buf[j] = formatFloat(v)
-					}
-					return buf
-				})
-			})
+			ctx, err := sampleContexts(e, m, args[0], given, contexts, &c)
+			if err != nil {
+				return err
+			}
+			if ctx != nil && given == nil {
+				n, _ = ctx.Dims()
+			}
+			o, err := openOutput(e, out)
+			if err != nil {
+				return err
+			}
+			tw, err := table.NewWriter(o.w, header)
+			if err != nil {
+				return o.finish(err)
+			}
+			key := flows.NewKey(seed)
+			for lo := 0; lo < n; lo += sampleBlock {
+				hi := min(lo+sampleBlock, n)
+				var cb *mat.Dense
+				switch {
+				case given != nil: // the one context row, repeated
+					cb = ctx.Slice(0, hi-lo, 0, m.ContextDim).(*mat.Dense)
+				case ctx != nil:
+					cb = ctx.Slice(lo, hi, 0, m.ContextDim).(*mat.Dense)
+				}
+				if err := tw.WriteRows(m.Sample(key.Fold(uint64(lo/sampleBlock)), hi-lo, cb)); err != nil {
+					return o.finish(err)
+				}
+			}
+			return o.finish(tw.Flush())
 		}
 	},
 }
 
-// sample draws n rows from m: chunk c of sampleChunk rows comes from
-// key.Fold(c), so the same key gives the same rows.
-func sample(m *flows.Model, key flows.Key, n int) *mat.Dense {
-	x := mat.NewDense(n, m.Dim, nil)
-	for c, lo := 0, 0; lo < n; c, lo = c+1, lo+sampleChunk {
-		hi := min(lo+sampleChunk, n)
-		x.Slice(lo, hi, 0, m.Dim).(*mat.Dense).Copy(m.Sample(key.Fold(uint64(c)), hi-lo, nil))
+// sampleContexts returns the contexts to sample a conditional model at: the
+// --given row repeated for a block of rows, or the rows of the --contexts
+// file; nil for an unconditional model.
+func sampleContexts(e *env, m *flows.Model, path string, given []float64, contexts string, c *csvFlags) (*mat.Dense, error) {
+	switch {
+	case m.ContextDim == 0 && (given != nil || contexts != ""):
+		return nil, usagef("sample", "%s is not a conditional model: it takes no --given or --contexts", path)
+	case m.ContextDim == 0:
+		return nil, nil
+	case given != nil && contexts != "":
+		return nil, usagef("sample", "--given and --contexts both give contexts; choose one")
+	case given != nil:
+		if len(given) != m.ContextDim {
+			return nil, usagef("sample", "--given has %d %s, but %s takes %d context %s", len(given), plural(len(given), "value"),
+				path, m.ContextDim, plural(m.ContextDim, "column"))
+		}
+		block := mat.NewDense(sampleBlock, m.ContextDim, nil)
+		for i := range sampleBlock {
+			block.SetRow(i, given)
+		}
+		return block, nil
+	case contexts != "":
+		opt, err := c.options("sample")
+		if err != nil {
+			return nil, err
+		}
+		opt = forModel(opt, m, path)
+		if len(opt.Context) == 0 {
+			return nil, fmt.Errorf("%s records no names for its %d context %s; pick them in %s with --context",
+				path, m.ContextDim, plural(m.ContextDim, "column"), contexts)
+		}
+		// Only the context columns are read.
+		opt.Columns, opt.Want = opt.Context, m.ContextDim
+		opt.Context, opt.WantContext = nil, 0
+		t, err := readTable(e, contexts, opt)
+		if err != nil {
+			return nil, err
+		}
+		return t.X, nil
 	}
-	return x
-}
-
-// logPDF returns the log density of every row of x under m, in chunks.
-func logPDF(m *flows.Model, x *mat.Dense) []float64 {
-	n, d := x.Dims()
-	out := make([]float64, 0, n)
-	for lo := 0; lo < n; lo += sampleChunk {
-		hi := min(lo+sampleChunk, n)
-		out = append(out, m.LogPDF(x.Slice(lo, hi, 0, d).(*mat.Dense), nil)...)
-	}
-	if len(out) != n {
-		panic(fmt.Sprintf("flows: %d log densities for %d rows", len(out), n))
-	}
-	return out
+	return nil, usagef("sample", "%s is a conditional model of %d context %s: give them with --given or --contexts",
+		path, m.ContextDim, plural(m.ContextDim, "column"))
 }

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vbauerster/mpb/v8"
+
+	"github.com/gonormflows/flows/optim"
+)
+
+func TestParseInterspersed(t *testing.T) {
+	tests := []struct {
+		args []string
+		pos  []string
+		o    string
+		n    int
+	}{
+		{[]string{"a", "-o", "x", "b"}, []string{"a", "b"}, "x", 0},
+		{[]string{"-o=x", "a", "--n", "3"}, []string{"a"}, "x", 3},
+		{[]string{"a", "-", "-n", "2"}, []string{"a", "-"}, "", 2},
+		{[]string{"a", "--", "-o", "b"}, []string{"a", "-o", "b"}, "", 0},
+		{nil, nil, "", 0},
+	}
+	for _, tc := range tests {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		o := fs.String("o", "", "")
+		n := fs.Int("n", 0, "")
+		pos, err := parseInterspersed(fs, tc.args)
+		if err != nil || !slices.Equal(pos, tc.pos) || *o != tc.o || *n != tc.n {
+			t.Errorf("%q: %q, -o %q, -n %d, %v", tc.args, pos, *o, *n, err)
+		}
+	}
+}
+
+func TestSpan(t *testing.T) {
+	v := make([]float64, 1001)
+	for i := range v {
+		v[i] = float64(i)
+	}
+	v[500] = 1e9 // an outlier does not stretch the box
+	lo, hi := span(v)
+	if lo > 5 || lo < -200 || hi < 995 || hi > 1200 {
+		t.Errorf("span = %v, %v", lo, hi)
+	}
+	if lo, hi := span([]float64{3, 3}); !(lo < 3 && hi > 3) {
+		t.Errorf("span of a constant = %v, %v", lo, hi)
+	}
+}
+
+// TestProgress draws the bar into a buffer, as on a terminal.
+func TestProgress(t *testing.T) {
+	var buf bytes.Buffer
+	pr := newProgress(&buf, 10, mpb.WithAutoRefresh(), mpb.WithWidth(80))
+	for epoch := 1; epoch <= 4; epoch++ {
+		pr.update(optim.Progress{Epoch: epoch, TrainNLL: 2.5, ValNLL: 2.75, Elapsed: time.Second})
+	}
+	pr.update(optim.Progress{Epoch: 5, TrainNLL: 2.25, ValNLL: math.NaN()})
+	pr.finish(true) // stopped early: the bar completes at epoch 5
+	out := buf.String()
+	for _, w := range []string{"fit", "epoch 5 / 5", "train 2.2500"} {
+		if !strings.Contains(out, w) {
+			t.Errorf("the bar does not show %q:\n%q", w, out)
+		}
+	}
+	var nilBar *progress
+	nilBar.finish(false) // no bar: nothing to do
+}

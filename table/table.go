@@ -1,0 +1,553 @@
+// Package table reads and writes tables of numbers as CSV, for the flows of
+// package flows: columns picked by header name or index (data columns and,
+// for a conditional model, context columns), the rows as a *mat.Dense, and
+// errors that name the file, line and column of a bad cell:
+//
+//	data.csv:17: column 3 ("price"): "abc" is not a number
+//
+// Read reads a whole file; a Reader reads one in chunks of rows, so that a
+// file larger than memory can be scored in bounded memory. Write and
+// WriteFile write a table, WriteFile atomically. The command-line tool
+// (cmd/flows), the HTTP server and the Beam pipelines read their data
+// through this package, so that each reads a file the same way.
+package table
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/gonormflows/flows/internal/atomicfile"
+)
+
+// Header says whether the first row of a file is a header.
+type Header int
+
+const (
+	// HeaderAuto takes the first row for a header when one of its cells is
+	// neither empty nor a number while the cell below it is a number (or,
+	// in a file of one row, when any cell is not a number).
+	HeaderAuto Header = iota
+	// HeaderYes: the first row is a header.
+	HeaderYes
+	// HeaderNo: the first row is data.
+	HeaderNo
+)
+
+// Options says how to read a file. The zero value reads every column as
+// data, detects a header, and splits at commas.
+type Options struct {
+	// Columns picks the data columns, in order, by header name or 0-based
+	// index (a name first); nil picks every column that is not a context
+	// column, in the file's order.
+	Columns []string
+	// Context picks the context columns of a conditional model, in order,
+	// the same way; nil picks none.
+	Context []string
+	// Header says whether the first row is a header (default HeaderAuto).
+	Header Header
+	// Comma is the field delimiter (default ',').
+	Comma rune
+	// Want, when positive, is the number of data columns the selection
+	// must have: the dimension of the model called Model, both named in
+	// the error. WantContext is the same for the context columns.
+	Want, WantContext int
+	Model             string
+	// ColumnsName, ContextName and HeaderName name the settings in
+	// messages (defaults "columns", "context" and "Header: HeaderYes"; the
+	// command line says "--columns", "--context" and "--header yes").
+	ColumnsName, ContextName, HeaderName string
+}
+
+// Table is the numeric part of a file (or of a chunk of it): the selected
+// columns of its data rows.
+type Table struct {
+	// Names and ContextNames name the selected data and context columns:
+	// a column's header cell, or "x<j>" for column j without one.
+	Names, ContextNames []string
+	// X holds the data columns of the rows, C the context columns (nil
+	// without context columns).
+	X, C *mat.Dense
+	// First is the index of the first row among the file's data rows
+	// (from 0; a header is not a data row), and Lines[i] the line of the
+	// file (from 1) where row i starts.
+	First int
+	Lines []int
+}
+
+// Rows returns the number of rows.
+func (t *Table) Rows() int { return len(t.Lines) }
+
+// ReadFile reads the whole file at path as a table; see Read.
+func ReadFile(path string, opt Options) (*Table, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return Read(f, path, opt)
+}
+
+// Read reads all of r as a table; name is the file's name in messages.
+//
+// Every error names the file and, where there is one, the line (counting
+// from 1) and the column (counting from 0, as a selection by index does):
+// a cell that is empty, not a number, out of range or not finite; a row
+// with a different number of columns than the first; an empty file; a
+// header without data rows; a selection of columns that does not exist or
+// does not match Want.
+func Read(r io.Reader, name string, opt Options) (*Table, error) {
+	rd, err := NewReader(r, name, opt)
+	if err != nil {
+		return nil, err
+	}
+	t, err := rd.Read(-1)
+	if err == io.EOF {
+		return nil, rd.noRows()
+	}
+	return t, err
+}
+
+// record is one row of the file with the line where each field starts.
+type record struct {
+	fields []string
+	lines  []int
+}
+
+// Reader reads a file in chunks of rows.
+type Reader struct {
+	name      string
+	cr        *csv.Reader
+	header    bool
+	hdr       []string // the header's cells, trimmed, when header
+	width     int      // the columns of every row
+	cols      []int    // the data columns, as indexes into a row
+	ctx       []int    // the context columns
+	names     []string
+	ctxNames  []string
+	firstLine int       // the line of the first row, header or data
+	pending   []*record // rows read while looking for a header, not yet returned
+	rows      int       // data rows returned so far
+	opt       Options
+}
+
+// utf8BOM is the byte order mark that some programs put at the start of a
+// UTF-8 file; it is not part of the first header name.
+var utf8BOM = []byte{0xEF, 0xBB, 0xBF}
+
+// NewReader reads the first rows of r (the header, when there is one) and
+// selects the columns; name is the file's name in messages. It returns
+// Read's errors for an empty file and a bad selection.
+func NewReader(r io.Reader, name string, opt Options) (*Reader, error) {
+	if opt.ColumnsName == "" {
+		opt.ColumnsName = "columns"
+	}
+	if opt.ContextName == "" {
+		opt.ContextName = "context"
+	}
+	if opt.HeaderName == "" {
+		opt.HeaderName = "Header: HeaderYes"
+	}
+	br := bufio.NewReaderSize(r, 1<<16)
+	if b, _ := br.Peek(len(utf8BOM)); bytes.Equal(b, utf8BOM) {
+		br.Discard(len(utf8BOM))
+	}
+	cr := csv.NewReader(br)
+	if opt.Comma != 0 {
+		cr.Comma = opt.Comma
+	}
+	cr.FieldsPerRecord = -1 // rows of the wrong length get a better message
+	cr.TrimLeadingSpace = cr.Comma != '\t' && cr.Comma != ' '
+	rd := &Reader{name: name, cr: cr, opt: opt}
+	first, err := rd.record()
+	if err != nil {
+		return nil, err
+	}
+	if first == nil {
+		return nil, fmt.Errorf("%s: the file is empty: want a header row (optional) and rows of numbers", name)
+	}
+	second, err := rd.record()
+	if err != nil {
+		return nil, err
+	}
+	rd.width, rd.firstLine = len(first.fields), first.lines[0]
+	switch opt.Header {
+	case HeaderYes:
+		rd.header = true
+	case HeaderNo:
+		rd.header = false
+	default:
+		rd.header = looksLikeHeader(first.fields, second)
+	}
+	if rd.header {
+		rd.hdr = make([]string, rd.width)
+		for j, c := range first.fields {
+			rd.hdr[j] = strings.TrimSpace(c)
+		}
+	} else {
+		rd.pending = append(rd.pending, first)
+	}
+	if second != nil {
+		rd.pending = append(rd.pending, second)
+	}
+	if err := rd.selectColumns(); err != nil {
+		return nil, err
+	}
+	return rd, nil
+}
+
+// Names returns the names of the selected data columns.
+func (rd *Reader) Names() []string { return rd.names }
+
+// ContextNames returns the names of the selected context columns.
+func (rd *Reader) ContextNames() []string { return rd.ctxNames }
+
+// HasHeader reports whether the file's first row is a header.
+func (rd *Reader) HasHeader() bool { return rd.header }
+
+// Header returns the header's cells (trimmed), or nil without a header.
+func (rd *Reader) Header() []string { return rd.hdr }
+
+// record reads the next record, or nil at the end of the file.
+func (rd *Reader) record() (*record, error) {
+	f, err := rd.cr.Read()
+	if err == io.EOF {
+		return nil, nil
+	}
+	if err != nil {
+		var pe *csv.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s:%d:%d: %v", rd.name, pe.Line, pe.Column, pe.Err)
+		}
+		return nil, fmt.Errorf("%s: %v", rd.name, err)
+	}
+	rec := &record{fields: f, lines: make([]int, len(f))}
+	for j := range f {
+		rec.lines[j], _ = rd.cr.FieldPos(j)
+	}
+	return rec, nil
+}
+
+// noRows is the error of a file without data rows.
+func (rd *Reader) noRows() error {
+	return fmt.Errorf("%s:%d: a header row but no data rows", rd.name, rd.firstLine)
+}
+
+// Read returns the next rows of the file, at most max of them (all the
+// rest when max < 0), or (nil, io.EOF) after the last row. A bad row is an
+// error naming its line and column; the rows before it in the chunk are
+// not returned.
+func (rd *Reader) Read(max int) (*Table, error) {
+	t := &Table{Names: rd.names, ContextNames: rd.ctxNames, First: rd.rows}
+	var data, cdata []float64
+	for max < 0 || len(t.Lines) < max {
+		var rec *record
+		if len(rd.pending) > 0 {
+			rec, rd.pending = rd.pending[0], rd.pending[1:]
+		} else {
+			var err error
+			if rec, err = rd.record(); err != nil {
+				return nil, err
+			}
+			if rec == nil {
+				break
+			}
+		}
+		if len(rec.fields) != rd.width {
+			return nil, fmt.Errorf("%s:%d: a row of %d %s, but the first row (line %d) has %d",
+				rd.name, rec.lines[0], len(rec.fields), plural(len(rec.fields), "column"), rd.firstLine, rd.width)
+		}
+		var err error
+		if data, err = rd.cells(data, rec, rd.cols); err != nil {
+			return nil, err
+		}
+		if cdata, err = rd.cells(cdata, rec, rd.ctx); err != nil {
+			return nil, err
+		}
+		t.Lines = append(t.Lines, rec.lines[0])
+	}
+	if len(t.Lines) == 0 {
+		return nil, io.EOF
+	}
+	rd.rows += len(t.Lines)
+	t.X = mat.NewDense(len(t.Lines), len(rd.cols), data)
+	if len(rd.ctx) > 0 {
+		t.C = mat.NewDense(len(t.Lines), len(rd.ctx), cdata)
+	}
+	return t, nil
+}
+
+// cells appends the values of the columns cols of rec to dst.
+func (rd *Reader) cells(dst []float64, rec *record, cols []int) ([]float64, error) {
+	for _, j := range cols {
+		v, err := rd.cell(rec.fields[j], j)
+		if err != nil {
+			msg := fmt.Sprintf("%s:%d: %v", rd.name, rec.lines[j], err)
+			if rd.rows == 0 && !rd.header && rec.lines[0] == rd.firstLine && rd.opt.Header == HeaderAuto {
+				msg += " (if line " + strconv.Itoa(rd.firstLine) + " is a header, say so with " + rd.opt.HeaderName + ")"
+			}
+			return nil, errors.New(msg)
+		}
+		dst = append(dst, v)
+	}
+	return dst, nil
+}
+
+// looksLikeHeader reports whether the first row is a header: some cell of
+// it is neither empty nor a number while the cell below it, in the second
+// row, is a number. With one row only, a cell that is neither empty nor a
+// number is enough. So a header is recognised above numeric data, even
+// with columns of text (labels, ids) that are not used, and a first row of
+// data with an empty cell is not taken for one.
+func looksLikeHeader(first []string, second *record) bool {
+	for j, c := range first {
+		if c = strings.TrimSpace(c); c == "" || isNumber(c) {
+			continue
+		}
+		if second == nil || (j < len(second.fields) && isNumber(strings.TrimSpace(second.fields[j]))) {
+			return true
+		}
+	}
+	return false
+}
+
+// isNumber reports whether s parses as a float64, NaN and ±Inf included.
+func isNumber(s string) bool {
+	_, err := strconv.ParseFloat(s, 64)
+	return err == nil || errors.Is(err, strconv.ErrRange)
+}
+
+// selectColumns sets the data and context columns and their names from the
+// options, and checks them against Want and WantContext.
+func (rd *Reader) selectColumns() error {
+	at := fmt.Sprintf("%s:%d", rd.name, rd.firstLine)
+	seen := make(map[int]string)
+	pick := func(list []string, setting string) ([]int, error) {
+		var cols []int
+		for _, c := range list {
+			j, err := rd.findColumn(c, setting)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %v", at, err)
+			}
+			if prev, dup := seen[j]; dup {
+				return nil, fmt.Errorf("%s: %s picks %s twice (%q and %q)", at, setting, rd.label(j), prev, c)
+			}
+			seen[j] = c
+			cols = append(cols, j)
+		}
+		return cols, nil
+	}
+	var err error
+	if rd.ctx, err = pick(rd.opt.Context, rd.opt.ContextName); err != nil {
+		return err
+	}
+	if len(rd.opt.Columns) > 0 {
+		if rd.cols, err = pick(rd.opt.Columns, rd.opt.ColumnsName); err != nil {
+			return err
+		}
+	} else {
+		for j := range rd.width {
+			if _, used := seen[j]; !used {
+				rd.cols = append(rd.cols, j)
+			}
+		}
+	}
+	rd.names, rd.ctxNames = rd.columnNames(rd.cols), rd.columnNames(rd.ctx)
+	check := func(cols []int, names []string, want int, setting, what string, given bool) error {
+		if want <= 0 || len(cols) == want {
+			return nil
+		}
+		sel := "the file has"
+		if given {
+			sel = setting + " picks"
+		} else if len(rd.ctx) > 0 {
+			sel = "the file has, besides the context,"
+		}
+		return fmt.Errorf("%s: %s %d %s (%s), but %s is a model of %d %s; pick %d with %s",
+			at, sel, len(cols), plural(len(cols), what), shortList(quoteList(names), 8),
+			rd.opt.Model, want, plural(want, what), want, setting)
+	}
+	if err := check(rd.cols, rd.names, rd.opt.Want, rd.opt.ColumnsName, "column", len(rd.opt.Columns) > 0); err != nil {
+		return err
+	}
+	return check(rd.ctx, rd.ctxNames, rd.opt.WantContext, rd.opt.ContextName, "context column", true)
+}
+
+// columnNames returns the names of the columns cols.
+func (rd *Reader) columnNames(cols []int) []string {
+	if len(cols) == 0 {
+		return nil
+	}
+	names := make([]string, len(cols))
+	for k, j := range cols {
+		names[k] = rd.columnName(j)
+	}
+	return names
+}
+
+// findColumn returns the index of the column that c names: a header name
+// first, else a 0-based index; setting names the option in errors.
+func (rd *Reader) findColumn(c, setting string) (int, error) {
+	if rd.header {
+		found := -1
+		for j, h := range rd.hdr {
+			if h == c {
+				if found >= 0 {
+					return 0, fmt.Errorf("the header has two columns named %q (%d and %d); pick one by index", c, found, j)
+				}
+				found = j
+			}
+		}
+		if found >= 0 {
+			return found, nil
+		}
+	}
+	j, err := strconv.Atoi(c)
+	switch {
+	case err == nil && (j < 0 || j >= rd.width):
+		return 0, fmt.Errorf("%s %d: the file has %d %s, 0 to %d", setting, j, rd.width, plural(rd.width, "column"), rd.width-1)
+	case err == nil:
+		return j, nil
+	case rd.header:
+		return 0, fmt.Errorf("%s: no column is named %q; the header has %s", setting, c, shortList(quoteList(rd.hdr), 12))
+	default:
+		return 0, fmt.Errorf("%s %q: the file has no header row, so pick columns by 0-based index (0 to %d)", setting, c, rd.width-1)
+	}
+}
+
+// columnName is the name of column j: its header cell, or "x<j>" without a
+// header or when the cell is empty.
+func (rd *Reader) columnName(j int) string {
+	if rd.header && rd.hdr[j] != "" {
+		return rd.hdr[j]
+	}
+	return "x" + strconv.Itoa(j)
+}
+
+// label names column j in a message: column 3 ("price"), or column 3.
+func (rd *Reader) label(j int) string {
+	if rd.header && rd.hdr[j] != "" {
+		return fmt.Sprintf("column %d (%q)", j, rd.hdr[j])
+	}
+	return fmt.Sprintf("column %d", j)
+}
+
+// cell parses the cell s of column j, or says why it is not a finite
+// number.
+func (rd *Reader) cell(s string, j int) (float64, error) {
+	s = strings.TrimSpace(s)
+	v, err := strconv.ParseFloat(s, 64)
+	switch {
+	case s == "":
+		return 0, fmt.Errorf("%s: empty cell, want a number", rd.label(j))
+	case errors.Is(err, strconv.ErrRange):
+		return 0, fmt.Errorf("%s: %q is out of the range of float64", rd.label(j), s)
+	case err != nil:
+		return 0, fmt.Errorf("%s: %q is not a number", rd.label(j), s)
+	case math.IsNaN(v) || math.IsInf(v, 0):
+		return 0, fmt.Errorf("%s: %q is not a finite number", rd.label(j), s)
+	}
+	return v, nil
+}
+
+// Writer writes a table as CSV: a header row, then rows of numbers in the
+// shortest form that reads back exactly.
+type Writer struct {
+	cw  *csv.Writer
+	buf []string
+}
+
+// NewWriter writes the header names to w and returns a Writer for the
+// rows.
+func NewWriter(w io.Writer, names []string) (*Writer, error) {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(names); err != nil {
+		return nil, err
+	}
+	return &Writer{cw: cw, buf: make([]string, len(names))}, nil
+}
+
+// WriteRow writes one row of len(names) values.
+func (w *Writer) WriteRow(row []float64) error {
+	if len(row) != len(w.buf) {
+		return fmt.Errorf("table: a row of %d values under a header of %d names", len(row), len(w.buf))
+	}
+	for j, v := range row {
+		w.buf[j] = FormatFloat(v)
+	}
+	return w.cw.Write(w.buf)
+}
+
+// WriteRows writes the rows of x (which has len(names) columns).
+func (w *Writer) WriteRows(x *mat.Dense) error {
+	r, _ := x.Dims()
+	for i := range r {
+		if err := w.WriteRow(x.RawRowView(i)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Flush writes any buffered rows and returns the first error of any write.
+func (w *Writer) Flush() error {
+	w.cw.Flush()
+	return w.cw.Error()
+}
+
+// Write writes the table with the header names and the rows of x to w.
+func Write(w io.Writer, names []string, x *mat.Dense) error {
+	tw, err := NewWriter(w, names)
+	if err != nil {
+		return err
+	}
+	if err := tw.WriteRows(x); err != nil {
+		return err
+	}
+	return tw.Flush()
+}
+
+// WriteFile writes the table to the file at path atomically: the file
+// holds either its old contents or the whole table, never a part.
+func WriteFile(path string, names []string, x *mat.Dense) error {
+	return atomicfile.Write(path, func(w io.Writer) error { return Write(w, names, x) })
+}
+
+// FormatFloat formats v in the shortest form that reads back exactly.
+func FormatFloat(v float64) string {
+	return strconv.FormatFloat(v, 'g', -1, 64)
+}
+
+// plural returns word, with an s unless n is 1.
+func plural(n int, word string) string {
+	if n == 1 {
+		return word
+	}
+	return word + "s"
+}
+
+// quoteList returns the strings quoted, for a list in a message.
+func quoteList(s []string) []string {
+	q := make([]string, len(s))
+	for i, v := range s {
+		q[i] = strconv.Quote(v)
+	}
+	return q
+}
+
+// shortList joins items, or the first max of them and how many more.
+func shortList(items []string, max int) string {
+	if len(items) <= max {
+		return strings.Join(items, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(items[:max], ", "), len(items)-max)
+}

@@ -1,0 +1,174 @@
+package table
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+func TestRead(t *testing.T) {
+	tests := []struct {
+		name  string
+		in    string
+		opt   Options
+		names []string
+		x     []float64 // row-major
+		lines []int
+	}{
+		{"header", "x,y\n1,2\n3,4\n", Options{}, []string{"x", "y"}, []float64{1, 2, 3, 4}, []int{2, 3}},
+		{"no header", "1,2\n3,4\n", Options{}, []string{"x0", "x1"}, []float64{1, 2, 3, 4}, []int{1, 2}},
+		{"label column, no header", "cat,1,2\ndog,3,4\n", Options{Columns: []string{"1", "2"}}, []string{"x1", "x2"}, []float64{1, 2, 3, 4}, []int{1, 2}},
+		{"label column, header", "label,a,b\ncat,1,2\n", Options{Columns: []string{"b", "a"}}, []string{"b", "a"}, []float64{2, 1}, []int{2}},
+		{"pandas index", ",a,b\n0,1,2\n1,3,4\n", Options{}, []string{"x0", "a", "b"}, []float64{0, 1, 2, 1, 3, 4}, []int{2, 3}},
+		{"byte order mark", "\ufeffx,y\n1,2\n", Options{Columns: []string{"x"}}, []string{"x"}, []float64{1}, []int{2}},
+		{"crlf, blank lines, spaces", "x, y\r\n\r\n 1 , 2\r\n\r\n3,4\r\n", Options{}, []string{"x", "y"}, []float64{1, 2, 3, 4}, []int{3, 5}},
+		{"quoted names", "\"a,b\",c\n1,2\n", Options{Columns: []string{"a,b"}}, []string{"a,b"}, []float64{1}, []int{2}},
+		{"numeric header forced", "2019,2020\n1,2\n", Options{Header: HeaderYes, Columns: []string{"2020"}}, []string{"2020"}, []float64{2}, []int{2}},
+		{"header refused", "a,b\n1,2\n", Options{Header: HeaderNo, Columns: []string{"1"}}, nil, nil, nil},
+		{"semicolons", "a;b\n1,5;2\n", Options{Comma: ';', Columns: []string{"b"}}, []string{"b"}, []float64{2}, []int{2}},
+		{"tabs", "a\tb\n1\t 2\n", Options{Comma: '\t'}, []string{"a", "b"}, []float64{1, 2}, []int{2}},
+		{"multi-line quoted cell", "note,x\n\"two\nlines\",1\n\"\",2\n", Options{Columns: []string{"x"}}, []string{"x"}, []float64{1, 2}, []int{2, 4}},
+		{"one row of names", "x\n5\n", Options{}, []string{"x"}, []float64{5}, []int{2}},
+		{"exact floats", "x\n0.1\n1e-300\n-0x1p-2\n", Options{}, []string{"x"}, []float64{0.1, 1e-300, -0.25}, []int{2, 3, 4}},
+		{"context left out of the data", "a,c,b\n1,9,2\n", Options{Context: []string{"c"}}, []string{"a", "b"}, []float64{1, 2}, []int{2}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			tab, err := Read(strings.NewReader(tc.in), "d.csv", tc.opt)
+			if tc.x == nil {
+				if err == nil {
+					t.Fatalf("no error")
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(tab.Names, tc.names) || !slices.Equal(tab.Lines, tc.lines) {
+				t.Errorf("names %q, lines %v; want %q, %v", tab.Names, tab.Lines, tc.names, tc.lines)
+			}
+			if !slices.Equal(tab.X.RawMatrix().Data, tc.x) {
+				t.Errorf("x = %v, want %v", tab.X.RawMatrix().Data, tc.x)
+			}
+		})
+	}
+}
+
+func TestReadErrors(t *testing.T) {
+	tests := []struct {
+		in   string
+		opt  Options
+		want string
+	}{
+		{"x,y\n1,2\n3,abc\n", Options{}, `d.csv:3: column 1 ("y"): "abc" is not a number`},
+		{"1,2\n3,abc\n", Options{}, `d.csv:2: column 1: "abc" is not a number`},
+		{"x,y\n1,2\n3,abc\n", Options{Columns: []string{"x"}}, ""}, // the bad column is not used
+		{"x,y\nabc,def\n", Options{}, `d.csv:1: column 0: "x" is not a number (if line 1 is a header, say so with Header: HeaderYes)`},
+		{"x,y\n1,2\n\n\n3\n", Options{}, "d.csv:5: a row of 1 column, but the first row (line 1) has 2"},
+		{"x,\"y\n", Options{}, "d.csv:1:6: extraneous or missing \" in quoted-field"},
+		{"a,a\n1,2\n", Options{Columns: []string{"a"}}, `d.csv:1: the header has two columns named "a" (0 and 1); pick one by index`},
+		{"a,b\n1,2\n", Options{Want: 3, Model: "m.flow"}, `d.csv:1: the file has 2 columns ("a", "b"), but m.flow is a model of 3 columns; pick 3 with columns`},
+		{"a,b\n1,2\n", Options{Columns: []string{"-1"}, ColumnsName: "--columns"}, "d.csv:1: --columns -1: the file has 2 columns, 0 to 1"},
+		{"a,b,c\n1,2,3\n", Options{Context: []string{"c"}, WantContext: 2, Model: "m.flow"}, `d.csv:1: context picks 1 context column ("c"), but m.flow is a model of 2 context columns; pick 2 with context`},
+		{"a,b\n1,2\n", Options{Columns: []string{"a"}, Context: []string{"0"}}, `d.csv:1: columns picks column 0 ("a") twice ("0" and "a")`},
+		{"", Options{}, "d.csv: the file is empty: want a header row (optional) and rows of numbers"},
+		{"a,b\n", Options{}, "d.csv:1: a header row but no data rows"},
+	}
+	for _, tc := range tests {
+		_, err := Read(strings.NewReader(tc.in), "d.csv", tc.opt)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%q: %v", tc.in, err)
+		case tc.want != "" && (err == nil || err.Error() != tc.want):
+			t.Errorf("%q:\n got %v\nwant %s", tc.in, err, tc.want)
+		}
+	}
+}
+
+// TestLongListShortened: a file of 200 columns read for a model of 2
+// names the first few columns, not all 200.
+func TestLongListShortened(t *testing.T) {
+	var b strings.Builder
+	for j := range 200 {
+		if j > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString("c" + string(rune('0'+j%10)) + strings.Repeat("x", j/10))
+	}
+	b.WriteString("\n" + strings.Repeat("1,", 199) + "1\n")
+	_, err := Read(strings.NewReader(b.String()), "wide.csv", Options{Want: 2, Model: "m.flow"})
+	if err == nil || !strings.Contains(err.Error(), "and 192 more") || len(err.Error()) > 300 {
+		t.Errorf("err = %v", err)
+	}
+}
+
+// TestReaderChunks reads a file in chunks of every size and checks that the
+// chunks put together are the whole table.
+func TestReaderChunks(t *testing.T) {
+	var b strings.Builder
+	b.WriteString("a,ctx,b\n")
+	for i := range 37 {
+		b.WriteString(strings.Join([]string{FormatFloat(float64(i) / 3), FormatFloat(float64(i % 3)), FormatFloat(-float64(i))}, ",") + "\n")
+	}
+	opt := Options{Context: []string{"ctx"}}
+	whole, err := Read(strings.NewReader(b.String()), "d.csv", opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{1, 2, 5, 36, 37, 100} {
+		rd, err := NewReader(strings.NewReader(b.String()), "d.csv", opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var x, c []float64
+		var lines []int
+		for {
+			ch, err := rd.Read(size)
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ch.First != len(lines) || ch.Rows() > size {
+				t.Fatalf("size %d: chunk starts at %d with %d rows", size, ch.First, ch.Rows())
+			}
+			x = append(x, ch.X.RawMatrix().Data...)
+			c = append(c, ch.C.RawMatrix().Data...)
+			lines = append(lines, ch.Lines...)
+		}
+		if !slices.Equal(x, whole.X.RawMatrix().Data) || !slices.Equal(c, whole.C.RawMatrix().Data) || !slices.Equal(lines, whole.Lines) {
+			t.Errorf("size %d: the chunks differ from the whole table", size)
+		}
+	}
+}
+
+func TestWriteReadsBack(t *testing.T) {
+	x := mat.NewDense(3, 2, []float64{0.1, -1e-300, 3, 4.5e300, -0.0, 1.0 / 3})
+	path := filepath.Join(t.TempDir(), "t.csv")
+	if err := WriteFile(path, []string{"a", "b,c"}, x); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ReadFile(path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got.Names, []string{"a", "b,c"}) || !mat.Equal(got.X, x) {
+		t.Errorf("read back %q %v", got.Names, mat.Formatted(got.X))
+	}
+	var buf bytes.Buffer
+	w, _ := NewWriter(&buf, []string{"a"})
+	if err := w.WriteRow([]float64{1, 2}); err == nil {
+		t.Error("a row wider than the header was written")
+	}
+	if _, err := os.Stat(filepath.Join(t.TempDir(), "none")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+}
