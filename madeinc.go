@@ -150,12 +150,6 @@ func (m *madeNet) incBlocks(p Params) []float64 {
 	return blk
 }
 
-// newInc starts an incremental evaluation of n rows at parameters p; see
-// newIncBlocks.
-func (m *madeNet) newInc(p Params, n int, vjp bool) *madeInc {
-	return m.newIncBlocks(p, m.incBlocks(p), n, vjp)
-}
-
 // newIncBlocks starts an incremental evaluation of up to n rows at
 // parameters p, with blk = m.incBlocks(p). The caller fills lv[0] row b−1 (input
 // perm[b−1], degree b) before asking for anything of degree > b. Every
@@ -252,13 +246,10 @@ func (s *madeInc) output(b int) []float64 {
 	return s.out
 }
 
-// newBack starts a reverse sweep: zero gradient buffers for every level;
-// the caller fills grad[0] with the gradient of the inputs (transposed,
-// rows in sorted order) it received.
-func (s *madeInc) newBack() *madeIncBack { return s.reuseBack(nil) }
-
-// reuseBack is newBack reusing the buffers of gb when it is not nil (a
-// previous chunk's, of at least as many rows).
+// reuseBack starts a reverse sweep: zero gradient buffers for every level,
+// reusing those of gb when it is not nil (a previous chunk's, of at least
+// as many rows); the caller fills grad[0] with the gradient of the inputs
+// (transposed, rows in sorted order) it received.
 func (s *madeInc) reuseBack(gb *madeIncBack) *madeIncBack {
 	if gb == nil {
 		gb = &madeIncBack{grad: make([][]float64, len(s.lv))}

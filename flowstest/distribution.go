@@ -163,7 +163,7 @@ func distributionChecks(d Distribution) []check {
 			}
 			z := dist.Latent(p, x, ctx)
 			if r, c := z.Dims(); r != d.Rows || c != d.Dim {
-				return fmt.Errorf("Latent is %d×%d, want %d×%d", r, c, d.Rows, d.Dim)
+				return fmt.Errorf("the latent rows are %d×%d, want %d×%d", r, c, d.Rows, d.Dim)
 			}
 			return finiteMat("Latent", z)
 		}},

@@ -2,6 +2,7 @@ package table
 
 import (
 	"bytes"
+	"math"
 	"errors"
 	"io"
 	"os"
@@ -151,7 +152,7 @@ func TestReaderChunks(t *testing.T) {
 }
 
 func TestWriteReadsBack(t *testing.T) {
-	x := mat.NewDense(3, 2, []float64{0.1, -1e-300, 3, 4.5e300, -0.0, 1.0 / 3})
+	x := mat.NewDense(3, 2, []float64{0.1, -1e-300, 3, 4.5e300, math.Copysign(0, -1), 1.0 / 3})
 	path := filepath.Join(t.TempDir(), "t.csv")
 	if err := WriteFile(path, []string{"a", "b,c"}, x); err != nil {
 		t.Fatal(err)
