@@ -2,9 +2,9 @@ package table
 
 import (
 	"bytes"
-	"math"
 	"errors"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
