@@ -10,8 +10,8 @@
 //		flows.AffineCoupling(flows.MLP([]int{64, 64}, flows.ReLU)),
 //		flows.InvertibleLinear(),
 //		flows.ActNorm(),
-//	)(flows.NewKey(0), 5)
-//	z, logDet := layer.Direct(params, x)
+//	)(flows.NewKey(0), 5, 0)
+//	z, logDet := layer.Direct(params, x, nil)
 //
 // A Flow turns a bijection and a prior into a Distribution, whose log
 // density has a pullback (a vector-Jacobian product) so that an optimiser
@@ -54,8 +54,9 @@
 //
 // # Aliasing
 //
-// No function modifies its arguments: inputs, parameters and incoming
-// gradients are read only, and results are new matrices. Pullbacks may
+// No function modifies its arguments: inputs, contexts, parameters and
+// incoming gradients are read only, and results are new matrices; the one
+// exception is the gradient buffers dp and dc that a pullback adds into. Pullbacks may
 // read the batch and parameters of their forward pass, so do not change
 // those (for example, by an optimiser step) before the pullback has run.
 // Don't be clever: pass a copy when in doubt.
@@ -76,15 +77,26 @@
 // The same key gives the same parameters and the same samples, bit for bit,
 // on every GOMAXPROCS.
 //
-// # Conditional flows
+// # Contexts
 //
-// Beside each layer with a conditioner network stands a conditional form
-// (CondAffineCoupling, CondAdditiveCoupling, CondMAF, …) whose functions
-// take a per-example context c (a matrix with one row per example) fed to
-// the conditioner. CondSerial stacks them, Conditional lifts an
-// unconditional layer (Reverse, ActNorm) into such a stack, and CondFlow
-// gives log p(x | c), sampling given c, and pullbacks that also return the
-// gradient with respect to c. Unconditional code never sees a context.
+// Every layer, Serial, Invert, Flow and distribution takes an optional
+// context: init gets its width (0 for none), and every function a matrix c
+// with one row per example (nil for none). Layers with a conditioner (the
+// couplings, MAF and the other autoregressive layers) feed c to it, so a
+// Flow made with a context width models p(x | c); layers without one
+// ignore it. Pullbacks add dL/dc into a dc the caller passes (nil when it
+// is not wanted), as they add dL/dparams into dp, so one dc collects the
+// gradient of a whole stack. There is no second, conditional API: an
+// unconditional flow is the case of width 0.
+//
+// # Layers over transformers
+//
+// Coupling and MaskedAutoregressive are each written once over a
+// Transformer, a monotone map of one number whose parameters come from the
+// conditioner (Affine, Shift, Spline, LogisticMixture); AffineCoupling,
+// AdditiveCoupling, NeuralSplineCoupling, LogisticMixtureCoupling, MAF and
+// NeuralSplineAutoregressive are presets of them. A new transformer gives
+// both layer forms at once.
 //
 // # Errors
 //

@@ -27,7 +27,7 @@ func ExampleModel() {
 	if err != nil {
 		panic(err)
 	}
-	res, err := optim.Fit(flows.NewKey(2), model.Dist, model.Params, X, nil, optim.FitConfig{Epochs: 30, LR: 3e-3})
+	res, err := optim.FitModel(model, X, nil, optim.FitConfig{Epochs: 30, LR: 3e-3})
 	if err != nil {
 		panic(err)
 	}

@@ -63,7 +63,7 @@
 //		}
 //		opt.StepLR(p, grad, sched(opt.Steps(), total))
 //		if i%500 == 0 {
-//			val, _ := optim.NLLValue(d, p, validation)
+//			val, _ := optim.NLLValue(d, p, validation, nil)
 //			log.Printf("step %d: train NLL %.4f, validation NLL %.4f", i, loss, val)
 //		}
 //	}
@@ -82,14 +82,23 @@
 // each field documents its default. Fit does not run the data-dependent
 // initialisation; do that once before:
 //
-//	flows.InitFromData(d, p, x)
+//	flows.InitFromData(d, p, x, nil)
 //	res, err := optim.Fit(flows.NewKey(1), d, p, x, nil, optim.FitConfig{
 //		Epochs:   200,
 //		Schedule: optim.Cosine(1e-3, 1e-5),
 //	})
 //
 // The same key, data and configuration give the same parameters, bit for
-// bit, on every GOMAXPROCS.
+// bit, on every GOMAXPROCS. For a ready-made flows.Model, [FitModel] is
+// the one call, with the command line's key and defaults. A conditional
+// model trains the same way, given its contexts: Fit(key, d, p, x, c, cfg).
+//
+// # Errors
+//
+// Failures wrap one of [ErrNonFinite] (data or contexts holding NaN or Inf;
+// a [NonFiniteError] names the row and column), [ErrDiverged] (a
+// non-finite loss, gradient or validation NLL) and [ErrTooFewRows]: test
+// them with errors.Is, as gonum's optimize does with its errors.
 //
 // # Variational inference
 //
@@ -100,7 +109,9 @@
 // bijection's InverseVJP. [FitVI] runs Adam on it, with optional annealing
 // of the target. [ImportanceLogWeights], [LogMeanExp] and [ImportanceESS]
 // give the importance weights p̃/q, an estimate of log Z and the effective
-// sample size. See examples/energy.
+// sample size. With Target.ContextDim > 0 the target is a family p̃(x | c)
+// and the flow a conditional q(x | c) trained over contexts drawn by
+// Target.Contexts (amortised inference). See examples/energy.
 //
 // Nothing in this package keeps global state or prints; an Adam is the only
 // mutable value, and it is not safe for concurrent use.
