@@ -83,12 +83,11 @@ func FixedInvertibleLinear() InitFunc {
 	}
 }
 
-// fixedLinOrthogonal draws a dim×dim orthogonal matrix from the Haar measure,
-// row-major: Q·diag(sign(diag R)) for the QR decomposition of a standard
-// Gaussian matrix drawn from key. Without the sign correction the
-// distribution of Q depends on the QR routine's sign convention and is not
-// uniform.
-func fixedLinOrthogonal(key Key, dim int) []float64 {
+// gaussianQR returns the Q factor and R's diagonal of the QR decomposition
+// of a dim×dim matrix of independent standard normal entries drawn from
+// key: the one draw of a random orthogonal matrix that FixedInvertibleLinear
+// (with the sign correction) and InvertibleLinear (without) start from.
+func gaussianQR(key Key, dim int) (q *mat.Dense, rdiag []float64) {
 	rng := key.Rand()
 	g := mat.NewDense(dim, dim, nil)
 	for i := 0; i < dim; i++ {
@@ -98,14 +97,28 @@ func fixedLinOrthogonal(key Key, dim int) []float64 {
 	}
 	var qr mat.QR
 	qr.Factorize(g)
-	var q, r mat.Dense
-	qr.QTo(&q)
+	q = new(mat.Dense)
+	qr.QTo(q)
+	var r mat.Dense
 	qr.RTo(&r)
+	rdiag = make([]float64, dim)
+	for j := range rdiag {
+		rdiag[j] = r.At(j, j)
+	}
+	return q, rdiag
+}
+
+// fixedLinOrthogonal draws a dim×dim orthogonal matrix from the Haar measure,
+// row-major: Q·diag(sign(diag R)) for gaussianQR's factors. Without the sign
+// correction the distribution of Q depends on the QR routine's sign
+// convention and is not uniform.
+func fixedLinOrthogonal(key Key, dim int) []float64 {
+	q, rdiag := gaussianQR(key, dim)
 	w := make([]float64, dim*dim)
 	for j := 0; j < dim; j++ {
 		// A zero diagonal entry has probability zero; keep the column then.
 		s := 1.0
-		if r.At(j, j) < 0 {
+		if rdiag[j] < 0 {
 			s = -1
 		}
 		for i := 0; i < dim; i++ {

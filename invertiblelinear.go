@@ -163,20 +163,9 @@ func InvertibleLinear() InitFunc {
 // permutation perm (P·M has M's row perm[i] as its row i) and the signs of
 // U's diagonal.
 func invLinInit(key Key, dim int) (p Params, perm []int, sign []float64, err error) {
-	rng := key.Rand()
-	g := mat.NewDense(dim, dim, nil)
-	for i := 0; i < dim; i++ {
-		for j := 0; j < dim; j++ {
-			g.Set(i, j, rng.NormFloat64())
-		}
-	}
-	var qr mat.QR
-	qr.Factorize(g)
-	var q mat.Dense
-	qr.QTo(&q)
-
+	q, _ := gaussianQR(key, dim)
 	var lu mat.LU
-	lu.Factorize(&q)
+	lu.Factorize(q)
 	// gonum: A = P·L·U with A's row i equal to (L·U)'s row RowPivots()[i].
 	perm = lu.RowPivots(nil)
 	var l, u mat.TriDense
