@@ -83,6 +83,12 @@ var registry = map[string]registryEntry{
 		}
 	}},
 	"InvertibleLinear": {bijections: bij("InvertibleLinear", flows.InvertibleLinear(), 4)},
+	"InvertibleLinearFrom": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "InvertibleLinearFrom/permutation", Init: flows.InvertibleLinearFrom(flows.LinearPermutation), Dim: 4, ContextDim: cdim},
+			{Name: "InvertibleLinearFrom/orthogonal", Init: flows.InvertibleLinearFrom(flows.LinearOrthogonal), Dim: 3, ContextDim: cdim},
+		}
+	}},
 	"Logit": {bijections: func(cdim int) []flowstest.Bijection {
 		return []flowstest.Bijection{{Name: "Logit", Init: flows.Logit(), Dim: 3, ContextDim: cdim, Inputs: unitInputs}}
 	}},
@@ -96,6 +102,7 @@ var registry = map[string]registryEntry{
 			{Name: "MAF/chunks", Init: flows.MAF(flows.MADEConfig{Hidden: []int{4}, Act: flows.ReLU}), Dim: 2, ContextDim: cdim, Rows: 300},
 		}
 	}},
+	"MAFBound": {bijections: bij("MAFBound", flows.MAFBound(regMADE, 6), 3)},
 	"MaskedAutoregressive": {bijections: func(cdim int) []flowstest.Bijection {
 		var bs []flowstest.Bijection
 		for _, t := range []flows.Transformer{flows.Affine(2), flows.Shift(), flows.Spline(flows.SplineConfig{Bins: 5}), flows.LogisticMixture(2)} {
@@ -127,6 +134,10 @@ var registry = map[string]registryEntry{
 
 	"MLP":  {nets: []flowstest.Net{{Name: "MLP", Init: regMLP, In: 3, Out: 4}}},
 	"MADE": {nets: []flowstest.Net{{Name: "MADE", Init: flows.MADE(regMADE), In: 3, Out: 6}}},
+	"MLPFrom": {nets: []flowstest.Net{
+		{Name: "MLPFrom/torch", Init: flows.MLPFrom([]int{8, 8}, flows.ReLU, flows.InitTorch), In: 3, Out: 4},
+		{Name: "MLPFrom/he", Init: flows.MLPFrom([]int{5}, flows.Tanh, flows.InitHe), In: 2, Out: 3},
+	}},
 
 	"Affine":          {transformers: []flowstest.Transformer{{Name: "Affine", Transformer: flows.Affine(3)}}},
 	"Shift":           {transformers: []flowstest.Transformer{{Name: "Shift", Transformer: flows.Shift()}}},

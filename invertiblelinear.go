@@ -47,13 +47,84 @@ import (
 // call to Inverse about 2·n·dim² (the solves).
 //
 // It returns an error when dim < 1.
-func InvertibleLinear() InitFunc {
+func InvertibleLinear() InitFunc { return InvertibleLinearFrom(LinearOrthogonal) }
+
+// LinearInit is how InvertibleLinearFrom starts.
+type LinearInit int
+
+const (
+	// LinearDefault is the default of where it is used: LinearOrthogonal
+	// for InvertibleLinearFrom, Config's default for NewModel.
+	LinearDefault LinearInit = iota
+	// LinearOrthogonal starts from a random orthogonal matrix, as Glow
+	// does (see InvertibleLinear): every column is mixed from the first
+	// step.
+	LinearOrthogonal
+	// LinearPermutation starts from a random permutation drawn from the
+	// key: P random, L = I, U = 0, sign = +1, logAbsS = 0, so W is a
+	// permutation matrix and the layer starts by reordering the columns,
+	// mixing them only as far as training asks. Structure that lies along
+	// the columns (integer or binary columns) survives the first steps.
+	LinearPermutation
+)
+
+// String returns the start's name, as in model files: "orthogonal" or
+// "permutation" ("default" for LinearDefault).
+func (l LinearInit) String() string {
+	switch l {
+	case LinearDefault:
+		return "default"
+	case LinearOrthogonal:
+		return "orthogonal"
+	case LinearPermutation:
+		return "permutation"
+	}
+	return fmt.Sprintf("LinearInit(%d)", int(l))
+}
+
+// MarshalText returns the start's name.
+func (l LinearInit) MarshalText() ([]byte, error) {
+	if l != LinearOrthogonal && l != LinearPermutation { // a file records a resolved init
+		return nil, fmt.Errorf("flows: unknown linear init %d", int(l))
+	}
+	return []byte(l.String()), nil
+}
+
+// UnmarshalText sets l to the start named text.
+func (l *LinearInit) UnmarshalText(text []byte) error {
+	for _, v := range []LinearInit{LinearOrthogonal, LinearPermutation} {
+		if string(text) == v.String() {
+			*l = v
+			return nil
+		}
+	}
+	return fmt.Errorf("flows: unknown linear init %q; want orthogonal or permutation", text)
+}
+
+// InvertibleLinearFrom is InvertibleLinear started as init says: from a
+// random orthogonal matrix (LinearOrthogonal or LinearDefault,
+// InvertibleLinear itself) or
+// from a random permutation (LinearPermutation). The parameter layout, the
+// maps and the gradients are InvertibleLinear's; only the initial P, sign
+// and parameters differ.
+func InvertibleLinearFrom(init LinearInit) InitFunc {
 	return func(key Key, dim, _ int) (Params, Bijection, error) {
 		const who = "InvertibleLinear"
 		if dim < 1 {
 			return nil, Bijection{}, fmt.Errorf("flows: %s: dim must be at least 1, got %d", who, dim)
 		}
-		p, perm, sign, err := invLinInit(key, dim)
+		var p Params
+		var perm []int
+		var sign []float64
+		var err error
+		switch init {
+		case LinearDefault, LinearOrthogonal:
+			p, perm, sign, err = invLinInit(key, dim)
+		case LinearPermutation:
+			p, perm, sign = invLinPermutation(key, dim)
+		default:
+			err = fmt.Errorf("flows: %s: unknown init %v", who, init)
+		}
 		if err != nil {
 			return nil, Bijection{}, err
 		}
@@ -199,6 +270,17 @@ func invLinInit(key Key, dim int) (p Params, perm []int, sign []float64, err err
 		k++
 	}
 	return p, perm, sign, nil
+}
+
+// invLinPermutation draws a random permutation from key as InvertibleLinear's
+// start: every parameter zero (L = I, U = 0, logAbsS = 0), sign +1, and P
+// the permutation.
+func invLinPermutation(key Key, dim int) (p Params, perm []int, sign []float64) {
+	sign = make([]float64, dim)
+	for j := range sign {
+		sign[j] = 1
+	}
+	return make(Params, dim*dim), key.Rand().Perm(dim), sign
 }
 
 // invLinFactors holds the dense factors of InvertibleLinear's W = P·L·U′

@@ -2,7 +2,6 @@ package flows
 
 import (
 	"fmt"
-	"math"
 	"slices"
 
 	"gonum.org/v1/gonum/mat"
@@ -55,6 +54,9 @@ type MADEConfig struct {
 	Act Activation
 	// Order is the ordering of the inputs.
 	Order Order
+	// Init is how the hidden weights are drawn (default InitDefault, which
+	// is InitHe; see Init).
+	Init Init
 }
 
 // MADE returns a masked autoencoder for distribution estimation (Germain et
@@ -173,6 +175,9 @@ func newMADE(who string, cfg MADEConfig, key Key, in, out, cdim int) (Params, *m
 	if !cfg.Order.valid() {
 		return nil, nil, fmt.Errorf("flows: %s: unknown order %v", who, cfg.Order)
 	}
+	if !cfg.Init.valid() {
+		return nil, nil, fmt.Errorf("flows: %s: unknown init %v", who, cfg.Init)
+	}
 	dim := in
 	L := len(cfg.Hidden) + 1
 	keys := key.Split(L + 1)
@@ -239,12 +244,7 @@ func newMADE(who string, cfg MADEConfig, key Key, in, out, cdim int) (Params, *m
 
 	p := make(Params, m.np) // zero biases and a zero last layer
 	for l, li := range m.layers[:L-1] {
-		var a float64
-		if cfg.Act == Tanh {
-			a = math.Sqrt(6 / float64(li.in+li.out))
-		} else {
-			a = math.Sqrt(6 / float64(li.in))
-		}
+		a := cfg.Init.scale(cfg.Act, li.in, li.out)
 		rng := keys[l].Rand()
 		for i, used := range li.mask {
 			v := a * (2*rng.Float64() - 1) // drawn for every entry: masks never shift the stream
@@ -255,7 +255,7 @@ func newMADE(who string, cfg MADEConfig, key Key, in, out, cdim int) (Params, *m
 	}
 	m.inc = newMADEIncShape(m, degs)
 	if cdim > 0 {
-		p = m.addContext(p, cfg.Act, key, cdim)
+		p = m.addContext(p, cfg, key, cdim)
 	}
 	return p, m, nil
 }
@@ -480,7 +480,7 @@ func (m *madeNet) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 // the outputs are still identically zero at init. The weights are drawn
 // from key.Fold("context"), a stream apart from the other weights', so a
 // MADE's other parameters do not depend on whether it has a context.
-func (m *madeNet) addContext(p Params, act Activation, key Key, cdim int) Params {
+func (m *madeNet) addContext(p Params, cfg MADEConfig, key Key, cdim int) Params {
 	L := len(m.layers)
 	m.cdim = cdim
 	m.ctxOff = make([]int, L)
@@ -496,12 +496,7 @@ func (m *madeNet) addContext(p Params, act Activation, key Key, cdim int) Params
 		m.ctxOff[l] = len(p)
 		w := make([]float64, cdim*li.out)
 		if l < L-1 {
-			var a float64
-			if act == Tanh {
-				a = math.Sqrt(6 / float64(li.in+cdim+li.out))
-			} else {
-				a = math.Sqrt(6 / float64(li.in+cdim))
-			}
+			a := cfg.Init.scale(cfg.Act, li.in+cdim, li.out)
 			for i := range w {
 				w[i] = a * (2*rng.Float64() - 1)
 			}

@@ -49,14 +49,30 @@ const mafBound = 3
 // different orders. dim 1 is allowed: μ and α are then free parameters, an
 // elementwise affine map. Init errors, panics and pullbacks are as for
 // MaskedAutoregressive, with errors starting "flows: MAF:".
-func MAF(cfg MADEConfig) InitFunc {
+func MAF(cfg MADEConfig) InitFunc { return mafBounded("MAF", cfg, mafBound) }
+
+// MAFBound is MAF with the log-scales bounded by bound instead of 3:
+// α = bound·tanh(raw/bound), |α| < bound. A larger bound lets one layer
+// contract a column more (a table whose columns nearly determine each
+// other needs conditional log-scales of −4 and below), at the price of
+// less protection against a step that blows up a scale. Init returns an
+// error unless bound is positive and finite.
+func MAFBound(cfg MADEConfig, bound float64) InitFunc { return mafBounded("MAFBound", cfg, bound) }
+
+// mafBounded builds MAF and MAFBound; who names the layer.
+func mafBounded(who string, cfg MADEConfig, bound float64) InitFunc {
 	cfg.Hidden = slices.Clone(cfg.Hidden) // the caller may reuse its slice
 	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
-		return newAutoregressive("MAF", cfg, key, dim, contextDim, mafTransformer)
+		if err := checkAffineBound(who, bound); err != nil {
+			return nil, Bijection{}, err
+		}
+		return newAutoregressive(who, cfg, key, dim, contextDim, mafTransformer(bound))
 	}
 }
 
 // mafTransformer is MAF's map: Affine's inverse, z = (x − μ)·exp(−α), with
 // its parameters in the order the MADE emits them, [μ, raw] (Affine reads
 // [raw, t]).
-var mafTransformer = permuteParams(invertTransformer(Affine(mafBound)), []int{1, 0})
+func mafTransformer(bound float64) Transformer {
+	return permuteParams(invertTransformer(Affine(bound)), []int{1, 0})
+}

@@ -61,8 +61,11 @@ type kindSpec struct {
 	KindInfo
 	// why says why MinDim, for the error.
 	why string
-	// linear says each block holds an InvertibleLinear (for leastParams).
+	// linear says each block holds an InvertibleLinear (started as
+	// Config.Linear says; counted by leastParams).
 	linear bool
+	// affine says the kind's affine layers take Config.LogScaleBound.
+	affine bool
 	// block returns the layers of one block, given a Config with its
 	// defaults filled in.
 	block func(c Config) []InitFunc
@@ -72,40 +75,46 @@ type kindSpec struct {
 var kinds = []kindSpec{
 	{
 		KindInfo: KindInfo{Kind: KindMAF, Summary: "masked autoregressive flow (affine)", MinDim: 1},
+		affine:   true,
 		block: func(c Config) []InitFunc {
-			return []InitFunc{MAF(MADEConfig{Hidden: c.Hidden, Act: c.Activation}), Reverse()}
+			return []InitFunc{MAFBound(c.made(), c.LogScaleBound), Reverse()}
 		},
 	},
 	{
 		KindInfo: KindInfo{Kind: KindRealNVP, Summary: "RealNVP: affine couplings and reversals", MinDim: 2},
-		why:      "its coupling layers split the columns in two",
+		why:      "its coupling layers split the columns in two", affine: true,
 		block: func(c Config) []InitFunc {
-			return []InitFunc{AffineCoupling(MLP(c.Hidden, c.Activation)), Reverse()}
+			return []InitFunc{AffineCouplingBound(c.mlp(), c.LogScaleBound), Reverse()}
 		},
 	},
 	{
 		KindInfo: KindInfo{Kind: KindGlow, Summary: "Glow: ActNorm, invertible linear maps and affine couplings", MinDim: 2},
-		why:      "its coupling layers split the columns in two", linear: true,
+		why:      "its coupling layers split the columns in two", linear: true, affine: true,
 		block: func(c Config) []InitFunc {
-			return []InitFunc{ActNorm(), InvertibleLinear(), AffineCoupling(MLP(c.Hidden, c.Activation))}
+			return []InitFunc{ActNorm(), InvertibleLinearFrom(c.Linear), AffineCouplingBound(c.mlp(), c.LogScaleBound)}
 		},
 	},
 	{
 		KindInfo: KindInfo{Kind: KindNSFCoupling, Summary: "neural spline flow: spline couplings and invertible linear maps", MinDim: 2, Splines: true},
 		why:      "its coupling layers split the columns in two", linear: true,
 		block: func(c Config) []InitFunc {
-			spline := SplineConfig{Bins: c.Bins, Bound: c.Bound}
-			return []InitFunc{NeuralSplineCoupling(MLP(c.Hidden, c.Activation), spline), InvertibleLinear()}
+			return []InitFunc{NeuralSplineCoupling(c.mlp(), c.spline()), InvertibleLinearFrom(c.Linear)}
 		},
 	},
 	{
 		KindInfo: KindInfo{Kind: KindNSFAutoregressive, Summary: "neural spline flow: autoregressive splines and reversals", MinDim: 1, Splines: true},
 		block: func(c Config) []InitFunc {
-			spline := SplineConfig{Bins: c.Bins, Bound: c.Bound}
-			return []InitFunc{NeuralSplineAutoregressive(MADEConfig{Hidden: c.Hidden, Act: c.Activation}, spline), Reverse()}
+			return []InitFunc{NeuralSplineAutoregressive(c.made(), c.spline()), Reverse()}
 		},
 	},
 }
+
+// mlp, made and spline are the conditioner and spline of a Config's blocks.
+func (c Config) mlp() NetInitFunc { return MLPFrom(c.Hidden, c.Activation, c.Init) }
+func (c Config) made() MADEConfig {
+	return MADEConfig{Hidden: c.Hidden, Act: c.Activation, Init: c.Init}
+}
+func (c Config) spline() SplineConfig { return SplineConfig{Bins: c.Bins, Bound: c.Bound} }
 
 // Kinds lists the ready-made architectures NewModel builds.
 func Kinds() []KindInfo {
@@ -137,9 +146,14 @@ func kindNames() string {
 
 // Defaults for the zero fields of Config.
 const (
-	defaultLayers = 5
-	defaultBins   = 8
-	defaultBound  = 3.0
+	defaultLayers        = 5
+	defaultBins          = 8
+	defaultBound         = 3.0
+	defaultLogScaleBound = 3.0
+	defaultInit          = InitTorch
+	defaultLinear        = LinearPermutation
+	// defaultKind is the Kind of a Config without one (see Config.Kind).
+	defaultKind = KindNSFCoupling
 )
 
 // defaultHidden is the default of Config.Hidden.
@@ -147,11 +161,14 @@ var defaultHidden = []int{64, 64}
 
 // Config describes a ready-made flow for NewModel; a model file stores it as
 // its header (the JSON names are the field tags). Zero fields take
-// defaults: 5 layers (blocks), hidden widths [64 64], ReLU (the zero
-// Activation), and for the spline kinds 8 bins and bound 3. Kind has no
-// default.
+// defaults: the nsf-coupling kind, 5 layers (blocks), hidden widths [64 64],
+// ReLU (the zero Activation), InitTorch and LinearPermutation, for the
+// spline kinds 8 bins and bound 3, and for the affine kinds a log-scale
+// bound of 3. QUALITY.md shows what these defaults reach on real tables.
 type Config struct {
-	// Kind is the architecture (see Kinds).
+	// Kind is the architecture (see Kinds). The default is nsf-coupling,
+	// or, for data of a single column, which a coupling cannot split,
+	// nsf-autoregressive.
 	Kind Kind `json:"kind"`
 	// Layers is the number of blocks (default 5).
 	Layers int `json:"layers"`
@@ -166,6 +183,18 @@ type Config struct {
 	// them, and NewModel sets them to zero.
 	Bins  int     `json:"bins,omitempty"`
 	Bound float64 `json:"bound,omitempty"`
+	// LogScaleBound bounds the log-scales of the affine kinds (maf,
+	// realnvp, glow): |s| < LogScaleBound per column per layer (default
+	// 3; see MAFBound and AffineCouplingBound). Other kinds ignore it,
+	// and NewModel sets it to zero.
+	LogScaleBound float64 `json:"logScaleBound,omitempty"`
+	// Init is how the conditioners draw their hidden weights (default
+	// InitTorch; see Init).
+	Init Init `json:"init"`
+	// Linear is how the InvertibleLinear layers of glow and nsf-coupling
+	// start (default LinearPermutation; see LinearInit). Other kinds
+	// ignore it, and NewModel sets it to LinearDefault.
+	Linear LinearInit `json:"linear,omitempty"`
 	// Seed makes the initial key, NewKey(Seed). The key also draws
 	// structure that is not a parameter (InvertibleLinear's permutation and
 	// signs), so a saved model records it.
@@ -182,11 +211,11 @@ type Config struct {
 // withDefaults returns c with its zero fields replaced by their defaults,
 // or an error naming the field that cannot work.
 func (c Config) withDefaults() (Config, kindSpec, error) {
+	if c.Kind == "" {
+		c.Kind = defaultKind
+	}
 	spec, ok := kindSpecOf(c.Kind)
 	if !ok {
-		if c.Kind == "" {
-			return c, spec, fmt.Errorf("flows: Config: no Kind; want one of %s", kindNames())
-		}
 		return c, spec, fmt.Errorf("flows: Config: unknown Kind %q; want one of %s", string(c.Kind), kindNames())
 	}
 	switch {
@@ -221,6 +250,28 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 	} else {
 		c.Bins, c.Bound = 0, 0
 	}
+	switch {
+	case !spec.affine:
+		c.LogScaleBound = 0
+	case c.LogScaleBound == 0:
+		c.LogScaleBound = defaultLogScaleBound
+	case !(c.LogScaleBound > 0) || math.IsInf(c.LogScaleBound, 1):
+		return c, spec, fmt.Errorf("flows: Config: log-scale bound %v, want positive and finite", c.LogScaleBound)
+	}
+	if !c.Init.valid() {
+		return c, spec, fmt.Errorf("flows: Config: unknown init %v", c.Init)
+	}
+	if c.Init == InitDefault {
+		c.Init = defaultInit
+	}
+	switch {
+	case !spec.linear:
+		c.Linear = LinearDefault
+	case c.Linear == LinearDefault:
+		c.Linear = defaultLinear
+	case c.Linear != LinearOrthogonal && c.Linear != LinearPermutation:
+		return c, spec, fmt.Errorf("flows: Config: unknown linear init %v", c.Linear)
+	}
 	c.Columns, c.Context = slices.Clone(c.Columns), slices.Clone(c.Context)
 	return c, spec, nil
 }
@@ -237,6 +288,7 @@ func (c Config) Validate() error {
 func (c Config) equal(d Config) bool {
 	return c.Kind == d.Kind && c.Layers == d.Layers && slices.Equal(c.Hidden, d.Hidden) &&
 		c.Activation == d.Activation && c.Bins == d.Bins && c.Bound == d.Bound && c.Seed == d.Seed &&
+		c.LogScaleBound == d.LogScaleBound && c.Init == d.Init && c.Linear == d.Linear &&
 		slices.Equal(c.Columns, d.Columns) && slices.Equal(c.Context, d.Context)
 }
 
@@ -345,6 +397,11 @@ type Model struct {
 // from x's, for names in cfg that do not match the columns, and when the
 // kind needs more columns than x has.
 func NewModel(cfg Config, x, c *mat.Dense) (*Model, error) {
+	if cfg.Kind == "" && x != nil && !x.IsEmpty() {
+		if _, d := x.Dims(); d == 1 {
+			cfg.Kind = KindNSFAutoregressive
+		}
+	}
 	cfg, spec, err := cfg.withDefaults()
 	if err != nil {
 		return nil, err

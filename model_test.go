@@ -3,6 +3,7 @@ package flows_test
 import (
 	"fmt"
 	"math"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -11,6 +12,7 @@ import (
 	"github.com/gonormflows/flows/flowstest"
 	"github.com/gonormflows/flows/optim"
 	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/stat"
 )
 
 // modelData draws n rows of dim columns: column j is 3 + j plus
@@ -142,7 +144,6 @@ func TestModelConfigErrors(t *testing.T) {
 		cfg  flows.Config
 		want string
 	}{
-		{flows.Config{}, "no Kind"},
 		{flows.Config{Kind: "flow++"}, `unknown Kind "flow++"`},
 		{flows.Config{Kind: flows.KindMAF, Layers: -1}, "-1 layers"},
 		{flows.Config{Kind: flows.KindMAF, Hidden: []int{8, 0}}, "hidden layer 1 has width 0"},
@@ -281,5 +282,104 @@ func TestModelTrains(t *testing.T) {
 		if first-last < 1 {
 			t.Errorf("%s: NLL %.3f → %.3f after 300 steps, want a drop of at least 1", kind, first, last)
 		}
+	}
+}
+
+// TestModelDefaultKindAndInit: a Config without a Kind is nsf-coupling, or
+// nsf-autoregressive for one column, with the default init settings, and
+// the file records them resolved.
+func TestModelDefaultKindAndInit(t *testing.T) {
+	rng := flows.NewKey(3).Rand()
+	x := mat.NewDense(60, 3, nil)
+	for i := range 60 {
+		x.SetRow(i, []float64{rng.NormFloat64(), rng.NormFloat64(), rng.NormFloat64()})
+	}
+	m, err := flows.NewModel(flows.Config{Layers: 1, Hidden: []int{4}}, x, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Config
+	if c.Kind != flows.KindNSFCoupling || c.Init != flows.InitTorch || c.Linear != flows.LinearPermutation || c.LogScaleBound != 0 {
+		t.Errorf("defaults %+v", c)
+	}
+	one, err := flows.NewModel(flows.Config{Layers: 1, Hidden: []int{4}}, x.Slice(0, 60, 0, 1).(*mat.Dense), nil)
+	if err != nil || one.Config.Kind != flows.KindNSFAutoregressive {
+		t.Errorf("one column: %v, %v", one, err)
+	}
+	maf, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: 1, Hidden: []int{4}}, x, nil)
+	if err != nil || maf.Config.LogScaleBound != 3 || maf.Config.Linear != flows.LinearDefault {
+		t.Errorf("maf: %+v, %v", maf.Config, err)
+	}
+}
+
+// TestLoadV1Migration: a version 1 file (testdata/models) predates the
+// init settings; Load reads it as made with InitHe, LinearOrthogonal and a
+// log-scale bound of 3, which is how it rebuilds the same function (the
+// pins check the bits).
+func TestLoadV1Migration(t *testing.T) {
+	for _, tc := range []struct {
+		file   string
+		linear flows.LinearInit
+		bound  float64
+	}{{"glow.flow", flows.LinearOrthogonal, 3}, {"nsf-coupling.flow", flows.LinearOrthogonal, 0}, {"maf.flow", flows.LinearDefault, 3}} {
+		m, err := flows.Load(filepath.Join("testdata/models", tc.file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c := m.Config; c.Init != flows.InitHe || c.Linear != tc.linear || c.LogScaleBound != tc.bound || c.Columns != nil {
+			t.Errorf("%s: %+v", tc.file, c)
+		}
+	}
+}
+
+// TestConditionalModelRoundTrip: a model with context columns and names
+// saves and loads to the same function, its context standardised by the
+// recorded means and scales.
+func TestConditionalModelRoundTrip(t *testing.T) {
+	rng := flows.NewKey(4).Rand()
+	x, c := mat.NewDense(200, 2, nil), mat.NewDense(200, 1, nil)
+	for i := range 200 {
+		l := float64(rng.IntN(2))
+		c.Set(i, 0, 100+50*l) // a context on a large scale
+		x.SetRow(i, []float64{3*l + rng.NormFloat64(), rng.NormFloat64()})
+	}
+	m, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: 2, Hidden: []int{8}, Columns: []string{"a", "b"}, Context: []string{"label"}}, x, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := optim.FitModel(m, x, c, optim.FitConfig{Epochs: 20}); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "c.flow")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	l, err := flows.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.ContextDim != 1 || !slices.Equal(l.Config.Context, []string{"label"}) || !slices.Equal(l.ContextMean, m.ContextMean) {
+		t.Fatalf("loaded %+v", l.Config)
+	}
+	if !slices.Equal(l.LogPDF(x, c), m.LogPDF(x, c)) {
+		t.Error("the loaded model's log densities differ")
+	}
+	// The context matters: the first column's mean follows the label.
+	lo := mat.NewDense(500, 1, nil)
+	hi := mat.NewDense(500, 1, nil)
+	for i := range 500 {
+		lo.Set(i, 0, 100)
+		hi.Set(i, 0, 150)
+	}
+	mean := func(s *mat.Dense) float64 { return stat.Mean(mat.Col(nil, 0, s), nil) }
+	if a, b := mean(l.Sample(flows.NewKey(1), 500, lo)), mean(l.Sample(flows.NewKey(1), 500, hi)); b-a < 2 {
+		t.Errorf("sample means %.2f and %.2f given the two labels: the context is ignored", a, b)
+	}
+	// The gradient with respect to the context reaches the raw units.
+	_, back := l.Dist.LogPDFVJP(l.Params, x.Slice(0, 3, 0, 2).(*mat.Dense), c.Slice(0, 3, 0, 1).(*mat.Dense))
+	dc := mat.NewDense(3, 1, nil)
+	back([]float64{1, 1, 1}, make(flows.Params, len(l.Params)), dc)
+	if mat.Norm(dc, 2) == 0 {
+		t.Error("dc is zero")
 	}
 }

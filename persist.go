@@ -347,7 +347,25 @@ func decodeModel(data []byte) (*Model, error) {
 	return parse(data, version)
 }
 
-// fileReader reads the sections of a version 1 file in order.
+// v1Config migrates the configuration of a version 1 file, which predates
+// the settings LogScaleBound, Init and Linear: it sets them to what every
+// model then was made with (bound 3, InitHe, LinearOrthogonal), so that Load
+// rebuilds the same function (InvertibleLinear's permutation and signs
+// depend on Linear).
+func v1Config(c Config) Config {
+	if spec, ok := kindSpecOf(c.Kind); ok {
+		if spec.affine {
+			c.LogScaleBound = 3
+		}
+		if spec.linear {
+			c.Linear = LinearOrthogonal
+		}
+	}
+	c.Init = InitHe
+	return c
+}
+
+// fileReader reads the sections of a file in order.
 type fileReader struct {
 	data []byte
 	off  int
@@ -420,10 +438,13 @@ func parse(data []byte, version uint32) (*Model, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fileErrorf(ErrMalformed, "header: data after the JSON object")
 	}
-	if version == 1 && (h.Columns != nil || h.Context != nil || h.ContextDim != 0) {
-		return nil, fileErrorf(ErrMalformed, "header: a version 1 file has no column names or context")
+	if version == 1 && (h.Columns != nil || h.Context != nil || h.ContextDim != 0 || h.LogScaleBound != 0 || h.Init != 0 || h.Linear != 0) {
+		return nil, fileErrorf(ErrMalformed, "header: a version 1 file has no column names, context or init settings")
 	}
 	cfg := h.Config
+	if version == 1 {
+		cfg = v1Config(cfg)
+	}
 	full, spec, err := cfg.withDefaults()
 	if err != nil {
 		return nil, fileErrorf(ErrMalformed, "header: %v", err)

@@ -1,6 +1,7 @@
 package optim_test
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"runtime"
@@ -284,14 +285,16 @@ func TestFitRejectsNonFiniteData(t *testing.T) {
 	}
 }
 
-// failing wraps d so that its failAt-th LogPDFVJP call (counting from 1)
-// returns a log density of −Inf for the batch's row 2, its gradAt-th call
-// has a pullback that writes a NaN into the gradient, and its valAt-th
-// LogPDF call returns −Inf for row 3; zero disables each. calls counts the
+// failing wraps d so that its LogPDFVJP calls number failFrom to failTo
+// (counting from 1) return a log density of −Inf for the batch's row 2, its
+// gradAt-th call has a pullback that writes a NaN into the gradient, its
+// valAt-th LogPDF call returns NaN for row 3, and from its jumpAt-th call
+// on its losses are 1000 nats worse; zero disables each. calls counts the
 // LogPDFVJP calls and updates the UpdateState calls.
 type failing struct {
 	d                        flows.Distribution
-	failAt, gradAt, valAt    int
+	failFrom, failTo, gradAt int
+	valAt, jumpAt            int
 	calls, valCalls, updates int
 }
 
@@ -301,15 +304,20 @@ func (f *failing) dist() flows.Distribution {
 			f.valCalls++
 			lp := f.d.LogPDF(p, x, nil)
 			if f.valCalls == f.valAt {
-				lp[3] = math.Inf(-1)
+				lp[3] = math.NaN()
 			}
 			return lp
 		},
 		LogPDFVJP: func(p flows.Params, x, _ *mat.Dense) ([]float64, flows.DistPullback) {
 			f.calls++
 			lp, back := f.d.LogPDFVJP(p, x, nil)
-			if f.calls == f.failAt {
+			if f.calls >= f.failFrom && f.calls <= f.failTo {
 				lp[2] = math.Inf(-1)
+			}
+			if f.jumpAt > 0 && f.calls >= f.jumpAt {
+				for i := range lp {
+					lp[i] -= 1000
+				}
 			}
 			if f.calls == f.gradAt {
 				return lp, func(dLogp []float64, dp flows.Params, _ *mat.Dense) *mat.Dense {
@@ -324,12 +332,13 @@ func (f *failing) dist() flows.Distribution {
 	}
 }
 
-// TestFitNonFiniteLoss checks that a training loss, a gradient or a
-// validation NLL that is not finite ends the fit with an error naming the
-// epoch and step, and that p is then the best parameters so far: the initial
-// ones when the first epoch fails, else the best epoch's (the last epoch's
-// without validation).
-func TestFitNonFiniteLoss(t *testing.T) {
+// TestFitRecovers checks that a blow-up (a non-finite training loss or
+// gradient, a NaN validation log density, a training NLL that jumps) is
+// recovered from: the parameters of the epoch's start are restored, the
+// rate is halved and the recovery recorded, and the fit goes on; and that
+// one that keeps failing ends with ErrDiverged naming the epoch and step,
+// p restored to the best epoch's parameters.
+func TestFitRecovers(t *testing.T) {
 	rng := flows.NewKey(5).Rand()
 	x := mat.NewDense(100, 2, nil)
 	for i := range 100 {
@@ -338,62 +347,112 @@ func TestFitNonFiniteLoss(t *testing.T) {
 	}
 	// 80 training rows in batches of 20: 4 steps per epoch.
 	for _, tc := range []struct {
-		name                  string
-		failAt, gradAt, valAt int
-		valFraction           float64
-		want                  string
-		epochs, best          int // epochs completed, and the epoch whose parameters p holds
+		name string
+		f    failing
+		want []optim.Recovery
 	}{
-		{"loss in epoch 1", 3, 0, 0, 0.2, "epoch 1, step 3: the training loss is not finite", 0, 0},
-		{"loss in epoch 2", 6, 0, 0, 0.2, "epoch 2, step 6: the training loss is not finite", 1, 1},
-		{"loss in epoch 3", 10, 0, 0, 0.2, "epoch 3, step 10: the training loss is not finite", 2, 2},
-		{"gradient in epoch 2", 0, 7, 0, 0.2, "epoch 2, step 7: the gradient is not finite", 1, 1},
-		{"validation after epoch 2", 0, 0, 2, 0.2, "epoch 2, step 8: the validation NLL is not finite: the log density of row", 1, 1},
-		{"loss without validation", 11, 0, 0, -1, "epoch 3, step 11: the training loss is not finite", 2, 2},
+		{"loss in epoch 2", failing{failFrom: 6, failTo: 6}, []optim.Recovery{{Epoch: 2, Step: 6, LRScale: 0.5}}},
+		{"gradient in epoch 1", failing{gradAt: 3}, []optim.Recovery{{Epoch: 1, Step: 3, LRScale: 0.5}}},
+		{"validation after epoch 2", failing{valAt: 2}, []optim.Recovery{{Epoch: 2, Step: 8, LRScale: 0.5}}},
+		{"loss jumps in epoch 3", failing{jumpAt: 9}, []optim.Recovery{{Epoch: 3, Step: 12, LRScale: 0.5}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p0, base, err := flows.DiagNormal()(flows.NewKey(0), 2, 0)
+			p, base, err := flows.DiagNormal()(flows.NewKey(0), 2, 0)
 			if err != nil {
 				t.Fatal(err)
 			}
-			f := &failing{d: base, failAt: tc.failAt, gradAt: tc.gradAt, valAt: tc.valAt}
-			p := slices.Clone(p0)
-			atEpoch := [][]float64{p0}
-			res, err := optim.Fit(flows.NewKey(1), f.dist(), p, x, nil, optim.FitConfig{
-				BatchSize:   20,
-				LR:          0.05,
-				ValFraction: tc.valFraction,
-				Progress: func(pr optim.Progress) {
-					if !pr.Best {
-						t.Errorf("epoch %d is not the best; the test assumes the NLL falls", pr.Epoch)
+			f := tc.f
+			f.d = base
+			if f.jumpAt > 0 {
+				f.jumpAt, f.failTo = 9, 0 // from step 9 on, until the recovery: see below
+			}
+			d := f.dist()
+			if tc.f.jumpAt > 0 {
+				// The jump lasts one epoch: after the recovery the loss is
+				// the base's again.
+				inner := d.LogPDFVJP
+				d.LogPDFVJP = func(p flows.Params, x, c *mat.Dense) ([]float64, flows.DistPullback) {
+					if f.calls >= 12 {
+						f.jumpAt = 0
 					}
-					atEpoch = append(atEpoch, slices.Clone(p))
-				},
+					return inner(p, x, c)
+				}
+			}
+			res, err := optim.Fit(flows.NewKey(1), d, p, x, nil, optim.FitConfig{
+				BatchSize: 20, LR: 0.05, ValFraction: 0.2, Epochs: 6, Patience: -1,
 			})
-			if err == nil || !strings.HasPrefix(err.Error(), "optim: Fit: "+tc.want) {
-				t.Fatalf("error %v, want one starting %q", err, "optim: Fit: "+tc.want)
+			if err != nil {
+				t.Fatal(err)
 			}
-			t.Log(err)
-			if res.Epochs != tc.epochs || res.BestEpoch != tc.best || len(res.TrainNLL) != tc.epochs {
-				t.Errorf("Epochs %d, BestEpoch %d, %d train NLLs; want %d, %d, %d",
-					res.Epochs, res.BestEpoch, len(res.TrainNLL), tc.epochs, tc.best, tc.epochs)
+			if len(res.Recoveries) != len(tc.want) {
+				t.Fatalf("recoveries %+v, want %+v", res.Recoveries, tc.want)
 			}
-			if !sameBits(p, atEpoch[tc.best]) {
-				t.Errorf("p = %v, want the parameters after epoch %d, %v", p, tc.best, atEpoch[tc.best])
-			}
-			if tc.best > 0 && tc.valFraction > 0 {
-				val, _ := optim.NLLValue(base, p, rowsOf(x, res.ValRows), nil)
-				if val != res.BestValNLL {
-					t.Errorf("validation NLL of p %v, want BestValNLL %v", val, res.BestValNLL)
+			for i, r := range res.Recoveries {
+				w := tc.want[i]
+				if r.Epoch != w.Epoch || r.Step != w.Step || r.LRScale != w.LRScale || r.Reason == "" {
+					t.Errorf("recovery %d: %+v, want %+v", i, r, w)
 				}
 			}
-			if tc.valAt > 0 {
-				want := fmt.Sprintf("row %d of x is -Inf", res.ValRows[3])
-				if !strings.HasSuffix(err.Error(), want) {
-					t.Errorf("error %q does not end %q", err, want)
-				}
+			if res.Epochs != 6 {
+				t.Errorf("%d epochs, want all 6", res.Epochs)
 			}
 		})
+	}
+
+	// A loss that fails at every step from step 6 on: after maxRecoveries
+	// the fit gives up, with p the best (first) epoch's parameters.
+	p0, base, _ := flows.DiagNormal()(flows.NewKey(0), 2, 0)
+	f := &failing{d: base, failFrom: 6, failTo: math.MaxInt}
+	p := slices.Clone(p0)
+	var afterFirst []float64
+	res, err := optim.Fit(flows.NewKey(1), f.dist(), p, x, nil, optim.FitConfig{
+		BatchSize: 20, LR: 0.05, ValFraction: 0.2,
+		Progress: func(pr optim.Progress) {
+			if pr.Epoch == 1 {
+				afterFirst = slices.Clone(p)
+			}
+		},
+	})
+	// Recoveries at steps 6, 7, 8 (epoch 2) and 9 to 12 (epoch 3); the
+	// eighth blow-up, at step 13, ends the fit.
+	if !errors.Is(err, optim.ErrDiverged) || !strings.Contains(err.Error(), "epoch 4, step 13: the training loss is not finite") ||
+		!strings.Contains(err.Error(), "gave up after 7 recoveries") {
+		t.Fatalf("err = %v, want ErrDiverged at epoch 4, step 13", err)
+	}
+	if len(res.Recoveries) != 8 || res.BestEpoch != 1 || !sameBits(p, afterFirst) {
+		t.Errorf("%d recoveries, best epoch %d, p %v; want 8, 1 and the first epoch's %v", len(res.Recoveries), res.BestEpoch, p, afterFirst)
+	}
+}
+
+// TestFitTrimmedValidation: the early-stopping score leaves out the worst
+// tenth of the validation rows, so one validation row far from the rest
+// does not decide which epoch is kept; with ValTrim −1 the score is the
+// plain mean.
+func TestFitTrimmedValidation(t *testing.T) {
+	rng := flows.NewKey(8).Rand()
+	x := mat.NewDense(200, 1, nil)
+	for i := range 200 {
+		x.Set(i, 0, rng.NormFloat64())
+	}
+	p, d, _ := flows.DiagNormal()(flows.NewKey(0), 1, 0)
+	res, err := optim.Fit(flows.NewKey(1), d, p, x, nil, optim.FitConfig{Epochs: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	val := rowsOf(x, res.ValRows)
+	lp := d.LogPDF(p, val, nil)
+	slices.Sort(lp)
+	want := 0.0
+	for _, v := range lp[2:] { // ⌊0.1·20⌋ = 2 rows left out
+		want -= v / 18
+	}
+	if math.Abs(res.BestValScore-want) > 1e-12 || res.BestValNLL == res.BestValScore {
+		t.Errorf("score %v, plain %v; want the trimmed mean %v", res.BestValScore, res.BestValNLL, want)
+	}
+	p2, _, _ := flows.DiagNormal()(flows.NewKey(0), 1, 0)
+	res, err = optim.Fit(flows.NewKey(1), d, p2, x, nil, optim.FitConfig{Epochs: 3, ValTrim: -1})
+	if err != nil || res.BestValScore != res.BestValNLL {
+		t.Errorf("ValTrim −1: score %v, plain %v (%v)", res.BestValScore, res.BestValNLL, err)
 	}
 }
 

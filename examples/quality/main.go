@@ -39,6 +39,9 @@ func main() {
 	kindList := flag.String("kinds", "default", "the kinds to fit, comma-separated (default: the CLI's default)")
 	names := flag.String("names", "wine,diabetes,breast_cancer,digits", "the tables")
 	epochs := flag.Int("epochs", 0, "the most epochs (0: the default)")
+	initName := flag.String("init", "", "the conditioners' init: he or torch (default the Config's)")
+	linear := flag.String("linear", "", "the linear layers' start: orthogonal or permutation (default the Config's)")
+	bound := flag.Float64("logscale", 0, "the affine kinds' log-scale bound (0: the Config's)")
 	flag.Parse()
 	var seeds []uint64
 	for _, s := range strings.Split(*seedList, ",") {
@@ -54,8 +57,19 @@ func main() {
 		fmt.Printf(" %s |", k)
 	}
 	fmt.Println()
+	base := flows.Config{LogScaleBound: *bound}
+	if *initName != "" {
+		if err := base.Init.UnmarshalText([]byte(*initName)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if *linear != "" {
+		if err := base.Linear.UnmarshalText([]byte(*linear)); err != nil {
+			log.Fatal(err)
+		}
+	}
 	for _, name := range strings.Split(*names, ",") {
-		if err := run(*dir, name, kinds, seeds, *epochs); err != nil {
+		if err := run(*dir, name, base, kinds, seeds, *epochs); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -114,7 +128,7 @@ func gaussianNLL(x, test *mat.Dense) float64 {
 }
 
 // run prints one table's row.
-func run(dir, name string, kinds []string, seeds []uint64, epochs int) error {
+func run(dir, name string, base flows.Config, kinds []string, seeds []uint64, epochs int) error {
 	train, val, test := read(dir, name, "train"), read(dir, name, "val"), read(dir, name, "test")
 	x := stack(train.X, val.X)
 	_, d := x.Dims()
@@ -123,7 +137,8 @@ func run(dir, name string, kinds []string, seeds []uint64, epochs int) error {
 		var nlls []float64
 		start := time.Now()
 		for _, seed := range seeds {
-			cfg := flows.Config{Kind: flows.KindMAF, Seed: seed}
+			cfg := base
+			cfg.Kind, cfg.Seed = flows.KindMAF, seed
 			if kind != "default" {
 				cfg.Kind = flows.Kind(kind)
 			}
