@@ -152,6 +152,7 @@ const (
 	defaultLogScaleBound = 3.0
 	defaultInit          = InitTorch
 	defaultLinear        = LinearPermutation
+	defaultScaling       = ScalingRobust
 	// defaultKind is the Kind of a Config without one (see Config.Kind).
 	defaultKind = KindNSFCoupling
 )
@@ -195,6 +196,10 @@ type Config struct {
 	// start (default LinearPermutation; see LinearInit). Other kinds
 	// ignore it, and NewModel sets it to LinearDefault.
 	Linear LinearInit `json:"linear,omitempty"`
+	// Scaling is how NewModel computes the first layer's standardisation
+	// from the data (default ScalingRobust; see Scaling). The model keeps
+	// the result, so Scaling does not change a model once it is made.
+	Scaling Scaling `json:"scaling"`
 	// Seed makes the initial key, NewKey(Seed). The key also draws
 	// structure that is not a parameter (InvertibleLinear's permutation and
 	// signs), so a saved model records it.
@@ -272,6 +277,13 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 	case c.Linear != LinearOrthogonal && c.Linear != LinearPermutation:
 		return c, spec, fmt.Errorf("flows: Config: unknown linear init %v", c.Linear)
 	}
+	switch c.Scaling {
+	case ScalingDefault:
+		c.Scaling = defaultScaling
+	case ScalingRobust, ScalingMoments:
+	default:
+		return c, spec, fmt.Errorf("flows: Config: unknown scaling %v", c.Scaling)
+	}
 	c.Columns, c.Context = slices.Clone(c.Columns), slices.Clone(c.Context)
 	return c, spec, nil
 }
@@ -284,11 +296,68 @@ func (c Config) Validate() error {
 	return err
 }
 
+// Scaling is how NewModel standardises the columns before the first layer.
+type Scaling int
+
+const (
+	// ScalingDefault is Config's default, ScalingRobust.
+	ScalingDefault Scaling = iota
+	// ScalingRobust uses each column's mean and standard deviation without
+	// the values far out (RobustStandardizeFrom): the same as
+	// ScalingMoments for most tables, but a few rows a million scales away
+	// do not stretch the scale and squeeze every other row together.
+	ScalingRobust
+	// ScalingMoments uses each column's mean and standard deviation
+	// (StandardizeFrom).
+	ScalingMoments
+)
+
+// String returns the scaling's name, as in model files: "robust" or
+// "moments" ("default" for ScalingDefault).
+func (s Scaling) String() string {
+	switch s {
+	case ScalingDefault:
+		return "default"
+	case ScalingRobust:
+		return "robust"
+	case ScalingMoments:
+		return "moments"
+	}
+	return fmt.Sprintf("Scaling(%d)", int(s))
+}
+
+// MarshalText returns the scaling's name.
+func (s Scaling) MarshalText() ([]byte, error) {
+	if s != ScalingRobust && s != ScalingMoments { // a file records a resolved scaling
+		return nil, fmt.Errorf("flows: unknown scaling %d", int(s))
+	}
+	return []byte(s.String()), nil
+}
+
+// UnmarshalText sets s to the scaling named text.
+func (s *Scaling) UnmarshalText(text []byte) error {
+	for _, v := range []Scaling{ScalingRobust, ScalingMoments} {
+		if string(text) == v.String() {
+			*s = v
+			return nil
+		}
+	}
+	return fmt.Errorf("flows: unknown scaling %q; want robust or moments", text)
+}
+
+// standardization computes the scaling s of the rows of x.
+func (s Scaling) standardization(x *mat.Dense) (center, scale []float64, err error) {
+	if s == ScalingMoments {
+		return StandardizeFrom(x)
+	}
+	return RobustStandardizeFrom(x)
+}
+
 // equal reports whether c and d are the same configuration.
 func (c Config) equal(d Config) bool {
 	return c.Kind == d.Kind && c.Layers == d.Layers && slices.Equal(c.Hidden, d.Hidden) &&
 		c.Activation == d.Activation && c.Bins == d.Bins && c.Bound == d.Bound && c.Seed == d.Seed &&
-		c.LogScaleBound == d.LogScaleBound && c.Init == d.Init && c.Linear == d.Linear &&
+		c.LogScaleBound == d.LogScaleBound && c.Init == d.Init && c.Linear == d.Linear && c.Scaling == d.Scaling &&
 		slices.Equal(c.Columns, d.Columns) && slices.Equal(c.Context, d.Context)
 }
 
@@ -383,7 +452,7 @@ type Model struct {
 // NewModel makes a model of the data x (n×dim) from cfg (zero fields take
 // the defaults documented on Config), conditional on the context c (n rows
 // of contextDim columns, one per row of x) when c is not nil: it computes
-// the standardisations from x and c (StandardizeFrom), builds Standardize
+// the standardisations from x and c (as cfg.Scaling says), builds Standardize
 // followed by cfg.Layers blocks of cfg.Kind and a Normal prior, draws the
 // initial parameters from NewKey(cfg.Seed), and runs the data-dependent
 // initialisation (InitFromData, which sets Glow's ActNorm layers) on x. The
@@ -406,7 +475,7 @@ func NewModel(cfg Config, x, c *mat.Dense) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	mean, scale, err := StandardizeFrom(x)
+	mean, scale, err := cfg.Scaling.standardization(x)
 	if err != nil {
 		return nil, err
 	}
@@ -415,7 +484,7 @@ func NewModel(cfg Config, x, c *mat.Dense) (*Model, error) {
 		if r, _ := c.Dims(); r != x.RawMatrix().Rows {
 			return nil, fmt.Errorf("flows: NewModel: %d context rows for %d data rows", r, x.RawMatrix().Rows)
 		}
-		if cmean, cscale, err = StandardizeFrom(c); err != nil {
+		if cmean, cscale, err = cfg.Scaling.standardization(c); err != nil {
 			return nil, fmt.Errorf("flows: NewModel: context: %w", err)
 		}
 	}

@@ -348,8 +348,9 @@ func decodeModel(data []byte) (*Model, error) {
 }
 
 // v1Config migrates the configuration of a version 1 file, which predates
-// the settings LogScaleBound, Init and Linear: it sets them to what every
-// model then was made with (bound 3, InitHe, LinearOrthogonal), so that Load
+// the settings LogScaleBound, Init, Linear and Scaling: it sets them to what
+// every model then was made with (bound 3, InitHe, LinearOrthogonal,
+// ScalingMoments), so that Load
 // rebuilds the same function (InvertibleLinear's permutation and signs
 // depend on Linear).
 func v1Config(c Config) Config {
@@ -362,6 +363,7 @@ func v1Config(c Config) Config {
 		}
 	}
 	c.Init = InitHe
+	c.Scaling = ScalingMoments
 	return c
 }
 
@@ -438,7 +440,7 @@ func parse(data []byte, version uint32) (*Model, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fileErrorf(ErrMalformed, "header: data after the JSON object")
 	}
-	if version == 1 && (h.Columns != nil || h.Context != nil || h.ContextDim != 0 || h.LogScaleBound != 0 || h.Init != 0 || h.Linear != 0) {
+	if version == 1 && (h.Columns != nil || h.Context != nil || h.ContextDim != 0 || h.LogScaleBound != 0 || h.Init != 0 || h.Linear != 0 || h.Scaling != 0) {
 		return nil, fileErrorf(ErrMalformed, "header: a version 1 file has no column names, context or init settings")
 	}
 	cfg := h.Config

@@ -144,7 +144,7 @@ func TestSaveFormat(t *testing.T) {
 		t.Errorf("version %d", v)
 	}
 	j := int(binary.LittleEndian.Uint32(b[12:]))
-	want := `{"kind":"realnvp","layers":3,"hidden":[16,16],"activation":"SiLU","logScaleBound":3,"init":"torch","seed":"9223372036854788153","dim":2}`
+	want := `{"kind":"realnvp","layers":3,"hidden":[16,16],"activation":"SiLU","logScaleBound":3,"init":"torch","scaling":"robust","seed":"9223372036854788153","dim":2}`
 	if got := string(b[16 : 16+j]); got != want {
 		t.Errorf("header\n%s\nwant\n%s", got, want)
 	}
@@ -167,7 +167,7 @@ func TestSaveFormat(t *testing.T) {
 	s := persistModel(t, KindNSFCoupling, 2)
 	b = encode(t, s)
 	j = int(binary.LittleEndian.Uint32(b[12:]))
-	want = `{"kind":"nsf-coupling","layers":3,"hidden":[16,16],"activation":"SiLU","bins":8,"bound":3,"init":"torch","linear":"permutation","seed":"9223372036854788153","dim":2}`
+	want = `{"kind":"nsf-coupling","layers":3,"hidden":[16,16],"activation":"SiLU","bins":8,"bound":3,"init":"torch","linear":"permutation","scaling":"robust","seed":"9223372036854788153","dim":2}`
 	if got := string(b[16 : 16+j]); got != want {
 		t.Errorf("header\n%s\nwant\n%s", got, want)
 	}

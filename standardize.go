@@ -142,44 +142,94 @@ func (f *fixedAffine) pullback(dout *mat.Dense, inverse bool) *mat.Dense {
 // It returns an error for a nil or empty x, and for a NaN or ±Inf entry,
 // naming its row and column (counting from 0).
 func StandardizeFrom(x *mat.Dense) (mean, scale []float64, err error) {
-	if x == nil || x.IsEmpty() {
-		return nil, nil, fmt.Errorf("flows: StandardizeFrom: no data")
+	if err := checkTable("StandardizeFrom", x); err != nil {
+		return nil, nil, err
 	}
-	n, dim := x.Dims()
-	big := make([]float64, dim) // max |x_j| per column
+	_, dim := x.Dims()
+	mean, scale = make([]float64, dim), make([]float64, dim)
+	for j := range dim {
+		m, sd, big := momentsOf(mat.Col(nil, j, x))
+		if sd <= actNormConstTol*max(1, big) {
+			sd = 1
+		}
+		mean[j], scale[j] = m, sd
+	}
+	return mean, scale, nil
+}
+
+// RobustStandardizeFrom returns, for each column, the mean and population
+// standard deviation of its values after leaving out those more than
+// OutlierScales robust scales from its median (the robust scale being
+// 1.4826·MAD, or the interquartile range over 1.349 where more than half
+// the values are equal, or the standard deviation where that is 0 too), for
+// Standardize. Without such values it is StandardizeFrom's result, bit for
+// bit; with them, a few rows far out (a value a million scales away) do not
+// stretch the scale and squeeze every other row together. A constant
+// column gets scale 1. It returns StandardizeFrom's errors.
+func RobustStandardizeFrom(x *mat.Dense) (mean, scale []float64, err error) {
+	if err := checkTable("RobustStandardizeFrom", x); err != nil {
+		return nil, nil, err
+	}
+	center, rscale := robustStats(x)
+	_, dim := x.Dims()
+	mean, scale = make([]float64, dim), make([]float64, dim)
+	for j := range dim {
+		col := mat.Col(nil, j, x)
+		kept := col[:0:0]
+		for _, v := range col {
+			if math.Abs(v-center[j]) <= OutlierScales*rscale[j] {
+				kept = append(kept, v)
+			}
+		}
+		if len(kept) == len(col) {
+			kept = col
+		}
+		m, sd, big := momentsOf(kept)
+		if sd <= actNormConstTol*max(1, big) {
+			sd = 1
+		}
+		mean[j], scale[j] = m, sd
+	}
+	return mean, scale, nil
+}
+
+// checkTable returns an error naming who for a nil or empty x, and for the
+// first NaN or ±Inf entry, naming its row and column (counting from 0).
+func checkTable(who string, x *mat.Dense) error {
+	if x == nil || x.IsEmpty() {
+		return fmt.Errorf("flows: %s: no data", who)
+	}
+	n, _ := x.Dims()
 	for i := range n {
 		for j, v := range x.RawRowView(i) {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, nil, fmt.Errorf("flows: StandardizeFrom: row %d, column %d is %v", i, j, v)
+				return fmt.Errorf("flows: %s: row %d, column %d is %v", who, i, j, v)
 			}
-			big[j] = max(big[j], math.Abs(v))
 		}
 	}
-	mean = make([]float64, dim)
-	scale = make([]float64, dim)
-	for j := range dim {
-		s := big[j]
-		if s == 0 {
-			scale[j] = 1 // an all-zero column
-			continue
-		}
-		// Work with u = x/s ∈ [−1, 1], so no sum can overflow.
-		sum := 0.0
-		for i := range n {
-			sum += x.At(i, j) / s
-		}
-		mu := sum / float64(n)
-		ss := 0.0
-		for i := range n {
-			d := x.At(i, j)/s - mu
-			ss += d * d
-		}
-		mean[j] = mu * s
-		sd := math.Sqrt(ss/float64(n)) * s
-		if sd <= actNormConstTol*max(1, s) {
-			sd = 1
-		}
-		scale[j] = sd
+	return nil
+}
+
+// momentsOf returns the mean and population standard deviation of v and
+// its largest magnitude, computed on v scaled by that magnitude so that no
+// sum overflows for finite v (0, 0, 0 for an all-zero v).
+func momentsOf(v []float64) (mean, sd, big float64) {
+	for _, x := range v {
+		big = max(big, math.Abs(x))
 	}
-	return mean, scale, nil
+	if big == 0 {
+		return 0, 0, 0
+	}
+	n := float64(len(v))
+	sum := 0.0
+	for _, x := range v {
+		sum += x / big
+	}
+	mu := sum / n
+	ss := 0.0
+	for _, x := range v {
+		d := x/big - mu
+		ss += d * d
+	}
+	return mu * big, math.Sqrt(ss/n) * big, big
 }

@@ -33,6 +33,9 @@ import (
 	"github.com/gonormflows/flows/table"
 )
 
+// valTrim is the -valtrim flag.
+var valTrim *float64
+
 func main() {
 	dir := flag.String("tables", "tables", "the folder export.py wrote")
 	seedList := flag.String("seeds", "1,2,3,4,5", "the seeds, comma-separated")
@@ -42,6 +45,8 @@ func main() {
 	initName := flag.String("init", "", "the conditioners' init: he or torch (default the Config's)")
 	linear := flag.String("linear", "", "the linear layers' start: orthogonal or permutation (default the Config's)")
 	bound := flag.Float64("logscale", 0, "the affine kinds' log-scale bound (0: the Config's)")
+	scaling := flag.String("scaling", "", "the standardisation: robust or moments (default the Config's)")
+	valTrim = flag.Float64("valtrim", 0, "the fraction of validation rows the early-stopping score leaves out (0: Fit's default, negative: none)")
 	flag.Parse()
 	var seeds []uint64
 	for _, s := range strings.Split(*seedList, ",") {
@@ -60,6 +65,11 @@ func main() {
 	base := flows.Config{LogScaleBound: *bound}
 	if *initName != "" {
 		if err := base.Init.UnmarshalText([]byte(*initName)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if *scaling != "" {
+		if err := base.Scaling.UnmarshalText([]byte(*scaling)); err != nil {
 			log.Fatal(err)
 		}
 	}
@@ -138,7 +148,7 @@ func run(dir, name string, base flows.Config, kinds []string, seeds []uint64, ep
 		start := time.Now()
 		for _, seed := range seeds {
 			cfg := base
-			cfg.Kind, cfg.Seed = flows.KindMAF, seed
+			cfg.Seed = seed
 			if kind != "default" {
 				cfg.Kind = flows.Kind(kind)
 			}
@@ -146,7 +156,7 @@ func run(dir, name string, base flows.Config, kinds []string, seeds []uint64, ep
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", name, kind, err)
 			}
-			if _, err := optim.FitModel(m, x, nil, optim.FitConfig{Epochs: epochs}); err != nil {
+			if _, err := optim.FitModel(m, x, nil, optim.FitConfig{Epochs: epochs, ValTrim: *valTrim}); err != nil {
 				fmt.Fprintf(os.Stderr, "%s %s seed %d: %v\n", name, kind, seed, err)
 			}
 			nlls = append(nlls, meanNLL(m.LogPDF(test.X, nil)))

@@ -1,0 +1,289 @@
+package flows
+
+// Audit: what in a table would silently ruin a fit, found before fitting.
+//
+// A flow maximises likelihood, and some tables let it do that without
+// learning anything: a constant column (or one whose values differ only by
+// rounding) has no density, so the likelihood grows without bound as the
+// flow squeezes it; many duplicated rows are spikes the flow can collapse
+// onto; integer-valued columns are lattices, not densities; one row a
+// million scales out stretches a standardisation by moments so far that
+// every other row sits at one point. Audit names each such column (or the
+// rows), and Model, the CLI, the server and the Beam pipelines decide from
+// its findings: refuse, drop, dequantise, or warn.
+//
+// The robust location and scale (RobustStandardizeFrom) are the median and
+// 1.4826·MAD, the median absolute deviation scaled to the standard
+// deviation of a normal; where more than half the values are equal (MAD 0)
+// the interquartile range over 1.349, and where that is 0 too, the
+// standard deviation. A row is an outlier when some value lies more than
+// OutlierScales robust scales from its column's median.
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"strings"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// Audit thresholds.
+const (
+	// OutlierScales is how many robust scales from the median a value must
+	// lie for its row to be reported as an outlier.
+	OutlierScales = 50
+	// auditFewValues is the most distinct values of a column reported as
+	// few-valued.
+	auditFewValues = 20
+	// auditNearConstant is the relative spread (max − min)/max(|min|,
+	// |max|) under which distinct values differ only by rounding.
+	auditNearConstant = 1e-9
+	// auditMaxRows is how many rows a finding lists.
+	auditMaxRows = 10
+)
+
+// Issue is the kind of a Finding.
+type Issue int
+
+const (
+	// Constant: the column takes one value. A fit cannot use it: the
+	// likelihood grows without bound. Refuse, or drop the column.
+	Constant Issue = iota + 1
+	// NearConstant: the column's values differ only at the level of
+	// rounding (relative spread below 1e-9). Refuse, or drop it.
+	NearConstant
+	// Integers: the column holds integers only (a count, a code, a
+	// pixel). Fitted as continuous, its density is spikes at the integers
+	// and samples come out between them; dequantise it.
+	Integers
+	// FewValues: the column takes few distinct values (at most 20), not
+	// all integers: a category or a rounded measurement.
+	FewValues
+	// Outliers: some rows lie far out (more than OutlierScales robust
+	// scales from a column's median). Robust standardisation keeps them
+	// from stretching the scale; check that they are not errors.
+	Outliers
+	// Duplicates: some rows repeat earlier rows exactly. Many duplicates
+	// are spikes a flow collapses onto.
+	Duplicates
+)
+
+// String names the issue.
+func (i Issue) String() string {
+	switch i {
+	case Constant:
+		return "constant"
+	case NearConstant:
+		return "near-constant"
+	case Integers:
+		return "integers"
+	case FewValues:
+		return "few values"
+	case Outliers:
+		return "outliers"
+	case Duplicates:
+		return "duplicates"
+	}
+	return fmt.Sprintf("Issue(%d)", int(i))
+}
+
+// Finding is one thing Audit noticed.
+type Finding struct {
+	Issue Issue
+	// Column is the column concerned (from 0), or −1 for a finding about
+	// rows (Duplicates); Name is its name.
+	Column int
+	Name   string
+	// Rows lists rows concerned (outliers, duplicates), at most ten, from
+	// 0; Count is how many there are in all.
+	Rows  []int
+	Count int
+	// Message says what was found and what to do, naming the column.
+	Message string
+}
+
+// Fatal reports whether the finding makes a fit meaningless unless the
+// column is dropped (Constant, NearConstant).
+func (f Finding) Fatal() bool { return f.Issue == Constant || f.Issue == NearConstant }
+
+// Audit examines the rows of x (n×d, finite values) whose columns are
+// called names (nil: "x0", "x1", …) and returns its findings, columns in
+// order, then rows. It reads x only.
+func Audit(x *mat.Dense, names []string) []Finding {
+	n, d := x.Dims()
+	name := func(j int) string {
+		if j < len(names) && names[j] != "" {
+			return names[j]
+		}
+		return fmt.Sprintf("x%d", j)
+	}
+	var out []Finding
+	center, scale := robustStats(x)
+	outlierRows := map[int]bool{}
+	var outlierList []int
+	for j := range d {
+		col := mat.Col(nil, j, x)
+		sorted := slices.Sorted(slices.Values(col))
+		lo, hi := sorted[0], sorted[n-1]
+		distinct := 1
+		for i := 1; i < n; i++ {
+			if sorted[i] != sorted[i-1] {
+				distinct++
+			}
+		}
+		label := fmt.Sprintf("column %d (%q)", j, name(j))
+		switch {
+		case distinct == 1:
+			out = append(out, Finding{Issue: Constant, Column: j, Name: name(j),
+				Message: fmt.Sprintf("%s is constant (every row is %v): it has no density; drop it", label, lo)})
+			continue
+		case hi-lo <= auditNearConstant*max(math.Abs(lo), math.Abs(hi)):
+			out = append(out, Finding{Issue: NearConstant, Column: j, Name: name(j),
+				Message: fmt.Sprintf("%s is constant up to rounding (%v to %v): it has no density; drop it", label, lo, hi)})
+			continue
+		}
+		integers := true
+		for _, v := range sorted {
+			if v != math.Trunc(v) {
+				integers = false
+				break
+			}
+		}
+		switch {
+		case integers:
+			what := fmt.Sprintf("%d distinct values", distinct)
+			if distinct <= auditFewValues {
+				what = fmt.Sprintf("%d values", distinct)
+			}
+			out = append(out, Finding{Issue: Integers, Column: j, Name: name(j),
+				Message: fmt.Sprintf("%s holds integers only (%s, %v to %v): a density of it is spikes at the integers; dequantise it", label, what, lo, hi)})
+		case distinct <= auditFewValues:
+			out = append(out, Finding{Issue: FewValues, Column: j, Name: name(j),
+				Message: fmt.Sprintf("%s takes only %d distinct values (%v to %v): a category or a rounded measurement, fitted as continuous", label, distinct, lo, hi)})
+		}
+		var rows []int
+		for i, v := range col {
+			if math.Abs(v-center[j]) > OutlierScales*scale[j] {
+				rows = append(rows, i)
+				if !outlierRows[i] {
+					outlierRows[i] = true
+					outlierList = append(outlierList, i)
+				}
+			}
+		}
+		if len(rows) > 0 {
+			out = append(out, Finding{Issue: Outliers, Column: j, Name: name(j), Rows: rows[:min(len(rows), auditMaxRows)], Count: len(rows),
+				Message: fmt.Sprintf("%s: %d %s more than %d robust scales (%.4g) from the median %.4g: %s; check them",
+					label, len(rows), plural(len(rows), "row lies", "rows lie"), OutlierScales, scale[j], center[j], rowList(rows, col))})
+		}
+	}
+	if dups := duplicateRows(x); len(dups) > 0 {
+		out = append(out, Finding{Issue: Duplicates, Column: -1, Rows: dups[:min(len(dups), auditMaxRows)], Count: len(dups),
+			Message: fmt.Sprintf("%d of %d rows (%.1f%%) repeat an earlier row exactly (rows %s): many duplicates are spikes a flow collapses onto",
+				len(dups), n, 100*float64(len(dups))/float64(n), intList(dups))})
+	}
+	return out
+}
+
+// plural returns one for n = 1, else many.
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+// rowList names rows with their values, the first few.
+func rowList(rows []int, col []float64) string {
+	var b strings.Builder
+	for k, i := range rows[:min(len(rows), 5)] {
+		if k > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "row %d (%v)", i, col[i])
+	}
+	if len(rows) > 5 {
+		fmt.Fprintf(&b, " and %d more", len(rows)-5)
+	}
+	return b.String()
+}
+
+// intList lists the first few integers.
+func intList(v []int) string {
+	s := make([]string, 0, 6)
+	for _, i := range v[:min(len(v), 5)] {
+		s = append(s, fmt.Sprint(i))
+	}
+	if len(v) > 5 {
+		s = append(s, fmt.Sprintf("and %d more", len(v)-5))
+	}
+	return strings.Join(s, ", ")
+}
+
+// duplicateRows returns the rows that repeat an earlier row exactly (bit for
+// bit), in order.
+func duplicateRows(x *mat.Dense) []int {
+	n, d := x.Dims()
+	seen := make(map[string]bool, n)
+	var dups []int
+	key := make([]byte, 8*d)
+	for i := range n {
+		for j, v := range x.RawRowView(i) {
+			b := math.Float64bits(v)
+			for k := range 8 {
+				key[8*j+k] = byte(b >> (8 * k))
+			}
+		}
+		if seen[string(key)] {
+			dups = append(dups, i)
+			continue
+		}
+		seen[string(key)] = true
+	}
+	return dups
+}
+
+// robustStats returns each column's median and robust scale (see the file
+// comment); a constant column gets scale 1.
+func robustStats(x *mat.Dense) (center, scale []float64) {
+	n, d := x.Dims()
+	center, scale = make([]float64, d), make([]float64, d)
+	dev := make([]float64, n)
+	for j := range d {
+		col := slices.Sorted(slices.Values(mat.Col(nil, j, x)))
+		med := quantileSorted(col, 0.5)
+		for i, v := range col {
+			dev[i] = math.Abs(v - med)
+		}
+		slices.Sort(dev)
+		s := 1.4826 * quantileSorted(dev, 0.5)
+		if !(s > 0) || math.IsInf(s, 0) {
+			s = (quantileSorted(col, 0.75) - quantileSorted(col, 0.25)) / 1.349
+		}
+		if !(s > 0) || math.IsInf(s, 0) {
+			_, sd, _ := momentsOf(col)
+			s = sd
+		}
+		if !(s > 0) || math.IsInf(s, 0) {
+			s = 1
+		}
+		center[j], scale[j] = med, s
+	}
+	return center, scale
+}
+
+// quantileSorted returns the q-quantile of sorted values by linear
+// interpolation between order statistics.
+func quantileSorted(v []float64, q float64) float64 {
+	if len(v) == 1 {
+		return v[0]
+	}
+	pos := q * float64(len(v)-1)
+	i := int(pos)
+	if i >= len(v)-1 {
+		return v[len(v)-1]
+	}
+	f := pos - float64(i)
+	return v[i] + f*(v[i+1]-v[i])
+}
