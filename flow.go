@@ -2,6 +2,7 @@ package flows
 
 import (
 	"fmt"
+	"math"
 
 	"gonum.org/v1/gonum/mat"
 )
@@ -22,7 +23,12 @@ import (
 //
 // The pullback of LogPDF reaches both parts, through the bijection's
 // log-det as well as its output, and the context through every layer that
-// reads it. Latent is the bijection's Direct. When the bijection has a
+// reads it. A finite row whose values overflow inside the bijection (values
+// beyond about 1e150 of the data's scale, where an intermediate product or
+// sum passes MaxFloat64 and leaves Inf − Inf = NaN) gets log density −Inf:
+// the row is beyond what float64 represents at the model's scale, and its
+// density there is 0 in floating point. So the log density of a finite row
+// is a number or −Inf, never NaN; a row holding NaN gives NaN. Latent is the bijection's Direct. When the bijection has a
 // data-dependent initialisation (ActNorm anywhere in a Serial stack), the
 // flow's InitFromData runs it; likewise UpdateState.
 func Flow(bijection InitFunc, prior DistInitFunc) DistInitFunc {
@@ -53,6 +59,7 @@ func Flow(bijection InitFunc, prior DistInitFunc) DistInitFunc {
 				z, ld := b.Direct(bp, x, c)
 				lp := prior.LogPDF(priorp, z, c)
 				addTo(lp, ld)
+				overflowToZero(lp, x, c)
 				return lp
 			},
 			Sample: func(key Key, p Params, n int, c *mat.Dense) *mat.Dense {
@@ -65,6 +72,7 @@ func Flow(bijection InitFunc, prior DistInitFunc) DistInitFunc {
 				z, ld, bback := b.DirectVJP(bp, x, c)
 				lp, pback := prior.LogPDFVJP(priorp, z, c)
 				addTo(lp, ld)
+				overflowToZero(lp, x, c)
 				return lp, func(dLogp []float64, dp Params, dc *mat.Dense) *mat.Dense {
 					checkParams("Flow pullback", dp, np)
 					// log p = prior(z) + logDet: the prior's pullback gives
@@ -93,4 +101,27 @@ func Flow(bijection InitFunc, prior DistInitFunc) DistInitFunc {
 		}
 		return p, d, nil
 	}
+}
+
+// overflowToZero sets lp[i] to −Inf where it is NaN and row i of x (and of
+// c) is finite: an overflow inside the flow, not bad data.
+func overflowToZero(lp []float64, x, c *mat.Dense) {
+	for i, v := range lp {
+		if v == v {
+			continue
+		}
+		if finiteRow(x, i) && (c == nil || c.IsEmpty() || finiteRow(c, i)) {
+			lp[i] = math.Inf(-1)
+		}
+	}
+}
+
+// finiteRow reports whether every entry of row i of m is finite.
+func finiteRow(m *mat.Dense, i int) bool {
+	for _, v := range m.RawRowView(i) {
+		if v-v != 0 {
+			return false
+		}
+	}
+	return true
 }

@@ -1,0 +1,122 @@
+package flows_test
+
+import (
+	"math"
+	"strings"
+	"testing"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/optim"
+)
+
+// messy returns 500 rows of two normal columns, then applies edit.
+func messy(edit func(x *mat.Dense)) *mat.Dense {
+	rng := flows.NewKey(31).Rand()
+	x := mat.NewDense(500, 2, nil)
+	for i := range 500 {
+		x.SetRow(i, []float64{rng.NormFloat64(), 2 + 3*rng.NormFloat64()})
+	}
+	if edit != nil {
+		edit(x)
+	}
+	return x
+}
+
+// TestAuditMessages checks each messy-data case of the quality issue: the
+// finding and the message it produces, naming the column or the rows.
+func TestAuditMessages(t *testing.T) {
+	names := []string{"a", "b"}
+	for _, tc := range []struct {
+		name  string
+		x     *mat.Dense
+		issue flows.Issue
+		want  string
+	}{
+		{"constant", messy(func(x *mat.Dense) {
+			for i := range 500 {
+				x.Set(i, 1, 7)
+			}
+		}), flows.Constant, `column 1 ("b") is constant (every row is 7): it has no density; drop it`},
+		{"near-constant", messy(func(x *mat.Dense) {
+			for i := range 500 {
+				x.Set(i, 0, 1000+float64(i%3)*1e-10)
+			}
+		}), flows.NearConstant, `column 0 ("a") is constant up to rounding (1000 to 1000.0000000002)`},
+		{"outlier", messy(func(x *mat.Dense) { x.SetRow(123, []float64{1e6, -1e6}) }), flows.Outliers,
+			`column 0 ("a"): 1 row lies more than 50 robust scales`},
+		{"integers", messy(func(x *mat.Dense) {
+			for i := range 500 {
+				x.Set(i, 1, float64(i%2))
+			}
+		}), flows.Integers, `column 1 ("b") holds integers only (2 values, 0 to 1)`},
+		{"few values", messy(func(x *mat.Dense) {
+			for i := range 500 {
+				x.Set(i, 0, 0.5*float64(i%3))
+			}
+		}), flows.FewValues, `column 0 ("a") takes only 3 distinct values (0 to 1)`},
+		{"duplicates", messy(func(x *mat.Dense) {
+			for i := 250; i < 500; i++ {
+				x.SetRow(i, x.RawRowView(i-250))
+			}
+		}), flows.Duplicates, "250 of 500 rows (50.0%) repeat an earlier row exactly (rows 250, 251, 252, 253, 254, and 245 more)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var got *flows.Finding
+			for _, f := range flows.Audit(tc.x, names) {
+				if f.Issue == tc.issue {
+					got = &f
+					break
+				}
+			}
+			if got == nil || !strings.Contains(got.Message, tc.want) {
+				t.Fatalf("findings %+v, want a %v one saying %q", flows.Audit(tc.x, names), tc.issue, tc.want)
+			}
+			if tc.issue == flows.Outliers && (got.Count != 1 || got.Rows[0] != 123 || !strings.Contains(got.Message, "row 123 (1e+06)")) {
+				t.Errorf("outlier finding %+v, want row 123", got)
+			}
+			if got.Fatal() != (tc.issue == flows.Constant || tc.issue == flows.NearConstant) {
+				t.Errorf("%v: Fatal() = %v", tc.issue, got.Fatal())
+			}
+		})
+	}
+	if f := flows.Audit(messy(nil), names); len(f) != 0 {
+		t.Errorf("clean data: findings %+v", f)
+	}
+}
+
+// TestRobustScalingOutlier: one row at (10⁶, −10⁶) among 500 stretches a
+// standardisation by moments to a scale of ~4.5·10⁴, and the other rows'
+// validation NLL with it; the default (robust) scaling leaves it out, and
+// the fit is as good as without the row.
+func TestRobustScalingOutlier(t *testing.T) {
+	x := messy(func(x *mat.Dense) { x.SetRow(0, []float64{1e6, -1e6}) })
+	_, scale, err := flows.StandardizeFrom(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, robust, err := flows.RobustStandardizeFrom(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if scale[0] < 1e4 || robust[0] > 1.5 || robust[1] > 4.5 {
+		t.Errorf("moments' scale %v, robust %v", scale, robust)
+	}
+	clean := x.Slice(1, 500, 0, 2).(*mat.Dense)
+	nll := func(s flows.Scaling) float64 {
+		m, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: 2, Hidden: []int{16}, Scaling: s}, x, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := optim.FitModel(m, x, nil, optim.FitConfig{Epochs: 30}); err != nil {
+			t.Fatal(err)
+		}
+		v, _ := optim.NLLValue(m.Dist, m.Params, clean, nil)
+		return v
+	}
+	if r, mo := nll(flows.ScalingRobust), nll(flows.ScalingMoments); !(r < 4.5 && mo > r+2) {
+		t.Errorf("NLL of the other rows: robust %.3f, moments %.3f; want robust near the truth (%.2f) and moments far worse",
+			r, mo, 0.5*math.Log(2*math.Pi*math.E)*2+math.Log(3))
+	}
+}
