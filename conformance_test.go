@@ -15,6 +15,7 @@ import (
 	"go/parser"
 	"go/token"
 	"io/fs"
+	"math"
 	"slices"
 	"strings"
 	"testing"
@@ -51,6 +52,14 @@ var registry = map[string]registryEntry{
 	"AffineCouplingBound": {bijections: bij("AffineCouplingBound", flows.AffineCouplingBound(regMLP, 1.5), 4)},
 	"AffineCouplingSplit": {bijections: bij("AffineCouplingSplit", flows.AffineCouplingSplit(regMLP, flows.MLP([]int{6}, flows.ReLU)), 3)},
 	"AdditiveCoupling":    {bijections: bij("AdditiveCoupling", flows.AdditiveCoupling(regMLP), 3)},
+	"Bounded": {bijections: func(cdim int) []flowstest.Bijection {
+		inf := math.Inf(1)
+		return []flowstest.Bijection{
+			// Two-sided, bounded below, bounded above, open.
+			{Name: "Bounded", Init: flows.Bounded([]float64{-6, -9, -inf, -inf}, []float64{7, inf, 8, inf}), Dim: 4, ContextDim: cdim},
+			{Name: "Bounded/unit", Init: flows.Bounded([]float64{0, 0}, []float64{1, 1}), Dim: 2, ContextDim: cdim, Inputs: unitInputs},
+		}
+	}},
 	"BatchNorm": {bijections: func(cdim int) []flowstest.Bijection {
 		const dim, rows = 3, 6
 		cfg := flows.BatchNormConfig{Momentum: 0.1, Eps: 1e-5}

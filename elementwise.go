@@ -52,7 +52,7 @@ func Sigmoid() InitFunc {
 		if err := checkDim("Sigmoid", dim, 1); err != nil {
 			return nil, Bijection{}, err
 		}
-		return Params{}, elementwise("Sigmoid", dim, sigmoidMap, logitMap), nil
+		return Params{}, elementwise("Sigmoid", dim, sameMap(sigmoidMap, dim), sameMap(logitMap, dim)), nil
 	}
 }
 
@@ -83,7 +83,7 @@ func Logit() InitFunc {
 		if err := checkDim("Logit", dim, 1); err != nil {
 			return nil, Bijection{}, err
 		}
-		return Params{}, elementwise("Logit", dim, logitMap, sigmoidMap), nil
+		return Params{}, elementwise("Logit", dim, sameMap(logitMap, dim), sameMap(sigmoidMap, dim)), nil
 	}
 }
 
@@ -146,13 +146,22 @@ func elemSoftplus(x float64) float64 {
 	return math.Max(x, 0) + math.Log1p(math.Exp(-math.Abs(x)))
 }
 
-// elementwise builds the Bijection whose Direct applies fwd and whose
-// Inverse applies inv to every entry, with the log-det the row sum of the
-// entries' terms.
-func elementwise(who string, dim int, fwd, inv elemMap) Bijection {
+// sameMap returns dim copies of f, for elementwise.
+func sameMap(f elemMap, dim int) []elemMap {
+	fs := make([]elemMap, dim)
+	for j := range fs {
+		fs[j] = f
+	}
+	return fs
+}
+
+// elementwise builds the Bijection whose Direct applies fwd[j] and whose
+// Inverse applies inv[j] to every entry of column j, with the log-det the
+// row sum of the entries' terms.
+func elementwise(who string, dim int, fwd, inv []elemMap) Bijection {
 	// run applies f to every entry of m; with keep it also returns the
 	// derivatives dy and dld, entry by entry, for a pullback.
-	run := func(f elemMap, p Params, m *mat.Dense, keep bool) (out *mat.Dense, logDet, dy, dld []float64) {
+	run := func(f []elemMap, p Params, m *mat.Dense, keep bool) (out *mat.Dense, logDet, dy, dld []float64) {
 		checkWidth(who, m, dim)
 		checkParams(who, p, 0)
 		xs, n, _ := rawRows(m)
@@ -164,7 +173,7 @@ func elementwise(who string, dim int, fwd, inv elemMap) Bijection {
 		for i := 0; i < n; i++ {
 			var s float64
 			for j := i * dim; j < (i+1)*dim; j++ {
-				y, ld, d, dl := f(xs[j])
+				y, ld, d, dl := f[j-i*dim](xs[j])
 				ys[j] = y
 				s += ld
 				if keep {
@@ -175,7 +184,7 @@ func elementwise(who string, dim int, fwd, inv elemMap) Bijection {
 		}
 		return mat.NewDense(n, dim, ys), logDet, dy, dld
 	}
-	vjp := func(f elemMap, p Params, m *mat.Dense) (*mat.Dense, []float64, Pullback) {
+	vjp := func(f []elemMap, p Params, m *mat.Dense) (*mat.Dense, []float64, Pullback) {
 		out, logDet, dy, dld := run(f, p, m, true)
 		n := len(logDet)
 		back := func(g *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
