@@ -211,6 +211,19 @@ type Config struct {
 	// Context names the context columns of a conditional model, in order:
 	// optional, and when given, one name per context column.
 	Context []string `json:"context,omitempty"`
+	// Dequantize lists the columns (counting from 0) that hold integers:
+	// counts, ratings, pixels. The flow is then a density of x + u, u
+	// uniform on (0, 1), fitted with fresh noise on every minibatch
+	// (optim.FitModel); LogPDF scores such a column at its cell's middle,
+	// ⌊x⌋ + ½, and Sample floors it, so that samples are integers (see
+	// domain.go). Fitting needs integer values there.
+	Dequantize []int `json:"dequantize,omitempty"`
+	// Bounds lists columns whose values cannot leave an interval (a
+	// proportion, a price, a dequantised pixel's [0, 256)): the flow
+	// starts with the fixed Bounded layer on them, so that its density is
+	// zero outside and its samples stay inside. A dequantised column's
+	// bounds hold its cells: k ≥ Lo and k + 1 ≤ Hi.
+	Bounds []Bound `json:"bounds,omitempty"`
 }
 
 // withDefaults returns c with its zero fields replaced by their defaults,
@@ -285,6 +298,9 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 		return c, spec, fmt.Errorf("flows: Config: unknown scaling %v", c.Scaling)
 	}
 	c.Columns, c.Context = slices.Clone(c.Columns), slices.Clone(c.Context)
+	c.Dequantize, c.Bounds = slices.Clone(c.Dequantize), slices.Clone(c.Bounds)
+	slices.Sort(c.Dequantize)
+	slices.SortStableFunc(c.Bounds, func(a, b Bound) int { return a.Column - b.Column })
 	return c, spec, nil
 }
 
@@ -358,7 +374,8 @@ func (c Config) equal(d Config) bool {
 	return c.Kind == d.Kind && c.Layers == d.Layers && slices.Equal(c.Hidden, d.Hidden) &&
 		c.Activation == d.Activation && c.Bins == d.Bins && c.Bound == d.Bound && c.Seed == d.Seed &&
 		c.LogScaleBound == d.LogScaleBound && c.Init == d.Init && c.Linear == d.Linear && c.Scaling == d.Scaling &&
-		slices.Equal(c.Columns, d.Columns) && slices.Equal(c.Context, d.Context)
+		slices.Equal(c.Columns, d.Columns) && slices.Equal(c.Context, d.Context) &&
+		slices.Equal(c.Dequantize, d.Dequantize) && slices.Equal(c.Bounds, d.Bounds)
 }
 
 // checkNames returns an error when names is given but does not name each of
@@ -444,8 +461,9 @@ type Model struct {
 	ContextMean, ContextScale []float64
 	// Params holds the trainable parameters in Dist's layout.
 	Params Params
-	// Dist is the flow, taking contexts in the data's units. It is not
-	// saved: Load rebuilds it from the rest.
+	// Dist is the flow, taking contexts in the data's units: for
+	// dequantised columns the density of x + u (Model's methods score and
+	// floor them). It is not saved: Load rebuilds it from the rest.
 	Dist Distribution
 }
 
@@ -475,7 +493,28 @@ func NewModel(cfg Config, x, c *mat.Dense) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	mean, scale, err := cfg.Scaling.standardization(x)
+	if err := checkTable("NewModel", x); err != nil {
+		return nil, err
+	}
+	_, dim := x.Dims()
+	if err := cfg.checkDomain(dim); err != nil {
+		return nil, err
+	}
+	if err := cfg.checkData("NewModel", x); err != nil {
+		return nil, err
+	}
+	// The standardisation is of the data as the layers after Bounded see
+	// it, with dequantised columns at their cells' middles.
+	x = cfg.midpoints(x)
+	xt := x
+	if layer := cfg.boundedLayer(dim); layer != nil {
+		_, b, err := layer(Key{}, dim, 0)
+		if err != nil {
+			return nil, err
+		}
+		xt, _ = b.Direct(nil, x, nil)
+	}
+	mean, scale, err := cfg.Scaling.standardization(xt)
 	if err != nil {
 		return nil, err
 	}
@@ -513,7 +552,14 @@ func buildModel(cfg Config, spec kindSpec, dim int, mean, scale, cmean, cscale [
 	if err := checkNames("context", cfg.Context, cdim); err != nil {
 		return nil, err
 	}
-	layers := []InitFunc{Standardize(mean, scale)}
+	if err := cfg.checkDomain(dim); err != nil {
+		return nil, err
+	}
+	var layers []InitFunc
+	if b := cfg.boundedLayer(dim); b != nil {
+		layers = append(layers, b)
+	}
+	layers = append(layers, Standardize(mean, scale))
 	for range cfg.Layers {
 		layers = append(layers, spec.block(cfg)...)
 	}
@@ -588,17 +634,21 @@ func standardizedContext(d Distribution, mean, scale []float64) (Distribution, e
 
 // LogPDF returns the log density of each row of x (n×Dim) under the model,
 // given the context c (n×ContextDim; nil for an unconditional model), in the
-// data's units (the standardisation's log-det included). It panics for a
-// batch without Dim columns or a context of the wrong shape.
+// data's units (the standardisation's log-det included). A value outside
+// its column's bounds (Config.Bounds) gives −Inf; a dequantised column is
+// scored at ⌊x⌋ + ½ (see Config.Dequantize), so the result is then the log
+// probability of the row's integers, to the one-point rule. It panics for
+// a batch without Dim columns or a context of the wrong shape.
 func (m *Model) LogPDF(x, c *mat.Dense) []float64 {
-	return m.Dist.LogPDF(m.Params, x, c)
+	return m.Dist.LogPDF(m.Params, m.Config.midpoints(x), c)
 }
 
 // Sample draws n rows (n×Dim) from the model, in the data's units, row i
-// given row i of c (n×ContextDim; nil for an unconditional model). The same
-// key, parameters and contexts give the same rows, bit for bit.
+// given row i of c (n×ContextDim; nil for an unconditional model). Bounded
+// columns stay inside their bounds and dequantised ones are integers. The
+// same key, parameters and contexts give the same rows, bit for bit.
 func (m *Model) Sample(key Key, n int, c *mat.Dense) *mat.Dense {
-	return m.Dist.Sample(key, m.Params, n, c)
+	return m.Config.finishSample(m.Dist.Sample(key, m.Params, n, c))
 }
 
 // Latent maps each row of x (given its context, as for LogPDF) to the
@@ -606,5 +656,5 @@ func (m *Model) Sample(key Key, n int, c *mat.Dense) *mat.Dense {
 // from the origin there is one the model finds unusual, and a column of
 // the result is a learned, standardised feature of the data.
 func (m *Model) Latent(x, c *mat.Dense) *mat.Dense {
-	return m.Dist.Latent(m.Params, x, c)
+	return m.Dist.Latent(m.Params, m.Config.midpoints(x), c)
 }

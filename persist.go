@@ -440,7 +440,8 @@ func parse(data []byte, version uint32) (*Model, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, fileErrorf(ErrMalformed, "header: data after the JSON object")
 	}
-	if version == 1 && (h.Columns != nil || h.Context != nil || h.ContextDim != 0 || h.LogScaleBound != 0 || h.Init != 0 || h.Linear != 0 || h.Scaling != 0) {
+	if version == 1 && (h.Columns != nil || h.Context != nil || h.ContextDim != 0 || h.LogScaleBound != 0 || h.Init != 0 || h.Linear != 0 || h.Scaling != 0 ||
+		h.Dequantize != nil || h.Bounds != nil) {
 		return nil, fileErrorf(ErrMalformed, "header: a version 1 file has no column names, context or init settings")
 	}
 	cfg := h.Config

@@ -5,8 +5,9 @@ package flows
 // testdata/pins/layers.json holds, for every layer and distribution
 // constructor, a SHA-256 of the bits of everything its functions compute at
 // fixed keys on fixed inputs (outputs, log-dets, samples and gradients).
-// testdata/models/ holds a model file of every kind with the log densities
-// and samples it must give, bit for bit. A change that moves any of these is
+// testdata/models/ holds a model file of every kind (written in format
+// version 1) and one with bounded and dequantised columns, with the log
+// densities and samples each must give, bit for bit. A change that moves any of these is
 // a change of behaviour: of a layer's parameter layout, of its key use, or
 // of its arithmetic. Regenerate with
 //
@@ -136,6 +137,7 @@ func pinLayers() []pinLayer {
 		{"Sigmoid", Sigmoid(), 3, 7, false, -1},
 		{"Logit", Logit(), 3, 7, true, -1},
 		{"Standardize", Standardize([]float64{1, -2, 0.5}, []float64{2, 0.25, 1}), 3, 7, false, -1},
+		{"Bounded", Bounded([]float64{-6, -9, math.Inf(-1), math.Inf(-1)}, []float64{7, math.Inf(1), 8, math.Inf(1)}), 4, 7, false, -1},
 		{"Reverse", Reverse(), 3, 7, false, -1},
 		{"Shuffle", Shuffle(), 5, 7, false, -1},
 		{"Invert(MAF)", Invert(MAF(made)), 3, 7, false, -1},
@@ -420,17 +422,57 @@ func pinnedModels(t *testing.T) map[string]*Model {
 		}
 		models[string(k)] = m
 	}
+	// Bounded and dequantised columns: integers in [0, 100), positive
+	// values, proportions.
+	rng = NewKey(25).Rand()
+	data = mat.NewDense(200, 3, nil)
+	for i := range 200 {
+		a, b := rng.NormFloat64(), rng.NormFloat64()
+		data.SetRow(i, []float64{math.Floor(10 + 3*a*a), math.Exp(0.5 * b), 1 / (1 + math.Exp(-a-0.3*b))})
+	}
+	inf := math.Inf(1)
+	m, err := NewModel(Config{Kind: KindNSFCoupling, Layers: 2, Hidden: []int{8, 8}, Activation: Tanh, Seed: 5,
+		Dequantize: []int{0}, Bounds: []Bound{{Column: 0, Lo: 0, Hi: 100}, {Column: 1, Lo: 0, Hi: inf}, {Column: 2, Lo: 0, Hi: 1}}}, data, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng = NewKey(22).Rand()
+	for i := range m.Params {
+		m.Params[i] += 0.05 * rng.NormFloat64()
+	}
+	models[domainPin] = m
 	return models
 }
 
+// domainPin names the pinned model with bounded and dequantised columns.
+const domainPin = "nsf-coupling-domain"
+
 func TestPinnedModelFiles(t *testing.T) {
 	if *updatePins {
+		// The files already pinned are what earlier versions wrote (the
+		// first five in format version 1, with that version's defaults):
+		// they are never rewritten, only missing ones added.
 		pins := map[string]modelPin{}
+		if _, err := os.Stat(modelPinFile); err == nil {
+			readJSON(t, modelPinFile, &pins)
+		}
 		probe := pinBatch(NewKey(23), 6, 3, false)
 		probe.Scale(3, probe)
 		probe.Set(0, 0, 1e6)
+		// The model with bounds gets rows inside them too.
+		inside := mat.NewDense(6, 3, []float64{
+			3, 0.5, 0.2, 12, 1, 0.5, 12.7, 1, 0.5, 99, 4, 0.99, 0, 0.01, 0.01, 100, 1, 0.5})
+		var both mat.Dense
+		both.Stack(inside, probe)
 		for kind, m := range pinnedModels(t) {
+			if _, ok := pins[kind]; ok {
+				continue
+			}
 			file := kind + ".flow"
+			probe := probe
+			if kind == domainPin {
+				probe = &both
+			}
 			if err := m.Save(filepath.Join("testdata/models", file)); err != nil {
 				t.Fatal(err)
 			}
@@ -447,8 +489,8 @@ func TestPinnedModelFiles(t *testing.T) {
 	}
 	var pins map[string]modelPin
 	readJSON(t, modelPinFile, &pins)
-	if len(pins) != 5 {
-		t.Fatalf("%d pinned model files, want one of each of the 5 kinds", len(pins))
+	if len(pins) != 6 {
+		t.Fatalf("%d pinned model files, want one of each of the 5 kinds and %s", len(pins), domainPin)
 	}
 	for kind, pin := range pins {
 		t.Run(kind, func(t *testing.T) {

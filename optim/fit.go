@@ -99,6 +99,8 @@ const (
 	// than explodeAbs nats per row and by more than explodeRel of its
 	// size is a blow-up (see the file comment).
 	explodeAbs = 10
+	// augmentTag is folded into Fit's key for FitConfig.Augment's keys.
+	augmentTag = 0x61756720 // "aug "
 	explodeRel = 0.5
 )
 
@@ -151,6 +153,15 @@ type FitConfig struct {
 	// value turns early stopping off; the parameters of the best epoch are
 	// still the ones kept.
 	Patience int
+
+	// Augment, when not nil, perturbs the rows the fit sees, in place:
+	// Fit calls it on every minibatch (a copy of the rows) with a key of
+	// its own for each step, and once on the validation rows with a fixed
+	// key, so that the validation score of every epoch is of the same
+	// rows. It must change only the values it is given, deterministically
+	// from the key. FitModel sets it to Model.Dequantize for a model with
+	// dequantised columns.
+	Augment func(key flows.Key, x *mat.Dense)
 
 	// Progress, when not nil, is called after every epoch, once the epoch's
 	// validation NLL is known and before the stopping decision. While it
@@ -307,6 +318,7 @@ func Fit(key flows.Key, d flows.Distribution, p flows.Params, x, c *mat.Dense, c
 	total := fc.Epochs * perEpoch
 
 	splitKey, epochKey := key.Split2()
+	augKey := key.Fold(augmentTag) // only used with fc.Augment
 	perm := splitKey.Rand().Perm(n)
 	trainRows := perm[:nTrain:nTrain]
 	res := FitResult{BestValNLL: math.NaN(), BestValScore: math.NaN()}
@@ -315,6 +327,9 @@ func Fit(key flows.Key, d flows.Distribution, p flows.Params, x, c *mat.Dense, c
 		res.ValRows = perm[nTrain:]
 		valX = gatherRows(x, res.ValRows, dim)
 		valC = gatherRows(c, res.ValRows, cdim)
+		if fc.Augment != nil {
+			fc.Augment(augKey.Fold(0), valX)
+		}
 	}
 
 	batch := mat.NewDense(batchSize, dim, nil)
@@ -363,6 +378,9 @@ func Fit(key flows.Key, d flows.Distribution, p flows.Params, x, c *mat.Dense, c
 			}
 			step := res.Steps + 1
 			res.Steps++
+			if fc.Augment != nil {
+				fc.Augment(augKey.Fold(uint64(step)), batch)
+			}
 			loss, err := NLL(d, p, batch, cbatch, grad)
 			why := ""
 			switch {

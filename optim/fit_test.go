@@ -728,3 +728,63 @@ func TestDefaults(t *testing.T) {
 		t.Errorf("ValidationRows with a negative fraction = %d, want 0", v)
 	}
 }
+
+// TestFitAugment checks FitConfig.Augment: once on the validation rows,
+// then on every minibatch with a key of its own, on copies (x is left as
+// it was), deterministically; noise that moves the data moves the fit.
+func TestFitAugment(t *testing.T) {
+	keys := flows.NewKey(8).Split(3)
+	x := banana(keys[0], 400)
+	orig := mat.DenseCopyOf(x)
+	p0, d, err := realNVPFlow(2, 16, flows.ReLU, false)(keys[1], 2, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type call struct {
+		key  [2]uint64
+		rows int
+	}
+	run := func(augment bool) (flows.Params, optim.FitResult, []call) {
+		var calls []call
+		cfg := optim.FitConfig{Epochs: 2, BatchSize: 60}
+		if augment {
+			cfg.Augment = func(key flows.Key, b *mat.Dense) {
+				hi, lo := key.Uint64s()
+				r, _ := b.Dims()
+				calls = append(calls, call{[2]uint64{hi, lo}, r})
+				rng := key.Rand()
+				for i := range r {
+					b.Set(i, 0, b.At(i, 0)+rng.Float64())
+				}
+			}
+		}
+		p := slices.Clone(p0)
+		res, err := optim.Fit(keys[2], d, p, x, nil, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, res, calls
+	}
+	plain, _, _ := run(false)
+	p1, res1, calls1 := run(true)
+	p2, res2, calls2 := run(true)
+	if !mat.Equal(x, orig) {
+		t.Fatal("Augment changed x")
+	}
+	if len(calls1) != 1+res1.Steps || calls1[0].rows != 40 {
+		t.Fatalf("%d calls (first of %d rows) for %d steps, want the 40 validation rows and then one per step", len(calls1), calls1[0].rows, res1.Steps)
+	}
+	seen := map[[2]uint64]bool{}
+	for _, c := range calls1 {
+		if seen[c.key] {
+			t.Fatalf("key %x given twice", c.key)
+		}
+		seen[c.key] = true
+	}
+	if !sameBits(p1, p2) || !slices.Equal(calls1, calls2) || !sameBits(res1.ValNLL, res2.ValNLL) {
+		t.Error("two fits with the same Augment differ")
+	}
+	if sameBits(p1, plain) {
+		t.Error("Augment did not change the fit")
+	}
+}
