@@ -287,3 +287,62 @@ func quantileSorted(v []float64, q float64) float64 {
 	f := pos - float64(i)
 	return v[i] + f*(v[i+1]-v[i])
 }
+
+// GaussianNLL returns the mean negative log-likelihood of the rows of val
+// under the maximum-likelihood full-covariance Gaussian of the rows of
+// train: the baseline a flow should beat. A singular covariance (fewer
+// rows than columns, a constant column) gets a ridge of 1e-9 of its mean
+// variance on the diagonal. It returns +Inf where val holds a row of zero
+// density, and NaN for empty inputs or mismatched widths.
+func GaussianNLL(train, val *mat.Dense) float64 {
+	if train == nil || val == nil || train.IsEmpty() || val.IsEmpty() {
+		return math.NaN()
+	}
+	n, d := train.Dims()
+	if _, dv := val.Dims(); dv != d {
+		return math.NaN()
+	}
+	mean := make([]float64, d)
+	for j := range d {
+		mean[j], _, _ = momentsOf(mat.Col(nil, j, train))
+	}
+	cov := mat.NewSymDense(d, nil)
+	for i := range n {
+		row := train.RawRowView(i)
+		for a := range d {
+			for b := a; b < d; b++ {
+				cov.SetSym(a, b, cov.At(a, b)+(row[a]-mean[a])*(row[b]-mean[b])/float64(n))
+			}
+		}
+	}
+	var chol mat.Cholesky
+	if !chol.Factorize(cov) {
+		ridge := 0.0
+		for j := range d {
+			ridge += cov.At(j, j)
+		}
+		ridge = max(1e-9*ridge/float64(d), 1e-300)
+		for j := range d {
+			cov.SetSym(j, j, cov.At(j, j)+ridge)
+		}
+		if !chol.Factorize(cov) {
+			return math.NaN()
+		}
+	}
+	logDet := chol.LogDet()
+	r, _ := val.Dims()
+	diff := make([]float64, d)
+	sol := mat.NewVecDense(d, nil)
+	nll := 0.0
+	for i := range r {
+		for j, v := range val.RawRowView(i) {
+			diff[j] = v - mean[j]
+		}
+		if err := chol.SolveVecTo(sol, mat.NewVecDense(d, diff)); err != nil {
+			return math.NaN()
+		}
+		q := mat.Dot(sol, mat.NewVecDense(d, diff))
+		nll += 0.5 * (q + logDet + float64(d)*math.Log(2*math.Pi)) / float64(r)
+	}
+	return nll
+}

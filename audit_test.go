@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/stat"
+	"gonum.org/v1/gonum/stat/distmv"
 
 	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/optim"
@@ -118,5 +120,32 @@ func TestRobustScalingOutlier(t *testing.T) {
 	if r, mo := nll(flows.ScalingRobust), nll(flows.ScalingMoments); !(r < 4.5 && mo > r+2) {
 		t.Errorf("NLL of the other rows: robust %.3f, moments %.3f; want robust near the truth (%.2f) and moments far worse",
 			r, mo, 0.5*math.Log(2*math.Pi*math.E)*2+math.Log(3))
+	}
+}
+
+// TestGaussianNLL compares the baseline with gonum's normal distribution.
+func TestGaussianNLL(t *testing.T) {
+	x := messy(nil)
+	train, val := x.Slice(0, 400, 0, 2).(*mat.Dense), x.Slice(400, 500, 0, 2).(*mat.Dense)
+	mean := []float64{stat.Mean(mat.Col(nil, 0, train), nil), stat.Mean(mat.Col(nil, 1, train), nil)}
+	var cov mat.SymDense
+	stat.CovarianceMatrix(&cov, train, nil)
+	cov.ScaleSym(399.0/400, &cov)
+	g, _ := distmv.NewNormal(mean, &cov, nil)
+	want := 0.0
+	for i := range 100 {
+		want -= g.LogProb(val.RawRowView(i)) / 100
+	}
+	if got := flows.GaussianNLL(train, val); math.Abs(got-want) > 1e-10 {
+		t.Errorf("GaussianNLL = %.12f, want %.12f", got, want)
+	}
+	// A constant column: the ridge keeps it finite.
+	c := messy(func(x *mat.Dense) {
+		for i := range 500 {
+			x.Set(i, 1, 3)
+		}
+	})
+	if v := flows.GaussianNLL(c, c); math.IsNaN(v) || math.IsInf(v, 0) {
+		t.Errorf("constant column: %v", v)
 	}
 }

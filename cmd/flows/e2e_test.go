@@ -167,7 +167,7 @@ func TestFitSampleScorePlot(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the model does not load: %v", err)
 	}
-	if m.Dim != 2 || m.Config.Kind != flows.KindMAF || m.Config.Layers != 2 || m.Config.Seed != 1 {
+	if m.Dim != 2 || m.Config.Kind != flows.KindNSFCoupling || m.Config.Layers != 2 || m.Config.Seed != 1 {
 		t.Errorf("model: dim %d, config %+v", m.Dim, m.Config)
 	}
 	if r := mustRun(t, dir, "fit", "data.csv", "-o", "quiet.flow", "--quiet", "--epochs", "1"); r.stderr != "" {
@@ -380,7 +380,7 @@ func TestErrors(t *testing.T) {
 		{[]string{"sample", "model.flow", "-n", "0", "-o", "new.csv"}, []string{"-n 0", "Run 'flows help sample'"}, "new.csv"},
 		{[]string{"fit", "data.csv"}, []string{"no model file", "Run 'flows help fit'"}, ""},
 		{[]string{"fit", "data.csv", "-o", "new.flow", "--kind", "nope"}, []string{`--kind "nope": want one of maf, realnvp`}, "new.flow"},
-		{[]string{"fit", "data.csv", "-o", "new.flow", "--bins", "4"}, []string{"--bins and --bound apply to the spline kinds only"}, "new.flow"},
+		{[]string{"fit", "data.csv", "-o", "new.flow", "--kind", "maf", "--bins", "4"}, []string{"--bins and --bound apply to the spline kinds only"}, "new.flow"},
 		{[]string{"fit", "data.csv", "-o", "new.flow", "--hidden", "64,x"}, []string{"--hidden", "not a list of positive integers"}, "new.flow"},
 		{[]string{"fit", "data.csv", "-o", "new.flow", "--nope"}, []string{"flag provided but not defined: --nope", "Run 'flows help fit'"}, "new.flow"},
 		{[]string{"fit", "data.csv", "other.csv", "-o", "new.flow"}, []string{"too many arguments: other.csv"}, "new.flow"},

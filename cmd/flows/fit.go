@@ -12,6 +12,7 @@ import (
 	"github.com/gonormflows/flows/internal/atomicfile"
 	"github.com/gonormflows/flows/optim"
 	"github.com/gonormflows/flows/table"
+	"gonum.org/v1/gonum/mat"
 )
 
 // fitFlags are the flags of flows fit.
@@ -32,6 +33,13 @@ type fitFlags struct {
 	patience   int
 	quiet      bool
 	log        string
+	dropConst  bool
+	dequantize dequantizeFlag
+	bounds     boundsFlag
+	scaling    string
+	init       string
+	linear     string
+	logScale   float64
 }
 
 var fitCommand = &command{
@@ -53,7 +61,23 @@ data columns given the context columns, p(x | c).
 On a terminal a progress bar shows the epochs, the training and validation
 negative log-likelihood (nats per row) and the time left; elsewhere (a pipe,
 a log file) each epoch is one line on standard error. --log writes the
-epochs as a CSV table. --quiet prints nothing on success.
+epochs as a CSV table. --quiet prints nothing on success. At the end, fit
+gives the validation NLL of a full-covariance Gaussian of the same rows,
+and says plainly when the flow does not beat it.
+
+Messy data: before fitting, fit audits the table. A constant column has no
+density and is refused (--drop-constant drops it instead). It warns of
+columns of integers or of few distinct values, of rows more than 50 robust
+scales from a column's median (naming them), and of duplicated rows.
+--dequantize fits integer columns as integers: the flow models x + u, u
+uniform on (0, 1), with fresh noise for every minibatch; score then gives
+the log probability of a row's integers (the density at the middle of
+their unit cell) and sample gives integers. --bounds col=lo:hi declares a
+column that cannot leave an interval (a proportion, a price: price=0:); a
+fixed logit (or log, for one side) layer maps it onto the real line, so
+the model gives no density outside and samples stay inside. The model file
+records both, and the standardisation is robust: values far out do not
+stretch it (--scaling moments turns that off).
 
 Kinds: ` + kindList() + `.`,
 	nArgs: [2]int{1, 1},
@@ -61,7 +85,7 @@ Kinds: ` + kindList() + `.`,
 		f := &fitFlags{hidden: intsFlag{64, 64}}
 		f.csv.add(fs)
 		fs.StringVar(&f.out, "o", "", "the model `file` to write (required)")
-		fs.StringVar(&f.kind, "kind", string(flows.KindMAF), "the flow architecture: "+kindList())
+		fs.StringVar(&f.kind, "kind", "", "the flow architecture: "+kindList()+"\n(default nsf-coupling, or nsf-autoregressive for one column)")
 		fs.IntVar(&f.layers, "layers", 5, "the number of blocks of the architecture")
 		fs.Var(&f.hidden, "hidden", "the hidden `widths` of each conditioner network")
 		fs.StringVar(&f.activation, "activation", "relu", "the conditioners' nonlinearity: "+activationList())
@@ -75,6 +99,13 @@ Kinds: ` + kindList() + `.`,
 		fs.IntVar(&f.patience, "patience", 10, "stop after this many epochs without a better validation NLL (0: never)")
 		fs.BoolVar(&f.quiet, "quiet", false, "print nothing on success: no progress, no summary")
 		fs.StringVar(&f.log, "log", "", "write one CSV row per epoch (epoch, step, lr, train and validation NLL,\nseconds, best) to this `file`")
+		fs.BoolVar(&f.dropConst, "drop-constant", false, "drop constant columns (with a note) instead of refusing the file")
+		fs.Var(&f.dequantize, "dequantize", "fit integer columns as integers: --dequantize for every column of\nintegers, --dequantize=a,b for those named (see 'Messy data')")
+		fs.Var(&f.bounds, "bounds", "`col=lo:hi,...`: columns that cannot leave an interval (an empty side is\nopen, as in price=0:); the model gives no density outside")
+		fs.StringVar(&f.scaling, "scaling", "robust", "`robust|moments`: standardise by the mean and standard deviation\nwithout the values far out (robust), or of all values")
+		fs.StringVar(&f.init, "init", "torch", "`torch|he`: the conditioners' initial weights, uniform on ±1/√fan-in\n(torch) or on ±√(6/fan-in) (he)")
+		fs.StringVar(&f.linear, "linear", "permutation", "`permutation|orthogonal`: how the linear layers of glow and nsf-coupling\nstart")
+		fs.Float64Var(&f.logScale, "log-scale-bound", 3, "the bound on the log-scales of maf, realnvp and glow")
 		return func(e *env, args []string) error { return f.run(e, fs, args[0]) }
 	},
 }
@@ -117,15 +148,27 @@ func (f *fitFlags) config(fs *flag.FlagSet) (flows.Config, optim.FitConfig, erro
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 
 	cfg := flows.Config{Kind: flows.Kind(f.kind), Layers: f.layers, Hidden: f.hidden, Seed: f.seed}
-	var info *flows.KindInfo
-	for _, k := range flows.Kinds() {
-		if k.Kind == cfg.Kind {
-			info = &k
+	info := &flows.KindInfo{Splines: true} // the default kinds use splines
+	if f.kind != "" {
+		info = nil
+		for _, k := range flows.Kinds() {
+			if k.Kind == cfg.Kind {
+				info = &k
+			}
 		}
 	}
 	if info == nil {
 		return usage("--kind %q: want one of %s", f.kind, kindList())
 	}
+	for _, setting := range []struct {
+		flag, value string
+		into        interface{ UnmarshalText([]byte) error }
+	}{{"scaling", f.scaling, &cfg.Scaling}, {"init", f.init, &cfg.Init}, {"linear", f.linear, &cfg.Linear}} {
+		if err := setting.into.UnmarshalText([]byte(setting.value)); err != nil {
+			return usage("--%s %q: %s", setting.flag, setting.value, strings.TrimPrefix(err.Error(), "flows: "))
+		}
+	}
+	cfg.LogScaleBound = f.logScale
 	if err := cfg.Activation.UnmarshalText([]byte(f.activation)); err != nil {
 		return usage("--activation %q: want one of %s", f.activation, activationList())
 	}
@@ -194,9 +237,16 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 	if err != nil {
 		return err
 	}
+	if err := f.prepare(e, path, t, &cfg); err != nil {
+		return err
+	}
 	cfg.Columns, cfg.Context = t.Names, t.ContextNames
 	n := t.Rows()
 	m, err := flows.NewModel(cfg, t.X, t.C)
+	if de := (*flows.DataError)(nil); errors.As(err, &de) {
+		// The file's line, as the table's errors give it.
+		return fmt.Errorf("%s:%d: column %q: %v %s", path, t.Lines[de.Row], t.Names[de.Column], de.Value, de.Reason)
+	}
 	if err != nil {
 		return fmt.Errorf("%s: %d %s (%s): %v", path, len(t.Names), plural(len(t.Names), "column"),
 			joinNames(t.Names), strings.TrimPrefix(err.Error(), "flows: "))
@@ -216,9 +266,9 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 		case errors.Is(err, optim.ErrTooFewRows):
 			return fmt.Errorf("%s: %d data %s: too few to hold out a validation fraction; add rows or use --val 0", path, n, plural(n, "row"))
 		case errors.Is(err, optim.ErrDiverged):
-			return fmt.Errorf("%s: the fit failed: %s; try a smaller --lr, or another --seed", path, strings.TrimPrefix(err.Error(), "optim: Fit: "))
+			return fmt.Errorf("%s: the fit failed: %s; try a smaller --lr, or another --seed", path, trimFit(err))
 		}
-		return fmt.Errorf("%s: the fit failed: %s", path, strings.TrimPrefix(err.Error(), "optim: Fit: "))
+		return fmt.Errorf("%s: the fit failed: %s", path, trimFit(err))
 	}
 	if err := m.Save(f.out); err != nil {
 		return err
@@ -228,7 +278,7 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 		if len(t.ContextNames) > 0 {
 			what += fmt.Sprintf("; given %d context %s: %s", len(t.ContextNames), plural(len(t.ContextNames), "column"), joinNames(t.ContextNames))
 		}
-		fmt.Fprintf(e.stderr, "wrote %s: %s, %s\n", f.out, cfg.Kind, what)
+		fmt.Fprintf(e.stderr, "wrote %s: %s, %s\n", f.out, m.Config.Kind, what)
 		fmt.Fprintf(e.stderr, "%d %s, %d %s", n, plural(n, "row"), res.Epochs, plural(res.Epochs, "epoch"))
 		if res.Stopped {
 			fmt.Fprint(e.stderr, " (stopped early)")
@@ -240,8 +290,56 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 			}
 		}
 		fmt.Fprintln(e.stderr)
+		if r := res.Recoveries; len(r) > 0 {
+			fmt.Fprintf(e.stderr, "recovered %d %s from a blow-up (first at epoch %d: %s); each restored the epoch's start and halved the learning rate, to %g of --lr\n",
+				len(r), plural(len(r), "time"), r[0].Epoch, r[0].Reason, r[len(r)-1].LRScale)
+		}
+	}
+	if res.ValRows != nil {
+		// The baseline: a full-covariance Gaussian of the same training
+		// rows, on the same validation rows.
+		train, val := splitRows(t.X, res.ValRows)
+		// The flow's validation rows carry dequantisation noise: so do
+		// the Gaussian's (other draws of it, the same in expectation).
+		m.Dequantize(flows.NewKey(cfg.Seed).Fold(1), train)
+		m.Dequantize(flows.NewKey(cfg.Seed).Fold(2), val)
+		g := flows.GaussianNLL(train, val)
+		switch {
+		case t.C != nil: // the flow's NLL is conditional: no like-for-like baseline
+		case !(res.BestValNLL < g):
+			fmt.Fprintf(e.stderr, "warning: the flow does not beat a full-covariance Gaussian on the validation rows (validation NLL %.4f, the Gaussian's %.4f): for these data the Gaussian is the better model; try another --kind or more rows\n", res.BestValNLL, g)
+		case !f.quiet:
+			fmt.Fprintf(e.stderr, "a full-covariance Gaussian of the same rows: validation NLL %.4f (the flow is %.4f nats per row better)\n", g, g-res.BestValNLL)
+		}
 	}
 	return nil
+}
+
+// trimFit returns the message of a fit's error without optim's prefix.
+func trimFit(err error) string {
+	msg := strings.TrimPrefix(err.Error(), "optim: Fit: ")
+	return strings.TrimPrefix(msg, "optim: FitModel: ")
+}
+
+// splitRows returns the rows of x not in val, and those in val (in val's
+// order).
+func splitRows(x *mat.Dense, val []int) (*mat.Dense, *mat.Dense) {
+	n, d := x.Dims()
+	held := make([]bool, n)
+	vm := mat.NewDense(len(val), d, nil)
+	for i, r := range val {
+		held[r] = true
+		vm.SetRow(i, x.RawRowView(r))
+	}
+	tm := mat.NewDense(n-len(val), d, nil)
+	k := 0
+	for i := range n {
+		if !held[i] {
+			tm.SetRow(k, x.RawRowView(i))
+			k++
+		}
+	}
+	return tm, vm
 }
 
 // reporter returns the fit's Progress callback: the bar on a terminal, a

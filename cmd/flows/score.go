@@ -130,7 +130,7 @@ func score(e *env, m *flows.Model, path string, opt table.Options, top int, w io
 		return err
 	}
 	var kept scoreHeap
-	rows := 0
+	rows, zero := 0, 0
 	rowBuf := make([]float64, len(header))
 	for {
 		t, err := rd.Read(chunkRows)
@@ -142,6 +142,9 @@ func score(e *env, m *flows.Model, path string, opt table.Options, top int, w io
 		}
 		lp := m.LogPDF(t.X, t.C)
 		for i, v := range lp {
+			if math.IsInf(v, -1) {
+				zero++
+			}
 			values := t.X.RawRowView(i)
 			if t.C != nil {
 				values = append(slices.Clone(values), t.C.RawRowView(i)...)
@@ -166,6 +169,13 @@ func score(e *env, m *flows.Model, path string, opt table.Options, top int, w io
 	}
 	if rows == 0 {
 		return fmt.Errorf("%s: a header row but no data rows", name)
+	}
+	if zero > 0 {
+		// A log density of −Inf is a row so far out that its density
+		// underflows (or its values overflow inside the flow): the least
+		// likely of all, and written as -Inf.
+		fmt.Fprintf(e.stderr, "note: %d of %d %s (%s) have log density -Inf: far beyond the data the model was fitted to\n",
+			zero, rows, plural(rows, "row"), name)
 	}
 	slices.SortFunc(kept, func(a, b scored) int {
 		if lowerScore(a, b) {
