@@ -108,23 +108,23 @@ func forceKernel(available []*kernelInfo) {
 	}
 }
 
-// gemm is Gemm with kn's micro-kernel (nil: the one pickKernel chooses) on at
-// most workers goroutines.
-func gemm(kn *kernelInfo, ta, tb bool, m, n, k int, alpha float64, a, b []float64, beta float64, c []float64, workers int) {
+// prepare checks Gemm's arguments, panicking for a negative size or a
+// slice too short for its matrix, and does the degenerate cases (no output;
+// op(a)·op(b) adding nothing, where, as in BLAS, a and b are not read). It
+// reports whether a product remains to compute.
+func prepare(m, n, k int, alpha float64, a, b []float64, beta float64, c []float64) bool {
 	if m < 0 || n < 0 || k < 0 {
 		panic(fmt.Sprintf("linalg: negative dimension in Gemm (m=%d, n=%d, k=%d)", m, n, k))
 	}
 	if m == 0 || n == 0 {
-		return
+		return false
 	}
 	if len(c) < m*n {
 		panic(fmt.Sprintf("linalg: c has %d elements, want at least %d×%d", len(c), m, n))
 	}
-	c = c[:m*n]
 	if k == 0 || alpha == 0 {
-		// op(a)·op(b) contributes nothing; as in BLAS, a and b are not read.
-		scale(c, beta)
-		return
+		scale(c[:m*n], beta)
+		return false
 	}
 	if len(a) < m*k {
 		panic(fmt.Sprintf("linalg: a has %d elements, want at least %d×%d", len(a), m, k))
@@ -132,6 +132,16 @@ func gemm(kn *kernelInfo, ta, tb bool, m, n, k int, alpha float64, a, b []float6
 	if len(b) < k*n {
 		panic(fmt.Sprintf("linalg: b has %d elements, want at least %d×%d", len(b), k, n))
 	}
+	return true
+}
+
+// gemm is Gemm with kn's micro-kernel (nil: the one pickKernel chooses) on at
+// most workers goroutines.
+func gemm(kn *kernelInfo, ta, tb bool, m, n, k int, alpha float64, a, b []float64, beta float64, c []float64, workers int) {
+	if !prepare(m, n, k, alpha, a, b, beta, c) {
+		return
+	}
+	c = c[:m*n]
 	if kn == nil {
 		if m*n*k <= smallMACs || m*n <= smallOutput {
 			small(ta, tb, m, n, k, alpha, a, b, beta, c)
