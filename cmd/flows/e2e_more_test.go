@@ -108,11 +108,17 @@ func TestConditional(t *testing.T) {
 }
 
 // TestFitLogs: off a terminal, fit prints one line per epoch on standard
-// error, and --log writes the epochs as CSV.
+// error, --log writes the epochs as CSV and --curve draws them.
 func TestFitLogs(t *testing.T) {
 	dir := t.TempDir()
 	writeMixture(t, filepath.Join(dir, "data.csv"), 200)
-	r := mustRun(t, dir, "fit", "data.csv", "-o", "m.flow", "--epochs", "3", "--patience", "0", "--log", "run.csv")
+	r := mustRun(t, dir, "fit", "data.csv", "-o", "m.flow", "--epochs", "3", "--patience", "0", "--log", "run.csv", "--curve", "curve.png")
+	if png := readText(t, filepath.Join(dir, "curve.png")); !strings.HasPrefix(png, "\x89PNG") || len(png) < 5000 {
+		t.Errorf("curve.png is not a picture (%d bytes)", len(png))
+	}
+	if r := flowsRun(t, dir, "fit", "data.csv", "-o", "m2.flow", "--curve", "curve.gif"); r.code != 1 || !strings.Contains(r.stderr, "--curve curve.gif: want a .png, .svg or .pdf file") {
+		t.Errorf("--curve curve.gif: exit %d\n%s", r.code, r.stderr)
+	}
 	for e := 1; e <= 3; e++ {
 		if !strings.Contains(r.stderr, fmt.Sprintf("epoch %d/3: train NLL", e)) {
 			t.Errorf("stderr has no line for epoch %d:\n%s", e, r.stderr)

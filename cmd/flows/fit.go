@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/gonormflows/flows/optim"
 	"github.com/gonormflows/flows/table"
 	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/plot/vg"
 )
 
 // fitFlags are the flags of flows fit.
@@ -33,6 +35,7 @@ type fitFlags struct {
 	patience   int
 	quiet      bool
 	log        string
+	curve      string
 	dropConst  bool
 	dequantize dequantizeFlag
 	bounds     boundsFlag
@@ -61,7 +64,7 @@ data columns given the context columns, p(x | c).
 On a terminal a progress bar shows the epochs, the training and validation
 negative log-likelihood (nats per row) and the time left; elsewhere (a pipe,
 a log file) each epoch is one line on standard error. --log writes the
-epochs as a CSV table. --quiet prints nothing on success. At the end, fit
+epochs as a CSV table, --curve as a picture. --quiet prints nothing on success. At the end, fit
 gives the validation NLL of a full-covariance Gaussian of the same rows,
 and says plainly when the flow does not beat it.
 
@@ -99,6 +102,7 @@ Kinds: ` + kindList() + `.`,
 		fs.IntVar(&f.patience, "patience", 10, "stop after this many epochs without a better validation NLL (0: never)")
 		fs.BoolVar(&f.quiet, "quiet", false, "print nothing on success: no progress, no summary")
 		fs.StringVar(&f.log, "log", "", "write one CSV row per epoch (epoch, step, lr, train and validation NLL,\nseconds, best) to this `file`")
+		fs.StringVar(&f.curve, "curve", "", "draw the learning curve (training and validation NLL per epoch) to this\npicture `file`: .png, .svg or .pdf")
 		fs.BoolVar(&f.dropConst, "drop-constant", false, "drop constant columns (with a note) instead of refusing the file")
 		fs.Var(&f.dequantize, "dequantize", "fit integer columns as integers: --dequantize for every column of\nintegers, --dequantize=a,b for those named (see 'Messy data')")
 		fs.Var(&f.bounds, "bounds", "`col=lo:hi,...`: columns that cannot leave an interval (an empty side is\nopen, as in price=0:); the model gives no density outside")
@@ -222,7 +226,13 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 	if f.out == "" || f.out == "-" {
 		return usagef("fit", "no model file: give one with -o model.flow")
 	}
-	for _, out := range []string{f.out, f.log} {
+	curveFormat := ""
+	if f.curve != "" {
+		if curveFormat, err = pictureFormat("fit", "--curve", f.curve); err != nil {
+			return err
+		}
+	}
+	for _, out := range []string{f.out, f.log, f.curve} {
 		if out == "" {
 			continue
 		}
@@ -272,6 +282,15 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 	}
 	if err := m.Save(f.out); err != nil {
 		return err
+	}
+	if f.curve != "" {
+		p, err := learningCurve(fmt.Sprintf("%s: %s on %s", filepath.Base(f.out), m.Config.Kind, filepath.Base(path)), res)
+		if err == nil {
+			err = writePicture(e, f.curve, curveFormat, p, 7*vg.Inch, 4.5*vg.Inch)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	if !f.quiet {
 		what := fmt.Sprintf("%d %s in this order: %s", len(t.Names), plural(len(t.Names), "column"), joinNames(t.Names))
