@@ -522,8 +522,14 @@ func WriteFile(path string, names []string, x *mat.Dense) error {
 	return atomicfile.Write(path, func(w io.Writer) error { return Write(w, names, x) })
 }
 
-// FormatFloat formats v in the shortest form that reads back exactly.
+// FormatFloat formats v in the shortest form that reads back exactly: in
+// plain decimals for magnitudes from 1e-6 up to 1e21 (so 1234567 and a row
+// number stay whole numbers, not 1.234567e+06), with an exponent
+// otherwise.
 func FormatFloat(v float64) string {
+	if a := math.Abs(v); a == 0 || a >= 1e-6 && a < 1e21 {
+		return strconv.FormatFloat(v, 'f', -1, 64)
+	}
 	return strconv.FormatFloat(v, 'g', -1, 64)
 }
 

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -171,5 +172,23 @@ func TestWriteReadsBack(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(t.TempDir(), "none")); !errors.Is(err, os.ErrNotExist) {
 		t.Fatal(err)
+	}
+}
+
+// TestFormatFloat: whole numbers stay whole, and every value reads back
+// exactly.
+func TestFormatFloat(t *testing.T) {
+	for v, want := range map[float64]string{
+		0: "0", 9999999: "9999999", -1234567: "-1234567", 0.5: "0.5", 1e-6: "0.000001",
+		1e20: "100000000000000000000", 1e21: "1e+21", 1e-7: "1e-07", 0.30000000000000004: "0.30000000000000004",
+		math.MaxFloat64: "1.7976931348623157e+308", math.SmallestNonzeroFloat64: "5e-324",
+	} {
+		got := FormatFloat(v)
+		if got != want {
+			t.Errorf("FormatFloat(%v) = %q, want %q", v, got, want)
+		}
+		if back, err := strconv.ParseFloat(got, 64); err != nil || back != v {
+			t.Errorf("FormatFloat(%v) = %q reads back as %v (%v)", v, got, back, err)
+		}
 	}
 }

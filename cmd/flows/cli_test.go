@@ -71,3 +71,40 @@ func TestProgress(t *testing.T) {
 	var nilBar *progress
 	nilBar.finish(false) // no bar: nothing to do
 }
+
+// TestChunkSizeIrrelevant: score and sample give the same bytes whatever
+// chunkRows is (sample's rows come in keyed blocks of sampleBlock).
+func TestChunkSizeIrrelevant(t *testing.T) {
+	dir := t.TempDir()
+	writeMixture(t, dir+"/data.csv", 300)
+	quiet := &env{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
+	if code := run(quiet, append([]string{"fit", dir + "/data.csv", "-o", dir + "/m.flow", "--quiet"}, tinyFit...)); code != 0 {
+		t.Fatalf("fit: exit %d: %s", code, quiet.stderr)
+	}
+	defer func(n int) { chunkRows = n }(chunkRows)
+	outputs := func() (score, sample string) {
+		for _, args := range [][]string{
+			{"score", dir + "/m.flow", dir + "/data.csv", "--top", "0"},
+			{"sample", dir + "/m.flow", "-n", "9000", "--seed", "4"},
+		} {
+			var out, errs bytes.Buffer
+			if code := run(&env{stdout: &out, stderr: &errs}, args); code != 0 {
+				t.Fatalf("%v: exit %d: %s", args, code, errs.String())
+			}
+			if args[0] == "score" {
+				score = out.String()
+			} else {
+				sample = out.String()
+			}
+		}
+		return score, sample
+	}
+	chunkRows = 4096
+	score, sample := outputs()
+	for _, n := range []int{1, 7, 1000} {
+		chunkRows = n
+		if s, x := outputs(); s != score || x != sample {
+			t.Errorf("chunkRows %d: the output differs from chunkRows 4096's (score %v, sample %v)", n, s == score, x == sample)
+		}
+	}
+}
