@@ -44,7 +44,9 @@ package optim
 // and p keeps the parameters of the last epoch.
 //
 // Divergence. A step whose loss or gradient is not finite, an epoch whose
-// training NLL jumps (by more than 10 nats per row and half its size), and
+// median minibatch loss jumps (by more than 10 nats per row and half its
+// size; the median, since a few rows far in the tails can lift the mean of
+// a healthy epoch by tens of nats, as on the 8gaussians toy density), and
 // validation log densities that are NaN or +Inf, are the signs of a fit
 // blowing up. Fit then recovers: it restores the parameters of the start
 // of the epoch (the last ones known good), clears Adam's moments, halves
@@ -95,9 +97,9 @@ const (
 	// it gives up; the learning rate is then 2⁻⁸ of the schedule's.
 	maxRecoveries = 8
 
-	// An epoch's training NLL that exceeds the previous epoch's by more
-	// than explodeAbs nats per row and by more than explodeRel of its
-	// size is a blow-up (see the file comment).
+	// An epoch's median minibatch loss that exceeds the previous epoch's
+	// by more than explodeAbs nats per row and by more than explodeRel of
+	// its size is a blow-up (see the file comment).
 	explodeAbs = 10
 	// augmentTag is folded into Fit's key for FitConfig.Augment's keys.
 	augmentTag = 0x61756720 // "aug "
@@ -343,7 +345,8 @@ func Fit(key flows.Key, d flows.Distribution, p flows.Params, x, c *mat.Dense, c
 	start0 := append(flows.Params(nil), p...) // the parameters at the epoch's start
 	opt := NewAdam(len(p))
 	bestVal := math.Inf(1)
-	fruitless, lrScale, lastTrain := 0, 1.0, math.NaN()
+	fruitless, lrScale, lastTypical := 0, 1.0, math.NaN()
+	losses := make([]float64, 0, perEpoch) // the epoch's minibatch losses
 	// fail restores the best parameters and returns a divergence error.
 	fail := func(epoch, step int, why string) (FitResult, error) {
 		copy(p, best)
@@ -368,6 +371,7 @@ func Fit(key flows.Key, d flows.Distribution, p flows.Params, x, c *mat.Dense, c
 
 		var lossSum, lr float64
 		counted := 0
+		losses = losses[:0]
 		for b := range perEpoch {
 			rows := order[b*batchSize : (b+1)*batchSize]
 			for i, r := range rows {
@@ -406,16 +410,21 @@ func Fit(key flows.Key, d flows.Distribution, p flows.Params, x, c *mat.Dense, c
 			opt.StepLR(p, grad, lr)
 			flows.UpdateState(d, p, batch, cbatch)
 			lossSum += loss
+			losses = append(losses, loss)
 			counted++
 		}
 		trainNLL := lossSum / float64(counted) // NaN when every step failed
-		if counted > 0 && !math.IsNaN(lastTrain) && trainNLL > lastTrain+explodeAbs && trainNLL > lastTrain+explodeRel*math.Abs(lastTrain) {
-			why := fmt.Sprintf("the training NLL jumped from %.4g to %.4g", lastTrain, trainNLL)
+		// A blow-up moves the typical minibatch, not just a few: the
+		// median is blind to rare rows in the tails whose loss is huge
+		// (a sharp model's honest verdict on them, not a divergence).
+		typical := median(losses)
+		if counted > 0 && !math.IsNaN(lastTypical) && typical > lastTypical+explodeAbs && typical > lastTypical+explodeRel*math.Abs(lastTypical) {
+			why := fmt.Sprintf("the median minibatch NLL jumped from %.4g to %.4g", lastTypical, typical)
 			if !recoverFrom(epoch, res.Steps, why) {
 				return fail(epoch, res.Steps, why)
 			}
 		} else if counted > 0 {
-			lastTrain = trainNLL
+			lastTypical = typical
 		}
 
 		valNLL, valScore, improved := math.NaN(), math.NaN(), true
@@ -469,6 +478,19 @@ func Fit(key flows.Key, d flows.Distribution, p flows.Params, x, c *mat.Dense, c
 	}
 	copy(p, best)
 	return res, nil
+}
+
+// median returns the median of v (NaN for none), reordering v.
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	slices.Sort(v)
+	h := len(v) / 2
+	if len(v)%2 == 1 {
+		return v[h]
+	}
+	return (v[h-1] + v[h]) / 2
 }
 
 // ValidationRows returns how many of n rows Fit holds out for validation at

@@ -294,7 +294,7 @@ func TestFitRejectsNonFiniteData(t *testing.T) {
 type failing struct {
 	d                        flows.Distribution
 	failFrom, failTo, gradAt int
-	valAt, jumpAt            int
+	valAt, jumpAt, spikeAt   int
 	calls, valCalls, updates int
 }
 
@@ -318,6 +318,9 @@ func (f *failing) dist() flows.Distribution {
 				for i := range lp {
 					lp[i] -= 1000
 				}
+			}
+			if f.calls == f.spikeAt {
+				lp[0] -= 1e5 // one row far in the tails: a huge but honest loss
 			}
 			if f.calls == f.gradAt {
 				return lp, func(dLogp []float64, dp flows.Params, _ *mat.Dense) *mat.Dense {
@@ -397,6 +400,15 @@ func TestFitRecovers(t *testing.T) {
 				t.Errorf("%d epochs, want all 6", res.Epochs)
 			}
 		})
+	}
+
+	// One row far in the tails lifts epoch 2's mean loss by 1250 nats but
+	// not its median: no recovery.
+	pSpike, baseSpike, _ := flows.DiagNormal()(flows.NewKey(0), 2, 0)
+	fs := &failing{d: baseSpike, spikeAt: 6}
+	res0, err := optim.Fit(flows.NewKey(1), fs.dist(), pSpike, x, nil, optim.FitConfig{BatchSize: 20, LR: 0.05, ValFraction: 0.2, Epochs: 4})
+	if err != nil || len(res0.Recoveries) != 0 || !(res0.TrainNLL[1] > res0.TrainNLL[0]+1000) {
+		t.Errorf("a spike of one row: err %v, recoveries %+v, training NLL %v", err, res0.Recoveries, res0.TrainNLL)
 	}
 
 	// A loss that fails at every step from step 6 on: after maxRecoveries
