@@ -77,6 +77,7 @@ type job struct {
 type result struct {
 	nll, trainNLL float64
 	epochs, best  int
+	recoveries    int
 	stopped       bool
 	secs          float64
 	err           error
@@ -126,9 +127,9 @@ func run(epochs, nTrain int, seed uint64, out, only string) error {
 				if jb.res.err != nil {
 					fmt.Printf("  %-12s %-10s error: %v\n", dens[jb.d].Name, models[jb.m].label, jb.res.err)
 				} else {
-					fmt.Printf("  %-12s %-10s held-out NLL %.4f (gap %.4f), %d epochs (best %d), %.0fs\n",
+					fmt.Printf("  %-12s %-10s held-out NLL %.4f (gap %.4f), %d epochs (best %d), %d recoveries, %.0fs\n",
 						dens[jb.d].Name, models[jb.m].label, jb.res.nll, jb.res.nll-dens[jb.d].Entropy,
-						jb.res.epochs, jb.res.best, jb.res.secs)
+						jb.res.epochs, jb.res.best, jb.res.recoveries, jb.res.secs)
 				}
 				mu.Unlock()
 			}
@@ -226,7 +227,7 @@ func fit(root flows.Key, d toy.Density, model int, train, test *mat.Dense, epoch
 		return result{err: err}
 	}
 	return result{nll: nll, trainNLL: fr.TrainNLL[len(fr.TrainNLL)-1], epochs: fr.Epochs, best: fr.BestEpoch,
-		stopped: fr.Stopped, secs: time.Since(t0).Seconds(), model: m}
+		recoveries: len(fr.Recoveries), stopped: fr.Stopped, secs: time.Since(t0).Seconds(), model: m}
 }
 
 // indexOf returns the position of the named density in toy.Densities.
