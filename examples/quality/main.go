@@ -25,8 +25,6 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/mat"
-	"gonum.org/v1/gonum/stat"
-	"gonum.org/v1/gonum/stat/distmv"
 
 	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/optim"
@@ -113,36 +111,12 @@ func meanNLL(lp []float64) float64 {
 	return s / float64(len(lp))
 }
 
-// gaussianNLL is the test NLL of the maximum-likelihood full-covariance
-// Gaussian of x.
-func gaussianNLL(x, test *mat.Dense) float64 {
-	_, d := x.Dims()
-	mean := make([]float64, d)
-	for j := range d {
-		mean[j] = stat.Mean(mat.Col(nil, j, x), nil)
-	}
-	var cov mat.SymDense
-	stat.CovarianceMatrix(&cov, x, nil)
-	n, _ := x.Dims()
-	cov.ScaleSym(float64(n-1)/float64(n), &cov) // the MLE
-	g, ok := distmv.NewNormal(mean, &cov, nil)
-	if !ok {
-		return math.NaN()
-	}
-	r, _ := test.Dims()
-	lp := make([]float64, r)
-	for i := range r {
-		lp[i] = g.LogProb(test.RawRowView(i))
-	}
-	return meanNLL(lp)
-}
-
 // run prints one table's row.
 func run(dir, name string, base flows.Config, kinds []string, seeds []uint64, epochs int) error {
 	train, val, test := read(dir, name, "train"), read(dir, name, "val"), read(dir, name, "test")
 	x := stack(train.X, val.X)
 	_, d := x.Dims()
-	fmt.Printf("| %s (%d) | %.2f |", name, d, gaussianNLL(x, test.X))
+	fmt.Printf("| %s (%d) | %.2f |", name, d, flows.GaussianNLL(x, test.X))
 	for _, kind := range kinds {
 		var nlls []float64
 		start := time.Now()
