@@ -1001,6 +1001,8 @@ func decodeSample(body []byte, s *schema, most int) (*sampleRequest, error) {
 			return nil, badRequest(errBadRequest, "%q: want %s, found a JSON %s", te.Field, te.Type, te.Value)
 		case err == io.EOF:
 			return nil, badRequest(errBadJSON, "an empty body: want {\"n\": …, \"seed\": …}")
+		case errors.Is(err, io.ErrUnexpectedEOF):
+			return nil, badRequest(errBadJSON, "the body ends inside the JSON")
 		}
 		return nil, badRequest(errBadRequest, "%v", strings.TrimPrefix(err.Error(), "json: "))
 	}
