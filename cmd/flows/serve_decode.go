@@ -505,7 +505,7 @@ func (d *jsonDec) objectRow() *requestError {
 	d.x = append(d.x, make([]float64, dim)...)
 	d.c = append(d.c, make([]float64, cdim)...)
 	var buf [64]bool
-	got := buf[:0]
+	var got []bool
 	if dim+cdim > len(buf) {
 		got = make([]bool, dim+cdim)
 	} else {

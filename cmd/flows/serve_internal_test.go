@@ -1,0 +1,143 @@
+package main
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+)
+
+// newTestServer returns a server of the model file at path with the flags'
+// defaults, changed by set, without a listener.
+func newTestServer(t *testing.T, path string, set func(f *serveFlags)) *server {
+	t.Helper()
+	f := &serveFlags{maxBody: 8 << 20, budget: 256 << 20, maxRows: 100, maxSample: 100, workers: 1, queue: 4,
+		queueWait: time.Second, readTimeout: time.Second, writeTimeout: time.Second, idleTimeout: time.Second, shutdownTimeout: time.Second}
+	if set != nil {
+		set(f)
+	}
+	s := &server{path: path, f: f, log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: newMetrics(), slots: make(chan struct{}, f.workers)}
+	s.budget.most = int64(f.budget)
+	st, err := s.load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.state.Store(st)
+	return s
+}
+
+// TestQueueWait: a request that waits longer than --queue-wait for a worker
+// gets 503 with Retry-After, one whose client leaves while it waits is
+// dropped, and neither stays counted as queued.
+func TestQueueWait(t *testing.T) {
+	dir := t.TempDir()
+	s := newTestServer(t, fitTiny(t, dir), func(f *serveFlags) { f.queueWait = 50 * time.Millisecond })
+	s.slots <- struct{}{} // the only worker is busy
+	body := `{"rows":[[1,2]]}`
+	req := httptest.NewRequest("POST", "/v1/score", strings.NewReader(body))
+	w := httptest.NewRecorder()
+	start := time.Now()
+	s.ServeHTTP(w, req)
+	if w.Code != 503 || w.Header().Get("Retry-After") != "1" || !strings.Contains(w.Body.String(), "no worker was free within --queue-wait 50ms") {
+		t.Errorf("%d %v %s", w.Code, w.Header(), w.Body)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Errorf("answered after %v, before --queue-wait", d)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	req = httptest.NewRequest("POST", "/v1/score", strings.NewReader(body)).WithContext(ctx)
+	w = httptest.NewRecorder()
+	go func() { time.Sleep(10 * time.Millisecond); cancel() }()
+	s.ServeHTTP(w, req)
+	if !strings.Contains(w.Body.String(), errClientGone) {
+		t.Errorf("client gone: %d %s", w.Code, w.Body)
+	}
+	if s.metrics.queued.Load() != 0 || s.metrics.inflight.Load() != 0 {
+		t.Errorf("queued %d, in flight %d after the answers", s.metrics.queued.Load(), s.metrics.inflight.Load())
+	}
+	<-s.slots
+	w = httptest.NewRecorder()
+	s.ServeHTTP(w, httptest.NewRequest("POST", "/v1/score", strings.NewReader(body)))
+	if w.Code != 200 {
+		t.Errorf("with the worker free: %d %s", w.Code, w.Body)
+	}
+}
+
+// TestDraining: once shutting down, /readyz and new work get 503, and
+// /healthz 200.
+func TestDraining(t *testing.T) {
+	s := newTestServer(t, fitTiny(t, t.TempDir()), nil)
+	for path, want := range map[string]int{"/readyz": 200, "/healthz": 200} {
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest("GET", path, nil))
+		if w.Code != want {
+			t.Errorf("%s: %d", path, w.Code)
+		}
+	}
+	s.drain.Store(true)
+	for _, tc := range []struct {
+		method, path string
+		code         int
+	}{{"GET", "/readyz", 503}, {"GET", "/healthz", 200}, {"POST", "/v1/score", 503}, {"POST", "/v1/sample", 503}} {
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest(tc.method, tc.path, strings.NewReader(`{}`)))
+		if w.Code != tc.code || (tc.code == 503 && !strings.Contains(w.Body.String(), errShuttingDown)) {
+			t.Errorf("%s %s while draining: %d %s", tc.method, tc.path, w.Code, w.Body)
+		}
+	}
+}
+
+// TestPanicIsAnswered: a panic in a handler (a bug) is a 500 with a JSON
+// error, logged, and the server goes on.
+func TestPanicIsAnswered(t *testing.T) {
+	s := newTestServer(t, fitTiny(t, t.TempDir()), nil)
+	var logs strings.Builder
+	s.log = slog.New(slog.NewTextHandler(&logs, nil))
+	st := s.state.Load()
+	st.corner = func() ([]byte, error) { panic("boom") }
+	w := httptest.NewRecorder()
+	s.ServeHTTP(w, httptest.NewRequest("GET", "/corner.png", nil))
+	if w.Code != 500 || !strings.Contains(w.Body.String(), `"kind":"internal"`) || !strings.Contains(logs.String(), "boom") {
+		t.Errorf("%d %s\n%s", w.Code, w.Body, logs.String())
+	}
+	w = httptest.NewRecorder()
+	s.ServeHTTP(w, httptest.NewRequest("GET", "/healthz", nil))
+	if w.Code != http.StatusOK {
+		t.Errorf("after the panic: %d", w.Code)
+	}
+}
+
+func TestByteSize(t *testing.T) {
+	for s, want := range map[string]int64{"1024": 1024, "4KiB": 4096, "8MiB": 8 << 20, "2GiB": 2 << 30, "10B": 10} {
+		var b byteSize
+		if err := b.Set(s); err != nil || int64(b) != want {
+			t.Errorf("%q: %d, %v", s, b, err)
+		}
+	}
+	for _, s := range []string{"", "0", "-1", "1.5MiB", "8MB", "lots", "9999999999GiB"} {
+		var b byteSize
+		if err := b.Set(s); err == nil {
+			t.Errorf("%q: no error", s)
+		}
+	}
+	if b := byteSize(8 << 20); b.String() != "8MiB" {
+		t.Errorf("%s", b.String())
+	}
+}
+
+func TestLatentQuery(t *testing.T) {
+	for q, want := range map[string]bool{"": false, "latent=true": true, "latent=1": true, "latent=false": false} {
+		if got, err := latentQuery(q); err != nil || got != want {
+			t.Errorf("%q: %v %v", q, got, err)
+		}
+	}
+	for _, q := range []string{"latent=yes", "x=1", "latent=%zz"} {
+		if _, err := latentQuery(q); err == nil {
+			t.Errorf("%q: no error", q)
+		}
+	}
+}
