@@ -212,9 +212,10 @@ func (d *jsonDec) expect(c byte, where string) *requestError {
 }
 
 // open consumes the '[' or '{' that starts a value the request's shape
-// requires. When another JSON value is there, the error is a bad_request
+// requires: what, or, with row ≥ 0, what and the row (formatted only for
+// an error). When another JSON value is there, the error is a bad_request
 // naming what it found; when no JSON value is, the syntax error.
-func (d *jsonDec) open(c byte, what string) *requestError {
+func (d *jsonDec) open(c byte, what string, row int) *requestError {
 	if d.peek() == c {
 		d.i++
 		return nil
@@ -222,6 +223,9 @@ func (d *jsonDec) open(c byte, what string) *requestError {
 	at := d.i
 	if err := d.skipValue(0); err != nil {
 		return err
+	}
+	if row >= 0 {
+		what = fmt.Sprintf("%s %d", what, row)
 	}
 	e := badRequest(errBadRequest, "%s: want %s, found %s", what, kindOf(c), describe(d.b[at:d.i]))
 	e.offset, e.row = at, d.row
@@ -275,7 +279,7 @@ var scoreFields = []string{"rows", "context", "latent"}
 // request reads the top-level object.
 func (d *jsonDec) request() (*scoreRequest, *requestError) {
 	d.row = -1
-	if err := d.open('{', "the body"); err != nil {
+	if err := d.open('{', "the body", -1); err != nil {
 		return nil, err
 	}
 	req := &scoreRequest{}
@@ -364,7 +368,7 @@ func (d *jsonDec) tooMany(what string) *requestError {
 // rows reads the array of rows, arrays of numbers or objects, into d.x
 // (and the object rows' contexts into d.c).
 func (d *jsonDec) rows() (n int, objects bool, err *requestError) {
-	if err := d.open('[', `"rows"`); err != nil {
+	if err := d.open('[', `"rows"`, -1); err != nil {
 		return 0, false, err
 	}
 	if d.peek() == ']' {
@@ -406,7 +410,7 @@ func (d *jsonDec) contexts() (n int, err *requestError) {
 	if d.s.cdim == 0 {
 		return 0, badRequest(errNotConditional, `%s is not a conditional model: a request to it has no "context"`, d.s.path)
 	}
-	if err := d.open('[', `"context"`); err != nil {
+	if err := d.open('[', `"context"`, -1); err != nil {
 		return 0, err
 	}
 	if d.peek() == ']' {
@@ -450,7 +454,7 @@ func (d *jsonDec) arrayRow(vals []float64, width int, names []string, what strin
 		e.row, e.offset = d.row, d.i
 		return nil, e
 	}
-	if err := d.open('[', fmt.Sprintf("%s %d", what, d.row)); err != nil {
+	if err := d.open('[', what, d.row); err != nil {
 		return nil, err
 	}
 	if d.peek() == ']' {
@@ -497,7 +501,7 @@ func (d *jsonDec) objectRow() *requestError {
 		e.row, e.offset = d.row, d.i
 		return e
 	}
-	if err := d.open('{', fmt.Sprintf("row %d", d.row)); err != nil {
+	if err := d.open('{', "row", d.row); err != nil {
 		return err
 	}
 	dim, cdim := d.s.dim, d.s.cdim
@@ -518,7 +522,7 @@ func (d *jsonDec) objectRow() *requestError {
 		for {
 			d.ws()
 			at := d.i
-			key, err := d.str(fmt.Sprintf("a column name in row %d", d.row))
+			key, err := d.str("a column name")
 			if err != nil {
 				return err
 			}
@@ -551,7 +555,7 @@ func (d *jsonDec) objectRow() *requestError {
 			}
 			got[j] = true
 			count++
-			more, err := d.more('}', fmt.Sprintf("after a value of row %d", d.row))
+			more, err := d.more('}', "after a value in a row")
 			if err != nil {
 				return err
 			}

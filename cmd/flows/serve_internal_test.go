@@ -1,14 +1,22 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"gonum.org/v1/gonum/mat"
+
+	"github.com/gonormflows/flows/table"
 )
 
 // newTestServer returns a server of the model file at path with the flags'
@@ -139,5 +147,52 @@ func TestLatentQuery(t *testing.T) {
 		if _, err := latentQuery(q); err == nil {
 			t.Errorf("%q: no error", q)
 		}
+	}
+}
+
+// BenchmarkServeScore runs score requests through the handler, without
+// the network: decoding, scoring and encoding, beside the library's own
+// LogPDF of the same rows.
+func BenchmarkServeScore(b *testing.B) {
+	dir := b.TempDir()
+	writeLoadData(&testing.T{}, filepath.Join(dir, "d8.csv"), 2000)
+	if out, err := exec.Command(flowsBin, "fit", filepath.Join(dir, "d8.csv"), "-o", filepath.Join(dir, "m8.flow"), "--epochs", "1", "--quiet").CombinedOutput(); err != nil {
+		b.Fatalf("%v: %s", err, out)
+	}
+	s := newTestServer(&testing.T{}, filepath.Join(dir, "m8.flow"), func(f *serveFlags) { f.maxRows = 1000 })
+	st := s.state.Load()
+	tab, err := table.ReadFile(filepath.Join(dir, "d8.csv"), table.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, rows := range []int{1, 1000} {
+		body := loadBody(tab.X, rows)
+		x := tab.X.Slice(0, rows, 0, 8).(*mat.Dense)
+		b.Run(fmt.Sprintf("rows=%d/handler", rows), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				s.ServeHTTP(w, httptest.NewRequest("POST", "/v1/score", bytes.NewReader(body)))
+				if w.Code != 200 {
+					b.Fatal(w.Body)
+				}
+			}
+			b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
+		b.Run(fmt.Sprintf("rows=%d/decode", rows), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := decodeScoreJSON(body, &st.schema); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run(fmt.Sprintf("rows=%d/library", rows), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				st.m.LogPDF(x, nil)
+			}
+			b.ReportMetric(float64(rows)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+		})
 	}
 }
