@@ -65,15 +65,17 @@ default) until SIGTERM or SIGINT:
   POST /v1/score   the log density of each row, in nats, in the data's units:
                    {"log_density": [...]}, with "latent": [[...], ...] (the
                    rows mapped to the latent space, where the prior is the
-                   standard normal) when asked. The rows come as JSON,
+                   standard normal) when asked. The rows come as JSON
+                   (Content-Type: application/json, or none),
                      {"rows": [[1.5, 2], [3, 4]], "latent": true}
                      {"rows": [{"x": 1.5, "y": 2}, {"x": 3, "y": 4}]}
                    arrays in the model's column order or objects keyed by
-                   its column names (x0, x1, ... for a model without names);
-                   a conditional model takes "context": [[...], ...], one row
-                   per row, or its context columns by name in object rows.
-                   Or as CSV with a header (Content-Type: text/csv), whose
-                   columns are found by name as flows score finds them.
+                   its column names (x0, x1, ... and c0, c1, ... for a model
+                   without names); a conditional model takes "context":
+                   [[...], ...], one row per row, or its context columns by
+                   name in object rows. Or as CSV with a header
+                   (Content-Type: text/csv), whose columns are found by
+                   name as flows score finds them, others ignored.
                    ?latent=true asks for the latent coordinates too. The log
                    densities equal flows score's, bit for bit; a value JSON
                    cannot hold is written as the string "NaN", "+Inf" or
@@ -119,7 +121,7 @@ requests in flight. Logs are structured (log/slog), as JSON, or as text on
 a terminal.
 
 --data draws the data file's rows into the card's corner plot, as flows plot
-model.flow data.csv would.`,
+model.flow data.csv would; a reload reads it again.`,
 	nArgs: [2]int{1, 1},
 	flags: func(fs *flag.FlagSet) func(*env, []string) error {
 		f := &serveFlags{maxBody: 8 << 20, budget: 256 << 20}
@@ -129,14 +131,14 @@ model.flow data.csv would.`,
 		fs.Var(&f.budget, "body-budget", "the most `bytes` of request bodies held at once")
 		fs.IntVar(&f.maxRows, "max-rows", 100000, "the most rows one score request may hold")
 		fs.IntVar(&f.maxSample, "max-sample", 10000, "the most rows one sample request may draw")
-		fs.IntVar(&f.workers, "workers", runtime.GOMAXPROCS(0), "score and sample requests computed at once")
+		fs.IntVar(&f.workers, "workers", 0, "score and sample requests computed at once (default GOMAXPROCS, the CPUs\nGo uses)")
 		fs.IntVar(&f.queue, "queue", 256, "score and sample requests that may wait for a worker")
 		fs.DurationVar(&f.queueWait, "queue-wait", 10*time.Second, "the longest a request waits for a worker before a 503")
 		fs.DurationVar(&f.readTimeout, "read-timeout", 30*time.Second, "the longest a request (headers and body) may take to arrive")
 		fs.DurationVar(&f.writeTimeout, "write-timeout", 60*time.Second, "the longest from a request's headers to the end of its answer")
 		fs.DurationVar(&f.idleTimeout, "idle-timeout", 120*time.Second, "the longest a kept-alive connection waits for its next request")
 		fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "the longest SIGTERM waits for requests in flight")
-		fs.StringVar(&f.logFormat, "log-format", "", "`json` or text (default text on a terminal, else json)")
+		fs.StringVar(&f.logFormat, "log-format", "", "the logs' `format`: json or text (default text on a terminal, else json)")
 		fs.StringVar(&f.logLevel, "log-level", "info", "the least `level` logged: debug (every bad request too), info, warn, error")
 		fs.BoolVar(&f.accessLog, "access-log", false, "log every request at level info")
 		return func(e *env, args []string) error { return f.run(e, args[0]) }
@@ -184,13 +186,16 @@ func (b *byteSize) Set(s string) error {
 
 // check returns a usage error for flags that cannot work.
 func (f *serveFlags) check() error {
+	if f.workers == 0 {
+		f.workers = runtime.GOMAXPROCS(0)
+	}
 	switch {
 	case f.maxRows < 1:
 		return usagef("serve", "--max-rows %d: want at least 1", f.maxRows)
 	case f.maxSample < 1:
 		return usagef("serve", "--max-sample %d: want at least 1", f.maxSample)
-	case f.workers < 1:
-		return usagef("serve", "--workers %d: want at least 1", f.workers)
+	case f.workers < 0:
+		return usagef("serve", "--workers %d: want at least 1 (or 0 for GOMAXPROCS)", f.workers)
 	case f.queue < 0:
 		return usagef("serve", "--queue %d: want 0 or more", f.queue)
 	case f.budget < f.maxBody:

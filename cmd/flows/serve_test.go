@@ -928,7 +928,7 @@ func TestServeStartErrors(t *testing.T) {
 		{[]string{"serve", "missing.flow"}, "flows serve: open missing.flow: no such file or directory"},
 		{[]string{"serve", "bad.flow"}, "flows serve: bad.flow: not a model file"},
 		{[]string{"serve", "model.flow", "--data", "missing.csv"}, "flows serve: --data: open missing.csv"},
-		{[]string{"serve", "model.flow", "--workers", "0"}, "flows serve: --workers 0: want at least 1"},
+		{[]string{"serve", "model.flow", "--workers", "-1"}, "flows serve: --workers -1: want at least 1 (or 0 for GOMAXPROCS)"},
 		{[]string{"serve", "model.flow", "--max-body", "lots"}, `"lots" is not a positive size in bytes`},
 		{[]string{"serve", "model.flow", "--max-body", "8MiB", "--body-budget", "1MiB"}, "--body-budget 1MiB is less than --max-body 8MiB"},
 		{[]string{"serve", "model.flow", "--queue-wait", "0s"}, "--queue-wait 0s: want a positive duration"},
