@@ -242,6 +242,7 @@ type server struct {
 	state   atomic.Pointer[modelState]
 	slots   chan struct{} // a token per computing request
 	budget  budget
+	batch   batcher     // score requests waiting for a worker
 	drain   atomic.Bool // shutting down
 	bufs    sync.Pool   // *[]byte for bodies and answers up to poolMax
 }
@@ -713,32 +714,9 @@ func (s *server) compute(w http.ResponseWriter, r *http.Request, st *modelState,
 			msg: "reading the body: " + err.Error()})
 	}
 
-	// Wait for a worker.
-	select {
-	case s.slots <- struct{}{}:
-	default:
-		s.metrics.queued.Add(1)
-		t := time.NewTimer(s.f.queueWait)
-		select {
-		case s.slots <- struct{}{}:
-			t.Stop()
-			s.metrics.queued.Add(-1)
-		case <-t.C:
-			s.metrics.queued.Add(-1)
-			return overloaded(fmt.Sprintf("no worker was free within --queue-wait %v", s.f.queueWait))
-		case <-r.Context().Done():
-			t.Stop()
-			s.metrics.queued.Add(-1)
-			return s.fail(w, &requestError{status: http.StatusBadRequest, kind: errClientGone, row: -1, index: -1, offset: -1,
-				msg: "the client left while the request waited for a worker"})
-		}
-	}
 	op := s.buffer(64 + 24*len(body)/8)
-	answer, rows, rerr := func() ([]byte, int, *requestError) {
-		defer func() { <-s.slots }()
-		return do(r, st, body, (*op)[:0])
-	}()
 	defer s.release(op)
+	answer, rows, rerr := do(r, st, body, (*op)[:0])
 	if rerr != nil {
 		return s.fail(w, rerr)
 	}
@@ -751,6 +729,40 @@ func (s *server) compute(w http.ResponseWriter, r *http.Request, st *modelState,
 	w.Write(answer)
 	s.metrics.rows[strings.TrimPrefix(r.URL.Path, "/v1/")].Add(uint64(rows))
 	return outcome{code: http.StatusOK, rows: rows}
+}
+
+// acquire waits for a worker, at most --queue-wait; the caller frees it
+// with <-s.slots.
+func (s *server) acquire(r *http.Request) *requestError {
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	default:
+	}
+	s.metrics.queued.Add(1)
+	defer s.metrics.queued.Add(-1)
+	t := time.NewTimer(s.f.queueWait)
+	defer t.Stop()
+	select {
+	case s.slots <- struct{}{}:
+		return nil
+	case <-t.C:
+		return s.overloaded()
+	case <-r.Context().Done():
+		return clientGone()
+	}
+}
+
+// overloaded is the error of a request that found no worker in time.
+func (s *server) overloaded() *requestError {
+	return &requestError{status: http.StatusServiceUnavailable, kind: errOverloaded, row: -1, index: -1, offset: -1,
+		msg: fmt.Sprintf("no worker was free within --queue-wait %v; retry after a second", s.f.queueWait)}
+}
+
+// clientGone is the error of a request whose client left while it waited.
+func clientGone() *requestError {
+	return &requestError{status: http.StatusBadRequest, kind: errClientGone, row: -1, index: -1, offset: -1,
+		msg: "the client left while the request waited for a worker"}
 }
 
 // readBody reads the body into buf (grown as needed): exactly length bytes
@@ -814,37 +826,23 @@ func (s *server) score(r *http.Request, st *modelState, body, out []byte) ([]byt
 	if err != nil {
 		return nil, 0, err.(*requestError)
 	}
-	latent = latent || req.latent
-	n, _ := req.x.Dims()
+	j := &scoreJob{st: st, x: req.x, c: req.c, latent: latent || req.latent}
+	if e := s.schedule(r, j); e != nil {
+		return nil, 0, e
+	}
 	out = append(out, `{"log_density":[`...)
-	var z *mat.Dense
-	for lo := 0; lo < n; lo += chunkRows {
-		hi := min(lo+chunkRows, n)
-		x := req.x.Slice(lo, hi, 0, st.schema.dim).(*mat.Dense)
-		var c *mat.Dense
-		if req.c != nil {
-			c = req.c.Slice(lo, hi, 0, st.schema.cdim).(*mat.Dense)
+	for i, v := range j.lp {
+		if i > 0 {
+			out = append(out, ',')
 		}
-		for i, v := range st.m.LogPDF(x, c) {
-			if lo+i > 0 {
-				out = append(out, ',')
-			}
-			out = appendNumber(out, v)
-		}
-		if latent {
-			zc := st.m.Latent(x, c)
-			if z == nil {
-				z = mat.NewDense(n, st.schema.dim, nil)
-			}
-			z.Slice(lo, hi, 0, st.schema.dim).(*mat.Dense).Copy(zc)
-		}
+		out = appendNumber(out, v)
 	}
 	out = append(out, ']')
-	if latent {
+	if j.latent {
 		out = append(out, `,"latent":`...)
-		out = appendRows(out, z)
+		out = appendRows(out, j.z)
 	}
-	return append(out, "}\n"...), n, nil
+	return append(out, "}\n"...), len(j.lp), nil
 }
 
 // curlHint is a hint for the form type that curl -d sends unless told.
@@ -927,6 +925,10 @@ func (s *server) sample(r *http.Request, st *modelState, body, out []byte) ([]by
 	if err != nil {
 		return nil, 0, err.(*requestError)
 	}
+	if e := s.acquire(r); e != nil {
+		return nil, 0, e
+	}
+	defer func() { <-s.slots }()
 	out = append(out, `{"columns":`...)
 	names, _ := json.Marshal(st.schema.names)
 	out = append(out, names...)

@@ -196,3 +196,57 @@ func BenchmarkServeScore(b *testing.B) {
 		})
 	}
 }
+
+// TestBatching: score requests that wait for a worker are scored in one
+// call by the first to get one, and each gets the answer it gets alone,
+// bit for bit; latent requests and others are batched apart.
+func TestBatching(t *testing.T) {
+	s := newTestServer(t, fitTiny(t, t.TempDir()), func(f *serveFlags) { f.queue = 64 })
+	body := func(i int) string { return fmt.Sprintf(`{"rows":[[%d.25,%d],[-1,%d.5]]}`, i%7-3, i%5-2, i%3) }
+	post := func(b string, latent bool) string {
+		url := "/v1/score"
+		if latent {
+			url += "?latent=true"
+		}
+		w := httptest.NewRecorder()
+		s.ServeHTTP(w, httptest.NewRequest("POST", url, strings.NewReader(b)))
+		if w.Code != 200 {
+			t.Errorf("%s: %d %s", b, w.Code, w.Body)
+		}
+		return w.Body.String()
+	}
+	const k = 12
+	alone := make([]string, k)
+	for i := range k {
+		alone[i] = post(body(i), i%4 == 0)
+	}
+	before := s.metrics.batches.Load()
+
+	s.slots <- struct{}{} // the only worker is busy: the requests wait
+	got := make([]string, k)
+	done := make(chan int)
+	for i := range k {
+		go func() { got[i] = post(body(i), i%4 == 0); done <- i }()
+	}
+	for deadline := time.Now().Add(30 * time.Second); s.metrics.queued.Load() != k; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d requests queued, want %d", s.metrics.queued.Load(), k)
+		}
+	}
+	<-s.slots
+	for range k {
+		<-done
+	}
+	for i := range k {
+		if got[i] != alone[i] {
+			t.Errorf("request %d batched: %s\nalone: %s", i, got[i], alone[i])
+		}
+	}
+	// Two batches: the latent requests and the others.
+	if n := s.metrics.batches.Load() - before; n != 2 {
+		t.Errorf("%d calls for %d waiting requests of two kinds, want 2", n, k)
+	}
+	if s.metrics.queued.Load() != 0 || len(s.batch.waiting) != 0 {
+		t.Errorf("queued %d, waiting %d after the answers", s.metrics.queued.Load(), len(s.batch.waiting))
+	}
+}

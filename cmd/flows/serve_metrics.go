@@ -53,6 +53,9 @@ type metricsSet struct {
 	errors   map[string]*atomic.Uint64 // by kind
 	reloads  map[string]*atomic.Uint64 // "ok", "error"
 
+	batches     atomic.Uint64 // calls to the model for score requests
+	batchedRows atomic.Uint64 // the rows of those calls
+
 	inflight atomic.Int64 // admitted requests: computing or waiting
 	queued   atomic.Int64 // admitted requests waiting for a worker
 	started  time.Time
@@ -172,6 +175,11 @@ func (m *metricsSet) write(w io.Writer, info modelInfo, workers, queue int) erro
 	for _, e := range []string{"score", "sample"} {
 		sample("flows_rows_total", label("endpoint", e), float64(m.rows[e].Load()))
 	}
+
+	head("flows_score_batches_total", "counter", "Calls to the model that scored the rows of one or more waiting score requests.")
+	sample("flows_score_batches_total", "", float64(m.batches.Load()))
+	head("flows_score_batch_rows_total", "counter", "Rows scored in those calls: over flows_score_batches_total, the mean rows of a call.")
+	sample("flows_score_batch_rows_total", "", float64(m.batchedRows.Load()))
 
 	head("flows_request_errors_total", "counter", "Requests answered with an error, by kind (the kind field of the JSON error).")
 	for _, k := range errorKinds {
