@@ -9,10 +9,15 @@ package main
 //
 //	FLOWS_SERVE_LOAD=1 go test ./cmd/flows -run TestServeLoad -v -timeout 30m
 //
+// FLOWS_SERVE_LOAD_DURATION, _REPEATS, _CASES ("1x16,1000x256": rows x
+// clients), _FLAGS (of flows serve) and _OUT (a file for the table) change
+// what it measures.
+//
 // TestLoadGenerator runs it briefly, to keep it working.
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -50,14 +55,18 @@ func (r loadResult) rowsPerSec() float64 {
 const maxLatencies = 1 << 20
 
 // runLoad sends body to url from clients clients, one request after
-// another each, for warm then dur, and measures the requests that start
-// after warm.
+// another each, for warm then dur, and measures the requests that end
+// within dur after warm: so the rate is that of the steady state even when
+// a request takes longer than the window, and requests still in flight at
+// the end are cancelled, not waited for.
 func runLoad(url string, body []byte, rows, clients int, warm, dur time.Duration) loadResult {
 	tr := &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients, DisableCompression: true}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: time.Minute}
+	client := &http.Client{Transport: tr, Timeout: 10 * time.Minute}
 	start := time.Now()
 	from, until := start.Add(warm), start.Add(warm+dur)
+	ctx, cancel := context.WithDeadline(context.Background(), until)
+	defer cancel()
 	lats := make([][]time.Duration, clients)
 	fails := make([]int, clients)
 	var wg sync.WaitGroup
@@ -65,33 +74,32 @@ func runLoad(url string, body []byte, rows, clients int, warm, dur time.Duration
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for {
+			for ctx.Err() == nil {
 				t0 := time.Now()
-				if t0.After(until) {
-					return
-				}
-				resp, err := client.Post(url, "application/json", bytes.NewReader(body))
+				req, _ := http.NewRequestWithContext(ctx, "POST", url, bytes.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
 				ok := err == nil
 				if err == nil {
 					_, err = io.Copy(io.Discard, resp.Body)
 					resp.Body.Close()
 					ok = err == nil && resp.StatusCode == 200
 				}
-				d := time.Since(t0)
-				if t0.Before(from) {
-					continue
+				end := time.Now()
+				if end.Before(from) || end.After(until) || ctx.Err() != nil {
+					continue // in the warm-up, or cut off at the end
 				}
 				if !ok {
 					fails[c]++
 				} else if len(lats[c]) < maxLatencies {
-					lats[c] = append(lats[c], d)
+					lats[c] = append(lats[c], end.Sub(t0))
 				}
 			}
 		}()
 	}
 	wg.Wait()
 	var all []time.Duration
-	r := loadResult{clients: clients, rows: rows, elapsed: time.Since(from)}
+	r := loadResult{clients: clients, rows: rows, elapsed: dur}
 	for c := range clients {
 		all = append(all, lats[c]...)
 		r.failures += fails[c]
@@ -263,17 +271,24 @@ func TestServeLoad(t *testing.T) {
 	fmt.Fprintf(&out, "library: m.LogPDF of 1000 rows: %.0f rows/s on 1 goroutine, %.0f on 2 (medians of %d runs of %v)\n",
 		median(lib1), median(lib2), repeats, dur)
 
-	p := startServer(t, dir, "m8.flow", "--log-level", "warn")
+	p := startServer(t, dir, append([]string{"m8.flow"}, strings.Fields(os.Getenv("FLOWS_SERVE_LOAD_FLAGS"))...)...)
 	pid := p.cmd.Process.Pid
 	fmt.Fprintf(&out, "server: flows serve m8.flow (--workers %d, --queue 256), RSS after start %d KiB\n", runtime.GOMAXPROCS(0), procStatus(pid, "VmRSS"))
 	fmt.Fprintf(&out, "\n| rows/request | clients | requests/s | rows/s | p50 | p99 | max | failed | server RSS after |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	only := os.Getenv("FLOWS_SERVE_LOAD_CASES") // e.g. "1x16,1000x256"; default all
 	for _, rows := range []int{1, 1000} {
 		body := loadBody(x, rows)
 		for _, clients := range []int{1, 16, 256} {
+			if only != "" && !slices.Contains(strings.Split(only, ","), fmt.Sprintf("%dx%d", rows, clients)) {
+				continue
+			}
+			// A request waits for the rows of the others ahead of it: warm
+			// up for about that long, and measure over at least twice it.
+			backlog := time.Duration(float64(rows*clients) / 25000 * float64(time.Second))
 			var rates, p50s, p99s, maxs []float64
 			failed := 0
 			for range repeats {
-				r := runLoad(p.url+"/v1/score", body, rows, clients, time.Second, dur)
+				r := runLoad(p.url+"/v1/score", body, rows, clients, time.Second+backlog, max(dur, 2*backlog))
 				rates = append(rates, r.rowsPerSec())
 				p50s = append(p50s, r.p50.Seconds())
 				p99s = append(p99s, r.p99.Seconds())
@@ -288,7 +303,9 @@ func TestServeLoad(t *testing.T) {
 			}
 		}
 	}
-	fmt.Fprintf(&out, "\nserver peak RSS (VmHWM) %d KiB; load average after: %s\n", procStatus(pid, "VmHWM"), loadAverage())
+	fams := checkPrometheus(t, string(do(t, "GET", p.url+"/metrics", "", nil).body))
+	fmt.Fprintf(&out, "\nserver peak RSS (VmHWM) %d KiB; %v score calls for %v rows; load average after: %s\n", procStatus(pid, "VmHWM"),
+		fams.value("flows_score_batches_total"), fams.value("flows_score_batch_rows_total"), loadAverage())
 	t.Log("\n" + out.String())
 	if path := os.Getenv("FLOWS_SERVE_LOAD_OUT"); path != "" {
 		os.WriteFile(path, []byte(out.String()), 0o644)
