@@ -107,7 +107,9 @@ shutting_down.
 
 At most --workers score and sample requests compute at once; up to
 --queue more wait, each at most --queue-wait, and beyond that a request gets
-503 with Retry-After: 1. Request bodies held at once are bounded by
+503 with Retry-After: 1. The score requests waiting when a worker frees are
+scored together, up to 4096 rows in one call to the model, whose cost per
+call is then paid once: each answer is the same as alone, bit for bit. Request bodies held at once are bounded by
 --body-budget (a body counts its Content-Length, or --max-body when it has
 none), so memory stays bounded under any load. Requests are read, written
 and kept idle within the timeouts.
