@@ -280,6 +280,37 @@ func TestServeEndpoints(t *testing.T) {
 			t.Errorf("row %d alone: %v, want %s", i, got, want[i])
 		}
 	}
+	// Every row alone, from 16 clients at once (so that waiting requests
+	// are scored together): the same bits again.
+	var wg sync.WaitGroup
+	var mismatch sync.Map
+	for c := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := c; i < len(want); i += 16 {
+				resp, err := testClient.Post(p.url+"/v1/score", "application/json", strings.NewReader(`{"rows":[[`+strings.Join(recs[i+1], ",")+`]]}`))
+				if err != nil {
+					mismatch.Store(i, err.Error())
+					continue
+				}
+				var r struct {
+					LogDensity []json.RawMessage `json:"log_density"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&r)
+				resp.Body.Close()
+				if err != nil || len(r.LogDensity) != 1 || strings.Trim(string(r.LogDensity[0]), `"`) != want[i] {
+					mismatch.Store(i, fmt.Sprint(r.LogDensity, err))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	mismatch.Range(func(k, v any) bool {
+		t.Errorf("row %v from concurrent clients: %v, want %s", k, v, want[k.(int)])
+		return true
+	})
+
 	// A row far out: flows score writes -Inf, the server the string "-Inf".
 	writeFile(t, filepath.Join(dir, "far.csv"), "x,y\n1e300,0\n")
 	if got := logDensities(t, postJSON(t, p.url+"/v1/score", `{"rows":[[1e300,0]]}`)); got[0] != scoreCells(t, dir, "model.flow", "far.csv")[0] {
@@ -391,10 +422,10 @@ func TestServeEndpoints(t *testing.T) {
 	// The metrics count what happened.
 	text := string(do(t, "GET", p.url+"/metrics", "", nil).body)
 	fams := checkPrometheus(t, text)
-	if v := fams.value(`flows_http_requests_total{endpoint="score",code="200"}`); v < 9 {
+	if v := fams.value(`flows_http_requests_total{endpoint="score",code="200"}`); v != 409 {
 		t.Errorf("score requests counted: %v\n%s", v, text)
 	}
-	if v := fams.value(`flows_rows_total{endpoint="score"}`); v != 3*400+3+1+20 {
+	if v := fams.value(`flows_rows_total{endpoint="score"}`); v != 4*400+3+1+20 {
 		t.Errorf("rows scored: %v", v)
 	}
 	if v := fams.value(`flows_rows_total{endpoint="sample"}`); v != 5 {
