@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -199,6 +200,22 @@ func procStatus(pid int, field string) int {
 	return -1
 }
 
+// cpuSeconds returns the CPU time (user and system) a process has used.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return math.NaN()
+	}
+	// The fields after the command's name, which is in parentheses.
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	if len(f) < 13 {
+		return math.NaN()
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // clock ticks of 1/100 s (USER_HZ on Linux)
+}
+
 // loadAverage returns the first line of /proc/loadavg.
 func loadAverage() string {
 	b, _ := os.ReadFile("/proc/loadavg")
@@ -274,7 +291,7 @@ func TestServeLoad(t *testing.T) {
 	p := startServer(t, dir, append([]string{"m8.flow"}, strings.Fields(os.Getenv("FLOWS_SERVE_LOAD_FLAGS"))...)...)
 	pid := p.cmd.Process.Pid
 	fmt.Fprintf(&out, "server: flows serve m8.flow (--workers %d, --queue 256), RSS after start %d KiB\n", runtime.GOMAXPROCS(0), procStatus(pid, "VmRSS"))
-	fmt.Fprintf(&out, "\n| rows/request | clients | requests/s | rows/s | p50 | p99 | max | failed | server RSS after |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&out, "\n| rows/request | clients | requests/s | rows/s | p50 | p99 | max | failed | server CPU/request | server cores | server RSS after |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	only := os.Getenv("FLOWS_SERVE_LOAD_CASES") // e.g. "1x16,1000x256"; default all
 	for _, rows := range []int{1, 1000} {
 		body := loadBody(x, rows)
@@ -285,10 +302,17 @@ func TestServeLoad(t *testing.T) {
 			// A request waits for the rows of the others ahead of it: warm
 			// up for about that long, and measure over at least twice it.
 			backlog := time.Duration(float64(rows*clients) / 25000 * float64(time.Second))
-			var rates, p50s, p99s, maxs []float64
+			var rates, p50s, p99s, maxs, cpus, cores []float64
 			failed := 0
 			for range repeats {
+				cpu0, t0 := cpuSeconds(pid), time.Now()
 				r := runLoad(p.url+"/v1/score", body, rows, clients, time.Second+backlog, max(dur, 2*backlog))
+				cpu := cpuSeconds(pid) - cpu0
+				wall := time.Since(t0).Seconds()
+				// CPU per request over the whole run, warm-up included:
+				// the requests of the run, at the window's rate.
+				cpus = append(cpus, cpu/(float64(r.requests)/r.elapsed.Seconds()*wall))
+				cores = append(cores, cpu/wall)
 				rates = append(rates, r.rowsPerSec())
 				p50s = append(p50s, r.p50.Seconds())
 				p99s = append(p99s, r.p99.Seconds())
@@ -296,8 +320,8 @@ func TestServeLoad(t *testing.T) {
 				failed += r.failures
 			}
 			rate := median(rates)
-			fmt.Fprintf(&out, "| %d | %d | %.0f | %.0f | %s | %s | %s | %d | %d KiB |\n", rows, clients, rate/float64(rows), rate,
-				secs(median(p50s)), secs(median(p99s)), secs(median(maxs)), failed, procStatus(pid, "VmRSS"))
+			fmt.Fprintf(&out, "| %d | %d | %.0f | %.0f | %s | %s | %s | %d | %s | %.2f | %d KiB |\n", rows, clients, rate/float64(rows), rate,
+				secs(median(p50s)), secs(median(p99s)), secs(median(maxs)), failed, secs(median(cpus)), median(cores), procStatus(pid, "VmRSS"))
 			if rows == 1000 && clients == 16 {
 				fmt.Fprintf(&out, "\n(1000-row requests at 16 clients: %.0f%% of the library's %.0f rows/s)\n\n", 100*rate/lib, lib)
 			}
