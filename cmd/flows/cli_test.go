@@ -44,11 +44,11 @@ func TestSpan(t *testing.T) {
 		v[i] = float64(i)
 	}
 	v[500] = 1e9 // an outlier does not stretch the box
-	lo, hi := span(v)
-	if lo > 5 || lo < -200 || hi < 995 || hi > 1200 {
+	lo, hi, ok := span(v)
+	if !ok || lo > 5 || lo < -200 || hi < 995 || hi > 1200 {
 		t.Errorf("span = %v, %v", lo, hi)
 	}
-	if lo, hi := span([]float64{3, 3}); !(lo < 3 && hi > 3) {
+	if lo, hi, _ := span([]float64{3, 3}); !(lo < 3 && hi > 3) {
 		t.Errorf("span of a constant = %v, %v", lo, hi)
 	}
 }

@@ -1,6 +1,7 @@
 // Command flows fits normalizing flows to the rows of a CSV file, draws
 // samples from them, scores rows by their log density (for anomaly
-// detection) and draws 2-D models. It is one static binary:
+// detection), draws corner plots of models and serves models over HTTP. It
+// is one static binary:
 //
 //	go install github.com/gonormflows/flows/cmd/flows@latest
 //
@@ -9,7 +10,8 @@
 //	flows fit data.csv -o model.flow [--columns a,b] [--kind maf] [--epochs 100] ...
 //	flows sample model.flow [-n 1000] [-o samples.csv] [--seed 0] [--names a,b]
 //	flows score model.flow data.csv [--columns a,b] [--top 10] [-o scores.csv]
-//	flows plot model.flow [data.csv] -o plot.png [--columns x,y] [-n 1000]
+//	flows plot model.flow [data.csv] -o plot.png [--show a,b,c] [--log-scale] [-n 1000]
+//	flows serve model.flow [--addr 127.0.0.1:8080] [--data train.csv] ...
 //	flows help [command]
 //	flows version
 //
@@ -45,9 +47,8 @@
 // --val, --patience, --seed) and writes it with Model.Save. A progress bar
 // with the training and validation negative log-likelihood is drawn on
 // standard error when it is a terminal, unless --quiet. The model file
-// does not record column names: a model's columns are the picked columns
-// in the order picked, which fit prints when it is done; give score and
-// plot the same columns in the same order.
+// records the picked columns' names, so that score, sample, plot and serve
+// find them in a file by name.
 //
 // sample writes -n rows drawn from a model as CSV, with a header row (x0,
 // x1, ... or --names), to standard output or -o.
@@ -58,9 +59,25 @@
 // The lower it is, the less likely the row; --top k keeps the k least
 // likely rows, lowest first.
 //
-// plot draws a model of two columns: a heat map of its density, samples
-// from it and, given a CSV file, the data, as PNG (or SVG or PDF by the
-// name's extension).
+// plot draws the corner plot of a model of any number of columns: a grid of
+// panels with each column's marginal density on the diagonal (the model's
+// over the data's histogram), the data and samples from the model below
+// it, and the model's density of each pair of columns above it, with a
+// colour bar (--log-scale for a log scale); as PNG (or SVG or PDF by the
+// name's extension). corner.go draws it, for plot and for the model card
+// of serve.
+//
+// serve answers HTTP requests for a model (serve.go, serve_decode.go,
+// serve_metrics.go, serve_card.go): POST /v1/score (JSON rows as arrays or
+// objects keyed by column name, or CSV with a header; the log densities
+// equal score's bit for bit, and the latent coordinates on request), POST
+// /v1/sample (sample's rows for the same n and seed), GET /v1/model, the
+// model card at / with plot's corner plot, /healthz, /readyz and /metrics
+// (Prometheus text). Bad input gets a 4xx and a JSON error naming its kind,
+// row and column; --workers, --queue, --queue-wait, --max-body,
+// --body-budget, --max-rows and --max-sample bound the work and the memory;
+// SIGHUP reloads the model file after checking it, SIGTERM drains. "flows
+// help serve" documents the requests and answers.
 //
 // # Outputs and exit status
 //

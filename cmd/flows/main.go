@@ -39,7 +39,7 @@ type command struct {
 }
 
 // commands lists the subcommands in the order help shows them.
-var commands = []*command{fitCommand, sampleCommand, scoreCommand, plotCommand, versionCommand}
+var commands = []*command{fitCommand, sampleCommand, scoreCommand, plotCommand, serveCommand, versionCommand}
 
 // usageError is an error in the command line (a flag, a missing argument);
 // its message is followed by a pointer to the command's help.

@@ -59,6 +59,7 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/examples/internal/figs"
 	"github.com/gonormflows/flows/optim"
 )
 
@@ -349,22 +350,7 @@ func histogram(path string, normal, anomalous []float64) error {
 		p.Legend.Add(set.name, h)
 	}
 	p.Legend.Top = true
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*.png")
-	if err != nil {
-		return err
-	}
-	w, err := p.WriterTo(6*vg.Inch, 4*vg.Inch, "png")
-	if err == nil {
-		_, err = w.WriteTo(f)
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return os.Rename(f.Name(), path)
+	return figs.SavePlot(path, p, 6*vg.Inch, 4*vg.Inch)
 }
 
 // readTable reads scikit-learn's breast_cancer.csv (gzip-compressed when the

@@ -97,12 +97,13 @@ func run(epochs int, seed uint64, out string) error {
 	}
 	fmt.Printf("trained in %.1fs\n", time.Since(start).Seconds())
 
-	box := figs.Box{XMin: -4.5, XMax: 4.5, YMin: -4.5, YMax: 4.5}
+	box := figs.BoxOf(test)
 	samples := model.Sample(keys[4], params, 4096, nil)
-	if err := figs.Scatter(filepath.Join(out, "samples.png"), "checkerboard: data (blue), RQ-NSF samples (orange)", box, test, samples); err != nil {
+	if err := figs.Scatter(filepath.Join(out, "samples.png"), figs.Labels{Title: "checkerboard: held-out data and RQ-NSF samples", X: "x₁", Y: "x₂"},
+		box, figs.Set{Name: "held-out data", Points: test}, figs.Set{Name: "RQ-NSF samples", Points: samples}); err != nil {
 		return err
 	}
-	if err := figs.Density(filepath.Join(out, "density.png"), "checkerboard: RQ-NSF (coupling) density", box, 300,
+	if err := figs.Density(filepath.Join(out, "density.png"), figs.Labels{Title: "checkerboard: RQ-NSF (coupling) density", X: "x₁", Y: "x₂"}, box, 300, figs.Linear,
 		func(x *mat.Dense) []float64 { return model.LogPDF(params, x, nil) }); err != nil {
 		return err
 	}

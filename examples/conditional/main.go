@@ -171,14 +171,16 @@ func run(epochs int, seed uint64, out string) error {
 	}
 	fmt.Printf("held-out conditional NLL %.4f nats; label recovered by argmax_l p(x | l) for %.1f%% of held-out points\n",
 		meanNLL(model, params, test, testC), 100*float64(right)/float64(n))
-	box := figs.Box{XMin: -4, XMax: 4, YMin: -4, YMax: 4}
+	box := figs.BoxOf(test) // one frame for every label, so that the pictures compare
 	sampleKeys := keys[4].Split(k)
 	for l, name := range labels {
 		rows := test.Slice(l*perLabelTest, (l+1)*perLabelTest, 0, 2).(*mat.Dense)
 		ctx := testC.Slice(l*perLabelTest, (l+1)*perLabelTest, 0, k).(*mat.Dense)
 		fmt.Printf("  label %d (%s): held-out NLL %.4f\n", l, name, meanNLL(model, params, rows, ctx))
 		dens := filepath.Join(out, fmt.Sprintf("density_%d_%s.png", l, name))
-		if err := figs.Density(dens, fmt.Sprintf("p(x | label %d: %s)", l, name), box, 200, func(x *mat.Dense) []float64 {
+		// A log scale: a label's density has sharp peaks that a linear
+		// scale would show alone.
+		if err := figs.Density(dens, figs.Labels{Title: fmt.Sprintf("p(x | label %d: %s)", l, name), X: "x₁", Y: "x₂"}, box, 200, figs.Log, func(x *mat.Dense) []float64 {
 			r, _ := x.Dims()
 			return model.LogPDF(params, x, oneHot(l, r))
 		}); err != nil {
@@ -186,7 +188,8 @@ func run(epochs int, seed uint64, out string) error {
 		}
 		samples := model.Sample(sampleKeys[l], params, perLabelTest, oneHot(l, perLabelTest))
 		smp := filepath.Join(out, fmt.Sprintf("samples_%d_%s.png", l, name))
-		if err := figs.Scatter(smp, fmt.Sprintf("label %d (%s): data (blue), samples given the label (orange)", l, name), box, rows, samples); err != nil {
+		if err := figs.Scatter(smp, figs.Labels{Title: fmt.Sprintf("label %d (%s): held-out data and samples given the label", l, name), X: "x₁", Y: "x₂"},
+			box, figs.Set{Name: "held-out data", Points: rows}, figs.Set{Name: "samples given the label", Points: samples}); err != nil {
 			return err
 		}
 		fmt.Println("  wrote", dens, "and", smp)

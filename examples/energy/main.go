@@ -427,17 +427,21 @@ func fitEnergy(k, steps, samples int, seed uint64, out, kind string, anneal floa
 	if err != nil {
 		return result{err: err}
 	}
+	// The energies' own frame (Rezende & Mohamed's figures), the same
+	// for the target and the flow so that they compare.
 	box := figs.Box{XMin: -4, XMax: 4, YMin: -4, YMax: 4}
 	name := func(s string) string { return filepath.Join(out, e.name+"_"+s+".png") }
 	title := fmt.Sprintf("U%d", k+1)
-	if err := figs.Density(name("target"), title+": target exp(−U)", box, 200, func(x *mat.Dense) []float64 { return t.LogDensity(x, nil) }); err != nil {
+	labels := func(t string) figs.Labels { return figs.Labels{Title: title + ": " + t, X: "z₁", Y: "z₂"} }
+	// exp(−U) is unnormalised: its colour bar is in its own units.
+	if err := figs.Density(name("target"), labels("target exp(−U)"), box, 200, figs.Linear, func(x *mat.Dense) []float64 { return t.LogDensity(x, nil) }); err != nil {
 		return result{err: err}
 	}
-	if err := figs.Density(name("flow"), title+": flow density q ("+kind+")", box, 200,
+	if err := figs.Density(name("flow"), labels("flow density q ("+kind+")"), box, 200, figs.Linear,
 		func(x *mat.Dense) []float64 { return q.LogPDF(p, x, nil) }); err != nil {
 		return result{err: err}
 	}
-	if err := figs.Scatter(name("samples"), title+": 2048 samples of q ("+kind+")", box, x.Slice(0, 2048, 0, 2).(*mat.Dense)); err != nil {
+	if err := figs.Scatter(name("samples"), labels("samples of q ("+kind+")"), box, figs.Set{Name: "samples of q", Points: x.Slice(0, 2048, 0, 2).(*mat.Dense)}); err != nil {
 		return result{err: err}
 	}
 	r.elapsed = time.Since(start)

@@ -37,10 +37,8 @@ import (
 	"fmt"
 	"image"
 	"image/color"
-	"image/png"
 	"log"
 	"math"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -50,6 +48,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/examples/internal/figs"
 	"github.com/gonormflows/flows/optim"
 )
 
@@ -180,19 +179,7 @@ func writeSamples(path string, y *mat.Dense) error {
 			}
 		}
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-*.png")
-	if err != nil {
-		return err
-	}
-	err = png.Encode(f, img)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return os.Rename(f.Name(), path)
+	return figs.SaveImage(path, img)
 }
 
 // moduleDir returns the folder of a module in the module cache.

@@ -82,12 +82,13 @@ func run(epochs int, seed uint64, out string) error {
 	}
 	fmt.Printf("trained in %.1fs\n", time.Since(start).Seconds())
 
-	box := figs.Box{XMin: -4, XMax: 4, YMin: -4, YMax: 4}
+	box := figs.BoxOf(test)
 	samples := model.Sample(keys[4], params, 2048, nil)
-	if err := figs.Scatter(filepath.Join(out, "samples.png"), "two moons: data (blue), flow samples (orange)", box, test, samples); err != nil {
+	if err := figs.Scatter(filepath.Join(out, "samples.png"), figs.Labels{Title: "two moons: held-out data and flow samples", X: "x₁", Y: "x₂"},
+		box, figs.Set{Name: "held-out data", Points: test}, figs.Set{Name: "flow samples", Points: samples}); err != nil {
 		return err
 	}
-	if err := figs.Density(filepath.Join(out, "density.png"), "two moons: flow density", box, 200,
+	if err := figs.Density(filepath.Join(out, "density.png"), figs.Labels{Title: "two moons: flow density", X: "x₁", Y: "x₂"}, box, 200, figs.Linear,
 		func(x *mat.Dense) []float64 { return model.LogPDF(params, x, nil) }); err != nil {
 		return err
 	}

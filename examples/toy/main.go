@@ -28,7 +28,6 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/mat"
-	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/vg"
 
 	"github.com/gonormflows/flows"
@@ -145,12 +144,13 @@ func run(epochs, nTrain int, seed uint64, out, only string) error {
 	// Pictures: one density per (density, model), a data histogram per
 	// density, and the grid of them all.
 	const res = 160
-	grid := make([][]*plot.Plot, len(dens))
+	grid := make([][]*figs.Panel, len(dens))
 	for i, d := range dens {
+		// Each density's own extent, which fits its data.
 		box := figs.Box{XMin: -d.Extent, XMax: d.Extent, YMin: -d.Extent, YMax: d.Extent}
-		grid[i] = make([]*plot.Plot, 1+len(models))
-		grid[i][0] = figs.HistPlot(d.Name+": data", box, res, sets[i].test)
-		if err := figs.Grid(filepath.Join(out, d.Name+"_data.png"), [][]*plot.Plot{{grid[i][0]}}, 5*vg.Inch); err != nil {
+		grid[i] = make([]*figs.Panel, 1+len(models))
+		grid[i][0] = figs.HistPanel(figs.Labels{Title: d.Name + ": held-out data", X: "x₁", Y: "x₂"}, box, res, figs.Linear, sets[i].test)
+		if err := grid[i][0].Save(filepath.Join(out, d.Name+"_data.png")); err != nil {
 			return err
 		}
 		for j, m := range models {
@@ -160,10 +160,11 @@ func run(epochs, nTrain int, seed uint64, out, only string) error {
 			}
 			title := fmt.Sprintf("%s: %s", d.Name, m.label)
 			path := filepath.Join(out, d.Name+"_"+m.name+".png")
-			if err := figs.Density(path, title, box, 200, func(x *mat.Dense) []float64 { return jb.res.model.LogPDF(x, nil) }); err != nil {
+			labels := figs.Labels{Title: title, X: "x₁", Y: "x₂"}
+			if err := figs.Density(path, labels, box, 200, figs.Linear, func(x *mat.Dense) []float64 { return jb.res.model.LogPDF(x, nil) }); err != nil {
 				return err
 			}
-			grid[i][1+j] = figs.DensityPlot(title, box, res, func(x *mat.Dense) []float64 { return jb.res.model.LogPDF(x, nil) })
+			grid[i][1+j] = figs.DensityPanel(labels, box, res, figs.Linear, func(x *mat.Dense) []float64 { return jb.res.model.LogPDF(x, nil) })
 		}
 	}
 	gridPath := filepath.Join(out, "toy_grid.png")
