@@ -461,6 +461,9 @@ type Model struct {
 	ContextMean, ContextScale []float64
 	// Params holds the trainable parameters in Dist's layout.
 	Params Params
+	// Training summarises the fit that gave Params (set by
+	// optim.FitModel, kept by Save); nil for a model never fitted that way.
+	Training *Training
 	// Dist is the flow, taking contexts in the data's units: for
 	// dequantised columns the density of x + u (Model's methods score and
 	// floor them). It is not saved: Load rebuilds it from the rest.

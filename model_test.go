@@ -383,3 +383,66 @@ func TestConditionalModelRoundTrip(t *testing.T) {
 		t.Error("dc is zero")
 	}
 }
+
+// TestTrainingSummary: FitModel records the fit in Model.Training, with
+// the Gaussian baseline on the same rows, and the model file keeps it.
+func TestTrainingSummary(t *testing.T) {
+	x := modelData(11, 300, 2)
+	m, err := flows.NewModel(smallConfig(flows.KindNSFCoupling), x, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Training != nil {
+		t.Fatal("a new model has a training summary")
+	}
+	res, err := optim.FitModel(m, x, nil, optim.FitConfig{Epochs: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := m.Training
+	if tr == nil || tr.Rows != 270 || tr.ValidationRows != 30 || tr.Epochs != res.Epochs || tr.BestEpoch != res.BestEpoch ||
+		tr.ValNLL != res.BestValNLL || tr.TrainNLL != res.TrainNLL[res.BestEpoch-1] {
+		t.Fatalf("Training %+v for %+v", tr, res)
+	}
+	var trainRows []int
+	for i := range 300 {
+		if !slices.Contains(res.ValRows, i) {
+			trainRows = append(trainRows, i)
+		}
+	}
+	if g := flows.GaussianNLL(rowsOf(x, trainRows), rowsOf(x, res.ValRows)); tr.GaussianValNLL != g {
+		t.Errorf("GaussianValNLL %v, want %v", tr.GaussianValNLL, g)
+	}
+	path := filepath.Join(t.TempDir(), "m.flow")
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	back, err := flows.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Training == nil || *back.Training != *tr {
+		t.Errorf("loaded Training %+v, want %+v", back.Training, tr)
+	}
+	// Without validation rows the NLLs it cannot know are NaN, and the
+	// file leaves them out.
+	if _, err := optim.FitModel(m, x, nil, optim.FitConfig{Epochs: 1, ValFraction: -1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Save(path); err != nil {
+		t.Fatal(err)
+	}
+	if back, err = flows.Load(path); err != nil || !math.IsNaN(back.Training.ValNLL) || !math.IsNaN(back.Training.GaussianValNLL) {
+		t.Errorf("no validation rows: %+v (%v)", back.Training, err)
+	}
+}
+
+// rowsOf returns the rows of x listed in rows.
+func rowsOf(x *mat.Dense, rows []int) *mat.Dense {
+	_, d := x.Dims()
+	out := mat.NewDense(len(rows), d, nil)
+	for i, r := range rows {
+		out.SetRow(i, x.RawRowView(r))
+	}
+	return out
+}

@@ -29,7 +29,10 @@ package flows
 //
 // activation is the Activation's name; seed the Config's Seed as a decimal
 // string (exact beyond 2⁵³); bins and bound appear only for spline kinds,
-// columns and context only when the model has names. Every default is
+// columns and context only when the model has names, dequantize and bounds
+// when set, and training (Model.Training: rows, epochs, best epoch, its
+// training and validation NLL and the Gaussian baseline's) when the model
+// was fitted by optim.FitModel. Every default is
 // written out, so a file does not depend on this library's defaults. The
 // parameters are in Dist's layout; Dist itself is not stored but rebuilt by
 // Load from the header and the standardisations, with NewKey(seed) (which
@@ -112,8 +115,9 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // widths.
 type fileHeader struct {
 	Config
-	Dim        int `json:"dim"`
-	ContextDim int `json:"contextDim,omitempty"`
+	Dim        int       `json:"dim"`
+	ContextDim int       `json:"contextDim,omitempty"`
+	Training   *Training `json:"training,omitempty"`
 }
 
 // fileError is an error about a model file: it wraps one of the Err
@@ -239,7 +243,7 @@ func (c *crcWriter) writeFloats(vs []float64) {
 
 // writeTo writes m, which checkSavable accepted, in the file format.
 func (m *Model) writeTo(w io.Writer) (int64, error) {
-	hdr, err := json.Marshal(fileHeader{Config: m.Config, Dim: m.Dim, ContextDim: m.ContextDim})
+	hdr, err := json.Marshal(fileHeader{Config: m.Config, Dim: m.Dim, ContextDim: m.ContextDim, Training: m.Training})
 	if err != nil {
 		return 0, fmt.Errorf("flows: WriteTo: %w", err)
 	}
@@ -441,7 +445,7 @@ func parse(data []byte, version uint32) (*Model, error) {
 		return nil, fileErrorf(ErrMalformed, "header: data after the JSON object")
 	}
 	if version == 1 && (h.Columns != nil || h.Context != nil || h.ContextDim != 0 || h.LogScaleBound != 0 || h.Init != 0 || h.Linear != 0 || h.Scaling != 0 ||
-		h.Dequantize != nil || h.Bounds != nil) {
+		h.Dequantize != nil || h.Bounds != nil || h.Training != nil) {
 		return nil, fileErrorf(ErrMalformed, "header: a version 1 file has no column names, context or init settings")
 	}
 	cfg := h.Config
@@ -525,5 +529,6 @@ func parse(data []byte, version uint32) (*Model, error) {
 		return nil, fileErrorf(ErrMalformed, "%d bytes after the checksum", len(data)-r.off)
 	}
 	copy(m.Params, params)
+	m.Training = h.Training
 	return m, nil
 }

@@ -22,6 +22,11 @@ const fitTag = 0x666974 // "fit"
 // defaults, which suit the data's size (a batch of a tenth of the training
 // rows, from 16 to 256). m.Params ends at the best epoch's parameters.
 //
+// After a fit, FitModel records its summary in m.Training (which Save
+// keeps): the rows, the epochs, the best epoch's training and validation
+// NLL, and the validation NLL of a full-covariance Gaussian of the
+// training rows (GaussianNLL; not for a conditional model).
+//
 // For a model with dequantised columns, FitModel adds fresh uniform noise
 // to them on every minibatch (cfg.Augment becomes m.Dequantize, after
 // cfg's own Augment when it has one). It first checks the data with
@@ -43,7 +48,52 @@ func FitModel(m *flows.Model, x, c *mat.Dense, cfg FitConfig) (FitResult, error)
 			m.Dequantize(key.Fold(dequantizeTag), x)
 		}
 	}
-	return Fit(flows.NewKey(m.Config.Seed).Fold(fitTag), m.Dist, m.Params, x, c, cfg)
+	res, err := Fit(flows.NewKey(m.Config.Seed).Fold(fitTag), m.Dist, m.Params, x, c, cfg)
+	if err == nil {
+		m.Training = summary(m, x, c, res)
+	}
+	return res, err
+}
+
+// summary returns the training summary of a fit of m to x (given c).
+func summary(m *flows.Model, x, c *mat.Dense, res FitResult) *flows.Training {
+	n, _ := x.Dims()
+	t := &flows.Training{Rows: n - len(res.ValRows), ValidationRows: len(res.ValRows), Epochs: res.Epochs, BestEpoch: res.BestEpoch,
+		TrainNLL: math.NaN(), ValNLL: res.BestValNLL, GaussianValNLL: math.NaN(), Stopped: res.Stopped, Recoveries: len(res.Recoveries)}
+	if res.BestEpoch > 0 {
+		t.TrainNLL = res.TrainNLL[res.BestEpoch-1]
+	}
+	if len(res.ValRows) > 0 && c == nil {
+		// The baseline, on the same rows; where the flow saw them with
+		// dequantisation noise, so does the Gaussian (other draws of it).
+		train, val := splitRows(x, res.ValRows)
+		key := flows.NewKey(m.Config.Seed).Fold(gaussianTag)
+		m.Dequantize(key.Fold(1), train)
+		m.Dequantize(key.Fold(2), val)
+		t.GaussianValNLL = flows.GaussianNLL(train, val)
+	}
+	return t
+}
+
+// gaussianTag is folded into a model's seed for the noise of the Gaussian
+// baseline's rows.
+const gaussianTag = 0x6761757373 // "gauss"
+
+// splitRows returns copies of the rows of x not in val, and of those in
+// val (in val's order).
+func splitRows(x *mat.Dense, val []int) (train, held *mat.Dense) {
+	n, d := x.Dims()
+	isVal := make([]bool, n)
+	for _, r := range val {
+		isVal[r] = true
+	}
+	rows := make([]int, 0, n-len(val))
+	for i := range n {
+		if !isVal[i] {
+			rows = append(rows, i)
+		}
+	}
+	return gatherRows(x, rows, d), gatherRows(x, val, d)
 }
 
 // dequantizeTag is folded into FitConfig.Augment's key for FitModel's

@@ -262,15 +262,17 @@ func (rd *Reader) Read(max int) (*Table, error) {
 				break
 			}
 		}
+		row := rd.rows + len(t.Lines)
 		if len(rec.fields) != rd.width {
-			return nil, fmt.Errorf("%s:%d: a row of %d %s, but the first row (line %d) has %d",
-				rd.name, rec.lines[0], len(rec.fields), plural(len(rec.fields), "column"), rd.firstLine, rd.width)
+			return nil, &RowError{Name: rd.name, Line: rec.lines[0], Row: row, Column: -1, Issue: Width,
+				Msg: fmt.Sprintf("%s:%d: a row of %d %s, but the first row (line %d) has %d",
+					rd.name, rec.lines[0], len(rec.fields), plural(len(rec.fields), "column"), rd.firstLine, rd.width)}
 		}
 		var err error
-		if data, err = rd.cells(data, rec, rd.cols); err != nil {
+		if data, err = rd.cells(data, rec, row, rd.cols); err != nil {
 			return nil, err
 		}
-		if cdata, err = rd.cells(cdata, rec, rd.ctx); err != nil {
+		if cdata, err = rd.cells(cdata, rec, row, rd.ctx); err != nil {
 			return nil, err
 		}
 		t.Lines = append(t.Lines, rec.lines[0])
@@ -286,16 +288,21 @@ func (rd *Reader) Read(max int) (*Table, error) {
 	return t, nil
 }
 
-// cells appends the values of the columns cols of rec to dst.
-func (rd *Reader) cells(dst []float64, rec *record, cols []int) ([]float64, error) {
+// cells appends the values of the columns cols of rec, data row row, to
+// dst.
+func (rd *Reader) cells(dst []float64, rec *record, row int, cols []int) ([]float64, error) {
 	for _, j := range cols {
-		v, err := rd.cell(rec.fields[j], j)
-		if err != nil {
-			msg := fmt.Sprintf("%s:%d: %v", rd.name, rec.lines[j], err)
-			if rd.rows == 0 && !rd.header && rec.lines[0] == rd.firstLine && rd.opt.Header == HeaderAuto {
+		v, issue, why := rd.cell(rec.fields[j], j)
+		if issue != 0 {
+			msg := fmt.Sprintf("%s:%d: %s", rd.name, rec.lines[j], why)
+			if row == 0 && !rd.header && rec.lines[0] == rd.firstLine && rd.opt.Header == HeaderAuto {
 				msg += " (if line " + strconv.Itoa(rd.firstLine) + " is a header, say so with " + rd.opt.HeaderName + ")"
 			}
-			return nil, errors.New(msg)
+			e := &RowError{Name: rd.name, Line: rec.lines[j], Row: row, Column: j, Issue: issue, Msg: msg}
+			if rd.header {
+				e.Header = rd.hdr[j]
+			}
+			return nil, e
 		}
 		dst = append(dst, v)
 	}
@@ -443,21 +450,59 @@ func (rd *Reader) label(j int) string {
 
 // cell parses the cell s of column j, or says why it is not a finite
 // number.
-func (rd *Reader) cell(s string, j int) (float64, error) {
+func (rd *Reader) cell(s string, j int) (float64, Issue, string) {
 	s = strings.TrimSpace(s)
 	v, err := strconv.ParseFloat(s, 64)
 	switch {
 	case s == "":
-		return 0, fmt.Errorf("%s: empty cell, want a number", rd.label(j))
+		return 0, EmptyCell, fmt.Sprintf("%s: empty cell, want a number", rd.label(j))
 	case errors.Is(err, strconv.ErrRange):
-		return 0, fmt.Errorf("%s: %q is out of the range of float64", rd.label(j), s)
+		return 0, NotFinite, fmt.Sprintf("%s: %q is out of the range of float64", rd.label(j), s)
 	case err != nil:
-		return 0, fmt.Errorf("%s: %q is not a number", rd.label(j), s)
+		return 0, NotANumber, fmt.Sprintf("%s: %q is not a number", rd.label(j), s)
 	case math.IsNaN(v) || math.IsInf(v, 0):
-		return 0, fmt.Errorf("%s: %q is not a finite number", rd.label(j), s)
+		return 0, NotFinite, fmt.Sprintf("%s: %q is not a finite number", rd.label(j), s)
 	}
-	return v, nil
+	return v, 0, ""
 }
+
+// Issue says what is wrong with a row (see RowError).
+type Issue int
+
+const (
+	// EmptyCell is a selected cell with nothing in it.
+	EmptyCell Issue = iota + 1
+	// NotANumber is a cell that does not parse as a number.
+	NotANumber
+	// NotFinite is NaN, ±Inf, or a number beyond the range of float64.
+	NotFinite
+	// Width is a row with another number of columns than the first.
+	Width
+)
+
+// RowError is the error of a bad data row: a cell of a selected column
+// that is not a finite number, or a row of the wrong width. Its message
+// names the file, the line and the column, as "data.csv:17: column 3
+// ("price"): "abc" is not a number"; its fields say the same for programs
+// (flows serve turns them into a JSON error).
+type RowError struct {
+	// Name is the input's name as given to NewReader; Line the line
+	// (from 1) of the bad cell, or of the row's start for Width.
+	Name string
+	Line int
+	// Row is the data row, counting from 0 (a header is not a data row).
+	Row int
+	// Column is the file's column of the bad cell (from 0), or −1 for
+	// Width; Header is its header cell, or "".
+	Column int
+	Header string
+	Issue  Issue
+	// Msg is the whole message.
+	Msg string
+}
+
+// Error returns the message.
+func (e *RowError) Error() string { return e.Msg }
 
 // Writer writes a table as CSV: a header row, then rows of numbers in the
 // shortest form that reads back exactly.

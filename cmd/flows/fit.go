@@ -13,7 +13,6 @@ import (
 	"github.com/gonormflows/flows/internal/atomicfile"
 	"github.com/gonormflows/flows/optim"
 	"github.com/gonormflows/flows/table"
-	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/plot/vg"
 )
 
@@ -314,17 +313,10 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 				len(r), plural(len(r), "time"), r[0].Epoch, r[0].Reason, r[len(r)-1].LRScale)
 		}
 	}
-	if res.ValRows != nil {
-		// The baseline: a full-covariance Gaussian of the same training
-		// rows, on the same validation rows.
-		train, val := splitRows(t.X, res.ValRows)
-		// The flow's validation rows carry dequantisation noise: so do
-		// the Gaussian's (other draws of it, the same in expectation).
-		m.Dequantize(flows.NewKey(cfg.Seed).Fold(1), train)
-		m.Dequantize(flows.NewKey(cfg.Seed).Fold(2), val)
-		g := flows.GaussianNLL(train, val)
+	// The baseline: a full-covariance Gaussian of the same training rows,
+	// on the same validation rows (optim.FitModel computes it).
+	if g := m.Training.GaussianValNLL; !math.IsNaN(g) {
 		switch {
-		case t.C != nil: // the flow's NLL is conditional: no like-for-like baseline
 		case !(res.BestValNLL < g):
 			fmt.Fprintf(e.stderr, "warning: the flow does not beat a full-covariance Gaussian on the validation rows (validation NLL %.4f, the Gaussian's %.4f): for these data the Gaussian is the better model; try another --kind or more rows\n", res.BestValNLL, g)
 		case !f.quiet:
@@ -338,27 +330,6 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 func trimFit(err error) string {
 	msg := strings.TrimPrefix(err.Error(), "optim: Fit: ")
 	return strings.TrimPrefix(msg, "optim: FitModel: ")
-}
-
-// splitRows returns the rows of x not in val, and those in val (in val's
-// order).
-func splitRows(x *mat.Dense, val []int) (*mat.Dense, *mat.Dense) {
-	n, d := x.Dims()
-	held := make([]bool, n)
-	vm := mat.NewDense(len(val), d, nil)
-	for i, r := range val {
-		held[r] = true
-		vm.SetRow(i, x.RawRowView(r))
-	}
-	tm := mat.NewDense(n-len(val), d, nil)
-	k := 0
-	for i := range n {
-		if !held[i] {
-			tm.SetRow(k, x.RawRowView(i))
-			k++
-		}
-	}
-	return tm, vm
 }
 
 // reporter returns the fit's Progress callback: the bar on a terminal, a

@@ -6,7 +6,6 @@ import (
 	"io"
 	"path/filepath"
 	"strconv"
-	"strings"
 
 	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/internal/atomicfile"
@@ -98,13 +97,9 @@ func (f *plotFlags) run(e *env, args []string) error {
 	if f.out == "" || f.out == "-" {
 		return usagef("plot", "no picture file: give one with -o plot.png")
 	}
-	format := strings.ToLower(strings.TrimPrefix(filepath.Ext(f.out), "."))
-	switch format {
-	case "png", "svg", "pdf":
-	case "":
-		format = "png"
-	default:
-		return usagef("plot", "-o %s: want a .png, .svg or .pdf file", f.out)
+	format, err := pictureFormat("plot", "-o", f.out)
+	if err != nil {
+		return err
 	}
 	opt, err := f.csv.options("plot")
 	if err != nil {

@@ -480,8 +480,8 @@ type modelDoc struct {
 		ContextMean  []float64 `json:"context_mean,omitempty"`
 		ContextScale []float64 `json:"context_scale,omitempty"`
 	} `json:"standardization"`
-	Training     any    `json:"training"`
-	TrainingNote string `json:"training_note"`
+	Training     *flows.Training `json:"training"`
+	TrainingNote string          `json:"training_note,omitempty"`
 	Limits       struct {
 		MaxBody   int64 `json:"max_body"`
 		MaxRows   int   `json:"max_rows"`
@@ -489,17 +489,19 @@ type modelDoc struct {
 	} `json:"limits"`
 }
 
-// trainingNote says why the model card shows no training summary.
-const trainingNote = "the model file records no training summary (format version 2 has no field for it): " +
-	"the training and validation NLL are those flows fit printed; the standardisation (the training data's " +
-	"mean and scale of each column) is the part of the training data the file keeps"
+// trainingNote says why a model has no training summary.
+const trainingNote = "the model file records no training summary: the model was not fitted by flows fit " +
+	"(optim.FitModel), or was written before model files kept one"
 
 // describe returns the body of GET /v1/model.
 func (s *server) describe(st *modelState) ([]byte, error) {
 	m := st.m
 	d := modelDoc{File: s.path, Size: st.size, SHA256: st.sha, Modified: st.modTime.UTC(), Loaded: st.loaded.UTC(),
 		Kind: m.Config.Kind, Columns: st.schema.names, Context: st.schema.ctxNames, Named: st.named,
-		Parameters: len(m.Params), Config: m.Config, TrainingNote: trainingNote}
+		Parameters: len(m.Params), Config: m.Config, Training: m.Training}
+	if m.Training == nil {
+		d.TrainingNote = trainingNote
+	}
 	if d.Context == nil {
 		d.Context = []string{}
 	}

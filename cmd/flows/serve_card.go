@@ -4,7 +4,9 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"html/template"
+	"math"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -63,7 +65,12 @@ img { max-width: 100%; height: auto; border: 1px solid #eee; }
 {{end}}</table>
 
 <h2>Training</h2>
-<p class="note">Training and validation NLL: <b>not recorded</b>. The model file (format version 2) has no field for a training summary; <code>flows fit</code> printed it when it wrote the file.</p>
+{{if .Training}}<table>
+{{range .Training}}<tr><th>{{.Name}}</th><td>{{.Value}}</td></tr>
+{{end}}</table>
+<p class="note">Negative log-likelihoods in nats per row, in the data's units, at the epoch kept; lower is better. The Gaussian is a full-covariance Gaussian fitted to the same training rows: the baseline a flow should beat.</p>
+{{else}}<p class="note">Training and validation NLL: <b>not recorded</b>. The model was not fitted by <code>flows fit</code> (or <code>optim.FitModel</code>), or its file was written before model files kept a training summary.</p>
+{{end}}
 
 <h2>Corner plot</h2>
 {{if .ContextDim}}<p class="note">A conditional model has no corner plot without a context.</p>
@@ -150,6 +157,29 @@ func (s *server) card(st *modelState, host string) ([]byte, error) {
 	if st.dataPath != "" {
 		plotArgs += " " + filepath.Base(st.dataPath)
 	}
+	var training []cardField
+	if t := m.Training; t != nil {
+		nll := func(v float64) string {
+			if math.IsNaN(v) {
+				return "—"
+			}
+			return strconv.FormatFloat(v, 'f', 4, 64)
+		}
+		epochs := fmt.Sprintf("%d, kept epoch %d", t.Epochs, t.BestEpoch)
+		if t.Stopped {
+			epochs += " (stopped early)"
+		}
+		training = []cardField{
+			{"rows", fmt.Sprintf("%d training, %d validation", t.Rows, t.ValidationRows)},
+			{"epochs", epochs},
+			{"training NLL", nll(t.TrainNLL)},
+			{"validation NLL", nll(t.ValNLL)},
+			{"a Gaussian's validation NLL", nll(t.GaussianValNLL)},
+		}
+		if t.Recoveries > 0 {
+			training = append(training, cardField{"recoveries from blow-ups", strconv.Itoa(t.Recoveries)})
+		}
+	}
 	data := map[string]any{
 		"File": filepath.Base(s.path), "Path": s.path, "Kind": string(cfg.Kind), "Summary": summary,
 		"Dim": m.Dim, "ContextDim": m.ContextDim, "Named": st.named, "Version": version(),
@@ -157,7 +187,7 @@ func (s *server) card(st *modelState, host string) ([]byte, error) {
 		"Config": fields, "Data": st.data != nil, "PlotArgs": plotArgs, "ShortSHA": st.sha[:16],
 		"Size": st.size, "Modified": st.modTime.UTC().Format("2006-01-02 15:04:05 MST"), "SHA": st.sha,
 		"Loaded": st.loaded.UTC().Format("2006-01-02 15:04:05 MST"), "Host": "http://" + host,
-		"Example": ex, "SampleContext": sampleCtx,
+		"Example": ex, "SampleContext": sampleCtx, "Training": training,
 	}
 	var b bytes.Buffer
 	err := cardTemplate.Execute(&b, data)

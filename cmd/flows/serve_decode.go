@@ -13,7 +13,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -875,13 +874,6 @@ func quoteAll(s []string) []string {
 	return q
 }
 
-// tableError matches the errors of package table that name a line and a
-// column: "body:17: column 3 ("price"): "abc" is not a number".
-var tableError = regexp.MustCompile(`^[^:]*:(\d+): column (\d+)(?: \("((?:[^"\\]|\\.)*)"\))?: (.*)$`)
-
-// tableRowError matches the error of a row of the wrong width.
-var tableRowError = regexp.MustCompile(`^[^:]*:(\d+): a row of \d+ columns?`)
-
 // decodeScoreCSV decodes a CSV body with a header row: the model's
 // columns (and context columns) are found by name, other columns are
 // ignored, as flows score reads a file. Errors name the line, the row
@@ -897,18 +889,18 @@ func decodeScoreCSV(body []byte, s *schema, named bool) (*scoreRequest, error) {
 	}
 	rd, err := table.NewReader(bytes.NewReader(body), "body", opt)
 	if err != nil {
-		return nil, csvError(err, body, opt)
+		return nil, csvError(err)
 	}
 	t, err := rd.Read(s.maxRows)
 	if err == io.EOF {
 		return nil, badRequest(errNoRows, "the CSV body has a header row but no data rows")
 	}
 	if err != nil {
-		return nil, csvError(err, body, opt)
+		return nil, csvError(err)
 	}
 	if _, err := rd.Read(1); err != io.EOF {
 		if err != nil {
-			return nil, csvError(err, body, opt)
+			return nil, csvError(err)
 		}
 		return nil, &requestError{status: http.StatusRequestEntityTooLarge, kind: errTooManyRows,
 			msg: fmt.Sprintf("more than %d rows in one request (--max-rows); split the request", s.maxRows), row: s.maxRows, index: -1, offset: -1}
@@ -917,55 +909,30 @@ func decodeScoreCSV(body []byte, s *schema, named bool) (*scoreRequest, error) {
 }
 
 // csvError turns an error of package table into a requestError that names
-// the row and column: it reads the body again, row by row, to count the
-// rows before the bad one (only on this error path).
-func csvError(err error, body []byte, opt table.Options) *requestError {
+// the row and column.
+func csvError(err error) *requestError {
 	msg := err.Error()
 	e := badRequest(errBadCSV, "%s", msg)
-	if m := tableError.FindStringSubmatch(msg); m != nil {
-		e.line, _ = strconv.Atoi(m[1])
-		e.index, _ = strconv.Atoi(m[2])
-		if m[3] != "" {
-			e.column, _ = strconv.Unquote(`"` + m[3] + `"`)
-		}
-		switch reason := m[4]; {
-		case strings.Contains(reason, "is not a number"), strings.HasPrefix(reason, "empty cell"):
+	var re *table.RowError
+	switch {
+	case errors.As(err, &re):
+		e.line, e.row, e.index, e.column = re.Line, re.Row, re.Column, re.Header
+		switch re.Issue {
+		case table.EmptyCell, table.NotANumber:
 			e.kind = errNotANumber
-		case strings.Contains(reason, "is not a finite number"), strings.Contains(reason, "out of the range"):
+		case table.NotFinite:
 			e.kind = errNotFinite
+		case table.Width:
+			e.kind, e.index = errBadWidth, -1
 		}
-	} else if m := tableRowError.FindStringSubmatch(msg); m != nil {
-		e.line, _ = strconv.Atoi(m[1])
-		e.kind = errBadWidth
-	} else if strings.Contains(msg, "no column is named") || strings.Contains(msg, "the file has no header row") {
+	case strings.Contains(msg, "no column is named") || strings.Contains(msg, "the file has no header row"):
 		e.kind = errMissingColumn
-	} else if strings.Contains(msg, "is a model of") {
+	case strings.Contains(msg, "is a model of"):
 		e.kind = errBadWidth
-	} else if strings.Contains(msg, "the file is empty") {
+	case strings.Contains(msg, "the file is empty"):
 		e.kind, e.msg = errNoRows, "the CSV body is empty: want a header row and rows of numbers"
 	}
-	if e.line > 0 {
-		e.row = rowOfLine(body, opt, e.line)
-	}
 	return e
-}
-
-// rowOfLine returns the data row (from 0) that starts at or spans line of
-// the CSV body, or −1.
-func rowOfLine(body []byte, opt table.Options, line int) int {
-	rd, err := table.NewReader(bytes.NewReader(body), "body", opt)
-	if err != nil {
-		return -1
-	}
-	for row := 0; ; row++ {
-		t, err := rd.Read(1)
-		if err != nil {
-			return row // the row that failed
-		}
-		if t.Lines[0] > line {
-			return -1
-		}
-	}
 }
 
 // sampleRequest is a decoded POST /v1/sample.

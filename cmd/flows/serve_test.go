@@ -374,8 +374,9 @@ func TestServeEndpoints(t *testing.T) {
 		t.Fatalf("model: %d %s", a.code, a.body)
 	}
 	sum := sha256.Sum256([]byte(readText(t, model)))
-	if doc.SHA256 != hex.EncodeToString(sum[:]) || doc.Kind != flows.KindMAF || !slices.Equal(doc.Columns, []string{"x", "y"}) ||
-		doc.Parameters != len(m.Params) || doc.Config.Layers != 2 || !sameBits(doc.Standardization.Mean, m.Mean) || doc.Training != nil {
+	if doc.SHA256 != hex.EncodeToString(sum[:]) || doc.Kind != flows.KindNSFCoupling || !slices.Equal(doc.Columns, []string{"x", "y"}) ||
+		doc.Parameters != len(m.Params) || doc.Config.Layers != 2 || !sameBits(doc.Standardization.Mean, m.Mean) ||
+		doc.Training == nil || *doc.Training != *m.Training || doc.Training.Epochs != 8 || doc.TrainingNote != "" {
 		t.Errorf("model: %s", a.body)
 	}
 
@@ -404,7 +405,7 @@ func TestServeEndpoints(t *testing.T) {
 	if a.code != 200 || !strings.HasPrefix(a.header.Get("Content-Type"), "text/html") {
 		t.Fatalf("card: %d %v", a.code, a.header)
 	}
-	for _, w := range []string{"<title>model.flow", "<code>x</code>", "<code>y</code>", "maf", "not recorded", `<img src="corner.png`,
+	for _, w := range []string{"<title>model.flow", "<code>x</code>", "<code>y</code>", "nsf-coupling", "<th>validation NLL</th><td>" + strconv.FormatFloat(m.Training.ValNLL, 'f', 4, 64), "a Gaussian&#39;s validation NLL", `<img src="corner.png`,
 		"flows plot model.flow data.csv", doc.SHA256, "hidden widths</th><td>16, 16"} {
 		if !strings.Contains(card, w) {
 			t.Errorf("the card does not show %q", w)
