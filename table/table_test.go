@@ -3,6 +3,7 @@ package table
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -189,6 +190,30 @@ func TestFormatFloat(t *testing.T) {
 		}
 		if back, err := strconv.ParseFloat(got, 64); err != nil || back != v {
 			t.Errorf("FormatFloat(%v) = %q reads back as %v (%v)", v, got, back, err)
+		}
+	}
+}
+
+// TestRowError: a bad row's error carries its place as fields.
+func TestRowError(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want RowError
+	}{
+		{"a,b\n1,2\n3,x\n", RowError{Line: 3, Row: 1, Column: 1, Header: "b", Issue: NotANumber}},
+		{"a,b\n1,2\n3,4\n5,\n", RowError{Line: 4, Row: 2, Column: 1, Header: "b", Issue: EmptyCell}},
+		{"a,b\n1,NaN\n", RowError{Line: 2, Row: 0, Column: 1, Header: "b", Issue: NotFinite}},
+		{"1,2\n3,4,5\n", RowError{Line: 2, Row: 1, Column: -1, Issue: Width}},
+	} {
+		_, err := Read(strings.NewReader(tc.in), "in.csv", Options{})
+		var re *RowError
+		if !errors.As(err, &re) {
+			t.Errorf("%q: %v is not a RowError", tc.in, err)
+			continue
+		}
+		tc.want.Name, tc.want.Msg = "in.csv", re.Msg
+		if *re != tc.want || !strings.HasPrefix(re.Msg, fmt.Sprintf("in.csv:%d: ", tc.want.Line)) {
+			t.Errorf("%q: %+v, want %+v", tc.in, *re, tc.want)
 		}
 	}
 }

@@ -178,7 +178,8 @@ func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 // mainUsage prints the overview of "flows help".
 func mainUsage(w io.Writer) {
 	fmt.Fprint(w, `flows fits normalizing flows to the rows of a CSV file, samples from them,
-scores rows by their log density and draws 2-D models.
+scores rows by their log density, draws corner plots of models and serves
+them over HTTP.
 
 Usage:
 	flows <command> [arguments]
