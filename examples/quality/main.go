@@ -31,8 +31,12 @@ import (
 	"github.com/gonormflows/flows/table"
 )
 
-// valTrim is the -valtrim flag.
-var valTrim *float64
+// The fit's flags: -valtrim, -batch and -patience.
+var (
+	valTrim  *float64
+	batch    *int
+	patience *int
+)
 
 func main() {
 	dir := flag.String("tables", "tables", "the folder export.py wrote")
@@ -44,6 +48,8 @@ func main() {
 	linear := flag.String("linear", "", "the linear layers' start: orthogonal or permutation (default the Config's)")
 	bound := flag.Float64("logscale", 0, "the affine kinds' log-scale bound (0: the Config's)")
 	scaling := flag.String("scaling", "", "the standardisation: robust or moments (default the Config's)")
+	batch = flag.Int("batch", 0, "the rows per step (0: Fit's default)")
+	patience = flag.Int("patience", 0, "the epochs without improvement before stopping (0: Fit's default)")
 	valTrim = flag.Float64("valtrim", 0, "the fraction of validation rows the early-stopping score leaves out (0: Fit's default, negative: none)")
 	flag.Parse()
 	var seeds []uint64
@@ -130,7 +136,7 @@ func run(dir, name string, base flows.Config, kinds []string, seeds []uint64, ep
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", name, kind, err)
 			}
-			if _, err := optim.FitModel(m, x, nil, optim.FitConfig{Epochs: epochs, ValTrim: *valTrim}); err != nil {
+			if _, err := optim.FitModel(m, x, nil, optim.FitConfig{Epochs: epochs, ValTrim: *valTrim, BatchSize: *batch, Patience: *patience}); err != nil {
 				fmt.Fprintf(os.Stderr, "%s %s seed %d: %v\n", name, kind, seed, err)
 			}
 			nlls = append(nlls, meanNLL(m.LogPDF(test.X, nil)))

@@ -12,10 +12,13 @@
 // columns (data, MAF, NSF).
 //
 //	go run ./examples/toy [-epochs 30] [-ntrain 65536] [-seed 1] [-out .] [-only checkerboard]
+//	                      [-init he|torch] [-linear orthogonal|permutation]
 //
-// The fits run concurrently, one per CPU. The whole run (16 fits of at most
-// 30 epochs of 65536 rows) took from 4 to 8½ minutes on two shared cores,
-// depending on their load; -only NAME fits one density, in about a minute.
+// -init and -linear override the ready-made flows' defaults (QUALITY.md
+// compares them). The fits run concurrently, one per CPU. The whole run (16
+// fits of at most 30 epochs of 65536 rows) took from 4 to 8½ minutes on two
+// shared cores, 22 minutes with a load average near 15; -only NAME fits one
+// density, in about a minute.
 package main
 
 import (
@@ -42,7 +45,21 @@ func main() {
 	seed := flag.Uint64("seed", 1, "seed of every random choice")
 	out := flag.String("out", ".", "folder for the PNG pictures")
 	only := flag.String("only", "", "fit only the density of this name")
+	initName := flag.String("init", "", "the conditioners' init, he or torch (default the Config's)")
+	linear := flag.String("linear", "", "how the NSF's linear layers start, orthogonal or permutation (default the Config's)")
 	flag.Parse()
+	for i := range models {
+		if *initName != "" {
+			if err := models[i].cfg.Init.UnmarshalText([]byte(*initName)); err != nil {
+				log.Fatal(err)
+			}
+		}
+		if *linear != "" && models[i].cfg.Kind == flows.KindNSFCoupling {
+			if err := models[i].cfg.Linear.UnmarshalText([]byte(*linear)); err != nil {
+				log.Fatal(err)
+			}
+		}
+	}
 	if err := run(*epochs, *nTrain, *seed, *out, *only); err != nil {
 		log.Fatal(err)
 	}
