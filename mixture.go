@@ -429,8 +429,8 @@ func (m *lmix) inverseLogDeriv() float64 {
 // ∂L/∂θ = −ρ̄·∂ℓ/∂θ − gl·∂λ/∂θ (the mixture pullback with gEll = −ρ̄,
 // gL = −gl), and through r: ∂L/∂y = ρ̄·e^{−a}, ∂L/∂b = −ρ̄·e^{−a},
 // ∂L/∂a = −ρ̄·r − gl. 1/ℓ′ is e^{−λ} with −λ capped at 600 (see
-// mixturecoupling.go's Gradients section). Where r or ℓ(x) is infinite the gradient is
-// zero.
+// mixturecoupling.go's Gradients section). Where r or ℓ(x) is infinite
+// the gradient is zero.
 func (m *lmix) inverseBack(r, gx, gl float64, th, dth []float64) (dy float64) {
 	if r-r != 0 || m.at-m.at != 0 || math.IsInf(m.ell, 0) {
 		return 0

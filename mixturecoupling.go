@@ -130,10 +130,10 @@ func LogisticMixtureCoupling(net NetInitFunc, components int) InitFunc {
 //	y = logit(F(x))·exp(a) + b,   F(x) = Σ_k w_k·σ((x − μ_k)·exp(−log s_k))
 //
 // with w = softmax(π), log s_k = 7·tanh(ŝ_k/7) and a = 3·tanh(â/3) (its
-// accuracy and limits are in mixturecoupling.go's file comment). Its inverse is a
-// bracketed, safeguarded Newton iteration to 1e-13·max(1, |x|). θ = 0 is
-// the identity (up to rounding). Fewer than one component gives a
-// transformer whose layers fail to initialise.
+// accuracy and limits are in mixturecoupling.go's file comment). Its
+// inverse is a bracketed, safeguarded Newton iteration to
+// 1e-13·max(1, |x|). θ = 0 is the identity (up to rounding). Fewer than
+// one component gives a transformer whose layers fail to initialise.
 func LogisticMixture(components int) Transformer {
 	k := components
 	if k < 1 {

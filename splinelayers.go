@@ -62,10 +62,10 @@ package flows
 // those the net's pullback computes are finite unless the net itself
 // overflows (an MLP with unbounded activations, ReLU, on inputs near
 // 1e300; Tanh nets stay finite). A MADE that overflows the same way gives
-// NaN weight gradients in its own pullback, and, since its dense pass multiplies
-// masked zeros by the overflowed activations (0·Inf = NaN) where the
-// incremental pass skips them, Direct and Inverse then no longer undo each
-// other exactly on such rows.
+// NaN weight gradients in its own pullback, and, since its dense pass
+// multiplies masked zeros by the overflowed activations (0·Inf = NaN)
+// where the incremental pass skips them, Direct and Inverse then no longer
+// undo each other exactly on such rows.
 
 import "slices"
 
