@@ -1,5 +1,24 @@
 package flows
 
+// RealNVP's affine coupling (Dinh, Sohl-Dickstein and Bengio, "Density
+// estimation using Real NVP", 2017): the Affine transformer and its presets
+// over Coupling. With x = [x1 | x2] split as in Coupling (so an odd dim
+// transforms one more column than it keeps) and c the context,
+//
+//	[raw | t] = net([x1 | c])      (net: d1 + contextDim → 2·d2 columns)
+//	s  = S·tanh(raw/S)             (S = 3, or AffineCouplingBound's bound)
+//	z1 = x1
+//	z2 = x2·exp(s) + t
+//	logDet = Σ_j s_j
+//
+// and Inverse computes x2 = (z2 − t)·exp(−s) with logDet = −Σ_j s_j. The
+// bound keeps every log-scale in (−S, S) per dimension per layer (the scale
+// within (e^−S, e^S)), so a training step cannot blow up the scale, while
+// the slope 1 of S·tanh(·/S) at 0 leaves small outputs as in the unbounded
+// form. In floating point a saturated tanh gives |s| = S exactly, never
+// more. AffineCouplingSplit's two nets are seen by Coupling as one
+// conditioner with output [scale net's | shift net's] (concatNets).
+
 import (
 	"fmt"
 	"math"
@@ -9,42 +28,24 @@ import (
 // AffineCoupling and AffineCouplingSplit: |s| < S per dimension per layer.
 const affineCouplingBound = 3
 
-// AffineCoupling returns a RealNVP affine coupling layer (Dinh et al., 2017)
-// whose scale and shift come from a conditioner net made by net.
+// AffineCoupling returns a RealNVP affine coupling layer (Dinh et al., 2017):
+// Coupling over Affine(3), z2 = x2·exp(s) + t with s = 3·tanh(raw/3), whose
+// raw log-scale and shift t come from a conditioner net made by net. The
+// bound keeps every log-scale in (−3, 3) per dimension per layer, so a
+// training step cannot blow up the scale (the formulas are in
+// affinecoupling.go's file comment). Use AffineCouplingBound for another
+// bound, AffineCouplingSplit for separate scale and shift nets, and
+// AdditiveCoupling for the volume-preserving shift-only form.
 //
-// For rows of width dim ≥ 2 it splits x = [x1 | x2], the first d1 = dim/2
-// columns and the last d2 = dim − d1 (so an odd dim transforms one more
-// column than it keeps). x1 passes through unchanged and conditions the
-// transformation of x2:
+// The net is made with in = d1 + contextDim and out = 2·d2 columns
+// (d1 = dim/2, d2 = dim − d1), its output read as [raw scale (d2) |
+// shift t (d2)]. The parameters are exactly the net's, in the net's layout
+// (for MLP, the layers' [W | b] in order). A net that starts with zero
+// output, as MLP does, makes the layer the identity at init.
 //
-//	[raw | t] = net(x1)            (net: d1 → 2·d2 columns)
-//	s  = S·tanh(raw/S)             (S = 3)
-//	z1 = x1
-//	z2 = x2·exp(s) + t
-//	logDet = Σ_j s_j
-//
-// and Inverse computes x2 = (z2 − t)·exp(−s) with logDet = −Σ_j s_j.
-// The bound keeps every log-scale in (−3, 3) per dimension per layer (the
-// scale within (e⁻³, e³)), so a training step cannot blow up the scale,
-// while its slope 1 at 0 leaves small outputs as in the unbounded form. In
-// floating point a saturated tanh gives |s| = 3 exactly, never more. Use
-// AffineCouplingBound for another bound, AffineCouplingSplit for separate
-// scale and shift nets, and AdditiveCoupling for the volume-preserving
-// shift-only form.
-//
-// The parameters are exactly the net's, in the net's layout (for MLP,
-// the layers' [W | b] in order). The net is made with in = d1 and out = 2·d2
-// columns, its output read as [raw scale (d2) | shift t (d2)]. A net that
-// starts with zero output, as MLP does, makes the layer the identity at init.
-//
-// Only x2 changes, so stack couplings with Reverse (or another permutation)
-// between them, so that every column is transformed in turn:
-//
-//	Serial(AffineCoupling(net), Reverse(), AffineCoupling(net), Reverse(), …)
-//
-// Init returns an error for dim < 2 and passes on the net's init errors.
-// DirectVJP and InverseVJP are both provided. The functions panic for a
-// batch without dim columns or parameters of the wrong length.
+// The split, the context, stacking with Reverse, init errors, panics and
+// pullbacks are as for Coupling, with errors starting
+// "flows: AffineCoupling:".
 func AffineCoupling(net NetInitFunc) InitFunc {
 	return affineCoupling("AffineCoupling", net, affineCouplingBound)
 }

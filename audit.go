@@ -120,8 +120,6 @@ func Audit(x *mat.Dense, names []string) []Finding {
 	}
 	var out []Finding
 	center, scale := robustStats(x)
-	outlierRows := map[int]bool{}
-	var outlierList []int
 	for j := range d {
 		col := mat.Col(nil, j, x)
 		sorted := slices.Sorted(slices.Values(col))
@@ -166,10 +164,6 @@ func Audit(x *mat.Dense, names []string) []Finding {
 		for i, v := range col {
 			if math.Abs(v-center[j]) > OutlierScales*scale[j] {
 				rows = append(rows, i)
-				if !outlierRows[i] {
-					outlierRows[i] = true
-					outlierList = append(outlierList, i)
-				}
 			}
 		}
 		if len(rows) > 0 {

@@ -37,6 +37,20 @@ package flows
 // of Jᵀ·dz = dx + gl·∂(log-det)/∂x, done without forming J: the pullback
 // costs one incremental pass, like the forward.
 //
+// The MADE is made with in = dim and out = P·dim columns (P = t.Params),
+// and θ_i[k] = MADE(x; c)[k·dim + i]: input i's parameters are its outputs
+// for i, which depend only on the inputs before i (and on c), so
+//
+//	z_i = f(x_i; θ_i),   logDet = Σ_i log f′(x_i; θ_i)
+//
+// and Inverse computes x_i = f⁻¹(z_i; θ_i) as above. Non-finite MADE
+// outputs are replaced before the transformer sees them and get no
+// gradient (see transformer.go's file comment). With dim 1 the one
+// transformer's parameters are the MADE's last biases (and a function of c
+// through its context weights). Stacked layers need a permutation or
+// different orders between them so that every input is conditioned on the
+// others somewhere in the stack.
+//
 // The context, when there is one, enters the MADE's first and last layers
 // (see addContext); each chunk's context terms are computed once
 // (setContext) and added at each step, and the pullback turns their
@@ -54,43 +68,28 @@ import (
 const arChunk = 256
 
 // MaskedAutoregressive returns a masked autoregressive layer (Papamakarios
-// et al., 2017; Durkan et al., 2019) applying the transformer t to each
-// input with its parameters from a MADE (see MADE for made, the masks and
-// the ordering) that reads the inputs before it in the ordering (and the
-// context, when there is one).
+// et al., 2017; Durkan et al., 2019): each input goes through the
+// transformer t, z_i = f(x_i; θ_i), with θ_i from a MADE made by made that
+// reads the inputs before i in the ordering (and the context, if any).
 //
-// With P = t.Params, the MADE is made with in = dim and out = P·dim columns,
-// and input i's parameters θ_i are its outputs for i, which depend only on
-// the inputs before i (and on c):
-//
-//	θ_i[k] = MADE(x; c)[k·dim + i],   k = 0, …, P−1
-//	z_i    = f(x_i; θ_i),   logDet = Σ_i log f′(x_i; θ_i)
-//
-// Direct, the density direction, is one parallel pass of the MADE. Inverse,
-// the sampling direction, computes x_i = f⁻¹(z_i; θ_i) one position of the
-// ordering at a time, dim sequential steps, each computing only what has
-// just become computable, so that all of them cost about one MADE pass.
-// DirectVJP and InverseVJP are both provided, each as cheap as its forward
-// pass; Invert(MaskedAutoregressive(…)) is the inverse autoregressive flow,
-// fast to sample, and trains through InverseVJP.
-//
-// Parameters: exactly those of the MADE, in its layout (see MADE), followed
-// by its context weights when contextDim > 0 (see MAF). The MADE's last
-// layer is zero at init, so θ = 0 and the layer starts as the identity for
-// every transformer of this package, whatever the context. Non-finite MADE
-// outputs are replaced and get no gradient (see Transformer).
-//
-// Stack these layers with a permutation (Reverse, Shuffle) between them, or
-// give them different orders, so that every input is conditioned on the
-// others somewhere in the stack. dim 1 is allowed: the one transformer's
-// parameters are then the MADE's last biases (and a function of c).
+// With P = t.Params, the MADE has in = dim and out = P·dim columns, and
+// θ_i[k] = MADE(x; c)[k·dim + i]. The parameters are exactly the MADE's, in
+// its layout (see MADE), followed by its context weights when
+// contextDim > 0 (see MAF). The layer starts as the identity for every
+// transformer of this package, whatever the context. Direct (density) is
+// one parallel pass of the MADE; Inverse (sampling) takes dim sequential
+// steps costing about one pass in all (see autoregressive.go's file
+// comment). Invert(MaskedAutoregressive(…)), the inverse autoregressive
+// flow, is fast to sample. Stack these layers with a permutation (Reverse,
+// Shuffle) between them, or give them different orders. dim 1 is allowed.
 //
 // Init returns an error for dim < 1, a negative contextDim, a bad made (see
 // MADE) or a transformer without its functions. The functions panic for a
 // batch without dim columns, a context that is not n×contextDim, or
-// parameters of the wrong length. The pullbacks keep private copies of what
-// they need, so they may be called after the batch, the context or the
-// parameters change, any number of times, from any goroutine.
+// parameters of the wrong length. DirectVJP and InverseVJP are both
+// provided, each as cheap as its forward pass; the pullbacks keep private
+// copies of what they need, so they may be called after the batch, the
+// context or the parameters change, any number of times, from any goroutine.
 func MaskedAutoregressive(made MADEConfig, t Transformer) InitFunc {
 	made.Hidden = slices.Clone(made.Hidden) // the caller may reuse its slice
 	return func(key Key, dim, contextDim int) (Params, Bijection, error) {

@@ -1,5 +1,49 @@
 package flows
 
+// The batch normalisation bijection of Masked Autoregressive Flow
+// (Papamakarios, Pavlakou and Murray 2017, "Masked Autoregressive Flow for
+// Density Estimation", appendix B), per row:
+//
+//	z_j = (x_j − m_j)/√(v_j + ε)·exp(logGamma_j) + beta_j
+//	logDet = Σ_j logGamma_j − ½·log(v_j + ε)
+//
+// where m and v are a per-column mean and variance: the batch's in the
+// training map (the biased variance, divisor n, as in the paper, computed
+// in two passes), the running averages in the evaluation map.
+//
+// The running averages are kept in the parameter vector, not in a closure,
+// so that the vector holds the whole model (saving it saves the state) and
+// the closures stay pure. Every pullback adds exactly zero to their
+// gradient, in either mode and direction, so an optimiser (Adam, clipping)
+// leaves them where they are.
+//
+// The training map's rows interact through the batch statistics, and its
+// pullback goes through them, the log-det's dependence on v included.
+// UpdateState moves the running averages by
+// running ← (1 − Momentum)·running + Momentum·batch statistic (with
+// Momentum 1, exactly the batch's, even from non-finite state). The running
+// variance is the average of biased batch variances, so with Momentum 1 the
+// evaluation map after UpdateState(p, x) is the training map of x.
+//
+// Inverse always uses the running averages, in both modes, so it is exact
+// and usable before any Direct call; in training mode it is therefore the
+// inverse of the evaluation map, not of the training map: the batch
+// statistics that produced a z cannot be known from z. A training loop
+// then reads:
+//
+//	model := func(train bool) flows.DistInitFunc {
+//		bn := flows.BatchNorm(flows.BatchNormConfig{Momentum: 0.1, Eps: 1e-5, Train: train})
+//		return flows.Flow(flows.Serial(layer1, bn, layer2), flows.Normal())
+//	}
+//	p, train, _ := model(true)(key, dim, 0)
+//	_, eval, _ := model(false)(key, dim, 0)
+//	for step := range steps {
+//		optim.NLL(train, p, batch, nil, grad)
+//		opt.Step(p, grad)
+//		flows.UpdateState(train, p, batch, nil)
+//	}
+//	logp := eval.LogPDF(p, x) // running averages
+
 import (
 	"fmt"
 	"math"
@@ -15,84 +59,45 @@ type BatchNormConfig struct {
 	Momentum float64
 
 	// Eps is added to the variance before the square root and the log. It
-	// must be positive; 1e-5 is usual.
+	// must be positive and finite; 1e-5 is usual.
 	Eps float64
 
-	// Train selects the training map, which normalises with the statistics
-	// of the batch it is given, instead of the evaluation map, which uses the
-	// running averages. The two have the same parameter layout, so one
-	// parameter vector serves a model built each way.
+	// Train selects the training map, which normalises with the mean and
+	// biased variance of each column of the batch it is given (at least 2
+	// rows), instead of the evaluation map, which uses the running averages
+	// and is an elementwise affine map for any batch size. The two have the
+	// same parameter layout, so one parameter vector serves a model built
+	// each way: train one built with Train: true, calling flows.UpdateState
+	// on it once per step after the optimiser's step (Serial and Flow pass
+	// each BatchNorm the batch as the layers before it map it), and evaluate
+	// densities or sample with one built with Train: false from the same
+	// key, given the same vector.
 	Train bool
 }
 
-// BatchNorm returns the init function of the batch normalisation bijection of
-// Masked Autoregressive Flow (Papamakarios, Pavlakou and Murray 2017,
-// "Masked Autoregressive Flow for Density Estimation", appendix B):
-//
-//	z_j = (x_j − m_j)/√(v_j + ε)·exp(logGamma_j) + beta_j
-//	logDet = Σ_j logGamma_j − ½·log(v_j + ε)
-//
-// per row, where m and v are a per-column mean and variance.
+// BatchNorm returns the init function of the batch normalisation bijection
+// of MAF (Papamakarios et al., 2017, appendix B): per row,
+// z_j = (x_j − m_j)/√(v_j + ε)·exp(logGamma_j) + beta_j, with m and v each
+// column's mean and variance in the batch (cfg.Train) or their running
+// averages (the formulas and notes are in batchnorm.go's file comment).
 //
 // Parameter layout (4·dim entries):
 //
 //	[logGamma (dim) | beta (dim) | runningMean (dim) | runningVar (dim)]
 //
-// logGamma and beta are trainable and start at 0. runningMean and runningVar
-// are non-trainable state, kept in the vector so that it holds the whole
-// model (saving the vector saves the state) and nothing is hidden in a
-// closure; they start at 0 and 1. Every pullback adds exactly zero to their gradient, in
-// either mode and direction, so an optimiser (Adam, clipping) leaves them
-// where they are; they change only through the Bijection's UpdateState.
+// logGamma and beta are trainable and start at 0. runningMean and
+// runningVar, starting at 0 and 1, are state that is not trained: every
+// pullback adds exactly zero to their gradient, and only the training
+// mode's UpdateState(p, x) moves them, in place in p, toward the batch's
+// statistics with weight Momentum, returning Direct(p, x). Inverse and
+// InverseVJP always use the running averages, so in training mode they
+// invert the evaluation map, not the training map.
 //
-// Modes. The mode is fixed when the layer is built, by cfg.Train:
-//
-//   - Training (Train: true): Direct and DirectVJP use the mean and the
-//     biased variance (divisor n, as in the paper) of each column of the
-//     batch they are given, so rows interact, and the pullback goes through
-//     the batch statistics, the log-det's dependence on v included. The
-//     batch must have at least 2 rows (a single row has no variance): a
-//     smaller batch panics. UpdateState(p, x) moves the running averages
-//     toward the batch's statistics,
-//     running ← (1 − Momentum)·running + Momentum·batch statistic,
-//     in place in p, and returns Direct(p, x). (The running variance is the
-//     average of biased batch variances, so with Momentum 1 the evaluation
-//     map after UpdateState(p, x) is the training map of x.)
-//   - Evaluation (Train: false): Direct uses runningMean and runningVar for m
-//     and v; it is then an elementwise affine map, row by row, for any batch
-//     size. There is no UpdateState: evaluation never moves the state.
-//
-// Inverse (and InverseVJP) always uses the running averages, in both modes,
-// and is exact and usable before any Direct call. In training mode it is
-// therefore the inverse of the evaluation map, not of the training map: the
-// batch statistics that produced a z cannot be known from z. Sampling from a
-// flow, and evaluating densities after training, use the evaluation map;
-// build the model for density evaluation with Train: false (same
-// configuration otherwise) and pass it the trained parameter vector.
-//
-// A training loop calls flows.UpdateState on the Flow once per step, after
-// the optimiser's step, with the step's batch; Serial and Flow thread it to
-// every BatchNorm in the stack, each seeing the batch as the layers before
-// it (in training mode) map it:
-//
-//	model := func(train bool) flows.DistInitFunc {
-//		bn := flows.BatchNorm(flows.BatchNormConfig{Momentum: 0.1, Eps: 1e-5, Train: train})
-//		return flows.Flow(flows.Serial(layer1, bn, layer2), flows.Normal())
-//	}
-//	p, train, _ := model(true)(key, dim, 0)
-//	_, eval, _ := model(false)(key, dim, 0)
-//	for step := range steps {
-//		optim.NLL(train, p, batch, nil, grad)
-//		opt.Step(p, grad)
-//		flows.UpdateState(train, p, batch, nil)
-//	}
-//	logp := eval.LogPDF(p, x) // running averages
-//
-// The running variance (after adding ε) must stay positive: the evaluation
-// map and Inverse panic otherwise. BatchNorm returns an error when dim < 1,
-// when Momentum is not in (0, 1] or when Eps is not positive (or either is
-// NaN). All functions are safe for concurrent use; UpdateState writes p and
-// so must not run concurrently with other uses of the same vector.
+// Init returns an error when dim < 1, Momentum is not in (0, 1] or Eps is
+// not positive and finite (NaN included). The training map panics for a
+// batch of fewer than 2 rows; the evaluation map and Inverse when a running
+// variance plus ε is not positive and finite. All functions are safe for
+// concurrent use; UpdateState writes p, so not alongside other uses of it.
 func BatchNorm(cfg BatchNormConfig) InitFunc {
 	return func(_ Key, dim, _ int) (Params, Bijection, error) {
 		if err := checkDim("BatchNorm", dim, 1); err != nil {

@@ -11,6 +11,13 @@ package flows
 //	y  = net([u1 | c])              (P·d2 columns)
 //	v2_j = f(u2_j; θ_j)  or  f⁻¹(u2_j; θ_j),   logDet = Σ_j log|∂v2_j/∂u2_j|
 //
+// So an odd dim transforms one more column than it keeps. The parameters
+// θ_j of column j are gathered from y by the layout the preset chose:
+// Coupling's own is parameter-major, θ_j[k] = y[k·d2 + j] (P blocks of d2
+// columns, the k-th parameter of every transformed column in block k).
+// Non-finite conditioner outputs are replaced before the transformer sees
+// them and get no gradient (see transformer.go's file comment).
+//
 // The pullback runs the transformer's pullback per element, which gives
 // du2_j and dL/dθ_j, gathers the latter into dL/dy, pulls that back through
 // the net to [du1 | dc], and adds du1 to the pass-through gradient. The
@@ -25,39 +32,28 @@ import (
 )
 
 // Coupling returns a coupling layer (Dinh et al., 2015, 2017; Durkan et
-// al., 2019) applying the transformer t to the second half of each row,
-// with its parameters from a conditioner net made by net that reads the
-// first half (and the context, when there is one).
+// al., 2019): a row of width dim ≥ 2 splits into [x1 | x2], the first
+// d1 = dim/2 columns and the last d2 = dim − d1; x1 passes through, and
+// each column of x2 goes through the transformer t with parameters from a
+// conditioner net made by net, which reads [x1 | c] (c the context, when
+// there is one; for MLP, the first layer's weight rows for x1 come first).
 //
-// For rows of width dim ≥ 2 it splits x = [x1 | x2], the first d1 = dim/2
-// columns and the last d2 = dim − d1 (so an odd dim transforms one more
-// column than it keeps):
-//
-//	y  = net([x1 | c])              (net: d1 + contextDim → P·d2 columns)
-//	z1 = x1,   z2_j = f(x2_j; θ_j),   logDet = Σ_j log f′(x2_j; θ_j)
-//
-// with P = t.Params and θ_j[k] = y[k·d2 + j]: the conditioner's output holds
-// P blocks of d2 columns, the k-th parameter of every transformed column in
-// block k. Inverse computes x2_j = f⁻¹(z2_j; θ_j), logDet = −Σ_j log f′.
-// The conditioner's input row is [x1 | c]: for MLP, the first layer's
-// weight rows for x1 come first, then those for c.
-//
-// The parameters are exactly the net's, in the net's layout. A net that
-// starts with zero output, as MLP does, gives θ = 0, so the layer starts as
-// the identity for every transformer of this package (and every context).
-// Non-finite conditioner outputs are replaced and get no gradient (see
-// Transformer).
-//
-// Only x2 changes, so stack couplings with Reverse (or another
-// permutation) between them, so that every column is transformed in turn:
+// The net has d1 + contextDim inputs and P·d2 outputs (P = t.Params), P
+// blocks of d2 columns: x2_j's k-th parameter is output column k·d2 + j.
+// The parameters are exactly the net's, in its layout. A net that starts
+// with zero output, as MLP does, makes the layer the identity for every
+// transformer of this package and every context (the formulas are in
+// coupling.go's file comment). Stack couplings with a permutation between:
 //
 //	Serial(Coupling(net, t), Reverse(), Coupling(net, t), Reverse(), …)
 //
 // Init returns an error for dim < 2, a negative contextDim, a nil net or a
 // transformer without its functions, and passes on the net's init errors.
-// DirectVJP and InverseVJP are both provided. The functions panic for a
-// batch without dim columns, a context that is not n×contextDim, or
-// parameters of the wrong length.
+// The functions panic for a batch without dim columns, a context that is
+// not n×contextDim, or parameters of the wrong length. DirectVJP and
+// InverseVJP are both provided; the pullbacks keep private copies of what
+// they need (the net's aside, see MLP) and may be called any number of
+// times, from any goroutine.
 func Coupling(net NetInitFunc, t Transformer) InitFunc {
 	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
 		return newCoupling("Coupling", net, key, dim, contextDim, t, paramMajor)

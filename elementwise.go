@@ -1,5 +1,28 @@
 package flows
 
+// The parameter-free elementwise maps Sigmoid and Logit, and the layer
+// over one scalar map per column (elementwise) that they and Bounded share.
+//
+// Sigmoid's per-row log-determinant is
+//
+//	Σ_j log σ(x_j)(1 − σ(x_j)) = Σ_j −softplus(−x_j) − softplus(x_j),
+//
+// computed in the second form, which is exact and finite for every finite
+// x (at x = ±40 it is −40 − 2·log1p(e⁻⁴⁰), where the first form would be
+// log 0 = −Inf).
+//
+// Sigmoid clips z to [δ, 1−δ] with δ = LogitClip = 2⁻⁴⁰ ≈ 9.09e-13, that is
+// for |x| > log((1−δ)/δ) ≈ 27.726, so that its Inverse (and any Logit after
+// it) stays finite; without the clip σ(x) rounds to exactly 1 for x > 36.7
+// and its inverse would be +Inf. The log-det is still the exact one of the
+// unclipped x (so the density of a flow stays right far out), and its
+// gradient is the exact σ(−x) − σ(x); the gradient of a clipped z with
+// respect to x is zero, the derivative of the clipped map. The round trip
+// Inverse(Direct(x)) loses accuracy as |x| grows, independently of the
+// clip: σ(x) near 1 carries an absolute rounding error of up to about
+// 1e-16, which the inverse magnifies by about e^{|x|} (an error of about
+// 1e-9 at |x| = 16), and a clipped x comes back as ±27.726.
+
 import (
 	"math"
 
@@ -17,32 +40,18 @@ import (
 const LogitClip = 0x1p-40
 
 // Sigmoid returns the init function of the elementwise logistic sigmoid,
+// z_j = σ(x_j) = 1/(1 + e^{−x_j}), which maps the real line onto the unit
+// interval; its inverse is Logit. It has no parameters (layout: [], 0
+// entries). Use it as the last layer of a stack to model data on (0, 1)ᵈ,
+// or as Invert(Logit()).
 //
-//	z_j = σ(x_j) = 1/(1 + e^{−x_j}),
-//
-// which maps the real line onto the unit interval; its inverse is Logit.
-// It has no parameters (layout: [], 0 entries). Use it as the last layer of
-// a stack to model data on (0, 1)ᵈ, or as Invert(Logit()).
-//
-// The per-row log-determinant of Direct is
-//
-//	Σ_j log σ(x_j)(1 − σ(x_j)) = Σ_j −softplus(−x_j) − softplus(x_j),
-//
-// computed in the second form, which is exact and finite for every finite
-// x (at x = ±40 it is −40 − 2·log1p(e⁻⁴⁰), where the first form would be
-// log 0 = −Inf).
-//
-// Clipping: z is clipped to [δ, 1−δ] with δ = LogitClip = 2⁻⁴⁰ ≈ 9.09e-13,
-// that is for |x| > log((1−δ)/δ) ≈ 27.726, so that Inverse (and any Logit
-// after it) stays finite; without the clip σ(x) rounds to exactly 1 for
-// x > 36.7 and its inverse would be +Inf. The log-det is still the exact one
-// of the unclipped x (so the density of a flow stays right far out), and
-// its gradient is the exact σ(−x) − σ(x); the gradient of a clipped z with
-// respect to x is zero, the derivative of the clipped map. The round trip
-// Inverse(Direct(x)) loses accuracy as |x| grows, independently of the
-// clip: σ(x) near 1 carries an absolute rounding error of up to about
-// 1e-16, which the inverse magnifies by about e^{|x|} (an error of about
-// 1e-9 at |x| = 16), and a clipped x comes back as ±27.726.
+// The per-row log-det, Σ_j log σ(x_j)(1 − σ(x_j)), is exact and finite for
+// every finite x. z is clipped to [δ, 1−δ] (δ = LogitClip), that is for
+// |x| > 27.726, so that Inverse stays finite; the log-det stays the
+// unclipped x's, and the gradient of a clipped z with respect to x is zero.
+// The round trip Inverse(Direct(x)) loses accuracy as |x| grows (about 1e-9
+// at |x| = 16), and a clipped x comes back as ±27.726 (the formulas and
+// numerics are in elementwise.go's file comment).
 //
 // Inverse is the logit map, with Logit's clipping of its input and its
 // log-det. NaN inputs give NaN outputs. DirectVJP and InverseVJP are

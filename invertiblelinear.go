@@ -1,5 +1,28 @@
 package flows
 
+// Glow's invertible 1×1 convolution (Kingma and Dhariwal, "Glow: Generative
+// Flow with Invertible 1x1 Convolutions", 2018) in its LU
+// parameterisation, acting on rows:
+//
+//	z = x·W,  W = P·L·(U + diag(sign·exp(logAbsS)))
+//
+// x and z are 1×dim rows; W is applied on the right. P is a permutation
+// matrix, L is unit lower triangular, U is strictly upper triangular and
+// sign ∈ {−1, +1}ᵈⁱᵐ. P and sign are fixed at init and are not parameters;
+// the free entries of L and U and logAbsS are.
+//
+// Initialisation follows Glow: a random orthogonal matrix Q, the Q factor
+// of the QR decomposition of a dim×dim standard Gaussian matrix drawn from
+// key, is LU-factorised with partial pivoting (Q = P·L·U₀), giving P, L, U
+// (U₀'s strict upper part), sign = sign(diag U₀) and logAbsS = log|diag U₀|.
+// So W = Q at init and |log det W| ≈ 0.
+//
+// The per-row log-determinant of Direct is Σ logAbsS; Inverse computes
+// x = z·W⁻¹ by triangular solves with U + diag(sign·exp(logAbsS)) and L and
+// the inverse permutation (never forming W⁻¹), with log-determinant
+// −Σ logAbsS. Each call to Direct costs about dim³ (forming W) +
+// 2·n·dim² flops; each call to Inverse about 2·n·dim² (the solves).
+
 import (
 	"fmt"
 	"math"
@@ -12,14 +35,11 @@ import (
 )
 
 // InvertibleLinear returns the init function of Glow's invertible 1×1
-// convolution in its LU parameterisation: a learned dim×dim linear map
-//
-//	z = x·W,  W = P·L·(U + diag(sign·exp(logAbsS)))
-//
-// acting on rows (x and z are 1×dim rows; W is applied on the right). P is a
-// permutation matrix, L is unit lower triangular, U is strictly upper
-// triangular and sign ∈ {−1, +1}ᵈⁱᵐ. P and sign are fixed at init and are not
-// parameters; the free entries of L and U and logAbsS are.
+// convolution in its LU parameterisation: a learned dim×dim linear map on
+// rows, z = x·W with W = P·L·(U + diag(sign·exp(logAbsS))), P a fixed
+// permutation, L unit lower and U strictly upper triangular, and fixed signs
+// sign ∈ {−1, +1}ᵈⁱᵐ; log|det W| = Σ logAbsS (the formulas and costs are
+// in invertiblelinear.go's file comment).
 //
 // Parameter layout (dim² entries), with T = dim·(dim−1)/2:
 //
@@ -29,24 +49,11 @@ import (
 // L[3,0], …; U's as U[0,1], U[0,2], …, U[0,dim−1], U[1,2], …. At dim 1 there
 // are no triangle entries and the layer is the scalar map z = x·sign·exp(logAbsS).
 //
-// Initialisation follows Glow: a random orthogonal matrix Q, the Q factor
-// of the QR decomposition of a dim×dim standard Gaussian matrix drawn from
-// key, is LU-factorised with partial pivoting (Q = P·L·U₀), giving P, L, U
-// (U₀'s strict upper part), sign = sign(diag U₀) and logAbsS = log|diag U₀|.
-// So W = Q at init: |log det W| ≈ 0, and the same key gives the same P, sign
-// and parameters.
-//
-// The per-row log-determinant of Direct is Σ logAbsS; Inverse computes
-// x = z·W⁻¹ by triangular solves with U + diag(sign·exp(logAbsS)) and L and
-// the inverse permutation (never forming W⁻¹), with log-determinant
-// −Σ logAbsS. InverseVJP is provided, so the layer can be Inverted and
-// trained in the sampling direction. It has no data-dependent
-// initialisation.
-//
-// Each call to Direct costs about dim³ (forming W) + 2·n·dim² flops; each
-// call to Inverse about 2·n·dim² (the solves).
-//
-// It returns an error when dim < 1.
+// W starts as a random orthogonal matrix drawn from key, as in Glow (see
+// InvertibleLinearFrom for a permutation instead); the same key gives the
+// same P, sign and parameters. DirectVJP and InverseVJP are provided, so
+// the layer can be Inverted and trained in the sampling direction; there is
+// no data-dependent initialisation. It returns an error when dim < 1.
 func InvertibleLinear() InitFunc { return InvertibleLinearFrom(LinearOrthogonal) }
 
 // LinearInit is how InvertibleLinearFrom starts.

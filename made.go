@@ -1,5 +1,48 @@
 package flows
 
+// MADE, the masked autoencoder for distribution estimation (Germain,
+// Gregor, Murray and Larochelle, 2015), the conditioner of the masked
+// autoregressive layers; its incremental evaluation, for their inverse, is
+// in madeinc.go.
+//
+// # Masks, by degrees
+//
+// The recipe of Germain et al. Input i gets degree d(i) = its 1-based
+// position in the ordering (1, …, dim). Hidden unit k of every hidden layer
+// gets degree 1 + (k mod max(dim−1, 1)), cycling through 1, …, dim−1, so
+// every degree is present when the layer is at least dim−1 wide. Output
+// column k·dim + i gets degree d(i). A weight from a node of degree a to a
+// hidden unit of degree b is used when a ≤ b; a weight into an output of
+// degree b is used when a < b. So a hidden unit of degree b sees inputs of
+// degree ≤ b, and the outputs for input i see inputs of degree < d(i):
+// exactly the inputs before i when every hidden layer is at least dim−1
+// wide (narrower layers see fewer of them, but every output except the
+// first input's is still reached). For dim 1 there are no valid degrees for
+// hidden units (jax-flows' recipe divides by zero there): the rule above
+// gives them degree 1, so they see the input but feed nothing, and the
+// outputs are their biases alone: a MAF of dim 1 is an elementwise affine
+// map.
+//
+// # Parameters and initialisation
+//
+// The layout is MLP's, the full matrices of every layer l = 0, …,
+// len(Hidden) (widths in_0 = in, out_l = Hidden[l] and out for the last
+// layer), with y_l = x_l·(W_l ⊙ M_l) + b_l. The masked entries of W_l
+// (M_l = 0) are kept so that the layout matches MLP's: their values are
+// never read, and the pullback adds exactly zero to their gradient. They
+// are zero at init, stay zero under any optimiser that moves a parameter
+// only along its gradient, and may hold anything (even NaN) without
+// changing the output.
+//
+// Initialisation follows MLP: hidden weights uniform on (−a, a) with a as
+// cfg.Init says (for the default InitHe, a = √(6/(in_l+out_l)) for Tanh and
+// √(6/in_l) otherwise; the unmasked fan-in is smaller, which only shrinks
+// the initial activations), drawn from key.Split(L+1)[l] for layer l of L,
+// one draw for every entry, masked or not, so that the masks never shift
+// the stream; zero biases; and a zero last layer, so the output is
+// identically zero at init (a MAF starts as the identity). RandomOrder
+// draws the ordering from key.Split(L+1)[L].
+
 import (
 	"fmt"
 	"slices"
@@ -62,51 +105,22 @@ type MADEConfig struct {
 // MADE returns a masked autoencoder for distribution estimation (Germain et
 // al., 2015): an MLP whose weights are multiplied by fixed binary masks so
 // that it is autoregressive. Made with in = dim input columns and
-// out = K·dim output columns (K ≥ 1, the outputs per input; init returns
-// an error unless out is a positive multiple of in), it maps x (n×dim) to
-// y (n×K·dim) where column k·dim + i is the k-th output for input i, and
-// that column depends only on the inputs that come before input i in
-// cfg.Order. The outputs for the first input of the ordering are constants
-// (their biases).
+// out = K·dim output columns (K ≥ 1, the outputs per input), it maps x
+// (n×dim) to y (n×K·dim) where column k·dim + i is the k-th output for
+// input i, and that column depends only on the inputs that come before
+// input i in cfg.Order (all of them when every hidden layer is at least
+// dim−1 wide). The outputs for the first input of the ordering are
+// constants (their biases). The masks, dim 1 and the initialisation are in
+// made.go's file comment.
 //
-// Masks, by degrees (the recipe of Germain et al.). Input i gets degree
-// d(i) = its 1-based position in the ordering (1, …, dim). Hidden unit k
-// of every hidden layer gets degree 1 + (k mod max(dim−1, 1)), cycling
-// through 1, …, dim−1, so every degree is present when the layer is at
-// least dim−1 wide. Output column k·dim + i gets degree d(i). A weight
-// from a node of degree a to a hidden unit of degree b is used when a ≤ b;
-// a weight into an output of degree b is used when a < b. So a hidden
-// unit of degree b sees inputs of degree ≤ b, and the outputs for input i
-// see inputs of degree < d(i): exactly the inputs before i when every hidden
-// layer is at least dim−1 wide (narrower layers see fewer of them, but
-// every output except the first input's is still reached). For dim 1 there
-// are no valid degrees for hidden units (jax-flows' recipe divides by zero
-// there): the rule above gives them degree 1, so they see the input but
-// feed nothing, and the outputs are their biases alone: a MAF of dim 1 is
-// an elementwise affine map.
-//
-// Parameter layout: exactly MLP's, the full matrices of every layer,
-// for layers l = 0, …, len(Hidden) (widths in_0 = in, out_l = Hidden[l]
-// and out for the last layer):
-//
-//	[W_0 (in_0×out_0, row-major) | b_0 (out_0) | W_1 | b_1 | … ]
-//
-// with y_l = x_l·(W_l ⊙ M_l) + b_l. The masked entries of W_l (M_l = 0)
-// are kept so that the layout matches MLP's: their values are never read,
-// and the pullback adds exactly zero to their gradient. They are zero at
-// init, stay zero under any optimiser that moves a parameter only along its
-// gradient, and may hold anything (even NaN) without changing the output.
-//
-// Initialisation follows MLP: hidden weights uniform on (−a, a) with
-// a = √(6/(in_l+out_l)) for Tanh and √(6/in_l) otherwise (the unmasked
-// fan-in is smaller, which only shrinks the initial activations), drawn
-// from key.Split(L+1)[l] for layer l of L; zero biases; and a zero last
-// layer, so the output is identically zero at init (a MAF starts as the
-// identity). RandomOrder draws the ordering from key.Split(L+1)[L].
+// Parameter layout: exactly MLP's, [W_0 (in_0×out_0, row-major) | b_0 |
+// W_1 | b_1 | … ], masks and all: the masked entries are never read, get
+// exactly zero gradient, and are zero at init. Hidden weights are drawn as
+// cfg.Init says; the last layer is zero, so the output is zero at init.
 //
 // Init returns an error (starting "flows: MADE:") for in < 1, out not a
-// positive multiple of in, a hidden width < 1, or an unknown activation or
-// order. Apply and ApplyVJP panic for a batch without in columns or
+// positive multiple of in, a hidden width < 1, or an unknown activation,
+// order or init. Apply and ApplyVJP panic for a batch without in columns or
 // parameters of the wrong length. The pullback returned by ApplyVJP keeps
 // its own copies of x and of the masked weights, so it may be called after
 // x or p change, any number of times, from any goroutine.

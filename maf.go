@@ -1,5 +1,27 @@
 package flows
 
+// The masked autoregressive flow layer (Papamakarios, Pavlakou and Murray,
+// "Masked Autoregressive Flow for Density Estimation", 2017): the layer of
+// autoregressive.go over the affine transformer, inverted. With
+// [μ | raw] = MADE(x; c) (the MADE made with in = dim, out = 2·dim, so
+// column i is μ_i and column dim+i is raw_i, both depending only on the
+// inputs before i in the ordering, and on the context c when there is one),
+//
+//	α_i    = S·tanh(raw_i/S)          (S = 3, or MAFBound's bound)
+//	z_i    = (x_i − μ_i)·exp(−α_i)
+//	logDet = −Σ_i α_i
+//
+// Direct, the density direction, is one parallel pass of the MADE; Inverse,
+// the sampling direction, computes x_i = z_i·exp(α_i) + μ_i (logDet =
+// +Σ_i α_i) in dim sequential steps costing about one MADE pass in all (see
+// autoregressive.go). The bound keeps every log-scale in (−S, S) per
+// dimension per layer, as in AffineCoupling. The context reaches every
+// first-layer unit and, directly, every output, so that μ and α of the
+// first input of the ordering, which no hidden unit reaches, depend on c
+// too; the MADE's last layer and the context weights into the outputs are
+// zero at init, so Direct(x) is x exactly, log-det 0, for every context.
+// dim 1 makes μ and α free parameters, an elementwise affine map.
+
 import (
 	"slices"
 )
@@ -9,46 +31,27 @@ import (
 const mafBound = 3
 
 // MAF returns a masked autoregressive flow layer (Papamakarios et al.,
-// 2017): an affine autoregressive bijection whose shifts and log-scales
-// come from a MADE (see MADE for cfg, the masks and the ordering).
-//
-// With [μ | raw] = MADE(x; c) (the MADE made with in = dim, out = 2·dim, so
-// column i is μ_i and column dim+i is raw_i, both depending only on the
-// inputs before i in the ordering, and on the context c when there is one),
-//
-//	α_i    = S·tanh(raw_i/S)          (S = 3)
-//	z_i    = (x_i − μ_i)·exp(−α_i)
-//	logDet = −Σ_i α_i
-//
-// Direct, the density direction, is one parallel pass of the MADE; Inverse,
-// the sampling direction, computes x_i = z_i·exp(α_i) + μ_i (logDet =
-// +Σ_i α_i) in dim sequential steps costing about one MADE pass in all (see
-// MaskedAutoregressive, which MAF is with the Affine transformer inverted
-// and its parameters read as [μ | raw]). The bound keeps every log-scale in
-// (−3, 3) per dimension per layer, as in AffineCoupling.
+// 2017): an affine autoregressive bijection, z_i = (x_i − μ_i)·exp(−α_i)
+// with α_i = 3·tanh(raw_i/3) in (−3, 3), whose shifts μ and raw log-scales
+// come from a MADE (see MADE for cfg and the ordering) made with in = dim
+// and out = 2·dim: column i is μ_i, column dim+i is raw_i. It is
+// MaskedAutoregressive over the affine map, read as [μ | raw] (the
+// formulas are in maf.go's file comment).
 //
 // Parameters: exactly those of MADE(cfg)(key, dim, 2·dim), the same values
-// for the same key, in MADE's layout: [W_0 (dim×h_0) | b_0 | … |
-// W_L (h_{L−1}×2·dim) | b_L], masked entries unused and with zero gradient;
-// then, with a context of contextDim columns, its weights
+// for the same key, in MADE's layout; then, with a context of contextDim
+// columns, its weights
 //
 //	[… | Wc_0 (contextDim×h_0) | Wc_L (contextDim×2·dim)]
 //
 // (only [… | Wc_0 (contextDim×2·dim)] without hidden layers), entering the
-// pre-activations as c·Wc. The context reaches every first-layer unit and,
-// directly, every output, so that μ and α of the first input of the
-// ordering, which no hidden unit reaches, depend on c too. The MADE's last
-// layer and the context weights into the outputs are zero at init, so the
-// layer starts as the identity: Direct(x) is x exactly, log-det 0, for
+// pre-activations as c·Wc. The layer starts as the identity exactly, for
 // every context.
 //
 // IAF (the inverse autoregressive flow, Kingma et al., 2016) is
-// Invert(MAF(cfg)): sampling in one parallel pass, density evaluation in
-// dim sequential steps; it trains through MAF's InverseVJP. Stack MAF
-// layers with a permutation (Reverse, Shuffle) between them, or give them
-// different orders. dim 1 is allowed: μ and α are then free parameters, an
-// elementwise affine map. Init errors, panics and pullbacks are as for
-// MaskedAutoregressive, with errors starting "flows: MAF:".
+// Invert(MAF(cfg)). The directions' costs, stacking, dim 1, init errors,
+// panics and pullbacks are as for MaskedAutoregressive, with errors
+// starting "flows: MAF:".
 func MAF(cfg MADEConfig) InitFunc { return mafBounded("MAF", cfg, mafBound) }
 
 // MAFBound is MAF with the log-scales bounded by bound instead of 3:

@@ -3,11 +3,12 @@ package flows
 // The logistic-mixture CDF map of Flow++, the scalar core of
 // LogisticMixture: set-up from θ, evaluation in log space, the
 // implicit-function pullback and the bracketed root finder of its inverse.
-// See LogisticMixtureCoupling for the map, its bounds and its accuracy.
+// See mixturecoupling.go's file comment for the map, its bounds and its
+// accuracy.
 
 import "math"
 
-// Limits of the logistic-mixture map; see LogisticMixtureCoupling.
+// Limits of the logistic-mixture map; see mixturecoupling.go's file comment.
 const (
 	// lmixLogScaleBound bounds the components' log-scales:
 	// log s = 7·tanh(ŝ/7).
@@ -428,8 +429,8 @@ func (m *lmix) inverseLogDeriv() float64 {
 // ∂L/∂θ = −ρ̄·∂ℓ/∂θ − gl·∂λ/∂θ (the mixture pullback with gEll = −ρ̄,
 // gL = −gl), and through r: ∂L/∂y = ρ̄·e^{−a}, ∂L/∂b = −ρ̄·e^{−a},
 // ∂L/∂a = −ρ̄·r − gl. 1/ℓ′ is e^{−λ} with −λ capped at 600 (see
-// LogisticMixtureCoupling). Where r or ℓ(x) is infinite the gradient is
-// zero.
+// mixturecoupling.go's Gradients section). Where r or ℓ(x) is infinite
+// the gradient is zero.
 func (m *lmix) inverseBack(r, gx, gl float64, th, dth []float64) (dy float64) {
 	if r-r != 0 || m.at-m.at != 0 || math.IsInf(m.ell, 0) {
 		return 0
@@ -462,7 +463,7 @@ func (m *lmix) invert(y float64) (x, r float64, evals int) {
 }
 
 // solve finds the root of ℓ(x) = r (r finite) as described in
-// LogisticMixtureCoupling's Inverse section and returns it and the number
+// mixturecoupling.go's Inverse section and returns it and the number
 // of evaluations of the map. The tolerance is lmixTol·max(1, x_min), x_min
 // the smallest |x| in the current bracket, so it is relative to the root
 // however far from it an iterate is.

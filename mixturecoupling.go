@@ -1,19 +1,19 @@
 package flows
 
-import "fmt"
-
-// LogisticMixtureCoupling returns the logistic-mixture CDF coupling layer of
-// Flow++ (Ho, Chen, Srinivas, Duan and Abbeel, "Flow++: Improving Flow-Based
-// Generative Models with Variational Dequantization and Architecture
-// Design", 2019), with components mixture components per transformed
-// column, whose parameters come from a conditioner net made by net.
+// The logistic-mixture CDF coupling layer of Flow++ (Ho, Chen, Srinivas,
+// Duan and Abbeel, "Flow++: Improving Flow-Based Generative Models with
+// Variational Dequantization and Architecture Design", 2019): the
+// LogisticMixture transformer and its preset over Coupling. The scalar core
+// (set-up, evaluation in log space, pullbacks, root finder) is in mixture.go.
 //
-// For rows of width dim ≥ 2 it splits x = [x1 | x2] as AffineCoupling does,
-// the first d1 = dim/2 columns and the last d2 = dim − d1. x1 passes through
-// unchanged; the net maps it to W = 3K+2 numbers per transformed column
-// (K = components), and each column of x2 goes through its own monotone map:
+// # The map
 //
-//	[θ_0 | θ_1 | … | θ_{d2−1}] = net(x1)     (net: d1 → d2·(3K+2) columns)
+// For rows of width dim ≥ 2, x = [x1 | x2] splits as in Coupling. x1 passes
+// through unchanged; the net maps it (with the context c, when there is
+// one) to W = 3K+2 numbers per transformed column (K = components), and
+// each column of x2 goes through its own monotone map:
+//
+//	[θ_0 | θ_1 | … | θ_{d2−1}] = net([x1 | c])   (net: d1 + contextDim → d2·(3K+2) columns)
 //	θ_j = [π (K) | μ (K) | ŝ (K) | â | b]
 //	w = softmax(π),  log s_k = 7·tanh(ŝ_k/7),  a = 3·tanh(â/3)
 //	F(x) = Σ_k w_k·σ((x − μ_k)·exp(−log s_k))   (a logistic mixture's CDF)
@@ -24,14 +24,6 @@ import "fmt"
 // density. Inverse solves z2_j = logit(F(x2_j))·e^a + b for x2_j with a
 // bracketed root finder (below), and its logDet is the negative of Direct's
 // at the solution.
-//
-// # Conditioner output layout
-//
-// Column j's block θ_j is contiguous, output columns [j·W, (j+1)·W), and
-// within it: the K mixture logits π at offsets 0…K−1, the K means μ at
-// K…2K−1, the K raw log-scales ŝ at 2K…3K−1, the raw affine log-scale â at
-// 3K and the shift b at 3K+1. The layer's parameters are exactly the net's,
-// in the net's layout (for MLP, the layers' [W | b] in order).
 //
 // # Bounds and initialisation
 //
@@ -93,26 +85,38 @@ import "fmt"
 //
 // # Gradients
 //
-// DirectVJP and InverseVJP are both provided and hand-written: the pullback
-// reaches x2, every π (through the softmax), μ, ŝ (through the bound), â
-// and b, then the net. The inverse's is the implicit-function pullback of
-// logit F(x; θ) = r (∂x/∂r = 1/ℓ′, ∂x/∂θ = −(∂ℓ/∂θ)/ℓ′ with ℓ = logit F),
-// the log-det's dependence on x chained through it. Where ℓ′ is below e^{−600}
-// (a plateau between far-apart narrow components, where every x in the
-// plateau gives the same float64 output and the inverse is numerically
-// undetermined), 1/ℓ′ is taken as e^{600} so that the gradient stays finite.
+// The pullback is hand-written: it reaches x2, every π (through the
+// softmax), μ, ŝ (through the bound), â and b, then the net. The inverse's
+// is the implicit-function pullback of logit F(x; θ) = r (∂x/∂r = 1/ℓ′,
+// ∂x/∂θ = −(∂ℓ/∂θ)/ℓ′ with ℓ = logit F), the log-det's dependence on x
+// chained through it. Where ℓ′ is below e^{−600} (a plateau between
+// far-apart narrow components, where every x in the plateau gives the same
+// float64 output and the inverse is numerically undetermined), 1/ℓ′ is
+// taken as e^{600} so that the gradient stays finite.
+
+import "fmt"
+
+// LogisticMixtureCoupling returns the logistic-mixture CDF coupling layer of
+// Flow++ (Ho et al., 2019): Coupling over LogisticMixture(components), each
+// column of x2 mapped by logit(F(x))·exp(a) + b, F a mixture's CDF, with
+// parameters from a conditioner net made by net.
 //
-// Only x2 changes, so stack couplings with Reverse (or another
-// permutation) between them:
-//
-//	Serial(LogisticMixtureCoupling(net, 4), Reverse(), LogisticMixtureCoupling(net, 4), …)
+// Conditioner output layout, with K = components and W = 3K+2: column j's
+// block θ_j = [π (K) | μ (K) | ŝ (K) | â | b] is contiguous, output columns
+// [j·W, (j+1)·W). The parameters are exactly the net's, in its layout. A net
+// that starts with zero output, as MLP does, makes the layer the identity
+// (up to a few ulps). Finite inputs of any size give finite outputs,
+// log-dets and gradients (±Inf only where the exact value is beyond
+// float64, never NaN). The formulas, bounds, inverse and numerics are in
+// mixturecoupling.go's file comment; the split, the context and stacking
+// with Reverse are as for Coupling.
 //
 // Init returns an error for dim < 2, a nil net or components < 1 (errors
 // start "flows: LogisticMixtureCoupling:"), and passes on the net's init
-// errors. The functions panic for a batch without dim columns or
-// parameters of the wrong length. The pullbacks keep private copies of
-// what they need (the net's pullback aside, see MLP) and may be called any
-// number of times, from any goroutine.
+// errors. DirectVJP and InverseVJP are both provided. The functions panic
+// for a batch without dim columns or parameters of the wrong length. The
+// pullbacks keep private copies of what they need (the net's pullback
+// aside, see MLP) and may be called any number of times, from any goroutine.
 func LogisticMixtureCoupling(net NetInitFunc, components int) InitFunc {
 	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
 		return newCoupling("LogisticMixtureCoupling", net, key, dim, contextDim, LogisticMixture(components), elementMajor)
@@ -125,11 +129,11 @@ func LogisticMixtureCoupling(net NetInitFunc, components int) InitFunc {
 //
 //	y = logit(F(x))·exp(a) + b,   F(x) = Σ_k w_k·σ((x − μ_k)·exp(−log s_k))
 //
-// with w = softmax(π), log s_k = 7·tanh(ŝ_k/7) and a = 3·tanh(â/3) (see
-// LogisticMixtureCoupling for its accuracy and limits). Its inverse is a
-// bracketed, safeguarded Newton iteration to 1e-13·max(1, |x|). θ = 0 is
-// the identity (up to rounding). Fewer than one component gives a
-// transformer whose layers fail to initialise.
+// with w = softmax(π), log s_k = 7·tanh(ŝ_k/7) and a = 3·tanh(â/3) (its
+// accuracy and limits are in mixturecoupling.go's file comment). Its
+// inverse is a bracketed, safeguarded Newton iteration to
+// 1e-13·max(1, |x|). θ = 0 is the identity (up to rounding). Fewer than
+// one component gives a transformer whose layers fail to initialise.
 func LogisticMixture(components int) Transformer {
 	k := components
 	if k < 1 {

@@ -1,5 +1,53 @@
 package optim
 
+// Variational inference with normalizing flows (Rezende and Mohamed, 2015,
+// "Variational Inference with Normalizing Flows"): the reverse KL loss and
+// its gradient, a fit loop over it, and importance weights to judge a fit.
+//
+// # The loss
+//
+// For an unnormalised target p̃ with Z = ∫ p̃ and p = p̃/Z,
+//
+//	L = E_q[log q(x) − log p̃(x)] = KL(q‖p) − log Z.
+//
+// log Z does not depend on the flow, so L is the reverse KL divergence up
+// to a constant, its minimum −log Z (reached when q = p), and −L is the
+// evidence lower bound (ELBO) on log Z.
+//
+// The flow q is the distribution of x = Inverse(z) for z ~ N(0, I): the
+// sampling direction of the bijection b with parameters p, over a fixed
+// standard normal base (as in Rezende & Mohamed; the base has no
+// parameters). By the change of variables, with ildet(z) = log|det ∂x/∂z|
+// the log-determinant that Inverse returns,
+//
+//	log q(x) = log N(z; 0, I) − ildet(z),
+//
+// and L is estimated by the reparameterisation trick: with z₁ … zₙ drawn
+// from key,
+//
+//	L̂(p) = (1/n)·Σᵢ [log N(zᵢ) − ildet(zᵢ; p) − log p̃(x(zᵢ; p))].
+//
+// log N(zᵢ) does not depend on p, so the gradient flows through the Inverse
+// pass alone: ∂L̂/∂xᵢ = −∇log p̃(xᵢ)/n and ∂L̂/∂ildetᵢ = −1/n, pulled back to
+// p by b.InverseVJP.
+//
+// # The fit
+//
+// Step k of FitVI (counting from 1) is
+//
+//	kl, err := ReverseKL(key.Fold(k), b, p, t, Samples, grad)
+//	ClipGlobalNorm(grad, ClipNorm)
+//	adam.StepLR(p, grad, Schedule(k−1, Steps))
+//
+// (with t tempered to β·log p̃, β = Anneal(k−1, Steps), when Anneal is set)
+// with an Adam from NewAdam: fresh base samples each step, from a key
+// folded with the step. The per-step estimates are noisy (their spread
+// shrinks as q nears the target). After a non-finite loss or gradient p is
+// restored to the parameters before the previous update, the last ones
+// whose loss and gradient were finite, since the update that led to the
+// failure is suspect. ActNorm, without data for its data-dependent
+// initialisation, starts at the identity and trains like any other layer.
+
 import (
 	"fmt"
 	"math"
@@ -68,52 +116,28 @@ const inverseVJPLayers = "AffineCoupling, AffineCouplingBound, AffineCouplingSpl
 	"ActNorm, InvertibleLinear, FixedInvertibleLinear, Reverse, Shuffle, Standardize, Sigmoid, Logit, " +
 	"MAF, NeuralSplineAutoregressive, Invert of any of them (IAF = Invert(MAF) samples in one pass), and Serial of any of them"
 
-// ReverseKL estimates the variational loss of the flow q against the
-// unnormalised target p̃ = exp(t.LogDensity), with Z = ∫ p̃ and p = p̃/Z,
-//
-//	L = E_q[log q(x) − log p̃(x)] = KL(q‖p) − log Z,
-//
-// from n samples, and writes its gradient with respect to p into grad
-// (overwriting it; len(grad) == len(p)). Minimising it is variational
-// inference with normalizing flows (Rezende & Mohamed, 2015, "Variational
-// Inference with Normalizing Flows"): log Z does not depend on the flow, so
-// L is the reverse KL divergence up to a constant, its minimum −log Z
-// (reached when q = p), and −L is the evidence lower bound (ELBO) on log Z.
-//
-// The flow q is the distribution of x = Inverse(z) for z ~ N(0, I): the
-// sampling direction of the bijection b with parameters p, over a fixed
-// standard normal base (as in Rezende & Mohamed; the base has no
-// parameters). By the change of variables, with ildet(z) = log|det ∂x/∂z|
-// the log-determinant that Inverse returns,
-//
-//	log q(x) = log N(z; 0, I) − ildet(z),
-//
-// and L is estimated by the reparameterisation trick: with z₁ … zₙ drawn
-// from key,
-//
-//	L̂(p) = (1/n)·Σᵢ [log N(zᵢ) − ildet(zᵢ; p) − log p̃(x(zᵢ; p))].
-//
-// log N(zᵢ) does not depend on p, so the gradient flows through the Inverse
-// pass alone: ∂L̂/∂xᵢ = −∇log p̃(xᵢ)/n and ∂L̂/∂ildetᵢ = −1/n, pulled back to
-// p by b.InverseVJP.
+// ReverseKL estimates, from n samples, the variational loss of the flow q
+// against the unnormalised target p̃ = exp(t.LogDensity),
+// L = E_q[log q − log p̃] = KL(q‖p) − log Z (Z = ∫ p̃, p = p̃/Z; −L is the
+// ELBO), and writes its gradient with respect to p into grad (overwriting
+// it; len(grad) == len(p)). q is the distribution of x = b.Inverse(p, z)
+// for z ~ N(0, I), and the gradient comes through b.InverseVJP by the
+// reparameterisation trick (the derivation is in vi.go's file comment).
 //
 // The base samples z (n×t.Dim) are drawn from key exactly as the Sample of
-// flows.Flow(b, flows.Normal()) draws them, so the same key gives the same z
-// and the same x, and with the key fixed the estimate is a deterministic,
-// differentiable function of p (the reparameterisation trick). Because
-// flows.Normal has no parameters, p is also the parameter vector of
-// flows.Flow(b, flows.Normal()), whose LogPDF is q's log density.
+// flows.Flow(b, flows.Normal()) draws them, so the same key gives the same
+// z and x, and with the key fixed the estimate is a deterministic,
+// differentiable function of p; p is also the parameters of that Flow,
+// whose LogPDF is q's log density. With a context, t.Contexts draws the
+// samples' contexts from key.
 //
 // ReverseKL returns an error, with grad zeroed, when b has no InverseVJP,
-// and when a sample gives a non-finite value: a sample x, its
-// log-determinant, its target log density, or the target's gradient there.
-// The error names the first such sample (its row, counting from 0). When
-// the sum of the finite per-sample losses overflows, the average is computed
-// term by term.
-//
-// It panics, with an "optim:" message, for misuse: n < 1, len(grad) ≠
-// len(p), t.Dim < 1, a nil LogDensity or Grad, or a Target function that
-// returns the wrong shape.
+// when a sample gives a non-finite x, log-determinant, target log density
+// or target gradient (the error names the first such sample, its row
+// counting from 0), or when the mean loss overflows even term by term. It
+// panics, with an "optim:" message, for misuse: n < 1, len(grad) ≠ len(p),
+// or a bad Target (t.Dim < 1, a nil function it needs, or a function that
+// returns the wrong shape).
 func ReverseKL(key flows.Key, b flows.Bijection, p flows.Params, t Target, n int, grad flows.Params) (kl float64, err error) {
 	const who = "ReverseKL"
 	viCheckTarget(who, t)
@@ -340,38 +364,22 @@ type VIConfig struct {
 // ReverseKL) to the unnormalised target t by minimising the reverse KL
 // divergence with Adam, updating p in place, and returns the loss estimate
 // E_q[log q − log p̃] (= KL(q‖p) − log Z; E_q[log q − β·log p̃] for a step
-// annealed to β) of every step.
-//
-// Step k (counting from 1) is
-//
-//	kl, err := ReverseKL(key.Fold(k), b, p, t, Samples, grad)
-//	ClipGlobalNorm(grad, ClipNorm)
-//	adam.StepLR(p, grad, Schedule(k−1, Steps))
-//
-// (with t tempered to β·log p̃, β = Anneal(k−1, Steps), when Anneal is set)
-// with an Adam from NewAdam: fresh base samples each step, from a key
-// folded with the step, so the same key, b, p, t and configuration give
-// the same parameters, bit for bit, on every GOMAXPROCS. The per-step
-// estimates are noisy (their spread shrinks as q nears the target); the
-// returned slice is their record, not a convergence test.
-//
-// FitVI does not run the data-dependent initialisation of the bijection
-// (ActNorm's): there is no data. ActNorm starts at the identity and
-// trains like any other layer.
+// annealed to β) of every step: a noisy record, not a convergence test.
+// Step k calls ReverseKL with cfg.Samples fresh base samples from
+// key.Fold(k), clips the gradient and takes an Adam step at the schedule's
+// rate (the loop is in vi.go's file comment), so the same key, b, p, t and
+// configuration give the same parameters, bit for bit, on every GOMAXPROCS.
+// It runs no data-dependent initialisation (ActNorm's): there is no data.
 //
 // A configuration out of range (negative Steps or Samples, a bad LR, LR set
 // together with Schedule, a NaN ClipNorm) is an error, with p unchanged, as
 // is a bijection without InverseVJP. A non-finite loss or gradient ends the
-// fit with an error naming the step (and, from ReverseKL, the sample); p is
-// then restored to the parameters before the previous update, the last ones
-// whose loss and gradient were finite, since the update that led to the
-// failure is suspect. A schedule giving a rate that is not finite and
-// non-negative, or an Anneal giving a β that is not positive and finite,
-// ends the fit with an error before that step's update. After
-// an error the slice holds the losses of the steps completed.
-//
-// FitVI panics, with an "optim:" message, for the misuse ReverseKL panics
-// for (a bad Target).
+// fit with an error naming the step (and, from ReverseKL, the sample), with
+// p restored to the last parameters whose loss and gradient were finite. A
+// schedule rate that is not finite and non-negative, or an Anneal β that is
+// not positive and finite, ends the fit with an error before that step's
+// update. After an error the slice holds the losses of the steps completed.
+// FitVI panics, with an "optim:" message, for a bad Target, as ReverseKL.
 func FitVI(key flows.Key, b flows.Bijection, p flows.Params, t Target, cfg VIConfig) ([]float64, error) {
 	viCheckTarget("FitVI", t)
 	c, sched, err := cfg.resolve()
