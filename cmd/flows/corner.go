@@ -22,6 +22,7 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/internal/plotstyle"
 )
 
 // Sizes and counts of the corner plot.
@@ -457,31 +458,6 @@ var (
 	dataFill    = color.NRGBA{R: 160, G: 160, B: 160, A: 255}
 )
 
-// densityStops are the density palette's colours, from no density (white)
-// to the most (dark blue), after ColorBrewer's YlGnBu.
-var densityStops = [][3]float64{
-	{255, 255, 255}, {237, 248, 177}, {199, 233, 180}, {127, 205, 187}, {65, 182, 196},
-	{29, 145, 192}, {34, 94, 168}, {37, 52, 148}, {8, 29, 88},
-}
-
-// densityPalette is the density panels' palette of 256 colours.
-type densityPalette struct{}
-
-func (densityPalette) Colors() []color.Color {
-	const n = 256
-	c := make([]color.Color, n)
-	for i := range c {
-		t := float64(i) / (n - 1) * float64(len(densityStops)-1)
-		k := min(int(t), len(densityStops)-2)
-		f := t - float64(k)
-		mix := func(ch int) uint8 {
-			return uint8(math.Round(densityStops[k][ch] + f*(densityStops[k+1][ch]-densityStops[k][ch])))
-		}
-		c[i] = color.NRGBA{R: mix(0), G: mix(1), B: mix(2), A: 255}
-	}
-	return c
-}
-
 // pointStyle returns the radius and opacity of n scattered points in a
 // panel of the given side: the more points, the smaller and the more
 // transparent, so that a dense cloud shows its density and a sparse one
@@ -651,10 +627,10 @@ func (cf *corner) panel(i, j int, side vg.Length) *plot.Plot {
 		}
 	case i < j:
 		g := cf.upper[i][j]
-		hm := plotter.NewHeatMap(g, densityPalette{})
+		hm := plotter.NewHeatMap(g, plotstyle.Density{})
 		hm.Min, hm.Max = cf.zlo, cf.zhi
 		hm.Underflow, hm.NaN = color.White, color.White
-		hm.Overflow = densityPalette{}.Colors()[255]
+		hm.Overflow = plotstyle.Density{}.Colors()[255]
 		hm.Rasterized = true
 		p.Add(hm)
 		p.Y.Min, p.Y.Max = cf.lims[i].lo, cf.lims[i].hi
@@ -694,7 +670,7 @@ func (cf *corner) colorBar() *plot.Plot {
 	p := plot.New()
 	p.BackgroundColor = color.Transparent
 	p.HideX()
-	pal := densityPalette{}.Colors()
+	pal := plotstyle.Density{}.Colors()
 	img := image.NewNRGBA(image.Rect(0, 0, 1, len(pal)))
 	for i, c := range pal {
 		img.Set(0, len(pal)-1-i, c)
@@ -706,7 +682,7 @@ func (cf *corner) colorBar() *plot.Plot {
 	p.Y.Tick.Label.Font.Size = vg.Points(8)
 	p.Y.Tick.Marker = axisTicks{most: 5}
 	if cf.logScale {
-		p.Y.Tick.Marker = powerTicks{}
+		p.Y.Tick.Marker = plotstyle.PowerTicks{}
 	}
 	return p
 }
@@ -756,20 +732,4 @@ func roundStep(x, grow float64) float64 {
 		}
 	}
 	return 10 * p
-}
-
-// powerTicks labels the integers of a log10 axis as the powers of 10 they
-// stand for: 0.01, 0.1, 1, 10 (1e-05 beyond three places).
-type powerTicks struct{}
-
-func (powerTicks) Ticks(lo, hi float64) []plot.Tick {
-	var t []plot.Tick
-	for e := math.Ceil(lo); e <= hi; e++ {
-		label := strconv.FormatFloat(math.Pow(10, e), 'f', -1, 64)
-		if math.Abs(e) > 3 {
-			label = strconv.FormatFloat(math.Pow(10, e), 'e', 0, 64)
-		}
-		t = append(t, plot.Tick{Value: e, Label: label})
-	}
-	return t
 }

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/gonormflows/flows/internal/plotstyle"
 	"gonum.org/v1/plot/vg"
 )
 
@@ -41,7 +42,7 @@ func TestAxisTicks(t *testing.T) {
 	if ticks := (axisTicks{most: 4, unlabelled: true}).Ticks(0, 10); len(ticks) == 0 || ticks[0].Label != "" {
 		t.Errorf("unlabelled ticks %v", ticks)
 	}
-	if got := (powerTicks{}).Ticks(-4, 0); len(got) != 5 || got[0].Label != "1e-04" || got[4].Label != "1" || got[2].Label != "0.01" {
+	if got := (plotstyle.PowerTicks{}).Ticks(-4, 0); len(got) != 5 || got[0].Label != "1e-04" || got[4].Label != "1" || got[2].Label != "0.01" {
 		t.Errorf("power ticks %v", got)
 	}
 }

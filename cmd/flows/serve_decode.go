@@ -285,50 +285,32 @@ func (d *jsonDec) request() (*scoreRequest, *requestError) {
 	var nRows, nCtx int
 	var objectRows bool
 	var seen [3]bool // rows, context, latent
-	if d.peek() == '}' {
-		d.i++
-	} else {
-		for {
-			d.ws()
-			at := d.i
-			key, err := d.str("a field name")
-			if err != nil {
-				return nil, err
-			}
-			if err := d.expect(':', "after a field name"); err != nil {
-				return nil, err
-			}
-			f := slices.Index(scoreFields, key)
-			if f < 0 {
-				e := badRequest(errBadRequest, `unknown field %q: a score request has "rows", and may have "context" and "latent"`, key)
-				e.offset = at
-				return nil, e
-			}
-			if seen[f] {
-				e := badRequest(errBadRequest, "the field %q is given twice", key)
-				e.offset = at
-				return nil, e
-			}
-			seen[f] = true
-			switch f {
-			case 0:
-				nRows, objectRows, err = d.rows()
-			case 1:
-				nCtx, err = d.contexts()
-			case 2:
-				req.latent, err = d.boolean("latent")
-			}
-			if err != nil {
-				return nil, err
-			}
-			more, err := d.more('}', "after a field")
-			if err != nil {
-				return nil, err
-			}
-			if !more {
-				break
-			}
+	err := d.members("a field name", "after a field", func(key string, at int) *requestError {
+		f := slices.Index(scoreFields, key)
+		if f < 0 {
+			e := badRequest(errBadRequest, `unknown field %q: a score request has "rows", and may have "context" and "latent"`, key)
+			e.offset = at
+			return e
 		}
+		if seen[f] {
+			e := badRequest(errBadRequest, "the field %q is given twice", key)
+			e.offset = at
+			return e
+		}
+		seen[f] = true
+		var err *requestError
+		switch f {
+		case 0:
+			nRows, objectRows, err = d.rows()
+		case 1:
+			nCtx, err = d.contexts()
+		case 2:
+			req.latent, err = d.boolean("latent")
+		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
 	if d.ws(); d.i != len(d.b) {
 		return nil, d.syntax("want the end of the body after the request object, found %s", d.what())
@@ -355,6 +337,37 @@ func (d *jsonDec) request() (*scoreRequest, *requestError) {
 		req.c = mat.NewDense(nRows, d.s.cdim, d.cArr)
 	}
 	return req, nil
+}
+
+// members reads the members of an object whose '{' has been read, up to its
+// '}': each is called with a member's key and its offset, once the ':' after
+// the key is read, and reads the value.
+func (d *jsonDec) members(keyWhat, afterWhat string, each func(key string, at int) *requestError) *requestError {
+	if d.peek() == '}' {
+		d.i++
+		return nil
+	}
+	for {
+		d.ws()
+		at := d.i
+		key, err := d.str(keyWhat)
+		if err != nil {
+			return err
+		}
+		if err := d.expect(':', "after "+keyWhat); err != nil {
+			return err
+		}
+		if err := each(key, at); err != nil {
+			return err
+		}
+		more, err := d.more('}', afterWhat)
+		if err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+	}
 }
 
 // tooMany returns the error of a request of more than s.maxRows rows.
@@ -515,53 +528,37 @@ func (d *jsonDec) objectRow() *requestError {
 		got = buf[:dim+cdim]
 	}
 	count := 0
-	if d.peek() == '}' {
-		d.i++
-	} else {
-		for {
-			d.ws()
-			at := d.i
-			key, err := d.str("a column name")
-			if err != nil {
-				return err
-			}
-			if err := d.expect(':', "after a column name"); err != nil {
-				return err
-			}
-			j := d.column(key)
-			if j < 0 {
-				e := badRequest(errUnknownColumn, "row %d: %q is not a column of %s; its columns are %s", d.row, key, d.s.path, joinNames(d.all()))
-				e.row, e.column, e.offset = d.row, key, at
-				return e
-			}
-			if got[j] {
-				e := badRequest(errBadRequest, "row %d gives the column %q twice", d.row, key)
-				e.row, e.column, e.offset = d.row, key, at
-				return e
-			}
-			if j < dim {
-				v, err := d.number(d.s.names, j, -1, "row")
-				if err != nil {
-					return err
-				}
-				d.x[x0+j] = v
-			} else {
-				v, err := d.number(d.s.ctxNames, j-dim, -1, "row")
-				if err != nil {
-					return err
-				}
-				d.c[c0+j-dim] = v
-			}
-			got[j] = true
-			count++
-			more, err := d.more('}', "after a value in a row")
-			if err != nil {
-				return err
-			}
-			if !more {
-				break
-			}
+	err := d.members("a column name", "after a value in a row", func(key string, at int) *requestError {
+		j := d.column(key)
+		if j < 0 {
+			e := badRequest(errUnknownColumn, "row %d: %q is not a column of %s; its columns are %s", d.row, key, d.s.path, joinNames(d.all()))
+			e.row, e.column, e.offset = d.row, key, at
+			return e
 		}
+		if got[j] {
+			e := badRequest(errBadRequest, "row %d gives the column %q twice", d.row, key)
+			e.row, e.column, e.offset = d.row, key, at
+			return e
+		}
+		if j < dim {
+			v, err := d.number(d.s.names, j, -1, "row")
+			if err != nil {
+				return err
+			}
+			d.x[x0+j] = v
+		} else {
+			v, err := d.number(d.s.ctxNames, j-dim, -1, "row")
+			if err != nil {
+				return err
+			}
+			d.c[c0+j-dim] = v
+		}
+		got[j] = true
+		count++
+		return nil
+	})
+	if err != nil {
+		return err
 	}
 	if count != dim+cdim {
 		all := d.all()

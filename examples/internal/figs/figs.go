@@ -14,7 +14,6 @@ import (
 	"io"
 	"math"
 	"slices"
-	"strconv"
 
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/plot"
@@ -24,6 +23,7 @@ import (
 	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/gonormflows/flows/internal/atomicfile"
+	"github.com/gonormflows/flows/internal/plotstyle"
 )
 
 // Box is the region a picture shows.
@@ -251,9 +251,9 @@ func heatPanel(l Labels, box Box, g grid, scale Scale, what string) *Panel {
 		hi = math.Ceil(math.Log10(top))
 		lo, label = hi-Decades, what+" (log scale)"
 	}
-	pal := palette()
+	pal := plotstyle.Density{}.Colors()
 	p := newPlot(l, box)
-	hm := plotter.NewHeatMap(g, palette256(pal))
+	hm := plotter.NewHeatMap(g, plotstyle.Density{})
 	hm.Min, hm.Max = lo, hi
 	hm.Underflow, hm.NaN, hm.Overflow = color.White, color.White, pal[len(pal)-1]
 	hm.Rasterized = true // one image, without seams between cells
@@ -271,47 +271,9 @@ func heatPanel(l Labels, box Box, g grid, scale Scale, what string) *Panel {
 	bar.Y.Label.TextStyle.Font.Size = vg.Points(10)
 	bar.Y.Tick.Label.Font.Size = vg.Points(9)
 	if scale == Log {
-		bar.Y.Tick.Marker = powerTicks{}
+		bar.Y.Tick.Marker = plotstyle.PowerTicks{}
 	}
 	return &Panel{plot: p, bar: bar, box: box}
-}
-
-// palette is the density palette, from white (none) to dark blue (the
-// most), after ColorBrewer's YlGnBu, in 256 steps.
-func palette() []color.Color {
-	stops := [][3]float64{{255, 255, 255}, {237, 248, 177}, {199, 233, 180}, {127, 205, 187}, {65, 182, 196},
-		{29, 145, 192}, {34, 94, 168}, {37, 52, 148}, {8, 29, 88}}
-	const n = 256
-	c := make([]color.Color, n)
-	for i := range c {
-		t := float64(i) / (n - 1) * float64(len(stops)-1)
-		k := min(int(t), len(stops)-2)
-		f := t - float64(k)
-		mix := func(ch int) uint8 { return uint8(math.Round(stops[k][ch] + f*(stops[k+1][ch]-stops[k][ch]))) }
-		c[i] = color.NRGBA{R: mix(0), G: mix(1), B: mix(2), A: 255}
-	}
-	return c
-}
-
-// palette256 is a palette.Palette of colours.
-type palette256 []color.Color
-
-func (p palette256) Colors() []color.Color { return p }
-
-// powerTicks labels the integers of a log10 axis as the powers of 10 they
-// stand for.
-type powerTicks struct{}
-
-func (powerTicks) Ticks(lo, hi float64) []plot.Tick {
-	var t []plot.Tick
-	for e := math.Ceil(lo); e <= hi; e++ {
-		label := strconv.FormatFloat(math.Pow(10, e), 'f', -1, 64)
-		if math.Abs(e) > 3 {
-			label = strconv.FormatFloat(math.Pow(10, e), 'e', 0, 64)
-		}
-		t = append(t, plot.Tick{Value: e, Label: label})
-	}
-	return t
 }
 
 // Scatter saves the ScatterPanel of the sets as a PNG at path.
