@@ -152,21 +152,7 @@ func transformerChecks(tr Transformer) []check {
 			return nil
 		}},
 		{"pullback", func() error {
-			var errs []error
-			for i, th := range thetas {
-				x := xs[i]
-				gy, gl := 0.7-0.1*float64(i%5), 0.3+0.2*float64(i%3)
-				loss := func(th []float64, x float64) float64 {
-					y, ld := t.Forward(th, x)
-					return gy*y + gl*ld
-				}
-				y, _ := t.Forward(th, x)
-				dth := sentinelParams(t.Params)
-				dx := t.ForwardVJP(th, x, y, gy, gl, dth)
-				unsentinel(dth)
-				errs = append(errs, scalarGradCheck(fmt.Sprintf("ForwardVJP θ case %d", i), loss, th, x, dx, dth))
-			}
-			return errors.Join(errs...)
+			return scalarPullbackChecks("ForwardVJP", thetas, xs, t.Forward, t.ForwardVJP, 0.7, 0.3)
 		}},
 	}
 	if !tr.NotIdentityAtZero {
@@ -186,21 +172,12 @@ func transformerChecks(tr Transformer) []check {
 	}
 	if t.InverseVJP != nil {
 		checks = append(checks, check{"inversepullback", func() error {
-			var errs []error
+			// At the points the inverse maps back to the test inputs.
+			ys := make([]float64, len(xs))
 			for i, th := range thetas {
-				y, _ := t.Forward(th, xs[i]) // a point the inverse maps back to the test inputs
-				gx, gl := 0.4+0.1*float64(i%4), -0.6+0.3*float64(i%2)
-				loss := func(th []float64, y float64) float64 {
-					x, ld := t.Inverse(th, y)
-					return gx*x + gl*ld
-				}
-				x, _ := t.Inverse(th, y)
-				dth := sentinelParams(t.Params)
-				dy := t.InverseVJP(th, y, x, gx, gl, dth)
-				unsentinel(dth)
-				errs = append(errs, scalarGradCheck(fmt.Sprintf("InverseVJP θ case %d", i), loss, th, y, dy, dth))
+				ys[i], _ = t.Forward(th, xs[i])
 			}
-			return errors.Join(errs...)
+			return scalarPullbackChecks("InverseVJP", thetas, ys, t.Inverse, t.InverseVJP, 0.4, -0.6)
 		}})
 	}
 	return checks
@@ -231,6 +208,30 @@ func scalarGradCheck(what string, loss func([]float64, float64) float64, th []fl
 		if err := gradClose(fmt.Sprintf("%s: d/dθ[%d]", what, k), dth[k], fd); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// scalarPullbackChecks checks the pullback vjp of the scalar map f (a
+// transformer's Forward with ForwardVJP, or Inverse with InverseVJP) at
+// each θ case and its point, against finite differences of the loss
+// gOut·f(θ, u) + gLD·log|f′|, with cotangents varied from case to case
+// around gOut and gLD.
+func scalarPullbackChecks(name string, thetas [][]float64, us []float64, f func(th []float64, u float64) (float64, float64),
+	vjp func(th []float64, u, v, g, gl float64, dth []float64) float64, gOut, gLD float64) error {
+	var errs []error
+	for i, th := range thetas {
+		u := us[i]
+		g, gl := gOut+0.1*float64(i%5), gLD+0.2*float64(i%3)
+		loss := func(th []float64, u float64) float64 {
+			v, ld := f(th, u)
+			return g*v + gl*ld
+		}
+		v, _ := f(th, u)
+		dth := sentinelParams(len(th))
+		du := vjp(th, u, v, g, gl, dth)
+		unsentinel(dth)
+		errs = append(errs, scalarGradCheck(fmt.Sprintf("%s θ case %d", name, i), loss, th, u, du, dth))
 	}
 	return errors.Join(errs...)
 }
