@@ -166,73 +166,63 @@ func pinCondLayers() []pinCondLayer {
 
 // pinBijection computes the hashes of one layer's functions.
 func pinBijection(l pinLayer) (pinHash, error) {
-	p0, b, err := l.init(NewKey(20261130), l.dim, 0)
-	if err != nil {
-		return nil, err
-	}
-	h := pinHash{"init": hashFloats(p0)}
-	p := pinPerturb(p0, l.perturb)
-	x := pinBatch(NewKey(11), l.rows, l.dim, l.unit)
-	dz := pinBatch(NewKey(13), l.rows, l.dim, false)
-	dl := denseRows(pinBatch(NewKey(14), l.rows, 1, false))
-	z, ld := b.Direct(p, x, nil)
-	h["z"], h["ld"] = hashFloats(denseRows(z)), hashFloats(ld)
-	xi, ild := b.Inverse(p, z, nil)
-	h["x"], h["ild"] = hashFloats(denseRows(xi)), hashFloats(ild)
-	_, _, back := b.DirectVJP(p, x, nil)
-	dp := make(Params, len(p))
-	dx := back(dz, dl, dp, nil)
-	h["dx"], h["dp"] = hashFloats(denseRows(dx)), hashFloats(dp)
-	if b.InverseVJP != nil {
-		_, _, iback := b.InverseVJP(p, z, nil)
-		idp := make(Params, len(p))
-		idz := iback(dz, dl, idp, nil)
-		h["idz"], h["idp"] = hashFloats(denseRows(idz)), hashFloats(idp)
-	}
-	if b.InitFromData != nil {
-		q := slices.Clone(p)
-		y := b.InitFromData(q, x, nil)
-		h["initfromdata"] = hashFloats(q, denseRows(y))
-	}
-	if b.UpdateState != nil {
-		q := slices.Clone(p)
-		y := b.UpdateState(q, x, nil)
-		h["updatestate"] = hashFloats(q, denseRows(y))
-	}
-	return h, nil
+	return pinLayerHashes(l.init, l.dim, 0, l.rows, l.unit, l.perturb)
 }
 
+// pinCondBijection computes the hashes of one layer's functions given a
+// context (and of the context's gradients).
 func pinCondBijection(l pinCondLayer) (pinHash, error) {
-	p0, b, err := l.init(NewKey(20261130), l.dim, l.cdim)
+	return pinLayerHashes(l.init, l.dim, l.cdim, l.rows, false, -1)
+}
+
+// pinLayerHashes hashes what the layer of init computes on fixed batches of
+// rows (standard normal, or in (0, 1) when unit), at its initial parameters
+// perturbed (all, or the first perturb), with a context of cdim columns
+// when cdim > 0.
+func pinLayerHashes(init InitFunc, dim, cdim, rows int, unit bool, perturb int) (pinHash, error) {
+	p0, b, err := init(NewKey(20261130), dim, cdim)
 	if err != nil {
 		return nil, err
 	}
 	h := pinHash{"init": hashFloats(p0)}
-	p := pinPerturb(p0, -1)
-	x := pinBatch(NewKey(11), l.rows, l.dim, false)
-	c := pinBatch(NewKey(15), l.rows, l.cdim, false)
-	dz := pinBatch(NewKey(13), l.rows, l.dim, false)
-	dl := denseRows(pinBatch(NewKey(14), l.rows, 1, false))
+	p := pinPerturb(p0, perturb)
+	x := pinBatch(NewKey(11), rows, dim, unit)
+	var c, dc, idc *mat.Dense
+	if cdim > 0 {
+		c = pinBatch(NewKey(15), rows, cdim, false)
+		dc, idc = mat.NewDense(rows, cdim, nil), mat.NewDense(rows, cdim, nil)
+	}
+	dz := pinBatch(NewKey(13), rows, dim, false)
+	dl := denseRows(pinBatch(NewKey(14), rows, 1, false))
 	z, ld := b.Direct(p, x, c)
 	h["z"], h["ld"] = hashFloats(denseRows(z)), hashFloats(ld)
 	xi, ild := b.Inverse(p, z, c)
 	h["x"], h["ild"] = hashFloats(denseRows(xi)), hashFloats(ild)
 	_, _, back := b.DirectVJP(p, x, c)
 	dp := make(Params, len(p))
-	dc := mat.NewDense(l.rows, l.cdim, nil)
 	dx := back(dz, dl, dp, dc)
-	h["dx"], h["dp"], h["dc"] = hashFloats(denseRows(dx)), hashFloats(dp), hashFloats(denseRows(dc))
+	h["dx"], h["dp"] = hashFloats(denseRows(dx)), hashFloats(dp)
+	if cdim > 0 {
+		h["dc"] = hashFloats(denseRows(dc))
+	}
 	if b.InverseVJP != nil {
 		_, _, iback := b.InverseVJP(p, z, c)
 		idp := make(Params, len(p))
-		idc := mat.NewDense(l.rows, l.cdim, nil)
 		idz := iback(dz, dl, idp, idc)
-		h["idz"], h["idp"], h["idc"] = hashFloats(denseRows(idz)), hashFloats(idp), hashFloats(denseRows(idc))
+		h["idz"], h["idp"] = hashFloats(denseRows(idz)), hashFloats(idp)
+		if cdim > 0 {
+			h["idc"] = hashFloats(denseRows(idc))
+		}
 	}
 	if b.InitFromData != nil {
 		q := slices.Clone(p)
 		y := b.InitFromData(q, x, c)
 		h["initfromdata"] = hashFloats(q, denseRows(y))
+	}
+	if b.UpdateState != nil {
+		q := slices.Clone(p)
+		y := b.UpdateState(q, x, c)
+		h["updatestate"] = hashFloats(q, denseRows(y))
 	}
 	return h, nil
 }
