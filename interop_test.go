@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/internal/linalg"
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/stat/distmv"
 	"gonum.org/v1/gonum/stat/samplemv"
@@ -42,6 +43,10 @@ func interopModel(t *testing.T) *flows.Model {
 }
 
 func TestInteropLogProb(t *testing.T) {
+	if linalg.Backend() == "openblas" {
+		// OpenBLAS's order of summation depends on the batch's size.
+		t.Skip("a row's bits equal to its batch's are our kernels' promise, not OpenBLAS's")
+	}
 	m := interopModel(t)
 	x := m.Sample(flows.NewKey(1), 20, nil)
 	want := m.LogPDF(x, nil)

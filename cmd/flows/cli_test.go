@@ -11,6 +11,7 @@ import (
 
 	"github.com/vbauerster/mpb/v8"
 
+	"github.com/gonormflows/flows/internal/linalg"
 	"github.com/gonormflows/flows/optim"
 )
 
@@ -75,6 +76,10 @@ func TestProgress(t *testing.T) {
 // TestChunkSizeIrrelevant: score and sample give the same bytes whatever
 // chunkRows is (sample's rows come in keyed blocks of sampleBlock).
 func TestChunkSizeIrrelevant(t *testing.T) {
+	if linalg.Backend() == "openblas" {
+		// OpenBLAS's order of summation depends on the batch's size.
+		t.Skip("chunks giving the same bits is our kernels' promise, not OpenBLAS's")
+	}
 	dir := t.TempDir()
 	writeMixture(t, dir+"/data.csv", 300)
 	quiet := &env{stdout: &bytes.Buffer{}, stderr: &bytes.Buffer{}}
