@@ -340,7 +340,7 @@ func TestServeEndpoints(t *testing.T) {
 		}
 		z := m.Latent(tab.X.Slice(0, 10, 0, 2).(*mat.Dense), nil)
 		for i, row := range r.Latent {
-			if !sameBits(row, z.RawRowView(i)) {
+			if !sameRows(row, z.RawRowView(i)) {
 				t.Errorf("latent row %d: %v, want %v", i, row, z.RawRowView(i))
 			}
 		}
