@@ -103,6 +103,12 @@ var registry = map[string]registryEntry{
 		}
 		return bs
 	}},
+	"NeuralAutoregressive": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "NeuralAutoregressive", Init: flows.NeuralAutoregressive(regMADE, 3, 2), Dim: 3, ContextDim: cdim},
+			{Name: "NeuralAutoregressive/dim=1", Init: flows.NeuralAutoregressive(regMADE, 2, 1), Dim: 1, ContextDim: cdim},
+		}
+	}},
 	"NeuralSplineAutoregressive": {bijections: bij("NeuralSplineAutoregressive", flows.NeuralSplineAutoregressive(regMADE, flows.SplineConfig{Bins: 4}), 3)},
 	"NeuralSplineCoupling":       {bijections: bij("NeuralSplineCoupling", flows.NeuralSplineCoupling(regMLP, flows.SplineConfig{Bins: 4, Bound: 2}), 3)},
 	"Reverse":                    {bijections: bij("Reverse", flows.Reverse(), 3)},
@@ -132,6 +138,10 @@ var registry = map[string]registryEntry{
 	"Shift":           {transformers: []flowstest.Transformer{{Name: "Shift", Transformer: flows.Shift()}}},
 	"Spline":          {transformers: []flowstest.Transformer{{Name: "Spline", Transformer: flows.Spline(flows.SplineConfig{Bins: 6, Bound: 2.5})}}},
 	"LogisticMixture": {transformers: []flowstest.Transformer{{Name: "LogisticMixture", Transformer: flows.LogisticMixture(3)}}},
+	"DeepSigmoidal": {transformers: []flowstest.Transformer{
+		{Name: "DeepSigmoidal/units=3/layers=1", Transformer: flows.DeepSigmoidal(3, 1)},
+		{Name: "DeepSigmoidal/units=4/layers=3", Transformer: flows.DeepSigmoidal(4, 3)},
+	}},
 }
 
 // distCases is one distribution case per dimension at context width cdim.

@@ -42,7 +42,14 @@ const (
 	// [NeuralSplineAutoregressive(MADEConfig{Hidden, Activation,
 	// NaturalOrder}, SplineConfig{Bins, Bound}), Reverse].
 	KindNSFAutoregressive Kind = "nsf-autoregressive"
+	// KindNAF is a neural autoregressive flow, NAF-DSF (Huang et al.,
+	// 2018): blocks of [NeuralAutoregressive(MADEConfig{Hidden, Activation,
+	// NaturalOrder}, 8 units, 1 layer), Reverse].
+	KindNAF Kind = "naf"
 )
+
+// nafUnits is the number of sigmoid units of KindNAF's transformers.
+const nafUnits = 8
 
 // KindInfo describes a ready-made architecture, for help texts and checks.
 type KindInfo struct {
@@ -103,6 +110,12 @@ var kinds = []kindSpec{
 		block: func(c Config) []InitFunc {
 			spline := SplineConfig{Bins: c.Bins, Bound: c.Bound}
 			return []InitFunc{NeuralSplineAutoregressive(MADEConfig{Hidden: c.Hidden, Act: c.Activation}, spline), Reverse()}
+		},
+	},
+	{
+		KindInfo: KindInfo{Kind: KindNAF, Summary: "neural autoregressive flow: deep sigmoidal transformers (8 units) and reversals", MinDim: 1},
+		block: func(c Config) []InitFunc {
+			return []InitFunc{NeuralAutoregressive(MADEConfig{Hidden: c.Hidden, Act: c.Activation}, nafUnits, 1), Reverse()}
 		},
 	},
 }
