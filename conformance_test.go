@@ -51,6 +51,13 @@ var registry = map[string]registryEntry{
 	"AffineCouplingBound": {bijections: bij("AffineCouplingBound", flows.AffineCouplingBound(regMLP, 1.5), 4)},
 	"AffineCouplingSplit": {bijections: bij("AffineCouplingSplit", flows.AffineCouplingSplit(regMLP, flows.MLP([]int{6}, flows.ReLU)), 3)},
 	"AdditiveCoupling":    {bijections: bij("AdditiveCoupling", flows.AdditiveCoupling(regMLP), 3)},
+	"BNAF": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "BNAF", Init: flows.BNAF(flows.BNAFConfig{Hidden: []int{2, 3}}), Dim: 3, ContextDim: cdim},
+			{Name: "BNAF/dim=1", Init: flows.BNAF(flows.BNAFConfig{Hidden: []int{3}, Leak: 0.3}), Dim: 1, ContextDim: cdim},
+			{Name: "BNAF/one-unit", Init: flows.BNAF(flows.BNAFConfig{Hidden: []int{1}}), Dim: 2, ContextDim: cdim},
+		}
+	}},
 	"BatchNorm": {bijections: func(cdim int) []flowstest.Bijection {
 		const dim, rows = 3, 6
 		cfg := flows.BatchNormConfig{Momentum: 0.1, Eps: 1e-5}

@@ -46,6 +46,16 @@ const (
 	// 2018): blocks of [NeuralAutoregressive(MADEConfig{Hidden, Activation,
 	// NaturalOrder}, 8 units, 1 layer), Reverse].
 	KindNAF Kind = "naf"
+	// KindBNAF is a block neural autoregressive flow (De Cao et al.,
+	// 2019): blocks of [BNAF(BNAFConfig{Hidden: units}), ActNorm,
+	// Reverse], where hidden layer l has ⌈Hidden[l]/dim⌉ units per
+	// dimension, so that it is Hidden[l] wide rounded up to a multiple of
+	// dim. Its activation is BNAF's own (Activation is ignored). BNAF
+	// layers start near a random linear map, not the identity; NewModel's
+	// data-dependent initialisation of the ActNorm layers standardises
+	// their outputs, so the initial density is close to the Gaussian
+	// fitted to the data.
+	KindBNAF Kind = "bnaf"
 )
 
 // nafUnits is the number of sigmoid units of KindNAF's transformers.
@@ -71,8 +81,10 @@ type kindSpec struct {
 	// linear says each block holds an InvertibleLinear (for leastParams).
 	linear bool
 	// block returns the layers of one block, given a Config with its
-	// defaults filled in.
-	block func(c Config) []InitFunc
+	// defaults filled in; dimBlock, when set instead, is given the number
+	// of data columns too.
+	block    func(c Config) []InitFunc
+	dimBlock func(c Config, dim int) []InitFunc
 }
 
 // kinds is the table of architectures, in the order Kinds lists them.
@@ -116,6 +128,16 @@ var kinds = []kindSpec{
 		KindInfo: KindInfo{Kind: KindNAF, Summary: "neural autoregressive flow: deep sigmoidal transformers (8 units) and reversals", MinDim: 1},
 		block: func(c Config) []InitFunc {
 			return []InitFunc{NeuralAutoregressive(MADEConfig{Hidden: c.Hidden, Act: c.Activation}, nafUnits, 1), Reverse()}
+		},
+	},
+	{
+		KindInfo: KindInfo{Kind: KindBNAF, Summary: "block neural autoregressive flow: BNAF layers (hidden widths rounded up to multiples of the columns), ActNorm and reversals", MinDim: 1},
+		dimBlock: func(c Config, dim int) []InitFunc {
+			units := make([]int, len(c.Hidden))
+			for i, h := range c.Hidden {
+				units[i] = (h + dim - 1) / dim
+			}
+			return []InitFunc{BNAF(BNAFConfig{Hidden: units}), ActNorm(), Reverse()}
 		},
 	},
 }
@@ -402,7 +424,11 @@ func buildModel(cfg Config, spec kindSpec, dim int, mean, scale, cmean, cscale [
 	}
 	layers := []InitFunc{Standardize(mean, scale)}
 	for range cfg.Layers {
-		layers = append(layers, spec.block(cfg)...)
+		if spec.dimBlock != nil {
+			layers = append(layers, spec.dimBlock(cfg, dim)...)
+		} else {
+			layers = append(layers, spec.block(cfg)...)
+		}
 	}
 	p, d, err := Flow(Serial(layers...), Normal())(NewKey(cfg.Seed), dim, cdim)
 	if err != nil {
