@@ -145,6 +145,14 @@ var registry = map[string]registryEntry{
 	"Shift":           {transformers: []flowstest.Transformer{{Name: "Shift", Transformer: flows.Shift()}}},
 	"Spline":          {transformers: []flowstest.Transformer{{Name: "Spline", Transformer: flows.Spline(flows.SplineConfig{Bins: 6, Bound: 2.5})}}},
 	"LogisticMixture": {transformers: []flowstest.Transformer{{Name: "LogisticMixture", Transformer: flows.LogisticMixture(3)}}},
+	"SumOfSquares": {transformers: []flowstest.Transformer{
+		{Name: "SumOfSquares/2x3", Transformer: flows.SumOfSquares(2, 3, 2.5)},
+		{Name: "SumOfSquares/1x0", Transformer: flows.SumOfSquares(1, 0, 1)},
+	}},
+	"Bernstein": {transformers: []flowstest.Transformer{
+		{Name: "Bernstein/4", Transformer: flows.Bernstein(4, 2.5)},
+		{Name: "Bernstein/12", Transformer: flows.Bernstein(12, 3)},
+	}},
 	"DeepSigmoidal": {transformers: []flowstest.Transformer{
 		{Name: "DeepSigmoidal/units=3/layers=1", Transformer: flows.DeepSigmoidal(3, 1)},
 		{Name: "DeepSigmoidal/units=4/layers=3", Transformer: flows.DeepSigmoidal(4, 3)},

@@ -56,6 +56,23 @@ const (
 	// their outputs, so the initial density is close to the Gaussian
 	// fitted to the data.
 	KindBNAF Kind = "bnaf"
+	// KindSOS is a sum-of-squares polynomial flow (Jaini et al., 2019):
+	// blocks of [MaskedAutoregressive(MADEConfig{Hidden, Activation,
+	// NaturalOrder}, SumOfSquares(3, 3, 4)), Reverse]: three squared cubics
+	// per column on [−4, 4] of the standardised data, affine beyond.
+	KindSOS Kind = "sos"
+	// KindBernstein is a Bernstein polynomial flow (as zuko's BPF): blocks
+	// of [MaskedAutoregressive(MADEConfig{Hidden, Activation,
+	// NaturalOrder}, Bernstein(16, 4)), Reverse]: degree 16 on [−4, 4] of
+	// the standardised data, the identity beyond.
+	KindBernstein Kind = "bernstein"
+)
+
+// Settings of the polynomial kinds.
+const (
+	sosKindPolys, sosKindDegree = 3, 3
+	bernKindDegree              = 16
+	polyKindBound               = 4.0
 )
 
 // nafUnits is the number of sigmoid units of KindNAF's transformers.
@@ -138,6 +155,20 @@ var kinds = []kindSpec{
 				units[i] = (h + dim - 1) / dim
 			}
 			return []InitFunc{BNAF(BNAFConfig{Hidden: units}), ActNorm(), Reverse()}
+		},
+	},
+	{
+		KindInfo: KindInfo{Kind: KindSOS, Summary: "sum-of-squares polynomial flow: autoregressive SOS polynomials and reversals", MinDim: 1},
+		block: func(c Config) []InitFunc {
+			t := SumOfSquares(sosKindPolys, sosKindDegree, polyKindBound)
+			return []InitFunc{MaskedAutoregressive(MADEConfig{Hidden: c.Hidden, Act: c.Activation}, t), Reverse()}
+		},
+	},
+	{
+		KindInfo: KindInfo{Kind: KindBernstein, Summary: "Bernstein polynomial flow: autoregressive Bernstein polynomials (degree 16) and reversals", MinDim: 1},
+		block: func(c Config) []InitFunc {
+			t := Bernstein(bernKindDegree, polyKindBound)
+			return []InitFunc{MaskedAutoregressive(MADEConfig{Hidden: c.Hidden, Act: c.Activation}, t), Reverse()}
 		},
 	},
 }

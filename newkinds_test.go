@@ -18,8 +18,8 @@ import (
 // newKinds lists the kinds of the new families; identityKinds those whose
 // layers start as the identity (BNAF's do not).
 var (
-	newKinds      = []flows.Kind{flows.KindNAF, flows.KindBNAF}
-	identityKinds = []flows.Kind{flows.KindNAF}
+	newKinds      = []flows.Kind{flows.KindNAF, flows.KindBNAF, flows.KindSOS, flows.KindBernstein}
+	identityKinds = []flows.Kind{flows.KindNAF, flows.KindSOS, flows.KindBernstein}
 )
 
 func TestNewKindsInitialDensity(t *testing.T) {
