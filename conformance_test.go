@@ -75,6 +75,13 @@ var registry = map[string]registryEntry{
 				Inputs: func(_ flows.Key, n, d int) *mat.Dense { return bnBatch(11, n, d) }},
 		}
 	}},
+	"CircularCoupling": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "CircularCoupling/mixed", Init: flows.CircularCoupling(regMLP, flows.CircularConfig{Angles: []int{0, 2}, Bins: 4}), Dim: 3, ContextDim: cdim},
+			{Name: "CircularCoupling/torus", Init: flows.CircularCoupling(regMLP, flows.CircularConfig{Angles: []int{0, 1}, Bins: 5}), Dim: 2, ContextDim: cdim},
+			{Name: "CircularCoupling/reals", Init: flows.CircularCoupling(regMLP, flows.CircularConfig{Bins: 3, Bound: 2}), Dim: 4, ContextDim: cdim},
+		}
+	}},
 	"Coupling": {bijections: func(cdim int) []flowstest.Bijection {
 		var bs []flowstest.Bijection
 		for _, t := range []flows.Transformer{flows.Affine(2), flows.Shift(), flows.Spline(flows.SplineConfig{Bins: 5}), flows.LogisticMixture(2)} {
@@ -152,6 +159,10 @@ var registry = map[string]registryEntry{
 	"Bernstein": {transformers: []flowstest.Transformer{
 		{Name: "Bernstein/4", Transformer: flows.Bernstein(4, 2.5)},
 		{Name: "Bernstein/12", Transformer: flows.Bernstein(12, 3)},
+	}},
+	"CircularSpline": {transformers: []flowstest.Transformer{
+		{Name: "CircularSpline/2", Transformer: flows.CircularSpline(2)},
+		{Name: "CircularSpline/6", Transformer: flows.CircularSpline(6)},
 	}},
 	"DeepSigmoidal": {transformers: []flowstest.Transformer{
 		{Name: "DeepSigmoidal/units=3/layers=1", Transformer: flows.DeepSigmoidal(3, 1)},
