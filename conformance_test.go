@@ -126,6 +126,29 @@ var registry = map[string]registryEntry{
 	"NeuralSplineAutoregressive": {bijections: bij("NeuralSplineAutoregressive", flows.NeuralSplineAutoregressive(regMADE, flows.SplineConfig{Bins: 4}), 3)},
 	"NeuralSplineCoupling":       {bijections: bij("NeuralSplineCoupling", flows.NeuralSplineCoupling(regMLP, flows.SplineConfig{Bins: 4, Bound: 2}), 3)},
 	"Reverse":                    {bijections: bij("Reverse", flows.Reverse(), 3)},
+	"Planar": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "Planar", Init: flows.Planar(), Dim: 3, ContextDim: cdim},
+			{Name: "Planar/dim=1", Init: flows.Planar(), Dim: 1, ContextDim: cdim},
+			// Moved further from the identity, where wᵀû is far from 0.
+			{Name: "Planar/far", Init: flows.Planar(), Dim: 2, ContextDim: cdim, Perturb: scalePerturb(1)},
+		}
+	}},
+	"Radial": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "Radial", Init: flows.Radial(), Dim: 3, ContextDim: cdim},
+			{Name: "Radial/dim=1", Init: flows.Radial(), Dim: 1, ContextDim: cdim},
+			{Name: "Radial/far", Init: flows.Radial(), Dim: 2, ContextDim: cdim, Perturb: scalePerturb(1)},
+		}
+	}},
+	"Sylvester": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "Sylvester", Init: flows.Sylvester(flows.SylvesterConfig{}), Dim: 3, ContextDim: cdim},
+			{Name: "Sylvester/M=2/K=4", Init: flows.Sylvester(flows.SylvesterConfig{Hidden: 2, Reflections: 4}), Dim: 4, ContextDim: cdim},
+			{Name: "Sylvester/dim=1", Init: flows.Sylvester(flows.SylvesterConfig{}), Dim: 1, ContextDim: cdim},
+			{Name: "Sylvester/far", Init: flows.Sylvester(flows.SylvesterConfig{Hidden: 3, Reflections: 2}), Dim: 3, ContextDim: cdim, Perturb: scalePerturb(1)},
+		}
+	}},
 	"Serial": {bijections: bij("Serial", flows.Serial(flows.ActNorm(), flows.AffineCoupling(regMLP), flows.Reverse(),
 		flows.InvertibleLinear(), flows.MAF(regMADE)), 3)},
 	"Shuffle":     {bijections: bij("Shuffle", flows.Shuffle(), 5)},
