@@ -37,6 +37,19 @@
 //
 //	go run ./examples/energy [-steps 4000] [-seed 1] [-out .] [-flow spline|affine|planar|radial|sylvester|all] [-anneal 0.5] [-check]
 //
+// With -flow all and the defaults (4000 steps) KL(q‖p) in nats was
+//
+//	energy  spline  planar (32)  radial (32)  Sylvester (16)
+//	U1      0.0046  0.0160       0.0621       0.0155
+//	U2      0.0016  0.0089       0.1920       0.0146
+//	U3      0.0165  0.0992       0.1608       0.0799
+//	U4      0.0585  0.1331       0.4854       0.1518
+//
+// the spline flow fitting every energy best, planar and Sylvester flows
+// close on U1–U2 and missing part of U3–U4's second wave, radial flows the
+// weakest (they cannot shear); the spline flow took 11 minutes on two
+// shared cores, the others 35 to 86 seconds.
+//
 // The hand-written gradients of the energies are checked against central
 // finite differences before training (and only that with -check).
 package main
