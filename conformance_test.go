@@ -56,6 +56,7 @@ var registry = map[string]registryEntry{
 			{Name: "BNAF", Init: flows.BNAF(flows.BNAFConfig{Hidden: []int{2, 3}}), Dim: 3, ContextDim: cdim},
 			{Name: "BNAF/dim=1", Init: flows.BNAF(flows.BNAFConfig{Hidden: []int{3}, Leak: 0.3}), Dim: 1, ContextDim: cdim},
 			{Name: "BNAF/one-unit", Init: flows.BNAF(flows.BNAFConfig{Hidden: []int{1}}), Dim: 2, ContextDim: cdim},
+			{Name: "BNAF/dim=5", Init: flows.BNAF(flows.BNAFConfig{Hidden: []int{2, 2, 3}, Leak: 0.05}), Dim: 5, ContextDim: cdim},
 		}
 	}},
 	"BatchNorm": {bijections: func(cdim int) []flowstest.Bijection {
