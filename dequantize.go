@@ -59,9 +59,11 @@ type Dequantized struct {
 	// Sample draws n integer rows: ⌊v⌋ for rows v of the density.
 	Sample func(key Key, p Params, n int, c *mat.Dense) *mat.Dense
 
-	// Density is the density over dequantised rows; its parameters are
-	// the first DensityParams entries of the model's.
-	Density       Distribution
+	// Density is the density over dequantised rows.
+	Density Distribution
+
+	// DensityParams is the length of the density's parameters, the first
+	// entries of the model's.
 	DensityParams int
 }
 
