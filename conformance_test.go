@@ -60,6 +60,14 @@ var registry = map[string]registryEntry{
 			{Name: "Bounded/unit", Init: flows.Bounded([]float64{0, 0}, []float64{1, 1}), Dim: 2, ContextDim: cdim, Inputs: unitInputs},
 		}
 	}},
+	"BNAF": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "BNAF", Init: flows.BNAF(flows.BNAFConfig{Hidden: []int{2, 3}}), Dim: 3, ContextDim: cdim},
+			{Name: "BNAF/dim=1", Init: flows.BNAF(flows.BNAFConfig{Hidden: []int{3}, Leak: 0.3}), Dim: 1, ContextDim: cdim},
+			{Name: "BNAF/one-unit", Init: flows.BNAF(flows.BNAFConfig{Hidden: []int{1}}), Dim: 2, ContextDim: cdim},
+			{Name: "BNAF/dim=5", Init: flows.BNAF(flows.BNAFConfig{Hidden: []int{2, 2, 3}, Leak: 0.05}), Dim: 5, ContextDim: cdim},
+		}
+	}},
 	"BatchNorm": {bijections: func(cdim int) []flowstest.Bijection {
 		const dim, rows = 3, 6
 		cfg := flows.BatchNormConfig{Momentum: 0.1, Eps: 1e-5}
@@ -75,6 +83,13 @@ var registry = map[string]registryEntry{
 			{Name: "BatchNorm/train", Init: flows.BatchNorm(train), Dim: dim, ContextDim: cdim, State: bnState(dim),
 				Perturb: bnPerturb(mean, variance), RowCoupled: true, Rows: rows,
 				Inputs: func(_ flows.Key, n, d int) *mat.Dense { return bnBatch(11, n, d) }},
+		}
+	}},
+	"CircularCoupling": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "CircularCoupling/mixed", Init: flows.CircularCoupling(regMLP, flows.CircularConfig{Angles: []int{0, 2}, Bins: 4}), Dim: 3, ContextDim: cdim},
+			{Name: "CircularCoupling/torus", Init: flows.CircularCoupling(regMLP, flows.CircularConfig{Angles: []int{0, 1}, Bins: 5}), Dim: 2, ContextDim: cdim},
+			{Name: "CircularCoupling/reals", Init: flows.CircularCoupling(regMLP, flows.CircularConfig{Bins: 3, Bound: 2}), Dim: 4, ContextDim: cdim},
 		}
 	}},
 	"Coupling": {bijections: func(cdim int) []flowstest.Bijection {
@@ -119,9 +134,38 @@ var registry = map[string]registryEntry{
 		}
 		return bs
 	}},
+	"NeuralAutoregressive": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "NeuralAutoregressive", Init: flows.NeuralAutoregressive(regMADE, 3, 2), Dim: 3, ContextDim: cdim},
+			{Name: "NeuralAutoregressive/dim=1", Init: flows.NeuralAutoregressive(regMADE, 2, 1), Dim: 1, ContextDim: cdim},
+		}
+	}},
 	"NeuralSplineAutoregressive": {bijections: bij("NeuralSplineAutoregressive", flows.NeuralSplineAutoregressive(regMADE, flows.SplineConfig{Bins: 4}), 3)},
 	"NeuralSplineCoupling":       {bijections: bij("NeuralSplineCoupling", flows.NeuralSplineCoupling(regMLP, flows.SplineConfig{Bins: 4, Bound: 2}), 3)},
 	"Reverse":                    {bijections: bij("Reverse", flows.Reverse(), 3)},
+	"Planar": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "Planar", Init: flows.Planar(), Dim: 3, ContextDim: cdim},
+			{Name: "Planar/dim=1", Init: flows.Planar(), Dim: 1, ContextDim: cdim},
+			// Moved further from the identity, where wᵀû is far from 0.
+			{Name: "Planar/far", Init: flows.Planar(), Dim: 2, ContextDim: cdim, Perturb: scalePerturb(1)},
+		}
+	}},
+	"Radial": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "Radial", Init: flows.Radial(), Dim: 3, ContextDim: cdim},
+			{Name: "Radial/dim=1", Init: flows.Radial(), Dim: 1, ContextDim: cdim},
+			{Name: "Radial/far", Init: flows.Radial(), Dim: 2, ContextDim: cdim, Perturb: scalePerturb(1)},
+		}
+	}},
+	"Sylvester": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "Sylvester", Init: flows.Sylvester(flows.SylvesterConfig{}), Dim: 3, ContextDim: cdim},
+			{Name: "Sylvester/M=2/K=4", Init: flows.Sylvester(flows.SylvesterConfig{Hidden: 2, Reflections: 4}), Dim: 4, ContextDim: cdim},
+			{Name: "Sylvester/dim=1", Init: flows.Sylvester(flows.SylvesterConfig{}), Dim: 1, ContextDim: cdim},
+			{Name: "Sylvester/far", Init: flows.Sylvester(flows.SylvesterConfig{Hidden: 3, Reflections: 2}), Dim: 3, ContextDim: cdim, Perturb: scalePerturb(1)},
+		}
+	}},
 	"Serial": {bijections: bij("Serial", flows.Serial(flows.ActNorm(), flows.AffineCoupling(regMLP), flows.Reverse(),
 		flows.InvertibleLinear(), flows.MAF(regMADE)), 3)},
 	"Shuffle":     {bijections: bij("Shuffle", flows.Shuffle(), 5)},
@@ -152,6 +196,22 @@ var registry = map[string]registryEntry{
 	"Shift":           {transformers: []flowstest.Transformer{{Name: "Shift", Transformer: flows.Shift()}}},
 	"Spline":          {transformers: []flowstest.Transformer{{Name: "Spline", Transformer: flows.Spline(flows.SplineConfig{Bins: 6, Bound: 2.5})}}},
 	"LogisticMixture": {transformers: []flowstest.Transformer{{Name: "LogisticMixture", Transformer: flows.LogisticMixture(3)}}},
+	"SumOfSquares": {transformers: []flowstest.Transformer{
+		{Name: "SumOfSquares/2x3", Transformer: flows.SumOfSquares(2, 3, 2.5)},
+		{Name: "SumOfSquares/1x0", Transformer: flows.SumOfSquares(1, 0, 1)},
+	}},
+	"Bernstein": {transformers: []flowstest.Transformer{
+		{Name: "Bernstein/4", Transformer: flows.Bernstein(4, 2.5)},
+		{Name: "Bernstein/12", Transformer: flows.Bernstein(12, 3)},
+	}},
+	"CircularSpline": {transformers: []flowstest.Transformer{
+		{Name: "CircularSpline/2", Transformer: flows.CircularSpline(2)},
+		{Name: "CircularSpline/6", Transformer: flows.CircularSpline(6)},
+	}},
+	"DeepSigmoidal": {transformers: []flowstest.Transformer{
+		{Name: "DeepSigmoidal/units=3/layers=1", Transformer: flows.DeepSigmoidal(3, 1)},
+		{Name: "DeepSigmoidal/units=4/layers=3", Transformer: flows.DeepSigmoidal(4, 3)},
+	}},
 }
 
 // distCases is one distribution case per dimension at context width cdim.

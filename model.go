@@ -42,7 +42,41 @@ const (
 	// [NeuralSplineAutoregressive(MADEConfig{Hidden, Activation,
 	// NaturalOrder}, SplineConfig{Bins, Bound}), Reverse].
 	KindNSFAutoregressive Kind = "nsf-autoregressive"
+	// KindNAF is a neural autoregressive flow, NAF-DSF (Huang et al.,
+	// 2018): blocks of [NeuralAutoregressive(MADEConfig{Hidden, Activation,
+	// NaturalOrder}, 8 units, 1 layer), Reverse].
+	KindNAF Kind = "naf"
+	// KindBNAF is a block neural autoregressive flow (De Cao et al.,
+	// 2019): blocks of [BNAF(BNAFConfig{Hidden: units}), ActNorm,
+	// Reverse], where hidden layer l has ⌈Hidden[l]/dim⌉ units per
+	// dimension, so that it is Hidden[l] wide rounded up to a multiple of
+	// dim. Its activation is BNAF's own (Activation is ignored). BNAF
+	// layers start near a random linear map, not the identity; NewModel's
+	// data-dependent initialisation of the ActNorm layers standardises
+	// their outputs, so the initial density is close to the Gaussian
+	// fitted to the data.
+	KindBNAF Kind = "bnaf"
+	// KindSOS is a sum-of-squares polynomial flow (Jaini et al., 2019):
+	// blocks of [MaskedAutoregressive(MADEConfig{Hidden, Activation,
+	// NaturalOrder}, SumOfSquares(3, 3, 4)), Reverse]: three squared cubics
+	// per column on [−4, 4] of the standardised data, affine beyond.
+	KindSOS Kind = "sos"
+	// KindBernstein is a Bernstein polynomial flow (as zuko's BPF): blocks
+	// of [MaskedAutoregressive(MADEConfig{Hidden, Activation,
+	// NaturalOrder}, Bernstein(16, 4)), Reverse]: degree 16 on [−4, 4] of
+	// the standardised data, the identity beyond.
+	KindBernstein Kind = "bernstein"
 )
+
+// Settings of the polynomial kinds.
+const (
+	sosKindPolys, sosKindDegree = 3, 3
+	bernKindDegree              = 16
+	polyKindBound               = 4.0
+)
+
+// nafUnits is the number of sigmoid units of KindNAF's transformers.
+const nafUnits = 8
 
 // KindInfo describes a ready-made architecture, for help texts and checks.
 type KindInfo struct {
@@ -67,8 +101,10 @@ type kindSpec struct {
 	// affine says the kind's affine layers take Config.LogScaleBound.
 	affine bool
 	// block returns the layers of one block, given a Config with its
-	// defaults filled in.
-	block func(c Config) []InitFunc
+	// defaults filled in; dimBlock, when set instead, is given the number
+	// of data columns too.
+	block    func(c Config) []InitFunc
+	dimBlock func(c Config, dim int) []InitFunc
 }
 
 // kinds is the table of architectures, in the order Kinds lists them.
@@ -105,6 +141,36 @@ var kinds = []kindSpec{
 		KindInfo: KindInfo{Kind: KindNSFAutoregressive, Summary: "neural spline flow: autoregressive splines and reversals", MinDim: 1, Splines: true},
 		block: func(c Config) []InitFunc {
 			return []InitFunc{NeuralSplineAutoregressive(c.made(), c.spline()), Reverse()}
+		},
+	},
+	{
+		KindInfo: KindInfo{Kind: KindNAF, Summary: "neural autoregressive flow: deep sigmoidal transformers (8 units) and reversals", MinDim: 1},
+		block: func(c Config) []InitFunc {
+			return []InitFunc{NeuralAutoregressive(c.made(), nafUnits, 1), Reverse()}
+		},
+	},
+	{
+		KindInfo: KindInfo{Kind: KindBNAF, Summary: "block neural autoregressive flow: BNAF layers (hidden widths rounded up to multiples of the columns), ActNorm and reversals", MinDim: 1},
+		dimBlock: func(c Config, dim int) []InitFunc {
+			units := make([]int, len(c.Hidden))
+			for i, h := range c.Hidden {
+				units[i] = (h + dim - 1) / dim
+			}
+			return []InitFunc{BNAF(BNAFConfig{Hidden: units}), ActNorm(), Reverse()}
+		},
+	},
+	{
+		KindInfo: KindInfo{Kind: KindSOS, Summary: "sum-of-squares polynomial flow: autoregressive SOS polynomials and reversals", MinDim: 1},
+		block: func(c Config) []InitFunc {
+			t := SumOfSquares(sosKindPolys, sosKindDegree, polyKindBound)
+			return []InitFunc{MaskedAutoregressive(c.made(), t), Reverse()}
+		},
+	},
+	{
+		KindInfo: KindInfo{Kind: KindBernstein, Summary: "Bernstein polynomial flow: autoregressive Bernstein polynomials (degree 16) and reversals", MinDim: 1},
+		block: func(c Config) []InitFunc {
+			t := Bernstein(bernKindDegree, polyKindBound)
+			return []InitFunc{MaskedAutoregressive(c.made(), t), Reverse()}
 		},
 	},
 }
@@ -564,7 +630,11 @@ func buildModel(cfg Config, spec kindSpec, dim int, mean, scale, cmean, cscale [
 	}
 	layers = append(layers, Standardize(mean, scale))
 	for range cfg.Layers {
-		layers = append(layers, spec.block(cfg)...)
+		if spec.dimBlock != nil {
+			layers = append(layers, spec.dimBlock(cfg, dim)...)
+		} else {
+			layers = append(layers, spec.block(cfg)...)
+		}
 	}
 	p, d, err := Flow(Serial(layers...), Normal())(NewKey(cfg.Seed), dim, cdim)
 	if err != nil {

@@ -144,6 +144,14 @@ func pinLayers() []pinLayer {
 		{"Shuffle", Shuffle(), 5, 7, false, -1},
 		{"Invert(MAF)", Invert(MAF(made)), 3, 7, false, -1},
 		{"Serial", Serial(ActNorm(), AffineCoupling(mlp), Reverse(), MAF(made), InvertibleLinear()), 3, 7, false, -1},
+		{"NeuralAutoregressive", NeuralAutoregressive(made, 4, 2), 3, 7, false, -1},
+		{"BNAF", BNAF(BNAFConfig{Hidden: []int{2, 3}}), 3, 7, false, -1},
+		{"SumOfSquares", MaskedAutoregressive(made, SumOfSquares(2, 3, 4)), 3, 7, false, -1},
+		{"Bernstein", MaskedAutoregressive(made, Bernstein(6, 4)), 3, 7, false, -1},
+		{"CircularCoupling", CircularCoupling(mlp, CircularConfig{Angles: []int{0, 2}, Bins: 4}), 3, 7, false, -1},
+		{"Planar", Planar(), 3, 7, false, -1},
+		{"Radial", Radial(), 3, 7, false, -1},
+		{"Sylvester", Sylvester(SylvesterConfig{Hidden: 2}), 3, 7, false, -1},
 	}
 }
 
@@ -160,6 +168,8 @@ func pinCondLayers() []pinCondLayer {
 		{"CondMAF/no-hidden", MAF(MADEConfig{}), 3, 1, 7},
 		{"CondNeuralSplineCoupling", NeuralSplineCoupling(mlp, spline), 3, 2, 7},
 		{"CondNeuralSplineAutoregressive", NeuralSplineAutoregressive(made, spline), 3, 2, 7},
+		{"CondNeuralAutoregressive", NeuralAutoregressive(made, 4, 2), 3, 2, 7},
+		{"CondBNAF", BNAF(BNAFConfig{Hidden: []int{2, 3}}), 3, 2, 7},
 		{"CondLogisticMixtureCoupling", LogisticMixtureCoupling(mlp, 2), 3, 2, 7},
 		{"CondInvert(CondMAF)", Invert(MAF(made)), 3, 2, 7},
 		{"CondSerial", Serial(ActNorm(), AffineCoupling(mlp), Reverse(), MAF(made)), 3, 2, 7},
@@ -416,7 +426,8 @@ func pinnedModels(t *testing.T) map[string]*Model {
 		data.SetRow(i, []float64{10 + 2*a, a*a - 1 + 0.3*b, math.Sin(3*a) + 0.1*rng.NormFloat64()})
 	}
 	models := map[string]*Model{}
-	for _, k := range []Kind{KindRealNVP, KindGlow, KindMAF, KindNSFCoupling, KindNSFAutoregressive} {
+	for _, info := range Kinds() {
+		k := info.Kind
 		m, err := NewModel(Config{Kind: k, Layers: 2, Hidden: []int{8, 8}, Activation: Tanh, Seed: 5}, data, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -456,8 +467,9 @@ func TestPinnedModelFiles(t *testing.T) {
 	skipOnOpenBLAS(t)
 	if *updatePins {
 		// The files already pinned are what earlier versions wrote (the
-		// first five in format version 1, with that version's defaults):
-		// they are never rewritten, only missing ones added.
+		// first five in format version 1, with that version's defaults;
+		// naf, bnaf, sos and bernstein in version 2): they are never
+		// rewritten, only missing ones added.
 		pins := map[string]modelPin{}
 		if _, err := os.Stat(modelPinFile); err == nil {
 			readJSON(t, modelPinFile, &pins)
@@ -495,8 +507,8 @@ func TestPinnedModelFiles(t *testing.T) {
 	}
 	var pins map[string]modelPin
 	readJSON(t, modelPinFile, &pins)
-	if len(pins) != 6 {
-		t.Fatalf("%d pinned model files, want one of each of the 5 kinds and %s", len(pins), domainPin)
+	if len(pins) != len(Kinds())+1 {
+		t.Fatalf("%d pinned model files, want one of each of the %d kinds and %s (a new kind: run with -update-pins, which adds the missing ones)", len(pins), len(Kinds()), domainPin)
 	}
 	for kind, pin := range pins {
 		t.Run(kind, func(t *testing.T) {
