@@ -334,6 +334,14 @@ func (f *chooseFn) ProcessElement(ctx context.Context, _ []byte, models func(*fi
 		t := &res.Trials[ft.Index]
 		t.Epochs, t.BestEpoch, t.TrainNLL, t.Err = ft.Epochs, ft.BestEpoch, ft.TrainNLL, ft.Err
 		files[ft.Index] = ft.Model
+		if ft.Err == "" {
+			// The model's configuration, its defaults filled in.
+			m, err := ft.Model.Model()
+			if err != nil {
+				return err
+			}
+			t.Config.Model = m.Config
+		}
 	}
 	var i int
 	var e Evaluation
