@@ -207,7 +207,7 @@ func TestExactSum(t *testing.T) {
 	for i := range vals {
 		vals[i] = math.Ldexp(rng.NormFloat64(), rng.IntN(2000)-1070)
 	}
-	vals = append(vals, math.SmallestNonzeroFloat64, -math.MaxFloat64, math.MaxFloat64, 1e300, -0.0)
+	vals = append(vals, math.SmallestNonzeroFloat64, -math.MaxFloat64, math.MaxFloat64, 1e300, math.Copysign(0, -1))
 	sum := new(big.Float).SetPrec(5000)
 	for _, v := range vals {
 		sum.Add(sum, new(big.Float).SetFloat64(v))
