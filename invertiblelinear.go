@@ -89,9 +89,11 @@ func (l LinearInit) String() string {
 	return fmt.Sprintf("LinearInit(%d)", int(l))
 }
 
-// MarshalText returns the start's name.
+// MarshalText returns the start's name. A model file records a resolved
+// start (or none, for kinds without linear layers); "default" is a Config
+// not yet resolved.
 func (l LinearInit) MarshalText() ([]byte, error) {
-	if l != LinearOrthogonal && l != LinearPermutation { // a file records a resolved init
+	if l < LinearDefault || l > LinearPermutation {
 		return nil, fmt.Errorf("flows: unknown linear init %d", int(l))
 	}
 	return []byte(l.String()), nil
@@ -99,13 +101,13 @@ func (l LinearInit) MarshalText() ([]byte, error) {
 
 // UnmarshalText sets l to the start named text.
 func (l *LinearInit) UnmarshalText(text []byte) error {
-	for _, v := range []LinearInit{LinearOrthogonal, LinearPermutation} {
+	for _, v := range []LinearInit{LinearDefault, LinearOrthogonal, LinearPermutation} {
 		if string(text) == v.String() {
 			*l = v
 			return nil
 		}
 	}
-	return fmt.Errorf("flows: unknown linear init %q; want orthogonal or permutation", text)
+	return fmt.Errorf("flows: unknown linear init %q; want orthogonal, permutation or default", text)
 }
 
 // InvertibleLinearFrom is InvertibleLinear started as init says: from a

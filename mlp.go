@@ -232,9 +232,10 @@ func (i Init) String() string {
 	return fmt.Sprintf("Init(%d)", int(i))
 }
 
-// MarshalText returns the init's name.
+// MarshalText returns the init's name. A model file records a resolved
+// init; "default" is a Config not yet resolved, which Load refuses.
 func (i Init) MarshalText() ([]byte, error) {
-	if !i.valid() || i == InitDefault {
+	if !i.valid() {
 		return nil, fmt.Errorf("flows: unknown init %d", int(i))
 	}
 	return []byte(i.String()), nil
@@ -242,13 +243,13 @@ func (i Init) MarshalText() ([]byte, error) {
 
 // UnmarshalText sets i to the init named text.
 func (i *Init) UnmarshalText(text []byte) error {
-	for _, v := range []Init{InitHe, InitTorch} { // a file records a resolved init
+	for _, v := range []Init{InitDefault, InitHe, InitTorch} {
 		if string(text) == v.String() {
 			*i = v
 			return nil
 		}
 	}
-	return fmt.Errorf("flows: unknown init %q; want he or torch", text)
+	return fmt.Errorf("flows: unknown init %q; want he, torch or default", text)
 }
 
 // valid reports whether i is one of the declared inits.

@@ -408,9 +408,10 @@ func (s Scaling) String() string {
 	return fmt.Sprintf("Scaling(%d)", int(s))
 }
 
-// MarshalText returns the scaling's name.
+// MarshalText returns the scaling's name. A model file records a resolved
+// scaling; "default" is a Config not yet resolved, which Load refuses.
 func (s Scaling) MarshalText() ([]byte, error) {
-	if s != ScalingRobust && s != ScalingMoments { // a file records a resolved scaling
+	if s < ScalingDefault || s > ScalingMoments {
 		return nil, fmt.Errorf("flows: unknown scaling %d", int(s))
 	}
 	return []byte(s.String()), nil
@@ -418,13 +419,13 @@ func (s Scaling) MarshalText() ([]byte, error) {
 
 // UnmarshalText sets s to the scaling named text.
 func (s *Scaling) UnmarshalText(text []byte) error {
-	for _, v := range []Scaling{ScalingRobust, ScalingMoments} {
+	for _, v := range []Scaling{ScalingDefault, ScalingRobust, ScalingMoments} {
 		if string(text) == v.String() {
 			*s = v
 			return nil
 		}
 	}
-	return fmt.Errorf("flows: unknown scaling %q; want robust or moments", text)
+	return fmt.Errorf("flows: unknown scaling %q; want robust, moments or default", text)
 }
 
 // standardization computes the scaling s of the rows of x.

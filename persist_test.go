@@ -6,6 +6,7 @@ package flows
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
@@ -308,6 +309,34 @@ func TestLoadConfigMismatch(t *testing.T) {
 		_, err := ReadModel(bytes.NewReader(editHeader(t, b, c[0], c[1])))
 		if !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s → %s: err = %v, want ErrMalformed", c[0], c[1], err)
+		}
+	}
+}
+
+// TestConfigJSON: a Config marshals to JSON and back whatever it leaves
+// unset, as a user's own files or a pipeline's serialisation need.
+func TestConfigJSON(t *testing.T) {
+	for _, c := range []Config{
+		{},
+		{Kind: KindMAF, Hidden: []int{8}},
+		{Kind: KindGlow, Init: InitHe, Linear: LinearOrthogonal, Scaling: ScalingMoments, Seed: 1 << 63},
+	} {
+		b, err := json.Marshal(c)
+		if err != nil {
+			t.Fatalf("%+v: %v", c, err)
+		}
+		var back Config
+		if err := json.Unmarshal(b, &back); err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		if !back.equal(c) {
+			t.Errorf("%s reads back as %+v, want %+v", b, back, c)
+		}
+	}
+	for _, bad := range []string{`{"init":"xavier"}`, `{"scaling":"minmax"}`, `{"linear":"identity"}`} {
+		var c Config
+		if err := json.Unmarshal([]byte(bad), &c); err == nil {
+			t.Errorf("%s: no error", bad)
 		}
 	}
 }

@@ -571,11 +571,14 @@ func WriteFile(path string, names []string, x *mat.Dense) error {
 // plain decimals for magnitudes from 1e-6 up to 1e21 (so 1234567 and a row
 // number stay whole numbers, not 1.234567e+06), with an exponent
 // otherwise.
-func FormatFloat(v float64) string {
+func FormatFloat(v float64) string { return string(AppendFloat(nil, v)) }
+
+// AppendFloat appends v to b as FormatFloat writes it.
+func AppendFloat(b []byte, v float64) []byte {
 	if a := math.Abs(v); a == 0 || a >= 1e-6 && a < 1e21 {
-		return strconv.FormatFloat(v, 'f', -1, 64)
+		return strconv.AppendFloat(b, v, 'f', -1, 64)
 	}
-	return strconv.FormatFloat(v, 'g', -1, 64)
+	return strconv.AppendFloat(b, v, 'g', -1, 64)
 }
 
 // plural returns word, with an s unless n is 1.

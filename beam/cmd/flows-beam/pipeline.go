@@ -1,0 +1,266 @@
+package main
+
+// What the commands share: the CSV flags, the checks made before a
+// pipeline is built (so that a missing file, a damaged model or a bad
+// header fails at once, with the flows tool's message), running the
+// pipeline and reporting its counters and errors.
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
+
+	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/beam/flowsbeam"
+	"github.com/gonormflows/flows/table"
+)
+
+// csvFlags are the flags of every command that reads CSV files, as the
+// flows tool has them.
+type csvFlags struct {
+	columns    listFlag
+	context    listFlag
+	header     string
+	delimiter  string
+	deadLetter string
+}
+
+// add defines the flags on fs; deadLetter adds --dead-letter.
+func (c *csvFlags) add(fs *flag.FlagSet, deadLetter bool) {
+	fs.Var(&c.columns, "columns", "the `list` of data columns, by header name or 0-based index, in the\nmodel's order (default: the model's own columns by name, or every\ncolumn that is not a context column)")
+	fs.Var(&c.context, "context", "the `list` of context columns of a conditional model, by header name\nor 0-based index (default: the model's own context columns by name)")
+	fs.StringVar(&c.header, "header", "auto", "`auto|yes|no`: whether the first row of each file is a header; auto takes\nit for one when a cell is not a number while the cell below it is")
+	fs.StringVar(&c.delimiter, "delimiter", ",", "the field delimiter, one `character` (\\t for a tab)")
+	if deadLetter {
+		fs.StringVar(&c.deadLetter, "dead-letter", "", "write bad rows, with the reason, to CSV shards of this `prefix` and go on\n(default: a bad row fails the run)")
+	}
+}
+
+// options returns the table options of the flags, or a usage error.
+func (c *csvFlags) options(cmd string) (table.Options, error) {
+	o := table.Options{Columns: c.columns, Context: c.context, ColumnsName: "--columns", ContextName: "--context", HeaderName: "--header yes"}
+	switch c.header {
+	case "auto":
+		o.Header = table.HeaderAuto
+	case "yes":
+		o.Header = table.HeaderYes
+	case "no":
+		o.Header = table.HeaderNo
+	default:
+		return o, usagef(cmd, "--header %q: want auto, yes or no", c.header)
+	}
+	d := c.delimiter
+	if d == `\t` || d == "tab" {
+		d = "\t"
+	}
+	runes := []rune(d)
+	if len(runes) != 1 || runes[0] == '"' || runes[0] == '\r' || runes[0] == '\n' {
+		return o, usagef(cmd, "--delimiter %q: want one character other than a quote or a line break", c.delimiter)
+	}
+	o.Comma = runes[0]
+	return o, nil
+}
+
+// forModel returns opt set to read the columns of the model m (the file
+// path), as flows score does: the --columns and --context given, or else
+// the model's own names, and the widths the selection must have.
+func forModel(opt table.Options, m *flows.Model, path string) table.Options {
+	if len(opt.Columns) == 0 && len(m.Config.Columns) > 0 {
+		opt.Columns, opt.ColumnsName = m.Config.Columns, path+"'s columns"
+	}
+	if len(opt.Context) == 0 && len(m.Config.Context) > 0 {
+		opt.Context, opt.ContextName = m.Config.Context, path+"'s context columns"
+	}
+	opt.Want, opt.WantContext, opt.Model = m.Dim, m.ContextDim, path
+	return opt
+}
+
+// checkContext returns an error when a conditional model is to read files
+// without context columns picked.
+func checkContext(opt table.Options, m *flows.Model, path string) error {
+	if m.ContextDim > 0 && len(opt.Context) == 0 {
+		return fmt.Errorf("%s is a conditional model of %d context %s, and records no names for them; pick them with --context",
+			path, m.ContextDim, plural(int64(m.ContextDim), "column"))
+	}
+	return nil
+}
+
+// loadModel reads the model file at path through Beam's file systems and
+// returns it as a side input, with the model.
+func loadModel(s beam.Scope, path string) (beam.PCollection, *flows.Model, error) {
+	mf, m, err := flowsbeam.ReadModelFile(s, path)
+	if err != nil {
+		// The library's message names the file itself.
+		var msg string
+		if msg = err.Error(); strings.HasPrefix(msg, path+": flows: model file: ") {
+			msg = "model file " + path + ": " + strings.TrimPrefix(msg, path+": flows: model file: ")
+		}
+		return beam.PCollection{}, nil, &wrapped{msg: msg, err: err}
+	}
+	return mf, m, nil
+}
+
+// wrapped is an error with another message.
+type wrapped struct {
+	msg string
+	err error
+}
+
+func (e *wrapped) Error() string { return e.msg }
+func (e *wrapped) Unwrap() error { return e.err }
+
+// matchAll returns the files each glob matches, or an error for a glob
+// that matches none.
+func matchAll(ctx context.Context, globs []string) ([]string, error) {
+	var files []string
+	for _, g := range globs {
+		fs, err := filesystem.New(ctx, g)
+		if err != nil {
+			return nil, err
+		}
+		m, err := fs.List(ctx, g)
+		fs.Close()
+		if err != nil {
+			return nil, fmt.Errorf("%s: %v", g, err)
+		}
+		if len(m) == 0 {
+			return nil, fmt.Errorf("no file matches %s", g)
+		}
+		files = append(files, m...)
+	}
+	return files, nil
+}
+
+// checkHeader reads the start of the first of files with opt, so that a
+// file without the model's columns fails before the pipeline runs, with
+// the flows tool's message; it returns the names of the columns picked.
+func checkHeader(ctx context.Context, files []string, opt table.Options) ([]string, []string, error) {
+	for _, f := range files {
+		fs, err := filesystem.New(ctx, f)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, err := fs.OpenRead(ctx, f)
+		fs.Close()
+		if err != nil {
+			return nil, nil, err
+		}
+		rd, err := table.NewReader(r, f, opt)
+		r.Close()
+		if err != nil {
+			if strings.HasSuffix(err.Error(), "the file is empty: want a header row (optional) and rows of numbers") {
+				continue // an empty shard
+			}
+			return nil, nil, err
+		}
+		return rd.Names(), rd.ContextNames(), nil
+	}
+	return nil, nil, nil
+}
+
+// execute runs the pipeline on the --runner and returns its counters in
+// the flows namespace; on failure it calls cleanup and returns the
+// pipeline's error (see pipelineError).
+func execute(ctx context.Context, e *env, p *beam.Pipeline, cleanup func()) (map[string]int64, error) {
+	pr, err := beam.Run(ctx, *runners.Runner, p)
+	if err != nil {
+		if cleanup != nil {
+			cleanup()
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("interrupted: %v", context.Cause(ctx))
+		}
+		return nil, pipelineError(err, e.verbose)
+	}
+	out := map[string]int64{}
+	if pr == nil {
+		return nil, nil // submitted with --async
+	}
+	for _, c := range pr.Metrics().AllMetrics().Counters() {
+		if c.Namespace() == flowsbeam.MetricNamespace {
+			out[c.Name()] += c.Result()
+		}
+	}
+	return out, nil
+}
+
+// failedDoFn ends the line before a DoFn's error in Beam's report of a
+// failed bundle.
+const failedDoFn = "] failed:\n"
+
+// pipelineError returns the error of a failed pipeline: the error of the
+// DoFn that failed (a bad row: "data.csv:17: column 3 ("price"): "abc" is
+// not a number"), without Beam's account of the bundle, unless verbose.
+func pipelineError(err error, verbose bool) error {
+	msg := err.Error()
+	if verbose {
+		return errors.New("the pipeline failed: " + msg)
+	}
+	i := strings.LastIndex(msg, failedDoFn)
+	if i < 0 {
+		return fmt.Errorf("the pipeline failed: %s", firstLines(msg, 3))
+	}
+	msg = strings.TrimSpace(msg[i+len(failedDoFn):])
+	if j := strings.Index(msg, "\n"); j >= 0 {
+		msg = msg[:j]
+	}
+	return errors.New(msg)
+}
+
+// firstLines returns the first n lines of s.
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	if len(lines) > n {
+		lines = append(lines[:n], "... (--verbose for the rest)")
+	}
+	return strings.Join(lines, "\n")
+}
+
+// readBack reads a small output file back through Beam's file systems.
+func readBack(ctx context.Context, path string) ([]byte, error) {
+	fs, err := filesystem.New(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer fs.Close()
+	return filesystem.Read(ctx, fs, path)
+}
+
+// countShards returns the number of shards of the output o.
+func countShards(ctx context.Context, o flowsbeam.Output) int {
+	fs, err := filesystem.New(ctx, o.Prefix)
+	if err != nil {
+		return 0
+	}
+	defer fs.Close()
+	files, _ := fs.List(ctx, o.Glob())
+	return len(files)
+}
+
+// logRows prints the counts of rows read.
+func logRows(w io.Writer, c map[string]int64) {
+	if c == nil {
+		fmt.Fprintln(w, "submitted (--async): the counts are in the runner's console")
+		return
+	}
+	fmt.Fprintf(w, "read %d good %s and %d bad %s from %d %s\n", c[flowsbeam.MetricRows], plural(c[flowsbeam.MetricRows], "row"),
+		c[flowsbeam.MetricBadRows], plural(c[flowsbeam.MetricBadRows], "row"), c[flowsbeam.MetricFiles], plural(c[flowsbeam.MetricFiles], "file"))
+}
+
+// deadLetters adds the dead-letter output of prefix when it is not empty,
+// and returns a cleanup for a failed run.
+func deadLetters(s beam.Scope, prefix string, dead beam.PCollection) func() {
+	if prefix == "" {
+		return func() {}
+	}
+	o := flowsbeam.NewOutput(prefix)
+	flowsbeam.WriteDeadLetters(s, o, dead)
+	return func() { flowsbeam.RemoveTemporary(context.Background(), o) }
+}

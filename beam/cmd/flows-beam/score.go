@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"slices"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
+	"github.com/gonormflows/flows/beam/flowsbeam"
+)
+
+var scoreCommand = &command{
+	name:  "score",
+	args:  "model.flow glob... -o prefix",
+	short: "write the log density of every row of sharded CSV files",
+	long: `Score evaluates the model's log density at every data row of the CSV files
+the globs match, for anomaly scoring: the lower, the less likely the row.
+Each file is read as 'flows score' reads one (its own header, the model's
+columns found by name). It writes CSV shards PREFIX-SSSSS-of-NNNNN.csv, each
+with a header row, one row per data row:
+
+	file,row,line,log_density,<the model's columns>[,<its context columns>]
+
+where row counts the file's data rows from 0 and line is the row's line in
+the file; every number reads back to the same bits, and each row's log
+density is the one 'flows score' gives it. Which shard holds a row depends
+on the runner's bundles; shards of an earlier output of the prefix that
+the new one does not replace are removed.
+
+With --top k it writes only the k least likely rows, lowest first, to the
+file -o; with --top-by file or --top-by COLUMN (a data or context column),
+the k least likely of each file or of each value of the column, with a
+first column "key".
+
+A bad row fails the run with the error 'flows score' gives (data.csv:17:
+column 3 ("price"): "abc" is not a number), unless --dead-letter PREFIX
+sends bad rows to CSV shards "file,line,reason" and the rest proceeds. The
+good and bad rows are counted as Beam metrics and printed at the end.`,
+	nArgs: [2]int{2, -1},
+	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
+		var (
+			c     csvFlags
+			out   string
+			top   int
+			topBy string
+		)
+		c.add(fs, true)
+		fs.StringVar(&out, "o", "", "the output `prefix` of the shards, or with --top the file (required)")
+		fs.IntVar(&top, "top", 0, "write only the `k` least likely rows, lowest first (0: all rows)")
+		fs.StringVar(&topBy, "top-by", "", "with --top, keep the k least likely rows per `key`: \"file\" (each file's)\nor a column's name (each value's)")
+		return func(ctx context.Context, e *env, args []string) error {
+			switch {
+			case out == "":
+				return usagef("score", "no output: give a prefix with -o")
+			case top < 0:
+				return usagef("score", "--top %d: want 0 (all rows) or more", top)
+			case topBy != "" && top == 0:
+				return usagef("score", "--top-by needs --top k")
+			}
+			opt, err := c.options("score")
+			if err != nil {
+				return err
+			}
+			p, s := beam.NewPipelineWithRoot()
+			model, m, err := loadModel(s, args[0])
+			if err != nil {
+				return err
+			}
+			opt = forModel(opt, m, args[0])
+			if err := checkContext(opt, m, args[0]); err != nil {
+				return err
+			}
+			globs := args[1:]
+			files, err := matchAll(ctx, globs)
+			if err != nil {
+				return err
+			}
+			names, cnames, err := checkHeader(ctx, files, opt)
+			if err != nil {
+				return err
+			}
+			if topBy != "" && topBy != "file" && !slices.Contains(names, topBy) && !slices.Contains(cnames, topBy) {
+				return usagef("score", "--top-by %q: not a column the model reads (%q, context %q), nor \"file\"", topBy, names, cnames)
+			}
+			rows, dead := flowsbeam.ReadCSV(s, flowsbeam.ReadConfig{Options: opt, DeadLetter: c.deadLetter != ""}, globs...)
+			cleanDead := deadLetters(s, c.deadLetter, dead)
+			scored := flowsbeam.Score(s, model, rows, flowsbeam.ScoreConfig{})
+			o := flowsbeam.NewOutput(out)
+			switch {
+			case top > 0 && topBy == "":
+				flowsbeam.WriteAnomalies(s, out, flowsbeam.TopAnomalies(s, top, scored))
+			case top > 0 && topBy == "file":
+				flowsbeam.WriteAnomaliesPerKey(s, out, flowsbeam.TopAnomaliesPerKey(s, top, flowsbeam.KeyByFile(s, scored)))
+			case top > 0:
+				flowsbeam.WriteAnomaliesPerKey(s, out, flowsbeam.TopAnomaliesPerKey(s, top, flowsbeam.KeyByColumn(s, topBy, scored)))
+			default:
+				flowsbeam.WriteScores(s, o, scored)
+			}
+			counts, err := execute(ctx, e, p, func() {
+				cleanDead()
+				flowsbeam.RemoveTemporary(context.Background(), o)
+			})
+			if err != nil {
+				return err
+			}
+			logRows(e.stderr, counts)
+			if counts == nil {
+				return nil
+			}
+			if top > 0 {
+				fmt.Fprintf(e.stderr, "wrote the %d least likely %s to %s\n", top, plural(int64(top), "row"), out)
+			} else {
+				fmt.Fprintf(e.stderr, "wrote %d scored %s in %d %s of %s\n", counts[flowsbeam.MetricRows],
+					plural(counts[flowsbeam.MetricRows], "row"), countShards(ctx, o), plural(int64(countShards(ctx, o)), "shard"), out)
+			}
+			if c.deadLetter != "" {
+				n := countShards(ctx, flowsbeam.NewOutput(c.deadLetter))
+				fmt.Fprintf(e.stderr, "wrote %d bad %s in %d %s of %s\n", counts[flowsbeam.MetricBadRows],
+					plural(counts[flowsbeam.MetricBadRows], "row"), n, plural(int64(n), "shard"), c.deadLetter)
+			}
+			return nil
+		}
+	},
+}
