@@ -93,7 +93,7 @@ const arChunk = 256
 func MaskedAutoregressive(made MADEConfig, t Transformer) InitFunc {
 	made.Hidden = slices.Clone(made.Hidden) // the caller may reuse its slice
 	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
-		return newAutoregressive("MaskedAutoregressive", made, key, dim, contextDim, t)
+		return newAutoregressive("MaskedAutoregressive", made, key, dim, contextDim, t, nil)
 	}
 }
 
@@ -107,7 +107,9 @@ type autoregressive struct {
 }
 
 // newAutoregressive makes the layer; who names it in errors and panics.
-func newAutoregressive(who string, made MADEConfig, key Key, dim, contextDim int, t Transformer) (Params, Bijection, error) {
+// θ_i[k] is the MADE's output for input i at block order[k] (block k when
+// order is nil).
+func newAutoregressive(who string, made MADEConfig, key Key, dim, contextDim int, t Transformer, order []int) (Params, Bijection, error) {
 	if err := checkDim(who, dim, 1); err != nil {
 		return nil, Bijection{}, err
 	}
@@ -122,6 +124,7 @@ func newAutoregressive(who string, made MADEConfig, key Key, dim, contextDim int
 		return nil, Bijection{}, err
 	}
 	a := &autoregressive{who: who, m: m, t: t.withInverseVJP(), dim: dim, at: paramMajor(dim, t.Params)}
+	a.at.order = order
 	return p, Bijection{
 		Direct: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64) {
 			z, ld, _ := a.direct(p, x, c, false)
@@ -302,7 +305,7 @@ func (a *autoregressive) inverseChunk(ch *arChunkState, z, x, ld []float64, vjp 
 		ch.z = slices.Clone(z)
 		ch.theta = make([]float64, dim*P*n)
 	}
-	at := elementParams{elem: 1, param: n} // step b's outputs: P rows of n
+	at := elementParams{elem: 1, param: n, order: a.at.order} // step b's outputs: P rows of n
 	theta := make([]float64, P)
 	xT := s.lv[0]
 	for b := 1; b <= dim; b++ {
@@ -341,7 +344,7 @@ func (a *autoregressive) inverseChunkBack(ch *arChunkState, gb *madeIncBack, g, 
 			row[r] = g[r*dim+i]
 		}
 	}
-	at := elementParams{elem: 1, param: n}
+	at := elementParams{elem: 1, param: n, order: a.at.order}
 	buf := make([]float64, 2*P)
 	theta, dtheta := buf[:P:P], buf[P:]
 	gO := make([]float64, P*n)
