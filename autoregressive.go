@@ -177,8 +177,17 @@ func addContextGrad(dc *mat.Dense, g []float64, cdim int) {
 func (a *autoregressive) direct(p Params, x, c *mat.Dense, vjp bool) (*mat.Dense, []float64, Pullback) {
 	m, dim, P := a.m, a.dim, a.t.Params
 	xs, n, cs := a.check(p, x, c)
-	y, tape := m.forward(p, xs, cs, n, vjp)
 	w := P * dim // MADE output columns
+	// y is pooled without a pullback, else kept for it.
+	var y []float64
+	if vjp {
+		y = make([]float64, n*w)
+	} else {
+		yBuf := getScratch(n * w)
+		defer yBuf.put()
+		y = yBuf.f
+	}
+	tape := m.forward(p, xs, cs, n, vjp, y)
 	z := make([]float64, n*dim)
 	ld := make([]float64, n)
 	theta := make([]float64, P)
@@ -207,8 +216,16 @@ func (a *autoregressive) direct(p Params, x, c *mat.Dense, vjp bool) (*mat.Dense
 		// dy = [dL/dθ] back to the parameters, to x (the strictly
 		// triangular part of ∂z/∂x) and to c, and the two x terms add.
 		g, _, _ := rawRows(dz)
-		dy := make([]float64, n*w)
-		ddiag := make([]float64, n*dim)
+		dyBuf, ddiagBuf := getScratch(n*w), getScratch(n*dim)
+		defer dyBuf.put()
+		defer ddiagBuf.put()
+		dy, ddiag := dyBuf.f, ddiagBuf.f
+		var dctx []float64
+		if m.cdim > 0 {
+			dctxBuf := getZeroed(n * m.cdim)
+			defer dctxBuf.put()
+			dctx = dctxBuf.f
+		}
 		buf := make([]float64, 2*P)
 		theta, dtheta := buf[:P:P], buf[P:]
 		for r := 0; r < n; r++ {
@@ -222,7 +239,7 @@ func (a *autoregressive) direct(p Params, x, c *mat.Dense, vjp bool) (*mat.Dense
 				a.at.scatter(dy[r*w:(r+1)*w], dtheta, yr, i, fixed)
 			}
 		}
-		dx, dctx := m.backward(tape, dy, dp)
+		dx := m.backward(tape, dy, dp, dctx)
 		for k, v := range ddiag {
 			dx[k] += v
 		}
@@ -246,7 +263,16 @@ func (a *autoregressive) inverse(p Params, z, c *mat.Dense, vjp bool) (*mat.Dens
 	m, dim := a.m, a.dim
 	zs, n, cs := a.check(p, z, c)
 	cd := m.cdim
-	blk := m.incBlocks(p)
+	// The weight blocks: kept by the pullback, or pooled without one.
+	var blk []float64
+	if vjp {
+		blk = make([]float64, m.inc.size)
+	} else {
+		blkBuf := getScratch(m.inc.size)
+		defer blkBuf.put()
+		blk = blkBuf.f
+	}
+	m.incBlocks(p, blk)
 	x := make([]float64, n*dim)
 	ld := make([]float64, n)
 	var chunks []*arChunkState
@@ -255,6 +281,9 @@ func (a *autoregressive) inverse(p Params, z, c *mat.Dense, vjp bool) (*mat.Dens
 		nc := min(arChunk, n-r0)
 		if vjp || s == nil {
 			s = m.newIncBlocks(p, blk, nc, vjp)
+			if !vjp {
+				defer s.release()
+			}
 		} else {
 			s.reset(nc)
 		}

@@ -157,9 +157,17 @@ func (c *coupling) forward(p Params, u, ctx *mat.Dense, inverse, vjp bool) (*mat
 	win := d1 + cd // conditioner input columns
 
 	// The conditioner's input, [u1 | ctx], as a contiguous copy: the net
-	// sees a plain matrix and its pullback may keep it.
+	// sees a plain matrix and its pullback may keep it (pooled when there
+	// is no pullback).
 	ur := u.RawMatrix()
-	u1 := make([]float64, n*win)
+	var u1 []float64
+	if vjp {
+		u1 = make([]float64, n*win)
+	} else {
+		u1Buf := getScratch(n * win)
+		defer u1Buf.put()
+		u1 = u1Buf.f
+	}
 	for i := 0; i < n; i++ {
 		copy(u1[i*win:i*win+d1], ur.Data[i*ur.Stride:i*ur.Stride+d1])
 	}
@@ -221,7 +229,9 @@ func (c *coupling) forward(p Params, u, ctx *mat.Dense, inverse, vjp bool) (*mat
 		// into dc, and dp receives the rest.
 		gr := dv.RawMatrix()
 		du := make([]float64, n*dim)
-		dy := make([]float64, n*wy)
+		dyBuf := getScratch(n * wy)
+		defer dyBuf.put()
+		dy := dyBuf.f
 		buf := make([]float64, 2*P)
 		theta, dtheta := buf[:P:P], buf[P:]
 		for i := 0; i < n; i++ {

@@ -274,21 +274,21 @@ func newMADE(who string, cfg MADEConfig, key Key, in, out, cdim int) (Params, *m
 	return p, m, nil
 }
 
-// maskedWeights returns W_l ⊙ M_l for every layer in one buffer (layer l at
-// layers[l].mw). Masked entries are set to zero without reading them, so
-// that they cannot matter even when they hold NaN or ±Inf.
-func (m *madeNet) maskedWeights(p Params) []float64 {
-	wm := make([]float64, m.nw)
+// maskedWeights sets wm (m.nw entries) to W_l ⊙ M_l for every layer
+// (layer l at layers[l].mw). Masked entries are set to zero without
+// reading them, so that they cannot matter even when they hold NaN or ±Inf.
+func (m *madeNet) maskedWeights(p Params, wm []float64) {
 	for _, li := range m.layers {
 		src := p[li.w:li.b]
 		dst := wm[li.mw : li.mw+li.in*li.out]
 		for i, used := range li.mask {
 			if used {
 				dst[i] = src[i]
+			} else {
+				dst[i] = 0
 			}
 		}
 	}
-	return wm
 }
 
 // affine sets c (n×li.out) to x·Wm + b, with x n×li.in and Wm the layer's
@@ -315,14 +315,17 @@ type madeTape struct {
 // forward is the dense (parallel) pass on x (n×in, row-major, not
 // modified) given the context ctx (n×m.cdim, row-major, not modified; nil
 // when m.cdim is 0): layer l's pre-activation gains ctx·Wc_l for every
-// layer with context weights. It returns y (n×out, a new slice) and, when
-// tape, what the pullback needs.
-func (m *madeNet) forward(p Params, x, ctx []float64, n int, tape bool) ([]float64, *madeTape) {
-	wm := m.maskedWeights(p)
+// layer with context weights. It writes the output into y (n×out) and,
+// when tape, returns what the pullback needs (new buffers, since the
+// pullback may run any number of times, after p and x change); without a
+// tape, the masked weights and the hidden layers are pooled.
+func (m *madeNet) forward(p Params, x, ctx []float64, n int, tape bool, y []float64) *madeTape {
 	last := len(m.layers) - 1
 	var t *madeTape
+	var wm []float64
 	var scratch [2][]float64
 	if tape {
+		wm = make([]float64, m.nw)
 		t = &madeTape{n: n, wm: wm, inputs: make([][]float64, len(m.layers))}
 		t.inputs[0] = slices.Clone(x[:n*m.in])
 		if ctx != nil {
@@ -332,10 +335,17 @@ func (m *madeNet) forward(p Params, x, ctx []float64, n int, tape bool) ([]float
 		if m.keepPre {
 			t.pres = make([][]float64, last)
 		}
-	} else if last > 0 {
-		buf := make([]float64, 2*n*m.maxHidden)
-		scratch = [2][]float64{buf[:n*m.maxHidden], buf[n*m.maxHidden:]}
+	} else {
+		wmBuf := getScratch(m.nw)
+		defer wmBuf.put()
+		wm = wmBuf.f
+		if last > 0 {
+			buf := getScratch(2 * n * m.maxHidden)
+			defer buf.put()
+			scratch = [2][]float64{buf.f[:n*m.maxHidden], buf.f[n*m.maxHidden:]}
+		}
 	}
+	m.maskedWeights(p, wm)
 	h := x
 	for l, li := range m.layers[:last] {
 		var c []float64
@@ -359,12 +369,12 @@ func (m *madeNet) forward(p Params, x, ctx []float64, n int, tape bool) ([]float
 			t.inputs[l+1] = post
 		}
 	}
-	y := make([]float64, n*m.out)
+	y = y[:n*m.out]
 	m.layers[last].affine(p, wm, h, n, y)
 	if ctx != nil {
 		m.addCtx(p, last, ctx, n, y)
 	}
-	return y, t
+	return t
 }
 
 // firstCtx is the first layer with context weights (they sit together at
@@ -389,7 +399,8 @@ func (m *madeNet) addCtx(p Params, l int, ctx []float64, n int, c []float64) {
 }
 
 // backward is the pullback of the dense pass: given g = dL/dy (n×out,
-// read only) it adds dL/dparams into dp and returns dL/dx (n×in, new).
+// read only) it adds dL/dparams into dp and returns dL/dx (n×in, new); with
+// a context it adds dL/dctx into dctx (n×cdim; nil without one).
 //
 // Layer l computes y_l = x_l·(W_l ⊙ M_l) + b_l, so with g_l = dL/dy_l
 //
@@ -398,19 +409,17 @@ func (m *madeNet) addCtx(p Params, l int, ctx []float64, n int, c []float64) {
 //	dx_l  = g_l·(W_l ⊙ M_l)ᵀ   (n×in_l),
 //
 // and for a hidden layer x_{l+1} = act(a_l), so g_{l−1} = dx_l ⊙ act'(a_{l−1}).
-//
-// With a context it also returns dL/dctx (n×cdim, new; nil without one):
-// for a layer with context weights, whose pre-activation gains ctx·Wc_l,
+// For a layer with context weights, whose pre-activation gains ctx·Wc_l,
 // with g_l = dL/d(pre-activation),
 //
 //	dWc_l += ctxᵀ·g_l,   dctx += g_l·Wc_lᵀ.
-func (m *madeNet) backward(t *madeTape, g []float64, dp Params) ([]float64, []float64) {
+//
+// The weight-gradient scratch and the gradients between layers are pooled.
+func (m *madeNet) backward(t *madeTape, g []float64, dp Params, dctx []float64) []float64 {
 	n := t.n
-	scratch := make([]float64, m.maxW)
-	var dctx []float64
-	if t.ctx != nil {
-		dctx = make([]float64, n*m.cdim)
-	}
+	sBuf := getScratch(m.maxW)
+	defer sBuf.put()
+	var gBuf *scratch // g's pooled buffer; nil while g is the caller's
 	for l := len(m.layers) - 1; l >= 0; l-- {
 		li := m.layers[l]
 		if t.ctx != nil && m.ctxOff[l] >= 0 {
@@ -420,7 +429,7 @@ func (m *madeNet) backward(t *madeTape, g []float64, dp Params) ([]float64, []fl
 			linalg.Gemm(true, false, m.cdim, li.out, n, 1, t.ctx, g[:n*li.out], 1, dp[off:off+m.cdim*li.out])
 			linalg.Gemm(false, true, n, m.cdim, li.out, 1, g[:n*li.out], wc, 1, dctx)
 		}
-		s := scratch[:li.in*li.out]
+		s := sBuf.f[:li.in*li.out]
 		linalg.Gemm(true, false, li.in, li.out, n, 1, t.inputs[l], g, 0, s)
 		dW := dp[li.w:li.b]
 		for i, used := range li.mask {
@@ -434,7 +443,14 @@ func (m *madeNet) backward(t *madeTape, g []float64, dp Params) ([]float64, []fl
 				db[j] += v
 			}
 		}
-		dh := make([]float64, n*li.in)
+		var dh []float64
+		var dhBuf *scratch
+		if l > 0 {
+			dhBuf = getScratch(n * li.in)
+			dh = dhBuf.f
+		} else {
+			dh = make([]float64, n*li.in) // dL/dx, returned
+		}
 		linalg.Gemm(false, true, n, li.in, li.out, 1, g, t.wm[li.mw:li.mw+li.in*li.out], 0, dh)
 		if l > 0 {
 			var pre []float64
@@ -443,9 +459,10 @@ func (m *madeNet) backward(t *madeTape, g []float64, dp Params) ([]float64, []fl
 			}
 			m.act.backInPlace(dh, t.inputs[l], pre)
 		}
-		g = dh
+		gBuf.put()
+		g, gBuf = dh, dhBuf
 	}
-	return g, dctx
+	return g
 }
 
 // apply is Net.Apply.
@@ -453,7 +470,8 @@ func (m *madeNet) apply(p Params, x *mat.Dense) *mat.Dense {
 	checkParams(m.who, p, m.np)
 	checkWidth(m.who, x, m.in)
 	xs, n, _ := rawRows(x)
-	y, _ := m.forward(p, xs, nil, n, false)
+	y := make([]float64, n*m.out)
+	m.forward(p, xs, nil, n, false, y)
 	return mat.NewDense(n, m.out, y)
 }
 
@@ -462,7 +480,8 @@ func (m *madeNet) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 	checkParams(m.who, p, m.np)
 	checkWidth(m.who, x, m.in)
 	xs, n, _ := rawRows(x)
-	y, t := m.forward(p, xs, nil, n, true)
+	y := make([]float64, n*m.out)
+	t := m.forward(p, xs, nil, n, true, y)
 	back := func(dy *mat.Dense, dp Params) *mat.Dense {
 		if dy == nil {
 			panic("flows: " + m.who + ": nil gradient in pullback")
@@ -472,7 +491,7 @@ func (m *madeNet) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 		}
 		checkParams(m.who+": pullback", dp, m.np)
 		g, _, _ := rawRows(dy)
-		dx, _ := m.backward(t, g, dp)
+		dx := m.backward(t, g, dp, nil)
 		return mat.NewDense(n, m.in, dx)
 	}
 	return mat.NewDense(n, m.out, y), back

@@ -336,34 +336,40 @@ func (li mlpLayer) affine(p Params, x []float64, n int, c []float64) {
 	linalg.Gemm(false, false, n, li.out, li.in, 1, x, p[li.w:li.b], 1, c)
 }
 
-// apply is Net.Apply: two scratch buffers for the hidden layers, used in
+// apply is Net.Apply: two pooled buffers for the hidden layers, used in
 // turn, and a fresh output.
 func (m *mlp) apply(p Params, x *mat.Dense) *mat.Dense {
 	checkParams("MLP", p, m.np)
 	checkWidth("MLP", x, m.in)
 	h, n, _ := rawRows(x)
-	var scratch [2][]float64
-	if len(m.layers) > 1 {
-		buf := make([]float64, 2*n*m.maxHidden)
-		scratch = [2][]float64{buf[:n*m.maxHidden], buf[n*m.maxHidden:]}
-	}
-	last := len(m.layers) - 1
-	for l, li := range m.layers[:last] {
-		c := scratch[l%2][:n*li.out]
-		li.affine(p, h, n, c)
-		m.act.apply(c, c)
-		h = c
-	}
 	y := make([]float64, n*m.out)
-	m.layers[last].affine(p, h, n, y)
+	m.forward(p, h, n, y)
 	return mat.NewDense(n, m.out, y)
+}
+
+// forward sets y (n×out) to the net's output on x (n×in), with its hidden
+// layers in pooled buffers.
+func (m *mlp) forward(p Params, h []float64, n int, y []float64) {
+	last := len(m.layers) - 1
+	if last > 0 {
+		buf := getScratch(2 * n * m.maxHidden)
+		defer buf.put()
+		scratch := [2][]float64{buf.f[:n*m.maxHidden], buf.f[n*m.maxHidden:]}
+		for l, li := range m.layers[:last] {
+			c := scratch[l%2][:n*li.out]
+			li.affine(p, h, n, c)
+			m.act.apply(c, c)
+			h = c
+		}
+	}
+	m.layers[last].affine(p, h, n, y)
 }
 
 // applyVJP is Net.ApplyVJP. It keeps every hidden layer's output (and, for
 // SiLU, its pre-activation): one n×out_l buffer per hidden layer, two for
-// SiLU. The pullback allocates one n×in_l buffer per layer for the gradient
-// flowing down; those, and the forward buffers, could come from a pool
-// handed in by a training loop if allocation ever shows up in profiles.
+// SiLU, allocated, since the pullback may run any number of times. The
+// pullback's gradients flowing down between layers are pooled; only the
+// dL/dx it returns is new.
 func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 	checkParams("MLP", p, m.np)
 	checkWidth("MLP", x, m.in)
@@ -402,6 +408,7 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 		// g is dL/d(pre-activation of layer l), n×out_l; for the last
 		// layer that is dy itself (no activation), read but never written.
 		g, _, _ := rawRows(dy)
+		var gBuf *scratch // g's pooled buffer; nil while g is dy
 		for l := last; l >= 0; l-- {
 			li := m.layers[l]
 			// y_l = h_l·W_l + b_l, so
@@ -415,7 +422,14 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 					db[j] += v
 				}
 			}
-			dh := make([]float64, n*li.in)
+			var dh []float64
+			var dhBuf *scratch
+			if l > 0 {
+				dhBuf = getScratch(n * li.in)
+				dh = dhBuf.f
+			} else {
+				dh = make([]float64, n*li.in) // dL/dx, returned
+			}
 			linalg.Gemm(false, true, n, li.in, li.out, 1, g, p[li.w:li.b], 0, dh)
 			if l > 0 {
 				// h_l = act(a_{l−1}): dL/da_{l−1} = dh_l ⊙ act'(a_{l−1}).
@@ -425,7 +439,8 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 				}
 				m.act.backInPlace(dh, inputs[l], pre)
 			}
-			g = dh
+			gBuf.put() // the layer above's gradient, read for the last time
+			g, gBuf = dh, dhBuf
 		}
 		return mat.NewDense(n, m.in, g)
 	}
