@@ -178,16 +178,18 @@ func (a *autoregressive) direct(p Params, x, c *mat.Dense, vjp bool) (*mat.Dense
 	m, dim, P := a.m, a.dim, a.t.Params
 	xs, n, cs := a.check(p, x, c)
 	w := P * dim // MADE output columns
-	// y is pooled without a pullback, else kept for it.
+	// y is pooled for the call without a pullback, else kept on its tape.
 	var y []float64
+	var tape *madeTape
 	if vjp {
-		y = make([]float64, n*w)
+		tape = m.newTape(p, xs, cs, n)
+		y = tape.get(n * w)
 	} else {
 		yBuf := getScratch(n * w)
 		defer yBuf.put()
 		y = yBuf.f
 	}
-	tape := m.forward(p, xs, cs, n, vjp, y)
+	m.forward(p, xs, cs, n, tape, y)
 	z := make([]float64, n*dim)
 	ld := make([]float64, n)
 	theta := make([]float64, P)
@@ -206,11 +208,23 @@ func (a *autoregressive) direct(p Params, x, c *mat.Dense, vjp bool) (*mat.Dense
 	if !vjp {
 		return mat.NewDense(n, dim, z), ld, nil
 	}
-	// The tape holds private copies of x (its inputs[0]) and of the
-	// context; y is ours; z is copied, since the caller owns the output.
-	xc, zc := tape.inputs[0], slices.Clone(z)
+	// The tape holds private copies of p, x (its inputs[0]) and the
+	// context, and, on its pooled part, y and a copy of z (the caller owns
+	// the output). The pullback's first call gives the pooled part back; a
+	// later one reruns the pass on the copies and calls its pullback.
+	xc, zc := tape.inputs[0], tape.get(n*dim)
+	copy(zc, z)
 	back := func(dz *mat.Dense, dLogDet []float64, dp Params, dc *mat.Dense) *mat.Dense {
 		checkPullback(a.who, dz, dLogDet, dp, dc, n, dim, m.np, m.cdim)
+		if !tape.take() {
+			var cm *mat.Dense
+			if tape.ctx != nil {
+				cm = mat.NewDense(n, m.cdim, tape.ctx)
+			}
+			_, _, again := a.direct(tape.p, mat.NewDense(n, dim, xc), cm, true)
+			return again(dz, dLogDet, dp, dc)
+		}
+		defer tape.release()
 		// z_i = f(x_i; θ_i(x_<i, c)): the transformer's pullback gives the
 		// diagonal term ∂L/∂x_i at fixed θ and dL/dθ_i; the MADE pulls
 		// dy = [dL/dθ] back to the parameters, to x (the strictly

@@ -122,7 +122,7 @@ type MADEConfig struct {
 // positive multiple of in, a hidden width < 1, or an unknown activation,
 // order or init. Apply and ApplyVJP panic for a batch without in columns or
 // parameters of the wrong length. The pullback returned by ApplyVJP keeps
-// its own copies of x and of the masked weights, so it may be called after
+// its own copies of x and of the parameters, so it may be called after
 // x or p change, any number of times, from any goroutine.
 func MADE(cfg MADEConfig) NetInitFunc {
 	cfg.Hidden = slices.Clone(cfg.Hidden) // the caller may reuse its slice
@@ -302,55 +302,59 @@ func (li madeLayer) affine(p Params, wm, x []float64, n int, c []float64) {
 }
 
 // madeTape is what the dense pass keeps for its pullback: private copies of
-// everything it reads, so the pullback depends on nothing the caller owns.
+// everything it reads, so the pullback depends on nothing the caller owns,
+// and the hidden layers on a pooled tape, which the pullback's first call
+// gives back (a later call reruns the pass on the copies for a new
+// pullback, and calls that).
 type madeTape struct {
+	tape
 	n      int
-	wm     []float64   // masked weights
+	p      []float64   // a copy of the parameters
 	inputs [][]float64 // inputs[l]: layer l's input (n×in_l); inputs[0] a copy of x
 	pres   [][]float64 // pre-activations of the hidden layers, kept only when act needs them
 	ctx    []float64   // a copy of the context (n×cdim), nil without one
-	wc     []float64   // a copy of the context weights, p[ctxOff[firstCtx()]:np]
+}
+
+// newTape returns a tape holding copies of p, x (n×in) and ctx (n×cdim, or
+// nil), for forward to fill.
+func (m *madeNet) newTape(p Params, x, ctx []float64, n int) *madeTape {
+	t := &madeTape{n: n, p: slices.Clone(p), inputs: make([][]float64, len(m.layers))}
+	t.inputs[0] = slices.Clone(x[:n*m.in])
+	if ctx != nil {
+		t.ctx = slices.Clone(ctx[:n*m.cdim])
+	}
+	return t
 }
 
 // forward is the dense (parallel) pass on x (n×in, row-major, not
 // modified) given the context ctx (n×m.cdim, row-major, not modified; nil
 // when m.cdim is 0): layer l's pre-activation gains ctx·Wc_l for every
 // layer with context weights. It writes the output into y (n×out) and,
-// when tape, returns what the pullback needs (new buffers, since the
-// pullback may run any number of times, after p and x change); without a
-// tape, the masked weights and the hidden layers are pooled.
-func (m *madeNet) forward(p Params, x, ctx []float64, n int, tape bool, y []float64) *madeTape {
+// when t is not nil (see newTape), keeps the hidden layers on t's pooled
+// tape for the pullback. The masked weights, and the hidden layers without
+// a tape, are pooled for the call.
+func (m *madeNet) forward(p Params, x, ctx []float64, n int, t *madeTape, y []float64) {
 	last := len(m.layers) - 1
-	var t *madeTape
-	var wm []float64
+	tape := t != nil
 	var scratch [2][]float64
+	wmBuf := getScratch(m.nw)
+	defer wmBuf.put()
+	wm := wmBuf.f
 	if tape {
-		wm = make([]float64, m.nw)
-		t = &madeTape{n: n, wm: wm, inputs: make([][]float64, len(m.layers))}
-		t.inputs[0] = slices.Clone(x[:n*m.in])
-		if ctx != nil {
-			t.ctx = slices.Clone(ctx[:n*m.cdim])
-			t.wc = slices.Clone(p[m.ctxOff[m.firstCtx()]:m.np])
-		}
 		if m.keepPre {
 			t.pres = make([][]float64, last)
 		}
-	} else {
-		wmBuf := getScratch(m.nw)
-		defer wmBuf.put()
-		wm = wmBuf.f
-		if last > 0 {
-			buf := getScratch(2 * n * m.maxHidden)
-			defer buf.put()
-			scratch = [2][]float64{buf.f[:n*m.maxHidden], buf.f[n*m.maxHidden:]}
-		}
+	} else if last > 0 {
+		buf := getScratch(2 * n * m.maxHidden)
+		defer buf.put()
+		scratch = [2][]float64{buf.f[:n*m.maxHidden], buf.f[n*m.maxHidden:]}
 	}
 	m.maskedWeights(p, wm)
 	h := x
 	for l, li := range m.layers[:last] {
 		var c []float64
 		if tape {
-			c = make([]float64, n*li.out)
+			c = t.get(n * li.out)
 		} else {
 			c = scratch[l%2][:n*li.out]
 		}
@@ -361,7 +365,7 @@ func (m *madeNet) forward(p Params, x, ctx []float64, n int, tape bool, y []floa
 		post := c
 		if tape && m.keepPre {
 			t.pres[l] = c
-			post = make([]float64, n*li.out)
+			post = t.get(n * li.out)
 		}
 		m.act.apply(post, c)
 		h = post
@@ -374,7 +378,6 @@ func (m *madeNet) forward(p Params, x, ctx []float64, n int, tape bool, y []floa
 	if ctx != nil {
 		m.addCtx(p, last, ctx, n, y)
 	}
-	return t
 }
 
 // firstCtx is the first layer with context weights (they sit together at
@@ -414,18 +417,22 @@ func (m *madeNet) addCtx(p Params, l int, ctx []float64, n int, c []float64) {
 //
 //	dWc_l += ctxᵀ·g_l,   dctx += g_l·Wc_lᵀ.
 //
-// The weight-gradient scratch and the gradients between layers are pooled.
+// The masked weights (rebuilt from the tape's copy of p), the
+// weight-gradient scratch and the gradients between layers are pooled. The
+// caller has taken the tape (see tape.take) and releases it.
 func (m *madeNet) backward(t *madeTape, g []float64, dp Params, dctx []float64) []float64 {
 	n := t.n
-	sBuf := getScratch(m.maxW)
+	wmBuf, sBuf := getScratch(m.nw), getScratch(m.maxW)
+	defer wmBuf.put()
 	defer sBuf.put()
+	wm := wmBuf.f
+	m.maskedWeights(t.p, wm)
 	var gBuf *scratch // g's pooled buffer; nil while g is the caller's
 	for l := len(m.layers) - 1; l >= 0; l-- {
 		li := m.layers[l]
 		if t.ctx != nil && m.ctxOff[l] >= 0 {
 			off := m.ctxOff[l]
-			w0 := m.ctxOff[m.firstCtx()]
-			wc := t.wc[off-w0 : off-w0+m.cdim*li.out]
+			wc := t.p[off : off+m.cdim*li.out]
 			linalg.Gemm(true, false, m.cdim, li.out, n, 1, t.ctx, g[:n*li.out], 1, dp[off:off+m.cdim*li.out])
 			linalg.Gemm(false, true, n, m.cdim, li.out, 1, g[:n*li.out], wc, 1, dctx)
 		}
@@ -451,7 +458,7 @@ func (m *madeNet) backward(t *madeTape, g []float64, dp Params, dctx []float64) 
 		} else {
 			dh = make([]float64, n*li.in) // dL/dx, returned
 		}
-		linalg.Gemm(false, true, n, li.in, li.out, 1, g, t.wm[li.mw:li.mw+li.in*li.out], 0, dh)
+		linalg.Gemm(false, true, n, li.in, li.out, 1, g, wm[li.mw:li.mw+li.in*li.out], 0, dh)
 		if l > 0 {
 			var pre []float64
 			if t.pres != nil {
@@ -471,7 +478,7 @@ func (m *madeNet) apply(p Params, x *mat.Dense) *mat.Dense {
 	checkWidth(m.who, x, m.in)
 	xs, n, _ := rawRows(x)
 	y := make([]float64, n*m.out)
-	m.forward(p, xs, nil, n, false, y)
+	m.forward(p, xs, nil, n, nil, y)
 	return mat.NewDense(n, m.out, y)
 }
 
@@ -481,7 +488,8 @@ func (m *madeNet) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 	checkWidth(m.who, x, m.in)
 	xs, n, _ := rawRows(x)
 	y := make([]float64, n*m.out)
-	t := m.forward(p, xs, nil, n, true, y)
+	t := m.newTape(p, xs, nil, n)
+	m.forward(p, xs, nil, n, t, y)
 	back := func(dy *mat.Dense, dp Params) *mat.Dense {
 		if dy == nil {
 			panic("flows: " + m.who + ": nil gradient in pullback")
@@ -490,6 +498,11 @@ func (m *madeNet) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 			panic(fmt.Sprintf("flows: %s: pullback gradient is %d×%d, want %d×%d", m.who, r, c, n, m.out))
 		}
 		checkParams(m.who+": pullback", dp, m.np)
+		if !t.take() { // a later call: the first gave the tape back
+			_, again := m.applyVJP(t.p, mat.NewDense(n, m.in, t.inputs[0]))
+			return again(dy, dp)
+		}
+		defer t.release()
 		g, _, _ := rawRows(dy)
 		dx := m.backward(t, g, dp, nil)
 		return mat.NewDense(n, m.in, dx)

@@ -195,7 +195,8 @@ type mlpLayer struct {
 // columns or parameters of the wrong length. The pullback returned by
 // ApplyVJP reads x and p, which must not change until its last call (take
 // the optimiser step after the backward pass); it may be called any number
-// of times, from any goroutine.
+// of times, from any goroutine (a call after the first reruns the forward
+// pass: see applyVJP).
 func MLP(hidden []int, act Activation) NetInitFunc { return MLPFrom(hidden, act, InitDefault) }
 
 // Init is how a conditioner net (MLP, MADE) draws the weights of its hidden
@@ -367,9 +368,10 @@ func (m *mlp) forward(p Params, h []float64, n int, y []float64) {
 
 // applyVJP is Net.ApplyVJP. It keeps every hidden layer's output (and, for
 // SiLU, its pre-activation): one n×out_l buffer per hidden layer, two for
-// SiLU, allocated, since the pullback may run any number of times. The
-// pullback's gradients flowing down between layers are pooled; only the
-// dL/dx it returns is new.
+// SiLU, on a tape from the pool that the pullback's first call gives back
+// (a later call reruns the pass on x and p, which may not change until
+// the pullback's last call). The gradients flowing down between layers are
+// pooled too; only the dL/dx the pullback returns is new.
 func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 	checkParams("MLP", p, m.np)
 	checkWidth("MLP", x, m.in)
@@ -383,13 +385,14 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 		pres = make([][]float64, last)
 	}
 	inputs[0] = x0
+	t := new(tape)
 	for l, li := range m.layers[:last] {
-		c := make([]float64, n*li.out)
+		c := t.get(n * li.out)
 		li.affine(p, inputs[l], n, c)
 		post := c
 		if pres != nil {
 			pres[l] = c
-			post = make([]float64, n*li.out)
+			post = t.get(n * li.out)
 		}
 		m.act.apply(post, c)
 		inputs[l+1] = post
@@ -405,6 +408,11 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 			panic(fmt.Sprintf("flows: MLP: pullback gradient is %d×%d, want %d×%d", r, c, n, m.out))
 		}
 		checkParams("MLP: pullback", dp, m.np)
+		if !t.take() { // a later call: the first gave the tape back
+			_, again := m.applyVJP(p, x)
+			return again(dy, dp)
+		}
+		defer t.release()
 		// g is dL/d(pre-activation of layer l), n×out_l; for the last
 		// layer that is dy itself (no activation), read but never written.
 		g, _, _ := rawRows(dy)

@@ -23,6 +23,7 @@ import (
 	"math"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 )
 
 // scratch is a pooled buffer; f holds the n float64s asked for.
@@ -69,4 +70,36 @@ func (s *scratch) put() {
 	c := bits.Len(uint(cap(s.f) - 1))
 	s.f = s.f[:0]
 	scratchPools[c].Put(s)
+}
+
+// tape is the pooled part of what a pullback keeps from its forward pass
+// (a net's hidden layers). The pullback's first call takes it and gives
+// its buffers back to the pool as it returns; a later call finds it taken
+// and reruns the forward pass, on what the pass kept or may read, for a
+// tape of its own, with the same bits. So a training step, which runs each
+// pullback once, leaves the tape's memory to the next step, while a
+// pullback may still run any number of times, from any goroutine.
+type tape struct {
+	taken atomic.Bool
+	bufs  []*scratch // written by the forward pass only, before the pullback exists
+}
+
+// get returns a pooled buffer of n float64s (arbitrary contents) that
+// release gives back.
+func (t *tape) get(n int) []float64 {
+	b := getScratch(n)
+	t.bufs = append(t.bufs, b)
+	return b.f
+}
+
+// take reports whether the caller is the first to take the tape; only
+// that caller may read its buffers, and it must release them.
+func (t *tape) take() bool { return t.taken.CompareAndSwap(false, true) }
+
+// release gives the tape's buffers back to the pool.
+func (t *tape) release() {
+	for _, b := range t.bufs {
+		b.put()
+	}
+	t.bufs = nil
 }
