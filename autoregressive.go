@@ -192,19 +192,21 @@ func (a *autoregressive) direct(p Params, x, c *mat.Dense, vjp bool) (*mat.Dense
 	m.forward(p, xs, cs, n, tape, y)
 	z := make([]float64, n*dim)
 	ld := make([]float64, n)
-	theta := make([]float64, P)
-	for r := 0; r < n; r++ {
-		yr := y[r*w : (r+1)*w]
-		zr := z[r*dim : (r+1)*dim]
-		sum := 0.0
-		for i, xi := range xs[r*dim : (r+1)*dim] {
-			a.at.gather(theta, yr, i)
-			v, l := a.t.Forward(theta, xi)
-			zr[i] = v
-			sum += l
+	forRows(n, dim*transformerWork, func(r0, r1 int) {
+		theta := make([]float64, P)
+		for r := r0; r < r1; r++ {
+			yr := y[r*w : (r+1)*w]
+			zr := z[r*dim : (r+1)*dim]
+			sum := 0.0
+			for i, xi := range xs[r*dim : (r+1)*dim] {
+				a.at.gather(theta, yr, i)
+				v, l := a.t.Forward(theta, xi)
+				zr[i] = v
+				sum += l
+			}
+			ld[r] = sum
 		}
-		ld[r] = sum
-	}
+	})
 	if !vjp {
 		return mat.NewDense(n, dim, z), ld, nil
 	}
@@ -240,19 +242,21 @@ func (a *autoregressive) direct(p Params, x, c *mat.Dense, vjp bool) (*mat.Dense
 			defer dctxBuf.put()
 			dctx = dctxBuf.f
 		}
-		buf := make([]float64, 2*P)
-		theta, dtheta := buf[:P:P], buf[P:]
-		for r := 0; r < n; r++ {
-			yr := y[r*w : (r+1)*w]
-			gl := dLogDet[r]
-			for i := 0; i < dim; i++ {
-				k := r*dim + i
-				fixed := a.at.gather(theta, yr, i)
-				clear(dtheta)
-				ddiag[k] = a.t.ForwardVJP(theta, xc[k], zc[k], g[k], gl, dtheta)
-				a.at.scatter(dy[r*w:(r+1)*w], dtheta, yr, i, fixed)
+		forRows(n, dim*transformerWork, func(r0, r1 int) {
+			buf := make([]float64, 2*P)
+			theta, dtheta := buf[:P:P], buf[P:]
+			for r := r0; r < r1; r++ {
+				yr := y[r*w : (r+1)*w]
+				gl := dLogDet[r]
+				for i := 0; i < dim; i++ {
+					k := r*dim + i
+					fixed := a.at.gather(theta, yr, i)
+					clear(dtheta)
+					ddiag[k] = a.t.ForwardVJP(theta, xc[k], zc[k], g[k], gl, dtheta)
+					a.at.scatter(dy[r*w:(r+1)*w], dtheta, yr, i, fixed)
+				}
 			}
-		}
+		})
 		dx := m.backward(tape, dy, dp, dctx)
 		for k, v := range ddiag {
 			dx[k] += v

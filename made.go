@@ -367,7 +367,7 @@ func (m *madeNet) forward(p Params, x, ctx []float64, n int, t *madeTape, y []fl
 			t.pres[l] = c
 			post = t.get(n * li.out)
 		}
-		m.act.apply(post, c)
+		m.act.applyRows(post, c, n, li.out)
 		h = post
 		if tape {
 			t.inputs[l+1] = post
@@ -464,7 +464,7 @@ func (m *madeNet) backward(t *madeTape, g []float64, dp Params, dctx []float64) 
 			if t.pres != nil {
 				pre = t.pres[l-1]
 			}
-			m.act.backInPlace(dh, t.inputs[l], pre)
+			m.act.backRows(dh, t.inputs[l], pre, n, li.in)
 		}
 		gBuf.put()
 		g, gBuf = dh, dhBuf

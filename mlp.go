@@ -359,7 +359,7 @@ func (m *mlp) forward(p Params, h []float64, n int, y []float64) {
 		for l, li := range m.layers[:last] {
 			c := scratch[l%2][:n*li.out]
 			li.affine(p, h, n, c)
-			m.act.apply(c, c)
+			m.act.applyRows(c, c, n, li.out)
 			h = c
 		}
 	}
@@ -394,7 +394,7 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 			pres[l] = c
 			post = t.get(n * li.out)
 		}
-		m.act.apply(post, c)
+		m.act.applyRows(post, c, n, li.out)
 		inputs[l+1] = post
 	}
 	y := make([]float64, n*m.out)
@@ -445,7 +445,7 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 				if pres != nil {
 					pre = pres[l-1]
 				}
-				m.act.backInPlace(dh, inputs[l], pre)
+				m.act.backRows(dh, inputs[l], pre, n, li.in)
 			}
 			gBuf.put() // the layer above's gradient, read for the last time
 			g, gBuf = dh, dhBuf
