@@ -93,7 +93,7 @@ const arChunk = 256
 func MaskedAutoregressive(made MADEConfig, t Transformer) InitFunc {
 	made.Hidden = slices.Clone(made.Hidden) // the caller may reuse its slice
 	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
-		return newAutoregressive("MaskedAutoregressive", made, key, dim, contextDim, t)
+		return newAutoregressive("MaskedAutoregressive", made, key, dim, contextDim, t, nil)
 	}
 }
 
@@ -107,7 +107,9 @@ type autoregressive struct {
 }
 
 // newAutoregressive makes the layer; who names it in errors and panics.
-func newAutoregressive(who string, made MADEConfig, key Key, dim, contextDim int, t Transformer) (Params, Bijection, error) {
+// θ_i[k] is the MADE's output for input i at block order[k] (block k when
+// order is nil).
+func newAutoregressive(who string, made MADEConfig, key Key, dim, contextDim int, t Transformer, order []int) (Params, Bijection, error) {
 	if err := checkDim(who, dim, 1); err != nil {
 		return nil, Bijection{}, err
 	}
@@ -122,6 +124,7 @@ func newAutoregressive(who string, made MADEConfig, key Key, dim, contextDim int
 		return nil, Bijection{}, err
 	}
 	a := &autoregressive{who: who, m: m, t: t.withInverseVJP(), dim: dim, at: paramMajor(dim, t.Params)}
+	a.at.order = order
 	return p, Bijection{
 		Direct: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64) {
 			z, ld, _ := a.direct(p, x, c, false)
@@ -174,52 +177,87 @@ func addContextGrad(dc *mat.Dense, g []float64, cdim int) {
 func (a *autoregressive) direct(p Params, x, c *mat.Dense, vjp bool) (*mat.Dense, []float64, Pullback) {
 	m, dim, P := a.m, a.dim, a.t.Params
 	xs, n, cs := a.check(p, x, c)
-	y, tape := m.forward(p, xs, cs, n, vjp)
 	w := P * dim // MADE output columns
+	// y is pooled for the call without a pullback, else kept on its tape.
+	var y []float64
+	var tape *madeTape
+	if vjp {
+		tape = m.newTape(p, xs, cs, n)
+		y = tape.get(n * w)
+	} else {
+		yBuf := getScratch(n * w)
+		defer yBuf.put()
+		y = yBuf.f
+	}
+	m.forward(p, xs, cs, n, tape, y)
 	z := make([]float64, n*dim)
 	ld := make([]float64, n)
-	theta := make([]float64, P)
-	for r := 0; r < n; r++ {
-		yr := y[r*w : (r+1)*w]
-		zr := z[r*dim : (r+1)*dim]
-		sum := 0.0
-		for i, xi := range xs[r*dim : (r+1)*dim] {
-			a.at.gather(theta, yr, i)
-			v, l := a.t.Forward(theta, xi)
-			zr[i] = v
-			sum += l
+	forRows(n, dim*transformerWork, func(r0, r1 int) {
+		theta := make([]float64, P)
+		for r := r0; r < r1; r++ {
+			yr := y[r*w : (r+1)*w]
+			zr := z[r*dim : (r+1)*dim]
+			sum := 0.0
+			for i, xi := range xs[r*dim : (r+1)*dim] {
+				a.at.gather(theta, yr, i)
+				v, l := a.t.Forward(theta, xi)
+				zr[i] = v
+				sum += l
+			}
+			ld[r] = sum
 		}
-		ld[r] = sum
-	}
+	})
 	if !vjp {
 		return mat.NewDense(n, dim, z), ld, nil
 	}
-	// The tape holds private copies of x (its inputs[0]) and of the
-	// context; y is ours; z is copied, since the caller owns the output.
-	xc, zc := tape.inputs[0], slices.Clone(z)
+	// The tape holds private copies of p, x (its inputs[0]) and the
+	// context, and, on its pooled part, y and a copy of z (the caller owns
+	// the output). The pullback's first call gives the pooled part back; a
+	// later one reruns the pass on the copies and calls its pullback.
+	xc, zc := tape.inputs[0], tape.get(n*dim)
+	copy(zc, z)
 	back := func(dz *mat.Dense, dLogDet []float64, dp Params, dc *mat.Dense) *mat.Dense {
 		checkPullback(a.who, dz, dLogDet, dp, dc, n, dim, m.np, m.cdim)
+		if !tape.take() {
+			var cm *mat.Dense
+			if tape.ctx != nil {
+				cm = mat.NewDense(n, m.cdim, tape.ctx)
+			}
+			_, _, again := a.direct(tape.p, mat.NewDense(n, dim, xc), cm, true)
+			return again(dz, dLogDet, dp, dc)
+		}
+		defer tape.release()
 		// z_i = f(x_i; θ_i(x_<i, c)): the transformer's pullback gives the
 		// diagonal term ∂L/∂x_i at fixed θ and dL/dθ_i; the MADE pulls
 		// dy = [dL/dθ] back to the parameters, to x (the strictly
 		// triangular part of ∂z/∂x) and to c, and the two x terms add.
 		g, _, _ := rawRows(dz)
-		dy := make([]float64, n*w)
-		ddiag := make([]float64, n*dim)
-		buf := make([]float64, 2*P)
-		theta, dtheta := buf[:P:P], buf[P:]
-		for r := 0; r < n; r++ {
-			yr := y[r*w : (r+1)*w]
-			gl := dLogDet[r]
-			for i := 0; i < dim; i++ {
-				k := r*dim + i
-				fixed := a.at.gather(theta, yr, i)
-				clear(dtheta)
-				ddiag[k] = a.t.ForwardVJP(theta, xc[k], zc[k], g[k], gl, dtheta)
-				a.at.scatter(dy[r*w:(r+1)*w], dtheta, yr, i, fixed)
-			}
+		dyBuf, ddiagBuf := getScratch(n*w), getScratch(n*dim)
+		defer dyBuf.put()
+		defer ddiagBuf.put()
+		dy, ddiag := dyBuf.f, ddiagBuf.f
+		var dctx []float64
+		if m.cdim > 0 {
+			dctxBuf := getZeroed(n * m.cdim)
+			defer dctxBuf.put()
+			dctx = dctxBuf.f
 		}
-		dx, dctx := m.backward(tape, dy, dp)
+		forRows(n, dim*transformerWork, func(r0, r1 int) {
+			buf := make([]float64, 2*P)
+			theta, dtheta := buf[:P:P], buf[P:]
+			for r := r0; r < r1; r++ {
+				yr := y[r*w : (r+1)*w]
+				gl := dLogDet[r]
+				for i := 0; i < dim; i++ {
+					k := r*dim + i
+					fixed := a.at.gather(theta, yr, i)
+					clear(dtheta)
+					ddiag[k] = a.t.ForwardVJP(theta, xc[k], zc[k], g[k], gl, dtheta)
+					a.at.scatter(dy[r*w:(r+1)*w], dtheta, yr, i, fixed)
+				}
+			}
+		})
+		dx := m.backward(tape, dy, dp, dctx)
 		for k, v := range ddiag {
 			dx[k] += v
 		}
@@ -243,7 +281,16 @@ func (a *autoregressive) inverse(p Params, z, c *mat.Dense, vjp bool) (*mat.Dens
 	m, dim := a.m, a.dim
 	zs, n, cs := a.check(p, z, c)
 	cd := m.cdim
-	blk := m.incBlocks(p)
+	// The weight blocks: kept by the pullback, or pooled without one.
+	var blk []float64
+	if vjp {
+		blk = make([]float64, m.inc.size)
+	} else {
+		blkBuf := getScratch(m.inc.size)
+		defer blkBuf.put()
+		blk = blkBuf.f
+	}
+	m.incBlocks(p, blk)
 	x := make([]float64, n*dim)
 	ld := make([]float64, n)
 	var chunks []*arChunkState
@@ -252,6 +299,9 @@ func (a *autoregressive) inverse(p Params, z, c *mat.Dense, vjp bool) (*mat.Dens
 		nc := min(arChunk, n-r0)
 		if vjp || s == nil {
 			s = m.newIncBlocks(p, blk, nc, vjp)
+			if !vjp {
+				defer s.release()
+			}
 		} else {
 			s.reset(nc)
 		}
@@ -302,7 +352,7 @@ func (a *autoregressive) inverseChunk(ch *arChunkState, z, x, ld []float64, vjp 
 		ch.z = slices.Clone(z)
 		ch.theta = make([]float64, dim*P*n)
 	}
-	at := elementParams{elem: 1, param: n} // step b's outputs: P rows of n
+	at := elementParams{elem: 1, param: n, order: a.at.order} // step b's outputs: P rows of n
 	theta := make([]float64, P)
 	xT := s.lv[0]
 	for b := 1; b <= dim; b++ {
@@ -341,7 +391,7 @@ func (a *autoregressive) inverseChunkBack(ch *arChunkState, gb *madeIncBack, g, 
 			row[r] = g[r*dim+i]
 		}
 	}
-	at := elementParams{elem: 1, param: n}
+	at := elementParams{elem: 1, param: n, order: a.at.order}
 	buf := make([]float64, 2*P)
 	theta, dtheta := buf[:P:P], buf[P:]
 	gO := make([]float64, P*n)

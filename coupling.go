@@ -157,9 +157,17 @@ func (c *coupling) forward(p Params, u, ctx *mat.Dense, inverse, vjp bool) (*mat
 	win := d1 + cd // conditioner input columns
 
 	// The conditioner's input, [u1 | ctx], as a contiguous copy: the net
-	// sees a plain matrix and its pullback may keep it.
+	// sees a plain matrix and its pullback may keep it (pooled when there
+	// is no pullback).
 	ur := u.RawMatrix()
-	u1 := make([]float64, n*win)
+	var u1 []float64
+	if vjp {
+		u1 = make([]float64, n*win)
+	} else {
+		u1Buf := getScratch(n * win)
+		defer u1Buf.put()
+		u1 = u1Buf.f
+	}
 	for i := 0; i < n; i++ {
 		copy(u1[i*win:i*win+d1], ur.Data[i*ur.Stride:i*ur.Stride+d1])
 	}
@@ -188,21 +196,23 @@ func (c *coupling) forward(p Params, u, ctx *mat.Dense, inverse, vjp bool) (*mat
 	}
 	out := make([]float64, n*dim)
 	logDet := make([]float64, n)
-	theta := make([]float64, P)
-	for i := 0; i < n; i++ {
-		urow := ur.Data[i*ur.Stride : i*ur.Stride+dim]
-		yrow := yr.Data[i*yr.Stride : i*yr.Stride+wy]
-		orow := out[i*dim : (i+1)*dim]
-		copy(orow[:d1], urow[:d1])
-		var sum float64
-		for j, v := range urow[d1:] {
-			c.at.gather(theta, yrow, j)
-			w, ld := f(theta, v)
-			orow[d1+j] = w
-			sum += ld
+	forRows(n, d2*transformerWork, func(r0, r1 int) {
+		theta := make([]float64, P)
+		for i := r0; i < r1; i++ {
+			urow := ur.Data[i*ur.Stride : i*ur.Stride+dim]
+			yrow := yr.Data[i*yr.Stride : i*yr.Stride+wy]
+			orow := out[i*dim : (i+1)*dim]
+			copy(orow[:d1], urow[:d1])
+			var sum float64
+			for j, v := range urow[d1:] {
+				c.at.gather(theta, yrow, j)
+				w, ld := f(theta, v)
+				orow[d1+j] = w
+				sum += ld
+			}
+			logDet[i] = sum
 		}
-		logDet[i] = sum
-	}
+	})
 	if !vjp {
 		return mat.NewDense(n, dim, out), logDet, nil
 	}
@@ -221,27 +231,31 @@ func (c *coupling) forward(p Params, u, ctx *mat.Dense, inverse, vjp bool) (*mat
 		// into dc, and dp receives the rest.
 		gr := dv.RawMatrix()
 		du := make([]float64, n*dim)
-		dy := make([]float64, n*wy)
-		buf := make([]float64, 2*P)
-		theta, dtheta := buf[:P:P], buf[P:]
-		for i := 0; i < n; i++ {
-			grow := gr.Data[i*gr.Stride : i*gr.Stride+dim]
-			drow := du[i*dim : (i+1)*dim]
-			copy(drow[:d1], grow[:d1])
-			yrow := yr.Data[i*yr.Stride : i*yr.Stride+wy]
-			dyrow := dy[i*wy : (i+1)*wy]
-			u2, v2 := kept[i*d2:(i+1)*d2], kept[(n+i)*d2:(n+i+1)*d2]
-			for j, g := range grow[d1:] {
-				fixed := c.at.gather(theta, yrow, j)
-				clear(dtheta)
-				if inverse {
-					drow[d1+j] = c.t.InverseVJP(theta, u2[j], v2[j], g, dLogDet[i], dtheta)
-				} else {
-					drow[d1+j] = c.t.ForwardVJP(theta, u2[j], v2[j], g, dLogDet[i], dtheta)
+		dyBuf := getScratch(n * wy)
+		defer dyBuf.put()
+		dy := dyBuf.f
+		forRows(n, d2*transformerWork, func(r0, r1 int) {
+			buf := make([]float64, 2*P)
+			theta, dtheta := buf[:P:P], buf[P:]
+			for i := r0; i < r1; i++ {
+				grow := gr.Data[i*gr.Stride : i*gr.Stride+dim]
+				drow := du[i*dim : (i+1)*dim]
+				copy(drow[:d1], grow[:d1])
+				yrow := yr.Data[i*yr.Stride : i*yr.Stride+wy]
+				dyrow := dy[i*wy : (i+1)*wy]
+				u2, v2 := kept[i*d2:(i+1)*d2], kept[(n+i)*d2:(n+i+1)*d2]
+				for j, g := range grow[d1:] {
+					fixed := c.at.gather(theta, yrow, j)
+					clear(dtheta)
+					if inverse {
+						drow[d1+j] = c.t.InverseVJP(theta, u2[j], v2[j], g, dLogDet[i], dtheta)
+					} else {
+						drow[d1+j] = c.t.ForwardVJP(theta, u2[j], v2[j], g, dLogDet[i], dtheta)
+					}
+					c.at.scatter(dyrow, dtheta, yrow, j, fixed)
 				}
-				c.at.scatter(dyrow, dtheta, yrow, j, fixed)
 			}
-		}
+		})
 		du1 := netBack(mat.NewDense(n, wy, dy), dp)
 		if r, cols := du1.Dims(); r != n || cols != win {
 			panic(fmt.Sprintf("flows: %s: conditioner pullback returned %d×%d, want %d×%d", c.who, r, cols, n, win))

@@ -122,7 +122,7 @@ type MADEConfig struct {
 // positive multiple of in, a hidden width < 1, or an unknown activation,
 // order or init. Apply and ApplyVJP panic for a batch without in columns or
 // parameters of the wrong length. The pullback returned by ApplyVJP keeps
-// its own copies of x and of the masked weights, so it may be called after
+// its own copies of x and of the parameters, so it may be called after
 // x or p change, any number of times, from any goroutine.
 func MADE(cfg MADEConfig) NetInitFunc {
 	cfg.Hidden = slices.Clone(cfg.Hidden) // the caller may reuse its slice
@@ -274,21 +274,21 @@ func newMADE(who string, cfg MADEConfig, key Key, in, out, cdim int) (Params, *m
 	return p, m, nil
 }
 
-// maskedWeights returns W_l ⊙ M_l for every layer in one buffer (layer l at
-// layers[l].mw). Masked entries are set to zero without reading them, so
-// that they cannot matter even when they hold NaN or ±Inf.
-func (m *madeNet) maskedWeights(p Params) []float64 {
-	wm := make([]float64, m.nw)
+// maskedWeights sets wm (m.nw entries) to W_l ⊙ M_l for every layer
+// (layer l at layers[l].mw). Masked entries are set to zero without
+// reading them, so that they cannot matter even when they hold NaN or ±Inf.
+func (m *madeNet) maskedWeights(p Params, wm []float64) {
 	for _, li := range m.layers {
 		src := p[li.w:li.b]
 		dst := wm[li.mw : li.mw+li.in*li.out]
 		for i, used := range li.mask {
 			if used {
 				dst[i] = src[i]
+			} else {
+				dst[i] = 0
 			}
 		}
 	}
-	return wm
 }
 
 // affine sets c (n×li.out) to x·Wm + b, with x n×li.in and Wm the layer's
@@ -302,45 +302,59 @@ func (li madeLayer) affine(p Params, wm, x []float64, n int, c []float64) {
 }
 
 // madeTape is what the dense pass keeps for its pullback: private copies of
-// everything it reads, so the pullback depends on nothing the caller owns.
+// everything it reads, so the pullback depends on nothing the caller owns,
+// and the hidden layers on a pooled tape, which the pullback's first call
+// gives back (a later call reruns the pass on the copies for a new
+// pullback, and calls that).
 type madeTape struct {
+	tape
 	n      int
-	wm     []float64   // masked weights
+	p      []float64   // a copy of the parameters
 	inputs [][]float64 // inputs[l]: layer l's input (n×in_l); inputs[0] a copy of x
 	pres   [][]float64 // pre-activations of the hidden layers, kept only when act needs them
 	ctx    []float64   // a copy of the context (n×cdim), nil without one
-	wc     []float64   // a copy of the context weights, p[ctxOff[firstCtx()]:np]
+}
+
+// newTape returns a tape holding copies of p, x (n×in) and ctx (n×cdim, or
+// nil), for forward to fill.
+func (m *madeNet) newTape(p Params, x, ctx []float64, n int) *madeTape {
+	t := &madeTape{n: n, p: slices.Clone(p), inputs: make([][]float64, len(m.layers))}
+	t.inputs[0] = slices.Clone(x[:n*m.in])
+	if ctx != nil {
+		t.ctx = slices.Clone(ctx[:n*m.cdim])
+	}
+	return t
 }
 
 // forward is the dense (parallel) pass on x (n×in, row-major, not
 // modified) given the context ctx (n×m.cdim, row-major, not modified; nil
 // when m.cdim is 0): layer l's pre-activation gains ctx·Wc_l for every
-// layer with context weights. It returns y (n×out, a new slice) and, when
-// tape, what the pullback needs.
-func (m *madeNet) forward(p Params, x, ctx []float64, n int, tape bool) ([]float64, *madeTape) {
-	wm := m.maskedWeights(p)
+// layer with context weights. It writes the output into y (n×out) and,
+// when t is not nil (see newTape), keeps the hidden layers on t's pooled
+// tape for the pullback. The masked weights, and the hidden layers without
+// a tape, are pooled for the call.
+func (m *madeNet) forward(p Params, x, ctx []float64, n int, t *madeTape, y []float64) {
 	last := len(m.layers) - 1
-	var t *madeTape
+	tape := t != nil
 	var scratch [2][]float64
+	wmBuf := getScratch(m.nw)
+	defer wmBuf.put()
+	wm := wmBuf.f
 	if tape {
-		t = &madeTape{n: n, wm: wm, inputs: make([][]float64, len(m.layers))}
-		t.inputs[0] = slices.Clone(x[:n*m.in])
-		if ctx != nil {
-			t.ctx = slices.Clone(ctx[:n*m.cdim])
-			t.wc = slices.Clone(p[m.ctxOff[m.firstCtx()]:m.np])
-		}
 		if m.keepPre {
 			t.pres = make([][]float64, last)
 		}
 	} else if last > 0 {
-		buf := make([]float64, 2*n*m.maxHidden)
-		scratch = [2][]float64{buf[:n*m.maxHidden], buf[n*m.maxHidden:]}
+		buf := getScratch(2 * n * m.maxHidden)
+		defer buf.put()
+		scratch = [2][]float64{buf.f[:n*m.maxHidden], buf.f[n*m.maxHidden:]}
 	}
+	m.maskedWeights(p, wm)
 	h := x
 	for l, li := range m.layers[:last] {
 		var c []float64
 		if tape {
-			c = make([]float64, n*li.out)
+			c = t.get(n * li.out)
 		} else {
 			c = scratch[l%2][:n*li.out]
 		}
@@ -351,20 +365,19 @@ func (m *madeNet) forward(p Params, x, ctx []float64, n int, tape bool) ([]float
 		post := c
 		if tape && m.keepPre {
 			t.pres[l] = c
-			post = make([]float64, n*li.out)
+			post = t.get(n * li.out)
 		}
-		m.act.apply(post, c)
+		m.act.applyRows(post, c, n, li.out)
 		h = post
 		if tape {
 			t.inputs[l+1] = post
 		}
 	}
-	y := make([]float64, n*m.out)
+	y = y[:n*m.out]
 	m.layers[last].affine(p, wm, h, n, y)
 	if ctx != nil {
 		m.addCtx(p, last, ctx, n, y)
 	}
-	return y, t
 }
 
 // firstCtx is the first layer with context weights (they sit together at
@@ -389,7 +402,8 @@ func (m *madeNet) addCtx(p Params, l int, ctx []float64, n int, c []float64) {
 }
 
 // backward is the pullback of the dense pass: given g = dL/dy (n×out,
-// read only) it adds dL/dparams into dp and returns dL/dx (n×in, new).
+// read only) it adds dL/dparams into dp and returns dL/dx (n×in, new); with
+// a context it adds dL/dctx into dctx (n×cdim; nil without one).
 //
 // Layer l computes y_l = x_l·(W_l ⊙ M_l) + b_l, so with g_l = dL/dy_l
 //
@@ -398,29 +412,31 @@ func (m *madeNet) addCtx(p Params, l int, ctx []float64, n int, c []float64) {
 //	dx_l  = g_l·(W_l ⊙ M_l)ᵀ   (n×in_l),
 //
 // and for a hidden layer x_{l+1} = act(a_l), so g_{l−1} = dx_l ⊙ act'(a_{l−1}).
-//
-// With a context it also returns dL/dctx (n×cdim, new; nil without one):
-// for a layer with context weights, whose pre-activation gains ctx·Wc_l,
+// For a layer with context weights, whose pre-activation gains ctx·Wc_l,
 // with g_l = dL/d(pre-activation),
 //
 //	dWc_l += ctxᵀ·g_l,   dctx += g_l·Wc_lᵀ.
-func (m *madeNet) backward(t *madeTape, g []float64, dp Params) ([]float64, []float64) {
+//
+// The masked weights (rebuilt from the tape's copy of p), the
+// weight-gradient scratch and the gradients between layers are pooled. The
+// caller has taken the tape (see tape.take) and releases it.
+func (m *madeNet) backward(t *madeTape, g []float64, dp Params, dctx []float64) []float64 {
 	n := t.n
-	scratch := make([]float64, m.maxW)
-	var dctx []float64
-	if t.ctx != nil {
-		dctx = make([]float64, n*m.cdim)
-	}
+	wmBuf, sBuf := getScratch(m.nw), getScratch(m.maxW)
+	defer wmBuf.put()
+	defer sBuf.put()
+	wm := wmBuf.f
+	m.maskedWeights(t.p, wm)
+	var gBuf *scratch // g's pooled buffer; nil while g is the caller's
 	for l := len(m.layers) - 1; l >= 0; l-- {
 		li := m.layers[l]
 		if t.ctx != nil && m.ctxOff[l] >= 0 {
 			off := m.ctxOff[l]
-			w0 := m.ctxOff[m.firstCtx()]
-			wc := t.wc[off-w0 : off-w0+m.cdim*li.out]
+			wc := t.p[off : off+m.cdim*li.out]
 			linalg.Gemm(true, false, m.cdim, li.out, n, 1, t.ctx, g[:n*li.out], 1, dp[off:off+m.cdim*li.out])
 			linalg.Gemm(false, true, n, m.cdim, li.out, 1, g[:n*li.out], wc, 1, dctx)
 		}
-		s := scratch[:li.in*li.out]
+		s := sBuf.f[:li.in*li.out]
 		linalg.Gemm(true, false, li.in, li.out, n, 1, t.inputs[l], g, 0, s)
 		dW := dp[li.w:li.b]
 		for i, used := range li.mask {
@@ -434,18 +450,26 @@ func (m *madeNet) backward(t *madeTape, g []float64, dp Params) ([]float64, []fl
 				db[j] += v
 			}
 		}
-		dh := make([]float64, n*li.in)
-		linalg.Gemm(false, true, n, li.in, li.out, 1, g, t.wm[li.mw:li.mw+li.in*li.out], 0, dh)
+		var dh []float64
+		var dhBuf *scratch
+		if l > 0 {
+			dhBuf = getScratch(n * li.in)
+			dh = dhBuf.f
+		} else {
+			dh = make([]float64, n*li.in) // dL/dx, returned
+		}
+		linalg.Gemm(false, true, n, li.in, li.out, 1, g, wm[li.mw:li.mw+li.in*li.out], 0, dh)
 		if l > 0 {
 			var pre []float64
 			if t.pres != nil {
 				pre = t.pres[l-1]
 			}
-			m.act.backInPlace(dh, t.inputs[l], pre)
+			m.act.backRows(dh, t.inputs[l], pre, n, li.in)
 		}
-		g = dh
+		gBuf.put()
+		g, gBuf = dh, dhBuf
 	}
-	return g, dctx
+	return g
 }
 
 // apply is Net.Apply.
@@ -453,7 +477,8 @@ func (m *madeNet) apply(p Params, x *mat.Dense) *mat.Dense {
 	checkParams(m.who, p, m.np)
 	checkWidth(m.who, x, m.in)
 	xs, n, _ := rawRows(x)
-	y, _ := m.forward(p, xs, nil, n, false)
+	y := make([]float64, n*m.out)
+	m.forward(p, xs, nil, n, nil, y)
 	return mat.NewDense(n, m.out, y)
 }
 
@@ -462,7 +487,9 @@ func (m *madeNet) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 	checkParams(m.who, p, m.np)
 	checkWidth(m.who, x, m.in)
 	xs, n, _ := rawRows(x)
-	y, t := m.forward(p, xs, nil, n, true)
+	y := make([]float64, n*m.out)
+	t := m.newTape(p, xs, nil, n)
+	m.forward(p, xs, nil, n, t, y)
 	back := func(dy *mat.Dense, dp Params) *mat.Dense {
 		if dy == nil {
 			panic("flows: " + m.who + ": nil gradient in pullback")
@@ -471,8 +498,13 @@ func (m *madeNet) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 			panic(fmt.Sprintf("flows: %s: pullback gradient is %d×%d, want %d×%d", m.who, r, c, n, m.out))
 		}
 		checkParams(m.who+": pullback", dp, m.np)
+		if !t.take() { // a later call: the first gave the tape back
+			_, again := m.applyVJP(t.p, mat.NewDense(n, m.in, t.inputs[0]))
+			return again(dy, dp)
+		}
+		defer t.release()
 		g, _, _ := rawRows(dy)
-		dx, _ := m.backward(t, g, dp)
+		dx := m.backward(t, g, dp, nil)
 		return mat.NewDense(n, m.in, dx)
 	}
 	return mat.NewDense(n, m.out, y), back

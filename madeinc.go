@@ -110,6 +110,7 @@ type madeInc struct {
 
 	lvBuf, preBuf [][]float64 // the buffers behind lv and pre, for the largest n
 	outBuf        []float64
+	pooled        []*scratch // lvBuf's and outBuf's, when pooled (see release)
 
 	// Context (setContext): ctx is this chunk's context (n×cdim, a private
 	// copy), wc a copy of the context weights, and ctxT[l] (out_l×n, by
@@ -127,10 +128,10 @@ type madeIncBack struct {
 	gctx [][]float64 // gctx[l]: the gradient of ctxT[l], same layout (nil without a context)
 }
 
-// incBlocks copies the weight blocks of the incremental evaluation from p,
-// once per call: every row chunk of the call shares them.
-func (m *madeNet) incBlocks(p Params) []float64 {
-	blk := make([]float64, m.inc.size)
+// incBlocks copies the weight blocks of the incremental evaluation from p
+// into blk (m.inc.size entries, every one written), once per call: every
+// row chunk of the call shares them.
+func (m *madeNet) incBlocks(p Params, blk []float64) {
 	for l, li := range m.layers {
 		for b, bl := range m.inc.blocks[l] {
 			if bl.rows < 0 {
@@ -147,35 +148,54 @@ func (m *madeNet) incBlocks(p Params) []float64 {
 			}
 		}
 	}
-	return blk
 }
 
 // newIncBlocks starts an incremental evaluation of up to n rows at
-// parameters p, with blk = m.incBlocks(p). The caller fills lv[0] row b−1 (input
-// perm[b−1], degree b) before asking for anything of degree > b. Every
-// value is written before it is read, so the buffers need no clearing when
-// reset reuses them for another chunk.
+// parameters p, with blk holding m.incBlocks(p). The caller fills lv[0] row
+// b−1 (input perm[b−1], degree b) before asking for anything of degree > b.
+// Every value is written before it is read, so the buffers need no
+// clearing when reset reuses them for another chunk. With vjp the buffers
+// are new (the pullback keeps them); without, they are pooled, and the
+// caller gives them back with release.
 func (m *madeNet) newIncBlocks(p Params, blk []float64, n int, vjp bool) *madeInc {
 	s := &madeInc{m: m, p: p, blk: blk}
+	alloc := func(size int) []float64 {
+		if vjp {
+			return make([]float64, size)
+		}
+		b := getScratch(size)
+		s.pooled = append(s.pooled, b)
+		return b.f
+	}
 	L := len(m.layers)
 	s.lvBuf = make([][]float64, L)
-	s.lvBuf[0] = make([]float64, m.in*n)
+	s.lvBuf[0] = alloc(m.in * n)
 	if vjp && m.keepPre {
 		s.preBuf = make([][]float64, L)
 	}
 	for v := 1; v < L; v++ {
-		s.lvBuf[v] = make([]float64, m.layers[v-1].out*n)
+		s.lvBuf[v] = alloc(m.layers[v-1].out * n)
 		if s.preBuf != nil {
 			s.preBuf[v] = make([]float64, m.layers[v-1].out*n)
 		}
 	}
-	s.outBuf = make([]float64, m.k*n)
+	s.outBuf = alloc(m.k * n)
 	s.lv = make([][]float64, L)
 	if s.preBuf != nil {
 		s.pre = make([][]float64, L)
 	}
 	s.reset(n)
 	return s
+}
+
+// release gives back the pooled buffers of an evaluation made without vjp;
+// s must not be used afterwards.
+func (s *madeInc) release() {
+	for _, b := range s.pooled {
+		b.put()
+	}
+	s.pooled = nil
+	s.lvBuf, s.lv, s.outBuf, s.out = nil, nil, nil, nil
 }
 
 // reset makes s evaluate n rows, at most as many as it was made for.

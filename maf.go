@@ -69,13 +69,17 @@ func mafBounded(who string, cfg MADEConfig, bound float64) InitFunc {
 		if err := checkAffineBound(who, bound); err != nil {
 			return nil, Bijection{}, err
 		}
-		return newAutoregressive(who, cfg, key, dim, contextDim, mafTransformer(bound))
+		return newAutoregressive(who, cfg, key, dim, contextDim, mafTransformer(bound), mafOrder)
 	}
 }
 
-// mafTransformer is MAF's map: Affine's inverse, z = (x − μ)·exp(−α), with
-// its parameters in the order the MADE emits them, [μ, raw] (Affine reads
-// [raw, t]).
+// mafTransformer is MAF's map: Affine's inverse, z = (x − μ)·exp(−α). Its
+// parameters are Affine's, [raw, t]; the MADE emits them as [μ, raw], so
+// the layer reads them in mafOrder.
 func mafTransformer(bound float64) Transformer {
-	return permuteParams(invertTransformer(Affine(bound)), []int{1, 0})
+	return invertTransformer(Affine(bound))
 }
+
+// mafOrder is where MAF's layer finds Affine's θ = [raw, t] among the
+// MADE's output blocks [μ, raw].
+var mafOrder = []int{1, 0}

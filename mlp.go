@@ -195,7 +195,8 @@ type mlpLayer struct {
 // columns or parameters of the wrong length. The pullback returned by
 // ApplyVJP reads x and p, which must not change until its last call (take
 // the optimiser step after the backward pass); it may be called any number
-// of times, from any goroutine.
+// of times, from any goroutine (a call after the first reruns the forward
+// pass: see applyVJP).
 func MLP(hidden []int, act Activation) NetInitFunc { return MLPFrom(hidden, act, InitDefault) }
 
 // Init is how a conditioner net (MLP, MADE) draws the weights of its hidden
@@ -337,34 +338,41 @@ func (li mlpLayer) affine(p Params, x []float64, n int, c []float64) {
 	linalg.Gemm(false, false, n, li.out, li.in, 1, x, p[li.w:li.b], 1, c)
 }
 
-// apply is Net.Apply: two scratch buffers for the hidden layers, used in
+// apply is Net.Apply: two pooled buffers for the hidden layers, used in
 // turn, and a fresh output.
 func (m *mlp) apply(p Params, x *mat.Dense) *mat.Dense {
 	checkParams("MLP", p, m.np)
 	checkWidth("MLP", x, m.in)
 	h, n, _ := rawRows(x)
-	var scratch [2][]float64
-	if len(m.layers) > 1 {
-		buf := make([]float64, 2*n*m.maxHidden)
-		scratch = [2][]float64{buf[:n*m.maxHidden], buf[n*m.maxHidden:]}
-	}
-	last := len(m.layers) - 1
-	for l, li := range m.layers[:last] {
-		c := scratch[l%2][:n*li.out]
-		li.affine(p, h, n, c)
-		m.act.apply(c, c)
-		h = c
-	}
 	y := make([]float64, n*m.out)
-	m.layers[last].affine(p, h, n, y)
+	m.forward(p, h, n, y)
 	return mat.NewDense(n, m.out, y)
+}
+
+// forward sets y (n×out) to the net's output on x (n×in), with its hidden
+// layers in pooled buffers.
+func (m *mlp) forward(p Params, h []float64, n int, y []float64) {
+	last := len(m.layers) - 1
+	if last > 0 {
+		buf := getScratch(2 * n * m.maxHidden)
+		defer buf.put()
+		scratch := [2][]float64{buf.f[:n*m.maxHidden], buf.f[n*m.maxHidden:]}
+		for l, li := range m.layers[:last] {
+			c := scratch[l%2][:n*li.out]
+			li.affine(p, h, n, c)
+			m.act.applyRows(c, c, n, li.out)
+			h = c
+		}
+	}
+	m.layers[last].affine(p, h, n, y)
 }
 
 // applyVJP is Net.ApplyVJP. It keeps every hidden layer's output (and, for
 // SiLU, its pre-activation): one n×out_l buffer per hidden layer, two for
-// SiLU. The pullback allocates one n×in_l buffer per layer for the gradient
-// flowing down; those, and the forward buffers, could come from a pool
-// handed in by a training loop if allocation ever shows up in profiles.
+// SiLU, on a tape from the pool that the pullback's first call gives back
+// (a later call reruns the pass on x and p, which may not change until
+// the pullback's last call). The gradients flowing down between layers are
+// pooled too; only the dL/dx the pullback returns is new.
 func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 	checkParams("MLP", p, m.np)
 	checkWidth("MLP", x, m.in)
@@ -378,15 +386,16 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 		pres = make([][]float64, last)
 	}
 	inputs[0] = x0
+	t := new(tape)
 	for l, li := range m.layers[:last] {
-		c := make([]float64, n*li.out)
+		c := t.get(n * li.out)
 		li.affine(p, inputs[l], n, c)
 		post := c
 		if pres != nil {
 			pres[l] = c
-			post = make([]float64, n*li.out)
+			post = t.get(n * li.out)
 		}
-		m.act.apply(post, c)
+		m.act.applyRows(post, c, n, li.out)
 		inputs[l+1] = post
 	}
 	y := make([]float64, n*m.out)
@@ -400,9 +409,15 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 			panic(fmt.Sprintf("flows: MLP: pullback gradient is %d×%d, want %d×%d", r, c, n, m.out))
 		}
 		checkParams("MLP: pullback", dp, m.np)
+		if !t.take() { // a later call: the first gave the tape back
+			_, again := m.applyVJP(p, x)
+			return again(dy, dp)
+		}
+		defer t.release()
 		// g is dL/d(pre-activation of layer l), n×out_l; for the last
 		// layer that is dy itself (no activation), read but never written.
 		g, _, _ := rawRows(dy)
+		var gBuf *scratch // g's pooled buffer; nil while g is dy
 		for l := last; l >= 0; l-- {
 			li := m.layers[l]
 			// y_l = h_l·W_l + b_l, so
@@ -416,7 +431,14 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 					db[j] += v
 				}
 			}
-			dh := make([]float64, n*li.in)
+			var dh []float64
+			var dhBuf *scratch
+			if l > 0 {
+				dhBuf = getScratch(n * li.in)
+				dh = dhBuf.f
+			} else {
+				dh = make([]float64, n*li.in) // dL/dx, returned
+			}
 			linalg.Gemm(false, true, n, li.in, li.out, 1, g, p[li.w:li.b], 0, dh)
 			if l > 0 {
 				// h_l = act(a_{l−1}): dL/da_{l−1} = dh_l ⊙ act'(a_{l−1}).
@@ -424,9 +446,10 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 				if pres != nil {
 					pre = pres[l-1]
 				}
-				m.act.backInPlace(dh, inputs[l], pre)
+				m.act.backRows(dh, inputs[l], pre, n, li.in)
 			}
-			g = dh
+			gBuf.put() // the layer above's gradient, read for the last time
+			g, gBuf = dh, dhBuf
 		}
 		return mat.NewDense(n, m.in, g)
 	}

@@ -104,7 +104,7 @@ func DeepSigmoidal(units, layers int) Transformer {
 func NeuralAutoregressive(made MADEConfig, units, layers int) InitFunc {
 	made.Hidden = slices.Clone(made.Hidden)
 	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
-		return newAutoregressive("NeuralAutoregressive", made, key, dim, contextDim, DeepSigmoidal(units, layers))
+		return newAutoregressive("NeuralAutoregressive", made, key, dim, contextDim, DeepSigmoidal(units, layers), nil)
 	}
 }
 

@@ -148,6 +148,6 @@ func NeuralSplineCoupling(net NetInitFunc, cfg SplineConfig) InitFunc {
 func NeuralSplineAutoregressive(made MADEConfig, cfg SplineConfig) InitFunc {
 	made.Hidden = slices.Clone(made.Hidden) // the caller may reuse its slice
 	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
-		return newAutoregressive("NeuralSplineAutoregressive", made, key, dim, contextDim, Spline(cfg))
+		return newAutoregressive("NeuralSplineAutoregressive", made, key, dim, contextDim, Spline(cfg), nil)
 	}
 }

@@ -14,12 +14,12 @@ package flows
 // entries zero gradient. So no transformer has to guard against its
 // conditioner.
 //
-// Two generic adapters serve the presets: invertTransformer swaps the
-// directions (MAF's density direction is the affine map's inverse), and
-// permuteParams reorders θ (MAF's MADE emits [μ | raw] where the affine
-// transformer reads [raw | t]). When a transformer has no InverseVJP, the
-// layers derive it from ForwardVJP by the implicit-function theorem (see
-// derivedInverseVJP).
+// A generic adapter serves the presets: invertTransformer swaps the
+// directions (MAF's density direction is the affine map's inverse); MAF's
+// reordering of θ (its MADE emits [μ | raw] where the affine transformer
+// reads [raw | t]) is done by the layer as it gathers θ (elementParams).
+// When a transformer has no InverseVJP, the layers derive it from
+// ForwardVJP by the implicit-function theorem (see derivedInverseVJP).
 
 import (
 	"fmt"
@@ -137,54 +137,24 @@ func invertTransformer(t Transformer) Transformer {
 	}
 }
 
-// permuteParams returns t reading its parameters in another order: the
-// result's θ′ is t's θ with θ[k] = θ′[order[k]].
-func permuteParams(t Transformer, order []int) Transformer {
-	t = t.withInverseVJP()
-	p := len(order)
-	gather := func(dst, theta []float64) []float64 {
-		dst = scratchParams(dst, p)
-		for k, o := range order {
-			dst[k] = theta[o]
-		}
-		return dst
-	}
-	return Transformer{
-		Name:   t.Name,
-		Params: t.Params,
-		Forward: func(theta []float64, x float64) (float64, float64) {
-			var arr [smallParams]float64
-			return t.Forward(gather(arr[:], theta), x)
-		},
-		Inverse: func(theta []float64, y float64) (float64, float64) {
-			var arr [smallParams]float64
-			return t.Inverse(gather(arr[:], theta), y)
-		},
-		ForwardVJP: func(theta []float64, x, y, gy, gl float64, dtheta []float64) float64 {
-			var arr, darr [smallParams]float64
-			d := scratchParams(darr[:], p)
-			dx := t.ForwardVJP(gather(arr[:], theta), x, y, gy, gl, d)
-			for k, o := range order {
-				dtheta[o] += d[k]
-			}
-			return dx
-		},
-		InverseVJP: func(theta []float64, y, x, gx, gl float64, dtheta []float64) float64 {
-			var arr, darr [smallParams]float64
-			d := scratchParams(darr[:], p)
-			dy := t.InverseVJP(gather(arr[:], theta), y, x, gx, gl, d)
-			for k, o := range order {
-				dtheta[o] += d[k]
-			}
-			return dy
-		},
-	}
-}
-
 // elementParams is how a layer finds an element's parameters in a row of
-// its conditioner's output: parameter k of element j is at j·elem + k·param.
+// its conditioner's output: parameter k of element j is at j·elem + k·param,
+// or, with order, at j·elem + order[k]·param (MAF's MADE emits [μ | raw]
+// where the affine transformer reads [raw | t]). Reordering here, rather
+// than in an adapter transformer, keeps θ in the layer's scratch: an
+// adapter's reordered copy, handed to a function value, would escape to
+// the heap once per element.
 type elementParams struct {
 	elem, param int
+	order       []int // nil: the identity
+}
+
+// src returns where parameter k sits among an element's parameters.
+func (l elementParams) src(k int) int {
+	if l.order != nil {
+		return l.order[k]
+	}
+	return k
 }
 
 // paramMajor lays out P parameters of d elements as P blocks of d
@@ -200,7 +170,7 @@ func elementMajor(_, p int) elementParams { return elementParams{elem: p, param:
 func (l elementParams) gather(theta, row []float64, j int) (fixed bool) {
 	base := j * l.elem
 	for k := range theta {
-		v := row[base+k*l.param]
+		v := row[base+l.src(k)*l.param]
 		if v-v != 0 { // NaN or ±Inf
 			fixed = true
 			switch {
@@ -224,7 +194,7 @@ func (l elementParams) gather(theta, row []float64, j int) (fixed bool) {
 func (l elementParams) scatter(drow, dtheta, row []float64, j int, fixed bool) {
 	base := j * l.elem
 	for k, v := range dtheta {
-		at := base + k*l.param
+		at := base + l.src(k)*l.param
 		if fixed {
 			if r := row[at]; r-r != 0 {
 				v = 0

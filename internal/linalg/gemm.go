@@ -215,6 +215,11 @@ type job struct {
 	done chan struct{}
 	// gen counts the calls that have used this job (it is pooled).
 	gen atomic.Uint64
+
+	// fn, when not nil, makes this a Parallel job: its tasks are fn(t)
+	// for t < fnTasks, not a product's.
+	fn      func(t int)
+	fnTasks int
 }
 
 // workBuf is one goroutine's scratch: the packed A block and an edge tile.
@@ -285,6 +290,15 @@ func run(kn *kernelInfo, ta, tb bool, m, n, k int, alpha float64, a, b []float64
 
 // work claims packing units, then tasks, until none are left.
 func (j *job) work() {
+	if j.fn != nil {
+		for {
+			t := j.next.Add(1) - 1
+			if t >= int64(j.fnTasks) {
+				return
+			}
+			j.fn(int(t))
+		}
+	}
 	units, total := int64(j.p.units), int64(j.p.units+j.p.tasks)
 	if j.next.Load() >= total {
 		return

@@ -63,6 +63,34 @@ func GemmSerial(ta, tb bool, m, n, k int, alpha float64, a []float64, b []float6
 	gemm(nil, ta, tb, m, n, k, alpha, a, b, beta, c, 1)
 }
 
+// Parallel calls fn(t) once for each t = 0, …, tasks−1, on the calling
+// goroutine and up to Workers()−1 goroutines of the helper pool that Gemm
+// uses, and returns when every call has returned. Which goroutine runs
+// which task, and in what order, is unspecified, so fn must make its
+// result independent of that (tasks that write disjoint parts of a
+// result, each computed the same way whoever runs it): then the result is
+// bit-identical for any number of workers. fn may call Gemm. A panic in
+// fn on a helper goroutine ends the program.
+func Parallel(tasks int, fn func(t int)) {
+	workers := min(Workers(), tasks)
+	if workers <= 1 {
+		for t := range tasks {
+			fn(t)
+		}
+		return
+	}
+	j := jobPool.Get().(*job)
+	j.fn, j.fnTasks = fn, tasks
+	j.next.Store(0)
+	j.gen.Add(1)
+	j.state.Store(int64(workers-1) << 32) // open
+	offer(j, workers-1)
+	j.work()
+	j.close()
+	j.fn = nil
+	jobPool.Put(j)
+}
+
 // maxWorkers is the SetWorkers setting; 0 means GOMAXPROCS.
 var maxWorkers atomic.Int64
 

@@ -1,0 +1,46 @@
+package linalg
+
+import (
+	"runtime"
+	"sync/atomic"
+	"testing"
+)
+
+// TestParallel checks that Parallel runs every task exactly once, for any
+// number of workers, also when the tasks run products themselves.
+func TestParallel(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	defer SetWorkers(SetWorkers(0))
+	a := make([]float64, 96*96)
+	for i := range a {
+		a[i] = float64(i%7) - 3
+	}
+	want := make([]float64, 96*96)
+	GemmSerial(false, false, 96, 96, 96, 1, a, a, 0, want)
+	for _, procs := range []int{1, 2, 4} {
+		runtime.GOMAXPROCS(procs)
+		for _, tasks := range []int{0, 1, 2, 3, 17, 100} {
+			counts := make([]atomic.Int32, tasks)
+			prods := make([][]float64, tasks)
+			Parallel(tasks, func(i int) {
+				counts[i].Add(1)
+				if i%5 == 0 {
+					prods[i] = make([]float64, 96*96)
+					Gemm(false, false, 96, 96, 96, 1, a, a, 0, prods[i])
+				}
+			})
+			for i := range counts {
+				if c := counts[i].Load(); c != 1 {
+					t.Fatalf("GOMAXPROCS=%d, %d tasks: task %d ran %d times", procs, tasks, i, c)
+				}
+				if prods[i] != nil {
+					for k, v := range prods[i] {
+						if v != want[k] {
+							t.Fatalf("GOMAXPROCS=%d: a product inside task %d differs at %d", procs, i, k)
+						}
+					}
+				}
+			}
+		}
+	}
+}
