@@ -70,7 +70,10 @@ func GemmSerial(ta, tb bool, m, n, k int, alpha float64, a []float64, b []float6
 // result independent of that (tasks that write disjoint parts of a
 // result, each computed the same way whoever runs it): then the result is
 // bit-identical for any number of workers. fn may call Gemm. A panic in
-// fn on a helper goroutine ends the program.
+// fn, on whichever goroutine, reaches Parallel's caller once the running
+// calls have returned (with one value if several panic), so a layer's
+// "flows: ..." message reaches its caller, and a server's recovery, as
+// without Parallel; the tasks not yet started may or may not run.
 func Parallel(tasks int, fn func(t int)) {
 	workers := min(Workers(), tasks)
 	if workers <= 1 {
@@ -79,8 +82,17 @@ func Parallel(tasks int, fn func(t int)) {
 		}
 		return
 	}
+	var panicked atomic.Pointer[any]
 	j := jobPool.Get().(*job)
-	j.fn, j.fnTasks = fn, tasks
+	j.fn = func(t int) {
+		defer func() {
+			if r := recover(); r != nil {
+				panicked.CompareAndSwap(nil, &r)
+			}
+		}()
+		fn(t)
+	}
+	j.fnTasks = tasks
 	j.next.Store(0)
 	j.gen.Add(1)
 	j.state.Store(int64(workers-1) << 32) // open
@@ -89,6 +101,9 @@ func Parallel(tasks int, fn func(t int)) {
 	j.close()
 	j.fn = nil
 	jobPool.Put(j)
+	if r := panicked.Load(); r != nil {
+		panic(*r)
+	}
 }
 
 // maxWorkers is the SetWorkers setting; 0 means GOMAXPROCS.

@@ -44,3 +44,29 @@ func TestParallel(t *testing.T) {
 		}
 	}
 }
+
+// TestParallelPanic: a task's panic reaches Parallel's caller, whichever
+// goroutine it happened on, and the pool still works afterwards.
+func TestParallelPanic(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	for _, procs := range []int{1, 2, 4} {
+		runtime.GOMAXPROCS(procs)
+		func() {
+			defer func() {
+				if r := recover(); r != "flows: task 3" {
+					t.Errorf("GOMAXPROCS=%d: recovered %v, want the task's panic", procs, r)
+				}
+			}()
+			Parallel(8, func(i int) {
+				if i == 3 {
+					panic("flows: task 3")
+				}
+			})
+		}()
+		var ran atomic.Int32
+		Parallel(8, func(int) { ran.Add(1) })
+		if n := ran.Load(); n != 8 {
+			t.Errorf("GOMAXPROCS=%d: after a panic, %d of 8 tasks ran", procs, n)
+		}
+	}
+}
