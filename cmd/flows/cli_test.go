@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"flag"
 	"math"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -14,30 +12,6 @@ import (
 	"github.com/gonormflows/flows/internal/linalg"
 	"github.com/gonormflows/flows/optim"
 )
-
-func TestParseInterspersed(t *testing.T) {
-	tests := []struct {
-		args []string
-		pos  []string
-		o    string
-		n    int
-	}{
-		{[]string{"a", "-o", "x", "b"}, []string{"a", "b"}, "x", 0},
-		{[]string{"-o=x", "a", "--n", "3"}, []string{"a"}, "x", 3},
-		{[]string{"a", "-", "-n", "2"}, []string{"a", "-"}, "", 2},
-		{[]string{"a", "--", "-o", "b"}, []string{"a", "-o", "b"}, "", 0},
-		{nil, nil, "", 0},
-	}
-	for _, tc := range tests {
-		fs := flag.NewFlagSet("t", flag.ContinueOnError)
-		o := fs.String("o", "", "")
-		n := fs.Int("n", 0, "")
-		pos, err := parseInterspersed(fs, tc.args)
-		if err != nil || !slices.Equal(pos, tc.pos) || *o != tc.o || *n != tc.n {
-			t.Errorf("%q: %q, -o %q, -n %d, %v", tc.args, pos, *o, *n, err)
-		}
-	}
-}
 
 func TestSpan(t *testing.T) {
 	v := make([]float64, 1001)

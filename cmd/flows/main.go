@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,12 +9,12 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
 
 	"github.com/gonormflows/flows/internal/atomicfile"
+	"github.com/gonormflows/flows/internal/cliflags"
 	"github.com/vbauerster/mpb/v8/cwriter"
 )
 
@@ -108,7 +107,7 @@ func run(e *env, args []string) int {
 	fs := flag.NewFlagSet("flows "+c.name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are printed below, usage on request
 	do := c.flags(fs)
-	pos, err := parseInterspersed(fs, args[1:])
+	pos, err := cliflags.ParseInterspersed(fs, args[1:])
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		commandUsage(e.stdout, c)
@@ -153,28 +152,6 @@ func lookup(name string) *command {
 	return nil
 }
 
-// parseInterspersed parses the flags of args, which may come before, between
-// or after the positional arguments (flows fit data.csv -o m.flow), and
-// returns the positional arguments in order. Everything after "--" is
-// positional, and so is "-" (standard input).
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
-
 // mainUsage prints the overview of "flows help".
 func mainUsage(w io.Writer) {
 	fmt.Fprint(w, `flows fits normalizing flows to the rows of a CSV file, samples from them,
@@ -206,60 +183,11 @@ func commandUsage(w io.Writer, c *command) {
 	fmt.Fprintf(w, "Usage: flows %s [flags] %s\n\n%s\n", c.name, c.args, strings.TrimSpace(c.long))
 	fs := flag.NewFlagSet(c.name, flag.ContinueOnError)
 	c.flags(fs)
-	var lines [][2]string
-	fs.VisitAll(func(f *flag.Flag) {
-		dash := "--"
-		if len(f.Name) == 1 {
-			dash = "-"
-		}
-		kind, usage := flag.UnquoteUsage(f)
-		head := dash + f.Name
-		if kind != "" {
-			head += " " + kind
-		}
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
-			usage += " (default " + f.DefValue + ")"
-		}
-		lines = append(lines, [2]string{head, usage})
-	})
-	if len(lines) == 0 {
-		return
-	}
-	sort.SliceStable(lines, func(i, j int) bool {
-		return strings.TrimLeft(lines[i][0], "-") < strings.TrimLeft(lines[j][0], "-")
-	})
-	fmt.Fprintln(w, "\nFlags:")
-	for _, l := range lines {
-		fmt.Fprintf(w, "  %s\n    \t%s\n", l[0], strings.ReplaceAll(l[1], "\n", "\n    \t"))
-	}
+	cliflags.PrintFlags(w, fs)
 }
 
-// listFlag is a flag holding a comma-separated list, parsed as one CSV
-// record so that a name with a comma can be quoted: --columns '"a,b",c'.
-type listFlag []string
-
-func (l *listFlag) String() string {
-	if l == nil {
-		return ""
-	}
-	return strings.Join(*l, ",")
-}
-
-func (l *listFlag) Set(s string) error {
-	r := csv.NewReader(strings.NewReader(s))
-	rec, err := r.Read()
-	if err != nil {
-		return fmt.Errorf("not a comma-separated list: %v", err)
-	}
-	for i := range rec {
-		rec[i] = strings.TrimSpace(rec[i])
-		if rec[i] == "" {
-			return fmt.Errorf("item %d of %q is empty", i+1, s)
-		}
-	}
-	*l = rec
-	return nil
-}
+// listFlag is a flag holding a comma-separated list (see cliflags.List).
+type listFlag = cliflags.List
 
 // intsFlag is a flag holding a comma-separated list of positive integers.
 type intsFlag []int
@@ -312,32 +240,9 @@ func (r *rangeFlag) Set(s string) error {
 	return nil
 }
 
-// floatsFlag is a flag holding a comma-separated list of finite numbers.
-type floatsFlag []float64
-
-func (l *floatsFlag) String() string {
-	if l == nil {
-		return ""
-	}
-	s := make([]string, len(*l))
-	for i, v := range *l {
-		s[i] = strconv.FormatFloat(v, 'g', -1, 64)
-	}
-	return strings.Join(s, ",")
-}
-
-func (l *floatsFlag) Set(s string) error {
-	var out []float64
-	for _, f := range strings.Split(s, ",") {
-		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil || isInfOrNaN(v) {
-			return fmt.Errorf("%q is not a list of finite numbers", s)
-		}
-		out = append(out, v)
-	}
-	*l = out
-	return nil
-}
+// floatsFlag is a flag holding a comma-separated list of finite numbers
+// (see cliflags.Floats).
+type floatsFlag = cliflags.Floats
 
 // trimmed is an error whose message drops the library's "flows: " prefix
 // and the function it names (the command names itself), and which wraps

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/internal/atomicfile"
+	"github.com/gonormflows/flows/internal/cliflags"
 )
 
 // plotFlags are the flags of flows plot.
@@ -120,7 +121,7 @@ func (f *plotFlags) run(e *env, args []string) error {
 	}
 	o := cornerOptions{Names: modelNames(m), N: f.n.v, Seed: f.seed, LogScale: f.logScale}
 	if len(args) == 2 {
-		t, err := readTable(e, args[1], forModel(opt, m, args[0]))
+		t, err := readTable(e, args[1], cliflags.ForModel(opt, m, args[0]))
 		if err != nil {
 			return err
 		}

@@ -8,6 +8,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/internal/cliflags"
 	"github.com/gonormflows/flows/table"
 )
 
@@ -133,7 +134,7 @@ func sampleContexts(e *env, m *flows.Model, path string, given []float64, contex
 		if err != nil {
 			return nil, err
 		}
-		opt = forModel(opt, m, path)
+		opt = cliflags.ForModel(opt, m, path)
 		if len(opt.Context) == 0 {
 			return nil, fmt.Errorf("%s records no names for its %d context %s; pick them in %s with --context",
 				path, m.ContextDim, plural(m.ContextDim, "column"), contexts)

@@ -10,6 +10,7 @@ import (
 	"slices"
 
 	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/internal/cliflags"
 	"github.com/gonormflows/flows/table"
 )
 
@@ -63,8 +64,8 @@ memory.`,
 			if err != nil {
 				return err
 			}
-			opt = forModel(opt, m, args[0])
-			if err := checkContext(opt, m, args[0]); err != nil {
+			opt = cliflags.ForModel(opt, m, args[0])
+			if err := cliflags.CheckContext(opt, m, args[0]); err != nil {
 				return err
 			}
 			o, err := openOutput(e, out)

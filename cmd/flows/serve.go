@@ -32,6 +32,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/internal/cliflags"
 	"github.com/gonormflows/flows/table"
 )
 
@@ -409,7 +410,7 @@ func (s *server) load() (*modelState, error) {
 	}
 	names := st.schema.names
 	if s.f.data != "" && m.ContextDim == 0 {
-		t, err := table.ReadFile(s.f.data, forModel(table.Options{}, m, s.path))
+		t, err := table.ReadFile(s.f.data, cliflags.ForModel(table.Options{}, m, s.path))
 		if err != nil {
 			return nil, fmt.Errorf("--data: %v", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
 	"github.com/gonormflows/flows/beam/flowsbeam"
+	"github.com/gonormflows/flows/internal/cliflags"
 )
 
 var evaluateCommand = &command{
@@ -49,8 +50,8 @@ hold rows. It prints the count and the mean.`,
 			if err != nil {
 				return err
 			}
-			opt = forModel(opt, m, args[0])
-			if err := checkContext(opt, m, args[0]); err != nil {
+			opt = cliflags.ForModel(opt, m, args[0])
+			if err := cliflags.CheckContext(opt, m, args[0]); err != nil {
 				return err
 			}
 			files, err := matchAll(ctx, args[1:])

@@ -7,7 +7,6 @@ package main
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"flag"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime/debug"
-	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,7 +30,7 @@ import (
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/spark"
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/universal"
-	"github.com/gonormflows/flows/table"
+	"github.com/gonormflows/flows/internal/cliflags"
 )
 
 // env is what a command may touch besides its files: the standard streams.
@@ -124,7 +122,7 @@ func run(ctx context.Context, e *env, args []string) int {
 	fs.SetOutput(io.Discard)
 	fs.BoolVar(&e.verbose, "verbose", false, "print Beam's and the runner's log, and its whole error")
 	do := c.flags(fs)
-	pos, err := parseInterspersed(fs, args[1:])
+	pos, err := cliflags.ParseInterspersed(fs, args[1:])
 	switch {
 	case errors.Is(err, flag.ErrHelp):
 		commandUsage(e.stdout, c)
@@ -179,27 +177,6 @@ func lookup(name string) *command {
 		}
 	}
 	return nil
-}
-
-// parseInterspersed parses the flags of args, which may come before, between
-// or after the positional arguments, and returns the positional arguments
-// in order; everything after "--" is positional.
-func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
 }
 
 // mainUsage prints the overview of "flows-beam help".
@@ -264,59 +241,14 @@ func commandUsage(w io.Writer, c *command) {
 	var verbose bool
 	fs.BoolVar(&verbose, "verbose", false, "print Beam's and the runner's log, and its whole error")
 	c.flags(fs)
-	var lines [][2]string
-	fs.VisitAll(func(f *flag.Flag) {
-		dash := "--"
-		if len(f.Name) == 1 {
-			dash = "-"
-		}
-		kind, usage := flag.UnquoteUsage(f)
-		head := dash + f.Name
-		if kind != "" {
-			head += " " + kind
-		}
-		if f.DefValue != "" && f.DefValue != "false" && f.DefValue != "0" && f.DefValue != "[]" {
-			usage += " (default " + f.DefValue + ")"
-		}
-		lines = append(lines, [2]string{head, usage})
-	})
-	sort.SliceStable(lines, func(i, j int) bool {
-		return strings.TrimLeft(lines[i][0], "-") < strings.TrimLeft(lines[j][0], "-")
-	})
-	fmt.Fprintln(w, "\nFlags:")
-	for _, l := range lines {
-		fmt.Fprintf(w, "  %s\n    \t%s\n", l[0], strings.ReplaceAll(l[1], "\n", "\n    \t"))
-	}
+	cliflags.PrintFlags(w, fs)
 	if c != versionCommand {
 		fmt.Fprint(w, runnerHelp)
 	}
 }
 
-// listFlag is a flag holding a comma-separated list, parsed as one CSV
-// record so that a name with a comma can be quoted: --columns '"a,b",c'.
-type listFlag []string
-
-func (l *listFlag) String() string {
-	if l == nil {
-		return ""
-	}
-	return strings.Join(*l, ",")
-}
-
-func (l *listFlag) Set(s string) error {
-	rec, err := csv.NewReader(strings.NewReader(s)).Read()
-	if err != nil {
-		return fmt.Errorf("not a comma-separated list: %v", err)
-	}
-	for i := range rec {
-		rec[i] = strings.TrimSpace(rec[i])
-		if rec[i] == "" {
-			return fmt.Errorf("item %d of %q is empty", i+1, s)
-		}
-	}
-	*l = rec
-	return nil
-}
+// listFlag is a flag holding a comma-separated list (see cliflags.List).
+type listFlag = cliflags.List
 
 // intsFlag is a flag holding a comma-separated list of integers, each at
 // least min.
@@ -349,32 +281,9 @@ func (l *intsFlag) Set(s string) error {
 	return nil
 }
 
-// floatsFlag is a flag holding a comma-separated list of finite numbers.
-type floatsFlag []float64
-
-func (l *floatsFlag) String() string {
-	if l == nil {
-		return ""
-	}
-	s := make([]string, len(*l))
-	for i, v := range *l {
-		s[i] = table.FormatFloat(v)
-	}
-	return strings.Join(s, ",")
-}
-
-func (l *floatsFlag) Set(s string) error {
-	var out []float64
-	for f := range strings.SplitSeq(s, ",") {
-		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
-		if err != nil || v != v || v > 1e308 || v < -1e308 {
-			return fmt.Errorf("%q is not a list of finite numbers", s)
-		}
-		out = append(out, v)
-	}
-	*l = out
-	return nil
-}
+// floatsFlag is a flag holding a comma-separated list of finite numbers
+// (see cliflags.Floats).
+type floatsFlag = cliflags.Floats
 
 // plural returns word, with an s unless n is 1.
 func plural(n int64, word string) string {

@@ -9,6 +9,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
 	"github.com/gonormflows/flows/beam/flowsbeam"
+	"github.com/gonormflows/flows/internal/cliflags"
 )
 
 var scoreCommand = &command{
@@ -68,8 +69,8 @@ good and bad rows are counted as Beam metrics and printed at the end.`,
 			if err != nil {
 				return err
 			}
-			opt = forModel(opt, m, args[0])
-			if err := checkContext(opt, m, args[0]); err != nil {
+			opt = cliflags.ForModel(opt, m, args[0])
+			if err := cliflags.CheckContext(opt, m, args[0]); err != nil {
 				return err
 			}
 			globs := args[1:]
