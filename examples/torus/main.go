@@ -31,15 +31,17 @@
 //
 //	go run ./examples/torus [-epochs 20] [-ntrain 16384] [-layers 4] [-seed 1] [-out .] [-only correlated]
 //
-// With the defaults the six fits took 71 s on two shared cores, and the
-// held-out NLL (nats; gap to the entropy in brackets) was
+// With the defaults the six fits took 18 s on two otherwise idle cores,
+// and the held-out NLL (nats; gap to the entropy in brackets) was
 //
 //	target      entropy  circular splines   RQ-NSF (C) on ℝ²
-//	correlated   3.1042   3.1185 (0.0143)    3.1307 (0.0265)
-//	multimodal   2.6820   2.7014 (0.0194)    2.7284 (0.0464)
-//	ring         2.6206   2.6232 (0.0026)    2.6228 (0.0021)
+//	correlated   3.1042   3.1174 (0.0132)    3.1357 (0.0315)
+//	multimodal   2.6820   2.7014 (0.0194)    2.7490 (0.0670)
+//	ring         2.6206   2.6241 (0.0035)    2.6320 (0.0113)
 //
-// the circular flow halving the gap where the density crosses the seam.
+// the circular flow at a half to a third of the spline flow's gap: the
+// spline flow's band breaks at the seam, the circular one's continues
+// (torus_grid.png), though its densities show a fine streaky texture.
 package main
 
 import (
