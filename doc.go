@@ -93,10 +93,23 @@
 //
 // Coupling and MaskedAutoregressive are each written once over a
 // Transformer, a monotone map of one number whose parameters come from the
-// conditioner (Affine, Shift, Spline, LogisticMixture); AffineCoupling,
-// AdditiveCoupling, NeuralSplineCoupling, LogisticMixtureCoupling, MAF and
-// NeuralSplineAutoregressive are presets of them. A new transformer gives
-// both layer forms at once.
+// conditioner (Affine, Shift, Spline, LogisticMixture, DeepSigmoidal,
+// SumOfSquares, Bernstein); AffineCoupling, AdditiveCoupling,
+// NeuralSplineCoupling, LogisticMixtureCoupling, MAF,
+// NeuralSplineAutoregressive and NeuralAutoregressive are presets of them.
+// A new transformer gives both layer forms at once. Transformers without a
+// closed-form inverse invert by one bracketed, safeguarded Newton solver to
+// a stated tolerance. Layers of their own: BNAF (block weights, not one
+// transformer per column), CircularCoupling (angles), and the variational
+// flows Planar, Radial and Sylvester, closed-form in the sampling
+// direction.
+//
+// # Beyond one machine
+//
+// The module github.com/gonormflows/flows/beam runs scoring, sampling,
+// evaluation and sweeps of model files on Apache Beam (package flowsbeam,
+// command flows-beam), with the same results, bit for bit, as the flows
+// command on one machine.
 //
 // # Errors
 //
