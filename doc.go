@@ -98,7 +98,7 @@
 // NeuralSplineCoupling, LogisticMixtureCoupling, MAF,
 // NeuralSplineAutoregressive and NeuralAutoregressive are presets of them.
 // A new transformer gives both layer forms at once. Transformers without a
-// closed-form inverse invert by one bracketed, safeguarded Newton solver to
+// closed-form inverse invert by a bracketed, safeguarded Newton solver to
 // a stated tolerance. Layers of their own: BNAF (block weights, not one
 // transformer per column), CircularCoupling (angles), and the variational
 // flows Planar, Radial and Sylvester, closed-form in the sampling
