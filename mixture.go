@@ -491,15 +491,7 @@ func (m *lmix) solve(r float64) (x float64, evals int) {
 	}
 	lo = min(max(lo, -math.MaxFloat64), math.MaxFloat64)
 	hi = min(max(hi, -math.MaxFloat64), math.MaxFloat64)
-	tol := func() float64 {
-		var xmin float64
-		if lo > 0 {
-			xmin = lo
-		} else if hi < 0 {
-			xmin = -hi
-		}
-		return lmixTol * max(1, xmin)
-	}
+	tol := func() float64 { return bracketTol(lo, hi, lmixTol) }
 	// step is the Newton step at the current point, where f = fx: ±Inf
 	// where ℓ′ underflows. ℓ′ > 0, so it points towards the root.
 	step := func(fx float64) float64 { return fx / math.Exp(m.ldMix) }
@@ -509,8 +501,8 @@ func (m *lmix) solve(r float64) (x float64, evals int) {
 	// step is within the tolerance too. The confirmation guards against
 	// a small step far from the root, where ℓ′ is about to change; its
 	// evaluation is the one the log-det needs at the root anyway.
-	accept := func(x, fx, s float64) (float64, bool) {
-		if !(math.Abs(s) <= tol()) {
+	accept := func(x, fx, s, tol float64) (float64, bool) {
+		if !(math.Abs(s) <= tol) {
 			return 0, false
 		}
 		xn := x - s
@@ -518,14 +510,14 @@ func (m *lmix) solve(r float64) (x float64, evals int) {
 			return x, true
 		}
 		fn := eval(xn)
-		return xn, fn == 0 || (fn < 0) != (fx < 0) || math.Abs(step(fn)) <= tol()
+		return xn, fn == 0 || (fn < 0) != (fx < 0) || math.Abs(step(fn)) <= tol
 	}
 
 	// The root is often at an end (for one component, or at init, the
 	// bracket is a point). Rounding can put it just outside: expand until
 	// the signs hold.
 	flo := eval(lo)
-	if xr, ok := accept(lo, flo, step(flo)); ok {
+	if xr, ok := accept(lo, flo, step(flo), tol()); ok {
 		return xr, evals
 	}
 	for n, d := 0, lmixExpandStart*max(1, math.Abs(lo)); flo > 0 && lo > -math.MaxFloat64 && n < lmixMaxExpand; n++ {
@@ -537,7 +529,7 @@ func (m *lmix) solve(r float64) (x float64, evals int) {
 		return lo, evals
 	}
 	fhi := eval(hi)
-	if xr, ok := accept(hi, fhi, step(fhi)); ok {
+	if xr, ok := accept(hi, fhi, step(fhi), tol()); ok {
 		return xr, evals
 	}
 	for n, d := 0, lmixExpandStart*max(1, math.Abs(hi)); fhi < 0 && hi < math.MaxFloat64 && n < lmixMaxExpand; n++ {
@@ -550,35 +542,11 @@ func (m *lmix) solve(r float64) (x float64, evals int) {
 	}
 
 	// Newton's method safeguarded by bisection (rtsafe), ℓ′ = e^λ.
-	x = x0
-	if !(x > lo && x < hi) {
-		x = lmixMid(lo, hi)
-	}
-	dxOld, dx := math.Inf(1), math.Inf(1)
-	for range lmixMaxIter {
+	evalStep := func(x float64) (float64, float64) {
 		fx := eval(x)
-		if fx == 0 {
-			return x, evals
-		}
-		if fx < 0 {
-			lo = x
-		} else {
-			hi = x
-		}
-		if hi-lo <= tol() {
-			return x, evals
-		}
-		s := step(fx)
-		if xr, ok := accept(x, fx, s); ok {
-			return xr, evals
-		}
-		xn := x - s
-		if !(xn > lo && xn < hi && math.Abs(s) <= 0.5*math.Abs(dxOld)) {
-			xn = lmixMid(lo, hi)
-		}
-		dxOld, dx = dx, xn-x
-		x = xn
+		return fx, step(fx)
 	}
+	x = rtsafe(x0, lo, hi, lmixMaxIter, lmixTol, evalStep, accept)
 	return x, evals
 }
 

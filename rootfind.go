@@ -4,7 +4,7 @@ package flows
 // monotone maps added with the neural autoregressive, polynomial and
 // classic VI families (BNAF, SumOfSquares, Bernstein, Planar, Radial): the
 // algorithm of the logistic mixture's solver (mixture.go), for a map whose
-// bracket is not known in closed form.
+// bracket is not known in closed form. Both refine with rtsafe below.
 //
 // Given g(x) = f(x) − z for a continuous, non-decreasing f with its
 // derivative, and a start x0:
@@ -128,20 +128,11 @@ func solveIncreasing(g rootFunc, x0, lo, hi float64) (x float64, evals int) {
 			}
 		}
 	}
-	tol := func() float64 {
-		var xmin float64
-		if lo > 0 {
-			xmin = lo
-		} else if hi < 0 {
-			xmin = -hi
-		}
-		return rootTol * max(1, xmin)
-	}
 	// accept reports whether x, where g = gx and the Newton step is s,
-	// gives the root (see step 3 of the file's notes); it returns the
-	// accepted point.
-	accept := func(x, gx, s float64) (float64, bool) {
-		if !(math.Abs(s) <= tol()) {
+	// gives the root within the tolerance tol (see step 3 of the file's
+	// notes); it returns the accepted point.
+	accept := func(x, gx, s, tol float64) (float64, bool) {
+		if !(math.Abs(s) <= tol) {
 			return 0, false
 		}
 		xn := x - s
@@ -149,37 +140,66 @@ func solveIncreasing(g rootFunc, x0, lo, hi float64) (x float64, evals int) {
 			return x, true
 		}
 		gn, sn := eval(xn)
-		return xn, gn == 0 || (gn < 0) != (gx < 0) || math.Abs(newton(gn, sn)) <= tol()
+		return xn, gn == 0 || (gn < 0) != (gx < 0) || math.Abs(newton(gn, sn)) <= tol
 	}
+	step := func(x float64) (float64, float64) {
+		gx, s := eval(x)
+		return gx, newton(gx, s)
+	}
+	x = rtsafe(bx-newton(bg, bs), lo, hi, rootMaxIter, rootTol, step, accept)
+	return x, evals
+}
 
-	x = bx - newton(bg, bs)
+// rtsafe refines a root of g bracketed by lo < hi (g(lo) < 0 < g(hi)) by
+// Newton's method safeguarded by bisection, from x (the bracket's lmixMid
+// when x is outside it): eval returns g and the Newton step at a point;
+// a step is taken when it stays inside the bracket and is at most half the
+// step before last, else the bracket is bisected. It stops when g is 0,
+// when the bracket is narrower than relTol·max(1, x_min) (x_min the
+// smallest |x| in it), when accept confirms a step within that tolerance,
+// or after maxIter iterations. The logistic mixture's inverse and
+// solveIncreasing share it.
+func rtsafe(x, lo, hi float64, maxIter int, relTol float64, eval func(x float64) (g, step float64), accept func(x, g, step, tol float64) (float64, bool)) float64 {
 	if !(x > lo && x < hi) {
 		x = lmixMid(lo, hi)
 	}
 	dxOld, dx := math.Inf(1), math.Inf(1)
-	for range rootMaxIter {
+	for range maxIter {
 		gx, s := eval(x)
 		if gx == 0 {
-			return x, evals
+			return x
 		}
 		if gx < 0 {
 			lo = x
 		} else {
 			hi = x
 		}
-		if hi-lo <= tol() {
-			return x, evals
+		t := bracketTol(lo, hi, relTol)
+		if hi-lo <= t {
+			return x
 		}
-		step := newton(gx, s)
-		if xr, ok := accept(x, gx, step); ok {
-			return xr, evals
+		if xr, ok := accept(x, gx, s, t); ok {
+			return xr
 		}
-		xn := x - step
-		if !(xn > lo && xn < hi && math.Abs(step) <= 0.5*math.Abs(dxOld)) {
+		xn := x - s
+		if !(xn > lo && xn < hi && math.Abs(s) <= 0.5*math.Abs(dxOld)) {
 			xn = lmixMid(lo, hi)
 		}
 		dxOld, dx = dx, xn-x
 		x = xn
 	}
-	return x, evals
+	return x
+}
+
+// bracketTol is relTol·max(1, x_min), x_min the smallest |x| in [lo, hi]:
+// a bound on the error of any point of the bracket relative to the root's
+// size.
+func bracketTol(lo, hi, relTol float64) float64 {
+	var xmin float64
+	if lo > 0 {
+		xmin = lo
+	} else if hi < 0 {
+		xmin = -hi
+	}
+	return relTol * max(1, xmin)
 }
