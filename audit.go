@@ -6,9 +6,11 @@ package flows
 // learning anything: a constant column (or one whose values differ only by
 // rounding) has no density, so the likelihood grows without bound as the
 // flow squeezes it; many duplicated rows are spikes the flow can collapse
-// onto; integer-valued columns are lattices, not densities; one row a
-// million scales out stretches a standardisation by moments so far that
-// every other row sits at one point. Audit names each such column (or the
+// onto; integer-valued columns are lattices, not densities; a column that
+// is a linear function of others (a total, a difference) puts the rows on
+// a hyperplane, which has no density either; one row a million scales out
+// stretches a standardisation by moments so far that every other row sits
+// at one point. Audit names each such column (or the
 // rows), and Model, the CLI, the server and the Beam pipelines decide from
 // its findings: refuse, drop, dequantise, or warn.
 //
@@ -25,6 +27,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gonormflows/flows/internal/linalg"
 	"gonum.org/v1/gonum/mat"
 )
 
@@ -41,6 +44,13 @@ const (
 	auditNearConstant = 1e-9
 	// auditMaxRows is how many rows a finding lists.
 	auditMaxRows = 10
+	// auditCollinear is the residual standard deviation, relative to the
+	// column's, under which a column is a linear function of earlier ones
+	// (R² ≥ 1 − 10⁻⁸): what rounding to about six digits leaves of an
+	// exact relation.
+	auditCollinear = 1e-4
+	// auditChunk is the rows the collinearity check standardises at once.
+	auditChunk = 4096
 )
 
 // Issue is the kind of a Finding.
@@ -67,6 +77,11 @@ const (
 	// Duplicates: some rows repeat earlier rows exactly. Many duplicates
 	// are spikes a flow collapses onto.
 	Duplicates
+	// Collinear: the column is a linear function of earlier columns, up
+	// to rounding (a total, a difference, a unit conversion): the rows lie
+	// on a hyperplane, which has no density, and a flow squeezes towards
+	// it. Drop the column (or the ones it is made of).
+	Collinear
 )
 
 // String names the issue.
@@ -84,6 +99,8 @@ func (i Issue) String() string {
 		return "outliers"
 	case Duplicates:
 		return "duplicates"
+	case Collinear:
+		return "collinear"
 	}
 	return fmt.Sprintf("Issue(%d)", int(i))
 }
@@ -95,6 +112,9 @@ type Finding struct {
 	// rows (Duplicates); Name is its name.
 	Column int
 	Name   string
+	// Of lists, for Collinear, the earlier columns the column is a linear
+	// function of.
+	Of []int
 	// Rows lists rows concerned (outliers, duplicates), at most ten, from
 	// 0; Count is how many there are in all.
 	Rows  []int
@@ -120,6 +140,7 @@ func Audit(x *mat.Dense, names []string) []Finding {
 	}
 	var out []Finding
 	center, scale := robustStats(x)
+	constant := make([]bool, d)
 	for j := range d {
 		col := mat.Col(nil, j, x)
 		sorted := slices.Sorted(slices.Values(col))
@@ -133,10 +154,12 @@ func Audit(x *mat.Dense, names []string) []Finding {
 		label := fmt.Sprintf("column %d (%q)", j, name(j))
 		switch {
 		case distinct == 1:
+			constant[j] = true
 			out = append(out, Finding{Issue: Constant, Column: j, Name: name(j),
 				Message: fmt.Sprintf("%s is constant (every row is %v): it has no density; drop it", label, lo)})
 			continue
 		case hi-lo <= auditNearConstant*max(math.Abs(lo), math.Abs(hi)):
+			constant[j] = true
 			out = append(out, Finding{Issue: NearConstant, Column: j, Name: name(j),
 				Message: fmt.Sprintf("%s is constant up to rounding (%v to %v): it has no density; drop it", label, lo, hi)})
 			continue
@@ -172,10 +195,122 @@ func Audit(x *mat.Dense, names []string) []Finding {
 					label, len(rows), plural(len(rows), "row lies", "rows lie"), OutlierScales, scale[j], center[j], rowList(rows, col))})
 		}
 	}
+	for _, c := range collinearColumns(x, constant) {
+		of := make([]string, len(c.of))
+		for k, i := range c.of {
+			of[k] = fmt.Sprintf("%d (%q)", i, name(i))
+		}
+		out = append(out, Finding{Issue: Collinear, Column: c.j, Name: name(c.j), Of: c.of,
+			Message: fmt.Sprintf("column %d (%q) is a linear function of %s %s up to rounding (R² = 1 − %.1e): the rows lie on a hyperplane, which has no density; drop it",
+				c.j, name(c.j), plural(len(of), "column", "columns"), strings.Join(of, ", "), c.unexplained)})
+	}
+	slices.SortStableFunc(out, func(a, b Finding) int { return a.Column - b.Column })
 	if dups := duplicateRows(x); len(dups) > 0 {
 		out = append(out, Finding{Issue: Duplicates, Column: -1, Rows: dups[:min(len(dups), auditMaxRows)], Count: len(dups),
 			Message: fmt.Sprintf("%d of %d rows (%.1f%%) repeat an earlier row exactly (rows %s): many duplicates are spikes a flow collapses onto",
 				len(dups), n, 100*float64(len(dups))/float64(n), intList(dups))})
+	}
+	return out
+}
+
+// collinear is a column that is a linear function of the earlier columns of,
+// with 1 − R² = unexplained.
+type collinear struct {
+	j           int
+	of          []int
+	unexplained float64
+}
+
+// collinearColumns finds the columns of x that are linear functions of
+// earlier ones (up to auditCollinear), leaving out the columns skip marks.
+// It forms the correlation matrix of the columns (standardised by their
+// means and standard deviations, in chunks of rows, the products on the
+// matrix kernel) and runs a Cholesky factorisation that rejects a column
+// whose pivot, 1 − R² of its regression on the columns kept before it, is
+// at most auditCollinear²; the columns it depends on are those with a
+// regression coefficient of at least 10⁻³ of the largest (on the
+// standardised scale).
+func collinearColumns(x *mat.Dense, skip []bool) []collinear {
+	n, d := x.Dims()
+	var cols []int // the columns checked
+	for j := range d {
+		if !skip[j] {
+			cols = append(cols, j)
+		}
+	}
+	k := len(cols)
+	if k < 2 || n < 3 {
+		return nil
+	}
+	mean, sd := make([]float64, k), make([]float64, k)
+	for c, j := range cols {
+		col := mat.Col(nil, j, x)
+		var s float64
+		for _, v := range col {
+			s += v
+		}
+		mean[c] = s / float64(n)
+		var ss float64
+		for _, v := range col {
+			ss += (v - mean[c]) * (v - mean[c])
+		}
+		sd[c] = math.Sqrt(ss / float64(n))
+	}
+	corr := make([]float64, k*k)
+	z := make([]float64, min(n, auditChunk)*k)
+	for r0 := 0; r0 < n; r0 += auditChunk {
+		m := min(auditChunk, n-r0)
+		for i := range m {
+			for c, j := range cols {
+				z[i*k+c] = (x.At(r0+i, j) - mean[c]) / sd[c]
+			}
+		}
+		linalg.Gemm(true, false, k, k, m, 1/float64(n), z[:m*k], z[:m*k], 1, corr)
+	}
+	// Cholesky with rejection: l holds the rows of the kept columns.
+	l := make([]float64, k*k)
+	var kept []int // indices into cols
+	var out []collinear
+	for c := range k {
+		row := l[c*k : (c+1)*k]
+		for q, a := range kept {
+			s := corr[c*k+a]
+			for p := range q {
+				s -= row[kept[p]] * l[a*k+kept[p]]
+			}
+			row[a] = s / l[a*k+a]
+		}
+		s := corr[c*k+c]
+		for _, a := range kept {
+			s -= row[a] * row[a]
+		}
+		if s > auditCollinear*auditCollinear || len(kept) == 0 {
+			row[c] = math.Sqrt(max(s, 0))
+			kept = append(kept, c)
+			continue
+		}
+		// β solves L_keptᵀ β = row[kept].
+		beta := make([]float64, len(kept))
+		for q := len(kept) - 1; q >= 0; q-- {
+			a := kept[q]
+			v := row[a]
+			for p := q + 1; p < len(kept); p++ {
+				v -= l[kept[p]*k+a] * beta[p]
+			}
+			beta[q] = v / l[a*k+a]
+		}
+		var most float64
+		for _, b := range beta {
+			most = max(most, math.Abs(b))
+		}
+		var of []int
+		for q, b := range beta {
+			if math.Abs(b) >= 1e-3*most {
+				of = append(of, cols[kept[q]])
+			}
+		}
+		out = append(out, collinear{j: cols[c], of: of, unexplained: max(s, 0)})
+		clear(row)
 	}
 	return out
 }

@@ -2,6 +2,7 @@ package flows_test
 
 import (
 	"math"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -85,6 +86,45 @@ func TestAuditMessages(t *testing.T) {
 	}
 	if f := flows.Audit(messy(nil), names); len(f) != 0 {
 		t.Errorf("clean data: findings %+v", f)
+	}
+}
+
+// TestAuditCollinear: a column that is a linear function of earlier ones,
+// exactly or after rounding to six digits, is found with the columns it is
+// made of; a column only strongly correlated with them (R² ≈ 0.9999) is not.
+func TestAuditCollinear(t *testing.T) {
+	rng := flows.NewKey(32).Rand()
+	round6 := func(v float64) float64 { f, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'g', 6, 64), 64); return f }
+	for _, tc := range []struct {
+		name string
+		c    func(a, b, u, noise float64) float64
+		want string
+	}{
+		{"exact", func(a, b, u, _ float64) float64 { return 2*a - b + 1 }, `column 3 ("c") is a linear function of columns 0 ("a"), 2 ("b") up to rounding`},
+		{"rounded", func(a, b, u, _ float64) float64 { return round6(1e3*a - 0.5*b) }, `column 3 ("c") is a linear function of columns 0 ("a"), 2 ("b")`},
+		{"correlated", func(a, b, u, noise float64) float64 { return a + b + 0.01*noise }, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			x := mat.NewDense(2000, 4, nil)
+			for i := range 2000 {
+				a, b, u := rng.NormFloat64(), 5+2*rng.NormFloat64(), rng.NormFloat64()
+				x.SetRow(i, []float64{a, 7, b, tc.c(a, b, u, rng.NormFloat64())}) // column 1 constant: left out
+			}
+			var got []flows.Finding
+			for _, f := range flows.Audit(x, []string{"a", "k", "b", "c"}) {
+				if f.Issue == flows.Collinear {
+					got = append(got, f)
+				}
+			}
+			switch {
+			case tc.want == "" && len(got) != 0:
+				t.Errorf("findings %+v, want none", got)
+			case tc.want != "" && (len(got) != 1 || !strings.Contains(got[0].Message, tc.want) || got[0].Column != 3 || len(got[0].Of) != 2):
+				t.Errorf("findings %+v, want one saying %q", got, tc.want)
+			case tc.want != "" && got[0].Fatal():
+				t.Error("a collinear column is fatal; want a warning")
+			}
+		})
 	}
 }
 

@@ -59,6 +59,11 @@ func TestMessyData(t *testing.T) {
 			copy(c, []string{"1", "2", "0.5"})
 		}
 	})
+	writeMessy(t, filepath.Join(dir, "total.csv"), 300, false, func(i int, c []string) {
+		a, _ := strconv.ParseFloat(c[0], 64)
+		k, _ := strconv.Atoi(c[1])
+		c[2] = strconv.FormatFloat(a+2*float64(k), 'g', 8, 64)
+	})
 	writeMessy(t, filepath.Join(dir, "outside.csv"), 300, false, func(i int, c []string) {
 		if i == 9 {
 			c[2] = "1.5"
@@ -143,6 +148,11 @@ func TestMessyData(t *testing.T) {
 	r = fit("dups.csv")
 	if !strings.Contains(r.stderr, "warning: dups.csv: 99 of 300 rows (33.0%) repeat an earlier row exactly") {
 		t.Errorf("duplicates:\n%s", r.stderr)
+	}
+	// A column that is a linear function of others: the columns named.
+	r = fit("total.csv")
+	if !strings.Contains(r.stderr, `warning: total.csv: column 2 ("p") is a linear function of columns 0 ("a"), 1 ("k") up to rounding`) {
+		t.Errorf("collinear:\n%s", r.stderr)
 	}
 	// A value outside --bounds: its line and column.
 	r = fit("outside.csv", "--bounds", "p=0:1")

@@ -70,7 +70,9 @@ and says plainly when the flow does not beat it.
 Messy data: before fitting, fit audits the table. A constant column has no
 density and is refused (--drop-constant drops it instead). It warns of
 columns of integers or of few distinct values, of rows more than 50 robust
-scales from a column's median (naming them), and of duplicated rows.
+scales from a column's median (naming them), of duplicated rows, and of a
+column that is a linear function of others up to rounding (a total, a
+difference: the rows lie on a hyperplane, which has no density).
 --dequantize fits integer columns as integers: the flow models x + u, u
 uniform on (0, 1), with fresh noise for every minibatch; score then gives
 the log probability of a row's integers (the density at the middle of
