@@ -38,10 +38,23 @@ func smallConfig(kind flows.Kind) flows.Config {
 	return flows.Config{Kind: kind, Layers: 2, Hidden: []int{8, 8}, Activation: flows.Tanh, Seed: 7}
 }
 
-var allKinds = []flows.Kind{flows.KindRealNVP, flows.KindGlow, flows.KindMAF, flows.KindNSFCoupling, flows.KindNSFAutoregressive}
+// allKinds is every kind NewModel builds, as the library lists them.
+var allKinds = func() []flows.Kind {
+	var ks []flows.Kind
+	for _, info := range flows.Kinds() {
+		ks = append(ks, info.Kind)
+	}
+	return ks
+}()
 
-// oneColumn says which kinds work on 1-column data.
-var oneColumn = map[flows.Kind]bool{flows.KindMAF: true, flows.KindNSFAutoregressive: true}
+// oneColumn says which kinds work on 1-column data (KindInfo.MinDim).
+var oneColumn = func() map[flows.Kind]bool {
+	m := map[flows.Kind]bool{}
+	for _, info := range flows.Kinds() {
+		m[info.Kind] = info.MinDim <= 1
+	}
+	return m
+}()
 
 func TestModelDefaults(t *testing.T) {
 	m, err := flows.NewModel(flows.Config{Kind: flows.KindRealNVP}, modelData(1, 50, 3), nil)
@@ -68,7 +81,9 @@ func TestModelDefaults(t *testing.T) {
 // layer and its log-det are wired in.
 func TestModelInitialDensity(t *testing.T) {
 	x := modelData(2, 200, 3)
-	for _, kind := range []flows.Kind{flows.KindRealNVP, flows.KindMAF, flows.KindNSFAutoregressive} {
+	// The kinds whose layers start as the identity (BNAF's do not; glow's
+	// and nsf-coupling's linear layers start as a permutation).
+	for _, kind := range []flows.Kind{flows.KindRealNVP, flows.KindMAF, flows.KindNSFAutoregressive, flows.KindNAF, flows.KindSOS, flows.KindBernstein} {
 		m, err := flows.NewModel(smallConfig(kind), x, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -81,7 +96,8 @@ func TestModelInitialDensity(t *testing.T) {
 				want += -0.5*u*u - 0.5*math.Log(2*math.Pi) - math.Log(m.Scale[j])
 			}
 			// A few ulps of a sum of three terms of size ~10 (the
-			// identity splines add a few ulps of their bound, 3).
+			// identity splines add a few ulps of their bound, 3, the
+			// other transformers a few ulps of max(1, |x|) per layer).
 			if math.Abs(got[i]-want) > 1e-12 {
 				t.Fatalf("%s: log p(x_%d) = %v, want %v", kind, i, got[i], want)
 			}

@@ -105,6 +105,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 	}{
 		{KindRealNVP, 2}, {KindRealNVP, 5}, {KindGlow, 3}, {KindMAF, 1}, {KindMAF, 4},
 		{KindNSFCoupling, 3}, {KindNSFAutoregressive, 1}, {KindNSFAutoregressive, 3},
+		{KindNAF, 3}, {KindBNAF, 3}, {KindSOS, 2}, {KindBernstein, 3},
 	} {
 		name := fmt.Sprintf("%s-%d", c.kind, c.dim)
 		m := persistModel(t, c.kind, c.dim)
