@@ -161,8 +161,8 @@ type FitConfig struct {
 	// its own for each step, and once on the validation rows with a fixed
 	// key, so that the validation score of every epoch is of the same
 	// rows. It must change only the values it is given, deterministically
-	// from the key. FitModel sets it to Model.Dequantize for a model with
-	// dequantised columns.
+	// from the key. The ready-made model's Fit (package model) sets it to
+	// its dequantisation noise for a model with dequantised columns.
 	Augment func(key flows.Key, x *mat.Dense)
 
 	// Progress, when not nil, is called after every epoch, once the epoch's
@@ -260,8 +260,8 @@ type FitResult struct {
 // every GOMAXPROCS.
 //
 // Fit does not run the data-dependent initialisation of d (ActNorm's). Run
-// it once before the first Fit, with a representative batch (flows.NewModel
-// and Model.Fit do):
+// it once before the first Fit, with a representative batch (package
+// model's New does, before its Model.Fit calls Fit):
 //
 //	p, d, err := flows.Flow(bijection, flows.Normal())(flows.NewKey(0), dim, 0)
 //	if err != nil { ... }
@@ -296,10 +296,10 @@ func Fit(key flows.Key, d flows.Distribution, p flows.Params, x, c *mat.Dense, c
 	if err != nil {
 		return FitResult{BestValNLL: math.NaN(), BestValScore: math.NaN()}, err
 	}
-	if err := firstNonFinite(x, "x"); err != nil {
+	if err := FirstNonFinite(x, "x"); err != nil {
 		return FitResult{BestValNLL: math.NaN(), BestValScore: math.NaN()}, fmt.Errorf("optim: Fit: %w", err)
 	}
-	if err := firstNonFinite(c, "c"); err != nil {
+	if err := FirstNonFinite(c, "c"); err != nil {
 		return FitResult{BestValNLL: math.NaN(), BestValScore: math.NaN()}, fmt.Errorf("optim: Fit: %w", err)
 	}
 

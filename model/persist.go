@@ -1,4 +1,4 @@
-package flows
+package model
 
 // Model files.
 //
@@ -32,7 +32,7 @@ package flows
 // columns and context only when the model has names, dequantize and bounds
 // when set, and training (Model.Training: rows, epochs, best epoch, its
 // training and validation NLL and the Gaussian baseline's) when the model
-// was fitted by optim.FitModel. Every default is
+// was fitted by Model.Fit. Every default is
 // written out, so a file does not depend on this library's defaults. The
 // parameters are in Dist's layout; Dist itself is not stored but rebuilt by
 // Load from the header and the standardisations, with NewKey(seed) (which
@@ -66,10 +66,12 @@ import (
 	"math"
 	"os"
 
+	"github.com/gonormflows/flows"
+
 	"github.com/gonormflows/flows/internal/atomicfile"
 )
 
-// Errors of ReadModel and Load. Every error they return for a bad file
+// Errors of Read and Load. Every error they return for a bad file
 // wraps exactly one of these (test with errors.Is) and says more: the byte
 // offset where a truncated file ends, the stored and computed checksums,
 // the versions, the parameter counts, the index of a non-finite number.
@@ -152,7 +154,7 @@ func (m *Model) checkSavable() error {
 		return err
 	}
 	if !cfg.equal(m.Config) {
-		return fmt.Errorf("flows: Save: Config has zero fields; use the Config of a model made by NewModel")
+		return fmt.Errorf("flows: Save: Config has zero fields; use the Config of a model made by New")
 	}
 	for i, v := range m.Params {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -292,12 +294,12 @@ func Load(path string) (*Model, error) {
 	return m, err
 }
 
-// ReadModel reads a model written by WriteTo (or Save) from r, to its end,
+// Read reads a model written by WriteTo (or Save) from r, to its end,
 // and returns it as Load does, with the same errors.
-func ReadModel(r io.Reader) (*Model, error) {
+func Read(r io.Reader) (*Model, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, fmt.Errorf("flows: ReadModel: %w", err)
+		return nil, fmt.Errorf("flows: Read: %w", err)
 	}
 	return decodeModel(data)
 }
@@ -358,15 +360,15 @@ func decodeModel(data []byte) (*Model, error) {
 // rebuilds the same function (InvertibleLinear's permutation and signs
 // depend on Linear).
 func v1Config(c Config) Config {
-	if spec, ok := kindSpecOf(c.Kind); ok {
+	if spec, ok := c.Kind.spec(); ok {
 		if spec.affine {
 			c.LogScaleBound = 3
 		}
 		if spec.linear {
-			c.Linear = LinearOrthogonal
+			c.Linear = flows.LinearOrthogonal
 		}
 	}
-	c.Init = InitHe
+	c.Init = flows.InitHe
 	c.Scaling = ScalingMoments
 	return c
 }
