@@ -104,6 +104,16 @@
 // flows Planar, Radial and Sylvester, closed-form in the sampling
 // direction.
 //
+// # Packages
+//
+// Package flows holds the layers, distributions and keys. Package optim
+// trains any Distribution (Adam, Fit, FitVI) and knows nothing of models.
+// Package model is the ready-made model built on both: Model, Config, the
+// kind registry (Kinds, Kind.Info), model files, Model.Fit. Package prep
+// prepares tables (Audit, StandardizeFrom, RobustStandardizeFrom,
+// GaussianNLL) for the model, the command line, the server and Beam;
+// package table reads and writes CSV; flowstest is the conformance suite.
+//
 // # Beyond one machine
 //
 // The module github.com/gonormflows/flows/beam runs scoring, sampling,

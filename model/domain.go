@@ -12,6 +12,14 @@ package model
 // ½): the one-point rule for the cell's integral, deterministic, so the
 // same row always gets the same score (the noisy score log q(k + u) of a
 // fit's validation rows is a lower bound on log P(k) in expectation).
+//
+// flows.UniformDequantization is the same noise as a model of its own, for
+// rows whose every column is an integer, with Monte-Carlo bounds on log
+// P(k) rather than the midpoint score. A Model dequantises some columns of
+// a row and not others, scores at the midpoint and fits through
+// optim.Fit's Augment, so it draws its own noise (Model.Dequantize) rather
+// than wrapping that model; the draws are fixed by the pinned training runs
+// of the command line and Beam, so the two stay apart.
 
 import (
 	"encoding/json"
