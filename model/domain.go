@@ -18,8 +18,8 @@ package model
 // P(k) rather than the midpoint score. A Model dequantises some columns of
 // a row and not others, scores at the midpoint and fits through
 // optim.Fit's Augment, so it draws its own noise (Model.Dequantize) rather
-// than wrapping that model; the draws are fixed by the pinned training runs
-// of the command line and Beam, so the two stay apart.
+// than wrapping that model: sharing that model's draws would change what
+// every fit with dequantised columns gives for a seed.
 
 import (
 	"encoding/json"
