@@ -18,10 +18,10 @@ import (
 
 // scoreShards scores the shards in dir with the model at path through
 // ReadCSV, Score and WriteScores and returns the output and the counters.
-func scoreShards(t *testing.T, dir, model string, read ReadConfig, score ScoreConfig) (Output, map[string]int64) {
+func scoreShards(t *testing.T, dir, modelPath string, read ReadConfig, score ScoreConfig) (Output, map[string]int64) {
 	t.Helper()
 	p, s := beam.NewPipelineWithRoot()
-	mf, m, err := ReadModelFile(s, model)
+	mf, m, err := ReadModelFile(s, modelPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,9 +39,9 @@ func scoreShards(t *testing.T, dir, model string, read ReadConfig, score ScoreCo
 // checkAgainstCLI checks that the scored shards give, row by row and bit
 // for bit, what flows score gives on dir/all.csv: the shards' rows, mapped
 // to the concatenated file's lines, have the same log densities and values.
-func checkAgainstCLI(t *testing.T, dir, model string, o Output, n, shards int) {
+func checkAgainstCLI(t *testing.T, dir, modelPath string, o Output, n, shards int) {
 	t.Helper()
-	cli := readCSV(t, runFlows(t, "score", model, filepath.Join(dir, "all.csv")))
+	cli := readCSV(t, runFlows(t, "score", modelPath, filepath.Join(dir, "all.csv")))
 	if got, want := strings.Join(cli[0], ","), "row,line,log_density,a,b,c,d"; got != want {
 		t.Fatalf("flows score header %q, want %q", got, want)
 	}
@@ -97,12 +97,12 @@ func TestScoreMatchesCLI(t *testing.T) {
 	fit := filepath.Join(dir, "fit.csv")
 	rows := strings.SplitN(readText(t, filepath.Join(dir, "all.csv")), "\n", 3001)
 	writeFile(t, fit, strings.Join(rows[:3000], "\n")+"\n")
-	model := fitModel(t, dir, fit, model.KindMAF)
-	o, c := scoreShards(t, dir, model, ReadConfig{}, ScoreConfig{})
+	modelPath := fitModel(t, dir, fit, model.KindMAF)
+	o, c := scoreShards(t, dir, modelPath, ReadConfig{}, ScoreConfig{})
 	if c[MetricRows] != int64(n) || c[MetricFiles] != int64(shards) || c[MetricBadRows] != 0 {
 		t.Errorf("counters %v, want %d rows of %d files, no bad rows", c, n, shards)
 	}
-	checkAgainstCLI(t, dir, model, o, n, shards)
+	checkAgainstCLI(t, dir, modelPath, o, n, shards)
 	noTemps(t, filepath.Dir(o.Prefix))
 }
 
@@ -114,13 +114,13 @@ func TestScoreBatching(t *testing.T) {
 	const n, shards = 3000, 5
 	dir := t.TempDir()
 	writeData(t, dir, n, shards, 2)
-	model := fitModel(t, dir, filepath.Join(dir, "all.csv"), model.KindRealNVP)
+	modelPath := fitModel(t, dir, filepath.Join(dir, "all.csv"), model.KindRealNVP)
 	for _, c := range []struct {
 		chunk, batch int
 	}{{7, 100}, {4096, 4096}, {50, 1}, {1, 4096}} {
 		t.Run(fmt.Sprintf("chunk=%d/batch=%d", c.chunk, c.batch), func(t *testing.T) {
-			o, _ := scoreShards(t, dir, model, ReadConfig{ChunkRows: c.chunk}, ScoreConfig{BatchRows: c.batch})
-			checkAgainstCLI(t, dir, model, o, n, shards)
+			o, _ := scoreShards(t, dir, modelPath, ReadConfig{ChunkRows: c.chunk}, ScoreConfig{BatchRows: c.batch})
+			checkAgainstCLI(t, dir, modelPath, o, n, shards)
 			os.RemoveAll(filepath.Dir(o.Prefix))
 		})
 	}
@@ -133,8 +133,8 @@ func TestScoreBatching(t *testing.T) {
 func TestCorruptModel(t *testing.T) {
 	dir := t.TempDir()
 	writeData(t, dir, 200, 2, 3)
-	model := fitModel(t, dir, filepath.Join(dir, "all.csv"), model.KindMAF)
-	data, err := os.ReadFile(model)
+	modelPath := fitModel(t, dir, filepath.Join(dir, "all.csv"), model.KindMAF)
+	data, err := os.ReadFile(modelPath)
 	if err != nil {
 		t.Fatal(err)
 	}
