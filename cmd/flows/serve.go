@@ -26,6 +26,8 @@ type serveFlags struct {
 	writeTimeout    time.Duration
 	idleTimeout     time.Duration
 	shutdownTimeout time.Duration
+	minBodyRate     byteSize
+	bodyGrace       time.Duration
 	logFormat       string
 	logLevel        string
 	accessLog       bool
@@ -78,17 +80,26 @@ the row as sent; line: the CSV line; offset: the JSON byte offset). The
 kinds: bad_json, bad_csv, bad_request, not_a_number, not_finite,
 wrong_width, unknown_column, missing_column, no_rows, no_context, 413
 too_many_rows and body_too_large, 415 unsupported_media_type, 405
-method_not_allowed, 404 not_found, 503 overloaded (with Retry-After) and
+method_not_allowed, 404 not_found, 408 too_slow, 503 overloaded (with Retry-After) and
 shutting_down.
 
 At most --workers score and sample requests compute at once; up to
 --queue more wait, each at most --queue-wait, and beyond that a request gets
 503 with Retry-After: 1. The score requests waiting when a worker frees are
 scored together, up to 4096 rows in one call to the model, whose cost per
-call is then paid once: each answer is the same as alone, bit for bit. Request bodies held at once are bounded by
---body-budget (a body counts its Content-Length, or --max-body when it has
-none), so memory stays bounded under any load. Requests are read, written
-and kept idle within the timeouts.
+call is then paid once: each answer is the same as alone, bit for bit.
+Request bodies held at once are bounded by --body-budget, so memory stays
+bounded under any load; a body is charged as it arrives (64 KiB, or its
+Content-Length when smaller, at first; doubled each time it fills its
+charge). Requests are read, written and kept idle within the timeouts.
+
+Slow clients cannot lock others out: after --body-grace from its headers a
+body must keep up --min-body-rate bytes a second on average, or it is cut
+with 408 too_slow; and while more than half of the places (--workers plus
+--queue) are held by requests whose bodies are still arriving, a request
+that finds no place takes the place of the one furthest behind
+--min-body-rate, which is cut with 408 too_slow. Requests computing or
+waiting for a worker, and bodies that keep the rate, are never cut.
 
 SIGHUP reloads the model file: the new model is loaded, checked (its
 checksum, and finite log densities of samples drawn from it) and only then
@@ -102,7 +113,7 @@ a terminal.
 model.flow data.csv would; a reload reads it again.`,
 	nArgs: [2]int{1, 1},
 	flags: func(fs *flag.FlagSet) func(*env, []string) error {
-		f := &serveFlags{maxBody: 8 << 20, budget: 256 << 20}
+		f := &serveFlags{maxBody: 8 << 20, budget: 256 << 20, minBodyRate: 8 << 10}
 		fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "the `host:port` to listen on (port 0: any free port, logged)")
 		fs.StringVar(&f.data, "data", "", "a CSV `file` whose rows the model card's corner plot shows")
 		fs.Var(&f.maxBody, "max-body", "the largest request body, in `bytes` (or with KiB, MiB, GiB)")
@@ -114,6 +125,8 @@ model.flow data.csv would; a reload reads it again.`,
 		fs.DurationVar(&f.queueWait, "queue-wait", 10*time.Second, "the longest a request waits for a worker before a 503")
 		fs.DurationVar(&f.readTimeout, "read-timeout", 30*time.Second, "the longest a request (headers and body) may take to arrive")
 		fs.DurationVar(&f.writeTimeout, "write-timeout", 60*time.Second, "the longest from a request's headers to the end of its answer")
+		fs.Var(&f.minBodyRate, "min-body-rate", "the least `bytes` a second a request body must arrive at, after --body-grace")
+		fs.DurationVar(&f.bodyGrace, "body-grace", 5*time.Second, "the time after a request's headers before --min-body-rate applies")
 		fs.DurationVar(&f.idleTimeout, "idle-timeout", 120*time.Second, "the longest a kept-alive connection waits for its next request")
 		fs.DurationVar(&f.shutdownTimeout, "shutdown-timeout", 30*time.Second, "the longest SIGTERM waits for requests in flight")
 		fs.StringVar(&f.logFormat, "log-format", "", "the logs' `format`: json or text (default text on a terminal, else json)")
@@ -182,7 +195,7 @@ func (f *serveFlags) check() error {
 	for _, d := range []struct {
 		name string
 		v    time.Duration
-	}{{"queue-wait", f.queueWait}, {"read-timeout", f.readTimeout}, {"write-timeout", f.writeTimeout}, {"idle-timeout", f.idleTimeout}, {"shutdown-timeout", f.shutdownTimeout}} {
+	}{{"queue-wait", f.queueWait}, {"read-timeout", f.readTimeout}, {"write-timeout", f.writeTimeout}, {"idle-timeout", f.idleTimeout}, {"shutdown-timeout", f.shutdownTimeout}, {"body-grace", f.bodyGrace}} {
 		if d.v <= 0 {
 			return usagef("serve", "--%s %v: want a positive duration, such as 10s", d.name, d.v)
 		}

@@ -4,11 +4,8 @@ package main
 // reading bodies, and waiting for a worker.
 
 import (
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,38 +56,33 @@ func (s *server) compute(w http.ResponseWriter, r *http.Request, st *modelState,
 	if s.drain.Load() {
 		return s.fail(w, &requestError{status: http.StatusServiceUnavailable, kind: errShuttingDown, msg: "shutting down", row: -1, index: -1, offset: -1})
 	}
-	if n := s.metrics.inflight.Add(1); n > int64(s.f.workers+s.f.queue) {
-		s.metrics.inflight.Add(-1)
-		return overloaded(fmt.Sprintf("%d requests are computing or waiting, the most --workers and --queue allow", s.f.workers+s.f.queue))
+	rd := &bodyReader{start: time.Now(), rc: http.NewResponseController(w)}
+	if !s.takePlace(rd) {
+		return overloaded(fmt.Sprintf("%d requests are computing, waiting or sending their bodies, the most --workers and --queue allow", s.f.workers+s.f.queue))
 	}
-	defer s.metrics.inflight.Add(-1)
+	defer s.releasePlace(rd)
 
 	maxBody := int64(s.f.maxBody)
 	if r.ContentLength > maxBody {
 		return s.fail(w, &requestError{status: http.StatusRequestEntityTooLarge, kind: errTooLarge, row: -1, index: -1, offset: -1,
 			msg: fmt.Sprintf("the body is %d bytes, more than --max-body %v", r.ContentLength, &s.f.maxBody)})
 	}
-	reserve := maxBody
+	limit := maxBody
 	if r.ContentLength >= 0 {
-		reserve = r.ContentLength
+		limit = r.ContentLength
 	}
-	if !s.budget.take(reserve) {
+	charge := min(limit, firstCharge)
+	if !s.budget.take(charge) {
 		return overloaded(fmt.Sprintf("the bodies of the requests in flight fill --body-budget %v", &s.f.budget))
 	}
-	defer s.budget.give(reserve)
+	defer func() { s.budget.give(charge) }()
 
-	bp := s.buffer(int(reserve))
+	bp := s.buffer(int(charge))
 	defer s.release(bp)
-	body, err := readBody(http.MaxBytesReader(w, r.Body, maxBody), *bp, r.ContentLength)
+	body, err := s.readBody(rd, http.MaxBytesReader(w, r.Body, maxBody), *bp, limit, r.ContentLength >= 0, &charge)
 	*bp = body[:0]
-	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return s.fail(w, &requestError{status: http.StatusRequestEntityTooLarge, kind: errTooLarge, row: -1, index: -1, offset: -1,
-				msg: fmt.Sprintf("the body is more than --max-body %v", &s.f.maxBody)})
-		}
-		return s.fail(w, &requestError{status: http.StatusBadRequest, kind: errClientGone, row: -1, index: -1, offset: -1,
-			msg: "reading the body: " + err.Error()})
+	if rerr := s.bodyError(rd, err); rerr != nil {
+		return s.fail(w, rerr)
 	}
 
 	op := s.buffer(64 + 24*len(body)/8)
@@ -142,30 +134,4 @@ func (s *server) overloaded() *requestError {
 func clientGone() *requestError {
 	return &requestError{status: http.StatusBadRequest, kind: errClientGone, row: -1, index: -1, offset: -1,
 		msg: "the client left while the request waited for a worker"}
-}
-
-// readBody reads the body into buf (grown as needed): exactly length bytes
-// when length ≥ 0, else to the end.
-func readBody(r io.Reader, buf []byte, length int64) ([]byte, error) {
-	if length >= 0 {
-		buf = slices.Grow(buf[:0], int(length))[:length]
-		if _, err := io.ReadFull(r, buf); err != nil {
-			return buf[:0], err
-		}
-		return buf, nil
-	}
-	buf = buf[:0]
-	for {
-		if len(buf) == cap(buf) {
-			buf = slices.Grow(buf, max(512, len(buf)))
-		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf[:0], err
-		}
-	}
 }

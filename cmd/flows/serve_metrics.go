@@ -51,7 +51,8 @@ type metricsSet struct {
 	latency  map[string]*histogram
 	rows     map[string]*atomic.Uint64 // rows scored, rows sampled
 	errors   map[string]*atomic.Uint64 // by kind
-	reloads  map[string]*atomic.Uint64 // "ok", "error"
+	reloads  map[string]*atomic.Uint64 // "ok", "error", "refused"
+	slow     map[string]*atomic.Uint64 // bodies cut: "cut" (behind the pace), "evicted" (place taken)
 
 	batches     atomic.Uint64 // calls to the model for score requests
 	batchedRows atomic.Uint64 // the rows of those calls
@@ -69,7 +70,8 @@ type requestKey struct {
 
 func newMetrics() *metricsSet {
 	m := &metricsSet{latency: map[string]*histogram{}, rows: map[string]*atomic.Uint64{},
-		errors: map[string]*atomic.Uint64{}, reloads: map[string]*atomic.Uint64{}, started: time.Now()}
+		errors: map[string]*atomic.Uint64{}, reloads: map[string]*atomic.Uint64{},
+		slow: map[string]*atomic.Uint64{"cut": new(atomic.Uint64), "evicted": new(atomic.Uint64)}, started: time.Now()}
 	for _, e := range endpoints {
 		m.latency[e] = newHistogram()
 	}
@@ -186,7 +188,7 @@ func (m *metricsSet) write(w io.Writer, info modelInfo, workers, queue int) erro
 		sample("flows_request_errors_total", label("kind", k), float64(m.errors[k].Load()))
 	}
 
-	head("flows_inflight_requests", "gauge", "Score and sample requests admitted: computing or waiting for a worker.")
+	head("flows_inflight_requests", "gauge", "Score and sample requests admitted: sending their bodies, computing or waiting for a worker.")
 	sample("flows_inflight_requests", "", float64(m.inflight.Load()))
 	head("flows_queued_requests", "gauge", "Score and sample requests waiting for a worker.")
 	sample("flows_queued_requests", "", float64(m.queued.Load()))
@@ -195,6 +197,10 @@ func (m *metricsSet) write(w io.Writer, info modelInfo, workers, queue int) erro
 	head("flows_queue_capacity", "gauge", "Requests that may wait for a worker before more get 503 (--queue).")
 	sample("flows_queue_capacity", "", float64(queue))
 
+	head("flows_slow_bodies_total", "counter", "Requests cut with 408 too_slow: cut (the body fell behind --min-body-rate) or evicted (its place given to a newcomer while slow bodies held more than half of the places).")
+	for _, r := range []string{"cut", "evicted"} {
+		sample("flows_slow_bodies_total", label("how", r), float64(m.slow[r].Load()))
+	}
 	head("flows_model_reloads_total", "counter", "Model reloads on SIGHUP, by result: ok (swapped in) or error (the old model kept).")
 	for _, r := range []string{"ok", "error"} {
 		sample("flows_model_reloads_total", label("result", r), float64(m.reloads[r].Load()))

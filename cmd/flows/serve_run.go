@@ -27,6 +27,7 @@ type server struct {
 	state   atomic.Pointer[modelState]
 	slots   chan struct{} // a token per computing request
 	budget  budget
+	places  places      // the readers among the requests holding a place
 	batch   batcher     // score requests waiting for a worker
 	drain   atomic.Bool // shutting down
 	bufs    sync.Pool   // *[]byte for bodies and answers up to poolMax
