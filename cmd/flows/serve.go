@@ -31,6 +31,7 @@ type serveFlags struct {
 	logFormat       string
 	logLevel        string
 	accessLog       bool
+	reloadSchema    bool
 }
 
 var serveCommand = &command{
@@ -104,7 +105,12 @@ waiting for a worker, and bodies that keep the rate, are never cut.
 SIGHUP reloads the model file: the new model is loaded, checked (its
 checksum, and finite log densities of samples drawn from it) and only then
 swapped in, atomically; requests in flight finish on the old one. A file
-that fails leaves the old model serving, and the error is logged. SIGTERM
+that fails leaves the old model serving, and the error is logged. A model
+of another kind, or with other columns or context columns (by count or
+name), is refused the same way, logged at level warn and counted as
+flows_model_reloads_total{result="refused"}, unless
+--reload-allow-schema-change (then it is swapped in, logged at level warn
+and counted in flows_model_schema_changes_total). SIGTERM
 and SIGINT stop taking connections and wait up to --shutdown-timeout for the
 requests in flight. Logs are structured (log/slog), as JSON, or as text on
 a terminal.
@@ -132,6 +138,7 @@ model.flow data.csv would; a reload reads it again.`,
 		fs.StringVar(&f.logFormat, "log-format", "", "the logs' `format`: json or text (default text on a terminal, else json)")
 		fs.StringVar(&f.logLevel, "log-level", "info", "the least `level` logged: debug (every bad request too), info, warn, error")
 		fs.BoolVar(&f.accessLog, "access-log", false, "log every request at level info")
+		fs.BoolVar(&f.reloadSchema, "reload-allow-schema-change", false, "let SIGHUP swap in a model of another kind or other columns")
 		return func(e *env, args []string) error { return f.run(e, args[0]) }
 	},
 }

@@ -57,6 +57,8 @@ type metricsSet struct {
 	batches     atomic.Uint64 // calls to the model for score requests
 	batchedRows atomic.Uint64 // the rows of those calls
 
+	schemaChanges atomic.Uint64 // reloads that swapped in another schema
+
 	inflight atomic.Int64 // admitted requests: computing or waiting
 	queued   atomic.Int64 // admitted requests waiting for a worker
 	started  time.Time
@@ -81,7 +83,7 @@ func newMetrics() *metricsSet {
 	for _, k := range errorKinds {
 		m.errors[k] = new(atomic.Uint64)
 	}
-	for _, r := range []string{"ok", "error"} {
+	for _, r := range []string{"ok", "error", "refused"} {
 		m.reloads[r] = new(atomic.Uint64)
 	}
 	return m
@@ -201,10 +203,12 @@ func (m *metricsSet) write(w io.Writer, info modelInfo, workers, queue int) erro
 	for _, r := range []string{"cut", "evicted"} {
 		sample("flows_slow_bodies_total", label("how", r), float64(m.slow[r].Load()))
 	}
-	head("flows_model_reloads_total", "counter", "Model reloads on SIGHUP, by result: ok (swapped in) or error (the old model kept).")
-	for _, r := range []string{"ok", "error"} {
+	head("flows_model_reloads_total", "counter", "Model reloads on SIGHUP, by result: ok (swapped in), error (the file failed; the old model kept) or refused (another schema; the old model kept).")
+	for _, r := range []string{"ok", "error", "refused"} {
 		sample("flows_model_reloads_total", label("result", r), float64(m.reloads[r].Load()))
 	}
+	head("flows_model_schema_changes_total", "counter", "Reloads that swapped in a model of another kind or other columns (--reload-allow-schema-change).")
+	sample("flows_model_schema_changes_total", "", float64(m.schemaChanges.Load()))
 	head("flows_model_info", "gauge", "The model served: its kind, file and SHA-256; the value is 1.")
 	sample("flows_model_info", label("kind", info.kind, "file", info.file, "sha256", info.sha256), 1)
 	head("flows_model_parameters", "gauge", "The number of parameters of the model served.")

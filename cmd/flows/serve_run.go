@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/signal"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -105,7 +106,10 @@ func (f *serveFlags) run(e *env, path string) error {
 	}
 }
 
-// reload loads the model file again and, when it is good, serves it.
+// reload loads the model file again and, when it is good, serves it. A
+// model of another schema (kind, columns or context columns) would fail
+// every client's requests: it is refused, at warning level, unless
+// --reload-allow-schema-change.
 func (s *server) reload() {
 	old := s.state.Load()
 	st, err := s.load()
@@ -114,11 +118,36 @@ func (s *server) reload() {
 		s.log.Error("reload failed; still serving the old model", "model", s.path, "err", err, "sha256", old.sha)
 		return
 	}
+	change := schemaChange(old, st)
+	if change != "" && !s.f.reloadSchema {
+		s.metrics.reloads["refused"].Add(1)
+		s.log.Warn("reload refused: the new model's schema differs; still serving the old model (--reload-allow-schema-change swaps it in)",
+			"model", s.path, "change", change, "sha256", st.sha, "serving_sha256", old.sha)
+		return
+	}
 	s.state.Store(st)
 	s.metrics.reloads["ok"].Add(1)
 	s.log.Info("reloaded", "model", s.path, "sha256", st.sha, "previous_sha256", old.sha, "kind", string(st.m.Config.Kind))
-	if !slices.Equal(st.schema.names, old.schema.names) || !slices.Equal(st.schema.ctxNames, old.schema.ctxNames) {
-		s.log.Warn("the reloaded model's columns differ from the old one's", "columns", st.schema.names,
-			"previous_columns", old.schema.names, "context", st.schema.ctxNames, "previous_context", old.schema.ctxNames)
+	if change != "" {
+		s.metrics.schemaChanges.Add(1)
+		s.log.Warn("reloaded a model of another schema (--reload-allow-schema-change): requests shaped for the old one now fail",
+			"model", s.path, "change", change, "sha256", st.sha, "previous_sha256", old.sha)
 	}
+}
+
+// schemaChange says how the new model's schema differs from the old one's
+// (its kind, columns and context columns, by count and name), or "" when
+// it does not.
+func schemaChange(old, st *modelState) string {
+	var d []string
+	if ok, nk := old.m.Config.Kind, st.m.Config.Kind; ok != nk {
+		d = append(d, fmt.Sprintf("kind %s → %s", ok, nk))
+	}
+	if !slices.Equal(old.schema.names, st.schema.names) {
+		d = append(d, fmt.Sprintf("%d columns %q → %d columns %q", old.schema.dim, old.schema.names, st.schema.dim, st.schema.names))
+	}
+	if !slices.Equal(old.schema.ctxNames, st.schema.ctxNames) {
+		d = append(d, fmt.Sprintf("%d context columns %q → %d context columns %q", old.schema.cdim, old.schema.ctxNames, st.schema.cdim, st.schema.ctxNames))
+	}
+	return strings.Join(d, "; ")
 }
