@@ -155,6 +155,20 @@ func (d *jsonDec) column(key string) int {
 	return -1
 }
 
+// intern returns raw as a string: the schema's own string when raw is one
+// of its column names, which object rows repeat on every row (so a key
+// costs no allocation), else a copy.
+func (d *jsonDec) intern(raw []byte) string {
+	for _, names := range [2][]string{d.s.names, d.s.ctxNames} {
+		for _, n := range names {
+			if string(raw) == n {
+				return n
+			}
+		}
+	}
+	return string(raw)
+}
+
 // boolean reads true or false.
 func (d *jsonDec) boolean(field string) (bool, *requestError) {
 	d.ws()
@@ -266,7 +280,7 @@ func (d *jsonDec) str(what string) (string, *requestError) {
 	for d.i < len(d.b) {
 		c := d.b[d.i]
 		if c == '"' {
-			s := string(d.b[start:d.i])
+			s := d.intern(d.b[start:d.i])
 			d.i++
 			return s, nil
 		}
