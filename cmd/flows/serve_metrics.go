@@ -5,7 +5,6 @@ package main
 // per endpoint with fixed buckets.
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"os"
@@ -109,43 +108,8 @@ type modelInfo struct {
 
 // write writes every metric in the Prometheus text format.
 func (m *metricsSet) write(w io.Writer, info modelInfo, workers, queue int) error {
-	bw := bufio.NewWriter(w)
-	var b []byte
-	head := func(name, kind, help string) {
-		b = append(b, "# HELP "...)
-		b = append(b, name...)
-		b = append(b, ' ')
-		b = append(b, help...)
-		b = append(b, "\n# TYPE "...)
-		b = append(b, name...)
-		b = append(b, ' ')
-		b = append(b, kind...)
-		b = append(b, '\n')
-	}
-	sample := func(name, labels string, v float64) {
-		b = append(b, name...)
-		if labels != "" {
-			b = append(b, '{')
-			b = append(b, labels...)
-			b = append(b, '}')
-		}
-		b = append(b, ' ')
-		b = strconv.AppendFloat(b, v, 'g', -1, 64)
-		b = append(b, '\n')
-	}
-	label := func(pairs ...string) string {
-		var l []byte
-		for i := 0; i < len(pairs); i += 2 {
-			if i > 0 {
-				l = append(l, ',')
-			}
-			l = append(l, pairs[i]...)
-			l = append(l, "=\""...)
-			l = appendLabelValue(l, pairs[i+1])
-			l = append(l, '"')
-		}
-		return string(l)
-	}
+	p := &promText{}
+	head, sample, label := p.head, p.sample, promLabels
 
 	head("flows_http_requests_total", "counter", "HTTP requests answered, by endpoint and status code.")
 	var keys []requestKey
@@ -190,6 +154,15 @@ func (m *metricsSet) write(w io.Writer, info modelInfo, workers, queue int) erro
 		sample("flows_request_errors_total", label("kind", k), float64(m.errors[k].Load()))
 	}
 
+	m.writeState(p, info, workers, queue)
+	_, err := w.Write(p.b)
+	return err
+}
+
+// writeState writes the metrics of the admission, the model and the
+// process.
+func (m *metricsSet) writeState(p *promText, info modelInfo, workers, queue int) {
+	head, sample, label := p.head, p.sample, promLabels
 	head("flows_inflight_requests", "gauge", "Score and sample requests admitted: sending their bodies, computing or waiting for a worker.")
 	sample("flows_inflight_requests", "", float64(m.inflight.Load()))
 	head("flows_queued_requests", "gauge", "Score and sample requests waiting for a worker.")
@@ -236,10 +209,50 @@ func (m *metricsSet) write(w io.Writer, info modelInfo, workers, queue int) erro
 	sample("go_memstats_sys_bytes", "", value(rs[1]))
 	head("go_goroutines", "gauge", "Goroutines that exist.")
 	sample("go_goroutines", "", value(rs[2]))
-	if _, err := bw.Write(b); err != nil {
-		return err
+}
+
+// promText is metrics in the Prometheus text format, being written.
+type promText struct{ b []byte }
+
+// head writes a family's HELP and TYPE lines.
+func (p *promText) head(name, kind, help string) {
+	p.b = append(p.b, "# HELP "...)
+	p.b = append(p.b, name...)
+	p.b = append(p.b, ' ')
+	p.b = append(p.b, help...)
+	p.b = append(p.b, "\n# TYPE "...)
+	p.b = append(p.b, name...)
+	p.b = append(p.b, ' ')
+	p.b = append(p.b, kind...)
+	p.b = append(p.b, '\n')
+}
+
+// sample writes a sample with its labels (name="value" pairs, or "").
+func (p *promText) sample(name, labels string, v float64) {
+	p.b = append(p.b, name...)
+	if labels != "" {
+		p.b = append(p.b, '{')
+		p.b = append(p.b, labels...)
+		p.b = append(p.b, '}')
 	}
-	return bw.Flush()
+	p.b = append(p.b, ' ')
+	p.b = strconv.AppendFloat(p.b, v, 'g', -1, 64)
+	p.b = append(p.b, '\n')
+}
+
+// promLabels returns the labels of name, value pairs, escaped.
+func promLabels(pairs ...string) string {
+	var l []byte
+	for i := 0; i < len(pairs); i += 2 {
+		if i > 0 {
+			l = append(l, ',')
+		}
+		l = append(l, pairs[i]...)
+		l = append(l, "=\""...)
+		l = appendLabelValue(l, pairs[i+1])
+		l = append(l, '"')
+	}
+	return string(l)
 }
 
 // appendLabelValue appends v escaped as a label value: backslash, double
