@@ -185,7 +185,8 @@ func TestServeSlowClients(t *testing.T) {
 
 // TestServeBodyPace: a body that falls behind --min-body-rate after
 // --body-grace is cut with 408 too_slow and counted; a body that declares
-// --max-body and sends nothing holds only its first charge of the budget.
+// --max-body and sends nothing holds only its first charge of the budget,
+// 64 KiB.
 func TestServeBodyPace(t *testing.T) {
 	dir := t.TempDir()
 	fitTiny(t, dir)
@@ -209,6 +210,21 @@ func TestServeBodyPace(t *testing.T) {
 	if d := time.Since(start); resp.StatusCode != 408 || !strings.Contains(string(b), `"kind":"too_slow"`) || d < 300*time.Millisecond || d > 20*time.Second {
 		t.Errorf("a stalled body: %d %s after %v", resp.StatusCode, b, d)
 	}
+
+	// The stalled 8 MiB body holds exactly its first 64 KiB: a body of the
+	// rest of the budget fits beside it.
+	q := startServer(t, dir, "model.flow", "--body-budget", "8MiB")
+	stalled = startSlow(t, q.addr, "/v1/score", strings.Repeat(" ", 8<<20), 0)
+	defer stalled.conn.Close()
+	waitGauge(t, q, "flows_inflight_requests", 1)
+	rest := good + strings.Repeat(" ", 8<<20-64<<10-len(good))
+	if a := postJSON(t, q.url+"/v1/score", rest); a.code != 200 {
+		t.Errorf("a body of the budget less 64 KiB beside a stalled 8 MiB one: %d %s", a.code, a.body)
+	}
+	if a := postJSON(t, q.url+"/v1/score", rest+" "); a.code != 503 || !strings.Contains(string(a.body), "--body-budget") {
+		t.Errorf("a body one byte more: %d %s", a.code, a.body)
+	}
+
 	fams := checkPrometheus(t, string(do(t, "GET", p.url+"/metrics", "", nil).body))
 	if fams.value(`flows_slow_bodies_total{how="cut"}`) < 1 || fams.value(`flows_request_errors_total{kind="too_slow"}`) < 1 {
 		t.Errorf("the cut is not counted: %v %v", fams.value(`flows_slow_bodies_total{how="cut"}`), fams.value(`flows_request_errors_total{kind="too_slow"}`))
