@@ -206,7 +206,21 @@ func TestInterruptLeavesNothing(t *testing.T) {
 func TestStaleTemporaryRemoved(t *testing.T) {
 	dir := t.TempDir()
 	fitTiny(t, dir)
-	killSample(t, dir, "big.csv")
+	cmd := exec.Command(flowsBin, "sample", "model.flow", "-n", "100000000", "-o", "big.csv")
+	cmd.Dir = dir
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if m, _ := filepath.Glob(filepath.Join(dir, ".big.csv.tmp-*")); len(m) > 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	cmd.Process.Kill() // SIGKILL: no chance to clean up
+	cmd.Wait()
+	if m, _ := filepath.Glob(filepath.Join(dir, ".big.csv.tmp-*")); len(m) != 1 {
+		t.Fatalf("the killed sample left %v", m)
+	}
 	mustRun(t, dir, "sample", "model.flow", "-n", "3", "-o", "big.csv")
 	noTemps(t, dir)
 }
