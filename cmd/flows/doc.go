@@ -67,16 +67,23 @@
 // name's extension). corner.go draws it, for plot and for the model card
 // of serve.
 //
-// serve answers HTTP requests for a model (serve.go, serve_decode.go,
-// serve_metrics.go, serve_card.go): POST /v1/score (JSON rows as arrays or
+// serve answers HTTP requests for a model: serve.go (flags and help),
+// serve_run.go (listening, SIGHUP reload, drain), serve_model.go (loading
+// and describing the model), serve_admit.go and serve_slow.go (admission:
+// places, body budget, slow bodies), serve_batch.go (batching),
+// serve_handlers.go (routing and endpoints), serve_errors.go,
+// serve_decode.go, serve_json.go and serve_json_values.go (the requests'
+// decoders), serve_metrics.go and serve_card.go: POST /v1/score (JSON rows as arrays or
 // objects keyed by column name, or CSV with a header; the log densities
 // equal score's bit for bit, and the latent coordinates on request), POST
 // /v1/sample (sample's rows for the same n and seed), GET /v1/model, the
 // model card at / with plot's corner plot, /healthz, /readyz and /metrics
 // (Prometheus text). Bad input gets a 4xx and a JSON error naming its kind,
 // row and column; --workers, --queue, --queue-wait, --max-body,
-// --body-budget, --max-rows and --max-sample bound the work and the memory;
-// SIGHUP reloads the model file after checking it, SIGTERM drains. "flows
+// --body-budget, --max-rows and --max-sample bound the work and the memory,
+// --min-body-rate and --body-grace keep slow clients from holding them;
+// SIGHUP reloads the model file after checking it (and its schema, unless
+// --reload-allow-schema-change), SIGTERM drains. "flows
 // help serve" documents the requests and answers.
 //
 // # Outputs and exit status

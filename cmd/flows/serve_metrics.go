@@ -5,7 +5,6 @@ package main
 // per endpoint with fixed buckets.
 
 import (
-	"bufio"
 	"bytes"
 	"io"
 	"os"
@@ -51,10 +50,13 @@ type metricsSet struct {
 	latency  map[string]*histogram
 	rows     map[string]*atomic.Uint64 // rows scored, rows sampled
 	errors   map[string]*atomic.Uint64 // by kind
-	reloads  map[string]*atomic.Uint64 // "ok", "error"
+	reloads  map[string]*atomic.Uint64 // "ok", "error", "refused"
+	slow     map[string]*atomic.Uint64 // bodies cut: "cut" (behind the pace), "evicted" (place taken)
 
 	batches     atomic.Uint64 // calls to the model for score requests
 	batchedRows atomic.Uint64 // the rows of those calls
+
+	schemaChanges atomic.Uint64 // reloads that swapped in another schema
 
 	inflight atomic.Int64 // admitted requests: computing or waiting
 	queued   atomic.Int64 // admitted requests waiting for a worker
@@ -69,7 +71,8 @@ type requestKey struct {
 
 func newMetrics() *metricsSet {
 	m := &metricsSet{latency: map[string]*histogram{}, rows: map[string]*atomic.Uint64{},
-		errors: map[string]*atomic.Uint64{}, reloads: map[string]*atomic.Uint64{}, started: time.Now()}
+		errors: map[string]*atomic.Uint64{}, reloads: map[string]*atomic.Uint64{},
+		slow: map[string]*atomic.Uint64{"cut": new(atomic.Uint64), "evicted": new(atomic.Uint64)}, started: time.Now()}
 	for _, e := range endpoints {
 		m.latency[e] = newHistogram()
 	}
@@ -79,7 +82,7 @@ func newMetrics() *metricsSet {
 	for _, k := range errorKinds {
 		m.errors[k] = new(atomic.Uint64)
 	}
-	for _, r := range []string{"ok", "error"} {
+	for _, r := range []string{"ok", "error", "refused"} {
 		m.reloads[r] = new(atomic.Uint64)
 	}
 	return m
@@ -105,43 +108,8 @@ type modelInfo struct {
 
 // write writes every metric in the Prometheus text format.
 func (m *metricsSet) write(w io.Writer, info modelInfo, workers, queue int) error {
-	bw := bufio.NewWriter(w)
-	var b []byte
-	head := func(name, kind, help string) {
-		b = append(b, "# HELP "...)
-		b = append(b, name...)
-		b = append(b, ' ')
-		b = append(b, help...)
-		b = append(b, "\n# TYPE "...)
-		b = append(b, name...)
-		b = append(b, ' ')
-		b = append(b, kind...)
-		b = append(b, '\n')
-	}
-	sample := func(name, labels string, v float64) {
-		b = append(b, name...)
-		if labels != "" {
-			b = append(b, '{')
-			b = append(b, labels...)
-			b = append(b, '}')
-		}
-		b = append(b, ' ')
-		b = strconv.AppendFloat(b, v, 'g', -1, 64)
-		b = append(b, '\n')
-	}
-	label := func(pairs ...string) string {
-		var l []byte
-		for i := 0; i < len(pairs); i += 2 {
-			if i > 0 {
-				l = append(l, ',')
-			}
-			l = append(l, pairs[i]...)
-			l = append(l, "=\""...)
-			l = appendLabelValue(l, pairs[i+1])
-			l = append(l, '"')
-		}
-		return string(l)
-	}
+	p := &promText{}
+	head, sample, label := p.head, p.sample, promLabels
 
 	head("flows_http_requests_total", "counter", "HTTP requests answered, by endpoint and status code.")
 	var keys []requestKey
@@ -186,7 +154,16 @@ func (m *metricsSet) write(w io.Writer, info modelInfo, workers, queue int) erro
 		sample("flows_request_errors_total", label("kind", k), float64(m.errors[k].Load()))
 	}
 
-	head("flows_inflight_requests", "gauge", "Score and sample requests admitted: computing or waiting for a worker.")
+	m.writeState(p, info, workers, queue)
+	_, err := w.Write(p.b)
+	return err
+}
+
+// writeState writes the metrics of the admission, the model and the
+// process.
+func (m *metricsSet) writeState(p *promText, info modelInfo, workers, queue int) {
+	head, sample, label := p.head, p.sample, promLabels
+	head("flows_inflight_requests", "gauge", "Score and sample requests admitted: sending their bodies, computing or waiting for a worker.")
 	sample("flows_inflight_requests", "", float64(m.inflight.Load()))
 	head("flows_queued_requests", "gauge", "Score and sample requests waiting for a worker.")
 	sample("flows_queued_requests", "", float64(m.queued.Load()))
@@ -195,10 +172,16 @@ func (m *metricsSet) write(w io.Writer, info modelInfo, workers, queue int) erro
 	head("flows_queue_capacity", "gauge", "Requests that may wait for a worker before more get 503 (--queue).")
 	sample("flows_queue_capacity", "", float64(queue))
 
-	head("flows_model_reloads_total", "counter", "Model reloads on SIGHUP, by result: ok (swapped in) or error (the old model kept).")
-	for _, r := range []string{"ok", "error"} {
+	head("flows_slow_bodies_total", "counter", "Requests cut with 408 too_slow: cut (the body fell behind --min-body-rate) or evicted (its place given to a newcomer while slow bodies held more than half of the places).")
+	for _, r := range []string{"cut", "evicted"} {
+		sample("flows_slow_bodies_total", label("how", r), float64(m.slow[r].Load()))
+	}
+	head("flows_model_reloads_total", "counter", "Model reloads on SIGHUP, by result: ok (swapped in), error (the file failed; the old model kept) or refused (another schema; the old model kept).")
+	for _, r := range []string{"ok", "error", "refused"} {
 		sample("flows_model_reloads_total", label("result", r), float64(m.reloads[r].Load()))
 	}
+	head("flows_model_schema_changes_total", "counter", "Reloads that swapped in a model of another kind or other columns (--reload-allow-schema-change).")
+	sample("flows_model_schema_changes_total", "", float64(m.schemaChanges.Load()))
 	head("flows_model_info", "gauge", "The model served: its kind, file and SHA-256; the value is 1.")
 	sample("flows_model_info", label("kind", info.kind, "file", info.file, "sha256", info.sha256), 1)
 	head("flows_model_parameters", "gauge", "The number of parameters of the model served.")
@@ -226,10 +209,50 @@ func (m *metricsSet) write(w io.Writer, info modelInfo, workers, queue int) erro
 	sample("go_memstats_sys_bytes", "", value(rs[1]))
 	head("go_goroutines", "gauge", "Goroutines that exist.")
 	sample("go_goroutines", "", value(rs[2]))
-	if _, err := bw.Write(b); err != nil {
-		return err
+}
+
+// promText is metrics in the Prometheus text format, being written.
+type promText struct{ b []byte }
+
+// head writes a family's HELP and TYPE lines.
+func (p *promText) head(name, kind, help string) {
+	p.b = append(p.b, "# HELP "...)
+	p.b = append(p.b, name...)
+	p.b = append(p.b, ' ')
+	p.b = append(p.b, help...)
+	p.b = append(p.b, "\n# TYPE "...)
+	p.b = append(p.b, name...)
+	p.b = append(p.b, ' ')
+	p.b = append(p.b, kind...)
+	p.b = append(p.b, '\n')
+}
+
+// sample writes a sample with its labels (name="value" pairs, or "").
+func (p *promText) sample(name, labels string, v float64) {
+	p.b = append(p.b, name...)
+	if labels != "" {
+		p.b = append(p.b, '{')
+		p.b = append(p.b, labels...)
+		p.b = append(p.b, '}')
 	}
-	return bw.Flush()
+	p.b = append(p.b, ' ')
+	p.b = strconv.AppendFloat(p.b, v, 'g', -1, 64)
+	p.b = append(p.b, '\n')
+}
+
+// promLabels returns the labels of name, value pairs, escaped.
+func promLabels(pairs ...string) string {
+	var l []byte
+	for i := 0; i < len(pairs); i += 2 {
+		if i > 0 {
+			l = append(l, ',')
+		}
+		l = append(l, pairs[i]...)
+		l = append(l, "=\""...)
+		l = appendLabelValue(l, pairs[i+1])
+		l = append(l, '"')
+	}
+	return string(l)
 }
 
 // appendLabelValue appends v escaped as a label value: backslash, double

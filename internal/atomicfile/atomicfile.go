@@ -5,9 +5,10 @@
 // the outputs of the flows command are written through it.
 //
 // Temporary files are named ".<name>.tmp-<pid>-<n>" next to the target.
-// Create removes the ones of the same target that a process which no longer
-// runs left behind (a crash, a kill); RemoveAll removes the ones this
-// process has open, for a signal handler to call before exiting.
+// Create removes the ones in the target's directory that a process which
+// no longer runs left behind (a crash, a kill -9): of the same target at
+// once, of others once unmodified for 10 s; RemoveAll removes the ones
+// this process has open, for a signal handler to call before exiting.
 package atomicfile
 
 import (
@@ -22,6 +23,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // File is a file being written to its target atomically: write to it, then
@@ -191,26 +193,56 @@ func RemoveAll() {
 	})
 }
 
-// removeStale removes the temporary files of target left by processes that
-// no longer run (see alive). Errors are ignored: a stale file that cannot be
-// removed costs only disk space.
+// staleAge is how long a temporary file of another target must have gone
+// unmodified before removeStale takes it for stale.
+const staleAge = 10 * time.Second
+
+// removeStale removes the temporary files in target's directory that
+// processes which no longer run left behind (see alive): those of target
+// itself, and those of other targets not modified for staleAge. So the
+// first write into a folder after a crash or a kill -9 (every command of
+// the flows CLI that writes checks its outputs first, through Create)
+// clears what the interrupted one left. Liveness is checked on this
+// machine: a folder shared with other machines or PID namespaces could
+// hold a live writer's file under a PID that runs nowhere here, which the
+// age guard protects while it is being written. Errors are ignored: a
+// stale file that cannot be removed costs only disk space.
 func removeStale(target string) {
-	dir, prefix := filepath.Dir(target), tempPrefix(filepath.Base(target))
+	dir, own := filepath.Dir(target), filepath.Base(target)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		return
 	}
 	for _, e := range entries {
-		name := e.Name()
-		rest, ok := strings.CutPrefix(name, prefix)
-		if !ok || !e.Type().IsRegular() {
+		base, pid, ok := parseTemp(e.Name())
+		if !ok || !e.Type().IsRegular() || pid == os.Getpid() || alive(pid) {
 			continue
 		}
-		pidText, _, ok := strings.Cut(rest, "-")
-		pid, err := strconv.Atoi(pidText)
-		if !ok || err != nil || pid <= 0 || pid == os.Getpid() || alive(pid) {
-			continue
+		if base != own {
+			fi, err := e.Info()
+			if err != nil || time.Since(fi.ModTime()) < staleAge {
+				continue
+			}
 		}
-		os.Remove(filepath.Join(dir, name))
+		os.Remove(filepath.Join(dir, e.Name()))
 	}
+}
+
+// parseTemp returns the target's base name and the writer's process id of
+// a temporary name ".<base>.tmp-<pid>-<n>" (n in base 36), or false for
+// any other name.
+func parseTemp(name string) (base string, pid int, ok bool) {
+	i := strings.LastIndex(name, ".tmp-")
+	if !strings.HasPrefix(name, ".") || i < 2 {
+		return "", 0, false
+	}
+	pidText, n, ok := strings.Cut(name[i+len(".tmp-"):], "-")
+	if !ok || n == "" || strings.Trim(n, "0123456789abcdefghijklmnopqrstuvwxyz") != "" {
+		return "", 0, false
+	}
+	pid, err := strconv.Atoi(pidText)
+	if err != nil || pid <= 0 || strconv.Itoa(pid) != pidText {
+		return "", 0, false
+	}
+	return name[1:i], pid, true
 }

@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestWriteCommitsWholeOrNothing(t *testing.T) {
@@ -130,4 +131,77 @@ func TestRemoveAll(t *testing.T) {
 		t.Errorf("RemoveAll left %d files", len(entries))
 	}
 	f.Abort() // harmless after RemoveAll
+}
+
+// deadPID returns the process id of a process that has exited.
+func deadPID(t *testing.T) int {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	if err := cmd.Run(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd.Process.Pid
+}
+
+// TestStaleOfOtherTargetsRemoved: Create also removes the temporary files
+// of other targets in the directory that a dead process left and that have
+// not changed for staleAge, and keeps those of live processes, recent ones
+// and names that are not its own.
+func TestStaleOfOtherTargetsRemoved(t *testing.T) {
+	if runtime.GOOS == "windows" {
+		t.Skip("no cheap liveness check")
+	}
+	live := exec.Command(os.Args[0], "-test.run=^TestBlockUntilStdinCloses$")
+	live.Env = append(os.Environ(), "ATOMICFILE_BLOCK=1")
+	stdin, err := live.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := live.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { stdin.Close(); live.Wait() }()
+	dead := strconv.Itoa(deadPID(t))
+	dir := t.TempDir()
+	old := time.Now().Add(-time.Hour)
+	files := map[string]bool{ // name → removed
+		".samples.csv.tmp-" + dead + "-1":                           true,
+		".model.flow.tmp-" + dead + "-a9":                           true,
+		".with.tmp-in-name.tmp-" + dead + "-2":                      true,
+		".samples.csv.tmp-" + strconv.Itoa(live.Process.Pid) + "-1": false, // a live writer
+		".samples.csv.tmp-" + strconv.Itoa(os.Getpid()) + "-1":      false, // this process
+		".notes.tmp-" + dead + "-1.bak":                             false, // not a temporary name
+		".notes.tmp-" + dead + "-":                                  false,
+		".notes.tmp-0" + dead + "-1":                                false,
+		"notes.tmp-" + dead + "-1":                                  false,
+		".notes.tmp-x" + dead + "-1":                                false,
+	}
+	for name := range files {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte("partial"), 0o644)
+		os.Chtimes(p, old, old)
+	}
+	recent := filepath.Join(dir, ".plot.png.tmp-"+dead+"-3") // may still be written elsewhere
+	os.WriteFile(recent, []byte("partial"), 0o644)
+	if err := CheckWritable(filepath.Join(dir, "out.csv")); err != nil {
+		t.Fatal(err)
+	}
+	for name, removed := range files {
+		_, err := os.Stat(filepath.Join(dir, name))
+		if gone := os.IsNotExist(err); gone != removed {
+			t.Errorf("%s: removed %v, want %v", name, gone, removed)
+		}
+	}
+	if _, err := os.Stat(recent); err != nil {
+		t.Errorf("a recent temporary file of another target was removed: %v", err)
+	}
+}
+
+// TestBlockUntilStdinCloses is the live process of
+// TestStaleOfOtherTargetsRemoved, not a test of its own.
+func TestBlockUntilStdinCloses(t *testing.T) {
+	if os.Getenv("ATOMICFILE_BLOCK") == "" {
+		t.Skip("a helper process")
+	}
+	io.Copy(io.Discard, os.Stdin)
 }
