@@ -46,7 +46,8 @@ const (
 // Options says how to read a file. The zero value reads every column as
 // data, detects a header, and splits at commas.
 type Options struct {
-	// Columns picks the data columns, in order, by header name or 0-based
+	// Columns picks the data columns, in order, by header name, by the
+	// name "x<j>" that column j gets without a header cell, or by 0-based
 	// index (a name first); nil picks every column that is not a context
 	// column, in the file's order.
 	Columns []string
@@ -402,7 +403,8 @@ func (rd *Reader) columnNames(cols []int) []string {
 }
 
 // findColumn returns the index of the column that c names: a header name
-// first, else a 0-based index; setting names the option in errors.
+// first, then the name "x<j>" of a column j without a header cell, else a
+// 0-based index; setting names the option in errors.
 func (rd *Reader) findColumn(c, setting string) (int, error) {
 	if rd.header {
 		found := -1
@@ -416,6 +418,14 @@ func (rd *Reader) findColumn(c, setting string) (int, error) {
 		}
 		if found >= 0 {
 			return found, nil
+		}
+	}
+	// The name this package gives a column without a header cell, "x<j>",
+	// picks column j: a model fitted on a headerless file records such
+	// names, and reads another headerless file by position.
+	if k, ok := strings.CutPrefix(c, "x"); ok {
+		if j, err := strconv.Atoi(k); err == nil && j >= 0 && j < rd.width && rd.columnName(j) == c {
+			return j, nil
 		}
 	}
 	j, err := strconv.Atoi(c)

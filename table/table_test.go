@@ -40,6 +40,10 @@ func TestRead(t *testing.T) {
 		{"multi-line quoted cell", "note,x\n\"two\nlines\",1\n\"\",2\n", Options{Columns: []string{"x"}}, []string{"x"}, []float64{1, 2}, []int{2, 4}},
 		{"one row of names", "x\n5\n", Options{}, []string{"x"}, []float64{5}, []int{2}},
 		{"exact floats", "x\n0.1\n1e-300\n-0x1p-2\n", Options{}, []string{"x"}, []float64{0.1, 1e-300, -0.25}, []int{2, 3, 4}},
+		{"headerless names by position", "1,2,3\n4,5,6\n", Options{Columns: []string{"x2", "x0"}}, []string{"x2", "x0"}, []float64{3, 1, 6, 4}, []int{1, 2}},
+		{"empty header cell by its name", ",a,b\n0,1,2\n", Options{Columns: []string{"x0", "b"}}, []string{"x0", "b"}, []float64{0, 2}, []int{2}},
+		{"x name of a named column", "a,b\n1,2\n", Options{Columns: []string{"x1"}}, nil, nil, nil},
+		{"x name beyond the columns", "1,2\n", Options{Columns: []string{"x2"}}, nil, nil, nil},
 		{"context left out of the data", "a,c,b\n1,9,2\n", Options{Context: []string{"c"}}, []string{"a", "b"}, []float64{1, 2}, []int{2}},
 	}
 	for _, tc := range tests {
