@@ -23,6 +23,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gonum.org/v1/gonum/mat"
 
@@ -192,7 +193,7 @@ func NewReader(r io.Reader, name string, opt Options) (*Reader, error) {
 	if rd.header {
 		rd.hdr = make([]string, rd.width)
 		for j, c := range first.fields {
-			rd.hdr[j] = strings.TrimSpace(c)
+			rd.hdr[j] = strings.TrimSpace(text(c))
 		}
 	} else {
 		rd.pending = append(rd.pending, first)
@@ -204,6 +205,23 @@ func NewReader(r io.Reader, name string, opt Options) (*Reader, error) {
 		return nil, err
 	}
 	return rd, nil
+}
+
+// text returns s, or, when s is not valid UTF-8, s read as Latin-1 (ISO
+// 8859-1, each byte the code point of its value), which is how spreadsheet
+// programs on some systems export names with accents. Names read this way
+// are the same in every file of that encoding, so a model stores them as
+// UTF-8 and finds its columns again in its own training file; invalid
+// UTF-8 kept as it was would become U+FFFD in the model file.
+func text(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	r := make([]rune, len(s))
+	for i := range len(s) {
+		r[i] = rune(s[i])
+	}
+	return string(r)
 }
 
 // Names returns the names of the selected data columns.

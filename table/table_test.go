@@ -44,6 +44,7 @@ func TestRead(t *testing.T) {
 		{"empty header cell by its name", ",a,b\n0,1,2\n", Options{Columns: []string{"x0", "b"}}, []string{"x0", "b"}, []float64{0, 2}, []int{2}},
 		{"x name of a named column", "a,b\n1,2\n", Options{Columns: []string{"x1"}}, nil, nil, nil},
 		{"x name beyond the columns", "1,2\n", Options{Columns: []string{"x2"}}, nil, nil, nil},
+		{"latin-1 header", "caf\xe9,b\n1,2\n", Options{Columns: []string{"café"}}, []string{"café"}, []float64{1}, []int{2}},
 		{"context left out of the data", "a,c,b\n1,9,2\n", Options{Context: []string{"c"}}, []string{"a", "b"}, []float64{1, 2}, []int{2}},
 	}
 	for _, tc := range tests {

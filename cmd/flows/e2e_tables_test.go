@@ -40,3 +40,18 @@ func TestHeaderless(t *testing.T) {
 		t.Errorf("sample --contexts of a headerless file: want a header and 3 rows:\n%s", r.stdout)
 	}
 }
+
+// TestLatin1Header: a header that is not UTF-8 (a spreadsheet's Latin-1
+// export) is read as Latin-1, so the model finds its columns again in its
+// own training file.
+func TestLatin1Header(t *testing.T) {
+	dir := t.TempDir()
+	writeMixture(t, filepath.Join(dir, "named.csv"), 200)
+	data := strings.Replace(readText(t, filepath.Join(dir, "named.csv")), "x,y", "caf\xe9,y", 1)
+	writeFile(t, filepath.Join(dir, "latin1.csv"), data)
+	r := mustRun(t, dir, append([]string{"fit", "latin1.csv", "-o", "m.flow"}, tinyFit...)...)
+	if !strings.Contains(r.stderr, "café, y") {
+		t.Errorf("fit does not name the column café:\n%s", r.stderr)
+	}
+	mustRun(t, dir, "score", "m.flow", "latin1.csv", "-o", "scores.csv")
+}
