@@ -64,11 +64,24 @@ type Options struct {
 	// the error. WantContext is the same for the context columns.
 	Want, WantContext int
 	Model             string
-	// ColumnsName, ContextName and HeaderName name the settings in
-	// messages (defaults "columns", "context" and "Header: HeaderYes"; the
-	// command line says "--columns", "--context" and "--header yes").
-	ColumnsName, ContextName, HeaderName string
+	// SkipMissing leaves out the rows with a missing value (a cell of a
+	// selected column that is one of NA) and lists them in the table's
+	// Skipped; without it such a row is an error, like any bad cell.
+	SkipMissing bool
+	// NA are the cells, compared without case after trimming spaces, that
+	// mark a missing value; nil means DefaultNA.
+	NA []string
+	// ColumnsName, ContextName, HeaderName and MissingName name the
+	// settings in messages (defaults "columns", "context", "Header:
+	// HeaderYes" and "SkipMissing: true"; the command line says
+	// "--columns", "--context", "--header yes" and "--missing skip").
+	ColumnsName, ContextName, HeaderName, MissingName string
 }
+
+// DefaultNA are the cells that mark a missing value unless Options.NA
+// says otherwise: R's NA, an empty cell, NaN (pandas, NumPy) and null
+// (SQL, JSON).
+var DefaultNA = []string{"NA", "", "NaN", "null"}
 
 // Table is the numeric part of a file (or of a chunk of it): the selected
 // columns of its data rows.
@@ -84,10 +97,25 @@ type Table struct {
 	// file (from 1) where row i starts.
 	First int
 	Lines []int
+	// Skipped are the rows left out for a missing value (SkipMissing), in
+	// file order, each with its line, data row and first missing column.
+	Skipped []*RowError
+	// index[i] is the data row of row i when rows were skipped; nil when
+	// the rows are First, First+1, ….
+	index []int
 }
 
 // Rows returns the number of rows.
 func (t *Table) Rows() int { return len(t.Lines) }
+
+// Row returns the index among the file's data rows (from 0, skipped rows
+// counted) of row i of t.
+func (t *Table) Row(i int) int {
+	if t.index != nil {
+		return t.index[i]
+	}
+	return t.First + i
+}
 
 // ReadFile reads the whole file at path as a table; see Read.
 func ReadFile(path string, opt Options) (*Table, error) {
@@ -113,8 +141,12 @@ func Read(r io.Reader, name string, opt Options) (*Table, error) {
 		return nil, err
 	}
 	t, err := rd.Read(-1)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		return nil, rd.noRows()
+	case err == nil && t.Rows() == 0:
+		return nil, fmt.Errorf("%s: every data row has a missing value (%d %s skipped; the first: %v)",
+			name, len(t.Skipped), plural(len(t.Skipped), "row"), t.Skipped[0])
 	}
 	return t, err
 }
@@ -158,6 +190,12 @@ func NewReader(r io.Reader, name string, opt Options) (*Reader, error) {
 	}
 	if opt.HeaderName == "" {
 		opt.HeaderName = "Header: HeaderYes"
+	}
+	if opt.MissingName == "" {
+		opt.MissingName = "SkipMissing: true"
+	}
+	if opt.NA == nil {
+		opt.NA = DefaultNA
 	}
 	br := bufio.NewReaderSize(r, 1<<16)
 	if b, _ := br.Peek(len(utf8BOM)); bytes.Equal(b, utf8BOM) {
@@ -264,7 +302,9 @@ func (rd *Reader) noRows() error {
 // Read returns the next rows of the file, at most max of them (all the
 // rest when max < 0), or (nil, io.EOF) after the last row. A bad row is an
 // error naming its line and column; the rows before it in the chunk are
-// not returned.
+// not returned. Rows skipped for a missing value (SkipMissing) do not
+// count towards max; a chunk whose rows were all skipped has no rows (X
+// and C are nil) and only Skipped.
 func (rd *Reader) Read(max int) (*Table, error) {
 	t := &Table{Names: rd.names, ContextNames: rd.ctxNames, First: rd.rows}
 	var data, cdata []float64
@@ -281,30 +321,76 @@ func (rd *Reader) Read(max int) (*Table, error) {
 				break
 			}
 		}
-		row := rd.rows + len(t.Lines)
+		row := rd.rows
+		rd.rows++
 		if len(rec.fields) != rd.width {
 			return nil, &RowError{Name: rd.name, Line: rec.lines[0], Row: row, Column: -1, Issue: Width,
 				Msg: fmt.Sprintf("%s:%d: a row of %d %s, but the first row (line %d) has %d",
 					rd.name, rec.lines[0], len(rec.fields), plural(len(rec.fields), "column"), rd.firstLine, rd.width)}
 		}
-		var err error
-		if data, err = rd.cells(data, rec, row, rd.cols); err != nil {
-			return nil, err
+		d, err := rd.cells(data, rec, row, rd.cols)
+		var cd []float64
+		if err == nil {
+			cd, err = rd.cells(cdata, rec, row, rd.ctx)
 		}
-		if cdata, err = rd.cells(cdata, rec, row, rd.ctx); err != nil {
-			return nil, err
+		if err != nil {
+			skip, serr := rd.skip(err, rec, row)
+			if !skip {
+				return nil, serr
+			}
+			t.Skipped = append(t.Skipped, serr)
+			if t.index == nil {
+				t.index = make([]int, len(t.Lines))
+				for i := range t.Lines {
+					t.index[i] = t.First + i
+				}
+			}
+			continue
+		}
+		data, cdata = d, cd
+		if t.index != nil {
+			t.index = append(t.index, row)
 		}
 		t.Lines = append(t.Lines, rec.lines[0])
 	}
 	if len(t.Lines) == 0 {
+		if len(t.Skipped) > 0 {
+			// The rows left were all skipped: a chunk of no rows (X and C
+			// nil), so the caller sees them; io.EOF comes on the next call.
+			return t, nil
+		}
 		return nil, io.EOF
 	}
-	rd.rows += len(t.Lines)
 	t.X = mat.NewDense(len(t.Lines), len(rd.cols), data)
 	if len(rd.ctx) > 0 {
 		t.C = mat.NewDense(len(t.Lines), len(rd.ctx), cdata)
 	}
 	return t, nil
+}
+
+// skip decides, after the first bad cell err of rec (data row row), whether
+// the row is left out: with SkipMissing, when every bad cell of the
+// selected columns is a missing value. It returns the error to report: the
+// first missing cell's for a skipped row, else the first cell that is bad
+// for another reason.
+func (rd *Reader) skip(err error, rec *record, row int) (bool, *RowError) {
+	var first *RowError
+	if !errors.As(err, &first) || !first.Missing || !rd.opt.SkipMissing {
+		if first == nil {
+			first = &RowError{Name: rd.name, Msg: err.Error()}
+		}
+		return false, first
+	}
+	for _, cols := range [][]int{rd.cols, rd.ctx} {
+		for _, j := range cols {
+			if _, e := rd.cells(nil, rec, row, []int{j}); e != nil {
+				if re := e.(*RowError); !re.Missing {
+					return false, re
+				}
+			}
+		}
+	}
+	return true, first
 }
 
 // cells appends the values of the columns cols of rec, data row row, to
@@ -317,7 +403,10 @@ func (rd *Reader) cells(dst []float64, rec *record, row int, cols []int) ([]floa
 			if row == 0 && !rd.header && rec.lines[0] == rd.firstLine && rd.opt.Header == HeaderAuto {
 				msg += " (if line " + strconv.Itoa(rd.firstLine) + " is a header, say so with " + rd.opt.HeaderName + ")"
 			}
-			e := &RowError{Name: rd.name, Line: rec.lines[j], Row: row, Column: j, Issue: issue, Msg: msg}
+			e := &RowError{Name: rd.name, Line: rec.lines[j], Row: row, Column: j, Issue: issue, Msg: msg, Missing: rd.isNA(rec.fields[j])}
+			if e.Missing && !rd.opt.SkipMissing {
+				e.Msg += "; it marks a missing value: leave such rows out with " + rd.opt.MissingName
+			}
 			if rd.header {
 				e.Header = rd.hdr[j]
 			}
@@ -494,6 +583,17 @@ func (rd *Reader) cell(s string, j int) (float64, Issue, string) {
 	return v, 0, ""
 }
 
+// isNA reports whether the cell s marks a missing value.
+func (rd *Reader) isNA(s string) bool {
+	s = strings.TrimSpace(s)
+	for _, na := range rd.opt.NA {
+		if strings.EqualFold(s, na) {
+			return true
+		}
+	}
+	return false
+}
+
 // Issue says what is wrong with a row (see RowError).
 type Issue int
 
@@ -525,6 +625,9 @@ type RowError struct {
 	Column int
 	Header string
 	Issue  Issue
+	// Missing says that the cell is one of the tokens of a missing value
+	// (Options.NA), whatever its Issue.
+	Missing bool
 	// Msg is the whole message.
 	Msg string
 }

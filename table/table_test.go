@@ -206,8 +206,9 @@ func TestRowError(t *testing.T) {
 		want RowError
 	}{
 		{"a,b\n1,2\n3,x\n", RowError{Line: 3, Row: 1, Column: 1, Header: "b", Issue: NotANumber}},
-		{"a,b\n1,2\n3,4\n5,\n", RowError{Line: 4, Row: 2, Column: 1, Header: "b", Issue: EmptyCell}},
-		{"a,b\n1,NaN\n", RowError{Line: 2, Row: 0, Column: 1, Header: "b", Issue: NotFinite}},
+		{"a,b\n1,2\n3,4\n5,\n", RowError{Line: 4, Row: 2, Column: 1, Header: "b", Issue: EmptyCell, Missing: true}},
+		{"a,b\n1,NaN\n", RowError{Line: 2, Row: 0, Column: 1, Header: "b", Issue: NotFinite, Missing: true}},
+		{"a,b\n1,NA\n", RowError{Line: 2, Row: 0, Column: 1, Header: "b", Issue: NotANumber, Missing: true}},
 		{"1,2\n3,4,5\n", RowError{Line: 2, Row: 1, Column: -1, Issue: Width}},
 	} {
 		_, err := Read(strings.NewReader(tc.in), "in.csv", Options{})
@@ -220,5 +221,74 @@ func TestRowError(t *testing.T) {
 		if *re != tc.want || !strings.HasPrefix(re.Msg, fmt.Sprintf("in.csv:%d: ", tc.want.Line)) {
 			t.Errorf("%q: %+v, want %+v", tc.in, *re, tc.want)
 		}
+	}
+}
+
+// TestSkipMissing: with SkipMissing, rows with a missing value are left
+// out and listed with their line, data row and first missing column; a
+// row with a cell bad for another reason is still an error; without it,
+// the error points to the way out.
+func TestSkipMissing(t *testing.T) {
+	in := "Ozone,Wind,Day\n41,7.4,1\nNA,8,2\n12,NA,3\n,14.3,4\n28,null,5\n23,nan,6\n19,8.6,7\n"
+	_, err := Read(strings.NewReader(in), "aq.csv", Options{MissingName: "--missing skip"})
+	if err == nil || err.Error() != `aq.csv:3: column 0 ("Ozone"): "NA" is not a number; it marks a missing value: leave such rows out with --missing skip` {
+		t.Errorf("without skipping: %v", err)
+	}
+	tab, err := Read(strings.NewReader(in), "aq.csv", Options{SkipMissing: true, Columns: []string{"Ozone", "Wind"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tab.X.RawMatrix().Data, []float64{41, 7.4, 19, 8.6}) || !slices.Equal(tab.Lines, []int{2, 8}) || tab.Row(0) != 0 || tab.Row(1) != 6 {
+		t.Errorf("kept rows %v, lines %v, rows %d %d", tab.X.RawMatrix().Data, tab.Lines, tab.Row(0), tab.Row(1))
+	}
+	var got []string
+	for _, e := range tab.Skipped {
+		got = append(got, fmt.Sprintf("%d/%d/%d", e.Line, e.Row, e.Column))
+	}
+	if want := []string{"3/1/0", "4/2/1", "5/3/0", "6/4/1", "7/5/1"}; !slices.Equal(got, want) {
+		t.Errorf("skipped (line/row/column) %v, want %v", got, want)
+	}
+
+	// A column that is not selected may be missing; other NA tokens.
+	tab, err = Read(strings.NewReader(in), "aq.csv", Options{SkipMissing: true, Columns: []string{"Day"}, NA: []string{"-"}})
+	if err != nil || tab.Rows() != 7 || len(tab.Skipped) != 0 {
+		t.Errorf("Day only: %v, %d rows, %d skipped", err, tab.Rows(), len(tab.Skipped))
+	}
+	if _, err := Read(strings.NewReader(in), "aq.csv", Options{SkipMissing: true, NA: []string{"-"}}); err == nil {
+		t.Errorf("NA not among the tokens is an error")
+	}
+
+	// A missing cell beside a bad one is an error, not a skip.
+	if _, err := Read(strings.NewReader("a,b\n1,2\nNA,x\n"), "m.csv", Options{SkipMissing: true}); err == nil || !strings.Contains(err.Error(), `"x" is not a number`) {
+		t.Errorf("missing beside bad: %v", err)
+	}
+
+	// Chunks: skipped rows do not count towards a chunk's size, and a
+	// chunk of skipped rows alone comes back with no rows.
+	rd, err := NewReader(strings.NewReader("a\n1\nNA\nNA\n2\n3\nNA\n"), "c.csv", Options{SkipMissing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows, skipped []int
+	for {
+		c, err := rd.Read(2)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range c.Rows() {
+			rows = append(rows, c.Row(i))
+		}
+		for _, e := range c.Skipped {
+			skipped = append(skipped, e.Row)
+		}
+	}
+	if !slices.Equal(rows, []int{0, 3, 4}) || !slices.Equal(skipped, []int{1, 2, 5}) {
+		t.Errorf("chunked: rows %v, skipped %v", rows, skipped)
+	}
+	if _, err := Read(strings.NewReader("a\nNA\n"), "all.csv", Options{SkipMissing: true, Header: HeaderYes}); err == nil || !strings.Contains(err.Error(), "every data row has a missing value") {
+		t.Errorf("all rows missing: %v", err)
 	}
 }
