@@ -21,6 +21,7 @@ import (
 	"io"
 	"math"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -64,6 +65,10 @@ type Options struct {
 	// the error. WantContext is the same for the context columns.
 	Want, WantContext int
 	Model             string
+	// Keep picks columns of any content (names, identifiers, dates) to
+	// carry through as text beside the rows, in Table.Kept, the same way
+	// as Columns; a kept column may also be a data or context column.
+	Keep []string
 	// SkipMissing leaves out the rows with a missing value (a cell of a
 	// selected column that is one of NA) and lists them in the table's
 	// Skipped; without it such a row is an error, like any bad cell.
@@ -71,11 +76,12 @@ type Options struct {
 	// NA are the cells, compared without case after trimming spaces, that
 	// mark a missing value; nil means DefaultNA.
 	NA []string
-	// ColumnsName, ContextName, HeaderName and MissingName name the
-	// settings in messages (defaults "columns", "context", "Header:
-	// HeaderYes" and "SkipMissing: true"; the command line says
-	// "--columns", "--context", "--header yes" and "--missing skip").
-	ColumnsName, ContextName, HeaderName, MissingName string
+	// ColumnsName, ContextName, KeepName, HeaderName and MissingName name
+	// the settings in messages (defaults "columns", "context", "keep",
+	// "Header: HeaderYes" and "SkipMissing: true"; the command line says
+	// "--columns", "--context", "--keep", "--header yes" and "--missing
+	// skip").
+	ColumnsName, ContextName, KeepName, HeaderName, MissingName string
 }
 
 // DefaultNA are the cells that mark a missing value unless Options.NA
@@ -92,6 +98,11 @@ type Table struct {
 	// X holds the data columns of the rows, C the context columns (nil
 	// without context columns).
 	X, C *mat.Dense
+	// KeepNames name the kept columns (Options.Keep), and Kept holds
+	// their cells as text, row-major: row i's are Kept[i·k : (i+1)·k] for
+	// k kept columns.
+	KeepNames []string
+	Kept      []string
 	// First is the index of the first row among the file's data rows
 	// (from 0; a header is not a data row), and Lines[i] the line of the
 	// file (from 1) where row i starts.
@@ -166,8 +177,10 @@ type Reader struct {
 	width     int      // the columns of every row
 	cols      []int    // the data columns, as indexes into a row
 	ctx       []int    // the context columns
+	keep      []int    // the kept columns
 	names     []string
 	ctxNames  []string
+	keepNames []string
 	firstLine int       // the line of the first row, header or data
 	pending   []*record // rows read while looking for a header, not yet returned
 	rows      int       // data rows returned so far
@@ -187,6 +200,9 @@ func NewReader(r io.Reader, name string, opt Options) (*Reader, error) {
 	}
 	if opt.ContextName == "" {
 		opt.ContextName = "context"
+	}
+	if opt.KeepName == "" {
+		opt.KeepName = "keep"
 	}
 	if opt.HeaderName == "" {
 		opt.HeaderName = "Header: HeaderYes"
@@ -306,7 +322,7 @@ func (rd *Reader) noRows() error {
 // count towards max; a chunk whose rows were all skipped has no rows (X
 // and C are nil) and only Skipped.
 func (rd *Reader) Read(max int) (*Table, error) {
-	t := &Table{Names: rd.names, ContextNames: rd.ctxNames, First: rd.rows}
+	t := &Table{Names: rd.names, ContextNames: rd.ctxNames, KeepNames: rd.keepNames, First: rd.rows}
 	var data, cdata []float64
 	for max < 0 || len(t.Lines) < max {
 		var rec *record
@@ -348,6 +364,9 @@ func (rd *Reader) Read(max int) (*Table, error) {
 			continue
 		}
 		data, cdata = d, cd
+		for _, j := range rd.keep {
+			t.Kept = append(t.Kept, text(rec.fields[j]))
+		}
 		if t.index != nil {
 			t.index = append(t.index, row)
 		}
@@ -477,6 +496,17 @@ func (rd *Reader) selectColumns() error {
 		}
 	}
 	rd.names, rd.ctxNames = rd.columnNames(rd.cols), rd.columnNames(rd.ctx)
+	for _, c := range rd.opt.Keep {
+		j, err := rd.findColumn(c, rd.opt.KeepName)
+		if err != nil {
+			return fmt.Errorf("%s: %v", at, err)
+		}
+		if slices.Contains(rd.keep, j) {
+			return fmt.Errorf("%s: %s picks %s twice", at, rd.opt.KeepName, rd.label(j))
+		}
+		rd.keep = append(rd.keep, j)
+		rd.keepNames = append(rd.keepNames, rd.columnName(j))
+	}
 	check := func(cols []int, names []string, want int, setting, what string, given bool) error {
 		if want <= 0 || len(cols) == want {
 			return nil

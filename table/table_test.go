@@ -292,3 +292,21 @@ func TestSkipMissing(t *testing.T) {
 		t.Errorf("all rows missing: %v", err)
 	}
 }
+
+// TestKeep: kept columns come through as text, beside the data, skipped
+// rows included in neither.
+func TestKeep(t *testing.T) {
+	in := "name,mpg,cyl\n\"Mazda RX4\",21,6\nDatsun 710,NA,4\nValiant,18.1,6\n"
+	tab, err := Read(strings.NewReader(in), "cars.csv", Options{Columns: []string{"mpg", "cyl"}, Keep: []string{"name", "cyl"}, SkipMissing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tab.KeepNames, []string{"name", "cyl"}) || !slices.Equal(tab.Kept, []string{"Mazda RX4", "6", "Valiant", "6"}) {
+		t.Errorf("kept %q: %q", tab.KeepNames, tab.Kept)
+	}
+	for _, bad := range [][]string{{"nope"}, {"name", "0"}} {
+		if _, err := Read(strings.NewReader(in), "cars.csv", Options{Columns: []string{"mpg"}, Keep: bad, KeepName: "--keep"}); err == nil || !strings.Contains(err.Error(), "--keep") {
+			t.Errorf("Keep %q: %v", bad, err)
+		}
+	}
+}
