@@ -27,8 +27,6 @@ import (
 	"unicode/utf8"
 
 	"gonum.org/v1/gonum/mat"
-
-	"github.com/gonormflows/flows/internal/atomicfile"
 )
 
 // Header says whether the first row of a file is a header.
@@ -83,11 +81,6 @@ type Options struct {
 	// skip").
 	ColumnsName, ContextName, KeepName, HeaderName, MissingName string
 }
-
-// DefaultNA are the cells that mark a missing value unless Options.NA
-// says otherwise: R's NA, an empty cell, NaN (pandas, NumPy) and null
-// (SQL, JSON).
-var DefaultNA = []string{"NA", "", "NaN", "null"}
 
 // Table is the numeric part of a file (or of a chunk of it): the selected
 // columns of its data rows.
@@ -387,31 +380,6 @@ func (rd *Reader) Read(max int) (*Table, error) {
 	return t, nil
 }
 
-// skip decides, after the first bad cell err of rec (data row row), whether
-// the row is left out: with SkipMissing, when every bad cell of the
-// selected columns is a missing value. It returns the error to report: the
-// first missing cell's for a skipped row, else the first cell that is bad
-// for another reason.
-func (rd *Reader) skip(err error, rec *record, row int) (bool, *RowError) {
-	var first *RowError
-	if !errors.As(err, &first) || !first.Missing || !rd.opt.SkipMissing {
-		if first == nil {
-			first = &RowError{Name: rd.name, Msg: err.Error()}
-		}
-		return false, first
-	}
-	for _, cols := range [][]int{rd.cols, rd.ctx} {
-		for _, j := range cols {
-			if _, e := rd.cells(nil, rec, row, []int{j}); e != nil {
-				if re := e.(*RowError); !re.Missing {
-					return false, re
-				}
-			}
-		}
-	}
-	return true, first
-}
-
 // cells appends the values of the columns cols of rec, data row row, to
 // dst.
 func (rd *Reader) cells(dst []float64, rec *record, row int, cols []int) ([]float64, error) {
@@ -613,17 +581,6 @@ func (rd *Reader) cell(s string, j int) (float64, Issue, string) {
 	return v, 0, ""
 }
 
-// isNA reports whether the cell s marks a missing value.
-func (rd *Reader) isNA(s string) bool {
-	s = strings.TrimSpace(s)
-	for _, na := range rd.opt.NA {
-		if strings.EqualFold(s, na) {
-			return true
-		}
-	}
-	return false
-}
-
 // Issue says what is wrong with a row (see RowError).
 type Issue int
 
@@ -664,83 +621,6 @@ type RowError struct {
 
 // Error returns the message.
 func (e *RowError) Error() string { return e.Msg }
-
-// Writer writes a table as CSV: a header row, then rows of numbers in the
-// shortest form that reads back exactly.
-type Writer struct {
-	cw  *csv.Writer
-	buf []string
-}
-
-// NewWriter writes the header names to w and returns a Writer for the
-// rows.
-func NewWriter(w io.Writer, names []string) (*Writer, error) {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(names); err != nil {
-		return nil, err
-	}
-	return &Writer{cw: cw, buf: make([]string, len(names))}, nil
-}
-
-// WriteRow writes one row of len(names) values.
-func (w *Writer) WriteRow(row []float64) error {
-	if len(row) != len(w.buf) {
-		return fmt.Errorf("table: a row of %d values under a header of %d names", len(row), len(w.buf))
-	}
-	for j, v := range row {
-		w.buf[j] = FormatFloat(v)
-	}
-	return w.cw.Write(w.buf)
-}
-
-// WriteRows writes the rows of x (which has len(names) columns).
-func (w *Writer) WriteRows(x *mat.Dense) error {
-	r, _ := x.Dims()
-	for i := range r {
-		if err := w.WriteRow(x.RawRowView(i)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Flush writes any buffered rows and returns the first error of any write.
-func (w *Writer) Flush() error {
-	w.cw.Flush()
-	return w.cw.Error()
-}
-
-// Write writes the table with the header names and the rows of x to w.
-func Write(w io.Writer, names []string, x *mat.Dense) error {
-	tw, err := NewWriter(w, names)
-	if err != nil {
-		return err
-	}
-	if err := tw.WriteRows(x); err != nil {
-		return err
-	}
-	return tw.Flush()
-}
-
-// WriteFile writes the table to the file at path atomically: the file
-// holds either its old contents or the whole table, never a part.
-func WriteFile(path string, names []string, x *mat.Dense) error {
-	return atomicfile.Write(path, func(w io.Writer) error { return Write(w, names, x) })
-}
-
-// FormatFloat formats v in the shortest form that reads back exactly: in
-// plain decimals for magnitudes from 1e-6 up to 1e21 (so 1234567 and a row
-// number stay whole numbers, not 1.234567e+06), with an exponent
-// otherwise.
-func FormatFloat(v float64) string { return string(AppendFloat(nil, v)) }
-
-// AppendFloat appends v to b as FormatFloat writes it.
-func AppendFloat(b []byte, v float64) []byte {
-	if a := math.Abs(v); a == 0 || a >= 1e-6 && a < 1e21 {
-		return strconv.AppendFloat(b, v, 'f', -1, 64)
-	}
-	return strconv.AppendFloat(b, v, 'g', -1, 64)
-}
 
 // plural returns word, with an s unless n is 1.
 func plural(n int, word string) string {
