@@ -46,5 +46,5 @@ func (rd *Reader) skip(err error, rec *record, row int) (bool, *RowError) {
 			}
 		}
 	}
-	return true, first
+	return true, first // a categorical cell is bad only when missing
 }

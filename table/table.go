@@ -63,6 +63,15 @@ type Options struct {
 	// the error. WantContext is the same for the context columns.
 	Want, WantContext int
 	Model             string
+	// Categorical picks columns whose cells are categories: text levels,
+	// in Table.Cats; a number there is a level too.
+	Categorical []string
+	// Detect, when Columns is nil, reads the whole file first and sorts
+	// the columns not picked otherwise into numbers (the data columns),
+	// categories (text with at most MaxLevels distinct values, added to
+	// Categorical) and identifiers (other text: left out, each with a
+	// note in Table.LeftOut).
+	Detect bool
 	// Keep picks columns of any content (names, identifiers, dates) to
 	// carry through as text beside the rows, in Table.Kept, the same way
 	// as Columns; a kept column may also be a data or context column.
@@ -74,12 +83,13 @@ type Options struct {
 	// NA are the cells, compared without case after trimming spaces, that
 	// mark a missing value; nil means DefaultNA.
 	NA []string
-	// ColumnsName, ContextName, KeepName, HeaderName and MissingName name
-	// the settings in messages (defaults "columns", "context", "keep",
-	// "Header: HeaderYes" and "SkipMissing: true"; the command line says
-	// "--columns", "--context", "--keep", "--header yes" and "--missing
-	// skip").
-	ColumnsName, ContextName, KeepName, HeaderName, MissingName string
+	// ColumnsName, ContextName, CategoricalName, KeepName, HeaderName and
+	// MissingName name the settings in messages (defaults "columns",
+	// "context", "categorical", "keep", "Header: HeaderYes" and
+	// "SkipMissing: true"; the command line says "--columns",
+	// "--context", "--categorical", "--keep", "--header yes" and
+	// "--missing skip").
+	ColumnsName, ContextName, KeepName, HeaderName, MissingName, CategoricalName string
 }
 
 // Table is the numeric part of a file (or of a chunk of it): the selected
@@ -91,6 +101,12 @@ type Table struct {
 	// X holds the data columns of the rows, C the context columns (nil
 	// without context columns).
 	X, C *mat.Dense
+	// CatNames name the categorical columns, and Cats holds their levels
+	// as text, row-major like Kept.
+	CatNames []string
+	Cats     []string
+	// LeftOut says which text columns Detect left out, and why.
+	LeftOut []string
 	// KeepNames name the kept columns (Options.Keep), and Kept holds
 	// their cells as text, row-major: row i's are Kept[i·k : (i+1)·k] for
 	// k kept columns.
@@ -171,6 +187,9 @@ type Reader struct {
 	cols      []int    // the data columns, as indexes into a row
 	ctx       []int    // the context columns
 	keep      []int    // the kept columns
+	cats      []int    // the categorical columns
+	catNames  []string
+	leftOut   []string // Detect's notes
 	names     []string
 	ctxNames  []string
 	keepNames []string
@@ -196,6 +215,9 @@ func NewReader(r io.Reader, name string, opt Options) (*Reader, error) {
 	}
 	if opt.KeepName == "" {
 		opt.KeepName = "keep"
+	}
+	if opt.CategoricalName == "" {
+		opt.CategoricalName = "categorical"
 	}
 	if opt.HeaderName == "" {
 		opt.HeaderName = "Header: HeaderYes"
@@ -247,6 +269,11 @@ func NewReader(r io.Reader, name string, opt Options) (*Reader, error) {
 	}
 	if second != nil {
 		rd.pending = append(rd.pending, second)
+	}
+	if opt.Detect && len(opt.Columns) == 0 {
+		if rd.leftOut, err = rd.detect(); err != nil {
+			return nil, err
+		}
 	}
 	if err := rd.selectColumns(); err != nil {
 		return nil, err
@@ -315,7 +342,7 @@ func (rd *Reader) noRows() error {
 // count towards max; a chunk whose rows were all skipped has no rows (X
 // and C are nil) and only Skipped.
 func (rd *Reader) Read(max int) (*Table, error) {
-	t := &Table{Names: rd.names, ContextNames: rd.ctxNames, KeepNames: rd.keepNames, First: rd.rows}
+	t := &Table{Names: rd.names, ContextNames: rd.ctxNames, KeepNames: rd.keepNames, CatNames: rd.catNames, LeftOut: rd.leftOut, First: rd.rows}
 	var data, cdata []float64
 	for max < 0 || len(t.Lines) < max {
 		var rec *record
@@ -342,11 +369,16 @@ func (rd *Reader) Read(max int) (*Table, error) {
 		if err == nil {
 			cd, err = rd.cells(cdata, rec, row, rd.ctx)
 		}
+		n := len(t.Cats)
+		if err == nil {
+			t.Cats, err = rd.catCells(t.Cats, rec, row)
+		}
 		if err != nil {
 			skip, serr := rd.skip(err, rec, row)
 			if !skip {
 				return nil, serr
 			}
+			t.Cats = t.Cats[:n]
 			t.Skipped = append(t.Skipped, serr)
 			if t.index == nil {
 				t.index = make([]int, len(t.Lines))
@@ -452,6 +484,9 @@ func (rd *Reader) selectColumns() error {
 	if rd.ctx, err = pick(rd.opt.Context, rd.opt.ContextName); err != nil {
 		return err
 	}
+	if rd.cats, err = pick(rd.opt.Categorical, rd.opt.CategoricalName); err != nil {
+		return err
+	}
 	if len(rd.opt.Columns) > 0 {
 		if rd.cols, err = pick(rd.opt.Columns, rd.opt.ColumnsName); err != nil {
 			return err
@@ -463,7 +498,7 @@ func (rd *Reader) selectColumns() error {
 			}
 		}
 	}
-	rd.names, rd.ctxNames = rd.columnNames(rd.cols), rd.columnNames(rd.ctx)
+	rd.names, rd.ctxNames, rd.catNames = rd.columnNames(rd.cols), rd.columnNames(rd.ctx), rd.columnNames(rd.cats)
 	for _, c := range rd.opt.Keep {
 		j, err := rd.findColumn(c, rd.opt.KeepName)
 		if err != nil {

@@ -310,3 +310,43 @@ func TestKeep(t *testing.T) {
 		}
 	}
 }
+
+// TestDetect: without Columns, Detect sorts text columns into categories
+// (few levels) and identifiers (left out), and reads the rest as numbers.
+func TestDetect(t *testing.T) {
+	var iris strings.Builder
+	iris.WriteString("\"\",\"Sepal.Length\",\"Species\"\n")
+	species := []string{"setosa", "versicolor", "virginica"}
+	for i := range 30 {
+		fmt.Fprintf(&iris, "\"r%d\",%d.5,\"%s\"\n", i, i, species[i%3])
+	}
+	tab, err := Read(strings.NewReader(iris.String()), "iris.csv", Options{Detect: true, KeepName: "--keep"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tab.Names, []string{"Sepal.Length"}) || !slices.Equal(tab.CatNames, []string{"Species"}) || tab.Rows() != 30 {
+		t.Fatalf("names %q, categories %q, %d rows", tab.Names, tab.CatNames, tab.Rows())
+	}
+	if !slices.Equal(tab.Cats[:4], []string{"setosa", "versicolor", "virginica", "setosa"}) {
+		t.Errorf("levels %q", tab.Cats[:4])
+	}
+	if len(tab.LeftOut) != 1 || !strings.Contains(tab.LeftOut[0], "column 0: text with 30 distinct values") || !strings.Contains(tab.LeftOut[0], "--keep") {
+		t.Errorf("left out: %q", tab.LeftOut)
+	}
+
+	// Kept, explicit categories (numbers are levels too), a missing level.
+	in := "name,mpg,cyl\nA,21,6\nB,22,4\nC,18.1,NA\nD,19,6\n"
+	tab, err = Read(strings.NewReader(in), "cars.csv", Options{Detect: true, Keep: []string{"name"}, Categorical: []string{"cyl"}, SkipMissing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tab.Names, []string{"mpg"}) || !slices.Equal(tab.Cats, []string{"6", "4", "6"}) || len(tab.Skipped) != 1 || !slices.Equal(tab.Kept, []string{"A", "B", "D"}) {
+		t.Errorf("names %q, cats %q, skipped %d, kept %q", tab.Names, tab.Cats, len(tab.Skipped), tab.Kept)
+	}
+	if _, err := Read(strings.NewReader(in), "cars.csv", Options{Categorical: []string{"cyl"}, Columns: []string{"mpg"}}); err == nil || !strings.Contains(err.Error(), `"NA" marks a missing value`) {
+		t.Errorf("missing level: %v", err)
+	}
+	if _, err := Read(strings.NewReader(in), "cars.csv", Options{Categorical: []string{"cyl"}, Columns: []string{"cyl"}}); err == nil {
+		t.Errorf("a column both data and category: no error")
+	}
+}
