@@ -44,9 +44,9 @@ type Categories struct {
 	// of its level in every column (row-major, len(Names) a combination),
 	// in ascending order; Counts[i] is the number of training rows of
 	// combination i.
-	Combos []int   `json:"combos"`
-	Counts []int   `json:"counts"`
-	Rows   int     `json:"rows"`
+	Combos []int `json:"combos"`
+	Counts []int `json:"counts"`
+	Rows   int   `json:"rows"`
 	index  map[string]int
 }
 
