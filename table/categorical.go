@@ -7,7 +7,9 @@ package table
 
 import (
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -77,6 +79,9 @@ func (rd *Reader) detect() ([]string, error) {
 		}
 		levels, isText := rd.levels(j)
 		switch {
+		case !isText && rd.rowIndex(j):
+			leftOut = append(leftOut, fmt.Sprintf("%s: no name and a distinct whole number in every row, taken for row numbers; carry it with %s",
+				rd.label(j), rd.opt.KeepName))
 		case !isText:
 			rd.opt.Columns = append(rd.opt.Columns, rd.columnRef(j))
 		case len(levels) <= MaxLevels && 2*len(levels) <= rd.count(j):
@@ -122,6 +127,27 @@ func (rd *Reader) levels(j int) ([]string, bool) {
 		}
 	}
 	return levels, true
+}
+
+// rowIndex reports whether column j is a file's row numbers, as R's
+// write.csv and pandas' to_csv write them: no header cell (or no header),
+// and a distinct whole number in every row.
+func (rd *Reader) rowIndex(j int) bool {
+	if rd.header && rd.hdr[j] != "" || len(rd.pending) < 2 {
+		return false
+	}
+	seen := map[float64]bool{}
+	for _, rec := range rd.pending {
+		if j >= len(rec.fields) {
+			return false
+		}
+		v, err := strconv.ParseFloat(strings.TrimSpace(rec.fields[j]), 64)
+		if err != nil || v != math.Trunc(v) || seen[v] {
+			return false
+		}
+		seen[v] = true
+	}
+	return true
 }
 
 // count returns the number of buffered rows whose cell in column j is not

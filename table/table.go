@@ -68,8 +68,10 @@ type Options struct {
 	// Detect, when Columns is nil, reads the whole file first and sorts
 	// the columns not picked otherwise into numbers (the data columns),
 	// categories (text with at most MaxLevels distinct values, added to
-	// Categorical) and identifiers (other text: left out, each with a
-	// note in Table.LeftOut).
+	// Categorical) and identifiers (other text, and row numbers: a column
+	// without a name holding a distinct whole number in every row, as R
+	// and pandas write them), which are left out, each with a note in
+	// Table.LeftOut.
 	Detect bool
 	// Keep picks columns of any content (names, identifiers, dates) to
 	// carry through as text beside the rows, in Table.Kept, the same way

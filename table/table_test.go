@@ -334,6 +334,12 @@ func TestDetect(t *testing.T) {
 		t.Errorf("left out: %q", tab.LeftOut)
 	}
 
+	// R's row numbers are left out too.
+	tab, err = Read(strings.NewReader("\"\",\"a\",\"b\"\n\"1\",2,3\n\"2\",2.5,4\n\"3\",2,5\n"), "r.csv", Options{Detect: true})
+	if err != nil || !slices.Equal(tab.Names, []string{"a", "b"}) || len(tab.LeftOut) != 1 || !strings.Contains(tab.LeftOut[0], "row numbers") {
+		t.Errorf("row numbers: %v, %q, %q", err, tab.Names, tab.LeftOut)
+	}
+
 	// Kept, explicit categories (numbers are levels too), a missing level.
 	in := "name,mpg,cyl\nA,21,6\nB,22,4\nC,18.1,NA\nD,19,6\n"
 	tab, err = Read(strings.NewReader(in), "cars.csv", Options{Detect: true, Keep: []string{"name"}, Categorical: []string{"cyl"}, SkipMissing: true})
