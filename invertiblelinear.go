@@ -61,7 +61,7 @@ type LinearInit int
 
 const (
 	// LinearDefault is the default of where it is used: LinearOrthogonal
-	// for InvertibleLinearFrom, Config's default for NewModel.
+	// for InvertibleLinearFrom, model.Config's default.
 	LinearDefault LinearInit = iota
 	// LinearOrthogonal starts from a random orthogonal matrix, as Glow
 	// does (see InvertibleLinear): every column is mixed from the first

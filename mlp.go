@@ -206,7 +206,7 @@ type Init int
 
 const (
 	// InitDefault is the default of where it is used: InitHe for MLP,
-	// MLPFrom and MADE, Config's default for NewModel.
+	// MLPFrom and MADE, model.Config's default.
 	InitDefault Init = iota
 	// InitHe draws from the uniform distribution on (−a, a) with
 	// a = √(6/fan_in) for the ReLU family (He et al.) and √(6/(fan_in +

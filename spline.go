@@ -600,3 +600,8 @@ func (c SplineConfig) rqsInverseVJP(theta []float64, y, gx, gl float64, dtheta [
 	b.pullback(&l, -lambda, -gl, dtheta, c)
 	return x, -l.ld, lambda
 }
+
+// Validate returns an error naming the first field of c that no spline
+// takes (too few bins, a bound or minimum out of range), or nil. Zero
+// fields are valid: they take defaults.
+func (c SplineConfig) Validate() error { return c.validate() }

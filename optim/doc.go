@@ -89,8 +89,10 @@
 //	})
 //
 // The same key, data and configuration give the same parameters, bit for
-// bit, on every GOMAXPROCS. For a ready-made flows.Model, [FitModel] is
-// the one call, with the command line's key and defaults. A conditional
+// bit, on every GOMAXPROCS. For a ready-made model of package
+// model, its method Fit is the one call, with the command line's key and
+// defaults; package optim itself knows nothing of models, as gonum's
+// optimize knows nothing of what it minimises. A conditional
 // model trains the same way, given its contexts: Fit(key, d, p, x, c, cfg).
 //
 // # Errors

@@ -65,7 +65,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
 	"time"
 
 	"gonum.org/v1/gonum/mat"
@@ -161,8 +160,8 @@ type FitConfig struct {
 	// its own for each step, and once on the validation rows with a fixed
 	// key, so that the validation score of every epoch is of the same
 	// rows. It must change only the values it is given, deterministically
-	// from the key. FitModel sets it to Model.Dequantize for a model with
-	// dequantised columns.
+	// from the key. The ready-made model's Fit (package model) sets it to
+	// its dequantisation noise for a model with dequantised columns.
 	Augment func(key flows.Key, x *mat.Dense)
 
 	// Progress, when not nil, is called after every epoch, once the epoch's
@@ -260,8 +259,8 @@ type FitResult struct {
 // every GOMAXPROCS.
 //
 // Fit does not run the data-dependent initialisation of d (ActNorm's). Run
-// it once before the first Fit, with a representative batch (flows.NewModel
-// and Model.Fit do):
+// it once before the first Fit, with a representative batch (package
+// model's New does, before its Model.Fit calls Fit):
 //
 //	p, d, err := flows.Flow(bijection, flows.Normal())(flows.NewKey(0), dim, 0)
 //	if err != nil { ... }
@@ -273,211 +272,27 @@ type FitResult struct {
 // are held out for validation). Fit cannot check that len(p) matches d; d's
 // own functions panic when it does not.
 func Fit(key flows.Key, d flows.Distribution, p flows.Params, x, c *mat.Dense, cfg FitConfig) (FitResult, error) {
-	start := time.Now()
-	if x == nil {
-		panic("optim: Fit: nil data")
-	}
-	if x.IsEmpty() {
-		panic("optim: Fit: empty data")
-	}
-	if d.LogPDFVJP == nil {
-		panic("optim: Fit: distribution has no LogPDFVJP")
-	}
-	n, dim := x.Dims()
-	cdim := 0
-	if c != nil {
-		var cn int
-		cn, cdim = c.Dims()
-		if cn != n {
-			panic(fmt.Sprintf("optim: Fit: %d context rows for %d data rows", cn, n))
-		}
-	}
-	fc, sched, err := cfg.resolve()
+	r, err := newFitRun(key, d, p, x, c, cfg)
 	if err != nil {
 		return FitResult{BestValNLL: math.NaN(), BestValScore: math.NaN()}, err
 	}
-	if err := firstNonFinite(x, "x"); err != nil {
-		return FitResult{BestValNLL: math.NaN(), BestValScore: math.NaN()}, fmt.Errorf("optim: Fit: %w", err)
-	}
-	if err := firstNonFinite(c, "c"); err != nil {
-		return FitResult{BestValNLL: math.NaN(), BestValScore: math.NaN()}, fmt.Errorf("optim: Fit: %w", err)
-	}
-
-	nVal := ValidationRows(n, fc.ValFraction)
-	if nVal > 0 && d.LogPDF == nil {
-		panic("optim: Fit: distribution has no LogPDF to evaluate the validation rows")
-	}
-	nTrain := n - nVal
-	if nTrain < 1 {
-		return FitResult{BestValNLL: math.NaN(), BestValScore: math.NaN()}, fmt.Errorf("optim: Fit: %d rows of data leave no training row after holding out %d for validation: %w", n, nVal, ErrTooFewRows)
-	}
-	batchSize := fc.BatchSize
-	if batchSize == 0 {
-		batchSize = DefaultBatchSize(nTrain)
-	}
-	batchSize = min(batchSize, nTrain)
-	perEpoch := nTrain / batchSize
-	total := fc.Epochs * perEpoch
-
-	splitKey, epochKey := key.Split2()
-	augKey := key.Fold(augmentTag) // only used with fc.Augment
-	perm := splitKey.Rand().Perm(n)
-	trainRows := perm[:nTrain:nTrain]
-	res := FitResult{BestValNLL: math.NaN(), BestValScore: math.NaN()}
-	var valX, valC *mat.Dense
-	if nVal > 0 {
-		res.ValRows = perm[nTrain:]
-		valX = gatherRows(x, res.ValRows, dim)
-		valC = gatherRows(c, res.ValRows, cdim)
-		if fc.Augment != nil {
-			fc.Augment(augKey.Fold(0), valX)
+	for epoch := 1; epoch <= r.fc.Epochs; epoch++ {
+		e := epochStats{epoch: epoch, valNLL: math.NaN(), valScore: math.NaN()}
+		if err := r.train(&e); err != nil {
+			return r.res, err
 		}
-	}
-
-	batch := mat.NewDense(batchSize, dim, nil)
-	var cbatch *mat.Dense
-	if c != nil {
-		cbatch = mat.NewDense(batchSize, cdim, nil)
-	}
-	order := make([]int, nTrain)
-	grad := make(flows.Params, len(p))
-	best := append(flows.Params(nil), p...)
-	start0 := append(flows.Params(nil), p...) // the parameters at the epoch's start
-	opt := NewAdam(len(p))
-	bestVal := math.Inf(1)
-	fruitless, lrScale, lastTypical := 0, 1.0, math.NaN()
-	losses := make([]float64, 0, perEpoch) // the epoch's minibatch losses
-	// fail restores the best parameters and returns a divergence error.
-	fail := func(epoch, step int, why string) (FitResult, error) {
-		copy(p, best)
-		return res, fmt.Errorf("optim: Fit: epoch %d, step %d: %w", epoch, step,
-			diverged("%s; gave up after %d recoveries (each restores the epoch's start and halves the learning rate)", why, len(res.Recoveries)-1))
-	}
-	// recoverFrom restores the epoch's start, clears Adam's moments and halves
-	// the rate; it reports false when the fit should give up.
-	recoverFrom := func(epoch, step int, why string) bool {
-		copy(p, start0)
-		opt.Reset()
-		lrScale /= 2
-		res.Recoveries = append(res.Recoveries, Recovery{Epoch: epoch, Step: step, Reason: why, LRScale: lrScale})
-		return len(res.Recoveries) < maxRecoveries
-	}
-
-	for epoch := 1; epoch <= fc.Epochs; epoch++ {
-		copy(start0, p)
-		copy(order, trainRows)
-		rng := epochKey.Fold(uint64(epoch)).Rand()
-		rng.Shuffle(nTrain, func(i, j int) { order[i], order[j] = order[j], order[i] })
-
-		var lossSum, lr float64
-		counted := 0
-		losses = losses[:0]
-		for b := range perEpoch {
-			rows := order[b*batchSize : (b+1)*batchSize]
-			for i, r := range rows {
-				copy(batch.RawRowView(i), x.RawRowView(r))
-				if c != nil {
-					copy(cbatch.RawRowView(i), c.RawRowView(r))
-				}
-			}
-			step := res.Steps + 1
-			res.Steps++
-			if fc.Augment != nil {
-				fc.Augment(augKey.Fold(uint64(step)), batch)
-			}
-			loss, err := NLL(d, p, batch, cbatch, grad)
-			why := ""
-			switch {
-			case err != nil:
-				why = "the training loss is not finite: " + strings.TrimPrefix(err.Error(), "optim: ")
-			default:
-				if norm := ClipGlobalNorm(grad, fc.ClipNorm); math.IsNaN(norm) || math.IsInf(norm, 0) {
-					why = fmt.Sprintf("the gradient is not finite (norm %v)", norm)
-				}
-			}
-			if why != "" {
-				if !recoverFrom(epoch, step, why) {
-					return fail(epoch, step, why)
-				}
-				continue
-			}
-			lr = sched(step-1, total)
-			if math.IsNaN(lr) || math.IsInf(lr, 0) || lr < 0 {
-				copy(p, best)
-				return res, fmt.Errorf("optim: Fit: epoch %d, step %d: the schedule gave learning rate %v", epoch, step, lr)
-			}
-			lr *= lrScale
-			opt.StepLR(p, grad, lr)
-			flows.UpdateState(d, p, batch, cbatch)
-			lossSum += loss
-			losses = append(losses, loss)
-			counted++
+		if err := r.validate(&e); err != nil {
+			return r.res, err
 		}
-		trainNLL := lossSum / float64(counted) // NaN when every step failed
-		// A blow-up moves the typical minibatch, not just a few: the
-		// median is blind to rare rows in the tails whose loss is huge
-		// (a sharp model's honest verdict on them, not a divergence).
-		typical := median(losses)
-		if counted > 0 && !math.IsNaN(lastTypical) && typical > lastTypical+explodeAbs && typical > lastTypical+explodeRel*math.Abs(lastTypical) {
-			why := fmt.Sprintf("the median minibatch NLL jumped from %.4g to %.4g", lastTypical, typical)
-			if !recoverFrom(epoch, res.Steps, why) {
-				return fail(epoch, res.Steps, why)
-			}
-		} else if counted > 0 {
-			lastTypical = typical
-		}
-
-		valNLL, valScore, improved := math.NaN(), math.NaN(), true
-		if nVal > 0 {
-			valNLL, valScore, err = validation(d, p, valX, valC, res.ValRows, fc.ValTrim)
-			if err != nil {
-				why := err.Error()
-				if !recoverFrom(epoch, res.Steps, why) {
-					return fail(epoch, res.Steps, why)
-				}
-				valNLL, valScore, err = validation(d, p, valX, valC, res.ValRows, fc.ValTrim)
-				if err != nil { // the epoch's start itself scores badly
-					return fail(epoch, res.Steps, err.Error())
-				}
-			}
-			improved = valScore < bestVal
-		}
-		res.Epochs = epoch
-		res.TrainNLL = append(res.TrainNLL, trainNLL)
-		if nVal > 0 {
-			res.ValNLL = append(res.ValNLL, valNLL)
-			res.ValScore = append(res.ValScore, valScore)
-		}
-		if improved {
-			copy(best, p)
-			bestVal = valScore
-			res.BestEpoch, res.BestValNLL, res.BestValScore = epoch, valNLL, valScore
-			fruitless = 0
-		} else {
-			fruitless++
-		}
-		if fc.Progress != nil {
-			fc.Progress(Progress{
-				Epoch:      epoch,
-				Epochs:     fc.Epochs,
-				Step:       res.Steps,
-				Steps:      total,
-				LR:         lr,
-				TrainNLL:   trainNLL,
-				ValNLL:     valNLL,
-				ValScore:   valScore,
-				Elapsed:    time.Since(start),
-				Best:       improved,
-				Recoveries: len(res.Recoveries),
-			})
-		}
-		if nVal > 0 && fc.Patience >= 0 && fruitless >= fc.Patience {
-			res.Stopped = epoch < fc.Epochs
+		r.record(&e)
+		r.progress(&e)
+		if r.patienceRunOut() {
+			r.res.Stopped = epoch < r.fc.Epochs
 			break
 		}
 	}
-	copy(p, best)
-	return res, nil
+	copy(p, r.best)
+	return r.res, nil
 }
 
 // median returns the median of v (NaN for none), reordering v.

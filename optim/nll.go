@@ -98,19 +98,19 @@ func NLLValue(d flows.Distribution, p flows.Params, x, c *mat.Dense) (float64, e
 // row and column (in row-major order) of x, or then of c, that holds a NaN
 // or an Inf, or nil when there is none.
 func checkFinite(x, c *mat.Dense) error {
-	if err := firstNonFinite(x, "the batch"); err != nil {
+	if err := FirstNonFinite(x, "the batch"); err != nil {
 		return fmt.Errorf("optim: %w", err)
 	}
-	if err := firstNonFinite(c, "the batch's context"); err != nil {
+	if err := FirstNonFinite(c, "the batch's context"); err != nil {
 		return fmt.Errorf("optim: %w", err)
 	}
 	return nil
 }
 
-// firstNonFinite returns a *NonFiniteError naming the first row and column
+// FirstNonFinite returns a *NonFiniteError naming the first row and column
 // of m (in row-major order) holding a NaN or an Inf, with where saying what
 // m is, or nil when there is none (or m is nil).
-func firstNonFinite(m *mat.Dense, where string) error {
+func FirstNonFinite(m *mat.Dense, where string) error {
 	if m == nil || m.IsEmpty() {
 		return nil
 	}

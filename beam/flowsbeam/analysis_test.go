@@ -16,7 +16,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 
-	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/model"
 	"github.com/gonormflows/flows/table"
 )
 
@@ -51,7 +51,7 @@ func TestTopAnomalies(t *testing.T) {
 	const n, shards, k = 3000, 5, 10
 	dir := t.TempDir()
 	writeData(t, dir, n, shards, 4)
-	model := fitModel(t, dir, filepath.Join(dir, "all.csv"), flows.KindMAF)
+	model := fitModel(t, dir, filepath.Join(dir, "all.csv"), model.KindMAF)
 	p, s := beam.NewPipelineWithRoot()
 	scored := scorePipeline(t, s, dir, model, 100)
 	global, perFile := filepath.Join(dir, "top.csv"), filepath.Join(dir, "top-per-file.csv")
@@ -158,7 +158,7 @@ func TestEvaluate(t *testing.T) {
 	const n, shards = 5000, 4
 	dir := t.TempDir()
 	writeData(t, dir, n, shards, 6)
-	model := fitModel(t, dir, filepath.Join(dir, "all.csv"), flows.KindRealNVP)
+	model := fitModel(t, dir, filepath.Join(dir, "all.csv"), model.KindRealNVP)
 	var evals []Evaluation
 	for _, chunk := range []int{7, 4096} {
 		p, s := beam.NewPipelineWithRoot()
@@ -243,7 +243,7 @@ func TestSampleMatchesCLI(t *testing.T) {
 	const n, seed = 10000, 11 // three blocks: 4096, 4096 and 1808 rows
 	dir := t.TempDir()
 	writeData(t, dir, 500, 1, 9)
-	model := fitModel(t, dir, filepath.Join(dir, "all.csv"), flows.KindNSFCoupling)
+	model := fitModel(t, dir, filepath.Join(dir, "all.csv"), model.KindNSFCoupling)
 	want := runFlows(t, "sample", model, "-n", strconv.Itoa(n), "--seed", strconv.Itoa(seed))
 	for _, c := range []struct {
 		runner     string

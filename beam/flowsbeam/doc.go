@@ -32,7 +32,7 @@
 // by name, errors naming file, line and column); rows are scored with the
 // library's Model.LogPDF, whose result for a row does not depend on the
 // other rows of its batch; Sample draws the blocks flows sample draws from
-// the same keys; Sweep fits with optim.FitModel, as flows fit does. So a
+// the same keys; Sweep fits with Model.Fit, as flows fit does. So a
 // pipeline gives, bit for bit, what the tool gives, whatever the runner,
 // the number of workers or the bundles: scoring sharded files gives the
 // log densities flows score gives for the concatenated file, and the shards

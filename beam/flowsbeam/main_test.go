@@ -14,12 +14,12 @@ import (
 	"testing"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+
+	"github.com/gonormflows/flows/model"
 	//lint:ignore SA1019 the direct runner is a second runner, to show that samples do not depend on the runner
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/direct"
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/runners/prism"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
-
-	"github.com/gonormflows/flows"
 )
 
 // flowsBin is the command line tool of the repository, built by TestMain:
@@ -90,7 +90,7 @@ func writeFile(t *testing.T, path, s string) {
 
 // fitModel fits a small model of kind to the rows of the file at path and
 // saves it in dir; it returns the file's path.
-func fitModel(t *testing.T, dir, data string, kind flows.Kind) string {
+func fitModel(t *testing.T, dir, data string, kind model.Kind) string {
 	t.Helper()
 	path := filepath.Join(dir, "model.flow")
 	runFlows(t, "fit", data, "-o", path, "--kind", string(kind), "--layers", "2", "--hidden", "16,16",

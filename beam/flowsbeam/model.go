@@ -16,11 +16,11 @@ import (
 	"reflect"
 	"sync"
 
+	"github.com/gonormflows/flows/model"
+
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/local" // local files
-
-	"github.com/gonormflows/flows"
 )
 
 // ModelFile is a model file's path and contents, the side input of Score,
@@ -37,13 +37,13 @@ func init() {
 }
 
 // ReadModelFile reads the model file at path through Beam's file systems
-// while the pipeline is built, checks it with flows.ReadModel, and returns
+// while the pipeline is built, checks it with model.Read, and returns
 // it as a one-element PCollection of ModelFile for Score, Evaluate and
 // Sample, with the model itself (for its columns and widths). A missing,
 // damaged or invalid file is an error before the pipeline runs: the
-// library's error (test it with errors.Is against flows.ErrChecksum and
+// library's error (test it with errors.Is against model.ErrChecksum and
 // the other Err values of package flows), naming path.
-func ReadModelFile(s beam.Scope, path string) (beam.PCollection, *flows.Model, error) {
+func ReadModelFile(s beam.Scope, path string) (beam.PCollection, *model.Model, error) {
 	mf, m, err := LoadModelFile(context.Background(), path)
 	if err != nil {
 		return beam.PCollection{}, nil, err
@@ -53,7 +53,7 @@ func ReadModelFile(s beam.Scope, path string) (beam.PCollection, *flows.Model, e
 
 // LoadModelFile reads and checks the model file at path through Beam's
 // file systems, as ReadModelFile does, without a pipeline.
-func LoadModelFile(ctx context.Context, path string) (ModelFile, *flows.Model, error) {
+func LoadModelFile(ctx context.Context, path string) (ModelFile, *model.Model, error) {
 	fs, err := filesystem.New(ctx, path)
 	if err != nil {
 		return ModelFile{}, nil, err
@@ -73,19 +73,19 @@ func LoadModelFile(ctx context.Context, path string) (ModelFile, *flows.Model, e
 
 // Model parses the file (once per process for the same bytes) and returns
 // the model. Its error is the library's, with the file's path.
-func (mf ModelFile) Model() (*flows.Model, error) {
+func (mf ModelFile) Model() (*model.Model, error) {
 	sum := sha256.Sum256(mf.Data)
 	models.Lock()
 	defer models.Unlock()
 	if m, ok := models.m[sum]; ok {
 		return m, nil
 	}
-	m, err := flows.ReadModel(bytes.NewReader(mf.Data))
+	m, err := model.Read(bytes.NewReader(mf.Data))
 	if err != nil {
 		return nil, &modelError{path: mf.Path, err: err}
 	}
 	if models.m == nil {
-		models.m = make(map[[sha256.Size]byte]*flows.Model)
+		models.m = make(map[[sha256.Size]byte]*model.Model)
 	}
 	models.m[sum] = m
 	return m, nil
@@ -95,7 +95,7 @@ func (mf ModelFile) Model() (*flows.Model, error) {
 // files.
 var models struct {
 	sync.Mutex
-	m map[[sha256.Size]byte]*flows.Model
+	m map[[sha256.Size]byte]*model.Model
 }
 
 // modelError is the library's error about a model file, with its path.
@@ -110,12 +110,12 @@ func (e *modelError) Unwrap() error { return e.err }
 // modelCache holds a DoFn instance's model, parsed at its first element.
 type modelCache struct {
 	data  []byte // the bytes it was parsed from
-	model *flows.Model
+	model *model.Model
 }
 
 // get returns the model of mf, parsing it only when its bytes differ from
 // the last ones.
-func (c *modelCache) get(mf ModelFile) (*flows.Model, error) {
+func (c *modelCache) get(mf ModelFile) (*model.Model, error) {
 	if c.model != nil && len(c.data) == len(mf.Data) && (len(mf.Data) == 0 || &c.data[0] == &mf.Data[0]) {
 		return c.model, nil
 	}

@@ -22,6 +22,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/model"
 )
 
 // SampleBlock is the number of rows drawn from one key: the block of the
@@ -67,7 +68,7 @@ func (cfg SampleConfig) shards() int {
 // one-element PCollection of ModelFile) and returns them as a PCollection
 // of SampleBlockRows, one per block. It checks cfg against the model m (the
 // model of ReadModelFile) and returns an error before anything runs.
-func Sample(s beam.Scope, model beam.PCollection, m *flows.Model, cfg SampleConfig) (beam.PCollection, error) {
+func Sample(s beam.Scope, model beam.PCollection, m *model.Model, cfg SampleConfig) (beam.PCollection, error) {
 	s = s.Scope("flowsbeam.Sample")
 	if cfg.N < 1 {
 		return beam.PCollection{}, fmt.Errorf("flowsbeam: Sample: %d rows, want at least 1", cfg.N)

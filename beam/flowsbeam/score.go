@@ -17,7 +17,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 	"gonum.org/v1/gonum/mat"
 
-	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/model"
 )
 
 // DefaultBatchRows is the number of rows Score scores at a time when
@@ -124,7 +124,7 @@ func (f *scoreFn) flush(emit func(Scored)) {
 
 // checkWidths returns an error when the chunk r does not have the model's
 // numbers of data and context columns.
-func checkWidths(r Rows, m *flows.Model, path string) error {
+func checkWidths(r Rows, m *model.Model, path string) error {
 	if len(r.Names) != m.Dim || len(r.ContextNames) != m.ContextDim ||
 		len(r.X) != r.Len()*m.Dim || len(r.C) != r.Len()*m.ContextDim {
 		return fmt.Errorf("%s: rows of %d data and %d context columns (%d values for %d rows), but %s is a model of %d and %d",

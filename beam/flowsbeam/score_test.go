@@ -12,7 +12,7 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 
-	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/model"
 	"github.com/gonormflows/flows/table"
 )
 
@@ -97,7 +97,7 @@ func TestScoreMatchesCLI(t *testing.T) {
 	fit := filepath.Join(dir, "fit.csv")
 	rows := strings.SplitN(readText(t, filepath.Join(dir, "all.csv")), "\n", 3001)
 	writeFile(t, fit, strings.Join(rows[:3000], "\n")+"\n")
-	model := fitModel(t, dir, fit, flows.KindMAF)
+	model := fitModel(t, dir, fit, model.KindMAF)
 	o, c := scoreShards(t, dir, model, ReadConfig{}, ScoreConfig{})
 	if c[MetricRows] != int64(n) || c[MetricFiles] != int64(shards) || c[MetricBadRows] != 0 {
 		t.Errorf("counters %v, want %d rows of %d files, no bad rows", c, n, shards)
@@ -114,7 +114,7 @@ func TestScoreBatching(t *testing.T) {
 	const n, shards = 3000, 5
 	dir := t.TempDir()
 	writeData(t, dir, n, shards, 2)
-	model := fitModel(t, dir, filepath.Join(dir, "all.csv"), flows.KindRealNVP)
+	model := fitModel(t, dir, filepath.Join(dir, "all.csv"), model.KindRealNVP)
 	for _, c := range []struct {
 		chunk, batch int
 	}{{7, 100}, {4096, 4096}, {50, 1}, {1, 4096}} {
@@ -133,7 +133,7 @@ func TestScoreBatching(t *testing.T) {
 func TestCorruptModel(t *testing.T) {
 	dir := t.TempDir()
 	writeData(t, dir, 200, 2, 3)
-	model := fitModel(t, dir, filepath.Join(dir, "all.csv"), flows.KindMAF)
+	model := fitModel(t, dir, filepath.Join(dir, "all.csv"), model.KindMAF)
 	data, err := os.ReadFile(model)
 	if err != nil {
 		t.Fatal(err)
@@ -141,13 +141,13 @@ func TestCorruptModel(t *testing.T) {
 	data[len(data)/2] ^= 0x40
 	bad := filepath.Join(dir, "bad.flow")
 	writeFile(t, bad, string(data))
-	_, libErr := flows.Load(bad)
-	if !errors.Is(libErr, flows.ErrChecksum) {
-		t.Fatalf("flows.Load: %v, want a checksum error", libErr)
+	_, libErr := model.Load(bad)
+	if !errors.Is(libErr, model.ErrChecksum) {
+		t.Fatalf("model.Load: %v, want a checksum error", libErr)
 	}
 
 	_, s := beam.NewPipelineWithRoot()
-	if _, _, err := ReadModelFile(s, bad); !errors.Is(err, flows.ErrChecksum) || !strings.Contains(err.Error(), bad) {
+	if _, _, err := ReadModelFile(s, bad); !errors.Is(err, model.ErrChecksum) || !strings.Contains(err.Error(), bad) {
 		t.Errorf("ReadModelFile: %v, want the library's checksum error naming %s", err, bad)
 	}
 

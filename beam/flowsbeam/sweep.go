@@ -5,7 +5,7 @@ package flowsbeam
 // Each configuration is an element, fitted by whichever worker gets it
 // (after a shuffle): the worker reads the training files whole, as flows
 // fit reads one (and keeps the table for the other configurations it
-// fits), and fits with optim.FitModel, so a configuration gives the model
+// fits), and fits with Model.Fit, so a configuration gives the model
 // flows fit gives for the same data, settings and seed, bit for bit. The
 // fitted models, as model-file bytes, are a side input of the validation
 // scoring, which scores every chunk of validation rows under every model
@@ -26,16 +26,17 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/gonormflows/flows/model"
+
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
 
-	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/optim"
 	"github.com/gonormflows/flows/table"
 )
 
-// FitSettings are the settings of optim.FitModel that a sweep varies; zero
+// FitSettings are the settings of Model.Fit that a sweep varies; zero
 // fields take optim.FitConfig's defaults, as there.
 type FitSettings struct {
 	Epochs, BatchSize int
@@ -53,7 +54,7 @@ func (f FitSettings) fitConfig() optim.FitConfig {
 // SweepConfig is one configuration of a sweep: a ready-made model and how
 // to fit it.
 type SweepConfig struct {
-	Model flows.Config
+	Model model.Config
 	Fit   FitSettings
 }
 
@@ -170,11 +171,11 @@ func (f *fitFn) ProcessElement(ctx context.Context, i int, emit func(fitted)) er
 func fitTrial(c SweepConfig, t *table.Table) (fitted, error) {
 	cfg := c.Model
 	cfg.Columns, cfg.Context = t.Names, t.ContextNames
-	m, err := flows.NewModel(cfg, t.X, t.C)
+	m, err := model.New(cfg, t.X, t.C)
 	if err != nil {
 		return fitted{}, err
 	}
-	res, err := optim.FitModel(m, t.X, t.C, c.Fit.fitConfig())
+	res, err := m.Fit(t.X, t.C, c.Fit.fitConfig())
 	out := fitted{Epochs: res.Epochs, BestEpoch: res.BestEpoch, TrainNLL: math.NaN()}
 	if res.BestEpoch > 0 {
 		out.TrainNLL = res.TrainNLL[res.BestEpoch-1]

@@ -9,21 +9,21 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gonormflows/flows/model"
+
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
 
-	"github.com/gonormflows/flows"
-	"github.com/gonormflows/flows/optim"
 	"github.com/gonormflows/flows/table"
 )
 
 // sweepConfigs is a small sweep: kinds, depths, seeds and learning rates.
 var sweepConfigs = []SweepConfig{
-	{Model: flows.Config{Kind: flows.KindMAF, Layers: 1, Hidden: []int{8}}, Fit: FitSettings{Epochs: 4, LR: 3e-3}},
-	{Model: flows.Config{Kind: flows.KindMAF, Layers: 2, Hidden: []int{16, 16}, Seed: 1}, Fit: FitSettings{Epochs: 4, LR: 3e-3}},
-	{Model: flows.Config{Kind: flows.KindRealNVP, Layers: 2, Hidden: []int{16}}, Fit: FitSettings{Epochs: 4, LR: 1e-3}},
-	{Model: flows.Config{Kind: flows.KindNSFCoupling, Layers: 1, Hidden: []int{8}, Bins: 4}, Fit: FitSettings{Epochs: 4, LR: 3e-3, Patience: -1, ValFraction: -1}},
-	{Model: flows.Config{Kind: flows.KindMAF, Layers: 1, Hidden: []int{8}}, Fit: FitSettings{Epochs: 4, LR: 1e300}}, // diverges
+	{Model: model.Config{Kind: model.KindMAF, Layers: 1, Hidden: []int{8}}, Fit: FitSettings{Epochs: 4, LR: 3e-3}},
+	{Model: model.Config{Kind: model.KindMAF, Layers: 2, Hidden: []int{16, 16}, Seed: 1}, Fit: FitSettings{Epochs: 4, LR: 3e-3}},
+	{Model: model.Config{Kind: model.KindRealNVP, Layers: 2, Hidden: []int{16}}, Fit: FitSettings{Epochs: 4, LR: 1e-3}},
+	{Model: model.Config{Kind: model.KindNSFCoupling, Layers: 1, Hidden: []int{8}, Bins: 4}, Fit: FitSettings{Epochs: 4, LR: 3e-3, Patience: -1, ValFraction: -1}},
+	{Model: model.Config{Kind: model.KindMAF, Layers: 1, Hidden: []int{8}}, Fit: FitSettings{Epochs: 4, LR: 1e300}}, // diverges
 }
 
 // TestSweepMatchesLoop checks that Sweep picks the configuration that a
@@ -52,11 +52,11 @@ func TestSweepMatchesLoop(t *testing.T) {
 	for i, c := range sweepConfigs {
 		cfg := c.Model
 		cfg.Columns = x.Names
-		m, err := flows.NewModel(cfg, x.X, nil)
+		m, err := model.New(cfg, x.X, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := optim.FitModel(m, x.X, nil, c.Fit.fitConfig()); err != nil {
+		if _, err := m.Fit(x.X, nil, c.Fit.fitConfig()); err != nil {
 			means[i] = nan()
 			continue
 		}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/internal/plotstyle"
+	"github.com/gonormflows/flows/model"
 )
 
 // Sizes and counts of the corner plot.
@@ -124,7 +125,7 @@ func (g *cellGrid) Y(r int) float64 {
 
 // newCorner computes the corner plot of the unconditional model m: it
 // draws the samples, evaluates the density and bins the data.
-func newCorner(m *flows.Model, o cornerOptions) (*corner, error) {
+func newCorner(m *model.Model, o cornerOptions) (*corner, error) {
 	if m.ContextDim > 0 {
 		return nil, fmt.Errorf("a conditional model has no corner plot without a context")
 	}
@@ -360,7 +361,7 @@ func densityBins(v []float64, lim rangeFlag, nb int) ([]plotter.HistogramBin, fl
 }
 
 // exactCurve is the density of a model of one column over lim.
-func exactCurve(m *flows.Model, lim rangeFlag) plotter.XYs {
+func exactCurve(m *model.Model, lim rangeFlag) plotter.XYs {
 	x := mat.NewDense(cornerCurve, 1, nil)
 	for i := range cornerCurve {
 		x.Set(i, 0, lim.lo+(lim.hi-lim.lo)*float64(i)/(cornerCurve-1))
@@ -375,7 +376,7 @@ func exactCurve(m *flows.Model, lim rangeFlag) plotter.XYs {
 
 // exactGrid is the density of a model of two columns on a grid over the
 // column cx across (xlim) and the column cy up (ylim).
-func exactGrid(m *flows.Model, cx, cy int, xlim, ylim rangeFlag) *cellGrid {
+func exactGrid(m *model.Model, cx, cy int, xlim, ylim rangeFlag) *cellGrid {
 	g := &cellGrid{nx: cornerGrid, ny: cornerGrid, xlo: xlim.lo, xhi: xlim.hi, ylo: ylim.lo, yhi: ylim.hi}
 	x := mat.NewDense(g.nx*g.ny, 2, nil)
 	for r := range g.ny {

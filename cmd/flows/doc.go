@@ -43,7 +43,7 @@
 //
 // fit fits a ready-made flow (--kind maf, realnvp, glow, nsf-coupling,
 // nsf-autoregressive, naf, bnaf, sos or bernstein, with --layers, --hidden, --activation, --bins and
-// --bound; see flows.Config) with optim.Fit (--epochs, --batch, --lr,
+// --bound; see model.Config) with optim.Fit (--epochs, --batch, --lr,
 // --val, --patience, --seed) and writes it with Model.Save. A progress bar
 // with the training and validation negative log-likelihood is drawn on
 // standard error when it is a terminal, unless --quiet. The model file

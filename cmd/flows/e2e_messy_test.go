@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/model"
 )
 
 // writeMessy writes n rows of columns a (continuous), k (counts 0…9) and
@@ -87,7 +87,7 @@ func TestMessyData(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stderr, `dropped column 3 ("c") is constant (every row is 7): it has no density`) {
 		t.Errorf("--drop-constant: exit %d\n%s", r.code, r.stderr)
 	}
-	if m, err := flows.Load(filepath.Join(dir, "const.flow")); err != nil || strings.Join(m.Config.Columns, ",") != "a,k,p" {
+	if m, err := model.Load(filepath.Join(dir, "const.flow")); err != nil || strings.Join(m.Config.Columns, ",") != "a,k,p" {
 		t.Errorf("--drop-constant: the model's columns: %v", err)
 	}
 
@@ -105,11 +105,11 @@ func TestMessyData(t *testing.T) {
 	if r.code != 0 || strings.Contains(r.stderr, "holds integers") || !strings.Contains(r.stderr, "dequantising k") {
 		t.Errorf("--dequantize: exit %d\n%s", r.code, r.stderr)
 	}
-	m, err := flows.Load(filepath.Join(dir, "messy.flow"))
+	m, err := model.Load(filepath.Join(dir, "messy.flow"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !slices.Equal(m.Config.Dequantize, []int{1}) || !slices.Equal(m.Config.Bounds, []flows.Bound{{Column: 1, Lo: 0, Hi: math.Inf(1)}, {Column: 2, Lo: 0, Hi: 1}}) {
+	if !slices.Equal(m.Config.Dequantize, []int{1}) || !slices.Equal(m.Config.Bounds, []model.Bound{{Column: 1, Lo: 0, Hi: math.Inf(1)}, {Column: 2, Lo: 0, Hi: 1}}) {
 		t.Errorf("the model records Dequantize %v, Bounds %v", m.Config.Dequantize, m.Config.Bounds)
 	}
 	// Its samples are integers in k and inside (0, 1) in p.

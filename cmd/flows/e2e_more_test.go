@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/model"
 )
 
 // TestColumnsByName: the model file records its columns, so score finds
@@ -60,7 +60,7 @@ func TestConditional(t *testing.T) {
 	if !strings.Contains(r.stderr, "1 column in this order: y; given 1 context column: c") {
 		t.Errorf("fit summary: %s", r.stderr)
 	}
-	m, err := flows.Load(filepath.Join(dir, "cond.flow"))
+	m, err := model.Load(filepath.Join(dir, "cond.flow"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/model"
 )
 
 // flowsBin is the binary the end-to-end tests run, built by TestMain.
@@ -163,11 +163,11 @@ func TestFitSampleScorePlot(t *testing.T) {
 	if strings.Contains(r.stderr, "[") || r.stdout != "" {
 		t.Errorf("fit drew a progress bar or wrote to stdout without a terminal:\nstdout %q\nstderr %q", r.stdout, r.stderr)
 	}
-	m, err := flows.Load(filepath.Join(dir, "model.flow"))
+	m, err := model.Load(filepath.Join(dir, "model.flow"))
 	if err != nil {
 		t.Fatalf("the model does not load: %v", err)
 	}
-	if m.Dim != 2 || m.Config.Kind != flows.KindNSFCoupling || m.Config.Layers != 2 || m.Config.Seed != 1 {
+	if m.Dim != 2 || m.Config.Kind != model.KindNSFCoupling || m.Config.Layers != 2 || m.Config.Seed != 1 {
 		t.Errorf("model: dim %d, config %+v", m.Dim, m.Config)
 	}
 	if r := mustRun(t, dir, "fit", "data.csv", "-o", "quiet.flow", "--quiet", "--epochs", "1"); r.stderr != "" {
@@ -250,7 +250,7 @@ func TestFitSampleScorePlot(t *testing.T) {
 func TestKinds(t *testing.T) {
 	dir := t.TempDir()
 	writeMixture(t, filepath.Join(dir, "data.csv"), 200)
-	for _, info := range flows.Kinds() {
+	for _, info := range model.Kinds() {
 		k := info.Kind
 		t.Run(string(k), func(t *testing.T) {
 			args := []string{"fit", "data.csv", "-o", string(k) + ".flow", "--kind", string(k),

@@ -9,11 +9,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gonormflows/flows/model"
+
+	"gonum.org/v1/plot/vg"
+
 	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/internal/atomicfile"
 	"github.com/gonormflows/flows/optim"
 	"github.com/gonormflows/flows/table"
-	"gonum.org/v1/plot/vg"
 )
 
 // fitFlags are the flags of flows fit.
@@ -118,7 +121,7 @@ Kinds: ` + kindList() + `.`,
 // kindList lists the kinds for help and errors, as the library lists them.
 func kindList() string {
 	var s []string
-	for _, k := range flows.Kinds() {
+	for _, k := range model.Kinds() {
 		s = append(s, string(k.Kind))
 	}
 	return strings.Join(s, ", ")
@@ -127,7 +130,7 @@ func kindList() string {
 // splineKinds lists the kinds that use splines.
 func splineKinds() string {
 	var s []string
-	for _, k := range flows.Kinds() {
+	for _, k := range model.Kinds() {
 		if k.Splines {
 			s = append(s, string(k.Kind))
 		}
@@ -145,24 +148,19 @@ func activationList() string {
 }
 
 // config checks the flags and returns the model and fit configurations.
-func (f *fitFlags) config(fs *flag.FlagSet) (flows.Config, optim.FitConfig, error) {
-	usage := func(format string, args ...any) (flows.Config, optim.FitConfig, error) {
-		return flows.Config{}, optim.FitConfig{}, usagef("fit", format, args...)
+func (f *fitFlags) config(fs *flag.FlagSet) (model.Config, optim.FitConfig, error) {
+	usage := func(format string, args ...any) (model.Config, optim.FitConfig, error) {
+		return model.Config{}, optim.FitConfig{}, usagef("fit", format, args...)
 	}
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
 
-	cfg := flows.Config{Kind: flows.Kind(f.kind), Layers: f.layers, Hidden: f.hidden, Seed: f.seed}
-	info := &flows.KindInfo{Splines: true} // the default kinds use splines
+	cfg := model.Config{Kind: model.Kind(f.kind), Layers: f.layers, Hidden: f.hidden, Seed: f.seed}
+	info, ok := model.KindInfo{Splines: true}, true // the default kinds use splines
 	if f.kind != "" {
-		info = nil
-		for _, k := range flows.Kinds() {
-			if k.Kind == cfg.Kind {
-				info = &k
-			}
-		}
+		info, ok = cfg.Kind.Info()
 	}
-	if info == nil {
+	if !ok {
 		return usage("--kind %q: want one of %s", f.kind, kindList())
 	}
 	for _, setting := range []struct {
@@ -253,8 +251,8 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 	}
 	cfg.Columns, cfg.Context = t.Names, t.ContextNames
 	n := t.Rows()
-	m, err := flows.NewModel(cfg, t.X, t.C)
-	if de := (*flows.DataError)(nil); errors.As(err, &de) {
+	m, err := model.New(cfg, t.X, t.C)
+	if de := (*model.DataError)(nil); errors.As(err, &de) {
 		// The file's line, as the table's errors give it.
 		return fmt.Errorf("%s:%d: column %q: %v %s", path, t.Lines[de.Row], t.Names[de.Column], de.Value, de.Reason)
 	}
@@ -268,7 +266,7 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 		return err
 	}
 	fc.Progress = report
-	res, err := optim.FitModel(m, t.X, t.C, fc)
+	res, err := m.Fit(t.X, t.C, fc)
 	if err := done(err); err != nil {
 		return err
 	}
@@ -316,7 +314,7 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 		}
 	}
 	// The baseline: a full-covariance Gaussian of the same training rows,
-	// on the same validation rows (optim.FitModel computes it).
+	// on the same validation rows (Model.Fit computes it).
 	if g := m.Training.GaussianValNLL; !math.IsNaN(g) {
 		switch {
 		case !(res.BestValNLL < g):
@@ -331,7 +329,7 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 // trimFit returns the message of a fit's error without optim's prefix.
 func trimFit(err error) string {
 	msg := strings.TrimPrefix(err.Error(), "optim: Fit: ")
-	return strings.TrimPrefix(msg, "optim: FitModel: ")
+	return strings.TrimPrefix(msg, "flows: Model.Fit: ")
 }
 
 // reporter returns the fit's Progress callback: the bar on a terminal, a

@@ -271,7 +271,7 @@ func (e *trimmed) Unwrap() error { return e.err }
 // becomes "model file m.flow: …".
 func trimFlows(err error) error {
 	msg := strings.TrimPrefix(err.Error(), "flows: ")
-	for _, fn := range []string{"Load: ", "Save: ", "ReadModel: "} {
+	for _, fn := range []string{"Load: ", "Save: ", "model.Read: "} {
 		msg = strings.TrimPrefix(msg, fn)
 	}
 	return &trimmed{msg: msg, err: err}

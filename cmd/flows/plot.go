@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/internal/atomicfile"
 	"github.com/gonormflows/flows/internal/cliflags"
+	"github.com/gonormflows/flows/model"
 )
 
 // plotFlags are the flags of flows plot.
@@ -168,7 +168,7 @@ func plotTitle(path string, data ...string) string {
 
 // modelNames returns the model's column names, or x0, x1, ... for a
 // model without names.
-func modelNames(m *flows.Model) []string {
+func modelNames(m *model.Model) []string {
 	if len(m.Config.Columns) == m.Dim {
 		return m.Config.Columns
 	}

@@ -1,7 +1,7 @@
 package main
 
 // What flows fit does to a table before fitting it: the audit
-// (flows.Audit) and its messages, --drop-constant, --dequantize and
+// (prep.Audit) and its messages, --drop-constant, --dequantize and
 // --bounds.
 
 import (
@@ -14,7 +14,8 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
-	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/model"
+	"github.com/gonormflows/flows/prep"
 	"github.com/gonormflows/flows/table"
 )
 
@@ -65,7 +66,7 @@ func (b *boundsFlag) String() string {
 	}
 	var s []string
 	for _, nb := range *b {
-		s = append(s, nb.column+"="+flows.Bound{Lo: nb.lo, Hi: nb.hi}.String())
+		s = append(s, nb.column+"="+model.Bound{Lo: nb.lo, Hi: nb.hi}.String())
 	}
 	return strings.Join(s, ",")
 }
@@ -114,16 +115,16 @@ func splitList(s string) []string {
 	return out
 }
 
-// prepare audits t before the fit (flows.Audit): a constant column is an
+// prepare audits t before the fit (prep.Audit): a constant column is an
 // error, or, with --drop-constant, dropped from t with a note; it sets
 // cfg's Dequantize and Bounds from the flags (column names or indexes of
 // t's columns, after the drop); and it warns, on standard error, of the
 // other findings, but not of integers in a dequantised column.
-func (f *fitFlags) prepare(e *env, path string, t *table.Table, cfg *flows.Config) error {
+func (f *fitFlags) prepare(e *env, path string, t *table.Table, cfg *model.Config) error {
 	if t.Rows() < 2 {
 		return nil // too few rows to say anything; the fit says so
 	}
-	findings := flows.Audit(t.X, t.Names)
+	findings := prep.Audit(t.X, t.Names)
 	var drop []int
 	for _, fd := range findings {
 		switch {
@@ -152,7 +153,7 @@ func (f *fitFlags) prepare(e *env, path string, t *table.Table, cfg *flows.Confi
 	deq := map[int]bool{}
 	if f.dequantize.all {
 		for _, fd := range findings {
-			if fd.Issue == flows.Integers {
+			if fd.Issue == prep.Integers {
 				deq[newIndex[fd.Column]] = true
 			}
 		}
@@ -170,14 +171,14 @@ func (f *fitFlags) prepare(e *env, path string, t *table.Table, cfg *flows.Confi
 		if err != nil {
 			return err
 		}
-		cfg.Bounds = append(cfg.Bounds, flows.Bound{Column: j, Lo: nb.lo, Hi: nb.hi})
+		cfg.Bounds = append(cfg.Bounds, model.Bound{Column: j, Lo: nb.lo, Hi: nb.hi})
 	}
 
 	for _, fd := range findings {
 		switch {
 		case fd.Fatal():
-		case fd.Issue == flows.Integers && deq[newIndex[fd.Column]]:
-		case fd.Issue == flows.Integers:
+		case fd.Issue == prep.Integers && deq[newIndex[fd.Column]]:
+		case fd.Issue == prep.Integers:
 			fmt.Fprintf(e.stderr, "warning: %s: %s (--dequantize does)\n", path, fd.Message)
 		default:
 			fmt.Fprintf(e.stderr, "warning: %s: %s\n", path, fd.Message)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/internal/cliflags"
+	"github.com/gonormflows/flows/model"
 	"github.com/gonormflows/flows/table"
 )
 
@@ -111,7 +112,7 @@ columns found by the model's context names, or as --context picks them).`,
 // sampleContexts returns the contexts to sample a conditional model at: the
 // --given row repeated for a block of rows, or the rows of the --contexts
 // file; nil for an unconditional model.
-func sampleContexts(e *env, m *flows.Model, path string, given []float64, contexts string, c *csvFlags) (*mat.Dense, error) {
+func sampleContexts(e *env, m *model.Model, path string, given []float64, contexts string, c *csvFlags) (*mat.Dense, error) {
 	switch {
 	case m.ContextDim == 0 && (given != nil || contexts != ""):
 		return nil, usagef("sample", "%s is not a conditional model: it takes no --given or --contexts", path)

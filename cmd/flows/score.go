@@ -9,8 +9,8 @@ import (
 	"math"
 	"slices"
 
-	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/internal/cliflags"
+	"github.com/gonormflows/flows/model"
 	"github.com/gonormflows/flows/table"
 )
 
@@ -115,7 +115,7 @@ func lowerScore(a, b scored) bool {
 
 // score reads the file at path in chunks, scores each row under m and
 // writes the rows (or, with top > 0, the top least likely) to w.
-func score(e *env, m *flows.Model, path string, opt table.Options, top int, w io.Writer) error {
+func score(e *env, m *model.Model, path string, opt table.Options, top int, w io.Writer) error {
 	r, name, done, err := openInput(e, path)
 	if err != nil {
 		return err
@@ -200,8 +200,8 @@ func (s scored) record(buf []float64) []float64 {
 
 // loadModel loads the model file at path, its errors without the library's
 // prefix (the command names itself).
-func loadModel(path string) (*flows.Model, error) {
-	m, err := flows.Load(path)
+func loadModel(path string) (*model.Model, error) {
+	m, err := model.Load(path)
 	if err != nil {
 		return nil, trimFlows(err)
 	}

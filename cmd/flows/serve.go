@@ -29,6 +29,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gonormflows/flows/model"
+
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/gonormflows/flows"
@@ -256,7 +258,7 @@ const poolMax = 1 << 20
 // modelState is a loaded model with what the server says about it. It is
 // replaced whole on reload, never changed.
 type modelState struct {
-	m        *flows.Model
+	m        *model.Model
 	schema   schema
 	named    bool // the file records column names
 	sha      string
@@ -390,7 +392,7 @@ func (s *server) load() (*modelState, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := flows.ReadModel(bytes.NewReader(b))
+	m, err := model.Read(bytes.NewReader(b))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", s.path, strings.TrimPrefix(trimFlows(err).Error(), "model file: "))
 	}
@@ -437,7 +439,7 @@ func (s *server) load() (*modelState, error) {
 // from it (given its mean context, for a conditional model) and at the
 // mean of its training data: a file can be intact and still hold a model
 // that cannot serve.
-func verify(m *flows.Model) (err error) {
+func verify(m *model.Model) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("the model fails its check: %v", r)
@@ -468,20 +470,20 @@ type modelDoc struct {
 	SHA256          string       `json:"sha256"`
 	Modified        time.Time    `json:"modified"`
 	Loaded          time.Time    `json:"loaded"`
-	Kind            flows.Kind   `json:"kind"`
+	Kind            model.Kind   `json:"kind"`
 	Summary         string       `json:"summary"`
 	Columns         []string     `json:"columns"`
 	Context         []string     `json:"context"`
 	Named           bool         `json:"named"`
 	Parameters      int          `json:"parameters"`
-	Config          flows.Config `json:"config"`
+	Config          model.Config `json:"config"`
 	Standardization struct {
 		Mean         []float64 `json:"mean"`
 		Scale        []float64 `json:"scale"`
 		ContextMean  []float64 `json:"context_mean,omitempty"`
 		ContextScale []float64 `json:"context_scale,omitempty"`
 	} `json:"standardization"`
-	Training     *flows.Training `json:"training"`
+	Training     *model.Training `json:"training"`
 	TrainingNote string          `json:"training_note,omitempty"`
 	Limits       struct {
 		MaxBody   int64 `json:"max_body"`
@@ -492,7 +494,7 @@ type modelDoc struct {
 
 // trainingNote says why a model has no training summary.
 const trainingNote = "the model file records no training summary: the model was not fitted by flows fit " +
-	"(optim.FitModel), or was written before model files kept one"
+	"(Model.Fit), or was written before model files kept one"
 
 // describe returns the body of GET /v1/model.
 func (s *server) describe(st *modelState) ([]byte, error) {
@@ -506,10 +508,8 @@ func (s *server) describe(st *modelState) ([]byte, error) {
 	if d.Context == nil {
 		d.Context = []string{}
 	}
-	for _, k := range flows.Kinds() {
-		if k.Kind == m.Config.Kind {
-			d.Summary = k.Summary
-		}
+	if info, ok := m.Config.Kind.Info(); ok {
+		d.Summary = info.Summary
 	}
 	d.Standardization.Mean, d.Standardization.Scale = m.Mean, m.Scale
 	d.Standardization.ContextMean, d.Standardization.ContextScale = m.ContextMean, m.ContextScale

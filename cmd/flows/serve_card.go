@@ -10,8 +10,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-
-	"github.com/gonormflows/flows"
 )
 
 // cardTemplate is the model card. It uses no script and no style sheet
@@ -69,7 +67,7 @@ img { max-width: 100%; height: auto; border: 1px solid #eee; }
 {{range .Training}}<tr><th>{{.Name}}</th><td>{{.Value}}</td></tr>
 {{end}}</table>
 <p class="note">Negative log-likelihoods in nats per row, in the data's units, at the epoch kept; lower is better. The Gaussian is a full-covariance Gaussian fitted to the same training rows: the baseline a flow should beat.</p>
-{{else}}<p class="note">Training and validation NLL: <b>not recorded</b>. The model was not fitted by <code>flows fit</code> (or <code>optim.FitModel</code>), or its file was written before model files kept a training summary.</p>
+{{else}}<p class="note">Training and validation NLL: <b>not recorded</b>. The model was not fitted by <code>flows fit</code> (or <code>Model.Fit</code>), or its file was written before model files kept a training summary.</p>
 {{end}}
 
 <h2>Corner plot</h2>
@@ -132,12 +130,8 @@ func (s *server) card(st *modelState, host string) ([]byte, error) {
 		fields = append(fields, cardField{"spline bins", strconv.Itoa(cfg.Bins)}, cardField{"spline bound", fmtNum(cfg.Bound)})
 	}
 	fields = append(fields, cardField{"seed", strconv.FormatUint(cfg.Seed, 10)}, cardField{"parameters", strconv.Itoa(len(m.Params))})
-	summary := ""
-	for _, k := range flows.Kinds() {
-		if k.Kind == cfg.Kind {
-			summary = k.Summary
-		}
-	}
+	info, _ := cfg.Kind.Info()
+	summary := info.Summary
 	example := make([]string, st.schema.dim)
 	for j := range example {
 		example[j] = fmtNum(m.Mean[j])

@@ -35,7 +35,7 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
-	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/model"
 )
 
 // loadResult is what one load run measured.
@@ -161,7 +161,7 @@ func writeLoadData(t *testing.T, path string, n int) {
 
 // libraryRate measures the library's own scoring of the 1000-row batch x
 // by g goroutines for dur: rows per second.
-func libraryRate(m *flows.Model, x *mat.Dense, g int, dur time.Duration) float64 {
+func libraryRate(m *model.Model, x *mat.Dense, g int, dur time.Duration) float64 {
 	rows, _ := x.Dims()
 	var mu sync.Mutex
 	total := 0
@@ -264,7 +264,7 @@ func TestServeLoad(t *testing.T) {
 	// A 5-layer MAF (hidden 64, 64) on 8 columns; two epochs suffice for
 	// timing.
 	mustRun(t, dir, "fit", "d8.csv", "-o", "m8.flow", "--kind", "maf", "--layers", "5", "--epochs", "2", "--quiet")
-	m, err := flows.Load(filepath.Join(dir, "m8.flow"))
+	m, err := model.Load(filepath.Join(dir, "m8.flow"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,9 +23,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gonormflows/flows/model"
+
 	"gonum.org/v1/gonum/mat"
 
-	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/table"
 )
 
@@ -257,7 +258,7 @@ func jsonRows(recs [][]string, objects bool, extra string) string {
 // picture flows plot's.
 func TestServeEndpoints(t *testing.T) {
 	dir := t.TempDir()
-	model := fitTiny(t, dir)
+	modelPath := fitTiny(t, dir)
 	p := startServer(t, dir, "model.flow", "--data", "data.csv")
 
 	// Scores: JSON arrays, JSON objects and CSV, against flows score.
@@ -318,7 +319,7 @@ func TestServeEndpoints(t *testing.T) {
 	}
 
 	// Latent coordinates, against the library.
-	m, err := flows.Load(model)
+	m, err := model.Load(modelPath)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -373,8 +374,8 @@ func TestServeEndpoints(t *testing.T) {
 	if err := json.Unmarshal(a.body, &doc); err != nil || a.code != 200 {
 		t.Fatalf("model: %d %s", a.code, a.body)
 	}
-	sum := sha256.Sum256([]byte(readText(t, model)))
-	if doc.SHA256 != hex.EncodeToString(sum[:]) || doc.Kind != flows.KindNSFCoupling || !slices.Equal(doc.Columns, []string{"x", "y"}) ||
+	sum := sha256.Sum256([]byte(readText(t, modelPath)))
+	if doc.SHA256 != hex.EncodeToString(sum[:]) || doc.Kind != model.KindNSFCoupling || !slices.Equal(doc.Columns, []string{"x", "y"}) ||
 		doc.Parameters != len(m.Params) || doc.Config.Layers != 2 || !sameBits(doc.Standardization.Mean, m.Mean) ||
 		doc.Training == nil || *doc.Training != *m.Training || doc.Training.Epochs != 8 || doc.TrainingNote != "" {
 		t.Errorf("model: %s", a.body)

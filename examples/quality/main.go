@@ -1,8 +1,8 @@
 // Command quality measures held-out log-likelihood on real tables: for each
 // of scikit-learn's wine, diabetes, breast-cancer and digits tables (export
 // them first with export.py), it fits ready-made flows exactly as
-// `flows fit` does with the given settings (NewModel, then
-// optim.FitModel) on the training and validation rows, scores the test
+// `flows fit` does with the given settings (model.New, then
+// Model.Fit) on the training and validation rows, scores the test
 // rows, and prints the mean negative log-likelihood per row (nats, in the
 // data's units; lower is better), median over seeds, beside a
 // full-covariance Gaussian fitted to the same rows. QUALITY.md holds its
@@ -24,10 +24,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gonormflows/flows/model"
+
 	"gonum.org/v1/gonum/mat"
 
-	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/optim"
+	"github.com/gonormflows/flows/prep"
 	"github.com/gonormflows/flows/table"
 )
 
@@ -66,7 +68,7 @@ func main() {
 		fmt.Printf(" %s |", k)
 	}
 	fmt.Println()
-	base := flows.Config{LogScaleBound: *bound}
+	base := model.Config{LogScaleBound: *bound}
 	if *initName != "" {
 		if err := base.Init.UnmarshalText([]byte(*initName)); err != nil {
 			log.Fatal(err)
@@ -118,11 +120,11 @@ func meanNLL(lp []float64) float64 {
 }
 
 // run prints one table's row.
-func run(dir, name string, base flows.Config, kinds []string, seeds []uint64, epochs int) error {
+func run(dir, name string, base model.Config, kinds []string, seeds []uint64, epochs int) error {
 	train, val, test := read(dir, name, "train"), read(dir, name, "val"), read(dir, name, "test")
 	x := stack(train.X, val.X)
 	_, d := x.Dims()
-	fmt.Printf("| %s (%d) | %.2f |", name, d, flows.GaussianNLL(x, test.X))
+	fmt.Printf("| %s (%d) | %.2f |", name, d, prep.GaussianNLL(x, test.X))
 	for _, kind := range kinds {
 		var nlls []float64
 		start := time.Now()
@@ -130,13 +132,13 @@ func run(dir, name string, base flows.Config, kinds []string, seeds []uint64, ep
 			cfg := base
 			cfg.Seed = seed
 			if kind != "default" {
-				cfg.Kind = flows.Kind(kind)
+				cfg.Kind = model.Kind(kind)
 			}
-			m, err := flows.NewModel(cfg, x, nil)
+			m, err := model.New(cfg, x, nil)
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", name, kind, err)
 			}
-			if _, err := optim.FitModel(m, x, nil, optim.FitConfig{Epochs: epochs, ValTrim: *valTrim, BatchSize: *batch, Patience: *patience}); err != nil {
+			if _, err := m.Fit(x, nil, optim.FitConfig{Epochs: epochs, ValTrim: *valTrim, BatchSize: *batch, Patience: *patience}); err != nil {
 				fmt.Fprintf(os.Stderr, "%s %s seed %d: %v\n", name, kind, seed, err)
 			}
 			nlls = append(nlls, meanNLL(m.LogPDF(test.X, nil)))

@@ -3,7 +3,7 @@
 // circular rational-quadratic splines with rotation of Rezende et al.,
 // "Normalizing Flows on Tori and Spheres", 2020) over a uniform base, and,
 // for comparison on the same data, with the ordinary rational-quadratic
-// spline flow (flows.KindNSFCoupling) that treats the angles as reals.
+// spline flow (model.KindNSFCoupling) that treats the angles as reals.
 //
 // The three targets are known densities, sampled exactly by rejection
 // from the uniform density and normalised by quadrature on a 1000×1000
@@ -53,6 +53,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/gonormflows/flows/model"
 
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/plot/vg"
@@ -351,7 +353,7 @@ func fitCircular(key flows.Key, layers, epochs int, train, test *mat.Dense) resu
 func fitSpline(key flows.Key, layers, epochs int, train, test *mat.Dense) result {
 	t0 := time.Now()
 	seed, _ := key.Uint64s()
-	m, err := flows.NewModel(flows.Config{Kind: flows.KindNSFCoupling, Layers: layers, Hidden: []int{64, 64}, Bins: 8, Bound: 3, Seed: seed}, train, nil)
+	m, err := model.New(model.Config{Kind: model.KindNSFCoupling, Layers: layers, Hidden: []int{64, 64}, Bins: 8, Bound: 3, Seed: seed}, train, nil)
 	if err != nil {
 		return result{err: err}
 	}

@@ -36,6 +36,7 @@ import (
 	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/examples/internal/figs"
 	"github.com/gonormflows/flows/examples/internal/toy"
+	"github.com/gonormflows/flows/model"
 	"github.com/gonormflows/flows/optim"
 )
 
@@ -54,7 +55,7 @@ func main() {
 				log.Fatal(err)
 			}
 		}
-		if *linear != "" && models[i].cfg.Kind == flows.KindNSFCoupling {
+		if *linear != "" && models[i].cfg.Kind == model.KindNSFCoupling {
 			if err := models[i].cfg.Linear.UnmarshalText([]byte(*linear)); err != nil {
 				log.Fatal(err)
 			}
@@ -72,15 +73,15 @@ const nTest = 8192
 type modelSpec struct {
 	name  string // short name, used in file names
 	label string
-	cfg   flows.Config
+	cfg   model.Config
 	lr    float64
 }
 
-// models are the two flows. The data are standardised first (NewModel), so
+// models are the two flows. The data are standardised first (model.New), so
 // the splines' bound of 4 standard units holds essentially all of it.
 var models = []modelSpec{
-	{name: "maf", label: "MAF", cfg: flows.Config{Kind: flows.KindMAF, Layers: 6, Hidden: []int{64, 64}}, lr: 1e-3},
-	{name: "nsf", label: "RQ-NSF (C)", cfg: flows.Config{Kind: flows.KindNSFCoupling, Layers: 5, Hidden: []int{64, 64}, Bins: 12, Bound: 4}, lr: 1e-3},
+	{name: "maf", label: "MAF", cfg: model.Config{Kind: model.KindMAF, Layers: 6, Hidden: []int{64, 64}}, lr: 1e-3},
+	{name: "nsf", label: "RQ-NSF (C)", cfg: model.Config{Kind: model.KindNSFCoupling, Layers: 5, Hidden: []int{64, 64}, Bins: 12, Bound: 4}, lr: 1e-3},
 }
 
 // job is one fit: a density and a model.
@@ -97,7 +98,7 @@ type result struct {
 	stopped       bool
 	secs          float64
 	err           error
-	model         *flows.Model
+	model         *model.Model
 }
 
 func run(epochs, nTrain int, seed uint64, out, only string) error {
@@ -218,16 +219,16 @@ func run(epochs, nTrain int, seed uint64, out, only string) error {
 	return nil
 }
 
-// fit trains models[model] on train and measures its NLL on test.
+// fit trains models[mi] on train and measures its NLL on test.
 // Its key depends only on the density's and the model's positions in
 // toy.Densities and models.
-func fit(root flows.Key, d toy.Density, model int, train, test *mat.Dense, epochs int) result {
+func fit(root flows.Key, d toy.Density, mi int, train, test *mat.Dense, epochs int) result {
 	t0 := time.Now()
-	ms := models[model]
+	ms := models[mi]
 	cfg := ms.cfg
-	k := root.Fold(uint64(100 + 10*indexOf(d.Name) + model))
+	k := root.Fold(uint64(100 + 10*indexOf(d.Name) + mi))
 	cfg.Seed, _ = k.Uint64s()
-	m, err := flows.NewModel(cfg, train, nil)
+	m, err := model.New(cfg, train, nil)
 	if err != nil {
 		return result{err: err}
 	}

@@ -14,7 +14,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/model"
 	"github.com/gonormflows/flows/table"
 )
 
@@ -121,7 +121,7 @@ func (c *CSV) Options() (table.Options, error) {
 // path): the --columns and --context given, or else the model's own column
 // names (so a file's columns may come in any order, with others beside
 // them), and the widths the selection must have.
-func ForModel(opt table.Options, m *flows.Model, path string) table.Options {
+func ForModel(opt table.Options, m *model.Model, path string) table.Options {
 	if len(opt.Columns) == 0 && len(m.Config.Columns) > 0 {
 		opt.Columns, opt.ColumnsName = m.Config.Columns, path+"'s columns"
 	}
@@ -134,7 +134,7 @@ func ForModel(opt table.Options, m *flows.Model, path string) table.Options {
 
 // CheckContext returns an error when a conditional model is to read a file
 // without context columns picked: there is no default for them.
-func CheckContext(opt table.Options, m *flows.Model, path string) error {
+func CheckContext(opt table.Options, m *model.Model, path string) error {
 	if m.ContextDim > 0 && len(opt.Context) == 0 {
 		column := "columns"
 		if m.ContextDim == 1 {

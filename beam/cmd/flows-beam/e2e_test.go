@@ -15,7 +15,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/model"
 )
 
 // The binaries under test, built by TestMain: flows-beam and, as the
@@ -324,7 +324,7 @@ func TestSweep(t *testing.T) {
 			chosen = i
 		}
 	}
-	m, err := flows.Load(filepath.Join(dir, "best.flow"))
+	m, err := model.Load(filepath.Join(dir, "best.flow"))
 	if len(recs) != 9 || chosen < 0 || err != nil || string(m.Config.Kind) != recs[chosen+1][1] || strconv.Itoa(m.Config.Layers) != recs[chosen+1][2] {
 		t.Errorf("report %q, model %v (%v)", recs, m, err)
 	}

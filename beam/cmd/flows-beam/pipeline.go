@@ -17,9 +17,9 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/runners"
 
-	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/beam/flowsbeam"
 	"github.com/gonormflows/flows/internal/cliflags"
+	"github.com/gonormflows/flows/model"
 	"github.com/gonormflows/flows/table"
 )
 
@@ -49,7 +49,7 @@ func (c *csvFlags) options(cmd string) (table.Options, error) {
 
 // loadModel reads the model file at path through Beam's file systems and
 // returns it as a side input, with the model.
-func loadModel(s beam.Scope, path string) (beam.PCollection, *flows.Model, error) {
+func loadModel(s beam.Scope, path string) (beam.PCollection, *model.Model, error) {
 	mf, m, err := flowsbeam.ReadModelFile(s, path)
 	if err != nil {
 		// The library's message names the file itself.

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gonormflows/flows/model"
+
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
 	"github.com/gonormflows/flows"
@@ -42,7 +44,7 @@ and not chosen.`,
 			validation listFlag
 			out        string
 			report     string
-			kinds      = listFlag{string(flows.KindMAF)}
+			kinds      = listFlag{string(model.KindMAF)}
 			layers     = intsFlag{v: []int{5}, min: 1}
 			hidden     = hiddenFlag{{64, 64}}
 			acts       = listFlag{"relu"}
@@ -139,7 +141,7 @@ and not chosen.`,
 			if err != nil {
 				return err
 			}
-			m, err := flows.ReadModel(bytes.NewReader(b))
+			m, err := model.Read(bytes.NewReader(b))
 			if err != nil {
 				return fmt.Errorf("%s: %v", out, err)
 			}
@@ -161,13 +163,8 @@ func grid(kinds []string, layers []int, hidden [][]int, acts []string, bins []in
 		}
 	}
 	for _, k := range kinds {
-		var info *flows.KindInfo
-		for _, ki := range flows.Kinds() {
-			if string(ki.Kind) == k {
-				info = &ki
-			}
-		}
-		if info == nil {
+		info, ok := model.Kind(k).Info()
+		if !ok {
 			return nil, usagef("sweep", "--kind %q: want some of %s", k, kindList())
 		}
 		for _, l := range layers {
@@ -181,7 +178,7 @@ func grid(kinds []string, layers []int, hidden [][]int, acts []string, bins []in
 						for _, bd := range bounds {
 							for _, lr := range lrs {
 								for _, seed := range seeds {
-									cfg := flows.Config{Kind: info.Kind, Layers: l, Hidden: h, Activation: act, Seed: seed}
+									cfg := model.Config{Kind: info.Kind, Layers: l, Hidden: h, Activation: act, Seed: seed}
 									if info.Splines {
 										cfg.Bins, cfg.Bound = b, bd
 									}
@@ -239,7 +236,7 @@ func printReport(ctx context.Context, e *env, path string) {
 }
 
 // describe describes a model configuration in one line.
-func describe(c flows.Config) string {
+func describe(c model.Config) string {
 	h := make([]string, len(c.Hidden))
 	for i, v := range c.Hidden {
 		h[i] = strconv.Itoa(v)
@@ -312,7 +309,7 @@ func (l *seedsFlag) Set(s string) error {
 // kindList lists the kinds, as the library lists them.
 func kindList() string {
 	var s []string
-	for _, k := range flows.Kinds() {
+	for _, k := range model.Kinds() {
 		s = append(s, string(k.Kind))
 	}
 	return strings.Join(s, ", ")

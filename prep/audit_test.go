@@ -1,4 +1,4 @@
-package flows_test
+package prep_test
 
 import (
 	"math"
@@ -6,12 +6,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gonormflows/flows/model"
+
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/gonum/stat/distmv"
 
 	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/optim"
+	"github.com/gonormflows/flows/prep"
 )
 
 // messy returns 500 rows of two normal columns, then applies edit.
@@ -34,57 +37,57 @@ func TestAuditMessages(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		x     *mat.Dense
-		issue flows.Issue
+		issue prep.Issue
 		want  string
 	}{
 		{"constant", messy(func(x *mat.Dense) {
 			for i := range 500 {
 				x.Set(i, 1, 7)
 			}
-		}), flows.Constant, `column 1 ("b") is constant (every row is 7): it has no density; drop it`},
+		}), prep.Constant, `column 1 ("b") is constant (every row is 7): it has no density; drop it`},
 		{"near-constant", messy(func(x *mat.Dense) {
 			for i := range 500 {
 				x.Set(i, 0, 1000+float64(i%3)*1e-10)
 			}
-		}), flows.NearConstant, `column 0 ("a") is constant up to rounding (1000 to 1000.0000000002)`},
-		{"outlier", messy(func(x *mat.Dense) { x.SetRow(123, []float64{1e6, -1e6}) }), flows.Outliers,
+		}), prep.NearConstant, `column 0 ("a") is constant up to rounding (1000 to 1000.0000000002)`},
+		{"outlier", messy(func(x *mat.Dense) { x.SetRow(123, []float64{1e6, -1e6}) }), prep.Outliers,
 			`column 0 ("a"): 1 row lies more than 50 robust scales`},
 		{"integers", messy(func(x *mat.Dense) {
 			for i := range 500 {
 				x.Set(i, 1, float64(i%2))
 			}
-		}), flows.Integers, `column 1 ("b") holds integers only (2 values, 0 to 1)`},
+		}), prep.Integers, `column 1 ("b") holds integers only (2 values, 0 to 1)`},
 		{"few values", messy(func(x *mat.Dense) {
 			for i := range 500 {
 				x.Set(i, 0, 0.5*float64(i%3))
 			}
-		}), flows.FewValues, `column 0 ("a") takes only 3 distinct values (0 to 1)`},
+		}), prep.FewValues, `column 0 ("a") takes only 3 distinct values (0 to 1)`},
 		{"duplicates", messy(func(x *mat.Dense) {
 			for i := 250; i < 500; i++ {
 				x.SetRow(i, x.RawRowView(i-250))
 			}
-		}), flows.Duplicates, "250 of 500 rows (50.0%) repeat an earlier row exactly (rows 250, 251, 252, 253, 254, and 245 more)"},
+		}), prep.Duplicates, "250 of 500 rows (50.0%) repeat an earlier row exactly (rows 250, 251, 252, 253, 254, and 245 more)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var got *flows.Finding
-			for _, f := range flows.Audit(tc.x, names) {
+			var got *prep.Finding
+			for _, f := range prep.Audit(tc.x, names) {
 				if f.Issue == tc.issue {
 					got = &f
 					break
 				}
 			}
 			if got == nil || !strings.Contains(got.Message, tc.want) {
-				t.Fatalf("findings %+v, want a %v one saying %q", flows.Audit(tc.x, names), tc.issue, tc.want)
+				t.Fatalf("findings %+v, want a %v one saying %q", prep.Audit(tc.x, names), tc.issue, tc.want)
 			}
-			if tc.issue == flows.Outliers && (got.Count != 1 || got.Rows[0] != 123 || !strings.Contains(got.Message, "row 123 (1e+06)")) {
+			if tc.issue == prep.Outliers && (got.Count != 1 || got.Rows[0] != 123 || !strings.Contains(got.Message, "row 123 (1e+06)")) {
 				t.Errorf("outlier finding %+v, want row 123", got)
 			}
-			if got.Fatal() != (tc.issue == flows.Constant || tc.issue == flows.NearConstant) {
+			if got.Fatal() != (tc.issue == prep.Constant || tc.issue == prep.NearConstant) {
 				t.Errorf("%v: Fatal() = %v", tc.issue, got.Fatal())
 			}
 		})
 	}
-	if f := flows.Audit(messy(nil), names); len(f) != 0 {
+	if f := prep.Audit(messy(nil), names); len(f) != 0 {
 		t.Errorf("clean data: findings %+v", f)
 	}
 }
@@ -110,9 +113,9 @@ func TestAuditCollinear(t *testing.T) {
 				a, b, u := rng.NormFloat64(), 5+2*rng.NormFloat64(), rng.NormFloat64()
 				x.SetRow(i, []float64{a, 7, b, tc.c(a, b, u, rng.NormFloat64())}) // column 1 constant: left out
 			}
-			var got []flows.Finding
-			for _, f := range flows.Audit(x, []string{"a", "k", "b", "c"}) {
-				if f.Issue == flows.Collinear {
+			var got []prep.Finding
+			for _, f := range prep.Audit(x, []string{"a", "k", "b", "c"}) {
+				if f.Issue == prep.Collinear {
 					got = append(got, f)
 				}
 			}
@@ -134,11 +137,11 @@ func TestAuditCollinear(t *testing.T) {
 // the fit is as good as without the row.
 func TestRobustScalingOutlier(t *testing.T) {
 	x := messy(func(x *mat.Dense) { x.SetRow(0, []float64{1e6, -1e6}) })
-	_, scale, err := flows.StandardizeFrom(x)
+	_, scale, err := prep.StandardizeFrom(x)
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, robust, err := flows.RobustStandardizeFrom(x)
+	_, robust, err := prep.RobustStandardizeFrom(x)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -146,18 +149,18 @@ func TestRobustScalingOutlier(t *testing.T) {
 		t.Errorf("moments' scale %v, robust %v", scale, robust)
 	}
 	clean := x.Slice(1, 500, 0, 2).(*mat.Dense)
-	nll := func(s flows.Scaling) float64 {
-		m, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: 2, Hidden: []int{16}, Scaling: s}, x, nil)
+	nll := func(s model.Scaling) float64 {
+		m, err := model.New(model.Config{Kind: model.KindMAF, Layers: 2, Hidden: []int{16}, Scaling: s}, x, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := optim.FitModel(m, x, nil, optim.FitConfig{Epochs: 30}); err != nil {
+		if _, err := m.Fit(x, nil, optim.FitConfig{Epochs: 30}); err != nil {
 			t.Fatal(err)
 		}
 		v, _ := optim.NLLValue(m.Dist, m.Params, clean, nil)
 		return v
 	}
-	if r, mo := nll(flows.ScalingRobust), nll(flows.ScalingMoments); !(r < 4.5 && mo > r+2) {
+	if r, mo := nll(model.ScalingRobust), nll(model.ScalingMoments); !(r < 4.5 && mo > r+2) {
 		t.Errorf("NLL of the other rows: robust %.3f, moments %.3f; want robust near the truth (%.2f) and moments far worse",
 			r, mo, 0.5*math.Log(2*math.Pi*math.E)*2+math.Log(3))
 	}
@@ -176,7 +179,7 @@ func TestGaussianNLL(t *testing.T) {
 	for i := range 100 {
 		want -= g.LogProb(val.RawRowView(i)) / 100
 	}
-	if got := flows.GaussianNLL(train, val); math.Abs(got-want) > 1e-10 {
+	if got := prep.GaussianNLL(train, val); math.Abs(got-want) > 1e-10 {
 		t.Errorf("GaussianNLL = %.12f, want %.12f", got, want)
 	}
 	// A constant column: the ridge keeps it finite.
@@ -185,7 +188,7 @@ func TestGaussianNLL(t *testing.T) {
 			x.Set(i, 1, 3)
 		}
 	})
-	if v := flows.GaussianNLL(c, c); math.IsNaN(v) || math.IsInf(v, 0) {
+	if v := prep.GaussianNLL(c, c); math.IsNaN(v) || math.IsInf(v, 0) {
 		t.Errorf("constant column: %v", v)
 	}
 }

@@ -1,4 +1,4 @@
-package flows_test
+package model_test
 
 import (
 	"fmt"
@@ -8,11 +8,15 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gonormflows/flows/model"
+
+	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/stat"
+
 	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/flowstest"
 	"github.com/gonormflows/flows/optim"
-	"gonum.org/v1/gonum/mat"
-	"gonum.org/v1/gonum/stat"
+	"github.com/gonormflows/flows/prep"
 )
 
 // modelData draws n rows of dim columns: column j is 3 + j plus
@@ -34,34 +38,34 @@ func modelData(seed uint64, n, dim int) *mat.Dense {
 }
 
 // smallConfig is a quick model of every kind for tests.
-func smallConfig(kind flows.Kind) flows.Config {
-	return flows.Config{Kind: kind, Layers: 2, Hidden: []int{8, 8}, Activation: flows.Tanh, Seed: 7}
+func smallConfig(kind model.Kind) model.Config {
+	return model.Config{Kind: kind, Layers: 2, Hidden: []int{8, 8}, Activation: flows.Tanh, Seed: 7}
 }
 
-// allKinds is every kind NewModel builds, as the library lists them.
-var allKinds = func() []flows.Kind {
-	var ks []flows.Kind
-	for _, info := range flows.Kinds() {
+// allKinds is every kind New builds, as the library lists them.
+var allKinds = func() []model.Kind {
+	var ks []model.Kind
+	for _, info := range model.Kinds() {
 		ks = append(ks, info.Kind)
 	}
 	return ks
 }()
 
 // oneColumn says which kinds work on 1-column data (KindInfo.MinDim).
-var oneColumn = func() map[flows.Kind]bool {
-	m := map[flows.Kind]bool{}
-	for _, info := range flows.Kinds() {
+var oneColumn = func() map[model.Kind]bool {
+	m := map[model.Kind]bool{}
+	for _, info := range model.Kinds() {
 		m[info.Kind] = info.MinDim <= 1
 	}
 	return m
 }()
 
 func TestModelDefaults(t *testing.T) {
-	m, err := flows.NewModel(flows.Config{Kind: flows.KindRealNVP}, modelData(1, 50, 3), nil)
+	m, err := model.New(model.Config{Kind: model.KindRealNVP}, modelData(1, 50, 3), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := flows.Config{Kind: flows.KindRealNVP, Layers: 5, Hidden: []int{64, 64}, Activation: flows.ReLU}
+	want := model.Config{Kind: model.KindRealNVP, Layers: 5, Hidden: []int{64, 64}, Activation: flows.ReLU}
 	if m.Config.Kind != want.Kind || m.Config.Layers != want.Layers || !slices.Equal(m.Config.Hidden, want.Hidden) ||
 		m.Config.Activation != want.Activation || m.Config.Bins != 0 || m.Config.Bound != 0 {
 		t.Errorf("Config = %+v, want %+v", m.Config, want)
@@ -83,8 +87,8 @@ func TestModelInitialDensity(t *testing.T) {
 	x := modelData(2, 200, 3)
 	// The kinds whose layers start as the identity (BNAF's do not; glow's
 	// and nsf-coupling's linear layers start as a permutation).
-	for _, kind := range []flows.Kind{flows.KindRealNVP, flows.KindMAF, flows.KindNSFAutoregressive, flows.KindNAF, flows.KindSOS, flows.KindBernstein} {
-		m, err := flows.NewModel(smallConfig(kind), x, nil)
+	for _, kind := range []model.Kind{model.KindRealNVP, model.KindMAF, model.KindNSFAutoregressive, model.KindNAF, model.KindSOS, model.KindBernstein} {
+		m, err := model.New(smallConfig(kind), x, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -105,13 +109,13 @@ func TestModelInitialDensity(t *testing.T) {
 	}
 }
 
-// TestModelGlowInit checks that NewModel runs the data-dependent
+// TestModelGlowInit checks that New runs the data-dependent
 // initialisation of Glow's ActNorm layers on its data: running it again on
 // the same data must change nothing (beyond rounding), while on other data
 // it changes the parameters.
 func TestModelGlowInit(t *testing.T) {
 	x := modelData(3, 300, 2)
-	m, err := flows.NewModel(smallConfig(flows.KindGlow), x, nil)
+	m, err := model.New(smallConfig(model.KindGlow), x, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +125,7 @@ func TestModelGlowInit(t *testing.T) {
 		// ActNorm recomputes the same means and log standard deviations
 		// of the same batch: equal up to a few ulps of O(1) values.
 		if math.Abs(again[i]-m.Params[i]) > 1e-12 {
-			t.Fatalf("parameter %d: %v after a second InitFromData, %v after NewModel", i, again[i], m.Params[i])
+			t.Fatalf("parameter %d: %v after a second InitFromData, %v after New", i, again[i], m.Params[i])
 		}
 	}
 	other := mat.DenseCopyOf(x)
@@ -130,14 +134,14 @@ func TestModelGlowInit(t *testing.T) {
 	}
 	flows.InitFromData(m.Dist, again, other, nil)
 	if slices.Equal(again, m.Params) {
-		t.Error("InitFromData on other data changed nothing: the test cannot tell whether NewModel ran it")
+		t.Error("InitFromData on other data changed nothing: the test cannot tell whether New ran it")
 	}
 }
 
 func TestModelDim1(t *testing.T) {
 	x := modelData(5, 100, 1)
 	for _, kind := range allKinds {
-		m, err := flows.NewModel(smallConfig(kind), x, nil)
+		m, err := model.New(smallConfig(kind), x, nil)
 		if oneColumn[kind] {
 			if err != nil {
 				t.Fatalf("%s on 1 column: %v", kind, err)
@@ -157,27 +161,27 @@ func TestModelDim1(t *testing.T) {
 func TestModelConfigErrors(t *testing.T) {
 	x := modelData(6, 20, 2)
 	for _, c := range []struct {
-		cfg  flows.Config
+		cfg  model.Config
 		want string
 	}{
-		{flows.Config{Kind: "flow++"}, `unknown Kind "flow++"`},
-		{flows.Config{Kind: flows.KindMAF, Layers: -1}, "-1 layers"},
-		{flows.Config{Kind: flows.KindMAF, Hidden: []int{8, 0}}, "hidden layer 1 has width 0"},
-		{flows.Config{Kind: flows.KindMAF, Activation: 99}, "unknown activation"},
-		{flows.Config{Kind: flows.KindNSFCoupling, Bins: 1}, `kind "nsf-coupling": flows: spline: Bins must be at least 2`},
-		{flows.Config{Kind: flows.KindNSFAutoregressive, Bound: -1}, "Bound must be positive"},
+		{model.Config{Kind: "flow++"}, `unknown Kind "flow++"`},
+		{model.Config{Kind: model.KindMAF, Layers: -1}, "-1 layers"},
+		{model.Config{Kind: model.KindMAF, Hidden: []int{8, 0}}, "hidden layer 1 has width 0"},
+		{model.Config{Kind: model.KindMAF, Activation: 99}, "unknown activation"},
+		{model.Config{Kind: model.KindNSFCoupling, Bins: 1}, `kind "nsf-coupling": flows: spline: Bins must be at least 2`},
+		{model.Config{Kind: model.KindNSFAutoregressive, Bound: -1}, "Bound must be positive"},
 	} {
-		_, err := flows.NewModel(c.cfg, x, nil)
+		_, err := model.New(c.cfg, x, nil)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.HasPrefix(err.Error(), "flows: ") {
 			t.Errorf("%+v: err = %v, want one containing %q", c.cfg, err, c.want)
 		}
 	}
 	x.Set(7, 1, math.NaN())
-	_, err := flows.NewModel(flows.Config{Kind: flows.KindMAF}, x, nil)
+	_, err := model.New(model.Config{Kind: model.KindMAF}, x, nil)
 	if err == nil || !strings.Contains(err.Error(), "row 7, column 1") {
 		t.Errorf("NaN in data: err = %v, want one naming row 7, column 1", err)
 	}
-	if _, err := flows.NewModel(flows.Config{Kind: flows.KindMAF}, nil, nil); err == nil {
+	if _, err := model.New(model.Config{Kind: model.KindMAF}, nil, nil); err == nil {
 		t.Error("nil data: no error")
 	}
 }
@@ -185,17 +189,17 @@ func TestModelConfigErrors(t *testing.T) {
 func TestModelDeterministic(t *testing.T) {
 	x := modelData(8, 50, 3)
 	for _, kind := range allKinds {
-		a, err := flows.NewModel(smallConfig(kind), x, nil)
+		a, err := model.New(smallConfig(kind), x, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		b, _ := flows.NewModel(smallConfig(kind), x, nil)
+		b, _ := model.New(smallConfig(kind), x, nil)
 		if !slices.Equal(a.Params, b.Params) {
 			t.Errorf("%s: same seed, different parameters", kind)
 		}
 		cfg := smallConfig(kind)
 		cfg.Seed++
-		c, _ := flows.NewModel(cfg, x, nil)
+		c, _ := model.New(cfg, x, nil)
 		if slices.Equal(a.Params, c.Params) {
 			t.Errorf("%s: different seeds, same parameters", kind)
 		}
@@ -213,7 +217,7 @@ func TestModelDistribution(t *testing.T) {
 		for _, dim := range []int{1, 2} {
 			// Data near the origin with unit scale, so the density lies
 			// well inside the suite's integration box.
-			m, err := flows.NewModel(flows.Config{Kind: kind, Layers: 2, Hidden: []int{8}, Activation: flows.Tanh}, standardNormalData(9, 200, dim), nil)
+			m, err := model.New(model.Config{Kind: kind, Layers: 2, Hidden: []int{8}, Activation: flows.Tanh}, standardNormalData(9, 200, dim), nil)
 			if dim == 1 && !oneColumn[kind] {
 				if err == nil {
 					t.Errorf("%s accepts 1 column", kind)
@@ -272,7 +276,7 @@ func TestModelTrains(t *testing.T) {
 		x.Set(i, 1, a*a+0.3*rng.NormFloat64())
 	}
 	for _, kind := range allKinds {
-		m, err := flows.NewModel(flows.Config{Kind: kind, Layers: 4, Hidden: []int{16, 16}, Activation: flows.Tanh, Seed: 1}, x, nil)
+		m, err := model.New(model.Config{Kind: kind, Layers: 4, Hidden: []int{16, 16}, Activation: flows.Tanh, Seed: 1}, x, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -310,19 +314,19 @@ func TestModelDefaultKindAndInit(t *testing.T) {
 	for i := range 60 {
 		x.SetRow(i, []float64{rng.NormFloat64(), rng.NormFloat64(), rng.NormFloat64()})
 	}
-	m, err := flows.NewModel(flows.Config{Layers: 1, Hidden: []int{4}}, x, nil)
+	m, err := model.New(model.Config{Layers: 1, Hidden: []int{4}}, x, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := m.Config
-	if c.Kind != flows.KindNSFCoupling || c.Init != flows.InitTorch || c.Linear != flows.LinearPermutation || c.LogScaleBound != 0 {
+	if c.Kind != model.KindNSFCoupling || c.Init != flows.InitTorch || c.Linear != flows.LinearPermutation || c.LogScaleBound != 0 {
 		t.Errorf("defaults %+v", c)
 	}
-	one, err := flows.NewModel(flows.Config{Layers: 1, Hidden: []int{4}}, x.Slice(0, 60, 0, 1).(*mat.Dense), nil)
-	if err != nil || one.Config.Kind != flows.KindNSFAutoregressive {
+	one, err := model.New(model.Config{Layers: 1, Hidden: []int{4}}, x.Slice(0, 60, 0, 1).(*mat.Dense), nil)
+	if err != nil || one.Config.Kind != model.KindNSFAutoregressive {
 		t.Errorf("one column: %v, %v", one, err)
 	}
-	maf, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: 1, Hidden: []int{4}}, x, nil)
+	maf, err := model.New(model.Config{Kind: model.KindMAF, Layers: 1, Hidden: []int{4}}, x, nil)
 	if err != nil || maf.Config.LogScaleBound != 3 || maf.Config.Linear != flows.LinearDefault {
 		t.Errorf("maf: %+v, %v", maf.Config, err)
 	}
@@ -338,7 +342,7 @@ func TestLoadV1Migration(t *testing.T) {
 		linear flows.LinearInit
 		bound  float64
 	}{{"glow.flow", flows.LinearOrthogonal, 3}, {"nsf-coupling.flow", flows.LinearOrthogonal, 0}, {"maf.flow", flows.LinearDefault, 3}} {
-		m, err := flows.Load(filepath.Join("testdata/models", tc.file))
+		m, err := model.Load(filepath.Join("testdata/models", tc.file))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -359,18 +363,18 @@ func TestConditionalModelRoundTrip(t *testing.T) {
 		c.Set(i, 0, 100+50*l) // a context on a large scale
 		x.SetRow(i, []float64{3*l + rng.NormFloat64(), rng.NormFloat64()})
 	}
-	m, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: 2, Hidden: []int{8}, Columns: []string{"a", "b"}, Context: []string{"label"}}, x, c)
+	m, err := model.New(model.Config{Kind: model.KindMAF, Layers: 2, Hidden: []int{8}, Columns: []string{"a", "b"}, Context: []string{"label"}}, x, c)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := optim.FitModel(m, x, c, optim.FitConfig{Epochs: 20}); err != nil {
+	if _, err := m.Fit(x, c, optim.FitConfig{Epochs: 20}); err != nil {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "c.flow")
 	if err := m.Save(path); err != nil {
 		t.Fatal(err)
 	}
-	l, err := flows.Load(path)
+	l, err := model.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -400,18 +404,18 @@ func TestConditionalModelRoundTrip(t *testing.T) {
 	}
 }
 
-// TestTrainingSummary: FitModel records the fit in Model.Training, with
+// TestTrainingSummary: Model.Fit records the fit in Model.Training, with
 // the Gaussian baseline on the same rows, and the model file keeps it.
 func TestTrainingSummary(t *testing.T) {
 	x := modelData(11, 300, 2)
-	m, err := flows.NewModel(smallConfig(flows.KindNSFCoupling), x, nil)
+	m, err := model.New(smallConfig(model.KindNSFCoupling), x, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.Training != nil {
 		t.Fatal("a new model has a training summary")
 	}
-	res, err := optim.FitModel(m, x, nil, optim.FitConfig{Epochs: 4})
+	res, err := m.Fit(x, nil, optim.FitConfig{Epochs: 4})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -426,14 +430,14 @@ func TestTrainingSummary(t *testing.T) {
 			trainRows = append(trainRows, i)
 		}
 	}
-	if g := flows.GaussianNLL(rowsOf(x, trainRows), rowsOf(x, res.ValRows)); tr.GaussianValNLL != g {
+	if g := prep.GaussianNLL(rowsOf(x, trainRows), rowsOf(x, res.ValRows)); tr.GaussianValNLL != g {
 		t.Errorf("GaussianValNLL %v, want %v", tr.GaussianValNLL, g)
 	}
 	path := filepath.Join(t.TempDir(), "m.flow")
 	if err := m.Save(path); err != nil {
 		t.Fatal(err)
 	}
-	back, err := flows.Load(path)
+	back, err := model.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -442,13 +446,13 @@ func TestTrainingSummary(t *testing.T) {
 	}
 	// Without validation rows the NLLs it cannot know are NaN, and the
 	// file leaves them out.
-	if _, err := optim.FitModel(m, x, nil, optim.FitConfig{Epochs: 1, ValFraction: -1}); err != nil {
+	if _, err := m.Fit(x, nil, optim.FitConfig{Epochs: 1, ValFraction: -1}); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Save(path); err != nil {
 		t.Fatal(err)
 	}
-	if back, err = flows.Load(path); err != nil || !math.IsNaN(back.Training.ValNLL) || !math.IsNaN(back.Training.GaussianValNLL) {
+	if back, err = model.Load(path); err != nil || !math.IsNaN(back.Training.ValNLL) || !math.IsNaN(back.Training.GaussianValNLL) {
 		t.Errorf("no validation rows: %+v (%v)", back.Training, err)
 	}
 }
@@ -461,4 +465,29 @@ func rowsOf(x *mat.Dense, rows []int) *mat.Dense {
 		out.SetRow(i, x.RawRowView(r))
 	}
 	return out
+}
+
+// TestKindInfo: Kind.Info finds every kind of Kinds, with the same entry,
+// and nothing else; a spline kind says so, and New refuses data with fewer
+// columns than its MinDim.
+func TestKindInfo(t *testing.T) {
+	for _, k := range model.Kinds() {
+		got, ok := k.Kind.Info()
+		if !ok || got != k {
+			t.Errorf("%s: Info() = %+v, %v; want %+v", k.Kind, got, ok, k)
+		}
+		if k.MinDim > 1 {
+			if _, err := model.New(model.Config{Kind: k.Kind}, modelData(1, 50, k.MinDim-1), nil); err == nil {
+				t.Errorf("%s: New on %d columns: no error, want one (MinDim %d)", k.Kind, k.MinDim-1, k.MinDim)
+			}
+		}
+	}
+	for _, k := range []model.Kind{"", "MAF", "nope"} {
+		if info, ok := k.Info(); ok {
+			t.Errorf("%q: Info() = %+v, true; want false", k, info)
+		}
+	}
+	if info, _ := model.KindNSFCoupling.Info(); !info.Splines || info.MinDim != 2 {
+		t.Errorf("nsf-coupling: %+v, want splines and 2 columns", info)
+	}
 }

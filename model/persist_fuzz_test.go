@@ -1,4 +1,4 @@
-package flows
+package model
 
 import (
 	"bytes"
@@ -58,7 +58,7 @@ func FuzzReadModel(f *testing.F) {
 	f.Add([]byte(fileMagic))
 	sentinels := []error{ErrNotModelFile, ErrTruncated, ErrChecksum, ErrNewerFormat, ErrParamCount, ErrNonFinite, ErrMalformed}
 	check := func(t *testing.T, data []byte) {
-		m, err := ReadModel(bytes.NewReader(data))
+		m, err := Read(bytes.NewReader(data))
 		if err != nil {
 			if !slices.ContainsFunc(sentinels, func(s error) bool { return errors.Is(err, s) }) {
 				t.Fatalf("error wraps no sentinel: %v", err)
@@ -69,7 +69,7 @@ func FuzzReadModel(f *testing.F) {
 		if _, err := m.WriteTo(&buf); err != nil {
 			t.Fatalf("accepted model does not write: %v", err)
 		}
-		m2, err := ReadModel(&buf)
+		m2, err := Read(&buf)
 		if err != nil {
 			t.Fatalf("written model does not read back: %v", err)
 		}

@@ -1,214 +1,20 @@
-package flows
+package model
 
-// Ready-made flows: the one list of architectures (kinds), activations and
-// configuration fields that Model, the model-file format and the command
-// line all read. Adding an architecture is one entry of the kinds table:
-// NewModel, Load, Kinds and the CLI's --kind pick it up from there.
+// Model and Config: the configuration fields that New, the model-file
+// format and the command line all read, and the model built from them. The
+// architectures (kinds) are declared in kinds.go.
 
 import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
+
+	"github.com/gonormflows/flows"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/gonormflows/flows/prep"
 )
-
-// Kind names a ready-made flow architecture for NewModel.
-type Kind string
-
-// The architectures NewModel builds. Each is a stack of Config.Layers
-// blocks after a Standardize layer, with a standard normal prior; Kinds
-// lists them with what they need.
-const (
-	// KindRealNVP is RealNVP (Dinh et al., 2017): blocks of
-	// [AffineCoupling(MLP(Hidden, Activation)), Reverse].
-	KindRealNVP Kind = "realnvp"
-	// KindGlow is Glow (Kingma & Dhariwal, 2018) on vectors: blocks of
-	// [ActNorm, InvertibleLinear, AffineCoupling(MLP(Hidden, Activation))].
-	// NewModel runs ActNorm's data-dependent initialisation on the data.
-	KindGlow Kind = "glow"
-	// KindMAF is a masked autoregressive flow (Papamakarios et al., 2017):
-	// blocks of [MAF(MADEConfig{Hidden, Activation, NaturalOrder}),
-	// Reverse]. Each hidden width should be at least dim−1 (see MADE).
-	KindMAF Kind = "maf"
-	// KindNSFCoupling is a rational-quadratic neural spline flow with
-	// coupling layers, RQ-NSF (C) (Durkan et al., 2019): blocks of
-	// [NeuralSplineCoupling(MLP(Hidden, Activation), SplineConfig{Bins,
-	// Bound}), InvertibleLinear].
-	KindNSFCoupling Kind = "nsf-coupling"
-	// KindNSFAutoregressive is a rational-quadratic neural spline flow with
-	// autoregressive layers, RQ-NSF (AR): blocks of
-	// [NeuralSplineAutoregressive(MADEConfig{Hidden, Activation,
-	// NaturalOrder}, SplineConfig{Bins, Bound}), Reverse].
-	KindNSFAutoregressive Kind = "nsf-autoregressive"
-	// KindNAF is a neural autoregressive flow, NAF-DSF (Huang et al.,
-	// 2018): blocks of [NeuralAutoregressive(MADEConfig{Hidden, Activation,
-	// NaturalOrder}, 8 units, 1 layer), Reverse].
-	KindNAF Kind = "naf"
-	// KindBNAF is a block neural autoregressive flow (De Cao et al.,
-	// 2019): blocks of [BNAF(BNAFConfig{Hidden: units}), ActNorm,
-	// Reverse], where hidden layer l has ⌈Hidden[l]/dim⌉ units per
-	// dimension, so that it is Hidden[l] wide rounded up to a multiple of
-	// dim. Its activation is BNAF's own (Activation is ignored). BNAF
-	// layers start near a random linear map, not the identity; NewModel's
-	// data-dependent initialisation of the ActNorm layers standardises
-	// their outputs, so the initial density is close to the Gaussian
-	// fitted to the data.
-	KindBNAF Kind = "bnaf"
-	// KindSOS is a sum-of-squares polynomial flow (Jaini et al., 2019):
-	// blocks of [MaskedAutoregressive(MADEConfig{Hidden, Activation,
-	// NaturalOrder}, SumOfSquares(3, 3, 4)), Reverse]: three squared cubics
-	// per column on [−4, 4] of the standardised data, affine beyond.
-	KindSOS Kind = "sos"
-	// KindBernstein is a Bernstein polynomial flow (as zuko's BPF): blocks
-	// of [MaskedAutoregressive(MADEConfig{Hidden, Activation,
-	// NaturalOrder}, Bernstein(16, 4)), Reverse]: degree 16 on [−4, 4] of
-	// the standardised data, the identity beyond.
-	KindBernstein Kind = "bernstein"
-)
-
-// Settings of the polynomial kinds.
-const (
-	sosKindPolys, sosKindDegree = 3, 3
-	bernKindDegree              = 16
-	polyKindBound               = 4.0
-)
-
-// nafUnits is the number of sigmoid units of KindNAF's transformers.
-const nafUnits = 8
-
-// KindInfo describes a ready-made architecture, for help texts and checks.
-type KindInfo struct {
-	// Kind is the architecture's name.
-	Kind Kind
-	// Summary is one line on what it is.
-	Summary string
-	// MinDim is the fewest data columns it works with.
-	MinDim int
-	// Splines reports that it uses Config.Bins and Config.Bound.
-	Splines bool
-}
-
-// kindSpec is how NewModel builds one Kind.
-type kindSpec struct {
-	KindInfo
-	// why says why MinDim, for the error.
-	why string
-	// linear says each block holds an InvertibleLinear (started as
-	// Config.Linear says; counted by leastParams).
-	linear bool
-	// affine says the kind's affine layers take Config.LogScaleBound.
-	affine bool
-	// block returns the layers of one block, given a Config with its
-	// defaults filled in; dimBlock, when set instead, is given the number
-	// of data columns too.
-	block    func(c Config) []InitFunc
-	dimBlock func(c Config, dim int) []InitFunc
-}
-
-// kinds is the table of architectures, in the order Kinds lists them.
-var kinds = []kindSpec{
-	{
-		KindInfo: KindInfo{Kind: KindMAF, Summary: "masked autoregressive flow (affine)", MinDim: 1},
-		affine:   true,
-		block: func(c Config) []InitFunc {
-			return []InitFunc{MAFBound(c.made(), c.LogScaleBound), Reverse()}
-		},
-	},
-	{
-		KindInfo: KindInfo{Kind: KindRealNVP, Summary: "RealNVP: affine couplings and reversals", MinDim: 2},
-		why:      "its coupling layers split the columns in two", affine: true,
-		block: func(c Config) []InitFunc {
-			return []InitFunc{AffineCouplingBound(c.mlp(), c.LogScaleBound), Reverse()}
-		},
-	},
-	{
-		KindInfo: KindInfo{Kind: KindGlow, Summary: "Glow: ActNorm, invertible linear maps and affine couplings", MinDim: 2},
-		why:      "its coupling layers split the columns in two", linear: true, affine: true,
-		block: func(c Config) []InitFunc {
-			return []InitFunc{ActNorm(), InvertibleLinearFrom(c.Linear), AffineCouplingBound(c.mlp(), c.LogScaleBound)}
-		},
-	},
-	{
-		KindInfo: KindInfo{Kind: KindNSFCoupling, Summary: "neural spline flow: spline couplings and invertible linear maps", MinDim: 2, Splines: true},
-		why:      "its coupling layers split the columns in two", linear: true,
-		block: func(c Config) []InitFunc {
-			return []InitFunc{NeuralSplineCoupling(c.mlp(), c.spline()), InvertibleLinearFrom(c.Linear)}
-		},
-	},
-	{
-		KindInfo: KindInfo{Kind: KindNSFAutoregressive, Summary: "neural spline flow: autoregressive splines and reversals", MinDim: 1, Splines: true},
-		block: func(c Config) []InitFunc {
-			return []InitFunc{NeuralSplineAutoregressive(c.made(), c.spline()), Reverse()}
-		},
-	},
-	{
-		KindInfo: KindInfo{Kind: KindNAF, Summary: "neural autoregressive flow: deep sigmoidal transformers (8 units) and reversals", MinDim: 1},
-		block: func(c Config) []InitFunc {
-			return []InitFunc{NeuralAutoregressive(c.made(), nafUnits, 1), Reverse()}
-		},
-	},
-	{
-		KindInfo: KindInfo{Kind: KindBNAF, Summary: "block neural autoregressive flow: BNAF layers (hidden widths rounded up to multiples of the columns), ActNorm and reversals", MinDim: 1},
-		dimBlock: func(c Config, dim int) []InitFunc {
-			units := make([]int, len(c.Hidden))
-			for i, h := range c.Hidden {
-				units[i] = (h + dim - 1) / dim
-			}
-			return []InitFunc{BNAF(BNAFConfig{Hidden: units}), ActNorm(), Reverse()}
-		},
-	},
-	{
-		KindInfo: KindInfo{Kind: KindSOS, Summary: "sum-of-squares polynomial flow: autoregressive SOS polynomials and reversals", MinDim: 1},
-		block: func(c Config) []InitFunc {
-			t := SumOfSquares(sosKindPolys, sosKindDegree, polyKindBound)
-			return []InitFunc{MaskedAutoregressive(c.made(), t), Reverse()}
-		},
-	},
-	{
-		KindInfo: KindInfo{Kind: KindBernstein, Summary: "Bernstein polynomial flow: autoregressive Bernstein polynomials (degree 16) and reversals", MinDim: 1},
-		block: func(c Config) []InitFunc {
-			t := Bernstein(bernKindDegree, polyKindBound)
-			return []InitFunc{MaskedAutoregressive(c.made(), t), Reverse()}
-		},
-	},
-}
-
-// mlp, made and spline are the conditioner and spline of a Config's blocks.
-func (c Config) mlp() NetInitFunc { return MLPFrom(c.Hidden, c.Activation, c.Init) }
-func (c Config) made() MADEConfig {
-	return MADEConfig{Hidden: c.Hidden, Act: c.Activation, Init: c.Init}
-}
-func (c Config) spline() SplineConfig { return SplineConfig{Bins: c.Bins, Bound: c.Bound} }
-
-// Kinds lists the ready-made architectures NewModel builds.
-func Kinds() []KindInfo {
-	out := make([]KindInfo, len(kinds))
-	for i, k := range kinds {
-		out[i] = k.KindInfo
-	}
-	return out
-}
-
-// kindSpecOf returns the table entry of k.
-func kindSpecOf(k Kind) (kindSpec, bool) {
-	for _, s := range kinds {
-		if s.Kind == k {
-			return s, true
-		}
-	}
-	return kindSpec{}, false
-}
-
-// kindNames lists the known kinds, quoted, for error messages.
-func kindNames() string {
-	names := make([]string, len(kinds))
-	for i, k := range kinds {
-		names[i] = fmt.Sprintf("%q", string(k.Kind))
-	}
-	return strings.Join(names, ", ")
-}
 
 // Defaults for the zero fields of Config.
 const (
@@ -216,8 +22,8 @@ const (
 	defaultBins          = 8
 	defaultBound         = 3.0
 	defaultLogScaleBound = 3.0
-	defaultInit          = InitTorch
-	defaultLinear        = LinearPermutation
+	defaultInit          = flows.InitTorch
+	defaultLinear        = flows.LinearPermutation
 	defaultScaling       = ScalingRobust
 	// defaultKind is the Kind of a Config without one (see Config.Kind).
 	defaultKind = KindNSFCoupling
@@ -226,7 +32,7 @@ const (
 // defaultHidden is the default of Config.Hidden.
 var defaultHidden = []int{64, 64}
 
-// Config describes a ready-made flow for NewModel; a model file stores it as
+// Config describes a ready-made flow for New; a model file stores it as
 // its header (the JSON names are the field tags). Zero fields take
 // defaults: the nsf-coupling kind, 5 layers (blocks), hidden widths [64 64],
 // ReLU (the zero Activation), InitTorch and LinearPermutation, for the
@@ -243,26 +49,26 @@ type Config struct {
 	// [64 64]); an empty slice means the default.
 	Hidden []int `json:"hidden"`
 	// Activation is the conditioner nets' nonlinearity (default ReLU).
-	Activation Activation `json:"activation"`
+	Activation flows.Activation `json:"activation"`
 	// Bins and Bound configure the splines of the spline kinds (defaults 8
 	// and 3; see SplineConfig): each spline acts on [−Bound, Bound] of the
 	// standardised data and is the identity outside. Other kinds ignore
-	// them, and NewModel sets them to zero.
+	// them, and New sets them to zero.
 	Bins  int     `json:"bins,omitempty"`
 	Bound float64 `json:"bound,omitempty"`
 	// LogScaleBound bounds the log-scales of the affine kinds (maf,
 	// realnvp, glow): |s| < LogScaleBound per column per layer (default
 	// 3; see MAFBound and AffineCouplingBound). Other kinds ignore it,
-	// and NewModel sets it to zero.
+	// and New sets it to zero.
 	LogScaleBound float64 `json:"logScaleBound,omitempty"`
 	// Init is how the conditioners draw their hidden weights (default
 	// InitTorch; see Init).
-	Init Init `json:"init"`
+	Init flows.Init `json:"init"`
 	// Linear is how the InvertibleLinear layers of glow and nsf-coupling
 	// start (default LinearPermutation; see LinearInit). Other kinds
-	// ignore it, and NewModel sets it to LinearDefault.
-	Linear LinearInit `json:"linear,omitempty"`
-	// Scaling is how NewModel computes the first layer's standardisation
+	// ignore it, and New sets it to LinearDefault.
+	Linear flows.LinearInit `json:"linear,omitempty"`
+	// Scaling is how New computes the first layer's standardisation
 	// from the data (default ScalingRobust; see Scaling). The model keeps
 	// the result, so Scaling does not change a model once it is made.
 	Scaling Scaling `json:"scaling"`
@@ -280,7 +86,7 @@ type Config struct {
 	// Dequantize lists the columns (counting from 0) that hold integers:
 	// counts, ratings, pixels. The flow is then a density of x + u, u
 	// uniform on (0, 1), fitted with fresh noise on every minibatch
-	// (optim.FitModel); LogPDF scores such a column at its cell's middle,
+	// (Model.Fit); LogPDF scores such a column at its cell's middle,
 	// ⌊x⌋ + ½, and Sample floors it, so that samples are integers (see
 	// domain.go). Fitting needs integer values there.
 	Dequantize []int `json:"dequantize,omitempty"`
@@ -298,7 +104,7 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 	if c.Kind == "" {
 		c.Kind = defaultKind
 	}
-	spec, ok := kindSpecOf(c.Kind)
+	spec, ok := c.Kind.spec()
 	if !ok {
 		return c, spec, fmt.Errorf("flows: Config: unknown Kind %q; want one of %s", string(c.Kind), kindNames())
 	}
@@ -318,7 +124,7 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 			return c, spec, fmt.Errorf("flows: Config: hidden layer %d has width %d, want at least 1", i, h)
 		}
 	}
-	if !c.Activation.valid() {
+	if !slices.Contains(flows.Activations(), c.Activation) {
 		return c, spec, fmt.Errorf("flows: Config: unknown activation %v", c.Activation)
 	}
 	if spec.Splines {
@@ -328,7 +134,7 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 		if c.Bound == 0 {
 			c.Bound = defaultBound
 		}
-		if err := (SplineConfig{Bins: c.Bins, Bound: c.Bound}).validate(); err != nil {
+		if err := (flows.SplineConfig{Bins: c.Bins, Bound: c.Bound}).Validate(); err != nil {
 			return c, spec, fmt.Errorf("flows: Config: kind %q: %w", string(c.Kind), err)
 		}
 	} else {
@@ -342,18 +148,18 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 	case !(c.LogScaleBound > 0) || math.IsInf(c.LogScaleBound, 1):
 		return c, spec, fmt.Errorf("flows: Config: log-scale bound %v, want positive and finite", c.LogScaleBound)
 	}
-	if !c.Init.valid() {
+	if _, err := c.Init.MarshalText(); err != nil {
 		return c, spec, fmt.Errorf("flows: Config: unknown init %v", c.Init)
 	}
-	if c.Init == InitDefault {
+	if c.Init == flows.InitDefault {
 		c.Init = defaultInit
 	}
 	switch {
 	case !spec.linear:
-		c.Linear = LinearDefault
-	case c.Linear == LinearDefault:
+		c.Linear = flows.LinearDefault
+	case c.Linear == flows.LinearDefault:
 		c.Linear = defaultLinear
-	case c.Linear != LinearOrthogonal && c.Linear != LinearPermutation:
+	case c.Linear != flows.LinearOrthogonal && c.Linear != flows.LinearPermutation:
 		return c, spec, fmt.Errorf("flows: Config: unknown linear init %v", c.Linear)
 	}
 	switch c.Scaling {
@@ -370,7 +176,7 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 	return c, spec, nil
 }
 
-// Validate returns an error naming the first field of c that NewModel
+// Validate returns an error naming the first field of c that New
 // cannot work with (an unknown Kind, a negative width, bins or a bound that
 // no spline takes), or nil. Zero fields are valid: they take defaults.
 func (c Config) Validate() error {
@@ -378,7 +184,7 @@ func (c Config) Validate() error {
 	return err
 }
 
-// Scaling is how NewModel standardises the columns before the first layer.
+// Scaling is how New standardises the columns before the first layer.
 type Scaling int
 
 const (
@@ -431,9 +237,9 @@ func (s *Scaling) UnmarshalText(text []byte) error {
 // standardization computes the scaling s of the rows of x.
 func (s Scaling) standardization(x *mat.Dense) (center, scale []float64, err error) {
 	if s == ScalingMoments {
-		return StandardizeFrom(x)
+		return prep.StandardizeFrom(x)
 	}
-	return RobustStandardizeFrom(x)
+	return prep.RobustStandardizeFrom(x)
 }
 
 // equal reports whether c and d are the same configuration.
@@ -504,7 +310,7 @@ func (c Config) leastParams(spec kindSpec, dim int) uint64 {
 // the training data, Config.Layers blocks of the Config's architecture, and
 // a standard normal prior; with context columns, a conditional flow
 // p(x | c) whose context is standardised the same way before the layers
-// read it. Make one with NewModel, train it with Fit (or by giving Dist and
+// read it. Make one with New, train it with Fit (or by giving Dist and
 // Params to package optim), and keep it with Save.
 //
 // Config, Dim, ContextDim and the standardisations describe the model; Dist
@@ -527,17 +333,17 @@ type Model struct {
 	// before the layers read it; nil without a context.
 	ContextMean, ContextScale []float64
 	// Params holds the trainable parameters in Dist's layout.
-	Params Params
+	Params flows.Params
 	// Training summarises the fit that gave Params (set by
-	// optim.FitModel, kept by Save); nil for a model never fitted that way.
+	// Model.Fit, kept by Save); nil for a model never fitted that way.
 	Training *Training
 	// Dist is the flow, taking contexts in the data's units: for
 	// dequantised columns the density of x + u (Model's methods score and
 	// floor them). It is not saved: Load rebuilds it from the rest.
-	Dist Distribution
+	Dist flows.Distribution
 }
 
-// NewModel makes a model of the data x (n×dim) from cfg (zero fields take
+// New makes a model of the data x (n×dim) from cfg (zero fields take
 // the defaults documented on Config), conditional on the context c (n rows
 // of contextDim columns, one per row of x) when c is not nil: it computes
 // the standardisations from x and c (as cfg.Scaling says), builds Standardize
@@ -547,13 +353,13 @@ type Model struct {
 // learned layers start at the identity (Glow's at a linear map), so the
 // initial density is a Gaussian fitted to the data. For example
 //
-//	m, err := flows.NewModel(flows.Config{Kind: flows.KindRealNVP, Layers: 8}, x, nil)
+//	m, err := model.New(model.Config{Kind: model.KindRealNVP, Layers: 8}, x, nil)
 //
 // It returns an error for an invalid cfg, for a nil or empty x, for a NaN or
 // ±Inf in x or c (naming its row and column), for a c whose rows differ
 // from x's, for names in cfg that do not match the columns, and when the
 // kind needs more columns than x has.
-func NewModel(cfg Config, x, c *mat.Dense) (*Model, error) {
+func New(cfg Config, x, c *mat.Dense) (*Model, error) {
 	if cfg.Kind == "" && x != nil && !x.IsEmpty() {
 		if _, d := x.Dims(); d == 1 {
 			cfg.Kind = KindNSFAutoregressive
@@ -563,14 +369,14 @@ func NewModel(cfg Config, x, c *mat.Dense) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkTable("NewModel", x); err != nil {
+	if err := checkTable("New", x); err != nil {
 		return nil, err
 	}
 	_, dim := x.Dims()
 	if err := cfg.checkDomain(dim); err != nil {
 		return nil, err
 	}
-	if err := cfg.checkData("NewModel", x); err != nil {
+	if err := cfg.checkData("New", x); err != nil {
 		return nil, err
 	}
 	// The standardisation is of the data as the layers after Bounded see
@@ -578,7 +384,7 @@ func NewModel(cfg Config, x, c *mat.Dense) (*Model, error) {
 	x = cfg.midpoints(x)
 	xt := x
 	if layer := cfg.boundedLayer(dim); layer != nil {
-		_, b, err := layer(Key{}, dim, 0)
+		_, b, err := layer(flows.Key{}, dim, 0)
 		if err != nil {
 			return nil, err
 		}
@@ -591,17 +397,17 @@ func NewModel(cfg Config, x, c *mat.Dense) (*Model, error) {
 	var cmean, cscale []float64
 	if c != nil {
 		if r, _ := c.Dims(); r != x.RawMatrix().Rows {
-			return nil, fmt.Errorf("flows: NewModel: %d context rows for %d data rows", r, x.RawMatrix().Rows)
+			return nil, fmt.Errorf("flows: New: %d context rows for %d data rows", r, x.RawMatrix().Rows)
 		}
 		if cmean, cscale, err = cfg.Scaling.standardization(c); err != nil {
-			return nil, fmt.Errorf("flows: NewModel: context: %w", err)
+			return nil, fmt.Errorf("flows: New: context: %w", err)
 		}
 	}
 	m, err := buildModel(cfg, spec, len(mean), mean, scale, cmean, cscale)
 	if err != nil {
 		return nil, err
 	}
-	InitFromData(m.Dist, m.Params, x, c)
+	flows.InitFromData(m.Dist, m.Params, x, c)
 	return m, nil
 }
 
@@ -625,19 +431,15 @@ func buildModel(cfg Config, spec kindSpec, dim int, mean, scale, cmean, cscale [
 	if err := cfg.checkDomain(dim); err != nil {
 		return nil, err
 	}
-	var layers []InitFunc
+	var layers []flows.InitFunc
 	if b := cfg.boundedLayer(dim); b != nil {
 		layers = append(layers, b)
 	}
-	layers = append(layers, Standardize(mean, scale))
+	layers = append(layers, flows.Standardize(mean, scale))
 	for range cfg.Layers {
-		if spec.dimBlock != nil {
-			layers = append(layers, spec.dimBlock(cfg, dim)...)
-		} else {
-			layers = append(layers, spec.block(cfg)...)
-		}
+		layers = append(layers, spec.block(cfg, dim)...)
 	}
-	p, d, err := Flow(Serial(layers...), Normal())(NewKey(cfg.Seed), dim, cdim)
+	p, d, err := flows.Flow(flows.Serial(layers...), flows.Normal())(flows.NewKey(cfg.Seed), dim, cdim)
 	if err != nil {
 		return nil, fmt.Errorf("flows: kind %q: %w", string(cfg.Kind), err)
 	}
@@ -660,48 +462,51 @@ func buildModel(cfg Config, spec kindSpec, dim int, mean, scale, cmean, cscale [
 }
 
 // standardizedContext returns d reading its context in the data's units:
-// every function maps c to (c − mean)/scale, column by column, before d
-// sees it, and the pullbacks scale d's context gradient by 1/scale.
-func standardizedContext(d Distribution, mean, scale []float64) (Distribution, error) {
+// every function maps c to (c − mean)/scale, column by column, with the
+// flows.Standardize layer, before d sees it, and the pullbacks scale d's
+// context gradient by 1/scale.
+func standardizedContext(d flows.Distribution, mean, scale []float64) (flows.Distribution, error) {
 	cdim := len(mean)
-	std, err := newFixedAffine("context standardisation", mean, scale)
+	_, std, err := flows.Standardize(mean, scale)(flows.Key{}, cdim, 0)
 	if err != nil {
-		return Distribution{}, err
+		return flows.Distribution{}, fmt.Errorf("flows: context standardisation: %w", err)
 	}
 	conv := func(c *mat.Dense) *mat.Dense {
 		if c == nil {
 			return nil
 		}
-		return std.apply(c, false)
+		cs, _ := std.Direct(nil, c, nil)
+		return cs
 	}
-	// back adds the gradient of the standardised context into dc.
-	back := func(dc *mat.Dense, f func(dcs *mat.Dense)) {
-		if dc == nil {
-			f(nil)
-			return
-		}
-		n, _ := dc.Dims()
-		dcs := mat.NewDense(n, cdim, nil)
-		f(dcs)
-		dc.Add(dc, std.pullback(dcs, false))
-	}
-	out := Distribution{
-		LogPDF: func(p Params, x, c *mat.Dense) []float64 { return d.LogPDF(p, x, conv(c)) },
-		Sample: func(key Key, p Params, n int, c *mat.Dense) *mat.Dense { return d.Sample(key, p, n, conv(c)) },
-		LogPDFVJP: func(p Params, x, c *mat.Dense) ([]float64, DistPullback) {
-			lp, b := d.LogPDFVJP(p, x, conv(c))
-			return lp, func(dLogp []float64, dp Params, dc *mat.Dense) (dx *mat.Dense) {
-				back(dc, func(dcs *mat.Dense) { dx = b(dLogp, dp, dcs) })
+	out := flows.Distribution{
+		LogPDF: func(p flows.Params, x, c *mat.Dense) []float64 { return d.LogPDF(p, x, conv(c)) },
+		Sample: func(key flows.Key, p flows.Params, n int, c *mat.Dense) *mat.Dense {
+			return d.Sample(key, p, n, conv(c))
+		},
+		LogPDFVJP: func(p flows.Params, x, c *mat.Dense) ([]float64, flows.DistPullback) {
+			if c == nil {
+				return d.LogPDFVJP(p, x, nil)
+			}
+			cs, _, stdBack := std.DirectVJP(nil, c, nil)
+			lp, b := d.LogPDFVJP(p, x, cs)
+			return lp, func(dLogp []float64, dp flows.Params, dc *mat.Dense) *mat.Dense {
+				if dc == nil {
+					return b(dLogp, dp, nil)
+				}
+				n, _ := dc.Dims()
+				dcs := mat.NewDense(n, cdim, nil)
+				dx := b(dLogp, dp, dcs)
+				dc.Add(dc, stdBack(dcs, make([]float64, n), nil, nil))
 				return dx
 			}
 		},
-		Latent: func(p Params, x, c *mat.Dense) *mat.Dense { return d.Latent(p, x, conv(c)) },
+		Latent: func(p flows.Params, x, c *mat.Dense) *mat.Dense { return d.Latent(p, x, conv(c)) },
 	}
 	if d.InitFromData != nil {
-		out.InitFromData = func(p Params, x, c *mat.Dense) { d.InitFromData(p, x, conv(c)) }
+		out.InitFromData = func(p flows.Params, x, c *mat.Dense) { d.InitFromData(p, x, conv(c)) }
 	}
 	if d.UpdateState != nil {
-		out.UpdateState = func(p Params, x, c *mat.Dense) { d.UpdateState(p, x, conv(c)) }
+		out.UpdateState = func(p flows.Params, x, c *mat.Dense) { d.UpdateState(p, x, conv(c)) }
 	}
 	return out, nil
 }
@@ -721,7 +526,7 @@ func (m *Model) LogPDF(x, c *mat.Dense) []float64 {
 // given row i of c (n×ContextDim; nil for an unconditional model). Bounded
 // columns stay inside their bounds and dequantised ones are integers. The
 // same key, parameters and contexts give the same rows, bit for bit.
-func (m *Model) Sample(key Key, n int, c *mat.Dense) *mat.Dense {
+func (m *Model) Sample(key flows.Key, n int, c *mat.Dense) *mat.Dense {
 	return m.Config.finishSample(m.Dist.Sample(key, m.Params, n, c))
 }
 

@@ -1,4 +1,4 @@
-package flows
+package model
 
 // A Model's data domain: bounded columns (Config.Bounds, a fixed Bounded
 // layer first in the flow) and integer columns (Config.Dequantize).
@@ -6,7 +6,7 @@ package flows
 // Dequantisation follows Uria, Murray and Larochelle (2013) and Theis, van
 // den Oord and Bethge (2016): the flow is a density q of x + u, u uniform
 // on [0,1) per integer column, fitted to the integers with fresh noise for
-// every minibatch (optim.FitModel). It defines the distribution of the
+// every minibatch (Model.Fit). It defines the distribution of the
 // integers P(k) = ∫_{[0,1)ᵐ} q(k + u) du exactly, and its samples floor to
 // draws from P. Model.LogPDF scores a row at its cell's midpoint, log q(k +
 // ½): the one-point rule for the cell's integral, deterministic, so the
@@ -19,7 +19,11 @@ import (
 	"math"
 	"slices"
 
+	"github.com/gonormflows/flows"
+
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/gonormflows/flows/prep"
 )
 
 // Bound bounds a column of a Model's data (see Config.Bounds): its values
@@ -111,7 +115,7 @@ func (c Config) checkDomain(dim int) error {
 
 // boundedLayer returns the Bounded layer of c's Bounds for dim columns, or
 // nil without bounds.
-func (c Config) boundedLayer(dim int) InitFunc {
+func (c Config) boundedLayer(dim int) flows.InitFunc {
 	if len(c.Bounds) == 0 {
 		return nil
 	}
@@ -122,7 +126,7 @@ func (c Config) boundedLayer(dim int) InitFunc {
 	for _, b := range c.Bounds {
 		lo[b.Column], hi[b.Column] = b.Lo, b.Hi
 	}
-	return Bounded(lo, hi)
+	return flows.Bounded(lo, hi)
 }
 
 // dataError returns the DataError of value v at row i, column j.
@@ -212,13 +216,15 @@ func (c Config) midpoints(x *mat.Dense) *mat.Dense {
 
 // Dequantize adds to each dequantised column of x (Config.Dequantize) a
 // draw from the uniform distribution on (0, 1), in place, from key: the
-// noise optim.FitModel puts on every minibatch. It does nothing for a model
+// noise Model.Fit puts on every minibatch. It does nothing for a model
 // without dequantised columns, and panics for an x without Dim columns.
-func (m *Model) Dequantize(key Key, x *mat.Dense) {
+func (m *Model) Dequantize(key flows.Key, x *mat.Dense) {
 	if len(m.Config.Dequantize) == 0 {
 		return
 	}
-	checkWidth("Model.Dequantize", x, m.Dim)
+	if _, d := x.Dims(); d != m.Dim {
+		panic(fmt.Sprintf("flows: Model.Dequantize: batch has %d columns, want %d", d, m.Dim))
+	}
 	rng := key.Rand()
 	n, _ := x.Dims()
 	for i := range n {
@@ -237,7 +243,7 @@ func (m *Model) Dequantize(key Key, x *mat.Dense) {
 // model cannot be fitted to: a NaN or ±Inf, a value outside its column's
 // bounds (Config.Bounds), or a value of a dequantised column that is not an
 // integer (Config.Dequantize); and for an x without Dim columns or a
-// context c of the wrong shape. optim.FitModel calls it first.
+// context c of the wrong shape. Model.Fit calls it first.
 func (m *Model) CheckData(x, c *mat.Dense) error {
 	const who = "Model.CheckData"
 	if err := checkTable(who, x); err != nil {
@@ -278,4 +284,13 @@ func (c Config) finishSample(x *mat.Dense) *mat.Dense {
 		}
 	}
 	return x
+}
+
+// checkTable returns an error naming who for a nil or empty x, and for the
+// first NaN or ±Inf entry, naming its row and column (counting from 0).
+func checkTable(who string, x *mat.Dense) error {
+	if err := prep.CheckFinite(x); err != nil {
+		return fmt.Errorf("flows: %s: %w", who, err)
+	}
+	return nil
 }

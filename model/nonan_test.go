@@ -1,8 +1,10 @@
-package flows_test
+package model_test
 
 import (
 	"math"
 	"testing"
+
+	"github.com/gonormflows/flows/model"
 
 	"gonum.org/v1/gonum/mat"
 
@@ -37,9 +39,9 @@ func extremeRows(d int) *mat.Dense {
 func TestNoNaNLogDensity(t *testing.T) {
 	data := modelData(2, 200, 3)
 	x := extremeRows(3)
-	for _, info := range flows.Kinds() {
+	for _, info := range model.Kinds() {
 		for _, act := range []flows.Activation{flows.ReLU, flows.Tanh} {
-			m, err := flows.NewModel(flows.Config{Kind: info.Kind, Layers: 2, Hidden: []int{8, 8}, Activation: act}, data, nil)
+			m, err := model.New(model.Config{Kind: info.Kind, Layers: 2, Hidden: []int{8, 8}, Activation: act}, data, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package flows_test
+package model_test
 
 import (
 	"math"
@@ -6,25 +6,28 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/gonormflows/flows"
-	"github.com/gonormflows/flows/internal/linalg"
+	"github.com/gonormflows/flows/model"
+
 	"gonum.org/v1/gonum/mat"
 	"gonum.org/v1/gonum/stat/distmv"
 	"gonum.org/v1/gonum/stat/samplemv"
+
+	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/internal/linalg"
 )
 
 // A Model is a gonum LogProber, and its Rander a RandLogProber, which is
 // what gonum's samplers take as a proposal.
 var (
-	_ distmv.LogProber     = (*flows.Model)(nil)
-	_ distmv.RandLogProber = (*flows.ModelRander)(nil)
+	_ distmv.LogProber     = (*model.Model)(nil)
+	_ distmv.RandLogProber = (*model.Rander)(nil)
 )
 
-// interopModel is a MAF model fitted (by NewModel's standardisation) to
+// interopModel is a MAF model fitted (by New's standardisation) to
 // broad data, N((0.5, −1), diag(2², 2²)), with its parameters moved away
 // from the identity as training would, so that its density is a deformed
 // Gaussian whose normalisation depends on every layer's log-det.
-func interopModel(t *testing.T) *flows.Model {
+func interopModel(t *testing.T) *model.Model {
 	t.Helper()
 	rng := flows.NewKey(21).Rand()
 	x := mat.NewDense(2000, 2, nil)
@@ -32,7 +35,7 @@ func interopModel(t *testing.T) *flows.Model {
 		x.Set(i, 0, 0.5+2*rng.NormFloat64())
 		x.Set(i, 1, -1+2*rng.NormFloat64())
 	}
-	m, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: 3, Hidden: []int{16, 16}, Activation: flows.Tanh}, x, nil)
+	m, err := model.New(model.Config{Kind: model.KindMAF, Layers: 3, Hidden: []int{16, 16}, Activation: flows.Tanh}, x, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +84,7 @@ func TestInteropRander(t *testing.T) {
 		t.Error("different keys, same point")
 	}
 	if got, want := a.LogProb([]float64{0.3, -0.2}), m.LogProb([]float64{0.3, -0.2}); got != want {
-		t.Errorf("ModelRander.LogProb = %v, Model.LogProb = %v", got, want)
+		t.Errorf("Rander.LogProb = %v, Model.LogProb = %v", got, want)
 	}
 }
 

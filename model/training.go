@@ -1,4 +1,4 @@
-package flows
+package model
 
 // A model's training summary, which a model file keeps in its header.
 
@@ -9,7 +9,7 @@ import (
 )
 
 // Training summarises the fit that gave a Model its parameters:
-// optim.FitModel records it in Model.Training, Save writes it into the
+// Model.Fit records it in Model.Training, Save writes it into the
 // file's header and Load reads it back, so a served model can say how well
 // it fitted. Its fields are what the fit computed, deterministically (no
 // clock time), so the same data and seed give the same file.

@@ -1,4 +1,4 @@
-package flows
+package model
 
 // Model files.
 //
@@ -32,7 +32,7 @@ package flows
 // columns and context only when the model has names, dequantize and bounds
 // when set, and training (Model.Training: rows, epochs, best epoch, its
 // training and validation NLL and the Gaussian baseline's) when the model
-// was fitted by optim.FitModel. Every default is
+// was fitted by Model.Fit. Every default is
 // written out, so a file does not depend on this library's defaults. The
 // parameters are in Dist's layout; Dist itself is not stored but rebuilt by
 // Load from the header and the standardisations, with NewKey(seed) (which
@@ -66,10 +66,12 @@ import (
 	"math"
 	"os"
 
+	"github.com/gonormflows/flows"
+
 	"github.com/gonormflows/flows/internal/atomicfile"
 )
 
-// Errors of ReadModel and Load. Every error they return for a bad file
+// Errors of Read and Load. Every error they return for a bad file
 // wraps exactly one of these (test with errors.Is) and says more: the byte
 // offset where a truncated file ends, the stored and computed checksums,
 // the versions, the parameter counts, the index of a non-finite number.
@@ -152,7 +154,7 @@ func (m *Model) checkSavable() error {
 		return err
 	}
 	if !cfg.equal(m.Config) {
-		return fmt.Errorf("flows: Save: Config has zero fields; use the Config of a model made by NewModel")
+		return fmt.Errorf("flows: Save: Config has zero fields; use the Config of a model made by New")
 	}
 	for i, v := range m.Params {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
@@ -292,12 +294,12 @@ func Load(path string) (*Model, error) {
 	return m, err
 }
 
-// ReadModel reads a model written by WriteTo (or Save) from r, to its end,
+// Read reads a model written by WriteTo (or Save) from r, to its end,
 // and returns it as Load does, with the same errors.
-func ReadModel(r io.Reader) (*Model, error) {
+func Read(r io.Reader) (*Model, error) {
 	data, err := io.ReadAll(r)
 	if err != nil {
-		return nil, fmt.Errorf("flows: ReadModel: %w", err)
+		return nil, fmt.Errorf("flows: Read: %w", err)
 	}
 	return decodeModel(data)
 }
@@ -358,15 +360,15 @@ func decodeModel(data []byte) (*Model, error) {
 // rebuilds the same function (InvertibleLinear's permutation and signs
 // depend on Linear).
 func v1Config(c Config) Config {
-	if spec, ok := kindSpecOf(c.Kind); ok {
+	if spec, ok := c.Kind.spec(); ok {
 		if spec.affine {
 			c.LogScaleBound = 3
 		}
 		if spec.linear {
-			c.Linear = LinearOrthogonal
+			c.Linear = flows.LinearOrthogonal
 		}
 	}
-	c.Init = InitHe
+	c.Init = flows.InitHe
 	c.Scaling = ScalingMoments
 	return c
 }
@@ -413,86 +415,16 @@ func (r *fileReader) floats(count int, section, item string) ([]float64, error) 
 // builds its model.
 func parse(data []byte, version uint32) (*Model, error) {
 	r := &fileReader{data: data, off: 12}
-	b, err := r.next(4, "header length")
+	h, spec, err := r.header(version)
 	if err != nil {
 		return nil, err
-	}
-	hlen := binary.LittleEndian.Uint32(b)
-	if hlen == 0 || hlen > maxHeaderLen {
-		return nil, fileErrorf(ErrMalformed, "header length %d is not in [1, %d]", hlen, maxHeaderLen)
-	}
-	if int(hlen) > len(data)-r.off {
-		// Either the file ends inside the header, or the length field is
-		// damaged: a complete JSON object that ends before the claimed
-		// length tells the second from the first.
-		dec := json.NewDecoder(bytes.NewReader(data[r.off:]))
-		var v map[string]any
-		if dec.Decode(&v) == nil && dec.InputOffset() < int64(hlen) {
-			return nil, fileErrorf(ErrMalformed, "header length %d, but the header ends after %d bytes", hlen, dec.InputOffset())
-		}
-	}
-	hb, err := r.next(int(hlen), "header")
-	if err != nil {
-		return nil, err
-	}
-	var h fileHeader
-	dec := json.NewDecoder(bytes.NewReader(hb))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&h); err != nil {
-		return nil, fileErrorf(ErrMalformed, "header: %v", err)
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fileErrorf(ErrMalformed, "header: data after the JSON object")
-	}
-	if version == 1 && (h.Columns != nil || h.Context != nil || h.ContextDim != 0 || h.LogScaleBound != 0 || h.Init != 0 || h.Linear != 0 || h.Scaling != 0 ||
-		h.Dequantize != nil || h.Bounds != nil || h.Training != nil) {
-		return nil, fileErrorf(ErrMalformed, "header: a version 1 file has no column names, context or init settings")
 	}
 	cfg := h.Config
-	if version == 1 {
-		cfg = v1Config(cfg)
-	}
-	full, spec, err := cfg.withDefaults()
-	if err != nil {
-		return nil, fileErrorf(ErrMalformed, "header: %v", err)
-	}
-	if !full.equal(cfg) {
-		return nil, fileErrorf(ErrMalformed, "header: configuration %+v is incomplete", cfg)
-	}
-	if h.Dim < 1 {
-		return nil, fileErrorf(ErrMalformed, "header: dim %d, want at least 1", h.Dim)
-	}
-	if h.ContextDim < 0 {
-		return nil, fileErrorf(ErrMalformed, "header: contextDim %d, want at least 0", h.ContextDim)
-	}
-	mean, err := r.floats(h.Dim, "mean", "mean")
+	mean, scale, cmean, cscale, err := r.standardizations(h.Dim, h.ContextDim)
 	if err != nil {
 		return nil, err
 	}
-	scale, err := r.floats(h.Dim, "scale", "scale")
-	if err != nil {
-		return nil, err
-	}
-	for j, s := range scale {
-		if !(s > 0) {
-			return nil, fileErrorf(ErrMalformed, "scale %d is %v, want positive", j, s)
-		}
-	}
-	var cmean, cscale []float64
-	if h.ContextDim > 0 {
-		if cmean, err = r.floats(h.ContextDim, "context mean", "context mean"); err != nil {
-			return nil, err
-		}
-		if cscale, err = r.floats(h.ContextDim, "context scale", "context scale"); err != nil {
-			return nil, err
-		}
-		for j, s := range cscale {
-			if !(s > 0) {
-				return nil, fileErrorf(ErrMalformed, "context scale %d is %v, want positive", j, s)
-			}
-		}
-	}
-	b, err = r.next(8, "parameter count")
+	b, err := r.next(8, "parameter count")
 	if err != nil {
 		return nil, err
 	}
@@ -531,4 +463,96 @@ func parse(data []byte, version uint32) (*Model, error) {
 	copy(m.Params, params)
 	m.Training = h.Training
 	return m, nil
+}
+
+// header reads the header length and the JSON header, migrates a version
+// 1 configuration, and checks the configuration (complete, with its
+// defaults written out) and the widths.
+func (r *fileReader) header(version uint32) (fileHeader, kindSpec, error) {
+	data := r.data
+	b, err := r.next(4, "header length")
+	if err != nil {
+		return fileHeader{}, kindSpec{}, err
+	}
+	hlen := binary.LittleEndian.Uint32(b)
+	if hlen == 0 || hlen > maxHeaderLen {
+		return fileHeader{}, kindSpec{}, fileErrorf(ErrMalformed, "header length %d is not in [1, %d]", hlen, maxHeaderLen)
+	}
+	if int(hlen) > len(data)-r.off {
+		// Either the file ends inside the header, or the length field is
+		// damaged: a complete JSON object that ends before the claimed
+		// length tells the second from the first.
+		dec := json.NewDecoder(bytes.NewReader(data[r.off:]))
+		var v map[string]any
+		if dec.Decode(&v) == nil && dec.InputOffset() < int64(hlen) {
+			return fileHeader{}, kindSpec{}, fileErrorf(ErrMalformed, "header length %d, but the header ends after %d bytes", hlen, dec.InputOffset())
+		}
+	}
+	hb, err := r.next(int(hlen), "header")
+	if err != nil {
+		return fileHeader{}, kindSpec{}, err
+	}
+	var h fileHeader
+	dec := json.NewDecoder(bytes.NewReader(hb))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&h); err != nil {
+		return fileHeader{}, kindSpec{}, fileErrorf(ErrMalformed, "header: %v", err)
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return fileHeader{}, kindSpec{}, fileErrorf(ErrMalformed, "header: data after the JSON object")
+	}
+	if version == 1 && (h.Columns != nil || h.Context != nil || h.ContextDim != 0 || h.LogScaleBound != 0 || h.Init != 0 || h.Linear != 0 || h.Scaling != 0 ||
+		h.Dequantize != nil || h.Bounds != nil || h.Training != nil) {
+		return fileHeader{}, kindSpec{}, fileErrorf(ErrMalformed, "header: a version 1 file has no column names, context or init settings")
+	}
+	if version == 1 {
+		h.Config = v1Config(h.Config)
+	}
+	cfg := h.Config
+	full, spec, err := cfg.withDefaults()
+	if err != nil {
+		return fileHeader{}, kindSpec{}, fileErrorf(ErrMalformed, "header: %v", err)
+	}
+	if !full.equal(cfg) {
+		return fileHeader{}, kindSpec{}, fileErrorf(ErrMalformed, "header: configuration %+v is incomplete", cfg)
+	}
+	if h.Dim < 1 {
+		return fileHeader{}, kindSpec{}, fileErrorf(ErrMalformed, "header: dim %d, want at least 1", h.Dim)
+	}
+	if h.ContextDim < 0 {
+		return fileHeader{}, kindSpec{}, fileErrorf(ErrMalformed, "header: contextDim %d, want at least 0", h.ContextDim)
+	}
+	return h, spec, nil
+}
+
+// standardizations reads the means and scales of dim data columns and
+// cdim context columns, and checks that the scales are positive.
+func (r *fileReader) standardizations(dim, cdim int) (mean, scale, cmean, cscale []float64, err error) {
+	mean, err = r.floats(dim, "mean", "mean")
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	scale, err = r.floats(dim, "scale", "scale")
+	if err != nil {
+		return nil, nil, nil, nil, err
+	}
+	for j, s := range scale {
+		if !(s > 0) {
+			return nil, nil, nil, nil, fileErrorf(ErrMalformed, "scale %d is %v, want positive", j, s)
+		}
+	}
+	if cdim > 0 {
+		if cmean, err = r.floats(cdim, "context mean", "context mean"); err != nil {
+			return nil, nil, nil, nil, err
+		}
+		if cscale, err = r.floats(cdim, "context scale", "context scale"); err != nil {
+			return nil, nil, nil, nil, err
+		}
+		for j, s := range cscale {
+			if !(s > 0) {
+				return nil, nil, nil, nil, fileErrorf(ErrMalformed, "context scale %d is %v, want positive", j, s)
+			}
+		}
+	}
+	return mean, scale, cmean, cscale, nil
 }

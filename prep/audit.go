@@ -1,4 +1,4 @@
-package flows
+package prep
 
 // Audit: what in a table would silently ruin a fit, found before fitting.
 //
@@ -27,8 +27,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/gonormflows/flows/internal/linalg"
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/gonormflows/flows/internal/linalg"
 )
 
 // Audit thresholds.

@@ -1,4 +1,4 @@
-package flows_test
+package model_test
 
 import (
 	"encoding/json"
@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gonormflows/flows/model"
+
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/gonormflows/flows"
@@ -16,17 +18,17 @@ import (
 
 func TestBoundJSON(t *testing.T) {
 	inf := math.Inf(1)
-	for _, b := range []flows.Bound{{Column: 2, Lo: 0, Hi: 1}, {Column: 0, Lo: -3, Hi: inf}, {Column: 1, Lo: -inf, Hi: 1e300}} {
+	for _, b := range []model.Bound{{Column: 2, Lo: 0, Hi: 1}, {Column: 0, Lo: -3, Hi: inf}, {Column: 1, Lo: -inf, Hi: 1e300}} {
 		data, err := json.Marshal(b)
 		if err != nil {
 			t.Fatal(err)
 		}
-		var back flows.Bound
+		var back model.Bound
 		if err := json.Unmarshal(data, &back); err != nil || back != b {
 			t.Errorf("%+v → %s → %+v (%v)", b, data, back, err)
 		}
 	}
-	if s := (flows.Bound{Lo: 0, Hi: inf}).String(); s != "0:" {
+	if s := (model.Bound{Lo: 0, Hi: inf}).String(); s != "0:" {
 		t.Errorf("String() = %q, want 0:", s)
 	}
 }
@@ -52,13 +54,13 @@ func counts(seed uint64, n int, lambda float64) *mat.Dense {
 // non-negative integers, and a row's score depends only on its cell.
 func TestDequantizedModel(t *testing.T) {
 	x := counts(1, 2000, 4)
-	cfg := flows.Config{Kind: flows.KindNSFAutoregressive, Layers: 2, Hidden: []int{16}, Seed: 3,
-		Dequantize: []int{0}, Bounds: []flows.Bound{{Column: 0, Lo: 0, Hi: math.Inf(1)}}}
-	m, err := flows.NewModel(cfg, x, nil)
+	cfg := model.Config{Kind: model.KindNSFAutoregressive, Layers: 2, Hidden: []int{16}, Seed: 3,
+		Dequantize: []int{0}, Bounds: []model.Bound{{Column: 0, Lo: 0, Hi: math.Inf(1)}}}
+	m, err := model.New(cfg, x, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := optim.FitModel(m, x, nil, optim.FitConfig{Epochs: 30}); err != nil {
+	if _, err := m.Fit(x, nil, optim.FitConfig{Epochs: 30}); err != nil {
 		t.Fatal(err)
 	}
 	ks := mat.NewDense(80, 1, nil)
@@ -112,7 +114,7 @@ func TestDequantizedModel(t *testing.T) {
 	if err := m.Save(path); err != nil {
 		t.Fatal(err)
 	}
-	back, err := flows.Load(path)
+	back, err := model.Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,12 +134,12 @@ func TestBoundedModel(t *testing.T) {
 		a := rng.NormFloat64()
 		x.SetRow(i, []float64{1 / (1 + math.Exp(-2*a)), 5 + a + 0.3*rng.NormFloat64()})
 	}
-	m, err := flows.NewModel(flows.Config{Layers: 2, Hidden: []int{16}, Seed: 1,
-		Bounds: []flows.Bound{{Column: 0, Lo: 0, Hi: 1}}}, x, nil)
+	m, err := model.New(model.Config{Layers: 2, Hidden: []int{16}, Seed: 1,
+		Bounds: []model.Bound{{Column: 0, Lo: 0, Hi: 1}}}, x, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := optim.FitModel(m, x, nil, optim.FitConfig{Epochs: 10}); err != nil {
+	if _, err := m.Fit(x, nil, optim.FitConfig{Epochs: 10}); err != nil {
 		t.Fatal(err)
 	}
 	out := mat.NewDense(4, 2, []float64{0, 5, 1, 5, -0.5, 5, 1e300, 5})
@@ -158,40 +160,40 @@ func TestDomainErrors(t *testing.T) {
 	x := mat.NewDense(4, 2, []float64{0, 1, 2, 3.5, 4, 5, 6, 7})
 	inf := math.Inf(1)
 	tests := []struct {
-		cfg  flows.Config
+		cfg  model.Config
 		want string
 		row  int // of the DataError, or −1 for none
 	}{
-		{flows.Config{Dequantize: []int{2}}, "Dequantize: column 2 of 2 columns (0 to 1)", -1},
-		{flows.Config{Dequantize: []int{1, 1}}, "Dequantize: column 1 given twice", -1},
-		{flows.Config{Bounds: []flows.Bound{{Column: 0, Lo: 1, Hi: 1}}}, "Bounds: column 0: 1 to 1, want lower < upper", -1},
-		{flows.Config{Bounds: []flows.Bound{{Column: 0, Lo: -inf, Hi: inf}}}, "both sides open", -1},
-		{flows.Config{Bounds: []flows.Bound{{Column: 5, Lo: 0, Hi: 1}}}, "Bounds: column 5 of 2 columns", -1},
-		{flows.Config{Dequantize: []int{1}, Columns: []string{"a", "b"}}, `row 1, column 1 ("b"): 3.5 is not an integer, but the column is dequantised`, 1},
-		{flows.Config{Bounds: []flows.Bound{{Column: 0, Lo: 0, Hi: inf}}}, "row 0, column 0: 0 is not strictly inside the bounds 0:; widen them", 0},
-		{flows.Config{Dequantize: []int{0}, Bounds: []flows.Bound{{Column: 0, Lo: 0, Hi: 6}}}, "row 3, column 0: 6 is a dequantised cell [k, k+1) not inside the bounds 0:6", 3},
+		{model.Config{Dequantize: []int{2}}, "Dequantize: column 2 of 2 columns (0 to 1)", -1},
+		{model.Config{Dequantize: []int{1, 1}}, "Dequantize: column 1 given twice", -1},
+		{model.Config{Bounds: []model.Bound{{Column: 0, Lo: 1, Hi: 1}}}, "Bounds: column 0: 1 to 1, want lower < upper", -1},
+		{model.Config{Bounds: []model.Bound{{Column: 0, Lo: -inf, Hi: inf}}}, "both sides open", -1},
+		{model.Config{Bounds: []model.Bound{{Column: 5, Lo: 0, Hi: 1}}}, "Bounds: column 5 of 2 columns", -1},
+		{model.Config{Dequantize: []int{1}, Columns: []string{"a", "b"}}, `row 1, column 1 ("b"): 3.5 is not an integer, but the column is dequantised`, 1},
+		{model.Config{Bounds: []model.Bound{{Column: 0, Lo: 0, Hi: inf}}}, "row 0, column 0: 0 is not strictly inside the bounds 0:; widen them", 0},
+		{model.Config{Dequantize: []int{0}, Bounds: []model.Bound{{Column: 0, Lo: 0, Hi: 6}}}, "row 3, column 0: 6 is a dequantised cell [k, k+1) not inside the bounds 0:6", 3},
 	}
 	for _, tc := range tests {
-		_, err := flows.NewModel(tc.cfg, x, nil)
+		_, err := model.New(tc.cfg, x, nil)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%+v: error %v, want %q", tc.cfg, err, tc.want)
 			continue
 		}
-		var de *flows.DataError
+		var de *model.DataError
 		if errors.As(err, &de) != (tc.row >= 0) || tc.row >= 0 && de.Row != tc.row {
 			t.Errorf("%+v: %v: DataError %+v, want row %d", tc.cfg, err, de, tc.row)
 		}
 	}
-	// FitModel checks data it was not made from.
-	m, err := flows.NewModel(flows.Config{Layers: 1, Bounds: []flows.Bound{{Column: 1, Lo: 0, Hi: 10}}}, x, nil)
+	// Model.Fit checks data it was not made from.
+	m, err := model.New(model.Config{Layers: 1, Bounds: []model.Bound{{Column: 1, Lo: 0, Hi: 10}}}, x, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	bad := mat.DenseCopyOf(x)
 	bad.Set(2, 1, 11)
-	_, err = optim.FitModel(m, bad, nil, optim.FitConfig{Epochs: 1})
-	var de *flows.DataError
+	_, err = m.Fit(bad, nil, optim.FitConfig{Epochs: 1})
+	var de *model.DataError
 	if !errors.As(err, &de) || de.Row != 2 || de.Column != 1 {
-		t.Errorf("FitModel with 11 outside 0:10: %v", err)
+		t.Errorf("Model.Fit with 11 outside 0:10: %v", err)
 	}
 }

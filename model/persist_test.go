@@ -1,4 +1,4 @@
-package flows
+package model
 
 // These tests are inside the package so that the atomic-save test can make
 // the write fail midway through writeFileAtomic.
@@ -20,8 +20,11 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/gonormflows/flows/internal/atomicfile"
+	"github.com/gonormflows/flows"
+
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/gonormflows/flows/internal/atomicfile"
 )
 
 // persistModel makes a small model of kind on dim columns of data and
@@ -29,14 +32,14 @@ import (
 // so that a round trip that lost them would show.
 func persistModel(t *testing.T, kind Kind, dim int) *Model {
 	t.Helper()
-	rng := NewKey(uint64(dim)).Rand()
+	rng := flows.NewKey(uint64(dim)).Rand()
 	x := mat.NewDense(64, dim, nil)
 	for i := range 64 {
 		for j := range dim {
 			x.Set(i, j, 10*float64(j)+float64(j+1)*rng.NormFloat64())
 		}
 	}
-	m, err := NewModel(Config{Kind: kind, Layers: 3, Hidden: []int{16, 16}, Activation: SiLU, Seed: 1<<63 + 12345}, x, nil)
+	m, err := New(Config{Kind: kind, Layers: 3, Hidden: []int{16, 16}, Activation: flows.SiLU, Seed: 1<<63 + 12345}, x, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -88,11 +91,11 @@ func sameModel(t *testing.T, a, b *Model) {
 			t.Fatalf("%s differ after the round trip", c.what)
 		}
 	}
-	x := a.Sample(NewKey(99), 50, nil)
+	x := a.Sample(flows.NewKey(99), 50, nil)
 	if !slices.Equal(bits(a.LogPDF(x, nil)), bits(b.LogPDF(x, nil))) {
 		t.Fatal("log densities differ after the round trip")
 	}
-	if !slices.Equal(bits(x.RawMatrix().Data), bits(b.Sample(NewKey(99), 50, nil).RawMatrix().Data)) {
+	if !slices.Equal(bits(x.RawMatrix().Data), bits(b.Sample(flows.NewKey(99), 50, nil).RawMatrix().Data)) {
 		t.Fatal("samples differ after the round trip")
 	}
 }
@@ -120,7 +123,7 @@ func TestSaveLoadRoundTrip(t *testing.T) {
 		sameModel(t, m, got)
 
 		img := encode(t, m)
-		got, err = ReadModel(bytes.NewReader(img))
+		got, err = Read(bytes.NewReader(img))
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
@@ -173,7 +176,7 @@ func TestSaveFormat(t *testing.T) {
 	if got := string(b[16 : 16+j]); got != want {
 		t.Errorf("header\n%s\nwant\n%s", got, want)
 	}
-	_, err := ReadModel(bytes.NewReader(editHeader(t, b, `"bins":8`, `"bins":9`)))
+	_, err := Read(bytes.NewReader(editHeader(t, b, `"bins":8`, `"bins":9`)))
 	if !errors.Is(err, ErrParamCount) {
 		t.Errorf("bins 8 → 9: err = %v, want ErrParamCount", err)
 	}
@@ -215,7 +218,7 @@ func TestLoadTruncated(t *testing.T) {
 	dir := t.TempDir()
 	for section, offs := range cases {
 		for _, off := range offs {
-			_, err := ReadModel(bytes.NewReader(full[:off]))
+			_, err := Read(bytes.NewReader(full[:off]))
 			want := fmt.Sprintf("ends at byte offset %d, inside the %s", off, section)
 			if !errors.Is(err, ErrTruncated) || !strings.Contains(err.Error(), want) {
 				t.Errorf("truncated at %d: err = %v, want ErrTruncated saying %q", off, err, want)
@@ -240,7 +243,7 @@ func TestLoadFlippedByte(t *testing.T) {
 			for _, mask := range []byte{0x01, 0x80, 0xff} {
 				b := slices.Clone(full)
 				b[off] ^= mask
-				_, err := ReadModel(bytes.NewReader(b))
+				_, err := Read(bytes.NewReader(b))
 				want := ErrChecksum
 				if section == "magic" {
 					want = ErrNotModelFile
@@ -256,17 +259,17 @@ func TestLoadFlippedByte(t *testing.T) {
 func TestLoadNewerVersion(t *testing.T) {
 	b := encode(t, persistModel(t, KindMAF, 2))
 	binary.LittleEndian.PutUint32(b[8:], 3)
-	_, err := ReadModel(bytes.NewReader(fixCRC(b)))
+	_, err := Read(bytes.NewReader(fixCRC(b)))
 	if !errors.Is(err, ErrNewerFormat) || !strings.Contains(err.Error(), "format version 3 is newer than this library's 2") {
 		t.Errorf("err = %v", err)
 	}
 	// Without the fixed checksum the same edit is damage.
 	binary.LittleEndian.PutUint32(b[8:], 4)
-	if _, err := ReadModel(bytes.NewReader(b)); !errors.Is(err, ErrChecksum) {
+	if _, err := Read(bytes.NewReader(b)); !errors.Is(err, ErrChecksum) {
 		t.Errorf("bumped version, stale checksum: err = %v, want ErrChecksum", err)
 	}
 	binary.LittleEndian.PutUint32(b[8:], 0)
-	if _, err := ReadModel(bytes.NewReader(fixCRC(b))); !errors.Is(err, ErrMalformed) {
+	if _, err := Read(bytes.NewReader(fixCRC(b))); !errors.Is(err, ErrMalformed) {
 		t.Errorf("version 0: err = %v, want ErrMalformed", err)
 	}
 }
@@ -291,12 +294,12 @@ func editHeader(t *testing.T, b []byte, old, new string) []byte {
 func TestLoadConfigMismatch(t *testing.T) {
 	m := persistModel(t, KindRealNVP, 3)
 	b := encode(t, m)
-	_, err := ReadModel(bytes.NewReader(editHeader(t, b, `"layers":3`, `"layers":2`)))
+	_, err := Read(bytes.NewReader(editHeader(t, b, `"layers":3`, `"layers":2`)))
 	want := fmt.Sprintf("config builds %d parameters, file has %d", 2*len(m.Params)/3, len(m.Params))
 	if !errors.Is(err, ErrParamCount) || !strings.Contains(err.Error(), want) {
 		t.Errorf("layers 3 → 2: err = %v, want ErrParamCount saying %q", err, want)
 	}
-	_, err = ReadModel(bytes.NewReader(editHeader(t, b, `"hidden":[16,16]`, `"hidden":[16,17]`)))
+	_, err = Read(bytes.NewReader(editHeader(t, b, `"hidden":[16,16]`, `"hidden":[16,17]`)))
 	if !errors.Is(err, ErrParamCount) {
 		t.Errorf("hidden 16 → 17: err = %v, want ErrParamCount", err)
 	}
@@ -307,7 +310,7 @@ func TestLoadConfigMismatch(t *testing.T) {
 		{`"layers":3`, `"layers":0`},
 		{`"dim":3`, `"dim":0`},
 	} {
-		_, err := ReadModel(bytes.NewReader(editHeader(t, b, c[0], c[1])))
+		_, err := Read(bytes.NewReader(editHeader(t, b, c[0], c[1])))
 		if !errors.Is(err, ErrMalformed) {
 			t.Errorf("%s → %s: err = %v, want ErrMalformed", c[0], c[1], err)
 		}
@@ -320,7 +323,7 @@ func TestConfigJSON(t *testing.T) {
 	for _, c := range []Config{
 		{},
 		{Kind: KindMAF, Hidden: []int{8}},
-		{Kind: KindGlow, Init: InitHe, Linear: LinearOrthogonal, Scaling: ScalingMoments, Seed: 1 << 63},
+		{Kind: KindGlow, Init: flows.InitHe, Linear: flows.LinearOrthogonal, Scaling: ScalingMoments, Seed: 1 << 63},
 	} {
 		b, err := json.Marshal(c)
 		if err != nil {
@@ -364,7 +367,7 @@ func TestLoadNonFinite(t *testing.T) {
 		{sec["scale"][0], 0, ErrMalformed, "scale 0 is 0"},
 		{sec["scale"][0], -1, ErrMalformed, "scale 0 is -1"},
 	} {
-		_, err := ReadModel(bytes.NewReader(put(c.off, c.v)))
+		_, err := Read(bytes.NewReader(put(c.off, c.v)))
 		if !errors.Is(err, c.kind) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("err = %v, want %v saying %q", err, c.kind, c.want)
 		}
@@ -373,7 +376,7 @@ func TestLoadNonFinite(t *testing.T) {
 
 func TestLoadNotAModel(t *testing.T) {
 	for _, data := range []string{"hello, world", "GOFLOWZ\n and more", "PK\x03\x04", "G"} {
-		_, err := ReadModel(strings.NewReader(data))
+		_, err := Read(strings.NewReader(data))
 		want := ErrNotModelFile
 		if data == "G" {
 			want = ErrTruncated // a prefix of the magic
@@ -384,7 +387,7 @@ func TestLoadNotAModel(t *testing.T) {
 	}
 	b := encode(t, persistModel(t, KindMAF, 1))
 	b = fixCRC(append(b[:len(b)-4:len(b)-4], 0, 0, 0, 0, 0, 0, 0, 0))
-	if _, err := ReadModel(bytes.NewReader(b)); !errors.Is(err, ErrMalformed) {
+	if _, err := Read(bytes.NewReader(b)); !errors.Is(err, ErrMalformed) {
 		t.Errorf("trailing bytes: err = %v, want ErrMalformed", err)
 	}
 	if _, err := Load(filepath.Join(t.TempDir(), "missing")); err == nil || !errors.Is(err, os.ErrNotExist) {

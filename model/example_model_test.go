@@ -1,4 +1,4 @@
-package flows_test
+package model_test
 
 import (
 	"fmt"
@@ -6,9 +6,12 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/gonormflows/flows/model"
+
+	"gonum.org/v1/gonum/mat"
+
 	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/optim"
-	"gonum.org/v1/gonum/mat"
 )
 
 // Fit a ready-made flow in one call, save it, load it back and score rows.
@@ -23,20 +26,20 @@ func ExampleModel() {
 		X.Set(i, 1, 0.01*a*a+0.001*rng.NormFloat64())
 	}
 
-	model, err := flows.NewModel(flows.Config{Kind: flows.KindMAF, Layers: 4, Hidden: []int{32, 32}}, X, nil)
+	m, err := model.New(model.Config{Kind: model.KindMAF, Layers: 4, Hidden: []int{32, 32}}, X, nil)
 	if err != nil {
 		panic(err)
 	}
-	res, err := optim.FitModel(model, X, nil, optim.FitConfig{Epochs: 30, LR: 3e-3})
+	res, err := m.Fit(X, nil, optim.FitConfig{Epochs: 30, LR: 3e-3})
 	if err != nil {
 		panic(err)
 	}
 
 	path := filepath.Join(os.TempDir(), "example.flow")
-	if err := model.Save(path); err != nil {
+	if err := m.Save(path); err != nil {
 		panic(err)
 	}
-	loaded, err := flows.Load(path)
+	loaded, err := model.Load(path)
 	if err != nil {
 		panic(err)
 	}
@@ -47,7 +50,7 @@ func ExampleModel() {
 	scores := loaded.LogPDF(rows, nil)
 	fmt.Println("validation NLL recorded:", len(res.ValNLL) > 0)
 	fmt.Println("outlier scores lower:", scores[1] < scores[0]-10)
-	fmt.Println("loaded model is bit-identical:", slices.Equal(loaded.LogPDF(X, nil), model.LogPDF(X, nil)))
+	fmt.Println("loaded model is bit-identical:", slices.Equal(loaded.LogPDF(X, nil), m.LogPDF(X, nil)))
 	// Output:
 	// validation NLL recorded: true
 	// outlier scores lower: true
