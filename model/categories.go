@@ -156,8 +156,12 @@ func (c *Categories) check() error {
 	return nil
 }
 
-// Width is the width of the one-hot code: the levels of all the columns.
+// Width is the width of the one-hot code: the levels of all the columns;
+// 0 for a nil *Categories (a model of numbers only).
 func (c *Categories) Width() int {
+	if c == nil {
+		return 0
+	}
 	w := 0
 	for _, lv := range c.Levels {
 		w += len(lv)
