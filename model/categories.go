@@ -156,6 +156,15 @@ func (c *Categories) check() error {
 	return nil
 }
 
+// ColumnNames returns the categorical columns' names; nil for a nil
+// *Categories.
+func (c *Categories) ColumnNames() []string {
+	if c == nil {
+		return nil
+	}
+	return c.Names
+}
+
 // Width is the width of the one-hot code: the levels of all the columns;
 // 0 for a nil *Categories (a model of numbers only).
 func (c *Categories) Width() int {

@@ -46,8 +46,8 @@ func (rd *Reader) catCells(dst []string, rec *record, row int) ([]string, error)
 
 // detect reads the whole file and sorts the columns that the options do
 // not pick (as context, categories or kept columns) into numbers, categories
-// and identifiers: a column with a cell that is neither a number nor a
-// missing value is text; text with at most MaxLevels distinct values, each
+// and identifiers: a column whose cells that are not missing are mostly
+// not numbers is text; text with at most MaxLevels distinct values, each
 // seen twice on average, is a category; other text is left out. It sets
 // opt.Categorical to the given categories and the detected ones, and
 // opt.Columns to the numeric columns, and returns what it left out.
@@ -95,20 +95,26 @@ func (rd *Reader) detect() ([]string, error) {
 }
 
 // levels returns the distinct values of column j among the buffered rows
-// that are not missing (up to MaxLevels+1 of them), and whether one of
-// them is not a number; levels is nil for a column of numbers.
+// that are not missing (up to MaxLevels+1 of them), and whether the column
+// is text: at least as many of those cells are not numbers as are; levels
+// is nil for a column of numbers.
 func (rd *Reader) levels(j int) ([]string, bool) {
-	isText := false
+	// Text when most cells that are not missing are not numbers: a column
+	// of numbers with a stray word in it stays numbers, and the word is
+	// an error naming its line.
+	text, numbers := 0, 0
 	for _, rec := range rd.pending {
 		if j < len(rec.fields) {
-			c := strings.TrimSpace(rec.fields[j])
-			if !rd.isNA(c) && !isNumber(c) {
-				isText = true
-				break
+			switch c := strings.TrimSpace(rec.fields[j]); {
+			case rd.isNA(c):
+			case isNumber(c):
+				numbers++
+			default:
+				text++
 			}
 		}
 	}
-	if !isText {
+	if text == 0 || text < numbers {
 		return nil, false
 	}
 	seen := map[string]bool{}

@@ -305,6 +305,9 @@ func (rd *Reader) Names() []string { return rd.names }
 // ContextNames returns the names of the selected context columns.
 func (rd *Reader) ContextNames() []string { return rd.ctxNames }
 
+// KeepNames returns the names of the kept columns (Options.Keep).
+func (rd *Reader) KeepNames() []string { return rd.keepNames }
+
 // HasHeader reports whether the file's first row is a header.
 func (rd *Reader) HasHeader() bool { return rd.header }
 
@@ -420,12 +423,16 @@ func (rd *Reader) cells(dst []float64, rec *record, row int, cols []int) ([]floa
 		v, issue, why := rd.cell(rec.fields[j], j)
 		if issue != 0 {
 			msg := fmt.Sprintf("%s:%d: %s", rd.name, rec.lines[j], why)
-			if row == 0 && !rd.header && rec.lines[0] == rd.firstLine && rd.opt.Header == HeaderAuto {
+			maybeHeader := row == 0 && !rd.header && rec.lines[0] == rd.firstLine && rd.opt.Header == HeaderAuto
+			if maybeHeader {
 				msg += " (if line " + strconv.Itoa(rd.firstLine) + " is a header, say so with " + rd.opt.HeaderName + ")"
 			}
 			e := &RowError{Name: rd.name, Line: rec.lines[j], Row: row, Column: j, Issue: issue, Msg: msg, Missing: rd.isNA(rec.fields[j])}
-			if e.Missing && !rd.opt.SkipMissing {
+			switch {
+			case e.Missing && !rd.opt.SkipMissing:
 				e.Msg += "; it marks a missing value: leave such rows out with " + rd.opt.MissingName
+			case issue == NotANumber && !e.Missing && !maybeHeader:
+				e.Msg += "; a column of text is a category (name it with " + rd.opt.CategoricalName + ") or an identifier (leave it out of " + rd.opt.ColumnsName + ")"
 			}
 			if rd.header {
 				e.Header = rd.hdr[j]

@@ -40,6 +40,16 @@ func (w *Writer) WriteRow(row []float64) error {
 	return w.cw.Write(w.buf)
 }
 
+// WriteCells writes one row of len(names) cells as they are: text beside
+// numbers (a kept identifier, a level), each number formatted with
+// AppendFloat.
+func (w *Writer) WriteCells(cells []string) error {
+	if len(cells) != len(w.buf) {
+		return fmt.Errorf("table: a row of %d cells under a header of %d names", len(cells), len(w.buf))
+	}
+	return w.cw.Write(cells)
+}
+
 // WriteRows writes the rows of x (which has len(names) columns).
 func (w *Writer) WriteRows(x *mat.Dense) error {
 	r, _ := x.Dims()

@@ -45,6 +45,7 @@ type fitFlags struct {
 	init       string
 	linear     string
 	logScale   float64
+	rows       rowsFlags
 }
 
 var fitCommand = &command{
@@ -91,6 +92,7 @@ Kinds: ` + kindList() + `.`,
 	flags: func(fs *flag.FlagSet) func(*env, []string) error {
 		f := &fitFlags{hidden: intsFlag{64, 64}}
 		f.csv.add(fs)
+		f.rows.add(fs, "fit")
 		fs.StringVar(&f.out, "o", "", "the model `file` to write (required)")
 		fs.StringVar(&f.kind, "kind", "", "the flow architecture: "+kindList()+"\n(default nsf-coupling, or nsf-autoregressive for one column)")
 		fs.IntVar(&f.layers, "layers", 5, "the number of blocks of the architecture")
@@ -222,6 +224,10 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 	if err != nil {
 		return err
 	}
+	if err := f.rows.apply("fit", &opt); err != nil {
+		return err
+	}
+	opt.Detect = true // text columns: categories or identifiers
 	if f.out == "" || f.out == "-" {
 		return usagef("fit", "no model file: give one with -o model.flow")
 	}
@@ -231,7 +237,7 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 			return err
 		}
 	}
-	for _, out := range []string{f.out, f.log, f.curve} {
+	for _, out := range []string{f.out, f.log, f.curve, f.rows.rejects} {
 		if out == "" {
 			continue
 		}
@@ -242,7 +248,7 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 			return err
 		}
 	}
-	t, err := readTable(e, path, opt)
+	t, err := f.read(e, path, opt)
 	if err != nil {
 		return err
 	}
@@ -251,7 +257,12 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 	}
 	cfg.Columns, cfg.Context = t.Names, t.ContextNames
 	n := t.Rows()
-	m, err := model.New(cfg, t.X, t.C)
+	var m *model.Model
+	if len(t.CatNames) > 0 {
+		m, err = model.NewMixed(cfg, t.X, t.CatNames, t.Cats, t.C)
+	} else {
+		m, err = model.New(cfg, t.X, t.C)
+	}
 	if de := (*model.DataError)(nil); errors.As(err, &de) {
 		// The file's line, as the table's errors give it.
 		return fmt.Errorf("%s:%d: column %q: %v %s", path, t.Lines[de.Row], t.Names[de.Column], de.Value, de.Reason)
@@ -266,7 +277,7 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 		return err
 	}
 	fc.Progress = report
-	res, err := m.Fit(t.X, t.C, fc)
+	res, err := m.FitMixed(t.X, t.Cats, t.C, fc)
 	if err := done(err); err != nil {
 		return err
 	}
@@ -296,6 +307,13 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 		if len(t.ContextNames) > 0 {
 			what += fmt.Sprintf("; given %d context %s: %s", len(t.ContextNames), plural(len(t.ContextNames), "column"), joinNames(t.ContextNames))
 		}
+		if c := m.Categories; c != nil {
+			var lv []string
+			for j, name := range c.Names {
+				lv = append(lv, fmt.Sprintf("%s (%d %s)", name, len(c.Levels[j]), plural(len(c.Levels[j]), "level")))
+			}
+			what += fmt.Sprintf("; categorical: %s", joinNames(lv))
+		}
 		fmt.Fprintf(e.stderr, "wrote %s: %s, %s\n", f.out, m.Config.Kind, what)
 		fmt.Fprintf(e.stderr, "%d %s, %d %s", n, plural(n, "row"), res.Epochs, plural(res.Epochs, "epoch"))
 		if res.Stopped {
@@ -308,6 +326,11 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 			}
 		}
 		fmt.Fprintln(e.stderr)
+		if m.Categories != nil {
+			nll, _ := m.CategoriesNLL(t.Cats)
+			fmt.Fprintf(e.stderr, "the NLLs are of the numbers given the categories; the categories' own: %.4f nats per row (%d %s of levels seen)\n",
+				nll, len(m.Categories.Counts), plural(len(m.Categories.Counts), "combination"))
+		}
 		if r := res.Recoveries; len(r) > 0 {
 			fmt.Fprintf(e.stderr, "recovered %d %s from a blow-up (first at epoch %d: %s); each restored the epoch's start and halved the learning rate, to %g of --lr\n",
 				len(r), plural(len(r), "time"), r[0].Epoch, r[0].Reason, r[len(r)-1].LRScale)

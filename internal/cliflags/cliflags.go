@@ -128,6 +128,9 @@ func ForModel(opt table.Options, m *model.Model, path string) table.Options {
 	if len(opt.Context) == 0 && len(m.Config.Context) > 0 {
 		opt.Context, opt.ContextName = m.Config.Context, path+"'s context columns"
 	}
+	if m.Categories != nil {
+		opt.Categorical = m.Categories.Names
+	}
 	opt.Want, opt.WantContext, opt.Model = m.Dim, m.ContextDim, path
 	return opt
 }
