@@ -55,3 +55,100 @@ func TestLatin1Header(t *testing.T) {
 	}
 	mustRun(t, dir, "score", "m.flow", "latin1.csv", "-o", "scores.csv")
 }
+
+// copyFixture copies testdata/tables/name into dir.
+func copyFixture(t *testing.T, dir, name string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("testdata", "tables", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, name), string(b))
+}
+
+// TestIris: a table shaped like R's write.csv(iris) fits with no flags
+// (row numbers left out, Species a category), and samples carry the three
+// species in roughly their proportions (a third each).
+func TestIris(t *testing.T) {
+	dir := t.TempDir()
+	copyFixture(t, dir, "iris.csv")
+	r := mustRun(t, dir, "fit", "iris.csv", "-o", "iris.flow", "--epochs", "10", "--seed", "2")
+	for _, want := range []string{"left out column 0: no name and a distinct whole number in every row", "categorical: Species (3 levels)"} {
+		if !strings.Contains(r.stderr, want) {
+			t.Errorf("fit does not say %q:\n%s", want, r.stderr)
+		}
+	}
+	r = mustRun(t, dir, "sample", "iris.flow", "-n", "900", "--seed", "5")
+	recs := readCSV(t, r.stdout)
+	if strings.Join(recs[0], ",") != "Sepal.Length,Sepal.Width,Petal.Length,Petal.Width,Species" {
+		t.Fatalf("sample's header: %v", recs[0])
+	}
+	count := map[string]int{}
+	for _, rec := range recs[1:] {
+		count[rec[4]]++
+	}
+	for _, s := range []string{"setosa", "versicolor", "virginica"} {
+		if count[s] < 240 || count[s] > 360 {
+			t.Errorf("%d of 900 samples are %s; want about 300: %v", count[s], s, count)
+		}
+	}
+	// Scoring reads the levels; an unseen one is an error naming its line.
+	mustRun(t, dir, "score", "iris.flow", "iris.csv", "-o", "scores.csv")
+	data := readText(t, filepath.Join(dir, "iris.csv"))
+	writeFile(t, filepath.Join(dir, "new.csv"), strings.Replace(data, `"setosa"`, `"setosaa"`, 1))
+	if r := flowsRun(t, dir, "score", "iris.flow", "new.csv"); r.code != 1 || !strings.Contains(r.stderr, `new.csv:2: column "Species": level "setosaa" was not in the model's training rows`) {
+		t.Errorf("an unseen level: exit %d, %s", r.code, r.stderr)
+	}
+}
+
+// TestAirquality: rows with NA are an error that points to --missing skip;
+// with it, the 42 rows are skipped, counted and written to --rejects, in
+// fit and in score.
+func TestAirquality(t *testing.T) {
+	dir := t.TempDir()
+	copyFixture(t, dir, "airquality.csv")
+	r := flowsRun(t, dir, "fit", "airquality.csv", "-o", "aq.flow")
+	if r.code != 1 || !strings.Contains(r.stderr, `airquality.csv:3: column 1 ("Ozone"): "NA" is not a number; it marks a missing value: leave such rows out with --missing skip`) {
+		t.Errorf("NA without --missing: exit %d, %s", r.code, r.stderr)
+	}
+	r = mustRun(t, dir, "fit", "airquality.csv", "-o", "aq.flow", "--missing", "skip", "--rejects", "rejects.csv", "--epochs", "3")
+	if !strings.Contains(r.stderr, "skipped 42 of 153 rows with a missing value; listed in rejects.csv") {
+		t.Errorf("fit does not count the skipped rows:\n%s", r.stderr)
+	}
+	recs := readCSV(t, readText(t, filepath.Join(dir, "rejects.csv")))
+	if len(recs) != 43 || strings.Join(recs[0], ",") != "file,line,reason" || recs[1][0] != "airquality.csv" || recs[1][1] != "3" {
+		t.Errorf("rejects.csv: %d records, %v %v", len(recs), recs[0], recs[1])
+	}
+	r = mustRun(t, dir, "score", "aq.flow", "airquality.csv", "--missing", "skip", "-o", "scores.csv")
+	if !strings.Contains(r.stderr, "skipped 42 of 153 rows") {
+		t.Errorf("score does not count the skipped rows:\n%s", r.stderr)
+	}
+	if recs := readCSV(t, readText(t, filepath.Join(dir, "scores.csv"))); len(recs) != 112 || recs[1][0] != "0" || recs[2][0] != "2" {
+		t.Errorf("scores.csv: %d records; rows %v, %v (row 1 is skipped)", len(recs), recs[1][:2], recs[2][:2])
+	}
+	if r := flowsRun(t, dir, "fit", "airquality.csv", "-o", "x.flow", "--rejects", "r.csv"); r.code != 1 || !strings.Contains(r.stderr, "give --missing skip too") {
+		t.Errorf("--rejects alone: exit %d, %s", r.code, r.stderr)
+	}
+}
+
+// TestKeep: score --keep carries the row names of an mtcars-shaped table
+// into the output and into --top; fit leaves them out by itself.
+func TestKeep(t *testing.T) {
+	dir := t.TempDir()
+	copyFixture(t, dir, "mtcars.csv")
+	r := mustRun(t, dir, "fit", "mtcars.csv", "-o", "cars.flow", "--epochs", "3", "--layers", "1", "--hidden", "8")
+	if !strings.Contains(r.stderr, "left out column 0: text with 32 distinct values, taken for identifiers; carry it with --keep") {
+		t.Errorf("fit does not leave out the row names:\n%s", r.stderr)
+	}
+	r = mustRun(t, dir, "score", "cars.flow", "mtcars.csv", "--keep", "0", "--top", "3")
+	recs := readCSV(t, r.stdout)
+	if len(recs) != 4 || strings.Join(recs[0][:5], ",") != "row,line,log_density,x0,mpg" {
+		t.Fatalf("score --keep --top:\n%s", r.stdout)
+	}
+	names := readText(t, filepath.Join(dir, "mtcars.csv"))
+	for _, rec := range recs[1:] {
+		if !strings.Contains(names, `"`+rec[3]+`",`) || rec[3] == "" {
+			t.Errorf("kept name %q is not a row name of the file", rec[3])
+		}
+	}
+}
