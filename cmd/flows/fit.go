@@ -61,13 +61,27 @@ file, atomically: the file is replaced only once the model is complete.
 The model's columns are the selected columns in the order --columns gives
 (all columns but the context ones, in the file's order, by default). The
 model file records their names, so that score, sample and plot find them
-in a file by name. With --context, the model is conditional: it models the
-data columns given the context columns, p(x | c).
+in a file by name (a file without a header row: x0, x1, … by position).
+With --context, the model is conditional: it models the data columns given
+the context columns, p(x | c).
+
+Tables as they come: without --columns, a column of text with at most 32
+levels (each seen twice on average) is a category, and --categorical names
+more (a column of codes, say). The model's density of a row is then
+p(categories) · p(numbers | categories): the flow is conditioned on the
+categories' one-hot code, and their combinations are counted, with one
+pseudo-row spread over all combinations (log densities are in nats of the
+numbers' units plus the categories' log probability). Other text columns
+(names, ids) and R's or pandas' row numbers are left out with a note.
+Cells that are NA, empty, NaN or null (--na changes the list) are missing
+values: a row with one is an error, or, with --missing skip, left out,
+counted and listed in the --rejects file (file,line,reason).
 
 On a terminal a progress bar shows the epochs, the training and validation
 negative log-likelihood (nats per row) and the time left; elsewhere (a pipe,
 a log file) each epoch is one line on standard error. --log writes the
-epochs as a CSV table, --curve as a picture. --quiet prints nothing on success. At the end, fit
+epochs as a CSV table, --curve as a picture. --quiet prints nothing on
+success, warnings included. At the end, fit
 gives the validation NLL of a full-covariance Gaussian of the same rows,
 and says plainly when the flow does not beat it.
 

@@ -30,12 +30,16 @@ var scoreCommand = &command{
 the row. It writes CSV with a header row, to standard output or to the -o
 file (atomically), one row per data row in file order:
 
-	row,line,log_density,<the model's columns>[,<its context columns>]
+	row,line,log_density[,<--keep columns>],<the model's columns>[,<its context columns>][,<its categories>]
 
 where row counts the data rows from 0 (the header is not a data row), line
 is the row's line in the file (from 1), and log_density is in nats, in the
-data's units. With --top k it writes only the k least likely rows, lowest
-log density first.
+data's units (for a model with categories, plus their log probability; a
+level the model has not seen is an error naming the line). With --top k it
+writes only the k least likely rows, lowest log density first; --keep
+copies columns of any content (names, ids) into the output beside them.
+With --missing skip, rows with a missing value are left out, counted and
+listed in --rejects.
 
 The model's columns are found in the file by the names the model records
 (in any order, other columns ignored), or as --columns and --context pick
