@@ -350,6 +350,9 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 				len(r), plural(len(r), "time"), r[0].Epoch, r[0].Reason, r[len(r)-1].LRScale)
 		}
 	}
+	if !f.quiet {
+		smallTable(e, path, n, len(t.Names), len(m.Params), len(res.ValRows))
+	}
 	// The baseline: a full-covariance Gaussian of the same training rows,
 	// on the same validation rows (Model.Fit computes it).
 	if g := m.Training.GaussianValNLL; !math.IsNaN(g) {

@@ -255,3 +255,28 @@ func (f *fitFlags) read(e *env, path string, opt table.Options) (*table.Table, e
 	}
 	return t, nil
 }
+
+// Thresholds of smallTable's warnings.
+const (
+	// minValRows is the fewest validation rows whose mean NLL picks an
+	// epoch reliably: below it, one odd row moves the mean by more than
+	// the epochs differ.
+	minValRows = 30
+	// maxParamsPerValue is the most parameters per number of the table
+	// (rows × columns) before the model is far larger than the table.
+	maxParamsPerValue = 20
+)
+
+// smallTable warns when the table is small for the model: too few
+// validation rows to choose the epoch, or far more parameters than the
+// table has numbers.
+func smallTable(e *env, path string, rows, dim, params, valRows int) {
+	if valRows > 0 && valRows < minValRows {
+		fmt.Fprintf(e.stderr, "warning: %s: only %d validation %s choose the epoch (and give the figures above): fewer than %d, so they are noisy; a larger table, or a larger --val, makes them trustworthy\n",
+			path, valRows, plural(valRows, "row"), minValRows)
+	}
+	if values := rows * dim; params > maxParamsPerValue*values {
+		fmt.Fprintf(e.stderr, "warning: %s: the model has %d parameters for %d %s of %d %s (%d numbers): far more than such a table pins down; compare the held-out NLL of a smaller model (--layers, --hidden) and of the Gaussian\n",
+			path, params, rows, plural(rows, "row"), dim, plural(dim, "column"), values)
+	}
+}
