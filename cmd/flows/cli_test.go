@@ -38,7 +38,7 @@ func TestProgress(t *testing.T) {
 	pr.update(optim.Progress{Epoch: 5, TrainNLL: 2.25, ValNLL: math.NaN()})
 	pr.finish(true) // stopped early: the bar completes at epoch 5
 	out := buf.String()
-	for _, w := range []string{"fit", "epoch 5 / 5", "train 2.2500", "left "} {
+	for _, w := range []string{"fit", "epoch 5 / 5", "train 2.2500", "at most "} {
 		if !strings.Contains(out, w) {
 			t.Errorf("the bar does not show %q:\n%q", w, out)
 		}

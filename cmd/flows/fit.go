@@ -114,7 +114,7 @@ Kinds: ` + kindList() + `.`,
 		fs.StringVar(&f.activation, "activation", "relu", "the conditioners' nonlinearity: "+activationList())
 		fs.IntVar(&f.bins, "bins", 8, "the spline bins ("+splineKinds()+" only)")
 		fs.Float64Var(&f.bound, "bound", 3, "the spline interval [-bound, bound] of the standardised data\n("+splineKinds()+" only)")
-		fs.IntVar(&f.epochs, "epochs", 100, "the most passes over the training rows")
+		fs.IntVar(&f.epochs, "epochs", 0, "the most passes over the training rows (default: until the validation\nNLL stops improving, at most 1000; 100 with --val 0 or --patience 0)")
 		fs.IntVar(&f.batch, "batch", 0, "the rows per optimiser step (default a tenth of the training rows,\nfrom 16 to 256)")
 		fs.Float64Var(&f.lr, "lr", 1e-3, "the learning rate of Adam")
 		fs.Uint64Var(&f.seed, "seed", 0, "the seed of the initial parameters, the validation split and the shuffles")
@@ -208,8 +208,8 @@ func (f *fitFlags) config(fs *flag.FlagSet) (model.Config, optim.FitConfig, erro
 
 	fc := optim.FitConfig{Epochs: f.epochs, BatchSize: f.batch, LR: f.lr, ValFraction: f.val, Patience: f.patience}
 	switch {
-	case f.epochs < 1:
-		return usage("--epochs %d: want at least 1", f.epochs)
+	case f.epochs < 0:
+		return usage("--epochs %d: want at least 1 (or 0 for the default)", f.epochs)
 	case f.batch < 0:
 		return usage("--batch %d: want at least 1 (or 0 for the default)", f.batch)
 	case !(f.lr > 0) || math.IsInf(f.lr, 0):

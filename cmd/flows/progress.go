@@ -18,7 +18,7 @@ import (
 // would take at the mean pace so far (early stopping may end the fit
 // sooner):
 //
-//	fit epoch 12 / 100 [=====>-------------] train 1.2345  val 1.3012  left 41s
+//	fit epoch 12 / 100 [=====>-------------] train 1.2345  val 1.3012  at most 41s left
 //
 // Until the first epoch ends it says so, with the time spent. mpb draws it
 // from its own goroutine; the text it shows is guarded by mu.
@@ -60,11 +60,16 @@ func newProgress(w io.Writer, epochs int, opts ...mpb.ContainerOption) *progress
 // update shows the state after an epoch; it is an optim.FitConfig.Progress.
 func (pr *progress) update(s optim.Progress) {
 	pr.mu.Lock()
+	if s.Epochs > 0 && s.Epochs != pr.epochs {
+		// The fit's own budget, when the flag left it to the data.
+		pr.epochs = s.Epochs
+		pr.bar.SetTotal(int64(s.Epochs), false)
+	}
 	pr.text = fmt.Sprintf("train %.4f", s.TrainNLL)
 	if !math.IsNaN(s.ValNLL) {
 		pr.text += fmt.Sprintf("  val %.4f", s.ValNLL)
 	}
-	pr.text += "  left " + timeLeft(s.Elapsed, s.Epoch, pr.epochs).String()
+	pr.text += "  at most " + timeLeft(s.Elapsed, s.Epoch, pr.epochs).String() + " left"
 	pr.mu.Unlock()
 	pr.bar.SetCurrent(int64(s.Epoch))
 }
