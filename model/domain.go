@@ -251,7 +251,8 @@ func (m *Model) Dequantize(key flows.Key, x *mat.Dense) {
 // model cannot be fitted to: a NaN or ±Inf, a value outside its column's
 // bounds (Config.Bounds), or a value of a dequantised column that is not an
 // integer (Config.Dequantize); and for an x without Dim columns or a
-// context c of the wrong shape. Model.Fit calls it first.
+// context c of the wrong shape (for a mixed table, c is the flow's context
+// that Context makes). Model.Fit calls it first.
 func (m *Model) CheckData(x, c *mat.Dense) error {
 	const who = "Model.CheckData"
 	if err := checkTable(who, x); err != nil {
@@ -261,15 +262,15 @@ func (m *Model) CheckData(x, c *mat.Dense) error {
 	if d != m.Dim {
 		return fmt.Errorf("flows: %s: %d columns, the model has %d", who, d, m.Dim)
 	}
-	switch {
-	case m.ContextDim == 0 && c != nil && !c.IsEmpty():
+	switch cdim := m.ContextDim + m.Categories.Width(); {
+	case cdim == 0 && c != nil && !c.IsEmpty():
 		return fmt.Errorf("flows: %s: a context for an unconditional model", who)
-	case m.ContextDim > 0:
+	case cdim > 0:
 		if c == nil {
-			return fmt.Errorf("flows: %s: no context for a model of %d context columns", who, m.ContextDim)
+			return fmt.Errorf("flows: %s: no context for a model of %d context columns", who, cdim)
 		}
-		if r, k := c.Dims(); r != n || k != m.ContextDim {
-			return fmt.Errorf("flows: %s: a %d×%d context for %d rows and %d context columns", who, r, k, n, m.ContextDim)
+		if r, k := c.Dims(); r != n || k != cdim {
+			return fmt.Errorf("flows: %s: a %d×%d context for %d rows and %d context columns", who, r, k, n, cdim)
 		}
 		if err := checkTable(who+": context", c); err != nil {
 			return err

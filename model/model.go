@@ -337,6 +337,11 @@ type Model struct {
 	// Training summarises the fit that gave Params (set by
 	// Model.Fit, kept by Save); nil for a model never fitted that way.
 	Training *Training
+	// Categories models the categorical columns of a mixed table (see
+	// NewMixed); nil for a model of numbers only. The flow then takes, as
+	// its context, the context columns followed by the categories'
+	// one-hot code (Model.Context makes it).
+	Categories *Categories
 	// Dist is the flow, taking contexts in the data's units: for
 	// dequantised columns the density of x + u (Model's methods score and
 	// floor them). It is not saved: Load rebuilds it from the rest.
@@ -360,6 +365,12 @@ type Model struct {
 // from x's, for names in cfg that do not match the columns, and when the
 // kind needs more columns than x has.
 func New(cfg Config, x, c *mat.Dense) (*Model, error) {
+	return newModel(cfg, x, c, nil, nil)
+}
+
+// newModel is New for a mixed table when cat is not nil: onehot holds the
+// rows' one-hot codes, which follow c in the flow's context.
+func newModel(cfg Config, x, c *mat.Dense, cat *Categories, onehot *mat.Dense) (*Model, error) {
 	if cfg.Kind == "" && x != nil && !x.IsEmpty() {
 		if _, d := x.Dims(); d == 1 {
 			cfg.Kind = KindNSFAutoregressive
@@ -403,18 +414,18 @@ func New(cfg Config, x, c *mat.Dense) (*Model, error) {
 			return nil, fmt.Errorf("flows: New: context: %w", err)
 		}
 	}
-	m, err := buildModel(cfg, spec, len(mean), mean, scale, cmean, cscale)
+	m, err := buildModel(cfg, spec, len(mean), mean, scale, cmean, cscale, cat)
 	if err != nil {
 		return nil, err
 	}
-	flows.InitFromData(m.Dist, m.Params, x, c)
+	flows.InitFromData(m.Dist, m.Params, x, joinContext(c, onehot))
 	return m, nil
 }
 
 // buildModel makes the model of cfg (defaults filled in) for dim columns
 // with the given standardisations (cmean and cscale nil without a context),
 // with the initial parameters of NewKey(cfg.Seed).
-func buildModel(cfg Config, spec kindSpec, dim int, mean, scale, cmean, cscale []float64) (*Model, error) {
+func buildModel(cfg Config, spec kindSpec, dim int, mean, scale, cmean, cscale []float64, cat *Categories) (*Model, error) {
 	if dim < spec.MinDim {
 		return nil, fmt.Errorf("flows: kind %q needs at least %d columns (%s), not %d", string(cfg.Kind), spec.MinDim, spec.why, dim)
 	}
@@ -439,12 +450,17 @@ func buildModel(cfg Config, spec kindSpec, dim int, mean, scale, cmean, cscale [
 	for range cfg.Layers {
 		layers = append(layers, spec.block(cfg, dim)...)
 	}
-	p, d, err := flows.Flow(flows.Serial(layers...), flows.Normal())(flows.NewKey(cfg.Seed), dim, cdim)
+	p, d, err := flows.Flow(flows.Serial(layers...), flows.Normal())(flows.NewKey(cfg.Seed), dim, cdim+cat.Width())
 	if err != nil {
 		return nil, fmt.Errorf("flows: kind %q: %w", string(cfg.Kind), err)
 	}
 	if cdim > 0 {
-		if d, err = standardizedContext(d, cmean, cscale); err != nil {
+		// The one-hot code after the context is read as it is.
+		cm, cs := slices.Clone(cmean), slices.Clone(cscale)
+		for range cat.Width() {
+			cm, cs = append(cm, 0), append(cs, 1)
+		}
+		if d, err = standardizedContext(d, cm, cs); err != nil {
 			return nil, err
 		}
 	}
@@ -457,6 +473,7 @@ func buildModel(cfg Config, spec kindSpec, dim int, mean, scale, cmean, cscale [
 		ContextMean:  slices.Clone(cmean),
 		ContextScale: slices.Clone(cscale),
 		Params:       p,
+		Categories:   cat,
 		Dist:         d,
 	}, nil
 }

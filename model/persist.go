@@ -100,7 +100,7 @@ var (
 // The file format; see Model.Save.
 const (
 	fileMagic   = "GOFLOWS\n"
-	fileVersion = 2
+	fileVersion = 3
 	// maxHeaderLen bounds the JSON header, which is a few hundred bytes;
 	// a larger length field is damage, not a header.
 	maxHeaderLen = 1 << 20
@@ -117,9 +117,10 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // widths.
 type fileHeader struct {
 	Config
-	Dim        int       `json:"dim"`
-	ContextDim int       `json:"contextDim,omitempty"`
-	Training   *Training `json:"training,omitempty"`
+	Dim        int         `json:"dim"`
+	ContextDim int         `json:"contextDim,omitempty"`
+	Categories *Categories `json:"categories,omitempty"`
+	Training   *Training   `json:"training,omitempty"`
 }
 
 // fileError is an error about a model file: it wraps one of the Err
@@ -167,7 +168,12 @@ func (m *Model) checkSavable() error {
 	// Rebuilding checks Dim, the standardisations (through their
 	// constructors) and the names, and gives the parameter count the file
 	// must have.
-	b, err := buildModel(cfg, spec, m.Dim, m.Mean, m.Scale, m.ContextMean, m.ContextScale)
+	if m.Categories != nil {
+		if err := m.Categories.check(); err != nil {
+			return fmt.Errorf("flows: Save: %w", err)
+		}
+	}
+	b, err := buildModel(cfg, spec, m.Dim, m.Mean, m.Scale, m.ContextMean, m.ContextScale, m.Categories)
 	if err != nil {
 		return fmt.Errorf("flows: Save: %w", err)
 	}
@@ -245,14 +251,20 @@ func (c *crcWriter) writeFloats(vs []float64) {
 
 // writeTo writes m, which checkSavable accepted, in the file format.
 func (m *Model) writeTo(w io.Writer) (int64, error) {
-	hdr, err := json.Marshal(fileHeader{Config: m.Config, Dim: m.Dim, ContextDim: m.ContextDim, Training: m.Training})
+	hdr, err := json.Marshal(fileHeader{Config: m.Config, Dim: m.Dim, ContextDim: m.ContextDim, Categories: m.Categories, Training: m.Training})
 	if err != nil {
 		return 0, fmt.Errorf("flows: WriteTo: %w", err)
+	}
+	// A file is of the oldest version that holds the model, so that a
+	// model of numbers reads in the libraries that read version 2.
+	version := uint32(2)
+	if m.Categories != nil {
+		version = 3
 	}
 	cw := &crcWriter{w: w}
 	head := make([]byte, 0, 16)
 	head = append(head, fileMagic...)
-	head = binary.LittleEndian.AppendUint32(head, fileVersion)
+	head = binary.LittleEndian.AppendUint32(head, version)
 	head = binary.LittleEndian.AppendUint32(head, uint32(len(hdr)))
 	cw.write(head)
 	cw.write(hdr)
@@ -443,7 +455,7 @@ func parse(data []byte, version uint32) (*Model, error) {
 		return nil, fileErrorf(ErrTruncated, "truncated: the file ends at byte offset %d, inside the parameters (bytes %d to %d)",
 			len(data), r.off, uint64(r.off)+8*count)
 	}
-	m, err := buildModel(cfg, spec, h.Dim, mean, scale, cmean, cscale)
+	m, err := buildModel(cfg, spec, h.Dim, mean, scale, cmean, cscale, h.Categories)
 	if err != nil {
 		return nil, fileErrorf(ErrMalformed, "%v", err)
 	}
@@ -507,6 +519,14 @@ func (r *fileReader) header(version uint32) (fileHeader, kindSpec, error) {
 	}
 	if version == 1 {
 		h.Config = v1Config(h.Config)
+	}
+	if h.Categories != nil {
+		if version < 3 {
+			return fileHeader{}, kindSpec{}, fileErrorf(ErrMalformed, "header: a version %d file has no categories", version)
+		}
+		if err := h.Categories.check(); err != nil {
+			return fileHeader{}, kindSpec{}, fileErrorf(ErrMalformed, "header: %v", err)
+		}
 	}
 	cfg := h.Config
 	full, spec, err := cfg.withDefaults()

@@ -26,7 +26,7 @@ func TestLeastParams(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					m, err := buildModel(cfg, spec, dim, make([]float64, dim), slices.Repeat([]float64{1}, dim), nil, nil)
+					m, err := buildModel(cfg, spec, dim, make([]float64, dim), slices.Repeat([]float64{1}, dim), nil, nil, nil)
 					if err != nil {
 						t.Fatal(err)
 					}

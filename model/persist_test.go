@@ -258,13 +258,13 @@ func TestLoadFlippedByte(t *testing.T) {
 
 func TestLoadNewerVersion(t *testing.T) {
 	b := encode(t, persistModel(t, KindMAF, 2))
-	binary.LittleEndian.PutUint32(b[8:], 3)
+	binary.LittleEndian.PutUint32(b[8:], 4)
 	_, err := Read(bytes.NewReader(fixCRC(b)))
-	if !errors.Is(err, ErrNewerFormat) || !strings.Contains(err.Error(), "format version 3 is newer than this library's 2") {
+	if !errors.Is(err, ErrNewerFormat) || !strings.Contains(err.Error(), "format version 4 is newer than this library's 3") {
 		t.Errorf("err = %v", err)
 	}
 	// Without the fixed checksum the same edit is damage.
-	binary.LittleEndian.PutUint32(b[8:], 4)
+	binary.LittleEndian.PutUint32(b[8:], 5)
 	if _, err := Read(bytes.NewReader(b)); !errors.Is(err, ErrChecksum) {
 		t.Errorf("bumped version, stale checksum: err = %v, want ErrChecksum", err)
 	}

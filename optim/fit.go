@@ -74,7 +74,10 @@ import (
 
 // Defaults of FitConfig, used for fields left at zero.
 const (
-	defaultEpochs      = 100
+	defaultEpochs = 100
+	// plateauEpochs bounds a fit that early stopping ends (Epochs left at
+	// zero, with validation rows, Patience and no Schedule).
+	plateauEpochs      = 1000
 	defaultLR          = 1e-3
 	defaultClipNorm    = 5
 	defaultValFraction = 0.1
@@ -110,8 +113,12 @@ const (
 // FlowJAX's fit_to_data. For ClipNorm, ValFraction and Patience a negative
 // value turns the feature off.
 type FitConfig struct {
-	// Epochs is the most passes over the training rows (default 100).
-	// Early stopping may end the fit sooner. It must not be negative.
+	// Epochs is the most passes over the training rows. Early stopping
+	// may end the fit sooner. The default follows the data: with early
+	// stopping on (validation rows and Patience) and no Schedule, the fit
+	// runs until the validation score plateaus, for at most 1000 epochs;
+	// otherwise (no validation, no early stopping, or a Schedule, which
+	// needs the fit's length) it is 100. It must not be negative.
 	Epochs int
 
 	// BatchSize is the number of rows per step (default: a tenth of the
@@ -347,6 +354,10 @@ func (cfg FitConfig) resolve() (FitConfig, Schedule, error) {
 	switch {
 	case c.Epochs < 0:
 		return c, nil, fmt.Errorf("optim: Fit: Epochs is %d, want ≥ 0", c.Epochs)
+	case c.Epochs == 0 && c.Schedule == nil && c.ValFraction >= 0 && c.Patience >= 0:
+		// Early stopping ends the fit when the validation score plateaus:
+		// the data, not a count, decides how long it runs.
+		c.Epochs = plateauEpochs
 	case c.Epochs == 0:
 		c.Epochs = defaultEpochs
 	}

@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 
 	"gonum.org/v1/gonum/mat"
@@ -152,7 +153,9 @@ func Audit(x *mat.Dense, names []string) []Finding {
 				distinct++
 			}
 		}
-		label := fmt.Sprintf("column %d (%q)", j, name(j))
+		// By name only: a number would be the column's place in x, which
+		// is not its place in the file the names came from.
+		label := fmt.Sprintf("column %q", name(j))
 		switch {
 		case distinct == 1:
 			constant[j] = true
@@ -199,11 +202,11 @@ func Audit(x *mat.Dense, names []string) []Finding {
 	for _, c := range collinearColumns(x, constant) {
 		of := make([]string, len(c.of))
 		for k, i := range c.of {
-			of[k] = fmt.Sprintf("%d (%q)", i, name(i))
+			of[k] = strconv.Quote(name(i))
 		}
 		out = append(out, Finding{Issue: Collinear, Column: c.j, Name: name(c.j), Of: c.of,
-			Message: fmt.Sprintf("column %d (%q) is a linear function of %s %s up to rounding (R² = 1 − %.1e): the rows lie on a hyperplane, which has no density; drop it",
-				c.j, name(c.j), plural(len(of), "column", "columns"), strings.Join(of, ", "), c.unexplained)})
+			Message: fmt.Sprintf("column %q is a linear function of %s %s up to rounding (R² = 1 − %.1e): the rows lie on a hyperplane, which has no density; drop it",
+				name(c.j), plural(len(of), "column", "columns"), strings.Join(of, ", "), c.unexplained)})
 	}
 	slices.SortStableFunc(out, func(a, b Finding) int { return a.Column - b.Column })
 	if dups := duplicateRows(x); len(dups) > 0 {

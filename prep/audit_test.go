@@ -44,24 +44,24 @@ func TestAuditMessages(t *testing.T) {
 			for i := range 500 {
 				x.Set(i, 1, 7)
 			}
-		}), prep.Constant, `column 1 ("b") is constant (every row is 7): it has no density; drop it`},
+		}), prep.Constant, `column "b" is constant (every row is 7): it has no density; drop it`},
 		{"near-constant", messy(func(x *mat.Dense) {
 			for i := range 500 {
 				x.Set(i, 0, 1000+float64(i%3)*1e-10)
 			}
-		}), prep.NearConstant, `column 0 ("a") is constant up to rounding (1000 to 1000.0000000002)`},
+		}), prep.NearConstant, `column "a" is constant up to rounding (1000 to 1000.0000000002)`},
 		{"outlier", messy(func(x *mat.Dense) { x.SetRow(123, []float64{1e6, -1e6}) }), prep.Outliers,
-			`column 0 ("a"): 1 row lies more than 50 robust scales`},
+			`column "a": 1 row lies more than 50 robust scales`},
 		{"integers", messy(func(x *mat.Dense) {
 			for i := range 500 {
 				x.Set(i, 1, float64(i%2))
 			}
-		}), prep.Integers, `column 1 ("b") holds integers only (2 values, 0 to 1)`},
+		}), prep.Integers, `column "b" holds integers only (2 values, 0 to 1)`},
 		{"few values", messy(func(x *mat.Dense) {
 			for i := range 500 {
 				x.Set(i, 0, 0.5*float64(i%3))
 			}
-		}), prep.FewValues, `column 0 ("a") takes only 3 distinct values (0 to 1)`},
+		}), prep.FewValues, `column "a" takes only 3 distinct values (0 to 1)`},
 		{"duplicates", messy(func(x *mat.Dense) {
 			for i := 250; i < 500; i++ {
 				x.SetRow(i, x.RawRowView(i-250))
@@ -103,8 +103,8 @@ func TestAuditCollinear(t *testing.T) {
 		c    func(a, b, u, noise float64) float64
 		want string
 	}{
-		{"exact", func(a, b, u, _ float64) float64 { return 2*a - b + 1 }, `column 3 ("c") is a linear function of columns 0 ("a"), 2 ("b") up to rounding`},
-		{"rounded", func(a, b, u, _ float64) float64 { return round6(1e3*a - 0.5*b) }, `column 3 ("c") is a linear function of columns 0 ("a"), 2 ("b")`},
+		{"exact", func(a, b, u, _ float64) float64 { return 2*a - b + 1 }, `column "c" is a linear function of columns "a", "b" up to rounding`},
+		{"rounded", func(a, b, u, _ float64) float64 { return round6(1e3*a - 0.5*b) }, `column "c" is a linear function of columns "a", "b"`},
 		{"correlated", func(a, b, u, noise float64) float64 { return a + b + 0.01*noise }, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

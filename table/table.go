@@ -23,10 +23,9 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"gonum.org/v1/gonum/mat"
-
-	"github.com/gonormflows/flows/internal/atomicfile"
 )
 
 // Header says whether the first row of a file is a header.
@@ -46,7 +45,8 @@ const (
 // Options says how to read a file. The zero value reads every column as
 // data, detects a header, and splits at commas.
 type Options struct {
-	// Columns picks the data columns, in order, by header name or 0-based
+	// Columns picks the data columns, in order, by header name, by the
+	// name "x<j>" that column j gets without a header cell, or by 0-based
 	// index (a name first); nil picks every column that is not a context
 	// column, in the file's order.
 	Columns []string
@@ -62,10 +62,35 @@ type Options struct {
 	// the error. WantContext is the same for the context columns.
 	Want, WantContext int
 	Model             string
-	// ColumnsName, ContextName and HeaderName name the settings in
-	// messages (defaults "columns", "context" and "Header: HeaderYes"; the
-	// command line says "--columns", "--context" and "--header yes").
-	ColumnsName, ContextName, HeaderName string
+	// Categorical picks columns whose cells are categories: text levels,
+	// in Table.Cats; a number there is a level too.
+	Categorical []string
+	// Detect, when Columns is nil, reads the whole file first and sorts
+	// the columns not picked otherwise into numbers (the data columns),
+	// categories (text with at most MaxLevels distinct values, added to
+	// Categorical) and identifiers (other text, and row numbers: a column
+	// without a name holding a distinct whole number in every row, as R
+	// and pandas write them), which are left out, each with a note in
+	// Table.LeftOut.
+	Detect bool
+	// Keep picks columns of any content (names, identifiers, dates) to
+	// carry through as text beside the rows, in Table.Kept, the same way
+	// as Columns; a kept column may also be a data or context column.
+	Keep []string
+	// SkipMissing leaves out the rows with a missing value (a cell of a
+	// selected column that is one of NA) and lists them in the table's
+	// Skipped; without it such a row is an error, like any bad cell.
+	SkipMissing bool
+	// NA are the cells, compared without case after trimming spaces, that
+	// mark a missing value; nil means DefaultNA.
+	NA []string
+	// ColumnsName, ContextName, CategoricalName, KeepName, HeaderName and
+	// MissingName name the settings in messages (defaults "columns",
+	// "context", "categorical", "keep", "Header: HeaderYes" and
+	// "SkipMissing: true"; the command line says "--columns",
+	// "--context", "--categorical", "--keep", "--header yes" and
+	// "--missing skip").
+	ColumnsName, ContextName, KeepName, HeaderName, MissingName, CategoricalName string
 }
 
 // Table is the numeric part of a file (or of a chunk of it): the selected
@@ -77,15 +102,41 @@ type Table struct {
 	// X holds the data columns of the rows, C the context columns (nil
 	// without context columns).
 	X, C *mat.Dense
+	// CatNames name the categorical columns, and Cats holds their levels
+	// as text, row-major like Kept.
+	CatNames []string
+	Cats     []string
+	// LeftOut says which text columns Detect left out, and why.
+	LeftOut []string
+	// KeepNames name the kept columns (Options.Keep), and Kept holds
+	// their cells as text, row-major: row i's are Kept[i·k : (i+1)·k] for
+	// k kept columns.
+	KeepNames []string
+	Kept      []string
 	// First is the index of the first row among the file's data rows
 	// (from 0; a header is not a data row), and Lines[i] the line of the
 	// file (from 1) where row i starts.
 	First int
 	Lines []int
+	// Skipped are the rows left out for a missing value (SkipMissing), in
+	// file order, each with its line, data row and first missing column.
+	Skipped []*RowError
+	// index[i] is the data row of row i when rows were skipped; nil when
+	// the rows are First, First+1, ….
+	index []int
 }
 
 // Rows returns the number of rows.
 func (t *Table) Rows() int { return len(t.Lines) }
+
+// Row returns the index among the file's data rows (from 0, skipped rows
+// counted) of row i of t.
+func (t *Table) Row(i int) int {
+	if t.index != nil {
+		return t.index[i]
+	}
+	return t.First + i
+}
 
 // ReadFile reads the whole file at path as a table; see Read.
 func ReadFile(path string, opt Options) (*Table, error) {
@@ -111,8 +162,12 @@ func Read(r io.Reader, name string, opt Options) (*Table, error) {
 		return nil, err
 	}
 	t, err := rd.Read(-1)
-	if err == io.EOF {
+	switch {
+	case err == io.EOF:
 		return nil, rd.noRows()
+	case err == nil && t.Rows() == 0:
+		return nil, fmt.Errorf("%s: every data row has a missing value (%d %s skipped; the first: %v)",
+			name, len(t.Skipped), plural(len(t.Skipped), "row"), t.Skipped[0])
 	}
 	return t, err
 }
@@ -132,8 +187,13 @@ type Reader struct {
 	width     int      // the columns of every row
 	cols      []int    // the data columns, as indexes into a row
 	ctx       []int    // the context columns
+	keep      []int    // the kept columns
+	cats      []int    // the categorical columns
+	catNames  []string
+	leftOut   []string // Detect's notes
 	names     []string
 	ctxNames  []string
+	keepNames []string
 	firstLine int       // the line of the first row, header or data
 	pending   []*record // rows read while looking for a header, not yet returned
 	rows      int       // data rows returned so far
@@ -154,8 +214,20 @@ func NewReader(r io.Reader, name string, opt Options) (*Reader, error) {
 	if opt.ContextName == "" {
 		opt.ContextName = "context"
 	}
+	if opt.KeepName == "" {
+		opt.KeepName = "keep"
+	}
+	if opt.CategoricalName == "" {
+		opt.CategoricalName = "categorical"
+	}
 	if opt.HeaderName == "" {
 		opt.HeaderName = "Header: HeaderYes"
+	}
+	if opt.MissingName == "" {
+		opt.MissingName = "SkipMissing: true"
+	}
+	if opt.NA == nil {
+		opt.NA = DefaultNA
 	}
 	br := bufio.NewReaderSize(r, 1<<16)
 	if b, _ := br.Peek(len(utf8BOM)); bytes.Equal(b, utf8BOM) {
@@ -191,7 +263,7 @@ func NewReader(r io.Reader, name string, opt Options) (*Reader, error) {
 	if rd.header {
 		rd.hdr = make([]string, rd.width)
 		for j, c := range first.fields {
-			rd.hdr[j] = strings.TrimSpace(c)
+			rd.hdr[j] = strings.TrimSpace(text(c))
 		}
 	} else {
 		rd.pending = append(rd.pending, first)
@@ -199,10 +271,32 @@ func NewReader(r io.Reader, name string, opt Options) (*Reader, error) {
 	if second != nil {
 		rd.pending = append(rd.pending, second)
 	}
+	if opt.Detect && len(opt.Columns) == 0 {
+		if rd.leftOut, err = rd.detect(); err != nil {
+			return nil, err
+		}
+	}
 	if err := rd.selectColumns(); err != nil {
 		return nil, err
 	}
 	return rd, nil
+}
+
+// text returns s, or, when s is not valid UTF-8, s read as Latin-1 (ISO
+// 8859-1, each byte the code point of its value), which is how spreadsheet
+// programs on some systems export names with accents. Names read this way
+// are the same in every file of that encoding, so a model stores them as
+// UTF-8 and finds its columns again in its own training file; invalid
+// UTF-8 kept as it was would become U+FFFD in the model file.
+func text(s string) string {
+	if utf8.ValidString(s) {
+		return s
+	}
+	r := make([]rune, len(s))
+	for i := range len(s) {
+		r[i] = rune(s[i])
+	}
+	return string(r)
 }
 
 // Names returns the names of the selected data columns.
@@ -210,6 +304,9 @@ func (rd *Reader) Names() []string { return rd.names }
 
 // ContextNames returns the names of the selected context columns.
 func (rd *Reader) ContextNames() []string { return rd.ctxNames }
+
+// KeepNames returns the names of the kept columns (Options.Keep).
+func (rd *Reader) KeepNames() []string { return rd.keepNames }
 
 // HasHeader reports whether the file's first row is a header.
 func (rd *Reader) HasHeader() bool { return rd.header }
@@ -245,9 +342,11 @@ func (rd *Reader) noRows() error {
 // Read returns the next rows of the file, at most max of them (all the
 // rest when max < 0), or (nil, io.EOF) after the last row. A bad row is an
 // error naming its line and column; the rows before it in the chunk are
-// not returned.
+// not returned. Rows skipped for a missing value (SkipMissing) do not
+// count towards max; a chunk whose rows were all skipped has no rows (X
+// and C are nil) and only Skipped.
 func (rd *Reader) Read(max int) (*Table, error) {
-	t := &Table{Names: rd.names, ContextNames: rd.ctxNames, First: rd.rows}
+	t := &Table{Names: rd.names, ContextNames: rd.ctxNames, KeepNames: rd.keepNames, CatNames: rd.catNames, LeftOut: rd.leftOut, First: rd.rows}
 	var data, cdata []float64
 	for max < 0 || len(t.Lines) < max {
 		var rec *record
@@ -262,25 +361,54 @@ func (rd *Reader) Read(max int) (*Table, error) {
 				break
 			}
 		}
-		row := rd.rows + len(t.Lines)
+		row := rd.rows
+		rd.rows++
 		if len(rec.fields) != rd.width {
 			return nil, &RowError{Name: rd.name, Line: rec.lines[0], Row: row, Column: -1, Issue: Width,
 				Msg: fmt.Sprintf("%s:%d: a row of %d %s, but the first row (line %d) has %d",
 					rd.name, rec.lines[0], len(rec.fields), plural(len(rec.fields), "column"), rd.firstLine, rd.width)}
 		}
-		var err error
-		if data, err = rd.cells(data, rec, row, rd.cols); err != nil {
-			return nil, err
+		d, err := rd.cells(data, rec, row, rd.cols)
+		var cd []float64
+		if err == nil {
+			cd, err = rd.cells(cdata, rec, row, rd.ctx)
 		}
-		if cdata, err = rd.cells(cdata, rec, row, rd.ctx); err != nil {
-			return nil, err
+		n := len(t.Cats)
+		if err == nil {
+			t.Cats, err = rd.catCells(t.Cats, rec, row)
+		}
+		if err != nil {
+			skip, serr := rd.skip(err, rec, row)
+			if !skip {
+				return nil, serr
+			}
+			t.Cats = t.Cats[:n]
+			t.Skipped = append(t.Skipped, serr)
+			if t.index == nil {
+				t.index = make([]int, len(t.Lines))
+				for i := range t.Lines {
+					t.index[i] = t.First + i
+				}
+			}
+			continue
+		}
+		data, cdata = d, cd
+		for _, j := range rd.keep {
+			t.Kept = append(t.Kept, text(rec.fields[j]))
+		}
+		if t.index != nil {
+			t.index = append(t.index, row)
 		}
 		t.Lines = append(t.Lines, rec.lines[0])
 	}
 	if len(t.Lines) == 0 {
+		if len(t.Skipped) > 0 {
+			// The rows left were all skipped: a chunk of no rows (X and C
+			// nil), so the caller sees them; io.EOF comes on the next call.
+			return t, nil
+		}
 		return nil, io.EOF
 	}
-	rd.rows += len(t.Lines)
 	t.X = mat.NewDense(len(t.Lines), len(rd.cols), data)
 	if len(rd.ctx) > 0 {
 		t.C = mat.NewDense(len(t.Lines), len(rd.ctx), cdata)
@@ -295,10 +423,17 @@ func (rd *Reader) cells(dst []float64, rec *record, row int, cols []int) ([]floa
 		v, issue, why := rd.cell(rec.fields[j], j)
 		if issue != 0 {
 			msg := fmt.Sprintf("%s:%d: %s", rd.name, rec.lines[j], why)
-			if row == 0 && !rd.header && rec.lines[0] == rd.firstLine && rd.opt.Header == HeaderAuto {
+			maybeHeader := row == 0 && !rd.header && rec.lines[0] == rd.firstLine && rd.opt.Header == HeaderAuto
+			if maybeHeader {
 				msg += " (if line " + strconv.Itoa(rd.firstLine) + " is a header, say so with " + rd.opt.HeaderName + ")"
 			}
-			e := &RowError{Name: rd.name, Line: rec.lines[j], Row: row, Column: j, Issue: issue, Msg: msg}
+			e := &RowError{Name: rd.name, Line: rec.lines[j], Row: row, Column: j, Issue: issue, Msg: msg, Missing: rd.isNA(rec.fields[j])}
+			switch {
+			case e.Missing && !rd.opt.SkipMissing:
+				e.Msg += "; it marks a missing value: leave such rows out with " + rd.opt.MissingName
+			case issue == NotANumber && !e.Missing && !maybeHeader:
+				e.Msg += "; a column of text is a category (name it with " + rd.opt.CategoricalName + ") or an identifier (leave it out of " + rd.opt.ColumnsName + ")"
+			}
 			if rd.header {
 				e.Header = rd.hdr[j]
 			}
@@ -331,121 +466,6 @@ func looksLikeHeader(first []string, second *record) bool {
 func isNumber(s string) bool {
 	_, err := strconv.ParseFloat(s, 64)
 	return err == nil || errors.Is(err, strconv.ErrRange)
-}
-
-// selectColumns sets the data and context columns and their names from the
-// options, and checks them against Want and WantContext.
-func (rd *Reader) selectColumns() error {
-	at := fmt.Sprintf("%s:%d", rd.name, rd.firstLine)
-	seen := make(map[int]string)
-	pick := func(list []string, setting string) ([]int, error) {
-		var cols []int
-		for _, c := range list {
-			j, err := rd.findColumn(c, setting)
-			if err != nil {
-				return nil, fmt.Errorf("%s: %v", at, err)
-			}
-			if prev, dup := seen[j]; dup {
-				return nil, fmt.Errorf("%s: %s picks %s twice (%q and %q)", at, setting, rd.label(j), prev, c)
-			}
-			seen[j] = c
-			cols = append(cols, j)
-		}
-		return cols, nil
-	}
-	var err error
-	if rd.ctx, err = pick(rd.opt.Context, rd.opt.ContextName); err != nil {
-		return err
-	}
-	if len(rd.opt.Columns) > 0 {
-		if rd.cols, err = pick(rd.opt.Columns, rd.opt.ColumnsName); err != nil {
-			return err
-		}
-	} else {
-		for j := range rd.width {
-			if _, used := seen[j]; !used {
-				rd.cols = append(rd.cols, j)
-			}
-		}
-	}
-	rd.names, rd.ctxNames = rd.columnNames(rd.cols), rd.columnNames(rd.ctx)
-	check := func(cols []int, names []string, want int, setting, what string, given bool) error {
-		if want <= 0 || len(cols) == want {
-			return nil
-		}
-		sel := "the file has"
-		if given {
-			sel = setting + " picks"
-		} else if len(rd.ctx) > 0 {
-			sel = "the file has, besides the context,"
-		}
-		return fmt.Errorf("%s: %s %d %s (%s), but %s is a model of %d %s; pick %d with %s",
-			at, sel, len(cols), plural(len(cols), what), shortList(quoteList(names), 8),
-			rd.opt.Model, want, plural(want, what), want, setting)
-	}
-	if err := check(rd.cols, rd.names, rd.opt.Want, rd.opt.ColumnsName, "column", len(rd.opt.Columns) > 0); err != nil {
-		return err
-	}
-	return check(rd.ctx, rd.ctxNames, rd.opt.WantContext, rd.opt.ContextName, "context column", true)
-}
-
-// columnNames returns the names of the columns cols.
-func (rd *Reader) columnNames(cols []int) []string {
-	if len(cols) == 0 {
-		return nil
-	}
-	names := make([]string, len(cols))
-	for k, j := range cols {
-		names[k] = rd.columnName(j)
-	}
-	return names
-}
-
-// findColumn returns the index of the column that c names: a header name
-// first, else a 0-based index; setting names the option in errors.
-func (rd *Reader) findColumn(c, setting string) (int, error) {
-	if rd.header {
-		found := -1
-		for j, h := range rd.hdr {
-			if h == c {
-				if found >= 0 {
-					return 0, fmt.Errorf("the header has two columns named %q (%d and %d); pick one by index", c, found, j)
-				}
-				found = j
-			}
-		}
-		if found >= 0 {
-			return found, nil
-		}
-	}
-	j, err := strconv.Atoi(c)
-	switch {
-	case err == nil && (j < 0 || j >= rd.width):
-		return 0, fmt.Errorf("%s %d: the file has %d %s, 0 to %d", setting, j, rd.width, plural(rd.width, "column"), rd.width-1)
-	case err == nil:
-		return j, nil
-	case rd.header:
-		return 0, fmt.Errorf("%s: no column is named %q; the header has %s", setting, c, shortList(quoteList(rd.hdr), 12))
-	default:
-		return 0, fmt.Errorf("%s %q: the file has no header row, so pick columns by 0-based index (0 to %d)", setting, c, rd.width-1)
-	}
-}
-
-// columnName is the name of column j: its header cell, or "x<j>" without a
-// header or when the cell is empty.
-func (rd *Reader) columnName(j int) string {
-	if rd.header && rd.hdr[j] != "" {
-		return rd.hdr[j]
-	}
-	return "x" + strconv.Itoa(j)
-}
-
-// label names column j in a message: column 3 ("price"), or column 3.
-func (rd *Reader) label(j int) string {
-	if rd.header && rd.hdr[j] != "" {
-		return fmt.Sprintf("column %d (%q)", j, rd.hdr[j])
-	}
-	return fmt.Sprintf("column %d", j)
 }
 
 // cell parses the cell s of column j, or says why it is not a finite
@@ -497,89 +517,15 @@ type RowError struct {
 	Column int
 	Header string
 	Issue  Issue
+	// Missing says that the cell is one of the tokens of a missing value
+	// (Options.NA), whatever its Issue.
+	Missing bool
 	// Msg is the whole message.
 	Msg string
 }
 
 // Error returns the message.
 func (e *RowError) Error() string { return e.Msg }
-
-// Writer writes a table as CSV: a header row, then rows of numbers in the
-// shortest form that reads back exactly.
-type Writer struct {
-	cw  *csv.Writer
-	buf []string
-}
-
-// NewWriter writes the header names to w and returns a Writer for the
-// rows.
-func NewWriter(w io.Writer, names []string) (*Writer, error) {
-	cw := csv.NewWriter(w)
-	if err := cw.Write(names); err != nil {
-		return nil, err
-	}
-	return &Writer{cw: cw, buf: make([]string, len(names))}, nil
-}
-
-// WriteRow writes one row of len(names) values.
-func (w *Writer) WriteRow(row []float64) error {
-	if len(row) != len(w.buf) {
-		return fmt.Errorf("table: a row of %d values under a header of %d names", len(row), len(w.buf))
-	}
-	for j, v := range row {
-		w.buf[j] = FormatFloat(v)
-	}
-	return w.cw.Write(w.buf)
-}
-
-// WriteRows writes the rows of x (which has len(names) columns).
-func (w *Writer) WriteRows(x *mat.Dense) error {
-	r, _ := x.Dims()
-	for i := range r {
-		if err := w.WriteRow(x.RawRowView(i)); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Flush writes any buffered rows and returns the first error of any write.
-func (w *Writer) Flush() error {
-	w.cw.Flush()
-	return w.cw.Error()
-}
-
-// Write writes the table with the header names and the rows of x to w.
-func Write(w io.Writer, names []string, x *mat.Dense) error {
-	tw, err := NewWriter(w, names)
-	if err != nil {
-		return err
-	}
-	if err := tw.WriteRows(x); err != nil {
-		return err
-	}
-	return tw.Flush()
-}
-
-// WriteFile writes the table to the file at path atomically: the file
-// holds either its old contents or the whole table, never a part.
-func WriteFile(path string, names []string, x *mat.Dense) error {
-	return atomicfile.Write(path, func(w io.Writer) error { return Write(w, names, x) })
-}
-
-// FormatFloat formats v in the shortest form that reads back exactly: in
-// plain decimals for magnitudes from 1e-6 up to 1e21 (so 1234567 and a row
-// number stay whole numbers, not 1.234567e+06), with an exponent
-// otherwise.
-func FormatFloat(v float64) string { return string(AppendFloat(nil, v)) }
-
-// AppendFloat appends v to b as FormatFloat writes it.
-func AppendFloat(b []byte, v float64) []byte {
-	if a := math.Abs(v); a == 0 || a >= 1e-6 && a < 1e21 {
-		return strconv.AppendFloat(b, v, 'f', -1, 64)
-	}
-	return strconv.AppendFloat(b, v, 'g', -1, 64)
-}
 
 // plural returns word, with an s unless n is 1.
 func plural(n int, word string) string {

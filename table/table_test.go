@@ -40,6 +40,11 @@ func TestRead(t *testing.T) {
 		{"multi-line quoted cell", "note,x\n\"two\nlines\",1\n\"\",2\n", Options{Columns: []string{"x"}}, []string{"x"}, []float64{1, 2}, []int{2, 4}},
 		{"one row of names", "x\n5\n", Options{}, []string{"x"}, []float64{5}, []int{2}},
 		{"exact floats", "x\n0.1\n1e-300\n-0x1p-2\n", Options{}, []string{"x"}, []float64{0.1, 1e-300, -0.25}, []int{2, 3, 4}},
+		{"headerless names by position", "1,2,3\n4,5,6\n", Options{Columns: []string{"x2", "x0"}}, []string{"x2", "x0"}, []float64{3, 1, 6, 4}, []int{1, 2}},
+		{"empty header cell by its name", ",a,b\n0,1,2\n", Options{Columns: []string{"x0", "b"}}, []string{"x0", "b"}, []float64{0, 2}, []int{2}},
+		{"x name of a named column", "a,b\n1,2\n", Options{Columns: []string{"x1"}}, nil, nil, nil},
+		{"x name beyond the columns", "1,2\n", Options{Columns: []string{"x2"}}, nil, nil, nil},
+		{"latin-1 header", "caf\xe9,b\n1,2\n", Options{Columns: []string{"café"}}, []string{"café"}, []float64{1}, []int{2}},
 		{"context left out of the data", "a,c,b\n1,9,2\n", Options{Context: []string{"c"}}, []string{"a", "b"}, []float64{1, 2}, []int{2}},
 	}
 	for _, tc := range tests {
@@ -70,8 +75,8 @@ func TestReadErrors(t *testing.T) {
 		opt  Options
 		want string
 	}{
-		{"x,y\n1,2\n3,abc\n", Options{}, `d.csv:3: column 1 ("y"): "abc" is not a number`},
-		{"1,2\n3,abc\n", Options{}, `d.csv:2: column 1: "abc" is not a number`},
+		{"x,y\n1,2\n3,abc\n", Options{}, `d.csv:3: column 1 ("y"): "abc" is not a number; a column of text is a category (name it with categorical) or an identifier (leave it out of columns)`},
+		{"1,2\n3,abc\n", Options{}, `d.csv:2: column 1: "abc" is not a number; a column of text is a category (name it with categorical) or an identifier (leave it out of columns)`},
 		{"x,y\n1,2\n3,abc\n", Options{Columns: []string{"x"}}, ""}, // the bad column is not used
 		{"x,y\nabc,def\n", Options{}, `d.csv:1: column 0: "x" is not a number (if line 1 is a header, say so with Header: HeaderYes)`},
 		{"x,y\n1,2\n\n\n3\n", Options{}, "d.csv:5: a row of 1 column, but the first row (line 1) has 2"},
@@ -201,8 +206,9 @@ func TestRowError(t *testing.T) {
 		want RowError
 	}{
 		{"a,b\n1,2\n3,x\n", RowError{Line: 3, Row: 1, Column: 1, Header: "b", Issue: NotANumber}},
-		{"a,b\n1,2\n3,4\n5,\n", RowError{Line: 4, Row: 2, Column: 1, Header: "b", Issue: EmptyCell}},
-		{"a,b\n1,NaN\n", RowError{Line: 2, Row: 0, Column: 1, Header: "b", Issue: NotFinite}},
+		{"a,b\n1,2\n3,4\n5,\n", RowError{Line: 4, Row: 2, Column: 1, Header: "b", Issue: EmptyCell, Missing: true}},
+		{"a,b\n1,NaN\n", RowError{Line: 2, Row: 0, Column: 1, Header: "b", Issue: NotFinite, Missing: true}},
+		{"a,b\n1,NA\n", RowError{Line: 2, Row: 0, Column: 1, Header: "b", Issue: NotANumber, Missing: true}},
 		{"1,2\n3,4,5\n", RowError{Line: 2, Row: 1, Column: -1, Issue: Width}},
 	} {
 		_, err := Read(strings.NewReader(tc.in), "in.csv", Options{})
@@ -215,5 +221,138 @@ func TestRowError(t *testing.T) {
 		if *re != tc.want || !strings.HasPrefix(re.Msg, fmt.Sprintf("in.csv:%d: ", tc.want.Line)) {
 			t.Errorf("%q: %+v, want %+v", tc.in, *re, tc.want)
 		}
+	}
+}
+
+// TestSkipMissing: with SkipMissing, rows with a missing value are left
+// out and listed with their line, data row and first missing column; a
+// row with a cell bad for another reason is still an error; without it,
+// the error points to the way out.
+func TestSkipMissing(t *testing.T) {
+	in := "Ozone,Wind,Day\n41,7.4,1\nNA,8,2\n12,NA,3\n,14.3,4\n28,null,5\n23,nan,6\n19,8.6,7\n"
+	_, err := Read(strings.NewReader(in), "aq.csv", Options{MissingName: "--missing skip"})
+	if err == nil || err.Error() != `aq.csv:3: column 0 ("Ozone"): "NA" is not a number; it marks a missing value: leave such rows out with --missing skip` {
+		t.Errorf("without skipping: %v", err)
+	}
+	tab, err := Read(strings.NewReader(in), "aq.csv", Options{SkipMissing: true, Columns: []string{"Ozone", "Wind"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tab.X.RawMatrix().Data, []float64{41, 7.4, 19, 8.6}) || !slices.Equal(tab.Lines, []int{2, 8}) || tab.Row(0) != 0 || tab.Row(1) != 6 {
+		t.Errorf("kept rows %v, lines %v, rows %d %d", tab.X.RawMatrix().Data, tab.Lines, tab.Row(0), tab.Row(1))
+	}
+	var got []string
+	for _, e := range tab.Skipped {
+		got = append(got, fmt.Sprintf("%d/%d/%d", e.Line, e.Row, e.Column))
+	}
+	if want := []string{"3/1/0", "4/2/1", "5/3/0", "6/4/1", "7/5/1"}; !slices.Equal(got, want) {
+		t.Errorf("skipped (line/row/column) %v, want %v", got, want)
+	}
+
+	// A column that is not selected may be missing; other NA tokens.
+	tab, err = Read(strings.NewReader(in), "aq.csv", Options{SkipMissing: true, Columns: []string{"Day"}, NA: []string{"-"}})
+	if err != nil || tab.Rows() != 7 || len(tab.Skipped) != 0 {
+		t.Errorf("Day only: %v, %d rows, %d skipped", err, tab.Rows(), len(tab.Skipped))
+	}
+	if _, err := Read(strings.NewReader(in), "aq.csv", Options{SkipMissing: true, NA: []string{"-"}}); err == nil {
+		t.Errorf("NA not among the tokens is an error")
+	}
+
+	// A missing cell beside a bad one is an error, not a skip.
+	if _, err := Read(strings.NewReader("a,b\n1,2\nNA,x\n"), "m.csv", Options{SkipMissing: true}); err == nil || !strings.Contains(err.Error(), `"x" is not a number`) {
+		t.Errorf("missing beside bad: %v", err)
+	}
+
+	// Chunks: skipped rows do not count towards a chunk's size, and a
+	// chunk of skipped rows alone comes back with no rows.
+	rd, err := NewReader(strings.NewReader("a\n1\nNA\nNA\n2\n3\nNA\n"), "c.csv", Options{SkipMissing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows, skipped []int
+	for {
+		c, err := rd.Read(2)
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range c.Rows() {
+			rows = append(rows, c.Row(i))
+		}
+		for _, e := range c.Skipped {
+			skipped = append(skipped, e.Row)
+		}
+	}
+	if !slices.Equal(rows, []int{0, 3, 4}) || !slices.Equal(skipped, []int{1, 2, 5}) {
+		t.Errorf("chunked: rows %v, skipped %v", rows, skipped)
+	}
+	if _, err := Read(strings.NewReader("a\nNA\n"), "all.csv", Options{SkipMissing: true, Header: HeaderYes}); err == nil || !strings.Contains(err.Error(), "every data row has a missing value") {
+		t.Errorf("all rows missing: %v", err)
+	}
+}
+
+// TestKeep: kept columns come through as text, beside the data, skipped
+// rows included in neither.
+func TestKeep(t *testing.T) {
+	in := "name,mpg,cyl\n\"Mazda RX4\",21,6\nDatsun 710,NA,4\nValiant,18.1,6\n"
+	tab, err := Read(strings.NewReader(in), "cars.csv", Options{Columns: []string{"mpg", "cyl"}, Keep: []string{"name", "cyl"}, SkipMissing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tab.KeepNames, []string{"name", "cyl"}) || !slices.Equal(tab.Kept, []string{"Mazda RX4", "6", "Valiant", "6"}) {
+		t.Errorf("kept %q: %q", tab.KeepNames, tab.Kept)
+	}
+	for _, bad := range [][]string{{"nope"}, {"name", "0"}} {
+		if _, err := Read(strings.NewReader(in), "cars.csv", Options{Columns: []string{"mpg"}, Keep: bad, KeepName: "--keep"}); err == nil || !strings.Contains(err.Error(), "--keep") {
+			t.Errorf("Keep %q: %v", bad, err)
+		}
+	}
+}
+
+// TestDetect: without Columns, Detect sorts text columns into categories
+// (few levels) and identifiers (left out), and reads the rest as numbers.
+func TestDetect(t *testing.T) {
+	var iris strings.Builder
+	iris.WriteString("\"\",\"Sepal.Length\",\"Species\"\n")
+	species := []string{"setosa", "versicolor", "virginica"}
+	for i := range 30 {
+		fmt.Fprintf(&iris, "\"r%d\",%d.5,\"%s\"\n", i, i, species[i%3])
+	}
+	tab, err := Read(strings.NewReader(iris.String()), "iris.csv", Options{Detect: true, KeepName: "--keep"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tab.Names, []string{"Sepal.Length"}) || !slices.Equal(tab.CatNames, []string{"Species"}) || tab.Rows() != 30 {
+		t.Fatalf("names %q, categories %q, %d rows", tab.Names, tab.CatNames, tab.Rows())
+	}
+	if !slices.Equal(tab.Cats[:4], []string{"setosa", "versicolor", "virginica", "setosa"}) {
+		t.Errorf("levels %q", tab.Cats[:4])
+	}
+	if len(tab.LeftOut) != 1 || !strings.Contains(tab.LeftOut[0], "column 0: text with 30 distinct values") || !strings.Contains(tab.LeftOut[0], "--keep") {
+		t.Errorf("left out: %q", tab.LeftOut)
+	}
+
+	// R's row numbers are left out too.
+	tab, err = Read(strings.NewReader("\"\",\"a\",\"b\"\n\"1\",2,3\n\"2\",2.5,4\n\"3\",2,5\n"), "r.csv", Options{Detect: true})
+	if err != nil || !slices.Equal(tab.Names, []string{"a", "b"}) || len(tab.LeftOut) != 1 || !strings.Contains(tab.LeftOut[0], "row numbers") {
+		t.Errorf("row numbers: %v, %q, %q", err, tab.Names, tab.LeftOut)
+	}
+
+	// Kept, explicit categories (numbers are levels too), a missing level.
+	in := "name,mpg,cyl\nA,21,6\nB,22,4\nC,18.1,NA\nD,19,6\n"
+	tab, err = Read(strings.NewReader(in), "cars.csv", Options{Detect: true, Keep: []string{"name"}, Categorical: []string{"cyl"}, SkipMissing: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(tab.Names, []string{"mpg"}) || !slices.Equal(tab.Cats, []string{"6", "4", "6"}) || len(tab.Skipped) != 1 || !slices.Equal(tab.Kept, []string{"A", "B", "D"}) {
+		t.Errorf("names %q, cats %q, skipped %d, kept %q", tab.Names, tab.Cats, len(tab.Skipped), tab.Kept)
+	}
+	if _, err := Read(strings.NewReader(in), "cars.csv", Options{Categorical: []string{"cyl"}, Columns: []string{"mpg"}}); err == nil || !strings.Contains(err.Error(), `"NA" marks a missing value`) {
+		t.Errorf("missing level: %v", err)
+	}
+	if _, err := Read(strings.NewReader(in), "cars.csv", Options{Categorical: []string{"cyl"}, Columns: []string{"cyl"}}); err == nil {
+		t.Errorf("a column both data and category: no error")
 	}
 }

@@ -33,14 +33,23 @@ func TestProgress(t *testing.T) {
 	var buf bytes.Buffer
 	pr := newProgress(&buf, 10, mpb.WithAutoRefresh(), mpb.WithWidth(80))
 	for epoch := 1; epoch <= 4; epoch++ {
-		pr.update(optim.Progress{Epoch: epoch, TrainNLL: 2.5, ValNLL: 2.75, Elapsed: time.Second})
+		pr.update(optim.Progress{Epoch: epoch, TrainNLL: 2.5, ValNLL: 2.75, Elapsed: time.Duration(epoch) * time.Second})
 	}
 	pr.update(optim.Progress{Epoch: 5, TrainNLL: 2.25, ValNLL: math.NaN()})
 	pr.finish(true) // stopped early: the bar completes at epoch 5
 	out := buf.String()
-	for _, w := range []string{"fit", "epoch 5 / 5", "train 2.2500"} {
+	for _, w := range []string{"fit", "epoch 5 / 5", "train 2.2500", "at most "} {
 		if !strings.Contains(out, w) {
 			t.Errorf("the bar does not show %q:\n%q", w, out)
+		}
+	}
+	for _, tc := range []struct {
+		elapsed     time.Duration
+		done, total int
+		want        time.Duration
+	}{{4 * time.Second, 4, 10, 6 * time.Second}, {time.Second, 0, 10, 0}, {time.Second, 10, 10, 0}, {1500 * time.Millisecond, 1, 3, 3 * time.Second}} {
+		if got := timeLeft(tc.elapsed, tc.done, tc.total); got != tc.want {
+			t.Errorf("timeLeft(%v, %d, %d) = %v, want %v", tc.elapsed, tc.done, tc.total, got, tc.want)
 		}
 	}
 	var nilBar *progress

@@ -77,14 +77,14 @@ func TestMessyData(t *testing.T) {
 	// A constant column: refused, naming it, and nothing written; dropped
 	// with --drop-constant.
 	r := fit("const.csv")
-	if r.code != 1 || !strings.Contains(r.stderr, `const.csv: column 3 ("c") is constant (every row is 7): it has no density; drop it with --drop-constant, or leave it out of --columns`) {
+	if r.code != 1 || !strings.Contains(r.stderr, `const.csv: column "c" is constant (every row is 7): it has no density; drop it with --drop-constant, or leave it out of --columns`) {
 		t.Errorf("constant column: exit %d\n%s", r.code, r.stderr)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "const.flow")); err == nil {
 		t.Error("a model was written for a table with a constant column")
 	}
 	r = fit("const.csv", "--drop-constant")
-	if r.code != 0 || !strings.Contains(r.stderr, `dropped column 3 ("c") is constant (every row is 7): it has no density`) {
+	if r.code != 0 || !strings.Contains(r.stderr, `dropped column "c" is constant (every row is 7): it has no density`) {
 		t.Errorf("--drop-constant: exit %d\n%s", r.code, r.stderr)
 	}
 	if m, err := model.Load(filepath.Join(dir, "const.flow")); err != nil || strings.Join(m.Config.Columns, ",") != "a,k,p" {
@@ -93,7 +93,7 @@ func TestMessyData(t *testing.T) {
 
 	// Integers: a warning that names --dequantize, which takes it away.
 	r = fit("messy.csv")
-	if !strings.Contains(r.stderr, `warning: messy.csv: column 1 ("k") holds integers only (10 values, 0 to 9): a density of it is spikes at the integers; dequantise it (--dequantize does)`) {
+	if !strings.Contains(r.stderr, `warning: messy.csv: column "k" holds integers only (10 values, 0 to 9): a density of it is spikes at the integers; dequantise it (--dequantize does)`) {
 		t.Errorf("integers:\n%s", r.stderr)
 	}
 	// The baseline.
@@ -141,7 +141,7 @@ func TestMessyData(t *testing.T) {
 
 	// A row a million scales out: named.
 	r = fit("far.csv")
-	if !strings.Contains(r.stderr, `warning: far.csv: column 0 ("a"): 1 row lies more than 50 robust scales`) || !strings.Contains(r.stderr, "row 42 (1e+06)") {
+	if !strings.Contains(r.stderr, `warning: far.csv: column "a": 1 row lies more than 50 robust scales`) || !strings.Contains(r.stderr, "row 42 (1e+06)") {
 		t.Errorf("outlier:\n%s", r.stderr)
 	}
 	// Duplicates: the fraction.
@@ -151,7 +151,7 @@ func TestMessyData(t *testing.T) {
 	}
 	// A column that is a linear function of others: the columns named.
 	r = fit("total.csv")
-	if !strings.Contains(r.stderr, `warning: total.csv: column 2 ("p") is a linear function of columns 0 ("a"), 1 ("k") up to rounding`) {
+	if !strings.Contains(r.stderr, `warning: total.csv: column "p" is a linear function of columns "a", "k" up to rounding`) {
 		t.Errorf("collinear:\n%s", r.stderr)
 	}
 	// A value outside --bounds: its line and column.

@@ -383,6 +383,7 @@ func TestErrors(t *testing.T) {
 		{[]string{"fit", "data.csv", "-o", "new.flow", "--kind", "maf", "--bins", "4"}, []string{"--bins and --bound apply to the spline kinds only"}, "new.flow"},
 		{[]string{"fit", "data.csv", "-o", "new.flow", "--hidden", "64,x"}, []string{"--hidden", "not a list of positive integers"}, "new.flow"},
 		{[]string{"fit", "data.csv", "-o", "new.flow", "--nope"}, []string{"flag provided but not defined: --nope", "Run 'flows help fit'"}, "new.flow"},
+		{[]string{"fit", "data.csv", "-o", "new.flow", "--epoch", "3"}, []string{"flag provided but not defined: --epoch; did you mean --epochs?", "Run 'flows help fit'"}, "new.flow"},
 		{[]string{"fit", "data.csv", "other.csv", "-o", "new.flow"}, []string{"too many arguments: other.csv"}, "new.flow"},
 		{[]string{"fit", "data.csv", "-o", "nodir/new.flow"}, []string{"cannot write nodir/new.flow"}, ""},
 		{[]string{"plot", "model.flow", "data.csv", "-o", "new.gif"}, []string{"want a .png, .svg or .pdf file"}, "new.gif"},

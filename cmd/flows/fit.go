@@ -45,6 +45,7 @@ type fitFlags struct {
 	init       string
 	linear     string
 	logScale   float64
+	rows       rowsFlags
 }
 
 var fitCommand = &command{
@@ -60,13 +61,27 @@ file, atomically: the file is replaced only once the model is complete.
 The model's columns are the selected columns in the order --columns gives
 (all columns but the context ones, in the file's order, by default). The
 model file records their names, so that score, sample and plot find them
-in a file by name. With --context, the model is conditional: it models the
-data columns given the context columns, p(x | c).
+in a file by name (a file without a header row: x0, x1, … by position).
+With --context, the model is conditional: it models the data columns given
+the context columns, p(x | c).
+
+Tables as they come: without --columns, a column of text with at most 32
+levels (each seen twice on average) is a category, and --categorical names
+more (a column of codes, say). The model's density of a row is then
+p(categories) · p(numbers | categories): the flow is conditioned on the
+categories' one-hot code, and their combinations are counted, with one
+pseudo-row spread over all combinations (log densities are in nats of the
+numbers' units plus the categories' log probability). Other text columns
+(names, ids) and R's or pandas' row numbers are left out with a note.
+Cells that are NA, empty, NaN or null (--na changes the list) are missing
+values: a row with one is an error, or, with --missing skip, left out,
+counted and listed in the --rejects file (file,line,reason).
 
 On a terminal a progress bar shows the epochs, the training and validation
 negative log-likelihood (nats per row) and the time left; elsewhere (a pipe,
 a log file) each epoch is one line on standard error. --log writes the
-epochs as a CSV table, --curve as a picture. --quiet prints nothing on success. At the end, fit
+epochs as a CSV table, --curve as a picture. --quiet prints nothing on
+success, warnings included. At the end, fit
 gives the validation NLL of a full-covariance Gaussian of the same rows,
 and says plainly when the flow does not beat it.
 
@@ -91,6 +106,7 @@ Kinds: ` + kindList() + `.`,
 	flags: func(fs *flag.FlagSet) func(*env, []string) error {
 		f := &fitFlags{hidden: intsFlag{64, 64}}
 		f.csv.add(fs)
+		f.rows.add(fs, "fit")
 		fs.StringVar(&f.out, "o", "", "the model `file` to write (required)")
 		fs.StringVar(&f.kind, "kind", "", "the flow architecture: "+kindList()+"\n(default nsf-coupling, or nsf-autoregressive for one column)")
 		fs.IntVar(&f.layers, "layers", 5, "the number of blocks of the architecture")
@@ -98,7 +114,7 @@ Kinds: ` + kindList() + `.`,
 		fs.StringVar(&f.activation, "activation", "relu", "the conditioners' nonlinearity: "+activationList())
 		fs.IntVar(&f.bins, "bins", 8, "the spline bins ("+splineKinds()+" only)")
 		fs.Float64Var(&f.bound, "bound", 3, "the spline interval [-bound, bound] of the standardised data\n("+splineKinds()+" only)")
-		fs.IntVar(&f.epochs, "epochs", 100, "the most passes over the training rows")
+		fs.IntVar(&f.epochs, "epochs", 0, "the most passes over the training rows (default: until the validation\nNLL stops improving, at most 1000; 100 with --val 0 or --patience 0)")
 		fs.IntVar(&f.batch, "batch", 0, "the rows per optimiser step (default a tenth of the training rows,\nfrom 16 to 256)")
 		fs.Float64Var(&f.lr, "lr", 1e-3, "the learning rate of Adam")
 		fs.Uint64Var(&f.seed, "seed", 0, "the seed of the initial parameters, the validation split and the shuffles")
@@ -192,8 +208,8 @@ func (f *fitFlags) config(fs *flag.FlagSet) (model.Config, optim.FitConfig, erro
 
 	fc := optim.FitConfig{Epochs: f.epochs, BatchSize: f.batch, LR: f.lr, ValFraction: f.val, Patience: f.patience}
 	switch {
-	case f.epochs < 1:
-		return usage("--epochs %d: want at least 1", f.epochs)
+	case f.epochs < 0:
+		return usage("--epochs %d: want at least 1 (or 0 for the default)", f.epochs)
 	case f.batch < 0:
 		return usage("--batch %d: want at least 1 (or 0 for the default)", f.batch)
 	case !(f.lr > 0) || math.IsInf(f.lr, 0):
@@ -222,6 +238,10 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 	if err != nil {
 		return err
 	}
+	if err := f.rows.apply("fit", &opt); err != nil {
+		return err
+	}
+	opt.Detect = true // text columns: categories or identifiers
 	if f.out == "" || f.out == "-" {
 		return usagef("fit", "no model file: give one with -o model.flow")
 	}
@@ -231,7 +251,7 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 			return err
 		}
 	}
-	for _, out := range []string{f.out, f.log, f.curve} {
+	for _, out := range []string{f.out, f.log, f.curve, f.rows.rejects} {
 		if out == "" {
 			continue
 		}
@@ -242,7 +262,7 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 			return err
 		}
 	}
-	t, err := readTable(e, path, opt)
+	t, err := f.read(e, path, opt)
 	if err != nil {
 		return err
 	}
@@ -251,7 +271,12 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 	}
 	cfg.Columns, cfg.Context = t.Names, t.ContextNames
 	n := t.Rows()
-	m, err := model.New(cfg, t.X, t.C)
+	var m *model.Model
+	if len(t.CatNames) > 0 {
+		m, err = model.NewMixed(cfg, t.X, t.CatNames, t.Cats, t.C)
+	} else {
+		m, err = model.New(cfg, t.X, t.C)
+	}
 	if de := (*model.DataError)(nil); errors.As(err, &de) {
 		// The file's line, as the table's errors give it.
 		return fmt.Errorf("%s:%d: column %q: %v %s", path, t.Lines[de.Row], t.Names[de.Column], de.Value, de.Reason)
@@ -266,7 +291,7 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 		return err
 	}
 	fc.Progress = report
-	res, err := m.Fit(t.X, t.C, fc)
+	res, err := m.FitMixed(t.X, t.Cats, t.C, fc)
 	if err := done(err); err != nil {
 		return err
 	}
@@ -296,6 +321,13 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 		if len(t.ContextNames) > 0 {
 			what += fmt.Sprintf("; given %d context %s: %s", len(t.ContextNames), plural(len(t.ContextNames), "column"), joinNames(t.ContextNames))
 		}
+		if c := m.Categories; c != nil {
+			var lv []string
+			for j, name := range c.Names {
+				lv = append(lv, fmt.Sprintf("%s (%d %s)", name, len(c.Levels[j]), plural(len(c.Levels[j]), "level")))
+			}
+			what += fmt.Sprintf("; categorical: %s", joinNames(lv))
+		}
 		fmt.Fprintf(e.stderr, "wrote %s: %s, %s\n", f.out, m.Config.Kind, what)
 		fmt.Fprintf(e.stderr, "%d %s, %d %s", n, plural(n, "row"), res.Epochs, plural(res.Epochs, "epoch"))
 		if res.Stopped {
@@ -308,10 +340,18 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 			}
 		}
 		fmt.Fprintln(e.stderr)
+		if m.Categories != nil {
+			nll, _ := m.CategoriesNLL(t.Cats)
+			fmt.Fprintf(e.stderr, "the NLLs are of the numbers given the categories; the categories' own: %.4f nats per row (%d %s of levels seen)\n",
+				nll, len(m.Categories.Counts), plural(len(m.Categories.Counts), "combination"))
+		}
 		if r := res.Recoveries; len(r) > 0 {
 			fmt.Fprintf(e.stderr, "recovered %d %s from a blow-up (first at epoch %d: %s); each restored the epoch's start and halved the learning rate, to %g of --lr\n",
 				len(r), plural(len(r), "time"), r[0].Epoch, r[0].Reason, r[len(r)-1].LRScale)
 		}
+	}
+	if !f.quiet {
+		smallTable(e, path, n, len(t.Names), len(m.Params), len(res.ValRows))
 	}
 	// The baseline: a full-covariance Gaussian of the same training rows,
 	// on the same validation rows (Model.Fit computes it).

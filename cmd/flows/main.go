@@ -54,8 +54,19 @@ func usagef(cmd, format string, args ...any) error {
 	return &usageError{cmd: cmd, msg: fmt.Sprintf(format, args...)}
 }
 
+// sizedTerminal reports whether fd is a terminal that knows its size: the
+// bar needs both (mpb draws nothing on a terminal of height 0), and a
+// terminal without one gets the plain per-epoch lines instead.
+func sizedTerminal(fd int) bool {
+	if !cwriter.IsTerminal(fd) {
+		return false
+	}
+	w, h, err := cwriter.GetSize(fd)
+	return err == nil && w > 0 && h > 0
+}
+
 func main() {
-	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, stderrTTY: cwriter.IsTerminal(int(os.Stderr.Fd()))}
+	e := &env{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, stderrTTY: sizedTerminal(int(os.Stderr.Fd()))}
 	// An interrupted command removes the temporary file it was writing:
 	// its output is then as it was, and nothing is left behind.
 	sig := make(chan os.Signal, 1)

@@ -119,7 +119,8 @@ func splitList(s string) []string {
 // error, or, with --drop-constant, dropped from t with a note; it sets
 // cfg's Dequantize and Bounds from the flags (column names or indexes of
 // t's columns, after the drop); and it warns, on standard error, of the
-// other findings, but not of integers in a dequantised column.
+// other findings, but not of integers in a dequantised column (and of
+// none with --quiet).
 func (f *fitFlags) prepare(e *env, path string, t *table.Table, cfg *model.Config) error {
 	if t.Rows() < 2 {
 		return nil // too few rows to say anything; the fit says so
@@ -130,7 +131,9 @@ func (f *fitFlags) prepare(e *env, path string, t *table.Table, cfg *model.Confi
 		switch {
 		case fd.Fatal() && f.dropConst:
 			drop = append(drop, fd.Column)
-			fmt.Fprintf(e.stderr, "dropped %s\n", strings.TrimSuffix(fd.Message, "; drop it"))
+			if !f.quiet {
+				fmt.Fprintf(e.stderr, "dropped %s\n", strings.TrimSuffix(fd.Message, "; drop it"))
+			}
 		case fd.Fatal():
 			return fmt.Errorf("%s: %s with --drop-constant, or leave it out of --columns", path, fd.Message)
 		}
@@ -176,7 +179,7 @@ func (f *fitFlags) prepare(e *env, path string, t *table.Table, cfg *model.Confi
 
 	for _, fd := range findings {
 		switch {
-		case fd.Fatal():
+		case fd.Fatal() || f.quiet:
 		case fd.Issue == prep.Integers && deq[newIndex[fd.Column]]:
 		case fd.Issue == prep.Integers:
 			fmt.Fprintf(e.stderr, "warning: %s: %s (--dequantize does)\n", path, fd.Message)
@@ -220,4 +223,60 @@ func dropColumns(t *table.Table, drop []int) []int {
 	}
 	t.X, t.Names = x, names
 	return newIndex
+}
+
+// read reads the table to fit: the text columns that are not picked are
+// categories (few levels) or left out (identifiers, row numbers) with a
+// note; with --missing skip, the rows with a missing value are left out,
+// counted and listed in --rejects (written even if the fit fails: they
+// describe the file).
+func (f *fitFlags) read(e *env, path string, opt table.Options) (*table.Table, error) {
+	rj, err := openRejects(e, f.rows.rejects)
+	if err != nil {
+		return nil, err
+	}
+	t, err := readTable(e, path, opt)
+	if err == nil {
+		err = rj.add(t.Skipped)
+	}
+	if err := rj.finish(err); err != nil {
+		return nil, err
+	}
+	if f.quiet {
+		return t, nil
+	}
+	for _, note := range t.LeftOut {
+		fmt.Fprintf(e.stderr, "%s: left out %s\n", path, note)
+	}
+	rj.note(e, path, t.Rows(), f.rows.rejects)
+	if len(t.CatNames) > 0 {
+		fmt.Fprintf(e.stderr, "%s: categorical %s %s: the flow models the numbers given %s, and their combinations are counted\n",
+			path, plural(len(t.CatNames), "column"), joinNames(t.CatNames), map[bool]string{true: "it", false: "them"}[len(t.CatNames) == 1])
+	}
+	return t, nil
+}
+
+// Thresholds of smallTable's warnings.
+const (
+	// minValRows is the fewest validation rows whose mean NLL picks an
+	// epoch reliably: below it, one odd row moves the mean by more than
+	// the epochs differ.
+	minValRows = 30
+	// maxParamsPerValue is the most parameters per number of the table
+	// (rows × columns) before the model is far larger than the table.
+	maxParamsPerValue = 20
+)
+
+// smallTable warns when the table is small for the model: too few
+// validation rows to choose the epoch, or far more parameters than the
+// table has numbers.
+func smallTable(e *env, path string, rows, dim, params, valRows int) {
+	if valRows > 0 && valRows < minValRows {
+		fmt.Fprintf(e.stderr, "warning: %s: only %d validation %s choose the epoch (and give the figures above): fewer than %d, so they are noisy; a larger table, or a larger --val, makes them trustworthy\n",
+			path, valRows, plural(valRows, "row"), minValRows)
+	}
+	if values := rows * dim; params > maxParamsPerValue*values {
+		fmt.Fprintf(e.stderr, "warning: %s: the model has %d parameters for %d %s of %d %s (%d numbers): far more than such a table pins down; compare the held-out NLL of a smaller model (--layers, --hidden) and of the Gaussian\n",
+			path, params, rows, plural(rows, "row"), dim, plural(dim, "column"), values)
+	}
 }

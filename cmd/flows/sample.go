@@ -3,6 +3,7 @@ package main
 import (
 	"flag"
 	"fmt"
+	"slices"
 	"strconv"
 
 	"gonum.org/v1/gonum/mat"
@@ -86,6 +87,10 @@ columns found by the model's context names, or as --context picks them).`,
 			if err != nil {
 				return err
 			}
+			cats := m.Categories
+			if cats != nil {
+				header = append(slices.Clone(header), cats.Names...)
+			}
 			tw, err := table.NewWriter(o.w, header)
 			if err != nil {
 				return o.finish(err)
@@ -100,13 +105,37 @@ columns found by the model's context names, or as --context picks them).`,
 				case ctx != nil:
 					cb = ctx.Slice(lo, hi, 0, m.ContextDim).(*mat.Dense)
 				}
-				if err := tw.WriteRows(m.Sample(key.Fold(uint64(lo/sampleBlock)), hi-lo, cb)); err != nil {
+				if cats == nil {
+					if err := tw.WriteRows(m.Sample(key.Fold(uint64(lo/sampleBlock)), hi-lo, cb)); err != nil {
+						return o.finish(err)
+					}
+					continue
+				}
+				x, levels := m.SampleMixed(key.Fold(uint64(lo/sampleBlock)), hi-lo, cb)
+				if err := writeMixed(tw, x, levels, len(cats.Names)); err != nil {
 					return o.finish(err)
 				}
 			}
 			return o.finish(tw.Flush())
 		}
 	},
+}
+
+// writeMixed writes rows of numbers x, each followed by its k levels
+// (row-major in levels).
+func writeMixed(tw *table.Writer, x *mat.Dense, levels []string, k int) error {
+	n, d := x.Dims()
+	cells := make([]string, d+k)
+	for i := range n {
+		for j, v := range x.RawRowView(i) {
+			cells[j] = table.FormatFloat(v)
+		}
+		copy(cells[d:], levels[i*k:(i+1)*k])
+		if err := tw.WriteCells(cells); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // sampleContexts returns the contexts to sample a conditional model at: the

@@ -3,11 +3,13 @@ package main
 import (
 	"cmp"
 	"container/heap"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
 	"slices"
+	"strconv"
 
 	"github.com/gonormflows/flows/internal/cliflags"
 	"github.com/gonormflows/flows/model"
@@ -28,12 +30,16 @@ var scoreCommand = &command{
 the row. It writes CSV with a header row, to standard output or to the -o
 file (atomically), one row per data row in file order:
 
-	row,line,log_density,<the model's columns>[,<its context columns>]
+	row,line,log_density[,<--keep columns>],<the model's columns>[,<its context columns>][,<its categories>]
 
 where row counts the data rows from 0 (the header is not a data row), line
 is the row's line in the file (from 1), and log_density is in nats, in the
-data's units. With --top k it writes only the k least likely rows, lowest
-log density first.
+data's units (for a model with categories, plus their log probability; a
+level the model has not seen is an error naming the line). With --top k it
+writes only the k least likely rows, lowest log density first; --keep
+copies columns of any content (names, ids) into the output beside them.
+With --missing skip, rows with a missing value are left out, counted and
+listed in --rejects.
 
 The model's columns are found in the file by the names the model records
 (in any order, other columns ignored), or as --columns and --context pick
@@ -42,11 +48,13 @@ memory.`,
 	nArgs: [2]int{2, 2},
 	flags: func(fs *flag.FlagSet) func(*env, []string) error {
 		var (
-			c   csvFlags
-			out string
-			top int
+			c    csvFlags
+			rows rowsFlags
+			out  string
+			top  int
 		)
 		c.add(fs)
+		rows.add(fs, "score")
 		fs.StringVar(&out, "o", "", "the CSV `file` to write (default standard output)")
 		fs.IntVar(&top, "top", 0, "write only the `k` least likely rows, lowest first (0: all rows)")
 		return func(e *env, args []string) error {
@@ -57,8 +65,13 @@ memory.`,
 			if err != nil {
 				return err
 			}
-			if err := checkNotInput(out, args...); err != nil {
+			if err := rows.apply("score", &opt); err != nil {
 				return err
+			}
+			for _, o := range []string{out, rows.rejects} {
+				if err := checkNotInput(o, args...); err != nil {
+					return err
+				}
 			}
 			m, err := loadModel(args[0])
 			if err != nil {
@@ -72,7 +85,15 @@ memory.`,
 			if err != nil {
 				return err
 			}
-			return o.finish(score(e, m, args[1], opt, top, o.w))
+			rj, err := openRejects(e, rows.rejects)
+			if err != nil {
+				return o.finish(err)
+			}
+			err = score(e, m, args[1], opt, top, o.w, rj)
+			if err := rj.finish(err); err != nil {
+				return o.finish(err)
+			}
+			return o.finish(nil)
 		}
 	},
 }
@@ -82,6 +103,8 @@ type scored struct {
 	row, line int
 	logp      float64
 	values    []float64 // data, then context
+	kept      []string  // the --keep columns
+	levels    []string  // the categories
 }
 
 // scoreHeap is a max-heap by log density (NaN the lowest, so the first to
@@ -114,8 +137,9 @@ func lowerScore(a, b scored) bool {
 }
 
 // score reads the file at path in chunks, scores each row under m and
-// writes the rows (or, with top > 0, the top least likely) to w.
-func score(e *env, m *model.Model, path string, opt table.Options, top int, w io.Writer) error {
+// writes the rows (or, with top > 0, the top least likely) to w; the rows
+// left out for a missing value go to rj.
+func score(e *env, m *model.Model, path string, opt table.Options, top int, w io.Writer, rj *rejects) error {
 	r, name, done, err := openInput(e, path)
 	if err != nil {
 		return err
@@ -125,14 +149,17 @@ func score(e *env, m *model.Model, path string, opt table.Options, top int, w io
 	if err != nil {
 		return err
 	}
-	header := append(append([]string{"row", "line", "log_density"}, rd.Names()...), rd.ContextNames()...)
+	var header []string
+	for _, part := range [][]string{{"row", "line", "log_density"}, rd.KeepNames(), rd.Names(), rd.ContextNames(), m.Categories.ColumnNames()} {
+		header = append(header, part...)
+	}
 	tw, err := table.NewWriter(w, header)
 	if err != nil {
 		return err
 	}
 	var kept scoreHeap
 	rows, zero := 0, 0
-	rowBuf := make([]float64, len(header))
+	cells := make([]string, len(header))
 	for {
 		t, err := rd.Read(chunkRows)
 		if err == io.EOF {
@@ -141,7 +168,21 @@ func score(e *env, m *model.Model, path string, opt table.Options, top int, w io
 		if err != nil {
 			return err
 		}
-		lp := m.LogPDF(t.X, t.C)
+		if err := rj.add(t.Skipped); err != nil {
+			return err
+		}
+		if t.Rows() == 0 {
+			continue
+		}
+		lp, err := m.LogPDFMixed(t.X, t.Cats, t.C)
+		if ue := (*model.UnknownLevelError)(nil); errors.As(err, &ue) {
+			return fmt.Errorf("%s:%d: column %q: level %q was not in the model's training rows (its levels: %s)",
+				name, t.Lines[ue.Row], ue.Column, ue.Level, joinNames(ue.Levels))
+		}
+		if err != nil {
+			return err
+		}
+		nk, nc := len(t.KeepNames), len(t.CatNames)
 		for i, v := range lp {
 			if math.IsInf(v, -1) {
 				zero++
@@ -150,9 +191,10 @@ func score(e *env, m *model.Model, path string, opt table.Options, top int, w io
 			if t.C != nil {
 				values = append(slices.Clone(values), t.C.RawRowView(i)...)
 			}
-			s := scored{row: t.First + i, line: t.Lines[i], logp: v, values: values}
+			s := scored{row: t.Row(i), line: t.Lines[i], logp: v, values: values,
+				kept: t.Kept[i*nk : (i+1)*nk], levels: t.Cats[i*nc : (i+1)*nc]}
 			if top == 0 {
-				if err := tw.WriteRow(s.record(rowBuf)); err != nil {
+				if err := tw.WriteCells(s.record(cells)); err != nil {
 					return err
 				}
 				continue
@@ -168,7 +210,11 @@ func score(e *env, m *model.Model, path string, opt table.Options, top int, w io
 		}
 		rows += t.Rows()
 	}
+	rj.note(e, name, rows, "")
 	if rows == 0 {
+		if rj.n > 0 {
+			return fmt.Errorf("%s: every data row has a missing value", name)
+		}
 		return fmt.Errorf("%s: a header row but no data rows", name)
 	}
 	if zero > 0 {
@@ -185,17 +231,22 @@ func score(e *env, m *model.Model, path string, opt table.Options, top int, w io
 		return 1
 	})
 	for _, s := range kept {
-		if err := tw.WriteRow(s.record(rowBuf)); err != nil {
+		if err := tw.WriteCells(s.record(cells)); err != nil {
 			return err
 		}
 	}
 	return tw.Flush()
 }
 
-// record fills buf with the row's output cells, as numbers.
-func (s scored) record(buf []float64) []float64 {
-	buf = append(buf[:0], float64(s.row), float64(s.line), s.logp)
-	return append(buf, s.values...)
+// record fills cells with the row's output: row, line, log density, the
+// kept columns, the numbers and the levels.
+func (s scored) record(cells []string) []string {
+	cells = append(cells[:0], strconv.Itoa(s.row), strconv.Itoa(s.line), table.FormatFloat(s.logp))
+	cells = append(cells, s.kept...)
+	for _, v := range s.values {
+		cells = append(cells, table.FormatFloat(v))
+	}
+	return append(cells, s.levels...)
 }
 
 // loadModel loads the model file at path, its errors without the library's

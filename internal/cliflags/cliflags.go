@@ -128,6 +128,9 @@ func ForModel(opt table.Options, m *model.Model, path string) table.Options {
 	if len(opt.Context) == 0 && len(m.Config.Context) > 0 {
 		opt.Context, opt.ContextName = m.Config.Context, path+"'s context columns"
 	}
+	if m.Categories != nil {
+		opt.Categorical = m.Categories.Names
+	}
 	opt.Want, opt.WantContext, opt.Model = m.Dim, m.ContextDim, path
 	return opt
 }
@@ -154,7 +157,7 @@ func ParseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
-			return nil, err
+			return nil, suggest(fs, err)
 		}
 		rest := fs.Args()
 		if len(rest) == 0 {
@@ -166,6 +169,55 @@ func ParseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// undefinedPrefix starts the flag package's error for a flag fs lacks.
+const undefinedPrefix = "flag provided but not defined: -"
+
+// suggest adds to the flag package's error for an undefined flag the
+// defined flags it is most likely a typo of: those it is a prefix of (or
+// that are a prefix of it: --epoch, --epochss), and those one or two edits
+// away (--hiden). Other errors come back as they are.
+func suggest(fs *flag.FlagSet, err error) error {
+	msg := err.Error()
+	name, ok := strings.CutPrefix(msg, undefinedPrefix)
+	if !ok {
+		return err
+	}
+	name = strings.TrimLeft(name, "-")
+	var near []string
+	fs.VisitAll(func(f *flag.Flag) {
+		if len(f.Name) > 1 && len(name) > 1 && (strings.HasPrefix(f.Name, name) || strings.HasPrefix(name, f.Name) || editDistance(f.Name, name) <= 2) {
+			near = append(near, "-"+f.Name)
+		}
+	})
+	if len(near) == 0 {
+		return err
+	}
+	sort.Strings(near)
+	return fmt.Errorf("%s; did you mean %s?", msg, strings.Join(near, " or "))
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes
+// (flag names are ASCII).
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // PrintFlags writes the flags of fs to w under "Flags:", sorted by name,

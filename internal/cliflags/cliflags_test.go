@@ -78,3 +78,29 @@ func TestCSVOptions(t *testing.T) {
 		}
 	}
 }
+
+func TestSuggest(t *testing.T) {
+	tests := []struct {
+		arg, want string
+	}{
+		{"--epoch", "; did you mean -epochs?"},
+		{"--hiden", "; did you mean -hidden?"},
+		{"--epochss", "; did you mean -epochs?"},
+		{"--colour", ""},
+	}
+	for _, tc := range tests {
+		fs := flag.NewFlagSet("t", flag.ContinueOnError)
+		fs.SetOutput(new(strings.Builder))
+		fs.Int("epochs", 0, "")
+		fs.Int("hidden", 0, "")
+		fs.String("o", "", "")
+		_, err := ParseInterspersed(fs, []string{"a", tc.arg, "3"})
+		if err == nil {
+			t.Fatalf("%s: no error", tc.arg)
+		}
+		want := "flag provided but not defined: -" + strings.TrimLeft(tc.arg, "-") + tc.want
+		if err.Error() != want {
+			t.Errorf("%s: %q, want %q", tc.arg, err, want)
+		}
+	}
+}
