@@ -601,9 +601,11 @@ func TestFitWithoutValidation(t *testing.T) {
 	}
 }
 
-// TestFitZeroConfig checks that the zero FitConfig works: 100 epochs at most
-// of batches of a tenth of the training rows (180 of 1800), a tenth of the
-// rows held out, early stopping after 10 epochs without progress.
+// TestFitZeroConfig checks that the zero FitConfig works: until the
+// validation score plateaus (1000 epochs at most) with batches of a tenth
+// of the training rows (180 of 1800), a tenth of the rows held out, early
+// stopping after 10 epochs without progress; and that without validation
+// the budget is 100 epochs.
 func TestFitZeroConfig(t *testing.T) {
 	x := banana(flows.NewKey(1), 2000)
 	p, d, err := flows.DiagNormal()(flows.NewKey(0), 2, 0)
@@ -618,14 +620,22 @@ func TestFitZeroConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("%d epochs, best %d, validation NLL %.4f", res.Epochs, res.BestEpoch, res.BestValNLL)
-	if len(res.ValRows) != 200 || res.Epochs < 1 || res.Epochs > 100 || res.Steps != 10*res.Epochs {
-		t.Errorf("%d validation rows, %d epochs, %d steps; want 200, 1 to 100, 10 a epoch", len(res.ValRows), res.Epochs, res.Steps)
+	if len(res.ValRows) != 200 || res.Epochs < 1 || res.Epochs > 1000 || res.Steps != 10*res.Epochs {
+		t.Errorf("%d validation rows, %d epochs, %d steps; want 200, 1 to 1000, 10 a epoch", len(res.ValRows), res.Epochs, res.Steps)
 	}
-	if pr := progress[0]; pr.Steps != 1000 || pr.LR != 1e-3 {
-		t.Errorf("first Progress %+v, want Steps 1000 and LR 1e-3", pr)
+	if pr := progress[0]; pr.Epochs != 1000 || pr.Steps != 10000 || pr.LR != 1e-3 {
+		t.Errorf("first Progress %+v, want Epochs 1000, Steps 10000 and LR 1e-3", pr)
 	}
-	if res.Stopped != (res.Epochs < 100) || (res.Stopped && res.BestEpoch != res.Epochs-10) {
-		t.Errorf("Stopped %v, Epochs %d, BestEpoch %d: want Patience 10", res.Stopped, res.Epochs, res.BestEpoch)
+	if !res.Stopped || res.BestEpoch != res.Epochs-10 {
+		t.Errorf("Stopped %v, Epochs %d, BestEpoch %d: want a plateau ended by Patience 10", res.Stopped, res.Epochs, res.BestEpoch)
+	}
+	progress = nil
+	if _, err := optim.Fit(flows.NewKey(2), d, p, x, nil, optim.FitConfig{ValFraction: -1, Epochs: 0,
+		Progress: func(pr optim.Progress) { progress = append(progress, pr) }}); err != nil {
+		t.Fatal(err)
+	}
+	if len(progress) != 100 || progress[0].Epochs != 100 {
+		t.Errorf("without validation: %d epochs, budget %d; want 100", len(progress), progress[0].Epochs)
 	}
 }
 
