@@ -87,6 +87,27 @@ func Flow(bijection InitFunc, prior DistInitFunc) DistInitFunc {
 				return z
 			},
 		}
+		d.Prepare = func(p Params) PreparedDistribution {
+			bp, priorp := split(p)
+			pb, pp := PrepareBijection(b, bp), PrepareDistribution(prior, priorp)
+			return PreparedDistribution{
+				LogPDF: func(x, c *mat.Dense) []float64 {
+					z, ld := pb.Direct(x, c)
+					lp := pp.LogPDF(z, c)
+					addTo(lp, ld)
+					overflowToZero(lp, x, c)
+					return lp
+				},
+				Sample: func(key Key, n int, c *mat.Dense) *mat.Dense {
+					x, _ := pb.Inverse(pp.Sample(key, n, c), c)
+					return x
+				},
+				Latent: func(x, c *mat.Dense) *mat.Dense {
+					z, _ := pb.Direct(x, c)
+					return z
+				},
+			}
+		}
 		if b.InitFromData != nil {
 			d.InitFromData = func(p Params, x, c *mat.Dense) {
 				bp, _ := split(p)

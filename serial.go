@@ -141,6 +141,7 @@ func (s *serial) bijection() Bijection {
 			return s.runVJP(p, z, c, true)
 		}
 	}
+	b.Prepare = s.prepare
 	b.InitFromData = s.thread(func(l Bijection) func(Params, *mat.Dense, *mat.Dense) *mat.Dense { return l.InitFromData })
 	b.UpdateState = s.thread(func(l Bijection) func(Params, *mat.Dense, *mat.Dense) *mat.Dense { return l.UpdateState })
 	return b
@@ -199,6 +200,58 @@ func Invert(layer InitFunc) InitFunc {
 		if b.InverseVJP == nil {
 			return nil, Bijection{}, fmt.Errorf("flows: Invert: the layer has no InverseVJP, so its inverse cannot be trained")
 		}
-		return p, Bijection{Direct: b.Inverse, Inverse: b.Direct, DirectVJP: b.InverseVJP, InverseVJP: b.DirectVJP}, nil
+		inv := Bijection{Direct: b.Inverse, Inverse: b.Direct, DirectVJP: b.InverseVJP, InverseVJP: b.DirectVJP}
+		inv.Prepare = func(p Params) PreparedBijection {
+			pb := PrepareBijection(b, p)
+			out := PreparedBijection{Direct: pb.Inverse, Inverse: pb.Direct}
+			if r := pb.rows; r != nil {
+				out.rows = &preparedRows{dim: r.dim, cdim: r.cdim, direct: r.inverse, inverse: r.direct}
+			}
+			return out
+		}
+		return p, inv, nil
+	}
+}
+
+// prepare is the stack's Prepare: every layer prepared at its slice of p.
+// When every layer has row maps, the prepared stack runs all of them over
+// one row block before the next (see prepare.go); otherwise it calls the
+// prepared layers in turn on the whole batch, as run does.
+func (s *serial) prepare(p Params) PreparedBijection {
+	checkParams("Serial", p, s.offs[len(s.bs)])
+	ls := make([]PreparedBijection, len(s.bs))
+	fused := true
+	for i, b := range s.bs {
+		ls[i] = PrepareBijection(b, s.view(p, i))
+		fused = fused && ls[i].rows != nil
+	}
+	if fused {
+		direct, inverse := make([]rowMap, len(ls)), make([]rowMap, len(ls))
+		for k := range ls {
+			direct[k] = ls[k].rows.direct
+			inverse[k] = ls[len(ls)-1-k].rows.inverse
+		}
+		return withRows("Serial", &preparedRows{dim: s.dim, cdim: s.cdim, direct: chainRows(direct, s.dim), inverse: chainRows(inverse, s.dim)})
+	}
+	run := func(x, c *mat.Dense, inverse bool) (*mat.Dense, []float64) {
+		checkWidth("Serial", x, s.dim)
+		n, _ := x.Dims()
+		checkContext("Serial", c, n, s.cdim)
+		total := make([]float64, n)
+		for k := range ls {
+			i := s.order(k, inverse)
+			f := ls[i].Direct
+			if inverse {
+				f = ls[i].Inverse
+			}
+			var ld []float64
+			x, ld = f(x, c)
+			addTo(total, ld)
+		}
+		return x, total
+	}
+	return PreparedBijection{
+		Direct:  func(x, c *mat.Dense) (*mat.Dense, []float64) { return run(x, c, false) },
+		Inverse: func(z, c *mat.Dense) (*mat.Dense, []float64) { return run(z, c, true) },
 	}
 }

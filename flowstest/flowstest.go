@@ -494,3 +494,31 @@ func equalMats(a, b *mat.Dense) bool {
 	}
 	return mat.Equal(a, b)
 }
+
+// preparedRows is the batch size of the prepared checks: more than two
+// row blocks of a prepared pass, the last one partial.
+const preparedRows = 300
+
+// sameBits reports whether a and b hold the same float64s bit for bit
+// (NaNs with the same payload, zeros with the same sign).
+func sameBits(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i, v := range a {
+		if math.Float64bits(v) != math.Float64bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// denseData returns m's entries row by row (a copy when m is a view).
+func denseData(m *mat.Dense) []float64 {
+	r, c := m.Dims()
+	out := make([]float64, 0, r*c)
+	for i := range r {
+		out = append(out, m.RawRowView(i)...)
+	}
+	return out
+}
