@@ -108,12 +108,21 @@ type autoregressive struct {
 	t   Transformer
 	dim int
 	at  elementParams // where θ_i sits in a row of the MADE's output
+	// mafS, when positive, says the layer is MAF with log-scale bound
+	// mafS: its elementwise work then runs mafaffine.go's loops.
+	mafS float64
 }
 
 // newAutoregressive makes the layer; who names it in errors and panics.
 // θ_i[k] is the MADE's output for input i at block order[k] (block k when
 // order is nil).
 func newAutoregressive(who string, made MADEConfig, key Key, dim, contextDim int, t Transformer, order []int) (Params, Bijection, error) {
+	return newAR(who, made, key, dim, contextDim, t, order, 0)
+}
+
+// newAR is newAutoregressive; mafS > 0 marks MAF with that bound (see
+// autoregressive.mafS).
+func newAR(who string, made MADEConfig, key Key, dim, contextDim int, t Transformer, order []int, mafS float64) (Params, Bijection, error) {
 	if err := checkDim(who, dim, 1); err != nil {
 		return nil, Bijection{}, err
 	}
@@ -129,6 +138,7 @@ func newAutoregressive(who string, made MADEConfig, key Key, dim, contextDim int
 	}
 	a := &autoregressive{who: who, m: m, t: t.withInverseVJP(), dim: dim, at: paramMajor(dim, t.Params)}
 	a.at.order = order
+	a.mafS = mafS
 	return p, Bijection{
 		Direct: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64) {
 			z, ld, _ := a.direct(p, x, c, false)
@@ -234,6 +244,10 @@ func (a *autoregressive) direct(p Params, x, c *mat.Dense, vjp bool) (*mat.Dense
 			dctx = dctxBuf.f
 		}
 		forRows(n, dim*transformerWork, func(r0, r1 int) {
+			if a.mafS > 0 {
+				mafBackRows(a.mafS, dim, y, xc, zc, g, dLogDet, dy, ddiag, r0, r1)
+				return
+			}
 			buf := make([]float64, 2*P)
 			theta, dtheta := buf[:P:P], buf[P:]
 			for r := r0; r < r1; r++ {
@@ -261,6 +275,10 @@ func (a *autoregressive) direct(p Params, x, c *mat.Dense, vjp bool) (*mat.Dense
 // transformRows sets rows [r0, r1) of z (n×dim) and ld from those of x
 // through the transformer, with θ from the MADE's output y (n×P·dim).
 func (a *autoregressive) transformRows(y, xs, z, ld []float64, r0, r1 int) {
+	if a.mafS > 0 {
+		mafRows(a.mafS, a.dim, y, xs, z, ld, r0, r1)
+		return
+	}
 	dim, P := a.dim, a.t.Params
 	w := P * dim
 	theta := make([]float64, P)

@@ -34,16 +34,10 @@ func BenchmarkScore(b *testing.B) {
 	for _, n := range []int{1, 16, 1000} {
 		x := mafNormal(flows.NewKey(5), n, 8, 1)
 		b.Run(fmt.Sprintf("path=plain/rows=%d", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				d.LogPDF(p, x, nil)
-			}
+			benchCPU(b, func() { d.LogPDF(p, x, nil) })
 		})
 		b.Run(fmt.Sprintf("path=prepared/rows=%d", n), func(b *testing.B) {
-			b.ReportAllocs()
-			for b.Loop() {
-				pd.LogPDF(x, nil)
-			}
+			benchCPU(b, func() { pd.LogPDF(x, nil) })
 		})
 	}
 }
@@ -54,17 +48,24 @@ func BenchmarkSampleScoreModel(b *testing.B) {
 	p, d := scoreModel(b)
 	pd := flows.PrepareDistribution(d, p)
 	b.Run("path=plain", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			d.Sample(flows.NewKey(3), p, 1000, nil)
-		}
+		benchCPU(b, func() { d.Sample(flows.NewKey(3), p, 1000, nil) })
 	})
 	b.Run("path=prepared", func(b *testing.B) {
-		b.ReportAllocs()
-		for b.Loop() {
-			pd.Sample(flows.NewKey(3), 1000, nil)
-		}
+		benchCPU(b, func() { pd.Sample(flows.NewKey(3), 1000, nil) })
 	})
+}
+
+// benchCPU times f, reporting allocations and, besides the wall time, the
+// process's CPU time per call (cpu-ns/op: all threads, so a call that
+// spreads over two cores counts both; on a shared machine it leaves out
+// the time spent waiting for a core).
+func benchCPU(b *testing.B, f func()) {
+	b.ReportAllocs()
+	c0 := cpuNanos()
+	for b.Loop() {
+		f()
+	}
+	b.ReportMetric(float64(cpuNanos()-c0)/float64(b.N), "cpu-ns/op")
 }
 
 // TestPreparedSnapshot: a prepared model keeps the parameters it was
