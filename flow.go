@@ -30,7 +30,9 @@ import (
 // density there is 0 in floating point. So the log density of a finite row
 // is a number or −Inf, never NaN; a row holding NaN gives NaN. Latent is the bijection's Direct. When the bijection has a
 // data-dependent initialisation (ActNorm anywhere in a Serial stack), the
-// flow's InitFromData runs it; likewise UpdateState.
+// flow's InitFromData runs it; likewise UpdateState. Prepare gives the flow
+// at fixed parameters, its bijection and prior prepared (see
+// PrepareDistribution).
 func Flow(bijection InitFunc, prior DistInitFunc) DistInitFunc {
 	return func(key Key, dim, contextDim int) (Params, Distribution, error) {
 		if bijection == nil || prior == nil {
