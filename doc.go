@@ -81,9 +81,10 @@
 // safe for concurrent use. A Serial stack of layers that provide row maps
 // (MAF, MaskedAutoregressive, Reverse, Shuffle, and Serial and Invert of
 // them) runs all of its layers over one block of 128 rows before the next,
-// the blocks on all cores; other layers are called in turn on the whole
-// batch, at the prepared copy of their parameters. Training keeps the
-// functions that take p.
+// the blocks on all cores; in a stack with other layers (a model's
+// Standardize, a coupling), each run of such layers is fused so and the
+// others are called in turn on the whole batch, at the prepared copy of
+// their parameters. Training keeps the functions that take p.
 //
 // # Randomness
 //

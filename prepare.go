@@ -147,6 +147,15 @@ func withRows(who string, r *preparedRows) PreparedBijection {
 // (prepRows rows a block, the blocks on all cores), and returns the result
 // and the log-determinant; who names the caller in panics.
 func runRows(who string, f rowMap, dim, cdim int, x, c *mat.Dense) (*mat.Dense, []float64) {
+	n, _ := x.Dims()
+	ld := make([]float64, n)
+	return runRowsInto(who, f, dim, cdim, x, c, ld), ld
+}
+
+// runRowsInto is runRows with the log-determinant's slice given: f gets
+// each block's part of ld (n entries), to set or, as chainAdd does, to add
+// into.
+func runRowsInto(who string, f rowMap, dim, cdim int, x, c *mat.Dense, ld []float64) *mat.Dense {
 	checkWidth(who, x, dim)
 	xs, n, _ := rawRows(x)
 	if cdim >= 0 { // a negative width: maps that ignore the context
@@ -157,7 +166,6 @@ func runRows(who string, f rowMap, dim, cdim int, x, c *mat.Dense) (*mat.Dense, 
 		cs, _, _ = rawRows(c)
 	}
 	out := make([]float64, n*dim)
-	ld := make([]float64, n)
 	block := func(t int, serial bool) {
 		r0, r1 := t*prepRows, min((t+1)*prepRows, n)
 		var ctx []float64
@@ -171,24 +179,32 @@ func runRows(who string, f rowMap, dim, cdim int, x, c *mat.Dense) (*mat.Dense, 
 	} else {
 		linalg.Parallel(tasks, func(t int) { block(t, true) })
 	}
-	return mat.NewDense(n, dim, out), ld
+	return mat.NewDense(n, dim, out)
 }
 
 // chainRows returns the row map that applies maps in order, through
 // pooled buffers, with the log-dets added from zero in order, as Serial
 // adds its layers'; every map gets the same context rows.
 func chainRows(maps []rowMap, dim int) rowMap {
+	add := chainAdd(maps, dim)
+	return func(dst, src, ctx []float64, n int, ld []float64, serial bool) {
+		clear(ld[:n])
+		add(dst, src, ctx, n, ld, serial)
+	}
+}
+
+// chainAdd is chainRows adding the log-dets into ld as it finds it (a
+// Serial stack's running total) rather than from zero.
+func chainAdd(maps []rowMap, dim int) rowMap {
 	return func(dst, src, ctx []float64, n int, ld []float64, serial bool) {
 		if len(maps) == 0 {
 			copy(dst[:n*dim], src[:n*dim])
-			clear(ld[:n])
 			return
 		}
 		buf := getScratch(2*n*dim + n)
 		defer buf.put()
 		bufs := [2][]float64{buf.f[:n*dim], buf.f[n*dim : 2*n*dim]}
 		l := buf.f[2*n*dim:]
-		clear(ld[:n])
 		for k, f := range maps {
 			out := bufs[k%2]
 			if k == len(maps)-1 {
