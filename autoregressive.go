@@ -245,7 +245,7 @@ func (a *autoregressive) direct(p Params, x, c *mat.Dense, vjp bool) (*mat.Dense
 		}
 		forRows(n, dim*transformerWork, func(r0, r1 int) {
 			if a.mafS > 0 {
-				mafBackRows(a.mafS, dim, y, xc, zc, g, dLogDet, dy, ddiag, r0, r1)
+				mafBackRows(a.mafS, dim, y, zc, g, dLogDet, dy, ddiag, r0, r1)
 				return
 			}
 			buf := make([]float64, 2*P)

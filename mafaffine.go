@@ -50,9 +50,9 @@ func mafRows(S float64, dim int, y, xs, z, ld []float64, r0, r1 int) {
 
 // mafBackRows is the per-element part of MAF's Direct pullback for rows
 // [r0, r1): from dz = g and dLogDet it sets the MADE's output gradient dy
-// (n×2·dim) and the diagonal term ddiag (n×dim), at the pass's x, z and y.
+// (n×2·dim) and the diagonal term ddiag (n×dim), at the pass's z and y.
 // A non-finite output of the MADE gets zero gradient.
-func mafBackRows(S float64, dim int, y, xs, zs, g, dLogDet, dy, ddiag []float64, r0, r1 int) {
+func mafBackRows(S float64, dim int, y, zs, g, dLogDet, dy, ddiag []float64, r0, r1 int) {
 	w := 2 * dim
 	for r := r0; r < r1; r++ {
 		mu, raw := y[r*w:r*w+dim], y[r*w+dim:(r+1)*w]
