@@ -34,11 +34,17 @@
 //   - concurrent: calls from many goroutines at once agree with serial calls
 //     (run the tests with -race to also catch data races);
 //   - initfromdata: a data-dependent initialisation or state update, when
-//     present, returns what Direct returns at the parameters it sets.
+//     present, returns what Direct returns at the parameters it sets;
+//   - prepared: flows.PrepareBijection's Direct and Inverse give the bits
+//     of the unprepared ones on 300 rows (several row blocks) and on
+//     strided views, keep the parameters they were prepared with when p
+//     changes afterwards, and agree under concurrent calls.
 //
 // For a distribution it checks init, the pullback of the log density (to x,
 // the context and the parameters), that inputs are unmodified, that
-// sampling is deterministic per key, and in one and two dimensions, at a
+// sampling is deterministic per key, that flows.PrepareDistribution gives
+// the unprepared bits (log density, samples, latents), and in one and two
+// dimensions, at a
 // fixed context, that the density integrates to one and that samples follow
 // the density (Kolmogorov–Smirnov in 1-D, chi-square in 2-D, both at a
 // fixed seed and a 0.1% level). For a transformer (TestTransformer) it
