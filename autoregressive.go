@@ -88,8 +88,12 @@ const arChunk = 256
 // batch without dim columns, a context that is not n×contextDim, or
 // parameters of the wrong length. DirectVJP and InverseVJP are both
 // provided, each as cheap as its forward pass; the pullbacks keep private
-// copies of what they need, so they may be called after the batch, the
-// context or the parameters change, any number of times, from any goroutine.
+// copies of the batch and the context, so they may be called after those
+// change, any number of times, from any goroutine. InverseVJP's pullback
+// keeps what it needs of the parameters too; DirectVJP's reads p, which,
+// as for MLP, must not change until its last call (take the optimiser step
+// after the backward pass). Prepare gives the layer at fixed parameters
+// (see PreparedBijection).
 func MaskedAutoregressive(made MADEConfig, t Transformer) InitFunc {
 	made.Hidden = slices.Clone(made.Hidden) // the caller may reuse its slice
 	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
@@ -104,12 +108,21 @@ type autoregressive struct {
 	t   Transformer
 	dim int
 	at  elementParams // where θ_i sits in a row of the MADE's output
+	// mafS, when positive, says the layer is MAF with log-scale bound
+	// mafS: its elementwise work then runs mafaffine.go's loops.
+	mafS float64
 }
 
 // newAutoregressive makes the layer; who names it in errors and panics.
 // θ_i[k] is the MADE's output for input i at block order[k] (block k when
 // order is nil).
 func newAutoregressive(who string, made MADEConfig, key Key, dim, contextDim int, t Transformer, order []int) (Params, Bijection, error) {
+	return newAR(who, made, key, dim, contextDim, t, order, 0)
+}
+
+// newAR is newAutoregressive; mafS > 0 marks MAF with that bound (see
+// autoregressive.mafS).
+func newAR(who string, made MADEConfig, key Key, dim, contextDim int, t Transformer, order []int, mafS float64) (Params, Bijection, error) {
 	if err := checkDim(who, dim, 1); err != nil {
 		return nil, Bijection{}, err
 	}
@@ -125,6 +138,7 @@ func newAutoregressive(who string, made MADEConfig, key Key, dim, contextDim int
 	}
 	a := &autoregressive{who: who, m: m, t: t.withInverseVJP(), dim: dim, at: paramMajor(dim, t.Params)}
 	a.at.order = order
+	a.mafS = mafS
 	return p, Bijection{
 		Direct: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64) {
 			z, ld, _ := a.direct(p, x, c, false)
@@ -140,6 +154,7 @@ func newAutoregressive(who string, made MADEConfig, key Key, dim, contextDim int
 		InverseVJP: func(p Params, z, c *mat.Dense) (*mat.Dense, []float64, Pullback) {
 			return a.inverse(p, z, c, true)
 		},
+		Prepare: a.prepare,
 	}, nil
 }
 
@@ -192,28 +207,14 @@ func (a *autoregressive) direct(p Params, x, c *mat.Dense, vjp bool) (*mat.Dense
 	m.forward(p, xs, cs, n, tape, y)
 	z := make([]float64, n*dim)
 	ld := make([]float64, n)
-	forRows(n, dim*transformerWork, func(r0, r1 int) {
-		theta := make([]float64, P)
-		for r := r0; r < r1; r++ {
-			yr := y[r*w : (r+1)*w]
-			zr := z[r*dim : (r+1)*dim]
-			sum := 0.0
-			for i, xi := range xs[r*dim : (r+1)*dim] {
-				a.at.gather(theta, yr, i)
-				v, l := a.t.Forward(theta, xi)
-				zr[i] = v
-				sum += l
-			}
-			ld[r] = sum
-		}
-	})
+	forRows(n, dim*transformerWork, func(r0, r1 int) { a.transformRows(y, xs, z, ld, r0, r1) })
 	if !vjp {
 		return mat.NewDense(n, dim, z), ld, nil
 	}
-	// The tape holds private copies of p, x (its inputs[0]) and the
-	// context, and, on its pooled part, y and a copy of z (the caller owns
-	// the output). The pullback's first call gives the pooled part back; a
-	// later one reruns the pass on the copies and calls its pullback.
+	// The tape holds p (read, not copied), private copies of x (its
+	// inputs[0]) and the context, and, on its pooled part, y and a copy of
+	// z (the caller owns the output). The pullback's first call gives the
+	// pooled part back; a later one reruns the pass and calls its pullback.
 	xc, zc := tape.inputs[0], tape.get(n*dim)
 	copy(zc, z)
 	back := func(dz *mat.Dense, dLogDet []float64, dp Params, dc *mat.Dense) *mat.Dense {
@@ -243,6 +244,10 @@ func (a *autoregressive) direct(p Params, x, c *mat.Dense, vjp bool) (*mat.Dense
 			dctx = dctxBuf.f
 		}
 		forRows(n, dim*transformerWork, func(r0, r1 int) {
+			if a.mafS > 0 {
+				mafBackRows(a.mafS, dim, y, zc, g, dLogDet, dy, ddiag, r0, r1)
+				return
+			}
 			buf := make([]float64, 2*P)
 			theta, dtheta := buf[:P:P], buf[P:]
 			for r := r0; r < r1; r++ {
@@ -265,6 +270,66 @@ func (a *autoregressive) direct(p Params, x, c *mat.Dense, vjp bool) (*mat.Dense
 		return mat.NewDense(n, dim, dx)
 	}
 	return mat.NewDense(n, dim, z), ld, back
+}
+
+// transformRows sets rows [r0, r1) of z (n×dim) and ld from those of x
+// through the transformer, with θ from the MADE's output y (n×P·dim).
+func (a *autoregressive) transformRows(y, xs, z, ld []float64, r0, r1 int) {
+	if a.mafS > 0 {
+		mafRows(a.mafS, a.dim, y, xs, z, ld, r0, r1)
+		return
+	}
+	dim, P := a.dim, a.t.Params
+	w := P * dim
+	theta := make([]float64, P)
+	for r := r0; r < r1; r++ {
+		yr := y[r*w : (r+1)*w]
+		zr := z[r*dim : (r+1)*dim]
+		sum := 0.0
+		for i, xi := range xs[r*dim : (r+1)*dim] {
+			a.at.gather(theta, yr, i)
+			v, l := a.t.Forward(theta, xi)
+			zr[i] = v
+			sum += l
+		}
+		ld[r] = sum
+	}
+}
+
+// prepare is the layer's Prepare: a copy of p, its masked weights and the
+// weight blocks of the incremental evaluation, computed once, and row maps
+// that run the dense pass (Direct) or the dim sequential steps (Inverse)
+// on them.
+func (a *autoregressive) prepare(p Params) PreparedBijection {
+	m := a.m
+	checkParams(a.who, p, m.np)
+	q := slices.Clone(p)
+	wm := make([]float64, m.nw)
+	m.maskedWeights(q, wm)
+	blk := make([]float64, m.inc.size)
+	m.incBlocks(q, blk)
+	w := a.t.Params * a.dim
+	direct := func(dst, src, ctx []float64, n int, ld []float64, serial bool) {
+		yBuf := getScratch(n * w)
+		defer yBuf.put()
+		m.forwardWith(q, wm, src, ctx, n, nil, yBuf.f, serial)
+		if serial {
+			a.transformRows(yBuf.f, src, dst, ld, 0, n)
+			return
+		}
+		forRows(n, a.dim*transformerWork, func(r0, r1 int) { a.transformRows(yBuf.f, src, dst, ld, r0, r1) })
+	}
+	inverse := func(dst, src, ctx []float64, n int, ld []float64, serial bool) {
+		clear(ld[:n])
+		s := m.newIncBlocks(q, blk, n, false)
+		defer s.release()
+		s.serial = serial
+		if ctx != nil {
+			s.setContext(q, ctx)
+		}
+		a.inverseChunk(&arChunkState{s: s}, src, dst, ld, false)
+	}
+	return withRows(a.who, &preparedRows{dim: a.dim, cdim: m.cdim, direct: direct, inverse: inverse})
 }
 
 // arChunkState is one chunk of the inverse sweep, kept for its pullback.

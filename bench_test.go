@@ -2,6 +2,7 @@ package flows_test
 
 import (
 	"fmt"
+	"runtime"
 	"testing"
 
 	"github.com/gonormflows/flows"
@@ -27,11 +28,24 @@ func benchStep(b *testing.B, init flows.DistInitFunc, dim, batch int) {
 	grad := make(flows.Params, len(p))
 	opt := optim.NewAdam(len(p))
 	b.ReportAllocs()
+	var ms runtime.MemStats
+	var warm uint64 // bytes allocated when the first step was done
+	steps := 0
 	for b.Loop() {
 		if _, err := optim.NLL(model, p, data, nil, grad); err != nil {
 			b.Fatal(err)
 		}
 		opt.Step(p, grad)
+		if steps++; steps == 1 {
+			runtime.ReadMemStats(&ms)
+			warm = ms.TotalAlloc
+		}
+	}
+	if steps > 1 {
+		// The first step fills the scratch pools; the later ones show
+		// what a step allocates in a training loop's steady state.
+		runtime.ReadMemStats(&ms)
+		b.ReportMetric(float64(ms.TotalAlloc-warm)/float64(steps-1), "steady-B/op")
 	}
 	perStep := b.Elapsed().Seconds() / float64(b.N)
 	b.ReportMetric(float64(batch)/perStep, "samples/s")

@@ -68,6 +68,13 @@ type Bijection struct {
 	// receives zero gradient. Layers without state leave it nil; Serial and
 	// Flow pass the batch through such layers with Direct. See UpdateState.
 	UpdateState func(p Params, x, c *mat.Dense) *mat.Dense
+
+	// Prepare, when not nil, returns the layer at the parameters p with
+	// what depends on p alone computed once (a MADE's masked weights), for
+	// scoring and sampling at fixed parameters; call it through
+	// PrepareBijection, which serves layers without one too. It reads p
+	// only while it runs.
+	Prepare func(p Params) PreparedBijection
 }
 
 // InitFunc makes a Bijection for rows of width dim conditioned on contexts

@@ -41,6 +41,12 @@ type Distribution struct {
 	// averages) from the training batch x (and its context c). See
 	// UpdateState.
 	UpdateState func(p Params, x, c *mat.Dense)
+
+	// Prepare, when not nil, returns the distribution at the parameters p
+	// with what depends on p alone computed once (Flow provides it); call
+	// it through PrepareDistribution, which serves every distribution. It
+	// reads p only while it runs.
+	Prepare func(p Params) PreparedDistribution
 }
 
 // DistInitFunc makes a Distribution over rows of width dim given contexts of

@@ -70,6 +70,22 @@
 // runs only when the program calls InitFromData. Both reach layers anywhere
 // in a Serial stack inside a Flow.
 //
+// # Prepared evaluation
+//
+// Scoring and sampling at fixed parameters (a loaded model, a server, a
+// batch job) use PrepareDistribution (or PrepareBijection) once: it copies
+// the parameters and computes what depends on them alone (a MADE's masked
+// weights and the blocks of its sequential inverse), and returns
+// functions without a parameter argument that give the unprepared ones'
+// results bit for bit, never see later changes to the parameters, and are
+// safe for concurrent use. A Serial stack of layers that provide row maps
+// (MAF, MaskedAutoregressive, Reverse, Shuffle, and Serial and Invert of
+// them) runs all of its layers over one block of 128 rows before the next,
+// the blocks on all cores; in a stack with other layers (a model's
+// Standardize, a coupling), each run of such layers is fused so and the
+// others are called in turn on the whole batch, at the prepared copy of
+// their parameters. Training keeps the functions that take p.
+//
 // # Randomness
 //
 // Randomness comes only from an explicit Key, split into independent keys

@@ -30,7 +30,9 @@ import (
 // density there is 0 in floating point. So the log density of a finite row
 // is a number or −Inf, never NaN; a row holding NaN gives NaN. Latent is the bijection's Direct. When the bijection has a
 // data-dependent initialisation (ActNorm anywhere in a Serial stack), the
-// flow's InitFromData runs it; likewise UpdateState.
+// flow's InitFromData runs it; likewise UpdateState. Prepare gives the flow
+// at fixed parameters, its bijection and prior prepared (see
+// PrepareDistribution).
 func Flow(bijection InitFunc, prior DistInitFunc) DistInitFunc {
 	return func(key Key, dim, contextDim int) (Params, Distribution, error) {
 		if bijection == nil || prior == nil {
@@ -86,6 +88,27 @@ func Flow(bijection InitFunc, prior DistInitFunc) DistInitFunc {
 				z, _ := b.Direct(bp, x, c)
 				return z
 			},
+		}
+		d.Prepare = func(p Params) PreparedDistribution {
+			bp, priorp := split(p)
+			pb, pp := PrepareBijection(b, bp), PrepareDistribution(prior, priorp)
+			return PreparedDistribution{
+				LogPDF: func(x, c *mat.Dense) []float64 {
+					z, ld := pb.Direct(x, c)
+					lp := pp.LogPDF(z, c)
+					addTo(lp, ld)
+					overflowToZero(lp, x, c)
+					return lp
+				},
+				Sample: func(key Key, n int, c *mat.Dense) *mat.Dense {
+					x, _ := pb.Inverse(pp.Sample(key, n, c), c)
+					return x
+				},
+				Latent: func(x, c *mat.Dense) *mat.Dense {
+					z, _ := pb.Direct(x, c)
+					return z
+				},
+			}
 		}
 		if b.InitFromData != nil {
 			d.InitFromData = func(p Params, x, c *mat.Dense) {

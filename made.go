@@ -122,8 +122,10 @@ type MADEConfig struct {
 // positive multiple of in, a hidden width < 1, or an unknown activation,
 // order or init. Apply and ApplyVJP panic for a batch without in columns or
 // parameters of the wrong length. The pullback returned by ApplyVJP keeps
-// its own copies of x and of the parameters, so it may be called after
-// x or p change, any number of times, from any goroutine.
+// its own copy of x, so it may be called after x changes, and reads p,
+// which must not change until its last call (as for MLP: take the
+// optimiser step after the backward pass); it may be called any number of
+// times, from any goroutine.
 func MADE(cfg MADEConfig) NetInitFunc {
 	cfg.Hidden = slices.Clone(cfg.Hidden) // the caller may reuse its slice
 	return func(key Key, in, out int) (Params, Net, error) {
@@ -292,33 +294,45 @@ func (m *madeNet) maskedWeights(p Params, wm []float64) {
 }
 
 // affine sets c (n×li.out) to x·Wm + b, with x n×li.in and Wm the layer's
-// masked weights.
-func (li madeLayer) affine(p Params, wm, x []float64, n int, c []float64) {
+// masked weights; with serial, on the calling goroutine alone.
+func (li madeLayer) affine(p Params, wm, x []float64, n int, c []float64, serial bool) {
 	b := p[li.b : li.b+li.out]
 	for i := 0; i < n; i++ {
 		copy(c[i*li.out:(i+1)*li.out], b)
 	}
-	linalg.Gemm(false, false, n, li.out, li.in, 1, x, wm[li.mw:li.mw+li.in*li.out], 1, c)
+	gemmFor(serial)(false, false, n, li.out, li.in, 1, x, wm[li.mw:li.mw+li.in*li.out], 1, c)
+}
+
+// gemmFor returns linalg.GemmSerial when serial, else linalg.Gemm: the
+// same bits, on one goroutine or on the helper pool.
+func gemmFor(serial bool) func(ta, tb bool, m, n, k int, alpha float64, a, b []float64, beta float64, c []float64) {
+	if serial {
+		return linalg.GemmSerial
+	}
+	return linalg.Gemm
 }
 
 // madeTape is what the dense pass keeps for its pullback: private copies of
-// everything it reads, so the pullback depends on nothing the caller owns,
-// and the hidden layers on a pooled tape, which the pullback's first call
-// gives back (a later call reruns the pass on the copies for a new
+// the batch and the context, the parameters themselves (which, as for MLP,
+// must not change until the pullback's last call: a copy of a large MADE's
+// parameters per step cost more memory than the rest of a training step),
+// and the masked weights and hidden layers on a pooled tape, which the
+// pullback's first call gives back (a later call reruns the pass for a new
 // pullback, and calls that).
 type madeTape struct {
 	tape
 	n      int
-	p      []float64   // a copy of the parameters
+	p      []float64   // the parameters, not a copy
+	wm     []float64   // the masked weights (pooled, on the tape)
 	inputs [][]float64 // inputs[l]: layer l's input (n×in_l); inputs[0] a copy of x
 	pres   [][]float64 // pre-activations of the hidden layers, kept only when act needs them
 	ctx    []float64   // a copy of the context (n×cdim), nil without one
 }
 
-// newTape returns a tape holding copies of p, x (n×in) and ctx (n×cdim, or
-// nil), for forward to fill.
+// newTape returns a tape holding p and copies of x (n×in) and ctx
+// (n×cdim, or nil), for forward to fill.
 func (m *madeNet) newTape(p Params, x, ctx []float64, n int) *madeTape {
-	t := &madeTape{n: n, p: slices.Clone(p), inputs: make([][]float64, len(m.layers))}
+	t := &madeTape{n: n, p: p, inputs: make([][]float64, len(m.layers))}
 	t.inputs[0] = slices.Clone(x[:n*m.in])
 	if ctx != nil {
 		t.ctx = slices.Clone(ctx[:n*m.cdim])
@@ -330,16 +344,31 @@ func (m *madeNet) newTape(p Params, x, ctx []float64, n int) *madeTape {
 // modified) given the context ctx (n×m.cdim, row-major, not modified; nil
 // when m.cdim is 0): layer l's pre-activation gains ctx·Wc_l for every
 // layer with context weights. It writes the output into y (n×out) and,
-// when t is not nil (see newTape), keeps the hidden layers on t's pooled
-// tape for the pullback. The masked weights, and the hidden layers without
-// a tape, are pooled for the call.
+// when t is not nil (see newTape), keeps the masked weights and the hidden
+// layers on t's pooled tape for the pullback. Without a tape the masked
+// weights and the hidden layers are pooled for the call.
 func (m *madeNet) forward(p Params, x, ctx []float64, n int, t *madeTape, y []float64) {
+	var wm []float64
+	if t != nil {
+		wm = t.get(m.nw)
+		t.wm = wm
+	} else {
+		wmBuf := getScratch(m.nw)
+		defer wmBuf.put()
+		wm = wmBuf.f
+	}
+	m.maskedWeights(p, wm)
+	m.forwardWith(p, wm, x, ctx, n, t, y, false)
+}
+
+// forwardWith is forward with the masked weights wm (m.maskedWeights of
+// p) given: a prepared MADE computes them once. With serial, the products
+// and activations run on the calling goroutine alone (the caller runs
+// row blocks in parallel); the bits are the same either way.
+func (m *madeNet) forwardWith(p Params, wm, x, ctx []float64, n int, t *madeTape, y []float64, serial bool) {
 	last := len(m.layers) - 1
 	tape := t != nil
 	var scratch [2][]float64
-	wmBuf := getScratch(m.nw)
-	defer wmBuf.put()
-	wm := wmBuf.f
 	if tape {
 		if m.keepPre {
 			t.pres = make([][]float64, last)
@@ -349,7 +378,6 @@ func (m *madeNet) forward(p Params, x, ctx []float64, n int, t *madeTape, y []fl
 		defer buf.put()
 		scratch = [2][]float64{buf.f[:n*m.maxHidden], buf.f[n*m.maxHidden:]}
 	}
-	m.maskedWeights(p, wm)
 	h := x
 	for l, li := range m.layers[:last] {
 		var c []float64
@@ -358,25 +386,29 @@ func (m *madeNet) forward(p Params, x, ctx []float64, n int, t *madeTape, y []fl
 		} else {
 			c = scratch[l%2][:n*li.out]
 		}
-		li.affine(p, wm, h, n, c)
+		li.affine(p, wm, h, n, c, serial)
 		if ctx != nil {
-			m.addCtx(p, l, ctx, n, c)
+			m.addCtx(p, l, ctx, n, c, serial)
 		}
 		post := c
 		if tape && m.keepPre {
 			t.pres[l] = c
 			post = t.get(n * li.out)
 		}
-		m.act.applyRows(post, c, n, li.out)
+		if serial {
+			m.act.apply(post, c)
+		} else {
+			m.act.applyRows(post, c, n, li.out)
+		}
 		h = post
 		if tape {
 			t.inputs[l+1] = post
 		}
 	}
 	y = y[:n*m.out]
-	m.layers[last].affine(p, wm, h, n, y)
+	m.layers[last].affine(p, wm, h, n, y, serial)
 	if ctx != nil {
-		m.addCtx(p, last, ctx, n, y)
+		m.addCtx(p, last, ctx, n, y, serial)
 	}
 }
 
@@ -391,14 +423,15 @@ func (m *madeNet) firstCtx() int {
 	return -1
 }
 
-// addCtx adds ctx·Wc_l (n×out_l) into c, when layer l has context weights.
-func (m *madeNet) addCtx(p Params, l int, ctx []float64, n int, c []float64) {
+// addCtx adds ctx·Wc_l (n×out_l) into c, when layer l has context weights;
+// with serial, on the calling goroutine alone.
+func (m *madeNet) addCtx(p Params, l int, ctx []float64, n int, c []float64, serial bool) {
 	off := m.ctxOff[l]
 	if off < 0 {
 		return
 	}
 	out := m.layers[l].out
-	linalg.Gemm(false, false, n, out, m.cdim, 1, ctx[:n*m.cdim], p[off:off+m.cdim*out], 1, c[:n*out])
+	gemmFor(serial)(false, false, n, out, m.cdim, 1, ctx[:n*m.cdim], p[off:off+m.cdim*out], 1, c[:n*out])
 }
 
 // backward is the pullback of the dense pass: given g = dL/dy (n×out,
@@ -417,16 +450,14 @@ func (m *madeNet) addCtx(p Params, l int, ctx []float64, n int, c []float64) {
 //
 //	dWc_l += ctxᵀ·g_l,   dctx += g_l·Wc_lᵀ.
 //
-// The masked weights (rebuilt from the tape's copy of p), the
+// The masked weights are the forward pass's, on the tape; the
 // weight-gradient scratch and the gradients between layers are pooled. The
 // caller has taken the tape (see tape.take) and releases it.
 func (m *madeNet) backward(t *madeTape, g []float64, dp Params, dctx []float64) []float64 {
 	n := t.n
-	wmBuf, sBuf := getScratch(m.nw), getScratch(m.maxW)
-	defer wmBuf.put()
+	sBuf := getScratch(m.maxW)
 	defer sBuf.put()
-	wm := wmBuf.f
-	m.maskedWeights(t.p, wm)
+	wm := t.wm
 	var gBuf *scratch // g's pooled buffer; nil while g is the caller's
 	for l := len(m.layers) - 1; l >= 0; l-- {
 		li := m.layers[l]

@@ -111,6 +111,7 @@ type madeInc struct {
 	lvBuf, preBuf [][]float64 // the buffers behind lv and pre, for the largest n
 	outBuf        []float64
 	pooled        []*scratch // lvBuf's and outBuf's, when pooled (see release)
+	serial        bool       // products on the calling goroutine alone (a prepared layer's row block)
 
 	// Context (setContext): ctx is this chunk's context (n×cdim, a private
 	// copy), wc a copy of the context weights, and ctxT[l] (out_l×n, by
@@ -236,7 +237,7 @@ func (s *madeInc) group(l, b int, dst []float64) bool {
 			}
 		}
 	}
-	linalg.Gemm(true, false, bl.cols, n, bl.rows, 1, s.blk[bl.off:bl.off+bl.rows*bl.cols], s.lv[l][:bl.rows*n], 1, dst[:bl.cols*n])
+	gemmFor(s.serial)(true, false, bl.cols, n, bl.rows, 1, s.blk[bl.off:bl.off+bl.rows*bl.cols], s.lv[l][:bl.rows*n], 1, dst[:bl.cols*n])
 	return true
 }
 

@@ -69,7 +69,7 @@ func mafBounded(who string, cfg MADEConfig, bound float64) InitFunc {
 		if err := checkAffineBound(who, bound); err != nil {
 			return nil, Bijection{}, err
 		}
-		return newAutoregressive(who, cfg, key, dim, contextDim, mafTransformer(bound), mafOrder)
+		return newAR(who, cfg, key, dim, contextDim, mafTransformer(bound), mafOrder, bound)
 	}
 }
 

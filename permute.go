@@ -71,10 +71,26 @@ func permutation(name string, perm []int) Bijection {
 			return gather(x, idx), make([]float64, n), pb
 		}
 	}
+	// rows is the permutation's row map by idx: a gather of each row, log-det 0.
+	rows := func(idx []int) rowMap {
+		return func(dst, src, _ []float64, n int, ld []float64, _ bool) {
+			for i := 0; i < n; i++ {
+				s, d := src[i*dim:(i+1)*dim], dst[i*dim:(i+1)*dim]
+				for j, k := range idx {
+					d[j] = s[k]
+				}
+			}
+			clear(ld[:n])
+		}
+	}
 	return Bijection{
 		Direct:     apply(perm),
 		Inverse:    apply(inv),
 		DirectVJP:  applyVJP(perm, inv),
 		InverseVJP: applyVJP(inv, perm),
+		Prepare: func(p Params) PreparedBijection {
+			checkParams(name, p, 0)
+			return withRows(name, &preparedRows{dim: dim, cdim: -1, direct: rows(perm), inverse: rows(inv)})
+		},
 	}
 }

@@ -141,6 +141,7 @@ func (s *serial) bijection() Bijection {
 			return s.runVJP(p, z, c, true)
 		}
 	}
+	b.Prepare = s.prepare
 	b.InitFromData = s.thread(func(l Bijection) func(Params, *mat.Dense, *mat.Dense) *mat.Dense { return l.InitFromData })
 	b.UpdateState = s.thread(func(l Bijection) func(Params, *mat.Dense, *mat.Dense) *mat.Dense { return l.UpdateState })
 	return b
@@ -199,6 +200,98 @@ func Invert(layer InitFunc) InitFunc {
 		if b.InverseVJP == nil {
 			return nil, Bijection{}, fmt.Errorf("flows: Invert: the layer has no InverseVJP, so its inverse cannot be trained")
 		}
-		return p, Bijection{Direct: b.Inverse, Inverse: b.Direct, DirectVJP: b.InverseVJP, InverseVJP: b.DirectVJP}, nil
+		inv := Bijection{Direct: b.Inverse, Inverse: b.Direct, DirectVJP: b.InverseVJP, InverseVJP: b.DirectVJP}
+		inv.Prepare = func(p Params) PreparedBijection {
+			pb := PrepareBijection(b, p)
+			out := PreparedBijection{Direct: pb.Inverse, Inverse: pb.Direct}
+			if r := pb.rows; r != nil {
+				out.rows = &preparedRows{dim: r.dim, cdim: r.cdim, direct: r.inverse, inverse: r.direct}
+			}
+			return out
+		}
+		return p, inv, nil
+	}
+}
+
+// prepare is the stack's Prepare: every layer prepared at its slice of p.
+// When every layer has row maps, the prepared stack runs all of them over
+// one row block before the next (see prepare.go), and has row maps itself.
+// Otherwise each run of consecutive layers with row maps is fused so, and
+// the layers without are called in turn on the whole batch; the log-dets
+// are added into one total in the layers' order, as run adds them.
+func (s *serial) prepare(p Params) PreparedBijection {
+	checkParams("Serial", p, s.offs[len(s.bs)])
+	ls := make([]PreparedBijection, len(s.bs))
+	fused := true
+	for i, b := range s.bs {
+		ls[i] = PrepareBijection(b, s.view(p, i))
+		fused = fused && ls[i].rows != nil
+	}
+	// maps returns the row maps of layers [i0, i1) in the order they run.
+	maps := func(i0, i1 int, inverse bool) []rowMap {
+		var fs []rowMap
+		for k := range i1 - i0 {
+			if inverse {
+				fs = append(fs, ls[i1-1-k].rows.inverse)
+			} else {
+				fs = append(fs, ls[i0+k].rows.direct)
+			}
+		}
+		return fs
+	}
+	if fused {
+		n := len(ls)
+		return withRows("Serial", &preparedRows{dim: s.dim, cdim: s.cdim,
+			direct: chainRows(maps(0, n, false), s.dim), inverse: chainRows(maps(0, n, true), s.dim)})
+	}
+	// segs: [i0, i1) runs of layers, each either fused (all with row maps)
+	// or a single layer without.
+	type seg struct {
+		i0, i1          int
+		direct, inverse rowMap // nil for a layer without row maps
+	}
+	var segs []seg
+	for i := 0; i < len(ls); {
+		j := i + 1
+		if ls[i].rows == nil {
+			segs = append(segs, seg{i0: i, i1: j})
+		} else {
+			for j < len(ls) && ls[j].rows != nil {
+				j++
+			}
+			segs = append(segs, seg{i, j, chainAdd(maps(i, j, false), s.dim), chainAdd(maps(i, j, true), s.dim)})
+		}
+		i = j
+	}
+	run := func(x, c *mat.Dense, inverse bool) (*mat.Dense, []float64) {
+		checkWidth("Serial", x, s.dim)
+		n, _ := x.Dims()
+		checkContext("Serial", c, n, s.cdim)
+		total := make([]float64, n)
+		for k := range segs {
+			g := segs[k]
+			if inverse {
+				g = segs[len(segs)-1-k]
+			}
+			switch {
+			case g.direct != nil && inverse:
+				x = runRowsInto("Serial", g.inverse, s.dim, s.cdim, x, c, total)
+			case g.direct != nil:
+				x = runRowsInto("Serial", g.direct, s.dim, s.cdim, x, c, total)
+			default:
+				f := ls[g.i0].Direct
+				if inverse {
+					f = ls[g.i0].Inverse
+				}
+				var ld []float64
+				x, ld = f(x, c)
+				addTo(total, ld)
+			}
+		}
+		return x, total
+	}
+	return PreparedBijection{
+		Direct:  func(x, c *mat.Dense) (*mat.Dense, []float64) { return run(x, c, false) },
+		Inverse: func(z, c *mat.Dense) (*mat.Dense, []float64) { return run(z, c, true) },
 	}
 }

@@ -5,6 +5,7 @@ package flowstest
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 
 	"github.com/gonormflows/flows"
@@ -60,6 +61,7 @@ func bijectionChecks(b Bijection) []check {
 		{"deterministic", c.checkDeterministic},
 		{"concurrent", c.checkConcurrent},
 		{"initfromdata", c.checkInitFromData},
+		{"prepared", c.checkPrepared},
 	}
 	if bj.InverseVJP != nil {
 		checks = append(checks, check{"inversepullback", func() error { return c.checkPullback(true) }})
@@ -373,4 +375,59 @@ func (c *bijCase) checkInitFromData() error {
 		}
 	}
 	return nil
+}
+
+// checkPrepared checks PrepareBijection: its Direct and Inverse give the
+// bits of the unprepared ones at the parameters it was prepared with, on
+// the test batch, on a strided view and on a batch of preparedRows rows
+// (several row blocks of a prepared pass), whatever happens to those
+// parameters afterwards; they agree under concurrent calls, leave their
+// inputs alone and panic with a flows: message for a batch of the wrong
+// width.
+func (c *bijCase) checkPrepared() error {
+	p := slices.Clone(c.p)
+	pb := flows.PrepareBijection(c.bj, p)
+	for i := range p {
+		p[i] = math.NaN() // a prepared layer must not see it
+	}
+	if pb.Direct == nil || pb.Inverse == nil {
+		return errors.New("PrepareBijection gave a nil Direct or Inverse")
+	}
+	x := c.x
+	ctx := c.c
+	if !c.RowCoupled { // a coupled layer's rows depend on the batch: keep its own
+		x = c.Inputs(inputKey, preparedRows, c.Dim)
+		ctx = contexts(c.Contexts, preparedRows, c.ContextDim)
+	}
+	x0, c0 := mat.DenseCopyOf(x), denseOrNil(ctx)
+	same := func(x, ctx *mat.Dense) error {
+		z, ld := c.bj.Direct(c.p, x, ctx)
+		pz, pld := pb.Direct(x, ctx)
+		if !sameBits(denseData(z), denseData(pz)) || !sameBits(ld, pld) {
+			return errors.New("the prepared Direct differs from Direct")
+		}
+		u, ild := c.bj.Inverse(c.p, z, ctx)
+		pu, pild := pb.Inverse(z, ctx)
+		if !sameBits(denseData(u), denseData(pu)) || !sameBits(ild, pild) {
+			return errors.New("the prepared Inverse differs from Inverse")
+		}
+		return nil
+	}
+	if err := same(x, ctx); err != nil {
+		return err
+	}
+	if err := same(strided(x, 2), strided(ctx, 1)); err != nil {
+		return fmt.Errorf("on strided views: %w", err)
+	}
+	if !mat.Equal(x0, x) || !equalMats(c0, ctx) {
+		return errors.New("a prepared pass modified its batch or context")
+	}
+	if err := panicsWithFlows(func() { pb.Direct(normalBatch(inputKey, 2, c.Dim+1), contexts(c.Contexts, 2, c.ContextDim)) }); err != nil {
+		return fmt.Errorf("prepared Direct on a batch of the wrong width: %w", err)
+	}
+	wz, wld := pb.Direct(x, ctx)
+	return concurrently(func() bool {
+		z, ld := pb.Direct(x, ctx)
+		return sameBits(denseData(z), denseData(wz)) && sameBits(ld, wld)
+	})
 }

@@ -185,6 +185,7 @@ func distributionChecks(d Distribution) []check {
 			})
 		}},
 	}
+	checks = append(checks, check{"prepared", func() error { return checkPreparedDist(d, dist, p) }})
 	// At one fixed context, the integral and goodness-of-fit checks apply.
 	if d.Dim == 1 || d.Dim == 2 {
 		var row []float64
@@ -372,4 +373,32 @@ func chiSquare2D(dist fixedDist, p flows.Params, box float64) error {
 		return fmt.Errorf("chi-square %.1f on %d degrees of freedom exceeds %.1f", chi2, dof, crit)
 	}
 	return nil
+}
+
+// checkPreparedDist checks PrepareDistribution: its LogPDF, Sample and
+// Latent give the bits of the unprepared ones at the parameters it was
+// prepared with, on a batch of several row blocks, whatever happens to
+// those parameters afterwards, and under concurrent calls.
+func checkPreparedDist(d Distribution, dist flows.Distribution, p flows.Params) error {
+	q := slices.Clone(p)
+	pd := flows.PrepareDistribution(dist, q)
+	for i := range q {
+		q[i] = math.NaN() // a prepared distribution must not see it
+	}
+	if pd.LogPDF == nil || pd.Sample == nil || (pd.Latent == nil) != (dist.Latent == nil) {
+		return errors.New("PrepareDistribution gave nil functions where the distribution has them")
+	}
+	x := d.Inputs(inputKey, preparedRows, d.Dim)
+	ctx := contexts(d.Contexts, preparedRows, d.ContextDim)
+	if !sameBits(pd.LogPDF(x, ctx), dist.LogPDF(p, x, ctx)) {
+		return errors.New("the prepared LogPDF differs from LogPDF")
+	}
+	if !sameBits(denseData(pd.Sample(flows.NewKey(7), preparedRows, ctx)), denseData(dist.Sample(flows.NewKey(7), p, preparedRows, ctx))) {
+		return errors.New("the prepared Sample differs from Sample")
+	}
+	if dist.Latent != nil && !sameBits(denseData(pd.Latent(x, ctx)), denseData(dist.Latent(p, x, ctx))) {
+		return errors.New("the prepared Latent differs from Latent")
+	}
+	want := pd.LogPDF(x, ctx)
+	return concurrently(func() bool { return sameBits(pd.LogPDF(x, ctx), want) })
 }

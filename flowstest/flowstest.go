@@ -34,11 +34,17 @@
 //   - concurrent: calls from many goroutines at once agree with serial calls
 //     (run the tests with -race to also catch data races);
 //   - initfromdata: a data-dependent initialisation or state update, when
-//     present, returns what Direct returns at the parameters it sets.
+//     present, returns what Direct returns at the parameters it sets;
+//   - prepared: flows.PrepareBijection's Direct and Inverse give the bits
+//     of the unprepared ones on 300 rows (several row blocks) and on
+//     strided views, keep the parameters they were prepared with when p
+//     changes afterwards, and agree under concurrent calls.
 //
 // For a distribution it checks init, the pullback of the log density (to x,
 // the context and the parameters), that inputs are unmodified, that
-// sampling is deterministic per key, and in one and two dimensions, at a
+// sampling is deterministic per key, that flows.PrepareDistribution gives
+// the unprepared bits (log density, samples, latents), and in one and two
+// dimensions, at a
 // fixed context, that the density integrates to one and that samples follow
 // the density (Kolmogorov–Smirnov in 1-D, chi-square in 2-D, both at a
 // fixed seed and a 0.1% level). For a transformer (TestTransformer) it
@@ -493,4 +499,32 @@ func equalMats(a, b *mat.Dense) bool {
 		return a == nil && b == nil
 	}
 	return mat.Equal(a, b)
+}
+
+// preparedRows is the batch size of the prepared checks: more than two
+// row blocks of a prepared pass, the last one partial.
+const preparedRows = 300
+
+// sameBits reports whether a and b hold the same float64s bit for bit
+// (NaNs with the same payload, zeros with the same sign).
+func sameBits(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i, v := range a {
+		if math.Float64bits(v) != math.Float64bits(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// denseData returns m's entries row by row (a copy when m is a view).
+func denseData(m *mat.Dense) []float64 {
+	r, c := m.Dims()
+	out := make([]float64, 0, r*c)
+	for i := range r {
+		out = append(out, m.RawRowView(i)...)
+	}
+	return out
 }

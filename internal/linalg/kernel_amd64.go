@@ -8,6 +8,8 @@ import "golang.org/x/sys/cpu"
 var (
 	avx512Kernel = &kernelInfo{name: "avx512", mr: 12, nr: 16, fn: kernel12x16AVX512}
 	avx2Kernel   = &kernelInfo{name: "avx2", mr: 6, nr: 8, fn: kernel6x8AVX2}
+	// rowKernel is for products of one row of c (see pickKernel).
+	rowKernel = &kernelInfo{name: "avx512row", mr: 1, nr: 64, fn: kernel1x64AVX512}
 )
 
 // hasAVX512, hasAVX2 report what the CPU and the OS support (x/sys/cpu
@@ -33,7 +35,7 @@ func init() {
 func kernels() []*kernelInfo {
 	var ks []*kernelInfo
 	if hasAVX512 {
-		ks = append(ks, avx512Kernel)
+		ks = append(ks, avx512Kernel, rowKernel)
 	}
 	if hasAVX2 {
 		ks = append(ks, avx2Kernel)
@@ -46,8 +48,13 @@ func kernels() []*kernelInfo {
 // as many multiply-adds as padding to 12×16 tiles (n ≤ 8, or m ≤ 6, say):
 // it is as fast per FMA on CPUs that split 512-bit FMAs in two (AMD Zen 4)
 // and no worse than the wasted padding on CPUs that do not. Both kernels
-// give bit-identical results, so the choice never changes c.
+// give bit-identical results, so the choice never changes c. A product of
+// one row of c (a scoring call of one row) takes the 1×64 AVX-512 kernel,
+// where a 12×16 or 6×8 tile would be mostly padding.
 func pickKernel(m, n int) *kernelInfo {
+	if defaultKernel == avx512Kernel && !forced && m == 1 {
+		return rowKernel
+	}
 	if defaultKernel == avx512Kernel && !forced && hasAVX2 &&
 		2*roundUp(m, 6)*roundUp(n, 8) <= roundUp(m, 12)*roundUp(n, 16) {
 		return avx2Kernel

@@ -697,3 +697,206 @@ kernel12x16AVX512_beta:
 	VMOVUPD      Z26, 64(DX)
 	VZEROUPPER
 	RET
+
+// func kernel1x64AVX512(k int, a []float64, lda int, adk int, b []float64, ldb int, c []float64, ldc int, alpha float64, beta float64)
+// Requires: AVX, AVX512F, MMX+
+TEXT ·kernel1x64AVX512(SB), NOSPLIT, $0-128
+	// Element (i, p) of the A panel is at a + (i·lda + p·adk)·8: rows 0–3 are
+	// addressed from AX, rows 4–7 from R13, rows 8–11 from DI, as base,
+	// base+R11, base+2·R11, base+R12 with R11 = lda·8, R12 = 3·lda·8; each k
+	// step adds R8 = adk·8 to the bases. Step p of the B panel is at
+	// BX + p·ldb·8: R9, R10 hold ldb·8, 3·ldb·8, so four steps are addressed
+	// without adds. CX counts k steps; DX is the current row of the C tile,
+	// SI is ldc·8.
+	MOVQ k+0(FP), CX
+	MOVQ a_base+8(FP), AX
+	MOVQ b_base+48(FP), BX
+	MOVQ c_base+80(FP), DX
+	MOVQ ldc+104(FP), SI
+	SHLQ $0x03, SI
+	MOVQ lda+32(FP), R11
+	SHLQ $0x03, R11
+	LEAQ (R11)(R11*2), R12
+	MOVQ ldb+72(FP), R9
+	SHLQ $0x03, R9
+	LEAQ (R9)(R9*2), R10
+
+	// Zero the accumulators.
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+
+	// Prefetch the C tile (first and last byte of each row) for the final update.
+	MOVQ       DX, R8
+	PREFETCHT0 (R8)
+	PREFETCHT0 511(R8)
+	MOVQ       adk+40(FP), R8
+	SHLQ       $0x03, R8
+
+	// Main loop: four k steps per iteration.
+	CMPQ CX, $0x00000004
+	JB   kernel1x64AVX512_tail
+
+kernel1x64AVX512_loop:
+	VMOVUPD          (BX), Z8
+	VMOVUPD          64(BX), Z9
+	VMOVUPD          128(BX), Z10
+	VMOVUPD          192(BX), Z11
+	VMOVUPD          256(BX), Z12
+	VMOVUPD          320(BX), Z13
+	VMOVUPD          384(BX), Z14
+	VMOVUPD          448(BX), Z15
+	VFMADD231PD.BCST (AX), Z8, Z0
+	VFMADD231PD.BCST (AX), Z9, Z1
+	VFMADD231PD.BCST (AX), Z10, Z2
+	VFMADD231PD.BCST (AX), Z11, Z3
+	VFMADD231PD.BCST (AX), Z12, Z4
+	VFMADD231PD.BCST (AX), Z13, Z5
+	VFMADD231PD.BCST (AX), Z14, Z6
+	VFMADD231PD.BCST (AX), Z15, Z7
+	ADDQ             R8, AX
+	VMOVUPD          (BX)(R9*1), Z8
+	VMOVUPD          64(BX)(R9*1), Z9
+	VMOVUPD          128(BX)(R9*1), Z10
+	VMOVUPD          192(BX)(R9*1), Z11
+	VMOVUPD          256(BX)(R9*1), Z12
+	VMOVUPD          320(BX)(R9*1), Z13
+	VMOVUPD          384(BX)(R9*1), Z14
+	VMOVUPD          448(BX)(R9*1), Z15
+	VFMADD231PD.BCST (AX), Z8, Z0
+	VFMADD231PD.BCST (AX), Z9, Z1
+	VFMADD231PD.BCST (AX), Z10, Z2
+	VFMADD231PD.BCST (AX), Z11, Z3
+	VFMADD231PD.BCST (AX), Z12, Z4
+	VFMADD231PD.BCST (AX), Z13, Z5
+	VFMADD231PD.BCST (AX), Z14, Z6
+	VFMADD231PD.BCST (AX), Z15, Z7
+	ADDQ             R8, AX
+	VMOVUPD          (BX)(R9*2), Z8
+	VMOVUPD          64(BX)(R9*2), Z9
+	VMOVUPD          128(BX)(R9*2), Z10
+	VMOVUPD          192(BX)(R9*2), Z11
+	VMOVUPD          256(BX)(R9*2), Z12
+	VMOVUPD          320(BX)(R9*2), Z13
+	VMOVUPD          384(BX)(R9*2), Z14
+	VMOVUPD          448(BX)(R9*2), Z15
+	VFMADD231PD.BCST (AX), Z8, Z0
+	VFMADD231PD.BCST (AX), Z9, Z1
+	VFMADD231PD.BCST (AX), Z10, Z2
+	VFMADD231PD.BCST (AX), Z11, Z3
+	VFMADD231PD.BCST (AX), Z12, Z4
+	VFMADD231PD.BCST (AX), Z13, Z5
+	VFMADD231PD.BCST (AX), Z14, Z6
+	VFMADD231PD.BCST (AX), Z15, Z7
+	ADDQ             R8, AX
+	VMOVUPD          (BX)(R10*1), Z8
+	VMOVUPD          64(BX)(R10*1), Z9
+	VMOVUPD          128(BX)(R10*1), Z10
+	VMOVUPD          192(BX)(R10*1), Z11
+	VMOVUPD          256(BX)(R10*1), Z12
+	VMOVUPD          320(BX)(R10*1), Z13
+	VMOVUPD          384(BX)(R10*1), Z14
+	VMOVUPD          448(BX)(R10*1), Z15
+	VFMADD231PD.BCST (AX), Z8, Z0
+	VFMADD231PD.BCST (AX), Z9, Z1
+	VFMADD231PD.BCST (AX), Z10, Z2
+	VFMADD231PD.BCST (AX), Z11, Z3
+	VFMADD231PD.BCST (AX), Z12, Z4
+	VFMADD231PD.BCST (AX), Z13, Z5
+	VFMADD231PD.BCST (AX), Z14, Z6
+	VFMADD231PD.BCST (AX), Z15, Z7
+	ADDQ             R8, AX
+	LEAQ             (BX)(R9*4), BX
+	SUBQ             $0x00000004, CX
+	CMPQ             CX, $0x00000004
+	JAE              kernel1x64AVX512_loop
+
+	// Remaining k steps, one at a time.
+kernel1x64AVX512_tail:
+	TESTQ CX, CX
+	JZ    kernel1x64AVX512_update
+
+kernel1x64AVX512_tailloop:
+	VMOVUPD          (BX), Z8
+	VMOVUPD          64(BX), Z9
+	VMOVUPD          128(BX), Z10
+	VMOVUPD          192(BX), Z11
+	VMOVUPD          256(BX), Z12
+	VMOVUPD          320(BX), Z13
+	VMOVUPD          384(BX), Z14
+	VMOVUPD          448(BX), Z15
+	VFMADD231PD.BCST (AX), Z8, Z0
+	VFMADD231PD.BCST (AX), Z9, Z1
+	VFMADD231PD.BCST (AX), Z10, Z2
+	VFMADD231PD.BCST (AX), Z11, Z3
+	VFMADD231PD.BCST (AX), Z12, Z4
+	VFMADD231PD.BCST (AX), Z13, Z5
+	VFMADD231PD.BCST (AX), Z14, Z6
+	VFMADD231PD.BCST (AX), Z15, Z7
+	ADDQ             R8, AX
+	ADDQ             R9, BX
+	DECQ             CX
+	JNZ              kernel1x64AVX512_tailloop
+
+kernel1x64AVX512_update:
+	VBROADCASTSD alpha+112(FP), Z8
+
+	// beta is ±0 exactly when its bits shifted left by one are zero; then C is not read (as BLAS).
+	MOVQ beta+120(FP), R8
+	SHLQ $0x01, R8
+	JNZ  kernel1x64AVX512_beta
+
+	// c = alpha·acc
+	VMULPD  Z8, Z0, Z0
+	VMOVUPD Z0, (DX)
+	VMULPD  Z8, Z1, Z1
+	VMOVUPD Z1, 64(DX)
+	VMULPD  Z8, Z2, Z2
+	VMOVUPD Z2, 128(DX)
+	VMULPD  Z8, Z3, Z3
+	VMOVUPD Z3, 192(DX)
+	VMULPD  Z8, Z4, Z4
+	VMOVUPD Z4, 256(DX)
+	VMULPD  Z8, Z5, Z5
+	VMOVUPD Z5, 320(DX)
+	VMULPD  Z8, Z6, Z6
+	VMOVUPD Z6, 384(DX)
+	VMULPD  Z8, Z7, Z7
+	VMOVUPD Z7, 448(DX)
+	VZEROUPPER
+	RET
+
+	// c = alpha·acc + beta·c
+kernel1x64AVX512_beta:
+	VBROADCASTSD beta+120(FP), Z9
+	VMULPD       (DX), Z9, Z10
+	VFMADD231PD  Z8, Z0, Z10
+	VMOVUPD      Z10, (DX)
+	VMULPD       64(DX), Z9, Z10
+	VFMADD231PD  Z8, Z1, Z10
+	VMOVUPD      Z10, 64(DX)
+	VMULPD       128(DX), Z9, Z10
+	VFMADD231PD  Z8, Z2, Z10
+	VMOVUPD      Z10, 128(DX)
+	VMULPD       192(DX), Z9, Z10
+	VFMADD231PD  Z8, Z3, Z10
+	VMOVUPD      Z10, 192(DX)
+	VMULPD       256(DX), Z9, Z10
+	VFMADD231PD  Z8, Z4, Z10
+	VMOVUPD      Z10, 256(DX)
+	VMULPD       320(DX), Z9, Z10
+	VFMADD231PD  Z8, Z5, Z10
+	VMOVUPD      Z10, 320(DX)
+	VMULPD       384(DX), Z9, Z10
+	VFMADD231PD  Z8, Z6, Z10
+	VMOVUPD      Z10, 384(DX)
+	VMULPD       448(DX), Z9, Z10
+	VFMADD231PD  Z8, Z7, Z10
+	VMOVUPD      Z10, 448(DX)
+	VZEROUPPER
+	RET

@@ -30,3 +30,15 @@ func kernel6x8AVX2(k int, a []float64, lda int, adk int, b []float64, ldb int, c
 //
 //go:noescape
 func kernel12x16AVX512(k int, a []float64, lda int, adk int, b []float64, ldb int, c []float64, ldc int, alpha float64, beta float64)
+
+// kernel1x64AVX512 computes a 1×64 tile of C with AVX-512F: a product of
+// one row (a scoring call of one row), where the 12×16 kernel's tile
+// would be eleven rows of padding.
+// Step p of the k loop reads a[p·adk] and b[p·ldb : p·ldb+64].
+//
+// Registers: Z0–Z7 hold the 64 accumulators; Z8–Z15 the current row of
+// the B panel. Per k step: 8 loads and 8 FMAs (embedded broadcast of A),
+// 8 independent FMA chains. The final update reuses Z8–Z10.
+//
+//go:noescape
+func kernel1x64AVX512(k int, a []float64, lda int, adk int, b []float64, ldb int, c []float64, ldc int, alpha float64, beta float64)

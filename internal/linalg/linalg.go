@@ -221,8 +221,9 @@ const (
 // (see gemm.go): per k-block, one FMA per step from zero in increasing p,
 // then c = fma(alpha, acc, beta'·c) (alpha·acc when beta' is 0). So every
 // element of c is the same, bit for bit, whichever path computes it: a
-// row's result never depends on the other rows of its batch. Four elements
-// of a row of c run at once, as four independent FMA chains.
+// row's result never depends on the other rows of its batch. Eight
+// elements of a row of c run at once (then four, then one), as independent
+// FMA chains.
 func small(ta, tb bool, m, n, k int, alpha float64, a, b []float64, beta float64, c []float64) {
 	// Element (i, p) of op(a) is a[i·ai + p·ap]; (p, j) of op(b) is
 	// b[p·bp + j·bj].
@@ -246,6 +247,9 @@ func small(ta, tb bool, m, n, k int, alpha float64, a, b []float64, beta float64
 			ar := a[i*ai:]
 			cr := c[i*n : (i+1)*n]
 			j := 0
+			for ; j+8 <= n; j += 8 {
+				small8(ar, ap, b[j*bj:], bj, bp, p0, p1, cr[j:j+8], alpha, bt)
+			}
 			for ; j+4 <= n; j += 4 {
 				var s0, s1, s2, s3 float64
 				b0, b1, b2, b3 := b[j*bj:], b[(j+1)*bj:], b[(j+2)*bj:], b[(j+3)*bj:]
@@ -271,6 +275,33 @@ func small(ta, tb bool, m, n, k int, alpha float64, a, b []float64, beta float64
 			}
 		}
 	}
+}
+
+// small8 is small's arithmetic for eight elements of a row of c at once,
+// as eight independent FMA chains (four leave two FMA units waiting on
+// their latency): element j gets Σ_p ar[p·ap]·b[j·bj + p·bp] over the
+// k-block [p0, p1), then the update.
+func small8(ar []float64, ap int, b []float64, bj, bp, p0, p1 int, c []float64, alpha, beta float64) {
+	var s0, s1, s2, s3, s4, s5, s6, s7 float64
+	for p := p0; p < p1; p++ {
+		x, q := ar[p*ap], p*bp
+		s0 = math.FMA(x, b[q], s0)
+		s1 = math.FMA(x, b[q+bj], s1)
+		s2 = math.FMA(x, b[q+2*bj], s2)
+		s3 = math.FMA(x, b[q+3*bj], s3)
+		s4 = math.FMA(x, b[q+4*bj], s4)
+		s5 = math.FMA(x, b[q+5*bj], s5)
+		s6 = math.FMA(x, b[q+6*bj], s6)
+		s7 = math.FMA(x, b[q+7*bj], s7)
+	}
+	update(c[0:], s0, alpha, beta)
+	update(c[1:], s1, alpha, beta)
+	update(c[2:], s2, alpha, beta)
+	update(c[3:], s3, alpha, beta)
+	update(c[4:], s4, alpha, beta)
+	update(c[5:], s5, alpha, beta)
+	update(c[6:], s6, alpha, beta)
+	update(c[7:], s7, alpha, beta)
 }
 
 // update sets c[0] = alpha·acc + beta·c[0] as the kernels do: fma(alpha,

@@ -1,0 +1,84 @@
+package flows
+
+// MAF's elementwise work, written out.
+//
+// MAF is MaskedAutoregressive over invertTransformer(Affine(S)) with θ
+// read as [raw, t] from the MADE's blocks [μ | raw]. The generic layer
+// gathers θ for every element (through the order, with a check for
+// non-finite values per parameter) and calls the transformer through two
+// function values; at D = 64 that bookkeeping cost as much as the
+// arithmetic. These loops do the same arithmetic, expression for
+// expression (so the bits are the same, which the pins check), reading μ
+// and raw from the MADE's row directly: Affine's Inverse for Direct and
+// its InverseVJP for Direct's pullback.
+
+import "math"
+
+// finiteParam is gather's replacement of a non-finite conditioner output
+// (+Inf → MaxFloat64, −Inf → −MaxFloat64, NaN → 0); fixed reports one.
+func finiteParam(v float64) (float64, bool) {
+	if v-v == 0 {
+		return v, false
+	}
+	switch {
+	case math.IsNaN(v):
+		return 0, true
+	case v > 0:
+		return math.MaxFloat64, true
+	}
+	return -math.MaxFloat64, true
+}
+
+// mafRows is transformRows for MAF: rows [r0, r1) of z and ld from x and
+// the MADE's output y (n×2·dim, [μ | raw]), with log-scale bound S.
+func mafRows(S float64, dim int, y, xs, z, ld []float64, r0, r1 int) {
+	w := 2 * dim
+	for r := r0; r < r1; r++ {
+		mu, raw := y[r*w:r*w+dim], y[r*w+dim:(r+1)*w]
+		zr := z[r*dim : (r+1)*dim]
+		sum := 0.0
+		for i, xi := range xs[r*dim : (r+1)*dim] {
+			ra, _ := finiteParam(raw[i])
+			t, _ := finiteParam(mu[i])
+			s := S * math.Tanh(ra/S)
+			zr[i] = (xi - t) * math.Exp(-s)
+			sum += -s
+		}
+		ld[r] = sum
+	}
+}
+
+// mafBackRows is the per-element part of MAF's Direct pullback for rows
+// [r0, r1): from dz = g and dLogDet it sets the MADE's output gradient dy
+// (n×2·dim) and the diagonal term ddiag (n×dim), at the pass's z and y.
+// A non-finite output of the MADE gets zero gradient.
+func mafBackRows(S float64, dim int, y, zs, g, dLogDet, dy, ddiag []float64, r0, r1 int) {
+	w := 2 * dim
+	for r := r0; r < r1; r++ {
+		mu, raw := y[r*w:r*w+dim], y[r*w+dim:(r+1)*w]
+		dmu, draw := dy[r*w:r*w+dim], dy[r*w+dim:(r+1)*w]
+		gl := dLogDet[r]
+		for i := 0; i < dim; i++ {
+			k := r*dim + i
+			ra, fixedRaw := finiteParam(raw[i])
+			_, fixedMu := finiteParam(mu[i])
+			// Affine's InverseVJP at y = x_i, x = z_i, gx = g_i.
+			h := math.Tanh(ra / S)
+			e := math.Exp(-S * h)
+			ds := -(g[k]*zs[k] + gl)
+			d0, d1 := 0.0, 0.0 // dθ, cleared, then added into as the transformer does
+			d0 += ds * (1 - h*h)
+			d1 += -g[k] * e
+			ddiag[k] = g[k] * e
+			if fixedRaw || fixedMu {
+				if fixedRaw {
+					d0 = 0
+				}
+				if fixedMu {
+					d1 = 0
+				}
+			}
+			draw[i], dmu[i] = d0, d1
+		}
+	}
+}
