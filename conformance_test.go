@@ -180,6 +180,19 @@ var registry = map[string]registryEntry{
 			{Name: "Invert(Squeeze)/1x2x6", Init: flows.Invert(flows.Squeeze(flows.Shape{C: 1, H: 2, W: 6})), Dim: 12, ContextDim: cdim},
 		}
 	}},
+	"FactorOut": {bijections: func(cdim int) []flowstest.Bijection {
+		half := flows.Shape{C: 1, H: 4, W: 4}
+		rest := flows.Serial(flows.ImageActNorm(half), flows.ImageCoupling(half, flows.MaskCheckerboard, flows.ConvNet(4, 4, flows.ConvNetConfig{Hidden: 2})))
+		return []flowstest.Bijection{
+			{Name: "FactorOut/learned", Init: flows.FactorOut(imgShape, flows.PriorLearned, rest), Dim: imgShape.Size(), ContextDim: cdim},
+			{Name: "FactorOut/normal", Init: flows.FactorOut(flows.Shape{C: 3, H: 2, W: 2}, flows.PriorNormal, flows.Conv1x1(flows.Shape{C: 1, H: 2, W: 2})), Dim: 12, ContextDim: cdim},
+		}
+	}},
+	"Glow": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "Glow/1x4x4", Init: flows.Glow(flows.Shape{C: 1, H: 4, W: 4}, flows.GlowConfig{Steps: 1, Hidden: 2}), Dim: 16, ContextDim: cdim},
+		}
+	}},
 	"ImageActNorm": {bijections: bij("ImageActNorm/2x4x4", flows.ImageActNorm(imgShape), imgShape.Size())},
 	"Conv1x1": {bijections: func(cdim int) []flowstest.Bijection {
 		return []flowstest.Bijection{

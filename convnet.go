@@ -133,8 +133,8 @@ func (l convLayer) addWeightGrad(p, dp Params, dw, norms []float64) {
 	}
 }
 
-// convNetInit makes the net of ConvNet with resolved settings; hidden 0 is
-// never passed by ConvNet, but blocks 0 is the two-conv net.
+// convNetInit makes the net of ConvNet with resolved settings; hidden 0
+// (never passed by ConvNet) makes the one-conv net of a split prior.
 func convNetInit(key Key, h, w, in, out, hidden, blocks int, norm bool) (Params, Net, error) {
 	hw := h * w
 	if in < hw || in%hw != 0 || out < hw || out%hw != 0 {
@@ -150,12 +150,17 @@ func convNetInit(key Key, h, w, in, out, hidden, blocks int, norm bool) (Params,
 		}
 		layers = append(layers, convLayer{conv2d{ci, co, 3, h, w}, off, nrm})
 	}
-	add(cin, hidden, norm)
-	for range blocks {
-		add(hidden, hidden, norm)
-		add(hidden, hidden, norm)
+	if hidden == 0 {
+		// One zero conv from in to out (the split prior's net).
+		add(cin, cout, false)
+	} else {
+		add(cin, hidden, norm)
+		for range blocks {
+			add(hidden, hidden, norm)
+			add(hidden, hidden, norm)
+		}
+		add(hidden, cout, false)
 	}
-	add(hidden, cout, false)
 	last := layers[len(layers)-1]
 	p := make(Params, last.off+last.np())
 	keys := key.Split(len(layers))
@@ -220,6 +225,9 @@ func (cn *convNet) run(p Params, x *mat.Dense, keep bool) ([]float64, int, *conv
 		return l.forward(wt, l.bias(p), in, n)
 	}
 	ls := cn.layers
+	if len(ls) == 1 {
+		return conv(ls[0], xs), n, tape
+	}
 	h := conv(ls[0], xs)
 	for b := 0; b < (len(ls)-2)/2; b++ {
 		r := conv(ls[2+2*b], relu(conv(ls[1+2*b], relu(h))))
@@ -272,6 +280,9 @@ func (cn *convNet) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 		// Every conv but conv_in reads a ReLU's output, recorded on the
 		// tape: the ReLU's derivative is 0 where that output is 0.
 		last := len(ls) - 1
+		if last == 0 {
+			return mat.NewDense(n, cn.in, convBack(0, g, true))
+		}
 		dh := convBack(last, g, true)
 		reluBack(dh, tape.ins[last])
 		for b := (len(ls)-2)/2 - 1; b >= 0; b-- {
