@@ -11,11 +11,19 @@ package flows
 // H·W pixels), and writes 2·C_b planes: a raw log-scale and a shift t for
 // each transformed value (C_b = C for a checkerboard, the transformed
 // channels' count for a channel mask; a checkerboard's outputs at kept
-// positions are not used). Then, as AffineCoupling,
+// positions are not used). Then, with Glow's sigmoid scale divided by its
+// value at raw = 0 (so that a zero net gives the identity),
 //
-//	s = 3·tanh(raw/3),  z_b = x_b·exp(s) + t,  z_a = x_a,  logDet = Σ s
+//	s = log σ(raw + 2) − log σ(2),  z_b = x_b·exp(s) + t,  z_a = x_a,  logDet = Σ s
 //
-// and Inverse computes x_b = (z_b − t)·exp(−s). The pullbacks are the
+// and Inverse computes x_b = (z_b − t)·exp(−s). The scale exp(s) lies in
+// (0, 1/σ(2)) = (0, 1.135): a coupling can shrink a value as far as it
+// likes but stretch it by at most 13.5%, so a stack of them cannot blow up
+// an unusual image in the data-to-latent direction (a bounded tanh scale,
+// e^{±3} per layer, did: one MNIST batch in a few hundred reached 10⁵
+// bits/dim). FactorOut's learned prior, one layer at the end of a scale,
+// uses AffineCoupling's s = 3·tanh(raw/3) instead, so the prior's standard
+// deviation exp(−s) can be as small as e^{−3}. The pullbacks are the
 // coupling's: through z_b to x_b, s and t, through s and t into the net
 // and its input, and through the context planes into the context (a sum
 // over their pixels).
@@ -59,6 +67,12 @@ const imageCouplingBound = affineCouplingBound
 // returns an error unless dim is shape.Size(), a channel mask has C ≥ 2 and
 // a checkerboard H·W ≥ 2.
 func ImageCoupling(shape Shape, mask ImageMask, net NetInitFunc) InitFunc {
+	return imageCouplingInit(shape, mask, net, true)
+}
+
+// imageCouplingInit is ImageCoupling with Glow's sigmoid scale (sigmoid)
+// or AffineCoupling's bounded tanh scale.
+func imageCouplingInit(shape Shape, mask ImageMask, net NetInitFunc, sigmoid bool) InitFunc {
 	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
 		const who = "ImageCoupling"
 		if err := checkImageDim(who, shape, dim, contextDim); err != nil {
@@ -76,22 +90,23 @@ func ImageCoupling(shape Shape, mask ImageMask, net NetInitFunc) InitFunc {
 		if err != nil {
 			return nil, Bijection{}, fmt.Errorf("flows: %s: %w", who, err)
 		}
-		ic.net, ic.np = nt, len(p)
+		ic.net, ic.np, ic.sigmoid = nt, len(p), sigmoid
 		return p, ic.bijection(), nil
 	}
 }
 
 // imageCoupling is an ImageCoupling's immutable shape.
 type imageCoupling struct {
-	s     Shape
-	cdim  int
-	cb    int   // channels the net writes per output half
-	netIn int   // net input width
-	src   []int // net input column j (below C_a·H·W) reads x[src[j]], or −1 for a zero
-	tr    []int // transformed columns of x
-	out   []int // transformed value tr[k] uses net raw output out[k] and shift out[k] + cb·H·W
-	net   Net
-	np    int
+	s       Shape
+	cdim    int
+	cb      int   // channels the net writes per output half
+	netIn   int   // net input width
+	src     []int // net input column j (below C_a·H·W) reads x[src[j]], or −1 for a zero
+	tr      []int // transformed columns of x
+	out     []int // transformed value tr[k] uses net raw output out[k] and shift out[k] + cb·H·W
+	net     Net
+	np      int
+	sigmoid bool // Glow's sigmoid scale, else the bounded tanh
 }
 
 // newImageCoupling lays out the mask.
@@ -190,13 +205,27 @@ func (ic *imageCoupling) netInputBack(din *mat.Dense, dx []float64, dc *mat.Dens
 	}
 }
 
-// scaleShift returns, for row i and transformed value k, s, tanh(raw/S)
-// and t from the net's output y.
-func (ic *imageCoupling) scaleShift(y []float64, i, k int) (s, th, t float64) {
+// scaleShift returns, for row i and transformed value k, the log-scale s,
+// its derivative ds/draw and the shift t from the net's output y.
+func (ic *imageCoupling) scaleShift(y []float64, i, k int) (s, ds, t float64) {
 	w, half := 2*ic.cb*ic.s.H*ic.s.W, ic.cb*ic.s.H*ic.s.W
 	row := y[i*w : (i+1)*w]
-	th = math.Tanh(row[ic.out[k]] / imageCouplingBound)
-	return imageCouplingBound * th, th, row[ic.out[k]+half]
+	raw := row[ic.out[k]]
+	if ic.sigmoid {
+		// log σ(a) = −softplus(−a); d/da log σ(a) = σ(−a).
+		a := raw + 2
+		return logSigmoid(a) - logSigmoid(2), 1 / (1 + math.Exp(a)), row[ic.out[k]+half]
+	}
+	th := math.Tanh(raw / imageCouplingBound)
+	return imageCouplingBound * th, 1 - th*th, row[ic.out[k]+half]
+}
+
+// logSigmoid returns log σ(a) = −log(1 + e^{−a}) without overflow.
+func logSigmoid(a float64) float64 {
+	if a < 0 {
+		return a - math.Log1p(math.Exp(a))
+	}
+	return -math.Log1p(math.Exp(-a))
 }
 
 // pass runs the coupling in either direction on u (x for Direct, z for
@@ -251,7 +280,7 @@ func (ic *imageCoupling) pass(p Params, u, c *mat.Dense, inverse, vjp bool) (*ma
 		for i := 0; i < n; i++ {
 			gr, dur, xr, dyr := g[i*dim:(i+1)*dim], du[i*dim:(i+1)*dim], xb[i*dim:(i+1)*dim], dy[i*w:(i+1)*w]
 			for k, j := range ic.tr {
-				s, th, _ := ic.scaleShift(ys, i, k)
+				s, dsRaw, _ := ic.scaleShift(ys, i, k)
 				var ds, dt float64
 				if inverse {
 					// x_b = (z_b − t)·e^{−s}, logDet = −Σ s.
@@ -266,7 +295,7 @@ func (ic *imageCoupling) pass(p Params, u, c *mat.Dense, inverse, vjp bool) (*ma
 					dt = gr[j]
 					ds = gr[j]*xr[j]*e + dLogDet[i]
 				}
-				dyr[ic.out[k]] = ds * (1 - th*th)
+				dyr[ic.out[k]] = ds * dsRaw
 				dyr[ic.out[k]+half] = dt
 			}
 		}

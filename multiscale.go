@@ -11,8 +11,9 @@ package flows
 // log σ from a zero-initialised 3×3 convolution of the staying half z_a;
 // that density equals the standard normal density of
 // (z_b − μ)·exp(−log σ) times exp(−Σ log σ), which is an affine coupling of
-// z_b given z_a. So FactorOut with PriorLearned is ImageCoupling with
-// MaskChannels over a one-conv net, followed by the rest of the flow applied
+// z_b given z_a. So FactorOut with PriorLearned is an image coupling with
+// MaskChannels over a one-conv net (with AffineCoupling's bounded
+// log-scale, |log σ| < 3, rather than ImageCoupling's sigmoid scale), followed by the rest of the flow applied
 // to the first C/2·H·W columns alone (the leaving columns pass through
 // unchanged); with PriorNormal the coupling is left out. The final latent
 // row holds every factor, and the flow's prior is the standard Normal.
@@ -67,7 +68,7 @@ func FactorOut(shape Shape, prior FactorPrior, rest InitFunc) InitFunc {
 			net := func(key Key, in, out int) (Params, Net, error) {
 				return convNetInit(key, shape.H, shape.W, in, out, 0, 0, false)
 			}
-			return Serial(ImageCoupling(shape, MaskChannels, net), onRest)(key, dim, contextDim)
+			return Serial(imageCouplingInit(shape, MaskChannels, net, false), onRest)(key, dim, contextDim)
 		case PriorNormal:
 			return onRest(key, dim, contextDim)
 		}

@@ -73,7 +73,7 @@ type options struct {
 	steps, hidden, blocks int
 	batch                 int
 	lr                    float64
-	warmup                int
+	warmup, every         int
 	seed                  uint64
 }
 
@@ -90,6 +90,7 @@ func main() {
 	flag.IntVar(&o.batch, "batch", 64, "images per step")
 	flag.Float64Var(&o.lr, "lr", 2e-3, "Adam's learning rate after the warm-up")
 	flag.IntVar(&o.warmup, "warmup", 50, "steps of linear learning-rate warm-up")
+	flag.IntVar(&o.every, "every", 50, "steps between progress lines (the mean training bits/dim of those steps)")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of every random choice")
 	flag.StringVar(&o.out, "out", ".", "folder for samples.png and interp.png")
 	flag.Parse()
@@ -187,7 +188,7 @@ func fit(o options, key flows.Key, model flows.Dequantized, p flows.Params, xTra
 	fmt.Printf("before training: test %.3f bits/dim\n", bitsPerDim(model, p, xTest))
 	for epoch := range o.epochs {
 		perm := rng.Perm(nTrain)
-		var sum float64
+		var sum, window float64
 		for s := range steps {
 			for i := range o.batch {
 				xb.SetRow(i, xTrain.RawRowView(perm[s*o.batch+i]))
@@ -199,13 +200,15 @@ func fit(o options, key flows.Key, model flows.Dequantized, p flows.Params, xTra
 			optim.ClipGlobalNorm(grad, 50)
 			adam.StepLR(p, grad, o.lr*min(1, float64(step+1)/float64(max(o.warmup, 1))))
 			for _, v := range bound {
-				sum -= v / (float64(dim) * math.Ln2)
+				window -= v / (float64(dim) * math.Ln2)
 			}
-			if (s+1)%50 == 0 {
+			if (s+1)%o.every == 0 || s == steps-1 {
 				done := float64(step+1) / float64(o.epochs*steps)
 				el := time.Since(start)
 				fmt.Printf("  epoch %d step %d/%d: train %.3f bits/dim, %s elapsed, ETA %s\n", epoch+1, s+1, steps,
-					sum/float64((s+1)*o.batch), el.Round(time.Second), time.Duration(float64(el)*(1-done)/done).Round(time.Second))
+					window/float64((s%o.every+1)*o.batch), el.Round(time.Second), time.Duration(float64(el)*(1-done)/done).Round(time.Second))
+				sum += window
+				window = 0
 			}
 		}
 		el := time.Since(start)
