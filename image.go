@@ -61,6 +61,17 @@ func checkImageDim(who string, s Shape, dim, contextDim int) error {
 	return checkContextDim(who, contextDim)
 }
 
+// checkImageWidth panics with a flows: message naming the image shape
+// when x does not have s.Size() columns.
+func checkImageWidth(who string, x *mat.Dense, s Shape) {
+	if x == nil {
+		panic("flows: " + who + ": nil batch")
+	}
+	if _, c := x.Dims(); c != s.Size() {
+		panic(fmt.Sprintf("flows: %s: batch has %d columns, want %d for images of shape %v", who, c, s.Size(), s))
+	}
+}
+
 // toPixels returns the n×(C·H·W) batch x as (n·H·W)×C rows, one per pixel
 // (image-major, then pixel-major).
 func toPixels(x *mat.Dense, s Shape) *mat.Dense {
@@ -169,7 +180,7 @@ func pixelwise(who string, s Shape, inner InitFunc) InitFunc {
 		hw, np := s.H*s.W, len(p)
 		pass := func(f func(Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64)) func(Params, *mat.Dense, *mat.Dense) (*mat.Dense, []float64) {
 			return func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
-				checkWidth(who, x, dim)
+				checkImageWidth(who, x, s)
 				checkParams(who, p, np)
 				z, ld := f(p, toPixels(x, s), nil)
 				return fromPixels(z, s), sumPixels(ld, hw)
@@ -180,7 +191,7 @@ func pixelwise(who string, s Shape, inner InitFunc) InitFunc {
 				return nil
 			}
 			return func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
-				checkWidth(who, x, dim)
+				checkImageWidth(who, x, s)
 				checkParams(who, p, np)
 				n, _ := x.Dims()
 				z, ld, back := f(p, toPixels(x, s), nil)
@@ -199,7 +210,7 @@ func pixelwise(who string, s Shape, inner InitFunc) InitFunc {
 		}
 		if b.InitFromData != nil {
 			out.InitFromData = func(p Params, x, _ *mat.Dense) *mat.Dense {
-				checkWidth(who, x, dim)
+				checkImageWidth(who, x, s)
 				checkParams(who, p, np)
 				return fromPixels(b.InitFromData(p, toPixels(x, s), nil), s)
 			}

@@ -220,3 +220,28 @@ func TestGlowWorkersBitIdentical(t *testing.T) {
 		t.Fatal("input gradients differ between 1 and 4 workers")
 	}
 }
+
+// TestImageMisuseNamesShape checks that a batch of the wrong width panics
+// with a flows: message naming the image shape.
+func TestImageMisuseNamesShape(t *testing.T) {
+	s := flows.Shape{C: 2, H: 3, W: 3}
+	for name, init := range map[string]flows.InitFunc{
+		"ImageActNorm":  flows.ImageActNorm(s),
+		"Conv1x1":       flows.Conv1x1(s),
+		"ImageCoupling": flows.ImageCoupling(s, flows.MaskChannels, flows.ConvNet(3, 3, flows.ConvNetConfig{Hidden: 2})),
+	} {
+		p, b, err := init(flows.NewKey(1), s.Size(), 0)
+		if err != nil {
+			t.Fatal(name, err)
+		}
+		func() {
+			defer func() {
+				msg, _ := recover().(string)
+				if !strings.HasPrefix(msg, "flows: "+name) || !strings.Contains(msg, "2×3×3") || !strings.Contains(msg, "17 columns") {
+					t.Errorf("%s on 17 columns: panic %q, want a flows: message naming 17 columns and 2×3×3", name, msg)
+				}
+			}()
+			b.Direct(p, mat.NewDense(2, 17, nil), nil)
+		}()
+	}
+}

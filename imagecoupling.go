@@ -234,7 +234,7 @@ func logSigmoid(a float64) float64 {
 func (ic *imageCoupling) pass(p Params, u, c *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback) {
 	const who = "ImageCoupling"
 	dim := ic.s.Size()
-	checkWidth(who, u, dim)
+	checkImageWidth(who, u, ic.s)
 	checkParams(who, p, ic.np)
 	us, n, _ := rawRows(u)
 	checkContext(who, c, n, ic.cdim)
