@@ -42,8 +42,10 @@ func bij(name string, init flows.InitFunc, dim int) func(int) []flowstest.Biject
 }
 
 var (
-	regMLP  = flows.MLP([]int{8, 8}, flows.Tanh)
-	regMADE = flows.MADEConfig{Hidden: []int{8, 8}, Act: flows.Tanh, Order: flows.ReversedOrder}
+	// imgShape is the image shape of most image cases: 2×4×4, 32 columns.
+	imgShape = flows.Shape{C: 2, H: 4, W: 4}
+	regMLP   = flows.MLP([]int{8, 8}, flows.Tanh)
+	regMADE  = flows.MADEConfig{Hidden: []int{8, 8}, Act: flows.Tanh, Order: flows.ReversedOrder}
 )
 
 var registry = map[string]registryEntry{
@@ -172,6 +174,44 @@ var registry = map[string]registryEntry{
 	"Sigmoid":     {bijections: bij("Sigmoid", flows.Sigmoid(), 3)},
 	"Standardize": {bijections: bij("Standardize", flows.Standardize([]float64{1, -2, 0.5}, []float64{2, 0.25, 1}), 3)},
 
+	"Squeeze": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "Squeeze/2x4x4", Init: flows.Squeeze(imgShape), Dim: imgShape.Size(), ContextDim: cdim},
+			{Name: "Invert(Squeeze)/1x2x6", Init: flows.Invert(flows.Squeeze(flows.Shape{C: 1, H: 2, W: 6})), Dim: 12, ContextDim: cdim},
+		}
+	}},
+	"FactorOut": {bijections: func(cdim int) []flowstest.Bijection {
+		half := flows.Shape{C: 1, H: 4, W: 4}
+		rest := flows.Serial(flows.ImageActNorm(half), flows.ImageCoupling(half, flows.MaskCheckerboard, flows.ConvNet(4, 4, flows.ConvNetConfig{Hidden: 2})))
+		return []flowstest.Bijection{
+			{Name: "FactorOut/learned", Init: flows.FactorOut(imgShape, flows.PriorLearned, rest), Dim: imgShape.Size(), ContextDim: cdim},
+			{Name: "FactorOut/normal", Init: flows.FactorOut(flows.Shape{C: 3, H: 2, W: 2}, flows.PriorNormal, flows.Conv1x1(flows.Shape{C: 1, H: 2, W: 2})), Dim: 12, ContextDim: cdim},
+		}
+	}},
+	"Glow": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "Glow/1x4x4", Init: flows.Glow(flows.Shape{C: 1, H: 4, W: 4}, flows.GlowConfig{Steps: 1, Hidden: 2}), Dim: 16, ContextDim: cdim},
+		}
+	}},
+	"ImageActNorm": {bijections: bij("ImageActNorm/2x4x4", flows.ImageActNorm(imgShape), imgShape.Size())},
+	"Conv1x1": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "Conv1x1/2x4x4", Init: flows.Conv1x1(imgShape), Dim: imgShape.Size(), ContextDim: cdim},
+			{Name: "Conv1x1/3x2x3", Init: flows.Conv1x1(flows.Shape{C: 3, H: 2, W: 3}), Dim: 18, ContextDim: cdim},
+		}
+	}},
+	"ImageCoupling": {bijections: func(cdim int) []flowstest.Bijection {
+		net := flows.ConvNet(4, 4, flows.ConvNetConfig{Hidden: 3, Blocks: 1})
+		wn := flows.ConvNet(4, 4, flows.ConvNetConfig{Hidden: 3, WeightNorm: true})
+		odd := flows.Shape{C: 3, H: 3, W: 3}
+		return []flowstest.Bijection{
+			{Name: "ImageCoupling/channels", Init: flows.ImageCoupling(imgShape, flows.MaskChannels, net), Dim: imgShape.Size(), ContextDim: cdim},
+			{Name: "ImageCoupling/channels-swapped/odd", Init: flows.ImageCoupling(odd, flows.MaskChannelsSwapped, flows.ConvNet(3, 3, flows.ConvNetConfig{Hidden: 2})), Dim: odd.Size(), ContextDim: cdim},
+			{Name: "ImageCoupling/checkerboard/weightnorm", Init: flows.ImageCoupling(imgShape, flows.MaskCheckerboard, wn), Dim: imgShape.Size(), ContextDim: cdim},
+			{Name: "ImageCoupling/checkerboard-swapped/odd", Init: flows.ImageCoupling(odd, flows.MaskCheckerboardSwapped, flows.ConvNet(3, 3, flows.ConvNetConfig{Hidden: 2})), Dim: odd.Size(), ContextDim: cdim},
+		}
+	}},
+
 	"Normal":     {distributions: distCases("Normal", flows.Normal(), 1, 2, 3)},
 	"DiagNormal": {distributions: distCases("DiagNormal", flows.DiagNormal(), 1, 2, 3)},
 	"GMM":        {distributions: distCases("GMM", gmm2D.init(), 2)},
@@ -185,6 +225,10 @@ var registry = map[string]registryEntry{
 		}
 	}},
 
+	"ConvNet": {nets: []flowstest.Net{
+		{Name: "ConvNet/blocks=2", Init: flows.ConvNet(3, 4, flows.ConvNetConfig{Hidden: 3, Blocks: 2}), In: 2 * 12, Out: 4 * 12},
+		{Name: "ConvNet/weightnorm", Init: flows.ConvNet(4, 2, flows.ConvNetConfig{Hidden: 2, Blocks: 1, WeightNorm: true}), In: 8, Out: 16},
+	}},
 	"MLP":  {nets: []flowstest.Net{{Name: "MLP", Init: regMLP, In: 3, Out: 4}}},
 	"MADE": {nets: []flowstest.Net{{Name: "MADE", Init: flows.MADE(regMADE), In: 3, Out: 6}}},
 	"MLPFrom": {nets: []flowstest.Net{

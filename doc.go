@@ -130,6 +130,17 @@
 // GaussianNLL) for the model, the command line, the server and Beam;
 // package table reads and writes CSV; flowstest is the conformance suite.
 //
+// # Images
+//
+// An image of Shape{C, H, W} is a row of C·H·W values in channel-major
+// order (value (c, y, x) at column c·H·W + y·W + x), so the image layers
+// (Squeeze, ImageActNorm, Conv1x1, ImageCoupling over a ConvNet, FactorOut,
+// and the ready-made Glow) are ordinary layers. Convolutions are im2col
+// products on the matrix kernel, split by images. A multi-scale flow's
+// factor-out is a bijection of the whole row (Glow's learned split prior
+// is a coupling of the leaving channels), so Flow(Glow(...), Normal()) is
+// the whole model.
+//
 // # Beyond one machine
 //
 // The module github.com/gonormflows/flows/beam runs scoring, sampling,

