@@ -17,7 +17,7 @@ import (
 // It has no parameters (the parameter vector is empty, layout []): mean and
 // scale are fixed when Standardize is called and never trained. The slices
 // are copied, so the caller may reuse them. Put it first in a flow so that
-// the trained layers see data of about unit scale; StandardizeFrom computes
+// the trained layers see data of about unit scale; prep.StandardizeFrom computes
 // mean and scale from a batch.
 //
 // DirectVJP and InverseVJP are provided; there is no data-dependent

@@ -58,7 +58,7 @@ type Config struct {
 	Bound float64 `json:"bound,omitempty"`
 	// LogScaleBound bounds the log-scales of the affine kinds (maf,
 	// realnvp, glow): |s| < LogScaleBound per column per layer (default
-	// 3; see MAFBound and AffineCouplingBound). Other kinds ignore it,
+	// 3; see flows.MAFBound and flows.AffineCouplingBound). Other kinds ignore it,
 	// and New sets it to zero.
 	LogScaleBound float64 `json:"logScaleBound,omitempty"`
 	// Init is how the conditioners draw their hidden weights (default
@@ -191,12 +191,12 @@ const (
 	// ScalingDefault is Config's default, ScalingRobust.
 	ScalingDefault Scaling = iota
 	// ScalingRobust uses each column's mean and standard deviation without
-	// the values far out (RobustStandardizeFrom): the same as
+	// the values far out (prep.RobustStandardizeFrom): the same as
 	// ScalingMoments for most tables, but a few rows a million scales away
 	// do not stretch the scale and squeeze every other row together.
 	ScalingRobust
 	// ScalingMoments uses each column's mean and standard deviation
-	// (StandardizeFrom).
+	// (prep.StandardizeFrom).
 	ScalingMoments
 )
 
@@ -327,7 +327,7 @@ type Model struct {
 	// columns (0 for an unconditional model).
 	Dim, ContextDim int
 	// Mean and Scale are the fixed standardisation of the first layer,
-	// z = (x − Mean)/Scale column by column (see Standardize).
+	// z = (x − Mean)/Scale column by column (see flows.Standardize).
 	Mean, Scale []float64
 	// ContextMean and ContextScale standardise the context the same way
 	// before the layers read it; nil without a context.

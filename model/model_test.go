@@ -491,3 +491,40 @@ func TestKindInfo(t *testing.T) {
 		t.Errorf("nsf-coupling: %+v, want splines and 2 columns", info)
 	}
 }
+
+// TestConditionalModelDistribution runs the distribution conformance suite
+// on a conditional model whose context is far from standardised (mean 5,
+// scale 3): the context pullback through the model's context
+// standardisation (flows.Standardize) must match finite differences.
+func TestConditionalModelDistribution(t *testing.T) {
+	x := standardNormalData(11, 300, 2)
+	c := standardNormalData(12, 300, 2)
+	c.Apply(func(_, _ int, v float64) float64 { return 5 + 3*v }, c)
+	for _, kind := range []model.Kind{model.KindMAF, model.KindRealNVP} {
+		m, err := model.New(model.Config{Kind: kind, Layers: 2, Hidden: []int{8}, Activation: flows.Tanh}, x, c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		flowstest.TestDistribution(t, flowstest.Distribution{
+			Name: fmt.Sprintf("%s/conditional", kind),
+			Init: func(flows.Key, int, int) (flows.Params, flows.Distribution, error) {
+				return slices.Clone(m.Params), m.Dist, nil
+			},
+			Dim:        2,
+			ContextDim: 2,
+			Contexts: func(key flows.Key, n, cdim int) *mat.Dense {
+				out := standardNormalData(13, n, cdim)
+				out.Apply(func(_, _ int, v float64) float64 { return 5 + 3*v }, out)
+				return out
+			},
+			Perturb: func(key flows.Key, p flows.Params) flows.Params {
+				rng := key.Rand()
+				q := slices.Clone(p)
+				for i := range q {
+					q[i] += 0.05 * rng.NormFloat64()
+				}
+				return q
+			},
+		})
+	}
+}

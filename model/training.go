@@ -25,7 +25,7 @@ type Training struct {
 	// without validation rows.
 	TrainNLL, ValNLL float64
 	// GaussianValNLL is the validation NLL of a full-covariance Gaussian
-	// of the training rows (GaussianNLL), the baseline a flow should beat;
+	// of the training rows (prep.GaussianNLL), the baseline a flow should beat;
 	// NaN when it was not computed (a conditional model, no validation
 	// rows).
 	GaussianValNLL float64

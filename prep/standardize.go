@@ -9,7 +9,7 @@ import (
 )
 
 // StandardizeFrom returns the column means and population standard
-// deviations (divisor n) of the rows of x, for Standardize. A column that is
+// deviations (divisor n) of the rows of x, for flows.Standardize. A column that is
 // constant, with standard deviation at most 1e-12·max(1, max|x_j|) (the
 // threshold ActNorm uses, since rounding leaves a constant column's computed
 // deviation slightly above zero), gets scale 1. The sums are scaled by each
@@ -39,7 +39,7 @@ func StandardizeFrom(x *mat.Dense) (mean, scale []float64, err error) {
 // OutlierScales robust scales from its median (the robust scale being
 // 1.4826·MAD, or the interquartile range over 1.349 where more than half
 // the values are equal, or the standard deviation where that is 0 too), for
-// Standardize. Without such values it is StandardizeFrom's result, bit for
+// flows.Standardize. Without such values it is StandardizeFrom's result, bit for
 // bit; with them, a few rows far out (a value a million scales away) do not
 // stretch the scale and squeeze every other row together. A constant
 // column gets scale 1. It returns StandardizeFrom's errors.
