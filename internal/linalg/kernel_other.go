@@ -11,4 +11,4 @@ func init() {
 func kernels() []*kernelInfo { return []*kernelInfo{goKernel} }
 
 // pickKernel chooses the kernel for an m×n product.
-func pickKernel(m, n int) *kernelInfo { return goKernel }
+func pickKernel(m, n int, f32 bool) *kernelInfo { return goKernel }

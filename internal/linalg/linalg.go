@@ -190,7 +190,7 @@ func gemm(kn *kernelInfo, ta, tb bool, m, n, k int, alpha float64, a, b []float6
 			small(ta, tb, m, n, k, alpha, a, b, beta, c)
 			return
 		}
-		kn = pickKernel(m, n)
+		kn = pickKernel(m, n, false)
 	}
 	run(kn, ta, tb, m, n, k, alpha, a[:m*k], b[:k*n], beta, c, workers)
 }
