@@ -123,6 +123,7 @@ func TestPrecisionNets(t *testing.T) {
 				if !(e <= tol) || e == 0 {
 					t.Errorf("%s: relative difference %.3g, want in (0, %.3g]", r.what, e, tol)
 				}
+				t.Logf("%s: relative difference %.3g (bound %.3g)", r.what, e, tol)
 			}
 		})
 	}
@@ -200,9 +201,11 @@ func TestPrecisionFlowGradient(t *testing.T) {
 			if e := math.Abs(l32-l64) / math.Abs(l64); !(e <= tol) {
 				t.Errorf("loss %v in Float32, %v in Float64: relative difference %.3g, want ≤ %.3g", l32, l64, e, tol)
 			}
-			if e := relErr(g32, g64); !(e <= tol) || e == 0 {
+			e := relErr(g32, g64)
+			if !(e <= tol) || e == 0 {
 				t.Errorf("loss gradient: relative difference %.3g, want in (0, %.3g]", e, tol)
 			}
+			t.Logf("loss %.3g, loss gradient %.3g relative difference (bound %.3g)", math.Abs(l32-l64)/math.Abs(l64), e, tol)
 		})
 	}
 }

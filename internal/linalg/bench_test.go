@@ -12,7 +12,7 @@ import (
 // of a flow's layers (batch 256–1024, widths 8–512) and large squares.
 var benchShapes = []struct{ m, k, n int }{
 	{256, 64, 256}, {256, 256, 64}, {1024, 64, 256}, {64, 1024, 256}, {1024, 256, 8},
-	{256, 256, 256}, {512, 512, 512}, {1024, 1024, 1024},
+	{256, 256, 256}, {512, 512, 512}, {1024, 512, 512}, {1024, 1024, 1024},
 }
 
 // benchGemm reports GFLOP/s (2mnk flops per call, averaged over the calls)

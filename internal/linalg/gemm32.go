@@ -176,6 +176,16 @@ func (j *job) task32(t int, w *workBuf) {
 func packContig32(dst []float32, w int, src []float64, ld, r0, rows, p0, np int) {
 	dst = dst[:np*w]
 	src = src[p0*ld+r0:]
+	if hasConvert && np > 0 {
+		_ = src[(np-1)*ld+rows-1] // the assembly reads no further
+		convertPanel(dst, w, src, ld, rows, np)
+		if rows < w {
+			for p := range np {
+				clear(dst[p*w+rows : p*w+w])
+			}
+		}
+		return
+	}
 	for p := range np {
 		d := dst[p*w : p*w+w]
 		for i, v := range src[p*ld : p*ld+rows] {

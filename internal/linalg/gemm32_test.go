@@ -247,3 +247,37 @@ func TestGemmF32NoAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestPackContig32 checks the packing conversion (assembly where the CPU
+// has AVX) against Go's float32 conversion, bit for bit, on values that
+// round, overflow to ±Inf, become subnormal or zero, and NaN, for every
+// panel width and partial row count.
+func TestPackContig32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 12))
+	const ld, np = 37, 9
+	src := make([]float64, ld*(np+1))
+	for i := range src {
+		src[i] = (rng.Float64()*2 - 1) * math.Ldexp(1, rng.IntN(330)-165)
+	}
+	src[3], src[40], src[77] = math.NaN(), math.Inf(-1), 0x1p-150*3
+	for _, w := range []int{4, 6, 12, 16, 32} {
+		for rows := 1; rows <= w; rows++ {
+			dst := make([]float32, np*w)
+			for i := range dst {
+				dst[i] = 7
+			}
+			packContig32(dst, w, src, ld, 2, rows, 1, np)
+			for p := range np {
+				for i := range w {
+					want := float32(0)
+					if i < rows {
+						want = float32(src[(1+p)*ld+2+i])
+					}
+					if got := dst[p*w+i]; math.Float32bits(got) != math.Float32bits(want) {
+						t.Fatalf("w=%d rows=%d: dst[%d,%d] = %v, want %v", w, rows, p, i, got, want)
+					}
+				}
+			}
+		}
+	}
+}

@@ -19,6 +19,9 @@ var (
 	hasAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 )
 
+// hasConvert reports that convertPanel (AVX) may run.
+var hasConvert = cpu.X86.HasAVX
+
 func init() {
 	switch {
 	case hasAVX512:

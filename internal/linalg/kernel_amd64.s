@@ -1761,3 +1761,52 @@ kernel12x32AVX512F32_beta:
 	VMOVUPD       Z23, 192(DX)
 	VZEROUPPER
 	RET
+
+// func convertPanel(dst []float32, w int, src []float64, ld int, rows int, np int)
+// Requires: AVX, SSE, SSE2
+TEXT ·convertPanel(SB), NOSPLIT, $0-80
+	MOVQ  dst_base+0(FP), DI
+	MOVQ  w+24(FP), R8
+	SHLQ  $0x02, R8
+	MOVQ  src_base+32(FP), SI
+	MOVQ  ld+56(FP), R9
+	SHLQ  $0x03, R9
+	MOVQ  rows+64(FP), DX
+	MOVQ  np+72(FP), CX
+	TESTQ CX, CX
+	JZ    convert_done
+
+convert_row:
+	MOVQ SI, R10
+	MOVQ DI, R11
+	MOVQ DX, R12
+
+convert_four:
+	CMPQ       R12, $0x00000004
+	JB         convert_tail
+	VCVTPD2PSY (R10), X0
+	VMOVUPS    X0, (R11)
+	ADDQ       $0x00000020, R10
+	ADDQ       $0x00000010, R11
+	SUBQ       $0x00000004, R12
+	JMP        convert_four
+
+convert_tail:
+	TESTQ    R12, R12
+	JZ       convert_next
+	CVTSD2SS (R10), X0
+	MOVSS    X0, (R11)
+	ADDQ     $0x00000008, R10
+	ADDQ     $0x00000004, R11
+	DECQ     R12
+	JMP      convert_tail
+
+convert_next:
+	ADDQ R9, SI
+	ADDQ R8, DI
+	DECQ CX
+	JNZ  convert_row
+
+convert_done:
+	VZEROUPPER
+	RET

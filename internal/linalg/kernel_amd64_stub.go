@@ -57,3 +57,9 @@ func kernel6x16AVX2F32(k int, a []float32, b []float32, c []float64, ldc int, al
 //
 //go:noescape
 func kernel12x32AVX512F32(k int, a []float32, b []float32, c []float64, ldc int, alpha float64, beta float64)
+
+// convertPanel sets dst[p·w + i] = float32(src[p·ld + i]) for i < rows and
+// p < np, with AVX: four elements per VCVTPD2PS, the rest one at a time.
+//
+//go:noescape
+func convertPanel(dst []float32, w int, src []float64, ld int, rows int, np int)

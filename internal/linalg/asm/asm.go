@@ -116,6 +116,8 @@ func main() {
 		mr: 12, nr: 32, lanes: 8, vec: zmm, bcst: true,
 	})
 
+	genConvert()
+
 	Generate()
 }
 
@@ -446,4 +448,56 @@ func gen32(kn kernel) {
 		VZEROUPPER()
 		RET()
 	}
+}
+
+// genConvert emits convertPanel, which rounds panels of float64 to float32
+// four at a time (VCVTPD2PS rounds as the float32 conversion does, to
+// nearest even under the default MXCSR).
+func genConvert() {
+	TEXT("convertPanel", NOSPLIT, "func(dst []float32, w int, src []float64, ld, rows, np int)")
+	Pragma("noescape")
+	Doc(
+		"convertPanel sets dst[p·w + i] = float32(src[p·ld + i]) for i < rows and",
+		"p < np, with AVX: four elements per VCVTPD2PS, the rest one at a time.",
+	)
+	Load(Param("dst").Base(), RDI)
+	Load(Param("w"), R8)
+	SHLQ(U8(2), R8)
+	Load(Param("src").Base(), RSI)
+	Load(Param("ld"), R9)
+	SHLQ(U8(3), R9)
+	Load(Param("rows"), RDX)
+	Load(Param("np"), RCX)
+	TESTQ(RCX, RCX)
+	JZ(LabelRef("convert_done"))
+	Label("convert_row")
+	MOVQ(RSI, R10)
+	MOVQ(RDI, R11)
+	MOVQ(RDX, R12)
+	Label("convert_four")
+	CMPQ(R12, U32(4))
+	JB(LabelRef("convert_tail"))
+	VCVTPD2PSY(Mem{Base: R10}, X0)
+	VMOVUPS(X0, Mem{Base: R11})
+	ADDQ(U32(32), R10)
+	ADDQ(U32(16), R11)
+	SUBQ(U32(4), R12)
+	JMP(LabelRef("convert_four"))
+	Label("convert_tail")
+	TESTQ(R12, R12)
+	JZ(LabelRef("convert_next"))
+	CVTSD2SS(Mem{Base: R10}, X0)
+	MOVSS(X0, Mem{Base: R11})
+	ADDQ(U32(8), R10)
+	ADDQ(U32(4), R11)
+	DECQ(R12)
+	JMP(LabelRef("convert_tail"))
+	Label("convert_next")
+	ADDQ(R9, RSI)
+	ADDQ(R8, RDI)
+	DECQ(RCX)
+	JNZ(LabelRef("convert_row"))
+	Label("convert_done")
+	VZEROUPPER()
+	RET()
 }
