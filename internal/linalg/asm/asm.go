@@ -395,6 +395,14 @@ func gen32(kn kernel) {
 	JNZ(LabelRef(kn.name + "_tailloop"))
 
 	Label(kn.name + "_update")
+	update32(kn, nv, vsize)
+}
+
+// update32 emits a float32 kernel's final update, c = alpha·acc (+ beta·c),
+// widening each accumulator to float64 on the way.
+func update32(kn kernel, nv, vsize int) {
+	nacc := kn.mr * nv
+	acc := func(i, v int) VecPhysical { return kn.vec[i*nv+v] }
 	alphaReg, betaReg := kn.vec[nacc], kn.vec[nacc+1]
 	lo, hi := kn.vec[nacc+2], kn.vec[nacc+3]
 	alpha, err := Param("alpha").Resolve()
