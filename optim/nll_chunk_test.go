@@ -37,8 +37,10 @@ func wholeBatchNLL(d flows.Distribution, p flows.Params, x *mat.Dense) (float64,
 // to the order of its sums over rows (1e-13 relative), and both are
 // bit-identical on any GOMAXPROCS and number of workers. With a BatchNorm
 // in training mode (which couples the rows) the batch is not split: the
-// result is the whole batch's, bit for bit.
+// result is the whole batch's, bit for bit. The bits are our kernels'
+// promise: in the openblas build only the 1e-13 agreement is checked.
 func TestNLLChunks(t *testing.T) {
+	exact := linalg.Backend() != "openblas"
 	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
 	bn := flows.Flow(flows.Serial(flows.BatchNorm(flows.BatchNormConfig{Momentum: 0.1, Eps: 1e-5, Train: true}),
 		flows.AffineCoupling(flows.MLP([]int{16}, flows.Tanh))), flows.Normal())
@@ -78,7 +80,7 @@ func TestNLLChunks(t *testing.T) {
 						t.Fatal(err)
 					}
 					where := fmt.Sprintf("GOMAXPROCS=%d, workers %d", procs, workers)
-					if loss != wantLoss {
+					if exact && loss != wantLoss || !(math.Abs(loss-wantLoss) <= 1e-13*math.Abs(wantLoss)) {
 						t.Errorf("%s: loss %v, whole batch %v", where, loss, wantLoss)
 					}
 					if ref == nil {
@@ -93,13 +95,13 @@ func TestNLLChunks(t *testing.T) {
 						if e := math.Sqrt(dd / w); !(e <= 1e-13) {
 							t.Errorf("%s: gradient differs from the whole batch's by %.3g (relative)", where, e)
 						}
-						if c.coupled != same {
+						if exact && c.coupled != same {
 							t.Errorf("%s: gradient bit-identical to the whole batch's: %v, want %v", where, same, c.coupled)
 						}
 						continue
 					}
 					for i := range g {
-						if math.Float64bits(g[i]) != math.Float64bits(ref[i]) {
+						if exact && math.Float64bits(g[i]) != math.Float64bits(ref[i]) {
 							t.Fatalf("%s: grad[%d] = %v, first run %v", where, i, g[i], ref[i])
 						}
 					}
