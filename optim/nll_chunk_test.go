@@ -110,3 +110,51 @@ func TestNLLChunks(t *testing.T) {
 		})
 	}
 }
+
+// TestNLLChunksContext: the chunks take their rows of the context too: a
+// conditional flow's chunked loss and gradient match the whole batch's.
+func TestNLLChunksContext(t *testing.T) {
+	init := flows.Flow(flows.Serial(flows.AffineCoupling(flows.MLP([]int{16}, flows.Tanh)), flows.Reverse(),
+		flows.AffineCoupling(flows.MLP([]int{16}, flows.Tanh))), flows.Normal())
+	p, d, err := init(flows.NewKey(3), 3, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := flows.NewKey(4).Rand()
+	for i := range p {
+		p[i] += 0.05 * rng.NormFloat64()
+	}
+	const n = 3*optim.NLLChunkRows + 7
+	x, c := mat.NewDense(n, 3, nil), mat.NewDense(n, 2, nil)
+	for i := range n {
+		x.SetRow(i, []float64{rng.NormFloat64(), rng.NormFloat64(), rng.NormFloat64()})
+		c.SetRow(i, []float64{rng.NormFloat64(), float64(i % 3)})
+	}
+	logp, back := d.LogPDFVJP(p, x, c)
+	var sum float64
+	for _, v := range logp {
+		sum += v
+	}
+	dl := make([]float64, n)
+	for i := range dl {
+		dl[i] = -1 / float64(n)
+	}
+	want := make(flows.Params, len(p))
+	back(dl, want, nil)
+	got := make(flows.Params, len(p))
+	loss, err := optim.NLL(d, p, x, c, got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !(math.Abs(loss+sum/float64(n)) <= 1e-13*math.Abs(sum/float64(n))) {
+		t.Errorf("loss %v, whole batch %v", loss, -sum/float64(n))
+	}
+	var dd, w float64
+	for i := range got {
+		dd += (got[i] - want[i]) * (got[i] - want[i])
+		w += want[i] * want[i]
+	}
+	if e := math.Sqrt(dd / w); !(e <= 1e-13) {
+		t.Errorf("gradient differs from the whole batch's by %.3g (relative)", e)
+	}
+}
