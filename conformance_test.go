@@ -231,6 +231,11 @@ var registry = map[string]registryEntry{
 	}},
 	"MLP":  {nets: []flowstest.Net{{Name: "MLP", Init: regMLP, In: 3, Out: 4}}},
 	"MADE": {nets: []flowstest.Net{{Name: "MADE", Init: flows.MADE(regMADE), In: 3, Out: 6}}},
+	// The float64 mode; Float32's products are checked against it in
+	// precision_test.go (finite differences cannot resolve float32 rounding).
+	"MLPWith": {nets: []flowstest.Net{
+		{Name: "MLPWith/SiLU", Init: flows.MLPWith(flows.MLPConfig{Hidden: []int{6, 5}, Act: flows.SiLU, Init: flows.InitTorch}), In: 3, Out: 2},
+	}},
 	"MLPFrom": {nets: []flowstest.Net{
 		{Name: "MLPFrom/torch", Init: flows.MLPFrom([]int{8, 8}, flows.ReLU, flows.InitTorch), In: 3, Out: 4},
 		{Name: "MLPFrom/he", Init: flows.MLPFrom([]int{5}, flows.Tanh, flows.InitHe), In: 2, Out: 3},

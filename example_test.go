@@ -141,3 +141,20 @@ func ExampleFlow_conditional() {
 	// -1.8379 -1.8379
 	// 2 2
 }
+
+// A flow whose nets compute their products in float32: the precision is set
+// where each net is described (MLPConfig here, MADEConfig for MAF); the
+// parameters, the log density and its gradient stay float64.
+func ExampleMLPWith() {
+	net := flows.MLPWith(flows.MLPConfig{Hidden: []int{64, 64}, Act: flows.ReLU, Precision: flows.Float32})
+	flow := flows.Flow(flows.Serial(flows.AffineCoupling(net), flows.Reverse(), flows.AffineCoupling(net)), flows.Normal())
+	params, model, err := flow(flows.NewKey(1), 2, 0)
+	if err != nil {
+		panic(err)
+	}
+	// At init the couplings are the identity: log p(0) = −log 2π.
+	logPDFs := model.LogPDF(params, mat.NewDense(1, 2, []float64{0, 0}), nil)
+	fmt.Printf("%.4f %.4f\n", logPDFs[0], -math.Log(2*math.Pi))
+	// Output:
+	// -1.8379 -1.8379
+}

@@ -48,8 +48,6 @@ import (
 	"slices"
 
 	"gonum.org/v1/gonum/mat"
-
-	"github.com/gonormflows/flows/internal/linalg"
 )
 
 // Order is the ordering of the inputs that an autoregressive net (MADE) and
@@ -100,6 +98,9 @@ type MADEConfig struct {
 	// Init is how the hidden weights are drawn (default InitDefault, which
 	// is InitHe; see Init).
 	Init Init
+	// Precision is the arithmetic of the products (default Float64; see
+	// Precision), in the dense pass and in a MAF's sampling alike.
+	Precision Precision
 }
 
 // MADE returns a masked autoencoder for distribution estimation (Germain et
@@ -159,6 +160,8 @@ type madeNet struct {
 	perm, pos  []int // perm[t] is the input at position t; pos[i] the position of input i
 	keepPre    bool
 	inc        madeIncShape
+	gemm       gemmFunc // the products, by Precision
+	gemmSerial gemmFunc // the same on the calling goroutine alone
 
 	// Context (addContext): cdim context columns enter layer l's
 	// pre-activation through the weights at ctxOff[l] (cdim×out_l,
@@ -194,11 +197,14 @@ func newMADE(who string, cfg MADEConfig, key Key, in, out, cdim int) (Params, *m
 	if !cfg.Init.valid() {
 		return nil, nil, fmt.Errorf("flows: %s: unknown init %v", who, cfg.Init)
 	}
+	if !cfg.Precision.valid() {
+		return nil, nil, fmt.Errorf("flows: %s: unknown precision %v", who, cfg.Precision)
+	}
 	dim := in
 	L := len(cfg.Hidden) + 1
 	keys := key.Split(L + 1)
 
-	m := &madeNet{who: who, in: in, out: out, k: out / in, act: cfg.Act, keepPre: cfg.Act.needsPre()}
+	m := &madeNet{who: who, in: in, out: out, k: out / in, act: cfg.Act, keepPre: cfg.Act.needsPre(), gemm: cfg.Precision.gemm(false), gemmSerial: cfg.Precision.gemm(true)}
 	m.perm = make([]int, dim)
 	switch cfg.Order {
 	case NaturalOrder:
@@ -294,22 +300,22 @@ func (m *madeNet) maskedWeights(p Params, wm []float64) {
 }
 
 // affine sets c (n×li.out) to x·Wm + b, with x n×li.in and Wm the layer's
-// masked weights; with serial, on the calling goroutine alone.
-func (li madeLayer) affine(p Params, wm, x []float64, n int, c []float64, serial bool) {
+// masked weights, with the product gemm.
+func (li madeLayer) affine(gemm gemmFunc, p Params, wm, x []float64, n int, c []float64) {
 	b := p[li.b : li.b+li.out]
 	for i := 0; i < n; i++ {
 		copy(c[i*li.out:(i+1)*li.out], b)
 	}
-	gemmFor(serial)(false, false, n, li.out, li.in, 1, x, wm[li.mw:li.mw+li.in*li.out], 1, c)
+	gemm(false, false, n, li.out, li.in, 1, x, wm[li.mw:li.mw+li.in*li.out], 1, c)
 }
 
-// gemmFor returns linalg.GemmSerial when serial, else linalg.Gemm: the
-// same bits, on one goroutine or on the helper pool.
-func gemmFor(serial bool) func(ta, tb bool, m, n, k int, alpha float64, a, b []float64, beta float64, c []float64) {
+// product returns the net's product (its Precision's), on the calling
+// goroutine alone when serial, else on the helper pool: the same bits.
+func (m *madeNet) product(serial bool) gemmFunc {
 	if serial {
-		return linalg.GemmSerial
+		return m.gemmSerial
 	}
-	return linalg.Gemm
+	return m.gemm
 }
 
 // madeTape is what the dense pass keeps for its pullback: private copies of
@@ -386,7 +392,7 @@ func (m *madeNet) forwardWith(p Params, wm, x, ctx []float64, n int, t *madeTape
 		} else {
 			c = scratch[l%2][:n*li.out]
 		}
-		li.affine(p, wm, h, n, c, serial)
+		li.affine(m.product(serial), p, wm, h, n, c)
 		if ctx != nil {
 			m.addCtx(p, l, ctx, n, c, serial)
 		}
@@ -406,7 +412,7 @@ func (m *madeNet) forwardWith(p Params, wm, x, ctx []float64, n int, t *madeTape
 		}
 	}
 	y = y[:n*m.out]
-	m.layers[last].affine(p, wm, h, n, y, serial)
+	m.layers[last].affine(m.product(serial), p, wm, h, n, y)
 	if ctx != nil {
 		m.addCtx(p, last, ctx, n, y, serial)
 	}
@@ -431,7 +437,7 @@ func (m *madeNet) addCtx(p Params, l int, ctx []float64, n int, c []float64, ser
 		return
 	}
 	out := m.layers[l].out
-	gemmFor(serial)(false, false, n, out, m.cdim, 1, ctx[:n*m.cdim], p[off:off+m.cdim*out], 1, c[:n*out])
+	m.product(serial)(false, false, n, out, m.cdim, 1, ctx[:n*m.cdim], p[off:off+m.cdim*out], 1, c[:n*out])
 }
 
 // backward is the pullback of the dense pass: given g = dL/dy (n×out,
@@ -464,11 +470,11 @@ func (m *madeNet) backward(t *madeTape, g []float64, dp Params, dctx []float64) 
 		if t.ctx != nil && m.ctxOff[l] >= 0 {
 			off := m.ctxOff[l]
 			wc := t.p[off : off+m.cdim*li.out]
-			linalg.Gemm(true, false, m.cdim, li.out, n, 1, t.ctx, g[:n*li.out], 1, dp[off:off+m.cdim*li.out])
-			linalg.Gemm(false, true, n, m.cdim, li.out, 1, g[:n*li.out], wc, 1, dctx)
+			m.gemm(true, false, m.cdim, li.out, n, 1, t.ctx, g[:n*li.out], 1, dp[off:off+m.cdim*li.out])
+			m.gemm(false, true, n, m.cdim, li.out, 1, g[:n*li.out], wc, 1, dctx)
 		}
 		s := sBuf.f[:li.in*li.out]
-		linalg.Gemm(true, false, li.in, li.out, n, 1, t.inputs[l], g, 0, s)
+		m.gemm(true, false, li.in, li.out, n, 1, t.inputs[l], g, 0, s)
 		dW := dp[li.w:li.b]
 		for i, used := range li.mask {
 			if used {
@@ -489,7 +495,7 @@ func (m *madeNet) backward(t *madeTape, g []float64, dp Params, dctx []float64) 
 		} else {
 			dh = make([]float64, n*li.in) // dL/dx, returned
 		}
-		linalg.Gemm(false, true, n, li.in, li.out, 1, g, wm[li.mw:li.mw+li.in*li.out], 0, dh)
+		m.gemm(false, true, n, li.in, li.out, 1, g, wm[li.mw:li.mw+li.in*li.out], 0, dh)
 		if l > 0 {
 			var pre []float64
 			if t.pres != nil {

@@ -1,10 +1,6 @@
 package flows
 
-import (
-	"slices"
-
-	"github.com/gonormflows/flows/internal/linalg"
-)
+import "slices"
 
 // Incremental evaluation.
 //
@@ -237,7 +233,7 @@ func (s *madeInc) group(l, b int, dst []float64) bool {
 			}
 		}
 	}
-	gemmFor(s.serial)(true, false, bl.cols, n, bl.rows, 1, s.blk[bl.off:bl.off+bl.rows*bl.cols], s.lv[l][:bl.rows*n], 1, dst[:bl.cols*n])
+	s.m.product(s.serial)(true, false, bl.cols, n, bl.rows, 1, s.blk[bl.off:bl.off+bl.rows*bl.cols], s.lv[l][:bl.rows*n], 1, dst[:bl.cols*n])
 	return true
 }
 
@@ -339,7 +335,7 @@ func (s *madeInc) backGroup(gb *madeIncBack, l, b int, g []float64, dp Params) {
 		return
 	}
 	dWb := gb.scr[:bl.rows*bl.cols]
-	linalg.Gemm(false, true, bl.rows, bl.cols, n, 1, s.lv[l][:bl.rows*n], g[:bl.cols*n], 0, dWb)
+	s.m.gemm(false, true, bl.rows, bl.cols, n, 1, s.lv[l][:bl.rows*n], g[:bl.cols*n], 0, dWb)
 	for r, a := range s.m.inc.sorted[l][:bl.rows] {
 		row := dp[li.w+a*li.out : li.w+(a+1)*li.out]
 		for c, j := range grp {
@@ -347,7 +343,7 @@ func (s *madeInc) backGroup(gb *madeIncBack, l, b int, g []float64, dp Params) {
 		}
 	}
 	wb := s.blk[bl.off : bl.off+bl.rows*bl.cols]
-	linalg.Gemm(false, false, bl.rows, n, bl.cols, 1, wb, g[:bl.cols*n], 1, gb.grad[l][:bl.rows*n])
+	s.m.gemm(false, false, bl.rows, n, bl.cols, 1, wb, g[:bl.cols*n], 1, gb.grad[l][:bl.rows*n])
 }
 
 // backHidden pulls the hidden groups of degree b back, top layer first;

@@ -6,8 +6,6 @@ import (
 	"strings"
 
 	"gonum.org/v1/gonum/mat"
-
-	"github.com/gonormflows/flows/internal/linalg"
 )
 
 // Activation is the element-wise nonlinearity an MLP applies after each of
@@ -272,7 +270,25 @@ func (i Init) scale(act Activation, fanIn, fanOut int) float64 {
 // is MLPFrom(hidden, act, InitDefault), which is InitHe); the layout and
 // the functions are MLP's.
 func MLPFrom(hidden []int, act Activation, init Init) NetInitFunc {
-	hidden = append([]int(nil), hidden...) // the caller may reuse its slice
+	return MLPWith(MLPConfig{Hidden: hidden, Act: act, Init: init})
+}
+
+// MLPConfig describes an MLP: MLP's hidden widths and activation,
+// MLPFrom's init, and the precision of its products.
+type MLPConfig struct {
+	Hidden []int
+	Act    Activation
+	Init   Init
+	// Precision is the arithmetic of the products (default Float64; see
+	// Precision).
+	Precision Precision
+}
+
+// MLPWith is MLP as cfg describes it; the layout, the initialisation and
+// the functions are MLP's (Float32 changes only the products' rounding).
+func MLPWith(cfg MLPConfig) NetInitFunc {
+	hidden := append([]int(nil), cfg.Hidden...) // the caller may reuse its slice
+	act, init, prec := cfg.Act, cfg.Init, cfg.Precision
 	return func(key Key, in, out int) (Params, Net, error) {
 		if in < 1 {
 			return nil, Net{}, fmt.Errorf("flows: MLP: input width %d, want at least 1", in)
@@ -290,6 +306,9 @@ func MLPFrom(hidden []int, act Activation, init Init) NetInitFunc {
 		}
 		if !init.valid() {
 			return nil, Net{}, fmt.Errorf("flows: MLP: unknown init %v", init)
+		}
+		if !prec.valid() {
+			return nil, Net{}, fmt.Errorf("flows: MLP: unknown precision %v", prec)
 		}
 
 		widths := make([]int, 0, len(hidden)+2)
@@ -316,7 +335,7 @@ func MLPFrom(hidden []int, act Activation, init Init) NetInitFunc {
 			}
 		}
 
-		m := &mlp{layers: layers, act: act, in: in, out: out, np: np, maxHidden: maxHidden}
+		m := &mlp{layers: layers, act: act, in: in, out: out, np: np, maxHidden: maxHidden, gemm: prec.gemm(false)}
 		return p, Net{Apply: m.apply, ApplyVJP: m.applyVJP}, nil
 	}
 }
@@ -327,15 +346,16 @@ type mlp struct {
 	act         Activation
 	in, out, np int
 	maxHidden   int
+	gemm        gemmFunc // the products, by Precision
 }
 
-// affine sets c (n×li.out) to x·W + b, with x n×li.in.
-func (li mlpLayer) affine(p Params, x []float64, n int, c []float64) {
+// affine sets c (n×li.out) to x·W + b, with x n×li.in, by gemm.
+func (li mlpLayer) affine(gemm gemmFunc, p Params, x []float64, n int, c []float64) {
 	b := p[li.b : li.b+li.out]
 	for i := 0; i < n; i++ {
 		copy(c[i*li.out:(i+1)*li.out], b)
 	}
-	linalg.Gemm(false, false, n, li.out, li.in, 1, x, p[li.w:li.b], 1, c)
+	gemm(false, false, n, li.out, li.in, 1, x, p[li.w:li.b], 1, c)
 }
 
 // apply is Net.Apply: two pooled buffers for the hidden layers, used in
@@ -359,12 +379,12 @@ func (m *mlp) forward(p Params, h []float64, n int, y []float64) {
 		scratch := [2][]float64{buf.f[:n*m.maxHidden], buf.f[n*m.maxHidden:]}
 		for l, li := range m.layers[:last] {
 			c := scratch[l%2][:n*li.out]
-			li.affine(p, h, n, c)
+			li.affine(m.gemm, p, h, n, c)
 			m.act.applyRows(c, c, n, li.out)
 			h = c
 		}
 	}
-	m.layers[last].affine(p, h, n, y)
+	m.layers[last].affine(m.gemm, p, h, n, y)
 }
 
 // applyVJP is Net.ApplyVJP. It keeps every hidden layer's output (and, for
@@ -389,7 +409,7 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 	t := new(tape)
 	for l, li := range m.layers[:last] {
 		c := t.get(n * li.out)
-		li.affine(p, inputs[l], n, c)
+		li.affine(m.gemm, p, inputs[l], n, c)
 		post := c
 		if pres != nil {
 			pres[l] = c
@@ -399,7 +419,7 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 		inputs[l+1] = post
 	}
 	y := make([]float64, n*m.out)
-	m.layers[last].affine(p, inputs[last], n, y)
+	m.layers[last].affine(m.gemm, p, inputs[last], n, y)
 
 	back := func(dy *mat.Dense, dp Params) *mat.Dense {
 		if dy == nil {
@@ -424,7 +444,7 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 			//   dW_l += h_lᵀ·g   (in_l×out_l),
 			//   db_l += Σ_rows g,
 			//   dh_l  = g·W_lᵀ   (n×in_l), a new buffer.
-			linalg.Gemm(true, false, li.in, li.out, n, 1, inputs[l], g, 1, dp[li.w:li.b])
+			m.gemm(true, false, li.in, li.out, n, 1, inputs[l], g, 1, dp[li.w:li.b])
 			db := dp[li.b : li.b+li.out]
 			for i := 0; i < n; i++ {
 				for j, v := range g[i*li.out : (i+1)*li.out] {
@@ -439,7 +459,7 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 			} else {
 				dh = make([]float64, n*li.in) // dL/dx, returned
 			}
-			linalg.Gemm(false, true, n, li.in, li.out, 1, g, p[li.w:li.b], 0, dh)
+			m.gemm(false, true, n, li.in, li.out, 1, g, p[li.w:li.b], 0, dh)
 			if l > 0 {
 				// h_l = act(a_{l−1}): dL/da_{l−1} = dh_l ⊙ act'(a_{l−1}).
 				var pre []float64

@@ -3,10 +3,12 @@ package optim
 import (
 	"fmt"
 	"math"
+	"sync"
 
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/internal/linalg"
 )
 
 // NLL returns the mean negative log-likelihood of the rows of x under d with
@@ -16,8 +18,15 @@ import (
 //	loss = −(1/n)·Σᵢ log d(xᵢ | cᵢ; p)
 //
 // and writes its gradient with respect to p into grad (overwriting it;
-// len(grad) == len(p)). It evaluates d.LogPDFVJP once and runs its pullback
-// with dLogp = −1/n for every row.
+// len(grad) == len(p)). It evaluates d.LogPDFVJP and runs its pullback with
+// dLogp = −1/n for every row: on the whole batch when it has at most
+// NLLChunkRows rows, or when d has an UpdateState (a layer whose training
+// map couples the rows of a batch, as BatchNorm's training mode); else on
+// ⌈n/NLLChunkRows⌉ equal chunks of rows at once, on all cores. The chunks
+// depend only on n, chunk i's gradient is added into partial gradient
+// i mod 4, and the partial gradients are summed in order, so the result is
+// bit-identical on any GOMAXPROCS (and the loss is the whole batch's, bit
+// for bit: a row's log density does not depend on the other rows).
 //
 // A NaN or Inf anywhere in x or c is an error wrapping ErrNonFinite that
 // names the first bad row and column (counting from 0), checked before any
@@ -46,6 +55,9 @@ func NLL(d flows.Distribution, p flows.Params, x, c *mat.Dense, grad flows.Param
 		return math.NaN(), err
 	}
 	n, _ := x.Dims()
+	if n > NLLChunkRows && d.UpdateState == nil {
+		return nllChunks(d, p, x, c, grad)
+	}
 	logp, back := d.LogPDFVJP(p, x, c)
 	if len(logp) != n {
 		panic("optim: NLL: LogPDFVJP returned a log density count different from the batch's row count")
@@ -150,5 +162,89 @@ func meanNLL(logp []float64) (float64, error) {
 			return loss, diverged("optim: the mean negative log-likelihood of the batch overflows")
 		}
 	}
+	return loss, nil
+}
+
+// NLLChunkRows is about how many rows of a batch NLL evaluates as one chunk
+// (see NLL): enough that a chunk's products stay efficient, few enough that
+// a batch of 256 rows gives both cores of a small machine a chunk.
+const NLLChunkRows = 128
+
+// nllSlots is how many partial gradients NLL's chunks add into (chunk i
+// into slot i mod nllSlots): a fixed number, so that the sum's order
+// depends on the batch's size only, and a small one, each being as long
+// as p.
+const nllSlots = 4
+
+// gradPool holds NLL's partial gradients.
+var gradPool sync.Pool
+
+// nllChunks is NLL on chunks of rows, for n > NLLChunkRows and a d without
+// UpdateState: the forward passes of all chunks (in parallel), the loss
+// over all rows, then the pullbacks (slot s runs chunks s, s+nllSlots, …
+// in order, in parallel with the other slots), and the slots summed into
+// grad in order, in parallel over ranges of parameters.
+func nllChunks(d flows.Distribution, p flows.Params, x, c *mat.Dense, grad flows.Params) (float64, error) {
+	n, dim := x.Dims()
+	nc := (n + NLLChunkRows - 1) / NLLChunkRows
+	rows := func(i int) (int, int) { return i * n / nc, (i + 1) * n / nc }
+	logp := make([]float64, n)
+	backs := make([]flows.DistPullback, nc)
+	linalg.Parallel(nc, func(i int) {
+		r0, r1 := rows(i)
+		xs := x.Slice(r0, r1, 0, dim).(*mat.Dense)
+		var cs *mat.Dense
+		if c != nil {
+			_, cdim := c.Dims()
+			cs = c.Slice(r0, r1, 0, cdim).(*mat.Dense)
+		}
+		lp, back := d.LogPDFVJP(p, xs, cs)
+		if len(lp) != r1-r0 {
+			panic("optim: NLL: LogPDFVJP returned a log density count different from the batch's row count")
+		}
+		if back == nil {
+			panic("optim: NLL: LogPDFVJP returned a nil pullback")
+		}
+		copy(logp[r0:r1], lp)
+		backs[i] = back
+	})
+	clear(grad)
+	loss, err := meanNLL(logp)
+	if err != nil {
+		return loss, err
+	}
+	slots := min(nc, nllSlots)
+	parts := make([]flows.Params, slots)
+	parts[0] = grad
+	for s := 1; s < slots; s++ {
+		buf, _ := gradPool.Get().(*[]float64)
+		if buf == nil || cap(*buf) < len(grad) {
+			buf = new([]float64)
+			*buf = make([]float64, len(grad))
+		}
+		parts[s] = (*buf)[:len(grad)]
+		clear(parts[s])
+		defer gradPool.Put(buf)
+	}
+	dLogp := make([]float64, n)
+	for i := range dLogp {
+		dLogp[i] = -1 / float64(n)
+	}
+	linalg.Parallel(slots, func(s int) {
+		for i := s; i < nc; i += slots {
+			r0, r1 := rows(i)
+			backs[i](dLogp[r0:r1], parts[s], nil)
+			backs[i] = nil
+		}
+	})
+	const sumChunk = 1 << 14
+	linalg.Parallel((len(grad)+sumChunk-1)/sumChunk, func(t int) {
+		g := grad[t*sumChunk : min((t+1)*sumChunk, len(grad))]
+		for _, part := range parts[1:] {
+			for j, v := range part[t*sumChunk : t*sumChunk+len(g)] {
+				g[j] += v
+			}
+		}
+	})
 	return loss, nil
 }

@@ -12,7 +12,7 @@ import (
 // of a flow's layers (batch 256–1024, widths 8–512) and large squares.
 var benchShapes = []struct{ m, k, n int }{
 	{256, 64, 256}, {256, 256, 64}, {1024, 64, 256}, {64, 1024, 256}, {1024, 256, 8},
-	{256, 256, 256}, {512, 512, 512}, {1024, 1024, 1024},
+	{256, 256, 256}, {512, 512, 512}, {1024, 512, 512}, {1024, 1024, 1024},
 }
 
 // benchGemm reports GFLOP/s (2mnk flops per call, averaged over the calls)
@@ -77,6 +77,34 @@ func BenchmarkKernel(b *testing.B) {
 				}
 			}
 			b.ReportMetric(2e3*float64(kn.mr*kn.nr*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+		})
+	}
+}
+
+// BenchmarkGemmF32 measures GemmF32 on the same shapes.
+func BenchmarkGemmF32(b *testing.B) { benchGemm(b, GemmF32) }
+
+// BenchmarkKernelF32 measures each float32 micro-kernel alone on one packed
+// tile held in L1 (k = 256): the ceiling for GemmF32 on one core.
+func BenchmarkKernelF32(b *testing.B) {
+	const k = 256
+	for _, kn := range kernels32() {
+		b.Run(kn.name, func(b *testing.B) {
+			a := make([]float32, kn.mr32*k)
+			bp := make([]float32, kn.nr32*k)
+			c := make([]float64, kn.mr32*kn.nr32)
+			for i := range a {
+				a[i] = 1
+			}
+			for i := range bp {
+				bp[i] = 1
+			}
+			for range b.N {
+				for range 1000 {
+					kn.fn32(k, a, bp, c, kn.nr32, 1, 0)
+				}
+			}
+			b.ReportMetric(2e3*float64(kn.mr32*kn.nr32*k)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 		})
 	}
 }

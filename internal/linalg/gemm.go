@@ -98,18 +98,29 @@ const (
 // (MR-1)·lda+(k-1)·adk+1, (k-1)·ldb+NR and (MR-1)·ldc+NR long.
 type microKernel func(k int, a []float64, lda, adk int, b []float64, ldb int, c []float64, ldc int, alpha, beta float64)
 
-// kernelInfo describes one micro-kernel.
+// kernelInfo describes one micro-kernel and its float32 counterpart (see
+// gemm32.go), which the same name forces.
 type kernelInfo struct {
-	name   string
-	mr, nr int
-	fn     microKernel
+	name       string
+	mr, nr     int
+	fn         microKernel
+	mr32, nr32 int
+	fn32       microKernel32
+}
+
+// tile returns the kernel's tile, float32's when f32.
+func (kn *kernelInfo) tile(f32 bool) (mr, nr int) {
+	if f32 {
+		return kn.mr32, kn.nr32
+	}
+	return kn.mr, kn.nr
 }
 
 // defaultKernel is the best kernel the CPU runs; set by the build's init.
 var defaultKernel *kernelInfo
 
 // plan is the blocking of one product; it depends only on the shape, on
-// whether b is stored transposed, and on the kernel's tile.
+// whether op(b) is packed, and on the kernel's tile.
 type plan struct {
 	kc, nkb int // k-block length (the last may be shorter) and count
 	mp, np  int // micro-panels down (⌈m/MR⌉) and across (⌈n/NR⌉)
@@ -126,12 +137,11 @@ type plan struct {
 // rows and ncMax columns. Blocks are then split further, rows first, down
 // to one micro-panel, until there are minTasks, as long as tasks keep at
 // least minTaskMACs multiply-adds.
-func makePlan(kn *kernelInfo, tb bool, m, n, k int) plan {
+func makePlan(mr, nr int, tb bool, m, n, k int) plan {
 	var p plan
 	p.nkb = blocks(k, kcMax)
 	p.kc = blocks(k, p.nkb)
 
-	mr, nr := kn.mr, kn.nr
 	p.mp, p.np = blocks(m, mr), blocks(n, nr)
 	p.mb, p.nb = blocks(p.mp, mcMax/mr), blocks(p.np, ncMax/nr)
 	macs := m * n * k
@@ -220,20 +230,28 @@ type job struct {
 	// for t < fnTasks, not a product's.
 	fn      func(t int)
 	fnTasks int
+
+	// f32 makes this a float32 product (gemm32.go): every panel is packed,
+	// converted to float32, op(b)'s into pb32 by the packing units.
+	f32  bool
+	pb32 []float32
 }
 
-// workBuf is one goroutine's scratch: the packed A block and an edge tile.
+// workBuf is one goroutine's scratch: the packed A block (float64 or
+// float32) and an edge tile (the largest kernel's: 12×32).
 type workBuf struct {
 	pa   []float64
+	pa32 []float32
 	tile []float64
 }
 
 var (
 	jobPool  = sync.Pool{New: func() any { return &job{done: make(chan struct{}, 1)} }}
 	workPool = sync.Pool{New: func() any {
-		return &workBuf{pa: make([]float64, mcMax*kcMax), tile: make([]float64, 16*16)}
+		return &workBuf{pa: make([]float64, mcMax*kcMax), pa32: make([]float32, mcMax*kcMax), tile: make([]float64, 12*32)}
 	}}
-	bPool = sync.Pool{New: func() any { return new([]float64) }}
+	bPool   = sync.Pool{New: func() any { return new([]float64) }}
+	b32Pool = sync.Pool{New: func() any { return new([]float32) }}
 )
 
 // run computes the product with at most workers goroutines.
@@ -241,16 +259,10 @@ func run(kn *kernelInfo, ta, tb bool, m, n, k int, alpha float64, a, b []float64
 	j := jobPool.Get().(*job)
 	j.kn, j.ta, j.tb, j.m, j.n, j.k = kn, ta, tb, m, n, k
 	j.alpha, j.beta, j.a, j.b, j.c = alpha, beta, a, b, c
-	j.p = makePlan(kn, tb, m, n, k)
+	j.f32 = false
+	j.p = makePlan(kn.mr, kn.nr, tb, m, n, k)
 	j.direct = ta || !nearMultiple4K(k*8)
-	j.next.Store(0)
-	if cap(j.packed) < j.p.nb {
-		j.packed = make([]atomic.Int32, j.p.nb)
-	}
-	j.packed = j.packed[:j.p.nb]
-	for i := range j.packed {
-		j.packed[i].Store(0)
-	}
+	j.reset()
 	// Packed op(b): every panel when b is stored transposed, else only a
 	// last, partial panel (full panels are read in place).
 	need := 0
@@ -269,7 +281,28 @@ func run(kn *kernelInfo, ta, tb bool, m, n, k int, alpha float64, a, b []float64
 		packContig(j.pb, kn.nr, b, n, c0, n-c0, 0, k)
 	}
 
-	if m*n*k < parallelMACs {
+	j.runWith(workers)
+	j.a, j.b, j.c, j.pb = nil, nil, nil, nil
+	jobPool.Put(j)
+	bPool.Put(bp)
+}
+
+// reset readies a pooled job's counters for its plan.
+func (j *job) reset() {
+	j.next.Store(0)
+	if cap(j.packed) < j.p.nb {
+		j.packed = make([]atomic.Int32, j.p.nb)
+	}
+	j.packed = j.packed[:j.p.nb]
+	for i := range j.packed {
+		j.packed[i].Store(0)
+	}
+}
+
+// runWith works on the planned product with at most workers goroutines
+// (one below parallelMACs).
+func (j *job) runWith(workers int) {
+	if j.m*j.n*j.k < parallelMACs {
 		workers = 1
 	}
 	workers = min(workers, j.p.tasks)
@@ -282,10 +315,6 @@ func run(kn *kernelInfo, ta, tb bool, m, n, k int, alpha float64, a, b []float64
 	} else {
 		j.work()
 	}
-
-	j.a, j.b, j.c, j.pb = nil, nil, nil, nil
-	jobPool.Put(j)
-	bPool.Put(bp)
 }
 
 // work claims packing units, then tasks, until none are left.
@@ -309,9 +338,14 @@ func (j *job) work() {
 		if t >= total {
 			break
 		}
-		if t < units {
+		switch {
+		case j.f32 && t < units:
+			j.packUnit32(int(t))
+		case j.f32:
+			j.task32(int(t-units), w)
+		case t < units:
 			j.packUnit(int(t))
-		} else {
+		default:
 			j.task(int(t-units), w)
 		}
 	}

@@ -336,7 +336,7 @@ func TestPlan(t *testing.T) {
 		for _, m := range []int{1, 5, 12, 100, 256, 1000} {
 			for _, n := range []int{1, 7, 16, 100, 513, 2000} {
 				for _, k := range []int{1, 9, 256, 257, 1000} {
-					p := makePlan(kn, true, m, n, k)
+					p := makePlan(kn.mr, kn.nr, true, m, n, k)
 					name := fmt.Sprintf("%s %dx%dx%d %+v", kn.name, m, n, k, p)
 					if p.kc > kcMax || p.nkb*p.kc < k || (p.nkb-1)*p.kc >= k {
 						t.Fatalf("%s: bad k-blocks", name)

@@ -42,3 +42,36 @@ func kernel12x16AVX512(k int, a []float64, lda int, adk int, b []float64, ldb in
 //
 //go:noescape
 func kernel1x64AVX512(k int, a []float64, lda int, adk int, b []float64, ldb int, c []float64, ldc int, alpha float64, beta float64)
+
+// kernel6x16AVX2F32 computes a 6×16 tile of C in float32 with AVX2 and FMA3.
+// Step p of the k loop reads the packed panels a[6p : 6p+6] and
+// b[16p : 16p+16]; c (float64) holds the tile's rows at stride ldc.
+//
+// Registers: Y0–Y11 hold the 96 float32 accumulators, row i in Y(2i)
+// (columns 0–7) and Y(2i+1) (columns 8–15); Y12, Y13 hold the current row
+// of the B panel; Y14 holds a broadcast element of the A panel: per k step
+// 2 loads, 6 broadcasts, 12 FMAs. The update widens each accumulator to
+// float64 (exactly) in Y14, Y15 and reuses it as scratch; Y12, Y13 hold
+// alpha and beta.
+//
+//go:noescape
+func kernel6x16AVX2F32(k int, a []float32, b []float32, c []float64, ldc int, alpha float64, beta float64)
+
+// kernel12x32AVX512F32 computes a 12×32 tile of C in float32 with AVX-512F.
+// Step p of the k loop reads the packed panels a[12p : 12p+12] and
+// b[32p : 32p+32]; c (float64) holds the tile's rows at stride ldc.
+//
+// Registers: Z0–Z23 hold the 384 float32 accumulators, row i in Z(2i)
+// (columns 0–15) and Z(2i+1) (columns 16–31); Z24, Z25 hold the current
+// row of the B panel; A is broadcast by the FMAs from memory: per k step
+// 2 loads and 24 FMAs. The update widens each accumulator to float64
+// (exactly) in Z26, Z27 and reuses it as scratch; Z24, Z25 hold alpha and beta.
+//
+//go:noescape
+func kernel12x32AVX512F32(k int, a []float32, b []float32, c []float64, ldc int, alpha float64, beta float64)
+
+// convertPanel sets dst[p·w + i] = float32(src[p·ld + i]) for i < rows and
+// p < np, with AVX: four elements per VCVTPD2PS, the rest one at a time.
+//
+//go:noescape
+func convertPanel(dst []float32, w int, src []float64, ld int, rows int, np int)

@@ -3,7 +3,7 @@ package linalg
 import "math"
 
 // goKernel is the portable micro-kernel, used where no assembly kernel runs.
-var goKernel = &kernelInfo{name: "go", mr: 4, nr: 4, fn: kernel4x4Go}
+var goKernel = &kernelInfo{name: "go", mr: 4, nr: 4, fn: kernel4x4Go, mr32: 4, nr32: 4, fn32: kernel4x4GoF32}
 
 // kernel4x4Go computes a 4×4 tile of c (step p reads a[i·lda+p·adk] for
 // i < 4 and b[p·ldb:p·ldb+4]) with the same contract as the assembly kernels: 16

@@ -7,6 +7,8 @@
 // CPU's features, or a pure-Go micro-kernel on other CPUs, on other
 // architectures and under the purego build tag. Large products are split
 // over goroutines; the result does not depend on how many run them.
+// GemmF32 (gemm32.go) is the same product computed in float32 on float32
+// panels and kernels, with float64 operands and result.
 package linalg
 
 //go:generate go run -C asm . -out ../kernel_amd64.s -stubs ../kernel_amd64_stub.go -pkg linalg
@@ -190,7 +192,7 @@ func gemm(kn *kernelInfo, ta, tb bool, m, n, k int, alpha float64, a, b []float6
 			small(ta, tb, m, n, k, alpha, a, b, beta, c)
 			return
 		}
-		kn = pickKernel(m, n)
+		kn = pickKernel(m, n, false)
 	}
 	run(kn, ta, tb, m, n, k, alpha, a[:m*k], b[:k*n], beta, c, workers)
 }
