@@ -123,7 +123,7 @@ func newAutoregressive(who string, made MADEConfig, key Key, dim, contextDim int
 	if err != nil {
 		return nil, Bijection{}, err
 	}
-	a := &autoregressive{who: who, m: m, t: t.withInverseVJP(), dim: dim, at: paramMajor(dim, t.Params)}
+	a := &autoregressive{who: who, m: m, t: t.withInverseVJP(), dim: dim, at: paramMajor(dim)}
 	a.at.order = order
 	return p, Bijection{
 		Direct: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64) {

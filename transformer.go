@@ -62,6 +62,12 @@ type Transformer struct {
 	// err is set by this package's constructors for a setting that cannot
 	// work; the layers return it from init.
 	err error
+
+	// blocks says that a coupling layer over this transformer alone lays
+	// its conditioner's output out in Params blocks of one parameter of
+	// every column (Affine's [raw | t]), not element-major (see
+	// coupling.go's file comment).
+	blocks bool
 }
 
 // validate returns an init error when t cannot be used by a layer.
@@ -159,11 +165,9 @@ func (l elementParams) src(k int) int {
 
 // paramMajor lays out P parameters of d elements as P blocks of d
 // (parameter k of element j at column k·d + j), as MADE's outputs are.
-func paramMajor(d, _ int) elementParams { return elementParams{elem: 1, param: d} }
-
-// elementMajor lays out P parameters of d elements as d blocks of P
-// (element j's parameters contiguous at j·P).
-func elementMajor(_, p int) elementParams { return elementParams{elem: p, param: 1} }
+// Coupling layers use an offset per element and a stride instead (see
+// coupling.go).
+func paramMajor(d int) elementParams { return elementParams{elem: 1, param: d} }
 
 // gather copies element j's parameters from row into theta (length P),
 // replacing non-finite values; it reports whether any was replaced.
