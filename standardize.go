@@ -97,19 +97,17 @@ func (f *fixedAffine) logDet(inverse bool) float64 {
 // apply returns (m − mean)/scale, or m·scale + mean when inverse, as a new
 // matrix.
 func (f *fixedAffine) apply(m *mat.Dense, inverse bool) *mat.Dense {
-	n, d := m.Dims()
-	out := mat.NewDense(n, d, nil)
-	for i := range n {
-		src, dst := m.RawRowView(i), out.RawRowView(i)
-		for j, v := range src {
-			if inverse {
-				dst[j] = v*f.scale[j] + f.mean[j]
-			} else {
-				dst[j] = (v - f.mean[j]) / f.scale[j]
-			}
-		}
+	_, d := m.Dims()
+	out, n := f.colMap(inverse).apply(m)
+	return mat.NewDense(n, d, out)
+}
+
+// colMap returns the map (x − mean)/scale, or x·scale + mean when inverse.
+func (f *fixedAffine) colMap(inverse bool) colAffine {
+	if inverse {
+		return colAffine{mul: f.scale, add: f.mean}
 	}
-	return out
+	return colAffine{sub: f.mean, div: f.scale}
 }
 
 // pullback returns dL/din from dL/dout: the map is elementwise linear with
@@ -117,18 +115,7 @@ func (f *fixedAffine) apply(m *mat.Dense, inverse bool) *mat.Dense {
 // log-det adds nothing.
 func (f *fixedAffine) pullback(dout *mat.Dense, inverse bool) *mat.Dense {
 	n, d := dout.Dims()
-	din := mat.NewDense(n, d, nil)
-	for i := range n {
-		src, dst := dout.RawRowView(i), din.RawRowView(i)
-		for j, g := range src {
-			if inverse {
-				dst[j] = g * f.scale[j]
-			} else {
-				dst[j] = g / f.scale[j]
-			}
-		}
-	}
-	return din
+	return mat.NewDense(n, d, f.colMap(inverse).slopeBack(dout))
 }
 
 // StandardizeFrom returns the column means and population standard
