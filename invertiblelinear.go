@@ -31,6 +31,7 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/gonormflows/flows/internal/enum"
 	"github.com/gonormflows/flows/internal/linalg"
 )
 
@@ -75,40 +76,20 @@ const (
 	LinearPermutation
 )
 
+// linearInitNames names the starts, as in model files.
+var linearInitNames = enum.Names[LinearInit]{Type: "LinearInit", What: "linear init", List: []string{"default", "orthogonal", "permutation"}}
+
 // String returns the start's name, as in model files: "orthogonal" or
 // "permutation" ("default" for LinearDefault).
-func (l LinearInit) String() string {
-	switch l {
-	case LinearDefault:
-		return "default"
-	case LinearOrthogonal:
-		return "orthogonal"
-	case LinearPermutation:
-		return "permutation"
-	}
-	return fmt.Sprintf("LinearInit(%d)", int(l))
-}
+func (l LinearInit) String() string { return linearInitNames.String(l) }
 
 // MarshalText returns the start's name. A model file records a resolved
 // start (or none, for kinds without linear layers); "default" is a Config
 // not yet resolved.
-func (l LinearInit) MarshalText() ([]byte, error) {
-	if l < LinearDefault || l > LinearPermutation {
-		return nil, fmt.Errorf("flows: unknown linear init %d", int(l))
-	}
-	return []byte(l.String()), nil
-}
+func (l LinearInit) MarshalText() ([]byte, error) { return linearInitNames.MarshalText(l) }
 
 // UnmarshalText sets l to the start named text.
-func (l *LinearInit) UnmarshalText(text []byte) error {
-	for _, v := range []LinearInit{LinearDefault, LinearOrthogonal, LinearPermutation} {
-		if string(text) == v.String() {
-			*l = v
-			return nil
-		}
-	}
-	return fmt.Errorf("flows: unknown linear init %q; want orthogonal, permutation or default", text)
-}
+func (l *LinearInit) UnmarshalText(text []byte) error { return linearInitNames.UnmarshalText(l, text) }
 
 // InvertibleLinearFrom is InvertibleLinear started as init says: from a
 // random orthogonal matrix (LinearOrthogonal or LinearDefault,
