@@ -49,10 +49,16 @@ func ActNorm() InitFunc {
 		}
 		a := actNorm{dim: dim}
 		return make(Params, 2*dim), Bijection{
-			Direct:       a.direct,
-			Inverse:      a.inverse,
-			DirectVJP:    a.directVJP,
-			InverseVJP:   a.inverseVJP,
+			Direct: func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
+				z, ld, _ := a.pass(p, x, false, false)
+				return z, ld
+			},
+			Inverse: func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) {
+				x, ld, _ := a.pass(p, z, true, false)
+				return x, ld
+			},
+			DirectVJP:    func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) { return a.pass(p, x, false, true) },
+			InverseVJP:   func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) { return a.pass(p, z, true, true) },
 			InitFromData: a.initFromData,
 		}, nil
 	}
@@ -69,75 +75,47 @@ func (a actNorm) split(p Params) (logScale, bias []float64) {
 	return p[:d:d], p[d : 2*d : 2*d]
 }
 
-// forward computes z = (x − bias)·exp(−logScale) and returns it with its
-// map (whose factor is exp(−logScale)) and log-det.
-func (a actNorm) forward(p Params, x *mat.Dense) (z []float64, n int, m colAffine, ld float64) {
-	checkWidth(actNormWho, x, a.dim)
+// pass computes Direct, z = (x − bias)·exp(−logScale) with log-det
+// −Σ_j logScale_j, or, when inverse, Inverse, x = z·exp(logScale) + bias
+// with log-det +Σ_j logScale_j, and, when vjp, the pullback: Direct's is
+// colaffine.go's inverse form with θ = logScale and h = a private copy of
+// z, Inverse's the direct form with ∂L/∂θ = Σ_i (g·e^{s})·z (scaledIn, h
+// a private copy of z).
+func (a actNorm) pass(p Params, in *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback) {
+	checkWidth(actNormWho, in, a.dim)
 	checkParams(actNormWho, p, 2*a.dim)
 	logScale, bias := a.split(p)
-	inv := make([]float64, a.dim)
+	f := make([]float64, a.dim)
+	var ld float64
 	for j, s := range logScale {
-		inv[j] = math.Exp(-s)
-		ld -= s
+		if inverse {
+			f[j] = math.Exp(s)
+			ld += s
+		} else {
+			f[j] = math.Exp(-s)
+			ld -= s
+		}
 	}
-	m = colAffine{sub: bias, mul: inv}
-	z, n = m.apply(x)
-	return z, n, m, ld
-}
-
-// backward computes x = z·exp(logScale) + bias and returns it with its
-// map (whose factor is exp(logScale)) and log-det.
-func (a actNorm) backward(p Params, z *mat.Dense) (x []float64, n int, m colAffine, ld float64) {
-	checkWidth(actNormWho, z, a.dim)
-	checkParams(actNormWho, p, 2*a.dim)
-	logScale, bias := a.split(p)
-	scale := make([]float64, a.dim)
-	for j, s := range logScale {
-		scale[j] = math.Exp(s)
-		ld += s
+	m := colAffine{sub: bias, mul: f}
+	if inverse {
+		m = colAffine{mul: f, add: bias}
 	}
-	m = colAffine{mul: scale, add: bias}
-	x, n = m.apply(z)
-	return x, n, m, ld
-}
-
-func (a actNorm) direct(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
-	z, n, _, ld := a.forward(p, x)
-	return mat.NewDense(n, a.dim, z), repeatedLogDet(n, ld)
-}
-
-func (a actNorm) inverse(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) {
-	x, n, _, ld := a.backward(p, z)
-	return mat.NewDense(n, a.dim, x), repeatedLogDet(n, ld)
-}
-
-// directVJP: z = (x − b)·e^{−s}, logDet = −Σ_j s_j, the inverse form of
-// colaffine.go's pullback with θ = s and h = z (a private copy, so the
-// caller may modify the returned batch).
-func (a actNorm) directVJP(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
-	z, n, m, ld := a.forward(p, x)
-	v := scaleShiftVJP{f: m.mul, h: slices.Clone(z), inverse: true}
-	return mat.NewDense(n, a.dim, z), repeatedLogDet(n, ld), a.pullback(v, n)
-}
-
-// inverseVJP: x = z·e^{s} + b, logDet = +Σ_j s_j, the direct form with
-// ∂L/∂s = Σ_i (g·e^{s})·z + Λ (h = a private copy of z).
-func (a actNorm) inverseVJP(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
-	checkWidth(actNormWho, z, a.dim)
-	zs, _, _ := rawRows(z)
-	zk := slices.Clone(zs)
-	x, n, m, ld := a.backward(p, z)
-	v := scaleShiftVJP{f: m.mul, h: zk, scaledIn: true}
-	return mat.NewDense(n, a.dim, x), repeatedLogDet(n, ld), a.pullback(v, n)
-}
-
-// pullback checks a pullback's arguments and runs v on them.
-func (a actNorm) pullback(v scaleShiftVJP, n int) Pullback {
-	return func(g *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
+	out, n := m.apply(in)
+	lds := repeatedLogDet(n, ld)
+	if !vjp {
+		return mat.NewDense(n, a.dim, out), lds, nil
+	}
+	v := scaleShiftVJP{f: f, h: slices.Clone(out), inverse: true}
+	if inverse {
+		zs, _, _ := rawRows(in)
+		v = scaleShiftVJP{f: f, h: slices.Clone(zs), scaledIn: true}
+	}
+	back := func(g *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
 		checkPullback(actNormWho, g, dLogDet, dp, nil, n, a.dim, 2*a.dim, 0)
 		dLogScale, dBias := a.split(dp)
 		return v.back(g, dLogDet, dLogScale, dBias)
 	}
+	return mat.NewDense(n, a.dim, out), lds, back
 }
 
 // initFromData sets bias to each column's mean and logScale to the log of
@@ -167,7 +145,7 @@ func (a actNorm) initFromData(p Params, x, _ *mat.Dense) *mat.Dense {
 			logScale[j] = math.Log(std)
 		}
 	}
-	z, _ := a.direct(p, x, nil)
+	z, _, _ := a.pass(p, x, false, false)
 	return z
 }
 

@@ -114,11 +114,25 @@ func BatchNorm(cfg BatchNormConfig) InitFunc {
 		for j := range dim {
 			p[3*dim+j] = 1
 		}
-		b := Bijection{Inverse: bn.inverse, InverseVJP: bn.inverseVJP}
+		b := Bijection{
+			Inverse: func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) {
+				x, ld, _ := bn.evalPass(p, z, true, false)
+				return x, ld
+			},
+			InverseVJP: func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
+				return bn.evalPass(p, z, true, true)
+			},
+		}
 		if cfg.Train {
 			b.Direct, b.DirectVJP, b.UpdateState = bn.directTrain, bn.directTrainVJP, bn.updateState
 		} else {
-			b.Direct, b.DirectVJP = bn.directEval, bn.directEvalVJP
+			b.Direct = func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
+				z, ld, _ := bn.evalPass(p, x, false, false)
+				return z, ld
+			}
+			b.DirectVJP = func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
+				return bn.evalPass(p, x, false, true)
+			}
 		}
 		return p, b, nil
 	}
@@ -165,47 +179,27 @@ func (bn *batchNorm) evalMap(p Params, x *mat.Dense) (colAffine, float64) {
 	return colAffine{sub: mean, mul: a, add: beta}, ld
 }
 
-// inverseMap returns the inverse of the evaluation map,
-// x = (z − β)·(1/a) + μ, with its log-det −Σ_j log a_j.
-func (bn *batchNorm) inverseMap(p Params, z *mat.Dense) (colAffine, float64) {
-	m, ld := bn.evalMap(p, z)
-	inv := make([]float64, bn.dim)
-	for j, a := range m.mul {
-		inv[j] = 1 / a
+// evalPass computes the evaluation map z = (x − μ)·a + β, or, when
+// inverse, its inverse x = (z − β)·(1/a) + μ with log-det −Σ_j log a_j,
+// and, when vjp, the pullback: colaffine.go's direct form (inverse form)
+// with θ = logGamma and h = z − β (x − μ), a private copy. The running
+// statistics are state: they get no gradient (stop-gradient).
+func (bn *batchNorm) evalPass(p Params, in *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback) {
+	m, ld := bn.evalMap(p, in)
+	if inverse {
+		inv := make([]float64, bn.dim)
+		for j, a := range m.mul {
+			inv[j] = 1 / a
+		}
+		m, ld = colAffine{sub: m.add, mul: inv, add: m.sub}, -ld
 	}
-	return colAffine{sub: m.add, mul: inv, add: m.sub}, -ld
-}
-
-func (bn *batchNorm) directEval(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
-	m, ld := bn.evalMap(p, x)
-	z, n := m.apply(x)
-	return mat.NewDense(n, bn.dim, z), repeatedLogDet(n, ld)
-}
-
-// directEvalVJP: z = (x − μ)·a + β with a = e^{logGamma}/√(σ² + ε), the
-// direct form of colaffine.go's pullback with θ = logGamma and h = z − β
-// (a private copy). The running statistics are state: they get no
-// gradient (stop-gradient).
-func (bn *batchNorm) directEvalVJP(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
-	m, ld := bn.evalMap(p, x)
-	z, n := m.apply(x)
-	v := scaleShiftVJP{f: m.mul, h: colAffine{sub: m.add}.applyRows(z, n)}
-	return mat.NewDense(n, bn.dim, z), repeatedLogDet(n, ld), bn.pullback(v, n)
-}
-
-func (bn *batchNorm) inverse(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) {
-	m, ld := bn.inverseMap(p, z)
-	x, n := m.apply(z)
-	return mat.NewDense(n, bn.dim, x), repeatedLogDet(n, ld)
-}
-
-// inverseVJP: x = (z − β)·(1/a) + μ, the inverse form of colaffine.go's
-// pullback with θ = logGamma and h = x − μ (a private copy).
-func (bn *batchNorm) inverseVJP(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
-	m, ld := bn.inverseMap(p, z)
-	x, n := m.apply(z)
-	v := scaleShiftVJP{f: m.mul, h: colAffine{sub: m.add}.applyRows(x, n), inverse: true}
-	return mat.NewDense(n, bn.dim, x), repeatedLogDet(n, ld), bn.pullback(v, n)
+	out, n := m.apply(in)
+	res, lds := mat.NewDense(n, bn.dim, out), repeatedLogDet(n, ld)
+	if !vjp {
+		return res, lds, nil
+	}
+	v := scaleShiftVJP{f: m.mul, h: colAffine{sub: m.add}.applyRows(out, n), inverse: inverse}
+	return res, lds, bn.pullback(v, n)
 }
 
 // pullback checks a pullback's arguments and runs v on them: logGamma and
