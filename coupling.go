@@ -251,14 +251,27 @@ func (c *coupling) forward(p Params, u, ctx *mat.Dense, inverse, vjp bool) (*mat
 	if !vjp {
 		return mat.NewDense(n, c.dim, out), logDet, nil
 	}
-	// What the pullback needs: u and v2 (private copies) and y (ours).
+	// What the pullback needs: the rows read (u2, or all of u when angles
+	// are embedded) and v2, private copies, and y (ours).
 	ur := u.RawMatrix()
-	in, v2 := make([]float64, n*c.dim), make([]float64, n*c.d2)
+	kw, k0 := c.keptWidth()
+	kept := make([]float64, n*(kw+c.d2))
+	in, v2 := kept[:n*kw], kept[n*kw:]
 	for i := range n {
-		copy(in[i*c.dim:(i+1)*c.dim], ur.Data[i*ur.Stride:i*ur.Stride+c.dim])
+		copy(in[i*kw:(i+1)*kw], ur.Data[i*ur.Stride+k0:i*ur.Stride+c.dim])
 		copy(v2[i*c.d2:(i+1)*c.d2], out[i*c.dim+c.d1:(i+1)*c.dim])
 	}
 	return mat.NewDense(n, c.dim, out), logDet, c.pullback(y, netBack, in, v2, inverse)
+}
+
+// keptWidth returns the width kw of the rows a pullback keeps of its input
+// and the column k0 they start at: u2 (d2 from d1), or all of u (dim from 0)
+// when the conditioner reads angles through (cos, sin).
+func (c *coupling) keptWidth() (kw, k0 int) {
+	if c.angle == nil {
+		return c.d2, c.d1
+	}
+	return c.dim, 0
 }
 
 // embed writes the conditioner's input rows [embed(u1) | ctx] into e
@@ -293,10 +306,10 @@ func (c *coupling) embed(e []float64, u, ctx *mat.Dense) {
 // transform maps u2 of every row of u through the transformers with the
 // parameters in y (inverse: their inverses) and returns the rows
 // [u1 | v2] and the log-dets.
-func (c *coupling) transform(u, y *mat.Dense, inverse bool) (out, logDet []float64) {
+func (c *coupling) transform(u, y *mat.Dense, inverse bool) ([]float64, []float64) {
 	ur, yr := u.RawMatrix(), y.RawMatrix()
 	n, d1, dim := ur.Rows, c.d1, c.dim
-	out, logDet = make([]float64, n*dim), make([]float64, n)
+	out, logDet := make([]float64, n*dim), make([]float64, n)
 	forRows(n, c.d2*transformerWork, func(r0, r1 int) {
 		buf := make([]float64, c.maxP)
 		for i := r0; i < r1; i++ {
@@ -323,12 +336,13 @@ func (c *coupling) transform(u, y *mat.Dense, inverse bool) (out, logDet []float
 	return out, logDet
 }
 
-// pullback returns the pullback of a pass that read the rows in (n×dim)
-// and wrote v2 (n×d2), the conditioner having returned y with pullback
-// netBack.
+// pullback returns the pullback of a pass that read the rows in (their
+// last kw columns, see keptWidth) and wrote v2 (n×d2), the conditioner
+// having returned y with pullback netBack.
 func (c *coupling) pullback(y *mat.Dense, netBack NetPullback, in, v2 []float64, inverse bool) Pullback {
 	yr := y.RawMatrix()
 	n, d1, d2, dim, wy := yr.Rows, c.d1, c.d2, c.dim, c.wy
+	kw, _ := c.keptWidth()
 	return func(dv *mat.Dense, dLogDet []float64, dp Params, dc *mat.Dense) *mat.Dense {
 		checkPullback(c.who, dv, dLogDet, dp, dc, n, dim, c.np, c.cdim)
 		// The transformer gives du2 and dθ per element, scattered into
@@ -347,7 +361,7 @@ func (c *coupling) pullback(y *mat.Dense, netBack NetPullback, in, v2 []float64,
 				copy(drow[:d1], grow[:d1])
 				yrow := yr.Data[i*yr.Stride : i*yr.Stride+wy]
 				dyrow := dy[i*wy : (i+1)*wy]
-				u2, w2 := in[i*dim+d1:(i+1)*dim], v2[i*d2:(i+1)*d2]
+				u2, w2 := in[(i+1)*kw-d2:(i+1)*kw], v2[i*d2:(i+1)*d2]
 				for j, g := range grow[d1:] {
 					t := &c.ts[j]
 					theta, dtheta := buf[:t.Params:t.Params], buf[c.maxP:c.maxP+t.Params]
@@ -370,8 +384,8 @@ func (c *coupling) pullback(y *mat.Dense, netBack NetPullback, in, v2 []float64,
 }
 
 // conditionerBack adds the conditioner's input gradient de (n×win) to the
-// rows' gradient du through the embedding of the rows in, and its context
-// part into dc (when not nil).
+// rows' gradient du through the embedding of the rows in (all of u when
+// angles are embedded), and its context part into dc (when not nil).
 func (c *coupling) conditionerBack(du []float64, de *mat.Dense, in []float64, dc *mat.Dense) {
 	dr := de.RawMatrix()
 	for i := range dr.Rows {
