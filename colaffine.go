@@ -42,28 +42,59 @@ func (a colAffine) apply(m *mat.Dense) (out []float64, n int) {
 	return a.applyRows(xs, n), n
 }
 
-// applyRows returns the map of the n contiguous rows xs as a new slice.
+// applyRows returns the map of the n contiguous rows xs as a new slice:
+// one loop for each shape the layers use, the terms applied one at a time
+// for any other.
 func (a colAffine) applyRows(xs []float64, n int) []float64 {
 	out := make([]float64, len(xs))
 	d := len(xs) / max(n, 1)
 	for i := range n {
 		src, dst := xs[i*d:(i+1)*d], out[i*d:(i+1)*d]
-		for j, v := range src {
-			if a.sub != nil {
-				v -= a.sub[j]
+		switch {
+		case a.sub != nil && a.mul != nil && a.add != nil && a.div == nil:
+			sub, mul, add := a.sub[:d], a.mul[:d], a.add[:d]
+			for j, v := range src {
+				dst[j] = (v-sub[j])*mul[j] + add[j]
 			}
-			if a.div != nil {
-				v /= a.div[j]
-			} else if a.mul != nil {
-				v *= a.mul[j]
+		case a.sub != nil && a.mul != nil && a.add == nil && a.div == nil:
+			sub, mul := a.sub[:d], a.mul[:d]
+			for j, v := range src {
+				dst[j] = (v - sub[j]) * mul[j]
 			}
-			if a.add != nil {
-				v += a.add[j]
+		case a.sub == nil && a.mul != nil && a.add != nil && a.div == nil:
+			mul, add := a.mul[:d], a.add[:d]
+			for j, v := range src {
+				dst[j] = v*mul[j] + add[j]
 			}
-			dst[j] = v
+		default:
+			a.stagedRow(dst, src)
 		}
 	}
 	return out
+}
+
+// stagedRow writes the map of src into dst, one term at a time.
+func (a colAffine) stagedRow(dst, src []float64) {
+	copy(dst, src)
+	if a.sub != nil {
+		for j, s := range a.sub[:len(dst)] {
+			dst[j] -= s
+		}
+	}
+	if a.div != nil {
+		for j, s := range a.div[:len(dst)] {
+			dst[j] /= s
+		}
+	} else if a.mul != nil {
+		for j, s := range a.mul[:len(dst)] {
+			dst[j] *= s
+		}
+	}
+	if a.add != nil {
+		for j, s := range a.add[:len(dst)] {
+			dst[j] += s
+		}
+	}
 }
 
 // slopeBack returns dL/din from dL/dout = g (n×d): g·mul, or g/div.
@@ -101,19 +132,27 @@ func (v scaleShiftVJP) back(g *mat.Dense, dLogDet, dTheta, dShift []float64) *ma
 	din := make([]float64, n*d)
 	for i := range n {
 		gr, hr, dr := r.Data[i*r.Stride:i*r.Stride+d], v.h[i*d:(i+1)*d], din[i*d:(i+1)*d]
-		for j, gij := range gr {
-			s := gij * v.f[j]
-			dr[j] = s
-			switch {
-			case v.inverse:
-				dShift[j] -= s
-				dTheta[j] -= gij * hr[j]
-			case v.scaledIn:
-				dShift[j] += gij
-				dTheta[j] += s * hr[j]
-			default:
-				dShift[j] += gij
-				dTheta[j] += gij * hr[j]
+		f, dT, dS := v.f[:d], dTheta[:d], dShift[:d]
+		switch {
+		case v.inverse:
+			for j, gij := range gr {
+				s := gij * f[j]
+				dr[j] = s
+				dS[j] -= s
+				dT[j] -= gij * hr[j]
+			}
+		case v.scaledIn:
+			for j, gij := range gr {
+				s := gij * f[j]
+				dr[j] = s
+				dS[j] += gij
+				dT[j] += s * hr[j]
+			}
+		default:
+			for j, gij := range gr {
+				dr[j] = gij * f[j]
+				dS[j] += gij
+				dT[j] += gij * hr[j]
 			}
 		}
 	}

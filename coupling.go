@@ -310,18 +310,19 @@ func (c *coupling) transform(u, y *mat.Dense, inverse bool) ([]float64, []float6
 	ur, yr := u.RawMatrix(), y.RawMatrix()
 	n, d1, dim := ur.Rows, c.d1, c.dim
 	out, logDet := make([]float64, n*dim), make([]float64, n)
+	ts, off, at, wy := c.ts, c.off, c.at, c.wy
 	forRows(n, c.d2*transformerWork, func(r0, r1 int) {
 		buf := make([]float64, c.maxP)
 		for i := r0; i < r1; i++ {
 			urow := ur.Data[i*ur.Stride : i*ur.Stride+dim]
-			yrow := yr.Data[i*yr.Stride : i*yr.Stride+c.wy]
+			yrow := yr.Data[i*yr.Stride : i*yr.Stride+wy]
 			orow := out[i*dim : (i+1)*dim]
 			copy(orow[:d1], urow[:d1])
 			var sum float64
 			for j, v := range urow[d1:] {
-				t := &c.ts[j]
+				t := &ts[j]
 				theta := buf[:t.Params:t.Params]
-				c.at.gather(theta, yrow[c.off[j]:], 0)
+				at.gather(theta, yrow[off[j]:], 0)
 				f := t.Forward
 				if inverse {
 					f = t.Inverse
@@ -343,6 +344,7 @@ func (c *coupling) pullback(y *mat.Dense, netBack NetPullback, in, v2 []float64,
 	yr := y.RawMatrix()
 	n, d1, d2, dim, wy := yr.Rows, c.d1, c.d2, c.dim, c.wy
 	kw, _ := c.keptWidth()
+	ts, off, at, maxP := c.ts, c.off, c.at, c.maxP
 	return func(dv *mat.Dense, dLogDet []float64, dp Params, dc *mat.Dense) *mat.Dense {
 		checkPullback(c.who, dv, dLogDet, dp, dc, n, dim, c.np, c.cdim)
 		// The transformer gives du2 and dθ per element, scattered into
@@ -354,7 +356,7 @@ func (c *coupling) pullback(y *mat.Dense, netBack NetPullback, in, v2 []float64,
 		defer dyBuf.put()
 		dy := dyBuf.f
 		forRows(n, d2*transformerWork, func(r0, r1 int) {
-			buf := make([]float64, 2*c.maxP)
+			buf := make([]float64, 2*maxP)
 			for i := r0; i < r1; i++ {
 				grow := gr.Data[i*gr.Stride : i*gr.Stride+dim]
 				drow := du[i*dim : (i+1)*dim]
@@ -363,16 +365,16 @@ func (c *coupling) pullback(y *mat.Dense, netBack NetPullback, in, v2 []float64,
 				dyrow := dy[i*wy : (i+1)*wy]
 				u2, w2 := in[(i+1)*kw-d2:(i+1)*kw], v2[i*d2:(i+1)*d2]
 				for j, g := range grow[d1:] {
-					t := &c.ts[j]
-					theta, dtheta := buf[:t.Params:t.Params], buf[c.maxP:c.maxP+t.Params]
-					fixed := c.at.gather(theta, yrow[c.off[j]:], 0)
+					t := &ts[j]
+					theta, dtheta := buf[:t.Params:t.Params], buf[maxP:maxP+t.Params]
+					fixed := at.gather(theta, yrow[off[j]:], 0)
 					clear(dtheta)
 					if inverse {
 						drow[d1+j] = t.InverseVJP(theta, u2[j], w2[j], g, dLogDet[i], dtheta)
 					} else {
 						drow[d1+j] = t.ForwardVJP(theta, u2[j], w2[j], g, dLogDet[i], dtheta)
 					}
-					c.at.scatter(dyrow[c.off[j]:], dtheta, yrow[c.off[j]:], 0, fixed)
+					at.scatter(dyrow[off[j]:], dtheta, yrow[off[j]:], 0, fixed)
 				}
 			}
 		})
