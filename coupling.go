@@ -322,7 +322,7 @@ func (c *coupling) transform(u, y *mat.Dense, inverse bool) ([]float64, []float6
 			for j, v := range urow[d1:] {
 				t := &ts[j]
 				theta := buf[:t.Params:t.Params]
-				at.gather(theta, yrow[off[j]:], 0)
+				at.gatherAt(theta, yrow, off[j])
 				f := t.Forward
 				if inverse {
 					f = t.Inverse
@@ -367,14 +367,14 @@ func (c *coupling) pullback(y *mat.Dense, netBack NetPullback, in, v2 []float64,
 				for j, g := range grow[d1:] {
 					t := &ts[j]
 					theta, dtheta := buf[:t.Params:t.Params], buf[maxP:maxP+t.Params]
-					fixed := at.gather(theta, yrow[off[j]:], 0)
+					fixed := at.gatherAt(theta, yrow, off[j])
 					clear(dtheta)
 					if inverse {
 						drow[d1+j] = t.InverseVJP(theta, u2[j], w2[j], g, dLogDet[i], dtheta)
 					} else {
 						drow[d1+j] = t.ForwardVJP(theta, u2[j], w2[j], g, dLogDet[i], dtheta)
 					}
-					at.scatter(dyrow[off[j]:], dtheta, yrow[off[j]:], 0, fixed)
+					at.scatterAt(dyrow, dtheta, yrow, off[j], fixed)
 				}
 			}
 		})

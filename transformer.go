@@ -172,7 +172,11 @@ func paramMajor(d int) elementParams { return elementParams{elem: 1, param: d} }
 // gather copies element j's parameters from row into theta (length P),
 // replacing non-finite values; it reports whether any was replaced.
 func (l elementParams) gather(theta, row []float64, j int) (fixed bool) {
-	base := j * l.elem
+	return l.gatherAt(theta, row, j*l.elem)
+}
+
+// gatherAt is gather for the element whose parameters start at base.
+func (l elementParams) gatherAt(theta, row []float64, base int) (fixed bool) {
 	for k := range theta {
 		v := row[base+l.src(k)*l.param]
 		if v-v != 0 { // NaN or ±Inf
@@ -196,7 +200,11 @@ func (l elementParams) gather(theta, row []float64, j int) (fixed bool) {
 // output in row is not finite when fixed: such an output has no meaningful
 // derivative, and passing one on would only spread the overflow.
 func (l elementParams) scatter(drow, dtheta, row []float64, j int, fixed bool) {
-	base := j * l.elem
+	l.scatterAt(drow, dtheta, row, j*l.elem, fixed)
+}
+
+// scatterAt is scatter for the element whose parameters start at base.
+func (l elementParams) scatterAt(drow, dtheta, row []float64, base int, fixed bool) {
 	for k, v := range dtheta {
 		at := base + l.src(k)*l.param
 		if fixed {
