@@ -48,19 +48,9 @@ func ActNorm() InitFunc {
 			return nil, Bijection{}, fmt.Errorf("flows: ActNorm: dim must be at least 1, got %d", dim)
 		}
 		a := actNorm{dim: dim}
-		return make(Params, 2*dim), Bijection{
-			Direct: func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
-				z, ld, _ := a.pass(p, x, false, false)
-				return z, ld
-			},
-			Inverse: func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) {
-				x, ld, _ := a.pass(p, z, true, false)
-				return x, ld
-			},
-			DirectVJP:    func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) { return a.pass(p, x, false, true) },
-			InverseVJP:   func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) { return a.pass(p, z, true, true) },
-			InitFromData: a.initFromData,
-		}, nil
+		b := layerPass(a.pass).bijection()
+		b.InitFromData = a.initFromData
+		return make(Params, 2*dim), b, nil
 	}
 }
 
@@ -81,7 +71,7 @@ func (a actNorm) split(p Params) (logScale, bias []float64) {
 // colaffine.go's inverse form with θ = logScale and h = a private copy of
 // z, Inverse's the direct form with ∂L/∂θ = Σ_i (g·e^{s})·z (scaledIn, h
 // a private copy of z).
-func (a actNorm) pass(p Params, in *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback) {
+func (a actNorm) pass(p Params, in, _ *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback) {
 	checkWidth(actNormWho, in, a.dim)
 	checkParams(actNormWho, p, 2*a.dim)
 	logScale, bias := a.split(p)
@@ -145,7 +135,7 @@ func (a actNorm) initFromData(p Params, x, _ *mat.Dense) *mat.Dense {
 			logScale[j] = math.Log(std)
 		}
 	}
-	z, _, _ := a.pass(p, x, false, false)
+	z, _, _ := a.pass(p, x, nil, false, false)
 	return z
 }
 

@@ -102,7 +102,7 @@ func AffineCouplingSplit(scale, shift NetInitFunc) InitFunc {
 			return nil, Bijection{}, err
 		}
 		c.net, c.np = net, len(p)
-		return p, c.bijection(), nil
+		return p, layerPass(c.forward).bijection(), nil
 	}
 }
 

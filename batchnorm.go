@@ -114,25 +114,9 @@ func BatchNorm(cfg BatchNormConfig) InitFunc {
 		for j := range dim {
 			p[3*dim+j] = 1
 		}
-		b := Bijection{
-			Inverse: func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) {
-				x, ld, _ := bn.evalPass(p, z, true, false)
-				return x, ld
-			},
-			InverseVJP: func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
-				return bn.evalPass(p, z, true, true)
-			},
-		}
+		b := layerPass(bn.evalPass).bijection()
 		if cfg.Train {
 			b.Direct, b.DirectVJP, b.UpdateState = bn.directTrain, bn.directTrainVJP, bn.updateState
-		} else {
-			b.Direct = func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
-				z, ld, _ := bn.evalPass(p, x, false, false)
-				return z, ld
-			}
-			b.DirectVJP = func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
-				return bn.evalPass(p, x, false, true)
-			}
 		}
 		return p, b, nil
 	}
@@ -184,7 +168,7 @@ func (bn *batchNorm) evalMap(p Params, x *mat.Dense) (colAffine, float64) {
 // and, when vjp, the pullback: colaffine.go's direct form (inverse form)
 // with θ = logGamma and h = z − β (x − μ), a private copy. The running
 // statistics are state: they get no gradient (stop-gradient).
-func (bn *batchNorm) evalPass(p Params, in *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback) {
+func (bn *batchNorm) evalPass(p Params, in, _ *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback) {
 	m, ld := bn.evalMap(p, in)
 	if inverse {
 		inv := make([]float64, bn.dim)

@@ -155,7 +155,7 @@ func (c *coupling) withNet(net NetInitFunc, key Key) (Params, Bijection, error) 
 		return nil, Bijection{}, err
 	}
 	c.net, c.np = nt, len(p)
-	return p, c.bijection(), nil
+	return p, layerPass(c.forward).bijection(), nil
 }
 
 // couplingShape returns the shape of a coupling layer on dim columns whose
@@ -195,26 +195,6 @@ func couplingShape(who string, dim, contextDim int, tOf func(j int) Transformer,
 		c.at.param = d2
 	}
 	return c, nil
-}
-
-// bijection returns the layer's functions, all four through forward.
-func (c *coupling) bijection() Bijection {
-	return Bijection{
-		Direct: func(p Params, x, ctx *mat.Dense) (*mat.Dense, []float64) {
-			z, ld, _ := c.forward(p, x, ctx, false, false)
-			return z, ld
-		},
-		Inverse: func(p Params, z, ctx *mat.Dense) (*mat.Dense, []float64) {
-			x, ld, _ := c.forward(p, z, ctx, true, false)
-			return x, ld
-		},
-		DirectVJP: func(p Params, x, ctx *mat.Dense) (*mat.Dense, []float64, Pullback) {
-			return c.forward(p, x, ctx, false, true)
-		},
-		InverseVJP: func(p Params, z, ctx *mat.Dense) (*mat.Dense, []float64, Pullback) {
-			return c.forward(p, z, ctx, true, true)
-		},
-	}
 }
 
 // forward runs the coupling on u (n×dim) given the context ctx, Direct when

@@ -39,26 +39,20 @@ func Standardize(mean, scale []float64) InitFunc {
 		if err != nil {
 			return nil, Bijection{}, err
 		}
-		pass := func(p Params, m *mat.Dense, inverse bool) (*mat.Dense, []float64) {
+		pass := func(p Params, m, _ *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback) {
 			checkParams(who, p, 0)
 			checkWidth(who, m, dim)
 			n, _ := m.Dims()
-			return f.apply(m, inverse), repeatedLogDet(n, f.logDet(inverse))
-		}
-		vjp := func(p Params, m *mat.Dense, inverse bool) (*mat.Dense, []float64, Pullback) {
-			out, ld := pass(p, m, inverse)
-			n := len(ld)
+			out, ld := f.apply(m, inverse), repeatedLogDet(n, f.logDet(inverse))
+			if !vjp {
+				return out, ld, nil
+			}
 			return out, ld, func(dout *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
 				checkPullback(who, dout, dLogDet, dp, nil, n, dim, 0, 0)
 				return f.pullback(dout, inverse)
 			}
 		}
-		return Params{}, Bijection{
-			Direct:     func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) { return pass(p, x, false) },
-			Inverse:    func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) { return pass(p, z, true) },
-			DirectVJP:  func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) { return vjp(p, x, false) },
-			InverseVJP: func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) { return vjp(p, z, true) },
-		}, nil
+		return Params{}, layerPass(pass).bijection(), nil
 	}
 }
 
