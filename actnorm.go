@@ -3,6 +3,7 @@ package flows
 import (
 	"fmt"
 	"math"
+	"slices"
 
 	"gonum.org/v1/gonum/mat"
 )
@@ -46,196 +47,116 @@ func ActNorm() InitFunc {
 		if dim < 1 {
 			return nil, Bijection{}, fmt.Errorf("flows: ActNorm: dim must be at least 1, got %d", dim)
 		}
-		const who = "ActNorm"
-		np := 2 * dim
-
-		// split returns the two halves of the parameter vector.
-		split := func(p Params) (logScale, bias []float64) {
-			return p[:dim:dim], p[dim:np:np]
-		}
-
-		// forward computes z = (x − bias)·exp(−logScale) into a new batch
-		// and returns it with the factors exp(−logScale) it used.
-		forward := func(p Params, x *mat.Dense) (z []float64, n int, inv []float64, ld float64) {
-			checkWidth(who, x, dim)
-			checkParams(who, p, np)
-			logScale, bias := split(p)
-			xs, n, _ := rawRows(x)
-			inv = make([]float64, dim)
-			for j, s := range logScale {
-				inv[j] = math.Exp(-s)
-				ld -= s
-			}
-			z = make([]float64, n*dim)
-			for i := 0; i < n; i++ {
-				xr, zr := xs[i*dim:(i+1)*dim], z[i*dim:(i+1)*dim]
-				for j := range zr {
-					zr[j] = (xr[j] - bias[j]) * inv[j]
-				}
-			}
-			return z, n, inv, ld
-		}
-
-		// backward computes x = z·exp(logScale) + bias into a new batch and
-		// returns it with the factors exp(logScale) it used.
-		backward := func(p Params, z *mat.Dense) (x []float64, n int, scale []float64, ld float64) {
-			checkWidth(who, z, dim)
-			checkParams(who, p, np)
-			logScale, bias := split(p)
-			zs, n, _ := rawRows(z)
-			scale = make([]float64, dim)
-			for j, s := range logScale {
-				scale[j] = math.Exp(s)
-				ld += s
-			}
-			x = make([]float64, n*dim)
-			for i := 0; i < n; i++ {
-				zr, xr := zs[i*dim:(i+1)*dim], x[i*dim:(i+1)*dim]
-				for j := range xr {
-					xr[j] = zr[j]*scale[j] + bias[j]
-				}
-			}
-			return x, n, scale, ld
-		}
-
-		direct := func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
-			z, n, _, ld := forward(p, x)
-			return mat.NewDense(n, dim, z), repeatedLogDet(n, ld)
-		}
-
-		inverse := func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) {
-			x, n, _, ld := backward(p, z)
-			return mat.NewDense(n, dim, x), repeatedLogDet(n, ld)
-		}
-
-		directVJP := func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
-			z, n, inv, ld := forward(p, x)
-			// The pullback keeps its own copy of z, so the caller may
-			// modify the returned batch.
-			zk := append([]float64(nil), z...)
-			back := func(dz *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
-				checkPullback(who, dz, dLogDet, dp, nil, n, dim, np, 0)
-				g, _, _ := rawRows(dz)
-				dLogScale, dBias := split(dp)
-				// z_ij = (x_ij − b_j)·e^{−s_j} and logDet_i = −Σ_j s_j, so
-				//   ∂L/∂x_ij = g_ij·e^{−s_j}
-				//   ∂L/∂b_j  = −Σ_i g_ij·e^{−s_j}
-				//   ∂L/∂s_j  = −Σ_i g_ij·z_ij − Σ_i dLogDet_i
-				// (∂z_ij/∂s_j = −z_ij).
-				dx := make([]float64, n*dim)
-				var sumLD float64
-				for _, v := range dLogDet {
-					sumLD += v
-				}
-				for j := range dLogScale {
-					dLogScale[j] -= sumLD
-				}
-				for i := 0; i < n; i++ {
-					gr, zr, dxr := g[i*dim:(i+1)*dim], zk[i*dim:(i+1)*dim], dx[i*dim:(i+1)*dim]
-					for j := range dxr {
-						d := gr[j] * inv[j]
-						dxr[j] = d
-						dBias[j] -= d
-						dLogScale[j] -= gr[j] * zr[j]
-					}
-				}
-				return mat.NewDense(n, dim, dx)
-			}
-			return mat.NewDense(n, dim, z), repeatedLogDet(n, ld), back
-		}
-
-		inverseVJP := func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
-			checkWidth(who, z, dim)
-			// The pullback needs z itself; keep a private copy.
-			zs, _, _ := rawRows(z)
-			zk := append([]float64(nil), zs...)
-			x, n, scale, ld := backward(p, z)
-			back := func(dx *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
-				checkPullback(who, dx, dLogDet, dp, nil, n, dim, np, 0)
-				g, _, _ := rawRows(dx)
-				dLogScale, dBias := split(dp)
-				// x_ij = z_ij·e^{s_j} + b_j and logDet_i = +Σ_j s_j, so
-				//   ∂L/∂z_ij = g_ij·e^{s_j}
-				//   ∂L/∂b_j  = Σ_i g_ij
-				//   ∂L/∂s_j  = Σ_i g_ij·z_ij·e^{s_j} + Σ_i dLogDet_i.
-				dz := make([]float64, n*dim)
-				var sumLD float64
-				for _, v := range dLogDet {
-					sumLD += v
-				}
-				for j := range dLogScale {
-					dLogScale[j] += sumLD
-				}
-				for i := 0; i < n; i++ {
-					gr, zr, dzr := g[i*dim:(i+1)*dim], zk[i*dim:(i+1)*dim], dz[i*dim:(i+1)*dim]
-					for j := range dzr {
-						d := gr[j] * scale[j]
-						dzr[j] = d
-						dBias[j] += gr[j]
-						dLogScale[j] += d * zr[j]
-					}
-				}
-				return mat.NewDense(n, dim, dz)
-			}
-			return mat.NewDense(n, dim, x), repeatedLogDet(n, ld), back
-		}
-
-		initFromData := func(p Params, x, _ *mat.Dense) *mat.Dense {
-			if x != nil && x.IsEmpty() {
-				panic("flows: ActNorm: InitFromData needs a batch of at least one row")
-			}
-			checkWidth(who, x, dim)
-			checkParams(who, p, np)
-			xs, n, _ := rawRows(x)
-			logScale, bias := split(p)
-			// Two passes (mean, then squared deviations) for accuracy.
-			mean := make([]float64, dim)
-			maxAbs := make([]float64, dim)
-			for i := 0; i < n; i++ {
-				for j, v := range xs[i*dim : (i+1)*dim] {
-					mean[j] += v
-					maxAbs[j] = math.Max(maxAbs[j], math.Abs(v))
-				}
-			}
-			for j := range mean {
-				mean[j] /= float64(n)
-			}
-			variance := make([]float64, dim)
-			for i := 0; i < n; i++ {
-				for j, v := range xs[i*dim : (i+1)*dim] {
-					d := v - mean[j]
-					variance[j] += d * d
-				}
-			}
-			for j := range variance {
-				std := math.Sqrt(variance[j] / float64(n))
-				bias[j] = mean[j]
-				if std <= actNormConstTol*math.Max(1, maxAbs[j]) {
-					logScale[j] = 0
-				} else {
-					logScale[j] = math.Log(std)
-				}
-			}
-			z, _ := direct(p, x, nil)
-			return z
-		}
-
-		return make(Params, np), Bijection{
-			Direct:       direct,
-			Inverse:      inverse,
-			DirectVJP:    directVJP,
-			InverseVJP:   inverseVJP,
-			InitFromData: initFromData,
-		}, nil
+		a := actNorm{dim: dim}
+		b := layerPass(a.pass).bijection()
+		b.InitFromData = a.initFromData
+		return make(Params, 2*dim), b, nil
 	}
 }
 
-// repeatedLogDet returns a new slice of n copies of v: the per-row
-// log-determinant of a layer whose Jacobian does not depend on the row.
-func repeatedLogDet(n int, v float64) []float64 {
-	s := make([]float64, n)
-	for i := range s {
-		s[i] = v
+// actNorm is ActNorm's shape; its methods are the Bijection's functions.
+type actNorm struct{ dim int }
+
+const actNormWho = "ActNorm"
+
+// split returns the two halves of the parameter (or gradient) vector.
+func (a actNorm) split(p Params) (logScale, bias []float64) {
+	d := a.dim
+	return p[:d:d], p[d : 2*d : 2*d]
+}
+
+// pass computes Direct, z = (x − bias)·exp(−logScale) with log-det
+// −Σ_j logScale_j, or, when inverse, Inverse, x = z·exp(logScale) + bias
+// with log-det +Σ_j logScale_j, and, when vjp, the pullback: Direct's is
+// colaffine.go's inverse form with θ = logScale and h = a private copy of
+// z, Inverse's the direct form with ∂L/∂θ = Σ_i (g·e^{s})·z (scaledIn, h
+// a private copy of z).
+func (a actNorm) pass(p Params, in, _ *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback) {
+	checkWidth(actNormWho, in, a.dim)
+	checkParams(actNormWho, p, 2*a.dim)
+	logScale, bias := a.split(p)
+	f := make([]float64, a.dim)
+	var ld float64
+	for j, s := range logScale {
+		if inverse {
+			f[j] = math.Exp(s)
+			ld += s
+		} else {
+			f[j] = math.Exp(-s)
+			ld -= s
+		}
 	}
-	return s
+	m := colAffine{sub: bias, mul: f}
+	if inverse {
+		m = colAffine{mul: f, add: bias}
+	}
+	out, n := m.apply(in)
+	lds := repeatedLogDet(n, ld)
+	if !vjp {
+		return mat.NewDense(n, a.dim, out), lds, nil
+	}
+	v := scaleShiftVJP{f: f, h: slices.Clone(out), inverse: true}
+	if inverse {
+		zs, _, _ := rawRows(in)
+		v = scaleShiftVJP{f: f, h: slices.Clone(zs), scaledIn: true}
+	}
+	back := func(g *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
+		checkPullback(actNormWho, g, dLogDet, dp, nil, n, a.dim, 2*a.dim, 0)
+		dLogScale, dBias := a.split(dp)
+		return v.back(g, dLogDet, dLogScale, dBias)
+	}
+	return mat.NewDense(n, a.dim, out), lds, back
+}
+
+// initFromData sets bias to each column's mean and logScale to the log of
+// its population standard deviation (0 for a constant column) and returns
+// Direct(p, x).
+func (a actNorm) initFromData(p Params, x, _ *mat.Dense) *mat.Dense {
+	if x != nil && x.IsEmpty() {
+		panic("flows: ActNorm: InitFromData needs a batch of at least one row")
+	}
+	checkWidth(actNormWho, x, a.dim)
+	checkParams(actNormWho, p, 2*a.dim)
+	xs, n, _ := rawRows(x)
+	logScale, bias := a.split(p)
+	mean, ss := columnMoments(xs, n, a.dim)
+	maxAbs := make([]float64, a.dim)
+	for i := range n {
+		for j, v := range xs[i*a.dim : (i+1)*a.dim] {
+			maxAbs[j] = math.Max(maxAbs[j], math.Abs(v))
+		}
+	}
+	for j := range ss {
+		std := math.Sqrt(ss[j] / float64(n))
+		bias[j] = mean[j]
+		if std <= actNormConstTol*math.Max(1, maxAbs[j]) {
+			logScale[j] = 0
+		} else {
+			logScale[j] = math.Log(std)
+		}
+	}
+	z, _, _ := a.pass(p, x, nil, false, false)
+	return z
+}
+
+// columnMoments returns the mean of each column of the n×d rows xs and
+// the sum of its squared deviations from it, in two passes (mean, then
+// deviations) for accuracy.
+func columnMoments(xs []float64, n, d int) (mean, ss []float64) {
+	mean, ss = make([]float64, d), make([]float64, d)
+	for i := range n {
+		for j, v := range xs[i*d : (i+1)*d] {
+			mean[j] += v
+		}
+	}
+	for j := range mean {
+		mean[j] /= float64(n)
+	}
+	for i := range n {
+		for j, v := range xs[i*d : (i+1)*d] {
+			c := v - mean[j]
+			ss[j] += c * c
+		}
+	}
+	return mean, ss
 }

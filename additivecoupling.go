@@ -27,7 +27,7 @@ package flows
 // batch without dim columns or parameters of the wrong length.
 func AdditiveCoupling(net NetInitFunc) InitFunc {
 	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
-		return newCoupling("AdditiveCoupling", net, key, dim, contextDim, Shift(), paramMajor)
+		return newCoupling("AdditiveCoupling", net, key, dim, contextDim, Shift())
 	}
 }
 

@@ -97,9 +97,12 @@ func AffineCouplingSplit(scale, shift NetInitFunc) InitFunc {
 		p := make(Params, 0, len(ps)+len(pt))
 		p = append(append(p, ps...), pt...)
 		net := concatNets(who, "scale conditioner", "shift conditioner", ns, nt, len(ps), d2, d2)
-		c := &coupling{who: who, net: net, t: Affine(affineCouplingBound), dim: dim, d1: d1, d2: d2, cdim: contextDim, np: len(p)}
-		c.at = paramMajor(d2, 2)
-		return p, c.bijection(), nil
+		c, err := couplingShape(who, dim, contextDim, func(int) Transformer { return Affine(affineCouplingBound) }, nil)
+		if err != nil {
+			return nil, Bijection{}, err
+		}
+		c.net, c.np = net, len(p)
+		return p, layerPass(c.forward).bijection(), nil
 	}
 }
 
@@ -110,7 +113,7 @@ func affineCoupling(who string, net NetInitFunc, bound float64) InitFunc {
 		if err := checkAffineBound(who, bound); err != nil {
 			return nil, Bijection{}, err
 		}
-		return newCoupling(who, net, key, dim, contextDim, Affine(bound), paramMajor)
+		return newCoupling(who, net, key, dim, contextDim, Affine(bound))
 	}
 }
 
@@ -134,7 +137,8 @@ func checkAffineBound(who string, bound float64) error {
 // the unbounded form. In floating point a saturated tanh gives |s| = S
 // exactly, never more. θ = 0 is the identity. Its inverse is
 // x = (y − t)·exp(−s). A bound that is not positive and finite gives a
-// transformer whose layers fail to initialise.
+// transformer whose layers fail to initialise. In a coupling layer its
+// parameters come in two blocks, [raw (d2) | t (d2)] (see Coupling).
 func Affine(bound float64) Transformer {
 	S := bound
 	if !(S > 0) || math.IsInf(S, 1) {
@@ -143,6 +147,7 @@ func Affine(bound float64) Transformer {
 	return Transformer{
 		Name:   "Affine",
 		Params: 2,
+		blocks: true,
 		Forward: func(th []float64, x float64) (float64, float64) {
 			s := S * math.Tanh(th[0]/S)
 			return x*math.Exp(s) + th[1], s

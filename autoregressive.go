@@ -136,7 +136,7 @@ func newAR(who string, made MADEConfig, key Key, dim, contextDim int, t Transfor
 	if err != nil {
 		return nil, Bijection{}, err
 	}
-	a := &autoregressive{who: who, m: m, t: t.withInverseVJP(), dim: dim, at: paramMajor(dim, t.Params)}
+	a := &autoregressive{who: who, m: m, t: t.withInverseVJP(), dim: dim, at: paramMajor(dim)}
 	a.at.order = order
 	a.mafS = mafS
 	return p, Bijection{

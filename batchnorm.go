@@ -114,11 +114,9 @@ func BatchNorm(cfg BatchNormConfig) InitFunc {
 		for j := range dim {
 			p[3*dim+j] = 1
 		}
-		b := Bijection{Inverse: bn.inverse, InverseVJP: bn.inverseVJP}
+		b := layerPass(bn.evalPass).bijection()
 		if cfg.Train {
 			b.Direct, b.DirectVJP, b.UpdateState = bn.directTrain, bn.directTrainVJP, bn.updateState
-		} else {
-			b.Direct, b.DirectVJP = bn.directEval, bn.directEvalVJP
 		}
 		return p, b, nil
 	}
@@ -156,141 +154,47 @@ func (bn *batchNorm) evalAffine(p Params) (a []float64, ld float64) {
 	return a, ld
 }
 
-// evalForward computes the evaluation map z = (x − μ)·a + β.
-func (bn *batchNorm) evalForward(p Params, x *mat.Dense) (z []float64, n int, a []float64, ld float64) {
+// evalMap returns the evaluation map z = (x − μ)·a + β with its log-det.
+func (bn *batchNorm) evalMap(p Params, x *mat.Dense) (colAffine, float64) {
 	checkWidth(bnWho, x, bn.dim)
 	checkParams(bnWho, p, 4*bn.dim)
-	a, ld = bn.evalAffine(p)
+	a, ld := bn.evalAffine(p)
 	_, beta, mean, _ := bn.split(p)
-	xs, n, _ := rawRows(x)
-	d := bn.dim
-	z = make([]float64, n*d)
-	for i := 0; i < n; i++ {
-		xr, zr := xs[i*d:(i+1)*d], z[i*d:(i+1)*d]
-		for j := range zr {
-			zr[j] = (xr[j]-mean[j])*a[j] + beta[j]
-		}
-	}
-	return z, n, a, ld
+	return colAffine{sub: mean, mul: a, add: beta}, ld
 }
 
-func (bn *batchNorm) directEval(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
-	z, n, _, ld := bn.evalForward(p, x)
-	return mat.NewDense(n, bn.dim, z), bnRepeat(n, ld)
+// evalPass computes the evaluation map z = (x − μ)·a + β, or, when
+// inverse, its inverse x = (z − β)·(1/a) + μ with log-det −Σ_j log a_j,
+// and, when vjp, the pullback: colaffine.go's direct form (inverse form)
+// with θ = logGamma and h = z − β (x − μ), a private copy. The running
+// statistics are state: they get no gradient (stop-gradient).
+func (bn *batchNorm) evalPass(p Params, in, _ *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback) {
+	m, ld := bn.evalMap(p, in)
+	if inverse {
+		inv := make([]float64, bn.dim)
+		for j, a := range m.mul {
+			inv[j] = 1 / a
+		}
+		m, ld = colAffine{sub: m.add, mul: inv, add: m.sub}, -ld
+	}
+	out, n := m.apply(in)
+	res, lds := mat.NewDense(n, bn.dim, out), repeatedLogDet(n, ld)
+	if !vjp {
+		return res, lds, nil
+	}
+	v := scaleShiftVJP{f: m.mul, h: colAffine{sub: m.add}.applyRows(out, n), inverse: inverse}
+	return res, lds, bn.pullback(v, n)
 }
 
-func (bn *batchNorm) directEvalVJP(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
-	z, n, a, ld := bn.evalForward(p, x)
+// pullback checks a pullback's arguments and runs v on them: logGamma and
+// β get their gradients, the running statistics none.
+func (bn *batchNorm) pullback(v scaleShiftVJP, n int) Pullback {
 	d := bn.dim
-	_, beta, _, _ := bn.split(p)
-	// The pullback needs z − β = (x − μ)·a; keep a private copy.
-	zc := make([]float64, len(z))
-	for i := 0; i < n; i++ {
-		for j := 0; j < d; j++ {
-			zc[i*d+j] = z[i*d+j] - beta[j]
-		}
-	}
-	back := func(dz *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
-		checkPullback(bnWho, dz, dLogDet, dp, nil, n, d, 4*d, 0)
-		g, _, _ := rawRows(dz)
+	return func(g *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
+		checkPullback(bnWho, g, dLogDet, dp, nil, n, d, 4*d, 0)
 		dLogGamma, dBeta, _, _ := bn.split(dp)
-		// z_ij = (x_ij − μ_j)·a_j + β_j with a_j = e^{logGamma_j}/√(σ²_j + ε)
-		// and logDet_i = Σ_j log a_j, so
-		//   ∂L/∂x_ij        = g_ij·a_j
-		//   ∂L/∂β_j         = Σ_i g_ij
-		//   ∂L/∂logGamma_j  = Σ_i g_ij·(z_ij − β_j) + Σ_i dLogDet_i
-		// (∂a_j/∂logGamma_j = a_j). The running statistics are state: they
-		// get no gradient (stop-gradient).
-		var sumLD float64
-		for _, v := range dLogDet {
-			sumLD += v
-		}
-		for j := range dLogGamma {
-			dLogGamma[j] += sumLD
-		}
-		dx := make([]float64, n*d)
-		for i := 0; i < n; i++ {
-			gr, cr, dxr := g[i*d:(i+1)*d], zc[i*d:(i+1)*d], dx[i*d:(i+1)*d]
-			for j := range dxr {
-				dxr[j] = gr[j] * a[j]
-				dBeta[j] += gr[j]
-				dLogGamma[j] += gr[j] * cr[j]
-			}
-		}
-		return mat.NewDense(n, d, dx)
+		return v.back(g, dLogDet, dLogGamma, dBeta)
 	}
-	return mat.NewDense(n, d, z), bnRepeat(n, ld), back
-}
-
-// inverseForward computes the inverse of the evaluation map,
-// x = (z − β)/a + μ, with log-det −Σ_j log a_j.
-func (bn *batchNorm) inverseForward(p Params, z *mat.Dense) (x []float64, n int, a []float64, ld float64) {
-	checkWidth(bnWho, z, bn.dim)
-	checkParams(bnWho, p, 4*bn.dim)
-	a, ld = bn.evalAffine(p)
-	_, beta, mean, _ := bn.split(p)
-	zs, n, _ := rawRows(z)
-	d := bn.dim
-	inv := make([]float64, d)
-	for j := range inv {
-		inv[j] = 1 / a[j]
-	}
-	x = make([]float64, n*d)
-	for i := 0; i < n; i++ {
-		zr, xr := zs[i*d:(i+1)*d], x[i*d:(i+1)*d]
-		for j := range xr {
-			xr[j] = (zr[j]-beta[j])*inv[j] + mean[j]
-		}
-	}
-	return x, n, inv, -ld
-}
-
-func (bn *batchNorm) inverse(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) {
-	x, n, _, ld := bn.inverseForward(p, z)
-	return mat.NewDense(n, bn.dim, x), bnRepeat(n, ld)
-}
-
-func (bn *batchNorm) inverseVJP(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
-	x, n, inv, ld := bn.inverseForward(p, z)
-	d := bn.dim
-	_, _, mean, _ := bn.split(p)
-	// The pullback needs x − μ = (z − β)/a; keep a private copy.
-	xc := make([]float64, len(x))
-	for i := 0; i < n; i++ {
-		for j := 0; j < d; j++ {
-			xc[i*d+j] = x[i*d+j] - mean[j]
-		}
-	}
-	back := func(dx *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
-		checkPullback(bnWho, dx, dLogDet, dp, nil, n, d, 4*d, 0)
-		g, _, _ := rawRows(dx)
-		dLogGamma, dBeta, _, _ := bn.split(dp)
-		// x_ij = (z_ij − β_j)·e^{−logGamma_j}·√(σ²_j + ε) + μ_j and
-		// logDet_i = −Σ_j log a_j, so
-		//   ∂L/∂z_ij        = g_ij/a_j
-		//   ∂L/∂β_j         = −Σ_i g_ij/a_j
-		//   ∂L/∂logGamma_j  = −Σ_i g_ij·(x_ij − μ_j) − Σ_i dLogDet_i.
-		// The running statistics get no gradient (stop-gradient).
-		var sumLD float64
-		for _, v := range dLogDet {
-			sumLD += v
-		}
-		for j := range dLogGamma {
-			dLogGamma[j] -= sumLD
-		}
-		dz := make([]float64, n*d)
-		for i := 0; i < n; i++ {
-			gr, cr, dzr := g[i*d:(i+1)*d], xc[i*d:(i+1)*d], dz[i*d:(i+1)*d]
-			for j := range dzr {
-				v := gr[j] * inv[j]
-				dzr[j] = v
-				dBeta[j] -= v
-				dLogGamma[j] -= gr[j] * cr[j]
-			}
-		}
-		return mat.NewDense(n, d, dz)
-	}
-	return mat.NewDense(n, d, x), bnRepeat(n, ld), back
 }
 
 // bnBatch is the training map's pass over one batch.
@@ -313,29 +217,8 @@ func (bn *batchNorm) trainForward(p Params, x *mat.Dense) bnBatch {
 	}
 	d := bn.dim
 	logGamma, beta, _, _ := bn.split(p)
-	b := bnBatch{
-		n:        n,
-		mean:     make([]float64, d),
-		variance: make([]float64, d),
-		r:        make([]float64, d),
-		xhat:     make([]float64, n*d),
-		z:        make([]float64, n*d),
-	}
-	// Two passes (mean, then squared deviations) for accuracy.
-	for i := 0; i < n; i++ {
-		for j, v := range xs[i*d : (i+1)*d] {
-			b.mean[j] += v
-		}
-	}
-	for j := range b.mean {
-		b.mean[j] /= float64(n)
-	}
-	for i := 0; i < n; i++ {
-		for j, v := range xs[i*d : (i+1)*d] {
-			c := v - b.mean[j]
-			b.variance[j] += c * c
-		}
-	}
+	b := bnBatch{n: n, r: make([]float64, d)}
+	b.mean, b.variance = columnMoments(xs, n, d)
 	gamma := make([]float64, d)
 	for j := range b.variance {
 		b.variance[j] /= float64(n)
@@ -344,20 +227,14 @@ func (bn *batchNorm) trainForward(p Params, x *mat.Dense) bnBatch {
 		gamma[j] = math.Exp(logGamma[j])
 		b.ld += logGamma[j] - 0.5*math.Log(s)
 	}
-	for i := 0; i < n; i++ {
-		xr, hr, zr := xs[i*d:(i+1)*d], b.xhat[i*d:(i+1)*d], b.z[i*d:(i+1)*d]
-		for j := range zr {
-			h := (xr[j] - b.mean[j]) * b.r[j]
-			hr[j] = h
-			zr[j] = h*gamma[j] + beta[j]
-		}
-	}
+	b.xhat = colAffine{sub: b.mean, mul: b.r}.applyRows(xs, n)
+	b.z = colAffine{mul: gamma, add: beta}.applyRows(b.xhat, n)
 	return b
 }
 
 func (bn *batchNorm) directTrain(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
 	b := bn.trainForward(p, x)
-	return mat.NewDense(b.n, bn.dim, b.z), bnRepeat(b.n, b.ld)
+	return mat.NewDense(b.n, bn.dim, b.z), repeatedLogDet(b.n, b.ld)
 }
 
 func (bn *batchNorm) directTrainVJP(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
@@ -420,7 +297,7 @@ func (bn *batchNorm) directTrainVJP(p Params, x, _ *mat.Dense) (*mat.Dense, []fl
 		}
 		return mat.NewDense(n, d, dx)
 	}
-	return z, bnRepeat(n, b.ld), back
+	return z, repeatedLogDet(n, b.ld), back
 }
 
 // updateState is the training mode's UpdateState: it moves the running
@@ -440,14 +317,4 @@ func (bn *batchNorm) updateState(p Params, x, _ *mat.Dense) *mat.Dense {
 		variance[j] = (1-mom)*variance[j] + mom*b.variance[j]
 	}
 	return mat.NewDense(b.n, bn.dim, b.z)
-}
-
-// bnRepeat returns a new slice of n copies of v: the per-row log-det of a
-// layer whose Jacobian does not depend on the row.
-func bnRepeat(n int, v float64) []float64 {
-	s := make([]float64, n)
-	for i := range s {
-		s[i] = v
-	}
-	return s
 }

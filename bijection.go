@@ -173,3 +173,28 @@ func checkContextDim(who string, contextDim int) error {
 	}
 	return nil
 }
+
+// layerPass is a layer written as one pass over its input u with context
+// c: Direct when !inverse, Inverse when inverse, and the pullback when vjp
+// (else nil).
+type layerPass func(p Params, u, c *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback)
+
+// bijection returns the four functions of a layer written as one pass.
+func (pass layerPass) bijection() Bijection {
+	return Bijection{
+		Direct: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64) {
+			z, ld, _ := pass(p, x, c, false, false)
+			return z, ld
+		},
+		Inverse: func(p Params, z, c *mat.Dense) (*mat.Dense, []float64) {
+			x, ld, _ := pass(p, z, c, true, false)
+			return x, ld
+		},
+		DirectVJP: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64, Pullback) {
+			return pass(p, x, c, false, true)
+		},
+		InverseVJP: func(p Params, z, c *mat.Dense) (*mat.Dense, []float64, Pullback) {
+			return pass(p, z, c, true, true)
+		},
+	}
+}

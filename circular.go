@@ -37,8 +37,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-
-	"gonum.org/v1/gonum/mat"
 )
 
 // circSpline is the spline configuration of the circle maps: [−π, π], the
@@ -242,8 +240,7 @@ func CircularCoupling(net NetInitFunc, cfg CircularConfig) InitFunc {
 		if err := checkContextDim(who, contextDim); err != nil {
 			return nil, Bijection{}, err
 		}
-		d1, d2, err := couplingDims(who, dim)
-		if err != nil {
+		if _, _, err := couplingDims(who, dim); err != nil {
 			return nil, Bijection{}, err
 		}
 		bins := cfg.Bins
@@ -268,180 +265,17 @@ func CircularCoupling(net NetInitFunc, cfg CircularConfig) InitFunc {
 			return nil, Bijection{}, fmt.Errorf("flows: %s: %w", who, realT.err)
 		}
 		circT := CircularSpline(bins)
-		l := &mixedCoupling{who: who, dim: dim, d1: d1, d2: d2, cdim: contextDim, angle: isAngle}
-		for j := range d1 {
-			l.win++
-			if isAngle[j] {
-				l.win++
+		d1 := dim / 2
+		tOf := func(j int) Transformer {
+			if isAngle[d1+j] {
+				return circT
 			}
+			return realT
 		}
-		l.win += contextDim
-		for j := d1; j < dim; j++ {
-			t := realT
-			if isAngle[j] {
-				t = circT
-			}
-			l.ts = append(l.ts, t)
-			l.off = append(l.off, l.wy)
-			l.wy += t.Params
-		}
-		p, nt, err := initConditioner(who, "conditioner", net, key, l.win, l.wy)
+		c, err := couplingShape(who, dim, contextDim, tOf, isAngle)
 		if err != nil {
 			return nil, Bijection{}, err
 		}
-		l.net, l.np = nt, len(p)
-		return p, l.bijection(), nil
+		return c.withNet(net, key)
 	}
-}
-
-// mixedCoupling is CircularCoupling's immutable shape.
-type mixedCoupling struct {
-	who           string
-	net           Net
-	dim, d1, d2   int
-	cdim, win, wy int
-	np            int
-	angle         []bool        // by column
-	ts            []Transformer // by transformed column
-	off           []int         // θ_j's offset in the net's output
-}
-
-// embed returns the conditioner's input rows [embed(u1) | ctx] (n×win).
-func (l *mixedCoupling) embed(us []float64, cs []float64, n int) []float64 {
-	e := make([]float64, n*l.win)
-	for i := range n {
-		row := e[i*l.win : (i+1)*l.win]
-		k := 0
-		for j, v := range us[i*l.dim : i*l.dim+l.d1] {
-			if l.angle[j] {
-				row[k], row[k+1] = math.Cos(v), math.Sin(v)
-				k += 2
-			} else {
-				row[k] = v
-				k++
-			}
-		}
-		copy(row[k:], cs[i*l.cdim:(i+1)*l.cdim])
-	}
-	return e
-}
-
-// bijection returns the layer's functions.
-func (l *mixedCoupling) bijection() Bijection {
-	return Bijection{
-		Direct: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64) {
-			z, ld, _ := l.pass(p, x, c, false, false)
-			return z, ld
-		},
-		Inverse: func(p Params, z, c *mat.Dense) (*mat.Dense, []float64) {
-			x, ld, _ := l.pass(p, z, c, true, false)
-			return x, ld
-		},
-		DirectVJP: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64, Pullback) {
-			return l.pass(p, x, c, false, true)
-		},
-		InverseVJP: func(p Params, z, c *mat.Dense) (*mat.Dense, []float64, Pullback) {
-			return l.pass(p, z, c, true, true)
-		},
-	}
-}
-
-// pass runs the layer on u (Direct, or Inverse when inverse) and returns
-// the output, the log-det and, when vjp, the pullback.
-func (l *mixedCoupling) pass(p Params, u, ctx *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback) {
-	checkParams(l.who, p, l.np)
-	checkWidth(l.who, u, l.dim)
-	us, n, _ := rawRows(u)
-	checkContext(l.who, ctx, n, l.cdim)
-	var cs []float64
-	if l.cdim > 0 {
-		cs, _, _ = rawRows(ctx)
-	}
-	dim, d1 := l.dim, l.d1
-	e := mat.NewDense(n, l.win, l.embed(us, cs, n))
-	var y *mat.Dense
-	var netBack NetPullback
-	if vjp {
-		y, netBack = l.net.ApplyVJP(p, e)
-	} else {
-		y = l.net.Apply(p, e)
-	}
-	checkNetOut(l.who, "conditioner returned", y, n, l.wy)
-	ys, _, _ := rawRows(y)
-	if vjp {
-		ys = slices.Clone(ys) // the pullback keeps it
-	}
-	out := make([]float64, n*dim)
-	ld := make([]float64, n)
-	at := elementParams{elem: 0, param: 1}
-	var theta [3*rqsStackBins + 1]float64
-	for i := range n {
-		urow, orow := us[i*dim:(i+1)*dim], out[i*dim:(i+1)*dim]
-		copy(orow[:d1], urow[:d1])
-		yrow := ys[i*l.wy : (i+1)*l.wy]
-		for j, t := range l.ts {
-			th := scratchParams(theta[:], t.Params)
-			at.gather(th, yrow[l.off[j]:], 0)
-			f := t.Forward
-			if inverse {
-				f = t.Inverse
-			}
-			v, lj := f(th, urow[d1+j])
-			orow[d1+j] = v
-			ld[i] += lj
-		}
-	}
-	if !vjp {
-		return mat.NewDense(n, dim, out), ld, nil
-	}
-	in, res := slices.Clone(us), slices.Clone(out)
-	back := func(dv *mat.Dense, dLogDet []float64, dp Params, dc *mat.Dense) *mat.Dense {
-		checkPullback(l.who, dv, dLogDet, dp, dc, n, dim, l.np, l.cdim)
-		g, _, _ := rawRows(dv)
-		du := make([]float64, n*dim)
-		dy := make([]float64, n*l.wy)
-		var th, dth [3*rqsStackBins + 1]float64
-		for i := range n {
-			grow, drow := g[i*dim:(i+1)*dim], du[i*dim:(i+1)*dim]
-			copy(drow[:d1], grow[:d1])
-			yrow := ys[i*l.wy : (i+1)*l.wy]
-			for j, t := range l.ts {
-				tj, dtj := scratchParams(th[:], t.Params), scratchParams(dth[:], t.Params)
-				fixed := at.gather(tj, yrow[l.off[j]:], 0)
-				clear(dtj)
-				a, b := in[i*dim+d1+j], res[i*dim+d1+j]
-				if inverse {
-					drow[d1+j] = t.InverseVJP(tj, a, b, grow[d1+j], dLogDet[i], dtj)
-				} else {
-					drow[d1+j] = t.ForwardVJP(tj, a, b, grow[d1+j], dLogDet[i], dtj)
-				}
-				at.scatter(dy[i*l.wy+l.off[j]:], dtj, yrow[l.off[j]:], 0, fixed)
-			}
-		}
-		de := netBack(mat.NewDense(n, l.wy, dy), dp)
-		checkNetOut(l.who, "conditioner pullback returned", de, n, l.win)
-		des, _, _ := rawRows(de)
-		var dcs []float64
-		if l.cdim > 0 {
-			dcs = make([]float64, n*l.cdim)
-		}
-		for i := range n {
-			row := des[i*l.win : (i+1)*l.win]
-			k := 0
-			for j := range d1 {
-				v := in[i*dim+j]
-				if l.angle[j] {
-					du[i*dim+j] += -row[k]*math.Sin(v) + row[k+1]*math.Cos(v)
-					k += 2
-				} else {
-					du[i*dim+j] += row[k]
-					k++
-				}
-			}
-			copy(dcs[i*l.cdim:(i+1)*l.cdim], row[k:])
-		}
-		addContextGrad(dc, dcs, l.cdim)
-		return mat.NewDense(n, dim, du)
-	}
-	return mat.NewDense(n, dim, out), ld, back
 }

@@ -1,32 +1,54 @@
 package flows
 
-// The coupling layer, written once over any Transformer.
+// The coupling layer, written once over a transformer per transformed
+// column.
 //
-// A row u (n×dim) splits into [u1 | u2], the first d1 = dim/2 columns and the
-// last d2 = dim − d1. The conditioner net reads [u1 | c] (d1 + contextDim
-// columns, c the context when there is one) and emits P parameters for each
-// of the d2 columns of u2; each column then goes through the transformer,
-// forward for Direct and inverse for Inverse, and u1 passes through:
+// A row u (n×dim) splits into [u1 | u2], the first d1 = dim/2 columns and
+// the last d2 = dim − d1. The conditioner net reads e = [embed(u1) | c]
+// (c the context when there is one; embed is the identity, or, for the
+// columns CircularCoupling marks as angles, (cos u, sin u)) and emits the
+// parameters of each of the d2 columns of u2; column j then goes through
+// its transformer T_j (P_j parameters), forward for Direct and inverse for
+// Inverse, and u1 passes through:
 //
-//	y  = net([u1 | c])              (P·d2 columns)
-//	v2_j = f(u2_j; θ_j)  or  f⁻¹(u2_j; θ_j),   logDet = Σ_j log|∂v2_j/∂u2_j|
+//	y  = net(e)
+//	v2_j = T_j(u2_j; θ_j)  or  T_j⁻¹(u2_j; θ_j),   logDet = Σ_j log|∂v2_j/∂u2_j|
 //
-// So an odd dim transforms one more column than it keeps. The parameters
-// θ_j of column j are gathered from y by the layout the preset chose:
-// Coupling's own is parameter-major, θ_j[k] = y[k·d2 + j] (P blocks of d2
-// columns, the k-th parameter of every transformed column in block k).
+// So an odd dim transforms one more column than it keeps.
+//
+// # The layout of the conditioner's output
+//
+// There is one layout, element-major: θ_j is contiguous, θ_j[k] =
+// y[o_j + k] with o_j = P_0 + … + P_{j−1} (j·P when every column has the
+// same transformer). It is the only layout that serves columns with
+// different transformers (CircularCoupling), and the one the pinned
+// nsf-coupling, LogisticMixtureCoupling and CircularCoupling parameters
+// were trained in. The one exception is a transformer that declares its
+// parameters as blocks (Affine, whose raw log-scale and shift RealNVP and
+// AffineCouplingSplit make as two separate nets, and whose layout the
+// pinned realnvp and glow model files hold): when every column has that
+// same transformer, θ_j[k] = y[k·d2 + j], P blocks of d2 columns. Both are
+// one offset o_j and one stride per layer (elementParams), and the layout
+// depends only on the transformer: Coupling(net, Spline(cfg)) is
+// NeuralSplineCoupling(net, cfg), Coupling(net, Affine(b)) is
+// AffineCouplingBound(net, b), parameter for parameter.
+//
 // Non-finite conditioner outputs are replaced before the transformer sees
 // them and get no gradient (see transformer.go's file comment).
 //
-// The pullback runs the transformer's pullback per element, which gives
-// du2_j and dL/dθ_j, gathers the latter into dL/dy, pulls that back through
-// the net to [du1 | dc], and adds du1 to the pass-through gradient. The
-// pullback keeps private copies of u2 and v2 and the net's output (which is
-// the layer's own), so it never depends on the caller's matrices after the
-// pass returns.
+// # The pullback
+//
+// The pullback runs each transformer's pullback per element, which gives
+// du2_j and dL/dθ_j, scatters the latter into dL/dy, pulls that back
+// through the net to [de1 | dc], maps de1 back through the embedding
+// (an angle's d/du of (cos u, sin u)) and adds it to the pass-through
+// gradient. It keeps private copies of u and v2 and the net's output
+// (which is the layer's own), so it never depends on the caller's matrices
+// after the pass returns.
 
 import (
 	"fmt"
+	"math"
 
 	"gonum.org/v1/gonum/mat"
 )
@@ -38,12 +60,17 @@ import (
 // conditioner net made by net, which reads [x1 | c] (c the context, when
 // there is one; for MLP, the first layer's weight rows for x1 come first).
 //
-// The net has d1 + contextDim inputs and P·d2 outputs (P = t.Params), P
-// blocks of d2 columns: x2_j's k-th parameter is output column k·d2 + j.
-// The parameters are exactly the net's, in its layout. A net that starts
-// with zero output, as MLP does, makes the layer the identity for every
-// transformer of this package and every context (the formulas are in
-// coupling.go's file comment). Stack couplings with a permutation between:
+// The net has d1 + contextDim inputs and P·d2 outputs (P = t.Params),
+// element-major: x2_j's parameters are the contiguous output columns
+// [j·P, (j+1)·P), in t's order. Affine alone lays them out in P blocks of
+// d2 columns, x2_j's k-th parameter at output column k·d2 + j (RealNVP's
+// [raw scale | shift]; see coupling.go's file comment). So Coupling over
+// Spline, Affine or LogisticMixture is NeuralSplineCoupling,
+// AffineCouplingBound or LogisticMixtureCoupling, parameter for
+// parameter. The parameters are exactly the net's, in its layout. A net
+// that starts with zero output, as MLP does, makes the layer the identity
+// for every transformer of this package and every context. Stack
+// couplings with a permutation between:
 //
 //	Serial(Coupling(net, t), Reverse(), Coupling(net, t), Reverse(), …)
 //
@@ -56,20 +83,24 @@ import (
 // times, from any goroutine.
 func Coupling(net NetInitFunc, t Transformer) InitFunc {
 	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
-		return newCoupling("Coupling", net, key, dim, contextDim, t, paramMajor)
+		return newCoupling("Coupling", net, key, dim, contextDim, t)
 	}
 }
 
 // coupling holds a coupling layer's immutable shape: its conditioner net
-// maps d1 + cdim columns to t.Params·d2 and holds all np parameters.
+// maps win columns ([embed(u1) | c]) to wy and holds all np parameters.
 type coupling struct {
 	who         string
 	net         Net
-	t           Transformer
-	at          elementParams // where θ_j sits in a row of the net's output
 	dim, d1, d2 int
-	cdim        int // context columns fed to the conditioner after u1
+	cdim        int // context columns fed to the conditioner after embed(u1)
+	win, wy     int // the conditioner's input and output columns
 	np          int
+	ts          []Transformer // by transformed column
+	off         []int         // θ_j[k] sits at off[j] + k·at.param in a row of y
+	at          elementParams // {param: the stride between an element's parameters}
+	maxP        int           // the most parameters of one column
+	angle       []bool        // by column of u1: fed as (cos, sin); nil: none is
 }
 
 // couplingDims returns the split of dim into the d1 conditioning and d2
@@ -100,47 +131,70 @@ func initConditioner(who, what string, net NetInitFunc, key Key, in, out int) (P
 	return p, nt, nil
 }
 
-// newCoupling makes a coupling layer over t with one conditioner made by
-// net (d1 + contextDim → t.Params·d2, all the layer's parameters), its
-// output laid out by layout(d2, t.Params).
-func newCoupling(who string, net NetInitFunc, key Key, dim, contextDim int, t Transformer, layout func(d2, p int) elementParams) (Params, Bijection, error) {
+// newCoupling makes a coupling layer with every transformed column going
+// through t and one conditioner made by net holding all its parameters.
+func newCoupling(who string, net NetInitFunc, key Key, dim, contextDim int, t Transformer) (Params, Bijection, error) {
 	if err := checkContextDim(who, contextDim); err != nil {
 		return nil, Bijection{}, err
 	}
 	if err := t.validate(who); err != nil {
 		return nil, Bijection{}, err
 	}
-	d1, d2, err := couplingDims(who, dim)
+	c, err := couplingShape(who, dim, contextDim, func(int) Transformer { return t }, nil)
 	if err != nil {
 		return nil, Bijection{}, err
 	}
-	p, nt, err := initConditioner(who, "conditioner", net, key, d1+contextDim, t.Params*d2)
-	if err != nil {
-		return nil, Bijection{}, err
-	}
-	c := &coupling{who: who, net: nt, t: t.withInverseVJP(), dim: dim, d1: d1, d2: d2, cdim: contextDim, np: len(p)}
-	c.at = layout(d2, t.Params)
-	return p, c.bijection(), nil
+	return c.withNet(net, key)
 }
 
-// bijection returns the layer's functions, all four through forward.
-func (c *coupling) bijection() Bijection {
-	return Bijection{
-		Direct: func(p Params, x, ctx *mat.Dense) (*mat.Dense, []float64) {
-			z, ld, _ := c.forward(p, x, ctx, false, false)
-			return z, ld
-		},
-		Inverse: func(p Params, z, ctx *mat.Dense) (*mat.Dense, []float64) {
-			x, ld, _ := c.forward(p, z, ctx, true, false)
-			return x, ld
-		},
-		DirectVJP: func(p Params, x, ctx *mat.Dense) (*mat.Dense, []float64, Pullback) {
-			return c.forward(p, x, ctx, false, true)
-		},
-		InverseVJP: func(p Params, z, ctx *mat.Dense) (*mat.Dense, []float64, Pullback) {
-			return c.forward(p, z, ctx, true, true)
-		},
+// withNet makes the layer's conditioner with net (win → wy columns) and
+// returns the layer.
+func (c *coupling) withNet(net NetInitFunc, key Key) (Params, Bijection, error) {
+	p, nt, err := initConditioner(c.who, "conditioner", net, key, c.win, c.wy)
+	if err != nil {
+		return nil, Bijection{}, err
 	}
+	c.net, c.np = nt, len(p)
+	return p, layerPass(c.forward).bijection(), nil
+}
+
+// couplingShape returns the shape of a coupling layer on dim columns whose
+// transformed column j (counting from 0 among the last d2) goes through
+// tOf(j), and whose conditioning columns marked in angle (by column of the
+// row; nil for none) the conditioner reads as (cos, sin). The net is left
+// for the caller.
+func couplingShape(who string, dim, contextDim int, tOf func(j int) Transformer, angle []bool) (*coupling, error) {
+	if err := checkContextDim(who, contextDim); err != nil {
+		return nil, err
+	}
+	d1, d2, err := couplingDims(who, dim)
+	if err != nil {
+		return nil, err
+	}
+	c := &coupling{who: who, dim: dim, d1: d1, d2: d2, cdim: contextDim, win: d1 + contextDim}
+	for j := range d1 {
+		if angle != nil && angle[j] {
+			c.win++
+			c.angle = angle[:d1:d1]
+		}
+	}
+	blocks := true
+	for j := range d2 {
+		t := tOf(j).withInverseVJP()
+		c.ts = append(c.ts, t)
+		c.off = append(c.off, c.wy)
+		c.wy += t.Params
+		c.maxP = max(c.maxP, t.Params)
+		blocks = blocks && t.blocks && t.Params == c.ts[0].Params
+	}
+	c.at = elementParams{param: 1}
+	if blocks {
+		for j := range d2 {
+			c.off[j] = j
+		}
+		c.at.param = d2
+	}
+	return c, nil
 }
 
 // forward runs the coupling on u (n×dim) given the context ctx, Direct when
@@ -151,53 +205,94 @@ func (c *coupling) forward(p Params, u, ctx *mat.Dense, inverse, vjp bool) (*mat
 	checkWidth(c.who, u, c.dim)
 	n, _ := u.Dims()
 	checkContext(c.who, ctx, n, c.cdim)
-	d1, d2, dim, cd := c.d1, c.d2, c.dim, c.cdim
-	P := c.t.Params
-	wy := P * d2   // conditioner output columns
-	win := d1 + cd // conditioner input columns
 
-	// The conditioner's input, [u1 | ctx], as a contiguous copy: the net
-	// sees a plain matrix and its pullback may keep it (pooled when there
-	// is no pullback).
-	ur := u.RawMatrix()
-	var u1 []float64
+	// The conditioner's input as a contiguous matrix: the net sees a plain
+	// matrix and its pullback may keep it (pooled when there is no
+	// pullback).
+	var e []float64
 	if vjp {
-		u1 = make([]float64, n*win)
+		e = make([]float64, n*c.win)
 	} else {
-		u1Buf := getScratch(n * win)
-		defer u1Buf.put()
-		u1 = u1Buf.f
+		eBuf := getScratch(n * c.win)
+		defer eBuf.put()
+		e = eBuf.f
 	}
-	for i := 0; i < n; i++ {
-		copy(u1[i*win:i*win+d1], ur.Data[i*ur.Stride:i*ur.Stride+d1])
-	}
-	if cd > 0 {
-		cr := ctx.RawMatrix()
-		for i := 0; i < n; i++ {
-			copy(u1[i*win+d1:(i+1)*win], cr.Data[i*cr.Stride:i*cr.Stride+cd])
-		}
-	}
-	u1m := mat.NewDense(n, win, u1)
+	c.embed(e, u, ctx)
+	em := mat.NewDense(n, c.win, e)
 	var y *mat.Dense
 	var netBack NetPullback
 	if vjp {
-		y, netBack = c.net.ApplyVJP(p, u1m)
+		y, netBack = c.net.ApplyVJP(p, em)
 	} else {
-		y = c.net.Apply(p, u1m)
+		y = c.net.Apply(p, em)
 	}
-	if r, cols := y.Dims(); r != n || cols != wy {
-		panic(fmt.Sprintf("flows: %s: conditioner returned %d×%d, want %d×%d", c.who, r, cols, n, wy))
+	checkNetOut(c.who, "conditioner returned", y, n, c.wy)
+	out, logDet := c.transform(u, y, inverse)
+	if !vjp {
+		return mat.NewDense(n, c.dim, out), logDet, nil
 	}
-	yr := y.RawMatrix()
+	// What the pullback needs: the rows read (u2, or all of u when angles
+	// are embedded) and v2, private copies, and y (ours).
+	ur := u.RawMatrix()
+	kw, k0 := c.keptWidth()
+	kept := make([]float64, n*(kw+c.d2))
+	in, v2 := kept[:n*kw], kept[n*kw:]
+	for i := range n {
+		copy(in[i*kw:(i+1)*kw], ur.Data[i*ur.Stride+k0:i*ur.Stride+c.dim])
+		copy(v2[i*c.d2:(i+1)*c.d2], out[i*c.dim+c.d1:(i+1)*c.dim])
+	}
+	return mat.NewDense(n, c.dim, out), logDet, c.pullback(y, netBack, in, v2, inverse)
+}
 
-	f := c.t.Forward
-	if inverse {
-		f = c.t.Inverse
+// keptWidth returns the width kw of the rows a pullback keeps of its input
+// and the column k0 they start at: u2 (d2 from d1), or all of u (dim from 0)
+// when the conditioner reads angles through (cos, sin).
+func (c *coupling) keptWidth() (kw, k0 int) {
+	if c.angle == nil {
+		return c.d2, c.d1
 	}
-	out := make([]float64, n*dim)
-	logDet := make([]float64, n)
-	forRows(n, d2*transformerWork, func(r0, r1 int) {
-		theta := make([]float64, P)
+	return c.dim, 0
+}
+
+// embed writes the conditioner's input rows [embed(u1) | ctx] into e
+// (n×win).
+func (c *coupling) embed(e []float64, u, ctx *mat.Dense) {
+	ur := u.RawMatrix()
+	for i := range ur.Rows {
+		row := e[i*c.win : (i+1)*c.win]
+		u1 := ur.Data[i*ur.Stride : i*ur.Stride+c.d1]
+		k := c.d1
+		if c.angle == nil {
+			copy(row, u1)
+		} else {
+			k = 0
+			for j, v := range u1 {
+				if c.angle[j] {
+					row[k], row[k+1] = math.Cos(v), math.Sin(v)
+					k += 2
+				} else {
+					row[k] = v
+					k++
+				}
+			}
+		}
+		if c.cdim > 0 {
+			cr := ctx.RawMatrix()
+			copy(row[k:], cr.Data[i*cr.Stride:i*cr.Stride+c.cdim])
+		}
+	}
+}
+
+// transform maps u2 of every row of u through the transformers with the
+// parameters in y (inverse: their inverses) and returns the rows
+// [u1 | v2] and the log-dets.
+func (c *coupling) transform(u, y *mat.Dense, inverse bool) ([]float64, []float64) {
+	ur, yr := u.RawMatrix(), y.RawMatrix()
+	n, d1, dim := ur.Rows, c.d1, c.dim
+	out, logDet := make([]float64, n*dim), make([]float64, n)
+	ts, off, at, wy := c.ts, c.off, c.at, c.wy
+	forRows(n, c.d2*transformerWork, func(r0, r1 int) {
+		buf := make([]float64, c.maxP)
 		for i := r0; i < r1; i++ {
 			urow := ur.Data[i*ur.Stride : i*ur.Stride+dim]
 			yrow := yr.Data[i*yr.Stride : i*yr.Stride+wy]
@@ -205,7 +300,13 @@ func (c *coupling) forward(p Params, u, ctx *mat.Dense, inverse, vjp bool) (*mat
 			copy(orow[:d1], urow[:d1])
 			var sum float64
 			for j, v := range urow[d1:] {
-				c.at.gather(theta, yrow, j)
+				t := &ts[j]
+				theta := buf[:t.Params:t.Params]
+				at.gatherAt(theta, yrow, off[j])
+				f := t.Forward
+				if inverse {
+					f = t.Inverse
+				}
 				w, ld := f(theta, v)
 				orow[d1+j] = w
 				sum += ld
@@ -213,72 +314,90 @@ func (c *coupling) forward(p Params, u, ctx *mat.Dense, inverse, vjp bool) (*mat
 			logDet[i] = sum
 		}
 	})
-	if !vjp {
-		return mat.NewDense(n, dim, out), logDet, nil
-	}
+	return out, logDet
+}
 
-	// What the pullback needs: u2 and v2 (private copies) and y (ours).
-	kept := make([]float64, 2*n*d2)
-	for i := 0; i < n; i++ {
-		copy(kept[i*d2:(i+1)*d2], ur.Data[i*ur.Stride+d1:i*ur.Stride+dim])
-		copy(kept[(n+i)*d2:(n+i+1)*d2], out[i*dim+d1:(i+1)*dim])
-	}
-	back := func(dv *mat.Dense, dLogDet []float64, dp Params, dc *mat.Dense) *mat.Dense {
-		checkPullback(c.who, dv, dLogDet, dp, dc, n, dim, c.np, cd)
-		// The transformer gives du2 and dθ per element, gathered into
+// pullback returns the pullback of a pass that read the rows in (their
+// last kw columns, see keptWidth) and wrote v2 (n×d2), the conditioner
+// having returned y with pullback netBack.
+func (c *coupling) pullback(y *mat.Dense, netBack NetPullback, in, v2 []float64, inverse bool) Pullback {
+	yr := y.RawMatrix()
+	n, d1, d2, dim, wy := yr.Rows, c.d1, c.d2, c.dim, c.wy
+	kw, _ := c.keptWidth()
+	ts, off, at, maxP := c.ts, c.off, c.at, c.maxP
+	return func(dv *mat.Dense, dLogDet []float64, dp Params, dc *mat.Dense) *mat.Dense {
+		checkPullback(c.who, dv, dLogDet, dp, dc, n, dim, c.np, c.cdim)
+		// The transformer gives du2 and dθ per element, scattered into
 		// dy = dL/d(conditioner output); the net pulls dy back to
-		// [du1 | dctx]: du1 is added to the pass-through term g1, dctx
-		// into dc, and dp receives the rest.
+		// [de1 | dctx] (see conditionerBack).
 		gr := dv.RawMatrix()
 		du := make([]float64, n*dim)
 		dyBuf := getScratch(n * wy)
 		defer dyBuf.put()
 		dy := dyBuf.f
 		forRows(n, d2*transformerWork, func(r0, r1 int) {
-			buf := make([]float64, 2*P)
-			theta, dtheta := buf[:P:P], buf[P:]
+			buf := make([]float64, 2*maxP)
 			for i := r0; i < r1; i++ {
 				grow := gr.Data[i*gr.Stride : i*gr.Stride+dim]
 				drow := du[i*dim : (i+1)*dim]
 				copy(drow[:d1], grow[:d1])
 				yrow := yr.Data[i*yr.Stride : i*yr.Stride+wy]
 				dyrow := dy[i*wy : (i+1)*wy]
-				u2, v2 := kept[i*d2:(i+1)*d2], kept[(n+i)*d2:(n+i+1)*d2]
+				u2, w2 := in[(i+1)*kw-d2:(i+1)*kw], v2[i*d2:(i+1)*d2]
 				for j, g := range grow[d1:] {
-					fixed := c.at.gather(theta, yrow, j)
+					t := &ts[j]
+					theta, dtheta := buf[:t.Params:t.Params], buf[maxP:maxP+t.Params]
+					fixed := at.gatherAt(theta, yrow, off[j])
 					clear(dtheta)
 					if inverse {
-						drow[d1+j] = c.t.InverseVJP(theta, u2[j], v2[j], g, dLogDet[i], dtheta)
+						drow[d1+j] = t.InverseVJP(theta, u2[j], w2[j], g, dLogDet[i], dtheta)
 					} else {
-						drow[d1+j] = c.t.ForwardVJP(theta, u2[j], v2[j], g, dLogDet[i], dtheta)
+						drow[d1+j] = t.ForwardVJP(theta, u2[j], w2[j], g, dLogDet[i], dtheta)
 					}
-					c.at.scatter(dyrow, dtheta, yrow, j, fixed)
+					at.scatterAt(dyrow, dtheta, yrow, off[j], fixed)
 				}
 			}
 		})
-		du1 := netBack(mat.NewDense(n, wy, dy), dp)
-		if r, cols := du1.Dims(); r != n || cols != win {
-			panic(fmt.Sprintf("flows: %s: conditioner pullback returned %d×%d, want %d×%d", c.who, r, cols, n, win))
-		}
-		dr := du1.RawMatrix()
-		for i := 0; i < n; i++ {
-			drow := du[i*dim : i*dim+d1]
-			for j, v := range dr.Data[i*dr.Stride : i*dr.Stride+d1] {
+		de := netBack(mat.NewDense(n, wy, dy), dp)
+		checkNetOut(c.who, "conditioner pullback returned", de, n, c.win)
+		c.conditionerBack(du, de, in, dc)
+		return mat.NewDense(n, dim, du)
+	}
+}
+
+// conditionerBack adds the conditioner's input gradient de (n×win) to the
+// rows' gradient du through the embedding of the rows in (all of u when
+// angles are embedded), and its context part into dc (when not nil).
+func (c *coupling) conditionerBack(du []float64, de *mat.Dense, in []float64, dc *mat.Dense) {
+	dr := de.RawMatrix()
+	for i := range dr.Rows {
+		row := dr.Data[i*dr.Stride : i*dr.Stride+c.win]
+		drow := du[i*c.dim : i*c.dim+c.d1]
+		k := c.d1
+		if c.angle == nil {
+			for j, v := range row[:c.d1] {
 				drow[j] += v
 			}
-		}
-		if cd > 0 && dc != nil {
-			dcr := dc.RawMatrix()
-			for i := 0; i < n; i++ {
-				dst := dcr.Data[i*dcr.Stride : i*dcr.Stride+cd]
-				for j, v := range dr.Data[i*dr.Stride+d1 : i*dr.Stride+win] {
-					dst[j] += v
+		} else {
+			k = 0
+			for j, v := range in[i*c.dim : i*c.dim+c.d1] {
+				if c.angle[j] {
+					drow[j] += -row[k]*math.Sin(v) + row[k+1]*math.Cos(v)
+					k += 2
+				} else {
+					drow[j] += row[k]
+					k++
 				}
 			}
 		}
-		return mat.NewDense(n, dim, du)
+		if c.cdim > 0 && dc != nil {
+			dcr := dc.RawMatrix()
+			dst := dcr.Data[i*dcr.Stride : i*dcr.Stride+c.cdim]
+			for j, v := range row[k:] {
+				dst[j] += v
+			}
+		}
 	}
-	return mat.NewDense(n, dim, out), logDet, back
 }
 
 // concatNets returns the net x ↦ [a(x) | b(x)], with outA + outB output

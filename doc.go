@@ -126,12 +126,14 @@
 // Transformer, a monotone map of one number whose parameters come from the
 // conditioner (Affine, Shift, Spline, LogisticMixture, DeepSigmoidal,
 // SumOfSquares, Bernstein); AffineCoupling, AdditiveCoupling,
-// NeuralSplineCoupling, LogisticMixtureCoupling, MAF,
-// NeuralSplineAutoregressive and NeuralAutoregressive are presets of them.
-// A new transformer gives both layer forms at once. Transformers without a
-// closed-form inverse invert by a bracketed, safeguarded Newton solver to
-// a stated tolerance. Layers of their own: BNAF (block weights, not one
-// transformer per column), CircularCoupling (angles), and the variational
+// NeuralSplineCoupling, LogisticMixtureCoupling, CircularCoupling (a
+// transformer per column and angles read as (cos, sin)), MAF,
+// NeuralSplineAutoregressive and NeuralAutoregressive are presets of them,
+// and a coupling preset has the parameter layout of Coupling over its
+// transformer. A new transformer gives both layer forms at once.
+// Transformers without a closed-form inverse invert by a bracketed,
+// safeguarded Newton solver to a stated tolerance. Layers of their own:
+// BNAF (block weights, not one transformer per column), and the variational
 // flows Planar, Radial and Sylvester, closed-form in the sampling
 // direction.
 //

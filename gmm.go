@@ -243,197 +243,214 @@ func gmmSoftmax(dst, a []float64) []float64 {
 // width dim.
 func gmmDistribution(k, dim int) Distribution {
 	g := gmmLayout{k: k, dim: dim}
-	np := g.size()
-	d := dim
-
-	// solveRows overwrites the rows of b (n×d) with u_i = L⁻¹ b_i
-	// (trans = true: b ← b L⁻ᵀ) or v_i = L⁻ᵀ b_i (trans = false:
-	// b ← b L⁻¹), L being the lower-triangular d×d factor in Lraw.
-	solveRows := func(Lraw []float64, b []float64, n int, trans bool) {
-		t := blas.NoTrans
-		if trans {
-			t = blas.Trans
-		}
-		blas64.Trsm(blas.Right, t, 1,
-			blas64.Triangular{Uplo: blas.Lower, Diag: blas.NonUnit, N: d, Data: Lraw, Stride: d},
-			blas64.General{Rows: n, Cols: d, Data: b, Stride: d})
-	}
-	// centred writes u_i = L_c⁻¹ (x_i − μ_c) for every row into u.
-	centred := func(p Params, x *mat.Dense, c int, Lraw, u []float64) {
-		n, _ := x.Dims()
-		mu := g.mean(p, c)
-		for i := range n {
-			row, dst := x.RawRowView(i), u[i*d:(i+1)*d]
-			for j, v := range row {
-				dst[j] = v - mu[j]
-			}
-		}
-		solveRows(Lraw, u, n, true)
-	}
-
-	// logPDFVJP computes log p and, with the responsibilities r (n×k), what
-	// the pullback needs.
-	//
-	// With a_ic = log w_c + log N(x_i; μ_c, L_c L_cᵀ), where
-	//
-	//	log N = −½‖u‖² − Σ_j log L_jj − (d/2) log 2π,  u = L⁻¹(x − μ)
-	//
-	// (a triangular solve), log p(x_i) = logsumexp_c a_ic, computed by
-	// subtracting the largest a_ic so that a point far from every
-	// component (‖u‖² ≈ 1e6) still gives a finite log density.
-	logPDFVJP := func(p Params, x, _ *mat.Dense) ([]float64, DistPullback) {
-		checkParams("GMM", p, np)
-		checkWidth("GMM", x, dim)
-		n, _ := x.Dims()
-		logw := gmmSoftmax(make([]float64, k), g.logits(p))
-		for c := range logw {
-			logw[c] = math.Log(logw[c])
-		}
-		a := make([]float64, n*k)
-		L := make([]float64, d*d)
-		u := make([]float64, n*d)
-		for c := range k {
-			base := logw[c] - g.lower(p, c, L) - float64(d)*logSqrt2Pi
-			centred(p, x, c, L, u)
-			for i := range n {
-				s := 0.0
-				for _, v := range u[i*d : (i+1)*d] {
-					s += v * v
-				}
-				a[i*k+c] = base - 0.5*s
-			}
-		}
-		lp := make([]float64, n)
-		for i := range n {
-			ai := a[i*k : (i+1)*k]
-			m := slices.Max(ai)
-			s := 0.0
-			for _, v := range ai {
-				s += math.Exp(v - m)
-			}
-			lp[i] = m + math.Log(s)
-			// a becomes the responsibilities r_ic = exp(a_ic − log p_i),
-			// the posterior probability of component c given x_i.
-			for c, v := range ai {
-				ai[c] = math.Exp(v - lp[i])
-			}
-		}
-		r := a
-
-		back := func(dLogp []float64, dp Params, _ *mat.Dense) *mat.Dense {
-			checkDistPullback("GMM", dLogp, dp, n, np)
-			// Since log p = logsumexp_c a_c, ∂ log p/∂θ = Σ_c r_c ∂a_c/∂θ.
-			//
-			// Logits: ∂ log w_c/∂ℓ_j = δ_cj − w_j, so
-			// ∂ log p/∂ℓ_j = r_j − w_j (Σ_c r_c = 1).
-			dlog := g.logits(dp)
-			w := gmmSoftmax(make([]float64, k), g.logits(p))
-			for i, gi := range dLogp {
-				for j := range k {
-					dlog[j] += gi * (r[i*k+j] - w[j])
-				}
-			}
-			// Per component, with u = L⁻¹(x − μ) and v = L⁻ᵀu:
-			//   ∂ log N/∂x = −v,   ∂ log N/∂μ = v;
-			//   d(−½uᵀu) = −uᵀ du = uᵀ L⁻¹ dL u = vᵀ dL u (du = −L⁻¹ dL u),
-			//   so ∂ log N/∂L_ab = v_a u_b − δ_ab / L_aa on the lower
-			//   triangle (a ≥ b; the upper one is not a parameter).
-			// The diagonal is L_aa = exp(s_a): ∂/∂s_a = L_aa v_a u_a − 1.
-			// Every term is weighted by c_i = dLogp_i · r_ic and summed
-			// over the rows: G = Σ_i c_i v_i u_iᵀ = (diag(c) V)ᵀ U.
-			dx := mat.NewDense(n, dim, nil)
-			L := make([]float64, d*d)
-			u := make([]float64, n*d)
-			cv := make([]float64, n*d)
-			G := make([]float64, d*d)
-			for c := range k {
-				g.lower(p, c, L)
-				centred(p, x, c, L, u)
-				copy(cv, u)
-				solveRows(L, cv, n, false) // rows v_i = L⁻ᵀ u_i
-				sumC := 0.0
-				dmu := g.mean(dp, c)
-				for i := range n {
-					ci := dLogp[i] * r[i*k+c]
-					sumC += ci
-					row, dst := cv[i*d:(i+1)*d], dx.RawRowView(i)
-					for j := range row {
-						row[j] *= ci // now c_i v_i
-						dst[j] -= row[j]
-						dmu[j] += row[j]
-					}
-				}
-				blas64.Gemm(blas.Trans, blas.NoTrans, 1,
-					blas64.General{Rows: n, Cols: d, Data: cv, Stride: d},
-					blas64.General{Rows: n, Cols: d, Data: u, Stride: d},
-					0, blas64.General{Rows: d, Cols: d, Data: G, Stride: d})
-				off := g.cholOff(c)
-				for a := range d {
-					dp[off+a] += L[a*d+a]*G[a*d+a] - sumC
-					row := off + d + a*(a-1)/2
-					for b := range a {
-						dp[row+b] += G[a*d+b]
-					}
-				}
-			}
-			return dx
-		}
-		return lp, back
-	}
-
 	return Distribution{
 		LogPDF: func(p Params, x, _ *mat.Dense) []float64 {
-			lp, _ := logPDFVJP(p, x, nil)
+			lp, _ := g.logPDFVJP(p, x, nil)
 			return lp
 		},
-		// Sample draws, for each row, the component by the inverse CDF of
-		// the weights softmax(logits) at a uniform from the key, then
-		// x = μ_c + L_c ε with ε ~ N(0, I).
-		Sample: func(key Key, p Params, n int, _ *mat.Dense) *mat.Dense {
-			checkParams("GMM", p, np)
-			if n < 0 {
-				panic("flows: GMM: negative sample count")
-			}
-			if n == 0 {
-				return &mat.Dense{}
-			}
-			w := gmmSoftmax(make([]float64, k), g.logits(p))
-			cdf := make([]float64, k)
-			acc := 0.0
-			for c, v := range w {
-				acc += v
-				cdf[c] = acc
-			}
-			Ls := make([]float64, k*d*d)
-			for c := range k {
-				g.lower(p, c, Ls[c*d*d:(c+1)*d*d])
-			}
-			rng := key.Rand()
-			x := mat.NewDense(n, dim, nil)
-			eps := make([]float64, d)
-			for i := range n {
-				// Scaled by acc (1 up to rounding) so that the draw
-				// is exactly proportional to the cumulative weights.
-				t := rng.Float64() * acc
-				c := 0
-				for c < k-1 && t >= cdf[c] {
-					c++
-				}
-				for j := range eps {
-					eps[j] = rng.NormFloat64()
-				}
-				mu, L := g.mean(p, c), Ls[c*d*d:(c+1)*d*d]
-				dst := x.RawRowView(i)
-				for a := range d {
-					s := mu[a]
-					for b, e := range eps[:a+1] {
-						s += L[a*d+b] * e
-					}
-					dst[a] = s
-				}
-			}
-			return x
-		},
-		LogPDFVJP: logPDFVJP,
+		Sample:    g.sample,
+		LogPDFVJP: g.logPDFVJP,
 	}
+}
+
+// solveRows overwrites the rows of b (n×d) with u_i = L⁻¹ b_i (trans =
+// true: b ← b L⁻ᵀ) or v_i = L⁻ᵀ b_i (trans = false: b ← b L⁻¹), L being
+// the lower-triangular d×d factor in Lraw.
+func (g gmmLayout) solveRows(Lraw []float64, b []float64, n int, trans bool) {
+	t := blas.NoTrans
+	if trans {
+		t = blas.Trans
+	}
+	d := g.dim
+	blas64.Trsm(blas.Right, t, 1,
+		blas64.Triangular{Uplo: blas.Lower, Diag: blas.NonUnit, N: d, Data: Lraw, Stride: d},
+		blas64.General{Rows: n, Cols: d, Data: b, Stride: d})
+}
+
+// centred writes u_i = L_c⁻¹ (x_i − μ_c) for every row into u.
+func (g gmmLayout) centred(p Params, x *mat.Dense, c int, Lraw, u []float64) {
+	n, _ := x.Dims()
+	d := g.dim
+	mu := g.mean(p, c)
+	for i := range n {
+		row, dst := x.RawRowView(i), u[i*d:(i+1)*d]
+		for j, v := range row {
+			dst[j] = v - mu[j]
+		}
+	}
+	g.solveRows(Lraw, u, n, true)
+}
+
+// logPDFVJP is LogPDFVJP: it computes log p and, with the
+// responsibilities r (n×k), what the pullback needs.
+//
+// With a_ic = log w_c + log N(x_i; μ_c, L_c L_cᵀ), where
+//
+//	log N = −½‖u‖² − Σ_j log L_jj − (d/2) log 2π,  u = L⁻¹(x − μ)
+//
+// (a triangular solve), log p(x_i) = logsumexp_c a_ic, computed by
+// subtracting the largest a_ic so that a point far from every component
+// (‖u‖² ≈ 1e6) still gives a finite log density.
+func (g gmmLayout) logPDFVJP(p Params, x, _ *mat.Dense) ([]float64, DistPullback) {
+	checkParams("GMM", p, g.size())
+	checkWidth("GMM", x, g.dim)
+	n, _ := x.Dims()
+	k, d := g.k, g.dim
+	logw := gmmSoftmax(make([]float64, k), g.logits(p))
+	for c := range logw {
+		logw[c] = math.Log(logw[c])
+	}
+	a := make([]float64, n*k)
+	L := make([]float64, d*d)
+	u := make([]float64, n*d)
+	for c := range k {
+		base := logw[c] - g.lower(p, c, L) - float64(d)*logSqrt2Pi
+		g.centred(p, x, c, L, u)
+		for i := range n {
+			s := 0.0
+			for _, v := range u[i*d : (i+1)*d] {
+				s += v * v
+			}
+			a[i*k+c] = base - 0.5*s
+		}
+	}
+	lp := make([]float64, n)
+	for i := range n {
+		ai := a[i*k : (i+1)*k]
+		m := slices.Max(ai)
+		s := 0.0
+		for _, v := range ai {
+			s += math.Exp(v - m)
+		}
+		lp[i] = m + math.Log(s)
+		// a becomes the responsibilities r_ic = exp(a_ic − log p_i), the
+		// posterior probability of component c given x_i.
+		for c, v := range ai {
+			ai[c] = math.Exp(v - lp[i])
+		}
+	}
+	r := a
+	back := func(dLogp []float64, dp Params, _ *mat.Dense) *mat.Dense {
+		checkDistPullback("GMM", dLogp, dp, n, g.size())
+		g.logitsBack(p, r, dLogp, dp)
+		return g.componentsBack(p, x, r, dLogp, dp)
+	}
+	return lp, back
+}
+
+// logitsBack adds the logits' gradient into dp. Since log p = logsumexp_c
+// a_c, ∂ log p/∂θ = Σ_c r_c ∂a_c/∂θ; ∂ log w_c/∂ℓ_j = δ_cj − w_j, so
+// ∂ log p/∂ℓ_j = r_j − w_j (Σ_c r_c = 1).
+func (g gmmLayout) logitsBack(p Params, r, dLogp []float64, dp Params) {
+	k := g.k
+	dlog := g.logits(dp)
+	w := gmmSoftmax(make([]float64, k), g.logits(p))
+	for i, gi := range dLogp {
+		for j := range k {
+			dlog[j] += gi * (r[i*k+j] - w[j])
+		}
+	}
+}
+
+// componentsBack adds the means' and Cholesky factors' gradients into dp
+// and returns the rows' gradient.
+//
+// Per component, with u = L⁻¹(x − μ) and v = L⁻ᵀu:
+//
+//	∂ log N/∂x = −v,   ∂ log N/∂μ = v;
+//	d(−½uᵀu) = −uᵀ du = uᵀ L⁻¹ dL u = vᵀ dL u (du = −L⁻¹ dL u),
+//
+// so ∂ log N/∂L_ab = v_a u_b − δ_ab / L_aa on the lower triangle (a ≥ b;
+// the upper one is not a parameter). The diagonal is L_aa = exp(s_a):
+// ∂/∂s_a = L_aa v_a u_a − 1. Every term is weighted by c_i = dLogp_i·r_ic
+// and summed over the rows: G = Σ_i c_i v_i u_iᵀ = (diag(c) V)ᵀ U.
+func (g gmmLayout) componentsBack(p Params, x *mat.Dense, r, dLogp []float64, dp Params) *mat.Dense {
+	n, _ := x.Dims()
+	k, d := g.k, g.dim
+	dx := mat.NewDense(n, d, nil)
+	L := make([]float64, d*d)
+	u := make([]float64, n*d)
+	cv := make([]float64, n*d)
+	G := make([]float64, d*d)
+	for c := range k {
+		g.lower(p, c, L)
+		g.centred(p, x, c, L, u)
+		copy(cv, u)
+		g.solveRows(L, cv, n, false) // rows v_i = L⁻ᵀ u_i
+		sumC := 0.0
+		dmu := g.mean(dp, c)
+		for i := range n {
+			ci := dLogp[i] * r[i*k+c]
+			sumC += ci
+			row, dst := cv[i*d:(i+1)*d], dx.RawRowView(i)
+			for j := range row {
+				row[j] *= ci // now c_i v_i
+				dst[j] -= row[j]
+				dmu[j] += row[j]
+			}
+		}
+		blas64.Gemm(blas.Trans, blas.NoTrans, 1,
+			blas64.General{Rows: n, Cols: d, Data: cv, Stride: d},
+			blas64.General{Rows: n, Cols: d, Data: u, Stride: d},
+			0, blas64.General{Rows: d, Cols: d, Data: G, Stride: d})
+		off := g.cholOff(c)
+		for a := range d {
+			dp[off+a] += L[a*d+a]*G[a*d+a] - sumC
+			row := off + d + a*(a-1)/2
+			for b := range a {
+				dp[row+b] += G[a*d+b]
+			}
+		}
+	}
+	return dx
+}
+
+// sample is Sample: for each row, the component by the inverse CDF of the
+// weights softmax(logits) at a uniform from the key, then x = μ_c + L_c ε
+// with ε ~ N(0, I).
+func (g gmmLayout) sample(key Key, p Params, n int, _ *mat.Dense) *mat.Dense {
+	checkParams("GMM", p, g.size())
+	if n < 0 {
+		panic("flows: GMM: negative sample count")
+	}
+	if n == 0 {
+		return &mat.Dense{}
+	}
+	k, d := g.k, g.dim
+	w := gmmSoftmax(make([]float64, k), g.logits(p))
+	cdf := make([]float64, k)
+	acc := 0.0
+	for c, v := range w {
+		acc += v
+		cdf[c] = acc
+	}
+	Ls := make([]float64, k*d*d)
+	for c := range k {
+		g.lower(p, c, Ls[c*d*d:(c+1)*d*d])
+	}
+	rng := key.Rand()
+	x := mat.NewDense(n, d, nil)
+	eps := make([]float64, d)
+	for i := range n {
+		// Scaled by acc (1 up to rounding) so that the draw is exactly
+		// proportional to the cumulative weights.
+		t := rng.Float64() * acc
+		c := 0
+		for c < k-1 && t >= cdf[c] {
+			c++
+		}
+		for j := range eps {
+			eps[j] = rng.NormFloat64()
+		}
+		mu, L := g.mean(p, c), Ls[c*d*d:(c+1)*d*d]
+		dst := x.RawRowView(i)
+		for a := range d {
+			s := mu[a]
+			for b, e := range eps[:a+1] {
+				s += L[a*d+b] * e
+			}
+			dst[a] = s
+		}
+	}
+	return x
 }

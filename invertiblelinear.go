@@ -31,6 +31,7 @@ import (
 	"gonum.org/v1/gonum/blas/blas64"
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/gonormflows/flows/internal/enum"
 	"github.com/gonormflows/flows/internal/linalg"
 )
 
@@ -75,40 +76,20 @@ const (
 	LinearPermutation
 )
 
+// linearInitNames names the starts, as in model files.
+var linearInitNames = enum.Names[LinearInit]{Type: "LinearInit", What: "linear init", List: []string{"default", "orthogonal", "permutation"}}
+
 // String returns the start's name, as in model files: "orthogonal" or
 // "permutation" ("default" for LinearDefault).
-func (l LinearInit) String() string {
-	switch l {
-	case LinearDefault:
-		return "default"
-	case LinearOrthogonal:
-		return "orthogonal"
-	case LinearPermutation:
-		return "permutation"
-	}
-	return fmt.Sprintf("LinearInit(%d)", int(l))
-}
+func (l LinearInit) String() string { return linearInitNames.String(l) }
 
 // MarshalText returns the start's name. A model file records a resolved
 // start (or none, for kinds without linear layers); "default" is a Config
 // not yet resolved.
-func (l LinearInit) MarshalText() ([]byte, error) {
-	if l < LinearDefault || l > LinearPermutation {
-		return nil, fmt.Errorf("flows: unknown linear init %d", int(l))
-	}
-	return []byte(l.String()), nil
-}
+func (l LinearInit) MarshalText() ([]byte, error) { return linearInitNames.MarshalText(l) }
 
 // UnmarshalText sets l to the start named text.
-func (l *LinearInit) UnmarshalText(text []byte) error {
-	for _, v := range []LinearInit{LinearDefault, LinearOrthogonal, LinearPermutation} {
-		if string(text) == v.String() {
-			*l = v
-			return nil
-		}
-	}
-	return fmt.Errorf("flows: unknown linear init %q; want orthogonal, permutation or default", text)
-}
+func (l *LinearInit) UnmarshalText(text []byte) error { return linearInitNames.UnmarshalText(l, text) }
 
 // InvertibleLinearFrom is InvertibleLinear started as init says: from a
 // random orthogonal matrix (LinearOrthogonal or LinearDefault,
@@ -118,124 +99,131 @@ func (l *LinearInit) UnmarshalText(text []byte) error {
 // and parameters differ.
 func InvertibleLinearFrom(init LinearInit) InitFunc {
 	return func(key Key, dim, _ int) (Params, Bijection, error) {
-		const who = "InvertibleLinear"
 		if dim < 1 {
-			return nil, Bijection{}, fmt.Errorf("flows: %s: dim must be at least 1, got %d", who, dim)
+			return nil, Bijection{}, fmt.Errorf("flows: %s: dim must be at least 1, got %d", invLinWho, dim)
 		}
+		l := &invLin{dim: dim}
 		var p Params
-		var perm []int
-		var sign []float64
 		var err error
 		switch init {
 		case LinearDefault, LinearOrthogonal:
-			p, perm, sign, err = invLinInit(key, dim)
+			p, l.perm, l.sign, err = invLinInit(key, dim)
 		case LinearPermutation:
-			p, perm, sign = invLinPermutation(key, dim)
+			p, l.perm, l.sign = invLinPermutation(key, dim)
 		default:
-			err = fmt.Errorf("flows: %s: unknown init %v", who, init)
+			err = fmt.Errorf("flows: %s: unknown init %v", invLinWho, init)
 		}
 		if err != nil {
 			return nil, Bijection{}, err
 		}
-		np := len(p)
-
-		// logDetOf returns Σ logAbsS, the log|det W|.
-		logDetOf := func(p Params) float64 {
-			var s float64
-			for _, v := range p[np-dim:] {
-				s += v
-			}
-			return s
-		}
-
-		// forward checks x and p and returns z = x·W (rows), the factors
-		// and W.
-		forward := func(p Params, x *mat.Dense) (z []float64, n int, f invLinFactors, w []float64) {
-			checkWidth(who, x, dim)
-			checkParams(who, p, np)
-			xs, n, _ := rawRows(x)
-			f = newInvLinFactors(p, dim, perm, sign)
-			w = f.weight()
-			z = make([]float64, n*dim)
-			linalg.Gemm(false, false, n, dim, dim, 1, xs, w, 0, z)
-			return z, n, f, w
-		}
-
-		// backward checks z and p and returns x = z·W⁻¹ (rows) and the
-		// factors.
-		backward := func(p Params, z *mat.Dense) (x []float64, n int, f invLinFactors) {
-			checkWidth(who, z, dim)
-			checkParams(who, p, np)
-			zs, n, _ := rawRows(z)
-			f = newInvLinFactors(p, dim, perm, sign)
-			x = append([]float64(nil), zs...)
-			f.solveInverse(x, n)
-			return x, n, f
-		}
-
-		direct := func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
-			z, n, _, _ := forward(p, x)
-			return mat.NewDense(n, dim, z), repeatedLogDet(n, logDetOf(p))
-		}
-
-		inverse := func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) {
-			x, n, _ := backward(p, z)
-			return mat.NewDense(n, dim, x), repeatedLogDet(n, -logDetOf(p))
-		}
-
-		directVJP := func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
-			z, n, f, w := forward(p, x)
-			ld := logDetOf(p)
-			// A private copy of x: the caller may modify its batch later.
-			xs, _, _ := rawRows(x)
-			xk := append([]float64(nil), xs...)
-			back := func(dz *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
-				checkPullback(who, dz, dLogDet, dp, nil, n, dim, np, 0)
-				g, _, _ := rawRows(dz)
-				// z = x·W, logDet_i = Σ_j logAbsS_j:
-				//   dL/dx = G·Wᵀ
-				//   dL/dW = xᵀ·G
-				// and each logAbsS_j receives Σ_i dLogDet_i directly.
-				dx := make([]float64, n*dim)
-				linalg.Gemm(false, true, n, dim, dim, 1, g, w, 0, dx)
-				dW := make([]float64, dim*dim)
-				linalg.Gemm(true, false, dim, dim, n, 1, xk, g, 0, dW)
-				f.addGrad(dW, invLinSum(dLogDet), dp)
-				return mat.NewDense(n, dim, dx)
-			}
-			return mat.NewDense(n, dim, z), repeatedLogDet(n, ld), back
-		}
-
-		inverseVJP := func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
-			x, n, f := backward(p, z)
-			ld := -logDetOf(p)
-			// A private copy of x: the caller owns the returned batch.
-			xk := append([]float64(nil), x...)
-			back := func(dx *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
-				checkPullback(who, dx, dLogDet, dp, nil, n, dim, np, 0)
-				g, _, _ := rawRows(dx)
-				// x = z·V with V = W⁻¹, logDet_i = −Σ_j logAbsS_j.
-				//   dL/dz = G·Vᵀ = G·W⁻ᵀ = ((G·P)·L⁻ᵀ)·U'⁻ᵀ   (solves)
-				//   dL/dV = zᵀ·G, and dV = −V·dW·V gives
-				//   dL/dW = −Vᵀ·zᵀ·G·Vᵀ = −(z·V)ᵀ·(G·Vᵀ) = −xᵀ·(dL/dz),
-				// and each logAbsS_j receives −Σ_i dLogDet_i directly.
-				dz := append([]float64(nil), g...)
-				f.solveInverseTranspose(dz, n)
-				dW := make([]float64, dim*dim)
-				linalg.Gemm(true, false, dim, dim, n, -1, xk, dz, 0, dW)
-				f.addGrad(dW, -invLinSum(dLogDet), dp)
-				return mat.NewDense(n, dim, dz)
-			}
-			return mat.NewDense(n, dim, x), repeatedLogDet(n, ld), back
-		}
-
+		l.np = len(p)
 		return p, Bijection{
-			Direct:     direct,
-			Inverse:    inverse,
-			DirectVJP:  directVJP,
-			InverseVJP: inverseVJP,
+			Direct:     l.direct,
+			Inverse:    l.inverse,
+			DirectVJP:  l.directVJP,
+			InverseVJP: l.inverseVJP,
 		}, nil
 	}
+}
+
+const invLinWho = "InvertibleLinear"
+
+// invLin is InvertibleLinear's fixed shape: the permutation and signs
+// drawn at init; its methods are the Bijection's functions.
+type invLin struct {
+	dim, np int
+	perm    []int
+	sign    []float64
+}
+
+// logDetOf returns Σ logAbsS, the log|det W|.
+func (l *invLin) logDetOf(p Params) float64 {
+	var s float64
+	for _, v := range p[l.np-l.dim:] {
+		s += v
+	}
+	return s
+}
+
+// forward checks x and p and returns z = x·W (rows), the factors and W.
+func (l *invLin) forward(p Params, x *mat.Dense) (z []float64, n int, f invLinFactors, w []float64) {
+	checkWidth(invLinWho, x, l.dim)
+	checkParams(invLinWho, p, l.np)
+	xs, n, _ := rawRows(x)
+	f = newInvLinFactors(p, l.dim, l.perm, l.sign)
+	w = f.weight()
+	z = make([]float64, n*l.dim)
+	linalg.Gemm(false, false, n, l.dim, l.dim, 1, xs, w, 0, z)
+	return z, n, f, w
+}
+
+// backward checks z and p and returns x = z·W⁻¹ (rows) and the factors.
+func (l *invLin) backward(p Params, z *mat.Dense) (x []float64, n int, f invLinFactors) {
+	checkWidth(invLinWho, z, l.dim)
+	checkParams(invLinWho, p, l.np)
+	zs, n, _ := rawRows(z)
+	f = newInvLinFactors(p, l.dim, l.perm, l.sign)
+	x = append([]float64(nil), zs...)
+	f.solveInverse(x, n)
+	return x, n, f
+}
+
+func (l *invLin) direct(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) {
+	z, n, _, _ := l.forward(p, x)
+	return mat.NewDense(n, l.dim, z), repeatedLogDet(n, l.logDetOf(p))
+}
+
+func (l *invLin) inverse(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) {
+	x, n, _ := l.backward(p, z)
+	return mat.NewDense(n, l.dim, x), repeatedLogDet(n, -l.logDetOf(p))
+}
+
+func (l *invLin) directVJP(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
+	z, n, f, w := l.forward(p, x)
+	ld := l.logDetOf(p)
+	dim, np := l.dim, l.np
+	// A private copy of x: the caller may modify its batch later.
+	xs, _, _ := rawRows(x)
+	xk := append([]float64(nil), xs...)
+	back := func(dz *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
+		checkPullback(invLinWho, dz, dLogDet, dp, nil, n, dim, np, 0)
+		g, _, _ := rawRows(dz)
+		// z = x·W, logDet_i = Σ_j logAbsS_j:
+		//   dL/dx = G·Wᵀ
+		//   dL/dW = xᵀ·G
+		// and each logAbsS_j receives Σ_i dLogDet_i directly.
+		dx := make([]float64, n*dim)
+		linalg.Gemm(false, true, n, dim, dim, 1, g, w, 0, dx)
+		dW := make([]float64, dim*dim)
+		linalg.Gemm(true, false, dim, dim, n, 1, xk, g, 0, dW)
+		f.addGrad(dW, invLinSum(dLogDet), dp)
+		return mat.NewDense(n, dim, dx)
+	}
+	return mat.NewDense(n, dim, z), repeatedLogDet(n, ld), back
+}
+
+func (l *invLin) inverseVJP(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) {
+	x, n, f := l.backward(p, z)
+	ld := -l.logDetOf(p)
+	dim, np := l.dim, l.np
+	// A private copy of x: the caller owns the returned batch.
+	xk := append([]float64(nil), x...)
+	back := func(dx *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
+		checkPullback(invLinWho, dx, dLogDet, dp, nil, n, dim, np, 0)
+		g, _, _ := rawRows(dx)
+		// x = z·V with V = W⁻¹, logDet_i = −Σ_j logAbsS_j.
+		//   dL/dz = G·Vᵀ = G·W⁻ᵀ = ((G·P)·L⁻ᵀ)·U'⁻ᵀ   (solves)
+		//   dL/dV = zᵀ·G, and dV = −V·dW·V gives
+		//   dL/dW = −Vᵀ·zᵀ·G·Vᵀ = −(z·V)ᵀ·(G·Vᵀ) = −xᵀ·(dL/dz),
+		// and each logAbsS_j receives −Σ_i dLogDet_i directly.
+		dz := append([]float64(nil), g...)
+		f.solveInverseTranspose(dz, n)
+		dW := make([]float64, dim*dim)
+		linalg.Gemm(true, false, dim, dim, n, -1, xk, dz, 0, dW)
+		f.addGrad(dW, -invLinSum(dLogDet), dp)
+		return mat.NewDense(n, dim, dz)
+	}
+	return mat.NewDense(n, dim, x), repeatedLogDet(n, ld), back
 }
 
 // invLinInit draws InvertibleLinear's initial parameters from key: the LU

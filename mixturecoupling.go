@@ -119,7 +119,7 @@ import "fmt"
 // aside, see MLP) and may be called any number of times, from any goroutine.
 func LogisticMixtureCoupling(net NetInitFunc, components int) InitFunc {
 	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
-		return newCoupling("LogisticMixtureCoupling", net, key, dim, contextDim, LogisticMixture(components), elementMajor)
+		return newCoupling("LogisticMixtureCoupling", net, key, dim, contextDim, LogisticMixture(components))
 	}
 }
 

@@ -3,9 +3,10 @@ package flows
 import (
 	"fmt"
 	"math"
-	"strings"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/gonormflows/flows/internal/enum"
 )
 
 // Activation is the element-wise nonlinearity an MLP applies after each of
@@ -28,53 +29,25 @@ const (
 // mlpLeakySlope is LeakyReLU's slope for negative inputs.
 const mlpLeakySlope = 0.01
 
+// activationNames names the activations, as in their Go constants.
+var activationNames = enum.Names[Activation]{Type: "Activation", What: "activation", List: []string{"ReLU", "Tanh", "ELU", "LeakyReLU", "SiLU"}, Fold: true}
+
 // String returns the activation's name, as in the Go constant.
-func (a Activation) String() string {
-	switch a {
-	case ReLU:
-		return "ReLU"
-	case Tanh:
-		return "Tanh"
-	case ELU:
-		return "ELU"
-	case LeakyReLU:
-		return "LeakyReLU"
-	case SiLU:
-		return "SiLU"
-	}
-	return fmt.Sprintf("Activation(%d)", int(a))
-}
+func (a Activation) String() string { return activationNames.String(a) }
 
 // Activations lists the activations, in the order of their constants.
 func Activations() []Activation { return []Activation{ReLU, Tanh, ELU, LeakyReLU, SiLU} }
 
 // MarshalText returns the activation's name, as String gives it; model
 // files and configurations store activations by name.
-func (a Activation) MarshalText() ([]byte, error) {
-	if !a.valid() {
-		return nil, fmt.Errorf("flows: unknown activation %d", int(a))
-	}
-	return []byte(a.String()), nil
-}
+func (a Activation) MarshalText() ([]byte, error) { return activationNames.MarshalText(a) }
 
 // UnmarshalText sets a to the activation named text, in any case ("relu",
 // "ReLU"), or returns an error listing the names.
-func (a *Activation) UnmarshalText(text []byte) error {
-	for _, b := range Activations() {
-		if strings.EqualFold(b.String(), string(text)) {
-			*a = b
-			return nil
-		}
-	}
-	names := make([]string, 0, 5)
-	for _, b := range Activations() {
-		names = append(names, b.String())
-	}
-	return fmt.Errorf("flows: unknown activation %q; want one of %s", text, strings.Join(names, ", "))
-}
+func (a *Activation) UnmarshalText(text []byte) error { return activationNames.UnmarshalText(a, text) }
 
 // valid reports whether a is one of the declared activations.
-func (a Activation) valid() bool { return a >= ReLU && a <= SiLU }
+func (a Activation) valid() bool { return activationNames.Valid(a) }
 
 // needsPre reports whether the derivative of a cannot be recovered from the
 // activation's output alone, so that ApplyVJP must keep the pre-activation.
@@ -217,42 +190,22 @@ const (
 	InitTorch
 )
 
+// initNames names the inits, as in model files.
+var initNames = enum.Names[Init]{Type: "Init", What: "init", List: []string{"default", "he", "torch"}}
+
 // String returns the init's name, as in model files: "he" or "torch"
 // ("default" for InitDefault).
-func (i Init) String() string {
-	switch i {
-	case InitDefault:
-		return "default"
-	case InitHe:
-		return "he"
-	case InitTorch:
-		return "torch"
-	}
-	return fmt.Sprintf("Init(%d)", int(i))
-}
+func (i Init) String() string { return initNames.String(i) }
 
 // MarshalText returns the init's name. A model file records a resolved
 // init; "default" is a Config not yet resolved, which Load refuses.
-func (i Init) MarshalText() ([]byte, error) {
-	if !i.valid() {
-		return nil, fmt.Errorf("flows: unknown init %d", int(i))
-	}
-	return []byte(i.String()), nil
-}
+func (i Init) MarshalText() ([]byte, error) { return initNames.MarshalText(i) }
 
 // UnmarshalText sets i to the init named text.
-func (i *Init) UnmarshalText(text []byte) error {
-	for _, v := range []Init{InitDefault, InitHe, InitTorch} {
-		if string(text) == v.String() {
-			*i = v
-			return nil
-		}
-	}
-	return fmt.Errorf("flows: unknown init %q; want he, torch or default", text)
-}
+func (i *Init) UnmarshalText(text []byte) error { return initNames.UnmarshalText(i, text) }
 
 // valid reports whether i is one of the declared inits.
-func (i Init) valid() bool { return i >= InitDefault && i <= InitTorch }
+func (i Init) valid() bool { return initNames.Valid(i) }
 
 // scale returns the half-width a of the uniform distribution of a hidden
 // layer's weights from fanIn inputs to fanOut outputs under act.

@@ -120,7 +120,7 @@ func Spline(cfg SplineConfig) Transformer {
 // Coupling, with errors starting "flows: NeuralSplineCoupling:".
 func NeuralSplineCoupling(net NetInitFunc, cfg SplineConfig) InitFunc {
 	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
-		return newCoupling("NeuralSplineCoupling", net, key, dim, contextDim, Spline(cfg), elementMajor)
+		return newCoupling("NeuralSplineCoupling", net, key, dim, contextDim, Spline(cfg))
 	}
 }
 

@@ -39,26 +39,20 @@ func Standardize(mean, scale []float64) InitFunc {
 		if err != nil {
 			return nil, Bijection{}, err
 		}
-		pass := func(p Params, m *mat.Dense, inverse bool) (*mat.Dense, []float64) {
+		pass := func(p Params, m, _ *mat.Dense, inverse, vjp bool) (*mat.Dense, []float64, Pullback) {
 			checkParams(who, p, 0)
 			checkWidth(who, m, dim)
 			n, _ := m.Dims()
-			return f.apply(m, inverse), repeatedLogDet(n, f.logDet(inverse))
-		}
-		vjp := func(p Params, m *mat.Dense, inverse bool) (*mat.Dense, []float64, Pullback) {
-			out, ld := pass(p, m, inverse)
-			n := len(ld)
+			out, ld := f.apply(m, inverse), repeatedLogDet(n, f.logDet(inverse))
+			if !vjp {
+				return out, ld, nil
+			}
 			return out, ld, func(dout *mat.Dense, dLogDet []float64, dp Params, _ *mat.Dense) *mat.Dense {
 				checkPullback(who, dout, dLogDet, dp, nil, n, dim, 0, 0)
 				return f.pullback(dout, inverse)
 			}
 		}
-		return Params{}, Bijection{
-			Direct:     func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64) { return pass(p, x, false) },
-			Inverse:    func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64) { return pass(p, z, true) },
-			DirectVJP:  func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) { return vjp(p, x, false) },
-			InverseVJP: func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) { return vjp(p, z, true) },
-		}, nil
+		return Params{}, layerPass(pass).bijection(), nil
 	}
 }
 
@@ -97,19 +91,17 @@ func (f *fixedAffine) logDet(inverse bool) float64 {
 // apply returns (m − mean)/scale, or m·scale + mean when inverse, as a new
 // matrix.
 func (f *fixedAffine) apply(m *mat.Dense, inverse bool) *mat.Dense {
-	n, d := m.Dims()
-	out := mat.NewDense(n, d, nil)
-	for i := range n {
-		src, dst := m.RawRowView(i), out.RawRowView(i)
-		for j, v := range src {
-			if inverse {
-				dst[j] = v*f.scale[j] + f.mean[j]
-			} else {
-				dst[j] = (v - f.mean[j]) / f.scale[j]
-			}
-		}
+	_, d := m.Dims()
+	out, n := f.colMap(inverse).apply(m)
+	return mat.NewDense(n, d, out)
+}
+
+// colMap returns the map (x − mean)/scale, or x·scale + mean when inverse.
+func (f *fixedAffine) colMap(inverse bool) colAffine {
+	if inverse {
+		return colAffine{mul: f.scale, add: f.mean}
 	}
-	return out
+	return colAffine{sub: f.mean, div: f.scale}
 }
 
 // pullback returns dL/din from dL/dout: the map is elementwise linear with
@@ -117,16 +109,5 @@ func (f *fixedAffine) apply(m *mat.Dense, inverse bool) *mat.Dense {
 // log-det adds nothing.
 func (f *fixedAffine) pullback(dout *mat.Dense, inverse bool) *mat.Dense {
 	n, d := dout.Dims()
-	din := mat.NewDense(n, d, nil)
-	for i := range n {
-		src, dst := dout.RawRowView(i), din.RawRowView(i)
-		for j, g := range src {
-			if inverse {
-				dst[j] = g * f.scale[j]
-			} else {
-				dst[j] = g / f.scale[j]
-			}
-		}
-	}
-	return din
+	return mat.NewDense(n, d, f.colMap(inverse).slopeBack(dout))
 }

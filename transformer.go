@@ -62,6 +62,12 @@ type Transformer struct {
 	// err is set by this package's constructors for a setting that cannot
 	// work; the layers return it from init.
 	err error
+
+	// blocks says that a coupling layer over this transformer alone lays
+	// its conditioner's output out in Params blocks of one parameter of
+	// every column (Affine's [raw | t]), not element-major (see
+	// coupling.go's file comment).
+	blocks bool
 }
 
 // validate returns an init error when t cannot be used by a layer.
@@ -159,16 +165,18 @@ func (l elementParams) src(k int) int {
 
 // paramMajor lays out P parameters of d elements as P blocks of d
 // (parameter k of element j at column k·d + j), as MADE's outputs are.
-func paramMajor(d, _ int) elementParams { return elementParams{elem: 1, param: d} }
-
-// elementMajor lays out P parameters of d elements as d blocks of P
-// (element j's parameters contiguous at j·P).
-func elementMajor(_, p int) elementParams { return elementParams{elem: p, param: 1} }
+// Coupling layers use an offset per element and a stride instead (see
+// coupling.go).
+func paramMajor(d int) elementParams { return elementParams{elem: 1, param: d} }
 
 // gather copies element j's parameters from row into theta (length P),
 // replacing non-finite values; it reports whether any was replaced.
 func (l elementParams) gather(theta, row []float64, j int) (fixed bool) {
-	base := j * l.elem
+	return l.gatherAt(theta, row, j*l.elem)
+}
+
+// gatherAt is gather for the element whose parameters start at base.
+func (l elementParams) gatherAt(theta, row []float64, base int) (fixed bool) {
 	for k := range theta {
 		v := row[base+l.src(k)*l.param]
 		if v-v != 0 { // NaN or ±Inf
@@ -192,7 +200,11 @@ func (l elementParams) gather(theta, row []float64, j int) (fixed bool) {
 // output in row is not finite when fixed: such an output has no meaningful
 // derivative, and passing one on would only spread the overflow.
 func (l elementParams) scatter(drow, dtheta, row []float64, j int, fixed bool) {
-	base := j * l.elem
+	l.scatterAt(drow, dtheta, row, j*l.elem, fixed)
+}
+
+// scatterAt is scatter for the element whose parameters start at base.
+func (l elementParams) scatterAt(drow, dtheta, row []float64, base int, fixed bool) {
 	for k, v := range dtheta {
 		at := base + l.src(k)*l.param
 		if fixed {

@@ -58,6 +58,7 @@ func TestDistribution(t *testing.T, d Distribution) {
 // failures joined, or nil.
 func CheckDistribution(d Distribution) error { return runAll(distributionChecks(d)) }
 
+// distributionChecks returns the checks of d (defaults filled in).
 func distributionChecks(d Distribution) []check {
 	if d.Rows == 0 {
 		d.Rows = 5
@@ -77,21 +78,38 @@ func distributionChecks(d Distribution) []check {
 			return fmt.Errorf("init at dim %d, context %d: %v", d.Dim, d.ContextDim, err)
 		}}}
 	}
-	p := d.Perturb(perturbKey, p0)
-	x := d.Inputs(inputKey, d.Rows, d.Dim)
-	ctx := contexts(d.Contexts, d.Rows, d.ContextDim)
-	// sampleCtx is the context of n samples: the test contexts, cycled.
-	sampleCtx := func(n int) *mat.Dense {
-		if ctx == nil {
-			return nil
-		}
-		m := mat.NewDense(n, d.ContextDim, nil)
-		for i := range n {
-			m.SetRow(i, ctx.RawRowView(i%d.Rows))
-		}
-		return m
+	r := &distRun{d: d, dist: dist, p0: p0, p: d.Perturb(perturbKey, p0)}
+	r.x = d.Inputs(inputKey, d.Rows, d.Dim)
+	r.ctx = contexts(d.Contexts, d.Rows, d.ContextDim)
+	return append(append(r.callChecks(), r.sampleChecks()...), r.fixedChecks()...)
+}
+
+// distRun is one distribution under test: its initial and perturbed
+// parameters, test rows and contexts.
+type distRun struct {
+	d      Distribution
+	dist   flows.Distribution
+	p0, p  flows.Params
+	x, ctx *mat.Dense
+}
+
+// sampleCtx is the context of n samples: the test contexts, cycled.
+func (r *distRun) sampleCtx(n int) *mat.Dense {
+	if r.ctx == nil {
+		return nil
 	}
-	checks := []check{
+	m := mat.NewDense(n, r.d.ContextDim, nil)
+	for i := range n {
+		m.SetRow(i, r.ctx.RawRowView(i%r.d.Rows))
+	}
+	return m
+}
+
+// callChecks are the checks of the same key, the width, LogPDFVJP, the
+// pullback and the inputs left unmodified.
+func (r *distRun) callChecks() []check {
+	d, dist, p, p0, x, ctx, sampleCtx := r.d, r.dist, r.p, r.p0, r.x, r.ctx, r.sampleCtx
+	return []check{
 		{"init", func() error {
 			p1, _, err := d.Init(initKey, d.Dim, d.ContextDim)
 			if err != nil || !slices.Equal(p0, p1) {
@@ -139,6 +157,14 @@ func distributionChecks(d Distribution) []check {
 			}
 			return nil
 		}},
+	}
+}
+
+// sampleChecks are the checks of sampling, the latent rows and concurrent
+// use.
+func (r *distRun) sampleChecks() []check {
+	d, dist, p, x, ctx, sampleCtx := r.d, r.dist, r.p, r.x, r.ctx, r.sampleCtx
+	return []check{
 		{"sample", func() error {
 			s1 := dist.Sample(flows.NewKey(7), p, 11, sampleCtx(11))
 			s2 := dist.Sample(flows.NewKey(7), p, 11, sampleCtx(11))
@@ -184,9 +210,15 @@ func distributionChecks(d Distribution) []check {
 				return slices.Equal(l, l0) && mat.Equal(dx, dx0) && equalMats(dc, dc0) && slices.Equal(dp, dp0) && mat.Equal(s, s0)
 			})
 		}},
+		{"prepared", func() error { return checkPreparedDist(d, dist, p) }},
 	}
-	checks = append(checks, check{"prepared", func() error { return checkPreparedDist(d, dist, p) }})
-	// At one fixed context, the integral and goodness-of-fit checks apply.
+}
+
+// fixedChecks are, for 1 or 2 columns, the integral and goodness-of-fit
+// checks at one fixed context.
+func (r *distRun) fixedChecks() []check {
+	d, dist, p, ctx := r.d, r.dist, r.p, r.ctx
+	var checks []check
 	if d.Dim == 1 || d.Dim == 2 {
 		var row []float64
 		if ctx != nil {
