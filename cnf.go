@@ -89,9 +89,10 @@ const (
 // CNFStats reports one solve of a CNF layer to CNFConfig.Stats.
 type CNFStats struct {
 	Pass CNFPass
-	// ODEStats counts the evaluations of the dynamics and the steps
-	// (for BackpropSteps's pullback, the evaluations of the dynamics and
-	// of its reverse pass, and the steps backpropagated through).
+	// ODEStats counts the evaluations of the dynamics net (forward
+	// passes; in a pullback each comes with one reverse pass) and the
+	// steps (for BackpropSteps's pullback, the steps backpropagated
+	// through, whose stages it evaluates again).
 	ODEStats
 	// Rows is the batch size.
 	Rows int

@@ -264,7 +264,7 @@ func TestCNFStatsAndBudget(t *testing.T) {
 	cc.bj.Inverse(cc.p, z, nil)
 	want := []CNFStats{
 		{Pass: CNFDirect, ODEStats: ODEStats{NFE: 20, Steps: 5}, Rows: 3},
-		{Pass: CNFBackward, ODEStats: ODEStats{NFE: 40, Steps: 5}, Rows: 3},
+		{Pass: CNFBackward, ODEStats: ODEStats{NFE: 20, Steps: 5}, Rows: 3},
 		{Pass: CNFDirect, ODEStats: ODEStats{NFE: 20, Steps: 5}, Rows: 3},
 		{Pass: CNFInverse, ODEStats: ODEStats{NFE: 20, Steps: 5}, Rows: 3},
 	}

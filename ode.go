@@ -379,8 +379,8 @@ type odeVJP func(t float64, y, v, out []float64)
 // through the step of tab from (t, y) with size h, in place: on return
 // ybar holds the cotangent of y. It recomputes the stages (len(tab.b)
 // evaluations of f, those with a zero weight in b and in every later a
-// row skipped) and calls vjp once per stage. It returns the evaluations
-// of f and of vjp.
+// row skipped) and calls vjp once per stage. It returns the number of
+// evaluations of f (as many as of vjp).
 func rkStepVJP(tab *tableau, f ODEFunc, vjp odeVJP, t, h float64, y, ybar []float64, w *rkWork, kbar [][]float64, ytmp [][]float64) int {
 	s := len(tab.b)
 	for s > 0 && tab.b[s-1] == 0 {
@@ -409,7 +409,6 @@ func rkStepVJP(tab *tableau, f ODEFunc, vjp odeVJP, t, h float64, y, ybar []floa
 			}
 		}
 		vjp(t+tab.c[i]*h, ytmp[i], kb, w.tmp)
-		nfe++
 		copy(w.k[i], w.tmp) // k_i is no longer needed: keep Ȳ_i there
 	}
 	for i := 0; i < s; i++ {
