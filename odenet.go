@@ -105,6 +105,7 @@ type odeNetWork struct {
 	h, p, a    [][]float64 // h[l] is layer l's input (n×in); p, a its outputs before/after the gate
 	hd, pd, ad [][]float64 // the tangents of h, p, a (K·n rows)
 	g          [][]float64 // gates σ(t·gw + gb)
+	d1, d2     [][]float64 // φ′ and φ″ at a_l, for the hidden layers
 	t          float64
 	// reverse pass
 	ab, hb, adb, hdb, pb, pdb, gbar []float64
@@ -126,6 +127,8 @@ func (nt *odeNet) newWork(n, k int) *odeNetWork {
 		ws.hd = append(ws.hd, make([]float64, k*n*in))
 		ws.pd = append(ws.pd, make([]float64, k*n*out))
 		ws.ad = append(ws.ad, make([]float64, k*n*out))
+		ws.d1 = append(ws.d1, make([]float64, n*out))
+		ws.d2 = append(ws.d2, make([]float64, n*out))
 	}
 	ws.ab, ws.hb, ws.pb = make([]float64, n*maxw), make([]float64, n*maxw), make([]float64, n*maxw)
 	ws.adb, ws.hdb, ws.pdb = make([]float64, k*n*maxw), make([]float64, k*n*maxw), make([]float64, k*n*maxw)
@@ -206,8 +209,9 @@ func (nt *odeNet) activate(ws *odeNetWork, l, n, k, out int) {
 	al, hn, adl, hdn := ws.a[l], ws.h[l+1], ws.ad[l], ws.hd[l+1]
 	for i := 0; i < n; i++ {
 		for j := 0; j < out; j++ {
-			fv, d1, _ := actDerivs(nt.act, al[i*out+j])
+			fv, d1, d2 := actDerivs(nt.act, al[i*out+j])
 			hn[i*out+j] = fv
+			ws.d1[l][i*out+j], ws.d2[l][i*out+j] = d1, d2
 			for kk := 0; kk < k; kk++ {
 				r := (kk*n + i) * out
 				hdn[r+j] = d1 * adl[r+j]
@@ -307,10 +311,10 @@ func (nt *odeNet) backLayer(p []float64, ws *odeNetWork, l, n, k int, t float64,
 // a_{l−1} and ȧ_{l−1} (ws.ab, ws.adb).
 func (nt *odeNet) backActivate(ws *odeNetWork, l, n, k int) {
 	w := nt.widths[l]
-	a, ad := ws.a[l-1], ws.ad[l-1]
+	ad, d1s, d2s := ws.ad[l-1], ws.d1[l-1], ws.d2[l-1]
 	for i := 0; i < n; i++ {
 		for j := 0; j < w; j++ {
-			_, d1, d2 := actDerivs(nt.act, a[i*w+j])
+			d1, d2 := d1s[i*w+j], d2s[i*w+j]
 			v := ws.hb[i*w+j] * d1
 			for kk := 0; kk < k; kk++ {
 				r := (kk*n+i)*w + j

@@ -45,7 +45,7 @@ import (
 func main() {
 	density := flag.String("density", "8gaussians", "the toy density")
 	nTrain := flag.Int("ntrain", 8192, "training rows (10% held out for early stopping)")
-	nTest := flag.Int("ntest", 4096, "test rows")
+	nTest := flag.Int("ntest", 8192, "test rows")
 	epochs := flag.Int("epochs", 10, "most passes over the training rows")
 	batch := flag.Int("batch", 256, "rows per step")
 	lr := flag.Float64("lr", 3e-3, "peak learning rate (cosine schedule)")
@@ -93,8 +93,17 @@ func run(name string, nTrain, nTest, epochs, batch int, lr, tol float64, seed ui
 		return err
 	}
 	root := flows.NewKey(seed)
-	k := root.Split(4)
-	train, test := dens.Sample(k[0], nTrain), dens.Sample(k[1], nTest)
+	// The data keys of examples/toy: the same test rows as its table, and
+	// its first nTrain training rows.
+	idx := 0
+	for i, o := range toy.Densities {
+		if o.Name == name {
+			idx = i
+		}
+	}
+	dk := root.Fold(uint64(idx)).Split(2)
+	train, test := dens.Sample(dk[0], nTrain), dens.Sample(dk[1], nTest)
+	k := root.Fold(100).Split(4)
 
 	var cnt counter
 	cfg := flows.CNFConfig{Hidden: []int{64, 64}, Solver: flows.ODESolver{RTol: tol, ATol: tol}, Trace: flows.TraceExact, Stats: cnt.hook}
