@@ -195,7 +195,7 @@ func pictures(dens toy.Density, d flows.Distribution, p flows.Params, cfg flows.
 		if err != nil {
 			return err
 		}
-		line.Color = color.RGBA{R: 90, G: 90, B: 90, A: 60}
+		line.Color = color.NRGBA{R: 90, G: 90, B: 90, A: 70}
 		line.Width = vg.Points(0.5)
 		plt.Add(line)
 		pl0 = append(pl0, xy[0])
@@ -203,8 +203,8 @@ func pictures(dens toy.Density, d flows.Distribution, p flows.Params, cfg flows.
 	}
 	for _, s := range []struct {
 		xy plotter.XYs
-		c  color.RGBA
-	}{{pl0, color.RGBA{B: 200, A: 200}}, {pl, color.RGBA{R: 200, A: 200}}} {
+		c  color.NRGBA
+	}{{pl0, color.NRGBA{B: 200, A: 220}}, {pl, color.NRGBA{R: 200, A: 220}}} {
 		sc, err := plotter.NewScatter(s.xy)
 		if err != nil {
 			return err
