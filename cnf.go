@@ -88,6 +88,7 @@ const (
 
 // CNFStats reports one solve of a CNF layer to CNFConfig.Stats.
 type CNFStats struct {
+	// Pass says which solve this is.
 	Pass CNFPass
 	// ODEStats counts the evaluations of the dynamics net (forward
 	// passes; in a pullback each comes with one reverse pass) and the
@@ -147,8 +148,11 @@ type cnfLayer struct {
 // (z, t) and the context, from t = cfg.Time down to 0, with the
 // log-determinant integrated along (exactly or by Hutchinson's estimator)
 // and gradients by the adjoint method or through the solver's steps. It
-// starts as the identity. Parameters: the dynamics net's (see odenet.go).
-// Init returns an error for a bad configuration.
+// starts as the identity. Parameters: the dynamics net's, layer after
+// layer (widths dim+contextDim, Hidden…, dim), each as W (out×in, row
+// major), b, gw, gb, bw (each of length out) for
+// a = (h·Wᵀ + b) ⊙ σ(t·gw + gb) + t·bw. Init returns an error for a bad
+// configuration.
 func CNF(cfg CNFConfig) InitFunc {
 	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
 		l, err := newCNF(cfg, dim, contextDim)

@@ -68,7 +68,7 @@ type ODESolver struct {
 	// Method is the solver (default DOPRI5).
 	Method ODEMethod
 	// RTol and ATol are DOPRI5's relative and absolute tolerances
-	// (default 1e-5 each). They must not be negative.
+	// (1e-5 each when both are zero). They must not be negative.
 	RTol, ATol float64
 	// Steps is RK4's number of equal steps (default 20).
 	Steps int
