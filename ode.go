@@ -328,6 +328,9 @@ func (s ODESolver) errorNorm(tab *tableau, h float64, y []float64, w *rkWork) fl
 		}
 		e *= h
 		sc := s.ATol + s.RTol*max(math.Abs(y[m]), math.Abs(w.out[m]))
+		if e == 0 {
+			continue // also where sc is 0 (ATol 0 at a zero component)
+		}
 		r := e / sc
 		sum += r * r
 	}
@@ -342,6 +345,9 @@ func (s ODESolver) firstStep(f ODEFunc, t0, t1 float64, y []float64, w *rkWork) 
 	var d0, d1 float64
 	for m := range y {
 		sc := s.ATol + s.RTol*math.Abs(y[m])
+		if sc == 0 {
+			continue // ATol 0 at a zero component
+		}
 		d0 += (y[m] / sc) * (y[m] / sc)
 		d1 += (w.k[0][m] / sc) * (w.k[0][m] / sc)
 	}
@@ -359,6 +365,9 @@ func (s ODESolver) firstStep(f ODEFunc, t0, t1 float64, y []float64, w *rkWork) 
 	var d2 float64
 	for m := range y {
 		sc := s.ATol + s.RTol*math.Abs(y[m])
+		if sc == 0 {
+			continue
+		}
 		r := (w.out[m] - w.k[0][m]) / sc
 		d2 += r * r
 	}

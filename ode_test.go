@@ -122,6 +122,11 @@ func TestODEBudget(t *testing.T) {
 			t.Errorf("%+v: err %v, want a settings error", s, err)
 		}
 	}
+	// A pure relative tolerance (ATol 0) with a component that stays 0.
+	zero := func(_ float64, y, dy []float64) { dy[0], dy[1] = -y[0], 0 }
+	if y, _, err := (flows.ODESolver{RTol: 1e-8}).Solve(zero, 0, 1, []float64{1, 0}); err != nil || math.Abs(y[0]-math.Exp(-1)) > 1e-7 || y[1] != 0 {
+		t.Errorf("ATol 0: %v, %v", y, err)
+	}
 	y, st, err := flows.ODESolver{}.Solve(rotation, 1, 1, []float64{1, 0})
 	if err != nil || st.NFE != 0 || y[0] != 1 {
 		t.Errorf("empty interval: %v %+v %v", y, st, err)
