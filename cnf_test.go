@@ -3,6 +3,7 @@ package flows_test
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync/atomic"
 	"testing"
@@ -82,5 +83,38 @@ func TestCNFFitReproducible(t *testing.T) {
 		if !(after < before-0.2) || math.IsNaN(after) {
 			t.Errorf("%v/%v: NLL %.4f before, %.4f after", cfg.Solver.Method, cfg.Trace, before, after)
 		}
+	}
+}
+
+// TestCNFGOMAXPROCS checks that a DOPRI5 pass and its adjoint pullback
+// give the same bits on one and on several processors.
+func TestCNFGOMAXPROCS(t *testing.T) {
+	p, bj, err := flows.CNF(flows.CNFConfig{Hidden: []int{32, 32}})(flows.NewKey(0), 3, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := flows.NewKey(1).Rand()
+	for i := range p {
+		p[i] += 0.3 * rng.NormFloat64()
+	}
+	x, c := mat.NewDense(300, 3, nil), mat.NewDense(300, 1, nil)
+	for i := 0; i < 300; i++ {
+		x.SetRow(i, []float64{rng.NormFloat64(), rng.NormFloat64(), rng.NormFloat64()})
+		c.Set(i, 0, rng.NormFloat64())
+	}
+	run := func() []float64 {
+		z, ld, back := bj.DirectVJP(p, x, c)
+		dz := mat.DenseCopyOf(z)
+		dp := make(flows.Params, len(p))
+		dx := back(dz, ld, dp, nil)
+		return slices.Concat(z.RawMatrix().Data, ld, dx.RawMatrix().Data, dp)
+	}
+	prev := runtime.GOMAXPROCS(1)
+	one := run()
+	runtime.GOMAXPROCS(max(2, prev))
+	many := run()
+	runtime.GOMAXPROCS(prev)
+	if !slices.Equal(one, many) {
+		t.Error("GOMAXPROCS 1 and several give different bits")
 	}
 }
