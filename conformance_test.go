@@ -87,6 +87,31 @@ var registry = map[string]registryEntry{
 				Inputs: func(_ flows.Key, n, d int) *mat.Dense { return bnBatch(11, n, d) }},
 		}
 	}},
+	"CNF": {bijections: func(cdim int) []flowstest.Bijection {
+		// RK4 with a fixed number of steps: the pullbacks are then smooth
+		// functions of the parameters and inputs, as finite differences
+		// need. At these parameters 24 steps leave a round-trip error of
+		// 1.5e-9 and 8 steps fail the Jacobian and adjoint checks too;
+		// 48 steps put the round trip near 1e-10 (RK4's error falls 16-fold
+		// per doubling, cnf_test.go measures its order).
+		rk := flows.ODESolver{Method: flows.RK4, Steps: 48}
+		small := []int{8}
+		// Larger moves than the default N(0, 0.2²) make the flow far from
+		// the identity (a map whose log-det is O(1)), so that a wrong term
+		// of the adjoint or of the trace shows.
+		strong := func(key flows.Key, p flows.Params) flows.Params {
+			q := slices.Clone(p)
+			rng := key.Rand()
+			for i := range q {
+				q[i] += 0.7 * rng.NormFloat64()
+			}
+			return q
+		}
+		return []flowstest.Bijection{
+			{Name: "CNF/backprop", Init: flows.CNF(flows.CNFConfig{Hidden: small, Solver: rk, Gradient: flows.BackpropSteps}), Dim: 2, ContextDim: cdim, Perturb: strong},
+			{Name: "CNF/adjoint/silu", Init: flows.CNF(flows.CNFConfig{Hidden: small, Activation: flows.SiLU, Solver: rk}), Dim: 3, ContextDim: cdim, Perturb: strong},
+		}
+	}},
 	"CircularCoupling": {bijections: func(cdim int) []flowstest.Bijection {
 		return []flowstest.Bijection{
 			{Name: "CircularCoupling/mixed", Init: flows.CircularCoupling(regMLP, flows.CircularConfig{Angles: []int{0, 2}, Bins: 4}), Dim: 3, ContextDim: cdim},

@@ -158,6 +158,17 @@
 // is a coupling of the leaving channels), so Flow(Glow(...), Normal()) is
 // the whole model.
 //
+// # Continuous flows
+//
+// CNF is a continuous normalizing flow: an ODE solved from t = 1 (data)
+// to t = 0 (latent) by the solvers of ODESolver, with the log-determinant
+// integrated along (exactly, or by Hutchinson's estimator whose noise comes
+// from the init key folded with a hash of the parameters and the row, so
+// the closures stay pure functions), and pullbacks by the adjoint method or
+// through the solver's steps. An optional Stats hook counts the function
+// evaluations; a solve past its step budget gives NaN rows, which
+// optim.Fit treats as a blow-up.
+//
 // # Beyond one machine
 //
 // The module github.com/gonormflows/flows/beam runs scoring, sampling,

@@ -1,0 +1,468 @@
+package flows
+
+// The continuous normalizing flow (Chen, Rubanova, Bettencourt and
+// Duvenaud, "Neural ordinary differential equations", 2018; Grathwohl,
+// Chen, Bettencourt, Sutskever and Duvenaud, "FFJORD", 2019).
+//
+// Time runs from the latent side, t = 0, to the data side, t = Time. The
+// state of a row is (z, L) with dz/dt = f(z, t, c) (the dynamics net,
+// odenet.go) and dL/dt = tr(∂f/∂z), or Hutchinson's estimate εᵀ(∂f/∂z)ε.
+// Direct solves from t = Time (z = x, L = 0) down to t = 0 and returns z
+// and L(0) = log|det ∂z/∂x|; Inverse solves from t = 0 up to Time. Every
+// row of a batch is integrated in one state vector: the adaptive solver's
+// steps are shared by the batch, so a row's result depends on the other
+// rows within the solver's tolerance (as in torchdiffeq); with RK4 it does
+// not.
+//
+// Gradients. The pullback of a pass from t_a to t_b with cotangents dz
+// and dL runs one of:
+//
+//   - Adjoint (Chen et al. 2018): the augmented state (z, a, a_θ, a_c),
+//     a(t_b) = dz, a_θ = a_c = 0, is solved from t_b back to t_a with
+//     dz/dt = f, da/dt = −aᵀ∂f/∂z − dL·∂T/∂z, da_θ/dt = −aᵀ∂f/∂θ −
+//     dL·∂T/∂θ and the same for the context; dx = a(t_a), and a_θ(t_a),
+//     a_c(t_a) are added into dp and dc. Memory does not grow with the
+//     steps; the gradient is that of the exact flow up to the solver's
+//     error, not exactly that of the discrete forward solve.
+//   - BackpropSteps (discretise-then-optimise): the forward solve records
+//     each accepted step's start, and the pullback backpropagates through
+//     the Runge–Kutta stages of every step in reverse. The gradient is
+//     exactly that of the computed map; memory grows with the steps.
+//
+// Randomness. The closures are pure functions of (params, x, c), so
+// Hutchinson's ε (Rademacher, one draw per row and pass) is drawn from the
+// key given to Init folded with a hash of the pass's parameters and of the
+// row's values and context: every optimiser step (new parameters) and
+// every row draws fresh noise, the same call gives the same bits, and the
+// estimate is unbiased for every row. With FixedNoise, ε depends on the
+// key and the row's index only, so the estimate is a smooth function of
+// the parameters and inputs, as finite-difference checks need. Inverse
+// hashes its own input, so with Hutchinson's estimator the two passes'
+// log-dets are independent estimates, not negatives of each other.
+//
+// A solve that exceeds its step budget does not panic: its rows come out
+// NaN (a pullback adds NaN to dp), which optim.Fit treats as a blow-up,
+// and the Stats hook receives the error.
+
+import (
+	"fmt"
+	"math"
+
+	"gonum.org/v1/gonum/mat"
+)
+
+// TraceMode says how a CNF computes the log-determinant's integrand.
+type TraceMode int
+
+const (
+	// TraceAuto is TraceExact for dimensions up to 8, TraceHutchinson above.
+	TraceAuto TraceMode = iota
+	// TraceExact computes tr(∂f/∂z) with dim forward tangents.
+	TraceExact
+	// TraceHutchinson computes the unbiased estimate εᵀ(∂f/∂z)ε with one
+	// Rademacher ε per row and pass.
+	TraceHutchinson
+)
+
+// CNFGradient says how a CNF's pullback computes gradients.
+type CNFGradient int
+
+const (
+	// Adjoint solves the adjoint ODE backwards in time.
+	Adjoint CNFGradient = iota
+	// BackpropSteps backpropagates through the forward solve's steps.
+	BackpropSteps
+)
+
+// CNFPass names the solve a CNFStats reports.
+type CNFPass int
+
+const (
+	// CNFDirect is the solve of Direct (or DirectVJP).
+	CNFDirect CNFPass = iota
+	// CNFInverse is the solve of Inverse (or InverseVJP).
+	CNFInverse
+	// CNFBackward is the solve (or the backpropagation) of a pullback.
+	CNFBackward
+)
+
+// CNFStats reports one solve of a CNF layer to CNFConfig.Stats.
+type CNFStats struct {
+	// Pass says which solve this is.
+	Pass CNFPass
+	// ODEStats counts the evaluations of the dynamics net (forward
+	// passes; in a pullback each comes with one reverse pass) and the
+	// steps (for BackpropSteps's pullback, the steps backpropagated
+	// through, whose stages it evaluates again).
+	ODEStats
+	// Rows is the batch size.
+	Rows int
+	// Err is the solver's error (wrapping ErrODE), or nil.
+	Err error
+}
+
+// CNFConfig configures a CNF layer. The zero value is usable.
+type CNFConfig struct {
+	// Hidden lists the widths of the dynamics net's hidden layers
+	// (default {64, 64}).
+	Hidden []int
+	// Activation is the dynamics net's activation: Tanh or SiLU. The zero
+	// value (ReLU, which has no second derivative) means Tanh.
+	Activation Activation
+	// Time is the integration time, positive (default 1).
+	Time float64
+	// Solver is the ODE solver of every pass and of the adjoint (default:
+	// DOPRI5 with tolerances 1e-5).
+	Solver ODESolver
+	// Trace says how the log-determinant is computed (default TraceAuto).
+	Trace TraceMode
+	// Gradient says how pullbacks compute gradients (default Adjoint).
+	Gradient CNFGradient
+	// FixedNoise makes Hutchinson's ε depend only on the key and the row's
+	// index (see the file comment); for checks, not for training.
+	FixedNoise bool
+	// Stats, when not nil, is called after every solve with its counts
+	// (the number of function evaluations per training step is the sum
+	// over a DirectVJP and its pullback). It is called from the goroutine
+	// that runs the pass and must be safe for concurrent use when the
+	// layer is.
+	Stats func(CNFStats)
+}
+
+// cnfAutoExact is the largest dimension TraceAuto computes exactly.
+const cnfAutoExact = 8
+
+// cnfLayer is a resolved CNF.
+type cnfLayer struct {
+	cfg      CNFConfig
+	net      *odeNet
+	dim      int
+	cdim     int
+	k        int // tangent directions per row: dim (exact) or 1
+	exact    bool
+	noiseKey Key
+}
+
+// CNF returns a continuous normalizing flow layer (FFJORD): the map from
+// data to latent of the ODE dz/dt = f(z, t, c), f a concat-squash MLP of
+// (z, t) and the context, from t = cfg.Time down to 0, with the
+// log-determinant integrated along (exactly or by Hutchinson's estimator)
+// and gradients by the adjoint method or through the solver's steps. It
+// starts as the identity. Parameters: the dynamics net's, layer after
+// layer (widths dim+contextDim, Hidden…, dim), each as W (out×in, row
+// major), b, gw, gb, bw (each of length out) for
+// a = (h·Wᵀ + b) ⊙ σ(t·gw + gb) + t·bw. Init returns an error for a bad
+// configuration.
+func CNF(cfg CNFConfig) InitFunc {
+	return func(key Key, dim, contextDim int) (Params, Bijection, error) {
+		l, err := newCNF(cfg, dim, contextDim)
+		if err != nil {
+			return nil, Bijection{}, err
+		}
+		netKey, noiseKey := key.Split2()
+		l.noiseKey = noiseKey
+		return l.net.init(netKey), l.bijection(), nil
+	}
+}
+
+func newCNF(cfg CNFConfig, dim, contextDim int) (*cnfLayer, error) {
+	if err := checkDim("CNF", dim, 1); err != nil {
+		return nil, err
+	}
+	if err := checkContextDim("CNF", contextDim); err != nil {
+		return nil, err
+	}
+	if cfg.Hidden == nil {
+		cfg.Hidden = []int{64, 64}
+	}
+	if cfg.Activation == ReLU {
+		cfg.Activation = Tanh
+	}
+	if err := checkODENet("CNF", cfg.Hidden, cfg.Activation); err != nil {
+		return nil, err
+	}
+	if cfg.Time == 0 {
+		cfg.Time = 1
+	}
+	if !(cfg.Time > 0) || math.IsInf(cfg.Time, 0) {
+		return nil, fmt.Errorf("flows: CNF: Time %v must be positive and finite", cfg.Time)
+	}
+	s, err := cfg.Solver.resolve()
+	if err != nil {
+		return nil, fmt.Errorf("flows: CNF: %w", err)
+	}
+	cfg.Solver = s
+	if cfg.Trace < TraceAuto || cfg.Trace > TraceHutchinson {
+		return nil, fmt.Errorf("flows: CNF: unknown trace mode %d", int(cfg.Trace))
+	}
+	if cfg.Gradient != Adjoint && cfg.Gradient != BackpropSteps {
+		return nil, fmt.Errorf("flows: CNF: unknown gradient mode %d", int(cfg.Gradient))
+	}
+	l := &cnfLayer{cfg: cfg, net: newODENet(dim, contextDim, cfg.Hidden, cfg.Activation), dim: dim, cdim: contextDim}
+	l.exact = cfg.Trace == TraceExact || (cfg.Trace == TraceAuto && dim <= cnfAutoExact)
+	l.k = 1
+	if l.exact {
+		l.k = dim
+	}
+	return l, nil
+}
+
+func (l *cnfLayer) bijection() Bijection {
+	T := l.cfg.Time
+	return Bijection{
+		Direct: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64) {
+			z, ld, _ := l.pass("CNF.Direct", p, x, c, T, 0, false)
+			return z, ld
+		},
+		Inverse: func(p Params, z, c *mat.Dense) (*mat.Dense, []float64) {
+			x, ld, _ := l.pass("CNF.Inverse", p, z, c, 0, T, false)
+			return x, ld
+		},
+		DirectVJP: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64, Pullback) {
+			return l.pass("CNF.DirectVJP", p, x, c, T, 0, true)
+		},
+		InverseVJP: func(p Params, z, c *mat.Dense) (*mat.Dense, []float64, Pullback) {
+			return l.pass("CNF.InverseVJP", p, z, c, 0, T, true)
+		},
+	}
+}
+
+// cnfSolve is one pass's inputs, in flat rows.
+type cnfSolve struct {
+	p      Params
+	c, eps []float64
+	n      int
+}
+
+// pass solves from ta to tb; with vjp it returns the pullback too.
+func (l *cnfLayer) pass(who string, p Params, in, c *mat.Dense, ta, tb float64, vjp bool) (*mat.Dense, []float64, Pullback) {
+	checkWidth(who, in, l.dim)
+	checkParams(who, p, l.net.np)
+	n, _ := in.Dims()
+	checkContext(who, c, n, l.cdim)
+	zin, _, _ := rawRows(in)
+	s := &cnfSolve{p: p, n: n}
+	if l.cdim > 0 {
+		s.c, _, _ = rawRows(c)
+	}
+	s.eps = l.noise(p, zin, s.c, n)
+	nd := n * l.dim
+	y0 := make([]float64, nd+n)
+	copy(y0, zin)
+	pass := CNFDirect
+	if ta < tb {
+		pass = CNFInverse
+	}
+	var steps []odeStep
+	var record func(odeStep)
+	if vjp && l.cfg.Gradient == BackpropSteps {
+		record = func(st odeStep) { steps = append(steps, st) }
+	}
+	y, st, err := l.cfg.Solver.solve(l.dynamics(s), ta, tb, y0, record)
+	l.report(pass, st, n, err)
+	if err != nil {
+		fillNaN(y)
+	}
+	out := mat.NewDense(n, l.dim, append([]float64(nil), y[:nd]...))
+	ld := append([]float64(nil), y[nd:]...)
+	if !vjp {
+		return out, ld, nil
+	}
+	zOut := y[:nd]
+	back := func(dz *mat.Dense, dLogDet []float64, dp Params, dc *mat.Dense) *mat.Dense {
+		checkPullback(who, dz, dLogDet, dp, dc, n, l.dim, len(p), l.cdim)
+		dzr, _, _ := rawRows(dz)
+		if l.cfg.Gradient == BackpropSteps {
+			return l.backprop(s, steps, dzr, dLogDet, dp, dc)
+		}
+		return l.adjoint(s, zOut, dzr, dLogDet, ta, tb, dp, dc)
+	}
+	return out, ld, back
+}
+
+func (l *cnfLayer) report(pass CNFPass, st ODEStats, n int, err error) {
+	if l.cfg.Stats != nil {
+		l.cfg.Stats(CNFStats{Pass: pass, ODEStats: st, Rows: n, Err: err})
+	}
+}
+
+func fillNaN(v []float64) {
+	for i := range v {
+		v[i] = math.NaN()
+	}
+}
+
+// dynamics returns the derivative of the state [z | L].
+func (l *cnfLayer) dynamics(s *cnfSolve) ODEFunc {
+	nd := s.n * l.dim
+	ws := l.net.newWork(s.n, l.k)
+	return func(t float64, y, dy []float64) {
+		f := l.net.forward(s.p, t, y[:nd], s.c, s.eps, ws, dy[nd:])
+		copy(dy[:nd], f)
+	}
+}
+
+// noise returns the trace's tangent directions for n rows: K = dim unit
+// vectors (exact) or one Rademacher row each (see the file comment).
+func (l *cnfLayer) noise(p Params, z, c []float64, n int) []float64 {
+	d := l.dim
+	eps := make([]float64, l.k*n*d)
+	if l.exact {
+		for k := 0; k < d; k++ {
+			for i := 0; i < n; i++ {
+				eps[(k*n+i)*d+k] = 1
+			}
+		}
+		return eps
+	}
+	var base Key
+	if !l.cfg.FixedNoise {
+		base = l.noiseKey.Fold(cnfHash(0, p))
+	}
+	for i := 0; i < n; i++ {
+		var key Key
+		if l.cfg.FixedNoise {
+			key = l.noiseKey.Fold(uint64(i))
+		} else {
+			h := cnfHash(0, z[i*d:(i+1)*d])
+			if l.cdim > 0 {
+				h = cnfHash(h, c[i*l.cdim:(i+1)*l.cdim])
+			}
+			key = base.Fold(h)
+		}
+		rng := key.Rand()
+		var bits uint64
+		for j := 0; j < d; j++ {
+			if j%64 == 0 {
+				bits = rng.Uint64()
+			}
+			eps[i*d+j] = float64(int(bits&1)*2 - 1)
+			bits >>= 1
+		}
+	}
+	return eps
+}
+
+// cnfHash mixes the bits of v into h.
+func cnfHash(h uint64, v []float64) uint64 {
+	for _, x := range v {
+		h = mix64(h ^ math.Float64bits(x) ^ 0x9e3779b97f4a7c15)
+	}
+	return h
+}
+
+// backprop is the discretise-then-optimise pullback: it backpropagates
+// (dz, dL) through the recorded steps in reverse.
+func (l *cnfLayer) backprop(s *cnfSolve, steps []odeStep, dz, dL []float64, dp Params, dc *mat.Dense) *mat.Dense {
+	n, d := s.n, l.dim
+	nd := n * d
+	tab := &rk4Tableau
+	if l.cfg.Solver.Method == DOPRI5 {
+		tab = &dopri5Tableau
+	}
+	ybar := make([]float64, nd+n)
+	copy(ybar, dz)
+	copy(ybar[nd:], dL)
+	dpAcc := make([]float64, len(dp))
+	var cb []float64
+	if l.cdim > 0 && dc != nil {
+		cb = make([]float64, n*l.cdim)
+	}
+	wsF := l.net.newWork(n, l.k)
+	f := l.dynamics(s)
+	tr := make([]float64, n)
+	vjp := func(t float64, y, v, out []float64) {
+		l.net.forward(s.p, t, y[:nd], s.c, s.eps, wsF, tr)
+		l.net.backward(s.p, v[:nd], v[nd:], s.eps, wsF, dpAcc, out[:nd], cb)
+		clear(out[nd:])
+	}
+	w := newRKWork(tab, nd+n)
+	stages := len(tab.c)
+	kbar, ytmp := make([][]float64, stages), make([][]float64, stages)
+	for i := range kbar {
+		kbar[i], ytmp[i] = make([]float64, nd+n), make([]float64, nd+n)
+	}
+	var st ODEStats
+	for i := len(steps) - 1; i >= 0; i-- {
+		st.NFE += rkStepVJP(tab, f, vjp, steps[i].t, steps[i].h, steps[i].y, ybar, w, kbar, ytmp)
+		st.Steps++
+	}
+	l.report(CNFBackward, st, n, nil)
+	return l.finishPullback(ybar[:nd], dpAcc, cb, dp, dc)
+}
+
+// finishPullback adds the accumulated parameter and context cotangents
+// into dp and dc and returns dx as a matrix.
+func (l *cnfLayer) finishPullback(dx, dpAcc, cb []float64, dp Params, dc *mat.Dense) *mat.Dense {
+	for i, v := range dpAcc {
+		dp[i] += v
+	}
+	if cb != nil {
+		for i := 0; i < len(cb)/l.cdim; i++ {
+			row := dc.RawRowView(i)
+			for j := range row {
+				row[j] += cb[i*l.cdim+j]
+			}
+		}
+	}
+	return mat.NewDense(len(dx)/l.dim, l.dim, append([]float64(nil), dx...))
+}
+
+// adjoint is the pullback by the adjoint method: it solves the augmented
+// state [z | a | a_θ | a_c] from tb back to ta.
+func (l *cnfLayer) adjoint(s *cnfSolve, zOut, dz, dL []float64, ta, tb float64, dp Params, dc *mat.Dense) *mat.Dense {
+	n, d, np := s.n, l.dim, len(dp)
+	nd := n * d
+	nc := 0
+	if l.cdim > 0 && dc != nil {
+		nc = n * l.cdim
+	}
+	y0 := make([]float64, 2*nd+np+nc)
+	copy(y0, zOut)
+	copy(y0[nd:], dz)
+	k := l.k
+	w := dL
+	if allZero(dL) {
+		k, w = 0, nil // the trace term has no cotangent: skip its tangents
+	}
+	ws := l.net.newWork(n, k)
+	var eps []float64
+	if k > 0 {
+		eps = s.eps
+	}
+	tr := make([]float64, n)
+	g := func(t float64, y, dy []float64) {
+		f := l.net.forward(s.p, t, y[:nd], s.c, eps, ws, tr)
+		copy(dy[:nd], f)
+		dpT, cbT := dy[2*nd:2*nd+np], dy[2*nd+np:]
+		clear(dpT)
+		clear(cbT)
+		var cb []float64
+		if nc > 0 {
+			cb = cbT
+		}
+		l.net.backward(s.p, y[nd:2*nd], w, eps, ws, dpT, dy[nd:2*nd], cb)
+		for i := nd; i < len(dy); i++ {
+			dy[i] = -dy[i]
+		}
+	}
+	y, st, err := l.cfg.Solver.solve(g, tb, ta, y0, nil)
+	l.report(CNFBackward, st, n, err)
+	if err != nil {
+		fillNaN(y)
+	}
+	var cb []float64
+	if nc > 0 {
+		cb = y[2*nd+np:]
+	}
+	return l.finishPullback(y[nd:2*nd], y[2*nd:2*nd+np], cb, dp, dc)
+}
+
+func allZero(v []float64) bool {
+	for _, x := range v {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}

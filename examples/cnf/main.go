@@ -1,0 +1,276 @@
+// Command cnf fits a continuous normalizing flow (FFJORD: flows.CNF with
+// the exact trace and the adjoint method) to one of the FFJORD toy
+// densities with optim.Fit, and prints per epoch the training and
+// validation NLL and the number of function evaluations (NFE) of the
+// dynamics per training step, forwards and backwards (counted by the
+// layer's Stats hook), then the held-out NLL on a separate test set and its
+// gap to the density's entropy.
+//
+// It writes into -out NAME_cnf.png (the fitted density) and
+// NAME_cnf_trajectories.png (samples moving from the prior at t = 0 to the
+// data at t = 1).
+//
+//	go run ./examples/cnf [-density 8gaussians] [-ntrain 8192] [-epochs 10] [-batch 256] [-lr 3e-3] [-out .]
+//
+// With -timing N it instead runs N training steps of the loop that
+// zuko_timing.py runs for zuko's CNF (a fresh batch from the density each
+// step, Adam at the constant rate -lr, DOPRI5 at -tol and -atol, the
+// gradient by -grad adjoint or backprop) and prints the steps per second
+// the CPU seconds per step (all threads) and the NFE per step:
+//
+//	go run ./examples/cnf -timing 300 -lr 1e-3 -atol 1e-6 -grad backprop
+package main
+
+import (
+	"flag"
+	"fmt"
+	"image/color"
+	"log"
+	"math"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+
+	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/examples/internal/figs"
+	"github.com/gonormflows/flows/examples/internal/toy"
+	"github.com/gonormflows/flows/optim"
+)
+
+func main() {
+	density := flag.String("density", "8gaussians", "the toy density")
+	nTrain := flag.Int("ntrain", 8192, "training rows (10% held out for early stopping)")
+	nTest := flag.Int("ntest", 8192, "test rows")
+	epochs := flag.Int("epochs", 10, "most passes over the training rows")
+	batch := flag.Int("batch", 256, "rows per step")
+	lr := flag.Float64("lr", 3e-3, "peak learning rate (cosine schedule)")
+	tol := flag.Float64("tol", 1e-5, "DOPRI5's relative and absolute tolerance")
+	seed := flag.Uint64("seed", 1, "seed of every random choice")
+	out := flag.String("out", ".", "folder for the pictures")
+	timing := flag.Int("timing", 0, "run this many steps of the timing loop instead of a fit")
+	atol := flag.Float64("atol", 0, "DOPRI5's absolute tolerance (default -tol)")
+	grad := flag.String("grad", "adjoint", "the gradient: adjoint or backprop")
+	flag.Parse()
+	if *timing > 0 {
+		if err := timingLoop(*timing, *batch, *lr, *tol, *atol, *grad, *seed); err != nil {
+			log.Fatal(err)
+		}
+		return
+	}
+	if err := run(*density, *nTrain, *nTest, *epochs, *batch, *lr, *tol, *seed, *out); err != nil {
+		log.Fatal(err)
+	}
+}
+
+// counter sums the Stats of the layer's solves.
+type counter struct {
+	mu                sync.Mutex
+	forward, backward int // NFE
+	backSolves        int
+	forwardAtBack     int // forward NFE when the last backward solve ended
+}
+
+func (c *counter) hook(s flows.CNFStats) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if s.Pass == flows.CNFBackward {
+		c.backward += s.NFE
+		c.backSolves++
+		c.forwardAtBack = c.forward
+		return
+	}
+	c.forward += s.NFE
+}
+
+func run(name string, nTrain, nTest, epochs, batch int, lr, tol float64, seed uint64, out string) error {
+	dens, err := toy.Lookup(name)
+	if err != nil {
+		return err
+	}
+	root := flows.NewKey(seed)
+	// The data keys of examples/toy: the same test rows as its table, and
+	// its first nTrain training rows.
+	idx := 0
+	for i, o := range toy.Densities {
+		if o.Name == name {
+			idx = i
+		}
+	}
+	dk := root.Fold(uint64(idx)).Split(2)
+	train, test := dens.Sample(dk[0], nTrain), dens.Sample(dk[1], nTest)
+	k := root.Fold(100).Split(4)
+
+	var cnt counter
+	cfg := flows.CNFConfig{Hidden: []int{64, 64}, Solver: flows.ODESolver{RTol: tol, ATol: tol}, Trace: flows.TraceExact, Stats: cnt.hook}
+	p, d, err := flows.Flow(flows.CNF(cfg), flows.Normal())(k[2], 2, 0)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s: %d training rows, %d test rows, %d parameters, DOPRI5 at %g\n", name, nTrain, nTest, len(p), tol)
+	var prevB, prevSolves, prevAtBack int
+	start := time.Now()
+	res, err := optim.Fit(k[3], d, p, train, nil, optim.FitConfig{
+		Epochs: epochs, BatchSize: batch, Schedule: optim.Cosine(lr, 0), Patience: -1,
+		Progress: func(pr optim.Progress) {
+			cnt.mu.Lock()
+			steps := cnt.backSolves - prevSolves
+			fwd := cnt.forwardAtBack - prevAtBack // the training steps' forward solves
+			bwd := cnt.backward - prevB
+			val := cnt.forward - cnt.forwardAtBack
+			prevB, prevSolves, prevAtBack = cnt.backward, cnt.backSolves, cnt.forward
+			cnt.mu.Unlock()
+			fmt.Printf("  epoch %2d: train NLL %.4f, val NLL %.4f, NFE per step %.0f forward + %.0f backward, validation NFE %d, %.2f steps/s\n",
+				pr.Epoch, pr.TrainNLL, pr.ValNLL, float64(fwd)/float64(steps), float64(bwd)/float64(steps), val,
+				float64(pr.Step)/pr.Elapsed.Seconds())
+		},
+	})
+	if err != nil {
+		return err
+	}
+	secs := time.Since(start).Seconds()
+	nll, err := optim.NLLValue(d, p, test, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s: held-out NLL %.4f (entropy %.4f, gap %.4f), %d steps in %.0fs (%.2f steps/s), %d backward solves, mean NFE per step %.1f\n",
+		name, nll, dens.Entropy, nll-dens.Entropy, res.Steps, secs, float64(res.Steps)/secs, cnt.backSolves,
+		float64(cnt.forwardAtBack+cnt.backward)/float64(max(1, cnt.backSolves)))
+	return pictures(dens, d, p, cfg, root.Fold(9), out)
+}
+
+// pictures draws the fitted density and trajectories of samples from the
+// prior (t = 0) to the data side (t = 1): the flow's Inverse with the
+// integration time set to t gives the state at t.
+func pictures(dens toy.Density, d flows.Distribution, p flows.Params, cfg flows.CNFConfig, key flows.Key, out string) error {
+	e := dens.Extent
+	box := figs.Box{XMin: -e, XMax: e, YMin: -e, YMax: e}
+	path := filepath.Join(out, dens.Name+"_cnf.png")
+	labels := figs.Labels{Title: dens.Name + ": CNF", X: "x₁", Y: "x₂"}
+	if err := figs.Density(path, labels, box, 160, figs.Linear, func(x *mat.Dense) []float64 { return d.LogPDF(p, x, nil) }); err != nil {
+		return err
+	}
+	const n, frames = 300, 21
+	z0 := d.Sample(key, p, n, nil) // only for its shape
+	rng := key.Fold(1).Rand()
+	for i := 0; i < n; i++ {
+		z0.Set(i, 0, rng.NormFloat64())
+		z0.Set(i, 1, rng.NormFloat64())
+	}
+	cfg.Stats = nil
+	paths := make([]plotter.XYs, n)
+	pc, _, err := flows.CNF(cfg)(flows.NewKey(0), 2, 0)
+	if err != nil {
+		return err
+	}
+	flowParams := p[:len(pc)] // the CNF's parameters come first in Flow's layout
+	for f := 0; f < frames; f++ {
+		t := float64(f) / (frames - 1)
+		x := z0
+		if t > 0 {
+			c := cfg
+			c.Time = t
+			_, bj, err := flows.CNF(c)(flows.NewKey(0), 2, 0)
+			if err != nil {
+				return err
+			}
+			x, _ = bj.Inverse(flowParams, z0, nil)
+		}
+		for i := 0; i < n; i++ {
+			paths[i] = append(paths[i], plotter.XY{X: x.At(i, 0), Y: x.At(i, 1)})
+		}
+	}
+	pl := plotter.XYs{}
+	pl0 := plotter.XYs{}
+	pt := figs.Labels{Title: dens.Name + ": from the prior (t = 0, blue) to the data (t = 1, red)", X: "x₁", Y: "x₂"}
+	plt := plot.New()
+	plt.Title.Text, plt.X.Label.Text, plt.Y.Label.Text = pt.Title, pt.X, pt.Y
+	plt.X.Min, plt.X.Max, plt.Y.Min, plt.Y.Max = box.XMin, box.XMax, box.YMin, box.YMax
+	for _, xy := range paths {
+		line, err := plotter.NewLine(xy)
+		if err != nil {
+			return err
+		}
+		line.Color = color.NRGBA{R: 90, G: 90, B: 90, A: 70}
+		line.Width = vg.Points(0.5)
+		plt.Add(line)
+		pl0 = append(pl0, xy[0])
+		pl = append(pl, xy[len(xy)-1])
+	}
+	for _, s := range []struct {
+		xy plotter.XYs
+		c  color.NRGBA
+	}{{pl0, color.NRGBA{B: 200, A: 220}}, {pl, color.NRGBA{R: 200, A: 220}}} {
+		sc, err := plotter.NewScatter(s.xy)
+		if err != nil {
+			return err
+		}
+		sc.GlyphStyle = draw.GlyphStyle{Shape: draw.CircleGlyph{}, Radius: vg.Points(1.5), Color: s.c}
+		plt.Add(sc)
+	}
+	tpath := filepath.Join(out, dens.Name+"_cnf_trajectories.png")
+	if err := figs.SavePlot(tpath, plt, 6*vg.Inch, 6*vg.Inch); err != nil {
+		return err
+	}
+	fmt.Println("wrote", path, "and", tpath)
+	return nil
+}
+
+// timingLoop runs steps training steps on fresh batches of 8gaussians and
+// prints the steps per second and the NFE per step (see the command's
+// comment).
+func timingLoop(steps, batch int, lr, rtol, atol float64, grad string, seed uint64) error {
+	if atol == 0 {
+		atol = rtol
+	}
+	var cnt counter
+	cfg := flows.CNFConfig{Hidden: []int{64, 64}, Solver: flows.ODESolver{RTol: rtol, ATol: atol}, Trace: flows.TraceExact, Stats: cnt.hook}
+	switch grad {
+	case "adjoint":
+	case "backprop":
+		cfg.Gradient = flows.BackpropSteps
+	default:
+		return fmt.Errorf("-grad %q: want adjoint or backprop", grad)
+	}
+	root := flows.NewKey(seed)
+	p, d, err := flows.Flow(flows.CNF(cfg), flows.Normal())(root.Fold(0), 2, 0)
+	if err != nil {
+		return err
+	}
+	opt := optim.NewAdam(len(p))
+	g := make([]float64, len(p))
+	var last []float64
+	start, cpu0 := time.Now(), cpuSeconds()
+	for s := 0; s < steps; s++ {
+		x := toy.EightGaussians(root.Fold(uint64(s+1)), batch)
+		loss, err := optim.NLL(d, p, x, nil, g)
+		if err != nil {
+			return fmt.Errorf("step %d: %w", s, err)
+		}
+		opt.StepLR(p, g, lr)
+		last = append(last, loss)
+	}
+	secs, cpu := time.Since(start).Seconds(), cpuSeconds()-cpu0
+	var tail float64
+	for _, v := range last[max(0, len(last)-10):] {
+		tail += v / float64(min(10, len(last)))
+	}
+	fmt.Printf("{\"library\": \"flows\", \"gradient\": %q, \"steps\": %d, \"steps_per_s\": %.3f, \"cpu_s_per_step\": %.4f, \"nfe_forward_per_step\": %.1f, \"nfe_backward_per_step\": %.1f, \"last_loss_mean10\": %.4f}\n",
+		grad, steps, float64(steps)/secs, cpu/float64(steps), float64(cnt.forward)/float64(steps), float64(cnt.backward)/float64(steps), tail)
+	return nil
+}
+
+// cpuSeconds returns the user and system CPU time of the process so far.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return math.NaN()
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
