@@ -14,6 +14,7 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 
 	"github.com/gonormflows/flows/model"
@@ -83,6 +84,10 @@ func (mf ModelFile) Model() (*model.Model, error) {
 	m, err := model.Read(bytes.NewReader(mf.Data))
 	if err != nil {
 		return nil, &modelError{path: mf.Path, err: err}
+	}
+	if c := m.Categories; c != nil {
+		return nil, &modelError{path: mf.Path, err: fmt.Errorf("a model with categorical columns (%s) is not supported by the pipelines yet: they read rows of numbers; score such rows with flows score",
+			strings.Join(c.Names, ", "))}
 	}
 	if models.m == nil {
 		models.m = make(map[[sha256.Size]byte]*model.Model)

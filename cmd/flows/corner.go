@@ -21,7 +21,6 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
-	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/internal/plotstyle"
 	"github.com/gonormflows/flows/model"
 )
@@ -67,6 +66,10 @@ type cornerOptions struct {
 	Lims []rangeFlag
 	// LogScale colours the density panels by the log10 of the density.
 	LogScale bool
+	// DataLevels holds, for a model with categories, each data row's level
+	// of the first categorical column (row-major levels of all of them, as
+	// table.Table's Cats); the points are coloured by it.
+	DataLevels []string
 }
 
 // cornerSamplesFor is the default number of samples scattered over n data
@@ -96,6 +99,12 @@ type corner struct {
 	logScale bool
 	zlo, zhi float64 // the colour scale
 	zLabel   string
+	// For a model with categories, the points are coloured by the first
+	// categorical column: its name and levels, and the level (an index)
+	// of each drawn data row and sample.
+	levelColumn            string
+	levels                 []string
+	dataLevel, sampleLevel []float64
 }
 
 // panelHist is a diagonal panel: the data's histogram and the model's
@@ -159,19 +168,16 @@ func newCorner(m *model.Model, o cornerOptions) (*corner, error) {
 	// One draw: the first n rows are scattered, all of them estimate the
 	// marginal densities (a 1-D model's is exact).
 	want := n
-	if m.Dim > 1 {
+	if m.Dim > 1 || m.Categories != nil {
 		want = max(n, cornerMarginal)
 	}
-	var drawn *mat.Dense
-	if want > 0 {
-		drawn = m.Sample(flows.NewKey(o.Seed), want, nil)
-	}
-	cf.data = columnsOf(o.Data, show, cornerMaxData)
+	drawn, drawnLevels := cf.drawSamples(m, o.Seed, want)
+	cf.data, cf.dataLevel = cf.withLevels(o.Data, levelIndexes(m, o.DataLevels), show, cornerMaxData)
 	if n > 0 {
-		cf.samples = columnsOf(drawn.Slice(0, n, 0, m.Dim).(*mat.Dense), show, n)
+		cf.samples, cf.sampleLevel = cf.withLevels(drawn.Slice(0, n, 0, m.Dim).(*mat.Dense), drawnLevels[:min(n, len(drawnLevels))], show, n)
 	}
 	var marg [][]float64
-	if m.Dim > 1 {
+	if m.Dim > 1 || m.Categories != nil {
 		marg = columnsOf(drawn, show, want)
 	}
 
@@ -213,7 +219,7 @@ func newCorner(m *model.Model, o cornerOptions) (*corner, error) {
 				h.top = max(h.top, b.Weight)
 			}
 		}
-		if m.Dim == 1 {
+		if m.Dim == 1 && m.Categories == nil {
 			h.model = exactCurve(m, lim)
 		} else {
 			bins, _ := densityBins(marg[i], lim, cornerBins)
@@ -228,7 +234,7 @@ func newCorner(m *model.Model, o cornerOptions) (*corner, error) {
 
 	// The density panels, above the diagonal.
 	if k > 1 {
-		cf.exact = m.Dim == 2
+		cf.exact = m.Dim == 2 && m.Categories == nil
 		cf.upper = make([][]*cellGrid, k)
 		top := 0.0
 		for i := range k {
@@ -563,11 +569,24 @@ func (cf *corner) legend() plot.Legend {
 		s.GlyphStyle = draw.GlyphStyle{Shape: draw.CircleGlyph{}, Radius: vg.Points(2.5), Color: c}
 		return s
 	}
-	if cf.data != nil {
-		l.Add("data", &plotter.Histogram{FillColor: dataFill, LineStyle: draw.LineStyle{Color: dataFill, Width: vg.Points(0.4)}}, dot(dataColor))
-	}
-	if cf.samples != nil && len(cf.names) > 1 {
-		l.Add("samples", dot(sampleColor))
+	switch {
+	case cf.levels != nil:
+		if cf.data != nil {
+			l.Add("data", &plotter.Histogram{FillColor: dataFill, LineStyle: draw.LineStyle{Color: dataFill, Width: vg.Points(0.4)}})
+		}
+		for i, name := range cf.levels {
+			if i == cornerMaxLevels {
+				break
+			}
+			l.Add(cf.levelColumn+" "+name, dot(levelColor(i, true)))
+		}
+	default:
+		if cf.data != nil {
+			l.Add("data", &plotter.Histogram{FillColor: dataFill, LineStyle: draw.LineStyle{Color: dataFill, Width: vg.Points(0.4)}}, dot(dataColor))
+		}
+		if cf.samples != nil && len(cf.names) > 1 {
+			l.Add("samples", dot(sampleColor))
+		}
 	}
 	line, _ := plotter.NewLine(plotter.XYs{{}})
 	line.Color, line.Width = modelColor, vg.Points(1.4)
@@ -640,13 +659,16 @@ func (cf *corner) panel(i, j int, side vg.Length) *plot.Plot {
 		if cf.samples == nil && cf.data == nil {
 			return nil
 		}
-		add := func(cols [][]float64, c color.NRGBA) {
+		add := func(cols [][]float64, c color.NRGBA, levels []float64, level int) {
 			if cols == nil {
 				return
 			}
 			xs, ys := cols[j], cols[i]
 			xys := make(plotter.XYs, 0, len(xs))
 			for r := range xs {
+				if levels != nil && int(levels[r]) != level {
+					continue
+				}
 				if xs[r] >= cf.lims[j].lo && xs[r] <= cf.lims[j].hi && ys[r] >= cf.lims[i].lo && ys[r] <= cf.lims[i].hi {
 					xys = append(xys, plotter.XY{X: xs[r], Y: ys[r]})
 				}
@@ -660,8 +682,15 @@ func (cf *corner) panel(i, j int, side vg.Length) *plot.Plot {
 			s.GlyphStyle = draw.GlyphStyle{Shape: draw.CircleGlyph{}, Radius: radius, Color: c}
 			p.Add(s)
 		}
-		add(cf.samples, sampleColor)
-		add(cf.data, dataColor)
+		if cf.levels == nil {
+			add(cf.samples, sampleColor, nil, 0)
+			add(cf.data, dataColor, nil, 0)
+			break
+		}
+		for l := range cf.levels {
+			add(cf.samples, levelColor(l, false), cf.sampleLevel, l)
+			add(cf.data, levelColor(l, true), cf.dataLevel, l)
+		}
 	}
 	return p
 }

@@ -92,6 +92,16 @@ func TestIris(t *testing.T) {
 			t.Errorf("%d of 900 samples are %s; want about 300: %v", count[s], s, count)
 		}
 	}
+	// The corner plot colours the points by species; the server says it
+	// does not serve categories yet.
+	mustRun(t, dir, "plot", "iris.flow", "iris.csv", "-o", "iris.png", "-n", "300")
+	if fi, err := os.Stat(filepath.Join(dir, "iris.png")); err != nil || fi.Size() == 0 {
+		t.Errorf("plot of a mixed model: %v", err)
+	}
+	if r := flowsRun(t, dir, "serve", "iris.flow", "--addr", "127.0.0.1:0"); r.code != 1 || !strings.Contains(r.stderr, "a model with categorical columns (Species) is not served yet") {
+		t.Errorf("serve of a mixed model: exit %d, %s", r.code, r.stderr)
+	}
+
 	// Scoring reads the levels; an unseen one is an error naming its line.
 	mustRun(t, dir, "score", "iris.flow", "iris.csv", "-o", "scores.csv")
 	data := readText(t, filepath.Join(dir, "iris.csv"))

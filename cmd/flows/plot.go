@@ -52,7 +52,9 @@ spaced through the file, are drawn. --show draws some of the model's
 columns only. Each axis spans the middle 99% of the data (or, without
 data, of the samples), padded by a tenth; --xlim and --ylim set the first
 two shown columns' ranges. Points outside are not drawn. A conditional
-model has no corner plot.
+model has no corner plot. For a model with categorical columns, the points
+are coloured by the level of the first one (data dark, samples light), and
+the densities are estimated from samples of the whole model.
 
 The picture is written to the -o file atomically, as PNG, or as SVG or PDF
 when the name ends in .svg or .pdf. The model card page of flows serve shows
@@ -125,7 +127,7 @@ func (f *plotFlags) run(e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		o.Data, o.Names = t.X, t.Names
+		o.Data, o.Names, o.DataLevels = t.X, t.Names, t.Cats
 	}
 	if o.Show, err = pickShown(f.show, o.Names, args[0]); err != nil {
 		return err

@@ -54,6 +54,9 @@ func (s *server) load() (*modelState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", s.path, strings.TrimPrefix(trimFlows(err).Error(), "model file: "))
 	}
+	if c := m.Categories; c != nil {
+		return nil, fmt.Errorf("%s: a model with categorical columns (%s) is not served yet: the server reads and returns rows of numbers; score such rows with flows score", s.path, strings.Join(c.Names, ", "))
+	}
 	if err := verify(m); err != nil {
 		return nil, fmt.Errorf("%s: %v", s.path, err)
 	}
