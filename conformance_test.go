@@ -199,6 +199,7 @@ var registry = map[string]registryEntry{
 	"SumOfSquares": {transformers: []flowstest.Transformer{
 		{Name: "SumOfSquares/2x3", Transformer: flows.SumOfSquares(2, 3, 2.5)},
 		{Name: "SumOfSquares/1x0", Transformer: flows.SumOfSquares(1, 0, 1)},
+		{Name: "SumOfSquaresUnitTails/2x3", Transformer: flows.SumOfSquaresUnitTails(2, 3, 2.5)},
 	}},
 	"Bernstein": {transformers: []flowstest.Transformer{
 		{Name: "Bernstein/4", Transformer: flows.Bernstein(4, 2.5)},
