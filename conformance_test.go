@@ -213,6 +213,10 @@ var registry = map[string]registryEntry{
 		{Name: "DeepSigmoidal/units=3/layers=1", Transformer: flows.DeepSigmoidal(3, 1)},
 		{Name: "DeepSigmoidal/units=4/layers=3", Transformer: flows.DeepSigmoidal(4, 3)},
 	}},
+	"DeepSigmoidalBounded": {transformers: []flowstest.Transformer{
+		{Name: "DeepSigmoidalBounded/units=3/layers=1", Transformer: flows.DeepSigmoidalBounded(3, 1, 2.5)},
+		{Name: "DeepSigmoidalBounded/units=4/layers=3", Transformer: flows.DeepSigmoidalBounded(4, 3, 2.5)},
+	}},
 }
 
 // distCases is one distribution case per dimension at context width cdim.

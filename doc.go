@@ -94,9 +94,10 @@
 // Coupling and MaskedAutoregressive are each written once over a
 // Transformer, a monotone map of one number whose parameters come from the
 // conditioner (Affine, Shift, Spline, LogisticMixture, DeepSigmoidal,
-// SumOfSquares, Bernstein); AffineCoupling, AdditiveCoupling,
-// NeuralSplineCoupling, LogisticMixtureCoupling, MAF,
-// NeuralSplineAutoregressive and NeuralAutoregressive are presets of them.
+// DeepSigmoidalBounded, SumOfSquares, SumOfSquaresUnitTails, Bernstein);
+// AffineCoupling, AdditiveCoupling, NeuralSplineCoupling,
+// LogisticMixtureCoupling, MAF, NeuralSplineAutoregressive,
+// NeuralAutoregressive and NeuralAutoregressiveBounded are presets of them.
 // A new transformer gives both layer forms at once. Transformers without a
 // closed-form inverse invert by a bracketed, safeguarded Newton solver to
 // a stated tolerance. Layers of their own: BNAF (block weights, not one
