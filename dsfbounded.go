@@ -1,40 +1,40 @@
 package flows
 
 // The bounded deep sigmoidal transformer (DeepSigmoidalBounded): the deep
-// sigmoidal flow's layers, each confined to [−B, B] like a spline and the
-// identity outside, with a floor on its slope (issue 26).
+// sigmoidal flow's layers, each acting on [−B, B] with a floor on its
+// slope and continuing with slope 1 outside, like a spline (issue 26).
 //
 // Layer j of the deep sigmoidal flow, S(x) = σ⁻¹(Σ_k w_k·σ(a_k·x + b_k))
-// (sigmoidal.go), is used on [−B, B] only, rescaled to map it onto itself
-// and mixed with the identity:
+// (sigmoidal.go), is mixed with the identity inside the bulk and continued
+// with slope 1 beyond it:
 //
-//	T(x) = −B + κ·(S(x) − S(−B)) + η·(x + B),   κ = (1 − η)·2B/Δ,  Δ = S(B) − S(−B),
-//	T′(x) = κ·S′(x) + η ≥ η,   η = 1e-3,
+//	T(x) = (1 − η)·S(x) + η·x                    |x| < B,   T′ = (1 − η)·S′ + η ≥ η,
+//	T(x) = T(±B) + (x ∓ B)                        |x| ≥ B,   T′ = 1,
 //
-// and T(x) = x for |x| ≥ B (T(±B) = ±B, so T is continuous; its slope
-// jumps at ±B). The units' centres μ_k = −b_k/a_k are kept inside the
-// bulk, μ_k = −B·tanh(m_k/B) (b_k = a_k·B·tanh(m_k/B) from the raw m_k),
-// with log a_k = 7·tanh(â_k/7) and w = softmax(ŵ) as in DeepSigmoidal.
-// Every unit k then rises by at least σ(2·a_k·B) − 1/2 over [−B, B], so
-// Δ ≥ 4·(σ(2e⁻⁷B) − 1/2) > 0 for every θ: the map never collapses, however
-// large the conditioner's outputs, and so neither do its inverse's
-// accuracy nor the latent values of rows outside the training bulk (the
-// identity tails send them where the Normal prior prices them as the
-// spline flows do).
+// η = 1e-3, so T is continuous and strictly increasing, its slope jumping
+// at ±B. The units' centres μ_k = −b_k/a_k are kept inside the bulk,
+// μ_k = −B·tanh(s_k·m_k/B) (b_k = a_k·B·tanh(s_k·m_k/B) from the raw m_k),
+// the slopes within e^{±3}, log a_k = 3·tanh(â_k/3) (handed to the
+// one-layer DeepSigmoidal as â′ = 7·atanh((3/7)·tanh(â/3))), and w =
+// softmax(ŵ) as in DeepSigmoidal. So |a_k·x + b_k| ≤ 2e³·B inside for
+// every θ, and S's values stay within that plus log terms: the map never
+// goes flat in float64 however large the conditioner's outputs grow at far
+// inputs and contexts, and a row outside the bulk keeps its distance to it
+// (the Normal prior prices it as it prices the spline flows' rows).
 //
-// Gradients, per layer, from the one-layer DeepSigmoidal pullback at x,
-// B and −B (dsf.forwardVJP with the layer's transformed block): with
-// r = κ·S′(x)/T′(x), the share of the slope from the mixture,
+// θ = 0 is the identity (S(x) = x), where the units are identical; the
+// fixed factors s_k = 2(k+1)/(H+1) (mean 1) make their centres move apart
+// from the first step, since a gradient is the same for identical units
+// (without them the units would stay identical, and S affine, for ever).
 //
-//	∂L/∂S(x) = gy·κ,   ∂L/∂log S′(x) = gl·r,   ∂L/∂x += gy·η,
-//	∂L/∂Δ = −(gy·κ·(S(x) − S(−B)) + gl·r)/Δ,
-//	∂L/∂S(B) = ∂L/∂Δ,   ∂L/∂S(−B) = −∂L/∂Δ − gy·κ,
-//
-// then to the raw parameters: ∂b/∂m = a·(1 − tanh²(m/B)) and, b depending
-// on a, ∂L/∂â gains ∂L/∂b·b·(1 − tanh²(â/7)). The inverse solves each
-// layer from the last on [−B, B] (solveIncreasing, bracket known) and is
-// the identity outside; its pullback is the one the layers derive from
-// ForwardVJP.
+// Gradients, per layer, from the one-layer DeepSigmoidal pullback: inside,
+// with r = (1 − η)·S′(x)/T′(x), ∂L/∂S(x) = gy·(1 − η), ∂L/∂log S′(x) =
+// gl·r and ∂L/∂x gains gy·η; beyond ±B, ∂L/∂S(±B) = gy·(1 − η) and
+// ∂L/∂x = gy. Then to the raw parameters: ∂b/∂m = a·s·(1 − tanh²(s·m/B)),
+// ∂â′/∂â = (1 − tanh²(â/3))/(1 − (3/7)²·tanh²(â/3)) and, b depending on a,
+// ∂L/∂â gains ∂L/∂b·b·(1 − tanh²(â/3)). The inverse solves each layer from
+// the last on [−B, B] (solveIncreasing, bracket known) and is exact
+// outside; its pullback is the one the layers derive from ForwardVJP.
 
 import (
 	"fmt"
@@ -57,23 +57,23 @@ const (
 
 // DeepSigmoidalBounded returns the deep sigmoidal transformer of
 // DeepSigmoidal (same parameters, 3·units·layers, block [â | m | ŵ] per
-// layer) with each layer confined to [−bound, bound] and the identity
-// outside, as a spline is:
+// layer) with each layer acting on [−bound, bound] and continuing with
+// slope 1 outside, as a spline does:
 //
-//	T_j(x) = −B + (1 − η)·2B·(S_j(x) − S_j(−B))/(S_j(B) − S_j(−B)) + η·(x + B),   |x| < B,
+//	T_j(x) = (1 − η)·S_j(x) + η·x   (|x| < B),   T_j(±B) + (x ∓ B)   (|x| ≥ B),
 //
 // S_j the layer's σ⁻¹(Σ_k w_k·σ(a_k·x + b_k)) with its units' centres kept
-// inside [−B, B] (b_k = a_k·B·tanh(m_k/B)) and η = 1e-3 a floor on the
-// slope. θ = 0 is the identity (up to rounding). Unlike DeepSigmoidal's,
-// the map cannot become flat in float64 however large θ grows (a
-// conditioner's outputs grow with far inputs and contexts), and a value
-// outside the bulk keeps its distance to it. Inverse solves each layer
-// numerically inside [−B, B] (to 1e-13·B in the layer's input) and is
-// exact outside; with the rounding of the map, the round trip holds to
-// 1e-12·max(1, |x|)·(1 + 1/f′(x)) for every θ, where f′ ≥ η^layers
-// (TestDeepSigmoidalBoundedRoundTrip, FuzzDeepSigmoidalBounded). A count below
-// 1 or a bound outside [1e-100, 1e100] gives a transformer whose layers
-// fail to initialise.
+// inside [−B, B], slopes a_k within e^{±3}, and η = 1e-3 a floor on the
+// slope (the formulas are in dsfbounded.go). θ = 0 is the identity. Unlike
+// DeepSigmoidal's, the map cannot become flat in float64 however large θ
+// grows (a conditioner's outputs grow with far inputs and contexts), and a
+// value outside the bulk keeps its distance to it. Inverse solves each
+// layer numerically inside [−B, B] (to 1e-13·max(1, |x|) in the layer's
+// input) and is exact outside; with the rounding of the map, the round
+// trip holds to 1e-12·max(1, |x|)·(1 + 1/f′(x)) for every θ, where
+// f′ ≥ η^layers (TestDeepSigmoidalBoundedRoundTrip,
+// FuzzDeepSigmoidalBounded). A count below 1 or a bound outside
+// [1e-100, 1e100] gives a transformer whose layers fail to initialise.
 func DeepSigmoidalBounded(units, layers int, bound float64) Transformer {
 	const who = "DeepSigmoidalBounded"
 	if units < 1 || layers < 1 {
@@ -114,12 +114,15 @@ type dsfb struct {
 }
 
 // dsfbLayer is one layer set up at θ: the one-layer DeepSigmoidal block tb
-// (centres in the bulk), S(±B), Δ and κ.
+// (centres in the bulk) and T(±B).
 type dsfbLayer struct {
-	one          dsf
-	tb           []float64
-	sm, delta, k float64
+	one      dsf
+	tb       []float64
+	tlo, thi float64
 }
+
+// spread is s_k, unit k's factor on its raw centre.
+func (d dsfb) spread(k int) float64 { return 2 * float64(k+1) / float64(d.h+1) }
 
 // layer sets up layer j of th, its block transformed into tb (3h).
 func (d dsfb) layer(th []float64, j int, tb []float64) dsfbLayer {
@@ -130,22 +133,26 @@ func (d dsfb) layer(th []float64, j int, tb []float64) dsfbLayer {
 		u := math.Tanh(p[k] / dsfbLogScaleBound)
 		tb[k] = dsfLogScaleBound * math.Atanh(dsfbLogScaleBound/dsfLogScaleBound*u)
 		a := math.Exp(dsfbLogScaleBound * u)
-		tb[H+k] = a * d.b * math.Tanh(p[H+k]/d.b)
+		tb[H+k] = a * d.b * math.Tanh(d.spread(k)*p[H+k]/d.b)
 	}
 	one := dsf{h: H, l: 1}
 	sp, _ := one.forward(tb, d.b)
 	sm, _ := one.forward(tb, -d.b)
-	delta := sp - sm
-	return dsfbLayer{one: one, tb: tb, sm: sm, delta: delta, k: (1 - dsfbMinSlope) * 2 * d.b / delta}
+	return dsfbLayer{one: one, tb: tb, tlo: (1-dsfbMinSlope)*sm - dsfbMinSlope*d.b, thi: (1-dsfbMinSlope)*sp + dsfbMinSlope*d.b}
 }
 
-// at returns T(x), log T′(x), S(x) and r = κ·S′(x)/T′(x) inside (−B, B).
-func (d dsfb) at(m dsfbLayer, x float64) (t, lt, s, r float64) {
+// at returns T(x), log T′(x) and r = (1 − η)·S′(x)/T′(x) (0 beyond ±B).
+func (d dsfb) at(m dsfbLayer, x float64) (t, lt, r float64) {
+	switch {
+	case x >= d.b:
+		return m.thi + (x - d.b), 0, 0
+	case x <= -d.b:
+		return m.tlo + (x + d.b), 0, 0
+	}
 	s, ls := m.one.forward(m.tb, x)
-	lk := math.Log(m.k) + ls
+	lk := math.Log1p(-dsfbMinSlope) + ls
 	lt = dsfbLogAddExp(lk, math.Log(dsfbMinSlope))
-	t = -d.b + m.k*(s-m.sm) + dsfbMinSlope*(x+d.b)
-	return t, lt, s, math.Exp(lk - lt)
+	return (1-dsfbMinSlope)*s + dsfbMinSlope*x, lt, math.Exp(lk - lt)
 }
 
 // scratch returns a slice of 3h for a layer's transformed block.
@@ -161,33 +168,34 @@ func (d dsfb) forward(th []float64, x float64) (y, logDeriv float64) {
 	var arr [3 * dsfbStack]float64
 	tb := d.scratch(&arr)
 	for j := range d.l {
-		if !(math.Abs(x) < d.b) {
-			return x, logDeriv
-		}
 		var lt float64
-		x, lt, _, _ = d.at(d.layer(th, j, tb), x)
+		x, lt, _ = d.at(d.layer(th, j, tb), x)
 		logDeriv += lt
 	}
 	return x, logDeriv
 }
 
-// inverse is Transformer.Inverse: the layers inverted from the last; the
-// log-derivative is −log f′ at the solution, as Forward gives it (so the
-// two agree exactly, also where y rounds onto ±B and the slope jumps).
+// inverse is Transformer.Inverse: the layers inverted from the last, each
+// in closed form beyond T(±B) and numerically inside; the log-derivative
+// is −log f′ at the solution, as Forward gives it.
 func (d dsfb) inverse(th []float64, y float64) (x, logDeriv float64) {
 	var arr [3 * dsfbStack]float64
 	tb := d.scratch(&arr)
 	x = y
-	for j := d.l - 1; j >= 0 && math.Abs(x) < d.b; j-- {
+	for j := d.l - 1; j >= 0; j-- {
 		m := d.layer(th, j, tb)
 		target := x
-		x, _ = solveIncreasing(func(v float64) (float64, float64) {
-			t, lt, _, _ := d.at(m, v)
-			return t - target, math.Exp(lt)
-		}, target, -d.b, d.b)
-	}
-	if !(math.Abs(y) < d.b) {
-		return y, 0
+		switch {
+		case target >= m.thi:
+			x = d.b + (target - m.thi)
+		case target <= m.tlo:
+			x = -d.b + (target - m.tlo)
+		case target == target:
+			x, _ = solveIncreasing(func(v float64) (float64, float64) {
+				t, lt, _ := d.at(m, v)
+				return t - target, math.Exp(lt)
+			}, min(max(target, -d.b), d.b), -d.b, d.b)
+		}
 	}
 	_, ld := d.forward(th, x)
 	return x, -ld
@@ -204,33 +212,32 @@ func (d dsfb) forwardVJP(th []float64, x, _, gy, gl float64, dth []float64) floa
 	}
 	h[0] = x
 	for j := range d.l {
-		h[j+1] = h[j]
-		if math.Abs(h[j]) < d.b {
-			h[j+1], _, _, _ = d.at(d.layer(th, j, tb), h[j])
-		}
+		h[j+1], _, _ = d.at(d.layer(th, j, tb), h[j])
 	}
 	H := d.h
 	g := gy
 	for j := d.l - 1; j >= 0; j-- {
 		xj := h[j]
-		if !(math.Abs(xj) < d.b) {
-			continue // the identity: g passes through, no parameter gradient
-		}
 		m := d.layer(th, j, tb)
-		_, _, s, r := d.at(m, xj)
 		clear(dtb)
-		gd := lmixFinite(-(g*m.k*(s-m.sm) + gl*r) / m.delta)
-		dx := m.one.forwardVJP(m.tb, xj, 0, g*m.k, gl*r, dtb) + g*dsfbMinSlope
-		m.one.forwardVJP(m.tb, d.b, 0, gd, 0, dtb)
-		m.one.forwardVJP(m.tb, -d.b, 0, -gd-g*m.k, 0, dtb)
+		var dx float64
+		switch {
+		case xj >= d.b || xj <= -d.b:
+			m.one.forwardVJP(m.tb, math.Copysign(d.b, xj), 0, g*(1-dsfbMinSlope), 0, dtb)
+			dx = g
+		default:
+			_, _, r := d.at(m, xj)
+			dx = m.one.forwardVJP(m.tb, xj, 0, g*(1-dsfbMinSlope), gl*r, dtb) + g*dsfbMinSlope
+		}
 		p, dp := th[3*H*j:3*H*(j+1)], dth[3*H*j:3*H*(j+1)]
 		for k := range H {
-			ta, tm := math.Tanh(p[k]/dsfbLogScaleBound), math.Tanh(p[H+k]/d.b)
+			sk := d.spread(k)
+			ta, tm := math.Tanh(p[k]/dsfbLogScaleBound), math.Tanh(sk*p[H+k]/d.b)
 			a := math.Exp(dsfbLogScaleBound * ta)
 			ua := dsfbLogScaleBound / dsfLogScaleBound * ta
 			db := dtb[H+k]
 			dp[k] += (lmixMul0(dtb[k], 1/(1-ua*ua)) + lmixMul0(db, m.tb[H+k])) * (1 - ta*ta)
-			dp[H+k] += lmixMul0(db, a) * (1 - tm*tm)
+			dp[H+k] += lmixMul0(db, a*sk) * (1 - tm*tm)
 			dp[2*H+k] += dtb[2*H+k]
 		}
 		g = lmixFinite(dx)
