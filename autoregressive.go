@@ -83,6 +83,16 @@ const arChunk = 256
 // flow, is fast to sample. Stack these layers with a permutation (Reverse,
 // Shuffle) between them, or give them different orders. dim 1 is allowed.
 //
+// The MADE's outputs, and so θ, grow linearly with inputs and contexts far
+// from the training rows (its context weights also reach its output
+// layer, and ReLU units are unbounded): a transformer whose map goes flat
+// as θ grows (LogisticMixture, DeepSigmoidal, CircularSpline) then loses
+// its inverse in float64 (DeepSigmoidal(4, 2) with |c| = 1e3: a relative
+// round-trip error of 1e9, issue 26). Transformers that bound their own
+// parameters and act on a bulk with tails outside keep it: Bernstein and
+// DeepSigmoidalBounded to 1e-9 relative, Spline to 1e-7 (its smallest bins
+// and slopes amplify rounding) at |c| up to 1e8.
+//
 // Init returns an error for dim < 1, a negative contextDim, a bad made (see
 // MADE) or a transformer without its functions. The functions panic for a
 // batch without dim columns, a context that is not n×contextDim, or

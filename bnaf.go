@@ -126,7 +126,8 @@ var bnafDefaultHidden = []int{8, 8}
 // Direct is one pass of the network. There is no closed-form inverse:
 // Inverse solves the dimensions in turn with a bracketed, safeguarded
 // Newton iteration to 1e-13·max(1, |x_i|) (at most 1 + 280 + 2·100 + 1
-// evaluations per dimension); where a dimension's map is so flat that its
+// evaluations per dimension) of a sign change of the computed map (so z is
+// matched to the rounding of Direct's terms, not of z; FuzzBNAF); where a dimension's map is so flat that its
 // root lies beyond float64 (diagonal weights below e^{−700} of the row's
 // largest), it returns ±MaxFloat64 for that dimension. DirectVJP and InverseVJP are hand-written;
 // the inverse's pullback forms each row's d×d Jacobian (cost d·Σ_l w_l·w_{l+1}

@@ -16,6 +16,17 @@ package flows
 // softplus, log(hi − lo) − softplus(y) − softplus(−y), so that neither
 // loses precision near a bound.
 //
+// At the edges of float64: logs go through logSub (math.Log on amd64 is
+// wrong for subnormal arguments: log(5e-324) = −709.09 instead of
+// −744.44), the derivatives 1/(x − lo) and 1/(hi − x) are capped at
+// MaxFloat64 (they overflow for a gap below 1/MaxFloat64), the width
+// hi − lo is used halved, so that bounds of ±MaxFloat64 do not overflow
+// it, and the inverses keep x strictly inside the bounds and finite: a y
+// whose x rounds onto a bound gets the nearest float64 inside, and a y up
+// to the image of ±MaxFloat64 gets ±MaxFloat64 rather than ±Inf. So the
+// round trip holds to a few ulps of the gap x − lo (or hi − x) for every
+// finite x inside the bounds (TestBoundedEdges).
+//
 // A value on or outside its bounds has no density: Direct gives it the
 // output 0 and the log-determinant −Inf, and the pullbacks a zero gradient,
 // so a Flow's log density of such a row is −Inf rather than NaN, and
@@ -78,6 +89,18 @@ func checkBounds(who string, lower, upper []float64, dim int) error {
 // and its inverse, each with its log-det and their derivatives.
 func boundMaps(lo, hi float64) (fwd, inv elemMap) {
 	outside := func(x float64) bool { return x <= lo || x >= hi }
+	// in keeps an inverse's x inside (lo, hi): onto the nearest float64
+	// inside when it rounded onto a bound, ±MaxFloat64 when it overflowed.
+	in := func(x float64) float64 {
+		x = max(-math.MaxFloat64, min(x, math.MaxFloat64))
+		if x <= lo {
+			return math.Nextafter(lo, hi)
+		}
+		if x >= hi {
+			return math.Nextafter(hi, lo)
+		}
+		return x
+	}
 	switch {
 	case math.IsInf(lo, -1) && math.IsInf(hi, 1):
 		id := func(x float64) (y, ld, dy, dld float64) { return x, 0, 1, 0 }
@@ -89,11 +112,11 @@ func boundMaps(lo, hi float64) (fwd, inv elemMap) {
 				if outside(x) {
 					return 0, math.Inf(-1), 0, 0
 				}
-				y, q := math.Log(x-lo), 1/(x-lo)
+				y, q := logSub(x-lo), boundRecip(x-lo)
 				return y, -y, q, -q
 			}, func(y float64) (x, ld, dx, dld float64) {
 				e := math.Exp(y)
-				return lo + e, y, e, 1
+				return in(lo + e), y, e, 1
 			}
 	case math.IsInf(lo, -1):
 		// y = log(hi − x), log-det −log(hi − x); the inverse x = hi − eʸ
@@ -102,34 +125,63 @@ func boundMaps(lo, hi float64) (fwd, inv elemMap) {
 				if outside(x) {
 					return 0, math.Inf(-1), 0, 0
 				}
-				y, q := math.Log(hi-x), 1/(hi-x)
+				y, q := logSub(hi-x), boundRecip(hi-x)
 				return y, -y, -q, q
 			}, func(y float64) (x, ld, dx, dld float64) {
 				e := math.Exp(y)
-				return hi - e, y, -e, 1
+				return in(hi - e), y, -e, 1
 			}
 	}
-	w, lw := hi-lo, math.Log(hi-lo)
+	// hw = (hi − lo)/2, finite for any finite bounds.
+	hw := hi/2 - lo/2
+	lw := logSub(hi - lo)
+	if math.IsInf(hi-lo, 1) {
+		lw = logSub(hw) + math.Ln2
+	}
 	// y = log(x − lo) − log(hi − x): dy/dx = 1/(x − lo) + 1/(hi − x), and
 	// the log-det log w − log(x − lo) − log(hi − x) has derivative
-	// −1/(x − lo) + 1/(hi − x).
+	// −1/(x − lo) + 1/(hi − x). x − lo and hi − x are exact near their
+	// bound; away from it they may overflow when the bounds are far
+	// apart, so they are halved first there.
+	gap := func(a, b float64) float64 { // a − b > 0, as a log
+		if d := a - b; d <= math.MaxFloat64 {
+			return logSub(d)
+		}
+		return logSub(a/2-b/2) + math.Ln2
+	}
 	return func(x float64) (y, ld, dy, dld float64) {
 			if outside(x) {
 				return 0, math.Inf(-1), 0, 0
 			}
-			a, c := math.Log(x-lo), math.Log(hi-x)
-			qa, qc := 1/(x-lo), 1/(hi-x)
-			return a - c, lw - a - c, qa + qc, qc - qa
+			a, c := gap(x, lo), gap(hi, x)
+			qa, qc := boundRecip(x-lo), boundRecip(hi-x)
+			return a - c, lw - a - c, min(qa+qc, math.MaxFloat64), qc - qa
 		}, func(y float64) (x, ld, dx, dld float64) {
 			// x = lo + w·σ(y), from the nearer end; dx/dy = w·σ(y)σ(−y),
 			// log-det log w − softplus(y) − softplus(−y) with derivative
 			// σ(−y) − σ(y).
 			s, t := elemSigmoid(y), elemSigmoid(-y)
 			if y < 0 {
-				x = lo + w*s
+				x = lo + hw*(2*s)
 			} else {
-				x = hi - w*t
+				x = hi - hw*(2*t)
 			}
-			return x, lw - elemSoftplus(y) - elemSoftplus(-y), w * s * t, t - s
+			return in(x), lw - elemSoftplus(y) - elemSoftplus(-y), min(2*hw*s*t, math.MaxFloat64), t - s
 		}
+}
+
+// boundRecip is 1/d for a gap d > 0, capped at MaxFloat64 (d below
+// 1/MaxFloat64 is subnormal, and its reciprocal overflows).
+func boundRecip(d float64) float64 {
+	return min(1/d, math.MaxFloat64)
+}
+
+// logSub is math.Log, right for subnormal arguments too: amd64's
+// math.Log returns −709.09 for 5e-324, whose log is −744.44, so a
+// subnormal is scaled into the normal range by 2⁵⁴ first.
+func logSub(x float64) float64 {
+	if x > 0 && x < 0x1p-1022 {
+		return math.Log(x*0x1p54) - 54*math.Ln2
+	}
+	return math.Log(x)
 }

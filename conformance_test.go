@@ -167,6 +167,12 @@ var registry = map[string]registryEntry{
 			{Name: "NeuralAutoregressive/dim=1", Init: flows.NeuralAutoregressive(regMADE, 2, 1), Dim: 1, ContextDim: cdim},
 		}
 	}},
+	"NeuralAutoregressiveBounded": {bijections: func(cdim int) []flowstest.Bijection {
+		return []flowstest.Bijection{
+			{Name: "NeuralAutoregressiveBounded", Init: flows.NeuralAutoregressiveBounded(regMADE, 3, 2, 1.5), Dim: 3, ContextDim: cdim},
+			{Name: "NeuralAutoregressiveBounded/dim=1", Init: flows.NeuralAutoregressiveBounded(regMADE, 2, 1, 1.5), Dim: 1, ContextDim: cdim},
+		}
+	}},
 	"NeuralSplineAutoregressive": {bijections: bij("NeuralSplineAutoregressive", flows.NeuralSplineAutoregressive(regMADE, flows.SplineConfig{Bins: 4}), 3)},
 	"NeuralSplineCoupling":       {bijections: bij("NeuralSplineCoupling", flows.NeuralSplineCoupling(regMLP, flows.SplineConfig{Bins: 4, Bound: 2}), 3)},
 	"Reverse":                    {bijections: bij("Reverse", flows.Reverse(), 3)},
@@ -285,6 +291,17 @@ var registry = map[string]registryEntry{
 	"DeepSigmoidal": {transformers: []flowstest.Transformer{
 		{Name: "DeepSigmoidal/units=3/layers=1", Transformer: flows.DeepSigmoidal(3, 1)},
 		{Name: "DeepSigmoidal/units=4/layers=3", Transformer: flows.DeepSigmoidal(4, 3)},
+	}},
+	"SumOfSquaresUnitTails": {transformers: []flowstest.Transformer{
+		// The slope jumps at ±bound (the map is C⁰ there): finite
+		// differences straddling it disagree with either one-sided
+		// derivative, so the bound keeps the suite's points off it (a
+		// bound of 1 or 3 puts some on it).
+		{Name: "SumOfSquaresUnitTails/2x3", Transformer: flows.SumOfSquaresUnitTails(2, 3, 2.5)},
+	}},
+	"DeepSigmoidalBounded": {transformers: []flowstest.Transformer{
+		{Name: "DeepSigmoidalBounded/units=3/layers=1", Transformer: flows.DeepSigmoidalBounded(3, 1, 2.5)},
+		{Name: "DeepSigmoidalBounded/units=4/layers=3", Transformer: flows.DeepSigmoidalBounded(4, 3, 2.5)},
 	}},
 }
 

@@ -125,10 +125,11 @@
 // Coupling and MaskedAutoregressive are each written once over a
 // Transformer, a monotone map of one number whose parameters come from the
 // conditioner (Affine, Shift, Spline, LogisticMixture, DeepSigmoidal,
-// SumOfSquares, Bernstein); AffineCoupling, AdditiveCoupling,
-// NeuralSplineCoupling, LogisticMixtureCoupling, CircularCoupling (a
-// transformer per column and angles read as (cos, sin)), MAF,
-// NeuralSplineAutoregressive and NeuralAutoregressive are presets of them,
+// DeepSigmoidalBounded, SumOfSquares, SumOfSquaresUnitTails, Bernstein);
+// AffineCoupling, AdditiveCoupling, NeuralSplineCoupling,
+// LogisticMixtureCoupling, CircularCoupling (a transformer per column and
+// angles read as (cos, sin)), MAF, NeuralSplineAutoregressive,
+// NeuralAutoregressive and NeuralAutoregressiveBounded are presets of them,
 // and a coupling preset has the parameter layout of Coupling over its
 // transformer. A new transformer gives both layer forms at once.
 // Transformers without a closed-form inverse invert by a bracketed,

@@ -204,7 +204,7 @@ func elementwise(who string, dim int, fwd, inv []elemMap) Bijection {
 			dx := make([]float64, n*dim)
 			for i := 0; i < n; i++ {
 				for j := i * dim; j < (i+1)*dim; j++ {
-					dx[j] = gs[j]*dy[j] + dLogDet[i]*dld[j]
+					dx[j] = elemSum2(gs[j], dy[j], dLogDet[i], dld[j])
 				}
 			}
 			return mat.NewDense(n, dim, dx)
@@ -223,4 +223,17 @@ func elementwise(who string, dim int, fwd, inv []elemMap) Bijection {
 		DirectVJP:  func(p Params, x, _ *mat.Dense) (*mat.Dense, []float64, Pullback) { return vjp(fwd, p, x) },
 		InverseVJP: func(p Params, z, _ *mat.Dense) (*mat.Dense, []float64, Pullback) { return vjp(inv, p, z) },
 	}
+}
+
+// elemSum2 is a·b + c·d, with the products scaled down by 2⁻⁶⁴ and the sum
+// back up when they overflow with opposite signs: a derivative capped at
+// ±MaxFloat64 (Bounded's 1/(x − lo) next to a bound) then gives a finite
+// or infinite gradient, never Inf − Inf = NaN. NaN inputs stay NaN.
+func elemSum2(a, b, c, d float64) float64 {
+	s := a*b + c*d
+	if s == s {
+		return s
+	}
+	const k = 0x1p-64
+	return ((a*k)*b + (c*k)*d) / k
 }

@@ -97,20 +97,50 @@ func SumOfSquares(polys, degree int, bound float64) Transformer {
 	if err := checkPolyBound("SumOfSquares", bound); err != nil {
 		return Transformer{Name: "SumOfSquares", err: err}
 	}
-	s := sos{k: polys, l: degree, b: bound}
+	return sos{k: polys, l: degree, b: bound}.transformer("SumOfSquares")
+}
+
+// SumOfSquaresUnitTails is SumOfSquares with tails of slope 1: beyond
+// ±bound the map continues as y = f(±B) + (x ∓ B), log-derivative 0,
+// instead of with the end slopes q(±1), which reach (1 + 8·(degree+1))²
+// and, compounded over stacked layers, sent a row outside the training
+// bulk to a latent value thousands of nats out (issue 26). The map is
+// continuous and strictly increasing, C¹ only where q(±1) = 1; inside
+// [−B, B] it is SumOfSquares', and so are the parameters and the
+// inverse's tolerance. θ = 0 is the identity.
+func SumOfSquaresUnitTails(polys, degree int, bound float64) Transformer {
+	t := SumOfSquares(polys, degree, bound)
+	if t.err != nil {
+		return t
+	}
+	return sos{k: polys, l: degree, b: bound, unit: true}.transformer("SumOfSquaresUnitTails")
+}
+
+// transformer returns s as a Transformer named name.
+func (s sos) transformer(name string) Transformer {
 	return Transformer{
-		Name:       "SumOfSquares",
-		Params:     polys * (degree + 1),
+		Name:       name,
+		Params:     s.k * (s.l + 1),
 		Forward:    s.forward,
 		Inverse:    s.inverse,
 		ForwardVJP: s.forwardVJP,
 	}
 }
 
-// sos is the shape of a sum-of-squares transformer.
+// sos is the shape of a sum-of-squares transformer; unit gives it tails
+// of slope 1.
 type sos struct {
 	k, l int
 	b    float64
+	unit bool
+}
+
+// tailSlope is the slope beyond ±B, given the end slope q(±1).
+func (s sos) tailSlope(q float64) float64 {
+	if s.unit {
+		return 1
+	}
+	return q
 }
 
 // coefs writes the bounded coefficients c (c_κ0 = 1 + a_κ0) and ∂a/∂θ into
@@ -185,6 +215,9 @@ func (s sos) forward(th []float64, x float64) (float64, float64) {
 	s.coefs(th, c, da)
 	t, beyond := s.where(x)
 	q, _, F := s.evalQ(c, t)
+	if beyond != 0 {
+		q = s.tailSlope(q)
+	}
 	return s.b*F + q*beyond, math.Log(q)
 }
 
@@ -196,6 +229,7 @@ func (s sos) inverse(th []float64, y float64) (float64, float64) {
 	qlo, _, Flo := s.evalQ(c, -1)
 	qhi, _, Fhi := s.evalQ(c, 1)
 	ylo, yhi := s.b*Flo, s.b*Fhi
+	qlo, qhi = s.tailSlope(qlo), s.tailSlope(qhi)
 	switch {
 	case y > yhi:
 		return s.b + (y-yhi)/qhi, -math.Log(qhi)
@@ -224,6 +258,9 @@ func (s sos) forwardVJP(th []float64, x, _, gy, gl float64, dth []float64) float
 	// y = B·F(t) + q(t)·beyond, log-derivative log q(t): per coefficient,
 	// ∂y = B·∂F + ∂q·beyond and ∂log q = ∂q/q.
 	gq := gy*beyond + gl/q
+	if s.unit && beyond != 0 {
+		gq = 0 // y = B·F(±1) + beyond, log-derivative 0
+	}
 	for k := range s.k {
 		ck := c[k*(L+1) : (k+1)*(L+1)]
 		var p float64
@@ -244,7 +281,7 @@ func (s sos) forwardVJP(th []float64, x, _, gy, gl float64, dth []float64) float
 		}
 	}
 	if beyond != 0 {
-		return gy * q
+		return gy * s.tailSlope(q)
 	}
 	return gy*q + gl*dq/(s.b*q)
 }

@@ -146,7 +146,7 @@ var polyExtremeXs = []float64{0, 1, -1, 2.4999999999999996, -2.5, 2.5, 2.5000000
 
 func TestPolynomialsExtremes(t *testing.T) {
 	rng := rand.New(rand.NewPCG(2, 22))
-	for _, tr := range []Transformer{SumOfSquares(3, 2, 2.5), SumOfSquares(1, 4, 2.5), Bernstein(4, 2.5), Bernstein(16, 2.5)} {
+	for _, tr := range []Transformer{SumOfSquares(3, 2, 2.5), SumOfSquares(1, 4, 2.5), SumOfSquaresUnitTails(3, 3, 2.5), Bernstein(4, 2.5), Bernstein(16, 2.5)} {
 		var thetas [][]float64
 		for _, v := range []float64{0, 1, -1, 30, -30, 1e3, -1e3, 1e300, -1e300, math.MaxFloat64, -math.MaxFloat64} {
 			for pat := range 3 {
@@ -198,6 +198,41 @@ func TestPolynomialsContinuity(t *testing.T) {
 // layers read them).
 func FuzzSumOfSquares(f *testing.F) {
 	polyFuzz(f, SumOfSquares(2, 3, 2.5))
+}
+
+// FuzzSumOfSquaresUnitTails fuzzes SumOfSquaresUnitTails(2, 3, 2.5) as
+// FuzzSumOfSquares does.
+func FuzzSumOfSquaresUnitTails(f *testing.F) {
+	polyFuzz(f, SumOfSquaresUnitTails(2, 3, 2.5))
+}
+
+// TestSumOfSquaresUnitTails checks the tails of slope 1: beyond ±B the
+// map is f(±B) + (x ∓ B) with log-derivative 0, continuous at ±B, and
+// equal to SumOfSquares' inside.
+func TestSumOfSquaresUnitTails(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 22))
+	const B = 2.5
+	old, tr := SumOfSquares(2, 3, B), SumOfSquaresUnitTails(2, 3, B)
+	for range 50 {
+		th := dsfRandTheta(rng, tr.Params, 3)
+		for _, x := range []float64{0, 1.3, -2.1, B, -B} {
+			y1, l1 := old.Forward(th, x)
+			y2, l2 := tr.Forward(th, x)
+			if y1 != y2 || l1 != l2 {
+				t.Fatalf("θ=%v x=%v: (%v, %v), SumOfSquares (%v, %v)", th, x, y2, l2, y1, l1)
+			}
+		}
+		for _, e := range []float64{B, -B} {
+			ye, _ := tr.Forward(th, e)
+			for _, d := range []float64{1e-12, 1, 1e3, 1e12} {
+				x := e + math.Copysign(d, e)
+				y, l := tr.Forward(th, x)
+				if want := ye + math.Copysign(d, e); math.Abs(y-want) > 1e-15*max(1, math.Abs(want)) || l != 0 {
+					t.Fatalf("θ=%v x=%v: (%v, %v), want (%v, 0)", th, x, y, l, want)
+				}
+			}
+		}
+	}
 }
 
 // FuzzBernstein fuzzes Bernstein(10, 2.5) at x with θ decoded from raw (8

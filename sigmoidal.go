@@ -68,7 +68,12 @@ const (
 // There is no closed-form inverse: Inverse inverts the layers from the last
 // by the bracketed, safeguarded Newton iteration of LogisticMixture, to
 // 1e-13·max(1, |h|) per layer, at most 2·(1+64+1) + 2·100 + 1 evaluations
-// each. ForwardVJP and InverseVJP are hand-written. Fewer than one unit or
+// each. That tolerance is in each layer's input: where the map is flat in
+// float64 (parameters that grow without bound, as a ReLU conditioner's do
+// at inputs or contexts far from the training rows), many x share one y,
+// Inverse returns one of them, and the round trip in x fails by up to
+// 1e10 relative (issue 26); DeepSigmoidalBounded does not have that limit.
+// ForwardVJP and InverseVJP are hand-written. Fewer than one unit or
 // layer gives a transformer whose layers fail to initialise.
 func DeepSigmoidal(units, layers int) Transformer {
 	if units < 1 || layers < 1 {
@@ -97,7 +102,9 @@ func DeepSigmoidal(units, layers int) Transformer {
 // MaskedAutoregressive (the MADE's, then its context weights); the MADE's
 // last layer is zero at init, so the layer starts as the identity. Direct
 // is one MADE pass; Inverse takes dim sequential steps, each solving the
-// DSF numerically (see DeepSigmoidal). Both pullbacks are provided.
+// DSF numerically (see DeepSigmoidal, and NeuralAutoregressiveBounded for
+// a version whose inverse holds far from the training rows). Both
+// pullbacks are provided.
 //
 // Init returns an error for units or layers below 1, and otherwise as
 // MaskedAutoregressive does.

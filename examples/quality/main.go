@@ -51,6 +51,8 @@ func main() {
 	bound := flag.Float64("logscale", 0, "the affine kinds' log-scale bound (0: the Config's)")
 	scaling := flag.String("scaling", "", "the standardisation: robust or moments (default the Config's)")
 	batch = flag.Int("batch", 0, "the rows per step (0: Fit's default)")
+	layers := flag.Int("layers", 0, "the blocks (0: the Config's default)")
+	hidden := flag.String("hidden", "", "the conditioners' hidden widths, comma-separated (default the Config's)")
 	patience = flag.Int("patience", 0, "the epochs without improvement before stopping (0: Fit's default)")
 	valTrim = flag.Float64("valtrim", 0, "the fraction of validation rows the early-stopping score leaves out (0: Fit's default, negative: none)")
 	flag.Parse()
@@ -68,7 +70,16 @@ func main() {
 		fmt.Printf(" %s |", k)
 	}
 	fmt.Println()
-	base := model.Config{LogScaleBound: *bound}
+	base := model.Config{LogScaleBound: *bound, Layers: *layers}
+	for _, h := range strings.Split(*hidden, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			v, err := strconv.Atoi(h)
+			if err != nil || v < 1 {
+				log.Fatalf("-hidden %q: want positive widths", *hidden)
+			}
+			base.Hidden = append(base.Hidden, v)
+		}
+	}
 	if *initName != "" {
 		if err := base.Init.UnmarshalText([]byte(*initName)); err != nil {
 			log.Fatal(err)
