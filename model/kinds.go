@@ -43,6 +43,9 @@ type kindSpec struct {
 	// block returns the layers of one block, given a Config with its
 	// defaults filled in and the number of data columns.
 	block func(c Config, dim int) []flows.InitFunc
+	// revision is the kind's latest revision (see Config.Revision), which
+	// New gives new models; 0 for a kind never revised.
+	revision int
 }
 
 // couplingWhy is why the coupling kinds need two columns.
@@ -114,8 +117,12 @@ var kindNSFAutoregressive = kindSpec{
 }
 
 // KindNAF is a neural autoregressive flow, NAF-DSF (Huang et al., 2018):
-// blocks of [NeuralAutoregressive(MADEConfig{Hidden, Activation,
-// NaturalOrder}, 8 units, 1 layer), Reverse].
+// blocks of [NeuralAutoregressiveBounded(MADEConfig{Hidden, Activation,
+// NaturalOrder}, 8 units, 1 layer, bound 4), Reverse]: deep sigmoidal maps
+// on [−4, 4] of the standardised data with a slope floor, and of slope 1
+// beyond (revision 1). Revision 0, which model files without a revision
+// hold, used NeuralAutoregressive, whose map saturates outside the bulk
+// of the training rows, where a row could cost thousands of nats.
 const KindNAF Kind = "naf"
 
 // nafUnits is the number of sigmoid units of KindNAF's transformers.
@@ -124,8 +131,12 @@ const nafUnits = 8
 var kindNAF = kindSpec{
 	KindInfo: KindInfo{Kind: KindNAF, Summary: "neural autoregressive flow: deep sigmoidal transformers (8 units) and reversals", MinDim: 1},
 	block: func(c Config, _ int) []flows.InitFunc {
-		return []flows.InitFunc{flows.NeuralAutoregressive(c.made(), nafUnits, 1), flows.Reverse()}
+		if c.Revision == 0 {
+			return []flows.InitFunc{flows.NeuralAutoregressive(c.made(), nafUnits, 1), flows.Reverse()}
+		}
+		return []flows.InitFunc{flows.NeuralAutoregressiveBounded(c.made(), nafUnits, 1, polyKindBound), flows.Reverse()}
 	},
+	revision: 1,
 }
 
 // KindBNAF is a block neural autoregressive flow (De Cao et al., 2019):
@@ -158,16 +169,23 @@ const (
 
 // KindSOS is a sum-of-squares polynomial flow (Jaini et al., 2019): blocks
 // of [MaskedAutoregressive(MADEConfig{Hidden, Activation, NaturalOrder},
-// SumOfSquares(3, 3, 4)), Reverse]: three squared cubics per column on
-// [−4, 4] of the standardised data, affine beyond.
+// SumOfSquaresUnitTails(3, 3, 4)), Reverse]: three squared cubics per
+// column on [−4, 4] of the standardised data, of slope 1 beyond (revision
+// 1). Revision 0, which model files without a revision hold, continued
+// with the polynomial's end slopes, which compound over the blocks: a row
+// outside the bulk could cost thousands of nats.
 const KindSOS Kind = "sos"
 
 var kindSOS = kindSpec{
 	KindInfo: KindInfo{Kind: KindSOS, Summary: "sum-of-squares polynomial flow: autoregressive SOS polynomials and reversals", MinDim: 1},
 	block: func(c Config, _ int) []flows.InitFunc {
-		t := flows.SumOfSquares(sosKindPolys, sosKindDegree, polyKindBound)
+		t := flows.SumOfSquaresUnitTails(sosKindPolys, sosKindDegree, polyKindBound)
+		if c.Revision == 0 {
+			t = flows.SumOfSquares(sosKindPolys, sosKindDegree, polyKindBound)
+		}
 		return []flows.InitFunc{flows.MaskedAutoregressive(c.made(), t), flows.Reverse()}
 	},
+	revision: 1,
 }
 
 // KindBernstein is a Bernstein polynomial flow (as zuko's BPF): blocks of

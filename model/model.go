@@ -76,6 +76,12 @@ type Config struct {
 	// structure that is not a parameter (InvertibleLinear's permutation and
 	// signs), so a saved model records it.
 	Seed uint64 `json:"seed,string"`
+	// Revision is the revision of the kind's architecture: New gives a
+	// model the kind's latest (1 for naf and sos, whose tails are bounded
+	// since; 0 for the other kinds), and a model file records it, so a file
+	// written before a revision (without the field: 0) loads with the
+	// layers it was fitted with.
+	Revision int `json:"revision,omitempty"`
 	// Columns names the data columns, in order: optional, and when given,
 	// one name per column. A model file records them, so that tools pick
 	// a model's columns from a table by name.
@@ -107,6 +113,9 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 	spec, ok := c.Kind.spec()
 	if !ok {
 		return c, spec, fmt.Errorf("flows: Config: unknown Kind %q; want one of %s", string(c.Kind), kindNames())
+	}
+	if c.Revision < 0 || c.Revision > spec.revision {
+		return c, spec, fmt.Errorf("flows: Config: kind %q has no revision %d (its latest is %d)", string(c.Kind), c.Revision, spec.revision)
 	}
 	switch {
 	case c.Layers == 0:
@@ -248,7 +257,7 @@ func (c Config) equal(d Config) bool {
 		c.Activation == d.Activation && c.Bins == d.Bins && c.Bound == d.Bound && c.Seed == d.Seed &&
 		c.LogScaleBound == d.LogScaleBound && c.Init == d.Init && c.Linear == d.Linear && c.Scaling == d.Scaling &&
 		slices.Equal(c.Columns, d.Columns) && slices.Equal(c.Context, d.Context) &&
-		slices.Equal(c.Dequantize, d.Dequantize) && slices.Equal(c.Bounds, d.Bounds)
+		slices.Equal(c.Dequantize, d.Dequantize) && slices.Equal(c.Bounds, d.Bounds) && c.Revision == d.Revision
 }
 
 // checkNames returns an error when names is given but does not name each of
@@ -375,6 +384,12 @@ func newModel(cfg Config, x, c *mat.Dense, cat *Categories, onehot *mat.Dense) (
 		if _, d := x.Dims(); d == 1 {
 			cfg.Kind = KindNSFAutoregressive
 		}
+	}
+	if spec, ok := cfg.Kind.spec(); ok || cfg.Kind == "" {
+		if cfg.Kind == "" {
+			spec, _ = defaultKind.spec()
+		}
+		cfg.Revision = spec.revision
 	}
 	cfg, spec, err := cfg.withDefaults()
 	if err != nil {

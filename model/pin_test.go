@@ -140,6 +140,11 @@ func pinnedModels(t *testing.T) map[string]*Model {
 			m.Params[i] += 0.05 * rng.NormFloat64()
 		}
 		models[string(k)] = m
+		// A revised kind: its first pinned file is of the revision it was
+		// pinned at, never rewritten; each later revision gets its own.
+		if spec, _ := k.spec(); spec.revision > 0 {
+			models[fmt.Sprintf("%s-r%d", k, spec.revision)] = m
+		}
 	}
 	// Bounded and dequantised columns: integers in [0, 100), positive
 	// values, proportions.
@@ -210,8 +215,14 @@ func TestPinnedModelFiles(t *testing.T) {
 	}
 	var pins map[string]modelPin
 	readJSON(t, modelPinFile, &pins)
-	if len(pins) != len(Kinds())+1 {
-		t.Fatalf("%d pinned model files, want one of each of the %d kinds and %s (a new kind: run with -update-pins, which adds the missing ones)", len(pins), len(Kinds()), domainPin)
+	revisions := 0
+	for _, info := range Kinds() {
+		spec, _ := info.Kind.spec()
+		revisions += spec.revision
+	}
+	if len(pins) != len(Kinds())+1+revisions {
+		t.Fatalf("%d pinned model files, want one of each of the %d kinds, of each of their %d later revisions and %s (a new kind or revision: run with -update-pins, which adds the missing ones)",
+			len(pins), len(Kinds()), revisions, domainPin)
 	}
 	for kind, pin := range pins {
 		t.Run(kind, func(t *testing.T) {
