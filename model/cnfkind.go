@@ -20,8 +20,11 @@ import (
 // default. Its dynamics nets need a smooth activation: Tanh or SiLU (the
 // default ReLU, the zero Activation, becomes Tanh). Its log-determinant is
 // exact for up to 8 columns and Hutchinson's estimate above (see
-// flows.TraceAuto); its gradients are the adjoint method's. Each block is
-// an ODE solve, so a fit is much slower than the other kinds' and its cost
+// flows.TraceAuto), so that above 8 columns LogPDF gives an unbiased
+// estimate of a row's log density (within the solver's tolerance), not its
+// value; Config.ODE.Trace exact gives the value, for about dim times the
+// work. Its gradients are the adjoint method's by default. Each block is an
+// ODE solve, so a fit is much slower than the other kinds' and its cost
 // grows as the dynamics stiffen (Model.Evaluations counts it).
 const KindCNF Kind = "cnf"
 
