@@ -42,6 +42,19 @@ func TestFitCNF(t *testing.T) {
 		t.Errorf("model file's config %+v, want cnf's defaults", c)
 	}
 
+	r = mustRun(t, dir, "fit", "--kind", "cnf", "--trace", "Hutchinson", "--activation", "silu", "--layers", "2", "--hidden", "4", "--epochs", "1", "-o", "h.flow", "mix.csv")
+	if m, err = model.Load(filepath.Join(dir, "h.flow")); err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Config; c.ODE.Trace != flows.TraceHutchinson || c.Activation != flows.SiLU || c.Layers != 2 {
+		t.Errorf("--trace hutchinson --activation silu --layers 2: config %+v", c)
+	}
+	for _, args := range [][]string{{"--kind", "maf", "--trace", "exact"}, {"--trace", "exact"}, {"--kind", "cnf", "--trace", "fast"}} {
+		r = flowsRun(t, dir, append(append([]string{"fit"}, args...), "-o", "bad.flow", "mix.csv")...)
+		if r.code == 0 || !strings.Contains(r.stderr, "--trace") {
+			t.Errorf("%v: exit %d\n%s", args, r.code, r.stderr)
+		}
+	}
 	r = flowsRun(t, dir, "fit", "--kind", "cnf", "--activation", "relu", "-o", "bad.flow", "mix.csv")
 	if r.code == 0 || !strings.Contains(r.stderr, "--activation relu: cnf's dynamics nets need a smooth one: tanh or silu") {
 		t.Errorf("--activation relu: exit %d\n%s", r.code, r.stderr)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -45,6 +46,7 @@ type fitFlags struct {
 	init       string
 	linear     string
 	logScale   float64
+	trace      string
 	rows       rowsFlags
 }
 
@@ -112,6 +114,7 @@ Kinds: ` + kindList() + `.`,
 		fs.IntVar(&f.layers, "layers", 5, "the number of blocks of the architecture (cnf: 1 unless given)")
 		fs.Var(&f.hidden, "hidden", "the hidden `widths` of each conditioner network")
 		fs.StringVar(&f.activation, "activation", "relu", "the conditioners' nonlinearity: "+activationList()+"\n(cnf: tanh unless given; tanh or silu)")
+		fs.StringVar(&f.trace, "trace", "auto", "cnf only: the log-determinant, exact, hutchinson (an unbiased estimate)\nor auto (exact up to 8 columns)")
 		fs.IntVar(&f.bins, "bins", 8, "the spline bins ("+splineKinds()+" only)")
 		fs.Float64Var(&f.bound, "bound", 3, "the spline interval [-bound, bound] of the standardised data\n("+splineKinds()+" only)")
 		fs.IntVar(&f.epochs, "epochs", 0, "the most passes over the training rows (default: until the validation\nNLL stops improving, at most 1000; 100 with --val 0 or --patience 0)")
@@ -202,6 +205,11 @@ func (f *fitFlags) config(fs *flag.FlagSet) (model.Config, optim.FitConfig, erro
 		if set["activation"] && cfg.Activation != flows.Tanh && cfg.Activation != flows.SiLU {
 			return usage("--activation %s: cnf's dynamics nets need a smooth one: tanh or silu", f.activation)
 		}
+		if err := cfg.ODE.Trace.UnmarshalText([]byte(f.trace)); err != nil {
+			return usage("--trace %q: want exact, hutchinson or auto", f.trace)
+		}
+	} else if set["trace"] {
+		return usage("--trace applies to the cnf kind only, not %s", cmp.Or(f.kind, "the default"))
 	}
 	if info.Splines {
 		cfg.Bins, cfg.Bound = f.bins, f.bound
