@@ -49,6 +49,8 @@ import (
 	"math"
 
 	"gonum.org/v1/gonum/mat"
+
+	"github.com/gonormflows/flows/internal/enum"
 )
 
 // TraceMode says how a CNF computes the log-determinant's integrand.
@@ -64,6 +66,22 @@ const (
 	TraceHutchinson
 )
 
+// traceNames and gradientNames name the modes, as model files and the
+// command line write them.
+var (
+	traceNames    = enum.Names[TraceMode]{Type: "TraceMode", What: "trace mode", List: []string{"auto", "exact", "hutchinson"}, Fold: true}
+	gradientNames = enum.Names[CNFGradient]{Type: "CNFGradient", What: "CNF gradient", List: []string{"adjoint", "backprop"}, Fold: true}
+)
+
+// String returns the mode's name: auto, exact or hutchinson.
+func (m TraceMode) String() string { return traceNames.String(m) }
+
+// MarshalText returns the mode's name.
+func (m TraceMode) MarshalText() ([]byte, error) { return traceNames.MarshalText(m) }
+
+// UnmarshalText sets the mode from its name, in any case.
+func (m *TraceMode) UnmarshalText(b []byte) error { return traceNames.UnmarshalText(m, b) }
+
 // CNFGradient says how a CNF's pullback computes gradients.
 type CNFGradient int
 
@@ -73,6 +91,15 @@ const (
 	// BackpropSteps backpropagates through the forward solve's steps.
 	BackpropSteps
 )
+
+// String returns the mode's name: adjoint or backprop.
+func (g CNFGradient) String() string { return gradientNames.String(g) }
+
+// MarshalText returns the mode's name.
+func (g CNFGradient) MarshalText() ([]byte, error) { return gradientNames.MarshalText(g) }
+
+// UnmarshalText sets the mode from its name, in any case.
+func (g *CNFGradient) UnmarshalText(b []byte) error { return gradientNames.UnmarshalText(g, b) }
 
 // CNFPass names the solve a CNFStats reports.
 type CNFPass int
@@ -97,6 +124,9 @@ type CNFStats struct {
 	ODEStats
 	// Rows is the batch size.
 	Rows int
+	// VJP reports a solve of DirectVJP or InverseVJP, whose pullback
+	// follows (in training, the forward half of a step).
+	VJP bool
 	// Err is the solver's error (wrapping ErrODE), or nil.
 	Err error
 }
@@ -259,7 +289,7 @@ func (l *cnfLayer) pass(who string, p Params, in, c *mat.Dense, ta, tb float64, 
 		record = func(st odeStep) { steps = append(steps, st) }
 	}
 	y, st, err := l.cfg.Solver.solve(l.dynamics(s), ta, tb, y0, record)
-	l.report(pass, st, n, err)
+	l.report(CNFStats{Pass: pass, ODEStats: st, Rows: n, Err: err, VJP: vjp})
 	if err != nil {
 		fillNaN(y)
 	}
@@ -280,9 +310,9 @@ func (l *cnfLayer) pass(who string, p Params, in, c *mat.Dense, ta, tb float64, 
 	return out, ld, back
 }
 
-func (l *cnfLayer) report(pass CNFPass, st ODEStats, n int, err error) {
+func (l *cnfLayer) report(s CNFStats) {
 	if l.cfg.Stats != nil {
-		l.cfg.Stats(CNFStats{Pass: pass, ODEStats: st, Rows: n, Err: err})
+		l.cfg.Stats(s)
 	}
 }
 
@@ -387,7 +417,7 @@ func (l *cnfLayer) backprop(s *cnfSolve, steps []odeStep, dz, dL []float64, dp P
 		st.NFE += rkStepVJP(tab, f, vjp, steps[i].t, steps[i].h, steps[i].y, ybar, w, kbar, ytmp)
 		st.Steps++
 	}
-	l.report(CNFBackward, st, n, nil)
+	l.report(CNFStats{Pass: CNFBackward, ODEStats: st, Rows: n, Err: nil})
 	return l.finishPullback(ybar[:nd], dpAcc, cb, dp, dc)
 }
 
@@ -447,7 +477,7 @@ func (l *cnfLayer) adjoint(s *cnfSolve, zOut, dz, dL []float64, ta, tb float64, 
 		}
 	}
 	y, st, err := l.cfg.Solver.solve(g, tb, ta, y0, nil)
-	l.report(CNFBackward, st, n, err)
+	l.report(CNFStats{Pass: CNFBackward, ODEStats: st, Rows: n, Err: err})
 	if err != nil {
 		fillNaN(y)
 	}

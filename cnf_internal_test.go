@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -263,7 +264,7 @@ func TestCNFStatsAndBudget(t *testing.T) {
 	z, _ := cc.bj.Direct(cc.p, cc.x, nil)
 	cc.bj.Inverse(cc.p, z, nil)
 	want := []CNFStats{
-		{Pass: CNFDirect, ODEStats: ODEStats{NFE: 20, Steps: 5}, Rows: 3},
+		{Pass: CNFDirect, ODEStats: ODEStats{NFE: 20, Steps: 5}, Rows: 3, VJP: true},
 		{Pass: CNFBackward, ODEStats: ODEStats{NFE: 20, Steps: 5}, Rows: 3},
 		{Pass: CNFDirect, ODEStats: ODEStats{NFE: 20, Steps: 5}, Rows: 3},
 		{Pass: CNFInverse, ODEStats: ODEStats{NFE: 20, Steps: 5}, Rows: 3},
@@ -276,6 +277,31 @@ func TestCNFStatsAndBudget(t *testing.T) {
 	z, ld := bud.bj.Direct(bud.p, bud.x, nil)
 	if !math.IsNaN(z.At(0, 0)) || !math.IsNaN(ld[1]) || len(got) != 1 || !errors.Is(got[0].Err, ErrODE) {
 		t.Errorf("budget exceeded: z %v, log-det %v, stats %+v", mat.Formatted(z), ld, got)
+	}
+}
+
+// TestCNFModeNames checks the text forms of the trace and gradient modes.
+func TestCNFModeNames(t *testing.T) {
+	for _, m := range []TraceMode{TraceAuto, TraceExact, TraceHutchinson} {
+		b, err := m.MarshalText()
+		var back TraceMode
+		if err != nil || back.UnmarshalText([]byte(strings.ToUpper(string(b)))) != nil || back != m || m.String() != string(b) {
+			t.Errorf("%v: text %q, %v; read back %v", m, b, err, back)
+		}
+	}
+	for _, g := range []CNFGradient{Adjoint, BackpropSteps} {
+		b, err := g.MarshalText()
+		var back CNFGradient
+		if err != nil || back.UnmarshalText(b) != nil || back != g || g.String() != string(b) {
+			t.Errorf("%v: text %q, %v; read back %v", g, b, err, back)
+		}
+	}
+	if TraceHutchinson.String() != "hutchinson" || BackpropSteps.String() != "backprop" {
+		t.Errorf("names %v, %v", TraceHutchinson, BackpropSteps)
+	}
+	var m TraceMode
+	if _, err := TraceMode(3).MarshalText(); err == nil || m.UnmarshalText([]byte("trace")) == nil {
+		t.Error("an unknown mode has a text form")
 	}
 }
 

@@ -40,6 +40,10 @@ type kindSpec struct {
 	linear bool
 	// affine says the kind's affine layers take Config.LogScaleBound.
 	affine bool
+	// defaults, when not nil, fills in the kind's own defaults (before
+	// the common ones) and checks its settings; New zeroes Config.ODE
+	// for a kind without.
+	defaults func(c *Config) error
 	// block returns the layers of one block, given a Config with its
 	// defaults filled in and the number of data columns.
 	block func(c Config, dim int) []flows.InitFunc
@@ -205,7 +209,7 @@ var kindBernstein = kindSpec{
 // kinds is the table of architectures, in the order Kinds lists them.
 var kinds = []kindSpec{
 	kindMAF, kindRealNVP, kindGlow, kindNSFCoupling, kindNSFAutoregressive,
-	kindNAF, kindBNAF, kindSOS, kindBernstein,
+	kindNAF, kindBNAF, kindSOS, kindBernstein, kindCNF,
 }
 
 // mlp, made and spline are the conditioner and spline of a Config's blocks.

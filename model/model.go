@@ -43,12 +43,13 @@ type Config struct {
 	// or, for data of a single column, which a coupling cannot split,
 	// nsf-autoregressive.
 	Kind Kind `json:"kind"`
-	// Layers is the number of blocks (default 5).
+	// Layers is the number of blocks (default 5; 1 for cnf).
 	Layers int `json:"layers"`
 	// Hidden holds the hidden widths of every conditioner net (default
 	// [64 64]); an empty slice means the default.
 	Hidden []int `json:"hidden"`
-	// Activation is the conditioner nets' nonlinearity (default ReLU).
+	// Activation is the conditioner nets' nonlinearity (default ReLU;
+	// Tanh for cnf, whose dynamics nets need a smooth one).
 	Activation flows.Activation `json:"activation"`
 	// Bins and Bound configure the splines of the spline kinds (defaults 8
 	// and 3; see SplineConfig): each spline acts on [−Bound, Bound] of the
@@ -102,6 +103,13 @@ type Config struct {
 	// zero outside and its samples stay inside. A dequantised column's
 	// bounds hold its cells: k ≥ Lo and k + 1 ≤ Hi.
 	Bounds []Bound `json:"bounds,omitempty"`
+	// ODE holds the cnf kind's solver settings (see ODEConfig); other
+	// kinds ignore it, and New sets it to zero.
+	ODE ODEConfig `json:"ode,omitzero"`
+
+	// nfe, set only in the Config given to the blocks, counts a cnf
+	// model's function evaluations (Model.Evaluations).
+	nfe *nfeCounter
 }
 
 // withDefaults returns c with its zero fields replaced by their defaults,
@@ -116,6 +124,11 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 	}
 	if c.Revision < 0 || c.Revision > spec.revision {
 		return c, spec, fmt.Errorf("flows: Config: kind %q has no revision %d (its latest is %d)", string(c.Kind), c.Revision, spec.revision)
+	}
+	if spec.defaults == nil {
+		c.ODE = ODEConfig{}
+	} else if err := spec.defaults(&c); err != nil {
+		return c, spec, err
 	}
 	switch {
 	case c.Layers == 0:
@@ -257,7 +270,7 @@ func (c Config) equal(d Config) bool {
 		c.Activation == d.Activation && c.Bins == d.Bins && c.Bound == d.Bound && c.Seed == d.Seed &&
 		c.LogScaleBound == d.LogScaleBound && c.Init == d.Init && c.Linear == d.Linear && c.Scaling == d.Scaling &&
 		slices.Equal(c.Columns, d.Columns) && slices.Equal(c.Context, d.Context) &&
-		slices.Equal(c.Dequantize, d.Dequantize) && slices.Equal(c.Bounds, d.Bounds) && c.Revision == d.Revision
+		slices.Equal(c.Dequantize, d.Dequantize) && slices.Equal(c.Bounds, d.Bounds) && c.Revision == d.Revision && c.ODE == d.ODE
 }
 
 // checkNames returns an error when names is given but does not name each of
@@ -355,6 +368,9 @@ type Model struct {
 	// dequantised columns the density of x + u (Model's methods score and
 	// floor them). It is not saved: Load rebuilds it from the rest.
 	Dist flows.Distribution
+
+	// nfe counts the function evaluations of a cnf model's solves.
+	nfe *nfeCounter
 }
 
 // New makes a model of the data x (n×dim) from cfg (zero fields take
@@ -462,8 +478,10 @@ func buildModel(cfg Config, spec kindSpec, dim int, mean, scale, cmean, cscale [
 		layers = append(layers, b)
 	}
 	layers = append(layers, flows.Standardize(mean, scale))
+	bc, nfe := cfg, new(nfeCounter)
+	bc.nfe = nfe
 	for range cfg.Layers {
-		layers = append(layers, spec.block(cfg, dim)...)
+		layers = append(layers, spec.block(bc, dim)...)
 	}
 	p, d, err := flows.Flow(flows.Serial(layers...), flows.Normal())(flows.NewKey(cfg.Seed), dim, cdim+cat.Width())
 	if err != nil {
@@ -490,6 +508,7 @@ func buildModel(cfg Config, spec kindSpec, dim int, mean, scale, cmean, cscale [
 		Params:       p,
 		Categories:   cat,
 		Dist:         d,
+		nfe:          nfe,
 	}, nil
 }
 

@@ -176,7 +176,7 @@ func TestPinnedModelFiles(t *testing.T) {
 	if *updatePins {
 		// The files already pinned are what earlier versions wrote (the
 		// first five in format version 1, with that version's defaults;
-		// naf, bnaf, sos and bernstein in version 2): they are never
+		// naf, bnaf, sos and bernstein in version 2, cnf later): they are never
 		// rewritten, only missing ones added.
 		pins := map[string]modelPin{}
 		if _, err := os.Stat(modelPinFile); err == nil {

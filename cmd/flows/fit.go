@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"errors"
 	"flag"
 	"fmt"
@@ -45,6 +46,7 @@ type fitFlags struct {
 	init       string
 	linear     string
 	logScale   float64
+	trace      string
 	rows       rowsFlags
 }
 
@@ -109,9 +111,10 @@ Kinds: ` + kindList() + `.`,
 		f.rows.add(fs, "fit")
 		fs.StringVar(&f.out, "o", "", "the model `file` to write (required)")
 		fs.StringVar(&f.kind, "kind", "", "the flow architecture: "+kindList()+"\n(default nsf-coupling, or nsf-autoregressive for one column)")
-		fs.IntVar(&f.layers, "layers", 5, "the number of blocks of the architecture")
+		fs.IntVar(&f.layers, "layers", 5, "the number of blocks of the architecture (cnf: 1 unless given)")
 		fs.Var(&f.hidden, "hidden", "the hidden `widths` of each conditioner network")
-		fs.StringVar(&f.activation, "activation", "relu", "the conditioners' nonlinearity: "+activationList())
+		fs.StringVar(&f.activation, "activation", "relu", "the conditioners' nonlinearity: "+activationList()+"\n(cnf: tanh unless given; tanh or silu)")
+		fs.StringVar(&f.trace, "trace", "auto", "cnf only: the log-determinant, exact, hutchinson (an unbiased estimate)\nor auto (exact up to 8 columns)")
 		fs.IntVar(&f.bins, "bins", 8, "the spline bins ("+splineKinds()+" only)")
 		fs.Float64Var(&f.bound, "bound", 3, "the spline interval [-bound, bound] of the standardised data\n("+splineKinds()+" only)")
 		fs.IntVar(&f.epochs, "epochs", 0, "the most passes over the training rows (default: until the validation\nNLL stops improving, at most 1000; 100 with --val 0 or --patience 0)")
@@ -193,6 +196,20 @@ func (f *fitFlags) config(fs *flag.FlagSet) (model.Config, optim.FitConfig, erro
 	}
 	if f.layers < 1 {
 		return usage("--layers %d: want at least 1", f.layers)
+	}
+	if cfg.Kind == model.KindCNF {
+		// The kind's own defaults (see model.KindCNF), unless given.
+		if !set["layers"] {
+			cfg.Layers = 0
+		}
+		if set["activation"] && cfg.Activation != flows.Tanh && cfg.Activation != flows.SiLU {
+			return usage("--activation %s: cnf's dynamics nets need a smooth one: tanh or silu", f.activation)
+		}
+		if err := cfg.ODE.Trace.UnmarshalText([]byte(f.trace)); err != nil {
+			return usage("--trace %q: want exact, hutchinson or auto", f.trace)
+		}
+	} else if set["trace"] {
+		return usage("--trace applies to the cnf kind only, not %s", cmp.Or(f.kind, "the default"))
 	}
 	if info.Splines {
 		cfg.Bins, cfg.Bound = f.bins, f.bound
@@ -286,7 +303,8 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 			joinNames(t.Names), strings.TrimPrefix(err.Error(), "flows: "))
 	}
 
-	report, done, err := f.reporter(e)
+	nfe := newNFEMeter(m)
+	report, done, err := f.reporter(e, nfe)
 	if err != nil {
 		return err
 	}
@@ -340,6 +358,7 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 			}
 		}
 		fmt.Fprintln(e.stderr)
+		fmt.Fprint(e.stderr, nfe.summary())
 		if m.Categories != nil {
 			nll, _ := m.CategoriesNLL(t.Cats)
 			fmt.Fprintf(e.stderr, "the NLLs are of the numbers given the categories; the categories' own: %.4f nats per row (%d %s of levels seen)\n",
@@ -376,8 +395,11 @@ func trimFit(err error) string {
 // line per epoch elsewhere, nothing with --quiet, and the --log table; and
 // done, to call with the fit's error when it returns, which ends the bar
 // and commits the log (it returns the log's error).
-func (f *fitFlags) reporter(e *env) (func(optim.Progress), func(error) error, error) {
+func (f *fitFlags) reporter(e *env, nfe *nfeMeter) (func(optim.Progress), func(error) error, error) {
 	var report []func(optim.Progress)
+	if nfe != nil {
+		report = append(report, nfe.update)
+	}
 	var bar *progress
 	switch {
 	case f.quiet:
@@ -385,7 +407,7 @@ func (f *fitFlags) reporter(e *env) (func(optim.Progress), func(error) error, er
 		bar = newProgress(e.stderr, f.epochs)
 		report = append(report, bar.update)
 	default:
-		report = append(report, func(p optim.Progress) { fmt.Fprintln(e.stderr, epochLine(p)) })
+		report = append(report, func(p optim.Progress) { fmt.Fprintln(e.stderr, epochLine(p)+nfe.epoch()) })
 	}
 	var log *output
 	var tw *table.Writer

@@ -50,6 +50,7 @@ func main() {
 	linear := flag.String("linear", "", "the linear layers' start: orthogonal or permutation (default the Config's)")
 	bound := flag.Float64("logscale", 0, "the affine kinds' log-scale bound (0: the Config's)")
 	scaling := flag.String("scaling", "", "the standardisation: robust or moments (default the Config's)")
+	trace := flag.String("trace", "", "the cnf kind's log-determinant: auto, exact or hutchinson (default the Config's)")
 	batch = flag.Int("batch", 0, "the rows per step (0: Fit's default)")
 	layers := flag.Int("layers", 0, "the blocks (0: the Config's default)")
 	hidden := flag.String("hidden", "", "the conditioners' hidden widths, comma-separated (default the Config's)")
@@ -87,6 +88,11 @@ func main() {
 	}
 	if *scaling != "" {
 		if err := base.Scaling.UnmarshalText([]byte(*scaling)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if *trace != "" {
+		if err := base.ODE.Trace.UnmarshalText([]byte(*trace)); err != nil {
 			log.Fatal(err)
 		}
 	}
