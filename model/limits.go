@@ -303,3 +303,21 @@ func addSat(a, b uint64) uint64 {
 	}
 	return a + b
 }
+
+// CheckModelRows returns a *SizeError when rows rows through m (data,
+// context and the flow's activations) exceed l: for training, the
+// activations of every block, which the backward pass keeps; otherwise
+// those of one pass. what names the size in the error (a flag such as
+// "-n" or "--batch").
+func (l Limits) CheckModelRows(what string, m *Model, rows int, training bool) error {
+	spec, ok := m.Config.Kind.spec()
+	if !ok {
+		return fmt.Errorf("flows: unknown Kind %q", string(m.Config.Kind))
+	}
+	cdim := m.ContextDim + m.Categories.Width()
+	row := m.Config.estimate(spec, m.Dim, cdim).row
+	if training {
+		row = mulSat(row, uint64(max(m.Config.Layers, 1)))
+	}
+	return l.CheckRows(what, rows, m.Dim+cdim, row)
+}
