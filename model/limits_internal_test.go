@@ -1,9 +1,13 @@
 package model
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
+	"hash/crc32"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -179,4 +183,46 @@ func TestLimits(t *testing.T) {
 			t.Errorf("ParseBytes(%q): no error", s)
 		}
 	}
+}
+
+// TestReadSizeBombs checks that a model file whose header asks for an
+// absurd model (what a server's reload or Beam's model input reads) is
+// refused in under a second with under 100 MB allocated.
+func TestReadSizeBombs(t *testing.T) {
+	m, err := New(Config{Kind: KindGlow, Layers: 2, Hidden: []int{4}}, sizeData(30, 3), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if _, err := m.WriteTo(&buf); err != nil {
+		t.Fatal(err)
+	}
+	for _, edit := range [][2]string{
+		{`"layers":2`, `"layers":100000000`},
+		{`"hidden":[4]`, `"hidden":[100000000]`},
+		{`"dim":3`, `"dim":1100000`},
+	} {
+		file := reheader(t, buf.Bytes(), edit[0], edit[1])
+		var err error
+		b, d := allocated(func() { _, err = Read(bytes.NewReader(file)) })
+		t.Logf("%s: %v", edit[1], err)
+		if err == nil || b > 100<<20 || d > time.Second {
+			t.Errorf("%s: %v after allocating %d bytes in %v", edit[1], err, b, d)
+		}
+	}
+}
+
+// reheader returns the model file data with old replaced by new in its
+// JSON header, the header length and the checksum fixed.
+func reheader(t *testing.T, data []byte, old, new string) []byte {
+	t.Helper()
+	hlen := int(binary.LittleEndian.Uint32(data[12:16]))
+	h := string(data[16 : 16+hlen])
+	if !strings.Contains(h, old) {
+		t.Fatalf("header %s has no %s", h, old)
+	}
+	h = strings.Replace(h, old, new, 1)
+	out := append(append(slices.Clone(data[:16]), h...), data[16+hlen:len(data)-4]...)
+	binary.LittleEndian.PutUint32(out[12:16], uint32(len(h)))
+	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
 }

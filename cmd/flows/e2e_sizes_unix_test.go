@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -18,11 +19,16 @@ import (
 // sizeRun runs the binary in dir with FLOWS_MAX_MEMORY=8G (so that what is
 // refused does not depend on the machine) and returns its standard error,
 // exit code, CPU time (user and system; the machine may be shared, so wall
-// time says little) and peak resident memory (an upper bound: Linux starts
-// the child's peak at the test process's resident memory when it forks).
+// time says little) and peak resident memory. It measures them with
+// /usr/bin/time where there is one: the child's own rusage starts its peak
+// at the test process's resident memory when it forks, an upper bound only.
 func sizeRun(t *testing.T, dir string, stdout io.Writer, args ...string) (string, int, time.Duration, int64) {
 	t.Helper()
 	cmd := exec.Command(flowsBin, args...)
+	stats := filepath.Join(t.TempDir(), "time")
+	if _, err := os.Stat("/usr/bin/time"); err == nil {
+		cmd = exec.Command("/usr/bin/time", append([]string{"-f", "%M %U %S", "-o", stats, flowsBin}, args...)...)
+	}
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "FLOWS_MAX_MEMORY=8G")
 	var stderr bytes.Buffer
@@ -33,7 +39,18 @@ func sizeRun(t *testing.T, dir string, stdout io.Writer, args ...string) (string
 	}
 	ru := cmd.ProcessState.SysUsage().(*syscall.Rusage)
 	cpu := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	return stderr.String(), cmd.ProcessState.ExitCode(), cpu, ru.Maxrss * 1024 // Linux: KiB
+	rss := ru.Maxrss * 1024 // Linux: KiB
+	if b, err := os.ReadFile(stats); err == nil {
+		// The last line: time writes "Command exited…" before it.
+		lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+		var kb int64
+		var user, sys float64
+		if _, err := fmt.Sscan(lines[len(lines)-1], &kb, &user, &sys); err != nil {
+			t.Fatalf("/usr/bin/time wrote %q: %v", b, err)
+		}
+		rss, cpu = kb*1024, time.Duration((user+sys)*1e9)
+	}
+	return stderr.String(), cmd.ProcessState.ExitCode(), cpu, rss
 }
 
 // checkBounded fails the test when a run took a second of CPU or more, or
