@@ -196,7 +196,13 @@ func newBNAF(cfg BNAFConfig, dim, contextDim int) (*bnaf, error) {
 	b.a = append(append([]int{1}, hidden...), 1)
 	b.L = len(b.a) - 1
 	for _, u := range b.a {
+		if dim > 0 && u > maxLayerFloats/dim {
+			return nil, fmt.Errorf("flows: %s: %d units per dimension for %d columns: a layer %.3g wide, more than one layer may allocate (2 GiB)", who, u, dim, float64(u)*float64(dim))
+		}
 		b.w = append(b.w, dim*u)
+	}
+	if err := checkWidths(who, b.w...); err != nil {
+		return nil, err
 	}
 	np := 0
 	for l := range b.L {

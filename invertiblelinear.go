@@ -102,6 +102,9 @@ func InvertibleLinearFrom(init LinearInit) InitFunc {
 		if dim < 1 {
 			return nil, Bijection{}, fmt.Errorf("flows: %s: dim must be at least 1, got %d", invLinWho, dim)
 		}
+		if err := checkLayerSize(invLinWho, "weight matrix", dim, dim); err != nil {
+			return nil, Bijection{}, err
+		}
 		l := &invLin{dim: dim}
 		var p Params
 		var err error

@@ -200,6 +200,9 @@ func newMADE(who string, cfg MADEConfig, key Key, in, out, cdim int) (Params, *m
 	if !cfg.Precision.valid() {
 		return nil, nil, fmt.Errorf("flows: %s: unknown precision %v", who, cfg.Precision)
 	}
+	if err := checkWidths(who, append(append([]int{in + cdim}, cfg.Hidden...), out)...); err != nil {
+		return nil, nil, err
+	}
 	dim := in
 	L := len(cfg.Hidden) + 1
 	keys := key.Split(L + 1)

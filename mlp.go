@@ -266,6 +266,9 @@ func MLPWith(cfg MLPConfig) NetInitFunc {
 
 		widths := make([]int, 0, len(hidden)+2)
 		widths = append(append(append(widths, in), hidden...), out)
+		if err := checkWidths("MLP", widths...); err != nil {
+			return nil, Net{}, err
+		}
 		layers := make([]mlpLayer, len(widths)-1)
 		np, maxHidden := 0, 0
 		for l := range layers {

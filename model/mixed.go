@@ -35,6 +35,10 @@ func NewMixed(cfg Config, x *mat.Dense, names, cats []string, c *mat.Dense) (*Mo
 	if err != nil {
 		return nil, err
 	}
+	// The one-hot code is rows × levels: check it before making it.
+	if err := DefaultLimits().CheckRows("categorical levels", len(cats), cat.Width(), 0); err != nil {
+		return nil, err
+	}
 	onehot, _, err := cat.Encode(cats)
 	if err != nil {
 		return nil, err

@@ -414,7 +414,15 @@ func newModel(cfg Config, x, c *mat.Dense, cat *Categories, onehot *mat.Dense) (
 	if err := checkTable("New", x); err != nil {
 		return nil, err
 	}
-	_, dim := x.Dims()
+	rows, dim := x.Dims()
+	cdim := cat.Width()
+	if c != nil {
+		_, cd := c.Dims()
+		cdim += cd
+	}
+	if err := DefaultLimits().check(cfg, spec, dim, cdim, rows); err != nil {
+		return nil, err
+	}
 	if err := cfg.checkDomain(dim); err != nil {
 		return nil, err
 	}
@@ -463,6 +471,9 @@ func buildModel(cfg Config, spec kindSpec, dim int, mean, scale, cmean, cscale [
 	cdim := len(cmean)
 	if len(cscale) != cdim {
 		return nil, fmt.Errorf("flows: %d context means and %d scales", cdim, len(cscale))
+	}
+	if err := DefaultLimits().check(cfg, spec, dim, cdim+cat.Width(), 0); err != nil {
+		return nil, err
 	}
 	if err := checkNames("column", cfg.Columns, dim); err != nil {
 		return nil, err

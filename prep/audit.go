@@ -84,7 +84,18 @@ const (
 	// on a hyperplane, which has no density, and a flow squeezes towards
 	// it. Drop the column (or the ones it is made of).
 	Collinear
+	// CollinearSkipped: the table has more than AuditMaxCollinear columns,
+	// so Audit did not look for collinear ones (the check's correlation
+	// matrix grows as the columns squared, its factorisation as the cube).
+	// Column is −1.
+	CollinearSkipped
 )
+
+// AuditMaxCollinear is the most columns Audit checks for collinearity: the
+// check holds two d×d matrices (64 MB at 2,000 columns) and takes d³/3
+// steps; beyond it Audit reports CollinearSkipped and stays linear in the
+// columns.
+const AuditMaxCollinear = 2000
 
 // String names the issue.
 func (i Issue) String() string {
@@ -103,6 +114,8 @@ func (i Issue) String() string {
 		return "duplicates"
 	case Collinear:
 		return "collinear"
+	case CollinearSkipped:
+		return "collinearity not checked"
 	}
 	return fmt.Sprintf("Issue(%d)", int(i))
 }
@@ -131,7 +144,9 @@ func (f Finding) Fatal() bool { return f.Issue == Constant || f.Issue == NearCon
 
 // Audit examines the rows of x (n×d, finite values) whose columns are
 // called names (nil: "x0", "x1", …) and returns its findings, columns in
-// order, then rows. It reads x only.
+// order, then rows. It reads x only. Beyond AuditMaxCollinear columns it
+// does not look for collinear columns and says so (CollinearSkipped), so
+// that its time and memory stay linear in the columns.
 func Audit(x *mat.Dense, names []string) []Finding {
 	n, d := x.Dims()
 	name := func(j int) string {
@@ -140,12 +155,16 @@ func Audit(x *mat.Dense, names []string) []Finding {
 		}
 		return fmt.Sprintf("x%d", j)
 	}
-	var out []Finding
+	// Room for a finding per column: growing the slice by appends would
+	// allocate several times its final size on a wide table.
+	out := make([]Finding, 0, d)
 	center, scale := robustStats(x)
 	constant := make([]bool, d)
+	col, sorted := make([]float64, n), make([]float64, n) // reused: linear in d
 	for j := range d {
-		col := mat.Col(nil, j, x)
-		sorted := slices.Sorted(slices.Values(col))
+		mat.Col(col, j, x)
+		copy(sorted, col)
+		slices.Sort(sorted)
 		lo, hi := sorted[0], sorted[n-1]
 		distinct := 1
 		for i := 1; i < n; i++ {
@@ -199,6 +218,9 @@ func Audit(x *mat.Dense, names []string) []Finding {
 					label, len(rows), plural(len(rows), "row lies", "rows lie"), OutlierScales, scale[j], center[j], rowList(rows, col))})
 		}
 	}
+	if d > AuditMaxCollinear {
+		constant = nil // collinearColumns skips
+	}
 	for _, c := range collinearColumns(x, constant) {
 		of := make([]string, len(c.of))
 		for k, i := range c.of {
@@ -209,6 +231,10 @@ func Audit(x *mat.Dense, names []string) []Finding {
 				name(c.j), plural(len(of), "column", "columns"), strings.Join(of, ", "), c.unexplained)})
 	}
 	slices.SortStableFunc(out, func(a, b Finding) int { return a.Column - b.Column })
+	if d > AuditMaxCollinear {
+		out = append(out, Finding{Issue: CollinearSkipped, Column: -1,
+			Message: fmt.Sprintf("%d columns: collinear columns not looked for (the check takes at most %d: its memory grows as the columns squared, its time as the cube)", d, AuditMaxCollinear)})
+	}
 	if dups := duplicateRows(x); len(dups) > 0 {
 		out = append(out, Finding{Issue: Duplicates, Column: -1, Rows: dups[:min(len(dups), auditMaxRows)], Count: len(dups),
 			Message: fmt.Sprintf("%d of %d rows (%.1f%%) repeat an earlier row exactly (rows %s): many duplicates are spikes a flow collapses onto",
@@ -236,6 +262,9 @@ type collinear struct {
 // standardised scale).
 func collinearColumns(x *mat.Dense, skip []bool) []collinear {
 	n, d := x.Dims()
+	if len(skip) != d {
+		return nil // skipped: see AuditMaxCollinear
+	}
 	var cols []int // the columns checked
 	for j := range d {
 		if !skip[j] {
@@ -382,9 +411,10 @@ func duplicateRows(x *mat.Dense) []int {
 func robustStats(x *mat.Dense) (center, scale []float64) {
 	n, d := x.Dims()
 	center, scale = make([]float64, d), make([]float64, d)
-	dev := make([]float64, n)
+	dev, col := make([]float64, n), make([]float64, n)
 	for j := range d {
-		col := slices.Sorted(slices.Values(mat.Col(nil, j, x)))
+		mat.Col(col, j, x)
+		slices.Sort(col)
 		med := quantileSorted(col, 0.5)
 		for i, v := range col {
 			dev[i] = math.Abs(v - med)

@@ -91,6 +91,13 @@ type Options struct {
 	// "--context", "--categorical", "--keep", "--header yes" and
 	// "--missing skip").
 	ColumnsName, ContextName, KeepName, HeaderName, MissingName, CategoricalName string
+	// MaxColumns, when positive, is the most fields a line may have: a
+	// longer line is an error (ending with MaxColumnsWhy) once its
+	// MaxColumns+1st field is seen, before the line is parsed, so that
+	// its cost stays bounded (see widelimit.go). Only a single-byte Comma
+	// is counted.
+	MaxColumns    int
+	MaxColumnsWhy string
 }
 
 // Table is the numeric part of a file (or of a chunk of it): the selected
@@ -228,6 +235,12 @@ func NewReader(r io.Reader, name string, opt Options) (*Reader, error) {
 	}
 	if opt.NA == nil {
 		opt.NA = DefaultNA
+	}
+	if comma := opt.Comma; opt.MaxColumns > 0 && comma < utf8.RuneSelf {
+		if comma == 0 {
+			comma = ','
+		}
+		r = &columnLimit{r: r, why: opt.MaxColumnsWhy, comma: byte(comma), max: opt.MaxColumns, fields: 1, line: 1}
 	}
 	br := bufio.NewReaderSize(r, 1<<16)
 	if b, _ := br.Peek(len(utf8BOM)); bytes.Equal(b, utf8BOM) {

@@ -255,6 +255,9 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 	if err != nil {
 		return err
 	}
+	if err := limitFitSizes(path, cfg, &opt); err != nil {
+		return err
+	}
 	if err := f.rows.apply("fit", &opt); err != nil {
 		return err
 	}
@@ -288,6 +291,9 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 	}
 	cfg.Columns, cfg.Context = t.Names, t.ContextNames
 	n := t.Rows()
+	if err := checkFitSizes(path, cfg, t); err != nil {
+		return err
+	}
 	var m *model.Model
 	if len(t.CatNames) > 0 {
 		m, err = model.NewMixed(cfg, t.X, t.CatNames, t.Cats, t.C)
@@ -303,6 +309,9 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 			joinNames(t.Names), strings.TrimPrefix(err.Error(), "flows: "))
 	}
 
+	if err := checkRows(path, "--batch", m, min(f.batch, n), true); err != nil {
+		return err
+	}
 	nfe := newNFEMeter(m)
 	report, done, err := f.reporter(e, nfe)
 	if err != nil {

@@ -121,6 +121,9 @@ func (f *plotFlags) run(e *env, args []string) error {
 	if m.ContextDim > 0 {
 		return fmt.Errorf("%s is a conditional model; plot draws unconditional ones", args[0])
 	}
+	if err := checkRows(args[0], "-n", m, f.n.v, false); err != nil {
+		return err
+	}
 	o := cornerOptions{Names: modelNames(m), N: f.n.v, Seed: f.seed, LogScale: f.logScale}
 	if len(args) == 2 {
 		t, err := readTable(e, args[1], cliflags.ForModel(opt, m, args[0]))

@@ -83,6 +83,10 @@ columns found by the model's context names, or as --context picks them).`,
 			if ctx != nil && given == nil {
 				n, _ = ctx.Dims()
 			}
+			// Rows are drawn sampleBlock at a time: that is one call's size.
+			if err := checkRows(args[0], "-n", m, min(n, sampleBlock), false); err != nil {
+				return err
+			}
 			o, err := openOutput(e, out)
 			if err != nil {
 				return err

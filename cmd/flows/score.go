@@ -140,6 +140,9 @@ func lowerScore(a, b scored) bool {
 // writes the rows (or, with top > 0, the top least likely) to w; the rows
 // left out for a missing value go to rj.
 func score(e *env, m *model.Model, path string, opt table.Options, top int, w io.Writer, rj *rejects) error {
+	if err := checkRows(path, "a chunk of rows", m, chunkRows, false); err != nil {
+		return err
+	}
 	r, name, done, err := openInput(e, path)
 	if err != nil {
 		return err

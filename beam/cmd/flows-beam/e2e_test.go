@@ -349,6 +349,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"score", "missing.flow", "x.csv", "-o", "p"}, 1, "missing.flow: no such file or directory"},
 		{[]string{"frob"}, 1, `unknown command "frob"`},
 		{[]string{"version"}, 0, "flows-beam "},
+		{[]string{"sweep", "x.csv", "--validation", "v.csv", "--layers", "2,100000000", "-o", "b.flow"}, 1, "--layers 100000000: the model would hold"},
+		{[]string{"sweep", "x.csv", "--validation", "v.csv", "--hidden", "8;64,100000000", "-o", "b.flow"}, 1, "--hidden 64,100000000: the model would hold"},
 	} {
 		r := runBin(t, beamBin, dir, c.args...)
 		if r.code != c.code || !strings.Contains(r.stdout+r.stderr, c.want) {

@@ -185,6 +185,9 @@ func grid(kinds []string, layers []int, hidden [][]int, acts []string, bins []in
 									if err := cfg.Validate(); err != nil {
 										return nil, usagef("sweep", "%s", strings.TrimPrefix(err.Error(), "flows: Config: "))
 									}
+									if err := sweepSizes(cfg); err != nil {
+										return nil, err
+									}
 									f := fit
 									f.LR = lr
 									c := flowsbeam.SweepConfig{Model: cfg, Fit: f}
