@@ -40,6 +40,8 @@ type kindSpec struct {
 	linear bool
 	// affine says the kind's affine layers take Config.LogScaleBound.
 	affine bool
+	// image says the kind models images of Config.Shape (see image.go).
+	image bool
 	// block returns the layers of one block, given a Config with its
 	// defaults filled in and the number of data columns.
 	block func(c Config, dim int) []flows.InitFunc
@@ -187,7 +189,7 @@ var kindBernstein = kindSpec{
 // kinds is the table of architectures, in the order Kinds lists them.
 var kinds = []kindSpec{
 	kindMAF, kindRealNVP, kindGlow, kindNSFCoupling, kindNSFAutoregressive,
-	kindNAF, kindBNAF, kindSOS, kindBernstein,
+	kindNAF, kindBNAF, kindSOS, kindBernstein, kindImageGlow,
 }
 
 // mlp, made and spline are the conditioner and spline of a Config's blocks.
