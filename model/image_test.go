@@ -126,3 +126,33 @@ func TestSampleTemperature(t *testing.T) {
 		t.Error("NaN temperature accepted")
 	}
 }
+
+// TestImageGlowExtremePixels: the log density of rows far outside the
+// pixels' range (which CheckData refuses) is still never NaN or +Inf, at
+// the initial parameters and moved well away from them.
+func TestImageGlowExtremePixels(t *testing.T) {
+	m, err := New(Config{Kind: KindImageGlow, Shape: pinImageShape, Glow: flows.GlowConfig{Steps: 1, Hidden: 4}}, pinImages(flows.NewKey(1), 32), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := mat.NewDense(4, 16, nil)
+	for j := range 16 {
+		x.Set(0, j, -1e300)
+		x.Set(1, j, 1e300)
+		x.Set(2, j, float64(j%2)*255)
+		x.Set(3, j, 127.5)
+	}
+	rng := flows.NewKey(5).Rand()
+	for trial := range 3 {
+		for i := range m.Params {
+			if trial > 0 {
+				m.Params[i] += 0.5 * rng.NormFloat64()
+			}
+		}
+		for i, v := range m.LogPDF(x, nil) {
+			if math.IsNaN(v) || math.IsInf(v, 1) {
+				t.Errorf("trial %d: log density of row %d is %v", trial, i, v)
+			}
+		}
+	}
+}

@@ -16,6 +16,9 @@ import (
 func TestLeastParams(t *testing.T) {
 	for _, spec := range kinds {
 		kind := spec.Kind
+		if spec.image {
+			continue // its bound is 0: see leastParams
+		}
 		for _, dim := range []int{1, 2, 3, 5, 8} {
 			if dim < spec.MinDim {
 				continue
