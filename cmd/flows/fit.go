@@ -139,7 +139,15 @@ Kinds: ` + kindList() + `.`,
 		fs.StringVar(&f.linear, "linear", "permutation", "`permutation|orthogonal`: how the linear layers of glow and nsf-coupling\nstart")
 		fs.Float64Var(&f.logScale, "log-scale-bound", 3, "the bound on the log-scales of maf, realnvp and glow")
 		f.image.add(fs)
-		return func(e *env, args []string) error { return f.run(e, fs, args[0]) }
+		return func(e *env, args []string) error {
+			if isImage, err := f.image.check(fs, f.kind); isImage || err != nil {
+				if err != nil {
+					return err
+				}
+				return f.runImage(e, args[0])
+			}
+			return f.run(e, fs, args[0])
+		}
 	},
 }
 
@@ -246,12 +254,6 @@ func (f *fitFlags) fitConfig() (optim.FitConfig, error) {
 
 // run fits the model to the CSV file at path and saves it.
 func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
-	if isImage, err := f.image.check(fs, f.kind); isImage || err != nil {
-		if err != nil {
-			return err
-		}
-		return f.runImage(e, path)
-	}
 	cfg, fc, err := f.config(fs)
 	if err != nil {
 		return err
