@@ -7,7 +7,7 @@ package model
 // any of these is a change of behaviour: of a layer's parameter layout, of
 // its key use, or of its arithmetic. Regenerate missing ones with
 //
-//	go test -run 'TestPinned' -update-pins ./model
+//	go test ./model -run 'TestPinned' -update-pins
 //
 // which never rewrites a file already pinned.
 
