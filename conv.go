@@ -43,9 +43,13 @@ const convTaskWork = 1 << 20
 
 // convProduct is the one product every convolution pass calls: c =
 // op(a)·op(b) + beta·c on the calling goroutine (the passes run tasks in
-// parallel themselves). It is the place where a compute precision would be
-// chosen.
-func convProduct(ta, tb bool, m, n, k int, a, b []float64, beta float64, c []float64) {
+// parallel themselves), in float64 or, for Float32, in float32 (see
+// Precision).
+func convProduct(prec Precision, ta, tb bool, m, n, k int, a, b []float64, beta float64, c []float64) {
+	if prec == Float32 {
+		linalg.GemmSerialF32(ta, tb, m, n, k, 1, a, b, beta, c)
+		return
+	}
 	linalg.GemmSerial(ta, tb, m, n, k, 1, a, b, beta, c)
 }
 
@@ -68,6 +72,7 @@ func getCol(n int) *[]float64 {
 // channels (see the file comment).
 type conv2d struct {
 	cin, cout, k, h, w int
+	prec               Precision // of the products
 }
 
 // weights returns the number of filter weights, cout·cin·k·k.
@@ -174,7 +179,7 @@ func (c conv2d) forward(wt, b, x []float64, n int) []float64 {
 				}
 			}
 			c.im2col(x[i*c.inWidth():(i+1)*c.inWidth()], col)
-			convProduct(false, false, c.cout, hw, kk, wt, col, 1, yi)
+			convProduct(c.prec, false, false, c.cout, hw, kk, wt, col, 1, yi)
 		}
 	})
 	return y
@@ -207,9 +212,9 @@ func (c conv2d) backward(wt, x, dy []float64, n int, dw, db []float64, wantDx bo
 				pb[o] += s
 			}
 			c.im2col(x[i*c.inWidth():(i+1)*c.inWidth()], col)
-			convProduct(false, true, c.cout, kk, hw, dyi, col, 1, pw)
+			convProduct(c.prec, false, true, c.cout, kk, hw, dyi, col, 1, pw)
 			if wantDx {
-				convProduct(true, false, kk, hw, c.cout, wt, dyi, 0, col)
+				convProduct(c.prec, true, false, kk, hw, c.cout, wt, dyi, 0, col)
 				c.col2im(col, dx[i*c.inWidth():(i+1)*c.inWidth()])
 			}
 		}

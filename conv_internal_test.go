@@ -50,7 +50,7 @@ func randSlice(key Key, n int) []float64 {
 // and in (W, b), so the gradients must equal the loop's values of
 // ⟨dY, conv(e)⟩ on unit vectors e, which is what the transposed loop gives.
 func TestConvAgainstLoop(t *testing.T) {
-	for _, c := range []conv2d{{2, 3, 3, 4, 5}, {3, 2, 1, 3, 3}, {1, 4, 3, 1, 2}, {2, 2, 5, 3, 4}, {1, 2, 5, 1, 2}, {2, 1, 3, 2, 1}} {
+	for _, c := range []conv2d{{2, 3, 3, 4, 5, Float64}, {3, 2, 1, 3, 3, Float64}, {1, 4, 3, 1, 2, Float64}, {2, 2, 5, 3, 4, Float64}, {1, 2, 5, 1, 2, Float64}, {2, 1, 3, 2, 1, Float64}} {
 		const n = 3
 		keys := NewKey(7).Split(4)
 		wt, b := randSlice(keys[0], c.weights()), randSlice(keys[1], c.cout)
@@ -97,9 +97,14 @@ func TestConvAgainstLoop(t *testing.T) {
 }
 
 // TestConvWorkersBitIdentical runs passes split into many tasks on one
-// worker and on four and wants the same bits.
+// worker and on four and wants the same bits, in both precisions.
 func TestConvWorkersBitIdentical(t *testing.T) {
-	c := conv2d{3, 4, 3, 6, 6}
+	for _, prec := range []Precision{Float64, Float32} {
+		convWorkersBitIdentical(t, conv2d{3, 4, 3, 6, 6, prec})
+	}
+}
+
+func convWorkersBitIdentical(t *testing.T, c conv2d) {
 	per, _ := c.tasks(1)
 	n := 3*per - 1 // three tasks, the last one short
 	keys := NewKey(3).Split(4)
@@ -116,7 +121,7 @@ func TestConvWorkersBitIdentical(t *testing.T) {
 	for _, pair := range [][2][]float64{{y1, y4}, {dx1, dx4}, {dw1, dw4}, {db1, db4}} {
 		for j := range pair[0] {
 			if math.Float64bits(pair[0][j]) != math.Float64bits(pair[1][j]) {
-				t.Fatalf("entry %d differs between 1 and 4 workers: %v vs %v", j, pair[0][j], pair[1][j])
+				t.Fatalf("%v: entry %d differs between 1 and 4 workers: %v vs %v", c.prec, j, pair[0][j], pair[1][j])
 			}
 		}
 	}

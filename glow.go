@@ -19,6 +19,9 @@ type GlowConfig struct {
 	// Prior is the prior of the channels factored out between scales
 	// (default PriorLearned, Glow's split).
 	Prior FactorPrior `json:"prior"`
+	// Precision is the arithmetic of the conditioners' convolutions
+	// (default Float64; see Precision).
+	Precision Precision `json:"precision,omitzero"`
 }
 
 // Glow returns the init function of a Glow-style multi-scale flow
@@ -62,7 +65,7 @@ func Glow(shape Shape, cfg GlowConfig) InitFunc {
 		if steps < 1 || hidden < 1 || cfg.Blocks < 0 {
 			return nil, Bijection{}, fmt.Errorf("flows: %s: steps %d, hidden %d, blocks %d: need positive sizes", who, steps, hidden, cfg.Blocks)
 		}
-		net := ConvNetConfig{Hidden: hidden, Blocks: cfg.Blocks, WeightNorm: cfg.WeightNorm}
+		net := ConvNetConfig{Hidden: hidden, Blocks: cfg.Blocks, WeightNorm: cfg.WeightNorm, Precision: cfg.Precision}
 		return glowScale(shape, scales, steps, net, cfg.Prior)(key, dim, contextDim)
 	}
 }

@@ -80,6 +80,8 @@ func (c Config) checkImage(spec kindSpec) error {
 		return fmt.Errorf("%s: Glow has a negative size: %+v", who, c.Glow)
 	case c.Glow.Prior != flows.PriorLearned && c.Glow.Prior != flows.PriorNormal:
 		return fmt.Errorf("%s: unknown Glow prior %d", who, int(c.Glow.Prior))
+	case c.Glow.Precision != flows.Float64 && c.Glow.Precision != flows.Float32:
+		return fmt.Errorf("%s: unknown Glow precision %d", who, int(c.Glow.Precision))
 	}
 	dim := c.Shape.Size()
 	if len(c.Dequantize) > 0 && (len(c.Dequantize) != dim || !slices.IsSortedFunc(c.Dequantize, func(a, b int) int { return a - b }) ||
