@@ -117,6 +117,45 @@ func (c Config) imageDefaults() Config {
 	return c
 }
 
+// leastImageParams returns a lower bound on the parameters of an image
+// kind's Glow (defaults filled in), saturating at MaxUint64: each of the
+// Scales·Steps couplings' conv nets has a 3×3 convolution into Hidden
+// channels from at least one and one out of them to at least one, and
+// Blocks residual blocks of two Hidden→Hidden 3×3 convolutions. Load checks
+// it before building, so a header cannot ask for a net far larger than
+// the file.
+func (c Config) leastImageParams() uint64 {
+	g := c.Glow
+	if g.Scales < 0 || g.Steps < 0 || g.Hidden < 0 || g.Blocks < 0 {
+		return 0
+	}
+	h := uint64(g.Hidden)
+	perNet, ok := mulSat(2*9, h)
+	if b, ok2 := mulSat(uint64(g.Blocks)*2*9, h); ok && ok2 {
+		if b, ok2 = mulSat(b, h); ok2 && perNet+b >= perNet {
+			perNet += b
+		} else {
+			ok = false
+		}
+	} else {
+		ok = false
+	}
+	nets, ok2 := mulSat(uint64(g.Scales), uint64(g.Steps))
+	total, ok3 := mulSat(nets, perNet)
+	if !ok || !ok2 || !ok3 {
+		return math.MaxUint64
+	}
+	return total
+}
+
+// mulSat returns a·b and true, or MaxUint64 and false when it overflows.
+func mulSat(a, b uint64) (uint64, bool) {
+	if b != 0 && a > math.MaxUint64/b {
+		return math.MaxUint64, false
+	}
+	return a * b, true
+}
+
 // checkShape returns an error unless dim columns fit c's Shape (for an
 // image kind).
 func (c Config) checkShape(dim int) error {

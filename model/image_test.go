@@ -1,7 +1,11 @@
 package model
 
 import (
+	"bytes"
+	"encoding/binary"
+	"errors"
 	"math"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -205,5 +209,30 @@ func TestImageGlowFloat32(t *testing.T) {
 	}
 	if !differ {
 		t.Error("float32 gave float64's bits: the precision did not reach the convolutions")
+	}
+}
+
+// TestLoadImageHeaderTooLarge: a header asking for a far larger Glow than
+// the file holds is refused before the net is built.
+func TestLoadImageHeaderTooLarge(t *testing.T) {
+	b, err := os.ReadFile("testdata/models/image-glow.flow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][2]string{{`"steps":1`, `"steps":9`}, {`"hidden":4,`, `"hidden":9,`}} {
+		_, err := Read(bytes.NewReader(editHeader(t, b, c[0], c[1])))
+		if !errors.Is(err, ErrParamCount) {
+			t.Errorf("%s → %s: err = %v, want ErrParamCount", c[0], c[1], err)
+		}
+	}
+	// Hidden 9,999,999 needs 180M parameters at least: refused by the
+	// bound, not by building the net (which would take gigabytes).
+	long := strings.Replace(string(b), `"hidden":4,`, `"hidden":9999999,`, 1)
+	j := binary.LittleEndian.Uint32(b[12:]) + uint32(len(long)-len(b))
+	out := binary.LittleEndian.AppendUint32([]byte(long[:12]), j)
+	out = fixCRC(append(out, long[16:]...))
+	_, err = Read(bytes.NewReader(out))
+	if !errors.Is(err, ErrParamCount) || !strings.Contains(err.Error(), "at least") {
+		t.Errorf("hidden 9999999: err = %v, want ErrParamCount from the bound", err)
 	}
 }

@@ -295,7 +295,7 @@ func checkNames(what string, names []string, n int) error {
 func (c Config) leastParams(spec kindSpec, dim int) uint64 {
 	var sum uint64
 	if spec.image {
-		return 0 // Glow's size is not a function of dim alone; Dim is C·H·W
+		return c.leastImageParams()
 	}
 	add := func(a, b uint64) { // sum += a·b, saturating
 		if b != 0 && a > math.MaxUint64/b || sum+a*b < sum {
