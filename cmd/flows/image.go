@@ -33,7 +33,7 @@ type imageFlags struct {
 }
 
 func (f *imageFlags) add(fs *flag.FlagSet) {
-	fs.StringVar(&f.shape, "shape", "", "`C,H,W`: the images' channels, height and width ("+string(model.KindImageGlow)+";\ndefault 1,H,W for an IDX file)")
+	fs.StringVar(&f.shape, "shape", "", "the images' channels, height and width, `C,H,W` ("+string(model.KindImageGlow)+";\ndefault 1,H,W for an IDX file)")
 	fs.IntVar(&f.steps, "steps", 4, "the steps of flow per scale ("+string(model.KindImageGlow)+")")
 	fs.IntVar(&f.channels, "channels", 32, "the hidden channels of each coupling's conv net ("+string(model.KindImageGlow)+")")
 }

@@ -35,10 +35,10 @@ values (all -n rows are drawn given it), or --contexts names a CSV file
 whose rows are the contexts (one row drawn per context row, -n ignored; its
 columns found by the model's context names, or as --context picks them).
 
---temperature T draws the latents from N(0, T²·I) (unconditional models):
-below 1, samples keep closer to the model's typical rows, as Glow's
-reduced-temperature samples. For an image model (fit --kind image-glow),
--o grid.png writes the -n samples as a PNG grid of images instead of CSV.`,
+--temperature T draws the latents from N(0, T²·I) (unconditional models),
+as Glow's reduced-temperature samples: below 1, nearer the latent origin.
+For an image model (fit --kind image-glow), -o grid.png writes the -n
+samples as a PNG grid of images instead of CSV.`,
 	nArgs: [2]int{1, 1},
 	flags: func(fs *flag.FlagSet) func(*env, []string) error {
 		var (
@@ -51,7 +51,7 @@ reduced-temperature samples. For an image model (fit --kind image-glow),
 			c        csvFlags
 		)
 		var temperature float64
-		fs.Float64Var(&temperature, "temperature", 1, "draw the latents from N(0, T²): below 1, fewer odd rows (sharper images);\nunconditional models only")
+		fs.Float64Var(&temperature, "temperature", 1, "draw the latents from N(0, T²), `T` below 1 nearer the latent origin;\nunconditional models only")
 		fs.IntVar(&n, "n", 1000, "the number of rows to draw")
 		fs.StringVar(&out, "o", "", "the CSV `file` to write (default standard output)")
 		fs.Uint64Var(&seed, "seed", 0, "the seed of the draw")
