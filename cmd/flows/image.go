@@ -5,6 +5,8 @@ package main
 // a PNG grid of an image model's samples.
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"flag"
@@ -204,38 +206,39 @@ func (f *fitFlags) readPixels(e *env, path string, shape flows.Shape) (*mat.Dens
 	return t.X, func(i int) string { return strconv.Itoa(t.Lines[i]) }, shape, nil
 }
 
-// readIDX reads an IDX file of unsigned-byte images; ok is false, with no
-// error, when the file does not start with the IDX magic number.
+// readIDX reads an IDX file of unsigned-byte images, gzipped or not (as
+// MNIST's files ship); ok is false, with no error, when the file does not
+// start with the IDX magic number.
 func readIDX(path string) (x *mat.Dense, s flows.Shape, ok bool, err error) {
-	file, err := os.Open(path)
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, s, false, err
 	}
-	defer file.Close()
-	head := make([]byte, 16)
-	if n, _ := io.ReadFull(file, head); n < 4 || string(head[:4]) != string(idxMagic) {
+	if len(data) >= 2 && data[0] == 0x1f && data[1] == 0x8b {
+		zr, err := gzip.NewReader(bytes.NewReader(data))
+		if err != nil {
+			return nil, s, false, nil // not gzip after all: read it as CSV
+		}
+		if data, err = io.ReadAll(zr); err != nil {
+			return nil, s, true, fmt.Errorf("%s: %v", path, err)
+		}
+	}
+	if len(data) < 4 || !bytes.Equal(data[:4], idxMagic) {
 		return nil, s, false, nil
-	} else if n < 16 {
-		return nil, s, true, fmt.Errorf("%s: an IDX file that ends at byte %d, inside its sizes (bytes 4 to 16)", path, n)
 	}
-	n := int(binary.BigEndian.Uint32(head[4:]))
-	s = flows.Shape{C: 1, H: int(binary.BigEndian.Uint32(head[8:])), W: int(binary.BigEndian.Uint32(head[12:]))}
-	info, err := file.Stat()
-	if err != nil {
-		return nil, s, true, err
+	if len(data) < 16 {
+		return nil, s, true, fmt.Errorf("%s: an IDX file that ends at byte %d, inside its sizes (bytes 4 to 16)", path, len(data))
 	}
-	if want := 16 + int64(n)*int64(s.Size()); n < 1 || s.H < 1 || s.W < 1 || info.Size() != want {
-		return nil, s, true, fmt.Errorf("%s: an IDX file of %d images of %v is %d bytes long, not %d", path, n, s, want, info.Size())
+	n := int(binary.BigEndian.Uint32(data[4:]))
+	s = flows.Shape{C: 1, H: int(binary.BigEndian.Uint32(data[8:])), W: int(binary.BigEndian.Uint32(data[12:]))}
+	if want := 16 + int64(n)*int64(s.Size()); n < 1 || s.H < 1 || s.W < 1 || int64(len(data)) != want {
+		return nil, s, true, fmt.Errorf("%s: an IDX file of %d images of %v is %d bytes long, not %d", path, n, s, want, len(data))
 	}
-	pix := make([]byte, n*s.Size())
-	if _, err := io.ReadFull(file, pix); err != nil {
-		return nil, s, true, fmt.Errorf("%s: %v", path, err)
+	pix := make([]float64, len(data)-16)
+	for i, p := range data[16:] {
+		pix[i] = float64(p)
 	}
-	data := make([]float64, len(pix))
-	for i, p := range pix {
-		data[i] = float64(p)
-	}
-	return mat.NewDense(n, s.Size(), data), s, true, nil
+	return mat.NewDense(n, s.Size(), pix), s, true, nil
 }
 
 // writeImageGrid writes the images x (rows of shape s, pixel values 0 to

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"compress/gzip"
 	"encoding/binary"
 	"fmt"
 	"image/png"
@@ -128,6 +130,20 @@ func TestImageFitSample(t *testing.T) {
 	r = mustRun(t, dir, "fit", "bars-ubyte", "-o", "idx.flow", "--kind", "image-glow", "--epochs", "1", "--steps", "1", "--channels", "4")
 	if !strings.Contains(r.stderr, "images 1×8×8") {
 		t.Errorf("IDX fit:\n%s", r.stderr)
+	}
+	// Gzipped, as MNIST's files ship.
+	raw, err := os.ReadFile(filepath.Join(dir, "bars-ubyte"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(raw)
+	zw.Close()
+	writeFile(t, filepath.Join(dir, "bars-ubyte.gz"), gz.String())
+	r = mustRun(t, dir, "fit", "bars-ubyte.gz", "-o", "gz.flow", "--kind", "image-glow", "--epochs", "1", "--steps", "1", "--channels", "4")
+	if !strings.Contains(r.stderr, "images 1×8×8") || readText(t, filepath.Join(dir, "gz.flow")) != readText(t, filepath.Join(dir, "idx.flow")) {
+		t.Errorf("gzipped IDX fit differs from the plain one:\n%s", r.stderr)
 	}
 	noTemps(t, dir)
 }
