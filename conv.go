@@ -31,7 +31,11 @@ package flows
 // and col(X) costs k² times the input's memory only for the images of
 // tasks in flight (a training pass keeps X, never col(X)).
 
-import "github.com/gonormflows/flows/internal/linalg"
+import (
+	"sync"
+
+	"github.com/gonormflows/flows/internal/linalg"
+)
 
 // convTaskWork is about how many multiply-adds one task of a convolution
 // holds: enough to outweigh handing it to another goroutine.
@@ -39,16 +43,36 @@ const convTaskWork = 1 << 20
 
 // convProduct is the one product every convolution pass calls: c =
 // op(a)·op(b) + beta·c on the calling goroutine (the passes run tasks in
-// parallel themselves). It is the place where a compute precision would be
-// chosen.
-func convProduct(ta, tb bool, m, n, k int, a, b []float64, beta float64, c []float64) {
+// parallel themselves), in float64 or, for Float32, in float32 (see
+// Precision).
+func convProduct(prec Precision, ta, tb bool, m, n, k int, a, b []float64, beta float64, c []float64) {
+	if prec == Float32 {
+		linalg.GemmSerialF32(ta, tb, m, n, k, 1, a, b, beta, c)
+		return
+	}
 	linalg.GemmSerial(ta, tb, m, n, k, 1, a, b, beta, c)
+}
+
+// colPool keeps im2col buffers between tasks: a task is often one image,
+// and allocating (and zeroing) its buffer each time cost more than the
+// copies. Every use overwrites the whole buffer first.
+var colPool sync.Pool
+
+// getCol returns a buffer of n floats from colPool (contents arbitrary).
+func getCol(n int) *[]float64 {
+	if p, ok := colPool.Get().(*[]float64); ok && cap(*p) >= n {
+		*p = (*p)[:n]
+		return p
+	}
+	buf := make([]float64, n)
+	return &buf
 }
 
 // conv2d is the shape of a k×k convolution of h×w images from cin to cout
 // channels (see the file comment).
 type conv2d struct {
 	cin, cout, k, h, w int
+	prec               Precision // of the products
 }
 
 // weights returns the number of filter weights, cout·cin·k·k.
@@ -67,27 +91,41 @@ func (c conv2d) tasks(n int) (per, tasks int) {
 }
 
 // im2col writes col(X) of one image x (cin × h·w) into col
-// (cin·k·k × h·w).
+// (cin·k·k × h·w). Row (ci, ky, kx) of col is the plane ci shifted by
+// dy·w + dx in the row-major pixel order, so the rows y whose source row
+// y + dy is inside take one copy of a contiguous span; the entries that
+// span carries across a row's edge (the |dx| columns at the side the
+// shift leaves) and the rows outside are then cleared. One copy per row of
+// col rather than one per image row: at 14×14 the per-row copies were
+// most of the time outside the products.
 func (c conv2d) im2col(x, col []float64) {
-	hw, pad := c.h*c.w, c.k/2
+	hw, pad, w := c.h*c.w, c.k/2, c.w
 	r := 0
 	for ci := 0; ci < c.cin; ci++ {
 		plane := x[ci*hw : (ci+1)*hw]
 		for ky := 0; ky < c.k; ky++ {
+			dy := ky - pad
+			y0, y1 := max(0, -dy), min(c.h, c.h-dy)
 			for kx := 0; kx < c.k; kx++ {
 				dst := col[r*hw : (r+1)*hw]
 				r++
-				dy, dx := ky-pad, kx-pad
-				x0, x1 := max(0, -dx), min(c.w, c.w-dx)
-				for y := 0; y < c.h; y++ {
-					row := dst[y*c.w : (y+1)*c.w]
-					sy := y + dy
-					if sy < 0 || sy >= c.h || x0 >= x1 {
-						clear(row)
-						continue
-					}
+				dx := kx - pad
+				x0, x1 := max(0, -dx), min(w, w-dx)
+				if y0 >= y1 || x0 >= x1 {
+					clear(dst)
+					continue
+				}
+				lo, hi, off := y0*w, y1*w, dy*w+dx
+				a, b := max(lo, -off), min(hi, hw-off)
+				clear(dst[:a])
+				copy(dst[a:b], plane[a+off:b+off])
+				clear(dst[b:])
+				if x0 == 0 && x1 == w {
+					continue
+				}
+				for y := y0; y < y1; y++ {
+					row := dst[y*w : (y+1)*w]
 					clear(row[:x0])
-					copy(row[x0:x1], plane[sy*c.w+x0+dx:sy*c.w+x1+dx])
 					clear(row[x1:])
 				}
 			}
@@ -129,7 +167,9 @@ func (c conv2d) forward(wt, b, x []float64, n int) []float64 {
 	y := make([]float64, n*c.outWidth())
 	per, tasks := c.tasks(n)
 	linalg.Parallel(tasks, func(t int) {
-		col := make([]float64, kk*hw)
+		buf := getCol(kk * hw)
+		defer colPool.Put(buf)
+		col := *buf
 		for i := t * per; i < min(n, (t+1)*per); i++ {
 			yi := y[i*c.outWidth() : (i+1)*c.outWidth()]
 			for o, bo := range b {
@@ -139,7 +179,7 @@ func (c conv2d) forward(wt, b, x []float64, n int) []float64 {
 				}
 			}
 			c.im2col(x[i*c.inWidth():(i+1)*c.inWidth()], col)
-			convProduct(false, false, c.cout, hw, kk, wt, col, 1, yi)
+			convProduct(c.prec, false, false, c.cout, hw, kk, wt, col, 1, yi)
 		}
 	})
 	return y
@@ -158,7 +198,9 @@ func (c conv2d) backward(wt, x, dy []float64, n int, dw, db []float64, wantDx bo
 	partW := make([]float64, tasks*len(dw))
 	partB := make([]float64, tasks*len(db))
 	linalg.Parallel(tasks, func(t int) {
-		col := make([]float64, kk*hw)
+		buf := getCol(kk * hw)
+		defer colPool.Put(buf)
+		col := *buf
 		pw, pb := partW[t*len(dw):(t+1)*len(dw)], partB[t*len(db):(t+1)*len(db)]
 		for i := t * per; i < min(n, (t+1)*per); i++ {
 			dyi := dy[i*c.outWidth() : (i+1)*c.outWidth()]
@@ -170,9 +212,9 @@ func (c conv2d) backward(wt, x, dy []float64, n int, dw, db []float64, wantDx bo
 				pb[o] += s
 			}
 			c.im2col(x[i*c.inWidth():(i+1)*c.inWidth()], col)
-			convProduct(false, true, c.cout, kk, hw, dyi, col, 1, pw)
+			convProduct(c.prec, false, true, c.cout, kk, hw, dyi, col, 1, pw)
 			if wantDx {
-				convProduct(true, false, kk, hw, c.cout, wt, dyi, 0, col)
+				convProduct(c.prec, true, false, kk, hw, c.cout, wt, dyi, 0, col)
 				c.col2im(col, dx[i*c.inWidth():(i+1)*c.inWidth()])
 			}
 		}

@@ -10,7 +10,7 @@ import (
 // channels, 14×14, 64 images) with one product of the same size, the bound
 // im2col could reach if its copies were free.
 func BenchmarkConvForward(b *testing.B) {
-	c := conv2d{32, 32, 3, 14, 14}
+	c := conv2d{32, 32, 3, 14, 14, Float64}
 	const n = 64
 	wt, bias := randSlice(NewKey(1), c.weights()), randSlice(NewKey(2), c.cout)
 	x := randSlice(NewKey(3), n*c.inWidth())

@@ -50,7 +50,7 @@ func randSlice(key Key, n int) []float64 {
 // and in (W, b), so the gradients must equal the loop's values of
 // ⟨dY, conv(e)⟩ on unit vectors e, which is what the transposed loop gives.
 func TestConvAgainstLoop(t *testing.T) {
-	for _, c := range []conv2d{{2, 3, 3, 4, 5}, {3, 2, 1, 3, 3}, {1, 4, 3, 1, 2}, {2, 2, 5, 3, 4}} {
+	for _, c := range []conv2d{{2, 3, 3, 4, 5, Float64}, {3, 2, 1, 3, 3, Float64}, {1, 4, 3, 1, 2, Float64}, {2, 2, 5, 3, 4, Float64}, {1, 2, 5, 1, 2, Float64}, {2, 1, 3, 2, 1, Float64}} {
 		const n = 3
 		keys := NewKey(7).Split(4)
 		wt, b := randSlice(keys[0], c.weights()), randSlice(keys[1], c.cout)
@@ -97,9 +97,14 @@ func TestConvAgainstLoop(t *testing.T) {
 }
 
 // TestConvWorkersBitIdentical runs passes split into many tasks on one
-// worker and on four and wants the same bits.
+// worker and on four and wants the same bits, in both precisions.
 func TestConvWorkersBitIdentical(t *testing.T) {
-	c := conv2d{3, 4, 3, 6, 6}
+	for _, prec := range []Precision{Float64, Float32} {
+		convWorkersBitIdentical(t, conv2d{3, 4, 3, 6, 6, prec})
+	}
+}
+
+func convWorkersBitIdentical(t *testing.T, c conv2d) {
 	per, _ := c.tasks(1)
 	n := 3*per - 1 // three tasks, the last one short
 	keys := NewKey(3).Split(4)
@@ -116,7 +121,61 @@ func TestConvWorkersBitIdentical(t *testing.T) {
 	for _, pair := range [][2][]float64{{y1, y4}, {dx1, dx4}, {dw1, dw4}, {db1, db4}} {
 		for j := range pair[0] {
 			if math.Float64bits(pair[0][j]) != math.Float64bits(pair[1][j]) {
-				t.Fatalf("entry %d differs between 1 and 4 workers: %v vs %v", j, pair[0][j], pair[1][j])
+				t.Fatalf("%v: entry %d differs between 1 and 4 workers: %v vs %v", c.prec, j, pair[0][j], pair[1][j])
+			}
+		}
+	}
+}
+
+// im2colRows is im2col one image row at a time, as it was written first:
+// the reference for the span copies.
+func im2colRows(c conv2d, x, col []float64) {
+	hw, pad := c.h*c.w, c.k/2
+	r := 0
+	for ci := 0; ci < c.cin; ci++ {
+		plane := x[ci*hw : (ci+1)*hw]
+		for ky := 0; ky < c.k; ky++ {
+			for kx := 0; kx < c.k; kx++ {
+				dst := col[r*hw : (r+1)*hw]
+				r++
+				dy, dx := ky-pad, kx-pad
+				x0, x1 := max(0, -dx), min(c.w, c.w-dx)
+				for y := 0; y < c.h; y++ {
+					row := dst[y*c.w : (y+1)*c.w]
+					sy := y + dy
+					if sy < 0 || sy >= c.h || x0 >= x1 {
+						clear(row)
+						continue
+					}
+					clear(row[:x0])
+					copy(row[x0:x1], plane[sy*c.w+x0+dx:sy*c.w+x1+dx])
+					clear(row[x1:])
+				}
+			}
+		}
+	}
+}
+
+// TestIm2colSpans checks the span copies against im2colRows on every
+// shape up to 5×5 filters on 6×6 images, into a buffer full of NaN (as a
+// pooled buffer may hold anything), bit for bit.
+func TestIm2colSpans(t *testing.T) {
+	for _, k := range []int{1, 3, 5} {
+		for h := 1; h <= 6; h++ {
+			for w := 1; w <= 6; w++ {
+				c := conv2d{cin: 2, cout: 1, k: k, h: h, w: w}
+				x := randSlice(NewKey(uint64(h*7+w)), c.inWidth())
+				got, want := make([]float64, c.cin*k*k*h*w), make([]float64, c.cin*k*k*h*w)
+				for i := range got {
+					got[i] = math.NaN()
+				}
+				c.im2col(x, got)
+				im2colRows(c, x, want)
+				for i := range want {
+					if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+						t.Fatalf("%+v: col[%d] = %v, want %v", c, i, got[i], want[i])
+					}
+				}
 			}
 		}
 	}

@@ -38,6 +38,9 @@ type ConvNetConfig struct {
 	Blocks int
 	// WeightNorm normalises the weights of every conv but the last.
 	WeightNorm bool
+	// Precision is the arithmetic of the convolutions' products (default
+	// Float64; see Precision).
+	Precision Precision
 }
 
 // ConvNet returns a convolutional conditioner for images of height h and
@@ -57,7 +60,7 @@ func ConvNet(h, w int, cfg ConvNetConfig) NetInitFunc {
 		if h < 1 || w < 1 || hidden < 1 || cfg.Blocks < 0 {
 			return nil, Net{}, fmt.Errorf("flows: ConvNet: height %d, width %d, hidden %d, blocks %d: need positive sizes", h, w, hidden, cfg.Blocks)
 		}
-		return convNetInit(key, h, w, in, out, hidden, cfg.Blocks, cfg.WeightNorm)
+		return convNetInit(key, h, w, in, out, hidden, cfg.Blocks, cfg.WeightNorm, cfg.Precision)
 	}
 }
 
@@ -135,7 +138,7 @@ func (l convLayer) addWeightGrad(p, dp Params, dw, norms []float64) {
 
 // convNetInit makes the net of ConvNet with resolved settings; hidden 0
 // (never passed by ConvNet) makes the one-conv net of a split prior.
-func convNetInit(key Key, h, w, in, out, hidden, blocks int, norm bool) (Params, Net, error) {
+func convNetInit(key Key, h, w, in, out, hidden, blocks int, norm bool, prec Precision) (Params, Net, error) {
 	hw := h * w
 	if in < hw || in%hw != 0 || out < hw || out%hw != 0 {
 		return nil, Net{}, fmt.Errorf("flows: ConvNet: widths %d in, %d out are not whole %d×%d images", in, out, h, w)
@@ -148,7 +151,7 @@ func convNetInit(key Key, h, w, in, out, hidden, blocks int, norm bool) (Params,
 			last := layers[len(layers)-1]
 			off = last.off + last.np()
 		}
-		layers = append(layers, convLayer{conv2d{ci, co, 3, h, w}, off, nrm})
+		layers = append(layers, convLayer{conv2d{ci, co, 3, h, w, prec}, off, nrm})
 	}
 	if hidden == 0 {
 		// One zero conv from in to out (the split prior's net).

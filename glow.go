@@ -7,18 +7,21 @@ type GlowConfig struct {
 	// Scales is the number of scales, each starting with a Squeeze
 	// (default: as many as the image's height and width allow halving,
 	// at most 3).
-	Scales int
+	Scales int `json:"scales"`
 	// Steps is the number of steps of flow per scale (default 4).
-	Steps int
+	Steps int `json:"steps"`
 	// Hidden is the conditioner's hidden channels (default 32).
-	Hidden int
+	Hidden int `json:"hidden"`
 	// Blocks is the conditioner's residual blocks (default 0).
-	Blocks int
+	Blocks int `json:"blocks"`
 	// WeightNorm normalises the conditioner's hidden convolutions.
-	WeightNorm bool
+	WeightNorm bool `json:"weightNorm,omitempty"`
 	// Prior is the prior of the channels factored out between scales
 	// (default PriorLearned, Glow's split).
-	Prior FactorPrior
+	Prior FactorPrior `json:"prior"`
+	// Precision is the arithmetic of the conditioners' convolutions
+	// (default Float64; see Precision).
+	Precision Precision `json:"precision,omitzero"`
 }
 
 // Glow returns the init function of a Glow-style multi-scale flow
@@ -62,7 +65,7 @@ func Glow(shape Shape, cfg GlowConfig) InitFunc {
 		if steps < 1 || hidden < 1 || cfg.Blocks < 0 {
 			return nil, Bijection{}, fmt.Errorf("flows: %s: steps %d, hidden %d, blocks %d: need positive sizes", who, steps, hidden, cfg.Blocks)
 		}
-		net := ConvNetConfig{Hidden: hidden, Blocks: cfg.Blocks, WeightNorm: cfg.WeightNorm}
+		net := ConvNetConfig{Hidden: hidden, Blocks: cfg.Blocks, WeightNorm: cfg.WeightNorm, Precision: cfg.Precision}
 		return glowScale(shape, scales, steps, net, cfg.Prior)(key, dim, contextDim)
 	}
 }

@@ -28,7 +28,9 @@ import (
 // of images is an n×(C·H·W) matrix whose row i holds image i in
 // channel-major order: value (c, y, x) at column c·H·W + y·W + x.
 type Shape struct {
-	C, H, W int
+	C int `json:"c"`
+	H int `json:"h"`
+	W int `json:"w"`
 }
 
 // Size returns C·H·W, the width of a row holding one image.

@@ -49,11 +49,18 @@ func BenchmarkGlowStep(b *testing.B) {
 // residual block, hidden 32, so the convs are 2→32, 32→32, 32→32, 32→4,
 // all 3×3. scripts/conv_torch.py times the same convs in PyTorch.
 func BenchmarkConvNet(b *testing.B) {
-	for _, c := range []struct{ cin, cout, h, hidden, blocks int }{{2, 4, 14, 32, 1}, {4, 8, 7, 32, 1}} {
-		b.Run(fmt.Sprintf("in=%dx%dx%d/hidden=%d/blocks=%d", c.cin, c.h, c.h, c.hidden, c.blocks), func(b *testing.B) {
+	for _, c := range []struct {
+		cin, cout, h, hidden, blocks int
+		prec                         flows.Precision
+	}{{2, 4, 14, 32, 1, flows.Float64}, {4, 8, 7, 32, 1, flows.Float64}, {2, 4, 14, 32, 1, flows.Float32}, {4, 8, 7, 32, 1, flows.Float32}} {
+		name := fmt.Sprintf("in=%dx%dx%d/hidden=%d/blocks=%d", c.cin, c.h, c.h, c.hidden, c.blocks)
+		if c.prec == flows.Float32 {
+			name += "/f32"
+		}
+		b.Run(name, func(b *testing.B) {
 			const n = 64
 			hw := c.h * c.h
-			p, net, err := flows.ConvNet(c.h, c.h, flows.ConvNetConfig{Hidden: c.hidden, Blocks: c.blocks})(flows.NewKey(1), c.cin*hw, c.cout*hw)
+			p, net, err := flows.ConvNet(c.h, c.h, flows.ConvNetConfig{Hidden: c.hidden, Blocks: c.blocks, Precision: c.prec})(flows.NewKey(1), c.cin*hw, c.cout*hw)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -66,7 +66,7 @@ func FactorOut(shape Shape, prior FactorPrior, rest InitFunc) InitFunc {
 		switch prior {
 		case PriorLearned:
 			net := func(key Key, in, out int) (Params, Net, error) {
-				return convNetInit(key, shape.H, shape.W, in, out, 0, 0, false)
+				return convNetInit(key, shape.H, shape.W, in, out, 0, 0, false, Float64)
 			}
 			return Serial(imageCouplingInit(shape, MaskChannels, net, false), onRest)(key, dim, contextDim)
 		case PriorNormal:

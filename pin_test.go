@@ -10,7 +10,7 @@ package flows
 // a change of behaviour: of a layer's parameter layout, of its key use, or
 // of its arithmetic. Regenerate with
 //
-//	go test -run 'TestPinned' -update-pins .
+//	go test . -run 'TestPinned' -update-pins
 //
 // only for such a deliberate change, say why in the commit, and bump the
 // model-file format (with a tested migration) when saved models would load

@@ -85,6 +85,11 @@ func TestPrecisionNets(t *testing.T) {
 		{"MADE/ReLU", func(pr flows.Precision) flows.NetInitFunc {
 			return flows.MADE(flows.MADEConfig{Hidden: []int{128, 128}, Act: flows.ReLU, Precision: pr})
 		}, 8, 16, 3, 150},
+		// 3×3 convs 2→16, two of 16→16, 16→4 on 6×6 images: the longest
+		// k-block is a forward product's 16·9 = 144 terms.
+		{"ConvNet", func(pr flows.Precision) flows.NetInitFunc {
+			return flows.ConvNet(6, 6, flows.ConvNetConfig{Hidden: 16, Blocks: 1, Precision: pr})
+		}, 2 * 36, 4 * 36, 4, 144},
 		{"MADE/SiLU", func(pr flows.Precision) flows.NetInitFunc {
 			return flows.MADE(flows.MADEConfig{Hidden: []int{64}, Act: flows.SiLU, Order: flows.RandomOrder, Precision: pr})
 		}, 5, 10, 2, 150},

@@ -94,6 +94,9 @@ func (b Bound) String() string {
 // checkDomain returns an error unless c's Dequantize and Bounds name
 // columns of dim, each once, with valid bounds.
 func (c Config) checkDomain(dim int) error {
+	if err := c.checkShape(dim); err != nil {
+		return err
+	}
 	seen := make(map[int]bool, len(c.Dequantize))
 	for _, j := range c.Dequantize {
 		switch {
@@ -181,6 +184,9 @@ func (c Config) checkData(who string, x *mat.Dense) error {
 		for _, j := range c.Dequantize {
 			if v := row[j]; v != math.Floor(v) {
 				return fmt.Errorf("flows: %s: %w", who, c.dataError(i, j, v, "is not an integer, but the column is dequantised"))
+			}
+			if err := c.pixelError(who, i, j, row[j]); err != nil {
+				return err
 			}
 		}
 		for _, b := range c.Bounds {
@@ -292,6 +298,7 @@ func (c Config) finishSample(x *mat.Dense) *mat.Dense {
 			row[j] = math.Floor(row[j])
 		}
 	}
+	c.clampPixels(x)
 	return x
 }
 

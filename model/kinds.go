@@ -44,6 +44,8 @@ type kindSpec struct {
 	// the common ones) and checks its settings; New zeroes Config.ODE
 	// for a kind without.
 	defaults func(c *Config) error
+	// image says the kind models images of Config.Shape (see image.go).
+	image bool
 	// block returns the layers of one block, given a Config with its
 	// defaults filled in and the number of data columns.
 	block func(c Config, dim int) []flows.InitFunc
@@ -209,7 +211,7 @@ var kindBernstein = kindSpec{
 // kinds is the table of architectures, in the order Kinds lists them.
 var kinds = []kindSpec{
 	kindMAF, kindRealNVP, kindGlow, kindNSFCoupling, kindNSFAutoregressive,
-	kindNAF, kindBNAF, kindSOS, kindBernstein, kindCNF,
+	kindNAF, kindBNAF, kindSOS, kindBernstein, kindCNF, kindImageGlow,
 }
 
 // mlp, made and spline are the conditioner and spline of a Config's blocks.

@@ -110,6 +110,15 @@ type Config struct {
 	// nfe, set only in the Config given to the blocks, counts a cnf
 	// model's function evaluations (Model.Evaluations).
 	nfe *nfeCounter
+	// Shape is the image shape of the image kinds (image-glow): each row
+	// holds one image of C·H·W pixel values, integers 0 to 255,
+	// channel-major (see flows.Shape), all dequantised; zero for the other
+	// kinds. Layers, Hidden, Activation, Init and Scaling do not apply.
+	Shape flows.Shape `json:"shape,omitzero"`
+	// Glow configures image-glow's flows.Glow; zero sizes take its
+	// defaults (4 steps per scale, 32 hidden channels, as many scales as
+	// the shape allows up to 3), which New writes out.
+	Glow flows.GlowConfig `json:"glow,omitzero"`
 }
 
 // withDefaults returns c with its zero fields replaced by their defaults,
@@ -128,6 +137,9 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 	if spec.defaults == nil {
 		c.ODE = ODEConfig{}
 	} else if err := spec.defaults(&c); err != nil {
+		return c, spec, err
+	}
+	if err := c.checkImage(spec); err != nil {
 		return c, spec, err
 	}
 	switch {
@@ -195,6 +207,9 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 	c.Dequantize, c.Bounds = slices.Clone(c.Dequantize), slices.Clone(c.Bounds)
 	slices.Sort(c.Dequantize)
 	slices.SortStableFunc(c.Bounds, func(a, b Bound) int { return a.Column - b.Column })
+	if spec.image {
+		c = c.imageDefaults()
+	}
 	return c, spec, nil
 }
 
@@ -270,7 +285,8 @@ func (c Config) equal(d Config) bool {
 		c.Activation == d.Activation && c.Bins == d.Bins && c.Bound == d.Bound && c.Seed == d.Seed &&
 		c.LogScaleBound == d.LogScaleBound && c.Init == d.Init && c.Linear == d.Linear && c.Scaling == d.Scaling &&
 		slices.Equal(c.Columns, d.Columns) && slices.Equal(c.Context, d.Context) &&
-		slices.Equal(c.Dequantize, d.Dequantize) && slices.Equal(c.Bounds, d.Bounds) && c.Revision == d.Revision && c.ODE == d.ODE
+		slices.Equal(c.Dequantize, d.Dequantize) && slices.Equal(c.Bounds, d.Bounds) && c.Revision == d.Revision && c.ODE == d.ODE &&
+		c.Shape == d.Shape && c.Glow == d.Glow
 }
 
 // checkNames returns an error when names is given but does not name each of
@@ -301,6 +317,9 @@ func checkNames(what string, names []string, n int) error {
 // model from a file's header.
 func (c Config) leastParams(spec kindSpec, dim int) uint64 {
 	var sum uint64
+	if spec.image {
+		return c.leastImageParams()
+	}
 	add := func(a, b uint64) { // sum += a·b, saturating
 		if b != 0 && a > math.MaxUint64/b || sum+a*b < sum {
 			sum = math.MaxUint64
@@ -440,9 +459,11 @@ func newModel(cfg Config, x, c *mat.Dense, cat *Categories, onehot *mat.Dense) (
 		}
 		xt, _ = b.Direct(nil, x, nil)
 	}
-	mean, scale, err := cfg.Scaling.standardization(xt)
-	if err != nil {
-		return nil, err
+	mean, scale := pixelScaling(dim) // an image kind's is fixed: see image.go
+	if !spec.image {
+		if mean, scale, err = cfg.Scaling.standardization(xt); err != nil {
+			return nil, err
+		}
 	}
 	var cmean, cscale []float64
 	if c != nil {
@@ -484,17 +505,9 @@ func buildModel(cfg Config, spec kindSpec, dim int, mean, scale, cmean, cscale [
 	if err := cfg.checkDomain(dim); err != nil {
 		return nil, err
 	}
-	var layers []flows.InitFunc
-	if b := cfg.boundedLayer(dim); b != nil {
-		layers = append(layers, b)
-	}
-	layers = append(layers, flows.Standardize(mean, scale))
 	bc, nfe := cfg, new(nfeCounter)
 	bc.nfe = nfe
-	for range cfg.Layers {
-		layers = append(layers, spec.block(bc, dim)...)
-	}
-	p, d, err := flows.Flow(flows.Serial(layers...), flows.Normal())(flows.NewKey(cfg.Seed), dim, cdim+cat.Width())
+	p, d, err := flows.Flow(bc.bijection(spec, dim, mean, scale), flows.Normal())(flows.NewKey(cfg.Seed), dim, cdim+cat.Width())
 	if err != nil {
 		return nil, fmt.Errorf("flows: kind %q: %w", string(cfg.Kind), err)
 	}
@@ -521,6 +534,20 @@ func buildModel(cfg Config, spec kindSpec, dim int, mean, scale, cmean, cscale [
 		Dist:         d,
 		nfe:          nfe,
 	}, nil
+}
+
+// bijection returns the init function of the layers of a model of cfg
+// (defaults filled in) for dim columns with the given standardisation.
+func (cfg Config) bijection(spec kindSpec, dim int, mean, scale []float64) flows.InitFunc {
+	var layers []flows.InitFunc
+	if b := cfg.boundedLayer(dim); b != nil {
+		layers = append(layers, b)
+	}
+	layers = append(layers, flows.Standardize(mean, scale))
+	for range cfg.Layers {
+		layers = append(layers, spec.block(cfg, dim)...)
+	}
+	return flows.Serial(layers...)
 }
 
 // standardizedContext returns d reading its context in the data's units:

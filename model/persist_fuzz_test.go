@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+
+	"github.com/gonormflows/flows"
 )
 
 // TestLeastParams checks that the bound Load applies before building a
@@ -16,6 +18,22 @@ import (
 func TestLeastParams(t *testing.T) {
 	for _, spec := range kinds {
 		kind := spec.Kind
+		if spec.image {
+			for _, g := range []flows.GlowConfig{{Steps: 1, Hidden: 1}, {Steps: 2, Hidden: 5, Blocks: 2}, {Scales: 1, Steps: 3, Hidden: 8}} {
+				cfg, spec, err := Config{Kind: kind, Shape: flows.Shape{C: 1, H: 4, W: 4}, Glow: g}.withDefaults()
+				if err != nil {
+					t.Fatal(err)
+				}
+				m, err := buildModel(cfg, spec, 16, make([]float64, 16), slices.Repeat([]float64{1}, 16), nil, nil, nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if least := cfg.leastParams(spec, 16); least > uint64(len(m.Params)) || least == 0 {
+					t.Errorf("%s %+v: bound %d, builds %d", kind, g, least, len(m.Params))
+				}
+			}
+			continue
+		}
 		for _, dim := range []int{1, 2, 3, 5, 8} {
 			if dim < spec.MinDim {
 				continue

@@ -7,7 +7,7 @@ package model
 // any of these is a change of behaviour: of a layer's parameter layout, of
 // its key use, or of its arithmetic. Regenerate missing ones with
 //
-//	go test -run 'TestPinned' -update-pins ./model
+//	go test ./model -run 'TestPinned' -update-pins
 //
 // which never rewrites a file already pinned.
 
@@ -131,6 +131,9 @@ func pinnedModels(t *testing.T) map[string]*Model {
 	models := map[string]*Model{}
 	for _, info := range Kinds() {
 		k := info.Kind
+		if k == KindImageGlow {
+			continue // below, on images
+		}
 		m, err := New(Config{Kind: k, Layers: 2, Hidden: []int{8, 8}, Activation: flows.Tanh, Seed: 5}, data, nil)
 		if err != nil {
 			t.Fatal(err)
@@ -165,7 +168,47 @@ func pinnedModels(t *testing.T) map[string]*Model {
 		m.Params[i] += 0.05 * rng.NormFloat64()
 	}
 	models[domainPin] = m
+	models[string(KindImageGlow)] = pinnedImageModel(t)
 	return models
+}
+
+// pinImageShape is the shape of the pinned image model's images.
+var pinImageShape = flows.Shape{C: 1, H: 4, W: 4}
+
+// pinImages returns n images of pinImageShape, integer pixels 0 to 255
+// (a bright row or column on a dark ground, with noise), from key.
+func pinImages(key flows.Key, n int) *mat.Dense {
+	rng := key.Rand()
+	x := mat.NewDense(n, pinImageShape.Size(), nil)
+	for i := range n {
+		k, vertical := rng.IntN(4), rng.IntN(2) == 0
+		for y := range 4 {
+			for z := range 4 {
+				v := 20 + rng.IntN(30)
+				if (vertical && z == k) || (!vertical && y == k) {
+					v = 200 + rng.IntN(56)
+				}
+				x.Set(i, y*4+z, float64(v))
+			}
+		}
+	}
+	return x
+}
+
+// pinnedImageModel is the pinned image-glow model: two scales of one step,
+// 4 hidden channels, its parameters moved off their initial values.
+func pinnedImageModel(t *testing.T) *Model {
+	t.Helper()
+	m, err := New(Config{Kind: KindImageGlow, Shape: pinImageShape, Glow: flows.GlowConfig{Steps: 1, Hidden: 4}, Seed: 5},
+		pinImages(flows.NewKey(26), 100), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := flows.NewKey(22).Rand()
+	for i := range m.Params {
+		m.Params[i] += 0.05 * rng.NormFloat64()
+	}
+	return m
 }
 
 // domainPin names the pinned model with bounded and dequantised columns.
@@ -196,8 +239,13 @@ func TestPinnedModelFiles(t *testing.T) {
 			}
 			file := kind + ".flow"
 			probe := probe
-			if kind == domainPin {
+			switch kind {
+			case domainPin:
 				probe = &both
+			case string(KindImageGlow):
+				probe = pinImages(flows.NewKey(27), 4)
+				probe.Set(0, 0, 0)
+				probe.Set(1, 0, 255)
 			}
 			if err := m.Save(filepath.Join("testdata/models", file)); err != nil {
 				t.Fatal(err)

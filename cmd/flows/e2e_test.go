@@ -252,6 +252,9 @@ func TestKinds(t *testing.T) {
 	writeMixture(t, filepath.Join(dir, "data.csv"), 200)
 	for _, info := range model.Kinds() {
 		k := info.Kind
+		if k == model.KindImageGlow {
+			continue // images: TestImageFitSample
+		}
 		t.Run(string(k), func(t *testing.T) {
 			args := []string{"fit", "data.csv", "-o", string(k) + ".flow", "--kind", string(k),
 				"--epochs", "1", "--layers", "1", "--hidden", "8", "--activation", "tanh", "--quiet"}

@@ -48,6 +48,7 @@ type fitFlags struct {
 	logScale   float64
 	trace      string
 	rows       rowsFlags
+	image      imageFlags
 }
 
 var fitCommand = &command{
@@ -103,6 +104,13 @@ the model gives no density outside and samples stay inside. The model file
 records both, and the standardisation is robust: values far out do not
 stretch it (--scaling moments turns that off).
 
+Images: --kind image-glow --shape C,H,W fits a multi-scale Glow to images,
+one per row of the CSV file, C·H·W pixel values 0 to 255 in channel-major
+order (channel, then row, then column), or to an IDX file of unsigned bytes
+(as MNIST's, found by its magic number; --shape is then 1,H,W). Pixels are
+dequantised and mapped through a fixed logit; --steps and --channels size
+the flow. It reports the bits/dim of the validation images.
+
 Kinds: ` + kindList() + `.`,
 	nArgs: [2]int{1, 1},
 	flags: func(fs *flag.FlagSet) func(*env, []string) error {
@@ -133,7 +141,16 @@ Kinds: ` + kindList() + `.`,
 		fs.StringVar(&f.init, "init", "torch", "`torch|he`: the conditioners' initial weights, uniform on ±1/√fan-in\n(torch) or on ±√(6/fan-in) (he)")
 		fs.StringVar(&f.linear, "linear", "permutation", "`permutation|orthogonal`: how the linear layers of glow and nsf-coupling\nstart")
 		fs.Float64Var(&f.logScale, "log-scale-bound", 3, "the bound on the log-scales of maf, realnvp and glow")
-		return func(e *env, args []string) error { return f.run(e, fs, args[0]) }
+		f.image.add(fs)
+		return func(e *env, args []string) error {
+			if isImage, err := f.image.check(fs, f.kind); isImage || err != nil {
+				if err != nil {
+					return err
+				}
+				return f.runImage(e, args[0])
+			}
+			return f.run(e, fs, args[0])
+		}
 	},
 }
 
@@ -223,18 +240,25 @@ func (f *fitFlags) config(fs *flag.FlagSet) (model.Config, optim.FitConfig, erro
 		return usage("%s", msg)
 	}
 
+	fc, err := f.fitConfig()
+	return cfg, fc, err
+}
+
+// fitConfig checks the training flags and returns the fit configuration.
+func (f *fitFlags) fitConfig() (optim.FitConfig, error) {
 	fc := optim.FitConfig{Epochs: f.epochs, BatchSize: f.batch, LR: f.lr, ValFraction: f.val, Patience: f.patience}
+	var err error
 	switch {
 	case f.epochs < 0:
-		return usage("--epochs %d: want at least 1 (or 0 for the default)", f.epochs)
+		err = usagef("fit", "--epochs %d: want at least 1 (or 0 for the default)", f.epochs)
 	case f.batch < 0:
-		return usage("--batch %d: want at least 1 (or 0 for the default)", f.batch)
+		err = usagef("fit", "--batch %d: want at least 1 (or 0 for the default)", f.batch)
 	case !(f.lr > 0) || math.IsInf(f.lr, 0):
-		return usage("--lr %v: want a positive number", f.lr)
+		err = usagef("fit", "--lr %v: want a positive number", f.lr)
 	case !(f.val >= 0 && f.val < 1):
-		return usage("--val %v: want a fraction in [0, 1)", f.val)
+		err = usagef("fit", "--val %v: want a fraction in [0, 1)", f.val)
 	case f.patience < 0:
-		return usage("--patience %d: want 0 (never stop early) or more", f.patience)
+		err = usagef("fit", "--patience %d: want 0 (never stop early) or more", f.patience)
 	}
 	if f.val == 0 {
 		fc.ValFraction = -1 // optim's "none"; its 0 is the default 0.1
@@ -242,7 +266,7 @@ func (f *fitFlags) config(fs *flag.FlagSet) (model.Config, optim.FitConfig, erro
 	if f.patience == 0 {
 		fc.Patience = -1
 	}
-	return cfg, fc, nil
+	return fc, err
 }
 
 // run fits the model to the CSV file at path and saves it.

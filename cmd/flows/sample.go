@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"gonum.org/v1/gonum/mat"
 
@@ -32,7 +33,12 @@ larger than memory.
 A conditional model needs its context: --given lists one context row's
 values (all -n rows are drawn given it), or --contexts names a CSV file
 whose rows are the contexts (one row drawn per context row, -n ignored; its
-columns found by the model's context names, or as --context picks them).`,
+columns found by the model's context names, or as --context picks them).
+
+--temperature T draws the latents from N(0, T²·I) (unconditional models),
+as Glow's reduced-temperature samples: below 1, nearer the latent origin.
+For an image model (fit --kind image-glow), -o grid.png writes the -n
+samples as a PNG grid of images instead of CSV.`,
 	nArgs: [2]int{1, 1},
 	flags: func(fs *flag.FlagSet) func(*env, []string) error {
 		var (
@@ -44,6 +50,8 @@ columns found by the model's context names, or as --context picks them).`,
 			contexts string
 			c        csvFlags
 		)
+		var temperature float64
+		fs.Float64Var(&temperature, "temperature", 1, "draw the latents from N(0, T²), `T` below 1 nearer the latent origin;\nunconditional models only")
 		fs.IntVar(&n, "n", 1000, "the number of rows to draw")
 		fs.StringVar(&out, "o", "", "the CSV `file` to write (default standard output)")
 		fs.Uint64Var(&seed, "seed", 0, "the seed of the draw")
@@ -61,6 +69,19 @@ columns found by the model's context names, or as --context picks them).`,
 			m, err := loadModel(args[0])
 			if err != nil {
 				return err
+			}
+			draw := m.Sample
+			if temperature != 1 {
+				if _, err := m.SampleTemperature(flows.NewKey(seed), 1, temperature); err != nil {
+					return usagef("sample", "--temperature %v: %s", temperature, strings.TrimPrefix(err.Error(), "flows: Model.SampleTemperature: "))
+				}
+				draw = func(key flows.Key, n int, _ *mat.Dense) *mat.Dense {
+					x, _ := m.SampleTemperature(key, n, temperature) // checked above
+					return x
+				}
+			}
+			if strings.HasSuffix(strings.ToLower(out), ".png") {
+				return sampleImages(m, args[0], out, n, flows.NewKey(seed), temperature)
 			}
 			header := m.Config.Columns
 			if len(header) == 0 {
@@ -110,7 +131,7 @@ columns found by the model's context names, or as --context picks them).`,
 					cb = ctx.Slice(lo, hi, 0, m.ContextDim).(*mat.Dense)
 				}
 				if cats == nil {
-					if err := tw.WriteRows(m.Sample(key.Fold(uint64(lo/sampleBlock)), hi-lo, cb)); err != nil {
+					if err := tw.WriteRows(draw(key.Fold(uint64(lo/sampleBlock)), hi-lo, cb)); err != nil {
 						return o.finish(err)
 					}
 					continue

@@ -38,7 +38,7 @@
 // centred strokes and blobs, a few shaped like a 1 or a 7, not yet digits;
 // the interpolations go between real digits through overlays of the two.
 //
-//	go run ./examples/glow [-ntrain 60000] [-epochs 2] [-steps 4] [-hidden 32] [-blocks 0] [-lr 2e-3] [-out .]
+//	go run ./examples/glow [-ntrain 60000] [-epochs 2] [-steps 4] [-hidden 32] [-blocks 0] [-lr 2e-3] [-f32] [-out .]
 //
 // A longer run with a wider net, not yet measured:
 //
@@ -73,7 +73,7 @@ var shape = flows.Shape{C: 1, H: 28, W: 28}
 // options are the command's flags.
 type options struct {
 	data, out             string
-	fashion               bool
+	fashion, f32          bool
 	nTrain, nTest, epochs int
 	steps, hidden, blocks int
 	batch                 int
@@ -92,6 +92,7 @@ func main() {
 	flag.IntVar(&o.steps, "steps", 4, "steps of flow per scale")
 	flag.IntVar(&o.hidden, "hidden", 32, "hidden channels of each coupling's conv net")
 	flag.IntVar(&o.blocks, "blocks", 0, "residual blocks of each coupling's conv net")
+	flag.BoolVar(&o.f32, "f32", false, "compute the conv nets' products in float32 (flows.Float32)")
 	flag.IntVar(&o.batch, "batch", 64, "images per step")
 	flag.Float64Var(&o.lr, "lr", 2e-3, "Adam's learning rate after the warm-up")
 	flag.IntVar(&o.warmup, "warmup", 50, "steps of linear learning-rate warm-up")
@@ -115,6 +116,9 @@ func run(o options) error {
 
 	keys := flows.NewKey(o.seed).Split(6)
 	cfg := flows.GlowConfig{Steps: o.steps, Hidden: o.hidden, Blocks: o.blocks}
+	if o.f32 {
+		cfg.Precision = flows.Float32
+	}
 	mean, scale := make([]float64, dim), make([]float64, dim)
 	for j := range mean {
 		scale[j] = 256 / (1 - 2*lambda)
