@@ -258,7 +258,21 @@ func (c Config) estimate(spec kindSpec, dim, cdim int) estimate {
 		structure = addSat(structure, mulSat(prev, out))
 		width = addSat(width, addSat(addSat(in, out), mulSat(2, sumHidden)))
 	}
+	if spec.image {
+		return c.imageEstimate(d)
+	}
 	switch {
+	case c.Kind == KindCNF:
+		// The concat-squash net of (z, c) and t: each layer's weights,
+		// bias, and its time gate and bias (three per unit); the solver
+		// keeps seven stages of each row.
+		prev := d + cd
+		for _, h := range hidden {
+			block = addSat(block, mulSat(prev+4, h))
+			prev = h
+		}
+		block = addSat(block, mulSat(prev+4, d))
+		width = addSat(width, addSat(mulSat(16, d), mulSat(4, sumHidden)))
 	case c.Kind == KindBNAF:
 		prev := d
 		for _, h := range hidden {
@@ -287,6 +301,28 @@ func (c Config) estimate(spec kindSpec, dim, cdim int) estimate {
 	fixed = addSat(fixed, mulSat(layers, blockOverhead))
 	row := mulSat(8*3, addSat(width, 2*(d+cd)))
 	return estimate{params: params, fixed: fixed, row: row}
+}
+
+// imageEstimate is estimate for an image kind of d = C·H·W pixels: its
+// parameters bounded above by giving every step the most channels any
+// scale has (C·4^Scales: each squeeze quadruples them, before the
+// factor-outs halve them) — a conv net of 3×3 convolutions in, Blocks
+// residual pairs of Hidden channels and out, an ActNorm and a 1×1
+// convolution — and per row the conv nets' activations kept for the
+// backward pass, (Hidden + 8) channels of every pixel for each step of each
+// scale, twice over.
+func (c Config) imageEstimate(d uint64) estimate {
+	h := uint64(max(c.Glow.Hidden, 0))
+	cs := uint64(max(c.Shape.C, 0))
+	for range max(c.Glow.Scales, 1) {
+		cs = mulSat(cs, 4)
+	}
+	step := addSat(mulSat(27, mulSat(cs, h)), mulSat(uint64(max(c.Glow.Blocks, 1))*18, mulSat(h, h)))
+	step = addSat(step, addSat(mulSat(cs, cs), addSat(mulSat(10, cs), mulSat(4, h))))
+	nets := mulSat(uint64(max(c.Glow.Steps, 1)), uint64(max(c.Glow.Scales, 1)))
+	params := mulSat(nets, step)
+	width := mulSat(2*d, mulSat(h+8, nets))
+	return estimate{params: params, fixed: mulSat(8, mulSat(copies, params)), row: mulSat(8, addSat(width, 2*d))}
 }
 
 // mulSat and addSat are a·b and a + b, saturating at MaxUint64.

@@ -39,6 +39,9 @@ func sizeData(n, dim int) *mat.Dense {
 // estimate rounds up, it does not guess).
 func TestEstimateCoversParams(t *testing.T) {
 	for _, k := range kinds {
+		if k.image {
+			continue // image kinds: TestImageEstimate
+		}
 		for _, dim := range []int{1, 2, 5, 12} {
 			for _, cdim := range []int{0, 3} {
 				for _, hidden := range [][]int{{8}, {16, 24}} {
@@ -88,6 +91,9 @@ func allocated(f func()) (uint64, time.Duration) {
 func TestBlockOverhead(t *testing.T) {
 	x := sizeData(20, 4)
 	for _, k := range kinds {
+		if k.image {
+			continue // rows of pixels of a shape, not 4 columns
+		}
 		cost := func(layers int) uint64 {
 			b, _ := allocated(func() {
 				if _, err := New(Config{Kind: k.Kind, Layers: layers, Hidden: []int{2}, Bins: 2}, x, nil); err != nil {
@@ -225,4 +231,27 @@ func reheader(t *testing.T, data []byte, old, new string) []byte {
 	out := append(append(slices.Clone(data[:16]), h...), data[16+hlen:len(data)-4]...)
 	binary.LittleEndian.PutUint32(out[12:16], uint32(len(h)))
 	return binary.LittleEndian.AppendUint32(out, crc32.Checksum(out, castagnoli))
+}
+
+// TestImageEstimate: the estimate of an image kind covers its parameters,
+// and an MNIST-sized model is within the default limits.
+func TestImageEstimate(t *testing.T) {
+	for _, shape := range []flows.Shape{{C: 1, H: 4, W: 4}, {C: 1, H: 28, W: 28}, {C: 3, H: 8, W: 8}} {
+		cfg, spec, err := Config{Kind: KindImageGlow, Shape: shape}.withDefaults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := shape.C * shape.H * shape.W
+		mean, scale := make([]float64, d), make([]float64, d)
+		for i := range scale {
+			scale[i] = 1
+		}
+		m, err := buildModel(cfg, spec, d, mean, scale, nil, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e := cfg.estimate(spec, d, 0); e.params < uint64(len(m.Params)) {
+			t.Errorf("%v: estimate %d parameters, model has %d", shape, e.params, len(m.Params))
+		}
+	}
 }
