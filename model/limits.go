@@ -124,6 +124,7 @@ type SizeError struct {
 	Bytes, Limit uint64
 }
 
+// Error says what was too large, the estimate and the limit.
 func (e *SizeError) Error() string {
 	what := fmt.Sprintf("would need %s", FormatBytes(e.Bytes))
 	if e.Params > 0 {
