@@ -14,6 +14,6 @@ func ExampleLimits_CheckConfig() {
 	fmt.Println(l.CheckConfig(model.Config{Hidden: []int{100_000_000}}, 3, 0, 1000))
 	fmt.Println(l.CheckConfig(model.Config{Hidden: []int{64, 64}}, 3, 0, 1000))
 	// Output:
-	// flows: Hidden [100000000]: the model would hold 2.7e+10 parameters (5.71 TiB); the limit is 1 GiB (FLOWS_MAX_MEMORY or model.Limits)
+	// flows: Hidden [100000000]: the model would hold 2.7e+10 parameters (1.35 TiB); the limit is 1 GiB (FLOWS_MAX_MEMORY or model.Limits)
 	// <nil>
 }
