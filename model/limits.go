@@ -124,6 +124,7 @@ type SizeError struct {
 	Bytes, Limit uint64
 }
 
+// Error says what was too large, the estimate and the limit.
 func (e *SizeError) Error() string {
 	what := fmt.Sprintf("would need %s", FormatBytes(e.Bytes))
 	if e.Params > 0 {
@@ -159,8 +160,9 @@ func (l Limits) CheckRows(what string, rows, cols int, rowBytes uint64) error {
 
 // CheckConfig returns an error for an invalid cfg, and a *SizeError when a
 // model of cfg for dim data columns and contextDim context columns, made
-// from rows rows (its first pass runs over all of them), would need more
-// memory than l allows. New, NewMixed and Read call it with
+// from rows rows, would need more memory than l allows. The rows count for
+// the kinds whose ActNorm layers New initialises from a pass over all of
+// them (glow, bnaf). New, NewMixed and Read call it with
 // DefaultLimits before building anything.
 func (l Limits) CheckConfig(cfg Config, dim, contextDim, rows int) error {
 	c, spec, err := cfg.withDefaults()
@@ -172,6 +174,9 @@ func (l Limits) CheckConfig(cfg Config, dim, contextDim, rows int) error {
 
 // check is CheckConfig for a Config with its defaults filled in.
 func (l Limits) check(c Config, spec kindSpec, dim, cdim, rows int) error {
+	if c.Kind != KindGlow && c.Kind != KindBNAF {
+		rows = 0 // no data-dependent initialisation: New makes no pass over the rows
+	}
 	e := c.estimate(spec, dim, cdim)
 	b := e.bytes(rows)
 	if b <= l.memory() {

@@ -170,6 +170,13 @@ func TestLimits(t *testing.T) {
 	if err := (Limits{Memory: 1 << 20}).CheckConfig(Config{Hidden: []int{2000}}, 3, 0, 50); !errors.As(err, &se) || se.Field != "Hidden" {
 		t.Errorf("1 MiB limit, hidden 2000: %v", err)
 	}
+	// Rows count where New's data-dependent initialisation passes over them.
+	if err := (Limits{Memory: 1 << 30}).CheckConfig(Config{Kind: KindGlow}, 3, 0, 10_000_000); !errors.As(err, &se) || se.Field != "rows" {
+		t.Errorf("glow, 10M rows, 1 GiB: %v", err)
+	}
+	if err := (Limits{Memory: 1 << 30}).CheckConfig(Config{}, 3, 0, 10_000_000); err != nil {
+		t.Errorf("nsf-coupling, 10M rows, 1 GiB: %v", err)
+	}
 	if err := (Limits{Memory: 1 << 20}).CheckConfig(Config{Hidden: []int{8}}, 3, 0, 50); err != nil {
 		t.Errorf("1 MiB limit, hidden 8: %v", err)
 	}
