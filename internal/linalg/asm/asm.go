@@ -141,14 +141,38 @@ func gen(kn kernel) {
 	TEXT(kn.name, NOSPLIT, "func(k int, a []float64, lda, adk int, b []float64, ldb int, c []float64, ldc int, alpha, beta float64)")
 	Pragma("noescape")
 	Doc(kn.doc...)
+	g := newGen64(kn)
+	g.setup()
+	g.loop()
+	g.update()
+}
 
-	nv := kn.nr / kn.lanes // vector registers per tile row
+// gen64 is the state of one float64 kernel's generation: its tile, its
+// accumulator and panel registers, and the registers that address A.
+type gen64 struct {
+	kn    kernel
+	nv    int // vector registers per tile row
+	nacc  int
+	bReg  []VecPhysical
+	aReg  VecPhysical // only without embedded broadcast
+	vsize int         // bytes per vector register
+	aBase []GPPhysical
+}
+
+func newGen64(kn kernel) *gen64 {
+	nv := kn.nr / kn.lanes
 	nacc := kn.mr * nv
-	acc := func(i, v int) VecPhysical { return kn.vec[i*nv+v] }
-	bReg := kn.vec[nacc : nacc+nv]
-	aReg := kn.vec[nacc+nv] // only without embedded broadcast
-	vsize := 8 * kn.lanes   // bytes per vector register
+	return &gen64{kn: kn, nv: nv, nacc: nacc, bReg: kn.vec[nacc : nacc+nv], aReg: kn.vec[nacc+nv], vsize: 8 * kn.lanes,
+		aBase: []GPPhysical{RAX, R13, RDI}[:(kn.mr+3)/4]}
+}
 
+// acc is the accumulator of row i, vector v of the tile.
+func (g *gen64) acc(i, v int) VecPhysical { return g.kn.vec[i*g.nv+v] }
+
+// setup loads the arguments, zeroes the accumulators and prefetches the C
+// tile.
+func (g *gen64) setup() {
+	kn := g.kn
 	Comment(
 		"Element (i, p) of the A panel is at a + (i·lda + p·adk)·8: rows 0–3 are",
 		"addressed from AX, rows 4–7 from R13, rows 8–11 from DI, as base,",
@@ -167,16 +191,15 @@ func gen(kn kernel) {
 	Load(Param("lda"), R11)
 	SHLQ(U8(3), R11)
 	LEAQ(Mem{Base: R11, Index: R11, Scale: 2}, R12)
-	aBase := []GPPhysical{RAX, R13, RDI}[:(kn.mr+3)/4]
-	for g := 1; g < len(aBase); g++ {
-		LEAQ(Mem{Base: aBase[g-1], Index: R11, Scale: 4}, aBase[g])
+	for i := 1; i < len(g.aBase); i++ {
+		LEAQ(Mem{Base: g.aBase[i-1], Index: R11, Scale: 4}, g.aBase[i])
 	}
 	Load(Param("ldb"), R9)
 	SHLQ(U8(3), R9)
 	LEAQ(Mem{Base: R9, Index: R9, Scale: 2}, R10)
 
 	Comment("Zero the accumulators.")
-	for i := 0; i < nacc; i++ {
+	for i := 0; i < g.nacc; i++ {
 		if kn.lanes == 8 {
 			VPXORQ(kn.vec[i], kn.vec[i], kn.vec[i])
 		} else {
@@ -195,80 +218,91 @@ func gen(kn kernel) {
 	}
 	Load(Param("adk"), R8)
 	SHLQ(U8(3), R8)
+}
 
-	// aAt returns the address of row i of the A panel at the current step.
-	aAt := func(i int) Mem {
-		m := Mem{Base: aBase[i/4]}
-		switch i % 4 {
-		case 1:
-			m.Index, m.Scale = R11, 1
-		case 2:
-			m.Index, m.Scale = R11, 2
-		case 3:
-			m.Index, m.Scale = R12, 1
-		}
-		return m
+// aAt returns the address of row i of the A panel at the current step.
+func (g *gen64) aAt(i int) Mem {
+	m := Mem{Base: g.aBase[i/4]}
+	switch i % 4 {
+	case 1:
+		m.Index, m.Scale = R11, 1
+	case 2:
+		m.Index, m.Scale = R11, 2
+	case 3:
+		m.Index, m.Scale = R12, 1
 	}
-	// bAt returns the address of byte disp of the B panel, u (0…3) steps on.
-	bAt := func(u, disp int) Mem {
-		m := Mem{Base: RBX, Disp: disp}
-		switch u {
-		case 1:
-			m.Index, m.Scale = R9, 1
-		case 2:
-			m.Index, m.Scale = R9, 2
-		case 3:
-			m.Index, m.Scale = R10, 1
-		}
-		return m
+	return m
+}
+
+// bAt returns the address of byte disp of the B panel, u (0…3) steps on.
+func bAt(u, disp int) Mem {
+	m := Mem{Base: RBX, Disp: disp}
+	switch u {
+	case 1:
+		m.Index, m.Scale = R9, 1
+	case 2:
+		m.Index, m.Scale = R9, 2
+	case 3:
+		m.Index, m.Scale = R10, 1
 	}
-	// step emits one k step, u steps past BX (and at the A bases, which it
-	// then advances).
-	step := func(u int) {
-		for v := 0; v < nv; v++ {
-			VMOVUPD(bAt(u, vsize*v), bReg[v])
-		}
-		for i := 0; i < kn.mr; i++ {
-			if kn.bcst {
-				for v := 0; v < nv; v++ {
-					VFMADD231PD_BCST(aAt(i), bReg[v], acc(i, v))
-				}
-			} else {
-				VBROADCASTSD(aAt(i), aReg)
-				for v := 0; v < nv; v++ {
-					VFMADD231PD(bReg[v], aReg, acc(i, v))
-				}
+	return m
+}
+
+// step emits one k step, u steps past BX (and at the A bases, which it
+// then advances).
+func (g *gen64) step(u int) {
+	kn := g.kn
+	for v := 0; v < g.nv; v++ {
+		VMOVUPD(bAt(u, g.vsize*v), g.bReg[v])
+	}
+	for i := 0; i < kn.mr; i++ {
+		if kn.bcst {
+			for v := 0; v < g.nv; v++ {
+				VFMADD231PD_BCST(g.aAt(i), g.bReg[v], g.acc(i, v))
+			}
+		} else {
+			VBROADCASTSD(g.aAt(i), g.aReg)
+			for v := 0; v < g.nv; v++ {
+				VFMADD231PD(g.bReg[v], g.aReg, g.acc(i, v))
 			}
 		}
-		for _, r := range aBase {
-			ADDQ(R8, r)
-		}
 	}
+	for _, r := range g.aBase {
+		ADDQ(R8, r)
+	}
+}
 
+// loop emits the k loop: four steps an iteration, then one at a time.
+func (g *gen64) loop() {
+	name := g.kn.name
 	Comment("Main loop: four k steps per iteration.")
 	CMPQ(RCX, U32(4))
-	JB(LabelRef(kn.name + "_tail"))
-	Label(kn.name + "_loop")
+	JB(LabelRef(name + "_tail"))
+	Label(name + "_loop")
 	for u := 0; u < 4; u++ {
-		step(u)
+		g.step(u)
 	}
 	LEAQ(Mem{Base: RBX, Index: R9, Scale: 4}, RBX)
 	SUBQ(U32(4), RCX)
 	CMPQ(RCX, U32(4))
-	JAE(LabelRef(kn.name + "_loop"))
+	JAE(LabelRef(name + "_loop"))
 
 	Comment("Remaining k steps, one at a time.")
-	Label(kn.name + "_tail")
+	Label(name + "_tail")
 	TESTQ(RCX, RCX)
-	JZ(LabelRef(kn.name + "_update"))
-	Label(kn.name + "_tailloop")
-	step(0)
+	JZ(LabelRef(name + "_update"))
+	Label(name + "_tailloop")
+	g.step(0)
 	ADDQ(R9, RBX)
 	DECQ(RCX)
-	JNZ(LabelRef(kn.name + "_tailloop"))
+	JNZ(LabelRef(name + "_tailloop"))
+}
 
+// update emits c = alpha·acc, or alpha·acc + beta·c when beta is not ±0.
+func (g *gen64) update() {
+	kn := g.kn
 	Label(kn.name + "_update")
-	alphaReg, betaReg, tmp := kn.vec[nacc], kn.vec[nacc+1], kn.vec[nacc+2]
+	alphaReg, betaReg, tmp := kn.vec[g.nacc], kn.vec[g.nacc+1], kn.vec[g.nacc+2]
 	alpha, err := Param("alpha").Resolve()
 	check(err)
 	beta, err := Param("beta").Resolve()
@@ -281,9 +315,9 @@ func gen(kn kernel) {
 
 	Comment("c = alpha·acc")
 	for i := 0; i < kn.mr; i++ {
-		for v := 0; v < nv; v++ {
-			VMULPD(alphaReg, acc(i, v), acc(i, v))
-			VMOVUPD(acc(i, v), Mem{Base: RDX, Disp: vsize * v})
+		for v := 0; v < g.nv; v++ {
+			VMULPD(alphaReg, g.acc(i, v), g.acc(i, v))
+			VMOVUPD(g.acc(i, v), Mem{Base: RDX, Disp: g.vsize * v})
 		}
 		if i < kn.mr-1 {
 			ADDQ(RSI, RDX)
@@ -296,10 +330,10 @@ func gen(kn kernel) {
 	Label(kn.name + "_beta")
 	VBROADCASTSD(beta.Addr, betaReg)
 	for i := 0; i < kn.mr; i++ {
-		for v := 0; v < nv; v++ {
-			cm := Mem{Base: RDX, Disp: vsize * v}
+		for v := 0; v < g.nv; v++ {
+			cm := Mem{Base: RDX, Disp: g.vsize * v}
 			VMULPD(cm, betaReg, tmp)
-			VFMADD231PD(alphaReg, acc(i, v), tmp)
+			VFMADD231PD(alphaReg, g.acc(i, v), tmp)
 			VMOVUPD(tmp, cm)
 		}
 		if i < kn.mr-1 {
