@@ -13,6 +13,7 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/gonormflows/flows/internal/enum"
 	"github.com/gonormflows/flows/prep"
 )
 
@@ -237,39 +238,19 @@ const (
 	ScalingMoments
 )
 
+// scalingNames names the scalings, in the order of their constants.
+var scalingNames = enum.Names[Scaling]{Type: "Scaling", What: "scaling", List: []string{"default", "robust", "moments"}}
+
 // String returns the scaling's name, as in model files: "robust" or
 // "moments" ("default" for ScalingDefault).
-func (s Scaling) String() string {
-	switch s {
-	case ScalingDefault:
-		return "default"
-	case ScalingRobust:
-		return "robust"
-	case ScalingMoments:
-		return "moments"
-	}
-	return fmt.Sprintf("Scaling(%d)", int(s))
-}
+func (s Scaling) String() string { return scalingNames.String(s) }
 
 // MarshalText returns the scaling's name. A model file records a resolved
 // scaling; "default" is a Config not yet resolved, which Load refuses.
-func (s Scaling) MarshalText() ([]byte, error) {
-	if s < ScalingDefault || s > ScalingMoments {
-		return nil, fmt.Errorf("flows: unknown scaling %d", int(s))
-	}
-	return []byte(s.String()), nil
-}
+func (s Scaling) MarshalText() ([]byte, error) { return scalingNames.MarshalText(s) }
 
 // UnmarshalText sets s to the scaling named text.
-func (s *Scaling) UnmarshalText(text []byte) error {
-	for _, v := range []Scaling{ScalingDefault, ScalingRobust, ScalingMoments} {
-		if string(text) == v.String() {
-			*s = v
-			return nil
-		}
-	}
-	return fmt.Errorf("flows: unknown scaling %q; want robust, moments or default", text)
-}
+func (s *Scaling) UnmarshalText(text []byte) error { return scalingNames.UnmarshalText(s, text) }
 
 // standardization computes the scaling s of the rows of x.
 func (s Scaling) standardization(x *mat.Dense) (center, scale []float64, err error) {
