@@ -68,8 +68,8 @@ type Config struct {
 	// (default flows.Float64; see flows.Precision): Float32 computes them
 	// in float32, about twice as fast at wide nets, while parameters,
 	// activations, log-determinants and losses stay float64. The bnaf
-	// kind has no conditioner net and stays float64. A model file records
-	// a Float32 model (and omits the field for Float64).
+	// kind has no conditioner net: New sets it to Float64. A model file
+	// records a Float32 model (and omits the field for Float64).
 	Precision flows.Precision `json:"precision,omitempty"`
 	// Linear is how the InvertibleLinear layers of glow and nsf-coupling
 	// start (default LinearPermutation; see LinearInit). Other kinds
@@ -160,6 +160,9 @@ func (c Config) withDefaults() (Config, kindSpec, error) {
 	}
 	if _, err := c.Precision.MarshalText(); err != nil {
 		return c, spec, fmt.Errorf("flows: Config: unknown precision %v", c.Precision)
+	}
+	if c.Kind == KindBNAF {
+		c.Precision = flows.Float64
 	}
 	if c.Init == flows.InitDefault {
 		c.Init = defaultInit

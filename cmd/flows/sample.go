@@ -96,6 +96,7 @@ columns found by the model's context names, or as --context picks them).`,
 				return o.finish(err)
 			}
 			key := flows.NewKey(seed)
+			ev := m.Prepare() // once: every block reuses the prepared layers
 			for lo := 0; lo < n; lo += sampleBlock {
 				hi := min(lo+sampleBlock, n)
 				var cb *mat.Dense
@@ -106,12 +107,12 @@ columns found by the model's context names, or as --context picks them).`,
 					cb = ctx.Slice(lo, hi, 0, m.ContextDim).(*mat.Dense)
 				}
 				if cats == nil {
-					if err := tw.WriteRows(m.Sample(key.Fold(uint64(lo/sampleBlock)), hi-lo, cb)); err != nil {
+					if err := tw.WriteRows(ev.Sample(key.Fold(uint64(lo/sampleBlock)), hi-lo, cb)); err != nil {
 						return o.finish(err)
 					}
 					continue
 				}
-				x, levels := m.SampleMixed(key.Fold(uint64(lo/sampleBlock)), hi-lo, cb)
+				x, levels := ev.SampleMixed(key.Fold(uint64(lo/sampleBlock)), hi-lo, cb)
 				if err := writeMixed(tw, x, levels, len(cats.Names)); err != nil {
 					return o.finish(err)
 				}

@@ -157,6 +157,7 @@ func score(e *env, m *model.Model, path string, opt table.Options, top int, w io
 	if err != nil {
 		return err
 	}
+	ev := m.Prepare() // once: every chunk reuses the prepared layers
 	var kept scoreHeap
 	rows, zero := 0, 0
 	cells := make([]string, len(header))
@@ -174,7 +175,7 @@ func score(e *env, m *model.Model, path string, opt table.Options, top int, w io
 		if t.Rows() == 0 {
 			continue
 		}
-		lp, err := m.LogPDFMixed(t.X, t.Cats, t.C)
+		lp, err := ev.LogPDFMixed(t.X, t.Cats, t.C)
 		if ue := (*model.UnknownLevelError)(nil); errors.As(err, &ue) {
 			return fmt.Errorf("%s:%d: column %q: level %q was not in the model's training rows (its levels: %s)",
 				name, t.Lines[ue.Row], ue.Column, ue.Level, joinNames(ue.Levels))
