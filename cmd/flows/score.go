@@ -44,7 +44,8 @@ listed in --rejects.
 The model's columns are found in the file by the names the model records
 (in any order, other columns ignored), or as --columns and --context pick
 them. The file is read and scored in chunks, so it may be larger than
-memory.`,
+memory; the model is prepared once (Model.Prepare) and scores every chunk
+with the bits of the library's Model.LogPDF.`,
 	nArgs: [2]int{2, 2},
 	flags: func(fs *flag.FlagSet) func(*env, []string) error {
 		var (
