@@ -136,6 +136,15 @@ Kinds: ` + kindList() + `.`,
 	},
 }
 
+// kindLabel names cfg's kind for the fit summary, with its precision
+// when that is not the default float64.
+func kindLabel(cfg model.Config) string {
+	if cfg.Precision == flows.Float64 {
+		return string(cfg.Kind)
+	}
+	return string(cfg.Kind) + " (" + cfg.Precision.String() + " products)"
+}
+
 // kindList lists the kinds for help and errors, as the library lists them.
 func kindList() string {
 	var s []string
@@ -333,11 +342,7 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 			}
 			what += fmt.Sprintf("; categorical: %s", joinNames(lv))
 		}
-		kind := string(m.Config.Kind)
-		if m.Config.Precision != flows.Float64 {
-			kind += " (" + m.Config.Precision.String() + " products)"
-		}
-		fmt.Fprintf(e.stderr, "wrote %s: %s, %s\n", f.out, kind, what)
+		fmt.Fprintf(e.stderr, "wrote %s: %s, %s\n", f.out, kindLabel(m.Config), what)
 		fmt.Fprintf(e.stderr, "%d %s, %d %s", n, plural(n, "row"), res.Epochs, plural(res.Epochs, "epoch"))
 		if res.Stopped {
 			fmt.Fprint(e.stderr, " (stopped early)")
