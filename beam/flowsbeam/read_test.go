@@ -133,7 +133,7 @@ var badRows = []string{
 }
 
 var badDead = []string{
-	`a.csv:5:a.csv:5: column 1 ("y"): "abc" is not a number`,
+	`a.csv:5:a.csv:5: column 1 ("y"): "abc" is not a number; a column of text is a category (name it with categorical) or an identifier (leave it out of columns)`,
 	`a.csv:7:a.csv:7: a row of 1 column, but the first row (line 1) has 2`,
 	`a.csv:8:a.csv:8:2: bare " in non-quoted-field`,
 	`b.csv:1:b.csv:1: columns: no column is named "y"; the header has "x", "z"`,
