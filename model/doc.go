@@ -14,6 +14,15 @@
 //	if err != nil { ... }
 //	err = m.Save("model.flow")
 //
+// For scoring and sampling at fixed parameters, Model.Prepare returns a
+// Prepared evaluator: the Model's LogPDF, Sample, Latent and their mixed
+// forms, bit for bit, with whatever depends on the parameters alone (a
+// MADE's masked, packed weights, the layers' set-up) computed once. It
+// snapshots the parameters, is safe for concurrent use, and is what the
+// command line, the server and the Beam pipelines score and sample with;
+// training keeps the Model's methods, which read Params on every call.
+// Config.Precision chooses float32 products for the conditioner nets.
+//
 // The package is built only on the exported API of package flows (the
 // layers, Flow, Serial, Standardize, Normal, keys) and of package optim;
 // data preparation (audit, standardisation statistics, the Gaussian

@@ -215,9 +215,11 @@ var kinds = []kindSpec{
 }
 
 // mlp, made and spline are the conditioner and spline of a Config's blocks.
-func (c Config) mlp() flows.NetInitFunc { return flows.MLPFrom(c.Hidden, c.Activation, c.Init) }
+func (c Config) mlp() flows.NetInitFunc {
+	return flows.MLPWith(flows.MLPConfig{Hidden: c.Hidden, Act: c.Activation, Init: c.Init, Precision: c.Precision})
+}
 func (c Config) made() flows.MADEConfig {
-	return flows.MADEConfig{Hidden: c.Hidden, Act: c.Activation, Init: c.Init}
+	return flows.MADEConfig{Hidden: c.Hidden, Act: c.Activation, Init: c.Init, Precision: c.Precision}
 }
 func (c Config) spline() flows.SplineConfig {
 	return flows.SplineConfig{Bins: c.Bins, Bound: c.Bound}

@@ -76,13 +76,19 @@ func joinContext(c, onehot *mat.Dense) *mat.Dense {
 // log probabilities. A level the training rows did not have is an
 // *UnknownLevelError naming the row, the column and the level.
 func (m *Model) Context(cats []string, c *mat.Dense) (*mat.Dense, []float64, error) {
-	if m.Categories == nil {
+	return flowContext(m.Categories, cats, c)
+}
+
+// flowContext is Model.Context for the categories' table cat (nil for a
+// model of numbers only).
+func flowContext(cat *Categories, cats []string, c *mat.Dense) (*mat.Dense, []float64, error) {
+	if cat == nil {
 		if len(cats) > 0 {
 			return nil, nil, fmt.Errorf("flows: Model.Context: levels for a model without categorical columns")
 		}
 		return c, nil, nil
 	}
-	onehot, logp, err := m.Categories.Encode(cats)
+	onehot, logp, err := cat.Encode(cats)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -39,6 +39,11 @@ package model
 // also redraws the layers' fixed structure, such as InvertibleLinear's
 // permutation).
 //
+// Version 3 is version 2 whose header may also hold "categories" (a mixed
+// table's model) and "precision" ("float32"; absent for float64): a file
+// is written as version 3 only when it holds either, so a model of numbers
+// in float64 is still a version 2 file, byte for byte.
+//
 // Version 1, written before conditional models and column names, is
 // version 2 without the context sections, with a header of kind, dim,
 // layers, hidden, activation, bins, bound and seed only; Load reads it as
@@ -258,7 +263,7 @@ func (m *Model) writeTo(w io.Writer) (int64, error) {
 	// A file is of the oldest version that holds the model, so that a
 	// model of numbers reads in the libraries that read version 2.
 	version := uint32(2)
-	if m.Categories != nil {
+	if m.Categories != nil || m.Config.Precision != flows.Float64 {
 		version = 3
 	}
 	cw := &crcWriter{w: w}
@@ -519,6 +524,9 @@ func (r *fileReader) header(version uint32) (fileHeader, kindSpec, error) {
 	}
 	if version == 1 {
 		h.Config = v1Config(h.Config)
+	}
+	if h.Precision != flows.Float64 && version < 3 {
+		return fileHeader{}, kindSpec{}, fileErrorf(ErrMalformed, "header: a version %d file has no precision", version)
 	}
 	if h.Categories != nil {
 		if version < 3 {

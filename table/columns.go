@@ -1,6 +1,7 @@
 package table
 
 import (
+	"cmp"
 	"fmt"
 	"slices"
 	"strconv"
@@ -34,7 +35,7 @@ func (rd *Reader) selectColumns() error {
 	if rd.ctx, err = pick(rd.opt.Context, rd.opt.ContextName); err != nil {
 		return err
 	}
-	if rd.cats, err = pick(rd.opt.Categorical, rd.opt.CategoricalName); err != nil {
+	if rd.cats, err = pick(rd.opt.Categorical, cmp.Or(rd.opt.CategoricalName, "categorical")); err != nil {
 		return err
 	}
 	if len(rd.opt.Columns) > 0 {

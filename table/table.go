@@ -86,10 +86,11 @@ type Options struct {
 	NA []string
 	// ColumnsName, ContextName, CategoricalName, KeepName, HeaderName and
 	// MissingName name the settings in messages (defaults "columns",
-	// "context", "categorical", "keep", "Header: HeaderYes" and
-	// "SkipMissing: true"; the command line says "--columns",
-	// "--context", "--categorical", "--keep", "--header yes" and
-	// "--missing skip").
+	// "context", "keep", "Header: HeaderYes" and "SkipMissing: true"; the
+	// command line says "--columns", "--context", "--categorical",
+	// "--keep", "--header yes" and "--missing skip"). A cell of text in a
+	// column of numbers points to CategoricalName only when it is set (a
+	// reader that may still pick categories, as flows fit).
 	ColumnsName, ContextName, KeepName, HeaderName, MissingName, CategoricalName string
 	// MaxColumns, when positive, is the most fields a line may have: a
 	// longer line is an error (ending with MaxColumnsWhy) once its
@@ -223,9 +224,6 @@ func NewReader(r io.Reader, name string, opt Options) (*Reader, error) {
 	}
 	if opt.KeepName == "" {
 		opt.KeepName = "keep"
-	}
-	if opt.CategoricalName == "" {
-		opt.CategoricalName = "categorical"
 	}
 	if opt.HeaderName == "" {
 		opt.HeaderName = "Header: HeaderYes"
@@ -444,7 +442,7 @@ func (rd *Reader) cells(dst []float64, rec *record, row int, cols []int) ([]floa
 			switch {
 			case e.Missing && !rd.opt.SkipMissing:
 				e.Msg += "; it marks a missing value: leave such rows out with " + rd.opt.MissingName
-			case issue == NotANumber && !e.Missing && !maybeHeader:
+			case issue == NotANumber && !e.Missing && !maybeHeader && rd.opt.CategoricalName != "":
 				e.Msg += "; a column of text is a category (name it with " + rd.opt.CategoricalName + ") or an identifier (leave it out of " + rd.opt.ColumnsName + ")"
 			}
 			if rd.header {

@@ -75,9 +75,10 @@ func TestReadErrors(t *testing.T) {
 		opt  Options
 		want string
 	}{
-		{"x,y\n1,2\n3,abc\n", Options{}, `d.csv:3: column 1 ("y"): "abc" is not a number; a column of text is a category (name it with categorical) or an identifier (leave it out of columns)`},
-		{"1,2\n3,abc\n", Options{}, `d.csv:2: column 1: "abc" is not a number; a column of text is a category (name it with categorical) or an identifier (leave it out of columns)`},
+		{"x,y\n1,2\n3,abc\n", Options{}, `d.csv:3: column 1 ("y"): "abc" is not a number`},
+		{"1,2\n3,abc\n", Options{}, `d.csv:2: column 1: "abc" is not a number`},
 		{"x,y\n1,2\n3,abc\n", Options{Columns: []string{"x"}}, ""}, // the bad column is not used
+		{"x,y\n1,2\n3,abc\n", Options{CategoricalName: "--categorical", ColumnsName: "--columns"}, `d.csv:3: column 1 ("y"): "abc" is not a number; a column of text is a category (name it with --categorical) or an identifier (leave it out of --columns)`},
 		{"x,y\nabc,def\n", Options{}, `d.csv:1: column 0: "x" is not a number (if line 1 is a header, say so with Header: HeaderYes)`},
 		{"x,y\n1,2\n\n\n3\n", Options{}, "d.csv:5: a row of 1 column, but the first row (line 1) has 2"},
 		{"x,\"y\n", Options{}, "d.csv:1:6: extraneous or missing \" in quoted-field"},

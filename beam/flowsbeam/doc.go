@@ -30,8 +30,9 @@
 //
 // Each file is read as flows reads one (package table: its header, columns
 // by name, errors naming file, line and column); rows are scored with the
-// library's Model.LogPDF, whose result for a row does not depend on the
-// other rows of its batch; Sample draws the blocks flows sample draws from
+// model's prepared evaluator (Model.Prepare, made once per worker), which
+// gives Model.LogPDF's bits, and whose result for a row does not depend on
+// the other rows of its batch; Sample draws the blocks flows sample draws from
 // the same keys; Sweep fits with Model.Fit, as flows fit does. So a
 // pipeline gives, bit for bit, what the tool gives, whatever the runner,
 // the number of workers or the bundles: scoring sharded files gives the

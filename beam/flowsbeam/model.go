@@ -5,8 +5,10 @@ package flowsbeam
 // A model travels as the bytes of its file (a ModelFile), so that workers
 // need no access to the path. Each worker process parses a model once: the
 // parsed models are kept in a process-wide cache keyed by the SHA-256 of the
-// bytes, and a Model's methods are safe for concurrent use, so the DoFn
-// instances of one worker share it.
+// bytes, with each model's prepared evaluator (Model.Prepare), made at its
+// first use; both are safe for concurrent use, so the DoFn instances of one
+// worker share them, and every scoring and sampling call of the worker
+// reuses the one evaluator.
 
 import (
 	"bytes"
@@ -75,11 +77,21 @@ func LoadModelFile(ctx context.Context, path string) (ModelFile, *model.Model, e
 // Model parses the file (once per process for the same bytes) and returns
 // the model. Its error is the library's, with the file's path.
 func (mf ModelFile) Model() (*model.Model, error) {
+	pm, err := mf.parsed()
+	if err != nil {
+		return nil, err
+	}
+	return pm.m, nil
+}
+
+// parsed returns the cache's entry for the file, parsing it (once per
+// process for the same bytes).
+func (mf ModelFile) parsed() (*parsedModel, error) {
 	sum := sha256.Sum256(mf.Data)
 	models.Lock()
 	defer models.Unlock()
-	if m, ok := models.m[sum]; ok {
-		return m, nil
+	if pm, ok := models.m[sum]; ok {
+		return pm, nil
 	}
 	m, err := model.Read(bytes.NewReader(mf.Data))
 	if err != nil {
@@ -90,17 +102,26 @@ func (mf ModelFile) Model() (*model.Model, error) {
 			strings.Join(c.Names, ", "))}
 	}
 	if models.m == nil {
-		models.m = make(map[[sha256.Size]byte]*model.Model)
+		models.m = make(map[[sha256.Size]byte]*parsedModel)
 	}
-	models.m[sum] = m
-	return m, nil
+	pm := &parsedModel{m: m, prepared: sync.OnceValue(m.Prepare)}
+	models.m[sum] = pm
+	return pm, nil
+}
+
+// parsedModel is a parsed model file: the model, and its prepared
+// evaluator, made once, at the first call of prepared (a pipeline that
+// only reads the model's columns never prepares it).
+type parsedModel struct {
+	m        *model.Model
+	prepared func() *model.Prepared
 }
 
 // models caches the parsed models of a process by the SHA-256 of their
 // files.
 var models struct {
 	sync.Mutex
-	m map[[sha256.Size]byte]*model.Model
+	m map[[sha256.Size]byte]*parsedModel
 }
 
 // modelError is the library's error about a model file, with its path.
@@ -112,22 +133,24 @@ type modelError struct {
 func (e *modelError) Error() string { return fmt.Sprintf("%s: %v", e.path, e.err) }
 func (e *modelError) Unwrap() error { return e.err }
 
-// modelCache holds a DoFn instance's model, parsed at its first element.
+// modelCache holds a DoFn instance's model and its prepared evaluator,
+// found at its first element.
 type modelCache struct {
 	data  []byte // the bytes it was parsed from
 	model *model.Model
+	ev    *model.Prepared
 }
 
-// get returns the model of mf, parsing it only when its bytes differ from
-// the last ones.
+// get returns the model of mf, looking it up only when its bytes differ
+// from the last ones; c.ev is then its prepared evaluator.
 func (c *modelCache) get(mf ModelFile) (*model.Model, error) {
 	if c.model != nil && len(c.data) == len(mf.Data) && (len(mf.Data) == 0 || &c.data[0] == &mf.Data[0]) {
 		return c.model, nil
 	}
-	m, err := mf.Model()
+	pm, err := mf.parsed()
 	if err != nil {
 		return nil, err
 	}
-	c.data, c.model = mf.Data, m
-	return m, nil
+	c.data, c.model, c.ev = mf.Data, pm.m, pm.prepared()
+	return pm.m, nil
 }

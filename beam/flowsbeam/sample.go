@@ -139,8 +139,7 @@ type sampleFn struct {
 }
 
 func (f *sampleFn) ProcessElement(ctx context.Context, ref blockRef, mf ModelFile, emit func(SampleBlockRows)) error {
-	m, err := f.cache.get(mf)
-	if err != nil {
+	if _, err := f.cache.get(mf); err != nil {
 		return err
 	}
 	lo := ref.Block * SampleBlock
@@ -152,7 +151,7 @@ func (f *sampleFn) ProcessElement(ctx context.Context, ref blockRef, mf ModelFil
 			c.SetRow(i, f.Given)
 		}
 	}
-	x := m.Sample(flows.NewKey(f.Seed).Fold(uint64(ref.Block)), n, c)
+	x := f.cache.ev.Sample(flows.NewKey(f.Seed).Fold(uint64(ref.Block)), n, c)
 	emit(SampleBlockRows{Shard: ref.Shard, Block: ref.Block, Names: f.Names, X: x.RawMatrix().Data})
 	return nil
 }

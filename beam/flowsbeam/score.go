@@ -36,7 +36,10 @@ type ScoreConfig struct {
 // PCollection of ModelFile, from ReadModelFile), as a PCollection of Scored,
 // one per chunk of rows. The model is parsed once per worker process. A
 // chunk whose columns do not match the model's widths, or a model file that
-// does not parse, fails the pipeline with an error naming the file.
+// does not parse, fails the pipeline with an error naming the file. The
+// model is prepared once per worker process (Model.Prepare), and every
+// batch is scored by the prepared evaluator, with the bits of
+// Model.LogPDF.
 func Score(s beam.Scope, model, rows beam.PCollection, cfg ScoreConfig) beam.PCollection {
 	s = s.Scope("flowsbeam.Score")
 	batch := cfg.BatchRows
@@ -77,7 +80,7 @@ func (f *scoreFn) ProcessElement(ctx context.Context, r Rows, mf ModelFile, emit
 		return nil
 	}
 	if 2*r.Len() >= f.BatchRows {
-		emit(Scored{Rows: r, LogDensity: m.LogPDF(r.Data(), r.Context())})
+		emit(Scored{Rows: r, LogDensity: f.cache.ev.LogPDF(r.Data(), r.Context())})
 		return nil
 	}
 	f.pending = append(f.pending, r)
@@ -113,7 +116,7 @@ func (f *scoreFn) flush(emit func(Scored)) {
 		}
 		at += r.Len()
 	}
-	lp := m.LogPDF(x, c)
+	lp := f.cache.ev.LogPDF(x, c)
 	at = 0
 	for _, r := range f.pending {
 		emit(Scored{Rows: r, LogDensity: lp[at : at+r.Len() : at+r.Len()]})

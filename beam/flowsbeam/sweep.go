@@ -301,10 +301,11 @@ func (f *scoreAllFn) ProcessElement(ctx context.Context, r Rows, models func(*fi
 			continue
 		}
 		ft.Model.Path = fmt.Sprintf("the model of configuration %d", ft.Index)
-		m, err := ft.Model.Model()
+		pm, err := ft.Model.parsed()
 		if err != nil {
 			return err
 		}
+		m := pm.m
 		if err := checkWidths(r, m, ft.Model.Path); err != nil {
 			return err
 		}
@@ -313,7 +314,7 @@ func (f *scoreAllFn) ProcessElement(ctx context.Context, r Rows, models func(*fi
 				r.File, r.Names, r.ContextNames, m.Config.Columns, m.Config.Context)
 		}
 		if r.Len() > 0 {
-			emit(ft.Index, Scored{Rows: r, LogDensity: m.LogPDF(r.Data(), r.Context())})
+			emit(ft.Index, Scored{Rows: r, LogDensity: pm.prepared().LogPDF(r.Data(), r.Context())})
 		}
 	}
 	return nil

@@ -53,7 +53,10 @@ func (r *rowsFlags) apply(cmd string, opt *table.Options) error {
 		opt.NA = r.na
 	}
 	opt.Categorical, opt.Keep = r.categorical, r.keep
-	opt.MissingName, opt.CategoricalName, opt.KeepName = "--missing skip", "--categorical", "--keep"
+	opt.MissingName, opt.KeepName = "--missing skip", "--keep"
+	if cmd == "fit" {
+		opt.CategoricalName = "--categorical" // score reads the model's own
+	}
 	return nil
 }
 

@@ -70,7 +70,8 @@ samples as a PNG grid of images instead of CSV.`,
 			if err != nil {
 				return err
 			}
-			draw := m.Sample
+			ev := m.Prepare() // once: every block reuses the prepared layers
+			draw := ev.Sample
 			if temperature != 1 {
 				if _, err := m.SampleTemperature(flows.NewKey(seed), 1, temperature); err != nil {
 					return usagef("sample", "--temperature %v: %s", temperature, strings.TrimPrefix(err.Error(), "flows: Model.SampleTemperature: "))
@@ -136,7 +137,7 @@ samples as a PNG grid of images instead of CSV.`,
 					}
 					continue
 				}
-				x, levels := m.SampleMixed(key.Fold(uint64(lo/sampleBlock)), hi-lo, cb)
+				x, levels := ev.SampleMixed(key.Fold(uint64(lo/sampleBlock)), hi-lo, cb)
 				if err := writeMixed(tw, x, levels, len(cats.Names)); err != nil {
 					return o.finish(err)
 				}

@@ -44,7 +44,8 @@ listed in --rejects.
 The model's columns are found in the file by the names the model records
 (in any order, other columns ignored), or as --columns and --context pick
 them. The file is read and scored in chunks, so it may be larger than
-memory.`,
+memory; the model is prepared once (Model.Prepare) and scores every chunk
+with the bits of the library's Model.LogPDF.`,
 	nArgs: [2]int{2, 2},
 	flags: func(fs *flag.FlagSet) func(*env, []string) error {
 		var (
@@ -160,6 +161,7 @@ func score(e *env, m *model.Model, path string, opt table.Options, top int, w io
 	if err != nil {
 		return err
 	}
+	ev := m.Prepare() // once: every chunk reuses the prepared layers
 	var kept scoreHeap
 	rows, zero := 0, 0
 	cells := make([]string, len(header))
@@ -177,7 +179,7 @@ func score(e *env, m *model.Model, path string, opt table.Options, top int, w io
 		if t.Rows() == 0 {
 			continue
 		}
-		lp, err := m.LogPDFMixed(t.X, t.Cats, t.C)
+		lp, err := ev.LogPDFMixed(t.X, t.Cats, t.C)
 		if ue := (*model.UnknownLevelError)(nil); errors.As(err, &ue) {
 			return fmt.Errorf("%s:%d: column %q: level %q was not in the model's training rows (its levels: %s)",
 				name, t.Lines[ue.Row], ue.Column, ue.Level, joinNames(ue.Levels))

@@ -102,9 +102,10 @@ that finds no place takes the place of the one furthest behind
 --min-body-rate, which is cut with 408 too_slow. Requests computing or
 waiting for a worker, and bodies that keep the rate, are never cut.
 
-SIGHUP reloads the model file: the new model is loaded, checked (its
-checksum, and finite log densities of samples drawn from it) and only then
-swapped in, atomically; requests in flight finish on the old one. A file
+SIGHUP reloads the model file: the new model is loaded, prepared for
+scoring (what depends on its parameters alone is computed once, at load),
+checked (its checksum, and finite log densities of samples drawn from it)
+and only then swapped in, atomically; requests in flight finish on the old one. A file
 that fails leaves the old model serving, and the error is logged. A model
 of another kind, or with other columns or context columns (by count or
 name), is refused the same way, logged at level warn and counted as

@@ -214,9 +214,9 @@ func scoreRows(st *modelState, x, c *mat.Dense, latent bool) ([]float64, *mat.De
 		if c != nil {
 			cc = c.Slice(lo, hi, 0, st.schema.cdim).(*mat.Dense)
 		}
-		lp = append(lp, st.m.LogPDF(xc, cc)...)
+		lp = append(lp, st.ev.LogPDF(xc, cc)...)
 		if latent {
-			z.Slice(lo, hi, 0, st.schema.dim).(*mat.Dense).Copy(st.m.Latent(xc, cc))
+			z.Slice(lo, hi, 0, st.schema.dim).(*mat.Dense).Copy(st.ev.Latent(xc, cc))
 		}
 	}
 	return lp, z

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/gonormflows/flows"
 )
 
 // cardTemplate is the model card. It uses no script and no style sheet
@@ -128,6 +130,9 @@ func (s *server) card(st *modelState, host string) ([]byte, error) {
 	}
 	if cfg.Bins > 0 {
 		fields = append(fields, cardField{"spline bins", strconv.Itoa(cfg.Bins)}, cardField{"spline bound", fmtNum(cfg.Bound)})
+	}
+	if cfg.Precision != flows.Float64 {
+		fields = append(fields, cardField{"precision of the products", cfg.Precision.String()})
 	}
 	fields = append(fields, cardField{"seed", strconv.FormatUint(cfg.Seed, 10)}, cardField{"parameters", strconv.Itoa(len(m.Params))})
 	info, _ := cfg.Kind.Info()

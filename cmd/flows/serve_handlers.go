@@ -320,7 +320,7 @@ func (s *server) sample(r *http.Request, st *modelState, body, out []byte) ([]by
 				c = req.ctx.Slice(0, hi-lo, 0, st.schema.cdim).(*mat.Dense)
 			}
 		}
-		x := st.m.Sample(key.Fold(uint64(lo/sampleBlock)), hi-lo, c)
+		x := st.ev.Sample(key.Fold(uint64(lo/sampleBlock)), hi-lo, c)
 		if lo > 0 {
 			out = append(out, ',')
 		}

@@ -28,6 +28,7 @@ import (
 // replaced whole on reload, never changed.
 type modelState struct {
 	m        *model.Model
+	ev       *model.Prepared // m prepared at load: every request scores and samples through it
 	schema   schema
 	named    bool // the file records column names
 	sha      string
@@ -57,11 +58,12 @@ func (s *server) load() (*modelState, error) {
 	if c := m.Categories; c != nil {
 		return nil, fmt.Errorf("%s: a model with categorical columns (%s) is not served yet: the server reads and returns rows of numbers; score such rows with flows score", s.path, strings.Join(c.Names, ", "))
 	}
-	if err := verify(m); err != nil {
+	ev, err := verify(m)
+	if err != nil {
 		return nil, fmt.Errorf("%s: %v", s.path, err)
 	}
 	sum := sha256.Sum256(b)
-	st := &modelState{m: m, sha: hex.EncodeToString(sum[:]), size: int64(len(b)), modTime: fi.ModTime(), loaded: time.Now(),
+	st := &modelState{m: m, ev: ev, sha: hex.EncodeToString(sum[:]), size: int64(len(b)), modTime: fi.ModTime(), loaded: time.Now(),
 		named: len(m.Config.Columns) == m.Dim}
 	st.schema = schema{names: modelNames(m), dim: m.Dim, cdim: m.ContextDim, maxRows: s.f.maxRows, path: filepath.Base(s.path)}
 	st.schema.ctxNames = m.Config.Context
@@ -96,16 +98,18 @@ func (s *server) load() (*modelState, error) {
 	return st, nil
 }
 
-// verify checks that a model gives finite log densities at samples drawn
+// verify prepares the model (the evaluator that serves its requests) and
+// checks that it gives finite log densities at samples drawn
 // from it (given its mean context, for a conditional model) and at the
 // mean of its training data: a file can be intact and still hold a model
 // that cannot serve.
-func verify(m *model.Model) (err error) {
+func verify(m *model.Model) (ev *model.Prepared, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("the model fails its check: %v", r)
+			ev, err = nil, fmt.Errorf("the model fails its check: %v", r)
 		}
 	}()
+	ev = m.Prepare()
 	const n = 64
 	var c *mat.Dense
 	if m.ContextDim > 0 {
@@ -114,14 +118,14 @@ func verify(m *model.Model) (err error) {
 			c.SetRow(i, m.ContextMean)
 		}
 	}
-	x := m.Sample(flows.NewKey(0), n, c)
+	x := ev.Sample(flows.NewKey(0), n, c)
 	x.SetRow(0, m.Mean)
-	for i, v := range m.LogPDF(x, c) {
+	for i, v := range ev.LogPDF(x, c) {
 		if isInfOrNaN(v) {
-			return fmt.Errorf("the model fails its check: the log density of its sample %d is %v", i, v)
+			return nil, fmt.Errorf("the model fails its check: the log density of its sample %d is %v", i, v)
 		}
 	}
-	return nil
+	return ev, nil
 }
 
 // modelDoc is the body of GET /v1/model.
