@@ -300,25 +300,9 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 		return err
 	}
 	opt.Detect = true // text columns: categories or identifiers
-	if f.out == "" || f.out == "-" {
-		return usagef("fit", "no model file: give one with -o model.flow")
-	}
-	curveFormat := ""
-	if f.curve != "" {
-		if curveFormat, err = pictureFormat("fit", "--curve", f.curve); err != nil {
-			return err
-		}
-	}
-	for _, out := range []string{f.out, f.log, f.curve, f.rows.rejects} {
-		if out == "" {
-			continue
-		}
-		if err := checkNotInput(out, path); err != nil {
-			return err
-		}
-		if err := atomicfile.CheckWritable(out); err != nil {
-			return err
-		}
+	curveFormat, err := f.checkOutputs(path)
+	if err != nil {
+		return err
 	}
 	t, err := f.read(e, path, opt)
 	if err != nil {
@@ -381,6 +365,44 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 			return err
 		}
 	}
+	f.summary(e, path, t, m, res, nfe)
+	return nil
+}
+
+// checkOutputs checks the output files of a fit of the file at path before
+// it starts: -o is given, no output is the input, each can be written; it
+// returns the --curve picture's format.
+func (f *fitFlags) checkOutputs(path string) (string, error) {
+	if f.out == "" || f.out == "-" {
+		return "", usagef("fit", "no model file: give one with -o model.flow")
+	}
+	curveFormat := ""
+	var err error
+	if f.curve != "" {
+		if curveFormat, err = pictureFormat("fit", "--curve", f.curve); err != nil {
+			return "", err
+		}
+	}
+	for _, out := range []string{f.out, f.log, f.curve, f.rows.rejects} {
+		if out == "" {
+			continue
+		}
+		if err := checkNotInput(out, path); err != nil {
+			return "", err
+		}
+		if err := atomicfile.CheckWritable(out); err != nil {
+			return "", err
+		}
+	}
+	return curveFormat, nil
+}
+
+// summary writes what the fit of t gave on standard error (nothing but
+// the Gaussian's warning with --quiet): the model's columns and kind, the
+// epochs and NLLs, the categories' part, recoveries, the small-table
+// warnings and the comparison with a full-covariance Gaussian.
+func (f *fitFlags) summary(e *env, path string, t *table.Table, m *model.Model, res optim.FitResult, nfe *nfeMeter) {
+	n := t.Rows()
 	if !f.quiet {
 		what := fmt.Sprintf("%d %s in this order: %s", len(t.Names), plural(len(t.Names), "column"), joinNames(t.Names))
 		if len(t.ContextNames) > 0 {
@@ -429,7 +451,6 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 			fmt.Fprintf(e.stderr, "a full-covariance Gaussian of the same rows: validation NLL %.4f (the flow is %.4f nats per row better)\n", g, g-res.BestValNLL)
 		}
 	}
-	return nil
 }
 
 // trimFit returns the message of a fit's error without optim's prefix.
