@@ -20,7 +20,9 @@ import (
 // and writes its gradient with respect to p into grad (overwriting it;
 // len(grad) == len(p)). It evaluates d.LogPDFVJP and runs its pullback with
 // dLogp = −1/n for every row: on the whole batch when it has at most
-// NLLChunkRows rows, or when d has an UpdateState (a layer whose training
+// NLLChunkRows rows, when d has more than NLLChunkMaxParams parameters
+// (its products fill the cores on their own, and chunks would only repack
+// its weights), or when d has an UpdateState (a layer whose training
 // map couples the rows of a batch, as BatchNorm's training mode); else on
 // ⌈n/NLLChunkRows⌉ equal chunks of rows at once, on all cores. The chunks
 // depend only on n, chunk i's gradient is added into partial gradient
@@ -55,7 +57,7 @@ func NLL(d flows.Distribution, p flows.Params, x, c *mat.Dense, grad flows.Param
 		return math.NaN(), err
 	}
 	n, _ := x.Dims()
-	if n > NLLChunkRows && d.UpdateState == nil {
+	if n > NLLChunkRows && d.UpdateState == nil && len(p) <= NLLChunkMaxParams {
 		return nllChunks(d, p, x, c, grad)
 	}
 	logp, back := d.LogPDFVJP(p, x, c)
@@ -169,6 +171,15 @@ func meanNLL(logp []float64) (float64, error) {
 // (see NLL): enough that a chunk's products stay efficient, few enough that
 // a batch of 256 rows gives both cores of a small machine a chunk.
 const NLLChunkRows = 128
+
+// NLLChunkMaxParams is the most parameters of a distribution whose batches
+// NLL splits into chunks. Measured on 2 cores: a MAF of 2×128 hidden
+// units (98,640 parameters) steps a batch of 256 rows in 4.6 ms in chunks
+// against 6.1 ms whole; one of 2×512 (1,377,360) steps 1,024 rows in 162
+// ms in chunks against 140 ms whole. The rule depends on the
+// distribution's shape only, never on the workers, so results stay
+// bit-identical on any GOMAXPROCS.
+const NLLChunkMaxParams = 1 << 19
 
 // nllSlots is how many partial gradients NLL's chunks add into (chunk i
 // into slot i mod nllSlots): a fixed number, so that the sum's order
