@@ -45,7 +45,10 @@ func TestAuditWide(t *testing.T) {
 	runtime.ReadMemStats(&b)
 	used := b.TotalAlloc - a.TotalAlloc
 	t.Logf("Audit of 20×%d: %d bytes, %v of CPU time", d, used, took)
-	if used > 100<<20 || took > time.Second {
+	// The bounds are the (under a second, under 100 MB); the race
+	// detector's instrumentation multiplies both, so under it only the
+	// finding is checked.
+	if !raceEnabled && (used > 100<<20 || took > time.Second) {
 		t.Errorf("Audit of 20×%d: %d bytes allocated in %v of CPU time", d, used, took)
 	}
 	last := findings[len(findings)-1]
