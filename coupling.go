@@ -155,7 +155,11 @@ func (c *coupling) withNet(net NetInitFunc, key Key) (Params, Bijection, error) 
 		return nil, Bijection{}, err
 	}
 	c.net, c.np = nt, len(p)
-	return p, layerPass(c.forward).bijection(), nil
+	b := layerPass(c.forward).bijection()
+	if nt.prepare != nil {
+		b.Prepare = c.prepare // couplingprep.go
+	}
+	return p, b, nil
 }
 
 // couplingShape returns the shape of a coupling layer on dim columns whose
@@ -288,33 +292,44 @@ func (c *coupling) embed(e []float64, u, ctx *mat.Dense) {
 // [u1 | v2] and the log-dets.
 func (c *coupling) transform(u, y *mat.Dense, inverse bool) ([]float64, []float64) {
 	ur, yr := u.RawMatrix(), y.RawMatrix()
-	n, d1, dim := ur.Rows, c.d1, c.dim
-	out, logDet := make([]float64, n*dim), make([]float64, n)
-	ts, off, at, wy := c.ts, c.off, c.at, c.wy
+	n := ur.Rows
+	out, logDet := make([]float64, n*c.dim), make([]float64, n)
 	forRows(n, c.d2*transformerWork, func(r0, r1 int) {
-		buf := make([]float64, c.maxP)
-		for i := r0; i < r1; i++ {
-			urow := ur.Data[i*ur.Stride : i*ur.Stride+dim]
-			yrow := yr.Data[i*yr.Stride : i*yr.Stride+wy]
-			orow := out[i*dim : (i+1)*dim]
-			copy(orow[:d1], urow[:d1])
-			var sum float64
-			for j, v := range urow[d1:] {
-				t := &ts[j]
-				theta := buf[:t.Params:t.Params]
-				at.gatherAt(theta, yrow, off[j])
-				f := t.Forward
-				if inverse {
-					f = t.Inverse
-				}
-				w, ld := f(theta, v)
-				orow[d1+j] = w
-				sum += ld
-			}
-			logDet[i] = sum
-		}
+		c.transformRows(ur.Data, ur.Stride, yr.Data, yr.Stride, out, logDet, r0, r1, inverse)
 	})
 	return out, logDet
+}
+
+// transformRows is transform's work on rows [r0, r1): u's rows at stride
+// us, y's at stride ys, out's (n×dim) and logDet's written.
+func (c *coupling) transformRows(u []float64, us int, y []float64, ys int, out, logDet []float64, r0, r1 int, inverse bool) {
+	d1, dim := c.d1, c.dim
+	ts, off, at, wy := c.ts, c.off, c.at, c.wy
+	var small [64]float64
+	buf := small[:]
+	if c.maxP > len(small) {
+		buf = make([]float64, c.maxP)
+	}
+	for i := r0; i < r1; i++ {
+		urow := u[i*us : i*us+dim]
+		yrow := y[i*ys : i*ys+wy]
+		orow := out[i*dim : (i+1)*dim]
+		copy(orow[:d1], urow[:d1])
+		var sum float64
+		for j, v := range urow[d1:] {
+			t := &ts[j]
+			theta := buf[:t.Params:t.Params]
+			at.gatherAt(theta, yrow, off[j])
+			f := t.Forward
+			if inverse {
+				f = t.Inverse
+			}
+			w, ld := f(theta, v)
+			orow[d1+j] = w
+			sum += ld
+		}
+		logDet[i] = sum
+	}
 }
 
 // pullback returns the pullback of a pass that read the rows in (their

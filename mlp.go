@@ -292,7 +292,7 @@ func MLPWith(cfg MLPConfig) NetInitFunc {
 		}
 
 		m := &mlp{layers: layers, act: act, in: in, out: out, np: np, maxHidden: maxHidden, gemm: prec.gemm(false)}
-		return p, Net{Apply: m.apply, ApplyVJP: m.applyVJP}, nil
+		return p, Net{Apply: m.apply, ApplyVJP: m.applyVJP, prepare: func(p Params) preparedNet { return m.prepare(p, prec) }}, nil
 	}
 }
 

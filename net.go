@@ -16,6 +16,10 @@ type Net struct {
 
 	// ApplyVJP computes what Apply does and returns its pullback.
 	ApplyVJP func(p Params, x *mat.Dense) (y *mat.Dense, back NetPullback)
+
+	// prepare, when not nil, returns the net at the parameters p as a row
+	// map (see preparedNet); MLP has one (mlpprep.go).
+	prepare func(p Params) preparedNet
 }
 
 // NetInitFunc makes a Net from in to out columns, with initial parameters

@@ -1,0 +1,63 @@
+package flows
+
+// A MADE's dense pass at fixed parameters (see prepare.go): the masked
+// weights of each layer, and its context weights, packed once for the
+// products of small row blocks (linalg.Packed), run on the calling
+// goroutine with forwardWith's bits.
+
+import "github.com/gonormflows/flows/internal/linalg"
+
+// preparedMADE is a MADE's dense pass at the parameters q (the prepared
+// layer's copy): w[l] holds layer l's masked weights packed, wc[l] its
+// context weights (nil where the layer has none).
+type preparedMADE struct {
+	m     *madeNet
+	q     Params
+	w, wc []*linalg.Packed
+}
+
+// prepareDense packs the masked weights wm (maskedWeights of q) and the
+// context weights of q.
+func (m *madeNet) prepareDense(q Params, wm []float64) *preparedMADE {
+	pm := &preparedMADE{m: m, q: q, w: make([]*linalg.Packed, len(m.layers)), wc: make([]*linalg.Packed, len(m.layers))}
+	for l, li := range m.layers {
+		pm.w[l] = linalg.PackB(li.in, li.out, wm[li.mw:li.mw+li.in*li.out])
+		if m.ctxOff != nil && m.ctxOff[l] >= 0 {
+			off := m.ctxOff[l]
+			pm.wc[l] = linalg.PackB(m.cdim, li.out, q[off:off+m.cdim*li.out])
+		}
+	}
+	return pm
+}
+
+// forward is forwardWith without a tape, serial, on the packed weights:
+// y (n×out) from x (n×in) and ctx (n×cdim, nil without a context), the
+// same bits.
+func (pm *preparedMADE) forward(x, ctx []float64, n int, y []float64) {
+	m := pm.m
+	last := len(m.layers) - 1
+	h := x
+	if last > 0 {
+		buf := getScratch(2 * n * m.maxHidden)
+		defer buf.put()
+		for l, li := range m.layers[:last] {
+			c := buf.f[(l%2)*n*m.maxHidden:][:n*li.out]
+			pm.affine(l, h, ctx, n, c)
+			m.act.apply(c, c)
+			h = c
+		}
+	}
+	pm.affine(last, h, ctx, n, y[:n*m.out])
+}
+
+// affine sets c (n×out_l) to layer l's pre-activation: bias, then x·Wm_l,
+// then ctx·Wc_l where the layer has context weights, each product added
+// as forwardWith adds it.
+func (pm *preparedMADE) affine(l int, x, ctx []float64, n int, c []float64) {
+	li := pm.m.layers[l]
+	fillBias(c, pm.q[li.b:li.b+li.out], n)
+	pm.w[l].MulAdd(n, x, c)
+	if ctx != nil && pm.wc[l] != nil {
+		pm.wc[l].MulAdd(n, ctx, c)
+	}
+}

@@ -1,0 +1,63 @@
+package flows
+
+// A conditioner net at fixed parameters (see prepare.go): the weights of
+// each layer packed once for the products of small row blocks
+// (linalg.Packed), and a row map that runs the net on a block of rows on
+// the calling goroutine, its hidden layers in pooled buffers, allocating
+// nothing.
+
+import (
+	"slices"
+
+	"github.com/gonormflows/flows/internal/linalg"
+)
+
+// preparedNet maps n rows of x (n×in, row-major) to y (n×out, row-major)
+// on the calling goroutine, with the bits of the net's Apply at the
+// parameters it was prepared with. It is safe for concurrent use.
+type preparedNet func(x []float64, n int, y []float64)
+
+// prepare returns the MLP at p (copied) as a row map: with Float64
+// products, each layer's weights packed once; with Float32, Apply's own
+// pass on the copy (the products' float32 panels are built per call).
+func (m *mlp) prepare(p Params, prec Precision) preparedNet {
+	checkParams("MLP", p, m.np)
+	q := slices.Clone(p)
+	if prec != Float64 {
+		return func(x []float64, n int, y []float64) { m.forward(q, x, n, y) }
+	}
+	w := make([]*linalg.Packed, len(m.layers))
+	for l, li := range m.layers {
+		w[l] = linalg.PackB(li.in, li.out, q[li.w:li.b])
+	}
+	last := len(m.layers) - 1
+	return func(x []float64, n int, y []float64) {
+		h := x
+		if last > 0 {
+			buf := getScratch(2 * n * m.maxHidden)
+			defer buf.put()
+			for l, li := range m.layers[:last] {
+				c := buf.f[(l%2)*n*m.maxHidden:][:n*li.out]
+				li.packedAffine(w[l], q, h, n, c)
+				m.act.apply(c, c)
+				h = c
+			}
+		}
+		m.layers[last].packedAffine(w[last], q, h, n, y[:n*m.out])
+	}
+}
+
+// packedAffine sets c (n×li.out) to x·W + b as affine does, with W packed
+// in w: the same bits.
+func (li mlpLayer) packedAffine(w *linalg.Packed, p Params, x []float64, n int, c []float64) {
+	fillBias(c, p[li.b:li.b+li.out], n)
+	w.MulAdd(n, x, c)
+}
+
+// fillBias copies b into each of the n rows of c (n×len(b)).
+func fillBias(c, b []float64, n int) {
+	w := len(b)
+	for i := range n {
+		copy(c[i*w:(i+1)*w], b)
+	}
+}
