@@ -42,22 +42,27 @@ func (pm *preparedMADE) forward(x, ctx []float64, n int, y []float64) {
 		defer buf.put()
 		for l, li := range m.layers[:last] {
 			c := buf.f[(l%2)*n*m.maxHidden:][:n*li.out]
-			pm.affine(l, h, ctx, n, c)
-			m.act.apply(c, c)
+			pm.layer(l, h, ctx, n, c, true)
 			h = c
 		}
 	}
-	pm.affine(last, h, ctx, n, y[:n*m.out])
+	pm.layer(last, h, ctx, n, y[:n*m.out], false)
 }
 
-// affine sets c (n×out_l) to layer l's pre-activation: bias, then x·Wm_l,
+// layer sets c (n×out_l) to layer l's pre-activation, bias, then x·Wm_l,
 // then ctx·Wc_l where the layer has context weights, each product added
-// as forwardWith adds it.
-func (pm *preparedMADE) affine(l int, x, ctx []float64, n int, c []float64) {
+// as forwardWith adds it, and, when hidden, applies the activation.
+func (pm *preparedMADE) layer(l int, x, ctx []float64, n int, c []float64, hidden bool) {
 	li := pm.m.layers[l]
-	fillBias(c, pm.q[li.b:li.b+li.out], n)
+	b := pm.q[li.b : li.b+li.out]
+	if ctx == nil || pm.wc[l] == nil {
+		packedLayer(pm.w[l], b, x, n, c, pm.m.act, hidden)
+		return
+	}
+	fillBias(c, b, n)
 	pm.w[l].MulAdd(n, x, c)
-	if ctx != nil && pm.wc[l] != nil {
-		pm.wc[l].MulAdd(n, ctx, c)
+	pm.wc[l].MulAdd(n, ctx, c)
+	if hidden {
+		pm.m.act.apply(c, c)
 	}
 }

@@ -38,20 +38,49 @@ func (m *mlp) prepare(p Params, prec Precision) preparedNet {
 			defer buf.put()
 			for l, li := range m.layers[:last] {
 				c := buf.f[(l%2)*n*m.maxHidden:][:n*li.out]
-				li.packedAffine(w[l], q, h, n, c)
-				m.act.apply(c, c)
+				packedLayer(w[l], q[li.b:li.b+li.out], h, n, c, m.act, true)
 				h = c
 			}
 		}
-		m.layers[last].packedAffine(w[last], q, h, n, y[:n*m.out])
+		li := m.layers[last]
+		packedLayer(w[last], q[li.b:li.b+li.out], h, n, y[:n*m.out], 0, false)
 	}
 }
 
-// packedAffine sets c (n×li.out) to x·W + b as affine does, with W packed
-// in w: the same bits.
-func (li mlpLayer) packedAffine(w *linalg.Packed, p Params, x []float64, n int, c []float64) {
-	fillBias(c, p[li.b:li.b+li.out], n)
-	w.MulAdd(n, x, c)
+// packedLayer sets c (n×len(b)) to x·W + b, W packed in w, as affine does
+// (c = b, then the product added), and then, when hidden, applies act: the
+// same bits. With one k-block the product is computed alone and the bias
+// added in the activation's pass (see linalg.Packed.Mul).
+func packedLayer(w *linalg.Packed, b, x []float64, n int, c []float64, act Activation, hidden bool) {
+	if !w.OneBlock() {
+		fillBias(c, b, n)
+		w.MulAdd(n, x, c)
+		if hidden {
+			act.apply(c, c)
+		}
+		return
+	}
+	w.Mul(n, x, c)
+	out := len(b)
+	for i := range n {
+		row := c[i*out : (i+1)*out]
+		row = row[:len(b)]
+		switch {
+		case hidden && act == ReLU:
+			for j, v := range row {
+				row[j] = max(v+b[j], 0)
+			}
+		case hidden:
+			for j, v := range row {
+				row[j] = v + b[j]
+			}
+			act.apply(row, row)
+		default:
+			for j, v := range row {
+				row[j] = v + b[j]
+			}
+		}
+	}
 }
 
 // fillBias copies b into each of the n rows of c (n×len(b)).

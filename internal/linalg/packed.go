@@ -63,7 +63,21 @@ func (pb *Packed) N() int { return pb.n }
 // MulAdd sets c = a·B + c, with a m×k and c m×n (row-major, contiguous),
 // on the calling goroutine: bit for bit Gemm(false, false, m, n, k, 1, a,
 // B, 1, c).
-func (pb *Packed) MulAdd(m int, a, c []float64) {
+func (pb *Packed) MulAdd(m int, a, c []float64) { pb.mul(m, a, 1, c) }
+
+// Mul sets c = a·B, with a m×k and c m×n (row-major, contiguous), on the
+// calling goroutine, without reading c: bit for bit Gemm(false, false, m,
+// n, k, 1, a, B, 0, c). With one k-block (OneBlock), each element is one
+// rounded FMA chain, so Mul followed by c += b is MulAdd on c = b, bit for
+// bit (fma(1, acc, b) is acc + b): a bias can be added in the pass that
+// applies an activation.
+func (pb *Packed) Mul(m int, a, c []float64) { pb.mul(m, a, 0, c) }
+
+// OneBlock reports whether B's k rows make one k-block of Gemm's.
+func (pb *Packed) OneBlock() bool { return pb.k <= kcMax }
+
+// mul is MulAdd (beta 1) and Mul (beta 0).
+func (pb *Packed) mul(m int, a []float64, beta float64, c []float64) {
 	k, n := pb.k, pb.n
 	if m == 0 {
 		return
@@ -75,9 +89,9 @@ func (pb *Packed) MulAdd(m int, a, c []float64) {
 	defer workPool.Put(w)
 	kn := pb.kernel(m)
 	whole := m / kn.mr * kn.mr
-	pb.tiles(kn, 0, whole, a, c, w)
+	pb.tiles(kn, 0, whole, a, beta, c, w)
 	if whole < m {
-		pb.tiles(pb.kernel(m-whole), whole, m, a, c, w)
+		pb.tiles(pb.kernel(m-whole), whole, m, a, beta, c, w)
 	}
 }
 
@@ -100,9 +114,9 @@ func (pb *Packed) kernel(m int) *kernelInfo {
 }
 
 // tiles computes rows [i0, i1) of c with kernel kn, k-block by k-block
-// (Gemm's), tile by tile; edge tiles (rows short of MR, columns past n) run
-// on padded copies in w.
-func (pb *Packed) tiles(kn *kernelInfo, i0, i1 int, a, c []float64, w *workBuf) {
+// (Gemm's: the first with beta, the rest with 1), tile by tile; edge tiles
+// (rows short of MR, columns past n) run on padded copies in w.
+func (pb *Packed) tiles(kn *kernelInfo, i0, i1 int, a []float64, beta0 float64, c []float64, w *workBuf) {
 	k, n := pb.k, pb.n
 	mr, nr := kn.mr, kn.nr
 	panels, pw := pb.p16, packedWidth
@@ -114,6 +128,10 @@ func (pb *Packed) tiles(kn *kernelInfo, i0, i1 int, a, c []float64, w *workBuf) 
 	kc := blocks(k, nkb)
 	for p0 := 0; p0 < k; p0 += kc {
 		kcur := min(kc, k-p0)
+		beta := beta0
+		if p0 > 0 {
+			beta = 1
+		}
 		for i := i0; i < i1; i += mr {
 			rows := min(mr, i1-i)
 			ap, lda, adk := a[i*k+p0:], k, 1
@@ -130,14 +148,16 @@ func (pb *Packed) tiles(kn *kernelInfo, i0, i1 int, a, c []float64, w *workBuf) 
 				bp = bp[:(kcur-1)*pw+nr]
 				off := i*n + j
 				if rows == mr && cols == nr {
-					kn.fn(kcur, ap, lda, adk, bp, pw, c[off:off+(mr-1)*n+nr], n, 1, 1)
+					kn.fn(kcur, ap, lda, adk, bp, pw, c[off:off+(mr-1)*n+nr], n, 1, beta)
 					continue
 				}
 				tile := w.tile[:mr*nr]
-				for r := range rows {
-					copy(tile[r*nr:r*nr+cols], c[off+r*n:off+r*n+cols])
+				if beta != 0 {
+					for r := range rows {
+						copy(tile[r*nr:r*nr+cols], c[off+r*n:off+r*n+cols])
+					}
 				}
-				kn.fn(kcur, ap, lda, adk, bp, pw, tile, nr, 1, 1)
+				kn.fn(kcur, ap, lda, adk, bp, pw, tile, nr, 1, beta)
 				for r := range rows {
 					copy(c[off+r*n:off+r*n+cols], tile[r*nr:r*nr+cols])
 				}

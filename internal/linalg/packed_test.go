@@ -46,6 +46,15 @@ func TestPackedMatchesGemm(t *testing.T) {
 					if i := firstDiff(got, want); i >= 0 {
 						t.Fatalf("%s: m=%d n=%d k=%d: c[%d] = %v, Gemm %v", name, m, n, k, i, got[i], want[i])
 					}
+					// beta = 0: c is not read (NaN stays out).
+					gemm(nil, false, false, m, n, k, 1, a, b, 0, want, 1)
+					for i := range got {
+						got[i] = math.NaN()
+					}
+					pb.Mul(m, a, got)
+					if i := firstDiff(got, want); i >= 0 {
+						t.Fatalf("%s: Mul, m=%d n=%d k=%d: c[%d] = %v, Gemm %v", name, m, n, k, i, got[i], want[i])
+					}
 				}
 			}
 		}
