@@ -145,9 +145,10 @@ func Affine(bound float64) Transformer {
 		return Transformer{Name: "Affine", err: fmt.Errorf("transformer Affine: log-scale bound %v, want positive and finite", bound)}
 	}
 	return Transformer{
-		Name:   "Affine",
-		Params: 2,
-		blocks: true,
+		Name:        "Affine",
+		Params:      2,
+		blocks:      true,
+		affineBound: S,
 		Forward: func(th []float64, x float64) (float64, float64) {
 			s := S * math.Tanh(th[0]/S)
 			return x*math.Exp(s) + th[1], s

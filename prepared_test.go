@@ -201,8 +201,9 @@ func ExamplePrepareDistribution() {
 // TestPreparedNets: prepared couplings and MAF layers (their conditioners'
 // weights packed, the bias added in the activation's pass) give the
 // unprepared bits for every activation, with and without a context, on
-// row blocks of 1, 16 and 300 rows, with hidden widths across one panel
-// and several and a layer of more than one k-block (300 inputs), and in
+// row blocks of 1, 16 and 300 rows (two of them with values large enough
+// to overflow the conditioners), with hidden widths across one panel and
+// several and a layer of more than one k-block (300 inputs), and in
 // float32 mode.
 func TestPreparedNets(t *testing.T) {
 	for _, act := range flows.Activations() {
@@ -228,6 +229,10 @@ func TestPreparedNets(t *testing.T) {
 					pb := flows.PrepareBijection(b, p)
 					for _, n := range []int{1, 16, 300} {
 						x := mafNormal(flows.NewKey(uint64(n)), n, 5, 1.5)
+						if n > 1 { // conditioner outputs that overflow, replaced by the transformers
+							x.SetRow(0, []float64{1e306, -1e306, 1e306, 2, 3})
+							x.SetRow(1, []float64{-1e306, 1e306, 1, 1e306, 0})
+						}
 						var c *mat.Dense
 						if cdim > 0 {
 							c = mafNormal(flows.NewKey(uint64(n+1)), n, cdim, 1)

@@ -68,6 +68,11 @@ type Transformer struct {
 	// every column (Affine's [raw | t]), not element-major (see
 	// coupling.go's file comment).
 	blocks bool
+
+	// affineBound is Affine's log-scale bound S (0 for other
+	// transformers): a prepared coupling runs Affine's arithmetic in a
+	// loop of its own (couplingprep.go).
+	affineBound float64
 }
 
 // validate returns an init error when t cannot be used by a layer.
