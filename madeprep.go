@@ -14,13 +14,15 @@ type preparedMADE struct {
 	m     *madeNet
 	q     Params
 	w, wc []*linalg.Packed
+	outs  []int // by layer: its outputs
 }
 
 // prepareDense packs the masked weights wm (maskedWeights of q) and the
 // context weights of q.
 func (m *madeNet) prepareDense(q Params, wm []float64) *preparedMADE {
-	pm := &preparedMADE{m: m, q: q, w: make([]*linalg.Packed, len(m.layers)), wc: make([]*linalg.Packed, len(m.layers))}
+	pm := &preparedMADE{m: m, q: q, w: make([]*linalg.Packed, len(m.layers)), wc: make([]*linalg.Packed, len(m.layers)), outs: make([]int, len(m.layers))}
 	for l, li := range m.layers {
+		pm.outs[l] = li.out
 		pm.w[l] = linalg.PackB(li.in, li.out, wm[li.mw:li.mw+li.in*li.out])
 		if m.ctxOff != nil && m.ctxOff[l] >= 0 {
 			off := m.ctxOff[l]
@@ -34,19 +36,9 @@ func (m *madeNet) prepareDense(q Params, wm []float64) *preparedMADE {
 // y (n×out) from x (n×in) and ctx (n×cdim, nil without a context), the
 // same bits.
 func (pm *preparedMADE) forward(x, ctx []float64, n int, y []float64) {
-	m := pm.m
-	last := len(m.layers) - 1
-	h := x
-	if last > 0 {
-		buf := getScratch(2 * n * m.maxHidden)
-		defer buf.put()
-		for l, li := range m.layers[:last] {
-			c := buf.f[(l%2)*n*m.maxHidden:][:n*li.out]
-			pm.layer(l, h, ctx, n, c, true)
-			h = c
-		}
-	}
-	pm.layer(last, h, ctx, n, y[:n*m.out], false)
+	runLayers(pm.outs, pm.m.maxHidden, x, n, y, func(l int, h, c []float64, hidden bool) {
+		pm.layer(l, h, ctx, n, c, hidden)
+	})
 }
 
 // layer sets c (n×out_l) to layer l's pre-activation, bias, then x·Wm_l,

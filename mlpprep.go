@@ -30,21 +30,35 @@ func (m *mlp) prepare(p Params, prec Precision) preparedNet {
 	for l, li := range m.layers {
 		w[l] = linalg.PackB(li.in, li.out, q[li.w:li.b])
 	}
-	last := len(m.layers) - 1
-	return func(x []float64, n int, y []float64) {
-		h := x
-		if last > 0 {
-			buf := getScratch(2 * n * m.maxHidden)
-			defer buf.put()
-			for l, li := range m.layers[:last] {
-				c := buf.f[(l%2)*n*m.maxHidden:][:n*li.out]
-				packedLayer(w[l], q[li.b:li.b+li.out], h, n, c, m.act, true)
-				h = c
-			}
-		}
-		li := m.layers[last]
-		packedLayer(w[last], q[li.b:li.b+li.out], h, n, y[:n*m.out], 0, false)
+	outs := make([]int, len(m.layers))
+	for l, li := range m.layers {
+		outs[l] = li.out
 	}
+	return func(x []float64, n int, y []float64) {
+		runLayers(outs, m.maxHidden, x, n, y, func(l int, h, c []float64, hidden bool) {
+			li := m.layers[l]
+			packedLayer(w[l], q[li.b:li.b+li.out], h, n, c, m.act, hidden)
+		})
+	}
+}
+
+// runLayers runs a net whose layer l has outs[l] outputs on n rows of x
+// (n×in): layer(l, h, c, hidden) sets c (n×outs[l]) from h, the previous
+// layer's output; the hidden layers' outputs go to two pooled buffers of
+// n×maxHidden, used in turn, and the last layer's to y (n×outs[last]).
+func runLayers(outs []int, maxHidden int, x []float64, n int, y []float64, layer func(l int, h, c []float64, hidden bool)) {
+	last := len(outs) - 1
+	h := x
+	if last > 0 {
+		buf := getScratch(2 * n * maxHidden)
+		defer buf.put()
+		for l, out := range outs[:last] {
+			c := buf.f[(l%2)*n*maxHidden:][:n*out]
+			layer(l, h, c, true)
+			h = c
+		}
+	}
+	layer(last, h, y[:n*outs[last]], false)
 }
 
 // packedLayer sets c (n×len(b)) to x·W + b, W packed in w, as affine does
