@@ -90,16 +90,19 @@
 // Scoring and sampling at fixed parameters (a loaded model, a server, a
 // batch job) use PrepareDistribution (or PrepareBijection) once: it copies
 // the parameters and computes what depends on them alone (a MADE's masked
-// weights and the blocks of its sequential inverse), and returns
-// functions without a parameter argument that give the unprepared ones'
-// results bit for bit, never see later changes to the parameters, and are
-// safe for concurrent use. A Serial stack of layers that provide row maps
-// (MAF, MaskedAutoregressive, Reverse, Shuffle, and Serial and Invert of
-// them) runs all of its layers over one block of 128 rows before the next,
-// the blocks on all cores; in a stack with other layers (a model's
-// Standardize, a coupling), each run of such layers is fused so and the
-// others are called in turn on the whole batch, at the prepared copy of
-// their parameters. Training keeps the functions that take p.
+// weights and the blocks of its sequential inverse, a conditioner's
+// weights packed for the products), and returns functions without a
+// parameter argument that give the unprepared ones' results bit for bit,
+// never see later changes to the parameters, and are safe for concurrent
+// use. A Serial stack of layers that provide row maps (MAF,
+// MaskedAutoregressive, couplings whose conditioner is an MLP: Coupling,
+// AffineCoupling, NeuralSplineCoupling and the others built on Coupling;
+// Reverse, Shuffle, and Serial and Invert of them) runs all of its layers
+// over one block of 120 rows before the next, the blocks on all cores; in
+// a stack with other layers (a model's Standardize), each run of such
+// layers is fused so and the others are called in turn on the whole batch,
+// at the prepared copy of their parameters. Training keeps the functions
+// that take p.
 //
 // # Randomness
 //
