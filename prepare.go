@@ -168,19 +168,19 @@ func runRowsInto(who string, f rowMap, dim, cdim int, x, c *mat.Dense, ld []floa
 		cs, _, _ = rawRows(c)
 	}
 	out := make([]float64, n*dim)
-	block := func(t int, serial bool) {
+	tasks := (n + prepRows - 1) / prepRows
+	if tasks <= 1 { // on the caller, without the closure (an allocation)
+		f(out, xs[:n*dim], cs, n, ld, false)
+		return mat.NewDense(n, dim, out)
+	}
+	linalg.Parallel(tasks, func(t int) {
 		r0, r1 := t*prepRows, min((t+1)*prepRows, n)
 		var ctx []float64
 		if cs != nil {
 			ctx = cs[r0*cdim : r1*cdim]
 		}
-		f(out[r0*dim:r1*dim], xs[r0*dim:r1*dim], ctx, r1-r0, ld[r0:r1], serial)
-	}
-	if tasks := (n + prepRows - 1) / prepRows; tasks <= 1 {
-		block(0, false)
-	} else {
-		linalg.Parallel(tasks, func(t int) { block(t, true) })
-	}
+		f(out[r0*dim:r1*dim], xs[r0*dim:r1*dim], ctx, r1-r0, ld[r0:r1], true)
+	})
 	return mat.NewDense(n, dim, out)
 }
 
