@@ -2,6 +2,7 @@ package flows
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/gonormflows/flows/internal/linalg"
@@ -105,8 +106,10 @@ func TestConvWorkersBitIdentical(t *testing.T) {
 }
 
 func convWorkersBitIdentical(t *testing.T, c conv2d) {
-	per, _ := c.tasks(1)
-	n := 3*per - 1 // three tasks, the last one short
+	n := 1
+	for per, tasks := c.tasks(n); tasks < 3 || n%per == 0; per, tasks = c.tasks(n) {
+		n++ // at least three tasks, the last one short
+	}
 	keys := NewKey(3).Split(4)
 	wt, b := randSlice(keys[0], c.weights()), randSlice(keys[1], c.cout)
 	x, dy := randSlice(keys[2], n*c.inWidth()), randSlice(keys[3], n*c.outWidth())
@@ -169,11 +172,98 @@ func TestIm2colSpans(t *testing.T) {
 				for i := range got {
 					got[i] = math.NaN()
 				}
-				c.im2col(x, got)
+				c.im2col(x, got, h*w)
 				im2colRows(c, x, want)
 				for i := range want {
 					if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
 						t.Fatalf("%+v: col[%d] = %v, want %v", c, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// col2imRows is col2im one image row at a time, as it was written first:
+// the reference for the span additions.
+func col2imRows(c conv2d, col, dx []float64) {
+	hw, pad := c.h*c.w, c.k/2
+	r := 0
+	for ci := 0; ci < c.cin; ci++ {
+		plane := dx[ci*hw : (ci+1)*hw]
+		for ky := 0; ky < c.k; ky++ {
+			for kx := 0; kx < c.k; kx++ {
+				src := col[r*hw : (r+1)*hw]
+				r++
+				dy, dxo := ky-pad, kx-pad
+				x0, x1 := max(0, -dxo), min(c.w, c.w-dxo)
+				for y := 0; y < c.h; y++ {
+					sy := y + dy
+					if sy < 0 || sy >= c.h || x0 >= x1 {
+						continue
+					}
+					d := plane[sy*c.w+x0+dxo : sy*c.w+x1+dxo]
+					for j, v := range src[y*c.w+x0 : y*c.w+x1] {
+						d[j] += v
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestCol2imSpans checks the span additions against col2imRows on every
+// shape up to 5×5 filters on 6×6 images, bit for bit, with col's rows
+// strided (as a task's images lie side by side) and NaN in the entries no
+// pixel takes, which must not reach dx; among the values, zeros of both
+// signs and exact cancellations, where a sign of zero could differ.
+func TestCol2imSpans(t *testing.T) {
+	for _, k := range []int{1, 3, 5} {
+		for h := 1; h <= 6; h++ {
+			for w := 1; w <= 6; w++ {
+				c := conv2d{cin: 2, cout: 1, k: k, h: h, w: w}
+				hw, rows := h*w, c.cin*k*k
+				// col(e) of the all-ones image marks the entries that
+				// belong to a pixel.
+				ones := make([]float64, c.inWidth())
+				for i := range ones {
+					ones[i] = 1
+				}
+				mask := make([]float64, rows*hw)
+				c.im2col(ones, mask, hw)
+				r := NewKey(uint64(h*7 + w)).Rand()
+				src := make([]float64, rows*hw)
+				for i := range src {
+					switch {
+					case mask[i] == 0:
+						src[i] = math.NaN()
+					case r.IntN(4) == 0:
+						src[i] = math.Copysign(0, -1)
+					case r.IntN(4) == 0:
+						src[i] = 1 // cancels with the −1 of another row
+					case r.IntN(3) == 0:
+						src[i] = -1
+					default:
+						src[i] = r.NormFloat64()
+					}
+				}
+				const ld = 3 // col's row stride, in images
+				strided := make([]float64, rows*ld*hw)
+				for q := range rows {
+					copy(strided[q*ld*hw+hw:], src[q*hw:(q+1)*hw])
+				}
+				ref := slices.Clone(src)
+				for i := range ref {
+					if mask[i] == 0 {
+						ref[i] = 0 // the reference never reads them
+					}
+				}
+				got, want := make([]float64, c.inWidth()), make([]float64, c.inWidth())
+				c.col2im(strided[hw:], ld*hw, got)
+				col2imRows(c, ref, want)
+				for i := range want {
+					if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+						t.Fatalf("%+v: dx[%d] = %v, want %v", c, i, got[i], want[i])
 					}
 				}
 			}
