@@ -130,33 +130,54 @@ func convWorkersBitIdentical(t *testing.T, c conv2d) {
 	}
 }
 
-// im2colRows is im2col one image row at a time, as it was written first:
-// the reference for the span copies.
-func im2colRows(c conv2d, x, col []float64) {
-	hw, pad := c.h*c.w, c.k/2
-	r := 0
+// rowSpans calls visit for every image row y of every row r = (ci, ky, kx)
+// of col(X), with the source row sy = y + ky − k/2 and the columns
+// [x0, x1) of row y that read inside the image (from column x + dx): the
+// loops im2col and col2im were first written as, the references for their
+// span copies. sy is outside [0, h) or x0 ≥ x1 where row y reads nothing.
+func rowSpans(c conv2d, visit func(ci, r, y, sy, x0, x1, dx int)) {
+	pad, r := c.k/2, 0
 	for ci := 0; ci < c.cin; ci++ {
-		plane := x[ci*hw : (ci+1)*hw]
 		for ky := 0; ky < c.k; ky++ {
 			for kx := 0; kx < c.k; kx++ {
-				dst := col[r*hw : (r+1)*hw]
-				r++
-				dy, dx := ky-pad, kx-pad
+				dx := kx - pad
 				x0, x1 := max(0, -dx), min(c.w, c.w-dx)
 				for y := 0; y < c.h; y++ {
-					row := dst[y*c.w : (y+1)*c.w]
-					sy := y + dy
-					if sy < 0 || sy >= c.h || x0 >= x1 {
-						clear(row)
-						continue
-					}
-					clear(row[:x0])
-					copy(row[x0:x1], plane[sy*c.w+x0+dx:sy*c.w+x1+dx])
-					clear(row[x1:])
+					visit(ci, r, y, y+ky-pad, x0, x1, dx)
 				}
+				r++
 			}
 		}
 	}
+}
+
+// im2colRows is im2col one image row at a time.
+func im2colRows(c conv2d, x, col []float64) {
+	hw := c.h * c.w
+	rowSpans(c, func(ci, r, y, sy, x0, x1, dx int) {
+		row := col[r*hw+y*c.w : r*hw+(y+1)*c.w]
+		if sy < 0 || sy >= c.h || x0 >= x1 {
+			clear(row)
+			return
+		}
+		clear(row[:x0])
+		copy(row[x0:x1], x[ci*hw+sy*c.w+x0+dx:ci*hw+sy*c.w+x1+dx])
+		clear(row[x1:])
+	})
+}
+
+// col2imRows is col2im one image row at a time.
+func col2imRows(c conv2d, col, dx []float64) {
+	hw := c.h * c.w
+	rowSpans(c, func(ci, r, y, sy, x0, x1, dxo int) {
+		if sy < 0 || sy >= c.h || x0 >= x1 {
+			return
+		}
+		d := dx[ci*hw+sy*c.w+x0+dxo : ci*hw+sy*c.w+x1+dxo]
+		for j, v := range col[r*hw+y*c.w+x0 : r*hw+y*c.w+x1] {
+			d[j] += v
+		}
+	})
 }
 
 // TestIm2colSpans checks the span copies against im2colRows on every
@@ -177,34 +198,6 @@ func TestIm2colSpans(t *testing.T) {
 				for i := range want {
 					if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
 						t.Fatalf("%+v: col[%d] = %v, want %v", c, i, got[i], want[i])
-					}
-				}
-			}
-		}
-	}
-}
-
-// col2imRows is col2im one image row at a time, as it was written first:
-// the reference for the span additions.
-func col2imRows(c conv2d, col, dx []float64) {
-	hw, pad := c.h*c.w, c.k/2
-	r := 0
-	for ci := 0; ci < c.cin; ci++ {
-		plane := dx[ci*hw : (ci+1)*hw]
-		for ky := 0; ky < c.k; ky++ {
-			for kx := 0; kx < c.k; kx++ {
-				src := col[r*hw : (r+1)*hw]
-				r++
-				dy, dxo := ky-pad, kx-pad
-				x0, x1 := max(0, -dxo), min(c.w, c.w-dxo)
-				for y := 0; y < c.h; y++ {
-					sy := y + dy
-					if sy < 0 || sy >= c.h || x0 >= x1 {
-						continue
-					}
-					d := plane[sy*c.w+x0+dxo : sy*c.w+x1+dxo]
-					for j, v := range src[y*c.w+x0 : y*c.w+x1] {
-						d[j] += v
 					}
 				}
 			}

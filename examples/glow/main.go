@@ -142,10 +142,12 @@ func run(o options) error {
 
 	rng := keys[1].Rand()
 	flows.InitFromData(model.Density, p, dequantise(rng, xTrain.Slice(0, min(512, nTrain), 0, dim).(*mat.Dense)), nil)
-	if err := fit(o, keys[2], model, p, xTrain, xTest); err != nil {
-		return err
+	// The sample grid after every epoch (the same latents each time), so a
+	// long run stopped early still leaves its latest samples.
+	samples := func() error {
+		return writeGrid(filepath.Join(o.out, "samples.png"), sample(keys[3], b, p, 64, 0.7), 8)
 	}
-	if err := writeGrid(filepath.Join(o.out, "samples.png"), sample(keys[3], b, p, 64, 0.7), 8); err != nil {
+	if err := fit(o, keys[2], model, p, xTrain, xTest, samples); err != nil {
 		return err
 	}
 	strip, err := interpolate(b, p, xTest, rng)
@@ -181,8 +183,8 @@ func load(o options) (train, test *GoMNIST.Set, err error) {
 }
 
 // fit trains p for o.epochs epochs, printing the test bits/dim and an
-// estimate of the time left after each.
-func fit(o options, key flows.Key, model flows.Dequantized, p flows.Params, xTrain, xTest *mat.Dense) error {
+// estimate of the time left after each, and calling epochDone.
+func fit(o options, key flows.Key, model flows.Dequantized, p flows.Params, xTrain, xTest *mat.Dense, epochDone func() error) error {
 	nTrain, dim := xTrain.RawMatrix().Rows, shape.Size()
 	steps := nTrain / o.batch
 	adam := optim.NewAdam(len(p))
@@ -224,6 +226,9 @@ func fit(o options, key flows.Key, model flows.Dequantized, p flows.Params, xTra
 		left := time.Duration(float64(el) / float64(epoch+1) * float64(o.epochs-epoch-1))
 		fmt.Printf("epoch %d: train %.3f, test %.3f bits/dim, %s elapsed, ETA %s\n", epoch+1,
 			sum/float64(steps*o.batch), bitsPerDim(model, p, xTest), el.Round(time.Second), left.Round(time.Second))
+		if err := epochDone(); err != nil {
+			return err
+		}
 	}
 	return nil
 }
