@@ -50,7 +50,7 @@ import (
 // a convolution takes: products of that width run at the kernel's full
 // speed and outweigh the filters' packing, and 64 MNIST-sized images make a
 // few tasks per core.
-var convTaskCols = 1024
+const convTaskCols = 1024
 
 // convTaskFloats bounds a task's col(X) buffer (in floats, 16 MiB) for
 // images with many channels.
