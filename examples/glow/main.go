@@ -33,12 +33,14 @@
 // 32 with 4 steps per scale, 32 hidden channels (21,532 parameters) and
 // float32 convolutions, reached 2.015 test bits/dim after the first epoch
 // and 1.879 after the second, better than the 1.906 of examples/mnist's MAF
-// (7.2M parameters). It used 4.2 minutes of CPU time (251 s, both cores
+// (7.2M parameters). It used about 4.2 minutes of CPU time (both cores
 // together); under heavy load (two cores shared by about 50 runnable
 // threads, the process at nice 19) that took 21 minutes of wall time. The
 // samples at temperature 0.7 are not digits yet: single strokes, broken
 // stroke fragments and blobs, centred, a few shaped like a 1 or an L (see
-// QUALITY.md). Batches of 32 rather than 64 (twice the updates for the same
+// QUALITY.md). With -epochs 5 the test bound was 1.722 after 10.5 CPU
+// minutes, the samples more connected strokes, still mostly not digits.
+// Batches of 32 rather than 64 (twice the updates for the same
 // work) made the difference: the same flow in batches of 64, float64, was
 // at 2.185 after one epoch and 2.024 after two.
 //
