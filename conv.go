@@ -16,17 +16,26 @@ package flows
 //
 //	dW += Σ_images dY·col(X)ᵀ,   db += Σ_images Σ_pixels dY,   dX = col⁻¹(Wᵀ·dY)
 //
-// with col⁻¹ adding each shifted row back where it came from (col2im). The
-// output of one image is one product written straight into its rows of Y,
-// so the layout needs no transposes: channel-major in, channel-major out.
+// with col⁻¹ adding each shifted row back where it came from (col2im), or,
+// when cout ≤ cin, the same gradients from col(dY) with the filters
+// flipped (see flipped and byDY): dX = W'·col(dY), dW from col(dY)·Xᵀ, so
+// the pass copies cout·k·k rows a pixel rather than 2·cin·k·k. Each
+// product's rows are whole channels of the task's images side by side, so
+// the layout needs no transposes: channel-major in, channel-major out, the
+// images' planes gathered and scattered by copies.
 //
-// Work is split by images: a task is a fixed number of consecutive images
-// that depends on the shapes alone (about convTaskWork multiply-adds), the
-// tasks run on the kernel's helper pool (linalg.Parallel) and each calls the
-// single-goroutine product. Per-image outputs do not depend on the split;
-// dW and db, sums over images, are accumulated per task in image order and
-// the tasks' partial sums are added in task order. So results are
-// bit-identical on any number of workers. Im2col rather than a direct
+// Work is split by images: a task is a run of consecutive images, as many
+// as make about convTaskCols pixels (columns of col(X)) in all, the runs as
+// even as whole images allow; the split depends on the shapes and the
+// number of images alone. A task lays its images' col(X) side by side in one
+// cin·k·k × images·H·W buffer, so each pass is one product per task (the
+// filters packed once per task, not once per image) on the
+// single-goroutine kernel; the tasks run on the kernel's helper pool
+// (linalg.Parallel). Per-image outputs are products over cin·k·k, so they
+// do not depend on the split (the kernel's results do not depend on the
+// other columns of a product); dW and db, sums over images, are computed
+// per task and the tasks' partial sums are added in task order. So results
+// are bit-identical on any number of workers. Im2col rather than a direct
 // kernel: the products then run on the packed, register-blocked kernel,
 // and col(X) costs k² times the input's memory only for the images of
 // tasks in flight (a training pass keeps X, never col(X)).
@@ -37,9 +46,15 @@ import (
 	"github.com/gonormflows/flows/internal/linalg"
 )
 
-// convTaskWork is about how many multiply-adds one task of a convolution
-// holds: enough to outweigh handing it to another goroutine.
-const convTaskWork = 1 << 20
+// convTaskCols is about how many pixels (columns of col(X)) one task of
+// a convolution takes: products of that width run at the kernel's full
+// speed and outweigh the filters' packing, and 64 MNIST-sized images make a
+// few tasks per core.
+const convTaskCols = 1024
+
+// convTaskFloats bounds a task's col(X) buffer (in floats, 16 MiB) for
+// images with many channels.
+const convTaskFloats = 1 << 21
 
 // convProduct is the one product every convolution pass calls: c =
 // op(a)·op(b) + beta·c on the calling goroutine (the passes run tasks in
@@ -53,9 +68,9 @@ func convProduct(prec Precision, ta, tb bool, m, n, k int, a, b []float64, beta 
 	linalg.GemmSerial(ta, tb, m, n, k, 1, a, b, beta, c)
 }
 
-// colPool keeps im2col buffers between tasks: a task is often one image,
-// and allocating (and zeroing) its buffer each time cost more than the
-// copies. Every use overwrites the whole buffer first.
+// colPool keeps the tasks' buffers (col(X) and the gathered outputs)
+// between tasks: allocating (and zeroing) them each time cost more than
+// the copies. Every use overwrites the whole buffer first.
 var colPool sync.Pool
 
 // getCol returns a buffer of n floats from colPool (contents arbitrary).
@@ -82,23 +97,31 @@ func (c conv2d) weights() int { return c.cout * c.cin * c.k * c.k }
 func (c conv2d) inWidth() int  { return c.cin * c.h * c.w }
 func (c conv2d) outWidth() int { return c.cout * c.h * c.w }
 
-// tasks returns how many images each task takes and how many tasks n
-// images make.
+// tasks returns how many images each task of n images takes (the last
+// one may take fewer) and how many tasks they make.
 func (c conv2d) tasks(n int) (per, tasks int) {
-	work := c.weights() * c.h * c.w
-	per = max(1, convTaskWork/max(work, 1))
+	hw := c.h * c.w
+	most := max(1, min(convTaskCols/hw, convTaskFloats/max(1, c.cin*c.k*c.k*hw)))
+	tasks = (n + most - 1) / most
+	if tasks == 0 {
+		return 1, 0
+	}
+	per = (n + tasks - 1) / tasks
 	return per, (n + per - 1) / per
 }
 
-// im2col writes col(X) of one image x (cin × h·w) into col
-// (cin·k·k × h·w). Row (ci, ky, kx) of col is the plane ci shifted by
-// dy·w + dx in the row-major pixel order, so the rows y whose source row
-// y + dy is inside take one copy of a contiguous span; the entries that
-// span carries across a row's edge (the |dx| columns at the side the
-// shift leaves) and the rows outside are then cleared. One copy per row of
-// col rather than one per image row: at 14×14 the per-row copies were
-// most of the time outside the products.
-func (c conv2d) im2col(x, col []float64) {
+// span returns the images [i0, i1) of task t of n images taking per each.
+func span(t, per, n int) (i0, i1 int) { return t * per, min(n, (t+1)*per) }
+
+// im2col writes col(X) of one image x (cin × h·w) into the rows of col
+// (cin·k·k rows of h·w values, row r at col[r·ld:]). Row (ci, ky, kx) of
+// col is the plane ci shifted by dy·w + dx in the row-major pixel order, so
+// the rows y whose source row y + dy is inside take one copy of a
+// contiguous span; the entries that span carries across a row's edge (the
+// |dx| columns at the side the shift leaves) and the rows outside are then
+// cleared. One copy per row of col rather than one per image row: at 14×14
+// the per-row copies were most of the time outside the products.
+func (c conv2d) im2col(x, col []float64, ld int) {
 	hw, pad, w := c.h*c.w, c.k/2, c.w
 	r := 0
 	for ci := 0; ci < c.cin; ci++ {
@@ -107,7 +130,7 @@ func (c conv2d) im2col(x, col []float64) {
 			dy := ky - pad
 			y0, y1 := max(0, -dy), min(c.h, c.h-dy)
 			for kx := 0; kx < c.k; kx++ {
-				dst := col[r*hw : (r+1)*hw]
+				dst := col[r*ld : r*ld+hw]
 				r++
 				dx := kx - pad
 				x0, x1 := max(0, -dx), min(w, w-dx)
@@ -120,41 +143,63 @@ func (c conv2d) im2col(x, col []float64) {
 				clear(dst[:a])
 				copy(dst[a:b], plane[a+off:b+off])
 				clear(dst[b:])
-				if x0 == 0 && x1 == w {
-					continue
-				}
-				for y := y0; y < y1; y++ {
-					row := dst[y*w : (y+1)*w]
-					clear(row[:x0])
-					clear(row[x1:])
+				if x0 > 0 || x1 < w {
+					clearEdges(dst, w, x0, x1, y0, y1)
 				}
 			}
 		}
 	}
 }
 
-// col2im adds the rows of col (cin·k·k × h·w) back into the image dx
-// (cin × h·w) where im2col took them from.
-func (c conv2d) col2im(col, dx []float64) {
-	hw, pad := c.h*c.w, c.k/2
+// clearEdges zeroes the columns outside [x0, x1) of the rows [y0, y1) of
+// the w-wide plane p.
+func clearEdges(p []float64, w, x0, x1, y0, y1 int) {
+	// Element by element: the edges are a column or two, and clear's call
+	// per row cost more than the copies.
+	for y := y0; y < y1; y++ {
+		row := p[y*w : (y+1)*w]
+		for x := range x0 {
+			row[x] = 0
+		}
+		for x := x1; x < w; x++ {
+			row[x] = 0
+		}
+	}
+}
+
+// col2im adds the rows of col (cin·k·k rows of h·w values, row r at
+// col[r·ld:]) back into the image dx (cin × h·w) where im2col took them
+// from. Like im2col, by spans: each row's entries that belong to no pixel
+// (those a shift carries across the image's edge) are first set to zero in
+// col, which is scratch, so one contiguous add per row of col adds exactly
+// the values the pixels get, and zeros elsewhere. Adding +0 leaves every
+// sum's bits as they were (dx starts at +0, and a sum of rounded-to-nearest
+// additions from +0 is never −0), so the result is bit for bit that of
+// adding pixel by pixel, in the same order.
+func (c conv2d) col2im(col []float64, ld int, dx []float64) {
+	hw, pad, w := c.h*c.w, c.k/2, c.w
 	r := 0
 	for ci := 0; ci < c.cin; ci++ {
 		plane := dx[ci*hw : (ci+1)*hw]
 		for ky := 0; ky < c.k; ky++ {
+			dy := ky - pad
+			y0, y1 := max(0, -dy), min(c.h, c.h-dy)
 			for kx := 0; kx < c.k; kx++ {
-				src := col[r*hw : (r+1)*hw]
+				src := col[r*ld : r*ld+hw]
 				r++
-				dy, dxo := ky-pad, kx-pad
-				x0, x1 := max(0, -dxo), min(c.w, c.w-dxo)
-				for y := 0; y < c.h; y++ {
-					sy := y + dy
-					if sy < 0 || sy >= c.h || x0 >= x1 {
-						continue
-					}
-					d := plane[sy*c.w+x0+dxo : sy*c.w+x1+dxo]
-					for j, v := range src[y*c.w+x0 : y*c.w+x1] {
-						d[j] += v
-					}
+				dxo := kx - pad
+				x0, x1 := max(0, -dxo), min(w, w-dxo)
+				if y0 >= y1 || x0 >= x1 {
+					continue
+				}
+				if x0 > 0 || x1 < w {
+					clearEdges(src, w, x0, x1, y0, y1)
+				}
+				off := dy*w + dxo
+				a, b := max(y0*w, -off), min(y1*w, hw-off)
+				d := plane[a+off : b+off]
+				for j, v := range src[a:b] {
+					d[j] += v
 				}
 			}
 		}
@@ -167,42 +212,80 @@ func (c conv2d) forward(wt, b, x []float64, n int) []float64 {
 	y := make([]float64, n*c.outWidth())
 	per, tasks := c.tasks(n)
 	linalg.Parallel(tasks, func(t int) {
-		buf := getCol(kk * hw)
-		defer colPool.Put(buf)
-		col := *buf
-		for i := t * per; i < min(n, (t+1)*per); i++ {
-			yi := y[i*c.outWidth() : (i+1)*c.outWidth()]
-			for o, bo := range b {
-				row := yi[o*hw : (o+1)*hw]
-				for q := range row {
-					row[q] = bo
-				}
-			}
-			c.im2col(x[i*c.inWidth():(i+1)*c.inWidth()], col)
-			convProduct(c.prec, false, false, c.cout, hw, kk, wt, col, 1, yi)
+		i0, i1 := span(t, per, n)
+		cols := (i1 - i0) * hw
+		cb, yb := getCol(kk*cols), getCol(c.cout*cols)
+		defer colPool.Put(cb)
+		defer colPool.Put(yb)
+		col, yt := *cb, *yb
+		for i := i0; i < i1; i++ {
+			c.im2col(x[i*c.inWidth():(i+1)*c.inWidth()], col[(i-i0)*hw:], cols)
 		}
+		for o, bo := range b {
+			row := yt[o*cols : (o+1)*cols]
+			for q := range row {
+				row[q] = bo
+			}
+		}
+		convProduct(c.prec, false, false, c.cout, cols, kk, wt, col, 1, yt)
+		c.scatter(yt, c.cout, i0, i1, y)
 	})
 	return y
+}
+
+// byDY reports whether backward works on col(dY), the im2col of the
+// output gradient, rather than col(X): true when cout ≤ cin (a
+// conditioner's 32→32 and 32→4 convs), false for a widening conv (2→32).
+// Both ways make the same two products (dW and dX, cin·cout·k²
+// multiply-adds a pixel each); they differ in the copies around them, which
+// cost more than the products at these sizes. On col(X) (cin·k² rows a
+// pixel), dX is col2im of a cin·k²-row product; on col(dY) (cout·k² rows),
+// dX is a convolution of dY, a cin-row product. The choice depends on the
+// shape alone.
+func (c conv2d) byDY() bool { return c.cout <= c.cin }
+
+// flipped returns the filters of dX as a convolution of dY: a k×k
+// convolution from cout to cin channels with weights W'[ci, o, ky, kx] =
+// W[o, ci, k−1−ky, k−1−kx] (cin × cout·k·k), since dX[ci, q] =
+// Σ_{o,ky,kx} W[o, ci, ky, kx]·dY[o, q − (ky−k/2, kx−k/2)] with dY zero
+// outside the image. Row (o, k−1−ky, k−1−kx) of col(dY) is so dY shifted by
+// −(ky−k/2, kx−k/2), which also gives dW[o, ci, ky, kx] = Σ_q
+// col(dY)[(o, k−1−ky, k−1−kx), q]·X[ci, q].
+func (c conv2d) flipped(wt []float64) []float64 {
+	kk := c.k * c.k
+	f := make([]float64, len(wt))
+	for o := range c.cout {
+		for ci := range c.cin {
+			src := wt[(o*c.cin+ci)*kk : (o*c.cin+ci+1)*kk]
+			dst := f[(ci*c.cout+o)*kk : (ci*c.cout+o+1)*kk]
+			for j, v := range src {
+				dst[kk-1-j] = v
+			}
+		}
+	}
+	return f
 }
 
 // backward adds the weight and bias gradients of the n images x given
 // dY (n × cout·h·w) into dw and db, and returns dX (n × cin·h·w) when
 // wantDx, else nil.
 func (c conv2d) backward(wt, x, dy []float64, n int, dw, db []float64, wantDx bool) []float64 {
-	hw, kk := c.h*c.w, c.cin*c.k*c.k
-	var dx []float64
+	var dx, wf []float64
 	if wantDx {
 		dx = make([]float64, n*c.inWidth())
+	}
+	byDY := c.byDY()
+	if byDY && wantDx {
+		wf = c.flipped(wt)
 	}
 	per, tasks := c.tasks(n)
 	partW := make([]float64, tasks*len(dw))
 	partB := make([]float64, tasks*len(db))
 	linalg.Parallel(tasks, func(t int) {
-		buf := getCol(kk * hw)
-		defer colPool.Put(buf)
-		col := *buf
+		i0, i1 := span(t, per, n)
 		pw, pb := partW[t*len(dw):(t+1)*len(dw)], partB[t*len(db):(t+1)*len(db)]
-		for i := t * per; i < min(n, (t+1)*per); i++ {
+		hw := c.h * c.w
+		for i := i0; i < i1; i++ {
 			dyi := dy[i*c.outWidth() : (i+1)*c.outWidth()]
 			for o := range pb {
 				var s float64
@@ -211,12 +294,11 @@ func (c conv2d) backward(wt, x, dy []float64, n int, dw, db []float64, wantDx bo
 				}
 				pb[o] += s
 			}
-			c.im2col(x[i*c.inWidth():(i+1)*c.inWidth()], col)
-			convProduct(c.prec, false, true, c.cout, kk, hw, dyi, col, 1, pw)
-			if wantDx {
-				convProduct(c.prec, true, false, kk, hw, c.cout, wt, dyi, 0, col)
-				c.col2im(col, dx[i*c.inWidth():(i+1)*c.inWidth()])
-			}
+		}
+		if byDY {
+			c.backwardDY(wf, x, dy, i0, i1, pw, dx)
+		} else {
+			c.backwardX(wt, x, dy, i0, i1, pw, dx)
 		}
 	})
 	for t := range tasks {
@@ -228,4 +310,86 @@ func (c conv2d) backward(wt, x, dy []float64, n int, dw, db []float64, wantDx bo
 		}
 	}
 	return dx
+}
+
+// gather copies the planes of the images [i0, i1) of rows (width
+// planes·h·w) into buf side by side: plane p of image i at
+// buf[p·cols + (i−i0)·h·w], cols = (i1−i0)·h·w.
+func (c conv2d) gather(rows []float64, planes, i0, i1 int, buf []float64) {
+	hw := c.h * c.w
+	cols, width := (i1-i0)*hw, planes*hw
+	for i := i0; i < i1; i++ {
+		for p := range planes {
+			copy(buf[p*cols+(i-i0)*hw:], rows[i*width+p*hw:i*width+(p+1)*hw])
+		}
+	}
+}
+
+// scatter is gather's inverse: plane p of image i from buf into rows.
+func (c conv2d) scatter(buf []float64, planes, i0, i1 int, rows []float64) {
+	hw := c.h * c.w
+	cols, width := (i1-i0)*hw, planes*hw
+	for i := i0; i < i1; i++ {
+		for p := range planes {
+			copy(rows[i*width+p*hw:i*width+(p+1)*hw], buf[p*cols+(i-i0)*hw:])
+		}
+	}
+}
+
+// backwardX is backward's task on the images [i0, i1) through col(X):
+// their weight gradient into pw (zero before) and, when dx is not nil,
+// their dX by col2im.
+func (c conv2d) backwardX(wt, x, dy []float64, i0, i1 int, pw, dx []float64) {
+	hw, kk := c.h*c.w, c.cin*c.k*c.k
+	cols := (i1 - i0) * hw
+	cb, gb := getCol(kk*cols), getCol(c.cout*cols)
+	defer colPool.Put(cb)
+	defer colPool.Put(gb)
+	col, g := *cb, *gb
+	c.gather(dy, c.cout, i0, i1, g)
+	for i := i0; i < i1; i++ {
+		c.im2col(x[i*c.inWidth():(i+1)*c.inWidth()], col[(i-i0)*hw:], cols)
+	}
+	convProduct(c.prec, false, true, c.cout, kk, cols, g, col, 1, pw)
+	if dx == nil {
+		return
+	}
+	convProduct(c.prec, true, false, kk, cols, c.cout, wt, g, 0, col)
+	for i := i0; i < i1; i++ {
+		c.col2im(col[(i-i0)*hw:], cols, dx[i*c.inWidth():(i+1)*c.inWidth()])
+	}
+}
+
+// backwardDY is backward's task on the images [i0, i1) through col(dY)
+// (see flipped): their weight gradient into pw (zero before) and, when dx
+// is not nil, their dX as the convolution of dY with the flipped filters
+// wf.
+func (c conv2d) backwardDY(wf, x, dy []float64, i0, i1 int, pw, dx []float64) {
+	hw, k2 := c.h*c.w, c.k*c.k
+	cols, ky := (i1-i0)*hw, c.cout*k2
+	ct := conv2d{c.cout, c.cin, c.k, c.h, c.w, c.prec} // dY's im2col
+	yb, xb, gb := getCol(ky*cols), getCol(c.cin*cols), getCol(c.cin*ky)
+	defer colPool.Put(yb)
+	defer colPool.Put(xb)
+	defer colPool.Put(gb)
+	coly, xt, g := *yb, *xb, *gb
+	for i := i0; i < i1; i++ {
+		ct.im2col(dy[i*c.outWidth():(i+1)*c.outWidth()], coly[(i-i0)*hw:], cols)
+	}
+	c.gather(x, c.cin, i0, i1, xt)
+	// g[ci, (o, ky', kx')] = Σ_q X[ci, q]·col(dY)[(o, ky', kx'), q].
+	convProduct(c.prec, false, true, c.cin, ky, cols, xt, coly, 0, g)
+	for o := range c.cout {
+		for ci := range c.cin {
+			dst, src := pw[(o*c.cin+ci)*k2:(o*c.cin+ci+1)*k2], g[ci*ky+o*k2:ci*ky+(o+1)*k2]
+			for j, v := range src {
+				dst[k2-1-j] = v
+			}
+		}
+	}
+	if dx == nil {
+		return
+	}
+	convProduct(c.prec, false, false, c.cin, cols, ky, wf, coly, 0, xt)
+	c.scatter(xt, c.cin, i0, i1, dx)
 }

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"math"
+	"slices"
 	"testing"
 
 	"github.com/gonormflows/flows/internal/linalg"
@@ -105,8 +106,10 @@ func TestConvWorkersBitIdentical(t *testing.T) {
 }
 
 func convWorkersBitIdentical(t *testing.T, c conv2d) {
-	per, _ := c.tasks(1)
-	n := 3*per - 1 // three tasks, the last one short
+	n := 1
+	for per, tasks := c.tasks(n); tasks < 3 || n%per == 0; per, tasks = c.tasks(n) {
+		n++ // at least three tasks, the last one short
+	}
 	keys := NewKey(3).Split(4)
 	wt, b := randSlice(keys[0], c.weights()), randSlice(keys[1], c.cout)
 	x, dy := randSlice(keys[2], n*c.inWidth()), randSlice(keys[3], n*c.outWidth())
@@ -127,33 +130,54 @@ func convWorkersBitIdentical(t *testing.T, c conv2d) {
 	}
 }
 
-// im2colRows is im2col one image row at a time, as it was written first:
-// the reference for the span copies.
-func im2colRows(c conv2d, x, col []float64) {
-	hw, pad := c.h*c.w, c.k/2
-	r := 0
+// rowSpans calls visit for every image row y of every row r = (ci, ky, kx)
+// of col(X), with the source row sy = y + ky − k/2 and the columns
+// [x0, x1) of row y that read inside the image (from column x + dx): the
+// loops im2col and col2im were first written as, the references for their
+// span copies. sy is outside [0, h) or x0 ≥ x1 where row y reads nothing.
+func rowSpans(c conv2d, visit func(ci, r, y, sy, x0, x1, dx int)) {
+	pad, r := c.k/2, 0
 	for ci := 0; ci < c.cin; ci++ {
-		plane := x[ci*hw : (ci+1)*hw]
 		for ky := 0; ky < c.k; ky++ {
 			for kx := 0; kx < c.k; kx++ {
-				dst := col[r*hw : (r+1)*hw]
-				r++
-				dy, dx := ky-pad, kx-pad
+				dx := kx - pad
 				x0, x1 := max(0, -dx), min(c.w, c.w-dx)
 				for y := 0; y < c.h; y++ {
-					row := dst[y*c.w : (y+1)*c.w]
-					sy := y + dy
-					if sy < 0 || sy >= c.h || x0 >= x1 {
-						clear(row)
-						continue
-					}
-					clear(row[:x0])
-					copy(row[x0:x1], plane[sy*c.w+x0+dx:sy*c.w+x1+dx])
-					clear(row[x1:])
+					visit(ci, r, y, y+ky-pad, x0, x1, dx)
 				}
+				r++
 			}
 		}
 	}
+}
+
+// im2colRows is im2col one image row at a time.
+func im2colRows(c conv2d, x, col []float64) {
+	hw := c.h * c.w
+	rowSpans(c, func(ci, r, y, sy, x0, x1, dx int) {
+		row := col[r*hw+y*c.w : r*hw+(y+1)*c.w]
+		if sy < 0 || sy >= c.h || x0 >= x1 {
+			clear(row)
+			return
+		}
+		clear(row[:x0])
+		copy(row[x0:x1], x[ci*hw+sy*c.w+x0+dx:ci*hw+sy*c.w+x1+dx])
+		clear(row[x1:])
+	})
+}
+
+// col2imRows is col2im one image row at a time.
+func col2imRows(c conv2d, col, dx []float64) {
+	hw := c.h * c.w
+	rowSpans(c, func(ci, r, y, sy, x0, x1, dxo int) {
+		if sy < 0 || sy >= c.h || x0 >= x1 {
+			return
+		}
+		d := dx[ci*hw+sy*c.w+x0+dxo : ci*hw+sy*c.w+x1+dxo]
+		for j, v := range col[r*hw+y*c.w+x0 : r*hw+y*c.w+x1] {
+			d[j] += v
+		}
+	})
 }
 
 // TestIm2colSpans checks the span copies against im2colRows on every
@@ -169,11 +193,70 @@ func TestIm2colSpans(t *testing.T) {
 				for i := range got {
 					got[i] = math.NaN()
 				}
-				c.im2col(x, got)
+				c.im2col(x, got, h*w)
 				im2colRows(c, x, want)
 				for i := range want {
 					if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
 						t.Fatalf("%+v: col[%d] = %v, want %v", c, i, got[i], want[i])
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestCol2imSpans checks the span additions against col2imRows on every
+// shape up to 5×5 filters on 6×6 images, bit for bit, with col's rows
+// strided (as a task's images lie side by side) and NaN in the entries no
+// pixel takes, which must not reach dx; among the values, zeros of both
+// signs and exact cancellations, where a sign of zero could differ.
+func TestCol2imSpans(t *testing.T) {
+	for _, k := range []int{1, 3, 5} {
+		for h := 1; h <= 6; h++ {
+			for w := 1; w <= 6; w++ {
+				c := conv2d{cin: 2, cout: 1, k: k, h: h, w: w}
+				hw, rows := h*w, c.cin*k*k
+				// col(e) of the all-ones image marks the entries that
+				// belong to a pixel.
+				ones := make([]float64, c.inWidth())
+				for i := range ones {
+					ones[i] = 1
+				}
+				mask := make([]float64, rows*hw)
+				c.im2col(ones, mask, hw)
+				r := NewKey(uint64(h*7 + w)).Rand()
+				src := make([]float64, rows*hw)
+				for i := range src {
+					switch {
+					case mask[i] == 0:
+						src[i] = math.NaN()
+					case r.IntN(4) == 0:
+						src[i] = math.Copysign(0, -1)
+					case r.IntN(4) == 0:
+						src[i] = 1 // cancels with the −1 of another row
+					case r.IntN(3) == 0:
+						src[i] = -1
+					default:
+						src[i] = r.NormFloat64()
+					}
+				}
+				const ld = 3 // col's row stride, in images
+				strided := make([]float64, rows*ld*hw)
+				for q := range rows {
+					copy(strided[q*ld*hw+hw:], src[q*hw:(q+1)*hw])
+				}
+				ref := slices.Clone(src)
+				for i := range ref {
+					if mask[i] == 0 {
+						ref[i] = 0 // the reference never reads them
+					}
+				}
+				got, want := make([]float64, c.inWidth()), make([]float64, c.inWidth())
+				c.col2im(strided[hw:], ld*hw, got)
+				col2imRows(c, ref, want)
+				for i := range want {
+					if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+						t.Fatalf("%+v: dx[%d] = %v, want %v", c, i, got[i], want[i])
 					}
 				}
 			}

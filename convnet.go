@@ -255,10 +255,16 @@ func relu(x []float64) []float64 {
 
 // reluBack zeroes g where the ReLU's output post is not positive, in place.
 func reluBack(g, post []float64) {
+	// A mask rather than a branch: the signs of a layer's outputs are
+	// about as likely either way, and the mispredicted branches cost more
+	// than the loop's other work.
+	g = g[:len(post)]
 	for j, v := range post {
+		m := ^uint64(0)
 		if v <= 0 {
-			g[j] = 0
+			m = 0
 		}
+		g[j] = math.Float64frombits(math.Float64bits(g[j]) & m)
 	}
 }
 
