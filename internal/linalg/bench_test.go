@@ -9,10 +9,12 @@ import (
 )
 
 // benchShapes are named m×k×n (op(a) is m×k, op(b) k×n): the MLP shapes
-// of a flow's layers (batch 256–1024, widths 8–512) and large squares.
+// of a flow's layers (batch 256–1024, widths 8–512; at H = 512 and batch
+// 1024 the forward and dx products are 1024×512×512, NN and NT, and the
+// weight gradient 512×1024×512, TN) and large squares.
 var benchShapes = []struct{ m, k, n int }{
 	{256, 64, 256}, {256, 256, 64}, {1024, 64, 256}, {64, 1024, 256}, {1024, 256, 8},
-	{256, 256, 256}, {512, 512, 512}, {1024, 512, 512}, {1024, 1024, 1024},
+	{256, 256, 256}, {512, 512, 512}, {1024, 512, 512}, {512, 1024, 512}, {1024, 1024, 1024},
 }
 
 // benchGemm reports GFLOP/s (2mnk flops per call, averaged over the calls)
