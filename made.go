@@ -45,6 +45,7 @@ package flows
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"gonum.org/v1/gonum/mat"
@@ -487,18 +488,28 @@ func (m *madeNet) backward(t *madeTape, dy []float64, dp Params, dctx []float64)
 		}
 		s := sBuf.f[:li.in*li.out]
 		m.prec.mul(false, true, false, li.in, li.out, n, 1, t.input(l), g, 0, s)
-		dW := dp[li.w:li.b]
-		for i, used := range li.mask {
-			if used {
-				dW[i] += s[i]
-			}
-		}
+		addMasked(dp[li.w:li.b], s, li.mask)
 		addColSums(dp[li.b:li.b+li.out], g, n, li.out)
 		wml := wm[li.mw : li.mw+li.in*li.out]
 		if l == 0 {
 			return backInput(m.prec, g, gBuf, wml, n, li.in, li.out)
 		}
 		g, gBuf = backHidden(m.prec, m.act, g, gBuf, wml, t.hidden[l], t.pres[l-1], n, li.in, li.out)
+	}
+}
+
+// addMasked adds s[i] into dW[i] where mask[i] is set and exactly +0
+// elsewhere (which leaves every value but −0 as it was), without a branch:
+// the masks' pattern defeats the branch predictor.
+func addMasked(dW, s []float64, mask []bool) {
+	s = s[:len(mask)]
+	dW = dW[:len(mask)]
+	for i, used := range mask {
+		var keep uint64
+		if used {
+			keep = math.MaxUint64
+		}
+		dW[i] += math.Float64frombits(math.Float64bits(s[i]) & keep)
 	}
 }
 

@@ -27,7 +27,6 @@ package linalg
 import (
 	"math"
 	"runtime"
-	"unsafe"
 )
 
 // microKernel32 computes one MR×NR tile in float32 from packed panels:
@@ -253,36 +252,35 @@ func packContig32[S Float](dst []float32, w int, src []S, ld, r0, rows, p0, np i
 
 // copyPanel32 sets dst[p·w+i] = src[p·ld+i] for i < w, p < np, for the
 // kernels' panel widths (else it reports false): one fixed-size array
-// copy a step, a few vector moves, where copy's call to memmove cost more
-// than the move itself.
+// assignment a step, a few vector moves, where copy's call to memmove
+// cost more than the move itself.
 func copyPanel32(dst []float32, w int, src []float32, ld, np int) bool {
+	dst = dst[:np*w]
 	switch w {
 	case 32:
-		copyRows[[32]float32](dst, src, ld, np)
+		for p := range np {
+			*(*[32]float32)(dst[p*32:]) = *(*[32]float32)(src[p*ld:])
+		}
 	case 16:
-		copyRows[[16]float32](dst, src, ld, np)
+		for p := range np {
+			*(*[16]float32)(dst[p*16:]) = *(*[16]float32)(src[p*ld:])
+		}
 	case 12:
-		copyRows[[12]float32](dst, src, ld, np)
+		for p := range np {
+			*(*[12]float32)(dst[p*12:]) = *(*[12]float32)(src[p*ld:])
+		}
 	case 6:
-		copyRows[[6]float32](dst, src, ld, np)
+		for p := range np {
+			*(*[6]float32)(dst[p*6:]) = *(*[6]float32)(src[p*ld:])
+		}
 	case 4:
-		copyRows[[4]float32](dst, src, ld, np)
+		for p := range np {
+			*(*[4]float32)(dst[p*4:]) = *(*[4]float32)(src[p*ld:])
+		}
 	default:
 		return false
 	}
 	return true
-}
-
-// copyRows copies np rows of len(R) elements from src, ld apart, to dst,
-// len(R) apart.
-func copyRows[R [32]float32 | [16]float32 | [12]float32 | [6]float32 | [4]float32](dst, src []float32, ld, np int) {
-	var r R
-	w := len(r)
-	dst = dst[:np*w]
-	for p := range np {
-		d, s := dst[p*w:p*w+w], src[p*ld:p*ld+w] // bounds checked here
-		*(*R)(unsafe.Pointer(unsafe.SliceData(d))) = *(*R)(unsafe.Pointer(unsafe.SliceData(s)))
-	}
 }
 
 // packStrided32 is packStrided converting to float32: dst[p·w+i] =
