@@ -389,14 +389,16 @@ func (m *madeNet) forward(p Params, x, ctx []float64, n int, t *madeTape, y []fl
 func (m *madeNet) forwardWith(p Params, wm, x, ctx []float64, n int, t *madeTape, y []float64, serial bool) {
 	last := len(m.layers) - 1
 	h := f64(x)
-	var cBuf, hBuf *scratch // the pre-activations and, without a tape, the activations
-	if last > 0 && (t == nil || m.prec == Float32) {
+	var cBuf *scratch // with a tape in Float32 mode, the pre-activations
+	var hb hiddenBufs // without a tape, the hidden layers
+	switch {
+	case last == 0:
+	case t == nil:
+		hb = newHiddenBufs(m.prec, n*m.maxHidden)
+		defer hb.put()
+	case m.prec == Float32:
 		cBuf = getScratch(n * m.maxHidden)
 		defer cBuf.put()
-	}
-	if t == nil && last > 0 {
-		hBuf = getScratch(m.prec.words(n * m.maxHidden))
-		defer hBuf.put()
 	}
 	if t != nil {
 		t.pres = make([]acts, last)
@@ -408,18 +410,19 @@ func (m *madeNet) forwardWith(p Params, wm, x, ctx []float64, n int, t *madeTape
 				m.addCtx(p, l, ctx, n, c, serial)
 			}
 		}
-		var c []float64
-		if cBuf != nil {
-			c = cBuf.f[:n*li.out]
-		}
 		if t != nil {
+			var c []float64
+			if cBuf != nil {
+				c = cBuf.f[:n*li.out]
+			}
 			h, t.pres[l] = hiddenVJP(m.prec, m.act, &t.tape, n, li.out, c, product)
 			t.hidden[l+1] = h
 			continue
 		}
+		c, post := hb.layer(l, n*li.out)
 		product(c)
-		h = m.prec.view(hBuf.f, n*li.out)
-		m.act.applyActs(h, c, n, li.out, serial)
+		m.act.applyActs(post, c, n, li.out, serial)
+		h = post
 	}
 	y = y[:n*m.out]
 	m.layers[last].affine(m.prec, serial, p, wm, h, n, y)

@@ -352,22 +352,18 @@ func (m *mlp) apply(p Params, x *mat.Dense) *mat.Dense {
 }
 
 // forward sets y (n×out) to the net's output on x (n×in), with its hidden
-// layers in pooled buffers: the pre-activations (float64) in one, the
-// activations (in the precision's storage) in another, each layer's
-// overwriting the last's once its product has read them.
+// layers in pooled buffers (hiddenBufs).
 func (m *mlp) forward(p Params, x []float64, n int, y []float64) {
 	last := len(m.layers) - 1
 	h := f64(x)
 	if last > 0 {
-		size := n * m.maxHidden
-		cBuf, hBuf := getScratch(size), getScratch(m.prec.words(size))
-		defer cBuf.put()
-		defer hBuf.put()
-		for _, li := range m.layers[:last] {
-			c := cBuf.f[:n*li.out]
+		hb := newHiddenBufs(m.prec, n*m.maxHidden)
+		defer hb.put()
+		for l, li := range m.layers[:last] {
+			c, post := hb.layer(l, n*li.out)
 			li.affine(m.prec, p, h, n, c)
-			h = m.prec.view(hBuf.f, n*li.out)
-			m.act.applyActs(h, c, n, li.out, false)
+			m.act.applyActs(post, c, n, li.out, false)
+			h = post
 		}
 	}
 	m.layers[last].affine(m.prec, p, h, n, y)

@@ -251,3 +251,36 @@ func backInput(pr Precision, g acts, gBuf *scratch, w []float64, n, in, out int)
 	gBuf.put()
 	return dx
 }
+
+// hiddenBufs holds the hidden layers of a forward pass without a tape, two
+// pooled buffers of n×maxHidden: in Float64 mode they alternate, each
+// layer's pre-activations computed into one and activated in place; in
+// Float32 mode the first holds the pre-activations (float64) and the
+// second the float32 activations, each layer's overwriting the last's
+// once its product has read them.
+type hiddenBufs struct {
+	pr Precision
+	b  [2]*scratch
+}
+
+// newHiddenBufs returns hidden buffers for layers of up to size
+// (n×maxHidden) values in pr's storage.
+func newHiddenBufs(pr Precision, size int) hiddenBufs {
+	return hiddenBufs{pr: pr, b: [2]*scratch{getScratch(size), getScratch(pr.words(size))}}
+}
+
+// layer returns the buffers of hidden layer l, of size values: c for the
+// pre-activations and h for the activations (in Float64 mode c itself).
+func (hb hiddenBufs) layer(l, size int) (c []float64, h acts) {
+	if hb.pr != Float32 {
+		c = hb.b[l%2].f[:size]
+		return c, f64(c)
+	}
+	return hb.b[0].f[:size], hb.pr.view(hb.b[1].f, size)
+}
+
+// put gives the buffers back to the pool.
+func (hb hiddenBufs) put() {
+	hb.b[0].put()
+	hb.b[1].put()
+}
