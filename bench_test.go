@@ -17,7 +17,8 @@ var benchSizes = []struct{ dim, hidden, batch int }{
 }
 
 // benchStep times one training step (log density, gradient, Adam update) of
-// model on a standard-normal batch, reporting samples/s and ms/step.
+// model on a standard-normal batch, reporting samples/s, ms/step and the
+// process's CPU time per step (cpu-ns/op, as benchCPU does).
 func benchStep(b *testing.B, init flows.DistInitFunc, dim, batch int) {
 	p, model, err := init(flows.NewKey(1), dim, 0)
 	if err != nil {
@@ -31,6 +32,7 @@ func benchStep(b *testing.B, init flows.DistInitFunc, dim, batch int) {
 	var ms runtime.MemStats
 	var warm uint64 // bytes allocated when the first step was done
 	steps := 0
+	c0 := cpuNanos()
 	for b.Loop() {
 		if _, err := optim.NLL(model, p, data, nil, grad); err != nil {
 			b.Fatal(err)
@@ -47,6 +49,7 @@ func benchStep(b *testing.B, init flows.DistInitFunc, dim, batch int) {
 		runtime.ReadMemStats(&ms)
 		b.ReportMetric(float64(ms.TotalAlloc-warm)/float64(steps-1), "steady-B/op")
 	}
+	b.ReportMetric(float64(cpuNanos()-c0)/float64(b.N), "cpu-ns/op")
 	perStep := b.Elapsed().Seconds() / float64(b.N)
 	b.ReportMetric(float64(batch)/perStep, "samples/s")
 	b.ReportMetric(1e3*perStep, "ms/step")

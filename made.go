@@ -45,6 +45,7 @@ package flows
 
 import (
 	"fmt"
+	"math"
 	"slices"
 
 	"gonum.org/v1/gonum/mat"
@@ -160,8 +161,9 @@ type madeNet struct {
 	perm, pos  []int // perm[t] is the input at position t; pos[i] the position of input i
 	keepPre    bool
 	inc        madeIncShape
-	gemm       gemmFunc // the products, by Precision
-	gemmSerial gemmFunc // the same on the calling goroutine alone
+	prec       Precision // the products' and the dense pass's hidden layers' storage
+	gemm       gemmFunc  // the products, by Precision
+	gemmSerial gemmFunc  // the same on the calling goroutine alone
 
 	// Context (addContext): cdim context columns enter layer l's
 	// pre-activation through the weights at ctxOff[l] (cdim×out_l,
@@ -207,7 +209,7 @@ func newMADE(who string, cfg MADEConfig, key Key, in, out, cdim int) (Params, *m
 	L := len(cfg.Hidden) + 1
 	keys := key.Split(L + 1)
 
-	m := &madeNet{who: who, in: in, out: out, k: out / in, act: cfg.Act, keepPre: cfg.Act.needsPre(), gemm: cfg.Precision.gemm(false), gemmSerial: cfg.Precision.gemm(true)}
+	m := &madeNet{who: who, in: in, out: out, k: out / in, act: cfg.Act, keepPre: cfg.Act.needsPre(), prec: cfg.Precision, gemm: cfg.Precision.gemm(false), gemmSerial: cfg.Precision.gemm(true)}
 	m.perm = make([]int, dim)
 	switch cfg.Order {
 	case NaturalOrder:
@@ -303,13 +305,14 @@ func (m *madeNet) maskedWeights(p Params, wm []float64) {
 }
 
 // affine sets c (n×li.out) to x·Wm + b, with x n×li.in and Wm the layer's
-// masked weights, with the product gemm.
-func (li madeLayer) affine(gemm gemmFunc, p Params, wm, x []float64, n int, c []float64) {
+// masked weights, with pr's product (serial: on the calling goroutine
+// alone).
+func (li madeLayer) affine(pr Precision, serial bool, p Params, wm []float64, x acts, n int, c []float64) {
 	b := p[li.b : li.b+li.out]
 	for i := 0; i < n; i++ {
 		copy(c[i*li.out:(i+1)*li.out], b)
 	}
-	gemm(false, false, n, li.out, li.in, 1, x, wm[li.mw:li.mw+li.in*li.out], 1, c)
+	pr.mul(serial, false, false, n, li.out, li.in, 1, x, f64(wm[li.mw:li.mw+li.in*li.out]), 1, c)
 }
 
 // product returns the net's product (its Precision's), on the calling
@@ -325,24 +328,32 @@ func (m *madeNet) product(serial bool) gemmFunc {
 // the batch and the context, the parameters themselves (which, as for MLP,
 // must not change until the pullback's last call: a copy of a large MADE's
 // parameters per step cost more memory than the rest of a training step),
-// and the masked weights and hidden layers on a pooled tape, which the
-// pullback's first call gives back (a later call reruns the pass for a new
-// pullback, and calls that).
+// and the masked weights and hidden layers (in the precision's storage)
+// on a pooled tape, which the pullback's first call gives back (a later
+// call reruns the pass for a new pullback, and calls that).
 type madeTape struct {
 	tape
 	n      int
 	p      []float64   // the parameters, not a copy
 	wm     []float64   // the masked weights (pooled, on the tape)
-	inputs [][]float64 // inputs[l]: layer l's input (n×in_l); inputs[0] a copy of x
-	pres   [][]float64 // pre-activations of the hidden layers, kept only when act needs them
+	inputs [][]float64 // inputs[0]: a copy of x (n×in); the rest unused
+	hidden []acts      // hidden[l]: layer l's input (n×in_l) for l ≥ 1
+	pres   []acts      // pre-activations of the hidden layers, kept only when act needs them
 	ctx    []float64   // a copy of the context (n×cdim), nil without one
+}
+
+// input returns layer l's input.
+func (t *madeTape) input(l int) acts {
+	if l == 0 {
+		return f64(t.inputs[0])
+	}
+	return t.hidden[l]
 }
 
 // newTape returns a tape holding p and copies of x (n×in) and ctx
 // (n×cdim, or nil), for forward to fill.
 func (m *madeNet) newTape(p Params, x, ctx []float64, n int) *madeTape {
-	t := &madeTape{n: n, p: p, inputs: make([][]float64, len(m.layers))}
-	t.inputs[0] = slices.Clone(x[:n*m.in])
+	t := &madeTape{n: n, p: p, inputs: [][]float64{slices.Clone(x[:n*m.in])}, hidden: make([]acts, len(m.layers))}
 	if ctx != nil {
 		t.ctx = slices.Clone(ctx[:n*m.cdim])
 	}
@@ -373,49 +384,48 @@ func (m *madeNet) forward(p Params, x, ctx []float64, n int, t *madeTape, y []fl
 // forwardWith is forward with the masked weights wm (m.maskedWeights of
 // p) given: a prepared MADE computes them once. With serial, the products
 // and activations run on the calling goroutine alone (the caller runs
-// row blocks in parallel); the bits are the same either way.
+// row blocks in parallel); the bits are the same either way. The hidden
+// layers are in the precision's storage; x, ctx and y stay float64.
 func (m *madeNet) forwardWith(p Params, wm, x, ctx []float64, n int, t *madeTape, y []float64, serial bool) {
 	last := len(m.layers) - 1
-	tape := t != nil
-	var scratch [2][]float64
-	if tape {
-		if m.keepPre {
-			t.pres = make([][]float64, last)
-		}
-	} else if last > 0 {
-		buf := getScratch(2 * n * m.maxHidden)
-		defer buf.put()
-		scratch = [2][]float64{buf.f[:n*m.maxHidden], buf.f[n*m.maxHidden:]}
+	h := f64(x)
+	var cBuf *scratch // with a tape in Float32 mode, the pre-activations
+	var hb hiddenBufs // without a tape, the hidden layers
+	switch {
+	case last == 0:
+	case t == nil:
+		hb = newHiddenBufs(m.prec, n*m.maxHidden)
+		defer hb.put()
+	case m.prec == Float32:
+		cBuf = getScratch(n * m.maxHidden)
+		defer cBuf.put()
 	}
-	h := x
+	if t != nil {
+		t.pres = make([]acts, last)
+	}
 	for l, li := range m.layers[:last] {
-		var c []float64
-		if tape {
-			c = t.get(n * li.out)
-		} else {
-			c = scratch[l%2][:n*li.out]
+		product := func(c []float64) {
+			li.affine(m.prec, serial, p, wm, h, n, c)
+			if ctx != nil {
+				m.addCtx(p, l, ctx, n, c, serial)
+			}
 		}
-		li.affine(m.product(serial), p, wm, h, n, c)
-		if ctx != nil {
-			m.addCtx(p, l, ctx, n, c, serial)
+		if t != nil {
+			var c []float64
+			if cBuf != nil {
+				c = cBuf.f[:n*li.out]
+			}
+			h, t.pres[l] = hiddenVJP(m.prec, m.act, &t.tape, n, li.out, c, product)
+			t.hidden[l+1] = h
+			continue
 		}
-		post := c
-		if tape && m.keepPre {
-			t.pres[l] = c
-			post = t.get(n * li.out)
-		}
-		if serial {
-			m.act.apply(post, c)
-		} else {
-			m.act.applyRows(post, c, n, li.out)
-		}
+		c, post := hb.layer(l, n*li.out)
+		product(c)
+		m.act.applyActs(post, c, n, li.out, serial)
 		h = post
-		if tape {
-			t.inputs[l+1] = post
-		}
 	}
 	y = y[:n*m.out]
-	m.layers[last].affine(m.product(serial), p, wm, h, n, y)
+	m.layers[last].affine(m.prec, serial, p, wm, h, n, y)
 	if ctx != nil {
 		m.addCtx(p, last, ctx, n, y, serial)
 	}
@@ -460,56 +470,50 @@ func (m *madeNet) addCtx(p Params, l int, ctx []float64, n int, c []float64, ser
 //	dWc_l += ctxᵀ·g_l,   dctx += g_l·Wc_lᵀ.
 //
 // The masked weights are the forward pass's, on the tape; the
-// weight-gradient scratch and the gradients between layers are pooled. The
-// caller has taken the tape (see tape.take) and releases it.
-func (m *madeNet) backward(t *madeTape, g []float64, dp Params, dctx []float64) []float64 {
+// weight-gradient scratch and the gradients between layers are pooled
+// (dx_l in float64, g_{l−1} in the precision's storage, in place in
+// Float64 mode). The caller has taken the tape (see tape.take) and
+// releases it.
+func (m *madeNet) backward(t *madeTape, dy []float64, dp Params, dctx []float64) []float64 {
 	n := t.n
 	sBuf := getScratch(m.maxW)
 	defer sBuf.put()
 	wm := t.wm
+	g := f64(dy)
 	var gBuf *scratch // g's pooled buffer; nil while g is the caller's
-	for l := len(m.layers) - 1; l >= 0; l-- {
+	for l := len(m.layers) - 1; ; l-- {
 		li := m.layers[l]
 		if t.ctx != nil && m.ctxOff[l] >= 0 {
 			off := m.ctxOff[l]
-			wc := t.p[off : off+m.cdim*li.out]
-			m.gemm(true, false, m.cdim, li.out, n, 1, t.ctx, g[:n*li.out], 1, dp[off:off+m.cdim*li.out])
-			m.gemm(false, true, n, m.cdim, li.out, 1, g[:n*li.out], wc, 1, dctx)
+			wc := f64(t.p[off : off+m.cdim*li.out])
+			m.prec.mul(false, true, false, m.cdim, li.out, n, 1, f64(t.ctx), g, 1, dp[off:off+m.cdim*li.out])
+			m.prec.mul(false, false, true, n, m.cdim, li.out, 1, g, wc, 1, dctx)
 		}
 		s := sBuf.f[:li.in*li.out]
-		m.gemm(true, false, li.in, li.out, n, 1, t.inputs[l], g, 0, s)
-		dW := dp[li.w:li.b]
-		for i, used := range li.mask {
-			if used {
-				dW[i] += s[i]
-			}
+		m.prec.mul(false, true, false, li.in, li.out, n, 1, t.input(l), g, 0, s)
+		addMasked(dp[li.w:li.b], s, li.mask)
+		addColSums(dp[li.b:li.b+li.out], g, n, li.out)
+		wml := wm[li.mw : li.mw+li.in*li.out]
+		if l == 0 {
+			return backInput(m.prec, g, gBuf, wml, n, li.in, li.out)
 		}
-		db := dp[li.b : li.b+li.out]
-		for r := 0; r < n; r++ {
-			for j, v := range g[r*li.out : (r+1)*li.out] {
-				db[j] += v
-			}
-		}
-		var dh []float64
-		var dhBuf *scratch
-		if l > 0 {
-			dhBuf = getScratch(n * li.in)
-			dh = dhBuf.f
-		} else {
-			dh = make([]float64, n*li.in) // dL/dx, returned
-		}
-		m.gemm(false, true, n, li.in, li.out, 1, g, wm[li.mw:li.mw+li.in*li.out], 0, dh)
-		if l > 0 {
-			var pre []float64
-			if t.pres != nil {
-				pre = t.pres[l-1]
-			}
-			m.act.backRows(dh, t.inputs[l], pre, n, li.in)
-		}
-		gBuf.put()
-		g, gBuf = dh, dhBuf
+		g, gBuf = backHidden(m.prec, m.act, g, gBuf, wml, t.hidden[l], t.pres[l-1], n, li.in, li.out)
 	}
-	return g
+}
+
+// addMasked adds s[i] into dW[i] where mask[i] is set and exactly +0
+// elsewhere (which leaves every value but −0 as it was), without a branch:
+// the masks' pattern defeats the branch predictor.
+func addMasked(dW, s []float64, mask []bool) {
+	s = s[:len(mask)]
+	dW = dW[:len(mask)]
+	for i, used := range mask {
+		var keep uint64
+		if used {
+			keep = math.MaxUint64
+		}
+		dW[i] += math.Float64frombits(math.Float64bits(s[i]) & keep)
+	}
 }
 
 // apply is Net.Apply.

@@ -7,6 +7,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/gonormflows/flows/internal/enum"
+	"github.com/gonormflows/flows/internal/linalg"
 )
 
 // Activation is the element-wise nonlinearity an MLP applies after each of
@@ -54,35 +55,40 @@ func (a Activation) valid() bool { return activationNames.Valid(a) }
 func (a Activation) needsPre() bool { return a == SiLU }
 
 // apply maps the pre-activations in pre to post (they may be the same slice).
-func (a Activation) apply(post, pre []float64) {
+func (a Activation) apply(post, pre []float64) { applyAct(a, post, pre) }
+
+// applyAct maps the pre-activations in pre to post, computed in float64
+// and rounded to T (post may be pre when T is float64).
+func applyAct[T linalg.Float](a Activation, post []T, pre []float64) {
+	post = post[:len(pre)]
 	switch a {
 	case ReLU:
 		for i, v := range pre {
-			post[i] = max(v, 0)
+			post[i] = T(max(v, 0))
 		}
 	case Tanh:
 		for i, v := range pre {
-			post[i] = math.Tanh(v)
+			post[i] = T(math.Tanh(v))
 		}
 	case ELU:
 		for i, v := range pre {
 			if v > 0 {
-				post[i] = v
+				post[i] = T(v)
 			} else {
-				post[i] = math.Expm1(v)
+				post[i] = T(math.Expm1(v))
 			}
 		}
 	case LeakyReLU:
 		for i, v := range pre {
 			if v > 0 {
-				post[i] = v
+				post[i] = T(v)
 			} else {
-				post[i] = mlpLeakySlope * v
+				post[i] = T(mlpLeakySlope * v)
 			}
 		}
 	case SiLU:
 		for i, v := range pre {
-			post[i] = v * mlpSigmoid(v)
+			post[i] = T(v * mlpSigmoid(v))
 		}
 	}
 }
@@ -90,41 +96,61 @@ func (a Activation) apply(post, pre []float64) {
 // backInPlace multiplies the gradient g with respect to the activation's
 // output by its derivative, giving the gradient with respect to its input.
 // post holds the outputs; pre the inputs (used only when needsPre).
-// The derivatives, written in terms of what is cached:
+func (a Activation) backInPlace(g, post, pre []float64) { backAct(a, g, g, post, pre) }
+
+// backAct sets g to dh times the activation's derivative, computed in
+// float64 and rounded to T (g may be dh when T is float64): dh is the
+// gradient with respect to the activation's output, g becomes that with
+// respect to its input. post holds the outputs; pre the inputs (used only
+// when needsPre). The derivatives, written in terms of what is cached:
 //
 //	ReLU:      1 if h > 0 else 0       (h > 0 exactly when a > 0)
 //	Tanh:      1 − h²
 //	ELU:       1 if h > 0 else h + 1   (exp(a) = h + 1 for a ≤ 0)
 //	LeakyReLU: 1 if h > 0 else 0.01
 //	SiLU:      σ(a)·(1 + a·(1 − σ(a)))
-func (a Activation) backInPlace(g, post, pre []float64) {
+//
+// ReLU's mask is taken on the bits, without a branch: which units are
+// active is as good as random, and a mispredicted branch per element cost
+// more than the rest of the loop (issue 21's profile).
+func backAct[T linalg.Float](a Activation, g []T, dh []float64, post, pre []T) {
 	switch a {
 	case ReLU:
+		dh = dh[:len(post)]
+		g = g[:len(post)]
 		for i, h := range post {
+			bits := math.Float64bits(dh[i])
 			if h <= 0 {
-				g[i] = 0
+				bits = 0
 			}
+			g[i] = T(math.Float64frombits(bits))
 		}
 	case Tanh:
 		for i, h := range post {
-			g[i] *= 1 - h*h
+			hh := float64(h)
+			g[i] = T(dh[i] * (1 - hh*hh))
 		}
 	case ELU:
 		for i, h := range post {
+			d := dh[i]
 			if h <= 0 {
-				g[i] *= h + 1
+				d *= float64(h) + 1
 			}
+			g[i] = T(d)
 		}
 	case LeakyReLU:
 		for i, h := range post {
+			d := dh[i]
 			if h <= 0 {
-				g[i] *= mlpLeakySlope
+				d *= mlpLeakySlope
 			}
+			g[i] = T(d)
 		}
 	case SiLU:
-		for i, v := range pre {
+		for i, pv := range pre {
+			v := float64(pv)
 			s := mlpSigmoid(v)
-			g[i] *= s * (1 + v*(1-s))
+			g[i] = T(dh[i] * (s * (1 + v*(1-s))))
 		}
 	}
 }
@@ -291,7 +317,7 @@ func MLPWith(cfg MLPConfig) NetInitFunc {
 			}
 		}
 
-		m := &mlp{layers: layers, act: act, in: in, out: out, np: np, maxHidden: maxHidden, gemm: prec.gemm(false)}
+		m := &mlp{layers: layers, act: act, in: in, out: out, np: np, maxHidden: maxHidden, prec: prec}
 		return p, Net{Apply: m.apply, ApplyVJP: m.applyVJP, prepare: func(p Params) preparedNet { return m.prepare(p, prec) }}, nil
 	}
 }
@@ -302,20 +328,20 @@ type mlp struct {
 	act         Activation
 	in, out, np int
 	maxHidden   int
-	gemm        gemmFunc // the products, by Precision
+	prec        Precision // the products' and the hidden layers' storage
 }
 
-// affine sets c (n×li.out) to x·W + b, with x n×li.in, by gemm.
-func (li mlpLayer) affine(gemm gemmFunc, p Params, x []float64, n int, c []float64) {
+// affine sets c (n×li.out) to x·W + b, with x n×li.in, by pr's product.
+func (li mlpLayer) affine(pr Precision, p Params, x acts, n int, c []float64) {
 	b := p[li.b : li.b+li.out]
 	for i := 0; i < n; i++ {
 		copy(c[i*li.out:(i+1)*li.out], b)
 	}
-	gemm(false, false, n, li.out, li.in, 1, x, p[li.w:li.b], 1, c)
+	pr.mul(false, false, false, n, li.out, li.in, 1, x, f64(p[li.w:li.b]), 1, c)
 }
 
-// apply is Net.Apply: two pooled buffers for the hidden layers, used in
-// turn, and a fresh output.
+// apply is Net.Apply: pooled buffers for the hidden layers and a fresh
+// output.
 func (m *mlp) apply(p Params, x *mat.Dense) *mat.Dense {
 	checkParams("MLP", p, m.np)
 	checkWidth("MLP", x, m.in)
@@ -326,29 +352,60 @@ func (m *mlp) apply(p Params, x *mat.Dense) *mat.Dense {
 }
 
 // forward sets y (n×out) to the net's output on x (n×in), with its hidden
-// layers in pooled buffers.
-func (m *mlp) forward(p Params, h []float64, n int, y []float64) {
+// layers in pooled buffers (hiddenBufs).
+func (m *mlp) forward(p Params, x []float64, n int, y []float64) {
 	last := len(m.layers) - 1
+	h := f64(x)
 	if last > 0 {
-		buf := getScratch(2 * n * m.maxHidden)
-		defer buf.put()
-		scratch := [2][]float64{buf.f[:n*m.maxHidden], buf.f[n*m.maxHidden:]}
+		hb := newHiddenBufs(m.prec, n*m.maxHidden)
+		defer hb.put()
 		for l, li := range m.layers[:last] {
-			c := scratch[l%2][:n*li.out]
-			li.affine(m.gemm, p, h, n, c)
-			m.act.applyRows(c, c, n, li.out)
-			h = c
+			c, post := hb.layer(l, n*li.out)
+			li.affine(m.prec, p, h, n, c)
+			m.act.applyActs(post, c, n, li.out, false)
+			h = post
 		}
 	}
-	m.layers[last].affine(m.gemm, p, h, n, y)
+	m.layers[last].affine(m.prec, p, h, n, y)
+}
+
+// hiddenVJP computes hidden layer li on its input h (n×li.in) for a
+// pullback: the activations, on t, in the precision's storage, and, when
+// the activation needs it, the pre-activations too (pre; else its zero
+// value). In Float64 mode the pre-activations are computed on t and the
+// activation applied in place unless they are kept; in Float32 mode they
+// are computed in float64 in c (n×li.out, scratch) and kept, when they are,
+// rounded to float32.
+func hiddenVJP(pr Precision, act Activation, t *tape, n, out int, c []float64, product func(c []float64)) (post, pre acts) {
+	if pr != Float32 {
+		c = t.get(n * out)
+	}
+	product(c)
+	if act.needsPre() {
+		pre = f64(c)
+		if pr == Float32 {
+			pre = pr.view(t.get(pr.words(n*out)), n*out)
+			for i, v := range c {
+				pre.f32[i] = float32(v)
+			}
+		}
+		post = pr.view(t.get(pr.words(n*out)), n*out)
+	} else if pr == Float32 {
+		post = pr.view(t.get(pr.words(n*out)), n*out)
+	} else {
+		post = f64(c)
+	}
+	act.applyActs(post, c, n, out, false)
+	return post, pre
 }
 
 // applyVJP is Net.ApplyVJP. It keeps every hidden layer's output (and, for
 // SiLU, its pre-activation): one n×out_l buffer per hidden layer, two for
-// SiLU, on a tape from the pool that the pullback's first call gives back
-// (a later call reruns the pass on x and p, which may not change until
-// the pullback's last call). The gradients flowing down between layers are
-// pooled too; only the dL/dx the pullback returns is new.
+// SiLU, in the precision's storage, on a tape from the pool that the
+// pullback's first call gives back (a later call reruns the pass on x and
+// p, which may not change until the pullback's last call). The gradients
+// flowing down between layers are pooled too; only the dL/dx the pullback
+// returns is new.
 func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 	checkParams("MLP", p, m.np)
 	checkWidth("MLP", x, m.in)
@@ -356,26 +413,26 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 	last := len(m.layers) - 1
 	// inputs[l] is layer l's input (n×in_l): x for l = 0, then the hidden
 	// outputs. pres[l] is hidden layer l's pre-activation, kept only for SiLU.
-	inputs := make([][]float64, len(m.layers))
-	var pres [][]float64
-	if m.act.needsPre() {
-		pres = make([][]float64, last)
-	}
-	inputs[0] = x0
+	inputs := make([]acts, len(m.layers))
+	pres := make([]acts, last)
+	inputs[0] = f64(x0)
 	t := new(tape)
-	for l, li := range m.layers[:last] {
-		c := t.get(n * li.out)
-		li.affine(m.gemm, p, inputs[l], n, c)
-		post := c
-		if pres != nil {
-			pres[l] = c
-			post = t.get(n * li.out)
-		}
-		m.act.applyRows(post, c, n, li.out)
-		inputs[l+1] = post
+	var cBuf *scratch // Float32's float64 pre-activations, one layer at a time
+	if m.prec == Float32 && last > 0 {
+		cBuf = getScratch(n * m.maxHidden)
 	}
+	for l, li := range m.layers[:last] {
+		var c []float64
+		if cBuf != nil {
+			c = cBuf.f[:n*li.out]
+		}
+		inputs[l+1], pres[l] = hiddenVJP(m.prec, m.act, t, n, li.out, c, func(c []float64) {
+			li.affine(m.prec, p, inputs[l], n, c)
+		})
+	}
+	cBuf.put()
 	y := make([]float64, n*m.out)
-	m.layers[last].affine(m.gemm, p, inputs[last], n, y)
+	m.layers[last].affine(m.prec, p, inputs[last], n, y)
 
 	back := func(dy *mat.Dense, dp Params) *mat.Dense {
 		if dy == nil {
@@ -390,44 +447,33 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 			return again(dy, dp)
 		}
 		defer t.release()
-		// g is dL/d(pre-activation of layer l), n×out_l; for the last
-		// layer that is dy itself (no activation), read but never written.
 		g, _, _ := rawRows(dy)
-		var gBuf *scratch // g's pooled buffer; nil while g is dy
-		for l := last; l >= 0; l-- {
-			li := m.layers[l]
-			// y_l = h_l·W_l + b_l, so
-			//   dW_l += h_lᵀ·g   (in_l×out_l),
-			//   db_l += Σ_rows g,
-			//   dh_l  = g·W_lᵀ   (n×in_l), a new buffer.
-			m.gemm(true, false, li.in, li.out, n, 1, inputs[l], g, 1, dp[li.w:li.b])
-			db := dp[li.b : li.b+li.out]
-			for i := 0; i < n; i++ {
-				for j, v := range g[i*li.out : (i+1)*li.out] {
-					db[j] += v
-				}
-			}
-			var dh []float64
-			var dhBuf *scratch
-			if l > 0 {
-				dhBuf = getScratch(n * li.in)
-				dh = dhBuf.f
-			} else {
-				dh = make([]float64, n*li.in) // dL/dx, returned
-			}
-			m.gemm(false, true, n, li.in, li.out, 1, g, p[li.w:li.b], 0, dh)
-			if l > 0 {
-				// h_l = act(a_{l−1}): dL/da_{l−1} = dh_l ⊙ act'(a_{l−1}).
-				var pre []float64
-				if pres != nil {
-					pre = pres[l-1]
-				}
-				m.act.backRows(dh, inputs[l], pre, n, li.in)
-			}
-			gBuf.put() // the layer above's gradient, read for the last time
-			g, gBuf = dh, dhBuf
-		}
-		return mat.NewDense(n, m.in, g)
+		return mat.NewDense(n, m.in, m.backward(p, inputs, pres, f64(g), n, dp))
 	}
 	return mat.NewDense(n, m.out, y), back
+}
+
+// backward is the MLP's pullback from g = dL/dy (n×out, read only): it
+// adds dL/dparams into dp and returns dL/dx (n×in, new). Layer by layer,
+// from the last, with g = dL/d(pre-activation of layer l):
+//
+//	y_l = h_l·W_l + b_l, so
+//	dW_l += h_lᵀ·g   (in_l×out_l),
+//	db_l += Σ_rows g,
+//	dh_l  = g·W_lᵀ   (n×in_l), in float64, pooled,
+//
+// and, below a hidden layer, h_l = act(a_{l−1}): the next g is
+// dh_l ⊙ act'(a_{l−1}), in the precision's storage (in place in Float64
+// mode).
+func (m *mlp) backward(p Params, inputs, pres []acts, g acts, n int, dp Params) []float64 {
+	var gBuf *scratch // g's pooled buffer; nil while g is dy
+	for l := len(m.layers) - 1; ; l-- {
+		li := m.layers[l]
+		m.prec.mul(false, true, false, li.in, li.out, n, 1, inputs[l], g, 1, dp[li.w:li.b])
+		addColSums(dp[li.b:li.b+li.out], g, n, li.out)
+		if l == 0 {
+			return backInput(m.prec, g, gBuf, p[li.w:li.b], n, li.in, li.out)
+		}
+		g, gBuf = backHidden(m.prec, m.act, g, gBuf, p[li.w:li.b], inputs[l], pres[l-1], n, li.in, li.out)
+	}
 }

@@ -47,22 +47,3 @@ func (a Activation) work() int {
 	}
 	return 16 // exp, tanh
 }
-
-// applyRows is apply over n rows of width w, in chunks of rows.
-func (a Activation) applyRows(post, pre []float64, n, w int) {
-	forRows(n, w*a.work(), func(r0, r1 int) {
-		a.apply(post[r0*w:r1*w], pre[r0*w:r1*w])
-	})
-}
-
-// backRows is backInPlace over n rows of width w, in chunks of rows; pre
-// may be nil (when the activation does not need it).
-func (a Activation) backRows(g, post, pre []float64, n, w int) {
-	forRows(n, w*a.work(), func(r0, r1 int) {
-		var pr []float64
-		if pre != nil {
-			pr = pre[r0*w : r1*w]
-		}
-		a.backInPlace(g[r0*w:r1*w], post[r0*w:r1*w], pr)
-	})
-}

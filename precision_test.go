@@ -25,6 +25,14 @@ const u32 = 0x1p-24
 // sensitivity of the rest of the path, which for these well-scaled nets
 // (inputs and gradients of order 1, weights at their init scale) is of
 // order 1: so ‖result32 − result64‖ ≤ products·(kc+2)·u32·‖result64‖.
+// Storing the hidden layers in float32 (activations and the gradients
+// between layers) adds no term of its own: each stored value is rounded
+// once, which the products that read it already count among their two
+// input roundings; the bias gradient sums the rounded gradient (one u32
+// per term, inside a product's (kc+2)·u32); and Tanh's and ELU's
+// derivatives, taken from the rounded activation h, are off by at most
+// 2·u32 absolutely (|h| ≤ 1 for Tanh; h + 1 for ELU), inside the (kc+2)·u32
+// of the product that reads the gradient they scale.
 // Measured differences are 100–1000 times smaller (random roundings
 // cancel); the bound still catches a product that is wrong rather than
 // rounded (an O(1) difference) or rounded far more coarsely.

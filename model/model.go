@@ -68,8 +68,9 @@ type Config struct {
 	Init flows.Init `json:"init"`
 	// Precision is the arithmetic of the conditioner nets' products
 	// (default flows.Float64; see flows.Precision): Float32 computes them
-	// in float32, about twice as fast at wide nets, while parameters,
-	// activations, log-determinants and losses stay float64. The bnaf
+	// in float32, about twice as fast at wide nets, and keeps the nets'
+	// hidden layers in float32, while parameters, the activations' own
+	// arithmetic, log-determinants and losses stay float64. The bnaf
 	// kind has no conditioner net: New sets it to Float64. A model file
 	// records a Float32 model (and omits the field for Float64).
 	Precision flows.Precision `json:"precision,omitempty"`

@@ -140,7 +140,7 @@ Kinds: ` + kindList() + `.`,
 		fs.Var(&f.bounds, "bounds", "`col=lo:hi,...`: columns that cannot leave an interval (an empty side is\nopen, as in price=0:); the model gives no density outside")
 		fs.StringVar(&f.scaling, "scaling", "robust", "`robust|moments`: standardise by the mean and standard deviation\nwithout the values far out (robust), or of all values")
 		fs.StringVar(&f.init, "init", "torch", "`torch|he`: the conditioners' initial weights, uniform on ±1/√fan-in\n(torch) or on ±√(6/fan-in) (he)")
-		fs.StringVar(&f.precision, "precision", "float64", "`float64|float32`: the arithmetic of the conditioners' matrix products\n(float32: a training step at hidden width 512 about 1.3× faster, measured\nin BENCHMARKS.md; at 128 about the same; the rest stays float64; not bnaf)")
+		fs.StringVar(&f.precision, "precision", "float64", "`float64|float32`: the arithmetic of the conditioners' matrix products\nand hidden layers (float32: a training step at hidden width 512 takes\n1/1.2–1/1.6 of float64's CPU time, at 128 1/1.05–1/1.6, measured in\nBENCHMARKS.md; the rest stays float64; not bnaf)")
 		fs.StringVar(&f.linear, "linear", "permutation", "`permutation|orthogonal`: how the linear layers of glow and nsf-coupling\nstart")
 		fs.Float64Var(&f.logScale, "log-scale-bound", 3, "the bound on the log-scales of maf, realnvp and glow")
 		f.image.add(fs)

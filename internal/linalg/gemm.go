@@ -232,9 +232,11 @@ type job struct {
 	fnTasks int
 
 	// f32 makes this a float32 product (gemm32.go): every panel is packed,
-	// converted to float32, op(b)'s into pb32 by the packing units.
-	f32  bool
-	pb32 []float32
+	// converted to float32, op(b)'s into pb32 by the packing units. Its
+	// operands are a or a32 and b or b32 (GemmF32Of), the others nil.
+	f32      bool
+	pb32     []float32
+	a32, b32 []float32
 }
 
 // workBuf is one goroutine's scratch: the packed A block (float64 or

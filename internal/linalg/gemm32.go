@@ -56,6 +56,42 @@ func GemmSerialF32(ta, tb bool, m, n, k int, alpha float64, a []float64, b []flo
 	gemm32(nil, ta, tb, m, n, k, alpha, a, b, beta, c, 1)
 }
 
+// Float is an element type of GemmF32Of's operands.
+type Float interface{ float32 | float64 }
+
+// GemmF32Of is GemmF32 with operands of either element type: a float32
+// operand is packed as it is (a copy, half the bytes of a float64 one to
+// read), a float64 one rounded to float32 as GemmF32 does. Since GemmF32
+// rounds every element to float32 first, GemmF32Of on float32(a) and
+// float32(b) gives exactly GemmF32's bits on a and b.
+func GemmF32Of[A, B Float](ta, tb bool, m, n, k int, alpha float64, a []A, b []B, beta float64, c []float64) {
+	gemm32(nil, ta, tb, m, n, k, alpha, a, b, beta, c, Workers())
+}
+
+// GemmSerialF32Of is GemmF32Of on the calling goroutine alone, with the
+// same bits.
+func GemmSerialF32Of[A, B Float](ta, tb bool, m, n, k int, alpha float64, a []A, b []B, beta float64, c []float64) {
+	gemm32(nil, ta, tb, m, n, k, alpha, a, b, beta, c, 1)
+}
+
+// operands32 sets j's operands to a and b: j.a, j.b for float64 ones,
+// j.a32, j.b32 for float32 ones (the others nil).
+func operands32[A, B Float](j *job, a []A, b []B) {
+	j.a, j.b, j.a32, j.b32 = nil, nil, nil, nil
+	switch a := any(a).(type) {
+	case []float64:
+		j.a = a
+	case []float32:
+		j.a32 = a
+	}
+	switch b := any(b).(type) {
+	case []float64:
+		j.b = b
+	case []float32:
+		j.b32 = b
+	}
+}
+
 // smallMACs32 is the most multiply-adds GemmF32 computes element by element
 // (small32) rather than tiled: the portable fused multiply-add costs a few
 // nanoseconds, so only the tiniest products skip the assembly kernels.
@@ -63,7 +99,7 @@ const smallMACs32 = 1 << 9
 
 // gemm32 is GemmF32 with kn's float32 micro-kernel (nil: the one
 // pickKernel chooses) on at most workers goroutines.
-func gemm32(kn *kernelInfo, ta, tb bool, m, n, k int, alpha float64, a, b []float64, beta float64, c []float64, workers int) {
+func gemm32[A, B Float](kn *kernelInfo, ta, tb bool, m, n, k int, alpha float64, a []A, b []B, beta float64, c []float64, workers int) {
 	if !prepare(m, n, k, alpha, a, b, beta, c) {
 		return
 	}
@@ -77,7 +113,8 @@ func gemm32(kn *kernelInfo, ta, tb bool, m, n, k int, alpha float64, a, b []floa
 	}
 	j := jobPool.Get().(*job)
 	j.kn, j.ta, j.tb, j.m, j.n, j.k = kn, ta, tb, m, n, k
-	j.alpha, j.beta, j.a, j.b, j.c = alpha, beta, a[:m*k], b[:k*n], c
+	j.alpha, j.beta, j.c = alpha, beta, c
+	operands32(j, a[:m*k], b[:k*n])
 	j.f32 = true
 	j.p = makePlan(kn.mr32, kn.nr32, true, m, n, k)
 	j.reset()
@@ -87,7 +124,7 @@ func gemm32(kn *kernelInfo, ta, tb bool, m, n, k int, alpha float64, a, b []floa
 	}
 	j.pb32 = (*bp)[:j.p.np*kn.nr32*k]
 	j.runWith(workers)
-	j.a, j.b, j.c, j.pb32, j.f32 = nil, nil, nil, nil, false
+	j.a, j.b, j.a32, j.b32, j.c, j.pb32, j.f32 = nil, nil, nil, nil, nil, nil, false
 	jobPool.Put(j)
 	b32Pool.Put(bp)
 }
@@ -101,9 +138,14 @@ func (j *job) packUnit32(t int) {
 	for q := q0; q < q1; q++ {
 		c0 := q * nr
 		dst := j.pb32[q*nr*j.k : (q+1)*nr*j.k]
-		if j.tb { // b is n×k: column c of op(b) is row c of b
+		switch {
+		case j.tb && j.b32 != nil: // b is n×k: column c of op(b) is row c of b
+			packStrided32(dst, nr, j.b32, j.k, c0, min(nr, j.n-c0), 0, j.k)
+		case j.tb:
 			packStrided32(dst, nr, j.b, j.k, c0, min(nr, j.n-c0), 0, j.k)
-		} else {
+		case j.b32 != nil:
+			packContig32(dst, nr, j.b32, j.n, c0, min(nr, j.n-c0), 0, j.k)
+		default:
 			packContig32(dst, nr, j.b, j.n, c0, min(nr, j.n-c0), 0, j.k)
 		}
 	}
@@ -129,9 +171,14 @@ func (j *job) task32(t int, w *workBuf) {
 		for r := range mpan {
 			rows := min(mr, mcur-r*mr)
 			dst := w.pa32[r*mr*kcur : (r+1)*mr*kcur]
-			if j.ta {
+			switch {
+			case j.ta && j.a32 != nil:
+				packContig32(dst, mr, j.a32, j.m, i0+r*mr, rows, p0, kcur)
+			case j.ta:
 				packContig32(dst, mr, j.a, j.m, i0+r*mr, rows, p0, kcur)
-			} else {
+			case j.a32 != nil:
+				packStrided32(dst, mr, j.a32, j.k, i0+r*mr, rows, p0, kcur)
+			default:
 				packStrided32(dst, mr, j.a, j.k, i0+r*mr, rows, p0, kcur)
 			}
 		}
@@ -173,12 +220,12 @@ func (j *job) task32(t int, w *workBuf) {
 
 // packContig32 is packContig converting to float32: dst[p·w+i] =
 // src[(p0+p)·ld + r0+i] for i < rows, zero for rows ≤ i < w.
-func packContig32(dst []float32, w int, src []float64, ld, r0, rows, p0, np int) {
+func packContig32[S Float](dst []float32, w int, src []S, ld, r0, rows, p0, np int) {
 	dst = dst[:np*w]
 	src = src[p0*ld+r0:]
-	if hasConvert && np > 0 {
-		_ = src[(np-1)*ld+rows-1] // the assembly reads no further
-		convertPanel(dst, w, src, ld, rows, np)
+	if s64, ok := any(src).([]float64); ok && hasConvert && np > 0 {
+		_ = s64[(np-1)*ld+rows-1] // the assembly reads no further
+		convertPanel(dst, w, s64, ld, rows, np)
 		if rows < w {
 			for p := range np {
 				clear(dst[p*w+rows : p*w+w])
@@ -186,18 +233,59 @@ func packContig32(dst []float32, w int, src []float64, ld, r0, rows, p0, np int)
 		}
 		return
 	}
+	s32, is32 := any(src).([]float32)
+	if is32 && rows == w && copyPanel32(dst, w, s32, ld, np) {
+		return
+	}
 	for p := range np {
 		d := dst[p*w : p*w+w]
-		for i, v := range src[p*ld : p*ld+rows] {
-			d[i] = float32(v)
+		if is32 { // a copy: memmove's wide loads, not a loop of conversions
+			copy(d[:rows], s32[p*ld:p*ld+rows])
+		} else {
+			for i, v := range src[p*ld : p*ld+rows] {
+				d[i] = float32(v)
+			}
 		}
 		clear(d[rows:])
 	}
 }
 
+// copyPanel32 sets dst[p·w+i] = src[p·ld+i] for i < w, p < np, for the
+// kernels' panel widths (else it reports false): one fixed-size array
+// assignment a step, a few vector moves, where copy's call to memmove
+// cost more than the move itself.
+func copyPanel32(dst []float32, w int, src []float32, ld, np int) bool {
+	dst = dst[:np*w]
+	switch w {
+	case 32:
+		for p := range np {
+			*(*[32]float32)(dst[p*32:]) = *(*[32]float32)(src[p*ld:])
+		}
+	case 16:
+		for p := range np {
+			*(*[16]float32)(dst[p*16:]) = *(*[16]float32)(src[p*ld:])
+		}
+	case 12:
+		for p := range np {
+			*(*[12]float32)(dst[p*12:]) = *(*[12]float32)(src[p*ld:])
+		}
+	case 6:
+		for p := range np {
+			*(*[6]float32)(dst[p*6:]) = *(*[6]float32)(src[p*ld:])
+		}
+	case 4:
+		for p := range np {
+			*(*[4]float32)(dst[p*4:]) = *(*[4]float32)(src[p*ld:])
+		}
+	default:
+		return false
+	}
+	return true
+}
+
 // packStrided32 is packStrided converting to float32: dst[p·w+i] =
 // src[(r0+i)·ld + p0+p] for i < rows, zero for rows ≤ i < w.
-func packStrided32(dst []float32, w int, src []float64, ld, r0, rows, p0, np int) {
+func packStrided32[S Float](dst []float32, w int, src []S, ld, r0, rows, p0, np int) {
 	dst = dst[:np*w]
 	i := 0
 	for ; i+4 <= rows; i += 4 {
@@ -225,7 +313,7 @@ func packStrided32(dst []float32, w int, src []float64, ld, r0, rows, p0, np int
 }
 
 // small32 is small in float32: the kernels' arithmetic element by element.
-func small32(ta, tb bool, m, n, k int, alpha float64, a, b []float64, beta float64, c []float64) {
+func small32[A, B Float](ta, tb bool, m, n, k int, alpha float64, a []A, b []B, beta float64, c []float64) {
 	ai, ap := k, 1
 	if ta {
 		ai, ap = 1, m

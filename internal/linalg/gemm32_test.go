@@ -294,3 +294,55 @@ func kernels32() []*kernelInfo {
 	}
 	return ks
 }
+
+// round32 returns x rounded to float32, and the rounded values widened.
+func round32(x []float64) ([]float32, []float64) {
+	s, w := make([]float32, len(x)), make([]float64, len(x))
+	for i, v := range x {
+		s[i] = float32(v)
+		w[i] = float64(s[i])
+	}
+	return s, w
+}
+
+// TestGemmF32Of: float32 operands give GemmF32's bits on the same values
+// held in float64, with either operand or both in float32, every
+// transpose, every float32 kernel this CPU runs, any worker count, and the
+// small path.
+func TestGemmF32Of(t *testing.T) {
+	rng := rand.New(rand.NewPCG(43, 14))
+	for _, s := range []shape{{256, 64, 256}, {200, 150, 300}, {37, 130, 9}, {7, 9, 4}} {
+		a32, a := round32(randSlice(rng, s.m*s.k))
+		b32, b := round32(randSlice(rng, s.k*s.n))
+		c0 := randSlice(rng, s.m*s.n)
+		for _, tr := range transposes {
+			want := append([]float64(nil), c0...)
+			GemmF32(tr.ta, tr.tb, s.m, s.n, s.k, 0.5, a, b, 1.5, want)
+			check := func(name string, got []float64) {
+				t.Helper()
+				for i := range got {
+					if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+						t.Fatalf("%v %s %s: c[%d] = %v, GemmF32 gives %v", s, tr.name, name, i, got[i], want[i])
+					}
+				}
+			}
+			run := func(name string, f func(c []float64)) {
+				t.Helper()
+				c := append([]float64(nil), c0...)
+				f(c)
+				check(name, c)
+			}
+			run("a32", func(c []float64) { GemmF32Of(tr.ta, tr.tb, s.m, s.n, s.k, 0.5, a32, b, 1.5, c) })
+			run("b32", func(c []float64) { GemmF32Of(tr.ta, tr.tb, s.m, s.n, s.k, 0.5, a, b32, 1.5, c) })
+			run("a32 b32 serial", func(c []float64) { GemmSerialF32Of(tr.ta, tr.tb, s.m, s.n, s.k, 0.5, a32, b32, 1.5, c) })
+			run("small32", func(c []float64) { small32(tr.ta, tr.tb, s.m, s.n, s.k, 0.5, a32, b32, 1.5, c) })
+			for _, kn := range kernels32() {
+				for _, w := range []int{1, 3} {
+					run(fmt.Sprintf("kernel %s, %d workers", kn.name, w), func(c []float64) {
+						gemm32(kn, tr.ta, tr.tb, s.m, s.n, s.k, 0.5, a32, b32, 1.5, c, w)
+					})
+				}
+			}
+		}
+	}
+}

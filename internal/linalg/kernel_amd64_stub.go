@@ -75,3 +75,10 @@ func kernel12x32AVX512F32(k int, a []float32, b []float32, c []float64, ldc int,
 //
 //go:noescape
 func convertPanel(dst []float32, w int, src []float64, ld int, rows int, np int)
+
+// fmaPeakAVX512F32 runs n iterations of 24 independent 16-lane float32
+// fused multiply-adds (768 flops an iteration) with AVX-512F and returns
+// lane 0 of their sum, so that the work cannot be skipped.
+//
+//go:noescape
+func fmaPeakAVX512F32(n int) float32

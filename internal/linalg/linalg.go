@@ -157,7 +157,7 @@ func forceKernel(available []*kernelInfo) {
 // slice too short for its matrix, and does the degenerate cases (no output;
 // op(a)·op(b) adding nothing, where, as in BLAS, a and b are not read). It
 // reports whether a product remains to compute.
-func prepare(m, n, k int, alpha float64, a, b []float64, beta float64, c []float64) bool {
+func prepare[A, B Float](m, n, k int, alpha float64, a []A, b []B, beta float64, c []float64) bool {
 	if m < 0 || n < 0 || k < 0 {
 		panic(fmt.Sprintf("linalg: negative dimension in Gemm (m=%d, n=%d, k=%d)", m, n, k))
 	}

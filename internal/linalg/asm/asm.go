@@ -132,6 +132,7 @@ func main() {
 	})
 
 	genConvert()
+	genPeak()
 
 	Generate()
 }
@@ -555,6 +556,43 @@ func genConvert() {
 	DECQ(RCX)
 	JNZ(LabelRef("convert_row"))
 	Label("convert_done")
+	VZEROUPPER()
+	RET()
+}
+
+// genPeak emits fmaPeakAVX512F32, the float32 peak benchmark's loop: n
+// iterations of 24 independent register-to-register VFMADD231PS on 16
+// lanes, nothing read from memory, so it runs at the cores' FMA throughput
+// (the ceiling the products are measured against, see BenchmarkPeakF32).
+func genPeak() {
+	TEXT("fmaPeakAVX512F32", NOSPLIT, "func(n int) float32")
+	Pragma("noescape")
+	Doc(
+		"fmaPeakAVX512F32 runs n iterations of 24 independent 16-lane float32",
+		"fused multiply-adds (768 flops an iteration) with AVX-512F and returns",
+		"lane 0 of their sum, so that the work cannot be skipped.",
+	)
+	Load(Param("n"), RCX)
+	VXORPS(Z0, Z0, Z0)
+	for i := 0; i < 24; i++ {
+		VMOVAPS(Z0, zmm[i])
+	}
+	MOVL(U32(0x3f800001), EAX) // 1 + 2⁻²³: the sums grow slowly, stay finite
+	VPBROADCASTD(EAX, Z30)
+	VMOVAPS(Z30, Z31)
+	TESTQ(RCX, RCX)
+	JZ(LabelRef("peak_done"))
+	Label("peak_loop")
+	for i := 0; i < 24; i++ {
+		VFMADD231PS(Z30, Z31, zmm[i])
+	}
+	DECQ(RCX)
+	JNZ(LabelRef("peak_loop"))
+	Label("peak_done")
+	for i := 1; i < 24; i++ {
+		VADDPS(zmm[i], Z0, Z0)
+	}
+	Store(X0, ReturnIndex(0))
 	VZEROUPPER()
 	RET()
 }
