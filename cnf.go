@@ -151,6 +151,16 @@ type CNFConfig struct {
 	Trace TraceMode
 	// Gradient says how pullbacks compute gradients (default Adjoint).
 	Gradient CNFGradient
+	// RandomBias starts the dynamics net's hidden biases uniform in
+	// ±1/√in (as its weights, and as PyTorch's Linear layers) rather than
+	// at zero. With zero biases f is an odd function of z (f(−z) = −f(z)),
+	// and for data symmetric about the origin (p(x) = p(−x), as most of
+	// the FFJORD toy densities) the loss's gradient with respect to the
+	// biases is then zero up to sampling noise: they stay near zero, every
+	// hidden unit stays centred on the origin, and the flow cannot place
+	// structure away from it (rings and circles stay at the best
+	// Gaussian). The layer still starts as the identity.
+	RandomBias bool
 	// Kinetic and Jacobian are the weights of RNODE's regularisers, the
 	// kinetic energy ∫‖f‖² dt and the Jacobian's squared Frobenius norm
 	// ∫‖∂f/∂z‖²_F dt, that CNFPenalty adds to the training loss (through
@@ -201,7 +211,7 @@ func CNF(cfg CNFConfig) InitFunc {
 		}
 		netKey, noiseKey := key.Split2()
 		l.noiseKey = noiseKey
-		return l.net.init(netKey), l.bijection(), nil
+		return l.net.init(netKey, l.cfg.RandomBias), l.bijection(), nil
 	}
 }
 

@@ -77,16 +77,22 @@ func (nt *odeNet) layer(p []float64, l int) (w, b, gw, gb, bw []float64) {
 
 // init returns initial parameters: W uniform in ±1/√in, the gate weights
 // uniform in ±1, other entries zero, and the last layer's W, b and bw
-// zero (f ≡ 0).
-func (nt *odeNet) init(key Key) Params {
+// zero (f ≡ 0). With randomBias the hidden layers' b are uniform in
+// ±1/√in too, drawn after their layer's W.
+func (nt *odeNet) init(key Key, randomBias bool) Params {
 	p := make(Params, nt.np)
 	rng := key.Rand()
 	for l := 0; l < nt.layers(); l++ {
-		w, _, gw, _, _ := nt.layer(p, l)
+		w, b, gw, _, _ := nt.layer(p, l)
 		if l+1 < nt.layers() {
 			s := 1 / math.Sqrt(float64(nt.widths[l]))
 			for i := range w {
 				w[i] = s * (2*rng.Float64() - 1)
+			}
+			if randomBias {
+				for i := range b {
+					b[i] = s * (2*rng.Float64() - 1)
+				}
 			}
 		}
 		for i := range gw {

@@ -64,7 +64,7 @@ type settings struct {
 	penSteps               int
 	seed                   uint64
 	out                    string
-	pictures               bool
+	pictures, bias         bool
 }
 
 func main() {
@@ -86,6 +86,7 @@ func main() {
 	flag.Uint64Var(&s.seed, "seed", 1, "seed of every random choice")
 	flag.StringVar(&s.out, "out", ".", "folder for the pictures")
 	flag.BoolVar(&s.pictures, "pictures", true, "write the pictures")
+	flag.BoolVar(&s.bias, "bias", false, "start the net's hidden biases at random (CNFConfig.RandomBias)")
 	timing := flag.Int("timing", 0, "run this many steps of the timing loop instead of a fit")
 	atol := flag.Float64("atol", 0, "DOPRI5's absolute tolerance in the timing loop (default -tol)")
 	grad := flag.String("grad", "adjoint", "the gradient in the timing loop: adjoint or backprop")
@@ -174,7 +175,7 @@ func run(s settings) error {
 	k := root.Fold(100).Split(4)
 
 	var cnt counter
-	cfg := flows.CNFConfig{Hidden: s.hidden, Time: s.time, Solver: flows.ODESolver{RTol: s.tol, ATol: s.tol}, Trace: flows.TraceExact, Stats: cnt.hook}
+	cfg := flows.CNFConfig{Hidden: s.hidden, Time: s.time, RandomBias: s.bias, Solver: flows.ODESolver{RTol: s.tol, ATol: s.tol}, Trace: flows.TraceExact, Stats: cnt.hook}
 	p, d, err := flows.Flow(flows.CNF(cfg), flows.Normal())(k[2], 2, 0)
 	if err != nil {
 		return err
@@ -188,8 +189,8 @@ func run(s settings) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%s: %d training rows, %d test rows, %d parameters, hidden %v, T %g, DOPRI5 at %g, RNODE weights %g, %g\n",
-		s.density, s.nTrain, s.nTest, len(p), s.hidden, s.time, s.tol, s.kinetic, s.jacobian)
+	fmt.Printf("%s: %d training rows, %d test rows, %d parameters, hidden %v, random biases %v, T %g, DOPRI5 at %g, RNODE weights %g, %g\n",
+		s.density, s.nTrain, s.nTest, len(p), s.hidden, s.bias, s.time, s.tol, s.kinetic, s.jacobian)
 	var prevB, prevSolves, prevAtBack, prevPen, prevStep int
 	start := time.Now()
 	res, err := optim.Fit(k[3], d, p, train, nil, optim.FitConfig{
