@@ -40,6 +40,12 @@ package flows
 // hashes its own input, so with Hutchinson's estimator the two passes'
 // log-dets are independent estimates, not negatives of each other.
 //
+// Regularisers. CNFPenalty solves the same ODE from t = Time down to 0
+// with the state [z | R], dR/dt = −(Kinetic·‖f‖² + Jacobian·Σ_k ‖ḟ_k‖²)
+// (odenet.go's integrand, with the trace's tangent directions), and its
+// pullback is the layer's, run with the cotangents dz = 0 and dR = 1/n:
+// the adjoint or backpropagation through the steps, as Gradient says.
+//
 // A solve that exceeds its step budget does not panic: its rows come out
 // NaN (a pullback adds NaN to dp), which optim.Fit treats as a blow-up,
 // and the Stats hook receives the error.
