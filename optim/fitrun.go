@@ -53,6 +53,7 @@ type epochStats struct {
 	epoch            int
 	lr, trainNLL     float64
 	penaltySum       float64 // the sum of the epoch's counted steps' penalties
+	trainPenalty     float64 // their mean
 	valNLL, valScore float64
 	improved         bool
 }
@@ -186,7 +187,7 @@ func (r *fitRun) train(e *epochStats) error {
 	counted := len(r.losses)
 	e.trainNLL = lossSum / float64(counted) // NaN when every step failed
 	if r.fc.Penalty != nil {
-		e.penaltySum /= float64(counted) // now the mean
+		e.trainPenalty = e.penaltySum / float64(counted)
 	}
 	// A blow-up moves the typical minibatch, not just a few: the median is
 	// blind to rare rows in the tails whose loss is huge (a sharp model's
@@ -298,7 +299,7 @@ func (r *fitRun) progress(e *epochStats) {
 		Steps:        r.total,
 		LR:           e.lr,
 		TrainNLL:     e.trainNLL,
-		TrainPenalty: e.penaltySum,
+		TrainPenalty: e.trainPenalty,
 		ValNLL:       e.valNLL,
 		ValScore:     e.valScore,
 		Elapsed:      time.Since(r.start),

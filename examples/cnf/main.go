@@ -42,6 +42,7 @@ import (
 	"time"
 
 	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -64,7 +65,7 @@ type settings struct {
 	penSteps               int
 	seed                   uint64
 	out                    string
-	pictures, bias         bool
+	pictures, bias, std    bool
 }
 
 func main() {
@@ -87,6 +88,7 @@ func main() {
 	flag.StringVar(&s.out, "out", ".", "folder for the pictures")
 	flag.BoolVar(&s.pictures, "pictures", true, "write the pictures")
 	flag.BoolVar(&s.bias, "bias", false, "start the net's hidden biases at random (CNFConfig.RandomBias)")
+	flag.BoolVar(&s.std, "std", false, "standardise the columns (by the training rows' mean and deviation) before the CNF")
 	timing := flag.Int("timing", 0, "run this many steps of the timing loop instead of a fit")
 	atol := flag.Float64("atol", 0, "DOPRI5's absolute tolerance in the timing loop (default -tol)")
 	grad := flag.String("grad", "adjoint", "the gradient in the timing loop: adjoint or backprop")
@@ -137,9 +139,10 @@ func (c *counter) hook(s flows.CNFStats) {
 }
 
 // penalty returns FitConfig.Penalty for RNODE's regulariser of the flow's
-// CNF layer (whose parameters come first in Flow's layout), or nil when
-// both weights are zero.
-func penalty(s settings, cfg flows.CNFConfig, key flows.Key, nb int) (optim.Penalty, error) {
+// CNF layer (whose parameters come first in Flow's layout, after
+// Standardize's none), whose input is std(x), or nil when both weights are
+// zero.
+func penalty(s settings, cfg flows.CNFConfig, key flows.Key, nb int, std flows.Bijection) (optim.Penalty, error) {
 	if s.kinetic == 0 && s.jacobian == 0 {
 		return nil, nil
 	}
@@ -152,7 +155,8 @@ func penalty(s settings, cfg flows.CNFConfig, key flows.Key, nb int) (optim.Pena
 		return nil, err
 	}
 	return func(p flows.Params, x, c *mat.Dense, grad flows.Params) float64 {
-		return pen(p[:nb], x, c, grad[:nb])
+		u, _ := std.Direct(nil, x, nil)
+		return pen(p[:nb], u, c, grad[:nb])
 	}, nil
 }
 
@@ -174,9 +178,26 @@ func run(s settings) error {
 	train, test := dens.Sample(dk[0], s.nTrain), dens.Sample(dk[1], s.nTest)
 	k := root.Fold(100).Split(4)
 
+	mean, scale := []float64{0, 0}, []float64{1, 1}
+	if s.std {
+		for j := 0; j < 2; j++ {
+			col := mat.Col(nil, j, train)
+			mean[j], scale[j] = stat.MeanStdDev(col, nil)
+		}
+	}
+	_, std, err := flows.Standardize(mean, scale)(k[2], 2, 0)
+	if err != nil {
+		return err
+	}
+	flow := func(c flows.CNFConfig) flows.DistInitFunc {
+		if !s.std {
+			return flows.Flow(flows.CNF(c), flows.Normal())
+		}
+		return flows.Flow(flows.Serial(flows.Standardize(mean, scale), flows.CNF(c)), flows.Normal())
+	}
 	var cnt counter
 	cfg := flows.CNFConfig{Hidden: s.hidden, Time: s.time, RandomBias: s.bias, Solver: flows.ODESolver{RTol: s.tol, ATol: s.tol}, Trace: flows.TraceExact, Stats: cnt.hook}
-	p, d, err := flows.Flow(flows.CNF(cfg), flows.Normal())(k[2], 2, 0)
+	p, d, err := flow(cfg)(k[2], 2, 0)
 	if err != nil {
 		return err
 	}
@@ -185,7 +206,10 @@ func run(s settings) error {
 		return err
 	}
 	kb, _ := k[2].Split2() // Flow's key of its bijection
-	pen, err := penalty(s, cfg, kb, len(pc))
+	if s.std {
+		kb = kb.Split(2)[1] // Serial's key of its layer 1
+	}
+	pen, err := penalty(s, cfg, kb, len(pc), std)
 	if err != nil {
 		return err
 	}
@@ -217,7 +241,7 @@ func run(s settings) error {
 	secs := time.Since(start).Seconds()
 	ecfg := cfg
 	ecfg.Solver = flows.ODESolver{RTol: s.evalTol, ATol: s.evalTol}
-	_, ed, err := flows.Flow(flows.CNF(ecfg), flows.Normal())(k[2], 2, 0)
+	_, ed, err := flow(ecfg)(k[2], 2, 0)
 	if err != nil {
 		return err
 	}
@@ -233,13 +257,13 @@ func run(s settings) error {
 		return nil
 	}
 	ecfg.Stats = nil
-	return pictures(dens, ed, p, ecfg, root.Fold(9), s.out)
+	return pictures(dens, ed, p, ecfg, std, root.Fold(9), s.out)
 }
 
 // pictures draws the fitted density and trajectories of samples from the
 // prior (t = 0) to the data side (t = 1): the flow's Inverse with the
 // integration time set to t gives the state at t.
-func pictures(dens toy.Density, d flows.Distribution, p flows.Params, cfg flows.CNFConfig, key flows.Key, out string) error {
+func pictures(dens toy.Density, d flows.Distribution, p flows.Params, cfg flows.CNFConfig, std flows.Bijection, key flows.Key, out string) error {
 	e := dens.Extent
 	box := figs.Box{XMin: -e, XMax: e, YMin: -e, YMax: e}
 	path := filepath.Join(out, dens.Name+"_cnf.png")
@@ -273,6 +297,7 @@ func pictures(dens toy.Density, d flows.Distribution, p flows.Params, cfg flows.
 			}
 			x, _ = bj.Inverse(flowParams, z0, nil)
 		}
+		x, _ = std.Inverse(nil, x, nil)
 		for i := 0; i < n; i++ {
 			paths[i] = append(paths[i], plotter.XY{X: x.At(i, 0), Y: x.At(i, 1)})
 		}
