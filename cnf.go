@@ -159,13 +159,12 @@ type CNFConfig struct {
 	Gradient CNFGradient
 	// RandomBias starts the dynamics net's hidden biases uniform in
 	// ±1/√in (as its weights, and as PyTorch's Linear layers) rather than
-	// at zero. With zero biases f is an odd function of z (f(−z) = −f(z)),
-	// and for data symmetric about the origin (p(x) = p(−x), as most of
-	// the FFJORD toy densities) the loss's gradient with respect to the
-	// biases is then zero up to sampling noise: they stay near zero, every
-	// hidden unit stays centred on the origin, and the flow cannot place
-	// structure away from it (rings and circles stay at the best
-	// Gaussian). The layer still starts as the identity.
+	// at zero; the layer still starts as the identity. With the biases b
+	// and bw at zero, f is an odd function of z (f(−z) = −f(z)), and for
+	// data symmetric about the origin (p(x) = p(−x), as several FFJORD toy
+	// densities are) the gradient of the log-likelihood with respect to
+	// them is zero but for sampling noise: they stay near zero, and every
+	// hidden unit stays centred on the origin.
 	RandomBias bool
 	// Kinetic and Jacobian are the weights of RNODE's regularisers, the
 	// kinetic energy ∫‖f‖² dt and the Jacobian's squared Frobenius norm
