@@ -40,6 +40,12 @@ package flows
 // hashes its own input, so with Hutchinson's estimator the two passes'
 // log-dets are independent estimates, not negatives of each other.
 //
+// Regularisers. CNFPenalty solves the same ODE from t = Time down to 0
+// with the state [z | R], dR/dt = −(Kinetic·‖f‖² + Jacobian·Σ_k ‖ḟ_k‖²)
+// (odenet.go's integrand, with the trace's tangent directions), and its
+// pullback is the layer's, run with the cotangents dz = 0 and dR = 1/n:
+// the adjoint or backpropagation through the steps, as Gradient says.
+//
 // A solve that exceeds its step budget does not panic: its rows come out
 // NaN (a pullback adds NaN to dp), which optim.Fit treats as a blow-up,
 // and the Stats hook receives the error.
@@ -129,6 +135,9 @@ type CNFStats struct {
 	VJP bool
 	// Err is the solver's error (wrapping ErrODE), or nil.
 	Err error
+	// Penalty reports a solve of the regulariser (CNFPenalty) rather
+	// than of the layer.
+	Penalty bool
 }
 
 // CNFConfig configures a CNF layer. The zero value is usable.
@@ -148,6 +157,22 @@ type CNFConfig struct {
 	Trace TraceMode
 	// Gradient says how pullbacks compute gradients (default Adjoint).
 	Gradient CNFGradient
+	// RandomBias starts the dynamics net's hidden biases uniform in
+	// ±1/√in (as its weights, and as PyTorch's Linear layers) rather than
+	// at zero; the layer still starts as the identity. With the biases b
+	// and bw at zero, f is an odd function of z (f(−z) = −f(z)), and for
+	// data symmetric about the origin (p(x) = p(−x), as several FFJORD toy
+	// densities are) the gradient of the log-likelihood with respect to
+	// them is zero but for sampling noise: they stay near zero, and every
+	// hidden unit stays centred on the origin.
+	RandomBias bool
+	// Kinetic and Jacobian are the weights of RNODE's regularisers, the
+	// kinetic energy ∫‖f‖² dt and the Jacobian's squared Frobenius norm
+	// ∫‖∂f/∂z‖²_F dt, that CNFPenalty adds to the training loss (through
+	// optim.FitConfig.Penalty). The layer itself does not read them: its
+	// map and log-determinant are the same at any weights. They must not
+	// be negative; zero (the default) leaves a term out.
+	Kinetic, Jacobian float64
 	// FixedNoise makes Hutchinson's ε depend only on the key and the row's
 	// index (see the file comment); for checks, not for training.
 	FixedNoise bool
@@ -191,7 +216,7 @@ func CNF(cfg CNFConfig) InitFunc {
 		}
 		netKey, noiseKey := key.Split2()
 		l.noiseKey = noiseKey
-		return l.net.init(netKey), l.bijection(), nil
+		return l.net.init(netKey, l.cfg.RandomBias), l.bijection(), nil
 	}
 }
 
@@ -228,6 +253,9 @@ func newCNF(cfg CNFConfig, dim, contextDim int) (*cnfLayer, error) {
 	if cfg.Gradient != Adjoint && cfg.Gradient != BackpropSteps {
 		return nil, fmt.Errorf("flows: CNF: unknown gradient mode %d", int(cfg.Gradient))
 	}
+	if !(cfg.Kinetic >= 0 && cfg.Jacobian >= 0) || math.IsInf(cfg.Kinetic, 0) || math.IsInf(cfg.Jacobian, 0) {
+		return nil, fmt.Errorf("flows: CNF: regulariser weights Kinetic %v and Jacobian %v must be finite and not negative", cfg.Kinetic, cfg.Jacobian)
+	}
 	l := &cnfLayer{cfg: cfg, net: newODENet(dim, contextDim, cfg.Hidden, cfg.Activation), dim: dim, cdim: contextDim}
 	l.exact = cfg.Trace == TraceExact || (cfg.Trace == TraceAuto && dim <= cnfAutoExact)
 	l.k = 1
@@ -257,25 +285,38 @@ func (l *cnfLayer) bijection() Bijection {
 	}
 }
 
-// cnfSolve is one pass's inputs, in flat rows.
+// cnfSolve is one pass's inputs, in flat rows, and the per-row scalar it
+// integrates beside z with its K tangent directions per row (eps).
 type cnfSolve struct {
 	p      Params
 	c, eps []float64
-	n      int
+	n, k   int
+	in     odeIntegrand
 }
 
 // pass solves from ta to tb; with vjp it returns the pullback too.
 func (l *cnfLayer) pass(who string, p Params, in, c *mat.Dense, ta, tb float64, vjp bool) (*mat.Dense, []float64, Pullback) {
+	return l.passWith(who, traceIntegrand, p, in, c, ta, tb, vjp)
+}
+
+// passWith is pass with the per-row scalar state integrating integ
+// (the log-determinant's T, or the regulariser).
+func (l *cnfLayer) passWith(who string, integ odeIntegrand, p Params, in, c *mat.Dense, ta, tb float64, vjp bool) (*mat.Dense, []float64, Pullback) {
 	checkWidth(who, in, l.dim)
 	checkParams(who, p, l.net.np)
 	n, _ := in.Dims()
 	checkContext(who, c, n, l.cdim)
 	zin, _, _ := rawRows(in)
-	s := &cnfSolve{p: p, n: n}
+	s := &cnfSolve{p: p, n: n, k: l.k, in: integ}
+	if integ.trace == 0 && integ.frob == 0 {
+		s.k = 0 // the kinetic energy alone needs no tangents
+	}
 	if l.cdim > 0 {
 		s.c, _, _ = rawRows(c)
 	}
-	s.eps = l.noise(p, zin, s.c, n)
+	if s.k > 0 {
+		s.eps = l.noise(p, zin, s.c, n)
+	}
 	nd := n * l.dim
 	y0 := make([]float64, nd+n)
 	copy(y0, zin)
@@ -289,7 +330,7 @@ func (l *cnfLayer) pass(who string, p Params, in, c *mat.Dense, ta, tb float64, 
 		record = func(st odeStep) { steps = append(steps, st) }
 	}
 	y, st, err := l.cfg.Solver.solve(l.dynamics(s), ta, tb, y0, record)
-	l.report(CNFStats{Pass: pass, ODEStats: st, Rows: n, Err: err, VJP: vjp})
+	l.report(CNFStats{Pass: pass, ODEStats: st, Rows: n, Err: err, VJP: vjp, Penalty: s.in != traceIntegrand})
 	if err != nil {
 		fillNaN(y)
 	}
@@ -325,7 +366,8 @@ func fillNaN(v []float64) {
 // dynamics returns the derivative of the state [z | L].
 func (l *cnfLayer) dynamics(s *cnfSolve) ODEFunc {
 	nd := s.n * l.dim
-	ws := l.net.newWork(s.n, l.k)
+	ws := l.net.newWork(s.n, s.k)
+	ws.in = s.in
 	return func(t float64, y, dy []float64) {
 		f := l.net.forward(s.p, t, y[:nd], s.c, s.eps, ws, dy[nd:])
 		copy(dy[:nd], f)
@@ -398,7 +440,8 @@ func (l *cnfLayer) backprop(s *cnfSolve, steps []odeStep, dz, dL []float64, dp P
 	if l.cdim > 0 && dc != nil {
 		cb = make([]float64, n*l.cdim)
 	}
-	wsF := l.net.newWork(n, l.k)
+	wsF := l.net.newWork(n, s.k)
+	wsF.in = s.in
 	f := l.dynamics(s)
 	tr := make([]float64, n)
 	vjp := func(t float64, y, v, out []float64) {
@@ -417,7 +460,7 @@ func (l *cnfLayer) backprop(s *cnfSolve, steps []odeStep, dz, dL []float64, dp P
 		st.NFE += rkStepVJP(tab, f, vjp, steps[i].t, steps[i].h, steps[i].y, ybar, w, kbar, ytmp)
 		st.Steps++
 	}
-	l.report(CNFStats{Pass: CNFBackward, ODEStats: st, Rows: n, Err: nil})
+	l.report(CNFStats{Pass: CNFBackward, ODEStats: st, Rows: n, Err: nil, Penalty: s.in != traceIntegrand})
 	return l.finishPullback(ybar[:nd], dpAcc, cb, dp, dc)
 }
 
@@ -450,12 +493,13 @@ func (l *cnfLayer) adjoint(s *cnfSolve, zOut, dz, dL []float64, ta, tb float64, 
 	y0 := make([]float64, 2*nd+np+nc)
 	copy(y0, zOut)
 	copy(y0[nd:], dz)
-	k := l.k
+	k := s.k
 	w := dL
 	if allZero(dL) {
 		k, w = 0, nil // the trace term has no cotangent: skip its tangents
 	}
 	ws := l.net.newWork(n, k)
+	ws.in = s.in
 	var eps []float64
 	if k > 0 {
 		eps = s.eps
@@ -477,7 +521,7 @@ func (l *cnfLayer) adjoint(s *cnfSolve, zOut, dz, dL []float64, ta, tb float64, 
 		}
 	}
 	y, st, err := l.cfg.Solver.solve(g, tb, ta, y0, nil)
-	l.report(CNFStats{Pass: CNFBackward, ODEStats: st, Rows: n, Err: err})
+	l.report(CNFStats{Pass: CNFBackward, ODEStats: st, Rows: n, Err: err, Penalty: s.in != traceIntegrand})
 	if err != nil {
 		fillNaN(y)
 	}
@@ -495,4 +539,60 @@ func allZero(v []float64) bool {
 		}
 	}
 	return true
+}
+
+// CNFPenalty returns RNODE's regulariser (Finlay, Jacobsen, Nurbekyan and
+// Oberman, "How to train your neural ODE", 2020) of the CNF layer that
+// CNF(cfg) makes at widths dim and contextDim: given the layer's
+// parameters p, its input rows x (data side; for a Flow whose bijection
+// is the CNF, the data) and contexts c, it returns the mean over the rows
+// of
+//
+//	R = Kinetic·∫₀ᵀ ‖f(z(t), t, c)‖² dt + Jacobian·∫₀ᵀ ‖∂f/∂z‖²_F dt
+//
+// along each row's trajectory (T = cfg.Time), and adds ∂R/∂p into dp.
+// Small values mean straight, slowly varying trajectories, which the
+// adaptive solver crosses in fewer steps. R is an extra ODE state beside
+// z, solved from t = T down to 0 with cfg.Solver, and its gradient comes
+// from cfg.Gradient's method, as the layer's do (the adjoint's with dz =
+// 0 and the state's cotangent 1/n; or backpropagation through the
+// steps). The Frobenius norm is exact (Σ_k ‖(∂f/∂z)e_k‖² over the unit
+// vectors) where the layer's trace is (TraceExact, or TraceAuto up to 8
+// columns), and Hutchinson's estimate ‖(∂f/∂z)ε‖² with the layer's ε
+// otherwise (drawn as the layer made with key draws it; FixedNoise
+// applies); the kinetic energy alone needs no tangents.
+//
+// It is a second solve of its own, whose cost Stats reports with Penalty
+// set. cfg may differ from the layer's in Solver (a few RK4 steps estimate
+// R for a fraction of the layer's evaluations), Gradient, Stats and the
+// weights; it must match the layer in Hidden, Activation, Time, Trace and
+// FixedNoise. The returned function is safe for concurrent use; a solve
+// over its budget gives NaN, and NaN in dp. CNFPenalty returns an error
+// for a configuration CNF refuses and when both weights are zero.
+func CNFPenalty(key Key, cfg CNFConfig, dim, contextDim int) (func(p Params, x, c *mat.Dense, dp Params) float64, error) {
+	l, err := newCNF(cfg, dim, contextDim)
+	if err != nil {
+		return nil, err
+	}
+	if l.cfg.Kinetic == 0 && l.cfg.Jacobian == 0 {
+		return nil, fmt.Errorf("flows: CNFPenalty: both weights are zero")
+	}
+	_, l.noiseKey = key.Split2()
+	// The state accumulates ∫_T^0 s dt = −∫_0^T s dt: s is −(the integrand).
+	integ := odeIntegrand{kinetic: -l.cfg.Kinetic, frob: -l.cfg.Jacobian}
+	T := l.cfg.Time
+	return func(p Params, x, c *mat.Dense, dp Params) float64 {
+		_, r, back := l.passWith("CNFPenalty", integ, p, x, c, T, 0, true)
+		n := len(r)
+		var sum float64
+		for _, v := range r {
+			sum += v
+		}
+		w := make([]float64, n)
+		for i := range w {
+			w[i] = 1 / float64(n)
+		}
+		back(mat.NewDense(n, l.dim, nil), w, dp, nil)
+		return sum / float64(n)
+	}, nil
 }

@@ -171,7 +171,11 @@
 // the closures stay pure functions), and pullbacks by the adjoint method or
 // through the solver's steps. An optional Stats hook counts the function
 // evaluations; a solve past its step budget gives NaN rows, which
-// optim.Fit treats as a blow-up.
+// optim.Fit treats as a blow-up. CNFPenalty gives RNODE's regularisers
+// (the kinetic energy ∫‖f‖² dt and the Jacobian norm ∫‖∂f/∂z‖²_F dt, an
+// extra ODE state of a solve of its own) as a function to add to the
+// training loss through optim.FitConfig.Penalty: trajectories kept
+// straight take the adaptive solver fewer steps.
 //
 // # Beyond one machine
 //

@@ -22,6 +22,16 @@ package flows
 // the forward and tangent computations together, so one backward pass
 // gives Aᵀ·∂f/∂(z, c, θ) + w·∂T/∂(z, c, θ). The tangent ḣ_0 = [ε | 0]
 // is a constant: it has no cotangent.
+//
+// More generally the per-row scalar is an integrand (odeIntegrand)
+//
+//	s = α·Σ_k ε_kᵀ·ḟ_k + β_K·‖f‖² + β_J·Σ_k ‖ḟ_k‖²,
+//
+// T alone by default (α = 1); RNODE's regularisers (Finlay et al., 2020)
+// are the kinetic energy ‖f‖² and the Jacobian's squared Frobenius norm
+// Σ_k ‖ḟ_k‖², exact with the unit directions and Hutchinson's estimate
+// with one Rademacher ε (E‖(∂f/∂z)ε‖² = ‖∂f/∂z‖²_F). Its reverse pass adds
+// 2·w·β_K·f to f's cotangent and 2·w·β_J·ḟ_k to ḟ_k's.
 
 import (
 	"fmt"
@@ -67,16 +77,22 @@ func (nt *odeNet) layer(p []float64, l int) (w, b, gw, gb, bw []float64) {
 
 // init returns initial parameters: W uniform in ±1/√in, the gate weights
 // uniform in ±1, other entries zero, and the last layer's W, b and bw
-// zero (f ≡ 0).
-func (nt *odeNet) init(key Key) Params {
+// zero (f ≡ 0). With randomBias the hidden layers' b are uniform in
+// ±1/√in too, drawn after their layer's W.
+func (nt *odeNet) init(key Key, randomBias bool) Params {
 	p := make(Params, nt.np)
 	rng := key.Rand()
 	for l := 0; l < nt.layers(); l++ {
-		w, _, gw, _, _ := nt.layer(p, l)
+		w, b, gw, _, _ := nt.layer(p, l)
 		if l+1 < nt.layers() {
 			s := 1 / math.Sqrt(float64(nt.widths[l]))
 			for i := range w {
 				w[i] = s * (2*rng.Float64() - 1)
+			}
+			if randomBias {
+				for i := range b {
+					b[i] = s * (2*rng.Float64() - 1)
+				}
 			}
 		}
 		for i := range gw {
@@ -107,13 +123,14 @@ type odeNetWork struct {
 	g          [][]float64 // gates σ(t·gw + gb)
 	d1, d2     [][]float64 // φ′ and φ″ at a_l, for the hidden layers
 	t          float64
+	in         odeIntegrand // the per-row scalar (traceIntegrand unless set)
 	// reverse pass
 	ab, hb, adb, hdb, pb, pdb, gbar []float64
 }
 
 func (nt *odeNet) newWork(n, k int) *odeNetWork {
 	L := nt.layers()
-	ws := &odeNetWork{n: n, k: k}
+	ws := &odeNetWork{n: n, k: k, in: traceIntegrand}
 	maxw := 0
 	for l := 0; l <= L; l++ {
 		maxw = max(maxw, nt.widths[l])
@@ -139,7 +156,8 @@ func (nt *odeNet) newWork(n, k int) *odeNetWork {
 // forward evaluates the net at time t on the rows of z (n×dim, flat) and
 // c (n×cdim, flat; nil when cdim is 0), with the K = ws.k tangent
 // directions eps (K blocks of n×dim, flat) when K > 0. It returns f (n×dim,
-// a view into ws) and writes T into tr (length n) when K > 0.
+// a view into ws) and writes each row's integrand ws.in (T by default)
+// into tr (length n) when K > 0 or the integrand has a kinetic term.
 func (nt *odeNet) forward(p []float64, t float64, z, c, eps []float64, ws *odeNetWork, tr []float64) []float64 {
 	n, k, d, in0 := ws.n, ws.k, nt.dim, nt.widths[0]
 	ws.t = t
@@ -187,20 +205,49 @@ func (nt *odeNet) forward(p []float64, t float64, z, c, eps []float64, ws *odeNe
 		}
 	}
 	f := ws.a[L-1]
-	if k > 0 {
-		fd := ws.ad[L-1]
-		for i := 0; i < n; i++ {
-			var s float64
-			for kk := 0; kk < k; kk++ {
-				r := kk*n + i
-				for j := 0; j < d; j++ {
-					s += eps[r*d+j] * fd[r*d+j]
-				}
-			}
-			tr[i] = s
-		}
+	if k > 0 || ws.in.kinetic != 0 {
+		nt.integrand(ws, eps, tr)
 	}
 	return f
+}
+
+// odeIntegrand is the per-row scalar of the forward pass (see the file
+// comment): s = trace·Σ_k ε_kᵀ·ḟ_k + kinetic·‖f‖² + frob·Σ_k ‖ḟ_k‖².
+type odeIntegrand struct{ trace, kinetic, frob float64 }
+
+// traceIntegrand is T, the log-determinant's integrand.
+var traceIntegrand = odeIntegrand{trace: 1}
+
+// integrand writes each row's scalar ws.in into s, from the last forward
+// pass's f and tangents.
+func (nt *odeNet) integrand(ws *odeNetWork, eps, s []float64) {
+	n, k, d, L := ws.n, ws.k, nt.dim, nt.layers()
+	f, fd, in := ws.a[L-1], ws.ad[L-1], ws.in
+	for i := 0; i < n; i++ {
+		var tr, fr float64
+		for kk := 0; kk < k; kk++ {
+			r := kk*n + i
+			for j := 0; j < d; j++ {
+				v := fd[r*d+j]
+				tr += eps[r*d+j] * v
+				if in.frob != 0 {
+					fr += v * v
+				}
+			}
+		}
+		v := in.trace * tr // T itself when trace is 1, bit for bit
+		if in.kinetic != 0 {
+			var ke float64
+			for _, fj := range f[i*d : (i+1)*d] {
+				ke += fj * fj
+			}
+			v += in.kinetic * ke
+		}
+		if in.frob != 0 {
+			v += in.frob * fr
+		}
+		s[i] = v
+	}
 }
 
 // activate computes layer l+1's input and its tangents from layer l's
@@ -221,8 +268,8 @@ func (nt *odeNet) activate(ws *odeNetWork, l, n, k, out int) {
 }
 
 // backward runs the reverse pass of the last forward (whose values ws
-// holds) for the scalar Σ A∘f + Σ_i w_i·T_i (w nil when there are no
-// tangents or their term is not wanted): it adds the parameter gradient
+// holds) for the scalar Σ A∘f + Σ_i w_i·s_i, s_i the rows' integrand
+// ws.in (w nil when there are no tangents or their term is not wanted): it adds the parameter gradient
 // into dp, writes the z cotangent into zb (n×dim) and, when cdim > 0 and
 // cb is not nil, adds the context's into cb (n×cdim).
 func (nt *odeNet) backward(p []float64, A, w, eps []float64, ws *odeNetWork, dp, zb, cb []float64) {
@@ -232,16 +279,7 @@ func (nt *odeNet) backward(p []float64, A, w, eps []float64, ws *odeNetWork, dp,
 		k = 0
 	}
 	copy(ws.ab[:n*d], A)
-	if k > 0 {
-		for kk := 0; kk < k; kk++ {
-			for i := 0; i < n; i++ {
-				r := (kk*n + i) * d
-				for j := 0; j < d; j++ {
-					ws.adb[r+j] = w[i] * eps[r+j]
-				}
-			}
-		}
-	}
+	nt.integrandCotangents(ws, w, eps, k)
 	for l := L - 1; l >= 0; l-- {
 		nt.backLayer(p, ws, l, n, k, t, dp)
 		if l == 0 {
@@ -256,6 +294,41 @@ func (nt *odeNet) backward(p []float64, A, w, eps []float64, ws *odeNetWork, dp,
 			cr := cb[i*nt.cdim : (i+1)*nt.cdim]
 			for j := range cr {
 				cr[j] += ws.hb[i*in0+d+j]
+			}
+		}
+	}
+}
+
+// integrandCotangents adds the cotangents of f and writes those of the
+// tangents ḟ_k (K = k of them) that the per-row scalars' weights w give
+// (see the file comment); nothing when w is nil.
+func (nt *odeNet) integrandCotangents(ws *odeNetWork, w, eps []float64, k int) {
+	if w == nil {
+		return
+	}
+	n, d, in := ws.n, nt.dim, ws.in
+	if in.kinetic != 0 {
+		f := ws.a[nt.layers()-1]
+		for i := 0; i < n; i++ {
+			c := 2 * in.kinetic * w[i]
+			for j := 0; j < d; j++ {
+				ws.ab[i*d+j] += c * f[i*d+j]
+			}
+		}
+	}
+	fd := ws.ad[nt.layers()-1]
+	for kk := 0; kk < k; kk++ {
+		for i := 0; i < n; i++ {
+			r := (kk*n + i) * d
+			wi := w[i] * in.trace // w[i] itself when trace is 1, bit for bit
+			for j := 0; j < d; j++ {
+				ws.adb[r+j] = wi * eps[r+j]
+			}
+			if in.frob != 0 {
+				c := 2 * in.frob * w[i]
+				for j := 0; j < d; j++ {
+					ws.adb[r+j] += c * fd[r+j]
+				}
 			}
 		}
 	}

@@ -21,7 +21,7 @@ type odeNetCase struct {
 
 func newODENetCase(act Activation, dim, cdim, k int) odeNetCase {
 	nt := newODENet(dim, cdim, []int{5, 4}, act)
-	p := nt.init(NewKey(1))
+	p := nt.init(NewKey(1), false)
 	rng := NewKey(2).Rand()
 	for i := range p {
 		p[i] += 0.3 * rng.NormFloat64() // away from f ≡ 0

@@ -95,6 +95,18 @@
 // optimize knows nothing of what it minimises. A conditional
 // model trains the same way, given its contexts: Fit(key, d, p, x, c, cfg).
 //
+// # Penalties
+//
+// A regulariser joins the loss through [FitConfig.Penalty], a [Penalty]:
+// a function of the parameters and the step's batch that returns its value
+// and adds its gradient into the step's gradient, after the NLL's and
+// before clipping. Fit then minimises NLL + penalty; the NLL it reports
+// and early stopping leave the penalty out, and [Progress.TrainPenalty]
+// reports the epoch's mean. A layer offers its own regulariser as such a
+// function: flows.CNFPenalty gives RNODE's kinetic-energy and
+// Jacobian-norm terms of a continuous normalizing flow, which keep its
+// ODE solves short.
+//
 // # Errors
 //
 // Failures wrap one of [ErrNonFinite] (data or contexts holding NaN or Inf;

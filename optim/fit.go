@@ -19,6 +19,7 @@ package optim
 // matrix reused by every step. A step is
 //
 //	loss, err := NLL(d, p, batch, cbatch, grad)
+//	penalty := Penalty(p, batch, cbatch, grad) // when FitConfig.Penalty is set
 //	ClipGlobalNorm(grad, ClipNorm)
 //	adam.StepLR(p, grad, Schedule(step, totalSteps))
 //	flows.UpdateState(d, p, batch, cbatch) // BatchNorm's running statistics, if any
@@ -43,7 +44,7 @@ package optim
 // before it returns. Without validation rows there is no early stopping
 // and p keeps the parameters of the last epoch.
 //
-// Divergence. A step whose loss or gradient is not finite, an epoch whose
+// Divergence. A step whose loss, penalty or gradient is not finite, an epoch whose
 // median minibatch loss jumps (by more than 10 nats per row and half its
 // size; the median, since a few rows far in the tails can lift the mean of
 // a healthy epoch by tens of nats, as on the 8gaussians toy density), and
@@ -171,6 +172,12 @@ type FitConfig struct {
 	// its dequantisation noise for a model with dequantised columns.
 	Augment func(key flows.Key, x *mat.Dense)
 
+	// Penalty, when not nil, is a regulariser added to every step's loss
+	// (see Penalty): Fit minimises NLL + Penalty on each minibatch, while
+	// the training and validation NLL it reports, and early stopping,
+	// leave the penalty out.
+	Penalty Penalty
+
 	// Progress, when not nil, is called after every epoch, once the epoch's
 	// validation NLL is known and before the stopping decision. While it
 	// runs, p holds the parameters at the end of that epoch; it must not
@@ -191,6 +198,9 @@ type Progress struct {
 	LR float64
 	// TrainNLL is the mean of the epoch's minibatch losses.
 	TrainNLL float64
+	// TrainPenalty is the mean of the epoch's minibatch penalties
+	// (FitConfig.Penalty), or 0 without one.
+	TrainPenalty float64
 	// ValNLL is the mean NLL of the validation rows at the end of the
 	// epoch, or NaN when there are none; ValScore is the early-stopping
 	// score, their mean NLL after trimming (see FitConfig.ValTrim).

@@ -1,7 +1,8 @@
 package optim
 
 // The steps of Fit (see fit.go's file comment for what each does): the
-// split and the batches (newFitRun), an epoch's steps (train), its
+// split and the batches (newFitRun), an epoch's steps (train, each with
+// its regulariser, penalise, in penalty.go), its
 // validation and early-stopping score (validate), the best parameters kept
 // (record), the progress report (progress) and the stopping rule
 // (patienceRunOut), with the recovery from a blow-up (recoverFrom, fail)
@@ -51,6 +52,8 @@ type fitRun struct {
 type epochStats struct {
 	epoch            int
 	lr, trainNLL     float64
+	penaltySum       float64 // the sum of the epoch's counted steps' penalties
+	trainPenalty     float64 // their mean
 	valNLL, valScore float64
 	improved         bool
 }
@@ -183,6 +186,9 @@ func (r *fitRun) train(e *epochStats) error {
 	}
 	counted := len(r.losses)
 	e.trainNLL = lossSum / float64(counted) // NaN when every step failed
+	if r.fc.Penalty != nil {
+		e.trainPenalty = e.penaltySum / float64(counted)
+	}
 	// A blow-up moves the typical minibatch, not just a few: the median is
 	// blind to rare rows in the tails whose loss is huge (a sharp model's
 	// honest verdict on them, not a divergence).
@@ -213,11 +219,13 @@ func (r *fitRun) step(e *epochStats, rows []int) (loss float64, ok bool, err err
 		r.fc.Augment(r.augKey.Fold(uint64(step)), r.batch)
 	}
 	loss, err = NLL(r.d, r.p, r.batch, r.cbatch, r.grad)
-	why := ""
-	switch {
-	case err != nil:
+	why, penalty := "", 0.0
+	if err != nil {
 		why = "the training loss is not finite: " + strings.TrimPrefix(err.Error(), "optim: ")
-	default:
+	} else {
+		penalty, why = r.penalise()
+	}
+	if why == "" {
 		if norm := ClipGlobalNorm(r.grad, r.fc.ClipNorm); math.IsNaN(norm) || math.IsInf(norm, 0) {
 			why = fmt.Sprintf("the gradient is not finite (norm %v)", norm)
 		}
@@ -233,6 +241,7 @@ func (r *fitRun) step(e *epochStats, rows []int) (loss float64, ok bool, err err
 	e.lr = lr * r.lrScale
 	r.opt.StepLR(r.p, r.grad, e.lr)
 	flows.UpdateState(r.d, r.p, r.batch, r.cbatch)
+	e.penaltySum += penalty
 	return loss, true, nil
 }
 
@@ -284,17 +293,18 @@ func (r *fitRun) progress(e *epochStats) {
 		return
 	}
 	r.fc.Progress(Progress{
-		Epoch:      e.epoch,
-		Epochs:     r.fc.Epochs,
-		Step:       r.res.Steps,
-		Steps:      r.total,
-		LR:         e.lr,
-		TrainNLL:   e.trainNLL,
-		ValNLL:     e.valNLL,
-		ValScore:   e.valScore,
-		Elapsed:    time.Since(r.start),
-		Best:       e.improved,
-		Recoveries: len(r.res.Recoveries),
+		Epoch:        e.epoch,
+		Epochs:       r.fc.Epochs,
+		Step:         r.res.Steps,
+		Steps:        r.total,
+		LR:           e.lr,
+		TrainNLL:     e.trainNLL,
+		TrainPenalty: e.trainPenalty,
+		ValNLL:       e.valNLL,
+		ValScore:     e.valScore,
+		Elapsed:      time.Since(r.start),
+		Best:         e.improved,
+		Recoveries:   len(r.res.Recoveries),
 	})
 }
 

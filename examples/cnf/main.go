@@ -3,14 +3,27 @@
 // densities with optim.Fit, and prints per epoch the training and
 // validation NLL and the number of function evaluations (NFE) of the
 // dynamics per training step, forwards and backwards (counted by the
-// layer's Stats hook), then the held-out NLL on a separate test set and its
-// gap to the density's entropy.
+// layer's Stats hook; optim.NLL solves a batch of more than 128 rows in
+// chunks, each its own solve), then the held-out NLL on a separate test
+// set (at -evaltol) and its gap to the density's entropy.
 //
 // It writes into -out NAME_cnf.png (the fitted density) and
 // NAME_cnf_trajectories.png (samples moving from the prior at t = 0 to the
-// data at t = 1).
+// data at t = T).
 //
-//	go run ./examples/cnf [-density 8gaussians] [-ntrain 8192] [-epochs 10] [-batch 256] [-lr 3e-3] [-out .]
+//	go run ./examples/cnf [-density 8gaussians] [-ntrain 8192] [-epochs 10] [-batch 256] [-lr 3e-3] [-hidden 64,64] [-out .]
+//
+// The recipe of QUALITY.md's toy table (2,760 steps of 128 rows, DOPRI5 at
+// 1e-4 for training and 1e-5 for the test NLL; -bias starts the net's
+// biases at random, which took circles off the best Gaussian's plateau):
+//
+//	go run ./examples/cnf -density NAME -ntrain 65536 -epochs 6 -batch 128 -lr 5e-3 -tol 1e-4 -evaltol 1e-5 [-bias]
+//
+// With -kinetic and -jacobian it adds RNODE's regularisers (flows.CNFPenalty,
+// through optim.FitConfig.Penalty), solved by -pensteps RK4 steps (or by
+// the layer's DOPRI5), and reports their NFE and mean value per epoch:
+//
+//	go run ./examples/cnf -density 8gaussians -ntrain 16384 -epochs 12 -lr 5e-3 -kinetic 0.01 -jacobian 0.01 -pensteps 4
 //
 // With -timing N it instead runs N training steps of the loop that
 // zuko_timing.py runs for zuko's CNF (a fresh batch from the density each
@@ -28,11 +41,14 @@ import (
 	"log"
 	"math"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"gonum.org/v1/gonum/mat"
+	"gonum.org/v1/gonum/stat"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
@@ -44,27 +60,62 @@ import (
 	"github.com/gonormflows/flows/optim"
 )
 
+// settings are the command's flags for a fit.
+type settings struct {
+	density                string
+	nTrain, nTest, epochs  int
+	batch, patience        int
+	lr, tol, evalTol, time float64
+	hidden                 []int
+	kinetic, jacobian      float64
+	penSteps               int
+	seed                   uint64
+	out                    string
+	pictures, bias, std    bool
+}
+
 func main() {
-	density := flag.String("density", "8gaussians", "the toy density")
-	nTrain := flag.Int("ntrain", 8192, "training rows (10% held out for early stopping)")
-	nTest := flag.Int("ntest", 8192, "test rows")
-	epochs := flag.Int("epochs", 10, "most passes over the training rows")
-	batch := flag.Int("batch", 256, "rows per step")
-	lr := flag.Float64("lr", 3e-3, "peak learning rate (cosine schedule)")
-	tol := flag.Float64("tol", 1e-5, "DOPRI5's relative and absolute tolerance")
-	seed := flag.Uint64("seed", 1, "seed of every random choice")
-	out := flag.String("out", ".", "folder for the pictures")
+	var s settings
+	flag.StringVar(&s.density, "density", "8gaussians", "the toy density")
+	flag.IntVar(&s.nTrain, "ntrain", 8192, "training rows (10% held out for early stopping)")
+	flag.IntVar(&s.nTest, "ntest", 8192, "test rows")
+	flag.IntVar(&s.epochs, "epochs", 10, "most passes over the training rows")
+	flag.IntVar(&s.batch, "batch", 256, "rows per step")
+	flag.IntVar(&s.patience, "patience", -1, "early stopping's patience in epochs (-1: none, keep the best epoch)")
+	flag.Float64Var(&s.lr, "lr", 3e-3, "peak learning rate (cosine schedule)")
+	flag.Float64Var(&s.tol, "tol", 1e-5, "DOPRI5's relative and absolute tolerance")
+	flag.Float64Var(&s.evalTol, "evaltol", 0, "DOPRI5's tolerance for the test NLL and the pictures (default -tol)")
+	flag.Float64Var(&s.time, "T", 1, "the integration time")
+	hidden := flag.String("hidden", "64,64", "the dynamics net's hidden widths")
+	flag.Float64Var(&s.kinetic, "kinetic", 0, "RNODE's weight of the kinetic energy ∫‖f‖² dt (0: off)")
+	flag.Float64Var(&s.jacobian, "jacobian", 0, "RNODE's weight of the Jacobian norm ∫‖∂f/∂z‖²_F dt (0: off)")
+	flag.IntVar(&s.penSteps, "pensteps", 0, "RK4 steps of the regulariser's solve (0: DOPRI5 at -tol, as the layer)")
+	flag.Uint64Var(&s.seed, "seed", 1, "seed of every random choice")
+	flag.StringVar(&s.out, "out", ".", "folder for the pictures")
+	flag.BoolVar(&s.pictures, "pictures", true, "write the pictures")
+	flag.BoolVar(&s.bias, "bias", false, "start the net's hidden biases at random (CNFConfig.RandomBias)")
+	flag.BoolVar(&s.std, "std", false, "standardise the columns (by the training rows' mean and deviation) before the CNF")
 	timing := flag.Int("timing", 0, "run this many steps of the timing loop instead of a fit")
-	atol := flag.Float64("atol", 0, "DOPRI5's absolute tolerance (default -tol)")
-	grad := flag.String("grad", "adjoint", "the gradient: adjoint or backprop")
+	atol := flag.Float64("atol", 0, "DOPRI5's absolute tolerance in the timing loop (default -tol)")
+	grad := flag.String("grad", "adjoint", "the gradient in the timing loop: adjoint or backprop")
 	flag.Parse()
 	if *timing > 0 {
-		if err := timingLoop(*timing, *batch, *lr, *tol, *atol, *grad, *seed); err != nil {
+		if err := timingLoop(*timing, s.batch, s.lr, s.tol, *atol, *grad, s.seed); err != nil {
 			log.Fatal(err)
 		}
 		return
 	}
-	if err := run(*density, *nTrain, *nTest, *epochs, *batch, *lr, *tol, *seed, *out); err != nil {
+	for _, f := range strings.Split(*hidden, ",") {
+		w, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil {
+			log.Fatalf("-hidden %q: %v", *hidden, err)
+		}
+		s.hidden = append(s.hidden, w)
+	}
+	if s.evalTol == 0 {
+		s.evalTol = s.tol
+	}
+	if err := run(s); err != nil {
 		log.Fatal(err)
 	}
 }
@@ -75,80 +126,150 @@ type counter struct {
 	forward, backward int // NFE
 	backSolves        int
 	forwardAtBack     int // forward NFE when the last backward solve ended
+	penalty           int // NFE of the regulariser's solves, forward and backward
 }
 
 func (c *counter) hook(s flows.CNFStats) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if s.Pass == flows.CNFBackward {
+	switch {
+	case s.Penalty:
+		c.penalty += s.NFE
+	case s.Pass == flows.CNFBackward:
 		c.backward += s.NFE
 		c.backSolves++
 		c.forwardAtBack = c.forward
-		return
+	default:
+		c.forward += s.NFE
 	}
-	c.forward += s.NFE
 }
 
-func run(name string, nTrain, nTest, epochs, batch int, lr, tol float64, seed uint64, out string) error {
-	dens, err := toy.Lookup(name)
+// penalty returns FitConfig.Penalty for RNODE's regulariser of the flow's
+// CNF layer (whose parameters come first in Flow's layout, after
+// Standardize's none), whose input is std(x), or nil when both weights are
+// zero.
+func penalty(s settings, cfg flows.CNFConfig, key flows.Key, nb int, std flows.Bijection) (optim.Penalty, error) {
+	if s.kinetic == 0 && s.jacobian == 0 {
+		return nil, nil
+	}
+	cfg.Kinetic, cfg.Jacobian = s.kinetic, s.jacobian
+	if s.penSteps > 0 {
+		cfg.Solver = flows.ODESolver{Method: flows.RK4, Steps: s.penSteps}
+	}
+	pen, err := flows.CNFPenalty(key, cfg, 2, 0)
+	if err != nil {
+		return nil, err
+	}
+	return func(p flows.Params, x, c *mat.Dense, grad flows.Params) float64 {
+		u, _ := std.Direct(nil, x, nil)
+		return pen(p[:nb], u, c, grad[:nb])
+	}, nil
+}
+
+func run(s settings) error {
+	dens, err := toy.Lookup(s.density)
 	if err != nil {
 		return err
 	}
-	root := flows.NewKey(seed)
+	root := flows.NewKey(s.seed)
 	// The data keys of examples/toy: the same test rows as its table, and
 	// its first nTrain training rows.
 	idx := 0
 	for i, o := range toy.Densities {
-		if o.Name == name {
+		if o.Name == s.density {
 			idx = i
 		}
 	}
 	dk := root.Fold(uint64(idx)).Split(2)
-	train, test := dens.Sample(dk[0], nTrain), dens.Sample(dk[1], nTest)
+	train, test := dens.Sample(dk[0], s.nTrain), dens.Sample(dk[1], s.nTest)
 	k := root.Fold(100).Split(4)
 
-	var cnt counter
-	cfg := flows.CNFConfig{Hidden: []int{64, 64}, Solver: flows.ODESolver{RTol: tol, ATol: tol}, Trace: flows.TraceExact, Stats: cnt.hook}
-	p, d, err := flows.Flow(flows.CNF(cfg), flows.Normal())(k[2], 2, 0)
+	mean, scale := []float64{0, 0}, []float64{1, 1}
+	if s.std {
+		for j := 0; j < 2; j++ {
+			col := mat.Col(nil, j, train)
+			mean[j], scale[j] = stat.MeanStdDev(col, nil)
+		}
+	}
+	_, std, err := flows.Standardize(mean, scale)(k[2], 2, 0)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%s: %d training rows, %d test rows, %d parameters, DOPRI5 at %g\n", name, nTrain, nTest, len(p), tol)
-	var prevB, prevSolves, prevAtBack int
+	flow := func(c flows.CNFConfig) flows.DistInitFunc {
+		if !s.std {
+			return flows.Flow(flows.CNF(c), flows.Normal())
+		}
+		return flows.Flow(flows.Serial(flows.Standardize(mean, scale), flows.CNF(c)), flows.Normal())
+	}
+	var cnt counter
+	cfg := flows.CNFConfig{Hidden: s.hidden, Time: s.time, RandomBias: s.bias, Solver: flows.ODESolver{RTol: s.tol, ATol: s.tol}, Trace: flows.TraceExact, Stats: cnt.hook}
+	p, d, err := flow(cfg)(k[2], 2, 0)
+	if err != nil {
+		return err
+	}
+	pc, _, err := flows.CNF(cfg)(k[2], 2, 0)
+	if err != nil {
+		return err
+	}
+	kb, _ := k[2].Split2() // Flow's key of its bijection
+	if s.std {
+		kb = kb.Split(2)[1] // Serial's key of its layer 1
+	}
+	pen, err := penalty(s, cfg, kb, len(pc), std)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s: %d training rows, %d test rows, %d parameters, hidden %v, random biases %v, T %g, DOPRI5 at %g, RNODE weights %g, %g\n",
+		s.density, s.nTrain, s.nTest, len(p), s.hidden, s.bias, s.time, s.tol, s.kinetic, s.jacobian)
+	var prevB, prevSolves, prevAtBack, prevPen, prevStep int
 	start := time.Now()
 	res, err := optim.Fit(k[3], d, p, train, nil, optim.FitConfig{
-		Epochs: epochs, BatchSize: batch, Schedule: optim.Cosine(lr, 0), Patience: -1,
+		Epochs: s.epochs, BatchSize: s.batch, Schedule: optim.Cosine(s.lr, 0), Patience: s.patience, Penalty: pen,
 		Progress: func(pr optim.Progress) {
 			cnt.mu.Lock()
-			steps := cnt.backSolves - prevSolves
+			// optim.NLL evaluates a batch of more than 128 rows in chunks,
+			// each its own solve: per step, the NFE of all of them.
+			steps, solves := pr.Step-prevStep, cnt.backSolves-prevSolves
 			fwd := cnt.forwardAtBack - prevAtBack // the training steps' forward solves
 			bwd := cnt.backward - prevB
 			val := cnt.forward - cnt.forwardAtBack
-			prevB, prevSolves, prevAtBack = cnt.backward, cnt.backSolves, cnt.forward
+			pn := cnt.penalty - prevPen
+			prevB, prevSolves, prevAtBack, prevPen, prevStep = cnt.backward, cnt.backSolves, cnt.forward, cnt.penalty, pr.Step
 			cnt.mu.Unlock()
-			fmt.Printf("  epoch %2d: train NLL %.4f, val NLL %.4f, NFE per step %.0f forward + %.0f backward, validation NFE %d, %.2f steps/s\n",
-				pr.Epoch, pr.TrainNLL, pr.ValNLL, float64(fwd)/float64(steps), float64(bwd)/float64(steps), val,
-				float64(pr.Step)/pr.Elapsed.Seconds())
+			fmt.Printf("  epoch %2d: train NLL %.4f, val NLL %.4f, NFE per step %.0f forward + %.0f backward in %.0f solves (+ %.0f regulariser, penalty %.4f), validation NFE %d, %.2f steps/s\n",
+				pr.Epoch, pr.TrainNLL, pr.ValNLL, float64(fwd)/float64(steps), float64(bwd)/float64(steps), float64(solves)/float64(steps),
+				float64(pn)/float64(steps), pr.TrainPenalty, val, float64(pr.Step)/pr.Elapsed.Seconds())
 		},
 	})
 	if err != nil {
 		return err
 	}
 	secs := time.Since(start).Seconds()
-	nll, err := optim.NLLValue(d, p, test, nil)
+	ecfg := cfg
+	ecfg.Solver = flows.ODESolver{RTol: s.evalTol, ATol: s.evalTol}
+	_, ed, err := flow(ecfg)(k[2], 2, 0)
 	if err != nil {
 		return err
 	}
-	fmt.Printf("%s: held-out NLL %.4f (entropy %.4f, gap %.4f), %d steps in %.0fs (%.2f steps/s), %d backward solves, mean NFE per step %.1f\n",
-		name, nll, dens.Entropy, nll-dens.Entropy, res.Steps, secs, float64(res.Steps)/secs, cnt.backSolves,
-		float64(cnt.forwardAtBack+cnt.backward)/float64(max(1, cnt.backSolves)))
-	return pictures(dens, d, p, cfg, root.Fold(9), out)
+	nfe0 := cnt.forward
+	nll, err := optim.NLLValue(ed, p, test, nil)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("%s: held-out NLL %.4f at tolerance %g (entropy %.4f, gap %.4f; %d NFE), best epoch %d, %d steps in %.0fs (%.2f steps/s), mean NFE per step %.1f + %.1f regulariser\n",
+		s.density, nll, s.evalTol, dens.Entropy, nll-dens.Entropy, cnt.forward-nfe0, res.BestEpoch, res.Steps, secs, float64(res.Steps)/secs,
+		float64(cnt.forwardAtBack+cnt.backward)/float64(max(1, res.Steps)), float64(cnt.penalty)/float64(max(1, res.Steps)))
+	if !s.pictures {
+		return nil
+	}
+	ecfg.Stats = nil
+	return pictures(dens, ed, p, ecfg, std, root.Fold(9), s.out)
 }
 
 // pictures draws the fitted density and trajectories of samples from the
 // prior (t = 0) to the data side (t = 1): the flow's Inverse with the
 // integration time set to t gives the state at t.
-func pictures(dens toy.Density, d flows.Distribution, p flows.Params, cfg flows.CNFConfig, key flows.Key, out string) error {
+func pictures(dens toy.Density, d flows.Distribution, p flows.Params, cfg flows.CNFConfig, std flows.Bijection, key flows.Key, out string) error {
 	e := dens.Extent
 	box := figs.Box{XMin: -e, XMax: e, YMin: -e, YMax: e}
 	path := filepath.Join(out, dens.Name+"_cnf.png")
@@ -175,13 +296,14 @@ func pictures(dens toy.Density, d flows.Distribution, p flows.Params, cfg flows.
 		x := z0
 		if t > 0 {
 			c := cfg
-			c.Time = t
+			c.Time = t * cfg.Time
 			_, bj, err := flows.CNF(c)(flows.NewKey(0), 2, 0)
 			if err != nil {
 				return err
 			}
 			x, _ = bj.Inverse(flowParams, z0, nil)
 		}
+		x, _ = std.Inverse(nil, x, nil)
 		for i := 0; i < n; i++ {
 			paths[i] = append(paths[i], plotter.XY{X: x.At(i, 0), Y: x.At(i, 1)})
 		}
