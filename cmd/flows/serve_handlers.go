@@ -171,7 +171,9 @@ func (s *server) release(bp *[]byte) {
 func (s *server) score(r *http.Request, st *modelState, body, out []byte) ([]byte, int, *requestError) {
 	ct := r.Header.Get("Content-Type")
 	csv := false
-	if ct != "" {
+	// The common type as clients send it needs no parsing (ParseMediaType
+	// allocates a map of parameters on every request).
+	if ct != "" && ct != "application/json" {
 		mt, params, err := mime.ParseMediaType(ct)
 		switch {
 		case err != nil:
