@@ -16,7 +16,6 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"reflect"
-	"strings"
 	"sync"
 
 	"github.com/gonormflows/flows/model"
@@ -96,10 +95,6 @@ func (mf ModelFile) parsed() (*parsedModel, error) {
 	m, err := model.Read(bytes.NewReader(mf.Data))
 	if err != nil {
 		return nil, &modelError{path: mf.Path, err: err}
-	}
-	if c := m.Categories; c != nil {
-		return nil, &modelError{path: mf.Path, err: fmt.Errorf("a model with categorical columns (%s) is not supported by the pipelines yet: they read rows of numbers; score such rows with flows score",
-			strings.Join(c.Names, ", "))}
 	}
 	if models.m == nil {
 		models.m = make(map[[sha256.Size]byte]*parsedModel)

@@ -20,6 +20,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -30,6 +31,7 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/gonormflows/flows/model"
 	"github.com/gonormflows/flows/table"
 )
 
@@ -57,6 +59,12 @@ type ReadConfig struct {
 	Options table.Options
 	// ChunkRows is the most rows of an element (default DefaultChunkRows).
 	ChunkRows int
+	// Categories, a model's categorical columns (Model.Categories; nil
+	// for a model of numbers only), makes a row whose level the model's
+	// training rows did not have a bad row, with the error flows score
+	// gives it. Options.Categorical picks the columns
+	// (cliflags.ForModel sets it).
+	Categories *model.Categories
 	// DeadLetter sends bad rows to the second output instead of failing the
 	// pipeline; a file that cannot be read at all (its header lacks a
 	// column, say) goes there as one dead letter with Line 0 or the line of
@@ -89,7 +97,7 @@ func ReadCSV(s beam.Scope, cfg ReadConfig, globs ...string) (rows, dead beam.PCo
 	if chunk <= 0 {
 		chunk = DefaultChunkRows
 	}
-	return beam.ParDo2(s, &readFn{Options: cfg.Options, ChunkRows: chunk, DeadLetter: cfg.DeadLetter}, paths)
+	return beam.ParDo2(s, &readFn{Options: cfg.Options, Categories: cfg.Categories, ChunkRows: chunk, DeadLetter: cfg.DeadLetter}, paths)
 }
 
 func init() {
@@ -105,6 +113,7 @@ func metadataPath(m fileio.FileMetadata) string { return m.Path }
 // readFn reads one file into chunks of rows.
 type readFn struct {
 	Options    table.Options
+	Categories *model.Categories
 	ChunkRows  int
 	DeadLetter bool
 
@@ -159,6 +168,9 @@ func (f *readFn) ProcessElement(ctx context.Context, path string, emit func(Rows
 		if err == io.EOF {
 			return nil
 		}
+		if err == nil {
+			err = checkLevels(t, f.Categories, path)
+		}
 		if err != nil {
 			if !f.DeadLetter {
 				return err
@@ -197,6 +209,9 @@ func (f *readFn) ProcessElement(ctx context.Context, path string, emit func(Rows
 			flush()
 			return nil
 		}
+		if err == nil {
+			err = checkLevels(t, f.Categories, path)
+		}
 		if err != nil {
 			flush()
 			f.bad.Inc(ctx, 1)
@@ -218,7 +233,7 @@ func (f *readFn) ProcessElement(ctx context.Context, path string, emit func(Rows
 // of the file at path.
 func chunkOf(path string, first int, t *table.Table) Rows {
 	r := Rows{File: path, First: first, Lines: t.Lines, Names: t.Names, ContextNames: t.ContextNames,
-		X: t.X.RawMatrix().Data}
+		X: t.X.RawMatrix().Data, CatNames: t.CatNames, Cats: t.Cats}
 	if t.C != nil {
 		r.C = t.C.RawMatrix().Data
 	}
@@ -232,7 +247,34 @@ func appendTable(a, b *table.Table) *table.Table {
 	if a.C != nil {
 		a.C = appendRows(a.C, b.C)
 	}
+	a.Cats = append(a.Cats, b.Cats...)
 	return a
+}
+
+// checkLevels returns the error of the first row of t (read from the file
+// name) whose level the categories cat do not have, as flows score gives
+// it; nil when every level is known or cat is nil.
+func checkLevels(t *table.Table, cat *model.Categories, name string) error {
+	if cat == nil || len(t.Cats) == 0 {
+		return nil
+	}
+	k := len(cat.Names)
+	for i, level := range t.Cats {
+		if _, ok := slices.BinarySearch(cat.Levels[i%k], level); !ok {
+			return levelError(name, t.Lines[i/k], cat.Names[i%k], level, cat.Levels[i%k])
+		}
+	}
+	return nil
+}
+
+// levelError is flows score's error for an unknown level.
+func levelError(name string, line int, column, level string, levels []string) error {
+	const most = 12 // flows score names at most 12 levels
+	list := strings.Join(levels[:min(len(levels), most)], ", ")
+	if len(levels) > most {
+		list += fmt.Sprintf(" and %d more", len(levels)-most)
+	}
+	return fmt.Errorf("%s:%d: column %q: level %q was not in the model's training rows (its levels: %s)", name, line, column, level, list)
 }
 
 // errorLine returns the line that an error of table.Reader about the file

@@ -38,6 +38,11 @@ type Rows struct {
 	// C holds the context columns, row-major, len(Lines)×len(ContextNames);
 	// nil without context columns.
 	C []float64
+	// CatNames name the categorical columns (of a model of a mixed
+	// table), and Cats holds their levels as text, row-major,
+	// len(Lines)×len(CatNames); both nil without categorical columns.
+	CatNames []string
+	Cats     []string
 }
 
 // Len returns the number of rows.
@@ -222,11 +227,13 @@ func (e *encoder) rows(r Rows) {
 	e.strings(r.ContextNames)
 	e.floats(r.X)
 	e.floats(r.C)
+	e.strings(r.CatNames)
+	e.strings(r.Cats)
 }
 
 func (d *decoder) rows() Rows {
 	return Rows{File: d.string(), First: d.int(), Lines: d.ints(), Names: d.strings(),
-		ContextNames: d.strings(), X: d.floats(), C: d.floats()}
+		ContextNames: d.strings(), X: d.floats(), C: d.floats(), CatNames: d.strings(), Cats: d.strings()}
 }
 
 // check returns the decoder's error, or an error when bytes are left.

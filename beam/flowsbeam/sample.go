@@ -42,7 +42,7 @@ type SampleConfig struct {
 	// value per context column); nil for an unconditional one.
 	Given []float64
 	// Names is the header (default the model's column names, or x0, x1,
-	// ... without them).
+	// ... without them, then a mixed table's categorical columns).
 	Names []string
 }
 
@@ -51,10 +51,15 @@ type SampleBlockRows struct {
 	// Shard is the shard it belongs to; Block its index in the sample; its
 	// first row is row Block·SampleBlock of the sample.
 	Shard, Block int
-	// Names names the columns.
+	// Names names the columns: the numbers', then the categorical
+	// columns' of a model of a mixed table.
 	Names []string
-	// X holds the rows, row-major.
+	// X holds the rows' numbers, row-major.
 	X []float64
+	// Levels holds the rows' levels, row-major, one per categorical
+	// column (the last len(Levels)/rows names); nil for a model of
+	// numbers only.
+	Levels []string
 }
 
 // Shards returns the number of shards of the sample, cfg.Shards capped to
@@ -88,8 +93,11 @@ func Sample(s beam.Scope, model beam.PCollection, m *model.Model, cfg SampleConf
 			names = append(names, "x"+strconv.Itoa(j))
 		}
 	}
-	if len(names) != m.Dim {
-		return beam.PCollection{}, fmt.Errorf("flowsbeam: Sample: %d names for a model of %d columns", len(names), m.Dim)
+	if cfg.Names == nil {
+		names = append(slices.Clone(names), m.Categories.ColumnNames()...)
+	}
+	if want := m.Dim + len(m.Categories.ColumnNames()); len(names) != want {
+		return beam.PCollection{}, fmt.Errorf("flowsbeam: Sample: %d names for a model of %d columns", len(names), want)
 	}
 	shards := cfg.shards()
 	ids := make([]int, shards)
@@ -151,8 +159,10 @@ func (f *sampleFn) ProcessElement(ctx context.Context, ref blockRef, mf ModelFil
 			c.SetRow(i, f.Given)
 		}
 	}
-	x := f.cache.ev.Sample(flows.NewKey(f.Seed).Fold(uint64(ref.Block)), n, c)
-	emit(SampleBlockRows{Shard: ref.Shard, Block: ref.Block, Names: f.Names, X: x.RawMatrix().Data})
+	// The command line tool's block: the levels, then the numbers given
+	// them (for a model of numbers only, the numbers).
+	x, levels := f.cache.ev.SampleMixed(flows.NewKey(f.Seed).Fold(uint64(ref.Block)), n, c)
+	emit(SampleBlockRows{Shard: ref.Shard, Block: ref.Block, Names: f.Names, X: x.RawMatrix().Data, Levels: levels})
 	return nil
 }
 
@@ -195,15 +205,25 @@ func (f *writeSampleFn) ProcessElement(ctx context.Context, shard int, iter func
 	if err := w.open(ctx, f.Out, blocks[0].Names, "", shard); err != nil {
 		return err
 	}
-	dim := len(blocks[0].Names)
 	for _, b := range blocks {
-		for i := 0; i+dim <= len(b.X); i += dim {
+		// k categorical columns of the names: rows·k levels and
+		// rows·(names−k) numbers.
+		k := 0
+		if len(b.Levels) > 0 {
+			k = len(b.Names) * len(b.Levels) / (len(b.X) + len(b.Levels))
+		}
+		dim := len(b.Names) - k
+		rows := len(b.X) / dim
+		for i := range rows {
 			w.buf = w.buf[:0]
-			for j, v := range b.X[i : i+dim] {
+			for j, v := range b.X[i*dim : (i+1)*dim] {
 				if j > 0 {
 					w.buf = append(w.buf, ',')
 				}
 				w.buf = appendFloat(w.buf, v)
+			}
+			for _, lv := range b.Levels[i*k : (i+1)*k] {
+				w.buf = append(append(w.buf, ','), csvField(lv)...)
 			}
 			w.buf = append(w.buf, '\n')
 			if _, err := w.bw.Write(w.buf); err != nil {
@@ -211,7 +231,7 @@ func (f *writeSampleFn) ProcessElement(ctx context.Context, shard int, iter func
 				return err
 			}
 		}
-		w.info.Rows += len(b.X) / dim
+		w.info.Rows += rows
 	}
 	sf, _, err := w.close()
 	if err != nil {

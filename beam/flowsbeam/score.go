@@ -11,6 +11,7 @@ package flowsbeam
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -80,26 +81,53 @@ func (f *scoreFn) ProcessElement(ctx context.Context, r Rows, mf ModelFile, emit
 		return nil
 	}
 	if 2*r.Len() >= f.BatchRows {
-		emit(Scored{Rows: r, LogDensity: f.cache.ev.LogPDF(r.Data(), r.Context())})
+		lp, err := f.logPDF(r.Data(), r.Cats, r.Context(), []Rows{r})
+		if err != nil {
+			return err
+		}
+		emit(Scored{Rows: r, LogDensity: lp})
 		return nil
 	}
 	f.pending = append(f.pending, r)
 	f.rows += r.Len()
 	if f.rows >= f.BatchRows {
-		f.flush(emit)
+		return f.flush(emit)
 	}
 	return nil
 }
 
-func (f *scoreFn) FinishBundle(_ context.Context, _ ModelFile, emit func(Scored)) {
-	f.flush(emit)
+func (f *scoreFn) FinishBundle(_ context.Context, _ ModelFile, emit func(Scored)) error {
+	return f.flush(emit)
+}
+
+// logPDF returns the log densities of the rows x (with the levels cats, row-major, for a
+// model of a mixed table, and the contexts c) of the chunks, or the error
+// of the first unknown level, naming its chunk's file and line.
+func (f *scoreFn) logPDF(x *mat.Dense, cats []string, c *mat.Dense, chunks []Rows) ([]float64, error) {
+	if f.cache.model.Categories == nil {
+		return f.cache.ev.LogPDF(x, c), nil
+	}
+	lp, err := f.cache.ev.LogPDFMixed(x, cats, c)
+	var ue *model.UnknownLevelError
+	if errors.As(err, &ue) {
+		// ReadCSV with the model's Categories sends such rows to the
+		// dead letters; rows from elsewhere fail here.
+		row := ue.Row
+		for _, r := range chunks {
+			if row < r.Len() {
+				return nil, levelError(r.File, r.Lines[row], ue.Column, ue.Level, ue.Levels)
+			}
+			row -= r.Len()
+		}
+	}
+	return lp, err
 }
 
 // flush scores the pending chunks as one batch.
-func (f *scoreFn) flush(emit func(Scored)) {
+func (f *scoreFn) flush(emit func(Scored)) error {
 	if f.rows == 0 {
 		f.pending = nil
-		return
+		return nil
 	}
 	m := f.cache.model
 	dim, cdim := m.Dim, m.ContextDim
@@ -108,21 +136,30 @@ func (f *scoreFn) flush(emit func(Scored)) {
 	if cdim > 0 {
 		c = mat.NewDense(f.rows, cdim, nil)
 	}
+	var cats []string
+	if m.Categories != nil {
+		cats = make([]string, 0, f.rows*len(m.Categories.Names))
+	}
 	at := 0
 	for _, r := range f.pending {
 		copy(x.RawMatrix().Data[at*dim:], r.X)
 		if c != nil {
 			copy(c.RawMatrix().Data[at*cdim:], r.C)
 		}
+		cats = append(cats, r.Cats...)
 		at += r.Len()
 	}
-	lp := f.cache.ev.LogPDF(x, c)
+	lp, err := f.logPDF(x, cats, c, f.pending)
+	if err != nil {
+		return err
+	}
 	at = 0
 	for _, r := range f.pending {
 		emit(Scored{Rows: r, LogDensity: lp[at : at+r.Len() : at+r.Len()]})
 		at += r.Len()
 	}
 	f.pending, f.rows = nil, 0
+	return nil
 }
 
 // checkWidths returns an error when the chunk r does not have the model's
@@ -132,6 +169,10 @@ func checkWidths(r Rows, m *model.Model, path string) error {
 		len(r.X) != r.Len()*m.Dim || len(r.C) != r.Len()*m.ContextDim {
 		return fmt.Errorf("%s: rows of %d data and %d context columns (%d values for %d rows), but %s is a model of %d and %d",
 			r.File, len(r.Names), len(r.ContextNames), len(r.X)+len(r.C), r.Len(), path, m.Dim, m.ContextDim)
+	}
+	if k := len(m.Categories.ColumnNames()); len(r.CatNames) != k || len(r.Cats) != r.Len()*k {
+		return fmt.Errorf("%s: rows of %d categorical columns (%d levels for %d rows), but %s is a model of %d",
+			r.File, len(r.CatNames), len(r.Cats), r.Len(), path, k)
 	}
 	return nil
 }

@@ -154,13 +154,18 @@ func init() {
 // WriteScores writes the scored rows as CSV shards of o (see Output), each
 // with a header row
 //
-//	file,row,line,log_density,<data columns>[,<context columns>]
+//	file,row,line,log_density,<data columns>[,<context columns>][,<categorical columns>]
 //
 // where file is the row's file, row its index among the file's data rows
 // (from 0), line its line (from 1), and log_density in nats, every number in
 // the shortest form that reads back to the same bits. It returns the
-// shards' names once they are final. A pipeline without rows fails with an
-// error saying so.
+// shards' names once they are final. Without rows it writes no shard and
+// leaves an earlier output of o as it was (its temporary files removed):
+// the pipeline does not fail for it, because a step that fails after
+// another has failed may be the one a runner reports (Prism carries on
+// past a failed bundle as if its input were empty), and the error of a bad
+// row must not read as "no data rows". Check the rows read (MetricRows)
+// instead, as flows-beam does.
 func WriteScores(s beam.Scope, o Output, scored beam.PCollection) beam.PCollection {
 	s = s.Scope("flowsbeam.WriteScores")
 	temps := beam.ParDo(s, &writeScoredFn{Out: o}, scored)
@@ -262,13 +267,13 @@ func (f *writeScoredFn) ProcessElement(ctx context.Context, sc Scored, _ func(sh
 		return nil
 	}
 	if f.w.wc == nil {
-		header := append(append([]string{"file", "row", "line", "log_density"}, sc.Names...), sc.ContextNames...)
+		header := append(append(append([]string{"file", "row", "line", "log_density"}, sc.Names...), sc.ContextNames...), sc.CatNames...)
 		if err := f.w.open(ctx, f.Out, header, sc.File, sc.First); err != nil {
 			return err
 		}
 	}
 	file := csvField(sc.File)
-	dim, cdim := len(sc.Names), len(sc.ContextNames)
+	dim, cdim, k := len(sc.Names), len(sc.ContextNames), len(sc.CatNames)
 	buf := f.w.buf
 	for i := range sc.Len() {
 		buf = append(buf[:0], file...)
@@ -285,6 +290,9 @@ func (f *writeScoredFn) ProcessElement(ctx context.Context, sc Scored, _ func(sh
 		for _, v := range sc.C[i*cdim : (i+1)*cdim] {
 			buf = append(buf, ',')
 			buf = appendFloat(buf, v)
+		}
+		for _, lv := range sc.Cats[i*k : (i+1)*k] {
+			buf = append(append(buf, ','), csvField(lv)...)
 		}
 		buf = append(buf, '\n')
 		if _, err := f.w.bw.Write(buf); err != nil {
@@ -346,7 +354,9 @@ func (f *writeDeadFn) Teardown() { f.w.abort() }
 
 // finalizeFn renames the temporary files to the output's shards.
 type finalizeFn struct {
-	Out        Output
+	Out Output
+	// AllowEmpty: no shards replace an earlier output (its shards are
+	// removed); else no shards leave it as it was.
 	AllowEmpty bool
 	What       string
 	// Shards, when positive, is the number of shards, each temporary
@@ -366,8 +376,10 @@ func (f *finalizeFn) ProcessElement(ctx context.Context, _ []byte, temps func(*s
 	}
 	defer fs.Close()
 	if len(shards) == 0 && !f.AllowEmpty {
-		removeMatching(ctx, fs, f.Out.tempGlob(), nil)
-		return fmt.Errorf("no %s to write to %s: the input has no data rows", f.What, f.Out.Prefix)
+		// Not an error here (see WriteScores): an upstream failure
+		// leaves no shards too, and its error is the one to report.
+		log.Infof(ctx, "flowsbeam: no %s to write to %s; an earlier output is left as it was", f.What, f.Out.Prefix)
+		return removeMatching(ctx, fs, f.Out.tempGlob(), nil)
 	}
 	slices.SortFunc(shards, func(a, b shardFile) int {
 		return cmp.Or(cmp.Compare(a.File, b.File), cmp.Compare(a.Row, b.Row), cmp.Compare(a.Temp, b.Temp))

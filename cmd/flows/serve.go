@@ -59,13 +59,26 @@ default) until SIGTERM or SIGINT:
                    densities equal flows score's, bit for bit; a value JSON
                    cannot hold is written as the string "NaN", "+Inf" or
                    "-Inf".
+                   A model of a mixed table (fitted with categorical
+                   columns) takes each row's levels as JSON strings: after
+                   the numbers in an array row, in the order GET /v1/model
+                   lists its "categories" (with their levels), or by name in
+                   an object row,
+                     {"rows": [[5.1, 3.5, 1.4, 0.2, "setosa"]]}
+                   or as text in CSV; its log densities are in nats of the
+                   numbers' units plus the categories' log probability. A
+                   level the training rows did not have is an error
+                   (unknown_level) naming the row, the column and the level.
   POST /v1/sample  {"n": 100, "seed": 7} draws n rows (at most --max-sample):
                    {"columns": [...], "rows": [[...], ...]}, the rows of
-                   flows sample -n 100 --seed 7, bit for bit. A conditional
+                   flows sample -n 100 --seed 7, bit for bit (a mixed
+                   table's levels as strings, after the numbers, as
+                   "columns" names them). A conditional
                    model takes "context": [...] (one for every row) or
                    "contexts": [[...], ...] (one row drawn per context row).
-  GET /v1/model    the model: kind, columns, configuration, standardisation,
-                   parameters, file and SHA-256, as JSON.
+  GET /v1/model    the model: kind, columns, categorical columns and their
+                   levels, configuration, standardisation, parameters, file
+                   and SHA-256, as JSON.
   GET /            the model card: columns, configuration and the corner plot
                    that flows plot draws (/corner.png), as HTML.
   GET /healthz     200 while the process runs.
@@ -79,7 +92,8 @@ wrong and where: {"error": {"status": 400, "kind": "not_finite", "message":
 "...", "row": 3, "column": "y", "index": 1}} (index: the value's place in
 the row as sent; line: the CSV line; offset: the JSON byte offset). The
 kinds: bad_json, bad_csv, bad_request, not_a_number, not_finite,
-wrong_width, unknown_column, missing_column, no_rows, no_context, 413
+wrong_width, unknown_column, missing_column, no_rows, no_context,
+not_a_level, unknown_level, 413
 too_many_rows and body_too_large, 415 unsupported_media_type, 405
 method_not_allowed, 404 not_found, 408 too_slow, 503 overloaded (with Retry-After) and
 shutting_down.
@@ -107,8 +121,8 @@ scoring (what depends on its parameters alone is computed once, at load),
 checked (its checksum, and finite log densities of samples drawn from it)
 and only then swapped in, atomically; requests in flight finish on the old one. A file
 that fails leaves the old model serving, and the error is logged. A model
-of another kind, or with other columns or context columns (by count or
-name), is refused the same way, logged at level warn and counted as
+of another kind, or with other columns, context columns (by count or
+name) or categorical columns (by name or levels), is refused the same way, logged at level warn and counted as
 flows_model_reloads_total{result="refused"}, unless
 --reload-allow-schema-change (then it is swapped in, logged at level warn
 and counted in flows_model_schema_changes_total). SIGTERM

@@ -24,6 +24,7 @@ var batchRows = 4096
 type scoreJob struct {
 	st     *modelState
 	x, c   *mat.Dense
+	cats   []string // the levels, row-major; nil without categorical columns
 	latent bool
 
 	claimed bool          // taken from the queue (under batcher.mu)
@@ -164,7 +165,7 @@ func (s *server) lead() {
 		}
 	}()
 	if len(jobs) == 1 {
-		head.lp, head.z = scoreRows(head.st, head.x, head.c, head.latent)
+		head.lp, head.z = scoreRows(head.st, head.x, head.c, head.cats, head.latent)
 		return
 	}
 	st := head.st
@@ -173,6 +174,10 @@ func (s *server) lead() {
 	if st.schema.cdim > 0 {
 		c = mat.NewDense(rows, st.schema.cdim, nil)
 	}
+	var cats []string
+	if st.schema.cat != nil {
+		cats = make([]string, 0, rows*st.schema.ncat())
+	}
 	at := 0
 	for _, j := range jobs {
 		n, _ := j.x.Dims()
@@ -180,9 +185,10 @@ func (s *server) lead() {
 		if c != nil {
 			c.Slice(at, at+n, 0, st.schema.cdim).(*mat.Dense).Copy(j.c)
 		}
+		cats = append(cats, j.cats...)
 		at += n
 	}
-	lp, z := scoreRows(st, x, c, head.latent)
+	lp, z := scoreRows(st, x, c, cats, head.latent)
 	at = 0
 	for _, j := range jobs {
 		n, _ := j.x.Dims()
@@ -194,10 +200,11 @@ func (s *server) lead() {
 	}
 }
 
-// scoreRows returns the log densities of the rows x (given c) under the
-// model of st and, when latent, their latent coordinates, scored in chunks
-// of chunkRows rows.
-func scoreRows(st *modelState, x, c *mat.Dense, latent bool) ([]float64, *mat.Dense) {
+// scoreRows returns the log densities of the rows x (given c, and of the
+// levels cats for a model of a mixed table) under the model of st and,
+// when latent, their latent coordinates, scored in chunks of chunkRows
+// rows. The levels are the model's own (the decoders checked them).
+func scoreRows(st *modelState, x, c *mat.Dense, cats []string, latent bool) ([]float64, *mat.Dense) {
 	n, _ := x.Dims()
 	lp := make([]float64, 0, n)
 	var z *mat.Dense
@@ -214,7 +221,20 @@ func scoreRows(st *modelState, x, c *mat.Dense, latent bool) ([]float64, *mat.De
 		if c != nil {
 			cc = c.Slice(lo, hi, 0, st.schema.cdim).(*mat.Dense)
 		}
+		var logp []float64 // the levels' log probabilities
+		if cats != nil {
+			k := st.schema.ncat()
+			var err error
+			if cc, logp, err = st.ev.Context(cats[lo*k:hi*k], cc); err != nil {
+				panic(err) // a bug: the decoders checked the levels
+			}
+		}
+		// As Prepared.LogPDFMixed adds them, for the same bits.
+		at := len(lp)
 		lp = append(lp, st.ev.LogPDF(xc, cc)...)
+		for i, v := range logp {
+			lp[at+i] += v
+		}
 		if latent {
 			z.Slice(lo, hi, 0, st.schema.dim).(*mat.Dense).Copy(st.ev.Latent(xc, cc))
 		}

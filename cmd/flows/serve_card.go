@@ -58,6 +58,16 @@ img { max-width: 100%; height: auto; border: 1px solid #eee; }
 {{end}}</tbody>
 </table>
 {{end}}
+{{if .Categories}}
+<h3>Categorical columns</h3>
+<p class="note">After the columns in an array row (or by name in an object row), each as one of its levels, a JSON string. The model's density of a row is the categories' probability times the density of the numbers given them: log densities are in nats of the numbers' units plus the categories' log probability. A level not in the list is an error (unknown_level) naming the row and column.</p>
+<table>
+<thead><tr><th>#</th><th>categorical column</th><th>levels</th></tr></thead>
+<tbody>
+{{range .Categories}}<tr><td class="num">{{.Index}}</td><td><code>{{.Name}}</code></td><td>{{range $i, $l := .Levels}}{{if $i}}, {{end}}<code>{{$l}}</code>{{end}}</td></tr>
+{{end}}</tbody>
+</table>
+{{end}}
 
 <h2>Configuration</h2>
 <table>
@@ -141,6 +151,9 @@ func (s *server) card(st *modelState, host string) ([]byte, error) {
 	for j := range example {
 		example[j] = fmtNum(m.Mean[j])
 	}
+	for _, c := range categoryDocs(m) {
+		example = append(example, string(appendJSONString(nil, c.Levels[0])))
+	}
 	ex := "[" + strings.Join(example, ", ") + "]"
 	sampleCtx := ""
 	if m.ContextDim > 0 {
@@ -186,7 +199,7 @@ func (s *server) card(st *modelState, host string) ([]byte, error) {
 		"Config": fields, "Data": st.data != nil, "PlotArgs": plotArgs, "ShortSHA": st.sha[:16],
 		"Size": st.size, "Modified": st.modTime.UTC().Format("2006-01-02 15:04:05 MST"), "SHA": st.sha,
 		"Loaded": st.loaded.UTC().Format("2006-01-02 15:04:05 MST"), "Host": "http://" + host,
-		"Example": ex, "SampleContext": sampleCtx, "Training": training,
+		"Example": ex, "SampleContext": sampleCtx, "Training": training, "Categories": categoryDocs(m),
 	}
 	var b bytes.Buffer
 	err := cardTemplate.Execute(&b, data)

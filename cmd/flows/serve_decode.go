@@ -20,22 +20,65 @@ import (
 
 	"gonum.org/v1/gonum/mat"
 
+	"github.com/gonormflows/flows/model"
 	"github.com/gonormflows/flows/table"
 )
 
-// schema is what a request's rows must fit: the model's columns and
-// context columns, and the most rows a request may hold.
+// schema is what a request's rows must fit: the model's columns, context
+// columns and categorical columns, and the most rows a request may hold.
 type schema struct {
 	names, ctxNames []string // one per column: the model's names, or x0, x1, … (c0, c1, … for contexts)
 	dim, cdim       int
+	cat             *model.Categories // the categorical columns and their levels; nil for a model of numbers only
+	rowNames        []string          // the values of an array row: names, then the categorical columns
 	maxRows         int
 	path            string // the model file, in messages
 }
 
+// arrayNames returns the names of an array row's values: rowNames, or
+// names for a schema made without them (a model of numbers only).
+func (s *schema) arrayNames() []string {
+	if s.rowNames == nil {
+		return s.names
+	}
+	return s.rowNames
+}
+
+// ncat returns the number of categorical columns.
+func (s *schema) ncat() int { return len(s.cat.ColumnNames()) }
+
 // scoreRequest is a decoded POST /v1/score.
 type scoreRequest struct {
 	x, c   *mat.Dense // c is nil for an unconditional model
+	cats   []string   // the levels, row-major, each the model's own string; nil without categorical columns
 	latent bool       // the latent coordinates are wanted too
+}
+
+// findLevel returns the index of level among the sorted levels (as
+// Categories.Encode finds it), and whether it is there. It compares
+// without converting level to a string, so that a lookup allocates
+// nothing.
+func findLevel[T ~string | ~[]byte](levels []string, level T) (int, bool) {
+	lo, hi := 0, len(levels)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if levels[m] < string(level) {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo, lo < len(levels) && levels[lo] == string(level)
+}
+
+// unknownLevel returns the unknown_level error of row's level in the
+// categorical column k, its message after where (the row, or the line).
+func (s *schema) unknownLevel(where string, row, k int, level string) *requestError {
+	name := s.cat.Names[k]
+	e := badRequest(errUnknownLevel, "%s: column %q: level %q was not in the model's training rows (its levels: %s)",
+		where, name, level, joinNames(s.cat.Levels[k]))
+	e.row, e.column = row, name
+	return e
 }
 
 // decodeScoreCSV decodes a CSV body with a header row: the model's
@@ -50,6 +93,9 @@ func decodeScoreCSV(body []byte, s *schema, named bool) (*scoreRequest, error) {
 	}
 	if s.cdim > 0 {
 		opt.Context = s.ctxNames
+	}
+	if s.cat != nil {
+		opt.Categorical = s.cat.Names
 	}
 	rd, err := table.NewReader(bytes.NewReader(body), "body", opt)
 	if err != nil {
@@ -69,7 +115,23 @@ func decodeScoreCSV(body []byte, s *schema, named bool) (*scoreRequest, error) {
 		return nil, &requestError{status: http.StatusRequestEntityTooLarge, kind: errTooManyRows,
 			msg: fmt.Sprintf("more than %d rows in one request (--max-rows); split the request", s.maxRows), row: s.maxRows, index: -1, offset: -1}
 	}
-	return &scoreRequest{x: t.X, c: t.C}, nil
+	req := &scoreRequest{x: t.X, c: t.C}
+	if s.cat != nil {
+		// Each level as the model's own string, or the row's error now
+		// (the model would stop at the first unknown level of a batch).
+		k := s.ncat()
+		req.cats = t.Cats
+		for i, level := range t.Cats {
+			at, ok := findLevel(s.cat.Levels[i%k], level)
+			if !ok {
+				e := s.unknownLevel(fmt.Sprintf("body:%d", t.Lines[i/k]), i/k, i%k, level)
+				e.line = t.Lines[i/k]
+				return nil, e
+			}
+			req.cats[i] = s.cat.Levels[i%k][at]
+		}
+	}
+	return req, nil
 }
 
 // csvError turns an error of package table into a requestError that names

@@ -32,12 +32,15 @@ const (
 	errClientGone     = "client_gone"   // the client left before its answer
 	errNotConditional = "no_context"    // a context for a model without one, or none for one with
 	errTooSlow        = "too_slow"      // a body that fell behind --min-body-rate: 408
+	errNotALevel      = "not_a_level"   // a value of a categorical column that is not a string
+	errUnknownLevel   = "unknown_level" // a level the model's training rows did not have
 )
 
 // errorKinds lists every kind, for the metrics.
 var errorKinds = []string{errBadJSON, errBadCSV, errBadRequest, errNotANumber, errNotFinite, errBadWidth,
 	errUnknownColumn, errMissingColumn, errNoRows, errTooManyRows, errTooLarge, errMediaType, errMethod,
-	errNotFound, errOverloaded, errShuttingDown, errInternal, errClientGone, errNotConditional, errTooSlow}
+	errNotFound, errOverloaded, errShuttingDown, errInternal, errClientGone, errNotConditional, errTooSlow,
+	errNotALevel, errUnknownLevel}
 
 // requestError is an error the client caused, or an answer other than
 // success: its status, kind and message, and where it is, when it is in

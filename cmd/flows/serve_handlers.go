@@ -171,7 +171,9 @@ func (s *server) release(bp *[]byte) {
 func (s *server) score(r *http.Request, st *modelState, body, out []byte) ([]byte, int, *requestError) {
 	ct := r.Header.Get("Content-Type")
 	csv := false
-	if ct != "" {
+	// The common type as clients send it needs no parsing (ParseMediaType
+	// allocates a map of parameters on every request).
+	if ct != "" && ct != "application/json" {
 		mt, params, err := mime.ParseMediaType(ct)
 		switch {
 		case err != nil:
@@ -202,7 +204,7 @@ func (s *server) score(r *http.Request, st *modelState, body, out []byte) ([]byt
 	if err != nil {
 		return nil, 0, err.(*requestError)
 	}
-	j := &scoreJob{st: st, x: req.x, c: req.c, latent: latent || req.latent}
+	j := &scoreJob{st: st, x: req.x, c: req.c, cats: req.cats, latent: latent || req.latent}
 	if e := s.schedule(r, j); e != nil {
 		return nil, 0, e
 	}
@@ -269,8 +271,16 @@ func appendNumber(b []byte, v float64) []byte {
 
 // appendRows appends the rows of x as a JSON array of arrays.
 func appendRows(b []byte, x *mat.Dense) []byte {
-	n, _ := x.Dims()
 	b = append(b, '[')
+	b = appendMixedRows(b, x, nil, 0)
+	return append(b, ']')
+}
+
+// appendMixedRows appends the rows of x, comma-separated, each a JSON
+// array of its numbers followed by its k levels (row-major in levels) as
+// strings.
+func appendMixedRows(b []byte, x *mat.Dense, levels []string, k int) []byte {
+	n, _ := x.Dims()
 	for i := range n {
 		if i > 0 {
 			b = append(b, ',')
@@ -282,9 +292,13 @@ func appendRows(b []byte, x *mat.Dense) []byte {
 			}
 			b = appendNumber(b, v)
 		}
+		for _, lv := range levels[i*k : (i+1)*k] {
+			b = append(b, ',')
+			b = appendJSONString(b, lv)
+		}
 		b = append(b, ']')
 	}
-	return append(b, ']')
+	return b
 }
 
 // sample answers POST /v1/sample: the rows that flows sample draws for the
@@ -306,7 +320,7 @@ func (s *server) sample(r *http.Request, st *modelState, body, out []byte) ([]by
 	}
 	defer func() { <-s.slots }()
 	out = append(out, `{"columns":`...)
-	names, _ := json.Marshal(st.schema.names)
+	names, _ := json.Marshal(st.schema.rowNames)
 	out = append(out, names...)
 	out = append(out, `,"rows":[`...)
 	key := flows.NewKey(req.seed)
@@ -320,12 +334,12 @@ func (s *server) sample(r *http.Request, st *modelState, body, out []byte) ([]by
 				c = req.ctx.Slice(0, hi-lo, 0, st.schema.cdim).(*mat.Dense)
 			}
 		}
-		x := st.ev.Sample(key.Fold(uint64(lo/sampleBlock)), hi-lo, c)
+		// As flows sample draws a block: the levels, then the numbers.
+		x, levels := st.ev.SampleMixed(key.Fold(uint64(lo/sampleBlock)), hi-lo, c)
 		if lo > 0 {
 			out = append(out, ',')
 		}
-		rows := appendRows(nil, x)
-		out = append(out, rows[1:len(rows)-1]...)
+		out = appendMixedRows(out, x, levels, st.schema.ncat())
 	}
 	return append(out, "]}\n"...), req.n, nil
 }

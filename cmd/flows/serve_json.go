@@ -51,12 +51,16 @@ import (
 //
 //	{"rows": [[1.5, 2], [3, 4]], "context": [[0], [1]], "latent": true}
 //	{"rows": [{"x": 1.5, "y": 2, "c": 0}, {"x": 3, "y": 4, "c": 1}]}
+//	{"rows": [[1.5, 2, "red"], [3, 4, "blue"]]}                  (a mixed table's model)
+//	{"rows": [{"x": 1.5, "y": 2, "colour": "red"}]}
 //
-// rows is required; an array row holds the model's columns in order, and
-// context (for a conditional model only) one array of the context columns
-// per row; an object row holds every column and context column by name,
-// once each, in any order. latent is optional. Every value must be a JSON
-// number that is a finite float64.
+// rows is required; an array row holds the model's columns in order, then
+// its categorical columns' levels (a model of a mixed table), and context
+// (for a conditional model only) one array of the context columns per row;
+// an object row holds every column, context column and categorical column
+// by name, once each, in any order. latent is optional. Every value of a
+// column or context column must be a JSON number that is a finite
+// float64; every level a JSON string, one of the column's levels.
 func decodeScoreJSON(body []byte, s *schema) (*scoreRequest, error) {
 	d := &jsonDec{b: body, s: s}
 	req, err := d.request()
@@ -74,6 +78,7 @@ type jsonDec struct {
 	s    *schema
 	row  int       // the row being read, for errors; −1 outside rows
 	x    []float64 // the rows' values, row by row
+	cats []string  // the rows' levels, row by row: the model's own strings
 	c    []float64 // the object rows' context values
 	cArr []float64 // the "context" array's values
 }
@@ -250,6 +255,7 @@ func (d *jsonDec) request() (*scoreRequest, *requestError) {
 		return nil, badRequest(errBadWidth, "%d context %s for %d %s: give one per row", nCtx, plural(nCtx, "row"), nRows, plural(nRows, "row"))
 	}
 	req.x = mat.NewDense(nRows, d.s.dim, d.x)
+	req.cats = d.cats
 	switch {
 	case d.s.cdim > 0 && objectRows:
 		req.c = mat.NewDense(nRows, d.s.cdim, d.c)
@@ -320,7 +326,7 @@ func (d *jsonDec) rows() (n int, objects bool, err *requestError) {
 		if objects {
 			e = d.objectRow()
 		} else {
-			d.x, e = d.arrayRow(d.x, d.s.dim, d.s.names, "row")
+			d.x, e = d.arrayRow(d.x, d.s.dim, d.s.ncat(), d.s.arrayNames(), "row")
 		}
 		if e != nil {
 			return 0, false, e
@@ -356,7 +362,7 @@ func (d *jsonDec) contexts() (n int, err *requestError) {
 		}
 		d.row = n
 		var e *requestError
-		if d.cArr, e = d.arrayRow(d.cArr, d.s.cdim, d.s.ctxNames, "context row"); e != nil {
+		if d.cArr, e = d.arrayRow(d.cArr, d.s.cdim, 0, d.s.ctxNames, "context row"); e != nil {
 			return 0, e
 		}
 		n++

@@ -22,8 +22,10 @@ func (d *jsonDec) cellError(kind string, names []string, j, index, at int, what,
 	return e
 }
 
-// arrayRow appends the width numbers of an array row to vals.
-func (d *jsonDec) arrayRow(vals []float64, width int, names []string, what string) ([]float64, *requestError) {
+// arrayRow appends the width numbers of an array row to vals, and the
+// levels of the levels categorical columns after them to d.cats; names
+// name the row's values.
+func (d *jsonDec) arrayRow(vals []float64, width, levels int, names []string, what string) ([]float64, *requestError) {
 	if d.peek() == '{' && what == "row" {
 		e := badRequest(errBadRequest, "row %d is an object, but row 0 is an array: give every row the same way", d.row)
 		e.row, e.offset = d.row, d.i
@@ -32,30 +34,39 @@ func (d *jsonDec) arrayRow(vals []float64, width int, names []string, what strin
 	if err := d.open('[', what, d.row); err != nil {
 		return nil, err
 	}
+	total := width + levels
 	if d.peek() == ']' {
 		d.i++
-		e := badRequest(errBadWidth, "%s %d is empty; want %d %s (%s)", what, d.row, width, plural(width, "value"), joinNames(names))
+		e := badRequest(errBadWidth, "%s %d is empty; want %d %s (%s)", what, d.row, total, plural(total, "value"), joinNames(names))
 		e.row = d.row
 		return nil, e
 	}
 	for j := 0; ; j++ {
 		d.ws()
 		at := d.i
-		if j >= width {
-			e := badRequest(errBadWidth, "%s %d has more than %d %s; want %d (%s)", what, d.row, width, plural(width, "value"), width, joinNames(names))
+		if j >= total {
+			e := badRequest(errBadWidth, "%s %d has more than %d %s; want %d (%s)", what, d.row, total, plural(total, "value"), total, joinNames(names))
 			e.row, e.index, e.offset = d.row, j, at
 			return nil, e
 		}
-		v, err := d.number(names, j, j, what)
-		if err != nil {
-			return nil, err
+		if j < width {
+			v, err := d.number(names, j, j, what)
+			if err != nil {
+				return nil, err
+			}
+			vals = append(vals, v)
+		} else {
+			lv, err := d.level(j-width, names, j, j)
+			if err != nil {
+				return nil, err
+			}
+			d.cats = append(d.cats, lv)
 		}
-		vals = append(vals, v)
 		switch d.peek() {
 		case ']':
 			d.i++
-			if j+1 != width {
-				e := badRequest(errBadWidth, "%s %d has %d %s; want %d (%s)", what, d.row, j+1, plural(j+1, "value"), width, joinNames(names))
+			if j+1 != total {
+				e := badRequest(errBadWidth, "%s %d has %d %s; want %d (%s)", what, d.row, j+1, plural(j+1, "value"), total, joinNames(names))
 				e.row, e.offset = d.row, d.i-1
 				return nil, e
 			}
@@ -66,6 +77,36 @@ func (d *jsonDec) arrayRow(vals []float64, width int, names []string, what strin
 			return nil, d.syntax("want ',' or ']' after value %d of %s %d, found %s", j, what, d.row, d.what())
 		}
 	}
+}
+
+// level reads the level of the current row in the categorical column k,
+// value j of the row (named names[j]) at index in the row as sent (−1 in
+// an object row): a JSON string that is one of the column's levels,
+// returned as the model's own string (so that it costs no allocation). A
+// number or other value there is not_a_level; a string the training rows
+// did not have, unknown_level.
+func (d *jsonDec) level(k int, names []string, j, index int) (string, *requestError) {
+	levels := d.s.cat.Levels[k]
+	d.ws()
+	at := d.i
+	if d.peek() != '"' {
+		if err := d.skipValue(0); err != nil {
+			return "", err
+		}
+		return "", d.cellError(errNotALevel, names, j, index, at, "row", "%s is not a level: want a string, one of %s",
+			describe(d.b[at:d.i]), joinNames(quoteAll(levels)))
+	}
+	raw, _, err := d.strBytes("a level")
+	if err != nil {
+		return "", err
+	}
+	v, ok := findLevel(levels, raw)
+	if !ok {
+		e := d.s.unknownLevel(fmt.Sprintf("row %d", d.row), d.row, k, string(raw))
+		e.index, e.offset = index, at
+		return "", e
+	}
+	return levels[v], nil
 }
 
 // objectRow reads an object row, every column and context column of the
@@ -79,16 +120,19 @@ func (d *jsonDec) objectRow() *requestError {
 	if err := d.open('{', "row", d.row); err != nil {
 		return err
 	}
-	dim, cdim := d.s.dim, d.s.cdim
-	x0, c0 := len(d.x), len(d.c)
+	dim, cdim, ncat := d.s.dim, d.s.cdim, d.s.ncat()
+	x0, c0, k0 := len(d.x), len(d.c), len(d.cats)
 	d.x = append(d.x, make([]float64, dim)...)
 	d.c = append(d.c, make([]float64, cdim)...)
+	for range ncat {
+		d.cats = append(d.cats, "")
+	}
 	var buf [64]bool
 	var got []bool
-	if dim+cdim > len(buf) {
-		got = make([]bool, dim+cdim)
+	if all := dim + cdim + ncat; all > len(buf) {
+		got = make([]bool, all)
 	} else {
-		got = buf[:dim+cdim]
+		got = buf[:all]
 	}
 	count := 0
 	err := d.members("a column name", "after a value in a row", func(key string, at int) *requestError {
@@ -103,18 +147,25 @@ func (d *jsonDec) objectRow() *requestError {
 			e.row, e.column, e.offset = d.row, key, at
 			return e
 		}
-		if j < dim {
+		switch {
+		case j < dim:
 			v, err := d.number(d.s.names, j, -1, "row")
 			if err != nil {
 				return err
 			}
 			d.x[x0+j] = v
-		} else {
+		case j < dim+cdim:
 			v, err := d.number(d.s.ctxNames, j-dim, -1, "row")
 			if err != nil {
 				return err
 			}
 			d.c[c0+j-dim] = v
+		default:
+			lv, err := d.level(j-dim-cdim, d.s.cat.Names, j-dim-cdim, -1)
+			if err != nil {
+				return err
+			}
+			d.cats[k0+j-dim-cdim] = lv
 		}
 		got[j] = true
 		count++
@@ -123,7 +174,7 @@ func (d *jsonDec) objectRow() *requestError {
 	if err != nil {
 		return err
 	}
-	if count != dim+cdim {
+	if count != dim+cdim+ncat {
 		all := d.all()
 		var missing []string
 		for j, g := range got {
@@ -138,19 +189,22 @@ func (d *jsonDec) objectRow() *requestError {
 	return nil
 }
 
-// all returns the column and context names, in order.
+// all returns the column, context and categorical column names, in order.
 func (d *jsonDec) all() []string {
-	return append(slices.Clone(d.s.names), d.s.ctxNames...)
+	return append(append(slices.Clone(d.s.names), d.s.ctxNames...), d.s.cat.ColumnNames()...)
 }
 
-// column returns the index of the column key names among the columns and
-// then the context columns, or −1.
+// column returns the index of the column key names among the columns, then
+// the context columns, then the categorical columns, or −1.
 func (d *jsonDec) column(key string) int {
 	if j := slices.Index(d.s.names, key); j >= 0 {
 		return j
 	}
 	if j := slices.Index(d.s.ctxNames, key); j >= 0 {
 		return d.s.dim + j
+	}
+	if j := slices.Index(d.s.cat.ColumnNames(), key); j >= 0 {
+		return d.s.dim + d.s.cdim + j
 	}
 	return -1
 }
@@ -159,7 +213,7 @@ func (d *jsonDec) column(key string) int {
 // of its column names, which object rows repeat on every row (so a key
 // costs no allocation), else a copy.
 func (d *jsonDec) intern(raw []byte) string {
-	for _, names := range [2][]string{d.s.names, d.s.ctxNames} {
+	for _, names := range [3][]string{d.s.names, d.s.ctxNames, d.s.cat.ColumnNames()} {
 		for _, n := range names {
 			if string(raw) == n {
 				return n
@@ -271,8 +325,22 @@ func scanNumber(b []byte, i int) int {
 // str reads a JSON string. Invalid UTF-8 and lone surrogates become
 // U+FFFD, as encoding/json has them.
 func (d *jsonDec) str(what string) (string, *requestError) {
+	raw, copied, err := d.strBytes(what)
+	switch {
+	case err != nil:
+		return "", err
+	case copied:
+		return string(raw), nil
+	}
+	return d.intern(raw), nil
+}
+
+// strBytes reads a JSON string and returns its bytes: a slice of the body
+// for the common case (ASCII without escapes), else a copy with the escapes
+// decoded (copied is then true).
+func (d *jsonDec) strBytes(what string) (raw []byte, copied bool, err *requestError) {
 	if d.peek() != '"' {
-		return "", d.syntax("want %s (a string), found %s", what, d.what())
+		return nil, false, d.syntax("want %s (a string), found %s", what, d.what())
 	}
 	d.i++
 	start := d.i
@@ -280,9 +348,8 @@ func (d *jsonDec) str(what string) (string, *requestError) {
 	for d.i < len(d.b) {
 		c := d.b[d.i]
 		if c == '"' {
-			s := d.intern(d.b[start:d.i])
 			d.i++
-			return s, nil
+			return d.b[start : d.i-1], false, nil
 		}
 		if c == '\\' || c < 0x20 || c >= utf8.RuneSelf {
 			break
@@ -295,13 +362,13 @@ func (d *jsonDec) str(what string) (string, *requestError) {
 		switch {
 		case c == '"':
 			d.i++
-			return string(out), nil
+			return out, true, nil
 		case c < 0x20:
-			return "", d.syntax("a control character in a string")
+			return nil, false, d.syntax("a control character in a string")
 		case c == '\\':
 			if d.i+1 >= len(d.b) {
 				d.i++
-				return "", d.syntax("an unfinished escape in a string")
+				return nil, false, d.syntax("an unfinished escape in a string")
 			}
 			e := d.b[d.i+1]
 			d.i += 2
@@ -321,7 +388,7 @@ func (d *jsonDec) str(what string) (string, *requestError) {
 			case 'u':
 				r, ok := d.hex4()
 				if !ok {
-					return "", d.syntax(`a \u escape without 4 hex digits`)
+					return nil, false, d.syntax(`a \u escape without 4 hex digits`)
 				}
 				if utf16.IsSurrogate(r) {
 					r2 := rune(-1)
@@ -329,7 +396,7 @@ func (d *jsonDec) str(what string) (string, *requestError) {
 						d.i += 2
 						var ok bool
 						if r2, ok = d.hex4(); !ok {
-							return "", d.syntax(`a \u escape without 4 hex digits`)
+							return nil, false, d.syntax(`a \u escape without 4 hex digits`)
 						}
 						if dec := utf16.DecodeRune(r, r2); dec != utf8.RuneError {
 							out = utf8.AppendRune(out, dec)
@@ -342,7 +409,7 @@ func (d *jsonDec) str(what string) (string, *requestError) {
 				out = utf8.AppendRune(out, r)
 			default:
 				d.i -= 2
-				return "", d.syntax("an invalid escape \\%c in a string", e)
+				return nil, false, d.syntax("an invalid escape \\%c in a string", e)
 			}
 		case c < utf8.RuneSelf:
 			out = append(out, c)
@@ -353,7 +420,7 @@ func (d *jsonDec) str(what string) (string, *requestError) {
 			d.i += size
 		}
 	}
-	return "", d.syntax("an unterminated string")
+	return nil, false, d.syntax("an unterminated string")
 }
 
 // hex4 reads 4 hex digits.

@@ -10,8 +10,10 @@ package main
 //	FLOWS_SERVE_LOAD=1 go test ./cmd/flows -run TestServeLoad -v -timeout 30m
 //
 // FLOWS_SERVE_LOAD_DURATION, _REPEATS, _CASES ("1x16,1000x256": rows x
-// clients), _FLAGS (of flows serve) and _OUT (a file for the table) change
-// what it measures.
+// clients), _FLAGS (of flows serve), _OUT (a file for the table) and _BIN
+// (a flows binary that fits and serves the model instead of the test's
+// own build: scripts/serve-load.sh runs this generator against two
+// revisions) change what it measures.
 //
 // TestLoadGenerator runs it briefly, to keep it working.
 
@@ -258,6 +260,14 @@ func TestServeLoad(t *testing.T) {
 	}
 	if v, err := strconv.Atoi(os.Getenv("FLOWS_SERVE_LOAD_REPEATS")); err == nil && v > 0 {
 		repeats = v
+	}
+	if bin := os.Getenv("FLOWS_SERVE_LOAD_BIN"); bin != "" {
+		abs, err := filepath.Abs(bin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func(own string) { flowsBin = own }(flowsBin)
+		flowsBin = abs // fits and serves the model below
 	}
 	dir := t.TempDir()
 	writeLoadData(t, filepath.Join(dir, "d8.csv"), 4000)

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,18 +28,19 @@ import (
 // modelState is a loaded model with what the server says about it. It is
 // replaced whole on reload, never changed.
 type modelState struct {
-	m        *model.Model
-	ev       *model.Prepared // m prepared at load: every request scores and samples through it
-	schema   schema
-	named    bool // the file records column names
-	sha      string
-	size     int64
-	modTime  time.Time
-	loaded   time.Time
-	doc      []byte // the body of GET /v1/model
-	data     *mat.Dense
-	dataPath string
-	corner   func() ([]byte, error) // the card's corner plot, drawn once, on first use
+	m          *model.Model
+	ev         *model.Prepared // m prepared at load: every request scores and samples through it
+	schema     schema
+	named      bool // the file records column names
+	sha        string
+	size       int64
+	modTime    time.Time
+	loaded     time.Time
+	doc        []byte // the body of GET /v1/model
+	data       *mat.Dense
+	dataLevels []string // the data rows' levels, for a model of a mixed table
+	dataPath   string
+	corner     func() ([]byte, error) // the card's corner plot, drawn once, on first use
 }
 
 // load reads, checks and describes the model file (and the --data file).
@@ -55,9 +57,6 @@ func (s *server) load() (*modelState, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", s.path, strings.TrimPrefix(trimFlows(err).Error(), "model file: "))
 	}
-	if c := m.Categories; c != nil {
-		return nil, fmt.Errorf("%s: a model with categorical columns (%s) is not served yet: the server reads and returns rows of numbers; score such rows with flows score", s.path, strings.Join(c.Names, ", "))
-	}
 	ev, err := verify(m)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %v", s.path, err)
@@ -65,7 +64,8 @@ func (s *server) load() (*modelState, error) {
 	sum := sha256.Sum256(b)
 	st := &modelState{m: m, ev: ev, sha: hex.EncodeToString(sum[:]), size: int64(len(b)), modTime: fi.ModTime(), loaded: time.Now(),
 		named: len(m.Config.Columns) == m.Dim}
-	st.schema = schema{names: modelNames(m), dim: m.Dim, cdim: m.ContextDim, maxRows: s.f.maxRows, path: filepath.Base(s.path)}
+	st.schema = schema{names: modelNames(m), dim: m.Dim, cdim: m.ContextDim, cat: m.Categories, maxRows: s.f.maxRows, path: filepath.Base(s.path)}
+	st.schema.rowNames = append(slices.Clone(st.schema.names), m.Categories.ColumnNames()...)
 	st.schema.ctxNames = m.Config.Context
 	if len(st.schema.ctxNames) != m.ContextDim {
 		st.schema.ctxNames = make([]string, m.ContextDim)
@@ -79,7 +79,7 @@ func (s *server) load() (*modelState, error) {
 		if err != nil {
 			return nil, fmt.Errorf("--data: %v", err)
 		}
-		st.data, st.dataPath, names = t.X, s.f.data, t.Names
+		st.data, st.dataLevels, st.dataPath, names = t.X, t.Cats, s.f.data, t.Names
 	}
 	if st.doc, err = s.describe(st); err != nil {
 		return nil, err
@@ -89,7 +89,7 @@ func (s *server) load() (*modelState, error) {
 		if st.dataPath != "" {
 			title = plotTitle(s.path, st.dataPath)
 		}
-		cf, err := newCorner(m, cornerOptions{Title: title, Names: names, Data: st.data, N: -1})
+		cf, err := newCorner(m, cornerOptions{Title: title, Names: names, Data: st.data, DataLevels: st.dataLevels, N: -1})
 		if err != nil {
 			return nil, err
 		}
@@ -118,9 +118,13 @@ func verify(m *model.Model) (ev *model.Prepared, err error) {
 			c.SetRow(i, m.ContextMean)
 		}
 	}
-	x := ev.Sample(flows.NewKey(0), n, c)
+	x, cats := ev.SampleMixed(flows.NewKey(0), n, c)
 	x.SetRow(0, m.Mean)
-	for i, v := range ev.LogPDF(x, c) {
+	lp, err := ev.LogPDFMixed(x, cats, c)
+	if err != nil {
+		return nil, fmt.Errorf("the model fails its check: %v", err) // its own levels
+	}
+	for i, v := range lp {
 		if isInfOrNaN(v) {
 			return nil, fmt.Errorf("the model fails its check: the log density of its sample %d is %v", i, v)
 		}
@@ -148,6 +152,10 @@ type modelDoc struct {
 		ContextMean  []float64 `json:"context_mean,omitempty"`
 		ContextScale []float64 `json:"context_scale,omitempty"`
 	} `json:"standardization"`
+	// Categories are the categorical columns of a mixed table's model,
+	// with their levels, in the order an array row holds them (after
+	// the columns); absent for a model of numbers only.
+	Categories   []categoryDoc   `json:"categories,omitempty"`
 	Training     *model.Training `json:"training"`
 	TrainingNote string          `json:"training_note,omitempty"`
 	Limits       struct {
@@ -155,6 +163,23 @@ type modelDoc struct {
 		MaxRows   int   `json:"max_rows"`
 		MaxSample int   `json:"max_sample"`
 	} `json:"limits"`
+}
+
+// categoryDoc is a categorical column in GET /v1/model: its name, its
+// place in an array row, and its levels, the strings a request may give.
+type categoryDoc struct {
+	Name   string   `json:"name"`
+	Index  int      `json:"index"`
+	Levels []string `json:"levels"`
+}
+
+// categoryDocs describes the categorical columns of m (nil for none).
+func categoryDocs(m *model.Model) []categoryDoc {
+	var out []categoryDoc
+	for k, name := range m.Categories.ColumnNames() {
+		out = append(out, categoryDoc{Name: name, Index: m.Dim + k, Levels: m.Categories.Levels[k]})
+	}
+	return out
 }
 
 // trainingNote says why a model has no training summary.
@@ -166,7 +191,7 @@ func (s *server) describe(st *modelState) ([]byte, error) {
 	m := st.m
 	d := modelDoc{File: s.path, Size: st.size, SHA256: st.sha, Modified: st.modTime.UTC(), Loaded: st.loaded.UTC(),
 		Kind: m.Config.Kind, Columns: st.schema.names, Context: st.schema.ctxNames, Named: st.named,
-		Parameters: len(m.Params), Config: m.Config, Training: m.Training}
+		Parameters: len(m.Params), Config: m.Config, Training: m.Training, Categories: categoryDocs(m)}
 	if m.Training == nil {
 		d.TrainingNote = trainingNote
 	}

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/gonormflows/flows/model"
 )
 
 // server is the state of flows serve.
@@ -149,5 +151,22 @@ func schemaChange(old, st *modelState) string {
 	if !slices.Equal(old.schema.ctxNames, st.schema.ctxNames) {
 		d = append(d, fmt.Sprintf("%d context columns %q → %d context columns %q", old.schema.cdim, old.schema.ctxNames, st.schema.cdim, st.schema.ctxNames))
 	}
+	oc, nc := old.schema.cat, st.schema.cat
+	if !slices.Equal(oc.ColumnNames(), nc.ColumnNames()) || oc != nil && !slices.EqualFunc(oc.Levels, nc.Levels, slices.Equal) {
+		d = append(d, fmt.Sprintf("categorical columns %s → %s", describeLevels(oc), describeLevels(nc)))
+	}
 	return strings.Join(d, "; ")
+}
+
+// describeLevels describes categorical columns and their levels for a log:
+// species [setosa versicolor virginica], or "none".
+func describeLevels(c *model.Categories) string {
+	if c == nil {
+		return "none"
+	}
+	parts := make([]string, len(c.Names))
+	for k, name := range c.Names {
+		parts[k] = fmt.Sprintf("%s %q", name, c.Levels[k])
+	}
+	return strings.Join(parts, ", ")
 }

@@ -235,6 +235,33 @@ func TestBadRow(t *testing.T) {
 	}
 }
 
+// TestNoGoodRows: an input without good rows fails once the run is done,
+// from the counts (the pipeline itself does not fail for an empty output,
+// so that the error of a bad row is always the one reported: TestBadRow),
+// and says whether rows were bad; an earlier output is left as it was.
+func TestNoGoodRows(t *testing.T) {
+	dir := setup(t)
+	mustRun(t, beamBin, dir, "score", "model.flow", "part-0.csv", "-o", "out/scores")
+	_, before := shards(t, filepath.Join(dir, "out", "scores"))
+	write(t, filepath.Join(dir, "empty-0.csv"), "a,b,c\n")
+	write(t, filepath.Join(dir, "bad-0.csv"), "a,b,c\n1,x,3\n4,5,y\n")
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"empty-*.csv"}, "flows-beam score: no scored rows to write to out/scores: the input has no data rows\n"},
+		{[]string{"bad-*.csv", "--dead-letter", "out/bad"}, "flows-beam score: no scored rows to write to out/scores: every data row was bad (2 rows in out/bad)\n"},
+	} {
+		r := runBin(t, beamBin, dir, append([]string{"score", "model.flow", "-o", "out/scores"}, tc.args...)...)
+		if r.code != 1 || !strings.HasSuffix(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %q", tc.args, r.code, r.stderr, tc.want)
+		}
+		if _, after := shards(t, filepath.Join(dir, "out", "scores")); fmt.Sprint(after) != fmt.Sprint(before) {
+			t.Errorf("%v: the earlier output's %d rows became %d", tc.args, len(before), len(after))
+		}
+	}
+}
+
 // TestCorruptModel checks that a damaged model fails at once with the
 // message flows gives.
 func TestCorruptModel(t *testing.T) {

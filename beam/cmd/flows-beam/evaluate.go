@@ -61,7 +61,7 @@ hold rows. It prints the count and the mean.`,
 			if _, _, err := checkHeader(ctx, files, opt); err != nil {
 				return err
 			}
-			rows, dead := flowsbeam.ReadCSV(s, flowsbeam.ReadConfig{Options: opt, DeadLetter: c.deadLetter != ""}, args[1:]...)
+			rows, dead := flowsbeam.ReadCSV(s, flowsbeam.ReadConfig{Options: opt, Categories: m.Categories, DeadLetter: c.deadLetter != ""}, args[1:]...)
 			cleanDead := deadLetters(s, c.deadLetter, dead)
 			scored := flowsbeam.Score(s, model, rows, flowsbeam.ScoreConfig{})
 			flowsbeam.WriteEvaluation(s, out, flowsbeam.Evaluate(s, scored, flowsbeam.EvaluateConfig{BinWidth: width}))

@@ -61,9 +61,10 @@ A conditional model needs --given, one context row's values for every row.`,
 			case m.ContextDim > 0 && len(given) != m.ContextDim:
 				return usagef("sample", "--given has %d %s, but %s takes %d context %s", len(given), plural(int64(len(given)), "value"),
 					args[0], m.ContextDim, plural(int64(m.ContextDim), "column"))
-			case names != nil && len(names) != m.Dim:
+			case names != nil && len(names) != m.Dim+len(m.Categories.ColumnNames()):
+				want := m.Dim + len(m.Categories.ColumnNames())
 				return usagef("sample", "--names gives %d %s, but %s is a model of %d %s",
-					len(names), plural(int64(len(names)), "name"), args[0], m.Dim, plural(int64(m.Dim), "column"))
+					len(names), plural(int64(len(names)), "name"), args[0], want, plural(int64(want), "column"))
 			}
 			cfg := flowsbeam.SampleConfig{N: n, Seed: seed, Shards: shards, Given: given, Names: names}
 			blocks, err := flowsbeam.Sample(s, model, m, cfg)

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
@@ -22,11 +23,13 @@ Each file is read as 'flows score' reads one (its own header, the model's
 columns found by name). It writes CSV shards PREFIX-SSSSS-of-NNNNN.csv, each
 with a header row, one row per data row:
 
-	file,row,line,log_density,<the model's columns>[,<its context columns>]
+	file,row,line,log_density,<the model's columns>[,<its context columns>][,<its categories>]
 
 where row counts the file's data rows from 0 and line is the row's line in
 the file; every number reads back to the same bits, and each row's log
-density is the one 'flows score' gives it. Which shard holds a row depends
+density is the one 'flows score' gives it (for a model of a mixed table,
+in nats of the numbers' units plus the categories' log probability; the
+levels are read as text and written back as they were). Which shard holds a row depends
 on the runner's bundles; shards of an earlier output of the prefix that
 the new one does not replace are removed.
 
@@ -37,7 +40,9 @@ first column "key".
 
 A bad row fails the run with the error 'flows score' gives (data.csv:17:
 column 3 ("price"): "abc" is not a number), unless --dead-letter PREFIX
-sends bad rows to CSV shards "file,line,reason" and the rest proceeds. The
+sends bad rows to CSV shards "file,line,reason" and the rest proceeds; a
+level the model's training rows did not have is a bad row too, with the
+error 'flows score' gives it. The
 good and bad rows are counted as Beam metrics and printed at the end.`,
 	nArgs: [2]int{2, -1},
 	flags: func(fs *flag.FlagSet) func(context.Context, *env, []string) error {
@@ -73,6 +78,10 @@ good and bad rows are counted as Beam metrics and printed at the end.`,
 			if err := cliflags.CheckContext(opt, m, args[0]); err != nil {
 				return err
 			}
+			if top > 0 && m.Categories != nil {
+				return usagef("score", "--top does not carry a mixed table's levels yet (%s has categorical columns %s): score all rows and sort them",
+					args[0], strings.Join(m.Categories.Names, ", "))
+			}
 			globs := args[1:]
 			files, err := matchAll(ctx, globs)
 			if err != nil {
@@ -85,7 +94,7 @@ good and bad rows are counted as Beam metrics and printed at the end.`,
 			if topBy != "" && topBy != "file" && !slices.Contains(names, topBy) && !slices.Contains(cnames, topBy) {
 				return usagef("score", "--top-by %q: not a column the model reads (%q, context %q), nor \"file\"", topBy, names, cnames)
 			}
-			rows, dead := flowsbeam.ReadCSV(s, flowsbeam.ReadConfig{Options: opt, DeadLetter: c.deadLetter != ""}, globs...)
+			rows, dead := flowsbeam.ReadCSV(s, flowsbeam.ReadConfig{Options: opt, Categories: m.Categories, DeadLetter: c.deadLetter != ""}, globs...)
 			cleanDead := deadLetters(s, c.deadLetter, dead)
 			scored := flowsbeam.Score(s, model, rows, flowsbeam.ScoreConfig{})
 			o := flowsbeam.NewOutput(out)
@@ -110,6 +119,11 @@ good and bad rows are counted as Beam metrics and printed at the end.`,
 			if counts == nil {
 				return nil
 			}
+			if top == 0 {
+				if err := checkRowsRead(counts, out, c.deadLetter); err != nil {
+					return err
+				}
+			}
 			if top > 0 {
 				fmt.Fprintf(e.stderr, "wrote the %d least likely %s to %s\n", top, plural(int64(top), "row"), out)
 			} else {
@@ -124,4 +138,18 @@ good and bad rows are counted as Beam metrics and printed at the end.`,
 			return nil
 		}
 	},
+}
+
+// checkRowsRead returns the error of a run that scored no rows: a run
+// that failed reports its own error instead (the pipeline does not fail
+// for an empty output; see flowsbeam.WriteScores), so this is only said
+// of inputs that really had no good rows.
+func checkRowsRead(counts map[string]int64, out, deadLetter string) error {
+	if counts[flowsbeam.MetricRows] > 0 {
+		return nil
+	}
+	if bad := counts[flowsbeam.MetricBadRows]; bad > 0 {
+		return fmt.Errorf("no scored rows to write to %s: every data row was bad (%d %s in %s)", out, bad, plural(bad, "row"), deadLetter)
+	}
+	return fmt.Errorf("no scored rows to write to %s: the input has no data rows", out)
 }
