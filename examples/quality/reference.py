@@ -193,7 +193,7 @@ def fit(kind, seed, train, val, test, args):
         flow.eval()
         v = mean_nll(flow, xv)
         if args.progress:
-            print("  epoch %d: validation NLL %.4f" % (epoch, v), file=sys.stderr, flush=True)
+            print("  epoch %d: validation NLL %.4f (standardised), %.4f (data units)" % (epoch, v, v + logdet), file=sys.stderr, flush=True)
         if v < best:
             best, best_state, best_epoch, bad = v, copy.deepcopy(flow.state_dict()), epoch, 0
         else:
