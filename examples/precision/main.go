@@ -1,16 +1,23 @@
 // Command precision fits the same flows in float64 and float32 compute
-// modes (flows.Precision) and prints their held-out NLL side by side: a toy
-// density (a ring of eight Gaussians in 2-D) and scikit-learn tables as
+// modes (flows.Precision) and prints their held-out NLL side by side: toy
+// densities in 2-D (a ring of eight Gaussians, "ring", and the FFJORD
+// paper's, examples/internal/toy) and scikit-learn tables as
 // examples/quality/export.py writes them (train, val and test CSVs).
 //
-//	go run ./examples/precision -tables /tmp/tables -names wine,diabetes -seeds 1,2,3
+//	go run ./examples/precision -tables /tmp/tables -names wine,diabetes -seeds 1,2,3 [-toys ring,moons] [-kinds nsf,maf]
 //
 // Each flow is a standardisation followed by either eight rational-quadratic
 // spline couplings with MLP [64, 64] conditioners ("nsf") or five MAF layers
 // with MADE [64, 64] ("maf"); both precisions start from the same key, draw
 // the same parameters and hold out the same validation rows, so the only
-// difference is the rounding of the nets' products. The NLL is in nats per
-// row of the test rows, in the data's own units.
+// difference is the rounding of the nets' products. A third fit per seed,
+// float64 from initial parameters perturbed by float32's rounding (relative
+// 2⁻²⁴), is the control: how far a fit moves from a perturbation of that
+// size alone. The NLL is in nats per row of the test rows, in the data's own
+// units. Each row of the table gives the medians over the seeds and the
+// paired differences from the float64 fit of the same seed (float32 and
+// control), as a mean ± its standard error and as a median; each seed's
+// figures go to stderr.
 package main
 
 import (
@@ -27,17 +34,20 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/examples/internal/toy"
 	"github.com/gonormflows/flows/optim"
 	"github.com/gonormflows/flows/prep"
 	"github.com/gonormflows/flows/table"
 )
 
 func main() {
-	dir := flag.String("tables", "", "the folder examples/quality/export.py wrote (none: the toy density only)")
+	dir := flag.String("tables", "", "the folder examples/quality/export.py wrote (none: the toy densities only)")
 	names := flag.String("names", "wine,diabetes", "the tables")
 	epochs := flag.Int("epochs", 60, "the most epochs")
 	seedList := flag.String("seeds", "1,2,3", "the seeds, comma-separated")
-	withToy := flag.Bool("toy", true, "fit the toy density too")
+	toys := flag.String("toys", "ring", "the toy densities, comma-separated: ring or a name of examples/internal/toy (empty: none)")
+	rows := flag.Int("rows", 4000, "the training rows of a toy density (half as many test rows)")
+	kindList := flag.String("kinds", "nsf,maf", "the flows, comma-separated: nsf, maf")
 	flag.Parse()
 	var seeds []uint64
 	for _, f := range strings.Split(*seedList, ",") {
@@ -45,12 +55,26 @@ func main() {
 		check(err)
 		seeds = append(seeds, v)
 	}
-	fmt.Println("| data | flow | float64 NLL, median (per seed) | float32 NLL, median (per seed) | float32 − float64, median | float64, init × (1 + 2⁻²⁴·N(0,1)) (per seed) | time f64 / f32 |")
-	fmt.Println("|---|---|---|---|---|---|---|")
-	seed := seeds
-	if *withToy {
-		train, test := toy(flows.NewKey(100), 4000), toy(flows.NewKey(101), 2000)
-		compare("toy ring (2)", train, test, *epochs, seed)
+	kinds := strings.Split(*kindList, ",")
+	for _, k := range kinds {
+		if k != "nsf" && k != "maf" {
+			check(fmt.Errorf("-kinds: unknown flow %q; want nsf or maf", k))
+		}
+	}
+	fmt.Println("| data | flow | float64, median | float32, median | control, median | float32 − float64: mean ± s.e. (median) | control − float64: mean ± s.e. (median) | time f64 / f32 |")
+	fmt.Println("|---|---|---|---|---|---|---|---|")
+	for _, name := range strings.Split(*toys, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		sample := ring
+		if name != "ring" {
+			d, err := toy.Lookup(name)
+			check(err)
+			sample = d.Sample
+		}
+		train, test := sample(flows.NewKey(100), *rows), sample(flows.NewKey(101), *rows/2)
+		compare(name+" (2)", train, test, kinds, *epochs, seeds)
 	}
 	if *dir == "" {
 		return
@@ -60,21 +84,17 @@ func main() {
 		var x mat.Dense
 		x.Stack(tr, va)
 		_, d := x.Dims()
-		compare(fmt.Sprintf("%s (%d)", name, d), &x, te, *epochs, seed)
+		compare(fmt.Sprintf("%s (%d)", name, d), &x, te, kinds, *epochs, seeds)
 	}
 }
 
-// compare fits each flow in both precisions from each seed and prints a
-// row per flow: the medians over the seeds, each seed's NLL, and the median
-// of the per-seed differences. A third fit per seed, float64 from initial
-// parameters perturbed by float32's rounding (relative 2⁻²⁴), is the
-// control: how far a fit moves from a perturbation of that size alone.
-func compare(what string, x, test *mat.Dense, epochs int, seeds []uint64) {
+// compare fits each flow in both precisions, and the float64 control, from
+// each seed and prints a row per flow.
+func compare(what string, x, test *mat.Dense, kinds []string, epochs int, seeds []uint64) {
 	mean, scale, err := prep.StandardizeFrom(x)
 	check(err)
-	for _, kind := range []string{"nsf", "maf"} {
+	for _, kind := range kinds {
 		var nll [3][]float64
-		var diff []float64
 		var took [3]time.Duration
 		for _, seed := range seeds {
 			for i, pr := range []flows.Precision{flows.Float64, flows.Float32, flows.Float64} {
@@ -95,12 +115,42 @@ func compare(what string, x, test *mat.Dense, epochs int, seeds []uint64) {
 				nll[i] = append(nll[i], meanNLL(d.LogPDF(p, test, nil)))
 				took[i] += time.Since(start)
 			}
-			diff = append(diff, nll[1][len(nll[1])-1]-nll[0][len(nll[0])-1])
+			n := len(nll[0]) - 1
+			fmt.Fprintf(os.Stderr, "%s %s seed %d: float64 %.4f, float32 %.4f, control %.4f\n", what, kind, seed, nll[0][n], nll[1][n], nll[2][n])
 		}
-		fmt.Printf("| %s | %s | %.4f (%s) | %.4f (%s) | %+.4f | %.4f (%s) | %.1fs / %.1fs |\n", what, kind,
-			median(nll[0]), list(nll[0]), median(nll[1]), list(nll[1]), median(diff), median(nll[2]), list(nll[2]),
+		f32, ctl := minus(nll[1], nll[0]), minus(nll[2], nll[0])
+		fmt.Printf("| %s | %s | %.4f | %.4f | %.4f | %s | %s | %.1fs / %.1fs |\n", what, kind,
+			median(nll[0]), median(nll[1]), median(nll[2]), paired(f32), paired(ctl),
 			took[0].Seconds(), took[1].Seconds())
 	}
+}
+
+// minus returns a − b elementwise.
+func minus(a, b []float64) []float64 {
+	d := make([]float64, len(a))
+	for i := range a {
+		d[i] = a[i] - b[i]
+	}
+	return d
+}
+
+// paired formats paired differences as "mean ± standard error (median)".
+func paired(d []float64) string {
+	n := float64(len(d))
+	m := 0.0
+	for _, v := range d {
+		m += v
+	}
+	m /= n
+	ss := 0.0
+	for _, v := range d {
+		ss += (v - m) * (v - m)
+	}
+	se := math.NaN()
+	if len(d) > 1 {
+		se = math.Sqrt(ss / (n - 1) / n)
+	}
+	return fmt.Sprintf("%+.4f ± %.4f (%+.4f)", m, se, median(d))
 }
 
 // stack returns the flow's layers after the standardisation.
@@ -125,8 +175,8 @@ func stack(kind string, pr flows.Precision) flows.InitFunc {
 	return flows.Serial(layers...)
 }
 
-// toy draws n rows of a ring of eight Gaussians (radius 2, σ 0.2) in 2-D.
-func toy(key flows.Key, n int) *mat.Dense {
+// ring draws n rows of a ring of eight Gaussians (radius 2, σ 0.2) in 2-D.
+func ring(key flows.Key, n int) *mat.Dense {
 	rng := key.Rand()
 	x := mat.NewDense(n, 2, nil)
 	for i := range n {
@@ -151,15 +201,6 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
-}
-
-// list formats v to two decimals, separated by spaces.
-func list(v []float64) string {
-	f := make([]string, len(v))
-	for i, x := range v {
-		f[i] = strconv.FormatFloat(x, 'f', 2, 64)
-	}
-	return strings.Join(f, " ")
 }
 
 // meanNLL returns −mean(lp).

@@ -46,7 +46,10 @@ ParallelNeuralIntegral on the path):
     PYTHONPATH=/path/to/nflows-src:/path/to/umnn-stub \\
         /usr/bin/python3 examples/quality/reference.py -tables /tmp/tables \\
         [-names wine,diabetes,breast_cancer,digits] [-seeds 1,2,3,4,5] \\
-        [-kinds maf,nsf] [-split pooled|files] [-epochs 200] [-threads 1]
+        [-kinds maf,nsf] [-split pooled|files] [-epochs 200] [-threads 1] [-progress]
+
+Any table in the same three-file form works: diamonds' numbers, for one,
+as QUALITY.md's diamonds section writes them with R.
 """
 
 import argparse
@@ -189,6 +192,8 @@ def fit(kind, seed, train, val, test, args):
             opt.step()
         flow.eval()
         v = mean_nll(flow, xv)
+        if args.progress:
+            print("  epoch %d: validation NLL %.4f (standardised), %.4f (data units)" % (epoch, v, v + logdet), file=sys.stderr, flush=True)
         if v < best:
             best, best_state, best_epoch, bad = v, copy.deepcopy(flow.state_dict()), epoch, 0
         else:
@@ -223,6 +228,7 @@ def main():
     p.add_argument("-batch", type=int, default=64)
     p.add_argument("-lr", type=float, default=1e-3)
     p.add_argument("-threads", type=int, default=1)
+    p.add_argument("-progress", action="store_true", help="print each epoch's validation NLL to stderr")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     seeds = [int(s) for s in args.seeds.split(",")]
