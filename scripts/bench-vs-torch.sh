@@ -9,6 +9,8 @@
 #
 #	bash scripts/bench-vs-torch.sh [outdir] [threads] [openblas-core]
 #
+# STEPS (default 5) is the number of timed steps or calls on each side.
+#
 # Needs Debian's python3-torch and libopenblas0-pthread (torch falls back
 # to the reference BLAS without it). Run it on an otherwise idle machine;
 # for a comparison, run it twice and take each side's best median.
@@ -17,18 +19,19 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 out=${1:-$(mktemp -d)}
 threads=${2:-2}
 core=${3:-}
+steps=${STEPS:-5}
 mkdir -p "$out"
 cd "$root"
 
 echo "== go: training steps in both precisions, scoring and sampling (prepared), GOMAXPROCS=$threads" >&2
 GOMAXPROCS=$threads go test -run XXX -bench 'MAFStepPrec|RealNVPStepPrec|NSFCouplingStepPrec|DensityPrec|Grid' \
-	-benchtime 5x -count 1 -benchmem . | tee "$out/go.txt" >&2
+	-benchtime ${steps}x -count 1 -benchmem . | tee "$out/go.txt" >&2
 
 echo "== torch ($threads threads)" >&2
 torchenv=(env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE OMP_WAIT_POLICY=PASSIVE)
 if [ -n "$core" ]; then
 	torchenv+=(OPENBLAS_CORETYPE="$core")
 fi
-"${torchenv[@]}" /usr/bin/python3 ../shared/bench/torch_reference.py --threads "$threads" --steps 5 --warmup 2 \
+"${torchenv[@]}" /usr/bin/python3 ../shared/bench/torch_reference.py --threads "$threads" --steps "$steps" --warmup 2 \
 	--dtypes float64,float32 --json "$out/torch.json" | tee "$out/torch.txt" >&2
 echo "$out"
