@@ -106,7 +106,7 @@ func (f *writeAnomaliesFn) ProcessElement(ctx context.Context, _ []byte, iter fu
 	var a Anomalies
 	for iter(&a) {
 		if all.Names == nil {
-			all.Names, all.ContextNames = a.Names, a.ContextNames
+			all.Names, all.ContextNames, all.CatNames = a.Names, a.ContextNames, a.CatNames
 		}
 		all.Rows = append(all.Rows, a.Rows...)
 	}
@@ -134,13 +134,13 @@ func (f *writeAnomaliesPerKeyFn) ProcessElement(ctx context.Context, _ []byte, i
 // writeAnomalies writes the rows of byKey as CSV, with a key column when
 // keys is not nil.
 func writeAnomalies(w io.Writer, keys []string, byKey map[string]Anomalies) error {
-	var names, cnames []string
+	var names, cnames, catNames []string
 	for _, a := range byKey {
 		if names == nil {
-			names, cnames = a.Names, a.ContextNames
+			names, cnames, catNames = a.Names, a.ContextNames, a.CatNames
 		}
 	}
-	header := append(append([]string{"file", "row", "line", "log_density"}, names...), cnames...)
+	header := append(append(append([]string{"file", "row", "line", "log_density"}, names...), cnames...), catNames...)
 	withKey := keys != nil
 	if withKey {
 		header = append([]string{"key"}, header...)
@@ -160,6 +160,7 @@ func writeAnomalies(w io.Writer, keys []string, byKey map[string]Anomalies) erro
 			for _, v := range r.Values {
 				rec = append(rec, formatFloat(v))
 			}
+			rec = append(rec, r.Levels...)
 			cw.Write(rec)
 		}
 	}

@@ -31,12 +31,16 @@ type Anomaly struct {
 	LogDensity float64
 	// Values holds its data columns, then its context columns.
 	Values []float64
+	// Levels holds its categorical columns' levels as text (a model of a
+	// mixed table); nil without categorical columns.
+	Levels []string
 }
 
 // Anomalies is the least likely rows of a set, lowest log density first.
 type Anomalies struct {
-	// Names and ContextNames name the columns of the rows' Values.
-	Names, ContextNames []string
+	// Names and ContextNames name the columns of the rows' Values, and
+	// CatNames those of their Levels.
+	Names, ContextNames, CatNames []string
 	// Rows holds the rows.
 	Rows []Anomaly
 }
@@ -112,9 +116,9 @@ func (f *topFn) CreateAccumulator() Anomalies { return Anomalies{} }
 
 func (f *topFn) AddInput(a Anomalies, sc Scored) Anomalies {
 	if a.Names == nil {
-		a.Names, a.ContextNames = sc.Names, sc.ContextNames
+		a.Names, a.ContextNames, a.CatNames = sc.Names, sc.ContextNames, sc.CatNames
 	}
-	dim, cdim := len(sc.Names), len(sc.ContextNames)
+	dim, cdim, k := len(sc.Names), len(sc.ContextNames), len(sc.CatNames)
 	h := (*maxHeap)(&a.Rows)
 	for i := range sc.Len() {
 		r := Anomaly{File: sc.File, Row: sc.First + i, Line: sc.Lines[i], LogDensity: sc.LogDensity[i]}
@@ -123,6 +127,9 @@ func (f *topFn) AddInput(a Anomalies, sc Scored) Anomalies {
 		}
 		r.Values = make([]float64, 0, dim+cdim)
 		r.Values = append(append(r.Values, sc.X[i*dim:(i+1)*dim]...), sc.C[i*cdim:(i+1)*cdim]...)
+		if k > 0 {
+			r.Levels = slices.Clone(sc.Cats[i*k : (i+1)*k])
+		}
 		f.push(h, r)
 	}
 	return a
@@ -145,7 +152,7 @@ func (f *topFn) push(h *maxHeap, r Anomaly) {
 
 func (f *topFn) MergeAccumulators(a, b Anomalies) Anomalies {
 	if a.Names == nil {
-		a.Names, a.ContextNames = b.Names, b.ContextNames
+		a.Names, a.ContextNames, a.CatNames = b.Names, b.ContextNames, b.CatNames
 	}
 	h := (*maxHeap)(&a.Rows)
 	heap.Init(h) // a decoded accumulator is a heap already; Init is cheap
@@ -227,6 +234,7 @@ func encodeAnomalies(a Anomalies) []byte {
 	var e encoder
 	e.strings(a.Names)
 	e.strings(a.ContextNames)
+	e.strings(a.CatNames)
 	e.uint(uint64(len(a.Rows)))
 	for _, r := range a.Rows {
 		e.string(r.File)
@@ -234,13 +242,14 @@ func encodeAnomalies(a Anomalies) []byte {
 		e.int(r.Line)
 		e.floats([]float64{r.LogDensity})
 		e.floats(r.Values)
+		e.strings(r.Levels)
 	}
 	return e.b
 }
 
 func decodeAnomalies(b []byte) (Anomalies, error) {
 	d := decoder{b: b}
-	a := Anomalies{Names: d.strings(), ContextNames: d.strings()}
+	a := Anomalies{Names: d.strings(), ContextNames: d.strings(), CatNames: d.strings()}
 	n := d.length(1)
 	if n > 0 {
 		a.Rows = make([]Anomaly, n)
@@ -253,6 +262,7 @@ func decodeAnomalies(b []byte) (Anomalies, error) {
 			d.err = errCorrupt
 		}
 		r.Values = d.floats()
+		r.Levels = d.strings()
 		a.Rows[i] = r
 	}
 	return a, d.check("Anomalies")

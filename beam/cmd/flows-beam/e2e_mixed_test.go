@@ -69,7 +69,30 @@ func TestMixed(t *testing.T) {
 	if w := mustRun(t, flowsBin, dir, "sample", "iris.flow", "-n", "5000", "--seed", "3").stdout; got != w {
 		t.Errorf("the shards are not flows sample's rows:\n%.300s\nflows sample:\n%.300s", got, w)
 	}
-	if r := runBin(t, beamBin, dir, "score", "iris.flow", "mixed-*.csv", "--top", "3", "-o", "top.csv"); r.code != 1 || !strings.Contains(r.stderr, "--top does not carry a mixed table's levels yet") {
-		t.Errorf("--top: exit %d, %q", r.code, r.stderr)
+
+	// --top: flows score --top's file, levels included, with Beam's first
+	// column "file" (one input file, so row and line are flows score's).
+	mustRun(t, beamBin, dir, "score", "iris.flow", "iris.csv", "--top", "3", "-o", "top.csv")
+	var topLines []string
+	for _, line := range strings.SplitAfter(readFile(t, filepath.Join(dir, "top.csv")), "\n") {
+		if line != "" {
+			_, rest, _ := strings.Cut(line, ",")
+			topLines = append(topLines, rest)
+		}
+	}
+	if w := mustRun(t, flowsBin, dir, "score", "iris.flow", "iris.csv", "--top", "3").stdout; strings.Join(topLines, "") != w || len(topLines) != 4 || !strings.HasSuffix(topLines[0], ",Species\n") {
+		t.Errorf("--top 3 without its file column:\n%s\nflows score --top 3:\n%s", strings.Join(topLines, ""), w)
+	}
+	// Over two files, per file: each file's 3 lowest with their levels.
+	mustRun(t, beamBin, dir, "score", "iris.flow", "mixed-*.csv", "--top", "3", "--top-by", "file", "-o", "top-by.csv")
+	top := readRecords(t, readFile(t, filepath.Join(dir, "top-by.csv")))
+	if len(top) != 7 || fmt.Sprint(top[0]) != "[key file row line log_density Sepal.Length Sepal.Width Petal.Length Petal.Width Species]" {
+		t.Fatalf("--top-by file: %q", top)
+	}
+	for _, rec := range top[1:] {
+		key := filepath.Base(rec[1]) + ":" + rec[3]
+		if got := strings.Join(rec[4:], ","); got != want[key] {
+			t.Errorf("--top-by file %s: %s, flows score %s", key, got, want[key])
+		}
 	}
 }

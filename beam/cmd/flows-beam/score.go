@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 
@@ -36,7 +35,7 @@ the new one does not replace are removed.
 With --top k it writes only the k least likely rows, lowest first, to the
 file -o; with --top-by file or --top-by COLUMN (a data or context column),
 the k least likely of each file or of each value of the column, with a
-first column "key".
+first column "key". The rows are written as above, levels included.
 
 A bad row fails the run with the error 'flows score' gives (data.csv:17:
 column 3 ("price"): "abc" is not a number), unless --dead-letter PREFIX
@@ -77,10 +76,6 @@ good and bad rows are counted as Beam metrics and printed at the end.`,
 			opt = cliflags.ForModel(opt, m, args[0])
 			if err := cliflags.CheckContext(opt, m, args[0]); err != nil {
 				return err
-			}
-			if top > 0 && m.Categories != nil {
-				return usagef("score", "--top does not carry a mixed table's levels yet (%s has categorical columns %s): score all rows and sort them",
-					args[0], strings.Join(m.Categories.Names, ", "))
 			}
 			globs := args[1:]
 			files, err := matchAll(ctx, globs)
