@@ -95,4 +95,8 @@ func TestMixed(t *testing.T) {
 			t.Errorf("--top-by file %s: %s, flows score %s", key, got, want[key])
 		}
 	}
+	// Grouping by a categorical column is refused with a message that says so.
+	if r := runBin(t, beamBin, dir, "score", "iris.flow", "mixed-*.csv", "--top", "3", "--top-by", "Species", "-o", "x.csv"); r.code != 1 || !strings.Contains(r.stderr, `--top-by "Species": a categorical column cannot group --top yet`) {
+		t.Errorf("--top-by Species: exit %d, %q", r.code, r.stderr)
+	}
 }

@@ -86,6 +86,9 @@ good and bad rows are counted as Beam metrics and printed at the end.`,
 			if err != nil {
 				return err
 			}
+			if m.Categories != nil && slices.Contains(m.Categories.Names, topBy) {
+				return usagef("score", "--top-by %q: a categorical column cannot group --top yet; group by \"file\" or a column of numbers", topBy)
+			}
 			if topBy != "" && topBy != "file" && !slices.Contains(names, topBy) && !slices.Contains(cnames, topBy) {
 				return usagef("score", "--top-by %q: not a column the model reads (%q, context %q), nor \"file\"", topBy, names, cnames)
 			}
