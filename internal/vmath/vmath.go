@@ -24,14 +24,20 @@ import (
 
 //go:generate go run -C asm . -out ../vmath_amd64.s -stubs ../vmath_amd64_stub.go -pkg vmath
 
-// kernel is one implementation: block kernels that take at most 64
-// elements, a whole number of lanes vectors, and return the mask of the
-// lanes they computed (nil for the portable loops).
+// kernel is one implementation: its name, the lanes of its vectors, and
+// which functions it computes with block kernels (see block); the others
+// are loops over the math functions.
 type kernel struct {
 	name      string
 	lanes     int
-	exp, tanh func(dst, src []float64) uint64
+	exp, tanh bool
 }
+
+// The functions, as block names them.
+const (
+	fnExp = iota
+	fnTanh
+)
 
 // goKernel is the portable implementation: the math functions.
 var goKernel = &kernel{name: "go", lanes: 1}
@@ -59,7 +65,7 @@ func Kernel() string { return active.name }
 // if dst is shorter than src.
 func Exp(dst, src []float64) {
 	dst = checkLen("Exp", dst, src)
-	apply(active.exp, math.Exp, active.lanes, dst, src)
+	apply(active, active.exp, fnExp, math.Exp, dst, src)
 }
 
 // Tanh sets dst[i] = math.Tanh(src[i]) for every i < len(src), bit for
@@ -67,7 +73,7 @@ func Exp(dst, src []float64) {
 // panics if dst is shorter than src.
 func Tanh(dst, src []float64) {
 	dst = checkLen("Tanh", dst, src)
-	apply(active.tanh, math.Tanh, active.lanes, dst, src)
+	apply(active, active.tanh, fnTanh, math.Tanh, dst, src)
 }
 
 func checkLen(fn string, dst, src []float64) []float64 {
@@ -81,15 +87,17 @@ func checkLen(fn string, dst, src []float64) []float64 {
 // the returned mask).
 const blockLen = 64
 
-// apply runs the block kernel vec (nil: none) over src in blocks of
-// blockLen, finishing the lanes it leaves and the tail with scalar.
-func apply(vec func(dst, src []float64) uint64, scalar func(float64) float64, lanes int, dst, src []float64) {
+// apply runs k's block kernel for fn (if vec) over src in blocks of
+// blockLen, finishing the lanes it leaves and the tail with scalar. (The
+// kernels are called directly, not through function values, so that dst
+// and src do not escape.)
+func apply(k *kernel, vec bool, fn int, scalar func(float64) float64, dst, src []float64) {
 	i := 0
-	if vec != nil {
-		whole := len(src) - len(src)%lanes
+	if vec {
+		whole := len(src) - len(src)%k.lanes
 		for i < whole {
 			n := min(blockLen, whole-i)
-			ok := vec(dst[i:i+n], src[i:i+n])
+			ok := block(k, fn, dst[i:i+n], src[i:i+n])
 			if full := uint64(1)<<n - 1; ok != full { // n = 64 gives full = 1<<64-1 in Go's shift rules
 				for j := 0; j < n; j++ {
 					if ok&(1<<j) == 0 {

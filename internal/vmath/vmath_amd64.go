@@ -14,17 +14,24 @@ var (
 )
 
 var (
-	avx512Kernel = &kernel{name: "avx512", lanes: 8, exp: expAVX512, tanh: tanhVec(tanhAVX512)}
-	avx2Kernel   = &kernel{name: "avx2", lanes: 4, exp: expAVX2, tanh: tanhVec(tanhAVX2)}
+	avx512Kernel = &kernel{name: "avx512", lanes: 8, exp: true, tanh: !tanhFused}
+	avx2Kernel   = &kernel{name: "avx2", lanes: 4, exp: true, tanh: !tanhFused}
 )
 
-// tanhVec is the tanh kernel, or nil (the portable loop) in a build whose
-// math.tanh the compiler fuses (GOAMD64=v3 and above, see tanhFused).
-func tanhVec(k func(dst, src []float64) uint64) func(dst, src []float64) uint64 {
-	if tanhFused {
-		return nil
+// tanhFused (fused_*.go) turns the tanh kernels off in builds whose
+// math.tanh the compiler fuses (GOAMD64=v3 and above).
+
+// block runs k's kernel for fn on one block (see asm/asm.go).
+func block(k *kernel, fn int, dst, src []float64) uint64 {
+	switch {
+	case k == avx512Kernel && fn == fnExp:
+		return expAVX512(dst, src)
+	case k == avx512Kernel:
+		return tanhAVX512(dst, src)
+	case fn == fnExp:
+		return expAVX2(dst, src)
 	}
-	return k
+	return tanhAVX2(dst, src)
 }
 
 // kernels lists the implementations this CPU runs, best first.

@@ -4,3 +4,8 @@ package vmath
 
 // kernels lists the implementations this build runs, best first.
 func kernels() []*kernel { return []*kernel{goKernel} }
+
+// block is never called in this build: no kernel has vectors.
+func block(k *kernel, fn int, dst, src []float64) uint64 {
+	panic("flows: vmath: no vector kernels in this build")
+}

@@ -207,3 +207,22 @@ func eachKernelB(b *testing.B, f func(b *testing.B)) {
 		b.Run(k.name, f)
 	}
 }
+
+// TestNoAllocs checks that Exp and Tanh allocate nothing, and do not make
+// a caller's stack buffer escape.
+func TestNoAllocs(t *testing.T) {
+	eachKernel(t, func(t *testing.T) {
+		n := testing.AllocsPerRun(100, func() {
+			var buf [37]float64
+			for i := range buf {
+				buf[i] = float64(i) - 18
+			}
+			Exp(buf[:], buf[:])
+			Tanh(buf[:], buf[:])
+			sink = buf[3]
+		})
+		if n != 0 {
+			t.Errorf("%v allocations per call pair, want 0", n)
+		}
+	})
+}
