@@ -303,6 +303,10 @@ func (c *coupling) transform(u, y *mat.Dense, inverse bool) ([]float64, []float6
 // transformRows is transform's work on rows [r0, r1): u's rows at stride
 // us, y's at stride ys, out's (n×dim) and logDet's written.
 func (c *coupling) transformRows(u []float64, us int, y []float64, ys int, out, logDet []float64, r0, r1 int, inverse bool) {
+	if S := c.affineBound(); S > 0 {
+		c.affineRows(S, u, us, y, ys, out, logDet, r0, r1, inverse)
+		return
+	}
 	d1, dim := c.d1, c.dim
 	ts, off, at, wy := c.ts, c.off, c.at, c.wy
 	var small [64]float64
@@ -340,6 +344,7 @@ func (c *coupling) pullback(y *mat.Dense, netBack NetPullback, in, v2 []float64,
 	n, d1, d2, dim, wy := yr.Rows, c.d1, c.d2, c.dim, c.wy
 	kw, _ := c.keptWidth()
 	ts, off, at, maxP := c.ts, c.off, c.at, c.maxP
+	S := c.affineBound()
 	return func(dv *mat.Dense, dLogDet []float64, dp Params, dc *mat.Dense) *mat.Dense {
 		checkPullback(c.who, dv, dLogDet, dp, dc, n, dim, c.np, c.cdim)
 		// The transformer gives du2 and dθ per element, scattered into
@@ -351,6 +356,10 @@ func (c *coupling) pullback(y *mat.Dense, netBack NetPullback, in, v2 []float64,
 		defer dyBuf.put()
 		dy := dyBuf.f
 		forRows(n, d2*transformerWork, func(r0, r1 int) {
+			if S > 0 {
+				c.affineBackRows(S, yr.Data, yr.Stride, gr.Data, gr.Stride, dLogDet, du, dy, in, kw, v2, r0, r1, inverse)
+				return
+			}
 			buf := make([]float64, 2*maxP)
 			for i := r0; i < r1; i++ {
 				grow := gr.Data[i*gr.Stride : i*gr.Stride+dim]

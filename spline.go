@@ -3,6 +3,8 @@ package flows
 import (
 	"fmt"
 	"math"
+
+	"github.com/gonormflows/flows/internal/vmath"
 )
 
 // This file holds the scalar core of the monotonic rational-quadratic spline
@@ -202,10 +204,12 @@ func rqsSoftmax(dst, src []float64) {
 			m = v
 		}
 	}
-	var sum float64
 	for i, v := range src {
-		e := math.Exp(v - m)
-		dst[i] = e
+		dst[i] = v - m
+	}
+	vmath.Exp(dst, dst) // math.Exp's bits, vectorised
+	var sum float64
+	for _, e := range dst {
 		sum += e
 	}
 	inv := 1 / sum

@@ -1,0 +1,143 @@
+package flows
+
+// Coupling layers whose every column goes through Affine(S) (RealNVP's),
+// written out: the same arithmetic as Affine's functions (see
+// affinecoupling.go), expression for expression, so the same bits, with no
+// call through the transformer's function values, no gather, and tanh and
+// exp over blocks of rows by internal/vmath's vector kernels (the bits of
+// math.Tanh and math.Exp). Column j's raw log-scale and shift are y[j] and
+// y[d2+j] of its row, non-finite values replaced as gatherAt replaces them.
+
+import "github.com/gonormflows/flows/internal/vmath"
+
+// affineChunk is how many elements the loops below take per pass of the
+// vector tanh and exp: their scratch stays in the L1 cache.
+const affineChunk = 512
+
+// affineBound returns the bound S when every column goes through Affine(S)
+// (RealNVP's layers), its parameters in blocks; else 0.
+func (c *coupling) affineBound() float64 {
+	S := c.ts[0].affineBound
+	for _, t := range c.ts {
+		if t.affineBound != S || !t.blocks {
+			return 0
+		}
+	}
+	if c.at.param != c.d2 {
+		return 0
+	}
+	return S
+}
+
+// affineChunks calls f for the rows [r0, r1) in chunks [c0, c1) of at
+// most affineChunk elements, with h[k] = tanh(raw/S) and e[k] = exp(sS·h[k])
+// at k = (i−c0)·d2 + j, raw = y[i·ys+j]: sS = S gives exp(s) with
+// s = S·tanh(raw/S), sS = −S gives exp(−s) ((−S)·h and −(S·h) are the same
+// bits).
+func (c *coupling) affineChunks(S, sS float64, y []float64, ys, r0, r1 int, f func(h, e []float64, c0, c1 int)) {
+	d2 := c.d2
+	cr := max(1, affineChunk/d2)
+	sc := getScratch(2 * min(cr, r1-r0) * d2)
+	for c0 := r0; c0 < r1; c0 += cr {
+		c1 := min(c0+cr, r1)
+		n := (c1 - c0) * d2
+		h, e := sc.f[:n], sc.f[n:2*n]
+		for i := c0; i < c1; i++ {
+			hr := h[(i-c0)*d2 : (i-c0+1)*d2]
+			for j, v := range y[i*ys : i*ys+d2] {
+				raw, _ := finiteParam(v)
+				hr[j] = raw / S
+			}
+		}
+		vmath.Tanh(h, h)
+		for k, hv := range h {
+			e[k] = sS * hv
+		}
+		vmath.Exp(e, e)
+		f(h, e, c0, c1)
+	}
+	sc.put()
+}
+
+// affineRows is transformRows for Affine(S) on every column: rows [r0, r1)
+// of u (stride us) and y (stride ys) give out's (n×dim) and logDet's.
+func (c *coupling) affineRows(S float64, u []float64, us int, y []float64, ys int, out, logDet []float64, r0, r1 int, inverse bool) {
+	d1, d2, dim := c.d1, c.d2, c.dim
+	sS := S
+	if inverse {
+		sS = -S
+	}
+	c.affineChunks(S, sS, y, ys, r0, r1, func(h, e []float64, c0, c1 int) {
+		for i := c0; i < c1; i++ {
+			urow := u[i*us : i*us+dim]
+			yrow := y[i*ys : i*ys+2*d2]
+			orow := out[i*dim : (i+1)*dim]
+			hr, er := h[(i-c0)*d2:(i-c0+1)*d2], e[(i-c0)*d2:(i-c0+1)*d2]
+			copy(orow[:d1], urow[:d1])
+			var sum float64
+			for j, v := range urow[d1:] {
+				t, _ := finiteParam(yrow[d2+j])
+				s := S * hr[j]
+				if inverse {
+					orow[d1+j] = (v - t) * er[j]
+					sum += -s
+				} else {
+					orow[d1+j] = v*er[j] + t
+					sum += s
+				}
+			}
+			logDet[i] = sum
+		}
+	})
+}
+
+// affineBackRows is the pullback's per-element work for Affine(S) on every
+// column, rows [r0, r1): Affine's ForwardVJP (InverseVJP when inverse) at
+// each element, its dθ scattered into dy (stride wy) as scatterAt does,
+// its input gradient into du (stride dim) after the copied d1 columns of
+// the output gradient gr (stride gs). u2 and w2 are the pass's input and
+// output columns as the generic pullback reads them.
+func (c *coupling) affineBackRows(S float64, y []float64, ys int, gr []float64, gs int, dLogDet, du, dy []float64,
+	in []float64, kw int, v2 []float64, r0, r1 int, inverse bool) {
+	d1, d2, dim, wy := c.d1, c.d2, c.dim, c.wy
+	sS := S
+	if inverse {
+		sS = -S
+	}
+	c.affineChunks(S, sS, y, ys, r0, r1, func(h, e []float64, c0, c1 int) {
+		for i := c0; i < c1; i++ {
+			grow := gr[i*gs : i*gs+dim]
+			drow := du[i*dim : (i+1)*dim]
+			copy(drow[:d1], grow[:d1])
+			yrow := y[i*ys : i*ys+2*d2]
+			dyrow := dy[i*wy : (i+1)*wy]
+			hr, er := h[(i-c0)*d2:(i-c0+1)*d2], e[(i-c0)*d2:(i-c0+1)*d2]
+			u2, w2 := in[(i+1)*kw-d2:(i+1)*kw], v2[i*d2:(i+1)*d2]
+			gl := dLogDet[i]
+			for j, g := range grow[d1:] {
+				hj, ej := hr[j], er[j]
+				d0, dt := 0.0, 0.0 // dθ, cleared, then added into as the transformer does
+				if inverse {
+					x := w2[j]
+					ds := -(g*x + gl)
+					d0 += ds * (1 - hj*hj)
+					dt += -g * ej
+					drow[d1+j] = g * ej
+				} else {
+					x := u2[j]
+					ds := g*(x*ej) + gl
+					d0 += ds * (1 - hj*hj)
+					dt += g
+					drow[d1+j] = g * ej
+				}
+				if v := yrow[j]; v-v != 0 {
+					d0 = 0
+				}
+				if v := yrow[d2+j]; v-v != 0 {
+					dt = 0
+				}
+				dyrow[j], dyrow[d2+j] = d0, dt
+			}
+		}
+	})
+}
