@@ -2,7 +2,6 @@
 
 package vmath
 
-// tanhFused reports a build in which the compiler fuses a·b+c into one
-// FMA (GOAMD64=v3 or above), so math.tanh's polynomial rounds differently
-// from the tanh kernel's separate multiplies and adds.
+// tanhFused reports a build in which the compiler may fuse a·b+c into one
+// FMA (GOAMD64=v3 or above; see fused_v3.go). Below v3 it never does.
 const tanhFused = false
