@@ -38,6 +38,7 @@ import (
 	"math"
 
 	"github.com/gonormflows/flows/internal/linalg"
+	"github.com/gonormflows/flows/internal/vmath"
 )
 
 // odeNet is the layout of a dynamics net.
@@ -102,15 +103,16 @@ func (nt *odeNet) init(key Key, randomBias bool) Params {
 	return p
 }
 
-// actDerivs returns φ(x), φ′(x) and φ″(x).
-func actDerivs(act Activation, x float64) (f, d1, d2 float64) {
+// actDerivs returns φ(x), φ′(x) and φ″(x), given v = tanh(x) (Tanh) or
+// v = exp(−x) (SiLU), each with math's bits.
+func actDerivs(act Activation, x, v float64) (f, d1, d2 float64) {
 	if act == Tanh {
-		f = math.Tanh(x)
+		f = v
 		d1 = 1 - f*f
 		return f, d1, -2 * f * d1
 	}
 	// SiLU: x·σ(x).
-	s := 1 / (1 + math.Exp(-x))
+	s := 1 / (1 + v)
 	return x * s, s * (1 + x*(1-s)), s * (1 - s) * (2 + x*(1-2*s))
 }
 
@@ -181,7 +183,11 @@ func (nt *odeNet) forward(p []float64, t float64, z, c, eps []float64, ws *odeNe
 		w, b, gw, gb, bw := nt.layer(p, l)
 		g, pl, al := ws.g[l], ws.p[l], ws.a[l]
 		for j := range g {
-			g[j] = 1 / (1 + math.Exp(-(t*gw[j] + gb[j])))
+			g[j] = -(t*gw[j] + gb[j])
+		}
+		vmath.Exp(g, g)
+		for j, e := range g {
+			g[j] = 1 / (1 + e)
 		}
 		linalg.Gemm(false, true, n, out, in, 1, ws.h[l], w, 0, pl)
 		for i := 0; i < n; i++ {
@@ -254,9 +260,20 @@ func (nt *odeNet) integrand(ws *odeNetWork, eps, s []float64) {
 // output a_l (n×out).
 func (nt *odeNet) activate(ws *odeNetWork, l, n, k, out int) {
 	al, hn, adl, hdn := ws.a[l], ws.h[l+1], ws.ad[l], ws.hd[l+1]
+	// tanh or exp(−x) of the whole layer first, by internal/vmath's vector
+	// kernels (math's bits), into hn (overwritten below) for actDerivs.
+	m := n * out
+	if nt.act == Tanh {
+		vmath.Tanh(hn[:m], al[:m])
+	} else {
+		for q, x := range al[:m] {
+			hn[q] = -x
+		}
+		vmath.Exp(hn[:m], hn[:m])
+	}
 	for i := 0; i < n; i++ {
 		for j := 0; j < out; j++ {
-			fv, d1, d2 := actDerivs(nt.act, al[i*out+j])
+			fv, d1, d2 := actDerivs(nt.act, al[i*out+j], hn[i*out+j])
 			hn[i*out+j] = fv
 			ws.d1[l][i*out+j], ws.d2[l][i*out+j] = d1, d2
 			for kk := 0; kk < k; kk++ {
