@@ -10,8 +10,8 @@ package flows
 
 import "github.com/gonormflows/flows/internal/vmath"
 
-// affineChunk is how many elements the loops below take per pass of the
-// vector tanh and exp: their scratch stays in the L1 cache.
+// affineChunk is how many elements the loops below and MAF's take per pass
+// of the vector tanh and exp: their scratch stays in the L1 cache.
 const affineChunk = 512
 
 // affineBound returns the bound S when every column goes through Affine(S)
@@ -29,22 +29,23 @@ func (c *coupling) affineBound() float64 {
 	return S
 }
 
-// affineChunks calls f for the rows [r0, r1) in chunks [c0, c1) of at
+// tanhExpChunks calls f for the rows [r0, r1) in chunks [c0, c1) of at
 // most affineChunk elements, with h[k] = tanh(raw/S) and e[k] = exp(sS·h[k])
-// at k = (i−c0)·d2 + j, raw = y[i·ys+j]: sS = S gives exp(s) with
-// s = S·tanh(raw/S), sS = −S gives exp(−s) ((−S)·h and −(S·h) are the same
-// bits).
-func (c *coupling) affineChunks(S, sS float64, y []float64, ys, r0, r1 int, f func(h, e []float64, c0, c1 int)) {
-	d2 := c.d2
-	cr := max(1, affineChunk/d2)
-	sc := getScratch(2 * min(cr, r1-r0) * d2)
+// at k = (i−c0)·width + j for raw = y[i·ys + off + j], j < width (a
+// non-finite raw replaced as finiteParam replaces it), each with math's
+// bits: sS = S gives exp(s) with s = S·tanh(raw/S), sS = −S gives exp(−s)
+// ((−S)·h and −(S·h) are the same bits). MAF's and the affine coupling's
+// loops share it.
+func tanhExpChunks(S, sS float64, y []float64, ys, off, width, r0, r1 int, f func(h, e []float64, c0, c1 int)) {
+	cr := max(1, affineChunk/width)
+	sc := getScratch(2 * min(cr, r1-r0) * width)
 	for c0 := r0; c0 < r1; c0 += cr {
 		c1 := min(c0+cr, r1)
-		n := (c1 - c0) * d2
+		n := (c1 - c0) * width
 		h, e := sc.f[:n], sc.f[n:2*n]
 		for i := c0; i < c1; i++ {
-			hr := h[(i-c0)*d2 : (i-c0+1)*d2]
-			for j, v := range y[i*ys : i*ys+d2] {
+			hr := h[(i-c0)*width : (i-c0+1)*width]
+			for j, v := range y[i*ys+off : i*ys+off+width] {
 				raw, _ := finiteParam(v)
 				hr[j] = raw / S
 			}
@@ -59,15 +60,20 @@ func (c *coupling) affineChunks(S, sS float64, y []float64, ys, r0, r1 int, f fu
 	sc.put()
 }
 
+// affineSign is the factor of tanhExpChunks: exp(s) forward, exp(−s)
+// inverse.
+func affineSign(S float64, inverse bool) float64 {
+	if inverse {
+		return -S
+	}
+	return S
+}
+
 // affineRows is transformRows for Affine(S) on every column: rows [r0, r1)
 // of u (stride us) and y (stride ys) give out's (n×dim) and logDet's.
 func (c *coupling) affineRows(S float64, u []float64, us int, y []float64, ys int, out, logDet []float64, r0, r1 int, inverse bool) {
 	d1, d2, dim := c.d1, c.d2, c.dim
-	sS := S
-	if inverse {
-		sS = -S
-	}
-	c.affineChunks(S, sS, y, ys, r0, r1, func(h, e []float64, c0, c1 int) {
+	tanhExpChunks(S, affineSign(S, inverse), y, ys, 0, d2, r0, r1, func(h, e []float64, c0, c1 int) {
 		for i := c0; i < c1; i++ {
 			urow := u[i*us : i*us+dim]
 			yrow := y[i*ys : i*ys+2*d2]
@@ -100,11 +106,7 @@ func (c *coupling) affineRows(S float64, u []float64, us int, y []float64, ys in
 func (c *coupling) affineBackRows(S float64, y []float64, ys int, gr []float64, gs int, dLogDet, du, dy []float64,
 	in []float64, kw int, v2 []float64, r0, r1 int, inverse bool) {
 	d1, d2, dim, wy := c.d1, c.d2, c.dim, c.wy
-	sS := S
-	if inverse {
-		sS = -S
-	}
-	c.affineChunks(S, sS, y, ys, r0, r1, func(h, e []float64, c0, c1 int) {
+	tanhExpChunks(S, affineSign(S, inverse), y, ys, 0, d2, r0, r1, func(h, e []float64, c0, c1 int) {
 		for i := c0; i < c1; i++ {
 			grow := gr[i*gs : i*gs+dim]
 			drow := du[i*dim : (i+1)*dim]

@@ -12,11 +12,7 @@ package flows
 // and raw from the MADE's row directly: Affine's Inverse for Direct and
 // its InverseVJP for Direct's pullback.
 
-import (
-	"math"
-
-	"github.com/gonormflows/flows/internal/vmath"
-)
+import "math"
 
 // finiteParam is gather's replacement of a non-finite conditioner output
 // (+Inf → MaxFloat64, −Inf → −MaxFloat64, NaN → 0); fixed reports one.
@@ -33,44 +29,13 @@ func finiteParam(v float64) (float64, bool) {
 	return -math.MaxFloat64, true
 }
 
-// mafChunk is how many elements the MAF loops take per pass of the
-// vector exp and tanh: their scratch (two chunks) stays in the L1 cache.
-const mafChunk = 512
-
-// mafTanhExp sets, for the rows [c0, c1) of the MADE's output y (rows of
-// 2·dim, [μ | raw]), h[k] = tanh(raw/S) and e[k] = exp(−S·h[k]) at
-// k = (r−c0)·dim + i, each with the bits of math.Tanh and math.Exp (so of
-// the scalar loops they replace: (−S)·h and −(S·h) are the same bits),
-// through the vector kernels of internal/vmath.
-func mafTanhExp(S float64, dim int, y, h, e []float64, c0, c1 int) {
-	w := 2 * dim
-	for r := c0; r < c1; r++ {
-		hr := h[(r-c0)*dim : (r-c0+1)*dim]
-		for i, v := range y[r*w+dim : (r+1)*w] {
-			ra, _ := finiteParam(v)
-			hr[i] = ra / S
-		}
-	}
-	vmath.Tanh(h, h)
-	for k, hv := range h {
-		e[k] = -S * hv
-	}
-	vmath.Exp(e, e)
-}
-
 // mafRows is transformRows for MAF: rows [r0, r1) of z and ld from x and
 // the MADE's output y (n×2·dim, [μ | raw]), with log-scale bound S. Per
 // element: s = S·tanh(raw/S), z = (x − μ)·exp(−s), ld += −s (each as
-// Affine's Inverse computes it).
+// Affine's Inverse computes it), tanh and exp from tanhExpChunks.
 func mafRows(S float64, dim int, y, xs, z, ld []float64, r0, r1 int) {
 	w := 2 * dim
-	cr := max(1, mafChunk/dim)
-	sc := getScratch(2 * min(cr, r1-r0) * dim)
-	for c0 := r0; c0 < r1; c0 += cr {
-		c1 := min(c0+cr, r1)
-		n := (c1 - c0) * dim
-		h, e := sc.f[:n], sc.f[n:2*n]
-		mafTanhExp(S, dim, y, h, e, c0, c1)
+	tanhExpChunks(S, -S, y, w, dim, dim, r0, r1, func(h, e []float64, c0, c1 int) {
 		for r := c0; r < c1; r++ {
 			mu := y[r*w : r*w+dim]
 			hr, er := h[(r-c0)*dim:(r-c0+1)*dim], e[(r-c0)*dim:(r-c0+1)*dim]
@@ -84,8 +49,7 @@ func mafRows(S float64, dim int, y, xs, z, ld []float64, r0, r1 int) {
 			}
 			ld[r] = sum
 		}
-	}
-	sc.put()
+	})
 }
 
 // mafBackRows is the per-element part of MAF's Direct pullback for rows
@@ -94,20 +58,13 @@ func mafRows(S float64, dim int, y, xs, z, ld []float64, r0, r1 int) {
 // A non-finite output of the MADE gets zero gradient.
 func mafBackRows(S float64, dim int, y, zs, g, dLogDet, dy, ddiag []float64, r0, r1 int) {
 	w := 2 * dim
-	cr := max(1, mafChunk/dim)
-	sc := getScratch(2 * min(cr, r1-r0) * dim)
-	for c0 := r0; c0 < r1; c0 += cr {
-		c1 := min(c0+cr, r1)
-		n := (c1 - c0) * dim
-		hs, es := sc.f[:n], sc.f[n:2*n]
-		// Affine's InverseVJP: h = tanh(raw/S), e = exp(−S·h).
-		mafTanhExp(S, dim, y, hs, es, c0, c1)
+	// Affine's InverseVJP: h = tanh(raw/S), e = exp(−S·h).
+	tanhExpChunks(S, -S, y, w, dim, dim, r0, r1, func(hs, es []float64, c0, c1 int) {
 		for r := c0; r < c1; r++ {
 			mafBackRow(dim, y[r*w:(r+1)*w], hs[(r-c0)*dim:], es[(r-c0)*dim:], zs[r*dim:], g[r*dim:],
 				dLogDet[r], dy[r*w:(r+1)*w], ddiag[r*dim:])
 		}
-	}
-	sc.put()
+	})
 }
 
 // mafBackRow is mafBackRows for one row, given h and e.

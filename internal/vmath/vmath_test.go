@@ -3,7 +3,10 @@ package vmath
 import (
 	"math"
 	"math/rand/v2"
+	"os"
 	"testing"
+
+	"github.com/gonormflows/flows/internal/linalg"
 )
 
 // eachKernel runs f with each implementation this CPU and build run
@@ -232,4 +235,19 @@ func perElem(b *testing.B, n int, f func()) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/elem")
 	b.ReportMetric(float64(cpuNanos()-c0)/float64(b.N*n), "cpu-ns/elem")
+}
+
+// TestKernelEnv checks that linalg.KernelEnv, which CI sets to each
+// kernel in turn, selects that kernel here too when the CPU runs it.
+func TestKernelEnv(t *testing.T) {
+	name := os.Getenv(linalg.KernelEnv)
+	if name == "" {
+		t.Skipf("%s not set", linalg.KernelEnv)
+	}
+	for _, k := range kernels() {
+		if k.name == name && Kernel() != name {
+			t.Errorf("%s=%s, but Kernel() = %q", linalg.KernelEnv, name, Kernel())
+		}
+	}
+	t.Logf("kernel %s", Kernel())
 }
