@@ -445,11 +445,15 @@ func (a *autoregressive) inverseChunk(ch *arChunkState, z, x, ld []float64, vjp 
 		o := s.output(b)
 		i := m.perm[b-1]
 		xrow := xT[(b-1)*n : b*n]
-		for r := range xrow {
-			at.gather(theta, o, r)
-			v, l := a.t.Inverse(theta, z[r*dim+i])
-			xrow[r] = v
-			ld[r] += l
+		if a.mafS > 0 {
+			mafInverseStep(a.mafS, dim, i, o, z, xrow, ld)
+		} else {
+			for r := range xrow {
+				at.gather(theta, o, r)
+				v, l := a.t.Inverse(theta, z[r*dim+i])
+				xrow[r] = v
+				ld[r] += l
+			}
 		}
 		if vjp {
 			copy(ch.theta[(b-1)*P*n:b*P*n], o[:P*n])

@@ -90,3 +90,20 @@ func mafBackRow(dim int, y, h, e, zs, g []float64, gl float64, dy, ddiag []float
 		draw[i], dmu[i] = d0, d1
 	}
 }
+
+// mafInverseStep is one step of MAF's inverse sweep over the n rows of a
+// chunk: column i of x (xrow, n) from column i of z (n×dim) and the step's
+// MADE outputs o, μ's n then raw's n. Per row, as Affine's Forward:
+// s = S·tanh(raw/S), x = z·exp(s) + μ, ld += s, tanh and exp from
+// tanhExpChunks.
+func mafInverseStep(S float64, dim, i int, o, z, xrow, ld []float64) {
+	n := len(xrow)
+	tanhExpChunks(S, S, o, 0, n, n, 0, 1, func(h, e []float64, _, _ int) {
+		for r := range xrow {
+			t, _ := finiteParam(o[r])
+			s := S * h[r]
+			xrow[r] = z[r*dim+i]*e[r] + t
+			ld[r] += s
+		}
+	})
+}
