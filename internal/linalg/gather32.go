@@ -101,22 +101,16 @@ func packGather(dst []float32, w int, b []float32, boff, coff []int) {
 	cols := len(coff)
 	if cols == w && coff[cols-1]-coff[0] == cols-1 && consecutive(coff) {
 		c0 := coff[0]
-		switch w {
-		case 32: // fixed-size moves of 64 bytes, inlined: memmove's call
-			// (which a [32]float32 move makes) cost more than the move
-			for p, o := range boff {
-				d, s := dst[p*32:p*32+32], b[o+c0:o+c0+32]
-				*(*[16]float32)(d) = *(*[16]float32)(s)
-				*(*[16]float32)(d[16:]) = *(*[16]float32)(s[16:])
+		if w == 32 && hasConvert {
+			dst = dst[:len(boff)*32]
+			for _, o := range boff {
+				_, _ = b[o+c0], b[o+c0+31] // the assembly reads no further
 			}
-		case 16:
-			for p, o := range boff {
-				*(*[16]float32)(dst[p*16:]) = *(*[16]float32)(b[o+c0:])
-			}
-		default:
-			for p, o := range boff {
-				copy(dst[p*w:p*w+w], b[o+c0:o+c0+w])
-			}
+			copyRows32(dst, b, boff, c0)
+			return
+		}
+		for p, o := range boff {
+			copy(dst[p*w:p*w+w], b[o+c0:o+c0+w])
 		}
 		return
 	}
