@@ -261,9 +261,20 @@ func (c conv2d) col2im(col []float64, ld int, dx []float64) {
 
 // forward returns Y for the n images x (n × cin·h·w): n × cout·h·w.
 func (c conv2d) forward(wt, b, x []float64, n int) []float64 {
+	return c.forwardAct(wt, b, x, n, false)
+}
+
+// forwardAct is forward of the images max(x, 0) when act (a ReLU before
+// the conv): the Float32 passes apply it while they copy x, the others on
+// a copy of x.
+func (c conv2d) forwardAct(wt, b, x []float64, n int, act bool) []float64 {
+	if c.prec == Float32 && !convIm2col32 {
+		return c.forward32(wt, b, x, n, act)
+	}
+	if act {
+		x = relu(x)
+	}
 	switch {
-	case c.prec == Float32 && !convIm2col32:
-		return c.forward32(wt, b, x, n)
 	case c.prec == Float32:
 		return forwardOf(c, elemsOf[float32](wt), b, x, n)
 	}
@@ -337,14 +348,24 @@ func (c conv2d) flipped(wt []float64) []float64 {
 // dY (n × cout·h·w) into dw and db, and returns dX (n × cin·h·w) when
 // wantDx, else nil.
 func (c conv2d) backward(wt, x, dy []float64, n int, dw, db []float64, wantDx bool) []float64 {
-	if c.prec == Float32 {
-		return backwardOf[float32](c, wt, x, dy, n, dw, db, wantDx)
-	}
-	return backwardOf[float64](c, wt, x, dy, n, dw, db, wantDx)
+	return c.backwardAct(wt, x, dy, n, dw, db, wantDx, false)
 }
 
-// backwardOf is backward with the products' operands in E.
-func backwardOf[E linalg.Float](c conv2d, wt, x, dy []float64, n int, dw, db []float64, wantDx bool) []float64 {
+// backwardAct is backward for the input max(x, 0) when act, as
+// forwardAct: the gradients are the conv's, not through the ReLU.
+func (c conv2d) backwardAct(wt, x, dy []float64, n int, dw, db []float64, wantDx, act bool) []float64 {
+	if act && (c.prec != Float32 || !c.byDY() || convIm2col32) {
+		x, act = relu(x), false // only backwardDY32 applies it itself
+	}
+	if c.prec == Float32 {
+		return backwardOf[float32](c, wt, x, dy, n, dw, db, wantDx, act)
+	}
+	return backwardOf[float64](c, wt, x, dy, n, dw, db, wantDx, act)
+}
+
+// backwardOf is backward with the products' operands in E; act (a ReLU
+// on x) is for backwardDY32 alone.
+func backwardOf[E linalg.Float](c conv2d, wt, x, dy []float64, n int, dw, db []float64, wantDx, act bool) []float64 {
 	var dx []float64
 	if wantDx {
 		dx = make([]float64, n*c.inWidth())
@@ -382,7 +403,7 @@ func backwardOf[E linalg.Float](c conv2d, wt, x, dy []float64, n int, dw, db []f
 		}
 		switch {
 		case gathered:
-			c.backwardDY32(wfT, x, dy, i0, i1, pw, dx)
+			c.backwardDY32(wfT, x, dy, i0, i1, pw, dx, act)
 		case byDY:
 			backwardDY(c, we, x, dy, i0, i1, pw, dx)
 		default:

@@ -56,8 +56,9 @@ func (l padLayout) at(t, y, x int) int { return l.guard + t*l.blk + y*l.rw + x }
 func (l padLayout) shift(ky, kx int) int { return (ky-l.p)*l.rw + kx - l.p }
 
 // pad writes the images [i0, i1) of rows (planes·h·w each) into buf
-// (planes × l.plane), rounded to float32, channel-major, zeros elsewhere.
-func (c conv2d) pad(rows []float64, planes, i0, i1 int, l padLayout, buf []float32) {
+// (planes × l.plane), rounded to float32 (after a ReLU, max(v, 0), when
+// act), channel-major, zeros elsewhere.
+func (c conv2d) pad(rows []float64, planes, i0, i1 int, l padLayout, buf []float32, act bool) {
 	hw := c.h * c.w
 	clear(buf[:planes*l.plane])
 	for i := i0; i < i1; i++ {
@@ -65,7 +66,14 @@ func (c conv2d) pad(rows []float64, planes, i0, i1 int, l padLayout, buf []float
 		for ch := range planes {
 			for y := range c.h {
 				at := ch*l.plane + l.at(i-i0, y, 0)
-				linalg.ToF32(buf[at:at+c.w], img[ch*hw+y*c.w:ch*hw+(y+1)*c.w])
+				d, s := buf[at:at+c.w], img[ch*hw+y*c.w:ch*hw+(y+1)*c.w]
+				if !act {
+					linalg.ToF32(d, s)
+					continue
+				}
+				for x, v := range s {
+					d[x] = float32(max(v, 0))
+				}
 			}
 		}
 	}
@@ -99,7 +107,10 @@ func (c conv2d) unpad(out []float64, planes, i0, i1 int, l padLayout, rows []flo
 		for ch := range planes {
 			for y := range c.h {
 				at := ch*l.pos + l.at(i-i0, y, 0) - l.guard
-				copy(img[ch*hw+y*c.w:ch*hw+(y+1)*c.w], out[at:at+c.w])
+				d, s := img[ch*hw+y*c.w:ch*hw+(y+1)*c.w], out[at:at+c.w]
+				for x, v := range s { // rows of a few floats: memmove's call cost more
+					d[x] = v
+				}
 			}
 		}
 	}
@@ -128,8 +139,8 @@ func seq(n int) []int {
 	return s
 }
 
-// forward32 is forward in Float32 without col(X).
-func (c conv2d) forward32(wt, b, x []float64, n int) []float64 {
+// forward32 is forwardAct in Float32 without col(X).
+func (c conv2d) forward32(wt, b, x []float64, n int, act bool) []float64 {
 	kk := c.cin * c.k * c.k
 	wtT := make([]float32, len(wt)) // Wᵀ: kk × cout
 	for o := range c.cout {
@@ -147,7 +158,7 @@ func (c conv2d) forward32(wt, b, x []float64, n int) []float64 {
 		defer putBuf(xb)
 		defer putBuf(yb)
 		xp, yt := *xb, *yb
-		c.pad(x, c.cin, i0, i1, l, xp)
+		c.pad(x, c.cin, i0, i1, l, xp, act)
 		for o, bo := range b {
 			row := yt[o*l.pos : (o+1)*l.pos]
 			for q := range row {
@@ -163,8 +174,8 @@ func (c conv2d) forward32(wt, b, x []float64, n int) []float64 {
 // backwardDY32 is backwardDY in Float32 without col(dY): the weight
 // gradient of the images [i0, i1) into pw (zero before) and, when dx is
 // not nil, their dX, with wfT the flipped filters transposed (cout·k·k ×
-// cin).
-func (c conv2d) backwardDY32(wfT []float32, x, dy []float64, i0, i1 int, pw, dx []float64) {
+// cin); the conv's input is max(x, 0) when act.
+func (c conv2d) backwardDY32(wfT []float32, x, dy []float64, i0, i1 int, pw, dx []float64, act bool) {
 	hw, k2 := c.h*c.w, c.k*c.k
 	cols, ky := (i1-i0)*hw, c.cout*k2
 	l := c.layout(i1 - i0)
@@ -177,8 +188,12 @@ func (c conv2d) backwardDY32(wfT []float32, x, dy []float64, i0, i1 int, pw, dx 
 	for i := i0; i < i1; i++ {
 		img := x[i*c.inWidth() : (i+1)*c.inWidth()]
 		for ci := range c.cin {
+			d := xT[(i-i0)*hw*c.cin+ci:]
 			for q, v := range img[ci*hw : (ci+1)*hw] {
-				xT[((i-i0)*hw+q)*c.cin+ci] = float32(v)
+				if act {
+					v = max(v, 0)
+				}
+				d[q*c.cin] = float32(v)
 			}
 		}
 	}
@@ -214,7 +229,7 @@ func (c conv2d) backwardDY32(wfT []float32, x, dy []float64, i0, i1 int, pw, dx 
 	defer putBuf(pb)
 	defer putBuf(ob)
 	dyp, out := *pb, *ob
-	c.pad(dy, c.cout, i0, i1, l, dyp)
+	c.pad(dy, c.cout, i0, i1, l, dyp, false)
 	linalg.GemmGatherF32(c.cin, l.pos, ky, wfT, c.cin, dyp, c.tapOffsets(c.cout, l.plane, l), seq(l.pos), 0, out)
 	c.unpad(out, c.cin, i0, i1, l, dx)
 }

@@ -7,7 +7,8 @@ import (
 
 // TestConv32SameBits: the Float32 passes without col(X) (conv32.go) give
 // the bits of the im2col route (conv.go's, the float32 product on col(X)
-// and col(dY)), forward and backward, with and without dX, on shapes that
+// and col(dY)), forward and backward, with and without dX, with the ReLU
+// on the input applied while copying (act) and on a copy, on shapes that
 // narrow (through col(dY)) and widen, filters of 1, 3 and 5, images down to
 // one pixel wide, and batches of one task and of several with a short last
 // one.
@@ -21,22 +22,24 @@ func TestConv32SameBits(t *testing.T) {
 			keys := NewKey(11).Split(4)
 			wt, b := randSlice(keys[0], c.weights()), randSlice(keys[1], c.cout)
 			x, dy := randSlice(keys[2], n*c.inWidth()), randSlice(keys[3], n*c.outWidth())
-			run := func(im2col, wantDx bool) [][]float64 {
+			run := func(im2col, wantDx, act bool) [][]float64 {
 				defer func(v bool) { convIm2col32 = v }(convIm2col32)
 				convIm2col32 = im2col
 				dw, db := make([]float64, len(wt)), make([]float64, len(b))
-				dx := c.backward(wt, x, dy, n, dw, db, wantDx)
-				return [][]float64{c.forward(wt, b, x, n), dx, dw, db}
+				dx := c.backwardAct(wt, x, dy, n, dw, db, wantDx, act)
+				return [][]float64{c.forwardAct(wt, b, x, n, act), dx, dw, db}
 			}
 			for _, wantDx := range []bool{true, false} {
-				got, want := run(false, wantDx), run(true, wantDx)
-				for r, name := range []string{"y", "dx", "dw", "db"} {
-					if len(got[r]) != len(want[r]) {
-						t.Fatalf("%+v n=%d: %s has %d entries, im2col's %d", c, n, name, len(got[r]), len(want[r]))
-					}
-					for j := range want[r] {
-						if math.Float64bits(got[r][j]) != math.Float64bits(want[r][j]) {
-							t.Fatalf("%+v n=%d wantDx=%v: %s[%d] = %v, im2col route %v", c, n, wantDx, name, j, got[r][j], want[r][j])
+				for _, act := range []bool{false, true} {
+					got, want := run(false, wantDx, act), run(true, wantDx, act)
+					for r, name := range []string{"y", "dx", "dw", "db"} {
+						if len(got[r]) != len(want[r]) {
+							t.Fatalf("%+v n=%d: %s has %d entries, im2col's %d", c, n, name, len(got[r]), len(want[r]))
+						}
+						for j := range want[r] {
+							if math.Float64bits(got[r][j]) != math.Float64bits(want[r][j]) {
+								t.Fatalf("%+v n=%d wantDx=%v act=%v: %s[%d] = %v, im2col route %v", c, n, wantDx, act, name, j, got[r][j], want[r][j])
+							}
 						}
 					}
 				}
