@@ -107,10 +107,7 @@ func (c conv2d) unpad(out []float64, planes, i0, i1 int, l padLayout, rows []flo
 		for ch := range planes {
 			for y := range c.h {
 				at := ch*l.pos + l.at(i-i0, y, 0) - l.guard
-				d, s := img[ch*hw+y*c.w:ch*hw+(y+1)*c.w], out[at:at+c.w]
-				for x, v := range s { // rows of a few floats: memmove's call cost more
-					d[x] = v
-				}
+				copy(img[ch*hw+y*c.w:ch*hw+(y+1)*c.w], out[at:at+c.w])
 			}
 		}
 	}
