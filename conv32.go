@@ -139,12 +139,7 @@ func seq(n int) []int {
 // forward32 is forwardAct in Float32 without col(X).
 func (c conv2d) forward32(wt, b, x []float64, n int, act bool) []float64 {
 	kk := c.cin * c.k * c.k
-	wtT := make([]float32, len(wt)) // Wᵀ: kk × cout
-	for o := range c.cout {
-		for p, v := range wt[o*kk : (o+1)*kk] {
-			wtT[p*c.cout+o] = float32(v)
-		}
-	}
+	wtT := transpose32(wt, c.cout, kk) // Wᵀ: kk × cout
 	y := make([]float64, n*c.outWidth())
 	per, tasks := c.tasks(n)
 	cols := seq(c.layout(per).pos)
@@ -235,15 +230,17 @@ func (c conv2d) backwardDY32(wfT []float32, x, dy []float64, i0, i1 int, pw, dx 
 // rounded to float32: row (o, ky, kx) holds W'[·, o, ky, kx] (cout·k·k ×
 // cin).
 func (c conv2d) flippedT(wt []float64) []float32 {
-	k2 := c.k * c.k
-	f := make([]float32, len(wt))
-	for o := range c.cout {
-		for ci := range c.cin {
-			src := wt[(o*c.cin+ci)*k2 : (o*c.cin+ci+1)*k2]
-			for j, v := range src {
-				f[(o*k2+k2-1-j)*c.cin+ci] = float32(v)
-			}
+	return transpose32(c.flipped(wt), c.cin, c.cout*c.k*c.k)
+}
+
+// transpose32 returns the r × c matrix a transposed (c × r) and rounded
+// to float32.
+func transpose32(a []float64, r, c int) []float32 {
+	t := make([]float32, r*c)
+	for i := range r {
+		for j, v := range a[i*c : (i+1)*c] {
+			t[j*r+i] = float32(v)
 		}
 	}
-	return f
+	return t
 }
