@@ -127,6 +127,11 @@ func (c conv2d) tapOffsets(planes, stride int, l padLayout) []int {
 	return off
 }
 
+// scratchRows returns m rounded up to a multiple of 12: the rows of a
+// GemmGatherF32 output buffer that lets the product compute its last row
+// panel in place (the rows past m are scratch).
+func scratchRows(m int) int { return (m + 11) / 12 * 12 }
+
 // seq returns 0, 1, …, n−1.
 func seq(n int) []int {
 	s := make([]int, n)
@@ -146,7 +151,7 @@ func (c conv2d) forward32(wt, b, x []float64, n int, act bool) []float64 {
 	linalg.Parallel(tasks, func(t int) {
 		i0, i1 := span(t, per, n)
 		l := c.layout(i1 - i0)
-		xb, yb := getBuf[float32](c.cin*l.plane), getCol(c.cout*l.pos)
+		xb, yb := getBuf[float32](c.cin*l.plane), getCol(scratchRows(c.cout)*l.pos)
 		defer putBuf(xb)
 		defer putBuf(yb)
 		xp, yt := *xb, *yb
@@ -171,7 +176,7 @@ func (c conv2d) backwardDY32(wfT []float32, x, dy []float64, i0, i1 int, pw, dx 
 	hw, k2 := c.h*c.w, c.k*c.k
 	cols, ky := (i1-i0)*hw, c.cout*k2
 	l := c.layout(i1 - i0)
-	xb, tb, gb := getBuf[float32](cols*c.cin), getBuf[float32](l.plane*c.cout), getCol(c.cin*ky)
+	xb, tb, gb := getBuf[float32](cols*c.cin), getBuf[float32](l.plane*c.cout), getCol(scratchRows(c.cin)*ky)
 	defer putBuf(xb)
 	defer putBuf(tb)
 	defer putBuf(gb)
@@ -217,7 +222,7 @@ func (c conv2d) backwardDY32(wfT []float32, x, dy []float64, i0, i1 int, pw, dx 
 	if dx == nil {
 		return
 	}
-	pb, ob := getBuf[float32](c.cout*l.plane), getCol(c.cin*l.pos)
+	pb, ob := getBuf[float32](c.cout*l.plane), getCol(scratchRows(c.cin)*l.pos)
 	defer putBuf(pb)
 	defer putBuf(ob)
 	dyp, out := *pb, *ob

@@ -2,6 +2,7 @@ package linalg
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -22,6 +23,11 @@ import (
 // A column panel whose offsets are consecutive is packed by row copies, a
 // panel gathered element by element otherwise. It panics if an offset
 // reads outside b or a slice is too short.
+//
+// c may be longer than m·n: if it holds ⌈m/12⌉·12 rows of n, the rows past
+// m are scratch, which the kernels may overwrite with partial sums, so
+// that the last row panel is computed in place rather than through a copy
+// (12 is a multiple of every kernel's tile height).
 func GemmGatherF32(m, n, k int, at []float32, lda int, b []float32, boff, coff []int, beta float64, c []float64) {
 	gemmGather32(nil, m, n, k, at, lda, b, boff, coff, beta, c)
 }
@@ -38,15 +44,20 @@ func gemmGather32(kn *kernelInfo, m, n, k int, at []float32, lda int, b []float3
 	if len(boff) < k || len(coff) < n || len(c) < m*n || k > 0 && (lda < m || len(at) < (k-1)*lda+m) {
 		panic(fmt.Sprintf("linalg: GemmGatherF32: a slice is too short for its %d×%d×%d product", m, n, k))
 	}
+	scratch := len(c) >= blocks(m, 12)*12*n
 	c = c[:m*n]
 	if k == 0 {
 		scale(c, beta) // adding nothing, as GemmF32
 		return
 	}
+	checkOffsets(len(b), boff[:k], coff[:n])
 	if kn == nil {
 		kn = pickKernel(m, n, true)
 	}
 	mr, nr := kn.mr32, kn.nr32
+	if scratch {
+		c = c[:blocks(m, mr)*mr*n]
+	}
 	nkb := blocks(k, kcMax)
 	kc := blocks(k, nkb)
 	mpan := blocks(m, mr)
@@ -76,7 +87,7 @@ func gemmGather32(kn *kernelInfo, m, n, k int, at []float32, lda int, b []float3
 				rows := min(mr, m-r*mr)
 				ap := w.pa[r*mr*kcur : (r+1)*mr*kcur]
 				off := r*mr*n + j0
-				if rows == mr && cols == nr {
+				if (rows == mr || scratch) && cols == nr {
 					kn.fn32(kcur, ap, bp, c[off:off+(mr-1)*n+nr], n, 1, bt)
 					continue
 				}
@@ -103,10 +114,7 @@ func packGather(dst []float32, w int, b []float32, boff, coff []int) {
 		c0 := coff[0]
 		if w == 32 && hasConvert {
 			dst = dst[:len(boff)*32]
-			for _, o := range boff {
-				_, _ = b[o+c0], b[o+c0+31] // the assembly reads no further
-			}
-			copyRows32(dst, b, boff, c0)
+			copyRows32(dst, b, boff, c0) // in bounds: checkOffsets
 			return
 		}
 		for p, o := range boff {
@@ -136,6 +144,15 @@ func packRows(dst []float32, w int, at []float32, lda, rows, np int) {
 		d := dst[p*w : (p+1)*w]
 		copy(d[:rows], at[p*lda:p*lda+rows])
 		clear(d[rows:])
+	}
+}
+
+// checkOffsets panics unless every b[boff[p] + coff[j]] is inside a slice
+// of length nb.
+func checkOffsets(nb int, boff, coff []int) {
+	lo, hi := slices.Min(boff)+slices.Min(coff), slices.Max(boff)+slices.Max(coff)
+	if lo < 0 || hi >= nb {
+		panic(fmt.Sprintf("linalg: GemmGatherF32: offsets reach b[%d] and b[%d], b has %d elements", lo, hi, nb))
 	}
 }
 
