@@ -112,9 +112,9 @@ func packGather(dst []float32, w int, b []float32, boff, coff []int) {
 	cols := len(coff)
 	if cols == w && coff[cols-1]-coff[0] == cols-1 && consecutive(coff) {
 		c0 := coff[0]
-		if w == 32 && hasConvert {
-			dst = dst[:len(boff)*32]
-			copyRows32(dst, b, boff, c0) // in bounds: checkOffsets
+		if w%8 == 0 && hasConvert {
+			dst = dst[:len(boff)*w]
+			copyRows(dst, w, b, boff, c0) // in bounds: checkOffsets
 			return
 		}
 		for p, o := range boff {

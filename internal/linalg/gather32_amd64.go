@@ -2,8 +2,9 @@
 
 package linalg
 
-// copyRows32 sets dst[p·32 + j] = b[boff[p] + c0 + j] for j < 32, p <
-// len(boff), with AVX (hasConvert); the caller checks the bounds.
+// copyRows sets dst[p·w + j] = b[boff[p] + c0 + j] for j < w, p <
+// len(boff), with AVX (hasConvert), for w a positive multiple of 8; the
+// caller checks the bounds.
 //
 //go:noescape
-func copyRows32(dst []float32, b []float32, boff []int, c0 int)
+func copyRows(dst []float32, w int, b []float32, boff []int, c0 int)

@@ -2,8 +2,8 @@
 
 package linalg
 
-// copyRows32 is the assembly copy of the amd64 build; never called in this
+// copyRows is the assembly copy of the amd64 build; never called in this
 // one (hasConvert is false).
-func copyRows32(dst []float32, b []float32, boff []int, c0 int) {
-	panic("linalg: copyRows32 without assembly")
+func copyRows(dst []float32, w int, b []float32, boff []int, c0 int) {
+	panic("linalg: copyRows without assembly")
 }
