@@ -39,6 +39,10 @@ package flows
 // kernel: the products then run on the packed, register-blocked kernel,
 // and col(X) costs k² times the input's memory only for the images of
 // tasks in flight (a training pass keeps X, never col(X)).
+//
+// In Float32 the forward pass, and the backward pass through col(dY), do
+// not write col(X) or col(dY) at all: conv32.go's products read their rows
+// in place from a padded float32 copy of the images, with the same bits.
 
 import (
 	"sync"
