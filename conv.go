@@ -39,6 +39,10 @@ package flows
 // kernel: the products then run on the packed, register-blocked kernel,
 // and col(X) costs k² times the input's memory only for the images of
 // tasks in flight (a training pass keeps X, never col(X)).
+//
+// In Float32 the forward pass, and the backward pass through col(dY), do
+// not write col(X) or col(dY) at all: conv32.go's products read their rows
+// in place from a padded float32 copy of the images, with the same bits.
 
 import (
 	"sync"
@@ -58,29 +62,78 @@ const convTaskFloats = 1 << 21
 
 // convProduct is the one product every convolution pass calls: c =
 // op(a)·op(b) + beta·c on the calling goroutine (the passes run tasks in
-// parallel themselves), in float64 or, for Float32, in float32 (see
-// Precision).
-func convProduct(prec Precision, ta, tb bool, m, n, k int, a, b []float64, beta float64, c []float64) {
-	if prec == Float32 {
-		linalg.GemmSerialF32(ta, tb, m, n, k, 1, a, b, beta, c)
-		return
+// parallel themselves). Float32 operands (the Float32 mode's, see
+// Precision) make a float32 product: linalg.GemmSerialF32Of on operands
+// already rounded to float32 gives the bits GemmF32 would on the float64
+// ones, with half the bytes to copy and pack and no conversion while
+// packing. Float64 operands make the float64 product.
+func convProduct[E linalg.Float](ta, tb bool, m, n, k int, a, b []E, beta float64, c []float64) {
+	switch a := any(a).(type) {
+	case []float32:
+		linalg.GemmSerialF32Of(ta, tb, m, n, k, 1, a, any(b).([]float32), beta, c)
+	case []float64:
+		linalg.GemmSerial(ta, tb, m, n, k, 1, a, any(b).([]float64), beta, c)
 	}
-	linalg.GemmSerial(ta, tb, m, n, k, 1, a, b, beta, c)
 }
 
-// colPool keeps the tasks' buffers (col(X) and the gathered outputs)
-// between tasks: allocating (and zeroing) them each time cost more than
-// the copies. Every use overwrites the whole buffer first.
-var colPool sync.Pool
+// colPool and col32Pool keep the tasks' buffers (col(X), the gathered
+// inputs and outputs) between tasks, in float64 and float32: allocating
+// (and zeroing) them each time cost more than the copies. Every use
+// overwrites the whole buffer first.
+var colPool, col32Pool sync.Pool
 
-// getCol returns a buffer of n floats from colPool (contents arbitrary).
-func getCol(n int) *[]float64 {
-	if p, ok := colPool.Get().(*[]float64); ok && cap(*p) >= n {
+// poolOf returns the pool of E's buffers.
+func poolOf[E linalg.Float]() *sync.Pool {
+	var z E
+	if _, ok := any(z).(float32); ok {
+		return &col32Pool
+	}
+	return &colPool
+}
+
+// getBuf returns a buffer of n elements from E's pool (contents
+// arbitrary).
+func getBuf[E linalg.Float](n int) *[]E {
+	if p, ok := poolOf[E]().Get().(*[]E); ok && cap(*p) >= n {
 		*p = (*p)[:n]
 		return p
 	}
-	buf := make([]float64, n)
+	buf := make([]E, n)
 	return &buf
+}
+
+// putBuf returns a buffer of getBuf's (or nil: nothing) to its pool.
+func putBuf[E linalg.Float](p *[]E) {
+	if p != nil {
+		poolOf[E]().Put(p)
+	}
+}
+
+// getCol returns a float64 buffer of n floats (contents arbitrary).
+func getCol(n int) *[]float64 { return getBuf[float64](n) }
+
+// rowsAs returns src as E's: src itself for float64 (and a nil buffer),
+// else a pooled buffer holding src rounded to float32, to be given back
+// with putBuf. Rounding a pass's inputs once, before im2col copies each
+// k² times, is what lets the copies and the packing move float32.
+func rowsAs[E linalg.Float](src []float64) ([]E, *[]E) {
+	if s, ok := any(src).([]E); ok {
+		return s, nil
+	}
+	p := getBuf[E](len(src))
+	linalg.ToF32(any(*p).([]float32), src)
+	return *p, p
+}
+
+// elemsOf returns the filters wt as the products' operands of c's
+// precision: wt itself, or rounded to float32.
+func elemsOf[E linalg.Float](wt []float64) []E {
+	if s, ok := any(wt).([]E); ok {
+		return s
+	}
+	f := make([]float32, len(wt))
+	linalg.ToF32(f, wt)
+	return any(f).([]E)
 }
 
 // conv2d is the shape of a k×k convolution of h×w images from cin to cout
@@ -121,7 +174,11 @@ func span(t, per, n int) (i0, i1 int) { return t * per, min(n, (t+1)*per) }
 // |dx| columns at the side the shift leaves) and the rows outside are then
 // cleared. One copy per row of col rather than one per image row: at 14×14
 // the per-row copies were most of the time outside the products.
-func (c conv2d) im2col(x, col []float64, ld int) {
+func (c conv2d) im2col(x, col []float64, ld int) { im2colOf(c, x, col, ld) }
+
+// im2colOf is im2col on either element type (float32 in the Float32
+// mode: inputs rounded once, then copied).
+func im2colOf[E linalg.Float](c conv2d, x, col []E, ld int) {
 	hw, pad, w := c.h*c.w, c.k/2, c.w
 	r := 0
 	for ci := 0; ci < c.cin; ci++ {
@@ -153,7 +210,7 @@ func (c conv2d) im2col(x, col []float64, ld int) {
 
 // clearEdges zeroes the columns outside [x0, x1) of the rows [y0, y1) of
 // the w-wide plane p.
-func clearEdges(p []float64, w, x0, x1, y0, y1 int) {
+func clearEdges[E linalg.Float](p []E, w, x0, x1, y0, y1 int) {
 	// Element by element: the edges are a column or two, and clear's call
 	// per row cost more than the copies.
 	for y := y0; y < y1; y++ {
@@ -208,27 +265,52 @@ func (c conv2d) col2im(col []float64, ld int, dx []float64) {
 
 // forward returns Y for the n images x (n × cin·h·w): n × cout·h·w.
 func (c conv2d) forward(wt, b, x []float64, n int) []float64 {
+	return c.forwardAct(wt, b, x, n, false)
+}
+
+// forwardAct is forward of the images max(x, 0) when act (a ReLU before
+// the conv): the Float32 passes apply it while they copy x, the others on
+// a copy of x.
+func (c conv2d) forwardAct(wt, b, x []float64, n int, act bool) []float64 {
+	if c.prec == Float32 && !convIm2col32 {
+		return c.forward32(wt, b, x, n, act)
+	}
+	if act {
+		x = relu(x)
+	}
+	switch {
+	case c.prec == Float32:
+		return forwardOf(c, elemsOf[float32](wt), b, x, n)
+	}
+	return forwardOf(c, wt, b, x, n)
+}
+
+// forwardOf is forward with the filters (and so the products' operands)
+// in E.
+func forwardOf[E linalg.Float](c conv2d, wt []E, b, x []float64, n int) []float64 {
 	hw, kk := c.h*c.w, c.cin*c.k*c.k
 	y := make([]float64, n*c.outWidth())
 	per, tasks := c.tasks(n)
 	linalg.Parallel(tasks, func(t int) {
 		i0, i1 := span(t, per, n)
 		cols := (i1 - i0) * hw
-		cb, yb := getCol(kk*cols), getCol(c.cout*cols)
-		defer colPool.Put(cb)
-		defer colPool.Put(yb)
+		xs, xb := rowsAs[E](x[i0*c.inWidth() : i1*c.inWidth()])
+		cb, yb := getBuf[E](kk*cols), getCol(c.cout*cols)
 		col, yt := *cb, *yb
-		for i := i0; i < i1; i++ {
-			c.im2col(x[i*c.inWidth():(i+1)*c.inWidth()], col[(i-i0)*hw:], cols)
+		for i := range i1 - i0 {
+			im2colOf(c, xs[i*c.inWidth():(i+1)*c.inWidth()], col[i*hw:], cols)
 		}
+		putBuf(xb)
 		for o, bo := range b {
 			row := yt[o*cols : (o+1)*cols]
 			for q := range row {
 				row[q] = bo
 			}
 		}
-		convProduct(c.prec, false, false, c.cout, cols, kk, wt, col, 1, yt)
+		convProduct(false, false, c.cout, cols, kk, wt, col, 1, yt)
+		putBuf(cb)
 		c.scatter(yt, c.cout, i0, i1, y)
+		putBuf(yb)
 	})
 	return y
 }
@@ -270,13 +352,41 @@ func (c conv2d) flipped(wt []float64) []float64 {
 // dY (n × cout·h·w) into dw and db, and returns dX (n × cin·h·w) when
 // wantDx, else nil.
 func (c conv2d) backward(wt, x, dy []float64, n int, dw, db []float64, wantDx bool) []float64 {
-	var dx, wf []float64
+	return c.backwardAct(wt, x, dy, n, dw, db, wantDx, false)
+}
+
+// backwardAct is backward for the input max(x, 0) when act, as
+// forwardAct: the gradients are the conv's, not through the ReLU.
+func (c conv2d) backwardAct(wt, x, dy []float64, n int, dw, db []float64, wantDx, act bool) []float64 {
+	if act && (c.prec != Float32 || !c.byDY() || convIm2col32) {
+		x, act = relu(x), false // only backwardDY32 applies it itself
+	}
+	if c.prec == Float32 {
+		return backwardOf[float32](c, wt, x, dy, n, dw, db, wantDx, act)
+	}
+	return backwardOf[float64](c, wt, x, dy, n, dw, db, wantDx, act)
+}
+
+// backwardOf is backward with the products' operands in E; act (a ReLU
+// on x) is for backwardDY32 alone.
+func backwardOf[E linalg.Float](c conv2d, wt, x, dy []float64, n int, dw, db []float64, wantDx, act bool) []float64 {
+	var dx []float64
 	if wantDx {
 		dx = make([]float64, n*c.inWidth())
 	}
 	byDY := c.byDY()
-	if byDY && wantDx {
-		wf = c.flipped(wt)
+	var z E
+	_, is32 := any(z).(float32)
+	gathered := byDY && is32 && !convIm2col32 // through col(dY) in conv32.go
+	var we []E                                // the filters of the dX product: flipped for byDY
+	var wfT []float32                         // the flipped filters transposed, for gathered
+	switch {
+	case gathered && wantDx:
+		wfT = c.flippedT(wt)
+	case byDY && wantDx && !gathered:
+		we = elemsOf[E](c.flipped(wt))
+	case !byDY:
+		we = elemsOf[E](wt)
 	}
 	per, tasks := c.tasks(n)
 	partW := make([]float64, tasks*len(dw))
@@ -295,10 +405,13 @@ func (c conv2d) backward(wt, x, dy []float64, n int, dw, db []float64, wantDx bo
 				pb[o] += s
 			}
 		}
-		if byDY {
-			c.backwardDY(wf, x, dy, i0, i1, pw, dx)
-		} else {
-			c.backwardX(wt, x, dy, i0, i1, pw, dx)
+		switch {
+		case gathered:
+			c.backwardDY32(wfT, x, dy, i0, i1, pw, dx, act)
+		case byDY:
+			backwardDY(c, we, x, dy, i0, i1, pw, dx)
+		default:
+			backwardX(c, we, x, dy, i0, i1, pw, dx)
 		}
 	})
 	for t := range tasks {
@@ -313,19 +426,26 @@ func (c conv2d) backward(wt, x, dy []float64, n int, dw, db []float64, wantDx bo
 }
 
 // gather copies the planes of the images [i0, i1) of rows (width
-// planes·h·w) into buf side by side: plane p of image i at
+// planes·h·w) into buf side by side, as E's: plane p of image i at
 // buf[p·cols + (i−i0)·h·w], cols = (i1−i0)·h·w.
-func (c conv2d) gather(rows []float64, planes, i0, i1 int, buf []float64) {
+func gather[E linalg.Float](c conv2d, rows []float64, planes, i0, i1 int, buf []E) {
 	hw := c.h * c.w
 	cols, width := (i1-i0)*hw, planes*hw
+	b64, is64 := any(buf).([]float64)
 	for i := i0; i < i1; i++ {
 		for p := range planes {
-			copy(buf[p*cols+(i-i0)*hw:], rows[i*width+p*hw:i*width+(p+1)*hw])
+			src, at := rows[i*width+p*hw:i*width+(p+1)*hw], p*cols+(i-i0)*hw
+			if is64 {
+				copy(b64[at:], src)
+			} else {
+				linalg.ToF32(any(buf[at:at+hw]).([]float32), src)
+			}
 		}
 	}
 }
 
-// scatter is gather's inverse: plane p of image i from buf into rows.
+// scatter is gather's inverse in float64: plane p of image i from buf
+// into rows.
 func (c conv2d) scatter(buf []float64, planes, i0, i1 int, rows []float64) {
 	hw := c.h * c.w
 	cols, width := (i1-i0)*hw, planes*hw
@@ -338,25 +458,30 @@ func (c conv2d) scatter(buf []float64, planes, i0, i1 int, rows []float64) {
 
 // backwardX is backward's task on the images [i0, i1) through col(X):
 // their weight gradient into pw (zero before) and, when dx is not nil,
-// their dX by col2im.
-func (c conv2d) backwardX(wt, x, dy []float64, i0, i1 int, pw, dx []float64) {
+// their dX by col2im (wt: the filters).
+func backwardX[E linalg.Float](c conv2d, wt []E, x, dy []float64, i0, i1 int, pw, dx []float64) {
 	hw, kk := c.h*c.w, c.cin*c.k*c.k
 	cols := (i1 - i0) * hw
-	cb, gb := getCol(kk*cols), getCol(c.cout*cols)
-	defer colPool.Put(cb)
-	defer colPool.Put(gb)
+	cb, gb := getBuf[E](kk*cols), getBuf[E](c.cout*cols)
+	defer putBuf(cb)
+	defer putBuf(gb)
 	col, g := *cb, *gb
-	c.gather(dy, c.cout, i0, i1, g)
-	for i := i0; i < i1; i++ {
-		c.im2col(x[i*c.inWidth():(i+1)*c.inWidth()], col[(i-i0)*hw:], cols)
+	gather(c, dy, c.cout, i0, i1, g)
+	xs, xb := rowsAs[E](x[i0*c.inWidth() : i1*c.inWidth()])
+	for i := range i1 - i0 {
+		im2colOf(c, xs[i*c.inWidth():(i+1)*c.inWidth()], col[i*hw:], cols)
 	}
-	convProduct(c.prec, false, true, c.cout, kk, cols, g, col, 1, pw)
+	putBuf(xb)
+	convProduct(false, true, c.cout, kk, cols, g, col, 1, pw)
 	if dx == nil {
 		return
 	}
-	convProduct(c.prec, true, false, kk, cols, c.cout, wt, g, 0, col)
+	ob := getCol(kk * cols)
+	defer putBuf(ob)
+	out := *ob
+	convProduct(true, false, kk, cols, c.cout, wt, g, 0, out)
 	for i := i0; i < i1; i++ {
-		c.col2im(col[(i-i0)*hw:], cols, dx[i*c.inWidth():(i+1)*c.inWidth()])
+		c.col2im(out[(i-i0)*hw:], cols, dx[i*c.inWidth():(i+1)*c.inWidth()])
 	}
 }
 
@@ -364,21 +489,23 @@ func (c conv2d) backwardX(wt, x, dy []float64, i0, i1 int, pw, dx []float64) {
 // (see flipped): their weight gradient into pw (zero before) and, when dx
 // is not nil, their dX as the convolution of dY with the flipped filters
 // wf.
-func (c conv2d) backwardDY(wf, x, dy []float64, i0, i1 int, pw, dx []float64) {
+func backwardDY[E linalg.Float](c conv2d, wf []E, x, dy []float64, i0, i1 int, pw, dx []float64) {
 	hw, k2 := c.h*c.w, c.k*c.k
 	cols, ky := (i1-i0)*hw, c.cout*k2
 	ct := conv2d{c.cout, c.cin, c.k, c.h, c.w, c.prec} // dY's im2col
-	yb, xb, gb := getCol(ky*cols), getCol(c.cin*cols), getCol(c.cin*ky)
-	defer colPool.Put(yb)
-	defer colPool.Put(xb)
-	defer colPool.Put(gb)
+	yb, xb, gb := getBuf[E](ky*cols), getBuf[E](c.cin*cols), getCol(c.cin*ky)
+	defer putBuf(yb)
+	defer putBuf(xb)
+	defer putBuf(gb)
 	coly, xt, g := *yb, *xb, *gb
-	for i := i0; i < i1; i++ {
-		ct.im2col(dy[i*c.outWidth():(i+1)*c.outWidth()], coly[(i-i0)*hw:], cols)
+	dys, db := rowsAs[E](dy[i0*c.outWidth() : i1*c.outWidth()])
+	for i := range i1 - i0 {
+		im2colOf(ct, dys[i*c.outWidth():(i+1)*c.outWidth()], coly[i*hw:], cols)
 	}
-	c.gather(x, c.cin, i0, i1, xt)
+	putBuf(db)
+	gather(c, x, c.cin, i0, i1, xt)
 	// g[ci, (o, ky', kx')] = Σ_q X[ci, q]·col(dY)[(o, ky', kx'), q].
-	convProduct(c.prec, false, true, c.cin, ky, cols, xt, coly, 0, g)
+	convProduct(false, true, c.cin, ky, cols, xt, coly, 0, g)
 	for o := range c.cout {
 		for ci := range c.cin {
 			dst, src := pw[(o*c.cin+ci)*k2:(o*c.cin+ci+1)*k2], g[ci*ky+o*k2:ci*ky+(o+1)*k2]
@@ -390,6 +517,9 @@ func (c conv2d) backwardDY(wf, x, dy []float64, i0, i1 int, pw, dx []float64) {
 	if dx == nil {
 		return
 	}
-	convProduct(c.prec, false, false, c.cin, cols, ky, wf, coly, 0, xt)
-	c.scatter(xt, c.cin, i0, i1, dx)
+	ob := getCol(c.cin * cols)
+	defer putBuf(ob)
+	out := *ob
+	convProduct(false, false, c.cin, cols, ky, wf, coly, 0, out)
+	c.scatter(out, c.cin, i0, i1, dx)
 }

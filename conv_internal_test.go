@@ -102,6 +102,7 @@ func TestConvAgainstLoop(t *testing.T) {
 func TestConvWorkersBitIdentical(t *testing.T) {
 	for _, prec := range []Precision{Float64, Float32} {
 		convWorkersBitIdentical(t, conv2d{3, 4, 3, 6, 6, prec})
+		convWorkersBitIdentical(t, conv2d{4, 3, 3, 6, 6, prec}) // through col(dY)
 	}
 }
 

@@ -205,9 +205,11 @@ func (cn *convNet) apply(p Params, x *mat.Dense) *mat.Dense {
 }
 
 // convNetTape holds what the backward pass needs: the input of every
-// conv (after its ReLU) and the filters.
+// conv and whether the conv applies the ReLU to it itself (Float32: then
+// the input is before the ReLU; else after), and the filters.
 type convNetTape struct {
 	ins   [][]float64
+	acts  []bool
 	wts   [][]float64
 	norms [][]float64
 }
@@ -218,28 +220,35 @@ func (cn *convNet) run(p Params, x *mat.Dense, keep bool) ([]float64, int, *conv
 	checkParams("ConvNet", p, cn.np)
 	xs, n, _ := rawRows(x)
 	tape := &convNetTape{}
-	conv := func(l convLayer, in []float64) []float64 {
+	// conv applies layer l to in, after a ReLU when act: the Float32
+	// passes apply it while they copy their input (no ReLU'd copy kept),
+	// the float64 ones take a copy.
+	conv := func(l convLayer, in []float64, act bool) []float64 {
+		if act && l.prec != Float32 {
+			in, act = relu(in), false
+		}
 		wt, norms := l.weight(p)
 		if keep {
 			tape.ins = append(tape.ins, in)
+			tape.acts = append(tape.acts, act)
 			tape.wts = append(tape.wts, wt)
 			tape.norms = append(tape.norms, norms)
 		}
-		return l.forward(wt, l.bias(p), in, n)
+		return l.forwardAct(wt, l.bias(p), in, n, act)
 	}
 	ls := cn.layers
 	if len(ls) == 1 {
-		return conv(ls[0], xs), n, tape
+		return conv(ls[0], xs, false), n, tape
 	}
-	h := conv(ls[0], xs)
+	h := conv(ls[0], xs, false)
 	for b := 0; b < (len(ls)-2)/2; b++ {
-		r := conv(ls[2+2*b], relu(conv(ls[1+2*b], relu(h))))
+		r := conv(ls[2+2*b], conv(ls[1+2*b], h, true), true)
 		for j := range r {
 			r[j] += h[j]
 		}
 		h = r
 	}
-	return conv(ls[len(ls)-1], relu(h)), n, tape
+	return conv(ls[len(ls)-1], h, true), n, tape
 }
 
 // relu returns max(x, 0) elementwise, in a new slice.
@@ -282,12 +291,13 @@ func (cn *convNet) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 		convBack := func(i int, g []float64, wantDx bool) []float64 {
 			l := ls[i]
 			dw := make([]float64, l.weights())
-			dx := l.backward(tape.wts[i], tape.ins[i], g, n, dw, dp[l.off+l.np()-l.cout:l.off+l.np()], wantDx)
+			dx := l.backwardAct(tape.wts[i], tape.ins[i], g, n, dw, dp[l.off+l.np()-l.cout:l.off+l.np()], wantDx, tape.acts[i])
 			l.addWeightGrad(p, dp, dw, tape.norms[i])
 			return dx
 		}
 		// Every conv but conv_in reads a ReLU's output, recorded on the
-		// tape: the ReLU's derivative is 0 where that output is 0.
+		// tape (or its input: the same sign): the ReLU's derivative is 0
+		// where that output is 0.
 		last := len(ls) - 1
 		if last == 0 {
 			return mat.NewDense(n, cn.in, convBack(0, g, true))

@@ -110,7 +110,8 @@ one per row of the CSV file, C·H·W pixel values 0 to 255 in channel-major
 order (channel, then row, then column), or to an IDX file of unsigned bytes
 (as MNIST's, found by its magic number; --shape is then 1,H,W). Pixels are
 dequantised and mapped through a fixed logit; --steps and --channels size
-the flow. It reports the bits/dim of the validation images.
+the flow; --batch is 32 unless given. It reports the bits/dim of the
+validation images.
 
 Kinds: ` + kindList() + `.`,
 	nArgs: [2]int{1, 1},
@@ -127,7 +128,7 @@ Kinds: ` + kindList() + `.`,
 		fs.IntVar(&f.bins, "bins", 8, "the spline bins ("+splineKinds()+" only)")
 		fs.Float64Var(&f.bound, "bound", 3, "the spline interval [-bound, bound] of the standardised data\n("+splineKinds()+" only)")
 		fs.IntVar(&f.epochs, "epochs", 0, "the most passes over the training rows (default: until the validation\nNLL stops improving, at most 1000; 100 with --val 0 or --patience 0)")
-		fs.IntVar(&f.batch, "batch", 0, "the rows per optimiser step (default a tenth of the training rows,\nfrom 16 to 256)")
+		fs.IntVar(&f.batch, "batch", 0, "the rows per optimiser step (default a tenth of the training rows,\nfrom 16 to 256; 32 for --kind image-glow)")
 		fs.Float64Var(&f.lr, "lr", 1e-3, "the learning rate of Adam")
 		fs.Uint64Var(&f.seed, "seed", 0, "the seed of the initial parameters, the validation split and the shuffles")
 		fs.Float64Var(&f.val, "val", 0.1, "the fraction of rows held out for validation and early stopping\n(0: none, and the last epoch's parameters are kept)")

@@ -183,3 +183,28 @@ func TestImageErrors(t *testing.T) {
 		t.Errorf("negative temperature: exit %d, %q", r.code, r.stderr)
 	}
 }
+
+// TestImageDefaultBatch: --kind image-glow takes batches of imageBatch = 32
+// rows unless --batch says otherwise (the general default would be a
+// tenth of the rows): 288 training rows (320 less the 32 held out) make
+// ⌊288/32⌋ = 9 steps an epoch, and --batch 96 makes 3.
+func TestImageDefaultBatch(t *testing.T) {
+	dir := t.TempDir()
+	writeBarsCSV(t, filepath.Join(dir, "bars.csv"), barImages(320))
+	for _, c := range []struct {
+		args  []string
+		steps string
+	}{{nil, "9"}, {[]string{"--batch", "96"}, "3"}} {
+		args := append([]string{"fit", "bars.csv", "-o", "img.flow", "--kind", "image-glow", "--shape", "1,8,8",
+			"--epochs", "1", "--steps", "1", "--channels", "4", "--log", "log.csv"}, c.args...)
+		mustRun(t, dir, args...)
+		log, err := os.ReadFile(filepath.Join(dir, "log.csv"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows := readCSV(t, string(log))
+		if len(rows) != 2 || rows[0][1] != "step" || rows[1][1] != c.steps {
+			t.Errorf("%v: log %v, want one epoch of %s steps", c.args, rows, c.steps)
+		}
+	}
+}

@@ -1,0 +1,9 @@
+//go:build !amd64 || purego
+
+package linalg
+
+// copyRows is the assembly copy of the amd64 build; never called in this
+// one (hasConvert is false).
+func copyRows(dst []float32, w int, b []float32, boff []int, c0 int) {
+	panic("linalg: copyRows without assembly")
+}
