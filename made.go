@@ -346,10 +346,7 @@ func (li madeLayer) weights(p Params, wm []float64) []float64 {
 // masked weights (weights), with pr's product (serial: on the calling
 // goroutine alone).
 func (li madeLayer) affine(pr Precision, serial bool, p Params, wm []float64, x acts, n int, c []float64) {
-	b := p[li.b : li.b+li.out]
-	for i := 0; i < n; i++ {
-		copy(c[i*li.out:(i+1)*li.out], b)
-	}
+	fillRows(c, p[li.b:li.b+li.out], n)
 	pr.mul(serial, false, false, n, li.out, li.in, 1, x, f64(li.weights(p, wm)), 1, c)
 }
 
