@@ -37,14 +37,14 @@ import (
 
 // helperSpin is how long a helper that has finished a job watches for the
 // next one before it parks.
-var helperSpin = 200 * time.Microsecond
+const helperSpin = 200 * time.Microsecond
 
 // spinYield is how often a watching helper yields to other goroutines.
-var spinYield = 20 * time.Microsecond
+const spinYield = 20 * time.Microsecond
 
 // closeSpin is how long close watches for the helpers to leave before it
 // blocks.
-var closeSpin = 50 * time.Microsecond
+const closeSpin = 50 * time.Microsecond
 
 // The fields of job.state: the closed bit, the count of helpers working
 // (bits 0–31) and how many may join (bits 32–61).
