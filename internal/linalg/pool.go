@@ -11,7 +11,7 @@ package linalg
 // atomic pointer in a loop, yielding to other goroutines only every
 // spinYield: a runtime.Gosched per turn of the loop (as before 2026-12-07)
 // takes the scheduler's lock each time, and in a training step's profile
-// the helpers' yields and clock reads cost a quarter of the process's CPU
+// the helpers' yields and clock reads cost a sixth of the process's CPU
 // time (BENCHMARKS.md, "Step overhead at H = 128").
 //
 // A parallel call opens its job to workers−1 helpers (job.state), offers
@@ -55,7 +55,8 @@ const (
 )
 
 var (
-	// offered is the job helpers may join: the latest parallel call's.
+	// offered is the job helpers may join: the latest parallel call's, or,
+	// once that has closed, the one it replaced (job.prev).
 	offered atomic.Pointer[job]
 	// wake wakes parked helpers; sends never block.
 	wake        = make(chan struct{})
