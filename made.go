@@ -288,31 +288,66 @@ func newMADE(who string, cfg MADEConfig, key Key, in, out, cdim int) (Params, *m
 }
 
 // maskedWeights sets wm (m.nw entries) to W_l ⊙ M_l for every layer
-// (layer l at layers[l].mw). Masked entries are set to zero without
-// reading them, so that they cannot matter even when they hold NaN or ±Inf.
+// (layer l at layers[l].mw). Masked entries are set to +0 whatever they
+// hold, so that they cannot matter even when they hold NaN or ±Inf: the
+// bits are and-ed with the mask, without a branch (the masks' pattern
+// defeats the branch predictor).
 func (m *madeNet) maskedWeights(p Params, wm []float64) {
 	for _, li := range m.layers {
 		src := p[li.w:li.b]
 		dst := wm[li.mw : li.mw+li.in*li.out]
+		src, dst = src[:len(li.mask)], dst[:len(li.mask)]
 		for i, used := range li.mask {
+			var keep uint64
 			if used {
-				dst[i] = src[i]
-			} else {
-				dst[i] = 0
+				keep = math.MaxUint64
 			}
+			dst[i] = math.Float64frombits(math.Float64bits(src[i]) & keep)
 		}
 	}
 }
 
-// affine sets c (n×li.out) to x·Wm + b, with x n×li.in and Wm the layer's
-// masked weights, with pr's product (serial: on the calling goroutine
-// alone).
-func (li madeLayer) affine(pr Precision, serial bool, p Params, wm []float64, x acts, n int, c []float64) {
-	b := p[li.b : li.b+li.out]
-	for i := 0; i < n; i++ {
-		copy(c[i*li.out:(i+1)*li.out], b)
+// masksClear reports whether every masked weight in p is +0 (as at init,
+// and after any optimiser step along the gradient, which is exactly zero
+// there): then p's weights are their own masked weights, bit for bit, and
+// the dense pass reads them in place instead of copying them
+// (maskedWeights), which a training step in chunks of rows did once per
+// chunk. Reading p and the masks costs about half the copy, with no
+// writes.
+func (m *madeNet) masksClear(p Params) bool {
+	for _, li := range m.layers {
+		src := p[li.w:li.b]
+		src = src[:len(li.mask)]
+		var bad uint64
+		for i, used := range li.mask {
+			drop := uint64(math.MaxUint64)
+			if used {
+				drop = 0
+			}
+			bad |= math.Float64bits(src[i]) & drop
+		}
+		if bad != 0 {
+			return false
+		}
 	}
-	pr.mul(serial, false, false, n, li.out, li.in, 1, x, f64(wm[li.mw:li.mw+li.in*li.out]), 1, c)
+	return true
+}
+
+// weights returns the layer's masked weights: in wm at li.mw, or, when wm
+// is nil, p's own (whose masked entries are +0, see masksClear).
+func (li madeLayer) weights(p Params, wm []float64) []float64 {
+	if wm == nil {
+		return p[li.w:li.b]
+	}
+	return wm[li.mw : li.mw+li.in*li.out]
+}
+
+// affine sets c (n×li.out) to x·Wm + b, with x n×li.in and Wm the layer's
+// masked weights (weights), with pr's product (serial: on the calling
+// goroutine alone).
+func (li madeLayer) affine(pr Precision, serial bool, p Params, wm []float64, x acts, n int, c []float64) {
+	fillRows(c, p[li.b:li.b+li.out], n)
+	pr.mul(serial, false, false, n, li.out, li.in, 1, x, f64(li.weights(p, wm)), 1, c)
 }
 
 // product returns the net's product (its Precision's), on the calling
@@ -335,7 +370,7 @@ type madeTape struct {
 	tape
 	n      int
 	p      []float64   // the parameters, not a copy
-	wm     []float64   // the masked weights (pooled, on the tape)
+	wm     []float64   // the masked weights (pooled, on the tape), or nil: p's own (masksClear)
 	inputs [][]float64 // inputs[0]: a copy of x (n×in); the rest unused
 	hidden []acts      // hidden[l]: layer l's input (n×in_l) for l ≥ 1
 	pres   []acts      // pre-activations of the hidden layers, kept only when act needs them
@@ -366,23 +401,29 @@ func (m *madeNet) newTape(p Params, x, ctx []float64, n int) *madeTape {
 // layer with context weights. It writes the output into y (n×out) and,
 // when t is not nil (see newTape), keeps the masked weights and the hidden
 // layers on t's pooled tape for the pullback. Without a tape the masked
-// weights and the hidden layers are pooled for the call.
+// weights and the hidden layers are pooled for the call. When every
+// masked weight of p is +0 (masksClear), the products read p's weights
+// in place, with the same bits.
 func (m *madeNet) forward(p Params, x, ctx []float64, n int, t *madeTape, y []float64) {
 	var wm []float64
-	if t != nil {
+	switch {
+	case m.masksClear(p):
+	case t != nil:
 		wm = t.get(m.nw)
 		t.wm = wm
-	} else {
+		m.maskedWeights(p, wm)
+	default:
 		wmBuf := getScratch(m.nw)
 		defer wmBuf.put()
 		wm = wmBuf.f
+		m.maskedWeights(p, wm)
 	}
-	m.maskedWeights(p, wm)
 	m.forwardWith(p, wm, x, ctx, n, t, y, false)
 }
 
 // forwardWith is forward with the masked weights wm (m.maskedWeights of
-// p) given: a prepared MADE computes them once. With serial, the products
+// p; nil when p's own are, see masksClear) given: a prepared MADE
+// computes them once. With serial, the products
 // and activations run on the calling goroutine alone (the caller runs
 // row blocks in parallel); the bits are the same either way. The hidden
 // layers are in the precision's storage; x, ctx and y stay float64.
@@ -493,7 +534,7 @@ func (m *madeNet) backward(t *madeTape, dy []float64, dp Params, dctx []float64)
 		m.prec.mul(false, true, false, li.in, li.out, n, 1, t.input(l), g, 0, s)
 		addMasked(dp[li.w:li.b], s, li.mask)
 		addColSums(dp[li.b:li.b+li.out], g, n, li.out)
-		wml := wm[li.mw : li.mw+li.in*li.out]
+		wml := li.weights(t.p, wm)
 		if l == 0 {
 			return backInput(m.prec, g, gBuf, wml, n, li.in, li.out)
 		}

@@ -333,11 +333,23 @@ type mlp struct {
 
 // affine sets c (n×li.out) to x·W + b, with x n×li.in, by pr's product.
 func (li mlpLayer) affine(pr Precision, p Params, x acts, n int, c []float64) {
-	b := p[li.b : li.b+li.out]
-	for i := 0; i < n; i++ {
-		copy(c[i*li.out:(i+1)*li.out], b)
-	}
+	fillRows(c, p[li.b:li.b+li.out], n)
 	pr.mul(false, false, false, n, li.out, li.in, 1, x, f64(p[li.w:li.b]), 1, c)
+}
+
+// fillRows sets each of the n rows of c (len(b) wide) to b: the first row,
+// then copies of the rows done so far, doubling, so that a batch of n
+// rows costs about log₂ n calls of memmove rather than n short ones.
+func fillRows(c, b []float64, n int) {
+	w := len(b)
+	if n == 0 || w == 0 {
+		return
+	}
+	c = c[:n*w]
+	copy(c, b)
+	for done := w; done < len(c); done *= 2 {
+		copy(c[done:], c[:done])
+	}
 }
 
 // apply is Net.Apply: pooled buffers for the hidden layers and a fresh

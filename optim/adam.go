@@ -1,6 +1,10 @@
 package optim
 
-import "math"
+import (
+	"math"
+
+	"github.com/gonormflows/flows/internal/linalg"
+)
 
 // Adam is the Adam optimiser of Kingma & Ba (2015), "Adam: A Method for
 // Stochastic Optimization", Algorithm 1, over a flat parameter vector such as
@@ -61,7 +65,11 @@ func NewAdam(n int) *Adam {
 // Step takes one Adam step at learning rate a.LR: it updates the moment
 // estimates from grad and moves p in place. It reads but never modifies grad.
 // It panics if len(p) or len(grad) differs from the parameter count given to
-// NewAdam, or if Beta1, Beta2 or Eps are out of range. Step does not allocate.
+// NewAdam, or if Beta1, Beta2 or Eps are out of range. For 2¹⁵ parameters
+// or more it splits the update over the helper pool (linalg.Parallel; the
+// same bits, each entry's update being its own, and a few small
+// allocations); below that it runs on the calling goroutine and does not
+// allocate.
 func (a *Adam) Step(p, grad []float64) {
 	a.StepLR(p, grad, a.LR)
 }
@@ -88,9 +96,22 @@ func (a *Adam) StepLR(p, grad []float64, lr float64) {
 	c2 := 1 - math.Pow(b2, float64(a.t))
 	step := lr / c1
 	r := 1 / math.Sqrt(c2)
-	m := a.m
-	v := a.v[:len(m)]
-	p, grad = p[:len(m)], grad[:len(m)] // let the compiler drop bounds checks
+	n := len(a.m)
+	if n < 2*adamChunk {
+		adamUpdate(a.m, a.v, p, grad, b1, b2, step, r, eps)
+		return
+	}
+	// Each entry's update is its own, so the split cannot change a bit.
+	linalg.Parallel((n+adamChunk-1)/adamChunk, func(t int) {
+		i0, i1 := t*adamChunk, min((t+1)*adamChunk, n)
+		adamUpdate(a.m[i0:i1], a.v[i0:i1], p[i0:i1], grad[i0:i1], b1, b2, step, r, eps)
+	})
+}
+
+// adamUpdate updates the moments m, v and the parameters p from grad (all
+// as long as m) with the step's constants (see StepLR).
+func adamUpdate(m, v, p, grad []float64, b1, b2, step, r, eps float64) {
+	v, p, grad = v[:len(m)], p[:len(m)], grad[:len(m)] // let the compiler drop bounds checks
 	for i, g := range grad {
 		mi := b1*m[i] + (1-b1)*g
 		vi := b2*v[i] + (1-b2)*g*g
@@ -98,6 +119,11 @@ func (a *Adam) StepLR(p, grad []float64, lr float64) {
 		p[i] -= step * mi / (math.Sqrt(vi)*r + eps)
 	}
 }
+
+// adamChunk is how many entries of a large parameter vector one task of
+// Adam's update covers (a few tens of microseconds), when it splits the
+// update over the helper pool.
+const adamChunk = 1 << 14
 
 // Steps returns the number of steps taken since NewAdam or the last Reset:
 // the t of the last update, and the step index (counting from 0) that a

@@ -2,6 +2,9 @@ package optim_test
 
 import (
 	"math"
+	"math/rand/v2"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -538,5 +541,43 @@ func BenchmarkClipGlobalNorm(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		optim.ClipGlobalNorm(g, math.Inf(1))
+	}
+}
+
+// TestAdamSplitBits: a large Adam, whose update is split over the helper
+// pool, moves every entry exactly as Adams over pieces of the vector small
+// enough to run on the calling goroutine, on any GOMAXPROCS.
+func TestAdamSplitBits(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	const n, piece = 70001, 10000
+	for _, procs := range []int{1, 2, 3} {
+		runtime.GOMAXPROCS(procs)
+		rng := rand.New(rand.NewPCG(3, uint64(procs)))
+		p := make([]float64, n)
+		for i := range p {
+			p[i] = rng.NormFloat64()
+		}
+		q := slices.Clone(p)
+		big := optim.NewAdam(n)
+		var small []*optim.Adam
+		for i0 := 0; i0 < n; i0 += piece {
+			small = append(small, optim.NewAdam(min(piece, n-i0)))
+		}
+		g := make([]float64, n)
+		for range 3 {
+			for i := range g {
+				g[i] = rng.NormFloat64()
+			}
+			big.Step(p, g)
+			for k, a := range small {
+				i0 := k * piece
+				a.Step(q[i0:i0+min(piece, n-i0)], g[i0:i0+min(piece, n-i0)])
+			}
+		}
+		for i := range p {
+			if math.Float64bits(p[i]) != math.Float64bits(q[i]) {
+				t.Fatalf("GOMAXPROCS=%d: entry %d is %v split, %v in pieces", procs, i, p[i], q[i])
+			}
+		}
 	}
 }

@@ -225,6 +225,9 @@ type job struct {
 	done chan struct{}
 	// gen counts the calls that have used this job (it is pooled).
 	gen atomic.Uint64
+	// prev is the job this one replaced on offer, put back when this one
+	// closes (see pool.go).
+	prev *job
 
 	// fn, when not nil, makes this a Parallel job: its tasks are fn(t)
 	// for t < fnTasks, not a product's.

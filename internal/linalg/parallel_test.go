@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestParallel checks that Parallel runs every task exactly once, for any
@@ -67,6 +68,40 @@ func TestParallelPanic(t *testing.T) {
 		Parallel(8, func(int) { ran.Add(1) })
 		if n := ran.Load(); n != 8 {
 			t.Errorf("GOMAXPROCS=%d: after a panic, %d of 8 tasks ran", procs, n)
+		}
+	}
+}
+
+// TestParallelNestedOffer: a nested call puts the outer call back on offer
+// when it closes, so a helper that wakes after the inner call has ended
+// still runs the outer call's tasks. Task 0 (the caller's, unless a helper
+// took it) runs an inner Parallel call and then waits for task 1 to start
+// elsewhere; with the helpers parked beforehand, the inner call has
+// usually come and gone before a helper wakes, and before the offer was
+// put back, task 1 then never started (the caller was busy waiting).
+func TestParallelNestedOffer(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	defer SetWorkers(SetWorkers(0))
+	for round := range 5 {
+		time.Sleep(2 * helperSpin) // let the helpers park
+		var started [2]atomic.Bool
+		var stuck atomic.Bool
+		Parallel(2, func(i int) {
+			if i == 0 {
+				Parallel(4, func(int) {}) // replaces the outer job on offer, then closes
+				deadline := time.Now().Add(10 * time.Second)
+				for !started[1].Load() {
+					if time.Now().After(deadline) {
+						stuck.Store(true)
+						return
+					}
+					runtime.Gosched()
+				}
+			}
+			started[i].Store(true)
+		})
+		if stuck.Load() {
+			t.Fatalf("round %d: task 1 did not start within 10 s while task 0 waited: the outer call was not back on offer", round)
 		}
 	}
 }
