@@ -132,3 +132,36 @@ func BenchmarkGridPrec(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDensityPrec times the unprepared log density (LogPDF at p on
+// every call) of 10,000 rows of the MAF and the RealNVP in both
+// precisions, in rows/s: the figures of earlier sections of BENCHMARKS.md.
+// Prepared scoring, what a loaded model runs, is BenchmarkGrid's (float64)
+// and BenchmarkGridPrec's.
+func BenchmarkDensityPrec(b *testing.B) {
+	const n = 10000
+	for _, pr := range precisions {
+		for _, c := range []struct {
+			name   string
+			flow   flows.DistInitFunc
+			dim, h int
+		}{
+			{"MAF", mafFlowPrec(128, pr), 8, 128},
+			{"MAF", mafFlowPrec(128, pr), 64, 128},
+			{"RealNVP", flows.Flow(realNVPPrec(8, 512, pr), flows.Normal()), 8, 512},
+		} {
+			b.Run(fmt.Sprintf("prec=%v/%s/dim=%d/hidden=%d", pr, c.name, c.dim, c.h), func(b *testing.B) {
+				p, d, err := c.flow(flows.NewKey(1), c.dim, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				x := normalRows(flows.NewKey(2), n, c.dim)
+				b.ReportAllocs()
+				for b.Loop() {
+					d.LogPDF(p, x, nil)
+				}
+				b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
+			})
+		}
+	}
+}
