@@ -85,10 +85,8 @@ func packedLayer(w *linalg.Packed, b, x []float64, n int, c []float64, act Activ
 		row := c[i*out : (i+1)*out]
 		row = row[:len(b)]
 		switch {
-		case hidden && act == ReLU:
-			for j, v := range row {
-				row[j] = max(v+b[j], 0)
-			}
+		case hidden && act == ReLU: // max(v+b[j], 0), apply's bits
+			linalg.BiasReLU(row, row, b)
 		case hidden:
 			for j, v := range row {
 				row[j] = v + b[j]

@@ -6,7 +6,8 @@ import (
 	"testing"
 )
 
-// TestBiasReLU32: BiasReLU32 gives float32(max(src+b, 0)) bit for bit on
+// TestBiasReLU32: BiasReLU32 gives float32(max(src+b, 0)), and BiasReLU
+// max(src+b, 0), bit for bit on
 // every length up to 40 (the assembly's groups of 8 and the Go tail), on
 // sums that are positive, negative, ±0, ±Inf, NaNs of both signs, beyond
 // float32's range, and float32 ties.
@@ -27,10 +28,16 @@ func TestBiasReLU32(t *testing.T) {
 			}
 			got := make([]float32, n)
 			BiasReLU32(got, src, b)
+			got64 := make([]float64, n)
+			BiasReLU(got64, src, b)
 			for j := range got {
 				want := float32(max(src[j]+b[j], 0))
 				if math.Float32bits(got[j]) != math.Float32bits(want) {
 					t.Fatalf("n=%d: element %d of %v + %v: %v (%#x), want %v (%#x)", n, j, src[j], b[j], got[j], math.Float32bits(got[j]), want, math.Float32bits(want))
+				}
+				want64 := max(src[j]+b[j], 0)
+				if math.Float64bits(got64[j]) != math.Float64bits(want64) {
+					t.Fatalf("BiasReLU, n=%d: element %d of %v + %v: %v (%#x), want %v (%#x)", n, j, src[j], b[j], got64[j], math.Float64bits(got64[j]), want64, math.Float64bits(want64))
 				}
 			}
 		}

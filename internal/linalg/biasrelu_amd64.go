@@ -12,3 +12,9 @@ var hasVecReLU = hasAVX512
 //
 //go:noescape
 func biasReLU32x8(dst *float32, src, b *float64, n int)
+
+// biasReLU64x8 is BiasReLU on n elements, n a positive multiple of 8,
+// with AVX-512: biasReLU32x8 without the conversion.
+//
+//go:noescape
+func biasReLU64x8(dst, src, b *float64, n int)

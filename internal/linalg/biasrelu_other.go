@@ -10,3 +10,8 @@ const hasVecReLU = false
 func biasReLU32x8(dst *float32, src, b *float64, n int) {
 	panic("linalg: biasReLU32x8 without assembly")
 }
+
+// biasReLU64x8 is never called in this build.
+func biasReLU64x8(dst, src, b *float64, n int) {
+	panic("linalg: biasReLU64x8 without assembly")
+}

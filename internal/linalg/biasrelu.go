@@ -19,3 +19,19 @@ func BiasReLU32(dst []float32, src, b []float64) {
 		dst[j] = float32(max(src[j]+b[j], 0))
 	}
 }
+
+// BiasReLU sets dst[j] = max(src[j]+b[j], 0) for j < len(dst) (src and b
+// at least as long; dst may be src), with the bits of that Go
+// expression: BiasReLU32's before the rounding to float32.
+func BiasReLU(dst, src, b []float64) {
+	n := len(dst)
+	src, b = src[:n], b[:n]
+	j := 0
+	if n8 := n &^ 7; n8 > 0 && hasVecReLU {
+		biasReLU64x8(&dst[0], &src[0], &b[0], n8)
+		j = n8
+	}
+	for ; j < n; j++ {
+		dst[j] = max(src[j]+b[j], 0)
+	}
+}
