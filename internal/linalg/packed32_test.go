@@ -64,6 +64,9 @@ func TestPacked32MatchesGemmF32(t *testing.T) {
 
 // TestPacked32NoAllocs: MulAdd32 and MulTiles32 allocate nothing.
 func TestPacked32NoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's sync.Pool drops buffers")
+	}
 	rng := rand.New(rand.NewPCG(23, 24))
 	pb := PackB32(64, 70, randSlice(rng, 64*70))
 	for _, m := range []int{1, 16, 120} {
