@@ -98,16 +98,7 @@ func BenchmarkGridPrec(b *testing.B) {
 	const n = 10000
 	for _, pr := range precisions {
 		for _, g := range gridModelsPrec(pr) {
-			p, d, err := g.init(flows.NewKey(1), g.dim, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			rng := flows.NewKey(2).Rand()
-			for i := range p {
-				p[i] += 0.01 * rng.NormFloat64()
-			}
-			pd := flows.PrepareDistribution(d, p)
-			x := mafNormal(flows.NewKey(5), n, g.dim, 1)
+			p, d, pd, x := gridSetup(b, g.init, g.dim, n)
 			for _, path := range []string{"prepared", "plain"} {
 				if pr == flows.Float64 && path == "prepared" {
 					continue // BenchmarkGrid

@@ -157,16 +157,7 @@ var gridModels = []struct {
 func BenchmarkGrid(b *testing.B) {
 	const n = 10000
 	for _, g := range gridModels {
-		p, d, err := g.init(flows.NewKey(1), g.dim, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		rng := flows.NewKey(2).Rand()
-		for i := range p {
-			p[i] += 0.01 * rng.NormFloat64()
-		}
-		pd := flows.PrepareDistribution(d, p)
-		x := mafNormal(flows.NewKey(5), n, g.dim, 1)
+		_, _, pd, x := gridSetup(b, g.init, g.dim, n)
 		name := fmt.Sprintf("model=%s/dim=%d/hidden=%d", g.name, g.dim, g.h)
 		b.Run(name+"/op=density", func(b *testing.B) {
 			benchCPU(b, func() { pd.LogPDF(x, nil) })
@@ -177,6 +168,20 @@ func BenchmarkGrid(b *testing.B) {
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 		})
 	}
+}
+
+// gridSetup returns a grid model from init on dim columns at parameters
+// moved off the identity, prepared, and n rows to score.
+func gridSetup(b *testing.B, init flows.DistInitFunc, dim, n int) (flows.Params, flows.Distribution, flows.PreparedDistribution, *mat.Dense) {
+	p, d, err := init(flows.NewKey(1), dim, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := flows.NewKey(2).Rand()
+	for i := range p {
+		p[i] += 0.01 * rng.NormFloat64()
+	}
+	return p, d, flows.PrepareDistribution(d, p), mafNormal(flows.NewKey(5), n, dim, 1)
 }
 
 // ExamplePrepareDistribution scores rows with a flow prepared once at its
