@@ -121,7 +121,6 @@ type autoregressive struct {
 	// mafS, when positive, says the layer is MAF with log-scale bound
 	// mafS: its elementwise work then runs mafaffine.go's loops.
 	mafS float64
-	prec Precision // the MADE's products (a prepared Float64 layer packs its weights)
 }
 
 // newAutoregressive makes the layer; who names it in errors and panics.
@@ -150,7 +149,6 @@ func newAR(who string, made MADEConfig, key Key, dim, contextDim int, t Transfor
 	a := &autoregressive{who: who, m: m, t: t.withInverseVJP(), dim: dim, at: paramMajor(dim)}
 	a.at.order = order
 	a.mafS = mafS
-	a.prec = made.Precision
 	return p, Bijection{
 		Direct: func(p Params, x, c *mat.Dense) (*mat.Dense, []float64) {
 			z, ld, _ := a.direct(p, x, c, false)
@@ -321,24 +319,12 @@ func (a *autoregressive) prepare(p Params) PreparedBijection {
 	blk := make([]float64, m.inc.size)
 	m.incBlocks(q, blk)
 	w := a.t.Params * a.dim
-	var pm *preparedMADE
-	if a.prec == Float64 {
-		pm = m.prepareDense(q, wm)
-	}
+	pm := m.prepareDense(q, wm)
 	direct := func(dst, src, ctx []float64, n int, ld []float64, serial bool) {
 		yBuf := getScratch(n * w)
 		defer yBuf.put()
-		if pm != nil {
-			pm.forward(src, ctx, n, yBuf.f)
-			serial = true // the block ran on this goroutine; so does the rest
-		} else {
-			m.forwardWith(q, wm, src, ctx, n, nil, yBuf.f, serial)
-		}
-		if serial {
-			a.transformRows(yBuf.f, src, dst, ld, 0, n)
-			return
-		}
-		forRows(n, a.dim*transformerWork, func(r0, r1 int) { a.transformRows(yBuf.f, src, dst, ld, r0, r1) })
+		pm.forward(src, ctx, n, yBuf.f) // on this goroutine; so is the rest
+		a.transformRows(yBuf.f, src, dst, ld, 0, n)
 	}
 	inverse := func(dst, src, ctx []float64, n int, ld []float64, serial bool) {
 		clear(ld[:n])

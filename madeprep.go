@@ -8,18 +8,23 @@ package flows
 import "github.com/gonormflows/flows/internal/linalg"
 
 // preparedMADE is a MADE's dense pass at the parameters q (the prepared
-// layer's copy): w[l] holds layer l's masked weights packed, wc[l] its
-// context weights (nil where the layer has none).
+// layer's copy): in Float64, w[l] holds layer l's masked weights packed,
+// wc[l] its context weights (nil where the layer has none); in Float32,
+// n32 holds them rounded to float32 and packed (see net32).
 type preparedMADE struct {
 	m     *madeNet
 	q     Params
 	w, wc []*linalg.Packed
 	outs  []int // by layer: its outputs
+	n32   *net32
 }
 
 // prepareDense packs the masked weights wm (maskedWeights of q) and the
-// context weights of q.
+// context weights of q, in the MADE's precision.
 func (m *madeNet) prepareDense(q Params, wm []float64) *preparedMADE {
+	if m.prec == Float32 {
+		return &preparedMADE{m: m, q: q, n32: m.prepare32(q, wm)}
+	}
 	pm := &preparedMADE{m: m, q: q, w: make([]*linalg.Packed, len(m.layers)), wc: make([]*linalg.Packed, len(m.layers)), outs: make([]int, len(m.layers))}
 	for l, li := range m.layers {
 		pm.outs[l] = li.out
@@ -32,10 +37,15 @@ func (m *madeNet) prepareDense(q Params, wm []float64) *preparedMADE {
 	return pm
 }
 
-// forward is forwardWith without a tape, serial, on the packed weights:
+// forward is forwardWith without a tape, serial, on the packed weights
+// (float64 or float32, the MADE's precision):
 // y (n×out) from x (n×in) and ctx (n×cdim, nil without a context), the
 // same bits.
 func (pm *preparedMADE) forward(x, ctx []float64, n int, y []float64) {
+	if pm.n32 != nil {
+		pm.n32.forward(x, ctx, n, y)
+		return
+	}
 	runLayers(pm.outs, pm.m.maxHidden, x, n, y, func(l int, h, c []float64, hidden bool) {
 		pm.layer(l, h, ctx, n, c, hidden)
 	})
@@ -57,4 +67,18 @@ func (pm *preparedMADE) layer(l int, x, ctx []float64, n int, c []float64, hidde
 	if hidden {
 		pm.m.act.apply(c, c)
 	}
+}
+
+// prepare32 returns the MADE's dense pass in Float32 on the masked weights
+// wm (maskedWeights of q) and the context weights of q.
+func (m *madeNet) prepare32(q Params, wm []float64) *net32 {
+	ls := make([]layer32, len(m.layers))
+	for l, li := range m.layers {
+		ls[l] = layer32{w: linalg.PackB32(li.in, li.out, wm[li.mw:li.mw+li.in*li.out]), b: q[li.b : li.b+li.out]}
+		if m.ctxOff != nil && m.ctxOff[l] >= 0 {
+			off := m.ctxOff[l]
+			ls[l].wc = linalg.PackB32(m.cdim, li.out, q[off:off+m.cdim*li.out])
+		}
+	}
+	return newNet32(ls, m.act)
 }

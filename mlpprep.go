@@ -17,14 +17,19 @@ import (
 // parameters it was prepared with. It is safe for concurrent use.
 type preparedNet func(x []float64, n int, y []float64)
 
-// prepare returns the MLP at p (copied) as a row map: with Float64
-// products, each layer's weights packed once; with Float32, Apply's own
-// pass on the copy (the products' float32 panels are built per call).
+// prepare returns the MLP at p (copied) as a row map: each layer's
+// weights packed once, in float64 (linalg.Packed) or, with Float32, rounded
+// to float32 (linalg.Packed32, see net32), with Apply's bits either way.
 func (m *mlp) prepare(p Params, prec Precision) preparedNet {
 	checkParams("MLP", p, m.np)
 	q := slices.Clone(p)
-	if prec != Float64 {
-		return func(x []float64, n int, y []float64) { m.forward(q, x, n, y) }
+	if prec == Float32 {
+		ls := make([]layer32, len(m.layers))
+		for l, li := range m.layers {
+			ls[l] = layer32{w: linalg.PackB32(li.in, li.out, q[li.w:li.b]), b: q[li.b : li.b+li.out]}
+		}
+		nt := newNet32(ls, m.act)
+		return func(x []float64, n int, y []float64) { nt.forward(x, nil, n, y) }
 	}
 	w := make([]*linalg.Packed, len(m.layers))
 	for l, li := range m.layers {
@@ -80,10 +85,8 @@ func packedLayer(w *linalg.Packed, b, x []float64, n int, c []float64, act Activ
 		row := c[i*out : (i+1)*out]
 		row = row[:len(b)]
 		switch {
-		case hidden && act == ReLU:
-			for j, v := range row {
-				row[j] = max(v+b[j], 0)
-			}
+		case hidden && act == ReLU: // max(v+b[j], 0), apply's bits
+			linalg.BiasReLU(row, row, b)
 		case hidden:
 			for j, v := range row {
 				row[j] = v + b[j]

@@ -17,7 +17,11 @@ package flows
 // case of the conformance registry). That holds because the prepared
 // layers run the same code on the same numbers, only cut into row blocks,
 // and every per-row result of this package is independent of the other
-// rows of its batch (linalg.Gemm promises it for products).
+// rows of its batch (linalg.Gemm promises it for products). That includes
+// nets in Float32 (Precision): their weights are rounded to float32 and
+// packed once (linalg.Packed32, prep32.go), their hidden layers stay
+// float32, and each product's float32 sums enter the float64 results as
+// the unprepared pass's do (TestPreparedFloat32, TestPreparedNets).
 //
 // Row blocks. A prepared layer may also provide row maps (preparedRows):
 // functions that map a block of rows, given as flat slices, into a buffer

@@ -3,6 +3,7 @@ package flows_test
 import (
 	"fmt"
 	"math"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -156,16 +157,7 @@ var gridModels = []struct {
 func BenchmarkGrid(b *testing.B) {
 	const n = 10000
 	for _, g := range gridModels {
-		p, d, err := g.init(flows.NewKey(1), g.dim, 0)
-		if err != nil {
-			b.Fatal(err)
-		}
-		rng := flows.NewKey(2).Rand()
-		for i := range p {
-			p[i] += 0.01 * rng.NormFloat64()
-		}
-		pd := flows.PrepareDistribution(d, p)
-		x := mafNormal(flows.NewKey(5), n, g.dim, 1)
+		_, _, pd, x := gridSetup(b, g.init, g.dim, n)
 		name := fmt.Sprintf("model=%s/dim=%d/hidden=%d", g.name, g.dim, g.h)
 		b.Run(name+"/op=density", func(b *testing.B) {
 			benchCPU(b, func() { pd.LogPDF(x, nil) })
@@ -176,6 +168,20 @@ func BenchmarkGrid(b *testing.B) {
 			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 		})
 	}
+}
+
+// gridSetup returns a grid model from init on dim columns at parameters
+// moved off the identity, prepared, and n rows to score.
+func gridSetup(b *testing.B, init flows.DistInitFunc, dim, n int) (flows.Params, flows.Distribution, flows.PreparedDistribution, *mat.Dense) {
+	p, d, err := init(flows.NewKey(1), dim, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := flows.NewKey(2).Rand()
+	for i := range p {
+		p[i] += 0.01 * rng.NormFloat64()
+	}
+	return p, d, flows.PrepareDistribution(d, p), mafNormal(flows.NewKey(5), n, dim, 1)
 }
 
 // ExamplePrepareDistribution scores rows with a flow prepared once at its
@@ -254,6 +260,60 @@ func TestPreparedNets(t *testing.T) {
 						if !sameFloatBits(u.RawMatrix().Data, pu.RawMatrix().Data) || !sameFloatBits(uld, puld) {
 							t.Errorf("%s, %d rows: prepared Inverse differs", label, n)
 						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestPreparedFloat32: prepared flows whose conditioners run in Float32
+// (MAF, RealNVP and spline couplings, with and without a context) give
+// the unprepared Float32 bits for LogPDF, Sample and Latent, on 1, 16,
+// 121 (a row block and one row) and 300 rows, with GOMAXPROCS 1 and 2
+// (on the prepared side; the unprepared side is taken once, on all
+// cores: its bits do not depend on GOMAXPROCS).
+func TestPreparedFloat32(t *testing.T) {
+	if linalg.Backend() == "openblas" {
+		t.Skip("exact bits are our kernels' promise, not OpenBLAS's")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(0))
+	made := flows.MADEConfig{Hidden: []int{40, 40}, Act: flows.ReLU, Precision: flows.Float32}
+	mlp := flows.MLPWith(flows.MLPConfig{Hidden: []int{40, 40}, Act: flows.Tanh, Precision: flows.Float32})
+	models := map[string]flows.DistInitFunc{
+		"MAF":     flows.Flow(flows.Serial(flows.MAF(made), flows.Reverse(), flows.MAF(made)), flows.Normal()),
+		"RealNVP": flows.Flow(flows.Serial(flows.AffineCoupling(mlp), flows.Reverse(), flows.AffineCoupling(mlp)), flows.Normal()),
+		"spline":  flows.Flow(flows.Serial(flows.NeuralSplineCoupling(mlp, flows.SplineConfig{Bins: 4, Bound: 3}), flows.Reverse()), flows.Normal()),
+	}
+	for name, init := range models {
+		for _, cdim := range []int{0, 3} {
+			p, d, err := init(flows.NewKey(1), 5, cdim)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rng := flows.NewKey(2).Rand()
+			for i := range p {
+				p[i] += 0.05 * rng.NormFloat64()
+			}
+			pd := flows.PrepareDistribution(d, p)
+			for _, n := range []int{1, 16, 121, 300} {
+				x := mafNormal(flows.NewKey(uint64(n)), n, 5, 1)
+				var c *mat.Dense
+				if cdim > 0 {
+					c = mafNormal(flows.NewKey(uint64(n+1)), n, cdim, 1)
+				}
+				lp, s, z := d.LogPDF(p, x, c), d.Sample(flows.NewKey(3), p, n, c), d.Latent(p, x, c)
+				for _, procs := range []int{1, 2} {
+					runtime.GOMAXPROCS(procs)
+					label := fmt.Sprintf("%s, context %d, %d rows, GOMAXPROCS=%d", name, cdim, n, procs)
+					if !sameFloatBits(pd.LogPDF(x, c), lp) {
+						t.Errorf("%s: prepared LogPDF differs", label)
+					}
+					if !sameFloatBits(pd.Sample(flows.NewKey(3), n, c).RawMatrix().Data, s.RawMatrix().Data) {
+						t.Errorf("%s: prepared Sample differs", label)
+					}
+					if !sameFloatBits(pd.Latent(x, c).RawMatrix().Data, z.RawMatrix().Data) {
+						t.Errorf("%s: prepared Latent differs", label)
 					}
 				}
 			}

@@ -31,11 +31,9 @@ def go_rounds(dirs):
                 r = re.search(r"([\d.]+) rows/s", rest)
                 key = (kv["model"], "float64", int(kv["dim"]), int(kv["hidden"]), kv["op"])
                 rows[key] = max(rows.get(key, 0), float(r.group(1)))
-            elif bench == "DensityPrec":
-                parts = sub.split("/")
+            elif bench == "GridPrec" and kv.get("path") == "prepared":
                 r = re.search(r"([\d.]+) rows/s", rest)
-                model = {"MAF": "maf", "RealNVP": "rnvp"}[parts[1]]
-                key = (model, kv["prec"], int(kv["dim"]), int(kv["hidden"]), "density")
+                key = (kv["model"], kv["prec"], int(kv["dim"]), int(kv["hidden"]), kv["op"])
                 rows[key] = max(rows.get(key, 0), float(r.group(1)))
     return step, rows
 

@@ -1,0 +1,151 @@
+package linalg
+
+// Float32 products with a fixed right-hand side on small row blocks:
+// Packed's counterpart for GemmF32.
+//
+// GemmF32 rounds op(b) to float32 and packs it into its kernel's panels on
+// every call, plans the product and takes a job from the pool. Packed32
+// keeps the weights rounded and packed once, in the panels of the kernel
+// chosen when they were packed (NR32 columns, zero-padded), and runs the
+// rows on the calling goroutine: each k-block of each chunk of at most
+// mcMax rows packs the rows of a (float32 or float64, rounded to float32
+// as GemmF32 rounds them) in tiles of MR32 rows, zero-padded, and the
+// kernel computes tile by tile.
+//
+// Bits: the kernel does GemmF32's arithmetic per element (per k-block,
+// one float32 FMA per step in increasing p from zero, then, in float64,
+// c = fma(1, acc, c), or c = acc for a first k-block with beta 0), with
+// GemmF32's k-blocks, on the same float32 operands, so MulAdd's c is
+// GemmF32Of's bit for bit, whichever kernel packed the weights
+// (TestPacked32MatchesGemmF32). MulTiles hands each tile of a·B (one
+// k-block: c = acc) to a function of the caller's, which may add a bias and
+// apply an activation while the tile is in cache: acc + b is fma(1, acc, b),
+// GemmF32's bits on c = b.
+
+// Packed32 is a k×n matrix B rounded to float32 and packed once for the
+// products of MulAdd and MulTiles. It is immutable after PackB32, so safe
+// for concurrent use.
+type Packed32 struct {
+	k, n int
+	kn   *kernelInfo // the kernel whose panels p holds
+	p    []float32   // panel q (columns [q·NR32, q·NR32+NR32)) at q·NR32·k, step p at p·NR32
+}
+
+// PackB32 rounds the k×n row-major matrix b to float32 and packs it for the
+// kernel the CPU runs (b is copied, not kept).
+func PackB32(k, n int, b []float64) *Packed32 {
+	return packB32(defaultKernel, k, n, b)
+}
+
+// packB32 is PackB32 for the kernel kn.
+func packB32(kn *kernelInfo, k, n int, b []float64) *Packed32 {
+	if k < 1 || n < 1 || len(b) < k*n {
+		panic("linalg: PackB32: bad shape")
+	}
+	nr := kn.nr32
+	np := blocks(n, nr)
+	p := make([]float32, np*nr*k)
+	for q := range np {
+		c0 := q * nr
+		packContig32(p[q*nr*k:(q+1)*nr*k], nr, b, n, c0, min(nr, n-c0), 0, k)
+	}
+	return &Packed32{k: k, n: n, kn: kn, p: p}
+}
+
+// K returns the number of rows of B.
+func (pb *Packed32) K() int { return pb.k }
+
+// N returns the number of columns of B.
+func (pb *Packed32) N() int { return pb.n }
+
+// OneBlock reports whether B's k rows make one k-block of GemmF32's, as
+// MulTiles requires.
+func (pb *Packed32) OneBlock() bool { return pb.k <= kcMax }
+
+// Tile32 receives a tile of a product: rows [i, i+rows) and columns
+// [j, j+cols) of the result, element (r, c) at t[r·ldt+c].
+type Tile32 func(i, j, rows, cols int, t []float64, ldt int)
+
+// MulAdd32 sets c = a·B + c, with a m×k (row-major, contiguous, float32
+// or float64) and c m×n (row-major, contiguous, float64), on the calling
+// goroutine: bit for bit GemmF32Of(false, false, m, n, k, 1, a, B, 1, c).
+func MulAdd32[A Float](pb *Packed32, m int, a []A, c []float64) {
+	if len(c) < m*pb.n {
+		panic("linalg: MulAdd32: short slice")
+	}
+	mulPacked32(pb, m, a, c, nil)
+}
+
+// MulTiles32 computes a·B, with a m×k (row-major, contiguous, float32 or
+// float64), on the calling goroutine, handing each tile to f in turn
+// rather than storing it: element (i, j) is GemmF32Of(false, false, m, n,
+// k, 1, a, B, 0, c)'s c[i·n+j], bit for bit. B must be one k-block
+// (OneBlock). The tile's slice is reused for the next tile.
+func MulTiles32[A Float](pb *Packed32, m int, a []A, f Tile32) {
+	if !pb.OneBlock() {
+		panic("linalg: MulTiles32: more than one k-block")
+	}
+	mulPacked32(pb, m, a, nil, f)
+}
+
+// mulPacked32 is MulAdd32 (f nil: into c) and MulTiles32 (c nil: each
+// tile to f), over chunks of at most mcMax rows.
+func mulPacked32[A Float](pb *Packed32, m int, a []A, c []float64, f Tile32) {
+	k := pb.k
+	if m == 0 {
+		return
+	}
+	if len(a) < m*k {
+		panic("linalg: Packed32: short slice")
+	}
+	w := workPool.Get().(*workBuf)
+	defer workPool.Put(w)
+	nkb := blocks(k, kcMax)
+	kc := blocks(k, nkb)
+	for i0 := 0; i0 < m; i0 += mcMax {
+		i1 := min(i0+mcMax, m)
+		for p0 := 0; p0 < k; p0 += kc {
+			chunk32(pb, i0, i1, p0, min(kc, k-p0), a, c, f, w)
+		}
+	}
+}
+
+// chunk32 computes rows [i0, i1) of the product for the k-block of kcur steps
+// from p0: it packs those rows of a in tiles of MR32 rows into w.pa32, then
+// runs the kernel panel by panel, tile by tile, into c (beta 1: c += the
+// block's sum) or, with f, into w.tile (beta 0) handed to f.
+func chunk32[A Float](pb *Packed32, i0, i1, p0, kcur int, a []A, c []float64, f Tile32, w *workBuf) {
+	k, n, kn := pb.k, pb.n, pb.kn
+	mr, nr := kn.mr32, kn.nr32
+	for i := i0; i < i1; i += mr {
+		dst := w.pa32[(i-i0)*kcur : (i-i0+mr)*kcur]
+		packStrided32(dst, mr, a, k, i, min(mr, i1-i), p0, kcur)
+	}
+	for j := 0; j < n; j += nr {
+		cols := min(nr, n-j)
+		bp := pb.p[j*k+p0*nr : j*k+(p0+kcur)*nr]
+		for i := i0; i < i1; i += mr {
+			rows := min(mr, i1-i)
+			ap := w.pa32[(i-i0)*kcur : (i-i0+mr)*kcur]
+			if f != nil {
+				tile := w.tile[:mr*nr]
+				kn.fn32(kcur, ap, bp, tile, nr, 1, 0)
+				f(i, j, rows, cols, tile, nr)
+				continue
+			}
+			off := i*n + j
+			if rows == mr && cols == nr {
+				kn.fn32(kcur, ap, bp, c[off:off+(mr-1)*n+nr], n, 1, 1)
+				continue
+			}
+			tile := w.tile[:mr*nr]
+			for r := range rows {
+				copy(tile[r*nr:r*nr+cols], c[off+r*n:off+r*n+cols])
+			}
+			kn.fn32(kcur, ap, bp, tile, nr, 1, 1)
+			for r := range rows {
+				copy(c[off+r*n:off+r*n+cols], tile[r*nr:r*nr+cols])
+			}
+		}
+	}
+}

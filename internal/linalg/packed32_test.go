@@ -1,0 +1,80 @@
+package linalg
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestPacked32MatchesGemmF32: MulAdd32 gives GemmF32Of's c = a·B + c bit
+// for bit, and MulTiles32 hands over the tiles of its c = a·B, with a
+// float64 and float32, for row counts around every kernel's tile and
+// above a chunk (mcMax), widths around the panels', and k across one and
+// several k-blocks, with the weights packed for each kernel and the
+// products compared with GemmF32 on each.
+func TestPacked32MatchesGemmF32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	for _, kn := range kernels32() {
+		for _, k := range []int{1, 3, 8, 64, 129, 300} {
+			for _, n := range []int{1, 5, 16, 17, 33, 70} {
+				b := randSlice(rng, k*n)
+				pb := packB32(kn, k, n, b)
+				for _, m := range []int{1, 4, 5, 6, 7, 12, 13, 25, 150} {
+					a := randSlice(rng, m*k)
+					a32 := make([]float32, len(a))
+					for i, v := range a {
+						a32[i] = float32(v)
+					}
+					c0 := randSlice(rng, m*n)
+					want := slices.Clone(c0)
+					gemm32(kn, false, false, m, n, k, 1, a, b, 1, want, 1)
+					got := slices.Clone(c0)
+					MulAdd32(pb, m, a, got)
+					if i := firstDiff(got, want); i >= 0 {
+						t.Fatalf("%s: m=%d n=%d k=%d: c[%d] = %v, GemmF32 %v", kn.name, m, n, k, i, got[i], want[i])
+					}
+					got = slices.Clone(c0)
+					MulAdd32(pb, m, a32, got)
+					if i := firstDiff(got, want); i >= 0 {
+						t.Fatalf("%s: float32 a, m=%d n=%d k=%d: c[%d] = %v, GemmF32 %v", kn.name, m, n, k, i, got[i], want[i])
+					}
+					if !pb.OneBlock() {
+						continue
+					}
+					gemm32(kn, false, false, m, n, k, 1, a, b, 0, want, 1)
+					for i := range got {
+						got[i] = math.NaN()
+					}
+					seen := 0
+					MulTiles32(pb, m, a32, func(i, j, rows, cols int, tile []float64, ldt int) {
+						for r := range rows {
+							copy(got[(i+r)*n+j:(i+r)*n+j+cols], tile[r*ldt:r*ldt+cols])
+						}
+						seen += rows * cols
+					})
+					if i := firstDiff(got, want); i >= 0 || seen != m*n {
+						t.Fatalf("%s: MulTiles32, m=%d n=%d k=%d: c[%d] differs, %d of %d elements seen", kn.name, m, n, k, i, seen, m*n)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestPacked32NoAllocs: MulAdd32 and MulTiles32 allocate nothing.
+func TestPacked32NoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's sync.Pool drops buffers")
+	}
+	rng := rand.New(rand.NewPCG(23, 24))
+	pb := PackB32(64, 70, randSlice(rng, 64*70))
+	for _, m := range []int{1, 16, 120} {
+		a, c := randSlice(rng, m*64), randSlice(rng, m*70)
+		sum := 0.0
+		f := func(i, j, rows, cols int, tile []float64, ldt int) { sum += tile[0] }
+		if got := testing.AllocsPerRun(20, func() { MulAdd32(pb, m, a, c); MulTiles32(pb, m, a, f) }); got != 0 {
+			t.Errorf("%d rows: %v allocations a call", m, got)
+		}
+	}
+}
