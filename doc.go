@@ -175,7 +175,8 @@
 // (the kinetic energy ∫‖f‖² dt and the Jacobian norm ∫‖∂f/∂z‖²_F dt, an
 // extra ODE state of a solve of its own) as a function to add to the
 // training loss through optim.FitConfig.Penalty: trajectories kept
-// straight take the adaptive solver fewer steps.
+// straight take the adaptive solver fewer steps. For the ready-made cnf
+// kind, model.Model.CNFPenalty makes it (flows fit --kinetic, --jacobian).
 //
 // # Beyond one machine
 //

@@ -39,16 +39,22 @@ var kindCNF = kindSpec{
 	KindInfo: KindInfo{Kind: KindCNF, Summary: "continuous normalizing flow (FFJORD): an ODE solve per block, one block by default", MinDim: 1},
 	defaults: cnfDefaults,
 	block: func(c Config, _ int) []flows.InitFunc {
-		cfg := flows.CNFConfig{
-			Hidden: c.Hidden, Activation: c.Activation,
-			Solver: flows.ODESolver{Method: flows.DOPRI5, RTol: c.ODE.RTol, ATol: c.ODE.ATol, MaxSteps: c.ODE.MaxSteps},
-			Trace:  c.ODE.Trace, Gradient: c.ODE.Gradient,
-		}
-		if c.nfe != nil {
-			cfg.Stats = c.nfe.add
-		}
-		return []flows.InitFunc{flows.CNF(cfg)}
+		return []flows.InitFunc{flows.CNF(cnfBlockConfig(c, c.nfe))}
 	},
+}
+
+// cnfBlockConfig returns the CNFConfig of a block of the cnf kind's model
+// of c (defaults filled in), whose solves nfe counts (when not nil).
+func cnfBlockConfig(c Config, nfe *nfeCounter) flows.CNFConfig {
+	cfg := flows.CNFConfig{
+		Hidden: c.Hidden, Activation: c.Activation,
+		Solver: flows.ODESolver{Method: flows.DOPRI5, RTol: c.ODE.RTol, ATol: c.ODE.ATol, MaxSteps: c.ODE.MaxSteps},
+		Trace:  c.ODE.Trace, Gradient: c.ODE.Gradient,
+	}
+	if nfe != nil {
+		cfg.Stats = nfe.add
+	}
+	return cfg
 }
 
 // ODEConfig holds the cnf kind's solver settings (Config.ODE). Zero fields
@@ -114,13 +120,19 @@ type Evaluations struct {
 	// Other counts those of every other solve: validation, scoring,
 	// sampling.
 	Other int64
+	// Penalty counts those of the solves of RNODE's regulariser
+	// (Model.CNFPenalty), forward and backward, which the other fields
+	// leave out.
+	Penalty int64
 }
 
 // nfeCounter accumulates Evaluations from the CNF layers' Stats hook.
-type nfeCounter struct{ train, backward, other atomic.Int64 }
+type nfeCounter struct{ train, backward, other, penalty atomic.Int64 }
 
 func (n *nfeCounter) add(s flows.CNFStats) {
 	switch {
+	case s.Penalty:
+		n.penalty.Add(int64(s.NFE))
 	case s.Pass == flows.CNFBackward:
 		n.backward.Add(int64(s.NFE))
 	case s.VJP:
@@ -137,5 +149,5 @@ func (m *Model) Evaluations() Evaluations {
 	if m.nfe == nil {
 		return Evaluations{}
 	}
-	return Evaluations{Train: m.nfe.train.Load(), Backward: m.nfe.backward.Load(), Other: m.nfe.other.Load()}
+	return Evaluations{Train: m.nfe.train.Load(), Backward: m.nfe.backward.Load(), Other: m.nfe.other.Load(), Penalty: m.nfe.penalty.Load()}
 }

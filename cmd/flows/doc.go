@@ -44,7 +44,8 @@
 // fit fits a ready-made flow (--kind maf, realnvp, glow, nsf-coupling,
 // nsf-autoregressive, naf, bnaf, sos, bernstein or cnf, with --layers, --hidden, --activation, --bins,
 // --bound and, for cnf, --trace; see model.Config) with optim.Fit (--epochs, --batch, --lr,
-// --val, --patience, --seed) and writes it with Model.Save. A progress bar
+// --val, --patience, --seed; for cnf, RNODE's regularisers --kinetic, --jacobian and
+// --penalty-steps, which the model file does not record) and writes it with Model.Save. A progress bar
 // with the training and validation negative log-likelihood is drawn on
 // standard error when it is a terminal, unless --quiet. The model file
 // records the picked columns' names, so that score, sample, plot and serve

@@ -60,3 +60,58 @@ func TestFitCNF(t *testing.T) {
 		t.Errorf("--activation relu: exit %d\n%s", r.code, r.stderr)
 	}
 }
+
+// TestFitCNFRNODE fits a cnf model with RNODE's regulariser and checks
+// that its solves are counted on every epoch line, that the model file
+// does not record it, and the flags' misuse.
+func TestFitCNFRNODE(t *testing.T) {
+	dir := t.TempDir()
+	writeMixture(t, filepath.Join(dir, "mix.csv"), 200)
+	r := mustRun(t, dir, "fit", "--kind", "cnf", "--hidden", "8", "--epochs", "2", "--kinetic", "0.1", "--jacobian", "0.1", "--penalty-steps", "2", "-o", "reg.flow", "mix.csv")
+	// Per step, 2 RK4 steps of 4 evaluations, forward and backward.
+	epoch := regexp.MustCompile(`(?m)^epoch [12]/2: .*, NFE [0-9.]+ per step \([0-9.]+ forward, [0-9.]+ backward\) \+ 16\.0 of the regulariser$`)
+	if n := len(epoch.FindAllString(r.stderr, -1)); n != 2 {
+		t.Errorf("want two epoch lines with the regulariser's 16 evaluations per step:\n%s", r.stderr)
+	}
+	if !strings.Contains(r.stderr, "backward) + 16.0 of RNODE's regulariser, and ") {
+		t.Errorf("no summary of the regulariser's evaluations:\n%s", r.stderr)
+	}
+	plain := mustRun(t, dir, "fit", "--kind", "cnf", "--hidden", "8", "--epochs", "2", "-o", "plain.flow", "mix.csv")
+	if strings.Contains(plain.stderr, "regulariser") {
+		t.Errorf("a fit without the regulariser reports one:\n%s", plain.stderr)
+	}
+	reg, err := model.Load(filepath.Join(dir, "reg.flow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := model.Load(filepath.Join(dir, "plain.flow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reg.Config.ODE != m.Config.ODE || reg.Config.Layers != 1 {
+		t.Errorf("configs %+v and %+v", reg.Config, m.Config)
+	}
+	same := true
+	for i := range m.Params {
+		same = same && reg.Params[i] == m.Params[i]
+	}
+	if same {
+		t.Error("the regulariser did not change the fitted parameters")
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--kind", "maf", "--kinetic", "0.1"}, "--kinetic applies to the cnf kind only"},
+		{[]string{"--jacobian", "0.1"}, "--jacobian applies to the cnf kind only"},
+		{[]string{"--kind", "cnf", "--kinetic", "-1"}, "--kinetic -1: want a weight"},
+		{[]string{"--kind", "cnf", "--jacobian", "NaN"}, "--jacobian NaN: want a weight"},
+		{[]string{"--kind", "cnf", "--penalty-steps", "4"}, "--penalty-steps needs --kinetic or --jacobian"},
+		{[]string{"--kind", "cnf", "--layers", "2", "--kinetic", "0.1"}, "one block, not --layers 2"},
+	} {
+		r = flowsRun(t, dir, append(append([]string{"fit"}, tc.args...), "-o", "bad.flow", "mix.csv")...)
+		if r.code == 0 || !strings.Contains(r.stderr, tc.want) {
+			t.Errorf("%v: exit %d, want an error containing %q\n%s", tc.args, r.code, tc.want, r.stderr)
+		}
+	}
+}

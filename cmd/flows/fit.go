@@ -48,6 +48,7 @@ type fitFlags struct {
 	linear     string
 	logScale   float64
 	trace      string
+	rnode      model.RNODE
 	rows       rowsFlags
 	image      imageFlags
 }
@@ -125,6 +126,9 @@ Kinds: ` + kindList() + `.`,
 		fs.Var(&f.hidden, "hidden", "the hidden `widths` of each conditioner network")
 		fs.StringVar(&f.activation, "activation", "relu", "the conditioners' nonlinearity: "+activationList()+"\n(cnf: tanh unless given; tanh or silu)")
 		fs.StringVar(&f.trace, "trace", "auto", "cnf only: the log-determinant, exact, hutchinson (an unbiased estimate)\nor auto (exact up to 8 columns)")
+		fs.Float64Var(&f.rnode.Kinetic, "kinetic", 0, "cnf only: the weight of RNODE's kinetic-energy regulariser of the dynamics\n(0: off; RNODE used 0.01); a training setting, not in the model file")
+		fs.Float64Var(&f.rnode.Jacobian, "jacobian", 0, "cnf only: the weight of RNODE's Jacobian-norm regulariser (0: off)")
+		fs.IntVar(&f.rnode.Steps, "penalty-steps", 0, "cnf only: RK4 steps of the regulariser's own solve (0: DOPRI5, as the\nmodel's)")
 		fs.IntVar(&f.bins, "bins", 8, "the spline bins ("+splineKinds()+" only)")
 		fs.Float64Var(&f.bound, "bound", 3, "the spline interval [-bound, bound] of the standardised data\n("+splineKinds()+" only)")
 		fs.IntVar(&f.epochs, "epochs", 0, "the most passes over the training rows (default: until the validation\nNLL stops improving, at most 1000; 100 with --val 0 or --patience 0)")
@@ -237,8 +241,15 @@ func (f *fitFlags) config(fs *flag.FlagSet) (model.Config, optim.FitConfig, erro
 		if err := cfg.ODE.Trace.UnmarshalText([]byte(f.trace)); err != nil {
 			return usage("--trace %q: want exact, hutchinson or auto", f.trace)
 		}
-	} else if set["trace"] {
-		return usage("--trace applies to the cnf kind only, not %s", cmp.Or(f.kind, "the default"))
+		if err := f.checkRNODE(cfg.Layers); err != nil {
+			return usage("%s", err)
+		}
+	} else {
+		for _, name := range []string{"trace", "kinetic", "jacobian", "penalty-steps"} {
+			if set[name] {
+				return usage("--%s applies to the cnf kind only, not %s", name, cmp.Or(f.kind, "the default"))
+			}
+		}
 	}
 	if cfg.Kind == model.KindBNAF && cfg.Precision != flows.Float64 {
 		return usage("--precision %s: bnaf has no conditioner nets and computes in float64", f.precision)
@@ -257,6 +268,25 @@ func (f *fitFlags) config(fs *flag.FlagSet) (model.Config, optim.FitConfig, erro
 
 	fc, err := f.fitConfig()
 	return cfg, fc, err
+}
+
+// checkRNODE checks the flags of RNODE's regulariser for a cnf model of
+// the given blocks (0: the default, one).
+func (f *fitFlags) checkRNODE(layers int) error {
+	r := f.rnode
+	switch {
+	case !(r.Kinetic >= 0) || math.IsInf(r.Kinetic, 0):
+		return fmt.Errorf("--kinetic %v: want a weight of 0 (off) or more", r.Kinetic)
+	case !(r.Jacobian >= 0) || math.IsInf(r.Jacobian, 0):
+		return fmt.Errorf("--jacobian %v: want a weight of 0 (off) or more", r.Jacobian)
+	case r.Steps < 0:
+		return fmt.Errorf("--penalty-steps %d: want at least 1 (or 0 for DOPRI5)", r.Steps)
+	case r.Kinetic == 0 && r.Jacobian == 0 && r.Steps > 0:
+		return fmt.Errorf("--penalty-steps needs --kinetic or --jacobian")
+	case (r.Kinetic > 0 || r.Jacobian > 0) && layers > 1:
+		return fmt.Errorf("--kinetic and --jacobian: RNODE's regulariser is available for one block, not --layers %d", layers)
+	}
+	return nil
 }
 
 // fitConfig checks the training flags and returns the fit configuration.
@@ -341,6 +371,11 @@ func (f *fitFlags) run(e *env, fs *flag.FlagSet, path string) error {
 		return err
 	}
 	fc.Progress = report
+	if f.rnode.Kinetic > 0 || f.rnode.Jacobian > 0 {
+		if fc.Penalty, err = m.CNFPenalty(f.rnode); err != nil {
+			return err
+		}
+	}
 	res, err := m.FitMixed(t.X, t.Cats, t.C, fc)
 	if err := done(err); err != nil {
 		return err

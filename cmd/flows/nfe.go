@@ -35,13 +35,16 @@ func newNFEMeter(m *model.Model) *nfeMeter {
 func (n *nfeMeter) update(p optim.Progress) {
 	e := n.m.Evaluations()
 	steps := p.Step - n.lastStep
-	fwd, back := e.Train-n.last.Train, e.Backward-n.last.Backward
+	fwd, back, pen := e.Train-n.last.Train, e.Backward-n.last.Backward, e.Penalty-n.last.Penalty
 	n.last, n.lastStep, n.line = e, p.Step, ""
 	if steps <= 0 {
 		return
 	}
 	n.steps += steps
 	n.line = fmt.Sprintf(", NFE %s per step (%s forward, %s backward)", perStep(fwd+back, steps), perStep(fwd, steps), perStep(back, steps))
+	if pen > 0 {
+		n.line += fmt.Sprintf(" + %s of the regulariser", perStep(pen, steps))
+	}
 }
 
 // epoch returns the epoch line's part on the last epoch's steps:
@@ -59,8 +62,12 @@ func (n *nfeMeter) summary() string {
 		return ""
 	}
 	e := n.m.Evaluations()
-	return fmt.Sprintf("the ODE solves took %s function evaluations per training step on average (%s forward, %s backward), and %d outside the steps (validation)\n",
-		perStep(e.Train+e.Backward, n.steps), perStep(e.Train, n.steps), perStep(e.Backward, n.steps), e.Other)
+	reg := ""
+	if e.Penalty > 0 {
+		reg = fmt.Sprintf(" + %s of RNODE's regulariser", perStep(e.Penalty, n.steps))
+	}
+	return fmt.Sprintf("the ODE solves took %s function evaluations per training step on average (%s forward, %s backward)%s, and %d outside the steps (validation)\n",
+		perStep(e.Train+e.Backward, n.steps), perStep(e.Train, n.steps), perStep(e.Backward, n.steps), reg, e.Other)
 }
 
 // perStep formats count/steps with one decimal.
