@@ -198,7 +198,9 @@ func flowLossGrad(t *testing.T, d flows.Distribution, p flows.Params, x *mat.Den
 }
 
 // TestPrecisionFlowGradient: a whole flow's loss and loss gradient in
-// Float32 agree with Float64's within precisionTol.
+// Float32 agree with Float64's within precisionTol. That the sums of
+// log-determinants and of the loss stay float64, which this bound is too
+// loose to see, is TestPrecisionSumsFloat64's.
 func TestPrecisionFlowGradient(t *testing.T) {
 	const dim, n = 6, 400 // 400 rows: chunks of 133–134 rows, one k-block each
 	for _, c := range precisionFlows {
