@@ -156,6 +156,11 @@ func realNVPPrec(couplings, hidden int, pr flows.Precision) flows.InitFunc {
 
 // mafFlowPrec is mafFlow with its MADEs' products in pr.
 func mafFlowPrec(h int, pr flows.Precision) flows.DistInitFunc {
+	return flows.Flow(mafPrec(h, pr), flows.Normal())
+}
+
+// mafPrec is mafFlowPrec's bijection: 5 MAF layers with MADE [h, h].
+func mafPrec(h int, pr flows.Precision) flows.InitFunc {
 	cfg := flows.MADEConfig{Hidden: []int{h, h}, Act: flows.ReLU, Precision: pr}
 	var layers []flows.InitFunc
 	for l := 0; l < 5; l++ {
@@ -164,7 +169,7 @@ func mafFlowPrec(h int, pr flows.Precision) flows.DistInitFunc {
 		}
 		layers = append(layers, flows.MAF(cfg))
 	}
-	return flows.Flow(flows.Serial(layers...), flows.Normal())
+	return flows.Serial(layers...)
 }
 
 // precisionFlows are the flows of the float32 tests: a MAF (5 layers) and a
@@ -193,7 +198,9 @@ func flowLossGrad(t *testing.T, d flows.Distribution, p flows.Params, x *mat.Den
 }
 
 // TestPrecisionFlowGradient: a whole flow's loss and loss gradient in
-// Float32 agree with Float64's within precisionTol.
+// Float32 agree with Float64's within precisionTol. That the sums of
+// log-determinants and of the loss stay float64, which this bound is too
+// loose to see, is TestPrecisionSumsFloat64's.
 func TestPrecisionFlowGradient(t *testing.T) {
 	const dim, n = 6, 400 // 400 rows: chunks of 133–134 rows, one k-block each
 	for _, c := range precisionFlows {
@@ -311,5 +318,83 @@ func TestPrecisionRoundTrip(t *testing.T) {
 			t.Errorf("%s: round trip off by %.3g, want ≤ %.3g", c.name, worst, tol)
 		}
 		t.Logf("%s: round trip within %.3g (bound %.3g)", c.name, worst, tol)
+	}
+}
+
+// TestPrecisionSumsFloat64: in Float32 the sums of log-determinants (over a
+// Serial's layers and with the base density's) and the loss's sum over rows
+// stay float64. The relative bounds of TestPrecisionFlowGradient cannot see
+// that: a float32 sum errs by about u32 = 6e-8 of its size, far inside
+// precisionTol. So this test puts a large exact constant into every sum and
+// asks for float64's accuracy. A first layer Standardize(0, s) with
+// s = 2⁻⁹⁰⁰ on the rows s·z adds C = dim·900·ln 2 ≈ 3743 to each row's
+// log-determinant, and hands the nets after it z, bit for bit as a scale of
+// 1 on the rows z does (a power of two scales exactly); so the nets' float32
+// products are the same in both flows and the log densities must differ by
+// exactly C, and the losses by −C, up to float64 rounding. A row's log
+// density takes at most dim + layers + 2 roundings of partial sums of size
+// at most C + 100 (the log density, the layers' log-determinants and the
+// prior's are all well below 100 here), each within 2⁻⁵³ of it; the loss
+// adds n more, of partial sums of at most n·(C + 100), then divides by n:
+// n·2⁻⁵³·(C + 100) ≈ 1.3e-10 for n = 300. Both are below 2⁻⁴⁰·C. Held in float32,
+// a value of size C is off by up to 2⁻²⁴·C/2 ≈ 1.1e-4 (2⁻¹³, half the
+// float32 spacing at 2048–4096), uniformly spread, so a sum in float32
+// anywhere after the first layer (Serial's, the flow's, the loss's) leaves
+// almost every one of 300 rows beyond 2⁻⁴⁰·C ≈ 3.4e-9. The nets'
+// parameter gradients do not involve C at all: they must be the same bits.
+func TestPrecisionSumsFloat64(t *testing.T) {
+	const dim, n, h = 6, 300, 64
+	s := math.Ldexp(1, -900)
+	mlp := flows.MLPWith(flows.MLPConfig{Hidden: []int{h, h}, Act: flows.ReLU, Precision: flows.Float32})
+	nsf := flows.Serial(flows.NeuralSplineCoupling(mlp, flows.SplineConfig{Bins: 8, Bound: 4}), flows.Reverse(),
+		flows.NeuralSplineCoupling(mlp, flows.SplineConfig{Bins: 8, Bound: 4}))
+	for _, c := range []struct {
+		name string
+		body flows.InitFunc
+	}{
+		{"MAF", mafPrec(h, flows.Float32)},
+		{"RealNVP", realNVPPrec(4, h, flows.Float32)},
+		{"NSF", nsf},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			flow := func(scale float64) flows.DistInitFunc {
+				sc := make([]float64, dim)
+				for j := range sc {
+					sc[j] = scale
+				}
+				return flows.Flow(flows.Serial(flows.Standardize(make([]float64, dim), sc), c.body), flows.Normal())
+			}
+			p, one, err := flow(1)(flows.NewKey(14), dim, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, tiny, err := flow(s)(flows.NewKey(14), dim, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			p = perturbed(p, 0.05, flows.NewKey(15))
+			z := normalRows(flows.NewKey(16), n, dim)
+			var x mat.Dense
+			x.Scale(s, z)
+			bigC := dim * 900 * math.Ln2
+			tol := math.Ldexp(bigC, -40)
+			lp1, lpS := one.LogPDF(p, z, nil), tiny.LogPDF(p, &x, nil)
+			worst := 0.0
+			for i := range n {
+				worst = max(worst, math.Abs(lpS[i]-lp1[i]-bigC))
+			}
+			if !(worst <= tol) {
+				t.Errorf("log densities: off the exact offset %.6g by up to %.3g, want ≤ %.3g (a sum in float32?)", bigC, worst, tol)
+			}
+			l1, g1 := flowLossGrad(t, one, p, z)
+			lS, gS := flowLossGrad(t, tiny, p, &x)
+			if e := math.Abs(lS - l1 + bigC); !(e <= tol) {
+				t.Errorf("loss %.17g against %.17g: off the exact offset −%.6g by %.3g, want ≤ %.3g (a sum in float32?)", lS, l1, bigC, e, tol)
+			}
+			if relErr(gS, g1) != 0 {
+				t.Error("the parameter gradients differ: the nets did not see the same rows")
+			}
+			t.Logf("log densities within %.3g of the offset, loss within %.3g (bound %.3g)", worst, math.Abs(lS-l1+bigC), tol)
+		})
 	}
 }
