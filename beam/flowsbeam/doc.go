@@ -46,7 +46,11 @@
 // ReadConfig.DeadLetter it becomes a DeadLetter (file, line, reason) in a
 // second output and the rest proceeds. Nothing is dropped silently: the
 // good and bad rows and the files are Beam counters (MetricRows,
-// MetricBadRows, MetricFiles in MetricNamespace).
+// MetricBadRows, MetricFiles in MetricNamespace), but a runner may lose
+// counter values (Prism does under load), so ReadCSVCounted also counts
+// each file's rows as data, and CountRows checks that every row read
+// reached the scorer or the dead letters, failing the pipeline with an
+// error naming the file if not; flows-beam prints those counts.
 //
 // # Registration
 //

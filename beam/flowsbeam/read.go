@@ -88,6 +88,15 @@ type ReadConfig struct {
 // the files are counted in the metrics MetricRows, MetricBadRows and
 // MetricFiles.
 func ReadCSV(s beam.Scope, cfg ReadConfig, globs ...string) (rows, dead beam.PCollection) {
+	rows, dead, _ = ReadCSVCounted(s, cfg, globs...)
+	return rows, dead
+}
+
+// ReadCSVCounted is ReadCSV that also returns a PCollection of FileCount,
+// one for each file read: its good and bad rows, counted from the data
+// rather than by Beam's counters (which a runner may lose; see
+// CountRows).
+func ReadCSVCounted(s beam.Scope, cfg ReadConfig, globs ...string) (rows, dead, counts beam.PCollection) {
 	s = s.Scope("flowsbeam.ReadCSV")
 	matched := fileio.MatchAll(s, beam.CreateList(s, globs), fileio.MatchEmptyDisallow())
 	// Distinct drops files matched twice, and its shuffle spreads the
@@ -97,12 +106,13 @@ func ReadCSV(s beam.Scope, cfg ReadConfig, globs ...string) (rows, dead beam.PCo
 	if chunk <= 0 {
 		chunk = DefaultChunkRows
 	}
-	return beam.ParDo2(s, &readFn{Options: cfg.Options, Categories: cfg.Categories, ChunkRows: chunk, DeadLetter: cfg.DeadLetter}, paths)
+	return beam.ParDo3(s, &readFn{Options: cfg.Options, Categories: cfg.Categories, ChunkRows: chunk, DeadLetter: cfg.DeadLetter}, paths)
 }
 
 func init() {
 	register.Function1x1(metadataPath)
-	register.DoFn4x1[context.Context, string, func(Rows), func(DeadLetter), error](&readFn{})
+	register.DoFn5x1[context.Context, string, func(Rows), func(DeadLetter), func(FileCount), error](&readFn{})
+	register.Emitter1[FileCount]()
 	register.Emitter1[Rows]()
 	register.Emitter1[DeadLetter]()
 }
@@ -142,7 +152,23 @@ func open(ctx context.Context, path string) (io.ReadCloser, *bufio.Reader, bool,
 	return rc, br, err == io.EOF, nil
 }
 
-func (f *readFn) ProcessElement(ctx context.Context, path string, emit func(Rows), dead func(DeadLetter)) error {
+func (f *readFn) ProcessElement(ctx context.Context, path string, emit func(Rows), dead func(DeadLetter), count func(FileCount)) error {
+	c := FileCount{File: path}
+	err := f.read(ctx, path, func(r Rows) {
+		c.Good += r.Len()
+		emit(r)
+	}, func(d DeadLetter) {
+		c.Bad++
+		dead(d)
+	})
+	if err == nil {
+		count(c)
+	}
+	return err
+}
+
+// read reads the file at path into chunks of rows and dead letters.
+func (f *readFn) read(ctx context.Context, path string, emit func(Rows), dead func(DeadLetter)) error {
 	f.files.Inc(ctx, 1)
 	rc, br, empty, err := open(ctx, path)
 	if err != nil {

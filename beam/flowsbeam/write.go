@@ -164,8 +164,8 @@ func init() {
 // the pipeline does not fail for it, because a step that fails after
 // another has failed may be the one a runner reports (Prism carries on
 // past a failed bundle as if its input were empty), and the error of a bad
-// row must not read as "no data rows". Check the rows read (MetricRows)
-// instead, as flows-beam does.
+// row must not read as "no data rows". Check the rows read
+// (ReadCSVCounted and CountRows) instead, as flows-beam does.
 func WriteScores(s beam.Scope, o Output, scored beam.PCollection) beam.PCollection {
 	s = s.Scope("flowsbeam.WriteScores")
 	temps := beam.ParDo(s, &writeScoredFn{Out: o}, scored)

@@ -61,18 +61,27 @@ hold rows. It prints the count and the mean.`,
 			if _, _, err := checkHeader(ctx, files, opt); err != nil {
 				return err
 			}
-			rows, dead := flowsbeam.ReadCSV(s, flowsbeam.ReadConfig{Options: opt, Categories: m.Categories, DeadLetter: c.deadLetter != ""}, args[1:]...)
+			rows, dead, fileCounts := flowsbeam.ReadCSVCounted(s, flowsbeam.ReadConfig{Options: opt, Categories: m.Categories, DeadLetter: c.deadLetter != ""}, args[1:]...)
 			cleanDead := deadLetters(s, c.deadLetter, dead)
 			scored := flowsbeam.Score(s, model, rows, flowsbeam.ScoreConfig{})
 			flowsbeam.WriteEvaluation(s, out, flowsbeam.Evaluate(s, scored, flowsbeam.EvaluateConfig{BinWidth: width}))
-			counts, err := execute(ctx, e, p, cleanDead)
+			countsFile := countRows(s, flowsbeam.NewOutput(out), fileCounts, scored, dead)
+			metrics, err := execute(ctx, e, p, func() {
+				cleanDead()
+				flowsbeam.RemoveFile(context.Background(), countsFile)
+			})
+			if err != nil {
+				return err
+			}
+			if metrics == nil {
+				fmt.Fprintln(e.stderr, asyncNote)
+				return nil
+			}
+			counts, err := readCounts(ctx, countsFile, files)
 			if err != nil {
 				return err
 			}
 			logRows(e.stderr, counts)
-			if counts == nil {
-				return nil
-			}
 			b, err := readBack(ctx, out)
 			if err != nil {
 				return err

@@ -199,14 +199,49 @@ func countShards(ctx context.Context, o flowsbeam.Output) int {
 	return len(files)
 }
 
-// logRows prints the counts of rows read.
-func logRows(w io.Writer, c map[string]int64) {
-	if c == nil {
-		fmt.Fprintln(w, "submitted (--async): the counts are in the runner's console")
-		return
+// asyncNote is printed for a run submitted with --async.
+const asyncNote = "submitted (--async): the counts are in the runner's console"
+
+// rowCounts are the files and rows a run read, counted from the data by
+// flowsbeam.CountRows (not from Beam's counters, which Prism may lose).
+type rowCounts struct{ files, good, bad int64 }
+
+// countRows adds the step that checks and counts the rows read to the
+// pipeline, and returns the name of its file for this run of o.
+func countRows(s beam.Scope, o flowsbeam.Output, counts, scored, dead beam.PCollection) string {
+	name := o.CountsFile()
+	flowsbeam.CountRows(s, name, counts, scored, dead)
+	return name
+}
+
+// readCounts reads the counts of a run from the file name (and removes
+// it), and checks that every one of files was read: the pipeline itself
+// checks that each file's rows all went on.
+func readCounts(ctx context.Context, name string, files []string) (rowCounts, error) {
+	counts, err := flowsbeam.ReadFileCounts(ctx, name)
+	if err != nil {
+		return rowCounts{}, err
 	}
-	fmt.Fprintf(w, "read %d good %s and %d bad %s from %d %s\n", c[flowsbeam.MetricRows], plural(c[flowsbeam.MetricRows], "row"),
-		c[flowsbeam.MetricBadRows], plural(c[flowsbeam.MetricBadRows], "row"), c[flowsbeam.MetricFiles], plural(c[flowsbeam.MetricFiles], "file"))
+	read := map[string]bool{}
+	var c rowCounts
+	for _, fc := range counts {
+		read[fc.File] = true
+		c.files++
+		c.good += int64(fc.Good)
+		c.bad += int64(fc.Bad)
+	}
+	for _, f := range files {
+		if !read[f] {
+			return c, fmt.Errorf("%s: the file was matched but the run has no count of its rows: the runner lost it", f)
+		}
+	}
+	return c, nil
+}
+
+// logRows prints the counts of rows read.
+func logRows(w io.Writer, c rowCounts) {
+	fmt.Fprintf(w, "read %d good %s and %d bad %s from %d %s\n", c.good, plural(c.good, "row"),
+		c.bad, plural(c.bad, "row"), c.files, plural(c.files, "file"))
 }
 
 // deadLetters adds the dead-letter output of prefix when it is not empty,

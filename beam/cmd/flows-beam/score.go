@@ -92,10 +92,11 @@ good and bad rows are counted as Beam metrics and printed at the end.`,
 			if topBy != "" && topBy != "file" && !slices.Contains(names, topBy) && !slices.Contains(cnames, topBy) {
 				return usagef("score", "--top-by %q: not a column the model reads (%q, context %q), nor \"file\"", topBy, names, cnames)
 			}
-			rows, dead := flowsbeam.ReadCSV(s, flowsbeam.ReadConfig{Options: opt, Categories: m.Categories, DeadLetter: c.deadLetter != ""}, globs...)
+			rows, dead, fileCounts := flowsbeam.ReadCSVCounted(s, flowsbeam.ReadConfig{Options: opt, Categories: m.Categories, DeadLetter: c.deadLetter != ""}, globs...)
 			cleanDead := deadLetters(s, c.deadLetter, dead)
 			scored := flowsbeam.Score(s, model, rows, flowsbeam.ScoreConfig{})
 			o := flowsbeam.NewOutput(out)
+			countsFile := countRows(s, o, fileCounts, scored, dead)
 			switch {
 			case top > 0 && topBy == "":
 				flowsbeam.WriteAnomalies(s, out, flowsbeam.TopAnomalies(s, top, scored))
@@ -106,17 +107,23 @@ good and bad rows are counted as Beam metrics and printed at the end.`,
 			default:
 				flowsbeam.WriteScores(s, o, scored)
 			}
-			counts, err := execute(ctx, e, p, func() {
+			metrics, err := execute(ctx, e, p, func() {
 				cleanDead()
 				flowsbeam.RemoveTemporary(context.Background(), o)
+				flowsbeam.RemoveFile(context.Background(), countsFile)
 			})
 			if err != nil {
 				return err
 			}
-			logRows(e.stderr, counts)
-			if counts == nil {
+			if metrics == nil {
+				fmt.Fprintln(e.stderr, asyncNote)
 				return nil
 			}
+			counts, err := readCounts(ctx, countsFile, files)
+			if err != nil {
+				return err
+			}
+			logRows(e.stderr, counts)
 			if top == 0 {
 				if err := checkRowsRead(counts, out, c.deadLetter); err != nil {
 					return err
@@ -125,13 +132,13 @@ good and bad rows are counted as Beam metrics and printed at the end.`,
 			if top > 0 {
 				fmt.Fprintf(e.stderr, "wrote the %d least likely %s to %s\n", top, plural(int64(top), "row"), out)
 			} else {
-				fmt.Fprintf(e.stderr, "wrote %d scored %s in %d %s of %s\n", counts[flowsbeam.MetricRows],
-					plural(counts[flowsbeam.MetricRows], "row"), countShards(ctx, o), plural(int64(countShards(ctx, o)), "shard"), out)
+				fmt.Fprintf(e.stderr, "wrote %d scored %s in %d %s of %s\n", counts.good,
+					plural(counts.good, "row"), countShards(ctx, o), plural(int64(countShards(ctx, o)), "shard"), out)
 			}
 			if c.deadLetter != "" {
 				n := countShards(ctx, flowsbeam.NewOutput(c.deadLetter))
-				fmt.Fprintf(e.stderr, "wrote %d bad %s in %d %s of %s\n", counts[flowsbeam.MetricBadRows],
-					plural(counts[flowsbeam.MetricBadRows], "row"), n, plural(int64(n), "shard"), c.deadLetter)
+				fmt.Fprintf(e.stderr, "wrote %d bad %s in %d %s of %s\n", counts.bad,
+					plural(counts.bad, "row"), n, plural(int64(n), "shard"), c.deadLetter)
 			}
 			return nil
 		}
@@ -142,11 +149,11 @@ good and bad rows are counted as Beam metrics and printed at the end.`,
 // that failed reports its own error instead (the pipeline does not fail
 // for an empty output; see flowsbeam.WriteScores), so this is only said
 // of inputs that really had no good rows.
-func checkRowsRead(counts map[string]int64, out, deadLetter string) error {
-	if counts[flowsbeam.MetricRows] > 0 {
+func checkRowsRead(counts rowCounts, out, deadLetter string) error {
+	if counts.good > 0 {
 		return nil
 	}
-	if bad := counts[flowsbeam.MetricBadRows]; bad > 0 {
+	if bad := counts.bad; bad > 0 {
 		return fmt.Errorf("no scored rows to write to %s: every data row was bad (%d %s in %s)", out, bad, plural(bad, "row"), deadLetter)
 	}
 	return fmt.Errorf("no scored rows to write to %s: the input has no data rows", out)
