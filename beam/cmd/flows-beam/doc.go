@@ -3,7 +3,7 @@
 // flowsbeam): in this process on Beam's Prism runner by default, or on
 // Flink, Spark or Google Cloud Dataflow.
 //
-//	flows-beam score model.flow 'data-*.csv' -o scores [--top k [--top-by file|COLUMN]] [--dead-letter bad]
+//	flows-beam score model.flow 'data-*.csv' -o scores [--top k [--top-by file|COLUMN]] [--dead-letter bad] [--cpuprofile cpu.prof]
 //	flows-beam sample model.flow -n 1000000 --shards 8 -o samples [--seed 0] [--given 1.5]
 //	flows-beam evaluate model.flow 'test-*.csv' -o eval.json [--bin-width 0.5]
 //	flows-beam sweep 'train-*.csv' --validation 'val-*.csv' -o best.flow [--report trials.csv] [--kind maf,realnvp] [--layers 2,4] ...

@@ -2,10 +2,12 @@ package main
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -180,7 +182,8 @@ func allLine(t *testing.T, file string, line int) int {
 
 func TestScore(t *testing.T) {
 	dir := setup(t)
-	r := mustRun(t, beamBin, dir, "score", "model.flow", "part-*.csv", "-o", "out/scores")
+	r := mustRun(t, beamBin, dir, "score", "model.flow", "part-*.csv", "-o", "out/scores", "--cpuprofile", "cpu.prof")
+	checkProfile(t, filepath.Join(dir, "cpu.prof"))
 	if !strings.Contains(r.stderr, "read 3000 good rows and 0 bad rows from 3 files\n") ||
 		!strings.Contains(r.stderr, "wrote 3000 scored rows in ") || r.stdout != "" {
 		t.Errorf("log:\n%s", r.stderr)
@@ -198,6 +201,25 @@ func TestScore(t *testing.T) {
 	}
 	noFiles(t, filepath.Join(dir, "out"), "scores-00000-of-00001.csv", "scores-00000-of-00002.csv", "scores-00001-of-00002.csv",
 		"scores-00000-of-00003.csv", "scores-00001-of-00003.csv", "scores-00002-of-00003.csv")
+}
+
+// checkProfile checks that path holds a CPU profile as runtime/pprof
+// writes one: a gzip stream of a non-empty protocol buffer.
+func checkProfile(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("--cpuprofile: %v", err)
+	}
+	defer f.Close()
+	z, err := gzip.NewReader(f)
+	if err != nil {
+		t.Fatalf("--cpuprofile: %s is not gzip: %v", path, err)
+	}
+	b, err := io.ReadAll(z)
+	if err != nil || len(b) == 0 {
+		t.Fatalf("--cpuprofile: %s: %d bytes, %v", path, len(b), err)
+	}
 }
 
 func atoi(t *testing.T, s string) int {
@@ -369,6 +391,8 @@ func TestUsage(t *testing.T) {
 		want string
 	}{
 		{[]string{"help", "score"}, 0, "--dead-letter prefix"},
+		{[]string{"help", "score"}, 0, "--cpuprofile file\n    \twrite a CPU profile of the run"},
+		{[]string{"score", "m.flow", "x.csv", "-o", "p", "--cpuprofile", "no/such/dir/cpu.prof"}, 1, "--cpuprofile: open no/such/dir/cpu.prof: no such file or directory"},
 		{[]string{"help"}, 0, "flows-beam score model.flow 'data-*.csv' -o scores"},
 		{[]string{"score", "m.flow"}, 1, "flows-beam score: score needs model.flow glob... -o prefix\nRun 'flows-beam help score' for usage.\n"},
 		{[]string{"score", "m.flow", "x.csv"}, 1, "no output: give a prefix with -o"},

@@ -4,6 +4,8 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"os"
+	"runtime/pprof"
 	"slices"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
@@ -37,6 +39,11 @@ file -o; with --top-by file or --top-by COLUMN (a data or context column),
 the k least likely of each file or of each value of the column, with a
 first column "key". The rows are written as above, levels included.
 
+With --cpuprofile FILE it writes a CPU profile of the whole run to FILE,
+for 'go tool pprof': on Prism, the default runner, which runs in this
+process, it covers the runner, Beam's SDK harness and the scoring; on
+another runner, only the launch.
+
 A bad row fails the run with the error 'flows score' gives (data.csv:17:
 column 3 ("price"): "abc" is not a number), unless --dead-letter PREFIX
 sends bad rows to CSV shards "file,line,reason" and the rest proceeds; a
@@ -50,10 +57,12 @@ good and bad rows are counted as Beam metrics and printed at the end.`,
 			out   string
 			top   int
 			topBy string
+			prof  string
 		)
 		c.add(fs, true)
 		fs.StringVar(&out, "o", "", "the output `prefix` of the shards, or with --top the file (required)")
 		fs.IntVar(&top, "top", 0, "write only the `k` least likely rows, lowest first (0: all rows)")
+		fs.StringVar(&prof, "cpuprofile", "", "write a CPU profile of the run to `file` (on Prism: runner, SDK harness and scoring)")
 		fs.StringVar(&topBy, "top-by", "", "with --top, keep the k least likely rows per `key`: \"file\" (each file's)\nor a column's name (each value's)")
 		return func(ctx context.Context, e *env, args []string) error {
 			switch {
@@ -67,6 +76,17 @@ good and bad rows are counted as Beam metrics and printed at the end.`,
 			opt, err := c.options("score")
 			if err != nil {
 				return err
+			}
+			if prof != "" {
+				stop, err := startCPUProfile(prof)
+				if err != nil {
+					return err
+				}
+				defer func() {
+					if err := stop(); err != nil {
+						fmt.Fprintf(e.stderr, "flows-beam score: --cpuprofile: %v\n", err)
+					}
+				}()
 			}
 			p, s := beam.NewPipelineWithRoot()
 			model, m, err := loadModel(s, args[0])
@@ -157,4 +177,21 @@ func checkRowsRead(counts rowCounts, out, deadLetter string) error {
 		return fmt.Errorf("no scored rows to write to %s: every data row was bad (%d %s in %s)", out, bad, plural(bad, "row"), deadLetter)
 	}
 	return fmt.Errorf("no scored rows to write to %s: the input has no data rows", out)
+}
+
+// startCPUProfile starts Go's CPU profile of this process into the file
+// path, which it creates; stop ends the profile and closes the file.
+func startCPUProfile(path string) (stop func() error, err error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, fmt.Errorf("--cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("--cpuprofile %s: %w", path, err)
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
