@@ -20,7 +20,8 @@
 //	go run ./examples/cnf -density NAME -ntrain 65536 -epochs 6 -batch 128 -lr 5e-3 -tol 1e-4 -evaltol 1e-5 [-bias]
 //
 // and the longer schedule that took 2spirals and rings within 0.05 nats of the
-// spline flow (5,520 steps: -epochs 12 -bias, the rest as above).
+// spline flow (5,520 steps: -epochs 12 -bias, the rest as above), and
+// checkerboard with a wider net as well (-hidden 128,128).
 //
 // With -kinetic and -jacobian it adds RNODE's regularisers (flows.CNFPenalty,
 // through optim.FitConfig.Penalty), solved by -pensteps RK4 steps (or by
