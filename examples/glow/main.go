@@ -84,6 +84,7 @@ import (
 	"image/color"
 	"log"
 	"math"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -133,7 +134,7 @@ func main() {
 	flag.IntVar(&o.warmup, "warmup", 50, "steps of linear learning-rate warm-up")
 	flag.IntVar(&o.every, "every", 100, "steps between progress lines (the mean training bits/dim of those steps)")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of every random choice")
-	flag.StringVar(&o.out, "out", ".", "folder for samples.png, interp.png, progress.tsv and checkpoint.gob")
+	flag.StringVar(&o.out, "out", ".", "folder for samples.png, interp.png, progress.tsv and checkpoint.gob (made if missing)")
 	flag.IntVar(&o.checkpointEvery, "checkpoint-every", 0, "steps between checkpoints in -out/checkpoint.gob, also written at each epoch's end (0: none)")
 	flag.StringVar(&o.resume, "resume", "", "continue the run whose checkpoint.gob is in this folder (give the same run flags)")
 	flag.Parse()
@@ -143,6 +144,9 @@ func main() {
 }
 
 func run(o options) error {
+	if err := os.MkdirAll(o.out, 0o777); err != nil {
+		return err
+	}
 	train, test, err := load(o)
 	if err != nil {
 		return err
