@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -166,20 +165,16 @@ func benchModel(tb testing.TB, dir string) (string, *mat.Dense) {
 // until the test ends, and returns clients connections to it that send
 // body to /v1/score, each used once.
 func serveRaw(tb testing.TB, path string, body []byte, clients int) []*rawClient {
-	// flows serve's defaults (see serveCommand).
-	f := &serveFlags{maxBody: 8 << 20, budget: 256 << 20, minBodyRate: 8 << 10, maxRows: 100000, maxSample: 10000, queue: 256,
-		queueWait: 10 * time.Second, readTimeout: 30 * time.Second, writeTimeout: 60 * time.Second, idleTimeout: 120 * time.Second,
-		shutdownTimeout: 30 * time.Second, bodyGrace: 5 * time.Second}
-	if err := f.check(); err != nil {
-		tb.Fatal(err)
-	}
-	s := &server{path: path, f: f, log: slog.New(slog.NewTextHandler(io.Discard, nil)), metrics: newMetrics(), slots: make(chan struct{}, f.workers)}
-	s.budget.most = int64(f.budget)
-	st, err := s.load()
-	if err != nil {
-		tb.Fatal(err)
-	}
-	s.state.Store(st)
+	s := newTestServer(tb, path, func(f *serveFlags) {
+		// flows serve's defaults (see serveCommand).
+		*f = serveFlags{maxBody: 8 << 20, budget: 256 << 20, minBodyRate: 8 << 10, maxRows: 100000, maxSample: 10000, queue: 256,
+			queueWait: 10 * time.Second, readTimeout: 30 * time.Second, writeTimeout: 60 * time.Second, idleTimeout: 120 * time.Second,
+			shutdownTimeout: 30 * time.Second, bodyGrace: 5 * time.Second}
+		if err := f.check(); err != nil {
+			tb.Fatal(err)
+		}
+	})
+	f := s.f
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		tb.Fatal(err)

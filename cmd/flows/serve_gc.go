@@ -9,7 +9,7 @@ package main
 // heap has doubled, and not before 4 MiB) it collects once every 1,000
 // requests, 25 times a second. Each collection stops the world twice and
 // takes part of a core for its mark phase (about 2 ms on two cores), and
-// the requests in flight wait: requests that met a collection are 3–14
+// the requests in flight wait: requests that met a collection are 5–20
 // times more frequent among the slowest 1% than among all (BENCHMARKS.md,
 // "flows serve tail latency, 2026-12-07 morning"). A floor of F bytes lets
 // the heap reach F before a collection, so collections come about F / 3
