@@ -70,6 +70,20 @@ func kernel6x16AVX2F32(k int, a []float32, b []float32, c []float64, ldc int, al
 //go:noescape
 func kernel12x32AVX512F32(k int, a []float32, b []float32, c []float64, ldc int, alpha float64, beta float64)
 
+// kernel6x16AVX2F32S is kernel6x16AVX2F32 reading A in place: step p
+// reads a[i·lda + p] for rows i < 6 (rows of a row-major float32
+// matrix, no packed panel), with the same arithmetic, so the same bits.
+//
+//go:noescape
+func kernel6x16AVX2F32S(k int, a []float32, lda int, b []float32, c []float64, ldc int, alpha float64, beta float64)
+
+// kernel12x32AVX512F32S is kernel12x32AVX512F32 reading A in place: step p
+// reads a[i·lda + p] for rows i < 12 (rows of a row-major float32
+// matrix, no packed panel), with the same arithmetic, so the same bits.
+//
+//go:noescape
+func kernel12x32AVX512F32S(k int, a []float32, lda int, b []float32, c []float64, ldc int, alpha float64, beta float64)
+
 // convertPanel sets dst[p·w + i] = float32(src[p·ld + i]) for i < rows and
 // p < np, with AVX: four elements per VCVTPD2PS, the rest one at a time.
 //

@@ -29,12 +29,26 @@ type Packed32 struct {
 	k, n int
 	kn   *kernelInfo // the kernel whose panels p holds
 	p    []float32   // panel q (columns [q·NR32, q·NR32+NR32)) at q·NR32·k, step p at p·NR32
+	// inPlace is kn's kernel that reads a float32 A in place (nil where it
+	// has none): a whole tile of MR32 rows of a float32 A is then not
+	// packed, only the last, partial one.
+	inPlace microKernel32S
 }
 
+// microKernel32S is microKernel32 reading A in place: element (i, p) of the
+// tile's A at a[i·lda + p], the rows of a row-major float32 matrix. Its
+// arithmetic is microKernel32's, so are its bits (kernel12x32AVX512F32S,
+// kernel6x16AVX2F32S).
+type microKernel32S func(k int, a []float32, lda int, b []float32, c []float64, ldc int, alpha, beta float64)
+
 // PackB32 rounds the k×n row-major matrix b to float32 and packs it for the
-// kernel the CPU runs (b is copied, not kept).
+// kernel the CPU runs (b is copied, not kept): on an AVX-512 CPU, the
+// AVX2 kernel's 16-column panels where n is narrow enough that the
+// AVX-512 kernel's 32 columns would double the padded work (n ≤ 16, as
+// pickKernel rules for a block of mcMax rows). Every kernel gives the same
+// bits.
 func PackB32(k, n int, b []float64) *Packed32 {
-	return packB32(defaultKernel, k, n, b)
+	return packB32(pickKernel(mcMax, n, true), k, n, b)
 }
 
 // packB32 is PackB32 for the kernel kn.
@@ -49,7 +63,7 @@ func packB32(kn *kernelInfo, k, n int, b []float64) *Packed32 {
 		c0 := q * nr
 		packContig32(p[q*nr*k:(q+1)*nr*k], nr, b, n, c0, min(nr, n-c0), 0, k)
 	}
-	return &Packed32{k: k, n: n, kn: kn, p: p}
+	return &Packed32{k: k, n: n, kn: kn, p: p, inPlace: stridedKernel32(kn)}
 }
 
 // K returns the number of rows of B.
@@ -111,38 +125,51 @@ func mulPacked32[A Float](pb *Packed32, m int, a []A, c []float64, f Tile32) {
 }
 
 // chunk32 computes rows [i0, i1) of the product for the k-block of kcur steps
-// from p0: it packs those rows of a in tiles of MR32 rows into w.pa32, then
-// runs the kernel panel by panel, tile by tile, into c (beta 1: c += the
-// block's sum) or, with f, into w.tile (beta 0) handed to f.
+// from p0: it packs those rows of a in tiles of MR32 rows into w.pa32 (a
+// float32 a whose kernel reads it in place: the last, partial tile only),
+// then runs the kernel panel by panel, tile by tile, into c (beta 1: c +=
+// the block's sum) or, with f, into w.tile (beta 0) handed to f.
 func chunk32[A Float](pb *Packed32, i0, i1, p0, kcur int, a []A, c []float64, f Tile32, w *workBuf) {
 	k, n, kn := pb.k, pb.n, pb.kn
 	mr, nr := kn.mr32, kn.nr32
+	a32, inPlace := any(a).([]float32)
+	inPlace = inPlace && pb.inPlace != nil
 	for i := i0; i < i1; i += mr {
+		if inPlace && i+mr <= i1 {
+			continue
+		}
 		dst := w.pa32[(i-i0)*kcur : (i-i0+mr)*kcur]
 		packStrided32(dst, mr, a, k, i, min(mr, i1-i), p0, kcur)
+	}
+	// run computes the tile of rows [i, i+rows) into c (row stride ldc).
+	run := func(i, rows int, bp []float32, c []float64, ldc int, beta float64) {
+		if inPlace && rows == mr {
+			pb.inPlace(kcur, a32[i*k+p0:(i+mr-1)*k+p0+kcur], k, bp, c, ldc, 1, beta)
+			return
+		}
+		kn.fn32(kcur, w.pa32[(i-i0)*kcur:(i-i0+mr)*kcur], bp, c, ldc, 1, beta)
 	}
 	for j := 0; j < n; j += nr {
 		cols := min(nr, n-j)
 		bp := pb.p[j*k+p0*nr : j*k+(p0+kcur)*nr]
 		for i := i0; i < i1; i += mr {
 			rows := min(mr, i1-i)
-			ap := w.pa32[(i-i0)*kcur : (i-i0+mr)*kcur]
 			if f != nil {
 				tile := w.tile[:mr*nr]
-				kn.fn32(kcur, ap, bp, tile, nr, 1, 0)
+				run(i, rows, bp, tile, nr, 0)
 				f(i, j, rows, cols, tile, nr)
 				continue
 			}
 			off := i*n + j
 			if rows == mr && cols == nr {
-				kn.fn32(kcur, ap, bp, c[off:off+(mr-1)*n+nr], n, 1, 1)
+				run(i, rows, bp, c[off:off+(mr-1)*n+nr], n, 1)
 				continue
 			}
 			tile := w.tile[:mr*nr]
 			for r := range rows {
 				copy(tile[r*nr:r*nr+cols], c[off+r*n:off+r*n+cols])
 			}
-			kn.fn32(kcur, ap, bp, tile, nr, 1, 1)
+			run(i, rows, bp, tile, nr, 1)
 			for r := range rows {
 				copy(c[off+r*n:off+r*n+cols], tile[r*nr:r*nr+cols])
 			}

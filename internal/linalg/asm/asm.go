@@ -38,6 +38,9 @@ type kernel struct {
 	lanes  int           // doubles per vector register
 	vec    []VecPhysical // the vector registers, by number
 	bcst   bool          // broadcast A through the FMA's memory operand (AVX-512)
+	// strided: a float32 kernel that reads A in place, element (i, p) at
+	// a[i·lda + p], rather than from a packed panel (see gen32).
+	strided bool
 }
 
 var ymm = []VecPhysical{Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11, Y12, Y13, Y14, Y15}
@@ -129,6 +132,26 @@ func main() {
 			"(exactly) in Z26, Z27 and reuses it as scratch; Z24, Z25 hold alpha and beta.",
 		},
 		mr: 12, nr: 32, lanes: 8, vec: zmm, bcst: true,
+	})
+
+	gen32(kernel{
+		name: "kernel6x16AVX2F32S",
+		doc: []string{
+			"kernel6x16AVX2F32S is kernel6x16AVX2F32 reading A in place: step p",
+			"reads a[i·lda + p] for rows i < 6 (rows of a row-major float32",
+			"matrix, no packed panel), with the same arithmetic, so the same bits.",
+		},
+		mr: 6, nr: 16, lanes: 4, vec: ymm, strided: true,
+	})
+
+	gen32(kernel{
+		name: "kernel12x32AVX512F32S",
+		doc: []string{
+			"kernel12x32AVX512F32S is kernel12x32AVX512F32 reading A in place: step p",
+			"reads a[i·lda + p] for rows i < 12 (rows of a row-major float32",
+			"matrix, no packed panel), with the same arithmetic, so the same bits.",
+		},
+		mr: 12, nr: 32, lanes: 8, vec: zmm, bcst: true, strided: true,
 	})
 
 	genConvert()
@@ -352,13 +375,19 @@ func check(err error) {
 }
 
 // gen32 emits one float32 kernel: kn.lanes is the doubles per vector
-// register (floats: twice that). Its panels are always packed float32:
-// step p of A is the MR floats at a[p·MR], of B the NR floats at b[p·NR].
-// Per element it computes, in float32, acc = fma(a, b, acc) for p = 0 … k-1
+// register (floats: twice that). Its B panel is always packed float32:
+// step p of B is the NR floats at b[p·NR]. Step p of A is the MR floats at
+// a[p·MR] (a packed panel) or, when kn.strided, element (i, p) of A is
+// a[i·lda + p] (rows of a row-major float32 matrix read in place, lda the
+// argument after a). Per element it computes, in float32, acc = fma(a, b, acc) for p = 0 … k-1
 // from zero, then in float64 c = alpha·acc (beta = 0, c not read) or
 // fma(alpha, acc, beta·c), acc widened exactly.
 func gen32(kn kernel) {
-	TEXT(kn.name, NOSPLIT, "func(k int, a []float32, b []float32, c []float64, ldc int, alpha, beta float64)")
+	sig := "func(k int, a []float32, b []float32, c []float64, ldc int, alpha, beta float64)"
+	if kn.strided {
+		sig = "func(k int, a []float32, lda int, b []float32, c []float64, ldc int, alpha, beta float64)"
+	}
+	TEXT(kn.name, NOSPLIT, sig)
 	Pragma("noescape")
 	Doc(kn.doc...)
 
@@ -371,14 +400,54 @@ func gen32(kn kernel) {
 	vsize := 4 * lanes      // bytes per vector register
 	astep, bstep := 4*kn.mr, 4*kn.nr
 
-	Comment("AX, BX: the packed A and B panels at the current step; CX counts k",
-		"steps; DX is the current row of the C tile, SI is ldc·8.")
+	Comment("AX, BX: the A panel (or A's first row) and the packed B panel at the",
+		"current step; CX counts k steps; DX is the current row of the C tile,",
+		"SI is ldc·8.")
 	Load(Param("k"), RCX)
 	Load(Param("a").Base(), RAX)
 	Load(Param("b").Base(), RBX)
 	Load(Param("c").Base(), RDX)
 	Load(Param("ldc"), RSI)
 	SHLQ(U8(3), RSI)
+	aBase := []GPPhysical{RAX, R13, RDI}[:(kn.mr+3)/4]
+	if kn.strided {
+		Comment("A in place: rows 0–3 from AX, 4–7 from R13, 8–11 from DI, as base,",
+			"base+R11, base+2·R11, base+R12 with R11 = lda·4, R12 = 3·lda·4; the",
+			"bases move 4 bytes a k step.")
+		Load(Param("lda"), R11)
+		SHLQ(U8(2), R11)
+		LEAQ(Mem{Base: R11, Index: R11, Scale: 2}, R12)
+		for i := 1; i < len(aBase); i++ {
+			LEAQ(Mem{Base: aBase[i-1], Index: R11, Scale: 4}, aBase[i])
+		}
+	}
+	// aAt returns the address of row i of A, u steps on.
+	aAt := func(u, i int) Mem {
+		if !kn.strided {
+			return Mem{Base: RAX, Disp: u*astep + 4*i}
+		}
+		m := Mem{Base: aBase[i/4], Disp: 4 * u}
+		switch i % 4 {
+		case 1:
+			m.Index, m.Scale = R11, 1
+		case 2:
+			m.Index, m.Scale = R11, 2
+		case 3:
+			m.Index, m.Scale = R12, 1
+		}
+		return m
+	}
+	// advance moves A and B on by u steps.
+	advance := func(u int) {
+		if kn.strided {
+			for _, r := range aBase {
+				ADDQ(U32(4*u), r)
+			}
+		} else {
+			ADDQ(U32(u*astep), RAX)
+		}
+		ADDQ(U32(u*bstep), RBX)
+	}
 
 	Comment("Zero the accumulators.")
 	for i := 0; i < nacc; i++ {
@@ -406,7 +475,7 @@ func gen32(kn kernel) {
 			VMOVUPS(Mem{Base: RBX, Disp: u*bstep + vsize*v}, bReg[v])
 		}
 		for i := 0; i < kn.mr; i++ {
-			am := Mem{Base: RAX, Disp: u*astep + 4*i}
+			am := aAt(u, i)
 			if kn.bcst {
 				for v := 0; v < nv; v++ {
 					VFMADD231PS_BCST(am, bReg[v], acc(i, v))
@@ -427,8 +496,7 @@ func gen32(kn kernel) {
 	for u := 0; u < 4; u++ {
 		step(u)
 	}
-	ADDQ(U32(4*astep), RAX)
-	ADDQ(U32(4*bstep), RBX)
+	advance(4)
 	SUBQ(U32(4), RCX)
 	CMPQ(RCX, U32(4))
 	JAE(LabelRef(kn.name + "_loop"))
@@ -439,8 +507,7 @@ func gen32(kn kernel) {
 	JZ(LabelRef(kn.name + "_update"))
 	Label(kn.name + "_tailloop")
 	step(0)
-	ADDQ(U32(astep), RAX)
-	ADDQ(U32(bstep), RBX)
+	advance(1)
 	DECQ(RCX)
 	JNZ(LabelRef(kn.name + "_tailloop"))
 
