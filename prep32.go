@@ -16,7 +16,9 @@ package flows
 // that a hidden layer of one k-block without context weights gets each
 // tile of its product from the kernel (c = acc) and adds the bias and
 // applies the activation while the tile is in cache: acc + b is
-// fma(1, acc, b), the same number.
+// fma(1, acc, b), the same number. With ReLU that is
+// linalg.MulBiasReLU32, whose AVX-512 kernels do it in their update; the
+// products read a float32 hidden layer in place (no packing pass).
 
 import "github.com/gonormflows/flows/internal/linalg"
 
@@ -94,6 +96,10 @@ func (nt *net32) forward(x, ctx []float64, n int, y []float64) {
 // for a layer that is not fused.
 func hidden32[A linalg.Float](li *layer32, act Activation, x []A, ctx []float64, n int, post []float32, c []float64) {
 	out, b := li.out(), li.b
+	if li.fused() && act == ReLU { // biasAct32's bits (linalg.MulBiasReLU32)
+		linalg.MulBiasReLU32(li.w, n, x, b, post)
+		return
+	}
 	if li.fused() {
 		linalg.MulTiles32(li.w, n, x, func(i, j, rows, cols int, t []float64, ldt int) {
 			bj := b[j : j+cols]

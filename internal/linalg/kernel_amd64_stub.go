@@ -84,6 +84,19 @@ func kernel6x16AVX2F32S(k int, a []float32, lda int, b []float32, c []float64, l
 //go:noescape
 func kernel12x32AVX512F32S(k int, a []float32, lda int, b []float32, c []float64, ldc int, alpha float64, beta float64)
 
+// kernel12x32AVX512F32R is kernel12x32AVX512F32 (packed panels) with a
+// hidden layer's bias and ReLU in its update: c (float32, row stride ldc)
+// gets float32(max(acc + bias[j], 0)) with BiasReLU32's bits.
+//
+//go:noescape
+func kernel12x32AVX512F32R(k int, a []float32, b []float32, bias []float64, c []float32, ldc int)
+
+// kernel12x32AVX512F32SR is kernel12x32AVX512F32R reading A in place:
+// step p reads a[i·lda + p] for rows i < 12.
+//
+//go:noescape
+func kernel12x32AVX512F32SR(k int, a []float32, lda int, b []float32, bias []float64, c []float32, ldc int)
+
 // convertPanel sets dst[p·w + i] = float32(src[p·ld + i]) for i < rows and
 // p < np, with AVX: four elements per VCVTPD2PS, the rest one at a time.
 //

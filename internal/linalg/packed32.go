@@ -33,7 +33,22 @@ type Packed32 struct {
 	// has none): a whole tile of MR32 rows of a float32 A is then not
 	// packed, only the last, partial one.
 	inPlace microKernel32S
+	// relu and reluInPlace are kn's kernels with a bias and ReLU in their
+	// update, reading A packed and in place (nil where kn has none): they
+	// store MulBiasReLU32's whole tiles.
+	relu        microKernel32R
+	reluInPlace microKernel32SR
 }
+
+// microKernel32R is microKernel32 with a hidden layer's bias and ReLU in
+// its update: c (float32) gets float32(max(acc + bias[j], 0)), acc
+// widened to float64 and bias[j] added in float64, with BiasReLU32's bits
+// (kernel12x32AVX512F32R). microKernel32SR reads A in place as
+// microKernel32S does (kernel12x32AVX512F32SR).
+type (
+	microKernel32R  func(k int, a []float32, b []float32, bias []float64, c []float32, ldc int)
+	microKernel32SR func(k int, a []float32, lda int, b []float32, bias []float64, c []float32, ldc int)
+)
 
 // microKernel32S is microKernel32 reading A in place: element (i, p) of the
 // tile's A at a[i·lda + p], the rows of a row-major float32 matrix. Its
@@ -63,7 +78,9 @@ func packB32(kn *kernelInfo, k, n int, b []float64) *Packed32 {
 		c0 := q * nr
 		packContig32(p[q*nr*k:(q+1)*nr*k], nr, b, n, c0, min(nr, n-c0), 0, k)
 	}
-	return &Packed32{k: k, n: n, kn: kn, p: p, inPlace: stridedKernel32(kn)}
+	pb := &Packed32{k: k, n: n, kn: kn, p: p, inPlace: stridedKernel32(kn)}
+	pb.relu, pb.reluInPlace = reluKernels32(kn)
+	return pb
 }
 
 // K returns the number of rows of B.
@@ -87,7 +104,7 @@ func MulAdd32[A Float](pb *Packed32, m int, a []A, c []float64) {
 	if len(c) < m*pb.n {
 		panic("linalg: MulAdd32: short slice")
 	}
-	mulPacked32(pb, m, a, c, nil)
+	mulPacked32(pb, m, a, dest32{c: c}, nil)
 }
 
 // MulTiles32 computes a·B, with a m×k (row-major, contiguous, float32 or
@@ -99,12 +116,40 @@ func MulTiles32[A Float](pb *Packed32, m int, a []A, f Tile32) {
 	if !pb.OneBlock() {
 		panic("linalg: MulTiles32: more than one k-block")
 	}
-	mulPacked32(pb, m, a, nil, f)
+	mulPacked32(pb, m, a, dest32{}, f)
 }
 
-// mulPacked32 is MulAdd32 (f nil: into c) and MulTiles32 (c nil: each
-// tile to f), over chunks of at most mcMax rows.
-func mulPacked32[A Float](pb *Packed32, m int, a []A, c []float64, f Tile32) {
+// MulBiasReLU32 sets out (m×n, row-major, float32) to float32(max(a·B +
+// bias, 0)), with a m×k (row-major, contiguous, float32 or float64) and
+// bias of n at least, on the calling goroutine: bit for bit MulTiles32's
+// tiles t passed through BiasReLU32(out row, t row, bias), a hidden layer
+// of a float32 net with ReLU. B must be one k-block (OneBlock). On AVX-512
+// CPUs whole tiles run kernels that add the bias and apply the ReLU in
+// their update, the float64 tile never stored.
+func MulBiasReLU32[A Float](pb *Packed32, m int, a []A, bias []float64, out []float32) {
+	if !pb.OneBlock() {
+		panic("linalg: MulBiasReLU32: more than one k-block")
+	}
+	if len(out) < m*pb.n || len(bias) < pb.n {
+		panic("linalg: MulBiasReLU32: short slice")
+	}
+	mulPacked32(pb, m, a, dest32{bias: bias, out: out}, nil)
+}
+
+// dest32 is where mulPacked32 puts a·B when it is given no Tile32: c +=
+// a·B (c set) or float32(max(a·B + bias, 0)) into out (out set). (The
+// Tile32 goes apart: the slices reach the kernels, function values to the
+// escape analysis, and a function in the same struct would escape with
+// them.)
+type dest32 struct {
+	c    []float64
+	bias []float64
+	out  []float32
+}
+
+// mulPacked32 is MulAdd32, MulTiles32 (f set) and MulBiasReLU32 (by d's
+// field set), over chunks of at most mcMax rows.
+func mulPacked32[A Float](pb *Packed32, m int, a []A, d dest32, f Tile32) {
 	k := pb.k
 	if m == 0 {
 		return
@@ -119,7 +164,7 @@ func mulPacked32[A Float](pb *Packed32, m int, a []A, c []float64, f Tile32) {
 	for i0 := 0; i0 < m; i0 += mcMax {
 		i1 := min(i0+mcMax, m)
 		for p0 := 0; p0 < k; p0 += kc {
-			chunk32(pb, i0, i1, p0, min(kc, k-p0), a, c, f, w)
+			chunk32(pb, i0, i1, p0, min(kc, k-p0), a, d, f, w)
 		}
 	}
 }
@@ -127,9 +172,9 @@ func mulPacked32[A Float](pb *Packed32, m int, a []A, c []float64, f Tile32) {
 // chunk32 computes rows [i0, i1) of the product for the k-block of kcur steps
 // from p0: it packs those rows of a in tiles of MR32 rows into w.pa32 (a
 // float32 a whose kernel reads it in place: the last, partial tile only),
-// then runs the kernel panel by panel, tile by tile, into c (beta 1: c +=
-// the block's sum) or, with f, into w.tile (beta 0) handed to f.
-func chunk32[A Float](pb *Packed32, i0, i1, p0, kcur int, a []A, c []float64, f Tile32, w *workBuf) {
+// then runs the kernel panel by panel, tile by tile, into d.c (beta 1: c +=
+// the block's sum), into w.tile (beta 0) handed to f, or into d.out.
+func chunk32[A Float](pb *Packed32, i0, i1, p0, kcur int, a []A, d dest32, f Tile32, w *workBuf) {
 	k, n, kn := pb.k, pb.n, pb.kn
 	mr, nr := kn.mr32, kn.nr32
 	a32, inPlace := any(a).([]float32)
@@ -141,37 +186,54 @@ func chunk32[A Float](pb *Packed32, i0, i1, p0, kcur int, a []A, c []float64, f 
 		dst := w.pa32[(i-i0)*kcur : (i-i0+mr)*kcur]
 		packStrided32(dst, mr, a, k, i, min(mr, i1-i), p0, kcur)
 	}
+	// aIn returns the tile of rows [i, i+mr) of a read in place; ap its
+	// packed panel.
+	aIn := func(i int) []float32 { return a32[i*k+p0 : (i+mr-1)*k+p0+kcur] }
+	ap := func(i int) []float32 { return w.pa32[(i-i0)*kcur : (i-i0+mr)*kcur] }
 	// run computes the tile of rows [i, i+rows) into c (row stride ldc).
 	run := func(i, rows int, bp []float32, c []float64, ldc int, beta float64) {
 		if inPlace && rows == mr {
-			pb.inPlace(kcur, a32[i*k+p0:(i+mr-1)*k+p0+kcur], k, bp, c, ldc, 1, beta)
+			pb.inPlace(kcur, aIn(i), k, bp, c, ldc, 1, beta)
 			return
 		}
-		kn.fn32(kcur, w.pa32[(i-i0)*kcur:(i-i0+mr)*kcur], bp, c, ldc, 1, beta)
+		kn.fn32(kcur, ap(i), bp, c, ldc, 1, beta)
 	}
+	c := d.c
 	for j := 0; j < n; j += nr {
 		cols := min(nr, n-j)
 		bp := pb.p[j*k+p0*nr : j*k+(p0+kcur)*nr]
 		for i := i0; i < i1; i += mr {
 			rows := min(mr, i1-i)
-			if f != nil {
+			off := i*n + j
+			switch {
+			case d.out != nil && rows == mr && cols == nr && pb.relu != nil:
+				out, bias := d.out[off:off+(mr-1)*n+nr], d.bias[j:j+nr]
+				if inPlace {
+					pb.reluInPlace(kcur, aIn(i), k, bp, bias, out, n)
+				} else {
+					pb.relu(kcur, ap(i), bp, bias, out, n)
+				}
+			case d.out != nil:
+				tile := w.tile[:mr*nr]
+				run(i, rows, bp, tile, nr, 0)
+				for r := range rows {
+					BiasReLU32(d.out[off+r*n:off+r*n+cols], tile[r*nr:], d.bias[j:])
+				}
+			case f != nil:
 				tile := w.tile[:mr*nr]
 				run(i, rows, bp, tile, nr, 0)
 				f(i, j, rows, cols, tile, nr)
-				continue
-			}
-			off := i*n + j
-			if rows == mr && cols == nr {
+			case rows == mr && cols == nr:
 				run(i, rows, bp, c[off:off+(mr-1)*n+nr], n, 1)
-				continue
-			}
-			tile := w.tile[:mr*nr]
-			for r := range rows {
-				copy(tile[r*nr:r*nr+cols], c[off+r*n:off+r*n+cols])
-			}
-			run(i, rows, bp, tile, nr, 1)
-			for r := range rows {
-				copy(c[off+r*n:off+r*n+cols], tile[r*nr:r*nr+cols])
+			default:
+				tile := w.tile[:mr*nr]
+				for r := range rows {
+					copy(tile[r*nr:r*nr+cols], c[off+r*n:off+r*n+cols])
+				}
+				run(i, rows, bp, tile, nr, 1)
+				for r := range rows {
+					copy(c[off+r*n:off+r*n+cols], tile[r*nr:r*nr+cols])
+				}
 			}
 		}
 	}

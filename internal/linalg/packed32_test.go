@@ -62,7 +62,7 @@ func TestPacked32MatchesGemmF32(t *testing.T) {
 	}
 }
 
-// TestPacked32NoAllocs: MulAdd32 and MulTiles32 allocate nothing, with a
+// TestPacked32NoAllocs: MulAdd32, MulTiles32 and MulBiasReLU32 allocate nothing, with a
 // float64 and a float32 a (read in place by the kernels that can).
 func TestPacked32NoAllocs(t *testing.T) {
 	if raceEnabled {
@@ -78,13 +78,69 @@ func TestPacked32NoAllocs(t *testing.T) {
 		for i, v := range a {
 			a32[i] = float32(v)
 		}
+		out := make([]float32, m*70)
 		if got := testing.AllocsPerRun(20, func() {
 			MulAdd32(pb, m, a, c)
 			MulTiles32(pb, m, a, f)
 			MulAdd32(pb, m, a32, c)
 			MulTiles32(pb, m, a32, f)
+			MulBiasReLU32(pb, m, a32, c, out)
+			MulBiasReLU32(pb, m, a, c, out)
 		}); got != 0 {
 			t.Errorf("%d rows: %v allocations a call", m, got)
+		}
+	}
+}
+
+// TestMulBiasReLU32: MulBiasReLU32 gives MulTiles32's tiles passed through
+// BiasReLU32 bit for bit, with a float64 and float32, for row counts
+// around every kernel's tile and above a chunk, widths around the panels'
+// (whole tiles run the AVX-512 kernels with the ReLU in their update, the
+// others the callback's path), biases that make many sums negative, and
+// a NaN in a (its row's sums are NaNs, whose sign the ReLU clears).
+func TestMulBiasReLU32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(25, 26))
+	for _, kn := range kernels32() {
+		for _, k := range []int{1, 4, 37, 128, 256} {
+			for _, n := range []int{5, 16, 32, 33, 64, 128} {
+				pb := packB32(kn, k, n, randSlice(rng, k*n))
+				bias := randSlice(rng, n)
+				for j := range bias {
+					bias[j] -= 0.5
+				}
+				for _, m := range []int{1, 6, 11, 12, 13, 24, 150} {
+					a := randSlice(rng, m*k)
+					if m > 5 {
+						a[5*k+k/2] = math.NaN()
+					}
+					a32 := make([]float32, len(a))
+					for i, v := range a {
+						a32[i] = float32(v)
+					}
+					want := make([]float32, m*n)
+					MulTiles32(pb, m, a32, func(i, j, rows, cols int, tile []float64, ldt int) {
+						for r := range rows {
+							BiasReLU32(want[(i+r)*n+j:(i+r)*n+j+cols], tile[r*ldt:], bias[j:])
+						}
+					})
+					for _, in32 := range []bool{false, true} {
+						got := make([]float32, m*n)
+						for i := range got {
+							got[i] = float32(math.Inf(-1))
+						}
+						if in32 {
+							MulBiasReLU32(pb, m, a32, bias, got)
+						} else {
+							MulBiasReLU32(pb, m, a, bias, got)
+						}
+						for i := range got {
+							if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+								t.Fatalf("%s: float32 a %v, m=%d n=%d k=%d: out[%d] = %v, want %v", kn.name, in32, m, n, k, i, got[i], want[i])
+							}
+						}
+					}
+				}
+			}
 		}
 	}
 }

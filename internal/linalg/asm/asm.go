@@ -41,6 +41,10 @@ type kernel struct {
 	// strided: a float32 kernel that reads A in place, element (i, p) at
 	// a[i·lda + p], rather than from a packed panel (see gen32).
 	strided bool
+	// relu: a float32 kernel whose update stores float32(max(acc + bias, 0))
+	// into a float32 c rather than alpha·acc (+ beta·c) into a float64 one
+	// (see updateReLU32).
+	relu bool
 }
 
 var ymm = []VecPhysical{Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11, Y12, Y13, Y14, Y15}
@@ -152,6 +156,25 @@ func main() {
 			"matrix, no packed panel), with the same arithmetic, so the same bits.",
 		},
 		mr: 12, nr: 32, lanes: 8, vec: zmm, bcst: true, strided: true,
+	})
+
+	gen32(kernel{
+		name: "kernel12x32AVX512F32R",
+		doc: []string{
+			"kernel12x32AVX512F32R is kernel12x32AVX512F32 (packed panels) with a",
+			"hidden layer's bias and ReLU in its update: c (float32, row stride ldc)",
+			"gets float32(max(acc + bias[j], 0)) with BiasReLU32's bits.",
+		},
+		mr: 12, nr: 32, lanes: 8, vec: zmm, bcst: true, relu: true,
+	})
+
+	gen32(kernel{
+		name: "kernel12x32AVX512F32SR",
+		doc: []string{
+			"kernel12x32AVX512F32SR is kernel12x32AVX512F32R reading A in place:",
+			"step p reads a[i·lda + p] for rows i < 12.",
+		},
+		mr: 12, nr: 32, lanes: 8, vec: zmm, bcst: true, strided: true, relu: true,
 	})
 
 	genConvert()
@@ -384,8 +407,17 @@ func check(err error) {
 // fma(alpha, acc, beta·c), acc widened exactly.
 func gen32(kn kernel) {
 	sig := "func(k int, a []float32, b []float32, c []float64, ldc int, alpha, beta float64)"
-	if kn.strided {
+	switch {
+	case kn.relu && kn.strided:
+		sig = "func(k int, a []float32, lda int, b []float32, bias []float64, c []float32, ldc int)"
+	case kn.relu:
+		sig = "func(k int, a []float32, b []float32, bias []float64, c []float32, ldc int)"
+	case kn.strided:
 		sig = "func(k int, a []float32, lda int, b []float32, c []float64, ldc int, alpha, beta float64)"
+	}
+	csize := 8 // bytes per element of c
+	if kn.relu {
+		csize = 4
 	}
 	TEXT(kn.name, NOSPLIT, sig)
 	Pragma("noescape")
@@ -402,13 +434,17 @@ func gen32(kn kernel) {
 
 	Comment("AX, BX: the A panel (or A's first row) and the packed B panel at the",
 		"current step; CX counts k steps; DX is the current row of the C tile,",
-		"SI is ldc·8.")
+		"SI is ldc times the size of c's elements.")
 	Load(Param("k"), RCX)
 	Load(Param("a").Base(), RAX)
 	Load(Param("b").Base(), RBX)
 	Load(Param("c").Base(), RDX)
 	Load(Param("ldc"), RSI)
-	SHLQ(U8(3), RSI)
+	if kn.relu {
+		SHLQ(U8(2), RSI)
+	} else {
+		SHLQ(U8(3), RSI)
+	}
 	aBase := []GPPhysical{RAX, R13, RDI}[:(kn.mr+3)/4]
 	if kn.strided {
 		Comment("A in place: rows 0–3 from AX, 4–7 from R13, 8–11 from DI, as base,",
@@ -461,7 +497,7 @@ func gen32(kn kernel) {
 	Comment("Prefetch the C tile (every cache line of each row) for the final update.")
 	MOVQ(RDX, R8)
 	for i := 0; i < kn.mr; i++ {
-		for off := 0; off < 8*kn.nr; off += 64 {
+		for off := 0; off < csize*kn.nr; off += 64 {
 			PREFETCHT0(Mem{Base: R8, Disp: off})
 		}
 		if i < kn.mr-1 {
@@ -512,7 +548,52 @@ func gen32(kn kernel) {
 	JNZ(LabelRef(kn.name + "_tailloop"))
 
 	Label(kn.name + "_update")
+	if kn.relu {
+		updateReLU32(kn, nv, vsize)
+		return
+	}
 	update32(kn, nv, vsize)
+}
+
+// updateReLU32 emits a relu kernel's final update: per element, acc widened
+// to float64 (exactly), bias[j] added in float64, then VMAXPD with zero
+// (the sum where it is a NaN or a zero), the sign bit cleared, and
+// VCVTPD2PS (round to nearest even): linalg.BiasReLU32's bits on c =
+// acc, float32(max(acc + bias[j], 0)) as Go computes it. The AVX-512 form
+// only (16 floats a register).
+func updateReLU32(kn kernel, nv, vsize int) {
+	if kn.lanes != 8 {
+		panic("asm: updateReLU32 is AVX-512 only")
+	}
+	nacc := kn.mr * nv
+	acc := func(i, v int) VecPhysical { return kn.vec[i*nv+v] }
+	zero, mask := kn.vec[nacc], kn.vec[nacc+1]
+	lo, hi := kn.vec[nacc+2], kn.vec[nacc+3]
+	Comment("BX: bias; zero and the mask 0x7fff… (all ones shifted right by one).")
+	Load(Param("bias").Base(), RBX)
+	VPXORQ(zero, zero, zero)
+	VPTERNLOGQ(U8(0xff), mask, mask, mask)
+	VPSRLQ(U8(1), mask, mask)
+	for i := 0; i < kn.mr; i++ {
+		for v := 0; v < nv; v++ {
+			a := acc(i, v)
+			VCVTPS2PD(a.AsY(), lo)
+			VEXTRACTF64X4(U8(1), a, hi.AsY())
+			VCVTPS2PD(hi.AsY(), hi)
+			for h, w := range []VecPhysical{lo, hi} {
+				VADDPD(Mem{Base: RBX, Disp: 2*vsize*v + vsize*h}, w, w)
+				VMAXPD(w, zero, w) // Intel: max(src1 = 0, src2 = sum)
+				VPANDQ(mask, w, w)
+				VCVTPD2PS(w, w.AsY())
+				VMOVUPS(w.AsY(), Mem{Base: RDX, Disp: vsize*v + vsize/2*h})
+			}
+		}
+		if i < kn.mr-1 {
+			ADDQ(RSI, RDX)
+		}
+	}
+	VZEROUPPER()
+	RET()
 }
 
 // update32 emits a float32 kernel's final update, c = alpha·acc (+ beta·c),
