@@ -57,13 +57,13 @@ type (
 type microKernel32S func(k int, a []float32, lda int, b []float32, c []float64, ldc int, alpha, beta float64)
 
 // PackB32 rounds the k×n row-major matrix b to float32 and packs it for the
-// kernel the CPU runs (b is copied, not kept): on an AVX-512 CPU, the
-// AVX2 kernel's 16-column panels where n is narrow enough that the
-// AVX-512 kernel's 32 columns would double the padded work (n ≤ 16, as
-// pickKernel rules for a block of mcMax rows). Every kernel gives the same
-// bits.
+// kernel the CPU runs (b is copied, not kept): on an AVX-512 CPU, a
+// narrower kernel's panels where n is narrow enough that the AVX-512
+// kernel's 32 columns would double the padded work (n ≤ 8: 12×8 tiles on
+// 256-bit registers; n ≤ 16: the AVX2 kernel's 6×16, as pickKernel rules
+// for a block of mcMax rows). Every kernel gives the same bits.
 func PackB32(k, n int, b []float64) *Packed32 {
-	return packB32(pickKernel(mcMax, n, true), k, n, b)
+	return packB32(packKernel32(n), k, n, b)
 }
 
 // packB32 is PackB32 for the kernel kn.
