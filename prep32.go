@@ -17,7 +17,9 @@ package flows
 // tile of its product from the kernel (c = acc) and adds the bias and
 // applies the activation while the tile is in cache: acc + b is
 // fma(1, acc, b), the same number. With ReLU that is
-// linalg.MulBiasReLU32, whose AVX-512 kernels do it in their update; the
+// linalg.MulBiasReLU32, whose AVX-512 kernels do it in their update, and
+// for a layer of several k-blocks linalg.MulAddReLU32 (the last block's
+// sum added to c and the ReLU applied in the kernel's update); the
 // products read a float32 hidden layer in place (no packing pass).
 
 import "github.com/gonormflows/flows/internal/linalg"
@@ -111,6 +113,10 @@ func hidden32[A linalg.Float](li *layer32, act Activation, x []A, ctx []float64,
 	}
 	c = c[:n*out]
 	fillBias(c, b, n)
+	if li.wc == nil && act == ReLU { // the products' c, then applyAct's ReLU: the same bits
+		linalg.MulAddReLU32(li.w, n, x, c, post)
+		return
+	}
 	linalg.MulAdd32(li.w, n, x, c)
 	if li.wc != nil {
 		linalg.MulAdd32(li.wc, n, ctx, c)

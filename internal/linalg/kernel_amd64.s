@@ -3813,17 +3813,17 @@ kernel12x8AVX512F32S_beta:
 	VZEROUPPER
 	RET
 
-// func kernel12x32AVX512F32R(k int, a []float32, b []float32, bias []float64, c []float32, ldc int)
+// func kernel12x32AVX512F32R(k int, a []float32, b []float32, bias []float64, ldb int, c []float32, ldc int)
 // Requires: AVX, AVX512F, MMX+
-TEXT ·kernel12x32AVX512F32R(SB), NOSPLIT, $0-112
+TEXT ·kernel12x32AVX512F32R(SB), NOSPLIT, $0-120
 	// AX, BX: the A panel (or A's first row) and the packed B panel at the
 	// current step; CX counts k steps; DX is the current row of the C tile,
 	// SI is ldc times the size of c's elements.
 	MOVQ k+0(FP), CX
 	MOVQ a_base+8(FP), AX
 	MOVQ b_base+32(FP), BX
-	MOVQ c_base+80(FP), DX
-	MOVQ ldc+104(FP), SI
+	MOVQ c_base+88(FP), DX
+	MOVQ ldc+112(FP), SI
 	SHLQ $0x02, SI
 
 	// Zero the accumulators.
@@ -4043,8 +4043,11 @@ kernel12x32AVX512F32R_tailloop:
 	JNZ              kernel12x32AVX512F32R_tailloop
 
 kernel12x32AVX512F32R_update:
-	// BX: bias; zero and the mask 0x7fff… (all ones shifted right by one).
+	// BX: the bias row, R9 = ldb·8; zero and the mask 0x7fff… (all ones
+	// shifted right by one).
 	MOVQ          bias_base+56(FP), BX
+	MOVQ          ldb+80(FP), R9
+	SHLQ          $0x03, R9
 	VPXORQ        Z24, Z24, Z24
 	VPTERNLOGQ    $0xff, Z25, Z25, Z25
 	VPSRLQ        $0x01, Z25, Z25
@@ -4075,6 +4078,7 @@ kernel12x32AVX512F32R_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y2, Z26
 	VEXTRACTF64X4 $0x01, Z2, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4102,6 +4106,7 @@ kernel12x32AVX512F32R_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y4, Z26
 	VEXTRACTF64X4 $0x01, Z4, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4129,6 +4134,7 @@ kernel12x32AVX512F32R_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y6, Z26
 	VEXTRACTF64X4 $0x01, Z6, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4156,6 +4162,7 @@ kernel12x32AVX512F32R_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y8, Z26
 	VEXTRACTF64X4 $0x01, Z8, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4183,6 +4190,7 @@ kernel12x32AVX512F32R_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y10, Z26
 	VEXTRACTF64X4 $0x01, Z10, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4210,6 +4218,7 @@ kernel12x32AVX512F32R_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y12, Z26
 	VEXTRACTF64X4 $0x01, Z12, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4237,6 +4246,7 @@ kernel12x32AVX512F32R_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y14, Z26
 	VEXTRACTF64X4 $0x01, Z14, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4264,6 +4274,7 @@ kernel12x32AVX512F32R_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y16, Z26
 	VEXTRACTF64X4 $0x01, Z16, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4291,6 +4302,7 @@ kernel12x32AVX512F32R_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y18, Z26
 	VEXTRACTF64X4 $0x01, Z18, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4318,6 +4330,7 @@ kernel12x32AVX512F32R_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y20, Z26
 	VEXTRACTF64X4 $0x01, Z20, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4345,6 +4358,7 @@ kernel12x32AVX512F32R_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y22, Z26
 	VEXTRACTF64X4 $0x01, Z22, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4374,17 +4388,17 @@ kernel12x32AVX512F32R_update:
 	VZEROUPPER
 	RET
 
-// func kernel12x32AVX512F32SR(k int, a []float32, lda int, b []float32, bias []float64, c []float32, ldc int)
+// func kernel12x32AVX512F32SR(k int, a []float32, lda int, b []float32, bias []float64, ldb int, c []float32, ldc int)
 // Requires: AVX, AVX512F, MMX+
-TEXT ·kernel12x32AVX512F32SR(SB), NOSPLIT, $0-120
+TEXT ·kernel12x32AVX512F32SR(SB), NOSPLIT, $0-128
 	// AX, BX: the A panel (or A's first row) and the packed B panel at the
 	// current step; CX counts k steps; DX is the current row of the C tile,
 	// SI is ldc times the size of c's elements.
 	MOVQ k+0(FP), CX
 	MOVQ a_base+8(FP), AX
 	MOVQ b_base+40(FP), BX
-	MOVQ c_base+88(FP), DX
-	MOVQ ldc+112(FP), SI
+	MOVQ c_base+96(FP), DX
+	MOVQ ldc+120(FP), SI
 	SHLQ $0x02, SI
 
 	// A in place: rows 0–3 from AX, 4–7 from R13, 8–11 from DI, as base,
@@ -4617,8 +4631,11 @@ kernel12x32AVX512F32SR_tailloop:
 	JNZ              kernel12x32AVX512F32SR_tailloop
 
 kernel12x32AVX512F32SR_update:
-	// BX: bias; zero and the mask 0x7fff… (all ones shifted right by one).
+	// BX: the bias row, R9 = ldb·8; zero and the mask 0x7fff… (all ones
+	// shifted right by one).
 	MOVQ          bias_base+64(FP), BX
+	MOVQ          ldb+88(FP), R9
+	SHLQ          $0x03, R9
 	VPXORQ        Z24, Z24, Z24
 	VPTERNLOGQ    $0xff, Z25, Z25, Z25
 	VPSRLQ        $0x01, Z25, Z25
@@ -4649,6 +4666,7 @@ kernel12x32AVX512F32SR_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y2, Z26
 	VEXTRACTF64X4 $0x01, Z2, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4676,6 +4694,7 @@ kernel12x32AVX512F32SR_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y4, Z26
 	VEXTRACTF64X4 $0x01, Z4, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4703,6 +4722,7 @@ kernel12x32AVX512F32SR_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y6, Z26
 	VEXTRACTF64X4 $0x01, Z6, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4730,6 +4750,7 @@ kernel12x32AVX512F32SR_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y8, Z26
 	VEXTRACTF64X4 $0x01, Z8, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4757,6 +4778,7 @@ kernel12x32AVX512F32SR_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y10, Z26
 	VEXTRACTF64X4 $0x01, Z10, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4784,6 +4806,7 @@ kernel12x32AVX512F32SR_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y12, Z26
 	VEXTRACTF64X4 $0x01, Z12, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4811,6 +4834,7 @@ kernel12x32AVX512F32SR_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y14, Z26
 	VEXTRACTF64X4 $0x01, Z14, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4838,6 +4862,7 @@ kernel12x32AVX512F32SR_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y16, Z26
 	VEXTRACTF64X4 $0x01, Z16, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4865,6 +4890,7 @@ kernel12x32AVX512F32SR_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y18, Z26
 	VEXTRACTF64X4 $0x01, Z18, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4892,6 +4918,7 @@ kernel12x32AVX512F32SR_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y20, Z26
 	VEXTRACTF64X4 $0x01, Z20, Y27
 	VCVTPS2PD     Y27, Z27
@@ -4919,6 +4946,7 @@ kernel12x32AVX512F32SR_update:
 	VCVTPD2PS     Z27, Y27
 	VMOVUPS       Y27, 96(DX)
 	ADDQ          SI, DX
+	ADDQ          R9, BX
 	VCVTPS2PD     Y22, Z26
 	VEXTRACTF64X4 $0x01, Z22, Y27
 	VCVTPS2PD     Y27, Z27

@@ -106,16 +106,17 @@ func kernel12x8AVX512F32S(k int, a []float32, lda int, b []float32, c []float64,
 
 // kernel12x32AVX512F32R is kernel12x32AVX512F32 (packed panels) with a
 // hidden layer's bias and ReLU in its update: c (float32, row stride ldc)
-// gets float32(max(acc + bias[j], 0)) with BiasReLU32's bits.
+// gets float32(max(acc + bias[i·ldb + j], 0)) with BiasReLU32's bits
+// (ldb = 0: one bias row for every row of the tile).
 //
 //go:noescape
-func kernel12x32AVX512F32R(k int, a []float32, b []float32, bias []float64, c []float32, ldc int)
+func kernel12x32AVX512F32R(k int, a []float32, b []float32, bias []float64, ldb int, c []float32, ldc int)
 
 // kernel12x32AVX512F32SR is kernel12x32AVX512F32R reading A in place:
 // step p reads a[i·lda + p] for rows i < 12.
 //
 //go:noescape
-func kernel12x32AVX512F32SR(k int, a []float32, lda int, b []float32, bias []float64, c []float32, ldc int)
+func kernel12x32AVX512F32SR(k int, a []float32, lda int, b []float32, bias []float64, ldb int, c []float32, ldc int)
 
 // convertPanel sets dst[p·w + i] = float32(src[p·ld + i]) for i < rows and
 // p < np, with AVX: four elements per VCVTPD2PS, the rest one at a time.

@@ -42,12 +42,13 @@ type Packed32 struct {
 
 // microKernel32R is microKernel32 with a hidden layer's bias and ReLU in
 // its update: c (float32) gets float32(max(acc + bias[j], 0)), acc
-// widened to float64 and bias[j] added in float64, with BiasReLU32's bits
+// widened to float64 and bias[i·ldb + j] added in float64 (ldb = 0: one
+// bias row for the tile), with BiasReLU32's bits
 // (kernel12x32AVX512F32R). microKernel32SR reads A in place as
 // microKernel32S does (kernel12x32AVX512F32SR).
 type (
-	microKernel32R  func(k int, a []float32, b []float32, bias []float64, c []float32, ldc int)
-	microKernel32SR func(k int, a []float32, lda int, b []float32, bias []float64, c []float32, ldc int)
+	microKernel32R  func(k int, a []float32, b []float32, bias []float64, ldb int, c []float32, ldc int)
+	microKernel32SR func(k int, a []float32, lda int, b []float32, bias []float64, ldb int, c []float32, ldc int)
 )
 
 // microKernel32S is microKernel32 reading A in place: element (i, p) of the
@@ -136,14 +137,31 @@ func MulBiasReLU32[A Float](pb *Packed32, m int, a []A, bias []float64, out []fl
 	mulPacked32(pb, m, a, dest32{bias: bias, out: out}, nil)
 }
 
+// MulAddReLU32 is MulAdd32 followed by out = float32(max(c, 0)) (m×n,
+// row-major, float32), for a hidden layer of a float32 net with ReLU of
+// more than one k-block, c set to its bias: it adds every k-block's sum
+// but the last into c, and the last block's as MulBiasReLU32 adds a bias,
+// c's row for each row (acc + c is fma(1, acc, c), MulAdd32's number), so
+// out gets MulAdd32's c passed through ReLU, bit for bit, and c is left
+// without the last block's sum.
+func MulAddReLU32[A Float](pb *Packed32, m int, a []A, c []float64, out []float32) {
+	if len(out) < m*pb.n || len(c) < m*pb.n {
+		panic("linalg: MulAddReLU32: short slice")
+	}
+	mulPacked32(pb, m, a, dest32{bias: c, ldb: pb.n, out: out}, nil)
+}
+
 // dest32 is where mulPacked32 puts a·B when it is given no Tile32: c +=
-// a·B (c set) or float32(max(a·B + bias, 0)) into out (out set). (The
+// a·B (c set) or float32(max(a·B + bias, 0)) into out (out set), row i of
+// the bias at bias[i·ldb] (ldb 0 or n; with n, the k-blocks before the
+// last are added into bias as into c). (The
 // Tile32 goes apart: the slices reach the kernels, function values to the
 // escape analysis, and a function in the same struct would escape with
 // them.)
 type dest32 struct {
 	c    []float64
 	bias []float64
+	ldb  int
 	out  []float32
 }
 
@@ -164,7 +182,11 @@ func mulPacked32[A Float](pb *Packed32, m int, a []A, d dest32, f Tile32) {
 	for i0 := 0; i0 < m; i0 += mcMax {
 		i1 := min(i0+mcMax, m)
 		for p0 := 0; p0 < k; p0 += kc {
-			chunk32(pb, i0, i1, p0, min(kc, k-p0), a, d, f, w)
+			dp := d
+			if d.out != nil && p0+kc < k { // a block before the last: into the bias rows
+				dp = dest32{c: d.bias}
+			}
+			chunk32(pb, i0, i1, p0, min(kc, k-p0), a, dp, f, w)
 		}
 	}
 }
@@ -207,17 +229,17 @@ func chunk32[A Float](pb *Packed32, i0, i1, p0, kcur int, a []A, d dest32, f Til
 			off := i*n + j
 			switch {
 			case d.out != nil && rows == mr && cols == nr && pb.relu != nil:
-				out, bias := d.out[off:off+(mr-1)*n+nr], d.bias[j:j+nr]
+				out, bias := d.out[off:off+(mr-1)*n+nr], d.bias[i*d.ldb+j:i*d.ldb+(mr-1)*d.ldb+j+nr]
 				if inPlace {
-					pb.reluInPlace(kcur, aIn(i), k, bp, bias, out, n)
+					pb.reluInPlace(kcur, aIn(i), k, bp, bias, d.ldb, out, n)
 				} else {
-					pb.relu(kcur, ap(i), bp, bias, out, n)
+					pb.relu(kcur, ap(i), bp, bias, d.ldb, out, n)
 				}
 			case d.out != nil:
 				tile := w.tile[:mr*nr]
 				run(i, rows, bp, tile, nr, 0)
 				for r := range rows {
-					BiasReLU32(d.out[off+r*n:off+r*n+cols], tile[r*nr:], d.bias[j:])
+					BiasReLU32(d.out[off+r*n:off+r*n+cols], tile[r*nr:], d.bias[(i+r)*d.ldb+j:])
 				}
 			case f != nil:
 				tile := w.tile[:mr*nr]

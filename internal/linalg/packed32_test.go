@@ -156,3 +156,45 @@ func packKernels32() []*kernelInfo {
 	}
 	return ks
 }
+
+// TestMulAddReLU32: MulAddReLU32's out is MulAdd32's c passed through
+// float32(max(c, 0)), bit for bit, for k across one and several k-blocks,
+// with a float64 and float32, row counts around the tiles and widths
+// around the panels, c starting at a bias that makes many sums negative.
+func TestMulAddReLU32(t *testing.T) {
+	rng := rand.New(rand.NewPCG(27, 28))
+	for _, kn := range packKernels32() {
+		for _, k := range []int{3, 256, 300, 512} {
+			for _, n := range []int{7, 32, 40, 64} {
+				pb := packB32(kn, k, n, randSlice(rng, k*n))
+				for _, m := range []int{1, 12, 13, 150} {
+					a := randSlice(rng, m*k)
+					a32 := make([]float32, len(a))
+					for i, v := range a {
+						a32[i] = float32(v)
+					}
+					c0 := randSlice(rng, m*n)
+					for i := range c0 {
+						c0[i] -= 0.5 + 0.1*float64(k)
+					}
+					want := slices.Clone(c0)
+					MulAdd32(pb, m, a32, want)
+					for _, in32 := range []bool{false, true} {
+						c := slices.Clone(c0)
+						got := make([]float32, m*n)
+						if in32 {
+							MulAddReLU32(pb, m, a32, c, got)
+						} else {
+							MulAddReLU32(pb, m, a, c, got)
+						}
+						for i, v := range want {
+							if w := float32(max(v, 0)); math.Float32bits(got[i]) != math.Float32bits(w) {
+								t.Fatalf("%s: float32 a %v, m=%d n=%d k=%d: out[%d] = %v, want %v", kn.name, in32, m, n, k, i, got[i], w)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}

@@ -42,8 +42,9 @@ type kernel struct {
 	// a[i·lda + p], rather than from a packed panel (see gen32).
 	strided bool
 	// relu: a float32 kernel whose update stores float32(max(acc + bias, 0))
-	// into a float32 c rather than alpha·acc (+ beta·c) into a float64 one
-	// (see updateReLU32).
+	// into a float32 c rather than alpha·acc (+ beta·c) into a float64 one,
+	// row i of the bias at bias[i·ldb] (ldb = 0: one row for all; see
+	// updateReLU32).
 	relu bool
 }
 
@@ -189,7 +190,8 @@ func main() {
 		doc: []string{
 			"kernel12x32AVX512F32R is kernel12x32AVX512F32 (packed panels) with a",
 			"hidden layer's bias and ReLU in its update: c (float32, row stride ldc)",
-			"gets float32(max(acc + bias[j], 0)) with BiasReLU32's bits.",
+			"gets float32(max(acc + bias[i·ldb + j], 0)) with BiasReLU32's bits",
+			"(ldb = 0: one bias row for every row of the tile).",
 		},
 		mr: 12, nr: 32, lanes: 8, vec: zmm, bcst: true, relu: true,
 	})
@@ -435,9 +437,9 @@ func gen32(kn kernel) {
 	sig := "func(k int, a []float32, b []float32, c []float64, ldc int, alpha, beta float64)"
 	switch {
 	case kn.relu && kn.strided:
-		sig = "func(k int, a []float32, lda int, b []float32, bias []float64, c []float32, ldc int)"
+		sig = "func(k int, a []float32, lda int, b []float32, bias []float64, ldb int, c []float32, ldc int)"
 	case kn.relu:
-		sig = "func(k int, a []float32, b []float32, bias []float64, c []float32, ldc int)"
+		sig = "func(k int, a []float32, b []float32, bias []float64, ldb int, c []float32, ldc int)"
 	case kn.strided:
 		sig = "func(k int, a []float32, lda int, b []float32, c []float64, ldc int, alpha, beta float64)"
 	}
@@ -582,11 +584,11 @@ func gen32(kn kernel) {
 }
 
 // updateReLU32 emits a relu kernel's final update: per element, acc widened
-// to float64 (exactly), bias[j] added in float64, then VMAXPD with zero
+// to float64 (exactly), bias[i·ldb + j] added in float64, then VMAXPD with zero
 // (the sum where it is a NaN or a zero), the sign bit cleared, and
 // VCVTPD2PS (round to nearest even): linalg.BiasReLU32's bits on c =
-// acc, float32(max(acc + bias[j], 0)) as Go computes it. The AVX-512 form
-// only (16 floats a register).
+// acc, float32(max(acc + bias[i·ldb + j], 0)) as Go computes it. The
+// AVX-512 form only (16 floats a register).
 func updateReLU32(kn kernel, nv, vsize int) {
 	if kn.lanes != 8 {
 		panic("asm: updateReLU32 is AVX-512 only")
@@ -595,8 +597,11 @@ func updateReLU32(kn kernel, nv, vsize int) {
 	acc := func(i, v int) VecPhysical { return kn.vec[i*nv+v] }
 	zero, mask := kn.vec[nacc], kn.vec[nacc+1]
 	lo, hi := kn.vec[nacc+2], kn.vec[nacc+3]
-	Comment("BX: bias; zero and the mask 0x7fff… (all ones shifted right by one).")
+	Comment("BX: the bias row, R9 = ldb·8; zero and the mask 0x7fff… (all ones",
+		"shifted right by one).")
 	Load(Param("bias").Base(), RBX)
+	Load(Param("ldb"), R9)
+	SHLQ(U8(3), R9)
 	VPXORQ(zero, zero, zero)
 	VPTERNLOGQ(U8(0xff), mask, mask, mask)
 	VPSRLQ(U8(1), mask, mask)
@@ -616,6 +621,7 @@ func updateReLU32(kn kernel, nv, vsize int) {
 		}
 		if i < kn.mr-1 {
 			ADDQ(RSI, RDX)
+			ADDQ(R9, RBX)
 		}
 	}
 	VZEROUPPER()
