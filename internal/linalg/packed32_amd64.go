@@ -2,17 +2,24 @@
 
 package linalg
 
+import "golang.org/x/sys/cpu"
+
 // narrowKernel32 is the float32 kernel of 12×8 tiles (AVX-512 on 256-bit
 // registers) that PackB32 packs at most 8 columns for: a float32-only
 // kernel (no float64 form), used by Packed32 alone.
 var narrowKernel32 = &kernelInfo{name: "avx512n8", mr32: 12, nr32: 8, fn32: kernel12x8AVX512F32}
 
+// hasAVX512VL reports AVX-512's 256-bit forms (the narrow kernel's
+// embedded broadcasts on Y registers).
+var hasAVX512VL = hasAVX512 && cpu.X86.HasAVX512VL
+
 // packKernel32 returns the kernel PackB32 packs n columns for: the narrow
-// kernel for n ≤ 8 on an AVX-512 CPU (the AVX2 kernel's 16 columns would
-// be half padding, its 6×16 tiles no faster per FMA), else pickKernel's
-// for a block of mcMax rows; a forced kernel (KernelEnv) always.
+// kernel for n ≤ 8 on an AVX-512 CPU with AVX-512VL (the AVX2 kernel's 16
+// columns would be half padding, its 6×16 tiles no faster per FMA), else
+// pickKernel's for a block of mcMax rows; a forced kernel (KernelEnv)
+// always.
 func packKernel32(n int) *kernelInfo {
-	if n <= 8 && defaultKernel == avx512Kernel && !forced {
+	if n <= 8 && defaultKernel == avx512Kernel && !forced && hasAVX512VL {
 		return narrowKernel32
 	}
 	return pickKernel(mcMax, n, true)
