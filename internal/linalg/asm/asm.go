@@ -166,12 +166,7 @@ func (g *gen64) setup() {
 	Load(Param("c").Base(), RDX)
 	Load(Param("ldc"), RSI)
 	SHLQ(U8(3), RSI)
-	Load(Param("lda"), R11)
-	SHLQ(U8(3), R11)
-	LEAQ(Mem{Base: R11, Index: R11, Scale: 2}, R12)
-	for i := 1; i < len(g.aBase); i++ {
-		LEAQ(Mem{Base: g.aBase[i-1], Index: R11, Scale: 4}, g.aBase[i])
-	}
+	loadStrided(3, g.aBase)
 	Load(Param("ldb"), R9)
 	SHLQ(U8(3), R9)
 	LEAQ(Mem{Base: R9, Index: R9, Scale: 2}, R10)
@@ -199,8 +194,25 @@ func (g *gen64) setup() {
 }
 
 // aAt returns the address of row i of the A panel at the current step.
-func (g *gen64) aAt(i int) Mem {
-	m := Mem{Base: g.aBase[i/4]}
+func (g *gen64) aAt(i int) Mem { return stridedAt(g.aBase, i, 0) }
+
+// loadStrided emits the registers that address the rows of an A read at
+// a row stride (lda, from the argument, times 1<<shift bytes): R11 the
+// stride, R12 three strides, and bases[r] = bases[r−1] + 4 strides (rows
+// 4r to 4r+3), bases[0] already loaded.
+func loadStrided(shift uint8, bases []GPPhysical) {
+	Load(Param("lda"), R11)
+	SHLQ(U8(shift), R11)
+	LEAQ(Mem{Base: R11, Index: R11, Scale: 2}, R12)
+	for i := 1; i < len(bases); i++ {
+		LEAQ(Mem{Base: bases[i-1], Index: R11, Scale: 4}, bases[i])
+	}
+}
+
+// stridedAt returns the address of row i of an A addressed by loadStrided,
+// disp bytes on: base, base+R11, base+2·R11, base+R12.
+func stridedAt(bases []GPPhysical, i, disp int) Mem {
+	m := Mem{Base: bases[i/4], Disp: disp}
 	switch i % 4 {
 	case 1:
 		m.Index, m.Scale = R11, 1

@@ -193,12 +193,7 @@ func (g *gen32s) setup() {
 		Comment("A in place: rows 0–3 from AX, 4–7 from R13, 8–11 from DI, as base,",
 			"base+R11, base+2·R11, base+R12 with R11 = lda·4, R12 = 3·lda·4; the",
 			"bases move 4 bytes a k step.")
-		Load(Param("lda"), R11)
-		SHLQ(U8(2), R11)
-		LEAQ(Mem{Base: R11, Index: R11, Scale: 2}, R12)
-		for i := 1; i < len(g.aBase); i++ {
-			LEAQ(Mem{Base: g.aBase[i-1], Index: R11, Scale: 4}, g.aBase[i])
-		}
+		loadStrided(2, g.aBase)
 	}
 
 	Comment("Zero the accumulators.")
@@ -227,16 +222,7 @@ func (g *gen32s) aAt(u, i int) Mem {
 	if !g.kn.strided {
 		return Mem{Base: RAX, Disp: u*g.astep + 4*i}
 	}
-	m := Mem{Base: g.aBase[i/4], Disp: 4 * u}
-	switch i % 4 {
-	case 1:
-		m.Index, m.Scale = R11, 1
-	case 2:
-		m.Index, m.Scale = R11, 2
-	case 3:
-		m.Index, m.Scale = R12, 1
-	}
-	return m
+	return stridedAt(g.aBase, i, 4*u)
 }
 
 // advance emits the moves of A and B on by u steps.
