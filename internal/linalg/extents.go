@@ -29,8 +29,10 @@ const ExtentCols = 32
 // columns of c (columns [g·ExtentCols, (g+1)·ExtentCols)): only k steps
 // [KLo[g], KHi[g]) contribute (b is zero outside them), and only rows
 // [0, Rows[g]) of c are computed (later rows of the group are not
-// written). Each slice has one entry per group. A group with KLo ≥ KHi gets
-// c = beta·c on its rows.
+// written). Each slice has one entry per group, none negative; KHi and
+// Rows may exceed k and m (then they mean all of them), so one Extents
+// serves every batch size. A group with no k steps gets c = beta·c on its
+// rows.
 type Extents struct {
 	KLo, KHi, Rows []int
 }
@@ -42,8 +44,8 @@ func (e *Extents) check(n, k int) {
 		panic("linalg: Extents: want one entry per group of columns")
 	}
 	for i := range g {
-		if e.KLo[i] < 0 || e.KHi[i] > k || e.Rows[i] < 0 {
-			panic("linalg: Extents: range outside the product")
+		if e.KLo[i] < 0 || e.KHi[i] < 0 || e.Rows[i] < 0 {
+			panic("linalg: Extents: negative bound")
 		}
 	}
 }
@@ -183,7 +185,7 @@ func (j *extJob[A, B]) union(p0, p1, i0, i1 int) (lo, hi, r1 int) {
 // scaleEmpty sets c = beta·c on rows [i0, i1) of the groups with no k steps.
 func (j *extJob[A, B]) scaleEmpty(i0, i1 int) {
 	for g := range j.e.KLo {
-		if j.e.KLo[g] < j.e.KHi[g] {
+		if j.e.KLo[g] < min(j.e.KHi[g], j.k) {
 			continue
 		}
 		c0, c1 := g*ExtentCols, min((g+1)*ExtentCols, j.n)

@@ -20,8 +20,11 @@ func randExtents(rng *rand.Rand, m, n, k int) *Extents {
 		case 1:
 			lo = 0
 		}
+		if rng.IntN(4) == 0 {
+			hi = k + 1 + rng.IntN(3) // beyond k: all of it
+		}
 		e.KLo[i], e.KHi[i] = lo, hi
-		e.Rows[i] = m
+		e.Rows[i] = m + rng.IntN(2)
 		if rng.IntN(3) == 0 {
 			e.Rows[i] = rng.IntN(m + 1)
 		}
@@ -111,7 +114,7 @@ func TestGemmExtPanics(t *testing.T) {
 	a, b := make([]float64, 4*8), make([]float64, 8*40)
 	for _, e := range []*Extents{
 		{KLo: []int{0}, KHi: []int{8}, Rows: []int{4}},
-		{KLo: []int{0, 0}, KHi: []int{9, 8}, Rows: []int{4, 4}},
+		{KLo: []int{0, 0}, KHi: []int{-1, 8}, Rows: []int{4, 4}},
 	} {
 		func() {
 			defer func() {
@@ -121,5 +124,46 @@ func TestGemmExtPanics(t *testing.T) {
 			}()
 			GemmExt(true, false, false, 4, 40, 8, a, b, 0, c, e)
 		}()
+	}
+}
+
+// TestGemmExtSameOnEveryKernel: GemmExt and GemmExtF32Of give the same
+// bits, zeros' signs included, on every kernel, serial or not, with c
+// holding −0 where groups are skipped.
+func TestGemmExtSameOnEveryKernel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(33, 34))
+	for trial := range 40 {
+		m, n, k := 1+rng.IntN(100), 1+rng.IntN(140), 1+rng.IntN(600)
+		ta, tb := rng.IntN(2) == 0, rng.IntN(2) == 0
+		e := randExtents(rng, m, n, k)
+		a, b := randSlice(rng, m*k), randSlice(rng, k*n)
+		zeroOutside(e, tb, n, k, b)
+		c0 := randSlice(rng, m*n)
+		for i := range c0 {
+			if i%3 == 0 {
+				c0[i] = math.Copysign(0, -1)
+			}
+		}
+		for f32 := range 2 {
+			var first []float64
+			for _, kn := range kernels() {
+				if f32 == 1 && kn.mr32 == 0 {
+					continue
+				}
+				for _, serial := range []bool{true, false} {
+					got := slices.Clone(c0)
+					if f32 == 1 {
+						gemmExt32(kn, serial, ta, tb, m, n, k, a, b, 1, got, e)
+					} else {
+						gemmExt64(kn, serial, ta, tb, m, n, k, a, b, 1, got, e)
+					}
+					if first == nil {
+						first = got
+					} else if i := firstDiff(got, first); i >= 0 {
+						t.Fatalf("trial %d f32=%d %s serial=%v: c[%d] = %v, first kernel %v", trial, f32, kn.name, serial, i, got[i], first[i])
+					}
+				}
+			}
+		}
 	}
 }
