@@ -274,9 +274,10 @@ func mafStack(b *testing.B, dim, h int) (flows.Params, flows.Bijection) {
 }
 
 // mafFlow is the benchmarks' MAF: five MAF layers, each MADE with two hidden
-// ReLU layers of width h, reversal between layers, standard normal prior.
+// ReLU layers of width h and sorted degrees (as `flows fit --kind maf`
+// builds them), reversal between layers, standard normal prior.
 func mafFlow(h int) flows.DistInitFunc {
-	cfg := flows.MADEConfig{Hidden: []int{h, h}, Act: flows.ReLU}
+	cfg := flows.MADEConfig{Hidden: []int{h, h}, Act: flows.ReLU, Degrees: flows.SortedDegrees}
 	var layers []flows.InitFunc
 	for l := 0; l < 5; l++ {
 		if l > 0 {
