@@ -3,25 +3,32 @@ package flows
 // A MADE's dense pass at fixed parameters (see prepare.go): the masked
 // weights of each layer, and its context weights, packed once for the
 // products of small row blocks (linalg.Packed), run on the calling
-// goroutine with forwardWith's bits.
+// goroutine with forwardWith's bits. With sorted degrees (SortedDegrees)
+// each product skips the masks' zero blocks (linalg.MulExt, MulExt32) as
+// the unprepared pass does (see madeblocks.go).
 
 import "github.com/gonormflows/flows/internal/linalg"
 
 // preparedMADE is a MADE's dense pass at the parameters q (the prepared
 // layer's copy): in Float64, w[l] holds layer l's masked weights packed,
 // wc[l] its context weights (nil where the layer has none); in Float32,
-// n32 holds them rounded to float32 and packed (see net32).
+// n32 holds them rounded to float32 and packed (see net32), or, with
+// sorted degrees, w32 and wc32 do (see forward32).
 type preparedMADE struct {
-	m     *madeNet
-	q     Params
-	w, wc []*linalg.Packed
-	outs  []int // by layer: its outputs
-	n32   *net32
+	m         *madeNet
+	q         Params
+	w, wc     []*linalg.Packed
+	outs      []int // by layer: its outputs
+	n32       *net32
+	w32, wc32 []*linalg.Packed32
 }
 
 // prepareDense packs the masked weights wm (maskedWeights of q) and the
 // context weights of q, in the MADE's precision.
 func (m *madeNet) prepareDense(q Params, wm []float64) *preparedMADE {
+	if m.prec == Float32 && m.layers[0].ext != nil {
+		return m.prepareSorted32(q, wm)
+	}
 	if m.prec == Float32 {
 		return &preparedMADE{m: m, q: q, n32: m.prepare32(q, wm)}
 	}
@@ -46,6 +53,10 @@ func (pm *preparedMADE) forward(x, ctx []float64, n int, y []float64) {
 		pm.n32.forward(x, ctx, n, y)
 		return
 	}
+	if pm.w32 != nil {
+		pm.forward32(x, ctx, n, y)
+		return
+	}
 	runLayers(pm.outs, pm.m.maxHidden, x, n, y, func(l int, h, c []float64, hidden bool) {
 		pm.layer(l, h, ctx, n, c, hidden)
 	})
@@ -57,6 +68,17 @@ func (pm *preparedMADE) forward(x, ctx []float64, n int, y []float64) {
 func (pm *preparedMADE) layer(l int, x, ctx []float64, n int, c []float64, hidden bool) {
 	li := pm.m.layers[l]
 	b := pm.q[li.b : li.b+li.out]
+	if li.ext != nil {
+		fillBias(c, b, n)
+		linalg.MulExt(pm.w[l], n, x, c, &li.ext.fwd)
+		if ctx != nil && pm.wc[l] != nil {
+			pm.wc[l].MulAdd(n, ctx, c)
+		}
+		if hidden {
+			pm.m.act.apply(c, c)
+		}
+		return
+	}
 	if ctx == nil || pm.wc[l] == nil {
 		packedLayer(pm.w[l], b, x, n, c, pm.m.act, hidden)
 		return
@@ -81,4 +103,56 @@ func (m *madeNet) prepare32(q Params, wm []float64) *net32 {
 		}
 	}
 	return newNet32(ls, m.act)
+}
+
+// prepareSorted32 is prepareDense in Float32 with sorted degrees: the
+// masked weights wm and the context weights of q rounded to float32 and
+// packed, for forward32.
+func (m *madeNet) prepareSorted32(q Params, wm []float64) *preparedMADE {
+	pm := &preparedMADE{m: m, q: q, w32: make([]*linalg.Packed32, len(m.layers)), wc32: make([]*linalg.Packed32, len(m.layers))}
+	for l, li := range m.layers {
+		pm.w32[l] = linalg.PackB32(li.in, li.out, wm[li.mw:li.mw+li.in*li.out])
+		if m.ctxOff != nil && m.ctxOff[l] >= 0 {
+			off := m.ctxOff[l]
+			pm.wc32[l] = linalg.PackB32(m.cdim, li.out, q[off:off+m.cdim*li.out])
+		}
+	}
+	return pm
+}
+
+// forward32 is forwardWith without a tape in Float32, serial, on the packed
+// weights of prepareSorted32, each product on its used blocks
+// (linalg.MulExt32): per layer c = b, the product and then the context
+// product added (MulAdd32: GemmF32's bits), the activation stored in
+// float32; the same bits as forwardWith.
+func (pm *preparedMADE) forward32(x, ctx []float64, n int, y []float64) {
+	m := pm.m
+	last := len(m.layers) - 1
+	size := n * m.maxHidden
+	words := Float32.words(size)
+	buf := getScratch(size + 2*words)
+	defer buf.put()
+	c := buf.f[:size]
+	hs := [2][]float32{Float32.view(buf.f[size:size+words], size).f32, Float32.view(buf.f[size+words:], size).f32}
+	var h []float32
+	for l, li := range m.layers {
+		out := c[:n*li.out]
+		if l == last {
+			out = y[:n*li.out]
+		}
+		fillBias(out, pm.q[li.b:li.b+li.out], n)
+		if l == 0 {
+			linalg.MulExt32(pm.w32[l], n, x, out, &li.ext.fwd)
+		} else {
+			linalg.MulExt32(pm.w32[l], n, h, out, &li.ext.fwd)
+		}
+		if ctx != nil && pm.wc32[l] != nil {
+			linalg.MulAdd32(pm.wc32[l], n, ctx, out)
+		}
+		if l < last {
+			post := hs[l%2][:n*li.out]
+			applyAct(m.act, post, out)
+			h = post
+		}
+	}
 }

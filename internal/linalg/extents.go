@@ -81,7 +81,7 @@ func gemmExt64(kn *kernelInfo, serial, ta, tb bool, m, n, k int, a, b []float64,
 	bp := bPool.Get().(*[]float64)
 	defer bPool.Put(bp)
 	j.packB64(bp)
-	j.run(serial, j.task64)
+	j.run(serial, false)
 }
 
 // GemmExtF32Of is GemmExt computed in float32 as GemmF32Of computes it,
@@ -118,7 +118,7 @@ func gemmExt32[A, B Float](kn *kernelInfo, serial, ta, tb bool, m, n, k int, a [
 			packContig32(dst, nr, b, n, c0, min(nr, n-c0), 0, k)
 		}
 	}
-	j.run(serial, j.task32)
+	j.run(serial, true)
 }
 
 // extJob is one GemmExt or GemmExtF32Of call.
@@ -133,6 +133,7 @@ type extJob[A, B Float] struct {
 	e       *Extents
 	direct  bool      // float64: full A panels read in place (see job.direct)
 	pb      []float64 // float64: packed panels of op(b) (all when tb, else the last partial one)
+	p16     []float64 // float64: op(b) in a Packed's panels of packedWidth columns, when not nil (MulExt)
 	pb32    []float32 // float32: every panel of op(b), packed
 }
 
@@ -144,22 +145,36 @@ func extChunk(m int) int {
 	return mcMax
 }
 
-// run computes the row chunks, in parallel unless serial or small.
-func (j *extJob[A, B]) run(serial bool, task func(i0, i1 int, w *workBuf)) {
-	ch := extChunk(j.m)
-	chunks := blocks(j.m, ch)
-	one := func(t int) {
-		w := workPool.Get().(*workBuf)
-		task(t*ch, min((t+1)*ch, j.m), w)
-		workPool.Put(w)
-	}
+// run computes the row chunks, in float32 when f32, in parallel unless
+// serial or small (then without allocating: only the parallel branch's
+// copy of the job escapes).
+func (j *extJob[A, B]) run(serial, f32 bool) {
+	chunks := blocks(j.m, extChunk(j.m))
 	if serial || j.m*j.n*j.k < parallelMACs {
+		w := workPool.Get().(*workBuf)
 		for t := range chunks {
-			one(t)
+			j.chunk(t, f32, w)
 		}
+		workPool.Put(w)
 		return
 	}
-	Parallel(chunks, one)
+	jc := *j
+	Parallel(chunks, func(t int) {
+		w := workPool.Get().(*workBuf)
+		jc.chunk(t, f32, w)
+		workPool.Put(w)
+	})
+}
+
+// chunk computes row chunk t.
+func (j *extJob[A, B]) chunk(t int, f32 bool, w *workBuf) {
+	ch := extChunk(j.m)
+	i0, i1 := t*ch, min((t+1)*ch, j.m)
+	if f32 {
+		j.task32(i0, i1, w)
+	} else {
+		j.task64(i0, i1, w)
+	}
 }
 
 // blockRange returns the k steps [s, e) of group g in the k-block [p0, p1),
@@ -220,6 +235,11 @@ func (j *extJob[A, B]) packB64(bp *[]float64) {
 // bPanel64 returns steps [s, e) of B panel q and their stride.
 func (j *extJob[A, B]) bPanel64(q, s, e int) ([]float64, int) {
 	nr := j.kn.nr
+	if j.p16 != nil {
+		q16, o := q*nr/packedWidth, q*nr%packedWidth
+		off := q16*packedWidth*j.k + s*packedWidth + o
+		return j.p16[off : off+(e-s-1)*packedWidth+nr], packedWidth
+	}
 	if !j.tb && (q+1)*nr <= j.n {
 		b := any(j.b).([]float64)
 		off := s*j.n + q*nr

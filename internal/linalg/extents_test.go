@@ -167,3 +167,66 @@ func TestGemmExtSameOnEveryKernel(t *testing.T) {
 		}
 	}
 }
+
+// TestMulExtMatchesMulAdd: on B zero outside the extents, MulExt and
+// MulExt32 give MulAdd's and MulAdd32's bits (up to the sign of an exact
+// zero) on the rows they compute, on every kernel that packs float32
+// panels, and leave the other rows alone.
+func TestMulExtMatchesMulAdd(t *testing.T) {
+	rng := rand.New(rand.NewPCG(35, 36))
+	for trial := range 60 {
+		m, n, k := 1+rng.IntN(60), 1+rng.IntN(140), 1+rng.IntN(300)
+		if trial%10 == 0 {
+			k = 257 + rng.IntN(300)
+		}
+		e := randExtents(rng, m, n, k)
+		a, b := randSlice(rng, m*k), randSlice(rng, k*n)
+		zeroOutside(e, false, n, k, b)
+		c0 := randSlice(rng, m*n)
+		check := func(what string, got, want []float64) {
+			t.Helper()
+			for i := range m {
+				for j := range n {
+					w := want[i*n+j]
+					if i >= e.Rows[j/ExtentCols] {
+						w = c0[i*n+j]
+					}
+					if g := got[i*n+j]; !sameButZeroSign(g, w) {
+						t.Fatalf("%s m=%d n=%d k=%d %+v: c[%d,%d] = %v, want %v", what, m, n, k, *e, i, j, g, w)
+					}
+				}
+			}
+		}
+		pb := PackB(k, n, b)
+		want, got := slices.Clone(c0), slices.Clone(c0)
+		pb.MulAdd(m, a, want)
+		MulExt(pb, m, a, got, e)
+		check("MulExt", got, want)
+		for _, kn := range kernels32() {
+			pb32 := packB32(kn, k, n, b)
+			want, got := slices.Clone(c0), slices.Clone(c0)
+			MulAdd32(pb32, m, a, want)
+			MulExt32(pb32, m, a, got, e)
+			check("MulExt32/"+kn.name, got, want)
+		}
+	}
+}
+
+// TestMulExtNoAllocs: MulExt and MulExt32 allocate nothing.
+func TestMulExtNoAllocs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(37, 38))
+	const m, n, k = 16, 128, 128
+	e := randExtents(rng, m, n, k)
+	b := randSlice(rng, k*n)
+	zeroOutside(e, false, n, k, b)
+	pb, pb32 := PackB(k, n, b), PackB32(k, n, b)
+	a, c := randSlice(rng, m*k), make([]float64, m*n)
+	MulExt(pb, m, a, c, e) // warm the pools
+	MulExt32(pb32, m, a, c, e)
+	if allocs := testing.AllocsPerRun(20, func() { MulExt(pb, m, a, c, e) }); allocs != 0 {
+		t.Errorf("MulExt: %v allocations a call", allocs)
+	}
+	if allocs := testing.AllocsPerRun(20, func() { MulExt32(pb32, m, a, c, e) }); allocs != 0 {
+		t.Errorf("MulExt32: %v allocations a call", allocs)
+	}
+}
