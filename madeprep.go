@@ -12,23 +12,19 @@ import "github.com/gonormflows/flows/internal/linalg"
 // preparedMADE is a MADE's dense pass at the parameters q (the prepared
 // layer's copy): in Float64, w[l] holds layer l's masked weights packed,
 // wc[l] its context weights (nil where the layer has none); in Float32,
-// n32 holds them rounded to float32 and packed (see net32), or, with
-// sorted degrees, w32 and wc32 do (see forward32).
+// n32 holds them rounded to float32 and packed (see net32), for
+// net32.forward, or, with sorted degrees, for forward32.
 type preparedMADE struct {
-	m         *madeNet
-	q         Params
-	w, wc     []*linalg.Packed
-	outs      []int // by layer: its outputs
-	n32       *net32
-	w32, wc32 []*linalg.Packed32
+	m     *madeNet
+	q     Params
+	w, wc []*linalg.Packed
+	outs  []int // by layer: its outputs
+	n32   *net32
 }
 
 // prepareDense packs the masked weights wm (maskedWeights of q) and the
 // context weights of q, in the MADE's precision.
 func (m *madeNet) prepareDense(q Params, wm []float64) *preparedMADE {
-	if m.prec == Float32 && m.layers[0].ext != nil {
-		return m.prepareSorted32(q, wm)
-	}
 	if m.prec == Float32 {
 		return &preparedMADE{m: m, q: q, n32: m.prepare32(q, wm)}
 	}
@@ -49,12 +45,12 @@ func (m *madeNet) prepareDense(q Params, wm []float64) *preparedMADE {
 // y (n×out) from x (n×in) and ctx (n×cdim, nil without a context), the
 // same bits.
 func (pm *preparedMADE) forward(x, ctx []float64, n int, y []float64) {
-	if pm.n32 != nil {
-		pm.n32.forward(x, ctx, n, y)
-		return
-	}
-	if pm.w32 != nil {
+	switch {
+	case pm.n32 != nil && pm.m.layers[0].ext != nil:
 		pm.forward32(x, ctx, n, y)
+		return
+	case pm.n32 != nil:
+		pm.n32.forward(x, ctx, n, y)
 		return
 	}
 	runLayers(pm.outs, pm.m.maxHidden, x, n, y, func(l int, h, c []float64, hidden bool) {
@@ -105,23 +101,8 @@ func (m *madeNet) prepare32(q Params, wm []float64) *net32 {
 	return newNet32(ls, m.act)
 }
 
-// prepareSorted32 is prepareDense in Float32 with sorted degrees: the
-// masked weights wm and the context weights of q rounded to float32 and
-// packed, for forward32.
-func (m *madeNet) prepareSorted32(q Params, wm []float64) *preparedMADE {
-	pm := &preparedMADE{m: m, q: q, w32: make([]*linalg.Packed32, len(m.layers)), wc32: make([]*linalg.Packed32, len(m.layers))}
-	for l, li := range m.layers {
-		pm.w32[l] = linalg.PackB32(li.in, li.out, wm[li.mw:li.mw+li.in*li.out])
-		if m.ctxOff != nil && m.ctxOff[l] >= 0 {
-			off := m.ctxOff[l]
-			pm.wc32[l] = linalg.PackB32(m.cdim, li.out, q[off:off+m.cdim*li.out])
-		}
-	}
-	return pm
-}
-
 // forward32 is forwardWith without a tape in Float32, serial, on the packed
-// weights of prepareSorted32, each product on its used blocks
+// weights of pm.n32 (prepare32), with sorted degrees: each product on its used blocks
 // (linalg.MulExt32): per layer c = b, the product and then the context
 // product added (MulAdd32: GemmF32's bits), the activation stored in
 // float32; the same bits as forwardWith.
@@ -140,14 +121,15 @@ func (pm *preparedMADE) forward32(x, ctx []float64, n int, y []float64) {
 		if l == last {
 			out = y[:n*li.out]
 		}
-		fillBias(out, pm.q[li.b:li.b+li.out], n)
+		l32 := &pm.n32.layers[l]
+		fillBias(out, l32.b, n)
 		if l == 0 {
-			linalg.MulExt32(pm.w32[l], n, x, out, &li.ext.fwd)
+			linalg.MulExt32(l32.w, n, x, out, &li.ext.fwd)
 		} else {
-			linalg.MulExt32(pm.w32[l], n, h, out, &li.ext.fwd)
+			linalg.MulExt32(l32.w, n, h, out, &li.ext.fwd)
 		}
-		if ctx != nil && pm.wc32[l] != nil {
-			linalg.MulAdd32(pm.wc32[l], n, ctx, out)
+		if ctx != nil && l32.wc != nil {
+			linalg.MulAdd32(l32.wc, n, ctx, out)
 		}
 		if l < last {
 			post := hs[l%2][:n*li.out]

@@ -170,11 +170,7 @@ func (j *extJob[A, B]) run(serial, f32 bool) {
 func (j *extJob[A, B]) chunk(t int, f32 bool, w *workBuf) {
 	ch := extChunk(j.m)
 	i0, i1 := t*ch, min((t+1)*ch, j.m)
-	if f32 {
-		j.task32(i0, i1, w)
-	} else {
-		j.task64(i0, i1, w)
-	}
+	j.task(i0, i1, w, f32)
 }
 
 // blockRange returns the k steps [s, e) of group g in the k-block [p0, p1),
@@ -252,10 +248,15 @@ func (j *extJob[A, B]) bPanel64(q, s, e int) ([]float64, int) {
 // kc returns Gemm's k-block length for k.
 func (j *extJob[A, B]) kc() int { return blocks(j.k, blocks(j.k, kcMax)) }
 
-// task64 computes rows [i0, i1) of c in float64.
-func (j *extJob[A, B]) task64(i0, i1 int, w *workBuf) {
-	mr, nr, kc := j.kn.mr, j.kn.nr, j.kc()
-	a := any(j.a).([]float64)
+// task computes rows [i0, i1) of c, in float32 when f32: per k-block, the
+// A panels of the steps some group needs, then each group's tiles on its
+// own steps.
+func (j *extJob[A, B]) task(i0, i1 int, w *workBuf, f32 bool) {
+	mr, nr := j.kn.mr, j.kn.nr
+	if f32 {
+		mr, nr = j.kn.mr32, j.kn.nr32
+	}
+	kc := j.kc()
 	for p0 := 0; p0 < j.k; p0 += kc {
 		p1 := min(p0+kc, j.k)
 		lo, hi, r1 := j.union(p0, p1, i0, i1)
@@ -263,16 +264,7 @@ func (j *extJob[A, B]) task64(i0, i1 int, w *workBuf) {
 			continue
 		}
 		kw := hi - lo
-		for i := i0; i < r1; i += mr { // the A panels not read in place
-			if rows := min(mr, r1-i); rows < mr || !j.direct {
-				dst := w.pa[(i-i0)*kw : (i-i0+mr)*kw]
-				if j.ta {
-					packContig(dst, mr, a, j.m, i, rows, lo, kw)
-				} else {
-					packStrided(dst, mr, a, j.k, i, rows, lo, kw)
-				}
-			}
-		}
+		j.packA(w, i0, r1, lo, kw, mr, f32)
 		for g := range j.e.KLo {
 			s, e, first := j.blockRange(g, p0, p1)
 			gr1 := min(r1, j.e.Rows[g])
@@ -284,19 +276,16 @@ func (j *extJob[A, B]) task64(i0, i1 int, w *workBuf) {
 				beta = j.beta
 			}
 			for c0 := g * ExtentCols; c0 < min((g+1)*ExtentCols, j.n); c0 += nr {
-				bp, ldb := j.bPanel64(c0/nr, s, e)
 				for i := i0; i < gr1; i += mr {
-					rows := min(mr, gr1-i)
-					ap, lda, adk := w.pa[(i-i0)*kw+(s-lo)*mr:], 1, mr
-					switch {
-					case min(mr, r1-i) < mr || !j.direct:
-					case j.ta:
-						ap, lda, adk = a[s*j.m+i:], 1, j.m
-					default:
-						ap, lda, adk = a[i*j.k+s:], j.k, 1
-					}
-					ap = ap[:(mr-1)*lda+(e-s-1)*adk+1]
-					j.tile(w, i, c0, rows, mr, nr, beta, func(c []float64, ldc int) {
+					j.tile(w, i, c0, min(mr, gr1-i), mr, nr, beta, func(c []float64, ldc int) {
+						if f32 {
+							off := (i-i0)*kw + (s-lo)*mr
+							bp := j.pb32[c0*j.k+s*nr : c0*j.k+e*nr]
+							j.kn.fn32(e-s, w.pa32[off:off+(e-s)*mr], bp, c, ldc, 1, beta)
+							return
+						}
+						ap, lda, adk := j.aPanel64(w, i, i0, r1, s, e, lo, kw)
+						bp, ldb := j.bPanel64(c0/nr, s, e)
 						j.kn.fn(e-s, ap, lda, adk, bp, ldb, c, ldc, 1, beta)
 					})
 				}
@@ -306,47 +295,42 @@ func (j *extJob[A, B]) task64(i0, i1 int, w *workBuf) {
 	j.scaleEmpty(i0, i1)
 }
 
-// task32 computes rows [i0, i1) of c in float32.
-func (j *extJob[A, B]) task32(i0, i1 int, w *workBuf) {
-	mr, nr, kc := j.kn.mr32, j.kn.nr32, j.kc()
-	for p0 := 0; p0 < j.k; p0 += kc {
-		p1 := min(p0+kc, j.k)
-		lo, hi, r1 := j.union(p0, p1, i0, i1)
-		if lo >= hi {
-			continue
-		}
-		kw := hi - lo
-		for i := i0; i < r1; i += mr {
-			dst := w.pa32[(i-i0)*kw : (i-i0+mr)*kw]
-			if j.ta {
-				packContig32(dst, mr, j.a, j.m, i, min(mr, r1-i), lo, kw)
-			} else {
-				packStrided32(dst, mr, j.a, j.k, i, min(mr, r1-i), lo, kw)
-			}
-		}
-		for g := range j.e.KLo {
-			s, e, first := j.blockRange(g, p0, p1)
-			gr1 := min(r1, j.e.Rows[g])
-			if s >= e || gr1 <= i0 {
-				continue
-			}
-			beta := 1.0
-			if first {
-				beta = j.beta
-			}
-			for c0 := g * ExtentCols; c0 < min((g+1)*ExtentCols, j.n); c0 += nr {
-				bp := j.pb32[c0*j.k+s*nr : c0*j.k+e*nr]
-				for i := i0; i < gr1; i += mr {
-					off := (i-i0)*kw + (s-lo)*mr
-					ap := w.pa32[off : off+(e-s)*mr]
-					j.tile(w, i, c0, min(mr, gr1-i), mr, nr, beta, func(c []float64, ldc int) {
-						j.kn.fn32(e-s, ap, bp, c, ldc, 1, beta)
-					})
-				}
-			}
+// packA packs the A panels of rows [i0, r1) (MR rows each, from i0) for
+// the k steps [lo, lo+kw) into w: every panel in float32, else those not
+// read in place (see aPanel64).
+func (j *extJob[A, B]) packA(w *workBuf, i0, r1, lo, kw, mr int, f32 bool) {
+	for i := i0; i < r1; i += mr {
+		rows := min(mr, r1-i)
+		switch {
+		case f32 && j.ta:
+			packContig32(w.pa32[(i-i0)*kw:(i-i0+mr)*kw], mr, j.a, j.m, i, rows, lo, kw)
+		case f32:
+			packStrided32(w.pa32[(i-i0)*kw:(i-i0+mr)*kw], mr, j.a, j.k, i, rows, lo, kw)
+		case rows == mr && j.direct:
+		case j.ta:
+			packContig(w.pa[(i-i0)*kw:(i-i0+mr)*kw], mr, any(j.a).([]float64), j.m, i, rows, lo, kw)
+		default:
+			packStrided(w.pa[(i-i0)*kw:(i-i0+mr)*kw], mr, any(j.a).([]float64), j.k, i, rows, lo, kw)
 		}
 	}
-	j.scaleEmpty(i0, i1)
+}
+
+// aPanel64 returns the float64 A panel of the MR rows from i for the k
+// steps [s, e), and its strides: in place in a when the panel is whole and
+// read directly (see job.direct), else packed by packA (steps [lo, lo+kw)
+// of the rows [i0, r1)).
+func (j *extJob[A, B]) aPanel64(w *workBuf, i, i0, r1, s, e, lo, kw int) ([]float64, int, int) {
+	mr := j.kn.mr
+	a := any(j.a).([]float64)
+	ap, lda, adk := w.pa[(i-i0)*kw+(s-lo)*mr:], 1, mr
+	switch {
+	case min(mr, r1-i) < mr || !j.direct:
+	case j.ta:
+		ap, lda, adk = a[s*j.m+i:], 1, j.m
+	default:
+		ap, lda, adk = a[i*j.k+s:], j.k, 1
+	}
+	return ap[:(mr-1)*lda+(e-s-1)*adk+1], lda, adk
 }
 
 // tile runs kernel on the tile of c at (i, c0), rows×cols, in place when it
