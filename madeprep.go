@@ -64,9 +64,16 @@ func (pm *preparedMADE) forward(x, ctx []float64, n int, y []float64) {
 func (pm *preparedMADE) layer(l int, x, ctx []float64, n int, c []float64, hidden bool) {
 	li := pm.m.layers[l]
 	b := pm.q[li.b : li.b+li.out]
+	if li.ext != nil && (ctx == nil || pm.wc[l] == nil) && pm.w[l].OneBlock() && li.ext.fwd.NonEmpty(li.in) {
+		// As packedLayer: the product alone, then the bias and the
+		// activation in one pass (acc + b is fma(1, acc, b)).
+		linalg.MulExt(pm.w[l], n, x, 0, c, &li.ext.fwd)
+		biasAct(c, b, n, pm.m.act, hidden)
+		return
+	}
 	if li.ext != nil {
 		fillBias(c, b, n)
-		linalg.MulExt(pm.w[l], n, x, c, &li.ext.fwd)
+		linalg.MulExt(pm.w[l], n, x, 1, c, &li.ext.fwd)
 		if ctx != nil && pm.wc[l] != nil {
 			pm.wc[l].MulAdd(n, ctx, c)
 		}
@@ -122,19 +129,58 @@ func (pm *preparedMADE) forward32(x, ctx []float64, n int, y []float64) {
 			out = y[:n*li.out]
 		}
 		l32 := &pm.n32.layers[l]
-		fillBias(out, l32.b, n)
-		if l == 0 {
-			linalg.MulExt32(l32.w, n, x, out, &li.ext.fwd)
+		fused := l32.fused() && li.ext.fwd.NonEmpty(li.in) // as net32: the bias and activation after the product
+		beta := 1.0
+		if fused {
+			beta = 0
 		} else {
-			linalg.MulExt32(l32.w, n, h, out, &li.ext.fwd)
+			fillBias(out, l32.b, n)
+		}
+		if l == 0 {
+			linalg.MulExt32(l32.w, n, x, beta, out, &li.ext.fwd)
+		} else {
+			linalg.MulExt32(l32.w, n, h, beta, out, &li.ext.fwd)
 		}
 		if ctx != nil && l32.wc != nil {
 			linalg.MulAdd32(l32.wc, n, ctx, out)
 		}
+		var post []float32
 		if l < last {
-			post := hs[l%2][:n*li.out]
+			post = hs[l%2][:n*li.out]
+		}
+		switch {
+		case fused && l < last:
+			for i := range n {
+				biasAct32(m.act, post[i*li.out:(i+1)*li.out], out[i*li.out:(i+1)*li.out], l32.b)
+			}
+		case fused:
+			biasAct(out, l32.b, n, m.act, false)
+		case l < last:
 			applyAct(m.act, post, out)
-			h = post
+		}
+		h = post
+	}
+}
+
+// biasAct adds b to each of the n rows of c (n×len(b)) and, when hidden,
+// applies act, in one pass: packedLayer's bits (v + b, or linalg.BiasReLU
+// for ReLU).
+func biasAct(c, b []float64, n int, act Activation, hidden bool) {
+	out := len(b)
+	for i := range n {
+		row := c[i*out : (i+1)*out]
+		switch {
+		case hidden && act == ReLU:
+			linalg.BiasReLU(row, row, b)
+		case hidden:
+			for j, v := range row {
+				row[j] = v + b[j]
+			}
+			act.apply(row, row)
+		default:
+			for j, v := range row {
+				row[j] = v + b[j]
+			}
 		}
 	}
 }

@@ -74,9 +74,6 @@ func gemmExt64(kn *kernelInfo, serial, ta, tb bool, m, n, k int, a, b []float64,
 	if kn == nil {
 		j.kn = pickKernel(m, n, false)
 	}
-	if j.kn.nr > ExtentCols {
-		j.kn = defaultKernel
-	}
 	j.direct = ta || !nearMultiple4K(k*8)
 	bp := bPool.Get().(*[]float64)
 	defer bPool.Put(bp)
@@ -134,6 +131,8 @@ type extJob[A, B Float] struct {
 	direct  bool      // float64: full A panels read in place (see job.direct)
 	pb      []float64 // float64: packed panels of op(b) (all when tb, else the last partial one)
 	p16     []float64 // float64: op(b) in a Packed's panels of packedWidth columns, when not nil (MulExt)
+	p64     []float64 // the same in a Packed's panels of 64 columns, for the row kernel
+	rowOff  int       // the first row of a and c is row rowOff of the product e describes
 	pb32    []float32 // float32: every panel of op(b), packed
 }
 
@@ -186,8 +185,8 @@ func (j *extJob[A, B]) union(p0, p1, i0, i1 int) (lo, hi, r1 int) {
 	lo, hi = p1, p0
 	for g := range j.e.KLo {
 		s, e, _ := j.blockRange(g, p0, p1)
-		if s < e && j.e.Rows[g] > i0 {
-			lo, hi, r1 = min(lo, s), max(hi, e), max(r1, min(i1, j.e.Rows[g]))
+		if s < e && j.rows(g) > i0 {
+			lo, hi, r1 = min(lo, s), max(hi, e), max(r1, min(i1, j.rows(g)))
 		}
 	}
 	return lo, hi, r1
@@ -200,7 +199,7 @@ func (j *extJob[A, B]) scaleEmpty(i0, i1 int) {
 			continue
 		}
 		c0, c1 := g*ExtentCols, min((g+1)*ExtentCols, j.n)
-		for i := i0; i < min(i1, j.e.Rows[g]); i++ {
+		for i := i0; i < min(i1, j.rows(g)); i++ {
 			scale(j.c[i*j.n+c0:i*j.n+c1], j.beta)
 		}
 	}
@@ -231,6 +230,10 @@ func (j *extJob[A, B]) packB64(bp *[]float64) {
 // bPanel64 returns steps [s, e) of B panel q and their stride.
 func (j *extJob[A, B]) bPanel64(q, s, e int) ([]float64, int) {
 	nr := j.kn.nr
+	if j.p64 != nil && nr > packedWidth {
+		off := q*nr*j.k + s*nr
+		return j.p64[off : off+(e-s)*nr], nr
+	}
 	if j.p16 != nil {
 		q16, o := q*nr/packedWidth, q*nr%packedWidth
 		off := q16*packedWidth*j.k + s*packedWidth + o
@@ -244,6 +247,9 @@ func (j *extJob[A, B]) bPanel64(q, s, e int) ([]float64, int) {
 	off := q*nr*j.k + s*nr
 	return j.pb[off : off+(e-s)*nr], nr
 }
+
+// rows returns how many of the job's rows group g needs.
+func (j *extJob[A, B]) rows(g int) int { return j.e.Rows[g] - j.rowOff }
 
 // kc returns Gemm's k-block length for k.
 func (j *extJob[A, B]) kc() int { return blocks(j.k, blocks(j.k, kcMax)) }
@@ -267,7 +273,7 @@ func (j *extJob[A, B]) task(i0, i1 int, w *workBuf, f32 bool) {
 		j.packA(w, i0, r1, lo, kw, mr, f32)
 		for g := range j.e.KLo {
 			s, e, first := j.blockRange(g, p0, p1)
-			gr1 := min(r1, j.e.Rows[g])
+			gr1 := min(r1, j.rows(g))
 			if s >= e || gr1 <= i0 {
 				continue
 			}
@@ -276,8 +282,9 @@ func (j *extJob[A, B]) task(i0, i1 int, w *workBuf, f32 bool) {
 				beta = j.beta
 			}
 			for c0 := g * ExtentCols; c0 < min((g+1)*ExtentCols, j.n); c0 += nr {
+				p0 := c0 / nr * nr // the panel: c0 unless it is wider than a group (the row kernel's)
 				for i := i0; i < gr1; i += mr {
-					j.tile(w, i, c0, min(mr, gr1-i), mr, nr, beta, func(c []float64, ldc int) {
+					j.tile(w, i, p0, c0, min(mr, gr1-i), mr, nr, beta, func(c []float64, ldc int) {
 						if f32 {
 							off := (i-i0)*kw + (s-lo)*mr
 							bp := j.pb32[c0*j.k+s*nr : c0*j.k+e*nr]
@@ -285,7 +292,7 @@ func (j *extJob[A, B]) task(i0, i1 int, w *workBuf, f32 bool) {
 							return
 						}
 						ap, lda, adk := j.aPanel64(w, i, i0, r1, s, e, lo, kw)
-						bp, ldb := j.bPanel64(c0/nr, s, e)
+						bp, ldb := j.bPanel64(p0/nr, s, e)
 						j.kn.fn(e-s, ap, lda, adk, bp, ldb, c, ldc, 1, beta)
 					})
 				}
@@ -333,24 +340,27 @@ func (j *extJob[A, B]) aPanel64(w *workBuf, i, i0, r1, s, e, lo, kw int) ([]floa
 	return ap[:(mr-1)*lda+(e-s-1)*adk+1], lda, adk
 }
 
-// tile runs kernel on the tile of c at (i, c0), rows×cols, in place when it
-// is whole, else on a padded copy in w.tile.
-func (j *extJob[A, B]) tile(w *workBuf, i, c0, rows, mr, nr int, beta float64, kernel func(c []float64, ldc int)) {
+// tile runs kernel on the tile of c at row i of the panel from column p0,
+// for the columns from c0 (p0, or, for a panel wider than a group, the
+// group's first) to the end of the panel, its group or c, whichever is
+// first: in place when that is the whole tile, else on a padded copy in
+// w.tile of which only those columns are copied back.
+func (j *extJob[A, B]) tile(w *workBuf, i, p0, c0, rows, mr, nr int, beta float64, kernel func(c []float64, ldc int)) {
 	n := j.n
-	cols := min(nr, n-c0)
-	off := i*n + c0
-	if rows == mr && cols == nr {
+	c1 := min(p0+nr, c0/ExtentCols*ExtentCols+ExtentCols, n)
+	if rows == mr && p0 == c0 && c1 == p0+nr {
+		off := i*n + p0
 		kernel(j.c[off:off+(mr-1)*n+nr], n)
 		return
 	}
 	t := w.tile[:mr*nr]
 	if beta != 0 {
 		for r := range rows {
-			copy(t[r*nr:r*nr+cols], j.c[off+r*n:off+r*n+cols])
+			copy(t[r*nr+c0-p0:r*nr+c1-p0], j.c[(i+r)*n+c0:(i+r)*n+c1])
 		}
 	}
 	kernel(t, nr)
 	for r := range rows {
-		copy(j.c[off+r*n:off+r*n+cols], t[r*nr:r*nr+cols])
+		copy(j.c[(i+r)*n+c0:(i+r)*n+c1], t[r*nr+c0-p0:r*nr+c1-p0])
 	}
 }

@@ -200,14 +200,22 @@ func TestMulExtMatchesMulAdd(t *testing.T) {
 		pb := PackB(k, n, b)
 		want, got := slices.Clone(c0), slices.Clone(c0)
 		pb.MulAdd(m, a, want)
-		MulExt(pb, m, a, got, e)
+		MulExt(pb, m, a, 1, got, e)
 		check("MulExt", got, want)
+		want, got = slices.Clone(c0), slices.Clone(c0)
+		pb.Mul(m, a, want)
+		MulExt(pb, m, a, 0, got, e)
+		check("MulExt, beta 0", got, want)
 		for _, kn := range kernels32() {
 			pb32 := packB32(kn, k, n, b)
 			want, got := slices.Clone(c0), slices.Clone(c0)
 			MulAdd32(pb32, m, a, want)
-			MulExt32(pb32, m, a, got, e)
+			MulExt32(pb32, m, a, 1, got, e)
 			check("MulExt32/"+kn.name, got, want)
+			gemm32(kn, false, false, m, n, k, 1, a, b, 0, want, 1)
+			got = slices.Clone(c0)
+			MulExt32(pb32, m, a, 0, got, e)
+			check("MulExt32, beta 0/"+kn.name, got, want)
 		}
 	}
 }
@@ -224,12 +232,12 @@ func TestMulExtNoAllocs(t *testing.T) {
 	zeroOutside(e, false, n, k, b)
 	pb, pb32 := PackB(k, n, b), PackB32(k, n, b)
 	a, c := randSlice(rng, m*k), make([]float64, m*n)
-	MulExt(pb, m, a, c, e) // warm the pools
-	MulExt32(pb32, m, a, c, e)
-	if allocs := testing.AllocsPerRun(20, func() { MulExt(pb, m, a, c, e) }); allocs != 0 {
+	MulExt(pb, m, a, 1, c, e) // warm the pools
+	MulExt32(pb32, m, a, 1, c, e)
+	if allocs := testing.AllocsPerRun(20, func() { MulExt(pb, m, a, 1, c, e) }); allocs != 0 {
 		t.Errorf("MulExt: %v allocations a call", allocs)
 	}
-	if allocs := testing.AllocsPerRun(20, func() { MulExt32(pb32, m, a, c, e) }); allocs != 0 {
+	if allocs := testing.AllocsPerRun(20, func() { MulExt32(pb32, m, a, 1, c, e) }); allocs != 0 {
 		t.Errorf("MulExt32: %v allocations a call", allocs)
 	}
 }
