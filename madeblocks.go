@@ -43,9 +43,11 @@ const (
 	// SortedDegrees gives the hidden units the cyclic recipe's degrees
 	// sorted in increasing order: the same nets up to a relabelling of
 	// the hidden units, whose masked products skip their zero blocks
-	// (about half the work of a hidden→hidden product at dim 8; see
-	// madeblocks.go). Parameters are not interchangeable with
-	// CyclicDegrees': the units are in another order.
+	// (in groups of 32 columns: a hidden→hidden product at dim 8 does
+	// 68% of the full product's multiply-adds at width 128, 60% at 512,
+	// where 57% are used; see madeblocks.go). Parameters are not
+	// interchangeable with CyclicDegrees': the units are in another
+	// order.
 	SortedDegrees
 )
 
