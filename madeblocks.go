@@ -23,8 +23,10 @@ package flows
 // up to the group's last used input (the rest of the gradient is masked
 // out, exactly zero, as before). Each product's bits are those of the full
 // masked product (the steps left out multiply exact zeros of Wm), up to the
-// sign of a zero (see internal/linalg/extents.go), and the same on every
-// kernel and GOMAXPROCS.
+// sign of a zero, where the activations are finite (an Inf activation
+// times a masked zero makes the full product NaN, not this one; see
+// internal/linalg/extents.go); they are the same on every kernel and
+// GOMAXPROCS, and the prepared pass's are the unprepared pass's.
 
 import (
 	"fmt"

@@ -14,11 +14,14 @@ package linalg
 // c = fma(1, acc, beta'·c), beta' the caller's beta for the first block
 // computed and 1 after. An accumulator that starts at +0 never becomes −0
 // under round-to-nearest, so the steps left out, whose products are ±0
-// because b is zero there, would not have changed it: c is Gemm's c on the
-// same operands bit for bit, except that Gemm turns a −0 in c into +0 where
-// it adds a block that is all zero (a block skipped here leaves the −0).
-// A kernel's panel never straddles two groups, so every kernel computes
-// the same steps for an element: the result is the same on every kernel,
+// because b is zero there (and a finite), would not have changed it: c is
+// Gemm's c on the same operands bit for bit, except that Gemm turns a −0
+// in c into +0 where it adds a block that is all zero (a block skipped
+// here leaves the −0), and that where a holds ±Inf or NaN at a step left
+// out, Gemm's NaN (Inf·0) does not reach c here. A kernel's panel never
+// straddles two groups (the 1×64 row kernel runs once per group of its
+// panel, each on the group's own steps), so every kernel computes the same
+// steps for an element: the result is the same on every kernel,
 // GOMAXPROCS and worker count (the row chunks run in parallel, each
 // element computed whole by one goroutine).
 
@@ -53,7 +56,8 @@ func (e *Extents) check(n, k int) {
 // GemmExt sets c = op(a)·op(b) + beta·c as Gemm (alpha 1) where e says the
 // product is needed and b may be nonzero (see Extents), on the calling
 // goroutine alone when serial: Gemm's bits, except a −0 in c that Gemm
-// would turn into +0 (see extents.go). The openblas build runs the whole
+// would turn into +0 and the NaN that Gemm gets from a non-finite a at a
+// step left out (see extents.go). The openblas build runs the whole
 // product on OpenBLAS.
 func GemmExt(serial, ta, tb bool, m, n, k int, a, b []float64, beta float64, c []float64, e *Extents) {
 	if backend != nil {
