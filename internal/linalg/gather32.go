@@ -36,10 +36,16 @@ func GemmGatherF32(m, n, k int, at []float32, lda int, b []float32, boff, coff [
 // b[boff[p] + coff[j]] where bit j of mask Class[p] is set and zero where
 // it is not, for a convolution whose input is not padded: the taps that
 // leave the image read a neighbour's pixels, which the mask drops.
+//
+// A GatherMask keeps its masks expanded to the kernels' panels once
+// computed, so it must not change after its first use (build it once and
+// reuse it: the expansion costs about as much as packing a panel).
 type GatherMask struct {
 	Class []int32  // row p's mask, 0 ≤ Class[p]
 	Bits  []uint32 // mask r's bit j: Bits[r·Words + j/32] >> (j%32) & 1
 	Words int      // words a mask, at least ⌈n/32⌉
+
+	lanes sync.Map // panel width → []uint32, see GatherMask.expand
 }
 
 // GemmGatherMaskF32 is GemmGatherF32 with the entries of B that mask
@@ -89,10 +95,9 @@ func gemmGather32(kn *kernelInfo, m, n, k int, at []float32, lda int, b []float3
 	if len(w.tile) < mr*nr {
 		w.tile = make([]float64, mr*nr)
 	}
-	var pm *panelMask
+	var lanes []uint32
 	if mask != nil {
-		w.mv = grow(w.mv, nclass*nr)
-		pm = &panelMask{GatherMask: mask, vec: w.mv}
+		lanes = mask.expand(nr)
 	}
 	for kb := range nkb {
 		p0 := kb * kc
@@ -108,11 +113,11 @@ func gemmGather32(kn *kernelInfo, m, n, k int, at []float32, lda int, b []float3
 		for j0 := 0; j0 < n; j0 += nr {
 			cols := min(nr, n-j0)
 			bp := w.pb[:kcur*nr]
-			if pm == nil {
+			if mask == nil {
 				packGather(bp, nr, b, boff[p0:p0+kcur], coff[j0:j0+cols])
 			} else {
-				pm.set(j0, cols, nr)
-				packGatherMask(bp, nr, b, boff[p0:p0+kcur], coff[j0:j0+cols], mask.Class[p0:p0+kcur], pm.vec)
+				vec := lanes[j0*nclass:][:nclass*nr] // panel j0/nr's
+				packGatherMask(bp, nr, b, boff[p0:p0+kcur], coff[j0:j0+cols], mask.Class[p0:p0+kcur], vec)
 			}
 			for r := range mpan {
 				rows := min(mr, m-r*mr)
@@ -209,7 +214,6 @@ func grow[E any](s []E, n int) []E {
 type gatherBuf struct {
 	pa, pb []float32
 	tile   []float64
-	mv     []uint32 // a panel's masks (see panelMask)
 }
 
 var gatherPool = sync.Pool{New: func() any { return new(gatherBuf) }}

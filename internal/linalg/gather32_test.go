@@ -159,19 +159,27 @@ func seqInts(n int) []int {
 	return s
 }
 
-// TestGemmGatherF32Panics: short slices, negative sizes and offsets
-// outside b panic with a message naming the function.
+// TestGemmGatherF32Panics: short slices, negative sizes, offsets outside
+// b and masks too short or with a class out of range panic with a message
+// naming the function.
 func TestGemmGatherF32Panics(t *testing.T) {
 	ok := func(m, n, k, lda, nb int) func() {
 		return func() {
 			GemmGatherF32(m, n, k, make([]float32, 8), lda, make([]float32, nb), make([]int, max(k, 0)), make([]int, max(n, 0)), 0, make([]float64, 8))
 		}
 	}
-	for i, f := range []func(){ok(-1, 2, 2, 2, 8), ok(2, 2, 5, 2, 8), ok(3, 2, 2, 2, 8), ok(2, 5, 1, 2, 8), ok(2, 2, 1, 2, 0)} {
+	masked := func(class int32, words int) func() {
+		return func() {
+			mask := &GatherMask{Class: []int32{0, class}, Bits: make([]uint32, 2*words), Words: words}
+			GemmGatherMaskF32(2, 2, 2, make([]float32, 8), 2, make([]float32, 8), make([]int, 2), make([]int, 2), mask, 0, make([]float64, 8))
+		}
+	}
+	for i, f := range []func(){ok(-1, 2, 2, 2, 8), ok(2, 2, 5, 2, 8), ok(3, 2, 2, 2, 8), ok(2, 5, 1, 2, 8), ok(2, 2, 1, 2, 0),
+		masked(2, 1), masked(-1, 1), masked(0, 0)} {
 		func() {
 			defer func() {
 				if r := recover(); r == nil || !containsName(fmt.Sprint(r)) {
-					t.Errorf("case %d: panic %v, want one naming GemmGatherF32", i, r)
+					t.Errorf("case %d: panic %v, want one naming GemmGatherF32 or GemmGatherMaskF32", i, r)
 				}
 			}()
 			f()
@@ -180,7 +188,7 @@ func TestGemmGatherF32Panics(t *testing.T) {
 }
 
 func containsName(s string) bool {
-	const name = "GemmGatherF32"
+	const name = "linalg: GemmGather"
 	for i := 0; i+len(name) <= len(s); i++ {
 		if s[i:i+len(name)] == name {
 			return true

@@ -2,8 +2,9 @@ package linalg
 
 import "fmt"
 
-// checkMask panics unless mask (nil: none) covers k rows and n columns;
-// it returns the number of masks the rows use.
+// checkMask panics unless mask (nil: none) covers k rows and n columns
+// and every row's class is one of its len(Bits)/Words masks; it returns
+// that number of masks.
 func checkMask(mask *GatherMask, n, k int) int {
 	if mask == nil {
 		return 0
@@ -11,41 +12,38 @@ func checkMask(mask *GatherMask, n, k int) int {
 	if len(mask.Class) < k || mask.Words < blocks(n, 32) {
 		panic(fmt.Sprintf("linalg: GemmGatherMaskF32: the mask (%d classes, %d words) is too short for %d rows of %d columns", len(mask.Class), mask.Words, k, n))
 	}
-	nclass := 0
-	for _, r := range mask.Class[:k] {
-		if r < 0 {
-			panic(fmt.Sprintf("linalg: GemmGatherMaskF32: negative mask class %d", r))
+	nclass := len(mask.Bits) / mask.Words
+	for p, r := range mask.Class[:k] {
+		if r < 0 || int(r) >= nclass {
+			panic(fmt.Sprintf("linalg: GemmGatherMaskF32: row %d has mask %d of %d", p, r, nclass))
 		}
-		nclass = max(nclass, int(r)+1)
-	}
-	if len(mask.Bits) < nclass*mask.Words {
-		panic(fmt.Sprintf("linalg: GemmGatherMaskF32: %d mask words for %d masks of %d words", len(mask.Bits), nclass, mask.Words))
 	}
 	return nclass
 }
 
-// panelMask expands a GatherMask for one panel of B: vec[r·w + j] is all
-// ones where mask r keeps the panel's column j, zero where it drops it and
-// past the panel's columns.
-type panelMask struct {
-	*GatherMask
-	vec []uint32
-}
-
-// set expands the masks for the panel of cols columns from column j0, w
-// lanes each.
-func (pm *panelMask) set(j0, cols, w int) {
-	for r := range len(pm.vec) / w {
-		v := pm.vec[r*w : (r+1)*w]
-		bits := pm.Bits[r*pm.Words:]
-		for j := range v {
-			v[j] = 0
-			if j < cols {
-				jj := j0 + j
-				v[j] = -(bits[jj/32] >> (jj % 32) & 1)
+// expand returns the masks expanded to panels of w columns: panel q's
+// mask r at [(q·nclass + r)·w:], nclass = len(Bits)/Words masks, its lane j
+// all ones where mask r keeps column q·w + j, zero where it drops it (past
+// column 32·Words, panels are never packed by lanes). The expansion is
+// made once per width and kept.
+func (m *GatherMask) expand(w int) []uint32 {
+	if v, ok := m.lanes.Load(w); ok {
+		return v.([]uint32)
+	}
+	nclass, cols := len(m.Bits)/m.Words, 32*m.Words
+	v := make([]uint32, blocks(cols, w)*nclass*w)
+	for q := range blocks(cols, w) {
+		for r := range nclass {
+			lane := v[(q*nclass+r)*w:][:w]
+			for j := range lane {
+				if jj := q*w + j; jj < cols {
+					lane[j] = -(m.Bits[r*m.Words+jj/32] >> (jj % 32) & 1)
+				}
 			}
 		}
 	}
+	got, _ := m.lanes.LoadOrStore(w, v)
+	return got.([]uint32)
 }
 
 // packGatherMask is packGather with row p's entries ANDed with the lanes
