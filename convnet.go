@@ -243,23 +243,38 @@ func (cn *convNet) run(p Params, x *mat.Dense, keep bool) ([]float64, int, *conv
 	h := conv(ls[0], xs, false)
 	for b := 0; b < (len(ls)-2)/2; b++ {
 		r := conv(ls[2+2*b], conv(ls[1+2*b], h, true), true)
-		for j := range r {
-			r[j] += h[j]
-		}
+		addToPar(r, h)
 		h = r
 	}
 	return conv(ls[len(ls)-1], h, true), n, tape
 }
 
+// forSpans calls fn on spans [j0, j1) that cover [0, n), in parallel when
+// n is large: for elementwise work of about one operation an element.
+func forSpans(n int, fn func(j0, j1 int)) {
+	const span = 1024
+	forRows((n+span-1)/span, span, func(r0, r1 int) { fn(r0*span, min(r1*span, n)) })
+}
+
 // relu returns max(x, 0) elementwise, in a new slice.
 func relu(x []float64) []float64 {
 	y := make([]float64, len(x))
-	forRows(len(x)/1024+1, 1024, func(r0, r1 int) {
-		for j := r0 * 1024; j < min(r1*1024, len(x)); j++ {
+	forSpans(len(x), func(j0, j1 int) {
+		for j := j0; j < j1; j++ {
 			y[j] = max(x[j], 0)
 		}
 	})
 	return y
+}
+
+// addToPar is addTo (a += b elementwise) split across the cores.
+func addToPar(a, b []float64) {
+	b = b[:len(a)]
+	forSpans(len(a), func(j0, j1 int) {
+		for j := j0; j < j1; j++ {
+			a[j] += b[j]
+		}
+	})
 }
 
 // reluBack zeroes g where the ReLU's output post is not positive, in place.
@@ -268,13 +283,15 @@ func reluBack(g, post []float64) {
 	// about as likely either way, and the mispredicted branches cost more
 	// than the loop's other work.
 	g = g[:len(post)]
-	for j, v := range post {
-		m := ^uint64(0)
-		if v <= 0 {
-			m = 0
+	forSpans(len(post), func(j0, j1 int) {
+		for j, v := range post[j0:j1] {
+			m := ^uint64(0)
+			if v <= 0 {
+				m = 0
+			}
+			g[j0+j] = math.Float64frombits(math.Float64bits(g[j0+j]) & m)
 		}
-		g[j] = math.Float64frombits(math.Float64bits(g[j]) & m)
-	}
+	})
 }
 
 // applyVJP is the net's forward pass with its pullback.
@@ -309,9 +326,7 @@ func (cn *convNet) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 			reluBack(d, tape.ins[2+2*b])
 			d = convBack(1+2*b, d, true)
 			reluBack(d, tape.ins[1+2*b])
-			for j, v := range d {
-				dh[j] += v
-			}
+			addToPar(dh, d)
 		}
 		return mat.NewDense(n, cn.in, convBack(0, dh, true))
 	}
