@@ -151,13 +151,21 @@ func (c conv2d) inWidth() int  { return c.cin * c.h * c.w }
 func (c conv2d) outWidth() int { return c.cout * c.h * c.w }
 
 // tasks returns how many images each task of n images takes (the last
-// one may take fewer) and how many tasks they make.
+// one may take fewer) and how many tasks they make. In Float32 the tasks
+// are rounded up to a multiple of 4 (at most n), so that 2 or 4 cores
+// share them evenly: 13 tasks of 5 images at 14×14 kept one of two cores
+// idle for a twelfth of each pass; 16 of 4 do not. (The split sets the
+// order of the weight gradient's partial sums, so it depends on n and the
+// shapes only, never on the cores; Float64 keeps its split and its bits.)
 func (c conv2d) tasks(n int) (per, tasks int) {
 	hw := c.h * c.w
 	most := max(1, min(convTaskCols/hw, convTaskFloats/max(1, c.cin*c.k*c.k*hw)))
 	tasks = (n + most - 1) / most
 	if tasks == 0 {
 		return 1, 0
+	}
+	if c.prec == Float32 && tasks > 1 {
+		tasks = min(n, (tasks+3)/4*4)
 	}
 	per = (n + tasks - 1) / tasks
 	return per, (n + per - 1) / per
