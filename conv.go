@@ -397,11 +397,15 @@ func backwardOf[E linalg.Float](c conv2d, wt, x, dy []float64, n int, dw, db []f
 		we = elemsOf[E](wt)
 	}
 	per, tasks := c.tasks(n)
-	partW := make([]float64, tasks*len(dw))
+	wlen := len(dw) // a task's partial weight gradient: dw's layout, or g's (gLen) for gathered
+	if gathered {
+		wlen = c.gLen()
+	}
+	partW := make([]float64, tasks*wlen)
 	partB := make([]float64, tasks*len(db))
 	linalg.Parallel(tasks, func(t int) {
 		i0, i1 := span(t, per, n)
-		pw, pb := partW[t*len(dw):(t+1)*len(dw)], partB[t*len(db):(t+1)*len(db)]
+		pw, pb := partW[t*wlen:(t+1)*wlen], partB[t*len(db):(t+1)*len(db)]
 		hw := c.h * c.w
 		for i := i0; i < i1; i++ {
 			sumPlanes(pb, dy[i*c.outWidth():(i+1)*c.outWidth()], hw)
@@ -415,13 +419,26 @@ func backwardOf[E linalg.Float](c conv2d, wt, x, dy []float64, n int, dw, db []f
 			backwardX(c, we, x, dy, i0, i1, pw, dx)
 		}
 	})
-	for t := range tasks {
-		for j, v := range partW[t*len(dw) : (t+1)*len(dw)] {
-			dw[j] += v
+	sumW := dw
+	if gathered { // sum in g's layout, then dw from it: the same sums in the same order
+		sumW = c.toG(dw)
+	}
+	const span = 256 // weights a row of forRows, each summed over the tasks in order
+	forRows((len(sumW)+span-1)/span, span*tasks, func(r0, r1 int) {
+		j0, j1 := r0*span, min(r1*span, len(sumW))
+		for t := range tasks {
+			for j, v := range partW[t*wlen+j0 : t*wlen+j1] {
+				sumW[j0+j] += v
+			}
 		}
+	})
+	for t := range tasks {
 		for j, v := range partB[t*len(db) : (t+1)*len(db)] {
 			db[j] += v
 		}
+	}
+	if gathered {
+		c.fromG(sumW, dw)
 	}
 	return dx
 }

@@ -224,19 +224,56 @@ func (c conv2d) forward32(wt, b, x []float64, n int, act bool) []float64 {
 	return y
 }
 
+// gLen returns the length of a task's weight gradient g in backwardDY32:
+// cin rows of (tap, output channel) columns, the rows rounded up for the
+// product's scratch rows (see scratchRows).
+func (c conv2d) gLen() int { return scratchRows(c.cin) * c.cout * c.k * c.k }
+
+// toG returns the weight gradient dw (cout × cin × k × k) in g's layout:
+// g[ci, (j, o)] = dw[o, ci, k·k − 1 − j] (the taps flipped), cin·cout·k·k
+// floats.
+func (c conv2d) toG(dw []float64) []float64 {
+	k2 := c.k * c.k
+	ky := c.cout * k2
+	g := make([]float64, c.cin*ky)
+	for o := range c.cout {
+		for ci := range c.cin {
+			src := dw[(o*c.cin+ci)*k2 : (o*c.cin+ci+1)*k2]
+			for j := range k2 {
+				g[ci*ky+j*c.cout+o] = src[k2-1-j]
+			}
+		}
+	}
+	return g
+}
+
+// fromG is toG's inverse: dw from g.
+func (c conv2d) fromG(g, dw []float64) {
+	k2 := c.k * c.k
+	ky := c.cout * k2
+	for o := range c.cout {
+		for ci := range c.cin {
+			dst := dw[(o*c.cin+ci)*k2 : (o*c.cin+ci+1)*k2]
+			for j := range k2 {
+				dst[k2-1-j] = g[ci*ky+j*c.cout+o]
+			}
+		}
+	}
+}
+
 // backwardDY32 is backwardDY in Float32 without col(dY): the weight
-// gradient of the images [i0, i1) into pw (zero before) and, when dx is
+// gradient of the images [i0, i1) into pw in g's layout (gLen floats,
+// see toG) and, when dx is
 // not nil, their dX, with wfT the flipped filters transposed (cout·k·k ×
 // cin); the conv's input is max(x, 0) when act.
 func (c conv2d) backwardDY32(wfT []float32, x, dy []float64, i0, i1 int, pw, dx []float64, act bool) {
 	hw, k2 := c.h*c.w, c.k*c.k
 	cols, ky := (i1-i0)*hw, c.cout*k2
 	l := c.layout(i1 - i0)
-	xb, tb, gb := getBuf[float32](cols*c.cin), getBuf[float32](l.plane*c.cout), getCol(scratchRows(c.cin)*ky)
+	xb, tb := getBuf[float32](cols*c.cin), getBuf[float32](l.plane*c.cout)
 	defer putBuf(xb)
 	defer putBuf(tb)
-	defer putBuf(gb)
-	xT, dyT, g := *xb, *tb, *gb
+	xT, dyT := *xb, *tb
 	for i := i0; i < i1; i++ {
 		c.pixelMajor(x[i*c.inWidth():(i+1)*c.inWidth()], xT[(i-i0)*hw*c.cin:], act)
 	}
@@ -256,15 +293,7 @@ func (c conv2d) backwardDY32(wfT []float32, x, dy []float64, i0, i1 int, pw, dx 
 		}
 	}
 	// g[ci, (j, o)] = Σ_q X[ci, q]·dY[o, q shifted by tap j].
-	linalg.GemmGatherF32(c.cin, ky, cols, xT, c.cin, dyT, pix, taps, 0, g)
-	for o := range c.cout {
-		for ci := range c.cin {
-			dst := pw[(o*c.cin+ci)*k2 : (o*c.cin+ci+1)*k2]
-			for j := range k2 {
-				dst[k2-1-j] = g[ci*ky+j*c.cout+o]
-			}
-		}
-	}
+	linalg.GemmGatherF32(c.cin, ky, cols, xT, c.cin, dyT, pix, taps, 0, pw)
 	if dx == nil {
 		return
 	}
