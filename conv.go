@@ -360,24 +360,26 @@ func (c conv2d) flipped(wt []float64) []float64 {
 // dY (n × cout·h·w) into dw and db, and returns dX (n × cin·h·w) when
 // wantDx, else nil.
 func (c conv2d) backward(wt, x, dy []float64, n int, dw, db []float64, wantDx bool) []float64 {
-	return c.backwardAct(wt, x, dy, n, dw, db, wantDx, false)
+	return c.backwardAct(wt, x, dy, n, dw, db, wantDx, false, false)
 }
 
 // backwardAct is backward for the input max(x, 0) when act, as
-// forwardAct: the gradients are the conv's, not through the ReLU.
-func (c conv2d) backwardAct(wt, x, dy []float64, n int, dw, db []float64, wantDx, act bool) []float64 {
+// forwardAct: the gradients are the conv's, not through the ReLU, unless
+// maskDx: then dX is zero where x ≤ 0 (reluBack, applied while a task's dX
+// is in cache).
+func (c conv2d) backwardAct(wt, x, dy []float64, n int, dw, db []float64, wantDx, act, maskDx bool) []float64 {
 	if act && (c.prec != Float32 || !c.byDY() || convIm2col32) {
 		x, act = relu(x), false // only backwardDY32 applies it itself
 	}
 	if c.prec == Float32 {
-		return backwardOf[float32](c, wt, x, dy, n, dw, db, wantDx, act)
+		return backwardOf[float32](c, wt, x, dy, n, dw, db, wantDx, act, maskDx)
 	}
-	return backwardOf[float64](c, wt, x, dy, n, dw, db, wantDx, act)
+	return backwardOf[float64](c, wt, x, dy, n, dw, db, wantDx, act, maskDx)
 }
 
-// backwardOf is backward with the products' operands in E; act (a ReLU
+// backwardOf is backwardAct with the products' operands in E; act (a ReLU
 // on x) is for backwardDY32 alone.
-func backwardOf[E linalg.Float](c conv2d, wt, x, dy []float64, n int, dw, db []float64, wantDx, act bool) []float64 {
+func backwardOf[E linalg.Float](c conv2d, wt, x, dy []float64, n int, dw, db []float64, wantDx, act, maskDx bool) []float64 {
 	var dx []float64
 	if wantDx {
 		dx = make([]float64, n*c.inWidth())
@@ -413,6 +415,9 @@ func backwardOf[E linalg.Float](c conv2d, wt, x, dy []float64, n int, dw, db []f
 		switch {
 		case gathered:
 			c.backwardDY32(wfT, x, dy, i0, i1, pw, dx, act)
+			if dx != nil && maskDx {
+				reluMask(dx[i0*c.inWidth():i1*c.inWidth()], x[i0*c.inWidth():i1*c.inWidth()])
+			}
 		case byDY:
 			backwardDY(c, we, x, dy, i0, i1, pw, dx)
 		default:
@@ -439,6 +444,9 @@ func backwardOf[E linalg.Float](c conv2d, wt, x, dy []float64, n int, dw, db []f
 	}
 	if gathered {
 		c.fromG(sumW, dw)
+	}
+	if dx != nil && maskDx && !gathered {
+		reluBack(dx, x)
 	}
 	return dx
 }

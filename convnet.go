@@ -279,19 +279,22 @@ func addToPar(a, b []float64) {
 
 // reluBack zeroes g where the ReLU's output post is not positive, in place.
 func reluBack(g, post []float64) {
+	forSpans(len(post), func(j0, j1 int) { reluMask(g[j0:j1], post[j0:j1]) })
+}
+
+// reluMask is reluBack on the calling goroutine.
+func reluMask(g, post []float64) {
 	// A mask rather than a branch: the signs of a layer's outputs are
 	// about as likely either way, and the mispredicted branches cost more
 	// than the loop's other work.
 	g = g[:len(post)]
-	forSpans(len(post), func(j0, j1 int) {
-		for j, v := range post[j0:j1] {
-			m := ^uint64(0)
-			if v <= 0 {
-				m = 0
-			}
-			g[j0+j] = math.Float64frombits(math.Float64bits(g[j0+j]) & m)
+	for j, v := range post {
+		m := ^uint64(0)
+		if v <= 0 {
+			m = 0
 		}
-	})
+		g[j] = math.Float64frombits(math.Float64bits(g[j]) & m)
+	}
 }
 
 // applyVJP is the net's forward pass with its pullback.
@@ -305,30 +308,26 @@ func (cn *convNet) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 		checkParams("ConvNet", dp, cn.np)
 		g, _, _ := rawRows(dy)
 		ls := cn.layers
-		convBack := func(i int, g []float64, wantDx bool) []float64 {
+		// convBack returns conv i's input gradient, through the ReLU on its
+		// input but for conv_in's: every conv but conv_in reads a ReLU's
+		// output, recorded on the tape (or its input: the same sign), and
+		// the ReLU's derivative is 0 where that output is 0.
+		convBack := func(i int, g []float64) []float64 {
 			l := ls[i]
 			dw := make([]float64, l.weights())
-			dx := l.backwardAct(tape.wts[i], tape.ins[i], g, n, dw, dp[l.off+l.np()-l.cout:l.off+l.np()], wantDx, tape.acts[i])
+			dx := l.backwardAct(tape.wts[i], tape.ins[i], g, n, dw, dp[l.off+l.np()-l.cout:l.off+l.np()], true, tape.acts[i], i > 0)
 			l.addWeightGrad(p, dp, dw, tape.norms[i])
 			return dx
 		}
-		// Every conv but conv_in reads a ReLU's output, recorded on the
-		// tape (or its input: the same sign): the ReLU's derivative is 0
-		// where that output is 0.
 		last := len(ls) - 1
 		if last == 0 {
-			return mat.NewDense(n, cn.in, convBack(0, g, true))
+			return mat.NewDense(n, cn.in, convBack(0, g))
 		}
-		dh := convBack(last, g, true)
-		reluBack(dh, tape.ins[last])
+		dh := convBack(last, g)
 		for b := (len(ls)-2)/2 - 1; b >= 0; b-- {
-			d := convBack(2+2*b, dh, true)
-			reluBack(d, tape.ins[2+2*b])
-			d = convBack(1+2*b, d, true)
-			reluBack(d, tape.ins[1+2*b])
-			addToPar(dh, d)
+			addToPar(dh, convBack(1+2*b, convBack(2+2*b, dh)))
 		}
-		return mat.NewDense(n, cn.in, convBack(0, dh, true))
+		return mat.NewDense(n, cn.in, convBack(0, dh))
 	}
 	return mat.NewDense(n, cn.out, y), back
 }
