@@ -400,10 +400,15 @@ func backwardOf[E linalg.Float](c conv2d, wt, x, dy []float64, n int, dw, db []f
 	}
 	per, tasks := c.tasks(n)
 	wlen := len(dw) // a task's partial weight gradient: dw's layout, or g's (gLen) for gathered
-	if gathered {
+	var partW []float64
+	if gathered { // every task writes its partial whole: a pooled buffer
 		wlen = c.gLen()
+		pw := getCol(tasks * wlen)
+		defer putBuf(pw)
+		partW = *pw
+	} else {
+		partW = make([]float64, tasks*wlen)
 	}
-	partW := make([]float64, tasks*wlen)
 	partB := make([]float64, tasks*len(db))
 	linalg.Parallel(tasks, func(t int) {
 		i0, i1 := span(t, per, n)
