@@ -122,12 +122,10 @@ func (c conv2d) flatten(rows []float64, planes, i0, i1 int, f flatLayout, buf []
 		img := rows[i*planes*hw : (i+1)*planes*hw]
 		for ch := range planes {
 			d, s := buf[ch*f.plane+f.g+(i-i0)*hw:][:hw], img[ch*hw:(ch+1)*hw]
-			if !act {
+			if act {
+				linalg.ReLUToF32(d, s)
+			} else {
 				linalg.ToF32(d, s)
-				continue
-			}
-			for x, v := range s {
-				d[x] = float32(max(v, 0))
 			}
 		}
 	}
@@ -142,6 +140,18 @@ func (c conv2d) unflatten(out []float64, planes, i0, i1 int, f flatLayout, rows 
 		for ch := range planes {
 			copy(img[ch*hw:(ch+1)*hw], out[ch*f.n+(i-i0)*hw:][:hw])
 		}
+	}
+}
+
+// fill sets every element of s to v, by copies of the part already set (a
+// loop of single stores was 3% of a conditioner's step).
+func fill(s []float64, v float64) {
+	if len(s) == 0 {
+		return
+	}
+	s[0] = v
+	for set := 1; set < len(s); set *= 2 {
+		copy(s[set:], s[:set])
 	}
 }
 
@@ -213,10 +223,7 @@ func (c conv2d) forward32(wt, b, x []float64, n int, act bool) []float64 {
 		xp, yt := *xb, *yb
 		c.flatten(x, c.cin, i0, i1, f, xp, act)
 		for o, bo := range b {
-			row := yt[o*f.n : (o+1)*f.n]
-			for q := range row {
-				row[q] = bo
-			}
+			fill(yt[o*f.n:(o+1)*f.n], bo)
 		}
 		linalg.GemmGatherMaskF32(c.cout, f.n, kk, wtT, c.cout, xp, c.flatOffsets(c.cin, f), cols[:f.n], c.tapMask(c.cin, i1-i0), 1, yt)
 		c.unflatten(yt, c.cout, i0, i1, f, y)
