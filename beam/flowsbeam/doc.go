@@ -18,7 +18,9 @@
 // ReadCSV reads CSV files matched by globs through Beam's file systems into
 // chunks of rows (Rows) that keep each row's file, index and line; Score
 // gives each chunk its log densities (Scored) under a model file passed as
-// a side input (ModelFile); TopAnomalies and TopAnomaliesPerKey keep the
+// a side input (ModelFile), and ScoreInline the same with the model file
+// inside the pipeline (LoadModelFile), for files of at most
+// InlineModelMax bytes, which runs faster on Prism; TopAnomalies and TopAnomaliesPerKey keep the
 // least likely rows; Evaluate summarises the log densities (count, exact
 // mean, histogram); Sample draws rows from a model in shards; Sweep fits a
 // list of configurations and keeps the one with the best validation

@@ -3,7 +3,8 @@ package flowsbeam
 // Model files as side inputs.
 //
 // A model travels as the bytes of its file (a ModelFile), so that workers
-// need no access to the path. Each worker process parses a model once: the
+// need no access to the path: as a side input (Score, Sample, Evaluate's
+// scores), or inside the pipeline with the DoFn (ScoreInline). Each worker process parses a model once: the
 // parsed models are kept in a process-wide cache keyed by the SHA-256 of the
 // bytes, with each model's prepared evaluator (Model.Prepare), made at its
 // first use; both are safe for concurrent use, so the DoFn instances of one

@@ -43,20 +43,76 @@ type ScoreConfig struct {
 // Model.LogPDF.
 func Score(s beam.Scope, model, rows beam.PCollection, cfg ScoreConfig) beam.PCollection {
 	s = s.Scope("flowsbeam.Score")
-	batch := cfg.BatchRows
-	if batch <= 0 {
-		batch = DefaultBatchRows
-	}
-	return beam.ParDo(s, &scoreFn{BatchRows: batch}, rows, beam.SideInput{Input: model})
+	return beam.ParDo(s, &scoreFn{scorer: newScorer(cfg)}, rows, beam.SideInput{Input: model})
 }
+
+// ScoreInline is Score with the model inside the pipeline: mf (from
+// LoadModelFile) travels with the DoFn, as part of the pipeline's
+// definition, instead of as a side input, and the scores are the same. It
+// suits model files of a few MiB at most (InlineModelMax), since every
+// runner receives the pipeline in one message. On Prism (Beam v2.77) it is
+// also faster: while a bundle of a stage that reads a side input runs,
+// Prism's watermark loop polls without waiting, taking a core's time
+// (BENCHMARKS.md, "flows-beam on Prism against flows score").
+func ScoreInline(s beam.Scope, mf ModelFile, rows beam.PCollection, cfg ScoreConfig) beam.PCollection {
+	s = s.Scope("flowsbeam.Score")
+	return beam.ParDo(s, &scoreInlineFn{scorer: newScorer(cfg), Model: mf}, rows)
+}
+
+// InlineModelMax is the size of the largest model file that flows-beam
+// sends inside the pipeline (ScoreInline); larger ones travel as side
+// inputs. (Pipelines travel as one message, and gRPC's default limit is 4
+// MiB; the bytes grow by a third in the pipeline's JSON.)
+const InlineModelMax = 2 << 20
 
 func init() {
 	register.DoFn4x1[context.Context, Rows, ModelFile, func(Scored), error](&scoreFn{})
+	register.DoFn3x1[context.Context, Rows, func(Scored), error](&scoreInlineFn{})
 	register.Emitter1[Scored]()
 }
 
-// scoreFn scores chunks of rows in batches.
+// scoreFn scores chunks of rows in batches, with the model a side input.
 type scoreFn struct {
+	scorer
+}
+
+// StartBundle parses the model, or finds it parsed. (Beam requires the
+// side input here too, and the register package the emitter.)
+func (f *scoreFn) StartBundle(_ context.Context, mf ModelFile, _ func(Scored)) error {
+	return f.start(mf)
+}
+
+func (f *scoreFn) ProcessElement(_ context.Context, r Rows, mf ModelFile, emit func(Scored)) error {
+	return f.process(r, mf.Path, emit)
+}
+
+func (f *scoreFn) FinishBundle(_ context.Context, _ ModelFile, emit func(Scored)) error {
+	return f.flush(emit)
+}
+
+// scoreInlineFn scores chunks of rows in batches, with the model its field.
+type scoreInlineFn struct {
+	scorer
+	Model ModelFile
+}
+
+// StartBundle parses the model, or finds it parsed. (The register package
+// requires the emitter.)
+func (f *scoreInlineFn) StartBundle(_ context.Context, _ func(Scored)) error {
+	return f.start(f.Model)
+}
+
+func (f *scoreInlineFn) ProcessElement(_ context.Context, r Rows, emit func(Scored)) error {
+	return f.process(r, f.Model.Path, emit)
+}
+
+func (f *scoreInlineFn) FinishBundle(_ context.Context, emit func(Scored)) error {
+	return f.flush(emit)
+}
+
+// scorer is what the two scoring DoFns share: the batch size, the model
+// and the chunks waiting for a batch.
+type scorer struct {
 	BatchRows int
 
 	cache   modelCache
@@ -64,17 +120,28 @@ type scoreFn struct {
 	rows    int    // the rows in pending
 }
 
-// StartBundle parses the model, or finds it parsed. (Beam requires the
-// side input here too, and the register package the emitter.)
-func (f *scoreFn) StartBundle(_ context.Context, mf ModelFile, _ func(Scored)) error {
+// newScorer returns the scorer of cfg.
+func newScorer(cfg ScoreConfig) scorer {
+	batch := cfg.BatchRows
+	if batch <= 0 {
+		batch = DefaultBatchRows
+	}
+	return scorer{BatchRows: batch}
+}
+
+// start begins a bundle with the model of mf.
+func (f *scorer) start(mf ModelFile) error {
 	f.pending, f.rows = nil, 0
 	_, err := f.cache.get(mf)
 	return err
 }
 
-func (f *scoreFn) ProcessElement(ctx context.Context, r Rows, mf ModelFile, emit func(Scored)) error {
+// process scores the chunk r now when it is at least half a batch, and
+// otherwise keeps it for the batch being gathered; path names the model
+// file in errors.
+func (f *scorer) process(r Rows, path string, emit func(Scored)) error {
 	m := f.cache.model
-	if err := checkWidths(r, m, mf.Path); err != nil {
+	if err := checkWidths(r, m, path); err != nil {
 		return err
 	}
 	if r.Len() == 0 {
@@ -96,14 +163,10 @@ func (f *scoreFn) ProcessElement(ctx context.Context, r Rows, mf ModelFile, emit
 	return nil
 }
 
-func (f *scoreFn) FinishBundle(_ context.Context, _ ModelFile, emit func(Scored)) error {
-	return f.flush(emit)
-}
-
 // logPDF returns the log densities of the rows x (with the levels cats, row-major, for a
 // model of a mixed table, and the contexts c) of the chunks, or the error
 // of the first unknown level, naming its chunk's file and line.
-func (f *scoreFn) logPDF(x *mat.Dense, cats []string, c *mat.Dense, chunks []Rows) ([]float64, error) {
+func (f *scorer) logPDF(x *mat.Dense, cats []string, c *mat.Dense, chunks []Rows) ([]float64, error) {
 	if f.cache.model.Categories == nil {
 		return f.cache.ev.LogPDF(x, c), nil
 	}
@@ -124,7 +187,7 @@ func (f *scoreFn) logPDF(x *mat.Dense, cats []string, c *mat.Dense, chunks []Row
 }
 
 // flush scores the pending chunks as one batch.
-func (f *scoreFn) flush(emit func(Scored)) error {
+func (f *scorer) flush(emit func(Scored)) error {
 	if f.rows == 0 {
 		f.pending = nil
 		return nil

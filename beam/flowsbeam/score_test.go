@@ -1,6 +1,7 @@
 package flowsbeam
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -17,18 +18,25 @@ import (
 )
 
 // scoreShards scores the shards in dir with the model at path through
-// ReadCSV, Score and WriteScores and returns the output and the counters.
-func scoreShards(t *testing.T, dir, modelPath string, read ReadConfig, score ScoreConfig) (Output, map[string]int64) {
+// ReadCSV, Score (ScoreInline when inline) and WriteScores and returns the
+// output and the counters.
+func scoreShards(t *testing.T, dir, modelPath string, read ReadConfig, score ScoreConfig, inline bool) (Output, map[string]int64) {
 	t.Helper()
 	p, s := beam.NewPipelineWithRoot()
-	mf, m, err := ReadModelFile(s, modelPath)
+	mf, m, err := LoadModelFile(context.Background(), modelPath)
 	if err != nil {
 		t.Fatal(err)
 	}
 	read.Options.Columns, read.Options.Want = m.Config.Columns, m.Dim
 	rows, _ := ReadCSV(s, read, filepath.Join(dir, "part-*.csv"))
 	o := NewOutput(filepath.Join(dir, "out", "scores"))
-	WriteScores(s, o, Score(s, mf, rows, score))
+	var scored beam.PCollection
+	if inline {
+		scored = ScoreInline(s, mf, rows, score)
+	} else {
+		scored = Score(s, beam.Create(s, mf), rows, score)
+	}
+	WriteScores(s, o, scored)
 	pr, err := ptest.RunWithMetrics(p)
 	if err != nil {
 		t.Fatal(err)
@@ -85,7 +93,8 @@ func checkAgainstCLI(t *testing.T, dir, modelPath string, o Output, n, shards in
 
 // TestScoreMatchesCLI scores 1,000,000 rows in 16 shards on Prism and
 // compares every row's log density, bit for bit, with flows score on the
-// concatenated file. With -short it scores 20,000 rows; beam/ci.sh runs it
+// concatenated file, with the model inside the pipeline (ScoreInline, what
+// flows-beam runs). With -short it scores 20,000 rows; beam/ci.sh runs it
 // in full.
 func TestScoreMatchesCLI(t *testing.T) {
 	n, shards := 1_000_000, 16
@@ -98,7 +107,7 @@ func TestScoreMatchesCLI(t *testing.T) {
 	rows := strings.SplitN(readText(t, filepath.Join(dir, "all.csv")), "\n", 3001)
 	writeFile(t, fit, strings.Join(rows[:3000], "\n")+"\n")
 	modelPath := fitModel(t, dir, fit, model.KindMAF)
-	o, c := scoreShards(t, dir, modelPath, ReadConfig{}, ScoreConfig{})
+	o, c := scoreShards(t, dir, modelPath, ReadConfig{}, ScoreConfig{}, true)
 	if c[MetricRows] != int64(n) || c[MetricFiles] != int64(shards) || c[MetricBadRows] != 0 {
 		t.Errorf("counters %v, want %d rows of %d files, no bad rows", c, n, shards)
 	}
@@ -109,7 +118,8 @@ func TestScoreMatchesCLI(t *testing.T) {
 // TestScoreBatching checks that the chunks read and the batches scored do
 // not change a bit of the scores (a row's log density does not depend on
 // its batch): tiny chunks gathered into batches, chunks scored alone, and
-// batches of one row.
+// batches of one row, with the model a side input (Score) and inside the
+// pipeline (ScoreInline).
 func TestScoreBatching(t *testing.T) {
 	const n, shards = 3000, 5
 	dir := t.TempDir()
@@ -118,17 +128,20 @@ func TestScoreBatching(t *testing.T) {
 	for _, c := range []struct {
 		chunk, batch int
 	}{{7, 100}, {4096, 4096}, {50, 1}, {1, 4096}} {
-		t.Run(fmt.Sprintf("chunk=%d/batch=%d", c.chunk, c.batch), func(t *testing.T) {
-			o, _ := scoreShards(t, dir, modelPath, ReadConfig{ChunkRows: c.chunk}, ScoreConfig{BatchRows: c.batch})
-			checkAgainstCLI(t, dir, modelPath, o, n, shards)
-			os.RemoveAll(filepath.Dir(o.Prefix))
-		})
+		for _, inline := range []bool{false, true} {
+			t.Run(fmt.Sprintf("chunk=%d/batch=%d/inline=%v", c.chunk, c.batch, inline), func(t *testing.T) {
+				o, _ := scoreShards(t, dir, modelPath, ReadConfig{ChunkRows: c.chunk}, ScoreConfig{BatchRows: c.batch}, inline)
+				checkAgainstCLI(t, dir, modelPath, o, n, shards)
+				os.RemoveAll(filepath.Dir(o.Prefix))
+			})
+		}
 	}
 }
 
 // TestCorruptModel checks that a damaged model file fails at the start
 // with the library's error: ReadModelFile returns it before the pipeline
-// is built, and a pipeline given the damaged bytes fails with it before
+// is built, and a pipeline given the damaged bytes (as a side input or
+// inside the pipeline) fails with it before
 // scoring a row, writing no output.
 func TestCorruptModel(t *testing.T) {
 	dir := t.TempDir()
@@ -151,20 +164,26 @@ func TestCorruptModel(t *testing.T) {
 		t.Errorf("ReadModelFile: %v, want the library's checksum error naming %s", err, bad)
 	}
 
-	p, s := beam.NewPipelineWithRoot()
-	mf := beam.Create(s, ModelFile{Path: bad, Data: data})
-	rows, _ := ReadCSV(s, ReadConfig{Options: table.Options{Want: 4}}, filepath.Join(dir, "part-*.csv"))
-	o := NewOutput(filepath.Join(dir, "out", "scores"))
-	WriteScores(s, o, Score(s, mf, rows, ScoreConfig{}))
-	err = ptest.Run(p)
-	// The library's message, after the path (its wording after the
-	// sentinel's includes the checksums).
-	want := strings.TrimPrefix(libErr.Error(), "flows: model file "+bad+": ")
-	if err == nil || !strings.Contains(err.Error(), bad+": ") || !strings.Contains(err.Error(), want) {
-		t.Fatalf("pipeline error: %v\nwant one naming %s with %q", err, bad, want)
-	}
-	if files, _ := filepath.Glob(filepath.Join(dir, "out", "*")); len(files) > 0 {
-		t.Errorf("a failed pipeline left files: %v", files)
+	for _, inline := range []bool{false, true} {
+		p, s := beam.NewPipelineWithRoot()
+		mf := ModelFile{Path: bad, Data: data}
+		rows, _ := ReadCSV(s, ReadConfig{Options: table.Options{Want: 4}}, filepath.Join(dir, "part-*.csv"))
+		o := NewOutput(filepath.Join(dir, "out", "scores"))
+		if inline {
+			WriteScores(s, o, ScoreInline(s, mf, rows, ScoreConfig{}))
+		} else {
+			WriteScores(s, o, Score(s, beam.Create(s, mf), rows, ScoreConfig{}))
+		}
+		err = ptest.Run(p)
+		// The library's message, after the path (its wording after the
+		// sentinel's includes the checksums).
+		want := strings.TrimPrefix(libErr.Error(), "flows: model file "+bad+": ")
+		if err == nil || !strings.Contains(err.Error(), bad+": ") || !strings.Contains(err.Error(), want) {
+			t.Fatalf("inline=%v: pipeline error: %v\nwant one naming %s with %q", inline, err, bad, want)
+		}
+		if files, _ := filepath.Glob(filepath.Join(dir, "out", "*")); len(files) > 0 {
+			t.Errorf("inline=%v: a failed pipeline left files: %v", inline, files)
+		}
 	}
 }
 
