@@ -1,0 +1,71 @@
+package linalg
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+)
+
+// TestMulRowsMatchGemm: MulRows32 on weights packed by PackB32Into (B
+// stored) or PackBT32Into (B = btᵀ) gives GemmF32Of's c = a·op(b) +
+// beta·c bit for bit, beta 0 and 1, a float64 and float32, for every
+// kernel, row counts below and above a task and a chunk, k across one and
+// several k-blocks, on one worker and on three (the row tasks); refilling
+// a larger pack in place gives the same bits. MulRows on PackBInto and
+// PackBTInto does the same against this package's float64 product (gemm,
+// which the openblas build's Gemm bypasses).
+func TestMulRowsMatchGemm(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	defer SetWorkers(SetWorkers(0))
+	big := randSlice(rng, 300*70)
+	for _, kn := range kernels32() {
+		for _, k := range []int{1, 8, 129, 300} {
+			for _, n := range []int{1, 17, 70} {
+				for _, trans := range []bool{false, true} {
+					b := randSlice(rng, k*n)
+					pb := packB32Into(kn, packB32Into(kn, nil, 300, 70, big, false), k, n, b, trans)
+					var pb64 *Packed
+					if trans {
+						pb64 = PackBTInto(PackBInto(nil, 300, 70, big), k, n, b)
+					} else {
+						pb64 = PackBInto(PackBInto(nil, 300, 70, big), k, n, b)
+					}
+					for _, m := range []int{1, 13, 150, 400} {
+						a := randSlice(rng, m*k)
+						a32 := make([]float32, len(a))
+						for i, v := range a {
+							a32[i] = float32(v)
+						}
+						c0 := randSlice(rng, m*n)
+						for _, beta := range []float64{0, 1} {
+							want := slices.Clone(c0)
+							gemm32(kn, false, trans, m, n, k, 1, a, b, beta, want, 1)
+							want64 := slices.Clone(c0)
+							gemm(nil, false, trans, m, n, k, 1, a, b, beta, want64, 1)
+							for _, workers := range []int{1, 3} {
+								SetWorkers(workers)
+								where := fmt.Sprintf("%s: m=%d n=%d k=%d trans=%v beta=%v workers=%d", kn.name, m, n, k, trans, beta, workers)
+								got := slices.Clone(c0)
+								MulRows32(pb, m, a, beta, got)
+								if i := firstDiff(got, want); i >= 0 {
+									t.Fatalf("%s: c[%d] = %v, GemmF32 %v", where, i, got[i], want[i])
+								}
+								got = slices.Clone(c0)
+								MulRows32(pb, m, a32, beta, got)
+								if i := firstDiff(got, want); i >= 0 {
+									t.Fatalf("%s, float32 a: c[%d] = %v, GemmF32 %v", where, i, got[i], want[i])
+								}
+								got = slices.Clone(c0)
+								MulRows(pb64, m, a, beta, got)
+								if i := firstDiff(got, want64); i >= 0 {
+									t.Fatalf("%s, MulRows: c[%d] = %v, Gemm %v", where, i, got[i], want64[i])
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
