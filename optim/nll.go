@@ -8,6 +8,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/internal/frozen"
 	"github.com/gonormflows/flows/internal/linalg"
 )
 
@@ -197,6 +198,10 @@ var gradPool sync.Pool
 // grad in order, in parallel over ranges of parameters.
 func nllChunks(d flows.Distribution, p flows.Params, x, c *mat.Dense, grad flows.Params) (float64, error) {
 	n, dim := x.Dims()
+	// p is fixed until every chunk's pullback has run: the nets pack their
+	// weights once for all chunks (internal/frozen), with the same bits.
+	step := frozen.Freeze(p)
+	defer step.Release()
 	nc := (n + NLLChunkRows - 1) / NLLChunkRows
 	rows := func(i int) (int, int) { return i * n / nc, (i + 1) * n / nc }
 	logp := make([]float64, n)
