@@ -1,5 +1,7 @@
 package linalg
 
+import "sync"
+
 // Products with weights packed once and reused by many calls of any size:
 // the products of a net whose parameters are fixed for a training step
 // (package flows, frozen parameters). Packed and Packed32 run small row
@@ -146,10 +148,65 @@ func MulRows(pb *Packed, m int, a []float64, beta float64, c []float64) {
 		pb.mul(m, a, beta, c)
 		return
 	}
-	Parallel(blocks(m, per), func(t int) {
-		i0, i1 := t*per, min((t+1)*per, m)
-		pb.mul(i1-i0, a[i0*k:i1*k], beta, c[i0*n:i1*n])
-	})
+	j, _ := rowsPool.Get().(*rowsJob)
+	if j == nil {
+		j = new(rowsJob)
+		j.fn = j.task
+	}
+	j.pb, j.m, j.per, j.a, j.beta, j.c = pb, m, per, a, beta, c
+	Parallel(blocks(m, per), j.fn)
+	j.pb, j.a, j.c = nil, nil, nil
+	rowsPool.Put(j)
+}
+
+// rowsJob is one MulRows call's row tasks, pooled with its task function
+// bound once, so that a call allocates nothing.
+type rowsJob struct {
+	pb     *Packed
+	m, per int
+	a, c   []float64
+	beta   float64
+	fn     func(t int) // task, bound
+}
+
+// task computes row task t.
+func (j *rowsJob) task(t int) {
+	k, n := j.pb.k, j.pb.n
+	i0, i1 := t*j.per, min((t+1)*j.per, j.m)
+	j.pb.mul(i1-i0, j.a[i0*k:i1*k], j.beta, j.c[i0*n:i1*n])
+}
+
+// rows32Job is one MulRows32 call's row tasks, pooled like rowsJob.
+type rows32Job[A Float] struct {
+	pb     *Packed32
+	m, per int
+	a      []A
+	beta   float64
+	c      []float64
+	fn     func(t int) // task, bound
+}
+
+// task computes row task t.
+func (j *rows32Job[A]) task(t int) {
+	rows32(j.pb, t*j.per, min((t+1)*j.per, j.m), j.a, j.beta, j.c)
+}
+
+// The pools of rowsJob, and of rows32Job for float32 and float64 rows.
+var rowsPool, rows32Pool32, rows32Pool64 sync.Pool
+
+// getRows32Job returns a pooled rows32Job for rows of type A, and its pool.
+func getRows32Job[A Float]() (*rows32Job[A], *sync.Pool) {
+	pool := &rows32Pool64
+	var zero A
+	if _, ok := any(zero).(float32); ok {
+		pool = &rows32Pool32
+	}
+	j, _ := pool.Get().(*rows32Job[A])
+	if j == nil {
+		j = new(rows32Job[A])
+		j.fn = j.task
+	}
+	return j, pool
 }
 
 // MulRows32 sets c = a·B + beta·c, with a m×k (float32 or float64) and c
@@ -170,9 +227,11 @@ func MulRows32[A Float](pb *Packed32, m int, a []A, beta float64, c []float64) {
 		rows32(pb, 0, m, a, beta, c)
 		return
 	}
-	Parallel(blocks(m, per), func(t int) {
-		rows32(pb, t*per, min((t+1)*per, m), a, beta, c)
-	})
+	j, pool := getRows32Job[A]()
+	j.pb, j.m, j.per, j.a, j.beta, j.c = pb, m, per, a, beta, c
+	Parallel(blocks(m, per), j.fn)
+	j.pb, j.a, j.c = nil, nil, nil
+	pool.Put(j)
 }
 
 // rows32 computes rows [i0, i1) of MulRows32 on the calling goroutine, in
@@ -184,19 +243,44 @@ func rows32[A Float](pb *Packed32, i0, i1 int, a []A, beta float64, c []float64)
 	defer workPool.Put(w)
 	nkb := blocks(k, kcMax)
 	kc := blocks(k, nkb)
-	store := func(i, j, rows, cols int, t []float64, ldt int) {
-		for r := range rows {
-			copy(c[(i+r)*n+j:(i+r)*n+j+cols], t[r*ldt:r*ldt+cols])
+	var store *tileStore
+	if beta == 0 {
+		store, _ = storePool.Get().(*tileStore)
+		if store == nil {
+			store = new(tileStore)
+			store.fn = store.store
 		}
+		store.c, store.n = c, n
+		defer func() { store.c = nil; storePool.Put(store) }()
 	}
 	for r0 := i0; r0 < i1; r0 += mcMax {
 		r1 := min(r0+mcMax, i1)
 		for p0 := 0; p0 < k; p0 += kc {
 			if p0 == 0 && beta == 0 {
-				chunk32(pb, r0, r1, p0, min(kc, k-p0), a, nil, store, w)
+				chunk32(pb, r0, r1, p0, min(kc, k-p0), a, nil, store.fn, w)
 			} else {
 				chunk32(pb, r0, r1, p0, min(kc, k-p0), a, c, nil, w)
 			}
 		}
+	}
+}
+
+// tileStore stores the tiles of a product into c (n columns): the first
+// k-block of a product with beta 0. Pooled with its method bound once, so
+// that handing it to chunk32 allocates nothing.
+type tileStore struct {
+	c  []float64
+	n  int
+	fn Tile32 // store, bound
+}
+
+// storePool holds tileStores.
+var storePool sync.Pool
+
+// store copies the tile t (rows×cols at row stride ldt) to rows [i,
+// i+rows) and columns [j, j+cols) of c.
+func (s *tileStore) store(i, j, rows, cols int, t []float64, ldt int) {
+	for r := range rows {
+		copy(s.c[(i+r)*s.n+j:(i+r)*s.n+j+cols], t[r*ldt:r*ldt+cols])
 	}
 }

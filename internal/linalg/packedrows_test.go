@@ -69,3 +69,39 @@ func TestMulRowsMatchGemm(t *testing.T) {
 		}
 	}
 }
+
+// TestMulRowsNoAllocs: MulRows and MulRows32 allocate nothing on the
+// caller alone, and in row tasks nothing beyond what Parallel allocates
+// for as many tasks (its panic recovery).
+func TestMulRowsNoAllocs(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector's sync.Pool drops buffers")
+	}
+	defer SetWorkers(SetWorkers(2))
+	rng := rand.New(rand.NewPCG(33, 34))
+	b := randSlice(rng, 64*70)
+	pb, pbt := PackB32Into(nil, 64, 70, b), PackBT32Into(nil, 70, 64, b)
+	pb64 := PackBInto(nil, 64, 70, b)
+	for _, m := range []int{1, 16, 400} {
+		a, c := randSlice(rng, m*70), randSlice(rng, m*70)
+		a32 := make([]float32, len(a))
+		f := func() {
+			MulRows32(pb, m, a, 1, c)
+			MulRows32(pbt, m, a32, 0, c)
+			MulRows(pb64, m, a, 0, c)
+		}
+		f()
+		var want float64
+		if per := rowsPerTask(m, 70, 64, defaultKernel.mr); per < m {
+			tasks := blocks(m, per)
+			want = testing.AllocsPerRun(20, func() {
+				for range 3 {
+					Parallel(tasks, func(int) {})
+				}
+			})
+		}
+		if got := testing.AllocsPerRun(20, f); got > want {
+			t.Errorf("%d rows: %v allocations a call, Parallel's %v", m, got, want)
+		}
+	}
+}
