@@ -2,7 +2,6 @@ package flows
 
 import (
 	"fmt"
-	"math"
 	"testing"
 
 	"gonum.org/v1/gonum/mat"
@@ -82,10 +81,10 @@ func TestFrozenPacksBits(t *testing.T) {
 					step.Release()
 					dp := make(Params, len(p))
 					late := append(append(append([]float64(nil), y.RawMatrix().Data...), back(dy, dp).RawMatrix().Data...), dp...)
-					if i := firstBitDiff(got, want); i >= 0 {
+					if i := sameBits(got, want); i >= 0 {
 						t.Fatalf("%s: frozen result [%d] = %v, unfrozen %v", where, i, got[i], want[i])
 					}
-					if i := firstBitDiff(late, want[:len(late)]); i >= 0 {
+					if i := sameBits(late, want[:len(late)]); i >= 0 {
 						t.Fatalf("%s: pullback after Release [%d] = %v, unfrozen %v", where, i, late[i], want[i])
 					}
 					if !usable {
@@ -111,18 +110,4 @@ func samePackStorage(a, b []packedW) bool {
 		}
 	}
 	return true
-}
-
-// firstBitDiff returns the first index where a and b differ in their bits
-// (NaNs compared by bits too), or −1.
-func firstBitDiff(a, b []float64) int {
-	if len(a) != len(b) {
-		return 0
-	}
-	for i := range a {
-		if math.Float64bits(a[i]) != math.Float64bits(b[i]) {
-			return i
-		}
-	}
-	return -1
 }

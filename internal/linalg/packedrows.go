@@ -124,10 +124,14 @@ func rowsPerTask(m, n, k, mr int) int {
 	return blocks(mp, mb) * mr
 }
 
-// checkBeta panics unless beta is 0 or 1.
-func checkBeta(who string, beta float64) {
+// checkRows panics unless beta is 0 or 1 and a (m×k) and c (m×n) are
+// long enough.
+func checkRows(who string, m, k, n, la, lc int, beta float64) {
 	if beta != 0 && beta != 1 {
 		panic("linalg: " + who + ": beta must be 0 or 1")
+	}
+	if la < m*k || lc < m*n {
+		panic("linalg: " + who + ": short slice")
 	}
 }
 
@@ -135,14 +139,8 @@ func checkBeta(who string, beta float64) {
 // contiguous) and beta 0 (c not read) or 1, in row tasks on up to Workers()
 // goroutines: bit for bit Gemm(false, false, m, n, k, 1, a, B, beta, c).
 func MulRows(pb *Packed, m int, a []float64, beta float64, c []float64) {
-	checkBeta("MulRows", beta)
 	k, n := pb.k, pb.n
-	if m == 0 {
-		return
-	}
-	if len(a) < m*k || len(c) < m*n {
-		panic("linalg: MulRows: short slice")
-	}
+	checkRows("MulRows", m, k, n, len(a), len(c), beta)
 	per := rowsPerTask(m, n, k, defaultKernel.mr)
 	if per >= m {
 		pb.mul(m, a, beta, c)
@@ -214,14 +212,8 @@ func getRows32Job[A Float]() (*rows32Job[A], *sync.Pool) {
 // row tasks on up to Workers() goroutines: bit for bit GemmF32Of(false,
 // false, m, n, k, 1, a, B, beta, c).
 func MulRows32[A Float](pb *Packed32, m int, a []A, beta float64, c []float64) {
-	checkBeta("MulRows32", beta)
 	k, n := pb.k, pb.n
-	if m == 0 {
-		return
-	}
-	if len(a) < m*k || len(c) < m*n {
-		panic("linalg: MulRows32: short slice")
-	}
+	checkRows("MulRows32", m, k, n, len(a), len(c), beta)
 	per := rowsPerTask(m, n, k, pb.kn.mr32)
 	if per >= m {
 		rows32(pb, 0, m, a, beta, c)
