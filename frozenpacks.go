@@ -16,10 +16,13 @@ package flows
 // step, so a training loop allocates them once.
 //
 // The MLP uses it (mlp.go). A MADE would use it the same way: a
-// frozen.Cache[[]packedW] in madeNet, built with packLayer on each layer's
-// masked weights (and its context weights, forward only), and packedW.mul
-// where its products by W and Wᵀ are now pr.mul (affine, backInputW,
-// backHiddenW).
+// frozen.Cache[[]packedW] field in madeNet; layerPacks with w(l) returning
+// layer l's masked weights (into a buffer of the build's own, or p's
+// weights in place when the masked ones are +0, as madeNet's dense pass
+// already decides), and the context weights as further entries (forward
+// only); then packedW.mul (serial as its products are) where madeNet now
+// calls pr.mul on W or wc, and backInputW and backHiddenW with the layer's
+// packs for g·Wᵀ.
 
 import (
 	"github.com/gonormflows/flows/internal/frozen"
@@ -44,17 +47,18 @@ func packLayer(pr Precision, old packedW, in, out int, w []float64) packedW {
 }
 
 // mul sets c = a·W + beta·c (n×out, a n×in) or, when trans, c = a·Wᵀ +
-// beta·c (n×in, a n×out), beta 0 or 1, with the bits of pr.mul on W.
-func (pw *packedW) mul(trans bool, n int, a acts, beta float64, c []float64) {
+// beta·c (n×in, a n×out), beta 0 or 1, with the bits of pr.mul on W: in
+// row tasks on all cores, or on the calling goroutine alone when serial.
+func (pw *packedW) mul(serial, trans bool, n int, a acts, beta float64, c []float64) {
 	if pw.w32 != nil {
 		pb := pw.w32
 		if trans {
 			pb = pw.t32
 		}
 		if a.is32 {
-			linalg.MulRows32(pb, n, a.f32, beta, c)
+			mulRows32(serial, pb, n, a.f32, beta, c)
 		} else {
-			linalg.MulRows32(pb, n, a.f64, beta, c)
+			mulRows32(serial, pb, n, a.f64, beta, c)
 		}
 		return
 	}
@@ -62,23 +66,38 @@ func (pw *packedW) mul(trans bool, n int, a acts, beta float64, c []float64) {
 	if trans {
 		pb = pw.t64
 	}
-	linalg.MulRows(pb, n, a.f64, beta, c)
+	if serial {
+		linalg.MulRowsSerial(pb, n, a.f64, beta, c)
+	} else {
+		linalg.MulRows(pb, n, a.f64, beta, c)
+	}
 }
 
-// layerPacks returns the packs of each layer of a net whose weights at p
-// are w(l) (in_l×out_l), when p lies in a frozen vector and the packs give
-// the unpacked products' bits (not so for Float64 in the openblas build,
-// whose Gemm is OpenBLAS's), else nil.
-func layerPacks(c *frozen.Cache[[]packedW], pr Precision, p Params, shapes []mlpLayer, w func(l int) []float64) []packedW {
+// mulRows32 is linalg.MulRows32, or its serial form.
+func mulRows32[A linalg.Float](serial bool, pb *linalg.Packed32, n int, a []A, beta float64, c []float64) {
+	if serial {
+		linalg.MulRowsSerial32(pb, n, a, beta, c)
+	} else {
+		linalg.MulRows32(pb, n, a, beta, c)
+	}
+}
+
+// layerPacks returns the packs of each of the layers of a net whose
+// weights at p are w(l) (in×out, row-major; read only while packing), when
+// p lies in a frozen vector and the packs give the unpacked products' bits
+// (not so for Float64 in the openblas build, whose Gemm is OpenBLAS's),
+// else nil.
+func layerPacks(c *frozen.Cache[[]packedW], pr Precision, p Params, layers int, w func(l int) (in, out int, w []float64)) []packedW {
 	if pr == Float64 && linalg.Backend() == "openblas" {
 		return nil
 	}
 	packs, _ := c.Get(p, func(old []packedW) []packedW {
-		if len(old) != len(shapes) {
-			old = make([]packedW, len(shapes))
+		if len(old) != layers {
+			old = make([]packedW, layers)
 		}
-		for l, li := range shapes {
-			old[l] = packLayer(pr, old[l], li.in, li.out, w(l))
+		for l := range old {
+			in, out, wl := w(l)
+			old[l] = packLayer(pr, old[l], in, out, wl)
 		}
 		return old
 	})
@@ -97,7 +116,7 @@ func layerOf(packs []packedW, l int) *packedW {
 // not nil (w's packs), else by pr's product.
 func mulWT(pr Precision, pw *packedW, n, in, out int, g acts, w []float64, c []float64) {
 	if pw != nil {
-		pw.mul(true, n, g, 0, c)
+		pw.mul(false, true, n, g, 0, c)
 		return
 	}
 	pr.mul(false, false, true, n, in, out, 1, g, f64(w), 0, c)
@@ -105,8 +124,8 @@ func mulWT(pr Precision, pw *packedW, n, in, out int, g acts, w []float64, c []f
 
 // packs returns the MLP's layer packs at p when p is frozen, else nil.
 func (m *mlp) packs(p Params) []packedW {
-	return layerPacks(&m.frozen, m.prec, p, m.layers, func(l int) []float64 {
+	return layerPacks(&m.frozen, m.prec, p, len(m.layers), func(l int) (int, int, []float64) {
 		li := m.layers[l]
-		return p[li.w:li.b]
+		return li.in, li.out, p[li.w:li.b]
 	})
 }

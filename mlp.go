@@ -354,7 +354,7 @@ type mlp struct {
 func (li mlpLayer) affine(pr Precision, p Params, x acts, n int, c []float64, pw *packedW) {
 	fillRows(c, p[li.b:li.b+li.out], n)
 	if pw != nil {
-		pw.mul(false, n, x, 1, c)
+		pw.mul(false, false, n, x, 1, c)
 		return
 	}
 	pr.mul(false, false, false, n, li.out, li.in, 1, x, f64(p[li.w:li.b]), 1, c)

@@ -157,6 +157,20 @@ func MulRows(pb *Packed, m int, a []float64, beta float64, c []float64) {
 	rowsPool.Put(j)
 }
 
+// MulRowsSerial is MulRows on the calling goroutine alone, for callers
+// that already run products in parallel; the same bits.
+func MulRowsSerial(pb *Packed, m int, a []float64, beta float64, c []float64) {
+	checkRows("MulRowsSerial", m, pb.k, pb.n, len(a), len(c), beta)
+	pb.mul(m, a, beta, c)
+}
+
+// MulRowsSerial32 is MulRows32 on the calling goroutine alone; the same
+// bits.
+func MulRowsSerial32[A Float](pb *Packed32, m int, a []A, beta float64, c []float64) {
+	checkRows("MulRowsSerial32", m, pb.k, pb.n, len(a), len(c), beta)
+	rows32(pb, 0, m, a, beta, c)
+}
+
 // rowsJob is one MulRows call's row tasks, pooled with its task function
 // bound once, so that a call allocates nothing.
 type rowsJob struct {

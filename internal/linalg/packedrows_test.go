@@ -61,6 +61,19 @@ func TestMulRowsMatchGemm(t *testing.T) {
 								if i := firstDiff(got, want64); i >= 0 {
 									t.Fatalf("%s, MulRows: c[%d] = %v, Gemm %v", where, i, got[i], want64[i])
 								}
+								if workers > 1 {
+									continue
+								}
+								got = slices.Clone(c0)
+								MulRowsSerial32(pb, m, a32, beta, got)
+								if i := firstDiff(got, want); i >= 0 {
+									t.Fatalf("%s, MulRowsSerial32: c[%d] = %v, GemmF32 %v", where, i, got[i], want[i])
+								}
+								got = slices.Clone(c0)
+								MulRowsSerial(pb64, m, a, beta, got)
+								if i := firstDiff(got, want64); i >= 0 {
+									t.Fatalf("%s, MulRowsSerial: c[%d] = %v, Gemm %v", where, i, got[i], want64[i])
+								}
 							}
 						}
 					}
