@@ -41,9 +41,10 @@ func packBInto(dst *Packed, k, n int, b []float64, trans bool) *Packed {
 	}
 	dst.k, dst.n = k, n
 	dst.p16 = panelsInto(dst.p16, k, n, b, packedWidth, trans)
-	dst.p64 = nil
 	if rowKernelUsable() {
-		dst.p64 = panelsInto(dst.p64[:0:cap(dst.p64)], k, n, b, 64, trans)
+		dst.p64 = panelsInto(dst.p64, k, n, b, 64, trans)
+	} else {
+		dst.p64 = nil
 	}
 	return dst
 }
@@ -108,12 +109,14 @@ func packB32Into(kn *kernelInfo, dst *Packed32, k, n int, b []float64, trans boo
 }
 
 // rowsPerTask is how many rows of an m×n·k product one task of MulRows
-// takes (a multiple of mr, or m): all of them below parallelMACs or with
-// one worker, else row blocks of at most mcMax, split further as makePlan
-// splits rows, down to minTasks blocks of at least minTaskMACs.
+// takes (a multiple of mr, or m): all of them for at most mcMax rows (one
+// task's block of Gemm's plan; the 128-row chunks of a training step,
+// which run in parallel already), below parallelMACs or with one worker,
+// else row blocks of at most mcMax, split further as makePlan splits rows,
+// down to minTasks blocks of at least minTaskMACs.
 func rowsPerTask(m, n, k, mr int) int {
 	macs := m * n * k
-	if macs < parallelMACs || Workers() < 2 {
+	if m <= mcMax || macs < parallelMACs || Workers() < 2 {
 		return m
 	}
 	mp := blocks(m, mr)

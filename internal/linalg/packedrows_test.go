@@ -118,3 +118,24 @@ func TestMulRowsNoAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestPackIntoReuses: refilling a pack at least as large keeps its
+// storage (a training step's packs are allocated once), for every panel
+// set, and a larger shape gets new storage.
+func TestPackIntoReuses(t *testing.T) {
+	rng := rand.New(rand.NewPCG(35, 36))
+	big, small := randSlice(rng, 300*70), randSlice(rng, 64*17)
+	pb := PackBInto(nil, 300, 70, big)
+	p16, p64 := &pb.p16[0], pb.p64
+	if again := PackBTInto(pb, 64, 17, small); again != pb || &again.p16[0] != p16 || (p64 != nil && &again.p64[0] != &p64[0]) {
+		t.Error("PackBTInto did not reuse the float64 pack's storage")
+	}
+	pb32 := PackB32Into(nil, 300, 70, big)
+	p32 := &pb32.p[0]
+	if again := PackBT32Into(pb32, 64, 17, small); again != pb32 || &again.p[0] != p32 {
+		t.Error("PackBT32Into did not reuse the float32 pack's storage")
+	}
+	if grown := PackB32Into(PackB32Into(nil, 2, 3, small), 300, 70, big); len(grown.p) < 300*70 {
+		t.Errorf("a larger shape got %d panel elements", len(grown.p))
+	}
+}
