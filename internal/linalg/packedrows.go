@@ -16,8 +16,8 @@ import "sync"
 // GemmF32Of (see Packed, Packed32), whichever rows a task holds, so
 // MulRows(pb, m, a, beta, c) is Gemm(false, false, m, n, k, 1, a, B, beta,
 // c) bit for bit, and MulRows32 is GemmF32Of's (TestMulRowsMatchGemm).
-// With beta 0 the first k-block's sum is stored (c = acc, c not read), as
-// Gemm stores alpha·acc: a zero sum keeps its sign.
+// With beta 0, c is not read (MulRows32 zeroes it and adds the sums: see
+// rows32 for why that is GemmF32's c = alpha·acc bit for bit).
 
 // PackBInto is PackB, reusing dst's storage when dst is not nil and large
 // enough (dst is then overwritten and returned; it must not be in use).
@@ -244,52 +244,26 @@ func MulRows32[A Float](pb *Packed32, m int, a []A, beta float64, c []float64) {
 }
 
 // rows32 computes rows [i0, i1) of MulRows32 on the calling goroutine, in
-// chunks of at most mcMax rows, k-block by k-block (chunk32): with beta 0
-// the first k-block's tiles are stored, the later ones added.
+// chunks of at most mcMax rows, k-block by k-block (chunk32, which adds
+// each block's sum into c: c = fma(1, acc, c)). With beta 0 the rows of c
+// are zeroed first, so the first k-block stores fma(1, acc, +0) = acc,
+// GemmF32's alpha·acc for alpha 1, bit for bit: every kernel starts its
+// float32 sum at +0, and a sum of rounded products that starts at +0 is
+// never −0 (x + y is −0 only for x = y = −0), so adding +0 changes no bit
+// (a NaN passes as itself).
 func rows32[A Float](pb *Packed32, i0, i1 int, a []A, beta float64, c []float64) {
 	k, n := pb.k, pb.n
+	if beta == 0 {
+		clear(c[i0*n : i1*n])
+	}
 	w := workPool.Get().(*workBuf)
 	defer workPool.Put(w)
 	nkb := blocks(k, kcMax)
 	kc := blocks(k, nkb)
-	var store *tileStore
-	if beta == 0 {
-		store, _ = storePool.Get().(*tileStore)
-		if store == nil {
-			store = new(tileStore)
-			store.fn = store.store
-		}
-		store.c, store.n = c, n
-		defer func() { store.c = nil; storePool.Put(store) }()
-	}
 	for r0 := i0; r0 < i1; r0 += mcMax {
 		r1 := min(r0+mcMax, i1)
 		for p0 := 0; p0 < k; p0 += kc {
-			if p0 == 0 && beta == 0 {
-				chunk32(pb, r0, r1, p0, min(kc, k-p0), a, nil, store.fn, w)
-			} else {
-				chunk32(pb, r0, r1, p0, min(kc, k-p0), a, c, nil, w)
-			}
+			chunk32(pb, r0, r1, p0, min(kc, k-p0), a, c, nil, w)
 		}
-	}
-}
-
-// tileStore stores the tiles of a product into c (n columns): the first
-// k-block of a product with beta 0. Pooled with its method bound once, so
-// that handing it to chunk32 allocates nothing.
-type tileStore struct {
-	c  []float64
-	n  int
-	fn Tile32 // store, bound
-}
-
-// storePool holds tileStores.
-var storePool sync.Pool
-
-// store copies the tile t (rows×cols at row stride ldt) to rows [i,
-// i+rows) and columns [j, j+cols) of c.
-func (s *tileStore) store(i, j, rows, cols int, t []float64, ldt int) {
-	for r := range rows {
-		copy(s.c[(i+r)*s.n+j:(i+r)*s.n+j+cols], t[r*ldt:r*ldt+cols])
 	}
 }

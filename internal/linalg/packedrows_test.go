@@ -2,6 +2,7 @@ package linalg
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"testing"
@@ -137,5 +138,37 @@ func TestPackIntoReuses(t *testing.T) {
 	}
 	if grown := PackB32Into(PackB32Into(nil, 2, 3, small), 300, 70, big); len(grown.p) < 300*70 {
 		t.Errorf("a larger shape got %d panel elements", len(grown.p))
+	}
+}
+
+// TestMulRows32ZerosAndNaN: with beta 0, MulRows32 zeroes c and adds the
+// sums; that is GemmF32's c = acc bit for bit on rows whose sums are +0
+// (a zero row, products of −0), a NaN, an Inf, and on c holding NaNs,
+// whatever the kernel, with k of one and two k-blocks.
+func TestMulRows32ZerosAndNaN(t *testing.T) {
+	for _, kn := range kernels32() {
+		for _, k := range []int{7, 300} {
+			const m, n = 14, 40
+			rng := rand.New(rand.NewPCG(37, 38))
+			b := randSlice(rng, k*n)
+			a := randSlice(rng, m*k)
+			clear(a[:k]) // row 0: every product +0 or −0
+			for p := range k {
+				a[k+p] = math.Copysign(0, -1) // row 1: −0 times b
+			}
+			a[2*k+3] = math.NaN()
+			a[3*k+1] = math.Inf(1)
+			c0 := make([]float64, m*n)
+			for i := range c0 {
+				c0[i] = math.NaN()
+			}
+			want := slices.Clone(c0)
+			gemm32(kn, false, true, m, n, k, 1, a, b, 0, want, 1)
+			got := slices.Clone(c0)
+			MulRowsSerial32(packB32Into(kn, nil, k, n, b, true), m, a, 0, got)
+			if i := firstDiff(got, want); i >= 0 {
+				t.Fatalf("%s, k=%d: c[%d] = %v (bits %x), GemmF32 %v (bits %x)", kn.name, k, i, got[i], math.Float64bits(got[i]), want[i], math.Float64bits(want[i]))
+			}
+		}
 	}
 }
