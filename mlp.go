@@ -7,6 +7,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/gonormflows/flows/internal/enum"
+	"github.com/gonormflows/flows/internal/frozen"
 	"github.com/gonormflows/flows/internal/linalg"
 )
 
@@ -269,57 +270,71 @@ func MLPWith(cfg MLPConfig) NetInitFunc {
 	hidden := append([]int(nil), cfg.Hidden...) // the caller may reuse its slice
 	act, init, prec := cfg.Act, cfg.Init, cfg.Precision
 	return func(key Key, in, out int) (Params, Net, error) {
-		if in < 1 {
-			return nil, Net{}, fmt.Errorf("flows: MLP: input width %d, want at least 1", in)
-		}
-		if out < 1 {
-			return nil, Net{}, fmt.Errorf("flows: MLP: output width %d, want at least 1", out)
-		}
-		for i, h := range hidden {
-			if h < 1 {
-				return nil, Net{}, fmt.Errorf("flows: MLP: hidden layer %d has width %d, want at least 1", i, h)
-			}
-		}
-		if !act.valid() {
-			return nil, Net{}, fmt.Errorf("flows: MLP: unknown activation %v", act)
-		}
-		if !init.valid() {
-			return nil, Net{}, fmt.Errorf("flows: MLP: unknown init %v", init)
-		}
-		if !prec.valid() {
-			return nil, Net{}, fmt.Errorf("flows: MLP: unknown precision %v", prec)
-		}
-
-		widths := make([]int, 0, len(hidden)+2)
-		widths = append(append(append(widths, in), hidden...), out)
-		if err := checkWidths("MLP", widths...); err != nil {
+		p, m, err := newMLP(hidden, act, init, prec, key, in, out)
+		if err != nil {
 			return nil, Net{}, err
 		}
-		layers := make([]mlpLayer, len(widths)-1)
-		np, maxHidden := 0, 0
-		for l := range layers {
-			li := mlpLayer{in: widths[l], out: widths[l+1], w: np}
-			li.b = li.w + li.in*li.out
-			np = li.b + li.out
-			layers[l] = li
-			if l < len(layers)-1 {
-				maxHidden = max(maxHidden, li.out)
-			}
-		}
-
-		p := make(Params, np) // zero biases and a zero last layer
-		keys := key.Split(len(layers))
-		for l, li := range layers[:len(layers)-1] {
-			a := init.scale(act, li.in, li.out)
-			rng := keys[l].Rand()
-			for i := range p[li.w:li.b] {
-				p[li.w+i] = a * (2*rng.Float64() - 1)
-			}
-		}
-
-		m := &mlp{layers: layers, act: act, in: in, out: out, np: np, maxHidden: maxHidden, prec: prec}
-		return p, Net{Apply: m.apply, ApplyVJP: m.applyVJP, prepare: func(p Params) preparedNet { return m.prepare(p, prec) }}, nil
+		return p, m.net(), nil
 	}
+}
+
+// newMLP returns an MLP's initial parameters and its shape, or an error
+// for the widths, activation, init or precision (MLPWith's).
+func newMLP(hidden []int, act Activation, init Init, prec Precision, key Key, in, out int) (Params, *mlp, error) {
+	if in < 1 {
+		return nil, nil, fmt.Errorf("flows: MLP: input width %d, want at least 1", in)
+	}
+	if out < 1 {
+		return nil, nil, fmt.Errorf("flows: MLP: output width %d, want at least 1", out)
+	}
+	for i, h := range hidden {
+		if h < 1 {
+			return nil, nil, fmt.Errorf("flows: MLP: hidden layer %d has width %d, want at least 1", i, h)
+		}
+	}
+	if !act.valid() {
+		return nil, nil, fmt.Errorf("flows: MLP: unknown activation %v", act)
+	}
+	if !init.valid() {
+		return nil, nil, fmt.Errorf("flows: MLP: unknown init %v", init)
+	}
+	if !prec.valid() {
+		return nil, nil, fmt.Errorf("flows: MLP: unknown precision %v", prec)
+	}
+
+	widths := make([]int, 0, len(hidden)+2)
+	widths = append(append(append(widths, in), hidden...), out)
+	if err := checkWidths("MLP", widths...); err != nil {
+		return nil, nil, err
+	}
+	layers := make([]mlpLayer, len(widths)-1)
+	np, maxHidden := 0, 0
+	for l := range layers {
+		li := mlpLayer{in: widths[l], out: widths[l+1], w: np}
+		li.b = li.w + li.in*li.out
+		np = li.b + li.out
+		layers[l] = li
+		if l < len(layers)-1 {
+			maxHidden = max(maxHidden, li.out)
+		}
+	}
+
+	p := make(Params, np) // zero biases and a zero last layer
+	keys := key.Split(len(layers))
+	for l, li := range layers[:len(layers)-1] {
+		a := init.scale(act, li.in, li.out)
+		rng := keys[l].Rand()
+		for i := range p[li.w:li.b] {
+			p[li.w+i] = a * (2*rng.Float64() - 1)
+		}
+	}
+
+	return p, &mlp{layers: layers, act: act, in: in, out: out, np: np, maxHidden: maxHidden, prec: prec}, nil
+}
+
+// net returns the MLP as a Net.
+func (m *mlp) net() Net {
+	return Net{Apply: m.apply, ApplyVJP: m.applyVJP, prepare: func(p Params) preparedNet { return m.prepare(p, m.prec) }}
 }
 
 // mlp holds an MLP's immutable shape; its methods are the Net's closures.
@@ -329,11 +344,19 @@ type mlp struct {
 	in, out, np int
 	maxHidden   int
 	prec        Precision // the products' and the hidden layers' storage
+	// frozen holds the layers' weights packed for the frozen step p was
+	// last called in (frozenpacks.go).
+	frozen frozen.Cache[[]packedW]
 }
 
-// affine sets c (n×li.out) to x·W + b, with x n×li.in, by pr's product.
-func (li mlpLayer) affine(pr Precision, p Params, x acts, n int, c []float64) {
+// affine sets c (n×li.out) to x·W + b, with x n×li.in, by pr's product,
+// or by pw, W's packs, when it is not nil.
+func (li mlpLayer) affine(pr Precision, p Params, x acts, n int, c []float64, pw *packedW) {
 	fillRows(c, p[li.b:li.b+li.out], n)
+	if pw != nil {
+		pw.mul(false, false, n, x, 1, c)
+		return
+	}
 	pr.mul(false, false, false, n, li.out, li.in, 1, x, f64(p[li.w:li.b]), 1, c)
 }
 
@@ -368,17 +391,18 @@ func (m *mlp) apply(p Params, x *mat.Dense) *mat.Dense {
 func (m *mlp) forward(p Params, x []float64, n int, y []float64) {
 	last := len(m.layers) - 1
 	h := f64(x)
+	packs := m.packs(p)
 	if last > 0 {
 		hb := newHiddenBufs(m.prec, n*m.maxHidden)
 		defer hb.put()
 		for l, li := range m.layers[:last] {
 			c, post := hb.layer(l, n*li.out)
-			li.affine(m.prec, p, h, n, c)
+			li.affine(m.prec, p, h, n, c, layerOf(packs, l))
 			m.act.applyActs(post, c, n, li.out, false)
 			h = post
 		}
 	}
-	m.layers[last].affine(m.prec, p, h, n, y)
+	m.layers[last].affine(m.prec, p, h, n, y, layerOf(packs, last))
 }
 
 // hiddenVJP computes hidden layer li on its input h (n×li.in) for a
@@ -428,6 +452,7 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 	inputs := make([]acts, len(m.layers))
 	pres := make([]acts, last)
 	inputs[0] = f64(x0)
+	packs := m.packs(p)
 	t := new(tape)
 	var cBuf *scratch // Float32's float64 pre-activations, one layer at a time
 	if m.prec == Float32 && last > 0 {
@@ -439,12 +464,12 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 			c = cBuf.f[:n*li.out]
 		}
 		inputs[l+1], pres[l] = hiddenVJP(m.prec, m.act, t, n, li.out, c, func(c []float64) {
-			li.affine(m.prec, p, inputs[l], n, c)
+			li.affine(m.prec, p, inputs[l], n, c, layerOf(packs, l))
 		})
 	}
 	cBuf.put()
 	y := make([]float64, n*m.out)
-	m.layers[last].affine(m.prec, p, inputs[last], n, y)
+	m.layers[last].affine(m.prec, p, inputs[last], n, y, layerOf(packs, last))
 
 	back := func(dy *mat.Dense, dp Params) *mat.Dense {
 		if dy == nil {
@@ -460,7 +485,7 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 		}
 		defer t.release()
 		g, _, _ := rawRows(dy)
-		return mat.NewDense(n, m.in, m.backward(p, inputs, pres, f64(g), n, dp))
+		return mat.NewDense(n, m.in, m.backward(p, inputs, pres, f64(g), n, dp, m.packs(p)))
 	}
 	return mat.NewDense(n, m.out, y), back
 }
@@ -476,16 +501,17 @@ func (m *mlp) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 //
 // and, below a hidden layer, h_l = act(a_{l−1}): the next g is
 // dh_l ⊙ act'(a_{l−1}), in the precision's storage (in place in Float64
-// mode).
-func (m *mlp) backward(p Params, inputs, pres []acts, g acts, n int, dp Params) []float64 {
+// mode). The products by W_lᵀ use packs[l] when packs is not nil (p frozen,
+// looked up when the pullback runs).
+func (m *mlp) backward(p Params, inputs, pres []acts, g acts, n int, dp Params, packs []packedW) []float64 {
 	var gBuf *scratch // g's pooled buffer; nil while g is dy
 	for l := len(m.layers) - 1; ; l-- {
 		li := m.layers[l]
 		m.prec.mul(false, true, false, li.in, li.out, n, 1, inputs[l], g, 1, dp[li.w:li.b])
 		addColSums(dp[li.b:li.b+li.out], g, n, li.out)
 		if l == 0 {
-			return backInput(m.prec, g, gBuf, p[li.w:li.b], n, li.in, li.out)
+			return backInputW(m.prec, g, gBuf, p[li.w:li.b], layerOf(packs, l), n, li.in, li.out)
 		}
-		g, gBuf = backHidden(m.prec, m.act, g, gBuf, p[li.w:li.b], inputs[l], pres[l-1], n, li.in, li.out)
+		g, gBuf = backHiddenW(m.prec, m.act, g, gBuf, p[li.w:li.b], layerOf(packs, l), inputs[l], pres[l-1], n, li.in, li.out)
 	}
 }

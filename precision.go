@@ -228,8 +228,13 @@ func colSums[T linalg.Float](db []float64, g []T, n, w int) {
 // read for the last time, and returns the new gradient and its pooled
 // buffer.
 func backHidden(pr Precision, act Activation, g acts, gBuf *scratch, w []float64, post, pre acts, n, in, out int) (acts, *scratch) {
+	return backHiddenW(pr, act, g, gBuf, w, nil, post, pre, n, in, out)
+}
+
+// backHiddenW is backHidden with g·wᵀ by pw, w's packs, when it is not nil.
+func backHiddenW(pr Precision, act Activation, g acts, gBuf *scratch, w []float64, pw *packedW, post, pre acts, n, in, out int) (acts, *scratch) {
 	dhBuf := getScratch(n * in)
-	pr.mul(false, false, true, n, in, out, 1, g, f64(w), 0, dhBuf.f)
+	mulWT(pr, pw, n, in, out, g, w, dhBuf.f)
 	gBuf.put()
 	if pr != Float32 {
 		next := f64(dhBuf.f)
@@ -246,8 +251,13 @@ func backHidden(pr Precision, act Activation, g acts, gBuf *scratch, w []float64
 // backInput returns dL/dx = g·wᵀ (n×in, new) for the first layer, from in
 // to out units with weights w, and puts gBuf (g's pooled buffer, or nil).
 func backInput(pr Precision, g acts, gBuf *scratch, w []float64, n, in, out int) []float64 {
+	return backInputW(pr, g, gBuf, w, nil, n, in, out)
+}
+
+// backInputW is backInput with g·wᵀ by pw, w's packs, when it is not nil.
+func backInputW(pr Precision, g acts, gBuf *scratch, w []float64, pw *packedW, n, in, out int) []float64 {
 	dx := make([]float64, n*in)
-	pr.mul(false, false, true, n, in, out, 1, g, f64(w), 0, dx)
+	mulWT(pr, pw, n, in, out, g, w, dx)
 	gBuf.put()
 	return dx
 }

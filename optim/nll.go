@@ -8,6 +8,7 @@ import (
 	"gonum.org/v1/gonum/mat"
 
 	"github.com/gonormflows/flows"
+	"github.com/gonormflows/flows/internal/frozen"
 	"github.com/gonormflows/flows/internal/linalg"
 )
 
@@ -28,7 +29,11 @@ import (
 // depend only on n, chunk i's gradient is added into partial gradient
 // i mod 4, and the partial gradients are summed in order, so the result is
 // bit-identical on any GOMAXPROCS (and the loss is the whole batch's, bit
-// for bit: a row's log density does not depend on the other rows).
+// for bit: a row's log density does not depend on the other rows). While
+// the chunks run, p is frozen (internal/frozen): every chunk sees the same
+// p, so the nets that support it (MLP) pack each layer's weights once for
+// the step rather than once per chunk and product, with the same bits;
+// p must not change until NLL returns.
 //
 // A NaN or Inf anywhere in x or c is an error wrapping ErrNonFinite that
 // names the first bad row and column (counting from 0), checked before any
@@ -197,6 +202,10 @@ var gradPool sync.Pool
 // grad in order, in parallel over ranges of parameters.
 func nllChunks(d flows.Distribution, p flows.Params, x, c *mat.Dense, grad flows.Params) (float64, error) {
 	n, dim := x.Dims()
+	// p is fixed until every chunk's pullback has run: the nets pack their
+	// weights once for all chunks (internal/frozen), with the same bits.
+	step := frozen.Freeze(p)
+	defer step.Release()
 	nc := (n + NLLChunkRows - 1) / NLLChunkRows
 	rows := func(i int) (int, int) { return i * n / nc, (i + 1) * n / nc }
 	logp := make([]float64, n)
