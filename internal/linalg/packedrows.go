@@ -263,7 +263,7 @@ func rows32[A Float](pb *Packed32, i0, i1 int, a []A, beta float64, c []float64)
 	for r0 := i0; r0 < i1; r0 += mcMax {
 		r1 := min(r0+mcMax, i1)
 		for p0 := 0; p0 < k; p0 += kc {
-			chunk32(pb, r0, r1, p0, min(kc, k-p0), a, c, nil, w)
+			chunk32(pb, r0, r1, p0, min(kc, k-p0), a, dest32{c: c}, nil, w)
 		}
 	}
 }
