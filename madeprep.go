@@ -124,9 +124,11 @@ func (pm *preparedMADE) forward32(x, ctx []float64, n int, y []float64) {
 	hs := [2][]float32{Float32.view(buf.f[size:size+words], size).f32, Float32.view(buf.f[size+words:], size).f32}
 	var h []float32
 	for l, li := range m.layers {
-		out := c[:n*li.out]
+		var out []float64 // c holds hidden layers only: the output layer may be wider
 		if l == last {
 			out = y[:n*li.out]
+		} else {
+			out = c[:n*li.out]
 		}
 		l32 := &pm.n32.layers[l]
 		fused := l32.fused() && li.ext.fwd.NonEmpty(li.in) // as net32: the bias and activation after the product
