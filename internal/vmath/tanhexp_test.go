@@ -1,6 +1,7 @@
 package vmath
 
 import (
+	"fmt"
 	"math"
 	"testing"
 )
@@ -113,15 +114,20 @@ func TestTanhExpShort(t *testing.T) {
 
 // BenchmarkTanhExp times TanhExp on 128 elements (MAF's 16 rows of 8
 // columns) against Tanh and Exp with the division and the product as
-// loops, per kernel.
+// loops, per kernel, on raw log-scales in [−4, 4] (range=wide: most
+// vectors have a lane past tanh's threshold 0.625·3) and in [−1, 1]
+// (range=small: none has).
 func BenchmarkTanhExp(b *testing.B) {
-	src := inputs(40)[:128]
-	for i := range src {
-		src[i] = math.Mod(src[i], 20)
-		if src[i] != src[i] {
-			src[i] = 1
+	for _, r := range []float64{4, 1} {
+		src := make([]float64, 128)
+		for i := range src {
+			src[i] = r * math.Sin(float64(i)*0.7)
 		}
+		b.Run(fmt.Sprintf("range=%v", map[float64]string{4: "wide", 1: "small"}[r]), func(b *testing.B) { benchTanhExp(b, src) })
 	}
+}
+
+func benchTanhExp(b *testing.B, src []float64) {
 	h, e := make([]float64, 128), make([]float64, 128)
 	eachKernelB(b, func(b *testing.B) {
 		b.Run("fn=TanhExp", func(b *testing.B) {
@@ -139,5 +145,31 @@ func BenchmarkTanhExp(b *testing.B) {
 				Exp(e, e)
 			})
 		})
+	})
+}
+
+// TestTanhExpSmall: blocks whose quotients are all below 0.625 in
+// magnitude (the kernel skips tanh's exp branch for such a vector), and
+// the same with one lane at or beyond the threshold, or special, at each
+// position (the vector must not skip).
+func TestTanhExpSmall(t *testing.T) {
+	const div = 3
+	mid := 0.625 * div
+	lanes := []float64{0, mid, -mid, math.Nextafter(mid, 0), math.Nextafter(mid, 10), 5, -40, math.NaN(), math.Inf(1)}
+	eachKernel(t, func(t *testing.T) {
+		for _, s := range lanes {
+			for pos := -1; pos < 64; pos++ { // −1: every lane small
+				src := make([]float64, 64)
+				for i := range src {
+					src[i] = math.Mod((0.0297*float64(i)-0.93)*div, mid*0.999) // |src/div| < 0.625
+				}
+				if pos >= 0 {
+					src[pos] = s
+				}
+				h, e := make([]float64, 64), make([]float64, 64)
+				TanhExp(h, e, src, div, -div)
+				checkTanhExp(t, src, h, e, div, -div)
+			}
+		}
 	})
 }

@@ -417,6 +417,10 @@ tanhExpAVX2_loop:
 	VADDPD       Y5, Y0, Y5
 	VCMPPD       $0x00, vmathconst<>+1152(SB), Y0, Y13
 	VBLENDVPD    Y13, Y0, Y5, Y5
+	VCMPPD       $0x1d, vmathconst<>+1664(SB), Y1, Y13
+	VMOVMSKPD    Y13, R9
+	TESTL        R9, R9
+	JZ           tanhExpAVX2_small
 	VADDPD       Y1, Y1, Y6
 	VMULPD       vmathconst<>+0(SB), Y6, Y8
 	VCVTPD2DQY   Y8, X7
@@ -456,6 +460,8 @@ tanhExpAVX2_loop:
 	VPOR         Y8, Y6, Y6
 	VCMPPD       $0x1d, vmathconst<>+1664(SB), Y1, Y13
 	VBLENDVPD    Y13, Y6, Y5, Y5
+
+tanhExpAVX2_small:
 	VMULPD       Y10, Y5, Y6
 	VCMPPD       $0x1d, vmathconst<>+896(SB), Y6, Y14
 	VANDPD       Y14, Y12, Y12
@@ -693,6 +699,10 @@ tanhExpAVX512_loop:
 	VADDPD       Z5, Z0, Z5
 	VCMPPD       $0x00, vmathconst<>+1152(SB), Z0, K2
 	VBLENDMPD    Z0, Z5, K2, Z5
+	VCMPPD       $0x1d, vmathconst<>+1664(SB), Z1, K2
+	KMOVW        K2, R9
+	TESTL        R9, R9
+	JZ           tanhExpAVX512_small
 	VADDPD       Z1, Z1, Z6
 	VMULPD       vmathconst<>+0(SB), Z6, Z8
 	VCVTPD2DQ    Z8, Y7
@@ -732,6 +742,8 @@ tanhExpAVX512_loop:
 	VPORQ        Z8, Z6, Z6
 	VCMPPD       $0x1d, vmathconst<>+1664(SB), Z1, K2
 	VBLENDMPD    Z6, Z5, K2, Z5
+
+tanhExpAVX512_small:
 	VMULPD       Z10, Z5, Z6
 	VCMPPD       $0x1d, vmathconst<>+896(SB), Z6, K3
 	KANDW        K3, K1, K1

@@ -257,7 +257,7 @@ func genTanh(a isa) {
 	a.block("tanh"+a.name, "sets dst[i] = math.Tanh(src[i]) and mask bit i where src[i] is not NaN; elsewhere dst[i] = src[i].",
 		func(src, dst Mem) {
 			VMOVUPD(src, x)
-			a.tanhCore()
+			a.tanhCore("")
 			a.cmp(cmpEQ, x, x, ok) // not NaN
 			a.blend(ok, r, x, r)
 			VMOVUPD(r, dst)
@@ -265,8 +265,11 @@ func genTanh(a isa) {
 }
 
 // tanhCore sets vector 5 to math.Tanh of vector 0 for lanes that are not
-// NaN, with vectors 1 to 4 and 6 to 8 and mask 1 as scratch.
-func (a isa) tanhCore() {
+// NaN, with vectors 1 to 4 and 6 to 8 and mask 1 as scratch. With a
+// label skip (not ""), a vector with no lane of |x| ≥ 0.625 jumps over
+// the exp branch (its lanes would all take the polynomial's value: the
+// same bits, without an exp and a division), with R9 as scratch.
+func (a isa) tanhCore(skip string) {
 	x, z, s, n, d, r, e, k, t := a.vec(0), a.vec(1), a.vec(2), a.vec(3), a.vec(4), a.vec(5), a.vec(6), a.vec(7), a.vec(8)
 	m := a.mask[1]
 	{
@@ -290,6 +293,12 @@ func (a isa) tanhCore() {
 			a.cmp(cmpEQ, c("zero"), x, m) // ±0 → x
 			a.blend(m, x, r, r)
 			// |x| ≥ 0.625: ±(1 − 2/(exp(2|x|)+1)), ±1 beyond 0.5·MAXLOG.
+			if skip != "" {
+				a.cmp(cmpGE, c("tanhmid"), z, m)
+				a.maskBits(m, R9L)
+				TESTL(R9L, R9L)
+				JZ(LabelRef(skip))
+			}
 			VADDPD(z, z, e)
 			a.expCore(e, k, t)
 			VADDPD(c("one"), e, e)
@@ -303,6 +312,9 @@ func (a isa) tanhCore() {
 			a.or(t, e, e)
 			a.cmp(cmpGE, c("tanhmid"), z, m)
 			a.blend(m, e, r, r)
+			if skip != "" {
+				Label(skip)
+			}
 		}
 	}
 }
@@ -363,7 +375,7 @@ func genTanhExp(a isa) {
 			VDIVPD(a.vec(9), src, x)      // x = src/div
 			a.cmp(cmpEQ, x, x, m)         // the quotient is not NaN
 			a.andMask(m, ok)
-			a.tanhCore()
+			a.tanhCore("tanhExp" + a.name + "_small")
 			VMULPD(a.vec(10), r, e) // e = mul·h
 			a.cmp(cmpGE, c("explo"), e, m)
 			a.andMask(m, ok)
