@@ -21,10 +21,7 @@ func scoreModel(tb testing.TB) (flows.Params, flows.Distribution) {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	rng := flows.NewKey(2).Rand()
-	for i := range p {
-		p[i] += 0.01 * rng.NormFloat64()
-	}
+	nudge(p, 0.01)
 	return p, d
 }
 
@@ -128,6 +125,15 @@ func TestPreparedConcurrent(t *testing.T) {
 	}
 }
 
+// nudge moves the parameters p off their initial values (the identity
+// map, for most layers) by scale times normal draws from a fixed key.
+func nudge(p flows.Params, scale float64) {
+	rng := flows.NewKey(2).Rand()
+	for i := range p {
+		p[i] += scale * rng.NormFloat64()
+	}
+}
+
 // sameFloatBits reports whether a and b are equal bit for bit.
 func sameFloatBits(a, b []float64) bool {
 	return slices.EqualFunc(a, b, func(u, v float64) bool { return math.Float64bits(u) == math.Float64bits(v) })
@@ -177,10 +183,7 @@ func gridSetup(b *testing.B, init flows.DistInitFunc, dim, n int) (flows.Params,
 	if err != nil {
 		b.Fatal(err)
 	}
-	rng := flows.NewKey(2).Rand()
-	for i := range p {
-		p[i] += 0.01 * rng.NormFloat64()
-	}
+	nudge(p, 0.01)
 	return p, d, flows.PrepareDistribution(d, p), mafNormal(flows.NewKey(5), n, dim, 1)
 }
 
@@ -235,10 +238,7 @@ func TestPreparedNets(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					rng := flows.NewKey(2).Rand()
-					for i := range p {
-						p[i] += 0.05 * rng.NormFloat64()
-					}
+					nudge(p, 0.05)
 					pb := flows.PrepareBijection(b, p)
 					for _, n := range []int{1, 16, 300} {
 						x := mafNormal(flows.NewKey(uint64(n)), n, 5, 1.5)
@@ -291,10 +291,7 @@ func TestPreparedFloat32(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			rng := flows.NewKey(2).Rand()
-			for i := range p {
-				p[i] += 0.05 * rng.NormFloat64()
-			}
+			nudge(p, 0.05)
 			pd := flows.PrepareDistribution(d, p)
 			for _, n := range []int{1, 16, 121, 300} {
 				x := mafNormal(flows.NewKey(uint64(n)), n, 5, 1)
@@ -350,10 +347,7 @@ func TestPreparedFused(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				rng := flows.NewKey(2).Rand()
-				for i := range p {
-					p[i] += 0.05 * rng.NormFloat64()
-				}
+				nudge(p, 0.05)
 				pd := flows.PrepareDistribution(d, p)
 				for _, n := range []int{1, 16, 300} {
 					wide := mafNormal(flows.NewKey(uint64(n)), n, 7, 1.5)

@@ -384,9 +384,9 @@ TEXT ·tanhExpAVX2(SB), NOSPLIT, $0-96
 	MOVQ         src_base+48(FP), SI
 	MOVQ         h_base+0(FP), DI
 	MOVQ         e_base+24(FP), DX
-	MOVQ         src_len+56(FP), R8
 	VBROADCASTSD div+72(FP), Y9
 	VBROADCASTSD mul+80(FP), Y10
+	MOVQ         src_len+56(FP), R8
 	SHRQ         $0x02, R8
 	XORQ         BX, BX
 	XORQ         CX, CX
@@ -666,9 +666,9 @@ TEXT ·tanhExpAVX512(SB), NOSPLIT, $0-96
 	MOVQ         src_base+48(FP), SI
 	MOVQ         h_base+0(FP), DI
 	MOVQ         e_base+24(FP), DX
-	MOVQ         src_len+56(FP), R8
 	VBROADCASTSD div+72(FP), Z9
 	VBROADCASTSD mul+80(FP), Z10
+	MOVQ         src_len+56(FP), R8
 	SHRQ         $0x03, R8
 	XORQ         BX, BX
 	XORQ         CX, CX

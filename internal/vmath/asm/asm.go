@@ -211,6 +211,14 @@ func (a isa) block(name, doc string, body func(src, dst Mem)) {
 	Doc(name+" "+doc, "len(src) is a multiple of the vector width, at most 64; dst is at least as long.")
 	Load(Param("src").Base(), RSI)
 	Load(Param("dst").Base(), RDI)
+	a.loop(name, []GPPhysical{RDI}, func(ptrs []Mem) { body(ptrs[0], ptrs[1]) })
+}
+
+// loop emits the loop of a kernel whose parameter src (in RSI) has
+// len(src)/lanes vectors, the other pointers in outs stepping with it:
+// body gets src's operand then the outs' and leaves the lane-OK mask in
+// a.mask[0], whose bits over the vectors are the kernel's uint64 result.
+func (a isa) loop(name string, outs []GPPhysical, body func(ptrs []Mem)) {
 	Load(Param("src").Len(), R8)
 	SHRQ(U8(map[int]uint64{4: 2, 8: 3}[a.lanes]), R8)
 	XORQ(RBX, RBX) // the mask
@@ -218,13 +226,18 @@ func (a isa) block(name, doc string, body func(src, dst Mem)) {
 	TESTQ(R8, R8)
 	JZ(LabelRef(name + "_done"))
 	Label(name + "_loop")
-	body(Mem{Base: RSI}, Mem{Base: RDI})
+	ptrs := []Mem{{Base: RSI}}
+	for _, r := range outs {
+		ptrs = append(ptrs, Mem{Base: r})
+	}
+	body(ptrs)
 	a.maskBits(a.mask[0], EAX)
 	SHLQ(CL, RAX)
 	ORQ(RAX, RBX)
 	ADDQ(U8(a.lanes), RCX)
-	ADDQ(U8(8*a.lanes), RSI)
-	ADDQ(U8(8*a.lanes), RDI)
+	for _, r := range append([]GPPhysical{RSI}, outs...) {
+		ADDQ(U8(8*a.lanes), r)
+	}
 	DECQ(R8)
 	JNZ(LabelRef(name + "_loop"))
 	Label(name + "_done")
@@ -321,7 +334,7 @@ func (a isa) tanhCore(skip string) {
 
 // tanhExpBlock is block for the tanh-exp kernel: func(h, e, src []float64,
 // div, mul float64) uint64, with div and mul broadcast into vectors 9 and
-// 10 before the loop, and h and e stepped together.
+// 10 before the loop, and h and e stepped with src.
 func (a isa) tanhExpBlock(name, doc string, body func(src, h, e Mem)) {
 	TEXT(name, NOSPLIT, "func(h, e, src []float64, div, mul float64) uint64")
 	Pragma("noescape")
@@ -329,37 +342,14 @@ func (a isa) tanhExpBlock(name, doc string, body func(src, h, e Mem)) {
 	Load(Param("src").Base(), RSI)
 	Load(Param("h").Base(), RDI)
 	Load(Param("e").Base(), RDX)
-	Load(Param("src").Len(), R8)
-	div, err := Param("div").Resolve()
-	if err != nil {
-		panic(err)
+	for i, name := range []string{"div", "mul"} {
+		v, err := Param(name).Resolve()
+		if err != nil {
+			panic(err)
+		}
+		VBROADCASTSD(v.Addr, a.vec(9+i))
 	}
-	mul, err := Param("mul").Resolve()
-	if err != nil {
-		panic(err)
-	}
-	VBROADCASTSD(div.Addr, a.vec(9))
-	VBROADCASTSD(mul.Addr, a.vec(10))
-	SHRQ(U8(map[int]uint64{4: 2, 8: 3}[a.lanes]), R8)
-	XORQ(RBX, RBX) // the mask
-	XORQ(RCX, RCX) // its shift
-	TESTQ(R8, R8)
-	JZ(LabelRef(name + "_done"))
-	Label(name + "_loop")
-	body(Mem{Base: RSI}, Mem{Base: RDI}, Mem{Base: RDX})
-	a.maskBits(a.mask[0], EAX)
-	SHLQ(CL, RAX)
-	ORQ(RAX, RBX)
-	ADDQ(U8(a.lanes), RCX)
-	ADDQ(U8(8*a.lanes), RSI)
-	ADDQ(U8(8*a.lanes), RDI)
-	ADDQ(U8(8*a.lanes), RDX)
-	DECQ(R8)
-	JNZ(LabelRef(name + "_loop"))
-	Label(name + "_done")
-	VZEROUPPER()
-	Store(RBX, ReturnIndex(0))
-	RET()
+	a.loop(name, []GPPhysical{RDI, RDX}, func(ptrs []Mem) { body(ptrs[0], ptrs[1], ptrs[2]) })
 }
 
 // genTanhExp emits the tanh-exp kernel: per lane q = src/div, h =
