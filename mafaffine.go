@@ -44,12 +44,16 @@ func mafRowsTo(S float64, dim int, y, xs, z, ld []float64, r0, r1 int, pos []int
 	w := 2 * dim
 	tanhExpChunks(S, -S, y, w, dim, dim, r0, r1, func(h, e []float64, c0, c1 int) {
 		for r := c0; r < c1; r++ {
-			mu := y[r*w : r*w+dim]
-			hr, er := h[(r-c0)*dim:(r-c0+1)*dim], e[(r-c0)*dim:(r-c0+1)*dim]
+			xr := xs[r*dim : (r+1)*dim]
+			mu := y[r*w : r*w+dim][:len(xr)] // the lengths: no bounds checks below
+			hr, er := h[(r-c0)*dim:][:len(xr)], e[(r-c0)*dim:][:len(xr)]
 			zr := z[r*dim : (r+1)*dim]
 			sum := 0.0
-			for i, xi := range xs[r*dim : (r+1)*dim] {
-				t, _ := finiteParam(mu[i])
+			for i, xi := range xr {
+				t := mu[i]
+				if t-t != 0 { // not finite: rare
+					t, _ = finiteParam(t)
+				}
 				s := S * hr[i]
 				k := i
 				if pos != nil {
