@@ -32,6 +32,9 @@ package flows
 // cores (linalg.Parallel), and their size depends on nothing but the
 // constant, so the result is the same on any GOMAXPROCS. A call of at most
 // one block (one row, sixteen rows) runs on the caller, with no dispatch.
+// A prepared Flow whose prior has density rows (Normal) runs the prior on
+// each block as well (flowLogPDF), and a chain writes a MAF layer's output
+// through the permutation after it instead of copying (directMaps).
 
 import (
 	"slices"

@@ -12,7 +12,9 @@
 // such CPU, other architectures, -tags purego, or the "go" kernel forced
 // through linalg.KernelEnv) Exp and Tanh are loops over the math
 // functions. Either way dst[i] has the bits of math.Exp(src[i]) or
-// math.Tanh(src[i]), which the tests check per kernel.
+// math.Tanh(src[i]), which the tests check per kernel. TanhExp fuses the
+// two for an affine map's bounded log-scale (a quotient, tanh, a product,
+// exp) in one kernel, with the same promise.
 package vmath
 
 import (
