@@ -17,7 +17,11 @@ package flows
 // degree ≤ b, and the outputs for input i see inputs of degree < d(i):
 // exactly the inputs before i when every hidden layer is at least dim−1
 // wide (narrower layers see fewer of them, but every output except the
-// first input's is still reached). For dim 1 there are no valid degrees for
+// first input's is still reached). With Degrees = SortedDegrees the hidden
+// units get the same degrees sorted in increasing order, which makes the
+// masks block-triangular and lets the products skip their zero blocks
+// (see madeblocks.go); the default, CyclicDegrees, is the recipe above.
+// For dim 1 there are no valid degrees for
 // hidden units (jax-flows' recipe divides by zero there): the rule above
 // gives them degree 1, so they see the input but feed nothing, and the
 // outputs are their biases alone: a MAF of dim 1 is an elementwise affine
@@ -102,6 +106,11 @@ type MADEConfig struct {
 	// Precision is the arithmetic of the products (default Float64; see
 	// Precision), in the dense pass and in a MAF's sampling alike.
 	Precision Precision
+	// Degrees is how the hidden units get their degrees (default
+	// CyclicDegrees, Germain et al.'s recipe; SortedDegrees gives the
+	// same degrees in increasing order, whose masked products skip their
+	// zero blocks: see Degrees and made.go's file comment).
+	Degrees Degrees
 }
 
 // MADE returns a masked autoencoder for distribution estimation (Germain et
@@ -142,9 +151,10 @@ func MADE(cfg MADEConfig) NetInitFunc {
 // madeLayer is one masked dense layer's place in the flat parameter vector.
 type madeLayer struct {
 	in, out int
-	w, b    int    // offsets of W (in×out, row-major) and b (out) in p
-	mw      int    // offset of this layer's masked weights in a buffer of madeNet.nw entries
-	mask    []bool // in×out, row-major: true where the weight is used
+	w, b    int          // offsets of W (in×out, row-major) and b (out) in p
+	mw      int          // offset of this layer's masked weights in a buffer of madeNet.nw entries
+	mask    []bool       // in×out, row-major: true where the weight is used
+	ext     *madeExtents // the used part of the products (SortedDegrees), or nil: the whole
 }
 
 // madeNet is a MADE's immutable shape: layers, masks and the degree
@@ -199,6 +209,9 @@ func newMADE(who string, cfg MADEConfig, key Key, in, out, cdim int) (Params, *m
 	if !cfg.Init.valid() {
 		return nil, nil, fmt.Errorf("flows: %s: unknown init %v", who, cfg.Init)
 	}
+	if !cfg.Degrees.valid() {
+		return nil, nil, fmt.Errorf("flows: %s: unknown degrees %v", who, cfg.Degrees)
+	}
 	if !cfg.Precision.valid() {
 		return nil, nil, fmt.Errorf("flows: %s: unknown precision %v", who, cfg.Precision)
 	}
@@ -235,13 +248,8 @@ func newMADE(who string, cfg MADEConfig, key Key, in, out, cdim int) (Params, *m
 	for i := range degs[0] {
 		degs[0][i] = m.pos[i] + 1
 	}
-	cycle := max(dim-1, 1)
 	for l, h := range cfg.Hidden {
-		d := make([]int, h)
-		for k := range d {
-			d[k] = 1 + k%cycle
-		}
-		degs[l+1] = d
+		degs[l+1] = cfg.Degrees.hiddenDegrees(h, dim)
 	}
 	degs[L] = make([]int, out)
 	for c := range degs[L] {
@@ -265,6 +273,9 @@ func newMADE(who string, cfg MADEConfig, key Key, in, out, cdim int) (Params, *m
 			for b, db := range degs[l+1] {
 				li.mask[a*li.out+b] = da < db || (!toOutput && da == db)
 			}
+		}
+		if cfg.Degrees == SortedDegrees {
+			li.ext = newMADEExtents(li.mask, li.in, li.out)
 		}
 		m.layers[l] = li
 	}
@@ -347,7 +358,7 @@ func (li madeLayer) weights(p Params, wm []float64) []float64 {
 // goroutine alone).
 func (li madeLayer) affine(pr Precision, serial bool, p Params, wm []float64, x acts, n int, c []float64) {
 	fillRows(c, p[li.b:li.b+li.out], n)
-	pr.mul(serial, false, false, n, li.out, li.in, 1, x, f64(li.weights(p, wm)), 1, c)
+	li.mulW(pr, serial, x, li.weights(p, wm), n, 1, c)
 }
 
 // product returns the net's product (its Precision's), on the calling
@@ -531,14 +542,13 @@ func (m *madeNet) backward(t *madeTape, dy []float64, dp Params, dctx []float64)
 			m.prec.mul(false, false, true, n, m.cdim, li.out, 1, g, wc, 1, dctx)
 		}
 		s := sBuf.f[:li.in*li.out]
-		m.prec.mul(false, true, false, li.in, li.out, n, 1, t.input(l), g, 0, s)
+		li.gradW(m.prec, t.input(l), g, n, s)
 		addMasked(dp[li.w:li.b], s, li.mask)
 		addColSums(dp[li.b:li.b+li.out], g, n, li.out)
-		wml := li.weights(t.p, wm)
+		g, gBuf = m.backLayer(l, t, g, gBuf, li.weights(t.p, wm))
 		if l == 0 {
-			return backInput(m.prec, g, gBuf, wml, n, li.in, li.out)
+			return g.f64
 		}
-		g, gBuf = backHidden(m.prec, m.act, g, gBuf, wml, t.hidden[l], t.pres[l-1], n, li.in, li.out)
 	}
 }
 

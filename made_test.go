@@ -35,6 +35,14 @@ func TestMADEConformance(t *testing.T) {
 	}
 	// No hidden layer: a masked affine map.
 	flowstest.TestNet(t, flowstest.Net{Name: "MADE/dim=4/no-hidden", Init: flows.MADE(flows.MADEConfig{}), In: 4, Out: 8})
+	// Sorted degrees: hidden layers of several groups of columns, so that
+	// the products skip blocks (see madeblocks.go; the float32 products
+	// against the float64 ones: TestMADESortedSkipMatchesFull).
+	for _, order := range madeOrders {
+		cfg := flows.MADEConfig{Hidden: []int{70, 40}, Act: flows.SiLU, Order: order, Degrees: flows.SortedDegrees}
+		flowstest.TestNet(t, flowstest.Net{Name: fmt.Sprintf("MADE/sorted/dim=5/%v", order), Init: flows.MADE(cfg), In: 5, Out: 10})
+	}
+	flowstest.TestNet(t, flowstest.Net{Name: "MADE/sorted/dim=1", Init: flows.MADE(flows.MADEConfig{Hidden: []int{40}, Act: flows.Tanh, Degrees: flows.SortedDegrees}), In: 1, Out: 2})
 }
 
 // madeJacobian returns, for a MADE net with in = dim and out = k·dim at
@@ -162,8 +170,10 @@ func TestMADEAutoregressive(t *testing.T) {
 				for _, k := range []int{1, 2, 3} {
 					for _, act := range []flows.Activation{flows.Tanh, flows.SiLU} {
 						name := fmt.Sprintf("dim=%d/hidden=%v/%v/k=%d/%v", dim, hidden, order, k, act)
-						cfg := flows.MADEConfig{Hidden: hidden, Act: act, Order: order}
-						checkAutoregressive(t, name, cfg, flows.NewKey(uint64(dim)), dim, k, madeWantPerm(order, dim))
+						for _, deg := range []flows.Degrees{flows.CyclicDegrees, flows.SortedDegrees} {
+							cfg := flows.MADEConfig{Hidden: hidden, Act: act, Order: order, Degrees: deg}
+							checkAutoregressive(t, name+"/"+deg.String(), cfg, flows.NewKey(uint64(dim)), dim, k, madeWantPerm(order, dim))
+						}
 					}
 				}
 			}

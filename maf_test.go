@@ -28,6 +28,14 @@ func TestMAFConformance(t *testing.T) {
 			}
 		}
 	}
+	// Sorted degrees, with hidden layers of several groups of columns (the
+	// products skip blocks).
+	for _, order := range madeOrders {
+		cfg := flows.MADEConfig{Hidden: []int{70, 45}, Act: flows.ReLU, Order: order, Degrees: flows.SortedDegrees}
+		cases = append(cases,
+			flowstest.Bijection{Name: fmt.Sprintf("MAF/sorted/dim=5/%v", order), Init: flows.MAF(cfg), Dim: 5},
+			flowstest.Bijection{Name: fmt.Sprintf("IAF/sorted/dim=5/%v", order), Init: flows.Invert(flows.MAF(cfg)), Dim: 5})
+	}
 	// Hidden layers narrower than dim−1 (some dependences cut).
 	narrow := flows.MADEConfig{Hidden: []int{2, 3}, Act: flows.Tanh, Order: flows.RandomOrder}
 	cases = append(cases,
@@ -266,9 +274,10 @@ func mafStack(b *testing.B, dim, h int) (flows.Params, flows.Bijection) {
 }
 
 // mafFlow is the benchmarks' MAF: five MAF layers, each MADE with two hidden
-// ReLU layers of width h, reversal between layers, standard normal prior.
+// ReLU layers of width h and sorted degrees (as `flows fit --kind maf`
+// builds them), reversal between layers, standard normal prior.
 func mafFlow(h int) flows.DistInitFunc {
-	cfg := flows.MADEConfig{Hidden: []int{h, h}, Act: flows.ReLU}
+	cfg := flows.MADEConfig{Hidden: []int{h, h}, Act: flows.ReLU, Degrees: flows.SortedDegrees}
 	var layers []flows.InitFunc
 	for l := 0; l < 5; l++ {
 		if l > 0 {

@@ -154,14 +154,21 @@ func realNVPPrec(couplings, hidden int, pr flows.Precision) flows.InitFunc {
 	return flows.Serial(layers...)
 }
 
-// mafFlowPrec is mafFlow with its MADEs' products in pr.
+// mafFlowPrec is mafFlow with its MADEs' products in pr: sorted degrees,
+// as `flows fit --kind maf` builds them (the benchmarks' MAF).
 func mafFlowPrec(h int, pr flows.Precision) flows.DistInitFunc {
-	return flows.Flow(mafPrec(h, pr), flows.Normal())
+	return flows.Flow(mafPrecDegrees(h, pr, flows.SortedDegrees), flows.Normal())
 }
 
-// mafPrec is mafFlowPrec's bijection: 5 MAF layers with MADE [h, h].
+// mafPrec is the tests' MAF bijection: 5 MAF layers with MADE [h, h] and
+// cyclic degrees (the default, which TestPinnedFloat32 pins).
 func mafPrec(h int, pr flows.Precision) flows.InitFunc {
-	cfg := flows.MADEConfig{Hidden: []int{h, h}, Act: flows.ReLU, Precision: pr}
+	return mafPrecDegrees(h, pr, flows.CyclicDegrees)
+}
+
+// mafPrecDegrees is mafPrec with the MADEs' degrees deg.
+func mafPrecDegrees(h int, pr flows.Precision, deg flows.Degrees) flows.InitFunc {
+	cfg := flows.MADEConfig{Hidden: []int{h, h}, Act: flows.ReLU, Precision: pr, Degrees: deg}
 	var layers []flows.InitFunc
 	for l := 0; l < 5; l++ {
 		if l > 0 {
@@ -180,7 +187,7 @@ var precisionFlows = []struct {
 	flow     func(flows.Precision) flows.DistInitFunc
 	products int
 }{
-	{"MAF", func(pr flows.Precision) flows.DistInitFunc { return mafFlowPrec(64, pr) }, 5 * 9},
+	{"MAF", func(pr flows.Precision) flows.DistInitFunc { return flows.Flow(mafPrec(64, pr), flows.Normal()) }, 5 * 9},
 	{"RealNVP", func(pr flows.Precision) flows.DistInitFunc {
 		return flows.Flow(realNVPPrec(4, 64, pr), flows.Normal())
 	}, 4 * 9},

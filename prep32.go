@@ -16,7 +16,11 @@ package flows
 // that a hidden layer of one k-block without context weights gets each
 // tile of its product from the kernel (c = acc) and adds the bias and
 // applies the activation while the tile is in cache: acc + b is
-// fma(1, acc, b), the same number.
+// fma(1, acc, b), the same number. With ReLU that is
+// linalg.MulBiasReLU32, whose AVX-512 kernels do it in their update, and
+// for a layer of several k-blocks linalg.MulAddReLU32 (the last block's
+// sum added to c and the ReLU applied in the kernel's update); the
+// products read a float32 hidden layer in place (no packing pass).
 
 import "github.com/gonormflows/flows/internal/linalg"
 
@@ -94,6 +98,10 @@ func (nt *net32) forward(x, ctx []float64, n int, y []float64) {
 // for a layer that is not fused.
 func hidden32[A linalg.Float](li *layer32, act Activation, x []A, ctx []float64, n int, post []float32, c []float64) {
 	out, b := li.out(), li.b
+	if li.fused() && act == ReLU { // biasAct32's bits (linalg.MulBiasReLU32)
+		linalg.MulBiasReLU32(li.w, n, x, b, post)
+		return
+	}
 	if li.fused() {
 		linalg.MulTiles32(li.w, n, x, func(i, j, rows, cols int, t []float64, ldt int) {
 			bj := b[j : j+cols]
@@ -105,6 +113,10 @@ func hidden32[A linalg.Float](li *layer32, act Activation, x []A, ctx []float64,
 	}
 	c = c[:n*out]
 	fillBias(c, b, n)
+	if li.wc == nil && act == ReLU { // the products' c, then applyAct's ReLU: the same bits
+		linalg.MulAddReLU32(li.w, n, x, c, post)
+		return
+	}
 	linalg.MulAdd32(li.w, n, x, c)
 	if li.wc != nil {
 		linalg.MulAdd32(li.wc, n, ctx, c)

@@ -198,6 +198,26 @@ type rqsBin struct {
 // the maximum keeps every exponential in (0, 1], so the sum is in [1, n] and
 // nothing overflows for any finite input.
 func rqsSoftmax(dst, src []float64) {
+	rqsShiftMax(dst, src)
+	vmath.Exp(dst, dst) // math.Exp's bits, vectorised
+	rqsNormalize(dst)
+}
+
+// rqsSoftmax2 is rqsSoftmax on src[:K] into dst[:K] and on src[K:2K] into
+// dst[K:2K], with the same bits, in one call of the vectorised exp (two
+// calls on K = 8 values each cost more than the exponentials).
+func rqsSoftmax2(dst, src []float64, K int) {
+	dst, src = dst[:2*K], src[:2*K]
+	rqsShiftMax(dst[:K], src[:K])
+	rqsShiftMax(dst[K:], src[K:])
+	vmath.Exp(dst, dst)
+	rqsNormalize(dst[:K])
+	rqsNormalize(dst[K:])
+}
+
+// rqsShiftMax sets dst[i] = src[i] − max(src) (same length ≥ 1).
+func rqsShiftMax(dst, src []float64) {
+	dst = dst[:len(src)]
 	m := src[0]
 	for _, v := range src[1:] {
 		if v > m {
@@ -207,14 +227,17 @@ func rqsSoftmax(dst, src []float64) {
 	for i, v := range src {
 		dst[i] = v - m
 	}
-	vmath.Exp(dst, dst) // math.Exp's bits, vectorised
+}
+
+// rqsNormalize divides e by its sum, summed in order, as 1/sum times each.
+func rqsNormalize(e []float64) {
 	var sum float64
-	for _, e := range dst {
-		sum += e
+	for _, v := range e {
+		sum += v
 	}
 	inv := 1 / sum
-	for i := range dst {
-		dst[i] *= inv
+	for i := range e {
+		e[i] *= inv
 	}
 }
 
@@ -283,8 +306,7 @@ func (c SplineConfig) rqsSetup(theta, p []float64, v float64, onX bool) rqsBin {
 		panic("flows: spline: len(theta) != 3·Bins−1")
 	}
 	pw, ph := p[:K:K], p[K:2*K:2*K]
-	rqsSoftmax(pw, theta[:K])
-	rqsSoftmax(ph, theta[K:2*K])
+	rqsSoftmax2(p, theta, K)
 	b := rqsBin{
 		pw: pw, ph: ph,
 		scaleW: 1 - float64(K)*c.MinBinWidth,

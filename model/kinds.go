@@ -58,7 +58,9 @@ type kindSpec struct {
 const couplingWhy = "its coupling layers split the columns in two"
 
 // KindMAF is a masked autoregressive flow (Papamakarios et al., 2017):
-// blocks of [MAF(MADEConfig{Hidden, Activation, NaturalOrder}), Reverse].
+// blocks of [MAF(MADEConfig{Hidden, Activation, NaturalOrder,
+// SortedDegrees}), Reverse] (revision 1; revision 0, which model files
+// without a revision hold, has CyclicDegrees: see Config.made).
 // Each hidden width should be at least dim−1 (see flows.MADE).
 const KindMAF Kind = "maf"
 
@@ -66,8 +68,9 @@ var kindMAF = kindSpec{
 	KindInfo: KindInfo{Kind: KindMAF, Summary: "masked autoregressive flow (affine)", MinDim: 1},
 	affine:   true,
 	block: func(c Config, _ int) []flows.InitFunc {
-		return []flows.InitFunc{flows.MAFBound(c.made(), c.LogScaleBound), flows.Reverse()}
+		return []flows.InitFunc{flows.MAFBound(c.made(1), c.LogScaleBound), flows.Reverse()}
 	},
+	revision: 1,
 }
 
 // KindRealNVP is RealNVP (Dinh et al., 2017): blocks of
@@ -111,15 +114,17 @@ var kindNSFCoupling = kindSpec{
 
 // KindNSFAutoregressive is a rational-quadratic neural spline flow with
 // autoregressive layers, RQ-NSF (AR): blocks of
-// [NeuralSplineAutoregressive(MADEConfig{Hidden, Activation, NaturalOrder},
-// SplineConfig{Bins, Bound}), Reverse].
+// [NeuralSplineAutoregressive(MADEConfig{Hidden, Activation, NaturalOrder,
+// SortedDegrees}, SplineConfig{Bins, Bound}), Reverse] (revision 1;
+// revision 0 has CyclicDegrees: see Config.made).
 const KindNSFAutoregressive Kind = "nsf-autoregressive"
 
 var kindNSFAutoregressive = kindSpec{
 	KindInfo: KindInfo{Kind: KindNSFAutoregressive, Summary: "neural spline flow: autoregressive splines and reversals", MinDim: 1, Splines: true},
 	block: func(c Config, _ int) []flows.InitFunc {
-		return []flows.InitFunc{flows.NeuralSplineAutoregressive(c.made(), c.spline()), flows.Reverse()}
+		return []flows.InitFunc{flows.NeuralSplineAutoregressive(c.made(1), c.spline()), flows.Reverse()}
 	},
+	revision: 1,
 }
 
 // KindNAF is a neural autoregressive flow, NAF-DSF (Huang et al., 2018):
@@ -129,6 +134,7 @@ var kindNSFAutoregressive = kindSpec{
 // beyond (revision 1). Revision 0, which model files without a revision
 // hold, used NeuralAutoregressive, whose map saturates outside the bulk
 // of the training rows, where a row could cost thousands of nats.
+// Revision 2 gives the MADEs SortedDegrees (see Config.made).
 const KindNAF Kind = "naf"
 
 // nafUnits is the number of sigmoid units of KindNAF's transformers.
@@ -138,11 +144,11 @@ var kindNAF = kindSpec{
 	KindInfo: KindInfo{Kind: KindNAF, Summary: "neural autoregressive flow: deep sigmoidal transformers (8 units) and reversals", MinDim: 1},
 	block: func(c Config, _ int) []flows.InitFunc {
 		if c.Revision == 0 {
-			return []flows.InitFunc{flows.NeuralAutoregressive(c.made(), nafUnits, 1), flows.Reverse()}
+			return []flows.InitFunc{flows.NeuralAutoregressive(c.made(2), nafUnits, 1), flows.Reverse()}
 		}
-		return []flows.InitFunc{flows.NeuralAutoregressiveBounded(c.made(), nafUnits, 1, polyKindBound), flows.Reverse()}
+		return []flows.InitFunc{flows.NeuralAutoregressiveBounded(c.made(2), nafUnits, 1, polyKindBound), flows.Reverse()}
 	},
-	revision: 1,
+	revision: 2,
 }
 
 // KindBNAF is a block neural autoregressive flow (De Cao et al., 2019):
@@ -179,7 +185,8 @@ const (
 // column on [−4, 4] of the standardised data, of slope 1 beyond (revision
 // 1). Revision 0, which model files without a revision hold, continued
 // with the polynomial's end slopes, which compound over the blocks: a row
-// outside the bulk could cost thousands of nats.
+// outside the bulk could cost thousands of nats. Revision 2 gives the
+// MADEs SortedDegrees (see Config.made).
 const KindSOS Kind = "sos"
 
 var kindSOS = kindSpec{
@@ -189,23 +196,25 @@ var kindSOS = kindSpec{
 		if c.Revision == 0 {
 			t = flows.SumOfSquares(sosKindPolys, sosKindDegree, polyKindBound)
 		}
-		return []flows.InitFunc{flows.MaskedAutoregressive(c.made(), t), flows.Reverse()}
+		return []flows.InitFunc{flows.MaskedAutoregressive(c.made(2), t), flows.Reverse()}
 	},
-	revision: 1,
+	revision: 2,
 }
 
 // KindBernstein is a Bernstein polynomial flow (as zuko's BPF): blocks of
 // [MaskedAutoregressive(MADEConfig{Hidden, Activation, NaturalOrder},
 // Bernstein(16, 4)), Reverse]: degree 16 on [−4, 4] of the standardised
-// data, the identity beyond.
+// data, the identity beyond. Revision 1 gives the MADEs SortedDegrees (see
+// sortedMADE).
 const KindBernstein Kind = "bernstein"
 
 var kindBernstein = kindSpec{
 	KindInfo: KindInfo{Kind: KindBernstein, Summary: "Bernstein polynomial flow: autoregressive Bernstein polynomials (degree 16) and reversals", MinDim: 1},
 	block: func(c Config, _ int) []flows.InitFunc {
 		t := flows.Bernstein(bernKindDegree, polyKindBound)
-		return []flows.InitFunc{flows.MaskedAutoregressive(c.made(), t), flows.Reverse()}
+		return []flows.InitFunc{flows.MaskedAutoregressive(c.made(1), t), flows.Reverse()}
 	},
+	revision: 1,
 }
 
 // kinds is the table of architectures, in the order Kinds lists them.
@@ -214,13 +223,29 @@ var kinds = []kindSpec{
 	kindNAF, kindBNAF, kindSOS, kindBernstein, kindCNF, kindImageGlow,
 }
 
-// mlp, made and spline are the conditioner and spline of a Config's blocks.
+// mlp is the conditioner of a Config's coupling blocks.
 func (c Config) mlp() flows.NetInitFunc {
 	return flows.MLPWith(flows.MLPConfig{Hidden: c.Hidden, Act: c.Activation, Init: c.Init, Precision: c.Precision})
 }
-func (c Config) made() flows.MADEConfig {
-	return flows.MADEConfig{Hidden: c.Hidden, Act: c.Activation, Init: c.Init, Precision: c.Precision}
+
+// made is the MADE of a Config's autoregressive blocks. Its hidden units
+// get sorted degrees (flows.SortedDegrees) from the kind's revision
+// sortedFrom on, cyclic ones before. That is why the MADE kinds were
+// revised (maf, nsf-autoregressive and bernstein to 1, naf and sos to 2):
+// a new model's MADEs are the same nets with their hidden units sorted by
+// degree, whose masked products skip their zero blocks (a hidden→hidden
+// product at 8 columns and width 128 does 68% of the full product's
+// multiply-adds), while a model file of an earlier revision keeps the
+// cyclic degrees, and the bits, it was fitted with.
+func (c Config) made(sortedFrom int) flows.MADEConfig {
+	mc := flows.MADEConfig{Hidden: c.Hidden, Act: c.Activation, Init: c.Init, Precision: c.Precision}
+	if c.Revision >= sortedFrom {
+		mc.Degrees = flows.SortedDegrees
+	}
+	return mc
 }
+
+// spline is the spline of a Config's blocks.
 func (c Config) spline() flows.SplineConfig {
 	return flows.SplineConfig{Bins: c.Bins, Bound: c.Bound}
 }

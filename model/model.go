@@ -87,10 +87,12 @@ type Config struct {
 	// signs), so a saved model records it.
 	Seed uint64 `json:"seed,string"`
 	// Revision is the revision of the kind's architecture: New gives a
-	// model the kind's latest (1 for naf and sos, whose tails are bounded
-	// since; 0 for the other kinds), and a model file records it, so a file
-	// written before a revision (without the field: 0) loads with the
-	// layers it was fitted with.
+	// model the kind's latest (2 for naf and sos, whose tails are bounded
+	// since 1; 1 for maf, nsf-autoregressive and bernstein; from those, the
+	// MADEs have sorted degrees, see flows.SortedDegrees; 0 for the other
+	// kinds), and a model file records it, so a file written before a
+	// revision (without the field: 0) loads with the layers it was fitted
+	// with.
 	Revision int `json:"revision,omitempty"`
 	// Columns names the data columns, in order: optional, and when given,
 	// one name per column. A model file records them, so that tools pick

@@ -1,6 +1,9 @@
 package optim
 
 import (
+	"encoding/binary"
+	"errors"
+	"fmt"
 	"math"
 
 	"github.com/gonormflows/flows/internal/linalg"
@@ -31,7 +34,10 @@ import (
 // gradient has always been zero becomes NaN.
 //
 // Make an Adam with NewAdam. An Adam holds mutable state: it is not safe for
-// concurrent use, and each parameter vector needs its own.
+// concurrent use, and each parameter vector needs its own. MarshalBinary
+// saves that state (the moments, the step count and the four fields) and
+// UnmarshalBinary restores it, so that a training run stopped and resumed
+// takes the same steps, bit for bit, as one never stopped.
 type Adam struct {
 	// LR is the learning rate α used by Step.
 	LR float64
@@ -136,4 +142,86 @@ func (a *Adam) Reset() {
 	clear(a.m)
 	clear(a.v)
 	a.t = 0
+}
+
+// adamStateVersion is the first byte of MarshalBinary's encoding.
+const adamStateVersion = 1
+
+// adamHeader is the encoding's size before the moments: the version byte,
+// the step count and the parameter count (uint64 each), and LR, Beta1,
+// Beta2 and Eps (float64 each).
+const adamHeader = 1 + 2*8 + 4*8
+
+// MarshalBinary returns a's state: a version byte (1), then, little-endian,
+// the step count and the parameter count n as uint64, LR, Beta1, Beta2 and
+// Eps as float64, and the n first moments and n second moments as float64,
+// exactly. It implements encoding.BinaryMarshaler and never fails.
+func (a *Adam) MarshalBinary() ([]byte, error) {
+	n := len(a.m)
+	b := make([]byte, 0, adamHeader+16*n)
+	b = append(b, adamStateVersion)
+	b = binary.LittleEndian.AppendUint64(b, uint64(a.t))
+	b = binary.LittleEndian.AppendUint64(b, uint64(n))
+	for _, f := range [...]float64{a.LR, a.Beta1, a.Beta2, a.Eps} {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+	}
+	for _, s := range [...][]float64{a.m, a.v} {
+		for _, f := range s {
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+		}
+	}
+	return b, nil
+}
+
+// UnmarshalBinary restores the state that MarshalBinary saved into a, which
+// must have been made by NewAdam for the same parameter count: the moments,
+// the step count, LR, Beta1, Beta2 and Eps are replaced, and data is not
+// kept. It implements encoding.BinaryUnmarshaler. It returns an error, and
+// leaves a as it was, when data is not such a state (an unknown version, a
+// wrong length), when the parameter counts differ, or when a value is out of
+// range (Beta1 or Beta2 outside [0, 1), a negative Eps, a moment that is not
+// finite or a negative second moment, naming its index).
+func (a *Adam) UnmarshalBinary(data []byte) error {
+	if len(data) == 0 {
+		return errors.New("optim: Adam state: empty")
+	}
+	if data[0] != adamStateVersion {
+		return fmt.Errorf("optim: Adam state: version %d, want %d", data[0], adamStateVersion)
+	}
+	if len(data) < adamHeader {
+		return fmt.Errorf("optim: Adam state: %d bytes, shorter than the %d-byte header", len(data), adamHeader)
+	}
+	u := func(i int) uint64 { return binary.LittleEndian.Uint64(data[1+8*i:]) }
+	f := func(i int) float64 { return math.Float64frombits(u(i)) }
+	t, n := u(0), u(1)
+	if n != uint64(len(a.m)) {
+		return fmt.Errorf("optim: Adam state: for %d parameters, the optimiser has %d", n, len(a.m))
+	}
+	if want := adamHeader + 16*len(a.m); len(data) != want {
+		return fmt.Errorf("optim: Adam state: %d bytes, want %d for %d parameters", len(data), want, n)
+	}
+	if t > math.MaxInt32 {
+		return fmt.Errorf("optim: Adam state: step count %d out of range", t)
+	}
+	lr, b1, b2, eps := f(2), f(3), f(4), f(5)
+	if !(b1 >= 0 && b1 < 1) || !(b2 >= 0 && b2 < 1) {
+		return fmt.Errorf("optim: Adam state: Beta1 %v and Beta2 %v must lie in [0, 1)", b1, b2)
+	}
+	if !(eps >= 0) {
+		return fmt.Errorf("optim: Adam state: Eps %v is negative", eps)
+	}
+	m, v := make([]float64, len(a.m)), make([]float64, len(a.m))
+	for i := range m {
+		m[i], v[i] = f(6+i), f(6+len(m)+i)
+		if math.IsNaN(m[i]) || math.IsInf(m[i], 0) {
+			return fmt.Errorf("optim: Adam state: first moment %d is %v", i, m[i])
+		}
+		if !(v[i] >= 0) || math.IsInf(v[i], 0) {
+			return fmt.Errorf("optim: Adam state: second moment %d is %v", i, v[i])
+		}
+	}
+	copy(a.m, m)
+	copy(a.v, v)
+	a.t, a.LR, a.Beta1, a.Beta2, a.Eps = int(t), lr, b1, b2, eps
+	return nil
 }

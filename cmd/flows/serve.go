@@ -32,6 +32,7 @@ type serveFlags struct {
 	logLevel        string
 	accessLog       bool
 	reloadSchema    bool
+	gcMinHeap       heapSize
 }
 
 var serveCommand = &command{
@@ -108,6 +109,12 @@ bounded under any load; a body is charged as it arrives (64 KiB, or its
 Content-Length when smaller, at first; doubled each time it fills its
 charge). Requests are read, written and kept idle within the timeouts.
 
+The garbage collector does not run until the heap reaches --gc-min-heap
+(64 MiB by default; GOGC's pacing above it, and GOMEMLIMIT, when set,
+still caps it): each collection delays the requests in flight, and a
+server of small requests, whose live heap is a few MB, would otherwise
+collect every thousand requests or so.
+
 Slow clients cannot lock others out: after --body-grace from its headers a
 body must keep up --min-body-rate bytes a second on average, or it is cut
 with 408 too_slow; and while more than half of the places (--workers plus
@@ -134,7 +141,7 @@ a terminal.
 model.flow data.csv would; a reload reads it again.`,
 	nArgs: [2]int{1, 1},
 	flags: func(fs *flag.FlagSet) func(*env, []string) error {
-		f := &serveFlags{maxBody: 8 << 20, budget: 256 << 20, minBodyRate: 8 << 10}
+		f := &serveFlags{maxBody: 8 << 20, budget: 256 << 20, minBodyRate: 8 << 10, gcMinHeap: heapSize{64 << 20}}
 		fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "the `host:port` to listen on (port 0: any free port, logged)")
 		fs.StringVar(&f.data, "data", "", "a CSV `file` whose rows the model card's corner plot shows")
 		fs.Var(&f.maxBody, "max-body", "the largest request body, in `bytes` (or with KiB, MiB, GiB)")
@@ -154,6 +161,7 @@ model.flow data.csv would; a reload reads it again.`,
 		fs.StringVar(&f.logLevel, "log-level", "info", "the least `level` logged: debug (every bad request too), info, warn, error")
 		fs.BoolVar(&f.accessLog, "access-log", false, "log every request at level info")
 		fs.BoolVar(&f.reloadSchema, "reload-allow-schema-change", false, "let SIGHUP swap in a model of another kind or other columns")
+		fs.Var(&f.gcMinHeap, "gc-min-heap", "the heap, in `bytes`, below which the garbage collector does not run (0: as GOGC\nalone decides); above it, GOGC's pacing")
 		return func(e *env, args []string) error { return f.run(e, args[0]) }
 	},
 }
@@ -195,6 +203,17 @@ func (b *byteSize) Set(s string) error {
 	}
 	*b = byteSize(v * mult)
 	return nil
+}
+
+// heapSize is a byteSize flag that may also be 0.
+type heapSize struct{ byteSize }
+
+func (h *heapSize) Set(s string) error {
+	if strings.TrimSpace(s) == "0" {
+		h.byteSize = 0
+		return nil
+	}
+	return h.byteSize.Set(s)
 }
 
 // check returns a usage error for flags that cannot work.

@@ -56,7 +56,7 @@ func (s *server) compute(w http.ResponseWriter, r *http.Request, st *modelState,
 	if s.drain.Load() {
 		return s.fail(w, &requestError{status: http.StatusServiceUnavailable, kind: errShuttingDown, msg: "shutting down", row: -1, index: -1, offset: -1})
 	}
-	rd := &bodyReader{start: time.Now(), rc: http.NewResponseController(w)}
+	rd := &bodyReader{start: time.Now(), rc: *http.NewResponseController(w)}
 	if !s.takePlace(rd) {
 		return overloaded(fmt.Sprintf("%d requests are computing, waiting or sending their bodies, the most --workers and --queue allow", s.f.workers+s.f.queue))
 	}
@@ -92,15 +92,25 @@ func (s *server) compute(w http.ResponseWriter, r *http.Request, st *modelState,
 		return s.fail(w, rerr)
 	}
 	*op = answer[:0]
+	// As h.Set would set them (the keys are canonical), without a new
+	// slice for each constant value.
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Content-Length", strconv.Itoa(len(answer)))
-	h.Set("Cache-Control", "no-store")
+	h["Content-Type"] = headerJSON
+	h["Content-Length"] = []string{strconv.Itoa(len(answer))}
+	h["Cache-Control"] = headerNoStore
 	w.WriteHeader(http.StatusOK)
 	w.Write(answer)
 	s.metrics.rows[strings.TrimPrefix(r.URL.Path, "/v1/")].Add(uint64(rows))
 	return outcome{code: http.StatusOK, rows: rows}
 }
+
+// The values of constant headers of answers, shared: net/http copies a
+// handler's headers before it writes them, and nothing changes them in
+// place (Header.Set and Add replace or append).
+var (
+	headerJSON    = []string{"application/json"}
+	headerNoStore = []string{"no-store"}
+)
 
 // acquire waits for a worker, at most --queue-wait; the caller frees it
 // with <-s.slots.

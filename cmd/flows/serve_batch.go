@@ -28,10 +28,33 @@ type scoreJob struct {
 	latent bool
 
 	claimed bool          // taken from the queue (under batcher.mu)
-	done    chan struct{} // closed when lp (and z) are set, or panicked
+	done    chan struct{} // one token once lp (and z) are set, or panicked; buffered
 	lp      []float64
 	z       *mat.Dense
-	panic   any // what the scoring panicked with, if it did
+	panic   any         // what the scoring panicked with, if it did
+	timer   *time.Timer // for --queue-wait, kept with the job for its next use
+}
+
+// The jobs are pooled with their channel and timer (jobs, getJob and
+// putJob): a claimed job's done gets exactly one token, which the job's
+// own request takes before it returns, so a job put back holds none.
+
+// getJob returns a job of the request req for the model of st, from the
+// pool.
+func (s *server) getJob(st *modelState, req *scoreRequest, latent bool) *scoreJob {
+	j, _ := s.jobs.Get().(*scoreJob)
+	if j == nil {
+		j = &scoreJob{done: make(chan struct{}, 1)}
+	}
+	j.st, j.x, j.c, j.cats, j.latent = st, req.x, req.c, req.cats, latent
+	return j
+}
+
+// putJob returns a job whose schedule has returned to the pool, holding
+// nothing of its request.
+func (s *server) putJob(j *scoreJob) {
+	*j = scoreJob{done: j.done, timer: j.timer}
+	s.jobs.Put(j)
 }
 
 // batcher holds the score jobs waiting for a worker, oldest first.
@@ -46,7 +69,6 @@ type batcher struct {
 // scored, or with the error of a job that waited too long or whose client
 // left.
 func (s *server) schedule(r *http.Request, j *scoreJob) *requestError {
-	j.done = make(chan struct{})
 	s.batch.mu.Lock()
 	s.batch.waiting = append(s.batch.waiting, j)
 	s.batch.mu.Unlock()
@@ -68,9 +90,13 @@ func (s *server) schedule(r *http.Request, j *scoreJob) *requestError {
 				continue
 			default:
 			}
-			t := time.NewTimer(s.f.queueWait)
-			defer t.Stop()
-			timeout = t.C
+			if j.timer == nil {
+				j.timer = time.NewTimer(s.f.queueWait)
+			} else {
+				j.timer.Reset(s.f.queueWait) // stopped: no stale tick (Go 1.23's timers)
+			}
+			defer j.timer.Stop()
+			timeout = j.timer.C
 		}
 		select {
 		case s.slots <- struct{}{}:
@@ -135,7 +161,8 @@ func (s *server) lead() {
 		return
 	}
 	head := s.batch.waiting[0]
-	jobs := []*scoreJob{head}
+	var room [16]*scoreJob // the jobs of a batch of up to 16 without an allocation
+	jobs := append(room[:0], head)
 	rows, _ := head.x.Dims()
 	keep := s.batch.waiting[:0]
 	for _, j := range s.batch.waiting[1:] {
@@ -161,7 +188,7 @@ func (s *server) lead() {
 		v := recover()
 		for _, j := range jobs {
 			j.panic = v
-			close(j.done)
+			j.done <- struct{}{}
 		}
 	}()
 	if len(jobs) == 1 {

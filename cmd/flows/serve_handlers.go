@@ -204,7 +204,8 @@ func (s *server) score(r *http.Request, st *modelState, body, out []byte) ([]byt
 	if err != nil {
 		return nil, 0, err.(*requestError)
 	}
-	j := &scoreJob{st: st, x: req.x, c: req.c, cats: req.cats, latent: latent || req.latent}
+	j := s.getJob(st, req, latent || req.latent)
+	defer s.putJob(j)
 	if e := s.schedule(r, j); e != nil {
 		return nil, 0, e
 	}

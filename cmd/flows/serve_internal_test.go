@@ -21,7 +21,7 @@ import (
 
 // newTestServer returns a server of the model file at path with the flags'
 // defaults, changed by set, without a listener.
-func newTestServer(t *testing.T, path string, set func(f *serveFlags)) *server {
+func newTestServer(t testing.TB, path string, set func(f *serveFlags)) *server {
 	t.Helper()
 	f := &serveFlags{maxBody: 8 << 20, budget: 256 << 20, maxRows: 100, maxSample: 100, workers: 1, queue: 4,
 		queueWait: time.Second, readTimeout: time.Second, writeTimeout: time.Second, idleTimeout: time.Second, shutdownTimeout: time.Second}

@@ -314,6 +314,9 @@ func (d *jsonDec) rows() (n int, objects bool, err *requestError) {
 		d.i++
 		return 0, false, nil
 	}
+	if d.x == nil { // a row's room: a 1-row request's only allocation here
+		d.x = make([]float64, 0, d.s.dim)
+	}
 	for {
 		if n >= d.s.maxRows {
 			return 0, false, d.tooMany("rows")
@@ -355,6 +358,9 @@ func (d *jsonDec) contexts() (n int, err *requestError) {
 	if d.peek() == ']' {
 		d.i++
 		return 0, nil
+	}
+	if d.cArr == nil {
+		d.cArr = make([]float64, 0, d.s.cdim)
 	}
 	for {
 		if n >= d.s.maxRows {

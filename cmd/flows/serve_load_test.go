@@ -138,19 +138,34 @@ func loadBody(x *mat.Dense, n int) []byte {
 	return []byte(b.String())
 }
 
-// writeLoadData writes n rows of 8 dependent columns with a header.
-func writeLoadData(t *testing.T, path string, n int) {
-	t.Helper()
+// loadData returns n rows of 8 dependent columns, each value rounded to 5
+// decimals (as writeLoadData writes them).
+func loadData(n int) *mat.Dense {
 	rng := rand.New(rand.NewPCG(11, 12))
-	var b strings.Builder
-	b.WriteString("a,b,c,d,e,f,g,h\n")
-	for range n {
-		z := make([]float64, 8)
+	x := mat.NewDense(n, 8, nil)
+	z := make([]float64, 8)
+	for i := range n {
 		for j := range z {
 			z[j] = rng.NormFloat64()
 		}
 		row := []float64{z[0], 0.5*z[0]*z[0] + 0.3*z[1], z[2] + z[0], z[3] * (1 + 0.5*z[0]), z[4], 2*z[5] + 10, z[6] - z[1], z[7]}
 		for j, v := range row {
+			r, _ := strconv.ParseFloat(fmt.Sprintf("%.5f", v), 64)
+			x.Set(i, j, r)
+		}
+	}
+	return x
+}
+
+// writeLoadData writes n rows of 8 dependent columns (loadData's) with a
+// header.
+func writeLoadData(t *testing.T, path string, n int) {
+	t.Helper()
+	x := loadData(n)
+	var b strings.Builder
+	b.WriteString("a,b,c,d,e,f,g,h\n")
+	for i := range n {
+		for j, v := range x.RawRowView(i) {
 			if j > 0 {
 				b.WriteByte(',')
 			}

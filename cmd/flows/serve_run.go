@@ -34,6 +34,7 @@ type server struct {
 	batch   batcher     // score requests waiting for a worker
 	drain   atomic.Bool // shutting down
 	bufs    sync.Pool   // *[]byte for bodies and answers up to poolMax
+	jobs    sync.Pool   // *scoreJob, with their channel and timer
 }
 
 // poolMax is the largest buffer kept for reuse.
@@ -55,6 +56,7 @@ func (f *serveFlags) run(e *env, path string) error {
 		return err
 	}
 	s.state.Store(st)
+	defer startGCFloor(int64(f.gcMinHeap.byteSize))()
 
 	// The command's signal handler exits at once, removing temporary
 	// files; a server has none, and drains instead.
@@ -81,7 +83,7 @@ func (f *serveFlags) run(e *env, path string) error {
 	}
 	log.Info("listening", "addr", ln.Addr().String(), "model", path, "kind", string(st.m.Config.Kind),
 		"columns", st.schema.dim, "context_columns", st.schema.cdim, "sha256", st.sha,
-		"workers", f.workers, "queue", f.queue, "max_body", int64(f.maxBody), "max_rows", f.maxRows, "pid", os.Getpid())
+		"workers", f.workers, "queue", f.queue, "max_body", int64(f.maxBody), "max_rows", f.maxRows, "gc_min_heap", int64(f.gcMinHeap.byteSize), "pid", os.Getpid())
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 

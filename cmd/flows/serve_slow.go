@@ -50,7 +50,7 @@ const firstCharge = 64 << 10
 // bodyReader is a request that holds a place, while its body arrives.
 type bodyReader struct {
 	start    time.Time
-	rc       *http.ResponseController
+	rc       http.ResponseController // held, not pointed to: one allocation fewer a request
 	received atomic.Int64
 	reading  bool // in places.readers (under places.mu)
 	evicted  atomic.Bool
@@ -189,18 +189,24 @@ func (s *server) readBody(rd *bodyReader, r io.Reader, buf []byte, limit int64, 
 	return buf, nil
 }
 
+// isMaxBytes reports whether err is http.MaxBytesReader's: a function of
+// its own, so that the target of errors.As is allocated only for an error.
+func isMaxBytes(err error) bool {
+	var mbe *http.MaxBytesError
+	return errors.As(err, &mbe)
+}
+
 // bodyError returns the answer to a body that could not be read (err), or
 // whose reader lost its place meanwhile; nil when the body is whole.
 func (s *server) bodyError(rd *bodyReader, err error) *requestError {
 	held := s.doneReading(rd)
-	var mbe *http.MaxBytesError
 	switch {
 	case !held:
 		return &requestError{status: http.StatusRequestTimeout, kind: errTooSlow, row: -1, index: -1, offset: -1,
 			msg: fmt.Sprintf("the body arrived slower than --min-body-rate %v a second while the places were full, and its place went to another request", &s.f.minBodyRate)}
 	case err == nil:
 		return nil
-	case errors.As(err, &mbe):
+	case isMaxBytes(err):
 		return &requestError{status: http.StatusRequestEntityTooLarge, kind: errTooLarge, row: -1, index: -1, offset: -1,
 			msg: fmt.Sprintf("the body is more than --max-body %v", &s.f.maxBody)}
 	case errors.Is(err, errBudget):

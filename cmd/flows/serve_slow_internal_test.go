@@ -17,7 +17,7 @@ func TestTakePlace(t *testing.T) {
 		f.workers, f.queue, f.minBodyRate, f.bodyGrace = 2, 4, 1<<10, time.Second
 	}) // 6 places, 3 protected
 	reader := func(age time.Duration, received int64) *bodyReader {
-		rd := &bodyReader{start: time.Now().Add(-age), rc: http.NewResponseController(httptest.NewRecorder())}
+		rd := &bodyReader{start: time.Now().Add(-age), rc: *http.NewResponseController(httptest.NewRecorder())}
 		rd.received.Store(received)
 		return rd
 	}
@@ -77,7 +77,7 @@ func TestTakePlaceConcurrent(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range 200 {
-				rd := &bodyReader{start: time.Now().Add(-time.Duration(g+i%7) * time.Second), rc: http.NewResponseController(httptest.NewRecorder())}
+				rd := &bodyReader{start: time.Now().Add(-time.Duration(g+i%7) * time.Second), rc: *http.NewResponseController(httptest.NewRecorder())}
 				if s.takePlace(rd) {
 					rd.received.Add(int64(i))
 					s.doneReading(rd)

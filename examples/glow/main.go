@@ -46,13 +46,35 @@
 //
 //	go run ./examples/glow [-ntrain 60000] [-epochs 2] [-batch 32] [-steps 4] [-hidden 32] [-blocks 0] [-lr 2e-3] [-f32=true] [-out .]
 //
+// After every epoch the command also writes progress.tsv into -out: one
+// line per finished epoch with its training and test bits/dim, the CPU
+// seconds of the epoch and of the run so far (every session together;
+// from getrusage, 0 where it is missing), the time it finished and the
+// session (0 for the first process, 1 after the first resume, …).
+//
+// With -checkpoint-every N the command writes -out/checkpoint.gob every N
+// steps and at each epoch's end, atomically (the old file or the whole new
+// one, never a part): the parameters, Adam's moments and step count, the
+// step reached, the epoch's running sums, the epochs' records and the
+// flags that define the run. -resume DIR continues the run whose
+// checkpoint is in DIR exactly as if it had not stopped (a kill loses at
+// most the steps since the last checkpoint): give it the same flags, since
+// it refuses, naming the flag, a -data, -fashion, -ntrain, -ntest, -steps,
+// -hidden, -blocks, -f32, -batch, -lr, -warmup or -seed other than the
+// checkpoint's; -epochs may grow. Nothing random needs saving: epoch e's
+// data order is the e-th permutation drawn from the seed's data key
+// (replayed on resuming), step i's dequantisation noise comes from that
+// key folded with i, and the learning rate is a function of i.
+//
 // A long run with a wider flow (8 steps per scale, a residual block of 64
 // channels: BenchmarkGlowStep/steps=8/hidden=64/blocks=1/float32 used 2.3
 // CPU seconds a batch of 64 under load, so about 36 CPU minutes an epoch
-// and 12 CPU hours for 20, roughly 6 to 8 hours on two idle cores), not
-// run:
+// and 12 CPU hours for 20, roughly 6 to 8 hours on two idle cores), more
+// than one sitting, so it checkpoints and is resumed until done; its
+// bits/dim is not known yet (see QUALITY.md):
 //
-//	go run ./examples/glow -epochs 20 -batch 64 -steps 8 -hidden 64 -blocks 1 -lr 1e-3 -out /tmp/glow-long
+//	go run ./examples/glow -epochs 20 -batch 64 -steps 8 -hidden 64 -blocks 1 -lr 1e-3 -checkpoint-every 200 -out /tmp/glow-long
+//	go run ./examples/glow -epochs 20 -batch 64 -steps 8 -hidden 64 -blocks 1 -lr 1e-3 -checkpoint-every 200 -out /tmp/glow-long -resume /tmp/glow-long
 package main
 
 import (
@@ -62,6 +84,7 @@ import (
 	"image/color"
 	"log"
 	"math"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -90,6 +113,9 @@ type options struct {
 	lr                    float64
 	warmup, every         int
 	seed                  uint64
+	checkpointEvery       int
+	resume                string
+	stopAfter             int // stop after this many steps in all, without the pictures (0: never), for tests
 }
 
 func main() {
@@ -108,7 +134,9 @@ func main() {
 	flag.IntVar(&o.warmup, "warmup", 50, "steps of linear learning-rate warm-up")
 	flag.IntVar(&o.every, "every", 100, "steps between progress lines (the mean training bits/dim of those steps)")
 	flag.Uint64Var(&o.seed, "seed", 1, "seed of every random choice")
-	flag.StringVar(&o.out, "out", ".", "folder for samples.png and interp.png")
+	flag.StringVar(&o.out, "out", ".", "folder for samples.png, interp.png, progress.tsv and checkpoint.gob (made if missing)")
+	flag.IntVar(&o.checkpointEvery, "checkpoint-every", 0, "steps between checkpoints in -out/checkpoint.gob, also written at each epoch's end (0: none)")
+	flag.StringVar(&o.resume, "resume", "", "continue the run whose checkpoint.gob is in this folder (give the same run flags)")
 	flag.Parse()
 	if err := run(o); err != nil {
 		log.Fatal(err)
@@ -116,14 +144,21 @@ func main() {
 }
 
 func run(o options) error {
+	if err := os.MkdirAll(o.out, 0o777); err != nil {
+		return err
+	}
 	train, test, err := load(o)
 	if err != nil {
 		return err
 	}
 	nTrain, nTest := min(o.nTrain, train.Count()), min(o.nTest, test.Count())
-	xTrain, xTest := mnistdata.Pixels(train, nTrain), mnistdata.Pixels(test, nTest)
-	dim := shape.Size()
+	return trainOn(o, mnistdata.Pixels(train, nTrain), mnistdata.Pixels(test, nTest))
+}
 
+// trainOn builds the flow, fits it to the images xTrain (or continues the
+// run in -resume), scoring xTest, and writes the pictures.
+func trainOn(o options, xTrain, xTest *mat.Dense) error {
+	nTrain, nTest, dim := xTrain.RawMatrix().Rows, xTest.RawMatrix().Rows, shape.Size()
 	keys := flows.NewKey(o.seed).Split(6)
 	cfg := flows.GlowConfig{Steps: o.steps, Hidden: o.hidden, Blocks: o.blocks}
 	if o.f32 {
@@ -150,14 +185,29 @@ func run(o options) error {
 	fmt.Printf("%d training and %d test images; Glow %d steps × %d scales, hidden %d, blocks %d, %v: %d parameters; batch %d\n",
 		nTrain, nTest, o.steps, 2, o.hidden, o.blocks, cfg.Precision, len(p), o.batch)
 
+	// The initialisation runs on resuming too, so that rng is where it
+	// would be for the interpolation strip; the checkpoint then replaces p.
 	rng := keys[1].Rand()
 	flows.InitFromData(model.Density, p, dequantise(rng, xTrain.Slice(0, min(512, nTrain), 0, dim).(*mat.Dense)), nil)
+	t := &trainer{o: o, key: keys[2], model: model, p: p, adam: optim.NewAdam(len(p)), xTrain: xTrain, xTest: xTest}
+	if o.resume != "" {
+		if t.pr, err = loadCheckpoint(o.resume, o, p, t.adam); err != nil {
+			return err
+		}
+		t.pr.Session++
+		steps := nTrain / o.batch
+		fmt.Printf("resumed from %s after step %d (epoch %d, step %d of %d), session %d\n", filepath.Join(o.resume, checkpointName),
+			t.pr.Step, t.pr.Step/steps+1, t.pr.Step%steps, steps, t.pr.Session)
+		if err := writeProgress(o.out, t.pr.Epochs); err != nil {
+			return err
+		}
+	}
 	// The sample grid after every epoch (the same latents each time), so a
 	// long run stopped early still leaves its latest samples.
-	samples := func() error {
+	t.samples = func() error {
 		return writeGrid(filepath.Join(o.out, "samples.png"), sample(keys[3], b, p, 64, 0.7), 8)
 	}
-	if err := fit(o, keys[2], model, p, xTrain, xTest, samples); err != nil {
+	if err := t.fit(); err != nil || t.stopped {
 		return err
 	}
 	strip, err := interpolate(b, p, xTest, rng)
@@ -192,55 +242,119 @@ func load(o options) (train, test *GoMNIST.Set, err error) {
 	return train, test, nil
 }
 
-// fit trains p for o.epochs epochs, printing the test bits/dim and an
-// estimate of the time left after each, and calling epochDone.
-func fit(o options, key flows.Key, model flows.Dequantized, p flows.Params, xTrain, xTest *mat.Dense, epochDone func() error) error {
-	nTrain, dim := xTrain.RawMatrix().Rows, shape.Size()
+// trainer is a training run: the model, its parameters and optimiser, the
+// data and where the run stands.
+type trainer struct {
+	o             options
+	key           flows.Key // of the data order and the dequantisation noise
+	model         flows.Dequantized
+	p             flows.Params
+	adam          *optim.Adam
+	xTrain, xTest *mat.Dense
+	samples       func() error // writes the sample grid
+	pr            Progress
+	stopped       bool // stopped after o.stopAfter steps
+}
+
+// fit trains t.p until o.epochs epochs are done, from the step t.pr
+// stands at, printing the test bits/dim and an estimate of the time left
+// after each epoch and writing the sample grid, progress.tsv and (with
+// -checkpoint-every) a checkpoint. Epoch e's data order is the e-th
+// permutation drawn from t.key's generator, so a resumed run draws and
+// skips those of the finished epochs; the noise of step i comes from
+// t.key.Fold(i), the learning rate from i.
+func (t *trainer) fit() error {
+	o := t.o
+	nTrain, dim := t.xTrain.RawMatrix().Rows, shape.Size()
 	steps := nTrain / o.batch
-	adam := optim.NewAdam(len(p))
-	grad := make(flows.Params, len(p))
+	grad := make(flows.Params, len(t.p))
 	w := make([]float64, o.batch)
 	for i := range w {
 		w[i] = -1 / (float64(o.batch) * float64(dim) * math.Ln2) // minimise the batch's bits/dim
 	}
 	xb := mat.NewDense(o.batch, dim, nil)
-	rng := key.Rand()
-	start := time.Now()
-	fmt.Printf("before training: test %.3f bits/dim\n", bitsPerDim(model, p, xTest))
+	rng := t.key.Rand()
+	start, first, cpu0 := time.Now(), t.pr.Step, t.pr.CPU
+	if first == 0 {
+		fmt.Printf("before training: test %.3f bits/dim\n", bitsPerDim(t.model, t.p, t.xTest))
+	}
 	for epoch := range o.epochs {
 		perm := rng.Perm(nTrain)
-		var sum, window float64
-		for s := range steps {
+		for s := t.pr.Step - epoch*steps; s >= 0 && s < steps; s++ {
 			for i := range o.batch {
-				xb.SetRow(i, xTrain.RawRowView(perm[s*o.batch+i]))
+				xb.SetRow(i, t.xTrain.RawRowView(perm[s*o.batch+i]))
 			}
 			step := epoch*steps + s
-			bound, back := model.BoundVJP(key.Fold(uint64(step)), p, xb, nil, 1)
+			bound, back := t.model.BoundVJP(t.key.Fold(uint64(step)), t.p, xb, nil, 1)
 			clear(grad)
 			back(w, grad, nil)
 			optim.ClipGlobalNorm(grad, 50)
-			adam.StepLR(p, grad, o.lr*min(1, float64(step+1)/float64(max(o.warmup, 1))))
+			t.adam.StepLR(t.p, grad, o.lr*min(1, float64(step+1)/float64(max(o.warmup, 1))))
 			for _, v := range bound {
-				window -= v / (float64(dim) * math.Ln2)
+				t.pr.Window -= v / (float64(dim) * math.Ln2)
 			}
+			t.pr.Step++
 			if (s+1)%o.every == 0 || s == steps-1 {
-				done := float64(step+1) / float64(o.epochs*steps)
+				done := float64(step+1-first) / float64(o.epochs*steps-first)
 				el := time.Since(start)
 				fmt.Printf("  epoch %d step %d/%d: train %.3f bits/dim, %s elapsed, ETA %s\n", epoch+1, s+1, steps,
-					window/float64((s%o.every+1)*o.batch), el.Round(time.Second), time.Duration(float64(el)*(1-done)/done).Round(time.Second))
-				sum += window
-				window = 0
+					t.pr.Window/float64((s%o.every+1)*o.batch), el.Round(time.Second), time.Duration(float64(el)*(1-done)/done).Round(time.Second))
+				t.pr.Sum += t.pr.Window
+				t.pr.Window = 0
 			}
-		}
-		el := time.Since(start)
-		left := time.Duration(float64(el) / float64(epoch+1) * float64(o.epochs-epoch-1))
-		fmt.Printf("epoch %d: train %.3f, test %.3f bits/dim, %s elapsed, ETA %s\n", epoch+1,
-			sum/float64(steps*o.batch), bitsPerDim(model, p, xTest), el.Round(time.Second), left.Round(time.Second))
-		if err := epochDone(); err != nil {
-			return err
+			if s == steps-1 {
+				if err := t.endEpoch(epoch, steps, start, first, cpu0); err != nil {
+					return err
+				}
+			} else if o.checkpointEvery > 0 && t.pr.Step%o.checkpointEvery == 0 {
+				if err := t.checkpoint(cpu0); err != nil {
+					return err
+				}
+			}
+			if t.pr.Step == o.stopAfter {
+				t.stopped = true
+				return nil
+			}
 		}
 	}
 	return nil
+}
+
+// endEpoch reports the epoch that has just ended, writes the sample grid,
+// and records the epoch in progress.tsv and (with -checkpoint-every) the
+// checkpoint. start is when this process began training, at step first,
+// with the run's CPU time at cpu0.
+func (t *trainer) endEpoch(epoch, steps int, start time.Time, first int, cpu0 float64) error {
+	o := t.o
+	el := time.Since(start)
+	left := time.Duration(float64(el) / float64(t.pr.Step-first) * float64(o.epochs*steps-t.pr.Step))
+	rec := epochRecord{Epoch: epoch + 1, Train: t.pr.Sum / float64(steps*o.batch), Test: bitsPerDim(t.model, t.p, t.xTest),
+		StepsPerEpoch: steps, Session: t.pr.Session, Resume: first}
+	fmt.Printf("epoch %d: train %.3f, test %.3f bits/dim, %s elapsed, ETA %s\n", epoch+1,
+		rec.Train, rec.Test, el.Round(time.Second), left.Round(time.Second))
+	if err := t.samples(); err != nil {
+		return err
+	}
+	t.pr.Sum = 0
+	rec.Finished, rec.TotalCPU = time.Now(), cpu0+cpuSeconds()
+	rec.CPU = rec.TotalCPU
+	if n := len(t.pr.Epochs); n > 0 {
+		rec.CPU -= t.pr.Epochs[n-1].TotalCPU
+	}
+	t.pr.Epochs = append(t.pr.Epochs, rec)
+	if o.checkpointEvery > 0 {
+		if err := t.checkpoint(cpu0); err != nil {
+			return err
+		}
+	}
+	return writeProgress(o.out, t.pr.Epochs)
+}
+
+// checkpoint writes the checkpoint after the step t.pr stands at; the
+// run's CPU time is cpu0 plus this process's.
+func (t *trainer) checkpoint(cpu0 float64) error {
+	t.pr.CPU = cpu0 + cpuSeconds()
+	return saveCheckpoint(t.o.out, t.o, t.p, t.adam, t.pr)
 }
 
 // bitsPerDim returns the test bits/dim, −Bound/(dim ln 2) averaged over

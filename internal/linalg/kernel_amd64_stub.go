@@ -70,6 +70,54 @@ func kernel6x16AVX2F32(k int, a []float32, b []float32, c []float64, ldc int, al
 //go:noescape
 func kernel12x32AVX512F32(k int, a []float32, b []float32, c []float64, ldc int, alpha float64, beta float64)
 
+// kernel6x16AVX2F32S is kernel6x16AVX2F32 reading A in place: step p
+// reads a[i·lda + p] for rows i < 6 (rows of a row-major float32
+// matrix, no packed panel), with the same arithmetic, so the same bits.
+//
+//go:noescape
+func kernel6x16AVX2F32S(k int, a []float32, lda int, b []float32, c []float64, ldc int, alpha float64, beta float64)
+
+// kernel12x32AVX512F32S is kernel12x32AVX512F32 reading A in place: step p
+// reads a[i·lda + p] for rows i < 12 (rows of a row-major float32
+// matrix, no packed panel), with the same arithmetic, so the same bits.
+//
+//go:noescape
+func kernel12x32AVX512F32S(k int, a []float32, lda int, b []float32, c []float64, ldc int, alpha float64, beta float64)
+
+// kernel12x8AVX512F32 computes a 12×8 tile of C in float32 with AVX-512F
+// and AVX-512VL on 256-bit registers: for products of at most 8 columns
+// (a coupling's output layer), where 32- or 16-column tiles would be
+// mostly padding. Step p reads the packed panels a[12p : 12p+12] and
+// b[8p : 8p+8]; c (float64) holds the tile's rows at stride ldc.
+//
+// Registers: Y0–Y11 hold the 96 float32 accumulators, row i in Y(i);
+// Y12 holds the current row of the B panel; A is broadcast by the FMAs
+// from memory (EVEX): per k step 1 load and 12 FMAs. The update widens
+// each accumulator to float64 in Y14, Y15; Y12, Y13 hold alpha and beta.
+//
+//go:noescape
+func kernel12x8AVX512F32(k int, a []float32, b []float32, c []float64, ldc int, alpha float64, beta float64)
+
+// kernel12x8AVX512F32S is kernel12x8AVX512F32 reading A in place: step p
+// reads a[i·lda + p] for rows i < 12.
+//
+//go:noescape
+func kernel12x8AVX512F32S(k int, a []float32, lda int, b []float32, c []float64, ldc int, alpha float64, beta float64)
+
+// kernel12x32AVX512F32R is kernel12x32AVX512F32 (packed panels) with a
+// hidden layer's bias and ReLU in its update: c (float32, row stride ldc)
+// gets float32(max(acc + bias[i·ldb + j], 0)) with BiasReLU32's bits
+// (ldb = 0: one bias row for every row of the tile).
+//
+//go:noescape
+func kernel12x32AVX512F32R(k int, a []float32, b []float32, bias []float64, ldb int, c []float32, ldc int)
+
+// kernel12x32AVX512F32SR is kernel12x32AVX512F32R reading A in place:
+// step p reads a[i·lda + p] for rows i < 12.
+//
+//go:noescape
+func kernel12x32AVX512F32SR(k int, a []float32, lda int, b []float32, bias []float64, ldb int, c []float32, ldc int)
+
 // convertPanel sets dst[p·w + i] = float32(src[p·ld + i]) for i < rows and
 // p < np, with AVX: four elements per VCVTPD2PS, the rest one at a time.
 //

@@ -38,6 +38,14 @@ type kernel struct {
 	lanes  int           // doubles per vector register
 	vec    []VecPhysical // the vector registers, by number
 	bcst   bool          // broadcast A through the FMA's memory operand (AVX-512)
+	// strided: a float32 kernel that reads A in place, element (i, p) at
+	// a[i·lda + p], rather than from a packed panel (see gen32).
+	strided bool
+	// relu: a float32 kernel whose update stores float32(max(acc + bias, 0))
+	// into a float32 c rather than alpha·acc (+ beta·c) into a float64 one,
+	// row i of the bias at bias[i·ldb] (ldb = 0: one row for all; see
+	// updateReLU32).
+	relu bool
 }
 
 var ymm = []VecPhysical{Y0, Y1, Y2, Y3, Y4, Y5, Y6, Y7, Y8, Y9, Y10, Y11, Y12, Y13, Y14, Y15}
@@ -98,38 +106,7 @@ func main() {
 		mr: 1, nr: 64, lanes: 8, vec: zmm, bcst: true,
 	})
 
-	gen32(kernel{
-		name: "kernel6x16AVX2F32",
-		doc: []string{
-			"kernel6x16AVX2F32 computes a 6×16 tile of C in float32 with AVX2 and FMA3.",
-			"Step p of the k loop reads the packed panels a[6p : 6p+6] and",
-			"b[16p : 16p+16]; c (float64) holds the tile's rows at stride ldc.",
-			"",
-			"Registers: Y0–Y11 hold the 96 float32 accumulators, row i in Y(2i)",
-			"(columns 0–7) and Y(2i+1) (columns 8–15); Y12, Y13 hold the current row",
-			"of the B panel; Y14 holds a broadcast element of the A panel: per k step",
-			"2 loads, 6 broadcasts, 12 FMAs. The update widens each accumulator to",
-			"float64 (exactly) in Y14, Y15 and reuses it as scratch; Y12, Y13 hold",
-			"alpha and beta.",
-		},
-		mr: 6, nr: 16, lanes: 4, vec: ymm,
-	})
-
-	gen32(kernel{
-		name: "kernel12x32AVX512F32",
-		doc: []string{
-			"kernel12x32AVX512F32 computes a 12×32 tile of C in float32 with AVX-512F.",
-			"Step p of the k loop reads the packed panels a[12p : 12p+12] and",
-			"b[32p : 32p+32]; c (float64) holds the tile's rows at stride ldc.",
-			"",
-			"Registers: Z0–Z23 hold the 384 float32 accumulators, row i in Z(2i)",
-			"(columns 0–15) and Z(2i+1) (columns 16–31); Z24, Z25 hold the current",
-			"row of the B panel; A is broadcast by the FMAs from memory: per k step",
-			"2 loads and 24 FMAs. The update widens each accumulator to float64",
-			"(exactly) in Z26, Z27 and reuses it as scratch; Z24, Z25 hold alpha and beta.",
-		},
-		mr: 12, nr: 32, lanes: 8, vec: zmm, bcst: true,
-	})
+	genKernels32()
 
 	genConvert()
 	genPeak()
@@ -189,12 +166,7 @@ func (g *gen64) setup() {
 	Load(Param("c").Base(), RDX)
 	Load(Param("ldc"), RSI)
 	SHLQ(U8(3), RSI)
-	Load(Param("lda"), R11)
-	SHLQ(U8(3), R11)
-	LEAQ(Mem{Base: R11, Index: R11, Scale: 2}, R12)
-	for i := 1; i < len(g.aBase); i++ {
-		LEAQ(Mem{Base: g.aBase[i-1], Index: R11, Scale: 4}, g.aBase[i])
-	}
+	loadStrided(3, g.aBase)
 	Load(Param("ldb"), R9)
 	SHLQ(U8(3), R9)
 	LEAQ(Mem{Base: R9, Index: R9, Scale: 2}, R10)
@@ -222,8 +194,25 @@ func (g *gen64) setup() {
 }
 
 // aAt returns the address of row i of the A panel at the current step.
-func (g *gen64) aAt(i int) Mem {
-	m := Mem{Base: g.aBase[i/4]}
+func (g *gen64) aAt(i int) Mem { return stridedAt(g.aBase, i, 0) }
+
+// loadStrided emits the registers that address the rows of an A read at
+// a row stride (lda, from the argument, times 1<<shift bytes): R11 the
+// stride, R12 three strides, and bases[r] = bases[r−1] + 4 strides (rows
+// 4r to 4r+3), bases[0] already loaded.
+func loadStrided(shift uint8, bases []GPPhysical) {
+	Load(Param("lda"), R11)
+	SHLQ(U8(shift), R11)
+	LEAQ(Mem{Base: R11, Index: R11, Scale: 2}, R12)
+	for i := 1; i < len(bases); i++ {
+		LEAQ(Mem{Base: bases[i-1], Index: R11, Scale: 4}, bases[i])
+	}
+}
+
+// stridedAt returns the address of row i of an A addressed by loadStrided,
+// disp bytes on: base, base+R11, base+2·R11, base+R12.
+func stridedAt(bases []GPPhysical, i, disp int) Mem {
+	m := Mem{Base: bases[i/4], Disp: disp}
 	switch i % 4 {
 	case 1:
 		m.Index, m.Scale = R11, 1
@@ -348,163 +337,6 @@ func (g *gen64) update() {
 func check(err error) {
 	if err != nil {
 		panic(fmt.Sprint("asm: ", err))
-	}
-}
-
-// gen32 emits one float32 kernel: kn.lanes is the doubles per vector
-// register (floats: twice that). Its panels are always packed float32:
-// step p of A is the MR floats at a[p·MR], of B the NR floats at b[p·NR].
-// Per element it computes, in float32, acc = fma(a, b, acc) for p = 0 … k-1
-// from zero, then in float64 c = alpha·acc (beta = 0, c not read) or
-// fma(alpha, acc, beta·c), acc widened exactly.
-func gen32(kn kernel) {
-	TEXT(kn.name, NOSPLIT, "func(k int, a []float32, b []float32, c []float64, ldc int, alpha, beta float64)")
-	Pragma("noescape")
-	Doc(kn.doc...)
-
-	lanes := 2 * kn.lanes // floats per vector register
-	nv := kn.nr / lanes   // vector registers per tile row
-	nacc := kn.mr * nv
-	acc := func(i, v int) VecPhysical { return kn.vec[i*nv+v] }
-	bReg := kn.vec[nacc : nacc+nv]
-	aReg := kn.vec[nacc+nv] // only without embedded broadcast
-	vsize := 4 * lanes      // bytes per vector register
-	astep, bstep := 4*kn.mr, 4*kn.nr
-
-	Comment("AX, BX: the packed A and B panels at the current step; CX counts k",
-		"steps; DX is the current row of the C tile, SI is ldc·8.")
-	Load(Param("k"), RCX)
-	Load(Param("a").Base(), RAX)
-	Load(Param("b").Base(), RBX)
-	Load(Param("c").Base(), RDX)
-	Load(Param("ldc"), RSI)
-	SHLQ(U8(3), RSI)
-
-	Comment("Zero the accumulators.")
-	for i := 0; i < nacc; i++ {
-		if kn.lanes == 8 {
-			VPXORD(kn.vec[i], kn.vec[i], kn.vec[i])
-		} else {
-			VXORPS(kn.vec[i], kn.vec[i], kn.vec[i])
-		}
-	}
-
-	Comment("Prefetch the C tile (every cache line of each row) for the final update.")
-	MOVQ(RDX, R8)
-	for i := 0; i < kn.mr; i++ {
-		for off := 0; off < 8*kn.nr; off += 64 {
-			PREFETCHT0(Mem{Base: R8, Disp: off})
-		}
-		if i < kn.mr-1 {
-			ADDQ(RSI, R8)
-		}
-	}
-
-	// step emits one k step, u steps past AX and BX.
-	step := func(u int) {
-		for v := 0; v < nv; v++ {
-			VMOVUPS(Mem{Base: RBX, Disp: u*bstep + vsize*v}, bReg[v])
-		}
-		for i := 0; i < kn.mr; i++ {
-			am := Mem{Base: RAX, Disp: u*astep + 4*i}
-			if kn.bcst {
-				for v := 0; v < nv; v++ {
-					VFMADD231PS_BCST(am, bReg[v], acc(i, v))
-				}
-			} else {
-				VBROADCASTSS(am, aReg)
-				for v := 0; v < nv; v++ {
-					VFMADD231PS(bReg[v], aReg, acc(i, v))
-				}
-			}
-		}
-	}
-
-	Comment("Main loop: four k steps per iteration.")
-	CMPQ(RCX, U32(4))
-	JB(LabelRef(kn.name + "_tail"))
-	Label(kn.name + "_loop")
-	for u := 0; u < 4; u++ {
-		step(u)
-	}
-	ADDQ(U32(4*astep), RAX)
-	ADDQ(U32(4*bstep), RBX)
-	SUBQ(U32(4), RCX)
-	CMPQ(RCX, U32(4))
-	JAE(LabelRef(kn.name + "_loop"))
-
-	Comment("Remaining k steps, one at a time.")
-	Label(kn.name + "_tail")
-	TESTQ(RCX, RCX)
-	JZ(LabelRef(kn.name + "_update"))
-	Label(kn.name + "_tailloop")
-	step(0)
-	ADDQ(U32(astep), RAX)
-	ADDQ(U32(bstep), RBX)
-	DECQ(RCX)
-	JNZ(LabelRef(kn.name + "_tailloop"))
-
-	Label(kn.name + "_update")
-	update32(kn, nv, vsize)
-}
-
-// update32 emits a float32 kernel's final update, c = alpha·acc (+ beta·c),
-// widening each accumulator to float64 on the way.
-func update32(kn kernel, nv, vsize int) {
-	nacc := kn.mr * nv
-	acc := func(i, v int) VecPhysical { return kn.vec[i*nv+v] }
-	alphaReg, betaReg := kn.vec[nacc], kn.vec[nacc+1]
-	lo, hi := kn.vec[nacc+2], kn.vec[nacc+3]
-	alpha, err := Param("alpha").Resolve()
-	check(err)
-	beta, err := Param("beta").Resolve()
-	check(err)
-	VBROADCASTSD(alpha.Addr, alphaReg)
-	VBROADCASTSD(beta.Addr, betaReg)
-	Comment("R8 is zero exactly when beta is ±0: then C is not read (as BLAS).")
-	MOVQ(beta.Addr, R8)
-	SHLQ(U8(1), R8)
-	// widen sets lo, hi to the float64 values of acc's low and high halves.
-	widen := func(a VecPhysical) {
-		if kn.lanes == 8 {
-			VCVTPS2PD(a.AsY(), lo)
-			VEXTRACTF64X4(U8(1), a, hi.AsY())
-			VCVTPS2PD(hi.AsY(), hi)
-		} else {
-			VCVTPS2PD(a.AsX(), lo)
-			VEXTRACTF128(U8(1), a, hi.AsX())
-			VCVTPS2PD(hi.AsX(), hi)
-		}
-	}
-	for _, withBeta := range []bool{false, true} {
-		if withBeta {
-			Comment("c = alpha·acc + beta·c")
-			Label(kn.name + "_beta")
-		} else {
-			JNZ(LabelRef(kn.name + "_beta"))
-			Comment("c = alpha·acc")
-		}
-		for i := 0; i < kn.mr; i++ {
-			for v := 0; v < nv; v++ {
-				widen(acc(i, v))
-				for h, w := range []VecPhysical{lo, hi} {
-					cm := Mem{Base: RDX, Disp: 2*vsize*v + vsize*h}
-					if withBeta {
-						VMULPD(cm, betaReg, acc(i, v))
-						VFMADD231PD(alphaReg, w, acc(i, v))
-						VMOVUPD(acc(i, v), cm)
-					} else {
-						VMULPD(alphaReg, w, w)
-						VMOVUPD(w, cm)
-					}
-				}
-			}
-			if i < kn.mr-1 {
-				ADDQ(RSI, RDX)
-			}
-		}
-		VZEROUPPER()
-		RET()
 	}
 }
 
