@@ -1,21 +1,24 @@
 package flows
 
-// The Float32 convolution passes without col(X): products that read their
-// operands where they lie (linalg.GemmGatherF32).
+// The Float32 passes without col(X): products that read their operands
+// where they lie (linalg.GemmGatherMaskF32, linalg.GemmGatherF32).
 //
-// A task's images are copied once, rounded to float32, into a padded
-// layout: each image's rows widened to rw = w + p (p = k/2) with p zero
-// columns after each row, p zero rows after each image, the images one
-// after another, and p·rw + p zeros (the guard) before the first and after
-// the last. Shifting a pixel by (dy, dx), |dy|, |dx| ≤ p, is then adding
-// dy·rw + dx to its position, and a shift that leaves the image lands on a
-// zero: a pad column of the same or the previous row, a pad row of the
-// same or the previous image, or the guard. So row (ci, ky, kx) of col(X)
-// is the padded plane ci at an offset, and the products take it from there
-// (the kernel's panels are the only copy), over the padded positions; the
-// outputs at pad positions are computed and dropped (15% more columns at
-// 14×14, 31% at 7×7), the others copied out. Each real pixel's column holds
-// exactly col(X)'s values, so every output has conv.go's float32 bits.
+// The forward pass and dX read a task's images flat: copied once, rounded
+// to float32, channel-major, the images one after another with no padding
+// (flatLayout), so row (ci, ky, kx) of col(X) is plane ci at the offset
+// (ky − p)·w + kx − p (p = k/2). Where that shift leaves a pixel's image it
+// lands on a neighbouring row, image or the plane's guard, and the tap's
+// mask (tapMask), applied while the product packs its panels, zeroes the
+// entry: each column of col(X) holds exactly the padded image's values, so
+// every output has conv.go's float32 bits, and the products run over the
+// real pixels only (no pad columns computed and dropped).
+//
+// The weight gradient uses a padded layout instead: each image's rows
+// widened to rw = w + p (p zero columns after each row), p zero rows after
+// each image, the images one after another, and p·rw + p zeros (the guard)
+// before the first and after the last. Shifting a pixel by (dy, dx), |dy|,
+// |dx| ≤ p, is then adding dy·rw + dx to its position, and a shift that
+// leaves the image lands on a zero.
 //
 // The weight gradient sums over pixels: g = X·col(dY)ᵀ takes X pixel-major
 // (the task's real pixels in order, cin values each) as its transposed
@@ -25,7 +28,11 @@ package flows
 // over the same pixels in the same order as conv.go's, so its bits too are
 // those of the float32 product on col(dY).
 
-import "github.com/gonormflows/flows/internal/linalg"
+import (
+	"sync"
+
+	"github.com/gonormflows/flows/internal/linalg"
+)
 
 // convIm2col32 makes the Float32 passes take conv.go's im2col route, for
 // the tests that compare the two routes bit for bit.
@@ -55,32 +62,9 @@ func (l padLayout) at(t, y, x int) int { return l.guard + t*l.blk + y*l.rw + x }
 // shift returns the offset of the filter tap (ky, kx) of a k×k filter.
 func (l padLayout) shift(ky, kx int) int { return (ky-l.p)*l.rw + kx - l.p }
 
-// pad writes the images [i0, i1) of rows (planes·h·w each) into buf
-// (planes × l.plane), rounded to float32 (after a ReLU, max(v, 0), when
-// act), channel-major, zeros elsewhere.
-func (c conv2d) pad(rows []float64, planes, i0, i1 int, l padLayout, buf []float32, act bool) {
-	hw := c.h * c.w
-	clear(buf[:planes*l.plane])
-	for i := i0; i < i1; i++ {
-		img := rows[i*planes*hw : (i+1)*planes*hw]
-		for ch := range planes {
-			for y := range c.h {
-				at := ch*l.plane + l.at(i-i0, y, 0)
-				d, s := buf[at:at+c.w], img[ch*hw+y*c.w:ch*hw+(y+1)*c.w]
-				if !act {
-					linalg.ToF32(d, s)
-					continue
-				}
-				for x, v := range s {
-					d[x] = float32(max(v, 0))
-				}
-			}
-		}
-	}
-}
-
-// padT is pad pixel-major: position q's planes values at buf[q·planes:]
-// ((2·guard + pos) × planes).
+// padT writes the images [i0, i1) of rows (planes·h·w each) into buf in
+// the padded layout l pixel-major, rounded to float32: position q's planes
+// values at buf[q·planes:] ((2·guard + pos) × planes), zeros elsewhere.
 func (c conv2d) padT(rows []float64, planes, i0, i1 int, l padLayout, buf []float32) {
 	hw := c.h * c.w
 	clear(buf[:l.plane*planes])
@@ -97,36 +81,6 @@ func (c conv2d) padT(rows []float64, planes, i0, i1 int, l padLayout, buf []floa
 	}
 }
 
-// unpad copies the real pixels of out (planes × l.pos, positions from the
-// first image's, as the products write them) into the images [i0, i1) of
-// rows.
-func (c conv2d) unpad(out []float64, planes, i0, i1 int, l padLayout, rows []float64) {
-	hw := c.h * c.w
-	for i := i0; i < i1; i++ {
-		img := rows[i*planes*hw : (i+1)*planes*hw]
-		for ch := range planes {
-			for y := range c.h {
-				at := ch*l.pos + l.at(i-i0, y, 0) - l.guard
-				copy(img[ch*hw+y*c.w:ch*hw+(y+1)*c.w], out[at:at+c.w])
-			}
-		}
-	}
-}
-
-// tapOffsets returns the offsets in a padded buffer of the rows (ch, ky,
-// kx) of col: ch·stride + guard + shift(ky, kx).
-func (c conv2d) tapOffsets(planes, stride int, l padLayout) []int {
-	off := make([]int, 0, planes*c.k*c.k)
-	for ch := range planes {
-		for ky := range c.k {
-			for kx := range c.k {
-				off = append(off, ch*stride+l.guard+l.shift(ky, kx))
-			}
-		}
-	}
-	return off
-}
-
 // scratchRows returns m rounded up to a multiple of 12: the rows of a
 // GemmGatherF32 output buffer that lets the product compute its last row
 // panel in place (the rows past m are scratch).
@@ -141,58 +95,194 @@ func seq(n int) []int {
 	return s
 }
 
+// flatLayout is the unpadded layout of nimg images of a conv, in floats:
+// each plane the images' pixels one after another (n = nimg·h·w of them)
+// between two guards of g = p·w + p, so that every shift of a tap, at most
+// p rows and p columns, stays inside the plane. The guards are never
+// written: the taps' masks (tapMask) drop every value a shift takes from
+// outside its own image.
+type flatLayout struct {
+	g, n, plane int
+}
+
+// flat returns the flat layout of nimg images.
+func (c conv2d) flat(nimg int) flatLayout {
+	p := c.k / 2
+	f := flatLayout{g: p*c.w + p, n: nimg * c.h * c.w}
+	f.plane = 2*f.g + f.n
+	return f
+}
+
+// flatten writes the images [i0, i1) of rows (planes·h·w each) into buf
+// (planes × f.plane) in the flat layout, rounded to float32 (after a ReLU,
+// max(v, 0), when act).
+func (c conv2d) flatten(rows []float64, planes, i0, i1 int, f flatLayout, buf []float32, act bool) {
+	hw := c.h * c.w
+	for i := i0; i < i1; i++ {
+		img := rows[i*planes*hw : (i+1)*planes*hw]
+		for ch := range planes {
+			d, s := buf[ch*f.plane+f.g+(i-i0)*hw:][:hw], img[ch*hw:(ch+1)*hw]
+			if act {
+				linalg.ReLUToF32(d, s)
+			} else {
+				linalg.ToF32(d, s)
+			}
+		}
+	}
+}
+
+// unflatten copies out (planes × f.n, as the products write it) into the
+// images [i0, i1) of rows.
+func (c conv2d) unflatten(out []float64, planes, i0, i1 int, f flatLayout, rows []float64) {
+	hw := c.h * c.w
+	for i := i0; i < i1; i++ {
+		img := rows[i*planes*hw : (i+1)*planes*hw]
+		for ch := range planes {
+			copy(img[ch*hw:(ch+1)*hw], out[ch*f.n+(i-i0)*hw:][:hw])
+		}
+	}
+}
+
+// fill sets every element of s to v, by copies of the part already set (a
+// loop of single stores was 3% of a conditioner's step).
+func fill(s []float64, v float64) {
+	if len(s) == 0 {
+		return
+	}
+	s[0] = v
+	for set := 1; set < len(s); set *= 2 {
+		copy(s[set:], s[:set])
+	}
+}
+
+// flatOffsets returns the offsets in a flat buffer of the rows (ch, ky,
+// kx) of col: ch·plane + g + (ky − p)·w + kx − p.
+func (c conv2d) flatOffsets(planes int, f flatLayout) []int {
+	p := c.k / 2
+	off := make([]int, 0, planes*c.k*c.k)
+	for ch := range planes {
+		for ky := range c.k {
+			for kx := range c.k {
+				off = append(off, ch*f.plane+f.g+(ky-p)*c.w+kx-p)
+			}
+		}
+	}
+	return off
+}
+
+// maskKey names a tapMask: the conv's image and filter sizes, the planes
+// and the images of a task.
+type maskKey struct{ h, w, k, planes, nimg int }
+
+// tapMasks caches tapMask's masks (a few KB each; a flow uses a few).
+var tapMasks sync.Map
+
+// tapMask returns the masks of col's rows (ch, ky, kx), ch < planes, over
+// the flat layout of nimg images: row (ch, ky, kx) has mask ky·k + kx,
+// whose bit for pixel (y, x) of an image is set when (y + ky − p, x + kx −
+// p) lies in the image. So each masked column of col(X) holds exactly the
+// padded image's values, and the products conv.go's float32 bits.
+func (c conv2d) tapMask(planes, nimg int) *linalg.GatherMask {
+	key := maskKey{c.h, c.w, c.k, planes, nimg}
+	if m, ok := tapMasks.Load(key); ok {
+		return m.(*linalg.GatherMask)
+	}
+	k2, p, n := c.k*c.k, c.k/2, nimg*c.h*c.w
+	m := &linalg.GatherMask{Class: make([]int32, planes*k2), Words: (n + 31) / 32}
+	for r := range m.Class {
+		m.Class[r] = int32(r % k2)
+	}
+	m.Bits = make([]uint32, k2*m.Words)
+	for t := range k2 {
+		dy, dx := t/c.k-p, t%c.k-p
+		bits := m.Bits[t*m.Words:]
+		for j := range n {
+			y, x := j/c.w%c.h+dy, j%c.w+dx
+			if y >= 0 && y < c.h && x >= 0 && x < c.w {
+				bits[j/32] |= 1 << (j % 32)
+			}
+		}
+	}
+	m2, _ := tapMasks.LoadOrStore(key, m)
+	return m2.(*linalg.GatherMask)
+}
+
 // forward32 is forwardAct in Float32 without col(X).
 func (c conv2d) forward32(wt, b, x []float64, n int, act bool) []float64 {
 	kk := c.cin * c.k * c.k
 	wtT := transpose32(wt, c.cout, kk) // Wᵀ: kk × cout
 	y := make([]float64, n*c.outWidth())
 	per, tasks := c.tasks(n)
-	cols := seq(c.layout(per).pos)
+	cols := seq(per * c.h * c.w)
 	linalg.Parallel(tasks, func(t int) {
 		i0, i1 := span(t, per, n)
-		l := c.layout(i1 - i0)
-		xb, yb := getBuf[float32](c.cin*l.plane), getCol(scratchRows(c.cout)*l.pos)
+		f := c.flat(i1 - i0)
+		xb, yb := getBuf[float32](c.cin*f.plane), getCol(scratchRows(c.cout)*f.n)
 		defer putBuf(xb)
 		defer putBuf(yb)
 		xp, yt := *xb, *yb
-		c.pad(x, c.cin, i0, i1, l, xp, act)
+		c.flatten(x, c.cin, i0, i1, f, xp, act)
 		for o, bo := range b {
-			row := yt[o*l.pos : (o+1)*l.pos]
-			for q := range row {
-				row[q] = bo
-			}
+			fill(yt[o*f.n:(o+1)*f.n], bo)
 		}
-		linalg.GemmGatherF32(c.cout, l.pos, kk, wtT, c.cout, xp, c.tapOffsets(c.cin, l.plane, l), cols[:l.pos], 1, yt)
-		c.unpad(yt, c.cout, i0, i1, l, y)
+		linalg.GemmGatherMaskF32(c.cout, f.n, kk, wtT, c.cout, xp, c.flatOffsets(c.cin, f), cols[:f.n], c.tapMask(c.cin, i1-i0), 1, yt)
+		c.unflatten(yt, c.cout, i0, i1, f, y)
 	})
 	return y
 }
 
+// gLen returns the length of a task's weight gradient g in backwardDY32:
+// cin rows of (tap, output channel) columns, the rows rounded up for the
+// product's scratch rows (see scratchRows).
+func (c conv2d) gLen() int { return scratchRows(c.cin) * c.cout * c.k * c.k }
+
+// toG returns the weight gradient dw (cout × cin × k × k) in g's layout:
+// g[ci, (j, o)] = dw[o, ci, k·k − 1 − j] (the taps flipped), cin·cout·k·k
+// floats.
+func (c conv2d) toG(dw []float64) []float64 {
+	k2 := c.k * c.k
+	ky := c.cout * k2
+	g := make([]float64, c.cin*ky)
+	for o := range c.cout {
+		for ci := range c.cin {
+			src := dw[(o*c.cin+ci)*k2 : (o*c.cin+ci+1)*k2]
+			for j := range k2 {
+				g[ci*ky+j*c.cout+o] = src[k2-1-j]
+			}
+		}
+	}
+	return g
+}
+
+// fromG is toG's inverse: dw from g.
+func (c conv2d) fromG(g, dw []float64) {
+	k2 := c.k * c.k
+	ky := c.cout * k2
+	for o := range c.cout {
+		for ci := range c.cin {
+			dst := dw[(o*c.cin+ci)*k2 : (o*c.cin+ci+1)*k2]
+			for j := range k2 {
+				dst[k2-1-j] = g[ci*ky+j*c.cout+o]
+			}
+		}
+	}
+}
+
 // backwardDY32 is backwardDY in Float32 without col(dY): the weight
-// gradient of the images [i0, i1) into pw (zero before) and, when dx is
+// gradient of the images [i0, i1) into pw in g's layout (gLen floats,
+// see toG) and, when dx is
 // not nil, their dX, with wfT the flipped filters transposed (cout·k·k ×
 // cin); the conv's input is max(x, 0) when act.
 func (c conv2d) backwardDY32(wfT []float32, x, dy []float64, i0, i1 int, pw, dx []float64, act bool) {
 	hw, k2 := c.h*c.w, c.k*c.k
 	cols, ky := (i1-i0)*hw, c.cout*k2
 	l := c.layout(i1 - i0)
-	xb, tb, gb := getBuf[float32](cols*c.cin), getBuf[float32](l.plane*c.cout), getCol(scratchRows(c.cin)*ky)
+	xb, tb := getBuf[float32](cols*c.cin), getBuf[float32](l.plane*c.cout)
 	defer putBuf(xb)
 	defer putBuf(tb)
-	defer putBuf(gb)
-	xT, dyT, g := *xb, *tb, *gb
-	// X pixel-major, the task's real pixels in order.
+	xT, dyT := *xb, *tb
 	for i := i0; i < i1; i++ {
-		img := x[i*c.inWidth() : (i+1)*c.inWidth()]
-		for ci := range c.cin {
-			d := xT[(i-i0)*hw*c.cin+ci:]
-			for q, v := range img[ci*hw : (ci+1)*hw] {
-				if act {
-					v = max(v, 0)
-				}
-				d[q*c.cin] = float32(v)
-			}
-		}
+		c.pixelMajor(x[i*c.inWidth():(i+1)*c.inWidth()], xT[(i-i0)*hw*c.cin:], act)
 	}
 	c.padT(dy, c.cout, i0, i1, l, dyT)
 	pix := make([]int, 0, cols) // row q of col(dY)ᵀ: real pixel q's position
@@ -210,25 +300,36 @@ func (c conv2d) backwardDY32(wfT []float32, x, dy []float64, i0, i1 int, pw, dx 
 		}
 	}
 	// g[ci, (j, o)] = Σ_q X[ci, q]·dY[o, q shifted by tap j].
-	linalg.GemmGatherF32(c.cin, ky, cols, xT, c.cin, dyT, pix, taps, 0, g)
-	for o := range c.cout {
-		for ci := range c.cin {
-			dst := pw[(o*c.cin+ci)*k2 : (o*c.cin+ci+1)*k2]
-			for j := range k2 {
-				dst[k2-1-j] = g[ci*ky+j*c.cout+o]
-			}
-		}
-	}
+	linalg.GemmGatherF32(c.cin, ky, cols, xT, c.cin, dyT, pix, taps, 0, pw)
 	if dx == nil {
 		return
 	}
-	pb, ob := getBuf[float32](c.cout*l.plane), getCol(scratchRows(c.cin)*l.pos)
+	f := c.flat(i1 - i0)
+	pb, ob := getBuf[float32](c.cout*f.plane), getCol(scratchRows(c.cin)*f.n)
 	defer putBuf(pb)
 	defer putBuf(ob)
 	dyp, out := *pb, *ob
-	c.pad(dy, c.cout, i0, i1, l, dyp, false)
-	linalg.GemmGatherF32(c.cin, l.pos, ky, wfT, c.cin, dyp, c.tapOffsets(c.cout, l.plane, l), seq(l.pos), 0, out)
-	c.unpad(out, c.cin, i0, i1, l, dx)
+	c.flatten(dy, c.cout, i0, i1, f, dyp, false)
+	linalg.GemmGatherMaskF32(c.cin, f.n, ky, wfT, c.cin, dyp, c.flatOffsets(c.cout, f), seq(f.n), c.tapMask(c.cout, i1-i0), 0, out)
+	c.unflatten(out, c.cin, i0, i1, f, dx)
+}
+
+// pixelMajor writes the image img (cin planes of h·w) pixel-major into d
+// (pixel q's cin values at d[q·cin:]), rounded to float32 (after a ReLU
+// when act). An image's pixel-major block is small enough to stay in the
+// first-level cache (25 KB for 32 planes of 14×14): blocking the pixels
+// further made it slower.
+func (c conv2d) pixelMajor(img []float64, d []float32, act bool) {
+	hw := c.h * c.w
+	for ci := range c.cin {
+		dd := d[ci:]
+		for q, v := range img[ci*hw : (ci+1)*hw] {
+			if act {
+				v = max(v, 0)
+			}
+			dd[q*c.cin] = float32(v)
+		}
+	}
 }
 
 // flippedT returns the flipped filters (see flipped) transposed and

@@ -8,10 +8,10 @@ import (
 // TestConv32SameBits: the Float32 passes without col(X) (conv32.go) give
 // the bits of the im2col route (conv.go's, the float32 product on col(X)
 // and col(dY)), forward and backward, with and without dX, with the ReLU
-// on the input applied while copying (act) and on a copy, on shapes that
-// narrow (through col(dY)) and widen, filters of 1, 3 and 5, images down to
-// one pixel wide, and batches of one task and of several with a short last
-// one.
+// on the input applied while copying (act) and on a copy (then dX masked
+// by it, per task or after the pass), on shapes that narrow (through
+// col(dY)) and widen, filters of 1, 3 and 5, images down to one pixel
+// wide, and batches of one task and of several with a short last one.
 func TestConv32SameBits(t *testing.T) {
 	for _, c := range []conv2d{
 		{32, 32, 3, 14, 14, Float32}, {32, 4, 3, 7, 7, Float32}, {2, 32, 3, 14, 14, Float32},
@@ -26,7 +26,7 @@ func TestConv32SameBits(t *testing.T) {
 				defer func(v bool) { convIm2col32 = v }(convIm2col32)
 				convIm2col32 = im2col
 				dw, db := make([]float64, len(wt)), make([]float64, len(b))
-				dx := c.backwardAct(wt, x, dy, n, dw, db, wantDx, act)
+				dx := c.backwardAct(wt, x, dy, n, dw, db, wantDx, act, act) // dX through the ReLU when act
 				return [][]float64{c.forwardAct(wt, b, x, n, act), dx, dw, db}
 			}
 			for _, wantDx := range []bool{true, false} {

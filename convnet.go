@@ -243,27 +243,47 @@ func (cn *convNet) run(p Params, x *mat.Dense, keep bool) ([]float64, int, *conv
 	h := conv(ls[0], xs, false)
 	for b := 0; b < (len(ls)-2)/2; b++ {
 		r := conv(ls[2+2*b], conv(ls[1+2*b], h, true), true)
-		for j := range r {
-			r[j] += h[j]
-		}
+		addToPar(r, h)
 		h = r
 	}
 	return conv(ls[len(ls)-1], h, true), n, tape
 }
 
+// forSpans calls fn on spans [j0, j1) that cover [0, n), in parallel when
+// n is large: for elementwise work of about one operation an element.
+func forSpans(n int, fn func(j0, j1 int)) {
+	const span = 1024
+	forRows((n+span-1)/span, span, func(r0, r1 int) { fn(r0*span, min(r1*span, n)) })
+}
+
 // relu returns max(x, 0) elementwise, in a new slice.
 func relu(x []float64) []float64 {
 	y := make([]float64, len(x))
-	forRows(len(x)/1024+1, 1024, func(r0, r1 int) {
-		for j := r0 * 1024; j < min(r1*1024, len(x)); j++ {
+	forSpans(len(x), func(j0, j1 int) {
+		for j := j0; j < j1; j++ {
 			y[j] = max(x[j], 0)
 		}
 	})
 	return y
 }
 
+// addToPar is addTo (a += b elementwise) split across the cores.
+func addToPar(a, b []float64) {
+	b = b[:len(a)]
+	forSpans(len(a), func(j0, j1 int) {
+		for j := j0; j < j1; j++ {
+			a[j] += b[j]
+		}
+	})
+}
+
 // reluBack zeroes g where the ReLU's output post is not positive, in place.
 func reluBack(g, post []float64) {
+	forSpans(len(post), func(j0, j1 int) { reluMask(g[j0:j1], post[j0:j1]) })
+}
+
+// reluMask is reluBack on the calling goroutine.
+func reluMask(g, post []float64) {
 	// A mask rather than a branch: the signs of a layer's outputs are
 	// about as likely either way, and the mispredicted branches cost more
 	// than the loop's other work.
@@ -288,32 +308,26 @@ func (cn *convNet) applyVJP(p Params, x *mat.Dense) (*mat.Dense, NetPullback) {
 		checkParams("ConvNet", dp, cn.np)
 		g, _, _ := rawRows(dy)
 		ls := cn.layers
-		convBack := func(i int, g []float64, wantDx bool) []float64 {
+		// convBack returns conv i's input gradient, through the ReLU on its
+		// input but for conv_in's: every conv but conv_in reads a ReLU's
+		// output, recorded on the tape (or its input: the same sign), and
+		// the ReLU's derivative is 0 where that output is 0.
+		convBack := func(i int, g []float64) []float64 {
 			l := ls[i]
 			dw := make([]float64, l.weights())
-			dx := l.backwardAct(tape.wts[i], tape.ins[i], g, n, dw, dp[l.off+l.np()-l.cout:l.off+l.np()], wantDx, tape.acts[i])
+			dx := l.backwardAct(tape.wts[i], tape.ins[i], g, n, dw, dp[l.off+l.np()-l.cout:l.off+l.np()], true, tape.acts[i], i > 0)
 			l.addWeightGrad(p, dp, dw, tape.norms[i])
 			return dx
 		}
-		// Every conv but conv_in reads a ReLU's output, recorded on the
-		// tape (or its input: the same sign): the ReLU's derivative is 0
-		// where that output is 0.
 		last := len(ls) - 1
 		if last == 0 {
-			return mat.NewDense(n, cn.in, convBack(0, g, true))
+			return mat.NewDense(n, cn.in, convBack(0, g))
 		}
-		dh := convBack(last, g, true)
-		reluBack(dh, tape.ins[last])
+		dh := convBack(last, g)
 		for b := (len(ls)-2)/2 - 1; b >= 0; b-- {
-			d := convBack(2+2*b, dh, true)
-			reluBack(d, tape.ins[2+2*b])
-			d = convBack(1+2*b, d, true)
-			reluBack(d, tape.ins[1+2*b])
-			for j, v := range d {
-				dh[j] += v
-			}
+			addToPar(dh, convBack(1+2*b, convBack(2+2*b, dh)))
 		}
-		return mat.NewDense(n, cn.in, convBack(0, dh, true))
+		return mat.NewDense(n, cn.in, convBack(0, dh))
 	}
 	return mat.NewDense(n, cn.out, y), back
 }

@@ -111,6 +111,8 @@ type MADEConfig struct {
 	// same degrees in increasing order, whose masked products skip their
 	// zero blocks: see Degrees and made.go's file comment).
 	Degrees Degrees
+
+	skipAlways bool // skip the unused blocks at any width (the tests' MADESkipAlways)
 }
 
 // MADE returns a masked autoencoder for distribution estimation (Germain et
@@ -274,7 +276,7 @@ func newMADE(who string, cfg MADEConfig, key Key, in, out, cdim int) (Params, *m
 				li.mask[a*li.out+b] = da < db || (!toOutput && da == db)
 			}
 		}
-		if cfg.Degrees == SortedDegrees {
+		if cfg.Degrees == SortedDegrees && skipPays(cfg) {
 			li.ext = newMADEExtents(li.mask, li.in, li.out)
 		}
 		m.layers[l] = li

@@ -88,6 +88,23 @@ type madeExtents struct {
 	fwd, back, grad linalg.Extents
 }
 
+// madeSkipMinWidth is the narrowest hidden layer with which a MADE with
+// sorted degrees skips the unused blocks of its products. Below it, a product is only a few groups of
+// linalg.ExtentCols columns wide: skipping saves little (a fifth of a
+// hidden→hidden product at width 64 and dim 8), and a kernel tile that
+// spans two groups runs once for each, so that a call of a few rows got
+// slower (BenchmarkScore: 5.7 → 8.1 µs for one row, 33.6 → 41.8 for 16,
+// measured under load).
+const madeSkipMinWidth = 4 * linalg.ExtentCols
+
+// skipPays reports whether a MADE of cfg with sorted degrees skips the
+// unused blocks of its products: in all of them when every hidden layer
+// is at least madeSkipMinWidth wide, in none otherwise, by the shape
+// alone, so that its bits do not depend on anything else.
+func skipPays(cfg MADEConfig) bool {
+	return cfg.skipAlways || len(cfg.Hidden) > 0 && slices.Min(cfg.Hidden) >= madeSkipMinWidth
+}
+
 // allRows stands for "every row of the batch" in an Extents.
 const allRows = int(^uint(0) >> 1)
 

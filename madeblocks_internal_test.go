@@ -57,7 +57,7 @@ func TestMADESortedSkipMatchesFull(t *testing.T) {
 	} {
 		for _, pr := range []Precision{Float64, Float32} {
 			for _, act := range []Activation{ReLU, SiLU} {
-				cfg := MADEConfig{Hidden: c.hidden, Act: act, Order: c.order, Precision: pr, Degrees: SortedDegrees}
+				cfg := MADEConfig{Hidden: c.hidden, Act: act, Order: c.order, Precision: pr, Degrees: SortedDegrees, skipAlways: true}
 				p, m, err := newMADE("MADE", cfg, NewKey(7), c.dim, c.k*c.dim, 0)
 				if err != nil {
 					t.Fatal(err)
@@ -160,6 +160,13 @@ func TestMADESortedDegrees(t *testing.T) {
 	_, c, _ := newMADE("MADE", MADEConfig{Hidden: []int{128}}, NewKey(1), 8, 16, 0)
 	if c.layers[0].ext != nil {
 		t.Error("CyclicDegrees has extents")
+	}
+	// Below madeSkipMinWidth, no layer skips (all or none, by the shape).
+	_, n, _ := newMADE("MADE", MADEConfig{Hidden: []int{madeSkipMinWidth, madeSkipMinWidth - 1}, Degrees: SortedDegrees}, NewKey(1), 8, 16, 0)
+	for l, li := range n.layers {
+		if li.ext != nil {
+			t.Errorf("hidden widths %d, %d: layer %d has extents", madeSkipMinWidth, madeSkipMinWidth-1, l)
+		}
 	}
 	if s := SortedDegrees.String(); s != "SortedDegrees" {
 		t.Errorf("String() = %q", s)

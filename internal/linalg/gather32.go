@@ -29,12 +29,38 @@ import (
 // that the last row panel is computed in place rather than through a copy
 // (12 is a multiple of every kernel's tile height).
 func GemmGatherF32(m, n, k int, at []float32, lda int, b []float32, boff, coff []int, beta float64, c []float64) {
-	gemmGather32(nil, m, n, k, at, lda, b, boff, coff, beta, c)
+	gemmGather32(nil, m, n, k, at, lda, b, boff, coff, nil, beta, c)
 }
 
-// gemmGather32 is GemmGatherF32 with kn's micro-kernel (nil: the one
-// pickKernel chooses).
-func gemmGather32(kn *kernelInfo, m, n, k int, at []float32, lda int, b []float32, boff, coff []int, beta float64, c []float64) {
+// A GatherMask zeroes entries of GemmGatherMaskF32's B: entry (p, j) is
+// b[boff[p] + coff[j]] where bit j of mask Class[p] is set and zero where
+// it is not, for a convolution whose input is not padded: the taps that
+// leave the image read a neighbour's pixels, which the mask drops.
+//
+// A GatherMask keeps its masks expanded to the kernels' panels once
+// computed, so it must not change after its first use (build it once and
+// reuse it: the expansion costs about as much as packing a panel).
+type GatherMask struct {
+	Class []int32  // row p's mask, 0 ≤ Class[p]
+	Bits  []uint32 // mask r's bit j: Bits[r·Words + j/32] >> (j%32) & 1
+	Words int      // words a mask, at least ⌈n/32⌉
+
+	lanes sync.Map // panel width → []uint32, see GatherMask.expand
+}
+
+// GemmGatherMaskF32 is GemmGatherF32 with the entries of B that mask
+// clears taken as zero (b's value there, even a NaN, is dropped: the
+// packing ANDs it with the mask). Every b[boff[p] + coff[j]] must still lie
+// inside b. The result is bit-identical to GemmSerialF32Of on the masked,
+// gathered B, for any kernel. It panics if the mask is too short for k
+// rows and n columns or a class is negative.
+func GemmGatherMaskF32(m, n, k int, at []float32, lda int, b []float32, boff, coff []int, mask *GatherMask, beta float64, c []float64) {
+	gemmGather32(nil, m, n, k, at, lda, b, boff, coff, mask, beta, c)
+}
+
+// gemmGather32 is GemmGatherMaskF32 (mask nil: none) with kn's
+// micro-kernel (nil: the one pickKernel chooses).
+func gemmGather32(kn *kernelInfo, m, n, k int, at []float32, lda int, b []float32, boff, coff []int, mask *GatherMask, beta float64, c []float64) {
 	if m < 0 || n < 0 || k < 0 {
 		panic(fmt.Sprintf("linalg: GemmGatherF32: negative dimension (m=%d, n=%d, k=%d)", m, n, k))
 	}
@@ -51,6 +77,7 @@ func gemmGather32(kn *kernelInfo, m, n, k int, at []float32, lda int, b []float3
 		return
 	}
 	checkOffsets(len(b), boff[:k], coff[:n])
+	nclass := checkMask(mask, n, k)
 	if kn == nil {
 		kn = pickKernel(m, n, true)
 	}
@@ -68,6 +95,10 @@ func gemmGather32(kn *kernelInfo, m, n, k int, at []float32, lda int, b []float3
 	if len(w.tile) < mr*nr {
 		w.tile = make([]float64, mr*nr)
 	}
+	var lanes []uint32
+	if mask != nil {
+		lanes = mask.expand(nr)
+	}
 	for kb := range nkb {
 		p0 := kb * kc
 		kcur := min(kc, k-p0)
@@ -82,7 +113,12 @@ func gemmGather32(kn *kernelInfo, m, n, k int, at []float32, lda int, b []float3
 		for j0 := 0; j0 < n; j0 += nr {
 			cols := min(nr, n-j0)
 			bp := w.pb[:kcur*nr]
-			packGather(bp, nr, b, boff[p0:p0+kcur], coff[j0:j0+cols])
+			if mask == nil {
+				packGather(bp, nr, b, boff[p0:p0+kcur], coff[j0:j0+cols])
+			} else {
+				vec := lanes[j0*nclass:][:nclass*nr] // panel j0/nr's
+				packGatherMask(bp, nr, b, boff[p0:p0+kcur], coff[j0:j0+cols], mask.Class[p0:p0+kcur], vec)
+			}
 			for r := range mpan {
 				rows := min(mr, m-r*mr)
 				ap := w.pa[r*mr*kcur : (r+1)*mr*kcur]
@@ -167,9 +203,9 @@ func consecutive(coff []int) bool {
 }
 
 // grow returns s with length n, reallocated when its capacity is short.
-func grow(s []float32, n int) []float32 {
+func grow[E any](s []E, n int) []E {
 	if cap(s) < n {
-		return make([]float32, n)
+		return make([]E, n)
 	}
 	return s[:n]
 }
