@@ -320,12 +320,21 @@ func (a *autoregressive) prepare(p Params) PreparedBijection {
 	m.incBlocks(q, blk)
 	w := a.t.Params * a.dim
 	pm := m.prepareDense(q, wm)
-	direct := func(dst, src, ctx []float64, n int, ld []float64, serial bool) {
-		yBuf := getScratch(n * w)
-		defer yBuf.put()
-		pm.forward(src, ctx, n, yBuf.f) // on this goroutine; so is the rest
-		a.transformRows(yBuf.f, src, dst, ld, 0, n)
+	// directTo is the direct map writing column i at pos[i] (nil: in
+	// place), which MAF's loops can do (see preparedRows.directTo).
+	directTo := func(pos []int) rowMap {
+		return func(dst, src, ctx []float64, n int, ld []float64, serial bool) {
+			yBuf := getScratch(n * w)
+			defer yBuf.put()
+			pm.forward(src, ctx, n, yBuf.f) // on this goroutine; so is the rest
+			if pos != nil {
+				mafRowsTo(a.mafS, a.dim, yBuf.f, src, dst, ld, 0, n, pos)
+				return
+			}
+			a.transformRows(yBuf.f, src, dst, ld, 0, n)
+		}
 	}
+	direct := directTo(nil)
 	inverse := func(dst, src, ctx []float64, n int, ld []float64, serial bool) {
 		clear(ld[:n])
 		s := m.newIncBlocks(q, blk, n, false)
@@ -336,7 +345,11 @@ func (a *autoregressive) prepare(p Params) PreparedBijection {
 		}
 		a.inverseChunk(&arChunkState{s: s}, src, dst, ld, false)
 	}
-	return withRows(a.who, &preparedRows{dim: a.dim, cdim: m.cdim, direct: direct, inverse: inverse})
+	r := &preparedRows{dim: a.dim, cdim: m.cdim, direct: direct, inverse: inverse}
+	if a.mafS > 0 {
+		r.directTo = directTo
+	}
+	return withRows(a.who, r)
 }
 
 // arChunkState is one chunk of the inverse sweep, kept for its pullback.

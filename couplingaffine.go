@@ -43,18 +43,17 @@ func tanhExpChunks(S, sS float64, y []float64, ys, off, width, r0, r1 int, f fun
 		c1 := min(c0+cr, r1)
 		n := (c1 - c0) * width
 		h, e := sc.f[:n], sc.f[n:2*n]
-		for i := c0; i < c1; i++ {
-			hr := h[(i-c0)*width : (i-c0+1)*width]
-			for j, v := range y[i*ys+off : i*ys+off+width] {
-				raw, _ := finiteParam(v)
-				hr[j] = raw / S
+		src := h // the raw values, gathered into h unless y holds them in one run
+		if ys == width || c1-c0 == 1 {
+			src = y[c0*ys+off : c0*ys+off+n]
+		} else {
+			for i := c0; i < c1; i++ {
+				copy(h[(i-c0)*width:(i-c0+1)*width], y[i*ys+off:i*ys+off+width])
 			}
 		}
-		vmath.Tanh(h, h)
-		for k, hv := range h {
-			e[k] = sS * hv
-		}
-		vmath.Exp(e, e)
+		// finiteParam's replacement, the quotient, tanh, the product and
+		// exp in one vector pass, each with the bits of the scalar code.
+		vmath.TanhExp(h, e, src, S, sS)
 		f(h, e, c0, c1)
 	}
 	sc.put()

@@ -92,14 +92,18 @@ func Flow(bijection InitFunc, prior DistInitFunc) DistInitFunc {
 		d.Prepare = func(p Params) PreparedDistribution {
 			bp, priorp := split(p)
 			pb, pp := PrepareBijection(b, bp), PrepareDistribution(prior, priorp)
+			logPDF := func(x, c *mat.Dense) []float64 {
+				z, ld := pb.Direct(x, c)
+				lp := pp.LogPDF(z, c)
+				addTo(lp, ld)
+				overflowToZero(lp, x, c)
+				return lp
+			}
+			if pb.rows != nil && pp.logRows != nil {
+				logPDF = flowLogPDF(pb.rows, pp.logRows) // the same, fused over row blocks
+			}
 			return PreparedDistribution{
-				LogPDF: func(x, c *mat.Dense) []float64 {
-					z, ld := pb.Direct(x, c)
-					lp := pp.LogPDF(z, c)
-					addTo(lp, ld)
-					overflowToZero(lp, x, c)
-					return lp
-				},
+				LogPDF: logPDF,
 				Sample: func(key Key, n int, c *mat.Dense) *mat.Dense {
 					x, _ := pb.Inverse(pp.Sample(key, n, c), c)
 					return x

@@ -34,17 +34,32 @@ func finiteParam(v float64) (float64, bool) {
 // element: s = S·tanh(raw/S), z = (x − μ)·exp(−s), ld += −s (each as
 // Affine's Inverse computes it), tanh and exp from tanhExpChunks.
 func mafRows(S float64, dim int, y, xs, z, ld []float64, r0, r1 int) {
+	mafRowsTo(S, dim, y, xs, z, ld, r0, r1, nil)
+}
+
+// mafRowsTo is mafRows writing column i of each row of z at pos[i]
+// (pos nil: at i), so that a permutation after the layer costs no pass of
+// its own (preparedRows.directTo); the values and log-dets are mafRows's.
+func mafRowsTo(S float64, dim int, y, xs, z, ld []float64, r0, r1 int, pos []int) {
 	w := 2 * dim
 	tanhExpChunks(S, -S, y, w, dim, dim, r0, r1, func(h, e []float64, c0, c1 int) {
 		for r := c0; r < c1; r++ {
-			mu := y[r*w : r*w+dim]
-			hr, er := h[(r-c0)*dim:(r-c0+1)*dim], e[(r-c0)*dim:(r-c0+1)*dim]
+			xr := xs[r*dim : (r+1)*dim]
+			mu := y[r*w : r*w+dim][:len(xr)] // the lengths: no bounds checks below
+			hr, er := h[(r-c0)*dim:][:len(xr)], e[(r-c0)*dim:][:len(xr)]
 			zr := z[r*dim : (r+1)*dim]
 			sum := 0.0
-			for i, xi := range xs[r*dim : (r+1)*dim] {
-				t, _ := finiteParam(mu[i])
+			for i, xi := range xr {
+				t := mu[i]
+				if t-t != 0 { // not finite: rare
+					t, _ = finiteParam(t)
+				}
 				s := S * hr[i]
-				zr[i] = (xi - t) * er[i]
+				k := i
+				if pos != nil {
+					k = pos[i]
+				}
+				zr[k] = (xi - t) * er[i]
 				sum += -s
 			}
 			ld[r] = sum

@@ -22,19 +22,30 @@ func Normal() DistInitFunc {
 			n, _ := x.Dims()
 			lp := make([]float64, n)
 			for i := range lp {
-				s := 0.0
-				for _, v := range x.RawRowView(i) {
-					s += v * v
-				}
-				lp[i] = -0.5*s - float64(dim)*logSqrt2Pi
+				lp[i] = normalLog(x.RawRowView(i))
 			}
 			return lp
 		}
+		sample := func(key Key, p Params, n int, _ *mat.Dense) *mat.Dense {
+			checkParams("Normal", p, 0)
+			return standardNormal(key, n, dim)
+		}
 		return Params{}, Distribution{
 			LogPDF: logPDF,
-			Sample: func(key Key, p Params, n int, _ *mat.Dense) *mat.Dense {
+			Sample: sample,
+			// Prepared, Normal also gives its density over flat rows, which
+			// a prepared Flow runs on each row block (see flowLogPDF).
+			Prepare: func(p Params) PreparedDistribution {
 				checkParams("Normal", p, 0)
-				return standardNormal(key, n, dim)
+				return PreparedDistribution{
+					LogPDF: func(x, c *mat.Dense) []float64 { return logPDF(nil, x, c) },
+					Sample: func(key Key, n int, c *mat.Dense) *mat.Dense { return sample(key, nil, n, c) },
+					logRows: func(lp, x []float64, n int) {
+						for i := range lp[:n] {
+							lp[i] = normalLog(x[i*dim : (i+1)*dim])
+						}
+					},
+				}
 			},
 			LogPDFVJP: func(p Params, x, _ *mat.Dense) ([]float64, DistPullback) {
 				lp := logPDF(p, x, nil)
@@ -121,6 +132,16 @@ func DiagNormal() DistInitFunc {
 			LogPDFVJP: logPDFVJP,
 		}, nil
 	}
+}
+
+// normalLog is the standard normal log density of one row x,
+// −½·Σx_j² − len(x)·log √(2π), the squares added in column order.
+func normalLog(x []float64) float64 {
+	s := 0.0
+	for _, v := range x {
+		s += v * v
+	}
+	return -0.5*s - float64(len(x))*logSqrt2Pi
 }
 
 // standardNormal draws an n×dim matrix of independent N(0, 1) entries.

@@ -90,7 +90,7 @@ func permutation(name string, perm []int) Bijection {
 		InverseVJP: applyVJP(inv, perm),
 		Prepare: func(p Params) PreparedBijection {
 			checkParams(name, p, 0)
-			return withRows(name, &preparedRows{dim: dim, cdim: -1, direct: rows(perm), inverse: rows(inv)})
+			return withRows(name, &preparedRows{dim: dim, cdim: -1, direct: rows(perm), inverse: rows(inv), perm: perm})
 		},
 	}
 }

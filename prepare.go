@@ -32,6 +32,9 @@ package flows
 // cores (linalg.Parallel), and their size depends on nothing but the
 // constant, so the result is the same on any GOMAXPROCS. A call of at most
 // one block (one row, sixteen rows) runs on the caller, with no dispatch.
+// A prepared Flow whose prior has density rows (Normal) runs the prior on
+// each block as well (flowLogPDF), and a chain writes a MAF layer's output
+// through the permutation after it instead of copying (directMaps).
 
 import (
 	"slices"
@@ -72,9 +75,17 @@ type rowMap func(dst, src, ctx []float64, n int, ld []float64, serial bool)
 
 // preparedRows is a prepared layer's row maps, both directions; cdim < 0
 // marks maps that ignore the context (of any width) as Reverse does.
+//
+// Two optional parts let a chain (directMaps) skip a permutation's copy:
+// perm, set by a permutation, says that direct is the gather
+// dst[j] = src[perm[j]] with log-det 0; directTo, set by a layer that can
+// write its output columns anywhere, returns its direct map writing
+// column i of each output row at pos[i] instead.
 type preparedRows struct {
 	dim, cdim       int
 	direct, inverse rowMap
+	perm            []int
+	directTo        func(pos []int) rowMap
 }
 
 // PreparedDistribution is a Distribution at fixed parameters, made by
@@ -91,7 +102,15 @@ type PreparedDistribution struct {
 	// Latent maps each row of x to the latent space (see
 	// Distribution.Latent).
 	Latent func(x, c *mat.Dense) *mat.Dense
+
+	logRows densityRows // the log density over flat rows; nil when the distribution has none
 }
+
+// densityRows sets lp[i], i < n, to the log density of row i of x (n×dim,
+// row-major), the bits of the distribution's LogPDF; the distribution
+// ignores any context. A prepared Flow runs it on each row block after its
+// bijection's row maps (flowLogPDF).
+type densityRows func(lp, x []float64, n int)
 
 // PrepareBijection returns b at the parameters p, with whatever depends on
 // p alone computed once (see PreparedBijection). It uses b.Prepare when b
@@ -188,6 +207,29 @@ func runRowsInto(who string, f rowMap, dim, cdim int, x, c *mat.Dense, ld []floa
 	return mat.NewDense(n, dim, out)
 }
 
+// directMaps returns the direct row maps of the layers rs, in order, with
+// each layer that has directTo merged with a permutation after it into one
+// map that writes its output permuted: the same rows, and the same
+// log-dets, since a chain's running total starts at +0 and so is never −0,
+// and adding the permutation's +0 to it changes no bit.
+func directMaps(rs []*preparedRows) []rowMap {
+	var fs []rowMap
+	for k := 0; k < len(rs); k++ {
+		if k+1 < len(rs) && rs[k].directTo != nil && rs[k+1].perm != nil {
+			// Column i goes to where the gather takes it from: pos[perm[j]] = j.
+			pos := make([]int, len(rs[k+1].perm))
+			for j, i := range rs[k+1].perm {
+				pos[i] = j
+			}
+			fs = append(fs, rs[k].directTo(pos))
+			k++
+			continue
+		}
+		fs = append(fs, rs[k].direct)
+	}
+	return fs
+}
+
 // chainRows returns the row map that applies maps in order, through
 // pooled buffers, with the log-dets added from zero in order, as Serial
 // adds its layers'; every map gets the same context rows.
@@ -220,5 +262,48 @@ func chainAdd(maps []rowMap, dim int) rowMap {
 			addTo(ld[:n], l)
 			src = out
 		}
+	}
+}
+
+// flowLogPDF is the LogPDF of a prepared Flow whose bijection has the row
+// maps r and whose prior the density rows prior: each row block goes
+// through the maps and the prior on pooled buffers, so nothing is
+// allocated but the result, and the log-det is added to the prior's log
+// density and the overflow rule applied as Flow's LogPDF does: its bits.
+func flowLogPDF(r *preparedRows, prior densityRows) func(x, c *mat.Dense) []float64 {
+	dim := r.dim
+	block := func(xs, ctx []float64, n int, lp []float64, serial bool) {
+		buf := getScratch(n*dim + n)
+		z, ld := buf.f[:n*dim], buf.f[n*dim:]
+		r.direct(z, xs, ctx, n, ld, serial)
+		prior(lp, z, n)
+		addTo(lp[:n], ld)
+		buf.put()
+	}
+	return func(x, c *mat.Dense) []float64 {
+		checkWidth("Flow", x, dim)
+		xs, n, _ := rawRows(x)
+		if r.cdim >= 0 {
+			checkContext("Flow", c, n, r.cdim)
+		}
+		var cs []float64
+		if r.cdim > 0 {
+			cs, _, _ = rawRows(c)
+		}
+		lp := make([]float64, n)
+		if n <= prepRows { // on the caller, without the closure (an allocation)
+			block(xs, cs, n, lp, false)
+		} else {
+			linalg.Parallel((n+prepRows-1)/prepRows, func(t int) {
+				r0, r1 := t*prepRows, min((t+1)*prepRows, n)
+				var ctx []float64
+				if cs != nil {
+					ctx = cs[r0*r.cdim : r1*r.cdim]
+				}
+				block(xs[r0*dim:r1*dim], ctx, r1-r0, lp[r0:r1], true)
+			})
+		}
+		overflowToZero(lp, x, c)
+		return lp
 	}
 }

@@ -227,15 +227,20 @@ func (s *serial) prepare(p Params) PreparedBijection {
 		ls[i] = PrepareBijection(b, s.view(p, i))
 		fused = fused && ls[i].rows != nil
 	}
-	// maps returns the row maps of layers [i0, i1) in the order they run.
+	// maps returns the row maps of layers [i0, i1) in the order they run
+	// (forward, a permutation folded into the layer before it where that
+	// layer can take it: directMaps).
 	maps := func(i0, i1 int, inverse bool) []rowMap {
 		var fs []rowMap
-		for k := range i1 - i0 {
-			if inverse {
-				fs = append(fs, ls[i1-1-k].rows.inverse)
-			} else {
-				fs = append(fs, ls[i0+k].rows.direct)
+		if !inverse {
+			rs := make([]*preparedRows, 0, i1-i0)
+			for _, l := range ls[i0:i1] {
+				rs = append(rs, l.rows)
 			}
+			return directMaps(rs)
+		}
+		for k := range i1 - i0 {
+			fs = append(fs, ls[i1-1-k].rows.inverse)
 		}
 		return fs
 	}

@@ -12,7 +12,9 @@
 // such CPU, other architectures, -tags purego, or the "go" kernel forced
 // through linalg.KernelEnv) Exp and Tanh are loops over the math
 // functions. Either way dst[i] has the bits of math.Exp(src[i]) or
-// math.Tanh(src[i]), which the tests check per kernel.
+// math.Tanh(src[i]), which the tests check per kernel. TanhExp fuses the
+// two for an affine map's bounded log-scale (a quotient, tanh, a product,
+// exp) in one kernel, with the same promise.
 package vmath
 
 import (
@@ -75,6 +77,52 @@ func Exp(dst, src []float64) {
 func Tanh(dst, src []float64) {
 	dst = checkLen("Tanh", dst, src)
 	apply(active, active.tanh, fnTanh, math.Tanh, dst, src)
+}
+
+// TanhExp sets h[i] = math.Tanh(v/div) and e[i] = math.Exp(mul·h[i]) for
+// every i < len(src), bit for bit (v/div and mul·h[i] rounded once, as Go
+// computes them), where v is src[i] with NaN read as 0 and ±Inf as
+// ±math.MaxFloat64: the bounded log-scale of an affine map, with the
+// replacement of non-finite parameters that package flows makes, and its
+// exponential, in one pass. h may be src; e must overlap neither. It
+// panics if h or e is shorter than src.
+func TanhExp(h, e, src []float64, div, mul float64) {
+	h = checkLen("TanhExp", h, src)
+	e = checkLen("TanhExp", e, src)
+	k := active
+	i := 0
+	if k.exp && k.tanh {
+		whole := len(src) - len(src)%k.lanes
+		for i < whole {
+			n := min(blockLen, whole-i)
+			ok := tanhExpBlock(k, h[i:i+n], e[i:i+n], src[i:i+n], div, mul)
+			if full := uint64(1)<<n - 1; ok != full {
+				for j := 0; j < n; j++ {
+					if ok&(1<<j) == 0 {
+						h[i+j], e[i+j] = tanhExp1(h[i+j], div, mul) // the kernel left src[i+j] in h
+					}
+				}
+			}
+			i += n
+		}
+	}
+	for ; i < len(src); i++ {
+		h[i], e[i] = tanhExp1(src[i], div, mul)
+	}
+}
+
+// tanhExp1 is TanhExp for one element.
+func tanhExp1(v, div, mul float64) (h, e float64) {
+	switch {
+	case v != v:
+		v = 0
+	case v > math.MaxFloat64:
+		v = math.MaxFloat64
+	case v < -math.MaxFloat64:
+		v = -math.MaxFloat64
+	}
+	h = math.Tanh(v / div)
+	return h, math.Exp(mul * h)
 }
 
 func checkLen(fn string, dst, src []float64) []float64 {

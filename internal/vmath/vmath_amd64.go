@@ -34,6 +34,14 @@ func block(k *kernel, fn int, dst, src []float64) uint64 {
 	return tanhAVX2(dst, src)
 }
 
+// tanhExpBlock runs k's tanh-exp kernel on one block (see asm/asm.go).
+func tanhExpBlock(k *kernel, h, e, src []float64, div, mul float64) uint64 {
+	if k == avx512Kernel {
+		return tanhExpAVX512(h, e, src, div, mul)
+	}
+	return tanhExpAVX2(h, e, src, div, mul)
+}
+
 // kernels lists the implementations this CPU runs, best first.
 func kernels() []*kernel {
 	var ks []*kernel

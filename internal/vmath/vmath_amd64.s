@@ -220,7 +220,15 @@ DATA vmathconst<>+1696(SB)/8, $0x3fe4000000000000
 DATA vmathconst<>+1704(SB)/8, $0x3fe4000000000000
 DATA vmathconst<>+1712(SB)/8, $0x3fe4000000000000
 DATA vmathconst<>+1720(SB)/8, $0x3fe4000000000000
-GLOBL vmathconst<>(SB), RODATA|NOPTR, $1728
+DATA vmathconst<>+1728(SB)/8, $0x7ff0000000000000
+DATA vmathconst<>+1736(SB)/8, $0x7ff0000000000000
+DATA vmathconst<>+1744(SB)/8, $0x7ff0000000000000
+DATA vmathconst<>+1752(SB)/8, $0x7ff0000000000000
+DATA vmathconst<>+1760(SB)/8, $0x7ff0000000000000
+DATA vmathconst<>+1768(SB)/8, $0x7ff0000000000000
+DATA vmathconst<>+1776(SB)/8, $0x7ff0000000000000
+DATA vmathconst<>+1784(SB)/8, $0x7ff0000000000000
+GLOBL vmathconst<>(SB), RODATA|NOPTR, $1792
 
 // func expAVX2(dst []float64, src []float64) uint64
 // Requires: AVX, AVX2, FMA3
@@ -370,6 +378,140 @@ tanhAVX2_done:
 	MOVQ BX, ret+48(FP)
 	RET
 
+// func tanhExpAVX2(h []float64, e []float64, src []float64, div float64, mul float64) uint64
+// Requires: AVX, AVX2, FMA3
+TEXT ·tanhExpAVX2(SB), NOSPLIT, $0-96
+	MOVQ         src_base+48(FP), SI
+	MOVQ         h_base+0(FP), DI
+	MOVQ         e_base+24(FP), DX
+	VBROADCASTSD div+72(FP), Y9
+	VBROADCASTSD mul+80(FP), Y10
+	MOVQ         src_len+56(FP), R8
+	SHRQ         $0x02, R8
+	XORQ         BX, BX
+	XORQ         CX, CX
+	TESTQ        R8, R8
+	JZ           tanhExpAVX2_done
+
+tanhExpAVX2_loop:
+	VMOVUPD      (SI), Y11
+	VPAND        vmathconst<>+1024(SB), Y11, Y0
+	VCMPPD       $0x11, vmathconst<>+1728(SB), Y0, Y12
+	VDIVPD       Y9, Y11, Y0
+	VCMPPD       $0x00, Y0, Y0, Y14
+	VANDPD       Y14, Y12, Y12
+	VPAND        vmathconst<>+1024(SB), Y0, Y1
+	VMULPD       Y0, Y0, Y2
+	VMULPD       vmathconst<>+1216(SB), Y2, Y3
+	VADDPD       vmathconst<>+1280(SB), Y3, Y3
+	VMULPD       Y2, Y3, Y3
+	VADDPD       vmathconst<>+1344(SB), Y3, Y3
+	VADDPD       vmathconst<>+1408(SB), Y2, Y4
+	VMULPD       Y2, Y4, Y4
+	VADDPD       vmathconst<>+1472(SB), Y4, Y4
+	VMULPD       Y2, Y4, Y4
+	VADDPD       vmathconst<>+1536(SB), Y4, Y4
+	VMULPD       Y2, Y0, Y5
+	VMULPD       Y3, Y5, Y5
+	VDIVPD       Y4, Y5, Y5
+	VADDPD       Y5, Y0, Y5
+	VCMPPD       $0x00, vmathconst<>+1152(SB), Y0, Y13
+	VBLENDVPD    Y13, Y0, Y5, Y5
+	VCMPPD       $0x1d, vmathconst<>+1664(SB), Y1, Y13
+	VMOVMSKPD    Y13, R9
+	TESTL        R9, R9
+	JZ           tanhExpAVX2_small
+	VADDPD       Y1, Y1, Y6
+	VMULPD       vmathconst<>+0(SB), Y6, Y8
+	VCVTPD2DQY   Y8, X7
+	VCVTDQ2PD    X7, Y8
+	VFNMADD231PD vmathconst<>+64(SB), Y8, Y6
+	VFNMADD231PD vmathconst<>+128(SB), Y8, Y6
+	VMULPD       vmathconst<>+192(SB), Y6, Y6
+	VMOVUPD      vmathconst<>+256(SB), Y8
+	VFMADD213PD  vmathconst<>+320(SB), Y6, Y8
+	VFMADD213PD  vmathconst<>+384(SB), Y6, Y8
+	VFMADD213PD  vmathconst<>+448(SB), Y6, Y8
+	VFMADD213PD  vmathconst<>+512(SB), Y6, Y8
+	VFMADD213PD  vmathconst<>+576(SB), Y6, Y8
+	VFMADD213PD  vmathconst<>+640(SB), Y6, Y8
+	VFMADD213PD  vmathconst<>+704(SB), Y6, Y8
+	VMULPD       Y8, Y6, Y6
+	VADDPD       vmathconst<>+768(SB), Y6, Y8
+	VMULPD       Y8, Y6, Y6
+	VADDPD       vmathconst<>+768(SB), Y6, Y8
+	VMULPD       Y8, Y6, Y6
+	VADDPD       vmathconst<>+768(SB), Y6, Y8
+	VMULPD       Y8, Y6, Y6
+	VADDPD       vmathconst<>+768(SB), Y6, Y8
+	VFMADD213PD  vmathconst<>+704(SB), Y8, Y6
+	VPMOVSXDQ    X7, Y8
+	VPADDQ       vmathconst<>+832(SB), Y8, Y8
+	VPSLLQ       $0x34, Y8, Y8
+	VMULPD       Y8, Y6, Y6
+	VADDPD       vmathconst<>+704(SB), Y6, Y6
+	VMOVUPD      vmathconst<>+768(SB), Y8
+	VDIVPD       Y6, Y8, Y6
+	VMOVUPD      vmathconst<>+704(SB), Y8
+	VSUBPD       Y6, Y8, Y6
+	VCMPPD       $0x1e, vmathconst<>+1600(SB), Y1, Y13
+	VBLENDVPD    Y13, vmathconst<>+704(SB), Y6, Y6
+	VPAND        vmathconst<>+1088(SB), Y0, Y8
+	VPOR         Y8, Y6, Y6
+	VCMPPD       $0x1d, vmathconst<>+1664(SB), Y1, Y13
+	VBLENDVPD    Y13, Y6, Y5, Y5
+
+tanhExpAVX2_small:
+	VMULPD       Y10, Y5, Y6
+	VCMPPD       $0x1d, vmathconst<>+896(SB), Y6, Y14
+	VANDPD       Y14, Y12, Y12
+	VCMPPD       $0x12, vmathconst<>+960(SB), Y6, Y14
+	VANDPD       Y14, Y12, Y12
+	VMULPD       vmathconst<>+0(SB), Y6, Y8
+	VCVTPD2DQY   Y8, X7
+	VCVTDQ2PD    X7, Y8
+	VFNMADD231PD vmathconst<>+64(SB), Y8, Y6
+	VFNMADD231PD vmathconst<>+128(SB), Y8, Y6
+	VMULPD       vmathconst<>+192(SB), Y6, Y6
+	VMOVUPD      vmathconst<>+256(SB), Y8
+	VFMADD213PD  vmathconst<>+320(SB), Y6, Y8
+	VFMADD213PD  vmathconst<>+384(SB), Y6, Y8
+	VFMADD213PD  vmathconst<>+448(SB), Y6, Y8
+	VFMADD213PD  vmathconst<>+512(SB), Y6, Y8
+	VFMADD213PD  vmathconst<>+576(SB), Y6, Y8
+	VFMADD213PD  vmathconst<>+640(SB), Y6, Y8
+	VFMADD213PD  vmathconst<>+704(SB), Y6, Y8
+	VMULPD       Y8, Y6, Y6
+	VADDPD       vmathconst<>+768(SB), Y6, Y8
+	VMULPD       Y8, Y6, Y6
+	VADDPD       vmathconst<>+768(SB), Y6, Y8
+	VMULPD       Y8, Y6, Y6
+	VADDPD       vmathconst<>+768(SB), Y6, Y8
+	VMULPD       Y8, Y6, Y6
+	VADDPD       vmathconst<>+768(SB), Y6, Y8
+	VFMADD213PD  vmathconst<>+704(SB), Y8, Y6
+	VPMOVSXDQ    X7, Y8
+	VPADDQ       vmathconst<>+832(SB), Y8, Y8
+	VPSLLQ       $0x34, Y8, Y8
+	VMULPD       Y8, Y6, Y6
+	VBLENDVPD    Y12, Y5, Y11, Y5
+	VMOVUPD      Y5, (DI)
+	VMOVUPD      Y6, (DX)
+	VMOVMSKPD    Y12, AX
+	SHLQ         CL, AX
+	ORQ          AX, BX
+	ADDQ         $0x04, CX
+	ADDQ         $0x20, SI
+	ADDQ         $0x20, DI
+	ADDQ         $0x20, DX
+	DECQ         R8
+	JNZ          tanhExpAVX2_loop
+
+tanhExpAVX2_done:
+	VZEROUPPER
+	MOVQ BX, ret+88(FP)
+	RET
+
 // func expAVX512(dst []float64, src []float64) uint64
 // Requires: AVX, AVX512F
 TEXT ·expAVX512(SB), NOSPLIT, $0-56
@@ -516,4 +658,138 @@ tanhAVX512_loop:
 tanhAVX512_done:
 	VZEROUPPER
 	MOVQ BX, ret+48(FP)
+	RET
+
+// func tanhExpAVX512(h []float64, e []float64, src []float64, div float64, mul float64) uint64
+// Requires: AVX, AVX512F
+TEXT ·tanhExpAVX512(SB), NOSPLIT, $0-96
+	MOVQ         src_base+48(FP), SI
+	MOVQ         h_base+0(FP), DI
+	MOVQ         e_base+24(FP), DX
+	VBROADCASTSD div+72(FP), Z9
+	VBROADCASTSD mul+80(FP), Z10
+	MOVQ         src_len+56(FP), R8
+	SHRQ         $0x03, R8
+	XORQ         BX, BX
+	XORQ         CX, CX
+	TESTQ        R8, R8
+	JZ           tanhExpAVX512_done
+
+tanhExpAVX512_loop:
+	VMOVUPD      (SI), Z11
+	VPANDQ       vmathconst<>+1024(SB), Z11, Z0
+	VCMPPD       $0x11, vmathconst<>+1728(SB), Z0, K1
+	VDIVPD       Z9, Z11, Z0
+	VCMPPD       $0x00, Z0, Z0, K3
+	KANDW        K3, K1, K1
+	VPANDQ       vmathconst<>+1024(SB), Z0, Z1
+	VMULPD       Z0, Z0, Z2
+	VMULPD       vmathconst<>+1216(SB), Z2, Z3
+	VADDPD       vmathconst<>+1280(SB), Z3, Z3
+	VMULPD       Z2, Z3, Z3
+	VADDPD       vmathconst<>+1344(SB), Z3, Z3
+	VADDPD       vmathconst<>+1408(SB), Z2, Z4
+	VMULPD       Z2, Z4, Z4
+	VADDPD       vmathconst<>+1472(SB), Z4, Z4
+	VMULPD       Z2, Z4, Z4
+	VADDPD       vmathconst<>+1536(SB), Z4, Z4
+	VMULPD       Z2, Z0, Z5
+	VMULPD       Z3, Z5, Z5
+	VDIVPD       Z4, Z5, Z5
+	VADDPD       Z5, Z0, Z5
+	VCMPPD       $0x00, vmathconst<>+1152(SB), Z0, K2
+	VBLENDMPD    Z0, Z5, K2, Z5
+	VCMPPD       $0x1d, vmathconst<>+1664(SB), Z1, K2
+	KMOVW        K2, R9
+	TESTL        R9, R9
+	JZ           tanhExpAVX512_small
+	VADDPD       Z1, Z1, Z6
+	VMULPD       vmathconst<>+0(SB), Z6, Z8
+	VCVTPD2DQ    Z8, Y7
+	VCVTDQ2PD    Y7, Z8
+	VFNMADD231PD vmathconst<>+64(SB), Z8, Z6
+	VFNMADD231PD vmathconst<>+128(SB), Z8, Z6
+	VMULPD       vmathconst<>+192(SB), Z6, Z6
+	VMOVUPD      vmathconst<>+256(SB), Z8
+	VFMADD213PD  vmathconst<>+320(SB), Z6, Z8
+	VFMADD213PD  vmathconst<>+384(SB), Z6, Z8
+	VFMADD213PD  vmathconst<>+448(SB), Z6, Z8
+	VFMADD213PD  vmathconst<>+512(SB), Z6, Z8
+	VFMADD213PD  vmathconst<>+576(SB), Z6, Z8
+	VFMADD213PD  vmathconst<>+640(SB), Z6, Z8
+	VFMADD213PD  vmathconst<>+704(SB), Z6, Z8
+	VMULPD       Z8, Z6, Z6
+	VADDPD       vmathconst<>+768(SB), Z6, Z8
+	VMULPD       Z8, Z6, Z6
+	VADDPD       vmathconst<>+768(SB), Z6, Z8
+	VMULPD       Z8, Z6, Z6
+	VADDPD       vmathconst<>+768(SB), Z6, Z8
+	VMULPD       Z8, Z6, Z6
+	VADDPD       vmathconst<>+768(SB), Z6, Z8
+	VFMADD213PD  vmathconst<>+704(SB), Z8, Z6
+	VPMOVSXDQ    Y7, Z8
+	VPADDQ       vmathconst<>+832(SB), Z8, Z8
+	VPSLLQ       $0x34, Z8, Z8
+	VMULPD       Z8, Z6, Z6
+	VADDPD       vmathconst<>+704(SB), Z6, Z6
+	VMOVUPD      vmathconst<>+768(SB), Z8
+	VDIVPD       Z6, Z8, Z6
+	VMOVUPD      vmathconst<>+704(SB), Z8
+	VSUBPD       Z6, Z8, Z6
+	VCMPPD       $0x1e, vmathconst<>+1600(SB), Z1, K2
+	VBLENDMPD    vmathconst<>+704(SB), Z6, K2, Z6
+	VPANDQ       vmathconst<>+1088(SB), Z0, Z8
+	VPORQ        Z8, Z6, Z6
+	VCMPPD       $0x1d, vmathconst<>+1664(SB), Z1, K2
+	VBLENDMPD    Z6, Z5, K2, Z5
+
+tanhExpAVX512_small:
+	VMULPD       Z10, Z5, Z6
+	VCMPPD       $0x1d, vmathconst<>+896(SB), Z6, K3
+	KANDW        K3, K1, K1
+	VCMPPD       $0x12, vmathconst<>+960(SB), Z6, K3
+	KANDW        K3, K1, K1
+	VMULPD       vmathconst<>+0(SB), Z6, Z8
+	VCVTPD2DQ    Z8, Y7
+	VCVTDQ2PD    Y7, Z8
+	VFNMADD231PD vmathconst<>+64(SB), Z8, Z6
+	VFNMADD231PD vmathconst<>+128(SB), Z8, Z6
+	VMULPD       vmathconst<>+192(SB), Z6, Z6
+	VMOVUPD      vmathconst<>+256(SB), Z8
+	VFMADD213PD  vmathconst<>+320(SB), Z6, Z8
+	VFMADD213PD  vmathconst<>+384(SB), Z6, Z8
+	VFMADD213PD  vmathconst<>+448(SB), Z6, Z8
+	VFMADD213PD  vmathconst<>+512(SB), Z6, Z8
+	VFMADD213PD  vmathconst<>+576(SB), Z6, Z8
+	VFMADD213PD  vmathconst<>+640(SB), Z6, Z8
+	VFMADD213PD  vmathconst<>+704(SB), Z6, Z8
+	VMULPD       Z8, Z6, Z6
+	VADDPD       vmathconst<>+768(SB), Z6, Z8
+	VMULPD       Z8, Z6, Z6
+	VADDPD       vmathconst<>+768(SB), Z6, Z8
+	VMULPD       Z8, Z6, Z6
+	VADDPD       vmathconst<>+768(SB), Z6, Z8
+	VMULPD       Z8, Z6, Z6
+	VADDPD       vmathconst<>+768(SB), Z6, Z8
+	VFMADD213PD  vmathconst<>+704(SB), Z8, Z6
+	VPMOVSXDQ    Y7, Z8
+	VPADDQ       vmathconst<>+832(SB), Z8, Z8
+	VPSLLQ       $0x34, Z8, Z8
+	VMULPD       Z8, Z6, Z6
+	VBLENDMPD    Z5, Z11, K1, Z5
+	VMOVUPD      Z5, (DI)
+	VMOVUPD      Z6, (DX)
+	KMOVW        K1, AX
+	SHLQ         CL, AX
+	ORQ          AX, BX
+	ADDQ         $0x08, CX
+	ADDQ         $0x40, SI
+	ADDQ         $0x40, DI
+	ADDQ         $0x40, DX
+	DECQ         R8
+	JNZ          tanhExpAVX512_loop
+
+tanhExpAVX512_done:
+	VZEROUPPER
+	MOVQ BX, ret+88(FP)
 	RET

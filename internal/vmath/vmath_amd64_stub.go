@@ -16,6 +16,12 @@ func expAVX2(dst []float64, src []float64) uint64
 //go:noescape
 func tanhAVX2(dst []float64, src []float64) uint64
 
+// tanhExpAVX2 sets h[i] = math.Tanh(src[i]/div), e[i] = math.Exp(mul·h[i]) and mask bit i where src[i] is finite, the quotient is not NaN and mul·h[i] is in [−708, 709]; elsewhere h[i] = src[i] and e[i] is unspecified.
+// len(src) is a multiple of the vector width, at most 64; h and e are at least as long.
+//
+//go:noescape
+func tanhExpAVX2(h []float64, e []float64, src []float64, div float64, mul float64) uint64
+
 // expAVX512 sets dst[i] = math.Exp(src[i]) where src[i] is in [−708, 709] and mask bit i; elsewhere dst[i] = src[i].
 // len(src) is a multiple of the vector width, at most 64; dst is at least as long.
 //
@@ -27,3 +33,9 @@ func expAVX512(dst []float64, src []float64) uint64
 //
 //go:noescape
 func tanhAVX512(dst []float64, src []float64) uint64
+
+// tanhExpAVX512 sets h[i] = math.Tanh(src[i]/div), e[i] = math.Exp(mul·h[i]) and mask bit i where src[i] is finite, the quotient is not NaN and mul·h[i] is in [−708, 709]; elsewhere h[i] = src[i] and e[i] is unspecified.
+// len(src) is a multiple of the vector width, at most 64; h and e are at least as long.
+//
+//go:noescape
+func tanhExpAVX512(h []float64, e []float64, src []float64, div float64, mul float64) uint64

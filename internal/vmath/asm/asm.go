@@ -43,6 +43,7 @@ import (
 // Comparison predicates of VCMPPD (ordered, quiet: false for NaN).
 const (
 	cmpEQ = 0x00
+	cmpLT = 0x11
 	cmpLE = 0x12
 	cmpGE = 0x1D
 	cmpGT = 0x1E
@@ -81,6 +82,7 @@ var consts = []struct {
 	{"q2", math.Float64bits(4.84406305325125486048e3)},
 	{"tanhbig", math.Float64bits(0.5 * 8.8029691931113054295988e+01)}, // math.tanh's 0.5·MAXLOG
 	{"tanhmid", math.Float64bits(0.625)},
+	{"inf", math.Float64bits(math.Inf(1))},
 }
 
 var table Mem
@@ -209,6 +211,14 @@ func (a isa) block(name, doc string, body func(src, dst Mem)) {
 	Doc(name+" "+doc, "len(src) is a multiple of the vector width, at most 64; dst is at least as long.")
 	Load(Param("src").Base(), RSI)
 	Load(Param("dst").Base(), RDI)
+	a.loop(name, []GPPhysical{RDI}, func(ptrs []Mem) { body(ptrs[0], ptrs[1]) })
+}
+
+// loop emits the loop of a kernel whose parameter src (in RSI) has
+// len(src)/lanes vectors, the other pointers in outs stepping with it:
+// body gets src's operand then the outs' and leaves the lane-OK mask in
+// a.mask[0], whose bits over the vectors are the kernel's uint64 result.
+func (a isa) loop(name string, outs []GPPhysical, body func(ptrs []Mem)) {
 	Load(Param("src").Len(), R8)
 	SHRQ(U8(map[int]uint64{4: 2, 8: 3}[a.lanes]), R8)
 	XORQ(RBX, RBX) // the mask
@@ -216,13 +226,18 @@ func (a isa) block(name, doc string, body func(src, dst Mem)) {
 	TESTQ(R8, R8)
 	JZ(LabelRef(name + "_done"))
 	Label(name + "_loop")
-	body(Mem{Base: RSI}, Mem{Base: RDI})
+	ptrs := []Mem{{Base: RSI}}
+	for _, r := range outs {
+		ptrs = append(ptrs, Mem{Base: r})
+	}
+	body(ptrs)
 	a.maskBits(a.mask[0], EAX)
 	SHLQ(CL, RAX)
 	ORQ(RAX, RBX)
 	ADDQ(U8(a.lanes), RCX)
-	ADDQ(U8(8*a.lanes), RSI)
-	ADDQ(U8(8*a.lanes), RDI)
+	for _, r := range append([]GPPhysical{RSI}, outs...) {
+		ADDQ(U8(8*a.lanes), r)
+	}
 	DECQ(R8)
 	JNZ(LabelRef(name + "_loop"))
 	Label(name + "_done")
@@ -250,11 +265,28 @@ func genExp(a isa) {
 
 // genTanh emits the tanh kernel.
 func genTanh(a isa) {
-	x, z, s, n, d, r, e, k, t := a.vec(0), a.vec(1), a.vec(2), a.vec(3), a.vec(4), a.vec(5), a.vec(6), a.vec(7), a.vec(8)
-	ok, m := a.mask[0], a.mask[1]
+	x, r := a.vec(0), a.vec(5)
+	ok := a.mask[0]
 	a.block("tanh"+a.name, "sets dst[i] = math.Tanh(src[i]) and mask bit i where src[i] is not NaN; elsewhere dst[i] = src[i].",
 		func(src, dst Mem) {
 			VMOVUPD(src, x)
+			a.tanhCore("")
+			a.cmp(cmpEQ, x, x, ok) // not NaN
+			a.blend(ok, r, x, r)
+			VMOVUPD(r, dst)
+		})
+}
+
+// tanhCore sets vector 5 to math.Tanh of vector 0 for lanes that are not
+// NaN, with vectors 1 to 4 and 6 to 8 and mask 1 as scratch. With a
+// label skip (not ""), a vector with no lane of |x| ≥ 0.625 jumps over
+// the exp branch (its lanes would all take the polynomial's value: the
+// same bits, without an exp and a division), with R9 as scratch.
+func (a isa) tanhCore(skip string) {
+	x, z, s, n, d, r, e, k, t := a.vec(0), a.vec(1), a.vec(2), a.vec(3), a.vec(4), a.vec(5), a.vec(6), a.vec(7), a.vec(8)
+	m := a.mask[1]
+	{
+		{
 			a.and(c("abs"), x, z)
 			// |x| < 0.625: x + x·s·((p0·s+p1)·s+p2)/(((s+q0)·s+q1)·s+q2), s = x·x.
 			VMULPD(x, x, s)
@@ -274,6 +306,12 @@ func genTanh(a isa) {
 			a.cmp(cmpEQ, c("zero"), x, m) // ±0 → x
 			a.blend(m, x, r, r)
 			// |x| ≥ 0.625: ±(1 − 2/(exp(2|x|)+1)), ±1 beyond 0.5·MAXLOG.
+			if skip != "" {
+				a.cmp(cmpGE, c("tanhmid"), z, m)
+				a.maskBits(m, R9L)
+				TESTL(R9L, R9L)
+				JZ(LabelRef(skip))
+			}
 			VADDPD(z, z, e)
 			a.expCore(e, k, t)
 			VADDPD(c("one"), e, e)
@@ -287,9 +325,56 @@ func genTanh(a isa) {
 			a.or(t, e, e)
 			a.cmp(cmpGE, c("tanhmid"), z, m)
 			a.blend(m, e, r, r)
-			a.cmp(cmpEQ, x, x, ok) // not NaN
-			a.blend(ok, r, x, r)
-			VMOVUPD(r, dst)
+			if skip != "" {
+				Label(skip)
+			}
+		}
+	}
+}
+
+// tanhExpBlock is block for the tanh-exp kernel: func(h, e, src []float64,
+// div, mul float64) uint64, with div and mul broadcast into vectors 9 and
+// 10 before the loop, and h and e stepped with src.
+func (a isa) tanhExpBlock(name, doc string, body func(src, h, e Mem)) {
+	TEXT(name, NOSPLIT, "func(h, e, src []float64, div, mul float64) uint64")
+	Pragma("noescape")
+	Doc(name+" "+doc, "len(src) is a multiple of the vector width, at most 64; h and e are at least as long.")
+	Load(Param("src").Base(), RSI)
+	Load(Param("h").Base(), RDI)
+	Load(Param("e").Base(), RDX)
+	for i, name := range []string{"div", "mul"} {
+		v, err := Param(name).Resolve()
+		if err != nil {
+			panic(err)
+		}
+		VBROADCASTSD(v.Addr, a.vec(9+i))
+	}
+	a.loop(name, []GPPhysical{RDI, RDX}, func(ptrs []Mem) { body(ptrs[0], ptrs[1], ptrs[2]) })
+}
+
+// genTanhExp emits the tanh-exp kernel: per lane q = src/div, h =
+// math.Tanh(q), e = math.Exp(mul·h), each operation math's and Go's.
+func genTanhExp(a isa) {
+	x, r, e, k, t, src := a.vec(0), a.vec(5), a.vec(6), a.vec(7), a.vec(8), a.vec(11)
+	ok, m := a.mask[0], a.mask[2]
+	a.tanhExpBlock("tanhExp"+a.name, "sets h[i] = math.Tanh(src[i]/div), e[i] = math.Exp(mul·h[i]) and mask bit i where src[i] is finite, the quotient is not NaN and mul·h[i] is in [−708, 709]; elsewhere h[i] = src[i] and e[i] is unspecified.",
+		func(srcM, hM, eM Mem) {
+			VMOVUPD(srcM, src)
+			a.and(c("abs"), src, x)
+			a.cmp(cmpLT, c("inf"), x, ok) // |src| < +Inf: finite (false for NaN)
+			VDIVPD(a.vec(9), src, x)      // x = src/div
+			a.cmp(cmpEQ, x, x, m)         // the quotient is not NaN
+			a.andMask(m, ok)
+			a.tanhCore("tanhExp" + a.name + "_small")
+			VMULPD(a.vec(10), r, e) // e = mul·h
+			a.cmp(cmpGE, c("explo"), e, m)
+			a.andMask(m, ok)
+			a.cmp(cmpLE, c("exphi"), e, m)
+			a.andMask(m, ok)
+			a.expCore(e, k, t)
+			a.blend(ok, r, src, r)
+			VMOVUPD(r, hM)
+			VMOVUPD(e, eM)
 		})
 }
 
@@ -304,6 +389,7 @@ func main() {
 	for _, a := range []isa{avx2, avx512} {
 		genExp(a)
 		genTanh(a)
+		genTanhExp(a)
 	}
 	Generate()
 }
