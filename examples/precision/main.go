@@ -22,16 +22,19 @@
 // control), and float32's from the mean of the seed's two float64 fits
 // (both estimate the same float64 expectation, and their mean is the
 // less noisy reference), as a mean ± its standard error and as a median;
-// each seed's figures go to stderr, and -merge prints the table of such lines from
-// several runs (split by data, flow or seeds across processes).
+// each seed's figures go to stderr, and -merge prints the table of such
+// lines from several runs (split by data, flow or seeds across processes).
 //
 // By default each fit runs at most -epochs epochs at a constant learning
 // rate with early stopping on a tenth of the rows. Early stopping branches:
 // a perturbation as small as float32's rounding can move the epoch it stops
 // at, and with it the held-out NLL by up to a nat. -fixed is the protocol
-// that does not branch: exactly -epochs epochs on all the rows, no
-// validation, the learning rate decaying from -lr to -lr/100 along
-// optim.Cosine, the same shuffles from the same key in all three fits.
+// without branching points of its own: exactly -epochs epochs on all the
+// rows, no validation, the learning rate decaying from -lr to -lr/100
+// along optim.Cosine, the same shuffles from the same key in all three
+// fits. The training itself may still branch: a spline flow on a small
+// table does, once it fits about 2 nats better than a Gaussian, whatever
+// the learning rate (BENCHMARKS.md, issue 21); -trace shows where.
 //
 // A table's test split is small (18 to 180 rows), and the held-out mean of
 // a fit rests on a few of them. -folds k cross-fits instead: the table's
