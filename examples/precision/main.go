@@ -33,7 +33,7 @@
 // rows, no validation, the learning rate decaying from -lr to -lr/100
 // along optim.Cosine, the same shuffles from the same key in all three
 // fits. The training itself may still branch: a spline flow on a small
-// table does, once it fits about 2 nats better than a Gaussian, whatever
+// table does, once it fits 1 to 3 nats better than a Gaussian, whatever
 // the learning rate (BENCHMARKS.md, issue 21); -trace shows where.
 //
 // A table's test split is small (18 to 180 rows), and the held-out mean of
