@@ -20,7 +20,7 @@ package flows
 // first input's is still reached). With Degrees = SortedDegrees the hidden
 // units get the same degrees sorted in increasing order, which makes the
 // masks block-triangular and lets the products skip their zero blocks
-// (see madeblocks.go); the default, CyclicDegrees, is the recipe above.
+// when the hidden layers are at least 128 wide (see madeblocks.go); the default, CyclicDegrees, is the recipe above.
 // For dim 1 there are no valid degrees for
 // hidden units (jax-flows' recipe divides by zero there): the rule above
 // gives them degree 1, so they see the input but feed nothing, and the

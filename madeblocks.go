@@ -16,7 +16,8 @@ package flows
 // uses a prefix of its layer's inputs, and an input feeds a suffix of the
 // outputs.
 //
-// The dense pass then computes each product on the used part alone
+// When every hidden layer is at least madeSkipMinWidth (128) wide, the
+// dense pass then computes each product on the used part alone
 // (linalg.GemmExt): per group of linalg.ExtentCols columns, x·Wm runs over
 // the k steps up to the group's last used input, dy·Wmᵀ over the outputs
 // from the group's first user, and the weight gradient xᵀ·g over the rows
@@ -45,7 +46,8 @@ const (
 	// SortedDegrees gives the hidden units the cyclic recipe's degrees
 	// sorted in increasing order: the same nets up to a relabelling of
 	// the hidden units, whose masked products skip their zero blocks
-	// (in groups of 32 columns: a hidden→hidden product at dim 8 does
+	// when every hidden layer is at least 128 wide (in groups of 32
+	// columns: a hidden→hidden product at dim 8 does
 	// 68% of the full product's multiply-adds at width 128, 60% at 512,
 	// where 57% are used; see madeblocks.go). Parameters are not
 	// interchangeable with CyclicDegrees': the units are in another
@@ -89,12 +91,12 @@ type madeExtents struct {
 }
 
 // madeSkipMinWidth is the narrowest hidden layer with which a MADE with
-// sorted degrees skips the unused blocks of its products. Below it, a product is only a few groups of
-// linalg.ExtentCols columns wide: skipping saves little (a fifth of a
-// hidden→hidden product at width 64 and dim 8), and a kernel tile that
-// spans two groups runs once for each, so that a call of a few rows got
-// slower (BenchmarkScore: 5.7 → 8.1 µs for one row, 33.6 → 41.8 for 16,
-// measured under load).
+// sorted degrees skips the unused blocks of its products. Below it, a
+// product is only a few groups of linalg.ExtentCols columns wide:
+// skipping saves little (a fifth of a hidden→hidden product at width 64
+// and dim 8), and a kernel tile that spans two groups runs once for each,
+// so that a call of a few rows got slower (BenchmarkScore: 5.7 → 8.1 µs
+// for one row, 33.6 → 41.8 for 16, measured under load).
 const madeSkipMinWidth = 4 * linalg.ExtentCols
 
 // skipPays reports whether a MADE of cfg with sorted degrees skips the

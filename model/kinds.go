@@ -205,7 +205,7 @@ var kindSOS = kindSpec{
 // [MaskedAutoregressive(MADEConfig{Hidden, Activation, NaturalOrder},
 // Bernstein(16, 4)), Reverse]: degree 16 on [−4, 4] of the standardised
 // data, the identity beyond. Revision 1 gives the MADEs SortedDegrees (see
-// sortedMADE).
+// Config.made).
 const KindBernstein Kind = "bernstein"
 
 var kindBernstein = kindSpec{
@@ -233,10 +233,12 @@ func (c Config) mlp() flows.NetInitFunc {
 // sortedFrom on, cyclic ones before. That is why the MADE kinds were
 // revised (maf, nsf-autoregressive and bernstein to 1, naf and sos to 2):
 // a new model's MADEs are the same nets with their hidden units sorted by
-// degree, whose masked products skip their zero blocks (a hidden→hidden
-// product at 8 columns and width 128 does 68% of the full product's
-// multiply-adds), while a model file of an earlier revision keeps the
-// cyclic degrees, and the bits, it was fitted with.
+// degree, whose masked products skip their zero blocks when every hidden
+// layer is at least 128 wide (a hidden→hidden product at 8 columns and
+// width 128 then does 68% of the full product's multiply-adds; the
+// default widths, 64, compute whole products), while a model file of an
+// earlier revision keeps the cyclic degrees, and the bits, it was fitted
+// with.
 func (c Config) made(sortedFrom int) flows.MADEConfig {
 	mc := flows.MADEConfig{Hidden: c.Hidden, Act: c.Activation, Init: c.Init, Precision: c.Precision}
 	if c.Revision >= sortedFrom {
