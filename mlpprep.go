@@ -80,24 +80,7 @@ func packedLayer(w *linalg.Packed, b, x []float64, n int, c []float64, act Activ
 		return
 	}
 	w.Mul(n, x, c)
-	out := len(b)
-	for i := range n {
-		row := c[i*out : (i+1)*out]
-		row = row[:len(b)]
-		switch {
-		case hidden && act == ReLU: // max(v+b[j], 0), apply's bits
-			linalg.BiasReLU(row, row, b)
-		case hidden:
-			for j, v := range row {
-				row[j] = v + b[j]
-			}
-			act.apply(row, row)
-		default:
-			for j, v := range row {
-				row[j] = v + b[j]
-			}
-		}
-	}
+	biasAct(c, b, n, act, hidden)
 }
 
 // fillBias copies b into each of the n rows of c (n×len(b)).
