@@ -24,11 +24,12 @@ var endpoints = []string{"score", "sample", "model", "card", "corner", "healthz"
 var latencyBuckets = []float64{0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}
 
 // histogram is a latency histogram: a count per bucket (not cumulative;
-// the last counts the rest), the sum in nanoseconds and the count.
+// the last counts the rest) and the sum in nanoseconds. Its count is the
+// buckets' total, so that a scrape during an observation still shows the
+// +Inf bucket equal to the count, as the format requires.
 type histogram struct {
 	counts []atomic.Uint64
 	sumNs  atomic.Uint64
-	count  atomic.Uint64
 }
 
 func newHistogram() *histogram {
@@ -41,7 +42,6 @@ func (h *histogram) observe(d time.Duration) {
 	b, _ := slices.BinarySearch(latencyBuckets, s) // the first bound ≥ s
 	h.counts[b].Add(1)
 	h.sumNs.Add(uint64(max(d, 0)))
-	h.count.Add(1)
 }
 
 // metricsSet holds the server's metrics.
@@ -136,7 +136,7 @@ func (m *metricsSet) write(w io.Writer, info modelInfo, workers, queue int) erro
 		cum += h.counts[len(latencyBuckets)].Load()
 		sample("flows_http_request_duration_seconds_bucket", label("endpoint", e, "le", "+Inf"), float64(cum))
 		sample("flows_http_request_duration_seconds_sum", label("endpoint", e), float64(h.sumNs.Load())/1e9)
-		sample("flows_http_request_duration_seconds_count", label("endpoint", e), float64(h.count.Load()))
+		sample("flows_http_request_duration_seconds_count", label("endpoint", e), float64(cum))
 	}
 
 	head("flows_rows_total", "counter", "Rows scored (score) and drawn (sample) in successful requests.")
