@@ -11,6 +11,7 @@ import (
 
 	"github.com/gonormflows/flows"
 	"github.com/gonormflows/flows/flowstest"
+	"github.com/gonormflows/flows/internal/linalg"
 )
 
 func TestMAFConformance(t *testing.T) {
@@ -29,8 +30,13 @@ func TestMAFConformance(t *testing.T) {
 		}
 	}
 	// Sorted degrees, with hidden layers of several groups of columns (the
-	// products skip blocks).
+	// products skip blocks). Not in the openblas build: its unprepared
+	// products are OpenBLAS's whole ones, whose bits the prepared pass (our
+	// kernels) does not promise at these widths.
 	for _, order := range madeOrders {
+		if linalg.Backend() == "openblas" {
+			break
+		}
 		cfg := flows.MADESkipAlways(flows.MADEConfig{Hidden: []int{70, 45}, Act: flows.ReLU, Order: order, Degrees: flows.SortedDegrees})
 		cases = append(cases,
 			flowstest.Bijection{Name: fmt.Sprintf("MAF/sorted/dim=5/%v", order), Init: flows.MAF(cfg), Dim: 5},

@@ -58,9 +58,10 @@ func (e *Extents) check(n, k int) {
 // goroutine alone when serial: Gemm's bits, except a −0 in c that Gemm
 // would turn into +0 and the NaN that Gemm gets from a non-finite a at a
 // step left out (see extents.go). The openblas build runs the whole
-// product on OpenBLAS.
+// product on OpenBLAS unless serial, as Gemm and GemmSerial do.
 func GemmExt(serial, ta, tb bool, m, n, k int, a, b []float64, beta float64, c []float64, e *Extents) {
-	if backend != nil {
+	if backend != nil && !serial {
+		e.check(n, k)
 		backend(ta, tb, m, n, k, 1, a, b, beta, c)
 		return
 	}
