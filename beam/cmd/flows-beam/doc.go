@@ -25,11 +25,6 @@
 // interrupted; a failed run leaves no temporary files of its own (on a
 // file system that can remove), and earlier outputs as they were.
 //
-// A model file of at most 2 MiB travels inside the pipeline
-// (flowsbeam.ScoreInline), a larger one as a side input: on Prism a stage
-// that reads a side input costs a core's time while its bundle runs (the
-// runner polls), about 40% of a one-core run.
-//
 // A runner other than Prism runs the binary itself on its workers: give it
 // one built for linux/amd64 with --worker_binary, or Beam compiles this
 // package from source.

@@ -63,7 +63,7 @@ hold rows. It prints the count and the mean.`,
 			}
 			rows, dead, fileCounts := flowsbeam.ReadCSVCounted(s, flowsbeam.ReadConfig{Options: opt, Categories: m.Categories, DeadLetter: c.deadLetter != ""}, args[1:]...)
 			cleanDead := deadLetters(s, c.deadLetter, dead)
-			scored := model.score(s, rows)
+			scored := flowsbeam.Score(s, model, rows, flowsbeam.ScoreConfig{})
 			flowsbeam.WriteEvaluation(s, out, flowsbeam.Evaluate(s, scored, flowsbeam.EvaluateConfig{BinWidth: width}))
 			countsFile := countRows(s, flowsbeam.NewOutput(out), fileCounts, scored, dead)
 			metrics, err := execute(ctx, e, p, func() {

@@ -48,38 +48,18 @@ func (c *csvFlags) options(cmd string) (table.Options, error) {
 }
 
 // loadModel reads the model file at path through Beam's file systems and
-// returns it, with the model.
-func loadModel(s beam.Scope, path string) (modelInput, *model.Model, error) {
-	mf, m, err := flowsbeam.LoadModelFile(context.Background(), path)
+// returns it as a side input, with the model.
+func loadModel(s beam.Scope, path string) (beam.PCollection, *model.Model, error) {
+	mf, m, err := flowsbeam.ReadModelFile(s, path)
 	if err != nil {
 		// The library's message names the file itself.
 		var msg string
 		if msg = err.Error(); strings.HasPrefix(msg, path+": flows: model file: ") {
 			msg = "model file " + path + ": " + strings.TrimPrefix(msg, path+": flows: model file: ")
 		}
-		return modelInput{}, nil, &wrapped{msg: msg, err: err}
+		return beam.PCollection{}, nil, &wrapped{msg: msg, err: err}
 	}
-	return modelInput{s: s, mf: mf}, m, nil
-}
-
-// modelInput is a model file on its way into a pipeline.
-type modelInput struct {
-	s  beam.Scope
-	mf flowsbeam.ModelFile
-}
-
-// side returns the model as a side input (a one-element PCollection).
-func (mi modelInput) side() beam.PCollection {
-	return beam.Create(mi.s.Scope("flowsbeam.ReadModelFile"), mi.mf)
-}
-
-// score scores rows: with the model inside the pipeline when its file is
-// at most flowsbeam.InlineModelMax bytes, as a side input otherwise.
-func (mi modelInput) score(s beam.Scope, rows beam.PCollection) beam.PCollection {
-	if len(mi.mf.Data) <= flowsbeam.InlineModelMax {
-		return flowsbeam.ScoreInline(s, mi.mf, rows, flowsbeam.ScoreConfig{})
-	}
-	return flowsbeam.Score(s, mi.side(), rows, flowsbeam.ScoreConfig{})
+	return mf, m, nil
 }
 
 // wrapped is an error with another message.

@@ -67,7 +67,7 @@ A conditional model needs --given, one context row's values for every row.`,
 					len(names), plural(int64(len(names)), "name"), args[0], want, plural(int64(want), "column"))
 			}
 			cfg := flowsbeam.SampleConfig{N: n, Seed: seed, Shards: shards, Given: given, Names: names}
-			blocks, err := flowsbeam.Sample(s, model.side(), m, cfg)
+			blocks, err := flowsbeam.Sample(s, model, m, cfg)
 			if err != nil {
 				return err
 			}

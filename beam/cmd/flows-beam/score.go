@@ -114,7 +114,7 @@ good and bad rows are counted as Beam metrics and printed at the end.`,
 			}
 			rows, dead, fileCounts := flowsbeam.ReadCSVCounted(s, flowsbeam.ReadConfig{Options: opt, Categories: m.Categories, DeadLetter: c.deadLetter != ""}, globs...)
 			cleanDead := deadLetters(s, c.deadLetter, dead)
-			scored := model.score(s, rows)
+			scored := flowsbeam.Score(s, model, rows, flowsbeam.ScoreConfig{})
 			o := flowsbeam.NewOutput(out)
 			countsFile := countRows(s, o, fileCounts, scored, dead)
 			switch {
