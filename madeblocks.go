@@ -215,14 +215,5 @@ func (m *madeNet) backLayer(l int, t *madeTape, g acts, gBuf *scratch, w []float
 	}
 	dh := getScratch(n * li.in)
 	li.backIn(m.prec, g, gBuf, w, n, dh.f)
-	if m.prec != Float32 {
-		next := f64(dh.f[:n*li.in])
-		m.act.backActs(next, dh.f, t.hidden[l], t.pres[l-1], n, li.in)
-		return next, dh
-	}
-	gBuf = getScratch(m.prec.words(n * li.in))
-	next := m.prec.view(gBuf.f, n*li.in)
-	m.act.backActs(next, dh.f, t.hidden[l], t.pres[l-1], n, li.in)
-	dh.put()
-	return next, gBuf
+	return backActs(m.prec, m.act, dh, t.hidden[l], t.pres[l-1], n, li.in)
 }

@@ -236,12 +236,20 @@ func backHiddenW(pr Precision, act Activation, g acts, gBuf *scratch, w []float6
 	dhBuf := getScratch(n * in)
 	mulWT(pr, pw, n, in, out, g, w, dhBuf.f)
 	gBuf.put()
+	return backActs(pr, act, dhBuf, post, pre, n, in)
+}
+
+// backActs turns dh = dL/dh (n×in, float64, in the pooled dhBuf) into the
+// gradient with respect to the layer's pre-activations, stored as pr
+// stores activations, and returns it with its pooled buffer (dhBuf itself
+// in Float64; a new one in Float32, dhBuf put back).
+func backActs(pr Precision, act Activation, dhBuf *scratch, post, pre acts, n, in int) (acts, *scratch) {
 	if pr != Float32 {
-		next := f64(dhBuf.f)
+		next := f64(dhBuf.f[:n*in])
 		act.backActs(next, dhBuf.f, post, pre, n, in)
 		return next, dhBuf
 	}
-	gBuf = getScratch(pr.words(n * in))
+	gBuf := getScratch(pr.words(n * in))
 	next := pr.view(gBuf.f, n*in)
 	act.backActs(next, dhBuf.f, post, pre, n, in)
 	dhBuf.put()
